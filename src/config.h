@@ -1,0 +1,89 @@
+/*
+ * config.h - talas.yaml: the schema, the parsed configuration and its loader.
+ *
+ * Every key is a row of the schema table in config.c (key, type, range,
+ * default). Unknown keys, wrong types and out-of-range values are errors
+ * that read "FILE:LINE:COL: key: reason". Fields start unset; a finalize
+ * step fills defaults and runs the cross-field checks.
+ *
+ * A struct talas_config and everything it points to live in one arena owned
+ * by the config: talas_config_free() releases all of it. A reload builds a
+ * new config and frees the old one only after the swap (nginx
+ * ngx_init_cycle). The config is plain data: the master builds it before
+ * fork and each worker reads its inherited copy.
+ *
+ * Relative paths in the file are resolved against the working directory of
+ * the process that loads it, and stored absolute, so that a daemon that
+ * chdir()s to / keeps finding its files.
+ */
+#ifndef TALAS_CONFIG_H
+#define TALAS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum talas_access_log_format { TALAS_ACCESS_LOG_COMBINED, TALAS_ACCESS_LOG_JSON };
+
+struct talas_config_listen {
+    char *host;            /* "127.0.0.1", "::1", "0.0.0.0"; default "0.0.0.0" */
+    int port;              /* 1..65535, required */
+    char *tls_certificate; /* PEM file, NULL for cleartext */
+    char *tls_key;         /* PEM file, set iff tls_certificate is */
+};
+
+struct talas_config {
+    char *file; /* the file this was loaded from, absolute */
+
+    struct talas_config_listen *listen; /* listen: (at least one) */
+    size_t listen_count;
+    int workers;    /* workers: 1..256, default: number of CPUs */
+    int daemonize;  /* daemonize: bool, default false */
+    char *pid_file; /* pid_file: default NULL (none) */
+    char *user;     /* user: drop privileges to this user after binding, default NULL */
+    uint64_t shutdown_timeout_ms; /* shutdown_timeout: duration, default 30s */
+
+    char **library_paths; /* library.paths: list of directories (at least one) */
+    size_t library_path_count;
+    char **library_extensions; /* library.extensions: file name endings that are scanned,
+                                  default the audio formats libavformat reads */
+    size_t library_extension_count;
+
+    char *storage_path;        /* storage.path: the LMDB environment directory (required) */
+    uint64_t storage_map_size; /* storage.map_size: bytes, 1MiB..1TiB, default 4GiB */
+
+    int auth_required; /* auth.required: bool, default false */
+
+    char *log_error;    /* log.error: path, or "stderr" (default) */
+    char *log_access;   /* log.access: path, "stderr", or "off"; NULL (off) by default */
+    enum talas_access_log_format log_access_format; /* log.access_format: combined|json */
+    int log_level;      /* log.level: an enum talas_log_level, default info */
+
+    uint64_t http_keepalive_timeout_ms;  /* http.keepalive_timeout: default 10s */
+    uint64_t http_request_timeout_ms;    /* http.request_timeout: default 10s (headers) */
+    uint64_t http_max_request_body;      /* http.max_request_body: default 1MiB */
+    char *http_www_root;                 /* http.www_root: static files at /, default NULL */
+    uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */
+    int http2_max_concurrent_streams;    /* http2.max_concurrent_streams: default 100 */
+};
+
+/*
+ * Reads and validates FILE. On success returns 0 and stores a new config in
+ * *conf_r (free it with talas_config_free). On failure returns -1 and stores
+ * in *error_r a malloc'd message "FILE:LINE:COL: key: reason" (the caller
+ * frees it); nothing else is allocated.
+ */
+int talas_config_load(const char *file, struct talas_config **conf_r, char **error_r);
+
+/* Same as talas_config_load, on an in-memory document; NAME stands for the
+ * file name in messages and relative paths resolve against the cwd. */
+int talas_config_load_string(const char *name, const char *text, size_t len, struct talas_config **conf_r,
+                             char **error_r);
+
+void talas_config_free(struct talas_config *conf);
+
+/* Writes the effective configuration, defaults included, as YAML to FP
+ * (for "talas-master -T"-style dumps and for tests). */
+void talas_config_dump(const struct talas_config *conf, FILE *fp);
+
+#endif

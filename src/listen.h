@@ -1,0 +1,31 @@
+/*
+ * listen.h - the listening sockets, opened by the master.
+ *
+ * Each listen: entry gets one SO_REUSEPORT socket per worker slot, so the
+ * kernel spreads connections evenly over the workers (a single shared
+ * socket gives a thundering herd and an uneven split on epoll). The master
+ * keeps every socket open for its lifetime: connections queued on the
+ * socket of a worker that died wait for its successor instead of being
+ * reset. A reload reuses the sockets of addresses that stay.
+ */
+#ifndef TALAS_LISTEN_H
+#define TALAS_LISTEN_H
+
+#include "config.h"
+
+struct talas_listen_set; /* opaque, owned by the master */
+
+struct talas_listen_set *talas_listen_set_new(void);
+
+/* Opens whatever CONF needs that is not open yet (conf->workers sockets for
+ * each listen entry). Returns 0, or -1 with a malloc'd message naming the
+ * address and the failing call; sockets opened by a failed call are closed. */
+int talas_listen_set_prepare(struct talas_listen_set *set, const struct talas_config *conf, char **error_r);
+
+/* Stores in FDS (conf->listen_count entries) the sockets of worker SLOT. */
+void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_config *conf, int slot, int *fds);
+
+/* Closes the sockets CONF does not use (after a reload), or all with NULL. */
+void talas_listen_set_prune(struct talas_listen_set *set, const struct talas_config *conf);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * master.h - the state of talas-master, shared by the master_*.c files.
+ *
+ * The master owns the configuration, the listening sockets and the table of
+ * its children (workers of the current and of retiring generations, and
+ * the library scanner). Only the master's own files include this header.
+ */
+#ifndef TALAS_MASTER_H
+#define TALAS_MASTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "listen.h"
+
+enum talas_child_kind { TALAS_CHILD_WORKER, TALAS_CHILD_SCANNER };
+
+struct talas_child {
+    pid_t pid;
+    enum talas_child_kind kind;
+    int slot;            /* workers: 0 .. workers-1 */
+    unsigned generation; /* workers: the configuration generation they run */
+    uint64_t started_ms; /* monotonic */
+    int ready;           /* the worker said it accepts connections */
+    int retiring;        /* sent SIGTERM after a reload or at stop */
+};
+
+/* A worker slot of the current generation. */
+struct talas_slot {
+    pid_t pid;             /* 0 while no worker runs in it */
+    unsigned young_deaths; /* consecutive deaths within TALAS_YOUNG_MS */
+    uint64_t respawn_at;   /* monotonic ms; meaningful when pid == 0 */
+};
+
+/* A worker that dies sooner than this after its start died young. */
+#define TALAS_YOUNG_MS 2000
+/* Longest wait before respawning a worker that keeps dying young. */
+#define TALAS_RESPAWN_MAX_DELAY_MS 30000
+/* Longest wait for new workers to be ready before old ones retire. */
+#define TALAS_READY_TIMEOUT_MS 5000
+
+struct talas_master {
+    struct talas_config *conf;
+    struct talas_listen_set *listen;
+    unsigned generation;
+
+    struct talas_child *children;
+    size_t child_count, child_cap;
+    struct talas_slot *slots; /* conf->workers entries */
+
+    int notify_fd[2]; /* workers write a talas_worker_ready_msg when ready */
+
+    int scan_pending;          /* start a scanner as soon as none runs */
+    int retire_pending;        /* retire generations < generation when ready */
+    uint64_t retire_deadline;  /* ... or at this time */
+    int stopping;
+    uint64_t stop_deadline;
+};
+
+/* master_spawn.c */
+void talas_master_spawn_worker(struct talas_master *m, int slot);
+void talas_master_spawn_scanner(struct talas_master *m);
+/* Reaps exited children, logs how they ended, schedules respawns. */
+void talas_master_reap(struct talas_master *m);
+/* Starts what is due (respawns, pending scan, retirement); returns how long
+ * poll() may sleep, in ms. */
+int talas_master_tick(struct talas_master *m);
+/* Reads ready notifications from the status pipe. */
+void talas_master_read_notify(struct talas_master *m);
+/* Sends SIG to every child (KIND -1: all kinds). */
+void talas_master_signal_children(struct talas_master *m, int sig, int kind);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * master_spawn.c - starting, reaping and respawning the master's children.
+ *
+ * Entry points (declared in master.h): talas_master_spawn_worker,
+ * talas_master_spawn_scanner, talas_master_reap, talas_master_tick,
+ * talas_master_read_notify, talas_master_signal_children.
+ *
+ * A worker of the current generation that dies is respawned in its slot at
+ * once, or after a delay that doubles with each consecutive early death
+ * (nginx ngx_reap_children, Postfix master_spawn.c): a worker that cannot
+ * start must not turn the master into a fork loop. After any child dies
+ * the master clears LMDB reader slots left by dead processes, so a worker
+ * killed inside a read transaction never pins old pages for good.
+ *
+ * Logs: every spawn (info), every unexpected death (warn) with its status
+ * or signal, the respawn delay, and the stale reader slots cleared.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "master.h"
+#include "master_sig.h"
+#include "scan.h"
+#include "storage.h"
+#include "util.h"
+#include "worker.h"
+
+static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind kind, int slot)
+{
+    struct talas_child *c;
+
+    if (m->child_count == m->child_cap) {
+        m->child_cap = m->child_cap ? m->child_cap * 2 : 16;
+        m->children = xrealloc(m->children, m->child_cap * sizeof(*m->children));
+    }
+    c = &m->children[m->child_count++];
+    memset(c, 0, sizeof(*c));
+    c->pid = pid;
+    c->kind = kind;
+    c->slot = slot;
+    c->generation = m->generation;
+    c->started_ms = talas_now_ms();
+}
+
+static struct talas_child *child_find(struct talas_master *m, pid_t pid)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (m->children[i].pid == pid)
+            return &m->children[i];
+    return NULL;
+}
+
+static void child_remove(struct talas_master *m, struct talas_child *c)
+{
+    *c = m->children[--m->child_count];
+}
+
+static int scanner_running(struct talas_master *m)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (m->children[i].kind == TALAS_CHILD_SCANNER)
+            return 1;
+    return 0;
+}
+
+/* What every child does first: it must not keep the master's descriptors
+ * or dispositions, and it stops when the master is gone. */
+static void child_setup(struct talas_master *m, pid_t master_pid)
+{
+    talas_master_sig_child();
+    talas_pidfile_close_in_child();
+    close(m->notify_fd[0]);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master_pid)
+        _exit(0); /* the master died before prctl took effect */
+}
+
+static pid_t fork_child(struct talas_master *m, const char *what)
+{
+    sigset_t old;
+    pid_t master_pid = getpid(), pid;
+
+    /* signals stay blocked across fork so that a child never runs the
+     * master's handlers; the child unblocks once its own are installed */
+    talas_master_sig_block(&old);
+    pid = fork();
+    if (pid == 0) {
+        child_setup(m, master_pid);
+        return 0;
+    }
+    talas_master_sig_restore(&old);
+    if (pid == -1)
+        log_error("%s: fork() of a %s failed: %s", __func__, what, strerror(errno));
+    return pid;
+}
+
+void talas_master_spawn_worker(struct talas_master *m, int slot)
+{
+    struct talas_worker_args args;
+    int *fds = xcalloc(m->conf->listen_count, sizeof(int));
+    pid_t pid;
+
+    talas_listen_set_fds(m->listen, m->conf, slot, fds);
+    if ((pid = fork_child(m, "worker")) == 0) {
+        args.conf = m->conf;
+        args.slot = slot;
+        args.generation = m->generation;
+        args.listen_fds = fds;
+        args.notify_fd = m->notify_fd[1];
+        talas_worker_main(&args);
+    }
+    free(fds);
+    if (pid == -1) {
+        m->slots[slot].respawn_at = talas_now_ms() + 1000;
+        return;
+    }
+    child_add(m, pid, TALAS_CHILD_WORKER, slot);
+    m->slots[slot].pid = pid;
+    log_info("started worker %d (pid %d, generation %u)", slot, (int)pid, m->generation);
+}
+
+static _Noreturn void scanner_main(const struct talas_config *conf, int notify_fd)
+{
+    struct talas_scan_progress result;
+    struct talas_storage *st;
+    sigset_t none;
+    char *error;
+    int rc;
+
+    close(notify_fd);
+    talas_log_set_role("scanner");
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    talas_drop_privileges(conf->user);
+    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
+        log_error("%s", error);
+        _exit(1);
+    }
+    /* the scan logs its own summary */
+    if ((rc = talas_scan_run(conf, st, 1, NULL, NULL, &result, &error)) != 0)
+        log_error("scan failed: %s", error);
+    talas_storage_close(st);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+void talas_master_spawn_scanner(struct talas_master *m)
+{
+    pid_t pid;
+
+    if ((pid = fork_child(m, "scanner")) == 0)
+        scanner_main(m->conf, m->notify_fd[1]);
+    if (pid == -1) {
+        m->scan_pending = 1;
+        return;
+    }
+    child_add(m, pid, TALAS_CHILD_SCANNER, -1);
+    log_info("started library scan (pid %d)", (int)pid);
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, size, "ended with status %#x", status);
+}
+
+/* Clears the reader slots of dead processes. The master opens the
+ * environment only for this, read-only, and closes it at once: it never
+ * holds an LMDB handle across a fork. */
+static void clear_stale_readers(const struct talas_config *conf)
+{
+    MDB_env *env;
+    int rc, dead = 0;
+
+    if ((rc = mdb_env_create(&env)) != 0)
+        goto fail;
+    mdb_env_set_maxreaders(env, 1024);
+    mdb_env_set_maxdbs(env, 32);
+    if ((rc = mdb_env_open(env, conf->storage_path, MDB_NOTLS | MDB_RDONLY, 0640)) != 0 ||
+        (rc = mdb_reader_check(env, &dead)) != 0) {
+        mdb_env_close(env);
+        goto fail;
+    }
+    mdb_env_close(env);
+    if (dead > 0)
+        log_warn("cleared %d stale LMDB reader slot(s) left by dead processes", dead);
+    return;
+
+fail:
+    log_error("%s: clearing stale LMDB readers in \"%s\" failed: %s", __func__, conf->storage_path,
+              mdb_strerror(rc));
+}
+
+void talas_master_reap(struct talas_master *m)
+{
+    char how[128];
+    int status, reaped = 0;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct talas_child *c = child_find(m, pid);
+        uint64_t now = talas_now_ms(), lifetime;
+
+        if (c == NULL)
+            continue;
+        reaped = 1;
+        describe_status(status, how, sizeof(how));
+        lifetime = now - c->started_ms;
+        if (c->kind == TALAS_CHILD_SCANNER) {
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                log_info("library scan (pid %d) done", (int)pid);
+            else
+                log_warn("library scan (pid %d) %s", (int)pid, how);
+        } else if (c->generation == m->generation && !c->retiring && !m->stopping) {
+            struct talas_slot *slot = &m->slots[c->slot];
+            uint64_t delay = 0;
+
+            slot->pid = 0;
+            if (lifetime < TALAS_YOUNG_MS) {
+                slot->young_deaths++;
+                delay = 100ULL << (slot->young_deaths < 10 ? slot->young_deaths - 1 : 9);
+                if (delay > TALAS_RESPAWN_MAX_DELAY_MS)
+                    delay = TALAS_RESPAWN_MAX_DELAY_MS;
+            } else {
+                slot->young_deaths = 0;
+            }
+            slot->respawn_at = now + delay;
+            log_warn("worker %d (pid %d) %s after %" PRIu64 " ms; respawning in %" PRIu64 " ms", c->slot, (int)pid,
+                     how, lifetime, delay);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            log_info("worker %d (pid %d, generation %u) stopped", c->slot, (int)pid, c->generation);
+        } else {
+            log_warn("worker %d (pid %d, generation %u) %s while stopping", c->slot, (int)pid, c->generation, how);
+        }
+        child_remove(m, c);
+    }
+    if (reaped)
+        clear_stale_readers(m->conf);
+}
+
+void talas_master_read_notify(struct talas_master *m)
+{
+    struct talas_worker_ready_msg msg;
+
+    /* messages are smaller than PIPE_BUF: each read returns whole ones */
+    while (read(m->notify_fd[0], &msg, sizeof(msg)) == (ssize_t)sizeof(msg)) {
+        struct talas_child *c = child_find(m, msg.pid);
+        if (c != NULL)
+            c->ready = 1;
+    }
+}
+
+void talas_master_signal_children(struct talas_master *m, int sig, int kind)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (kind == -1 || m->children[i].kind == (enum talas_child_kind)kind)
+            kill(m->children[i].pid, sig);
+}
+
+/* Old workers retire once the new generation accepts connections (or the
+ * wait is over): the sockets are shared, so nothing queued is lost. */
+static int tick_retire(struct talas_master *m, uint64_t now)
+{
+    int all_ready = 1;
+
+    for (size_t i = 0; i < m->child_count; i++) {
+        struct talas_child *c = &m->children[i];
+        if (c->kind == TALAS_CHILD_WORKER && c->generation == m->generation && !c->ready)
+            all_ready = 0;
+    }
+    if (!all_ready && now < m->retire_deadline)
+        return (int)(m->retire_deadline - now);
+    for (size_t i = 0; i < m->child_count; i++) {
+        struct talas_child *c = &m->children[i];
+        if (c->kind == TALAS_CHILD_WORKER && c->generation < m->generation && !c->retiring) {
+            kill(c->pid, SIGTERM);
+            c->retiring = 1;
+        }
+    }
+    m->retire_pending = 0;
+    talas_listen_set_prune(m->listen, m->conf);
+    return 1000;
+}
+
+int talas_master_tick(struct talas_master *m)
+{
+    uint64_t now = talas_now_ms();
+    int timeout = 1000;
+
+    if (m->stopping) {
+        if (now >= m->stop_deadline) {
+            for (size_t i = 0; i < m->child_count; i++) {
+                log_warn("stop: killing %s pid %d, still running after shutdown_timeout",
+                         m->children[i].kind == TALAS_CHILD_WORKER ? "worker" : "scanner",
+                         (int)m->children[i].pid);
+                kill(m->children[i].pid, SIGKILL);
+            }
+            m->stop_deadline = now + 1000;
+        }
+        return (int)(m->stop_deadline - now);
+    }
+    for (int i = 0; i < m->conf->workers; i++) {
+        struct talas_slot *slot = &m->slots[i];
+        if (slot->pid != 0)
+            continue;
+        if (now >= slot->respawn_at)
+            talas_master_spawn_worker(m, i);
+        else if ((int)(slot->respawn_at - now) < timeout)
+            timeout = (int)(slot->respawn_at - now);
+    }
+    if (m->scan_pending && !scanner_running(m)) {
+        m->scan_pending = 0;
+        talas_master_spawn_scanner(m);
+    }
+    if (m->retire_pending) {
+        int t = tick_retire(m, now);
+        if (t < timeout)
+            timeout = t;
+    }
+    return timeout < 1 ? 1 : timeout;
+}

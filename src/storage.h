@@ -1,0 +1,51 @@
+/*
+ * storage.h - the LMDB environment that every Talas process shares.
+ *
+ * One environment (a directory) holds all named databases; this module opens
+ * it with MDB_NOTLS (one thread may hold several read transactions: one per
+ * request in flight) and opens the named databases once. Each process opens
+ * its own handle after fork(): never use a handle across fork (LMDB's own
+ * header says so). One writer at a time across all processes: keep write
+ * transactions short, and never run one on a worker's event loop for long.
+ */
+#ifndef TALAS_STORAGE_H
+#define TALAS_STORAGE_H
+
+#include <stdint.h>
+#include <lmdb.h>
+
+/* The named databases. Later modules append theirs here. */
+enum talas_dbi {
+    TALAS_DBI_TRACKS,       /* track id -> encoded struct talas_track */
+    TALAS_DBI_TRACK_PATHS,  /* absolute path -> track id (listing order) */
+    TALAS_DBI_META,         /* small named records: "scan" status, schema version */
+    TALAS_DBI_COUNT
+};
+
+struct talas_storage; /* opaque, owned by the process that opened it */
+
+/*
+ * Opens (creating the directory and the databases when missing) the
+ * environment at PATH with the given map size. Returns 0 and the handle in
+ * *st_r, or -1 with a malloc'd message naming the path and the failing call
+ * in *error_r.
+ */
+int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage **st_r, char **error_r);
+void talas_storage_close(struct talas_storage *st);
+
+MDB_env *talas_storage_env(struct talas_storage *st);
+MDB_dbi talas_storage_dbi(struct talas_storage *st, enum talas_dbi which);
+/* The environment directory as given to talas_storage_open (owned by ST):
+ * the scanner keeps its lock file there. */
+const char *talas_storage_path(struct talas_storage *st);
+
+/* Begins a read-only transaction; returns 0 or an LMDB error code. */
+int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r);
+/* Begins a write transaction (blocks while another process writes). */
+int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r);
+
+/* Clears the reader slots of dead processes (mdb_reader_check); stores the
+ * number cleared in *dead_r. Returns 0 or an LMDB error code. */
+int talas_storage_reader_check(struct talas_storage *st, int *dead_r);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * talasctl.c - the operator's command line.
+ *
+ *   talasctl [-c FILE] scan            scan the library now (progress on a tty)
+ *   talasctl [-c FILE] tracks [--errors]
+ *   talasctl [-c FILE] status
+ *
+ * talasctl reads the same configuration file as talas-master and opens the
+ * LMDB storage directly (LMDB is made for several processes): it works
+ * whether the master runs or not, and a scan it runs is serialised with the
+ * master's scanner by the scan lock. The master's pid comes from pid_file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "log.h"
+#include "scan.h"
+#include "storage.h"
+#include "util.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/talas/talas.yaml"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: talasctl [-c FILE] COMMAND\n"
+                "  scan               scan the library folders now and update the catalog\n"
+                "  tracks [--errors]  list the playable tracks, or the files that failed to probe\n"
+                "  status             show whether the master runs, the catalog and the storage\n"
+                "options:\n"
+                "  -c FILE            configuration file (default: " DEFAULT_CONFIG ")\n"
+                "  -V                 print the version\n"
+                "  -h                 print this help\n");
+}
+
+static struct talas_storage *open_storage(const struct talas_config *conf)
+{
+    struct talas_storage *st;
+    char *error;
+
+    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
+        fprintf(stderr, "talasctl: %s\n", error);
+        exit(1);
+    }
+    return st;
+}
+
+struct progress_state {
+    uint64_t last_ms;
+};
+
+static void on_progress(const struct talas_scan_progress *p, void *arg)
+{
+    struct progress_state *ps = arg;
+    uint64_t now = talas_now_ms();
+
+    if (p->current != NULL && now - ps->last_ms < 100)
+        return;
+    ps->last_ms = now;
+    fprintf(stderr, "\r\033[K%zu files: %zu probed, %zu unchanged, %zu errors", p->files, p->probed, p->unchanged,
+            p->errors);
+    if (p->current == NULL)
+        fputc('\n', stderr);
+}
+
+static int cmd_scan(const struct talas_config *conf)
+{
+    struct talas_scan_progress result;
+    struct progress_state ps = {0};
+    struct talas_storage *st = open_storage(conf);
+    uint64_t started = talas_now_ms();
+    char *error;
+    int tty = isatty(STDERR_FILENO);
+
+    if (talas_scan_run(conf, st, 1, tty ? on_progress : NULL, &ps, &result, &error) != 0) {
+        fprintf(stderr, "talasctl: scan failed: %s\n", error);
+        talas_storage_close(st);
+        return 1;
+    }
+    printf("scanned %zu files in %.1f s: %zu added, %zu updated, %zu removed, %zu unchanged, %zu errors\n",
+           result.files, (double)(talas_now_ms() - started) / 1000.0, result.added, result.updated, result.removed,
+           result.unchanged, result.errors);
+    talas_storage_close(st);
+    return 0;
+}
+
+struct tracks_state {
+    int errors;
+    size_t count;
+};
+
+static int print_track(const struct talas_track *t, void *arg)
+{
+    struct tracks_state *s = arg;
+
+    if (s->errors) {
+        if (t->error == NULL)
+            return 0;
+        printf("%s\t%s\t%s\n", t->id, t->path, t->error);
+    } else {
+        if (t->error != NULL)
+            return 0;
+        printf("%s\t%" PRIu64 ":%02" PRIu64 "\t%s\t%s\n", t->id, t->duration_ms / 60000,
+               (t->duration_ms / 1000) % 60, t->artist, t->title);
+    }
+    s->count++;
+    return 0;
+}
+
+static int cmd_tracks(const struct talas_config *conf, int errors)
+{
+    struct talas_storage *st = open_storage(conf);
+    struct tracks_state s = {errors, 0};
+    MDB_txn *txn;
+    size_t damaged = 0;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        fprintf(stderr, "talasctl: mdb_txn_begin() failed: %s\n", mdb_strerror(rc));
+        return 1;
+    }
+    rc = talas_catalog_foreach(st, txn, print_track, &s, &damaged);
+    mdb_txn_abort(txn);
+    talas_storage_close(st);
+    if (rc != 0) {
+        fprintf(stderr, "talasctl: reading the catalog failed: %s\n", mdb_strerror(rc));
+        return 1;
+    }
+    if (damaged > 0)
+        fprintf(stderr, "talasctl: %zu damaged catalog record(s) skipped; run a scan\n", damaged);
+    return 0;
+}
+
+static pid_t master_pid(const struct talas_config *conf)
+{
+    FILE *fp;
+    int pid = 0;
+
+    if (conf->pid_file == NULL || (fp = fopen(conf->pid_file, "r")) == NULL)
+        return 0;
+    if (fscanf(fp, "%d", &pid) != 1)
+        pid = 0;
+    fclose(fp);
+    if (pid <= 0 || (kill(pid, 0) == -1 && errno == ESRCH))
+        return 0;
+    return (pid_t)pid;
+}
+
+static void print_time(const char *label, uint64_t t)
+{
+    char buf[64];
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (t == 0) {
+        printf("%s: never\n", label);
+        return;
+    }
+    localtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S %z", &tm);
+    printf("%s: %s\n", label, buf);
+}
+
+static int cmd_status(const struct talas_config *conf)
+{
+    struct talas_storage *st = open_storage(conf);
+    struct talas_scan_status scan;
+    MDB_envinfo info;
+    MDB_stat stat;
+    MDB_txn *txn;
+    pid_t pid = master_pid(conf);
+    int rc, have_scan;
+
+    if (pid != 0)
+        printf("master: running (pid %d)\n", (int)pid);
+    else if (conf->pid_file == NULL)
+        printf("master: unknown (no pid_file in %s)\n", conf->file);
+    else
+        printf("master: not running\n");
+    printf("workers: %d\n", conf->workers);
+    for (size_t i = 0; i < conf->listen_count; i++)
+        printf("listen: %s:%d%s\n", conf->listen[i].host, conf->listen[i].port,
+               conf->listen[i].tls_certificate ? " (tls)" : "");
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        fprintf(stderr, "talasctl: mdb_txn_begin() failed: %s\n", mdb_strerror(rc));
+        return 1;
+    }
+    have_scan = talas_catalog_scan_status_get(st, txn, &scan) == 0;
+    mdb_txn_abort(txn);
+    if (have_scan) {
+        printf("tracks: %" PRIu64 "\n", scan.tracks);
+        printf("errors: %" PRIu64 "\n", scan.errors);
+        printf("scan: %s\n", scan.running ? "running" : "idle");
+        print_time("last scan", scan.finished_at);
+    } else {
+        printf("tracks: 0\nscan: never\n");
+    }
+    mdb_env_info(talas_storage_env(st), &info);
+    mdb_env_stat(talas_storage_env(st), &stat);
+    printf("storage: %s\n", conf->storage_path);
+    printf("storage used: %zu bytes of %zu (map size)\n", (size_t)(info.me_last_pgno + 1) * stat.ms_psize,
+           info.me_mapsize);
+    printf("storage readers: %u in use of %u\n", info.me_numreaders, info.me_maxreaders);
+    talas_storage_close(st);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"errors", no_argument, NULL, 'e'}, {NULL, 0, NULL, 0}};
+    struct talas_config *conf;
+    const char *file = DEFAULT_CONFIG, *cmd;
+    char *error;
+    int opt, errors = 0, rc;
+
+    talas_log_set_role("talasctl");
+    while ((opt = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'V':
+            printf("talasctl %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    cmd = argv[optind++];
+    /* options may also follow the command: "talasctl tracks --errors" */
+    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (opt == 'e')
+            errors = 1;
+        else if (opt == 'c')
+            file = optarg;
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (talas_config_load(file, &conf, &error) != 0) {
+        fprintf(stderr, "%s\n", error);
+        return 1;
+    }
+    /* libav and the scanner log through the error log: keep it on stderr */
+    talas_log_set_level(TALAS_LOG_WARN);
+    if (strcmp(cmd, "scan") == 0)
+        rc = cmd_scan(conf);
+    else if (strcmp(cmd, "tracks") == 0)
+        rc = cmd_tracks(conf, errors);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(conf);
+    else {
+        fprintf(stderr, "talasctl: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    talas_config_free(conf);
+    return rc;
+}

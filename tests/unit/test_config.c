@@ -1,0 +1,623 @@
+/*
+ * test_config.c - talas.yaml loading: values, defaults, relative paths,
+ * every kind of error with its exact "FILE:LINE:COL: key: reason", the
+ * dump, and the sample conf/talas.yaml of the source tree.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* The smallest valid file: the three required keys. Paths that cannot
+ * exist, so that they are resolved lexically and predictably. */
+#define BASE                                                                                                 \
+    "listen:\n"                                                                                              \
+    "  - port: 8082\n"                                                                                       \
+    "library:\n"                                                                                             \
+    "  paths: [/nonexistent/music]\n"                                                                        \
+    "storage:\n"                                                                                             \
+    "  path: /nonexistent/talas.lmdb\n"
+
+static int load(const char *text, struct talas_config **conf_r, char **error_r)
+{
+    *conf_r = NULL;
+    *error_r = NULL;
+    return talas_config_load_string("t.yaml", text, strlen(text), conf_r, error_r);
+}
+
+static struct talas_config *load_ok(const char *text)
+{
+    struct talas_config *conf;
+    char *error;
+
+    if (load(text, &conf, &error) != 0) {
+        print_error("unexpected error: %s\n", error);
+        free(error);
+        fail();
+    }
+    assert_non_null(conf);
+    return conf;
+}
+
+static void assert_load_error(const char *text, const char *expected)
+{
+    struct talas_config *conf;
+    char *error;
+
+    assert_int_equal(load(text, &conf, &error), -1);
+    assert_null(conf);
+    assert_non_null(error);
+    assert_string_equal(error, expected);
+    free(error);
+}
+
+static long ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+static void test_defaults(void **state)
+{
+    struct talas_config *c = load_ok(BASE);
+    char cwd[PATH_MAX], file[PATH_MAX + 16];
+
+    assert_int_equal(c->listen_count, 1);
+    assert_string_equal(c->listen[0].host, "0.0.0.0");
+    assert_int_equal(c->listen[0].port, 8082);
+    assert_null(c->listen[0].tls_certificate);
+    assert_null(c->listen[0].tls_key);
+    assert_int_equal(c->workers, ncpus());
+    assert_int_equal(c->daemonize, 0);
+    assert_null(c->pid_file);
+    assert_null(c->user);
+    assert_int_equal(c->shutdown_timeout_ms, 30000);
+    assert_int_equal(c->library_path_count, 1);
+    assert_string_equal(c->library_paths[0], "/nonexistent/music");
+    assert_int_equal(c->library_extension_count, 20);
+    assert_string_equal(c->library_extensions[0], "mp3");
+    assert_string_equal(c->library_extensions[1], "flac");
+    assert_string_equal(c->library_extensions[19], "mpc");
+    assert_null(c->library_extensions[20]);
+    assert_string_equal(c->storage_path, "/nonexistent/talas.lmdb");
+    assert_int_equal(c->storage_map_size, UINT64_C(4) << 30);
+    assert_int_equal(c->auth_required, 0);
+    assert_string_equal(c->log_error, "stderr");
+    assert_null(c->log_access);
+    assert_int_equal(c->log_access_format, TALAS_ACCESS_LOG_COMBINED);
+    assert_int_equal(c->log_level, TALAS_LOG_INFO);
+    assert_int_equal(c->http_keepalive_timeout_ms, 10000);
+    assert_int_equal(c->http_request_timeout_ms, 10000);
+    assert_int_equal(c->http_max_request_body, 1 << 20);
+    assert_null(c->http_www_root);
+    assert_int_equal(c->http2_idle_timeout_ms, 10000);
+    assert_int_equal(c->http2_max_concurrent_streams, 100);
+
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(file, sizeof(file), "%s/t.yaml", strcmp(cwd, "/") == 0 ? "" : cwd);
+    assert_string_equal(c->file, file);
+    talas_config_free(c);
+}
+
+static void test_all_keys(void **state)
+{
+    struct talas_config *c = load_ok("# every key\n"
+                                     "listen:\n"
+                                     "  - host: 127.0.0.1\n"
+                                     "    port: 8082\n"
+                                     "  - host: \"[::1]\"\n"
+                                     "    port: 8443\n"
+                                     "    tls:\n"
+                                     "      certificate: /etc/talas/cert.pem\n"
+                                     "      key: /etc/talas/key.pem\n"
+                                     "workers: 3\n"
+                                     "daemonize: yes\n"
+                                     "pid_file: /run/talas.pid\n"
+                                     "user: talas\n"
+                                     "shutdown_timeout: 500ms\n"
+                                     "library:\n"
+                                     "  paths:\n"
+                                     "    - /nonexistent/a\n"
+                                     "    - /nonexistent/b/\n"
+                                     "  extensions: [.FLAC, mp3]\n"
+                                     "storage:\n"
+                                     "  path: /nonexistent/db\n"
+                                     "  map_size: 512MiB\n"
+                                     "auth:\n"
+                                     "  required: on\n"
+                                     "log:\n"
+                                     "  error: /nonexistent/log/error.log\n"
+                                     "  access: stderr\n"
+                                     "  access_format: json\n"
+                                     "  level: debug\n"
+                                     "http:\n"
+                                     "  keepalive_timeout: 2m\n"
+                                     "  request_timeout: 1h\n"
+                                     "  max_request_body: 64k\n"
+                                     "  www_root: /nonexistent/www\n"
+                                     "http2:\n"
+                                     "  idle_timeout: 45\n"
+                                     "  max_concurrent_streams: 1000\n");
+
+    assert_int_equal(c->listen_count, 2);
+    assert_string_equal(c->listen[0].host, "127.0.0.1");
+    assert_int_equal(c->listen[0].port, 8082);
+    assert_null(c->listen[0].tls_certificate);
+    assert_string_equal(c->listen[1].host, "::1");
+    assert_int_equal(c->listen[1].port, 8443);
+    assert_string_equal(c->listen[1].tls_certificate, "/etc/talas/cert.pem");
+    assert_string_equal(c->listen[1].tls_key, "/etc/talas/key.pem");
+    assert_int_equal(c->workers, 3);
+    assert_int_equal(c->daemonize, 1);
+    assert_string_equal(c->pid_file, "/run/talas.pid");
+    assert_string_equal(c->user, "talas");
+    assert_int_equal(c->shutdown_timeout_ms, 500);
+    assert_int_equal(c->library_path_count, 2);
+    assert_string_equal(c->library_paths[0], "/nonexistent/a");
+    assert_string_equal(c->library_paths[1], "/nonexistent/b");
+    assert_null(c->library_paths[2]);
+    assert_int_equal(c->library_extension_count, 2);
+    assert_string_equal(c->library_extensions[0], "FLAC");
+    assert_string_equal(c->library_extensions[1], "mp3");
+    assert_string_equal(c->storage_path, "/nonexistent/db");
+    assert_int_equal(c->storage_map_size, 512 << 20);
+    assert_int_equal(c->auth_required, 1);
+    assert_string_equal(c->log_error, "/nonexistent/log/error.log");
+    assert_string_equal(c->log_access, "stderr");
+    assert_int_equal(c->log_access_format, TALAS_ACCESS_LOG_JSON);
+    assert_int_equal(c->log_level, TALAS_LOG_DEBUG);
+    assert_int_equal(c->http_keepalive_timeout_ms, 120000);
+    assert_int_equal(c->http_request_timeout_ms, 3600000);
+    assert_int_equal(c->http_max_request_body, 65536);
+    assert_string_equal(c->http_www_root, "/nonexistent/www");
+    assert_int_equal(c->http2_idle_timeout_ms, 45000);
+    assert_int_equal(c->http2_max_concurrent_streams, 1000);
+    talas_config_free(c);
+}
+
+static void test_nulls_and_off(void **state)
+{
+    struct talas_config *c = load_ok(BASE "workers:\n"
+                                          "pid_file: ~\n"
+                                          "log:\n"
+                                          "  error: null\n"
+                                          "  access: off\n"
+                                          "http:\n");
+
+    assert_int_equal(c->workers, ncpus());
+    assert_null(c->pid_file);
+    assert_string_equal(c->log_error, "stderr");
+    assert_null(c->log_access);
+    assert_int_equal(c->http_keepalive_timeout_ms, 10000);
+    talas_config_free(c);
+
+    /* Quoted, "~" is a string, not null. */
+    c = load_ok(BASE "user: \"~\"\n");
+    assert_string_equal(c->user, "~");
+    talas_config_free(c);
+}
+
+static void test_sizes_and_durations(void **state)
+{
+    static const struct {
+        const char *size;
+        uint64_t bytes;
+        const char *duration;
+        uint64_t ms;
+    } cases[] = {
+        /* clang-format off */
+        {"1MiB", UINT64_C(1) << 20, "1ms", 1},
+        {"1TiB", UINT64_C(1) << 40, "1h", 3600000},
+        {"4GiB", UINT64_C(4) << 30, "30s", 30000},
+        {"4G", UINT64_C(4) << 30, "30", 30000},
+        {"2GB", UINT64_C(2000000000), "2m", 120000},
+        {"1048576", UINT64_C(1) << 20, "250ms", 250},
+        /* clang-format on */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        struct talas_config *c;
+
+        snprintf(text, sizeof(text),
+                 "listen: [{port: 1}]\n"
+                 "library: {paths: [/a]}\n"
+                 "storage:\n"
+                 "  path: /db\n"
+                 "  map_size: %s\n"
+                 "http:\n"
+                 "  keepalive_timeout: %s\n",
+                 cases[i].size, cases[i].duration);
+        c = load_ok(text);
+        assert_int_equal(c->storage_map_size, cases[i].bytes);
+        assert_int_equal(c->http_keepalive_timeout_ms, cases[i].ms);
+        talas_config_free(c);
+    }
+}
+
+static void test_listen_scalars(void **state)
+{
+    struct talas_config *c = load_ok("listen:\n"
+                                     "  - 8082\n"
+                                     "  - \"127.0.0.1:8083\"\n"
+                                     "  - \"[::1]:8084\"\n"
+                                     "library: {paths: [/nonexistent]}\n"
+                                     "storage: {path: /nonexistent/db}\n");
+
+    assert_int_equal(c->listen_count, 3);
+    assert_string_equal(c->listen[0].host, "0.0.0.0");
+    assert_int_equal(c->listen[0].port, 8082);
+    assert_string_equal(c->listen[1].host, "127.0.0.1");
+    assert_int_equal(c->listen[1].port, 8083);
+    assert_string_equal(c->listen[2].host, "::1");
+    assert_int_equal(c->listen[2].port, 8084);
+    talas_config_free(c);
+
+    assert_load_error("listen:\n  - \"::1:8082\"\n",
+                      "t.yaml:2:5: listen[0]: must be PORT, HOST:PORT or [IPV6]:PORT");
+    assert_load_error("listen:\n  - 127.0.0.1:0\n", "t.yaml:2:5: listen[0].port: must be 1..65535");
+}
+
+/* Relative paths: realpath() when the file exists, else joined with the
+ * working directory and cleaned. */
+static void test_relative_paths(void **state)
+{
+    char tmpl[] = "/tmp/talas-test-config-XXXXXX", old[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 64];
+    struct talas_config *c;
+
+    assert_non_null(getcwd(old, sizeof(old)));
+    assert_non_null(mkdtemp(tmpl));
+    assert_non_null(realpath(tmpl, dir)); /* /tmp may itself be a symlink */
+    assert_int_equal(chdir(dir), 0);
+    assert_int_equal(mkdir("music", 0755), 0);
+    assert_int_equal(symlink("music", "link"), 0);
+
+    c = load_ok("listen: [{port: 8082}]\n"
+                "library:\n"
+                "  paths: [music, ./link/, var/../other//x/.]\n"
+                "storage:\n"
+                "  path: ./var/talas.lmdb\n"
+                "pid_file: ../../../../../../../../../x.pid\n"
+                "log:\n"
+                "  access: var/log/access.log\n");
+    snprintf(want, sizeof(want), "%s/music", dir);
+    assert_string_equal(c->library_paths[0], want);
+    assert_string_equal(c->library_paths[1], want); /* resolved through the symlink */
+    snprintf(want, sizeof(want), "%s/other/x", dir);
+    assert_string_equal(c->library_paths[2], want);
+    snprintf(want, sizeof(want), "%s/var/talas.lmdb", dir);
+    assert_string_equal(c->storage_path, want);
+    assert_string_equal(c->pid_file, "/x.pid");
+    snprintf(want, sizeof(want), "%s/var/log/access.log", dir);
+    assert_string_equal(c->log_access, want);
+    snprintf(want, sizeof(want), "%s/t.yaml", dir);
+    assert_string_equal(c->file, want);
+    talas_config_free(c);
+
+    assert_int_equal(unlink("link"), 0);
+    assert_int_equal(rmdir("music"), 0);
+    assert_int_equal(chdir(old), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+struct error_case {
+    const char *text;
+    const char *error;
+};
+
+static const struct error_case error_cases[] = {
+    /* unknown keys, at the key */
+    {BASE "bogus: 1\n", "t.yaml:7:1: bogus: unknown key"},
+    {"library:\n  pathz: [x]\n", "t.yaml:2:3: library.pathz: unknown key"},
+    {"listen:\n  - port: 80\n    tls: {cert: x}\n", "t.yaml:3:11: listen[0].tls.cert: unknown key"},
+    {"library.paths: [x]\n", "t.yaml:1:1: library.paths: unknown key"},
+    /* wrong types, at the value */
+    {BASE "workers: {a: 1}\n", "t.yaml:7:10: workers: must be an integer, not a mapping"},
+    {BASE "workers: [1]\n", "t.yaml:7:10: workers: must be an integer, not a list"},
+    {BASE "workers: two\n", "t.yaml:7:10: workers: must be an integer"},
+    {BASE "workers: 2.5\n", "t.yaml:7:10: workers: must be an integer"},
+    {BASE "daemonize: maybe\n", "t.yaml:7:12: daemonize: must be true or false"},
+    {BASE "user: [a, b]\n", "t.yaml:7:7: user: must be a string, not a list"},
+    {BASE "user: \"\"\n", "t.yaml:7:7: user: must not be empty"},
+    {BASE "pid_file: {a: b}\n", "t.yaml:7:11: pid_file: must be a path, not a mapping"},
+    {"listen: 8082\n", "t.yaml:1:9: listen: must be a list, not a scalar"},
+    {"listen:\n  - [8082]\n", "t.yaml:2:5: listen[0]: must be a mapping, not a list"},
+    {"library: 3\n", "t.yaml:1:10: library: must be a mapping, not a scalar"},
+    {"library:\n  paths: /music\n", "t.yaml:2:10: library.paths: must be a list, not a scalar"},
+    {"library:\n  paths: [/a, {b: c}]\n", "t.yaml:2:15: library.paths[1]: must be a path, not a mapping"},
+    {"library:\n  extensions: [mp3, a/b]\n",
+     "t.yaml:2:21: library.extensions[1]: must be a file name extension such as flac"},
+    {"library:\n  extensions: [\".\"]\n",
+     "t.yaml:2:16: library.extensions[0]: must be a file name extension such as flac"},
+    {"storage:\n  map_size: lots\n", "t.yaml:2:13: storage.map_size: must be a size such as 512MiB or 4GiB"},
+    {"shutdown_timeout: 3 days\n",
+     "t.yaml:1:19: shutdown_timeout: must be a duration such as 500ms, 30s, 5m or 1h"},
+    {"log:\n  level: verbose\n", "t.yaml:2:10: log.level: must be debug, info, warn or error"},
+    {"log:\n  access_format: clf\n", "t.yaml:2:18: log.access_format: must be combined or json"},
+    {"[1, 2]\n", "t.yaml:1:1: (document): must be a mapping, not a list"},
+    {"? [a]\n: b\n", "t.yaml:1:3: (document): keys must be strings, not a list"},
+    {"user: \"a\\0b\"\n", "t.yaml:1:7: user: must not contain NUL characters"},
+    /* out of range */
+    {BASE "workers: 300\n", "t.yaml:7:10: workers: must be 1..256"},
+    {BASE "workers: 0\n", "t.yaml:7:10: workers: must be 1..256"},
+    {BASE "workers: 99999999999999999999\n", "t.yaml:7:10: workers: must be 1..256"},
+    {"listen:\n  - port: 65536\n", "t.yaml:2:11: listen[0].port: must be 1..65535"},
+    {"storage:\n  map_size: 512KiB\n", "t.yaml:2:13: storage.map_size: must be 1MiB..1TiB"},
+    {"storage:\n  map_size: 2TiB\n", "t.yaml:2:13: storage.map_size: must be 1MiB..1TiB"},
+    {"http:\n  max_request_body: 2GiB\n", "t.yaml:2:21: http.max_request_body: must be 0..1GiB"},
+    {"http:\n  keepalive_timeout: 0s\n", "t.yaml:2:22: http.keepalive_timeout: must be 1ms..1h"},
+    {"shutdown_timeout: 61m\n", "t.yaml:1:19: shutdown_timeout: must be 0s..1h"},
+    {"http2:\n  max_concurrent_streams: 1001\n",
+     "t.yaml:2:27: http2.max_concurrent_streams: must be 1..1000"},
+    {"library:\n  paths: []\n", "t.yaml:2:10: library.paths: must not be empty"},
+    {"listen: []\n", "t.yaml:1:9: listen: must not be empty"},
+    /* duplicates */
+    {BASE "workers: 1\nworkers: 2\n", "t.yaml:8:1: workers: duplicate key (first at 7:1)"},
+    {"library:\n  paths: [a]\n  paths: [b]\n", "t.yaml:3:3: library.paths: duplicate key (first at 2:3)"},
+    {"library:\n  paths: [a]\nlibrary:\n  paths: [b]\n", "t.yaml:3:1: library: duplicate key (first at 1:1)"},
+    {"listen:\n  - {port: 1, port: 2}\n", "t.yaml:2:15: listen[0].port: duplicate key (first at 2:6)"},
+    {"listen:\n"
+     "  - host: 127.0.0.1\n"
+     "    port: 8082\n"
+     "  - port: 8083\n"
+     "  - host: 127.0.0.1\n"
+     "    port: 8082\n",
+     "t.yaml:5:5: listen[2]: 127.0.0.1:8082 is already in listen[0]"},
+    {"listen: [8082, \"[::1]:80\", \"[::1]:80\"]\n",
+     "t.yaml:1:28: listen[2]: [::1]:80 is already in listen[1]"},
+    /* missing required keys, at the mapping that should hold them */
+    {"", "t.yaml:1:1: listen: is required"},
+    {"# nothing but a comment\n", "t.yaml:1:1: listen: is required"},
+    {"\n\nworkers: 2\n", "t.yaml:3:1: listen: is required"},
+    {"listen: [{port: 1}]\nstorage:\n  path: /x\n", "t.yaml:1:1: library.paths: is required"},
+    {"listen: [{port: 1}]\nstorage:\n  path: /x\nlibrary:\n  extensions: [mp3]\n",
+     "t.yaml:5:3: library.paths: is required"},
+    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage:\n  map_size: 1GiB\n",
+     "t.yaml:4:3: storage.path: is required"},
+    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage:\n  path: ~\n",
+     "t.yaml:4:9: storage.path: is required and must not be null"},
+    {"listen:\n  - host: 127.0.0.1\n", "t.yaml:2:5: listen[0].port: is required"},
+    {"listen:\n  - host: 127.0.0.1\n    tls:\n      certificate: /c.pem\n",
+     "t.yaml:2:5: listen[0].port: is required"},
+    /* tls: both or neither */
+    {"listen:\n  - port: 443\n    tls:\n      certificate: /c.pem\n",
+     "t.yaml:4:7: listen[0].tls.key: is required with tls.certificate"},
+    {"listen:\n  - port: 443\n    tls: {key: /k.pem}\n",
+     "t.yaml:3:10: listen[0].tls.certificate: is required with tls.key"},
+    /* syntax */
+    {"workers: [1, 2\n",
+     "t.yaml:2:1: syntax error: did not find expected ',' or ']' (while parsing a flow sequence at 1:10)"},
+    {"library:\n  paths: [a]\n extensions: [b]\n",
+     "t.yaml:3:2: syntax error: did not find expected key (while parsing a block mapping at 1:1)"},
+    {"user: \"abc\n",
+     "t.yaml:2:1: syntax error: found unexpected end of stream (while scanning a quoted scalar at 1:7)"},
+    {"user: *nope\n", "t.yaml:1:7: syntax error: found undefined alias"},
+    {"workers: 1\n---\nworkers: 2\n", "t.yaml:2:1: syntax error: only one document is allowed"},
+    {"user: ok\nlog: \xff\n", "t.yaml:2:6: syntax error: invalid leading UTF-8 octet (#FF)"},
+};
+
+/* All cases run, so that one failure shows every message that changed. */
+static void test_errors(void **state)
+{
+    size_t failed = 0;
+
+    for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+        struct talas_config *conf;
+        char *error;
+
+        if (load(error_cases[i].text, &conf, &error) != -1) {
+            print_error("case %zu loaded, expected \"%s\"\n", i, error_cases[i].error);
+            talas_config_free(conf);
+            failed++;
+            continue;
+        }
+        if (conf != NULL || strcmp(error, error_cases[i].error) != 0) {
+            print_error("case %zu:\n  got      \"%s\"\n  expected \"%s\"\n", i, error, error_cases[i].error);
+            failed++;
+        }
+        free(error);
+    }
+    assert_int_equal(failed, 0);
+}
+
+static void test_load_file_errors(void **state)
+{
+    struct talas_config *conf = NULL;
+    char *error = NULL;
+
+    assert_int_equal(talas_config_load("/nonexistent/talas.yaml", &conf, &error), -1);
+    assert_null(conf);
+    assert_string_equal(error, "/nonexistent/talas.yaml: open() failed: No such file or directory");
+    free(error);
+
+    assert_int_equal(talas_config_load("/", &conf, &error), -1);
+    assert_null(conf);
+    assert_string_equal(error, "/: not a regular file");
+    free(error);
+}
+
+/* The file name in messages is the one the caller gave. */
+static void test_load_file(void **state)
+{
+    char tmpl[] = "/tmp/talas-test-config-XXXXXX", path[PATH_MAX], real[PATH_MAX];
+    struct talas_config *conf = NULL;
+    char *error = NULL;
+    FILE *fp;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(path, sizeof(path), "%s/a.yaml", tmpl);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(BASE "workers: 0\n", fp);
+    fclose(fp);
+    assert_int_equal(talas_config_load(path, &conf, &error), -1);
+    assert_true(strncmp(error, path, strlen(path)) == 0);
+    assert_string_equal(error + strlen(path), ":7:10: workers: must be 1..256");
+    free(error);
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(BASE "workers: 7\n", fp);
+    fclose(fp);
+    assert_int_equal(talas_config_load(path, &conf, &error), 0);
+    assert_int_equal(conf->workers, 7);
+    assert_non_null(realpath(path, real));
+    assert_string_equal(conf->file, real);
+    talas_config_free(conf);
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(tmpl), 0);
+}
+
+static char *dump(const struct talas_config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+
+    assert_non_null(fp);
+    talas_config_dump(c, fp);
+    assert_int_equal(fclose(fp), 0);
+    return text;
+}
+
+/* The dump shows every key, defaults included, and reads back the same. */
+static void test_dump(void **state)
+{
+    struct talas_config *c = load_ok("listen:\n"
+                                     "  - host: 127.0.0.1\n"
+                                     "    port: 8082\n"
+                                     "  - port: 8443\n"
+                                     "    tls: {certificate: /c.pem, key: /k.pem}\n"
+                                     "workers: 2\n"
+                                     "user: \"we\\\"ird\\\\\"\n"
+                                     "library:\n"
+                                     "  paths: [/nonexistent/a, /nonexistent/b]\n"
+                                     "storage:\n"
+                                     "  path: /nonexistent/db\n"
+                                     "  map_size: 1048577\n"
+                                     "http:\n"
+                                     "  request_timeout: 1500ms\n");
+    struct talas_config *again;
+    char *text, *text2, *error;
+
+    text = dump(c);
+    assert_non_null(strstr(text, "\nlisten:\n"
+                                 "  - host: \"127.0.0.1\"\n"
+                                 "    port: 8082\n"
+                                 "    tls:\n"
+                                 "      certificate: ~\n"
+                                 "      key: ~\n"
+                                 "  - host: \"0.0.0.0\"\n"
+                                 "    port: 8443\n"
+                                 "    tls:\n"
+                                 "      certificate: \"/c.pem\"\n"
+                                 "      key: \"/k.pem\"\n"
+                                 "workers: 2\n"
+                                 "daemonize: false\n"
+                                 "pid_file: ~\n"
+                                 "user: \"we\\\"ird\\\\\"\n"
+                                 "shutdown_timeout: 30s\n"
+                                 "library:\n"
+                                 "  paths:\n"
+                                 "    - \"/nonexistent/a\"\n"
+                                 "    - \"/nonexistent/b\"\n"
+                                 "  extensions: [\"mp3\", \"flac\", "));
+    assert_non_null(strstr(text, "\"mpc\"]\n"
+                                 "storage:\n"
+                                 "  path: \"/nonexistent/db\"\n"
+                                 "  map_size: 1048577\n"
+                                 "auth:\n"
+                                 "  required: false\n"
+                                 "log:\n"
+                                 "  error: \"stderr\"\n"
+                                 "  access: off\n"
+                                 "  access_format: combined\n"
+                                 "  level: info\n"
+                                 "http:\n"
+                                 "  keepalive_timeout: 10s\n"
+                                 "  request_timeout: 1500ms\n"
+                                 "  max_request_body: 1MiB\n"
+                                 "  www_root: ~\n"
+                                 "http2:\n"
+                                 "  idle_timeout: 10s\n"
+                                 "  max_concurrent_streams: 100\n"));
+
+    assert_int_equal(load(text, &again, &error), 0);
+    text2 = dump(again);
+    assert_string_equal(text, text2);
+    assert_string_equal(again->user, "we\"ird\\");
+    assert_int_equal(again->storage_map_size, 1048577);
+    free(text);
+    free(text2);
+    talas_config_free(again);
+    talas_config_free(c);
+}
+
+/* The sample of the source tree, as scripts/quickstart uses it. */
+static void test_sample_config(void **state)
+{
+    const char *srcdir = getenv("TALAS_SRCDIR");
+    struct talas_config *c = NULL;
+    char path[PATH_MAX], *error = NULL;
+
+    snprintf(path, sizeof(path), "%s/conf/talas.yaml", srcdir != NULL && *srcdir != '\0' ? srcdir : ".");
+    if (talas_config_load(path, &c, &error) != 0) {
+        print_error("%s\n", error);
+        free(error);
+        fail();
+    }
+    assert_int_equal(c->listen_count, 1);
+    assert_string_equal(c->listen[0].host, "127.0.0.1");
+    assert_int_equal(c->listen[0].port, 8082);
+    assert_null(c->listen[0].tls_certificate);
+    assert_int_equal(c->workers, 2);
+    assert_int_equal(c->library_path_count, 1);
+    assert_non_null(strstr(c->library_paths[0], "/var/library"));
+    assert_non_null(strstr(c->storage_path, "/var/talas.lmdb"));
+    assert_true(c->storage_path[0] == '/');
+    assert_non_null(strstr(c->pid_file, "/var/talas.pid"));
+    assert_int_equal(c->storage_map_size, UINT64_C(4) << 30);
+    assert_int_equal(c->auth_required, 0);
+    assert_string_equal(c->log_error, "stderr");
+    assert_non_null(c->log_access);
+    assert_non_null(strstr(c->log_access, "/var/log/access.log"));
+    talas_config_free(c);
+}
+
+int main(void)
+{
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_all_keys),
+        cmocka_unit_test(test_nulls_and_off),
+        cmocka_unit_test(test_sizes_and_durations),
+        cmocka_unit_test(test_listen_scalars),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_sample_config),
+    };
+    /* clang-format on */
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

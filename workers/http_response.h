@@ -1,0 +1,43 @@
+/*
+ * http_response.h - helpers every handler uses to answer: JSON bodies, JSON
+ * errors, reason phrases and query-string parameters.
+ *
+ * Everything a helper allocates lives in the request's pool (h2o_mem_pool_t)
+ * and is released with the request.
+ */
+#ifndef TALAS_HTTP_RESPONSE_H
+#define TALAS_HTTP_RESPONSE_H
+
+#include <h2o.h>
+
+#include "util.h"
+
+/* The standard reason phrase of STATUS ("Not Found"), or "Unknown". */
+const char *talas_http_reason(int status);
+
+/* Sends STATUS with BODY (copied; the caller keeps ownership of BODY) as
+ * application/json; charset=utf-8, with a Content-Length. HEAD gets the
+ * headers only. */
+void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *body);
+
+/* Sends {"error":{"code":CODE,"message":MESSAGE}} with STATUS. */
+void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* 1 when the request method is exactly METHOD. */
+int talas_http_method_is(h2o_req_t *req, const char *method);
+/* Answers 405 with an Allow header when the method is not GET or HEAD;
+ * returns 1 when it did. */
+int talas_http_reject_unless_get(h2o_req_t *req);
+
+/*
+ * Looks up query parameter NAME. Returns 1 and its percent-decoded value
+ * ("+" read as a space) in *value_r (NUL-terminated, in the request pool),
+ * 0 when absent, -1 when its encoding is malformed.
+ */
+int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_r);
+
+/* Finds request header NAME (a lower-case h2o token); NULL when absent. */
+const h2o_iovec_t *talas_http_header(h2o_req_t *req, const h2o_token_t *token);
+
+#endif

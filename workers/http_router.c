@@ -1,0 +1,54 @@
+/*
+ * http_router.c - the one h2o handler of a worker; dispatches by path.
+ *
+ * Entry point: talas_router_register. Routing uses h2o's normalised path
+ * (percent-decoded, dot-segments resolved), so "/stream/../x" never reaches
+ * the stream handler, and every id is validated again by its handler.
+ */
+#include <string.h>
+
+#include "http_api.h"
+#include "http_response.h"
+#include "http_router.h"
+#include "http_stream.h"
+
+static int has_prefix(h2o_iovec_t path, const char *prefix, size_t *rest_r)
+{
+    size_t n = strlen(prefix);
+
+    if (path.len < n || memcmp(path.base, prefix, n) != 0)
+        return 0;
+    *rest_r = n;
+    return 1;
+}
+
+static int is_path(h2o_iovec_t path, const char *p)
+{
+    size_t n = strlen(p);
+
+    return path.len == n && memcmp(path.base, p, n) == 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    size_t at;
+
+    if (has_prefix(path, "/stream/", &at))
+        return talas_stream_original(req, path.base + at, path.len - at);
+    if (is_path(path, "/api/tracks") || is_path(path, "/api/tracks/"))
+        return talas_api_tracks(req);
+    if (has_prefix(path, "/api/tracks/", &at))
+        return talas_api_track(req, path.base + at, path.len - at);
+    if (is_path(path, "/api/health"))
+        return talas_api_health(req);
+    talas_http_send_error(req, 404, "not_found", "no such resource");
+    return 0;
+}
+
+void talas_router_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+
+    handler->on_req = on_req;
+}

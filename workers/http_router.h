@@ -1,0 +1,18 @@
+/*
+ * http_router.h - maps request paths to the handlers of the worker.
+ *
+ *   /api/health          http_api.c
+ *   /api/tracks[/{id}]   http_api.c
+ *   /stream/{id}         http_stream.c
+ *
+ * Anything else is a JSON 404.
+ */
+#ifndef TALAS_HTTP_ROUTER_H
+#define TALAS_HTTP_ROUTER_H
+
+#include <h2o.h>
+
+/* Installs the router as the handler of PATHCONF (the "/" path). */
+void talas_router_register(h2o_pathconf_t *pathconf);
+
+#endif

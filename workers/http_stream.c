@@ -1,0 +1,377 @@
+/*
+ * http_stream.c - serves a track's original file, with Range.
+ *
+ * Entry point: talas_stream_original. The track id is looked up in the
+ * catalog (a read transaction held only for the look-up); the file is then
+ * opened through h2o's per-context file cache, which the worker clears after
+ * every loop iteration, so concurrent requests share one descriptor while a
+ * replaced file is noticed on the next iteration (h2o's file handler does
+ * the same). The body is read with pread() into one buffer per response and
+ * handed to h2o, which writes it as the client drains it (backpressure): at
+ * most one buffer per response is in memory.
+ *
+ * Logs: a warning when a file that the catalog lists cannot be opened, or
+ * is shorter than when its response started (replaced or truncated).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "http_response.h"
+#include "http_stream.h"
+#include "log.h"
+#include "range.h"
+#include "worker.h"
+
+/* Largest read per proceed() call; a response never holds more. */
+#define STREAM_BUF_MAX (128 * 1024)
+#define BOUNDARY_LEN 20
+
+struct stream_gen {
+    h2o_generator_t super; /* must stay first: h2o hands it back */
+    h2o_req_t *req;
+    h2o_filecache_ref_t *ref;
+    uint64_t file_size;
+    struct talas_range *ranges; /* NULL: the whole file */
+    size_t range_count, range_index;
+    uint64_t off, remaining; /* position in the current range */
+    char *buf;
+    size_t buf_size;
+    /* multipart only */
+    h2o_iovec_t mime;
+    char boundary[BOUNDARY_LEN + 1];
+    int part_started;
+    char part_header[256];
+    char trailer[sizeof("\r\n--") + BOUNDARY_LEN + sizeof("--\r\n")];
+};
+
+static void gen_dispose(void *p)
+{
+    struct stream_gen *gen = p;
+
+    if (gen->ref != NULL) {
+        h2o_filecache_close_file(gen->ref);
+        gen->ref = NULL;
+    }
+}
+
+static size_t part_header(struct stream_gen *gen, const struct talas_range *r, char *out, size_t size)
+{
+    int n = snprintf(out, size, "\r\n--%s\r\nContent-Type: %.*s\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
+                                "\r\n\r\n",
+                     gen->boundary, (int)gen->mime.len, gen->mime.base, r->start, r->end - 1, gen->file_size);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+static size_t multipart_trailer_len(const struct stream_gen *gen)
+{
+    return sizeof("\r\n--") - 1 + BOUNDARY_LEN + sizeof("--\r\n") - 1;
+}
+
+static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
+{
+    struct stream_gen *gen = (void *)_gen;
+    h2o_iovec_t vecs[3];
+    size_t nvecs = 0, want;
+    ssize_t rret;
+    int last;
+
+    if (gen->ranges != NULL && gen->range_count > 1 && !gen->part_started) {
+        size_t n = part_header(gen, &gen->ranges[gen->range_index], gen->part_header, sizeof(gen->part_header));
+        vecs[nvecs++] = h2o_iovec_init(gen->part_header, n);
+        gen->part_started = 1;
+    }
+
+    want = gen->remaining < gen->buf_size ? (size_t)gen->remaining : gen->buf_size;
+    do {
+        rret = pread(gen->ref->fd, gen->buf, want, (off_t)gen->off);
+    } while (rret == -1 && errno == EINTR);
+    if (rret <= 0) {
+        /* the file shrank (or failed) under us: the promised length cannot
+         * be delivered, so the response is aborted, never padded */
+        log_warn("%s: pread(\"%s\") at %" PRIu64 " failed: %s", __func__, gen->ref->_path, gen->off,
+                 rret == 0 ? "file truncated" : strerror(errno));
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    vecs[nvecs++] = h2o_iovec_init(gen->buf, (size_t)rret);
+    gen->off += (uint64_t)rret;
+    gen->remaining -= (uint64_t)rret;
+
+    last = 0;
+    if (gen->remaining == 0) {
+        if (gen->ranges == NULL || gen->range_index + 1 == gen->range_count) {
+            last = 1;
+            if (gen->ranges != NULL && gen->range_count > 1) {
+                int n = snprintf(gen->trailer, sizeof(gen->trailer), "\r\n--%s--\r\n", gen->boundary);
+                vecs[nvecs++] = h2o_iovec_init(gen->trailer, (size_t)n);
+            }
+        } else {
+            gen->range_index++;
+            gen->off = gen->ranges[gen->range_index].start;
+            gen->remaining = gen->ranges[gen->range_index].end - gen->off;
+            gen->part_started = 0;
+        }
+    }
+    h2o_send(req, vecs, nvecs, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
+{
+    gen_dispose(_gen);
+}
+
+/* Strong or weak comparison of one entity tag against a list header. */
+static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t etag_len, int weak)
+{
+    const char *p = list->base, *end = list->base + list->len;
+
+    while (p < end) {
+        const char *item, *item_end;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            break;
+        if (*p == '*')
+            return 1;
+        item = p;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+            if (!weak) {
+                /* a weak tag never matches strongly: skip it */
+                p += 2;
+                item = NULL;
+            } else {
+                p += 2;
+                item = p;
+            }
+        }
+        if (p < end && *p == '"') {
+            const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+            if (q == NULL)
+                return 0;
+            item_end = q + 1;
+            p = item_end;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+            item_end = p;
+            item = NULL;
+        }
+        if (item != NULL && (size_t)(item_end - item) == etag_len && memcmp(item, etag, etag_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Evaluates the preconditions of RFC 9110 section 13.2.2 in their order.
+ * Returns 0 to go on, or the status (304, 412) to answer with.
+ */
+static int check_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime)
+{
+    const h2o_iovec_t *h;
+    int64_t t;
+
+    if ((h = talas_http_header(req, H2O_TOKEN_IF_MATCH)) != NULL) {
+        if (!etag_list_matches(h, etag, etag_len, 0))
+            return 412;
+    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_UNMODIFIED_SINCE)) != NULL) {
+        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime > t)
+            return 412;
+    }
+    if ((h = talas_http_header(req, H2O_TOKEN_IF_NONE_MATCH)) != NULL) {
+        if (etag_list_matches(h, etag, etag_len, 1))
+            return 304;
+    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_MODIFIED_SINCE)) != NULL) {
+        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime <= t)
+            return 304;
+    }
+    return 0;
+}
+
+/* The headers of every successful or 304 answer (not of errors: a 416 must
+ * not be cached as if it were the file). */
+static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, const char *lm)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, etag_len).base,
+                   etag_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=3600"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
+}
+
+/* Copies what the response needs out of the catalog record. */
+static int lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r)
+{
+    struct talas_storage *st = talas_worker_storage();
+    struct talas_track t;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
+        return -1;
+    }
+    rc = talas_catalog_get(st, txn, id, &t);
+    if (rc == 0 && t.error == NULL) {
+        *path_r = h2o_mem_alloc_pool(&req->pool, strlen(t.path) + 1);
+        memcpy(*path_r, t.path, strlen(t.path) + 1);
+        *mime_r = h2o_strdup(&req->pool, t.mime, SIZE_MAX);
+    } else if (rc == 0) {
+        rc = MDB_NOTFOUND; /* a file that failed to probe is not a track */
+    } else if (rc != MDB_NOTFOUND) {
+        log_error("%s: catalog record of %s unreadable (%d)", __func__, id, rc);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
+{
+    struct talas_range ranges[TALAS_RANGE_MAX];
+    struct stream_gen *gen;
+    h2o_filecache_ref_t *ref;
+    const h2o_iovec_t *range_hdr, *if_range;
+    enum talas_range_verdict verdict = TALAS_RANGE_IGNORE;
+    size_t range_count = 0, etag_len;
+    uint64_t size, content_length;
+    char id_buf[TALAS_TRACK_ID_LEN + 1], etag[64], *path, *lm;
+    h2o_iovec_t mime;
+    int64_t mtime;
+    int status, rc;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    if (!talas_track_id_valid(id, len)) {
+        talas_http_send_error(req, 404, "not_found", "no such track");
+        return 0;
+    }
+    memcpy(id_buf, id, len);
+    id_buf[len] = '\0';
+    if ((rc = lookup(req, id_buf, &path, &mime)) != 0) {
+        if (rc == MDB_NOTFOUND)
+            talas_http_send_error(req, 404, "not_found", "no such track");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+        return 0;
+    }
+
+    ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC);
+    if (ref == NULL || ref->fd == -1 || !S_ISREG(ref->st.st_mode)) {
+        log_warn("%s: open(\"%s\") of track %s failed: %s", __func__, path, id_buf,
+                 ref == NULL ? "unknown error" : ref->fd == -1 ? strerror(ref->open_err) : "not a regular file");
+        if (ref != NULL)
+            h2o_filecache_close_file(ref);
+        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+        return 0;
+    }
+
+    size = (uint64_t)ref->st.st_size;
+    mtime = (int64_t)ref->st.st_mtime;
+    /* nginx's entity-tag form, "mtime-size" in hex: a file served by both
+     * has the same validator */
+    etag_len = (size_t)snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "\"", (uint64_t)mtime, size);
+    lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
+    h2o_filecache_get_last_modified(ref, lm);
+
+    if ((status = check_preconditions(req, etag, etag_len, mtime)) != 0) {
+        h2o_filecache_close_file(ref);
+        if (status == 304) {
+            static h2o_generator_t generator = {NULL, NULL};
+            add_validators(req, etag, etag_len, lm);
+            req->res.status = 304;
+            req->res.reason = "Not Modified";
+            h2o_start_response(req, &generator);
+            h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        } else {
+            talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
+        }
+        return 0;
+    }
+
+    if ((range_hdr = talas_http_header(req, H2O_TOKEN_RANGE)) != NULL) {
+        if_range = talas_http_header(req, H2O_TOKEN_IF_RANGE);
+        if (if_range == NULL || talas_range_if_range(if_range->base, if_range->len, etag, etag_len, mtime))
+            verdict = talas_range_parse(range_hdr->base, range_hdr->len, size, ranges, &range_count);
+    }
+    if (verdict == TALAS_RANGE_UNSATISFIABLE) {
+        char *cr = h2o_mem_alloc_pool(&req->pool, 32);
+        int n = snprintf(cr, 32, "bytes */%" PRIu64, size);
+        h2o_filecache_close_file(ref);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+        talas_http_send_error(req, 416, "range_not_satisfiable", "the requested range is not satisfiable");
+        return 0;
+    }
+
+    add_validators(req, etag, etag_len, lm);
+    gen = h2o_mem_alloc_shared(&req->pool, sizeof(*gen), gen_dispose);
+    memset(gen, 0, sizeof(*gen));
+    gen->super.proceed = do_proceed;
+    gen->super.stop = do_stop;
+    gen->req = req;
+    gen->ref = ref;
+    gen->file_size = size;
+    gen->mime = mime;
+
+    if (verdict == TALAS_RANGE_PARTIAL) {
+        gen->ranges = h2o_mem_alloc_pool(&req->pool, sizeof(ranges[0]) * range_count);
+        memcpy(gen->ranges, ranges, sizeof(ranges[0]) * range_count);
+        gen->range_count = range_count;
+        gen->off = ranges[0].start;
+        gen->remaining = ranges[0].end - ranges[0].start;
+        req->res.status = 206;
+        req->res.reason = "Partial Content";
+        if (range_count == 1) {
+            char *cr = h2o_mem_alloc_pool(&req->pool, 80);
+            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start, ranges[0].end - 1,
+                             size);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime.base, mime.len);
+            content_length = gen->remaining;
+        } else {
+            char hdr[256], *ct;
+            uint64_t r = ((uint64_t)h2o_rand() << 32) ^ (uint64_t)h2o_rand();
+            snprintf(gen->boundary, sizeof(gen->boundary), "%020" PRIu64, (uint64_t)(r % UINT64_C(10000000000000000000)));
+            content_length = multipart_trailer_len(gen);
+            for (size_t i = 0; i < range_count; i++)
+                content_length += part_header(gen, &ranges[i], hdr, sizeof(hdr)) + (ranges[i].end - ranges[i].start);
+            ct = h2o_mem_alloc_pool(&req->pool, 64);
+            int n = snprintf(ct, 64, "multipart/byteranges; boundary=%s", gen->boundary);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, (size_t)n);
+        }
+    } else {
+        gen->off = 0;
+        gen->remaining = size;
+        req->res.status = 200;
+        req->res.reason = "OK";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime.base, mime.len);
+        content_length = size;
+    }
+    req->res.content_length = content_length;
+
+    h2o_start_response(req, &gen->super);
+    if (talas_http_method_is(req, "HEAD") || content_length == 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 0;
+    }
+    gen->buf_size = STREAM_BUF_MAX;
+    {
+        uint64_t biggest = 0;
+        if (gen->ranges == NULL)
+            biggest = size;
+        else
+            for (size_t i = 0; i < range_count; i++)
+                if (ranges[i].end - ranges[i].start > biggest)
+                    biggest = ranges[i].end - ranges[i].start;
+        if (biggest < gen->buf_size)
+            gen->buf_size = (size_t)biggest;
+    }
+    gen->buf = h2o_mem_alloc_pool(&req->pool, gen->buf_size);
+    do_proceed(&gen->super, req);
+    return 0;
+}

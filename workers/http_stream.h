@@ -1,0 +1,17 @@
+/*
+ * http_stream.h - GET|HEAD /stream/{id}: a track's original file.
+ */
+#ifndef TALAS_HTTP_STREAM_H
+#define TALAS_HTTP_STREAM_H
+
+#include <h2o.h>
+
+/*
+ * Answers the request with the bytes of track ID (LEN bytes, not validated
+ * yet): Content-Type, ETag, Last-Modified, conditional requests (304/412),
+ * and Range exactly as nginx answers it (206, multipart/byteranges, 416).
+ * Always answers (JSON errors for unknown ids or vanished files); returns 0.
+ */
+int talas_stream_original(h2o_req_t *req, const char *id, size_t len);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * worker.c - the life of an HTTP worker process.
+ *
+ * Entry point: talas_worker_main, called by the master right after fork().
+ * It builds everything a worker owns (h2o configuration, event loop and
+ * context, the LMDB handle, TLS contexts), starts accepting on the
+ * listening sockets the master opened, tells the master it is ready, and
+ * runs the loop. Signals only set flags and write to a self-pipe that the
+ * loop watches (Postfix master_sig.c):
+ *
+ *   SIGTERM, SIGINT  graceful stop: close the listeners, ask HTTP/2 peers to
+ *                    go away (GOAWAY), let responses in flight finish, exit
+ *                    when no connection is left or shutdown_timeout passes
+ *   SIGUSR1          reopen the error and access logs
+ *   SIGHUP           ignored (the master reloads by replacing workers)
+ *
+ * Logs: start and stop, failures to start (exit status 2, which the master
+ * counts as dying young), and the state of the shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <h2o/http2.h>
+
+#include "access_log.h"
+#include "daemon.h"
+#include "http_router.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+struct listener {
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *sock;
+};
+
+static struct {
+    const struct talas_config *conf;
+    int slot;
+    unsigned generation;
+    struct talas_storage *storage;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    struct listener *listeners;
+    size_t listener_count;
+    size_t connections;
+    int sig_pipe[2];
+    h2o_socket_t *sig_sock;
+    int stopping;
+    uint64_t deadline_ms;
+} w;
+
+static volatile sig_atomic_t got_term, got_usr1;
+
+const struct talas_config *talas_worker_config(void)
+{
+    return w.conf;
+}
+
+struct talas_storage *talas_worker_storage(void)
+{
+    return w.storage;
+}
+
+int talas_worker_slot(void)
+{
+    return w.slot;
+}
+
+unsigned talas_worker_generation(void)
+{
+    return w.generation;
+}
+
+static void on_signal(int signo)
+{
+    int saved_errno = errno;
+
+    if (signo == SIGUSR1)
+        got_usr1 = 1;
+    else
+        got_term = 1;
+    if (write(w.sig_pipe[1], "", 1) == -1) {
+        /* the pipe is full: a wake-up is already pending */
+    }
+    errno = saved_errno;
+}
+
+static void setup_signals(void)
+{
+    struct sigaction sa;
+    sigset_t all;
+
+    if (pipe2(w.sig_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+        fatal("%s: pipe2() failed: %s", __func__, strerror(errno));
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    /* the master forks with all signals blocked */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void on_conn_close(void *data)
+{
+    w.connections--;
+}
+
+static void on_accept(h2o_socket_t *listen_sock, const char *err)
+{
+    struct listener *l = listen_sock->data;
+    h2o_socket_t *sock;
+    int i;
+
+    if (err != NULL)
+        return;
+    /* a bounded batch per wake-up keeps accepting fair to the rest */
+    for (i = 0; i < 64; i++) {
+        if ((sock = h2o_evloop_socket_accept(listen_sock)) == NULL)
+            break;
+        w.connections++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = NULL;
+        h2o_accept(&l->accept_ctx, sock);
+    }
+}
+
+static void begin_stop(void)
+{
+    if (w.stopping)
+        return;
+    w.stopping = 1;
+    w.deadline_ms = talas_now_ms() + w.conf->shutdown_timeout_ms;
+    for (size_t i = 0; i < w.listener_count; i++) {
+        if (w.listeners[i].sock != NULL) {
+            h2o_socket_read_stop(w.listeners[i].sock);
+            h2o_socket_close(w.listeners[i].sock);
+            w.listeners[i].sock = NULL;
+        }
+    }
+    h2o_context_request_shutdown(&w.ctx);
+    log_info("graceful stop: %zu connection(s) left", w.connections);
+}
+
+static void on_signal_pipe(h2o_socket_t *sock, const char *err)
+{
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (got_usr1) {
+        got_usr1 = 0;
+        if (talas_log_open(w.conf->log_error) == -1)
+            log_error("reopening \"%s\" failed: %s", w.conf->log_error, strerror(errno));
+        talas_access_log_reopen();
+    }
+    if (got_term)
+        begin_stop();
+}
+
+static void setup_h2o(void)
+{
+    h2o_hostconf_t *hostconf;
+    h2o_pathconf_t *pathconf;
+    char *error;
+
+    h2o_config_init(&w.globalconf);
+    w.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("talas/" PACKAGE_VERSION));
+    w.globalconf.max_request_entity_size = w.conf->http_max_request_body;
+    w.globalconf.http1.req_timeout = w.conf->http_request_timeout_ms;
+    w.globalconf.http2.idle_timeout = w.conf->http2_idle_timeout_ms;
+    w.globalconf.http2.graceful_shutdown_timeout = w.conf->shutdown_timeout_ms;
+    w.globalconf.http2.max_concurrent_requests_per_connection = (size_t)w.conf->http2_max_concurrent_streams;
+    w.globalconf.filecache.capacity = 256;
+
+    hostconf = h2o_config_register_host(&w.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    pathconf = h2o_config_register_path(hostconf, "/", 0);
+    talas_router_register(pathconf);
+    if (talas_access_log_register(pathconf, w.conf, &error) != 0) {
+        log_error("access log: %s", error);
+        exit(2);
+    }
+}
+
+static void setup_listeners(const int *fds)
+{
+    w.listener_count = w.conf->listen_count;
+    w.listeners = xcalloc(w.listener_count, sizeof(*w.listeners));
+    for (size_t i = 0; i < w.listener_count; i++) {
+        const struct talas_config_listen *lc = &w.conf->listen[i];
+        struct listener *l = &w.listeners[i];
+        char *error;
+
+        l->accept_ctx.ctx = &w.ctx;
+        l->accept_ctx.hosts = w.globalconf.hosts;
+        if (lc->tls_certificate != NULL) {
+            l->accept_ctx.ssl_ctx = talas_tls_context_new(lc->tls_certificate, lc->tls_key, &error);
+            if (l->accept_ctx.ssl_ctx == NULL) {
+                log_error("listen %s:%d: %s", lc->host, lc->port, error);
+                exit(2);
+            }
+        }
+        l->sock = h2o_evloop_socket_create(w.ctx.loop, fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
+}
+
+static void notify_ready(int fd)
+{
+    struct talas_worker_ready_msg msg = {getpid(), w.generation};
+
+    if (fd == -1)
+        return;
+    if (write(fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        log_warn("%s: write() to the master failed: %s", __func__, strerror(errno));
+    close(fd);
+}
+
+void talas_worker_main(const struct talas_worker_args *args)
+{
+    h2o_evloop_t *loop;
+    char *error;
+
+    w.conf = args->conf;
+    w.slot = args->slot;
+    w.generation = args->generation;
+    talas_log_set_role("worker");
+    setup_signals();
+    talas_drop_privileges(w.conf->user);
+
+    if (talas_storage_open(w.conf->storage_path, w.conf->storage_map_size, &w.storage, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
+    setup_h2o();
+    loop = h2o_evloop_create();
+    h2o_context_init(&w.ctx, loop, &w.globalconf);
+    setup_listeners(args->listen_fds);
+    w.sig_sock = h2o_evloop_socket_create(loop, w.sig_pipe[0], 0);
+    h2o_socket_read_start(w.sig_sock, on_signal_pipe);
+    notify_ready(args->notify_fd);
+    log_info("worker %d (generation %u) serving", w.slot, w.generation);
+
+    /* a stop requested before the pipe joined the loop */
+    if (got_term)
+        begin_stop();
+    for (;;) {
+        h2o_evloop_run(loop, 1000);
+        /* as h2o's own server does: a file cached for one loop iteration
+         * shares its descriptor among concurrent requests, and a replaced
+         * file is seen on the next iteration */
+        h2o_filecache_clear(w.ctx.filecache);
+        if (w.stopping) {
+            if (w.connections == 0)
+                break;
+            if (talas_now_ms() >= w.deadline_ms) {
+                log_warn("graceful stop: shutdown_timeout reached with %zu connection(s) left", w.connections);
+                break;
+            }
+        }
+    }
+    log_info("worker %d (generation %u) stopped", w.slot, w.generation);
+    talas_storage_close(w.storage);
+    exit(0);
+}
