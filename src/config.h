@@ -59,8 +59,9 @@ struct talas_config {
     enum talas_access_log_format log_access_format; /* log.access_format: combined|json */
     int log_level;      /* log.level: an enum talas_log_level, default info */
 
-    uint64_t http_keepalive_timeout_ms;  /* http.keepalive_timeout: default 10s */
-    uint64_t http_request_timeout_ms;    /* http.request_timeout: default 10s (headers) */
+    uint64_t http_request_timeout_ms;    /* http.request_timeout: default 10s; to receive a request's
+                                            headers, and the idle time of a keep-alive
+                                            HTTP/1.1 connection (one timer in h2o 2.2.5) */
     uint64_t http_max_request_body;      /* http.max_request_body: default 1MiB */
     char *http_www_root;                 /* http.www_root: static files at /, default NULL */
     uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */

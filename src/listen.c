@@ -126,6 +126,13 @@ void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_confi
     }
 }
 
+void talas_listen_set_free(struct talas_listen_set *set)
+{
+    talas_listen_set_prune(set, NULL);
+    free(set->entries);
+    free(set);
+}
+
 void talas_listen_set_prune(struct talas_listen_set *set, const struct talas_config *conf)
 {
     size_t kept = 0;

@@ -28,4 +28,7 @@ void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_confi
 /* Closes the sockets CONF does not use (after a reload), or all with NULL. */
 void talas_listen_set_prune(struct talas_listen_set *set, const struct talas_config *conf);
 
+/* Closes every socket and frees SET. */
+void talas_listen_set_free(struct talas_listen_set *set);
+
 #endif

@@ -9,11 +9,13 @@
  * write the pid file; start the library scanner and the workers; then poll
  * the self-pipe (signals) and the status pipe (worker readiness).
  *
- * Reload (SIGHUP): a configuration that fails to load or to listen is
- * logged and the running one keeps serving. A good one becomes a new
- * generation: its workers start on the same sockets, and the old ones get
- * SIGTERM once the new ones accept connections, so no response in flight
- * is dropped. Every reload also rescans the library.
+ * Reload (SIGHUP): a configuration that fails to load, to listen, or the
+ * checks the master can make (TLS files, storage, access log) is logged
+ * and the running one keeps serving. A good one becomes a new generation:
+ * its workers start on the same sockets, and the old ones get SIGTERM once
+ * every new one accepts connections, so no response in flight is dropped.
+ * New workers that are not ready within TALAS_READY_TIMEOUT_MS roll the
+ * reload back. Every reload also rescans the library.
  *
  * Stop (SIGTERM, SIGINT, SIGQUIT): workers stop accepting and finish their
  * responses; after shutdown_timeout the stragglers are killed.
@@ -25,6 +27,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,31 +55,35 @@ static void usage(FILE *fp)
                 "  -h       print this help and exit\n");
 }
 
-/* Checks what -t can check without side effects: the TLS files load. */
-static int check_tls(const struct talas_config *conf)
+/* Checks that the TLS files of every listener load and match. */
+static int check_tls(const struct talas_config *conf, char **error_r)
 {
-    int ok = 1;
-
     for (size_t i = 0; i < conf->listen_count; i++) {
         const struct talas_config_listen *l = &conf->listen[i];
         SSL_CTX *ctx;
+        int ok;
 
         if (l->tls_certificate == NULL)
             continue;
         ctx = SSL_CTX_new(TLS_server_method());
         if (SSL_CTX_use_certificate_chain_file(ctx, l->tls_certificate) != 1) {
-            fprintf(stderr, "%s: listen %s:%d: tls.certificate: cannot load \"%s\"\n", conf->file, l->host, l->port,
-                    l->tls_certificate);
+            *error_r = xasprintf("%s: listen %s:%d: tls.certificate: cannot load \"%s\"", conf->file, l->host,
+                                 l->port, l->tls_certificate);
             ok = 0;
         } else if (SSL_CTX_use_PrivateKey_file(ctx, l->tls_key, SSL_FILETYPE_PEM) != 1 ||
                    SSL_CTX_check_private_key(ctx) != 1) {
-            fprintf(stderr, "%s: listen %s:%d: tls.key: cannot load \"%s\" or it does not match the certificate\n",
-                    conf->file, l->host, l->port, l->tls_key);
+            *error_r = xasprintf("%s: listen %s:%d: tls.key: cannot load \"%s\" or it does not match the "
+                                 "certificate",
+                                 conf->file, l->host, l->port, l->tls_key);
             ok = 0;
+        } else {
+            ok = 1;
         }
         SSL_CTX_free(ctx);
+        if (!ok)
+            return -1;
     }
-    return ok ? 0 : -1;
+    return 0;
 }
 
 /* Opens the storage once, creating it, so that a bad path or map size is
@@ -124,34 +131,91 @@ static int load_config(const char *file, struct talas_config **conf_r, char **er
     return rc;
 }
 
+/* Workers and the scanner run as "user:" when it is set: the files the
+ * master creates for them as root must be theirs. */
+static void give_to_user(const struct talas_config *conf)
+{
+    static const char *const storage_files[] = {"", "/data.mdb", "/lock.mdb", "/scan.lock"};
+    const char *logs[] = {conf->log_error, conf->log_access};
+    struct passwd *pw;
+
+    if (conf->user == NULL || geteuid() != 0 || (pw = getpwnam(conf->user)) == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(storage_files) / sizeof(storage_files[0]); i++) {
+        char *path = xasprintf("%s%s", conf->storage_path, storage_files[i]);
+        if (chown(path, pw->pw_uid, pw->pw_gid) == -1 && errno != ENOENT)
+            log_warn("%s: chown(\"%s\") failed: %s", __func__, path, strerror(errno));
+        free(path);
+    }
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++)
+        if (logs[i] != NULL && strcmp(logs[i], "stderr") != 0 && chown(logs[i], pw->pw_uid, pw->pw_gid) == -1 &&
+            errno != ENOENT)
+            log_warn("%s: chown(\"%s\") failed: %s", __func__, logs[i], strerror(errno));
+}
+
+/* What a worker needs and the master can check in advance, so that most
+ * bad reloads fail here with a clear message instead of as dying workers. */
+static int check_runtime(const struct talas_config *conf, char **error_r)
+{
+    if (conf->auth_required) {
+        *error_r = xasprintf("%s: auth.required: true needs token verification, which this version of Talas "
+                             "does not have yet; refusing to serve media unprotected",
+                             conf->file);
+        return -1;
+    }
+    if (conf->user != NULL && getpwnam(conf->user) == NULL) {
+        *error_r = xasprintf("%s: user: no user \"%s\" on this system", conf->file, conf->user);
+        return -1;
+    }
+    if (check_tls(conf, error_r) != 0 || check_storage(conf, error_r) != 0)
+        return -1;
+    give_to_user(conf);
+    if (conf->log_access != NULL && strcmp(conf->log_access, "stderr") != 0) {
+        int fd = open(conf->log_access, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd == -1) {
+            *error_r = xasprintf("log.access: open(\"%s\") failed: %s", conf->log_access, strerror(errno));
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 static void reload(struct talas_master *m, const char *file)
 {
-    struct talas_config *conf, *old = m->conf;
+    struct talas_config *conf;
     char *error = NULL;
 
+    if (m->prev_conf != NULL) {
+        /* one reload at a time: this one starts when the current ends */
+        m->reload_queued = 1;
+        return;
+    }
     log_info("reloading \"%s\"", file);
     if (load_config(file, &conf, &error) != 0) {
         log_error("reload failed, keeping the running configuration: %s", error);
         free(error);
         return;
     }
-    if (check_storage(conf, &error) != 0 || talas_listen_set_prepare(m->listen, conf, &error) != 0) {
+    if (check_runtime(conf, &error) != 0 || talas_listen_set_prepare(m->listen, conf, &error) != 0) {
         log_error("reload failed, keeping the running configuration: %s", error);
         free(error);
         talas_config_free(conf);
+        /* sockets opened for the failed configuration must not stay in
+         * the SO_REUSEPORT group with nobody accepting on them */
+        talas_listen_set_prune(m->listen, m->conf);
         return;
     }
     apply_logging(conf);
+    m->prev_conf = m->conf;
+    m->prev_slots = m->slots;
+    m->prev_generation = m->generation;
     m->conf = conf;
-    m->generation++;
-    free(m->slots);
+    m->generation = ++m->generation_seq;
+    m->reload_deadline = talas_now_ms() + TALAS_READY_TIMEOUT_MS;
     start_generation(m);
-    m->retire_pending = 1;
-    m->retire_deadline = talas_now_ms() + TALAS_READY_TIMEOUT_MS;
     m->scan_pending = 1;
-    /* children have their own copy of the old configuration */
-    talas_config_free(old);
-    log_info("reloaded: generation %u with %d worker(s)", m->generation, m->conf->workers);
+    log_info("reloading: generation %u starting with %d worker(s)", m->generation, m->conf->workers);
 }
 
 static void begin_stop(struct talas_master *m)
@@ -214,8 +278,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test) {
-        if (check_tls(m.conf) != 0) {
-            fprintf(stderr, "talas-master: configuration file %s test failed\n", file);
+        if (check_tls(m.conf, &error) != 0 ||
+            (m.conf->auth_required && check_runtime(m.conf, &error) != 0)) {
+            fprintf(stderr, "%s\ntalas-master: configuration file %s test failed\n", error, file);
             return 1;
         }
         if (dump)
@@ -227,10 +292,13 @@ int main(int argc, char **argv)
     detach = detach || m.conf->daemonize;
 
     talas_log_set_level((enum talas_log_level)m.conf->log_level);
-    if (check_storage(m.conf, &error) != 0) {
+    if (check_runtime(m.conf, &error) != 0) {
         fprintf(stderr, "talas-master: %s\n", error);
         return 1;
     }
+    if (detach && strcmp(m.conf->log_error, "stderr") == 0)
+        fprintf(stderr, "talas-master: warning: log.error is stderr, which is /dev/null once detached: "
+                        "set log.error to a file to see what happens\n");
     if (talas_log_open(m.conf->log_error) == -1) {
         fprintf(stderr, "talas-master: log.error: open(\"%s\") failed: %s\n", m.conf->log_error, strerror(errno));
         return 1;
@@ -285,8 +353,9 @@ int main(int argc, char **argv)
             talas_master_got_term = 0;
             begin_stop(&m);
         }
-        if (talas_master_got_hup) {
+        if (talas_master_got_hup || (m.reload_queued && m.prev_conf == NULL)) {
             talas_master_got_hup = 0;
+            m.reload_queued = 0;
             if (!m.stopping)
                 reload(&m, file);
         }
@@ -300,6 +369,9 @@ int main(int argc, char **argv)
     }
     log_info("stopped");
     talas_pidfile_remove();
+    talas_listen_set_free(m.listen);
+    talas_config_free(m.prev_conf);
+    free(m.prev_slots);
     talas_config_free(m.conf);
     free(m.slots);
     free(m.children);

@@ -38,13 +38,15 @@ struct talas_slot {
 #define TALAS_YOUNG_MS 2000
 /* Longest wait before respawning a worker that keeps dying young. */
 #define TALAS_RESPAWN_MAX_DELAY_MS 30000
-/* Longest wait for new workers to be ready before old ones retire. */
-#define TALAS_READY_TIMEOUT_MS 5000
+/* Longest wait for a reload's workers to be ready; past it the reload is
+ * rolled back and the running generation keeps serving. */
+#define TALAS_READY_TIMEOUT_MS 10000
 
 struct talas_master {
     struct talas_config *conf;
     struct talas_listen_set *listen;
-    unsigned generation;
+    unsigned generation;     /* the generation that serves (and is respawned) */
+    unsigned generation_seq; /* the last generation number handed out */
 
     struct talas_child *children;
     size_t child_count, child_cap;
@@ -52,9 +54,18 @@ struct talas_master {
 
     int notify_fd[2]; /* workers write a talas_worker_ready_msg when ready */
 
-    int scan_pending;          /* start a scanner as soon as none runs */
-    int retire_pending;        /* retire generations < generation when ready */
-    uint64_t retire_deadline;  /* ... or at this time */
+    int scan_pending; /* start a scanner as soon as none runs */
+
+    /* A reload in progress: the new generation runs beside the previous
+     * one, which keeps serving (and is kept here) until every new worker
+     * is ready; then the previous one retires. If the new workers are not
+     * ready by reload_deadline, the reload is rolled back. */
+    struct talas_config *prev_conf; /* NULL when no reload is in progress */
+    struct talas_slot *prev_slots;
+    unsigned prev_generation;
+    uint64_t reload_deadline;
+    int reload_queued; /* a SIGHUP arrived during a reload */
+
     int stopping;
     uint64_t stop_deadline;
 };
@@ -71,5 +82,8 @@ int talas_master_tick(struct talas_master *m);
 void talas_master_read_notify(struct talas_master *m);
 /* Sends SIG to every child (KIND -1: all kinds). */
 void talas_master_signal_children(struct talas_master *m, int sig, int kind);
+/* Ends a reload in progress: commit once the new workers are ready,
+ * rollback past the deadline; returns how long poll() may sleep. */
+int talas_master_tick_reload(struct talas_master *m, uint64_t now);
 
 #endif

@@ -243,6 +243,13 @@ void talas_master_reap(struct talas_master *m)
             slot->respawn_at = now + delay;
             log_warn("worker %d (pid %d) %s after %" PRIu64 " ms; respawning in %" PRIu64 " ms", c->slot, (int)pid,
                      how, lifetime, delay);
+        } else if (m->prev_conf != NULL && c->generation == m->prev_generation && !c->retiring &&
+                   !m->stopping) {
+            /* it served while a reload waits for its successors: should the
+             * reload roll back, its slot is respawned */
+            m->prev_slots[c->slot].pid = 0;
+            m->prev_slots[c->slot].respawn_at = now;
+            log_warn("worker %d (pid %d, generation %u) %s during a reload", c->slot, (int)pid, c->generation, how);
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             log_info("worker %d (pid %d, generation %u) stopped", c->slot, (int)pid, c->generation);
         } else {
@@ -273,27 +280,52 @@ void talas_master_signal_children(struct talas_master *m, int sig, int kind)
             kill(m->children[i].pid, sig);
 }
 
-/* Old workers retire once the new generation accepts connections (or the
- * wait is over): the sockets are shared, so nothing queued is lost. */
-static int tick_retire(struct talas_master *m, uint64_t now)
+static void retire_others(struct talas_master *m, int sig)
 {
-    int all_ready = 1;
-
     for (size_t i = 0; i < m->child_count; i++) {
         struct talas_child *c = &m->children[i];
-        if (c->kind == TALAS_CHILD_WORKER && c->generation == m->generation && !c->ready)
-            all_ready = 0;
-    }
-    if (!all_ready && now < m->retire_deadline)
-        return (int)(m->retire_deadline - now);
-    for (size_t i = 0; i < m->child_count; i++) {
-        struct talas_child *c = &m->children[i];
-        if (c->kind == TALAS_CHILD_WORKER && c->generation < m->generation && !c->retiring) {
-            kill(c->pid, SIGTERM);
+        if (c->kind == TALAS_CHILD_WORKER && c->generation != m->generation && !c->retiring) {
+            kill(c->pid, sig);
             c->retiring = 1;
         }
     }
-    m->retire_pending = 0;
+}
+
+int talas_master_tick_reload(struct talas_master *m, uint64_t now)
+{
+    size_t ready = 0;
+
+    for (size_t i = 0; i < m->child_count; i++) {
+        struct talas_child *c = &m->children[i];
+        if (c->kind == TALAS_CHILD_WORKER && c->generation == m->generation && !c->retiring && c->ready)
+            ready++;
+    }
+    if (ready == (size_t)m->conf->workers) {
+        /* the sockets are shared: what the old workers stop accepting
+         * waits in the queue for the new ones, nothing is refused */
+        retire_others(m, SIGTERM);
+        talas_config_free(m->prev_conf);
+        free(m->prev_slots);
+        m->prev_conf = NULL;
+        m->prev_slots = NULL;
+        talas_listen_set_prune(m->listen, m->conf);
+        log_info("reload complete: generation %u serves with %d worker(s)", m->generation, m->conf->workers);
+        return 1000;
+    }
+    if (now < m->reload_deadline)
+        return (int)(m->reload_deadline - now);
+
+    log_error("reload rolled back: %zu of %d new worker(s) ready after %d ms (see their errors above); "
+              "generation %u keeps serving",
+              ready, m->conf->workers, TALAS_READY_TIMEOUT_MS, m->prev_generation);
+    talas_config_free(m->conf);
+    free(m->slots);
+    m->conf = m->prev_conf;
+    m->slots = m->prev_slots;
+    m->generation = m->prev_generation;
+    m->prev_conf = NULL;
+    m->prev_slots = NULL;
+    retire_others(m, SIGTERM);
     talas_listen_set_prune(m->listen, m->conf);
     return 1000;
 }
@@ -328,8 +360,8 @@ int talas_master_tick(struct talas_master *m)
         m->scan_pending = 0;
         talas_master_spawn_scanner(m);
     }
-    if (m->retire_pending) {
-        int t = tick_retire(m, now);
+    if (m->prev_conf != NULL) {
+        int t = talas_master_tick_reload(m, now);
         if (t < timeout)
             timeout = t;
     }

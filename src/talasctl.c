@@ -199,7 +199,11 @@ static int cmd_status(const struct talas_config *conf)
     if (have_scan) {
         printf("tracks: %" PRIu64 "\n", scan.tracks);
         printf("errors: %" PRIu64 "\n", scan.errors);
-        printf("scan: %s\n", scan.running ? "running" : "idle");
+        /* a scanner killed mid-scan leaves its flag set: ask its pid */
+        if (scan.running && scan.pid > 0 && kill(scan.pid, 0) == -1 && errno == ESRCH)
+            printf("scan: interrupted (pid %d is gone)\n", (int)scan.pid);
+        else
+            printf("scan: %s\n", scan.running ? "running" : "idle");
         print_time("last scan", scan.finished_at);
     } else {
         printf("tracks: 0\nscan: never\n");
@@ -209,7 +213,7 @@ static int cmd_status(const struct talas_config *conf)
     printf("storage: %s\n", conf->storage_path);
     printf("storage used: %zu bytes of %zu (map size)\n", (size_t)(info.me_last_pgno + 1) * stat.ms_psize,
            info.me_mapsize);
-    printf("storage readers: %u in use of %u\n", info.me_numreaders, info.me_maxreaders);
+    printf("storage reader slots: %u used at most, of %u\n", info.me_numreaders, info.me_maxreaders);
     talas_storage_close(st);
     return 0;
 }

@@ -30,6 +30,7 @@ struct access_logger {
 
 static int log_fd = -1;
 static const char *log_path;
+static h2o_logconf_t *shared_logconf;
 
 static void log_access(h2o_logger_t *_self, h2o_req_t *req)
 {
@@ -61,6 +62,13 @@ int talas_access_log_register(h2o_pathconf_t *pathconf, const struct talas_confi
 
     if (conf->log_access == NULL)
         return 0;
+    if (log_fd != -1) {
+        /* another path of the same worker: share the descriptor */
+        self = (void *)h2o_create_logger(pathconf, sizeof(*self));
+        self->super.log_access = log_access;
+        self->logconf = shared_logconf;
+        return 0;
+    }
     logconf = h2o_logconf_compile(json ? FORMAT_JSON : FORMAT_COMBINED,
                                   json ? H2O_LOGCONF_ESCAPE_JSON : H2O_LOGCONF_ESCAPE_APACHE, errbuf);
     if (logconf == NULL) {
@@ -73,6 +81,7 @@ int talas_access_log_register(h2o_pathconf_t *pathconf, const struct talas_confi
         return -1;
     }
     log_path = conf->log_access;
+    shared_logconf = logconf;
     self = (void *)h2o_create_logger(pathconf, sizeof(*self));
     self->super.log_access = log_access;
     self->logconf = logconf;

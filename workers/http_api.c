@@ -6,6 +6,7 @@
  * LMDB reads come from the memory map), never across loop iterations.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +78,10 @@ int talas_api_health(h2o_req_t *req)
         return 0;
     have_scan = talas_catalog_scan_status_get(talas_worker_storage(), txn, &scan) == 0;
     mdb_txn_abort(txn);
+    /* a scanner killed mid-scan cannot clear its flag: a dead pid means the
+     * scan is over (interrupted), not running */
+    if (have_scan && scan.running && scan.pid > 0 && kill(scan.pid, 0) == -1 && errno == ESRCH)
+        scan.running = 0;
 
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);

@@ -8,7 +8,7 @@
  * runs the loop. Signals only set flags and write to a self-pipe that the
  * loop watches (Postfix master_sig.c):
  *
- *   SIGTERM, SIGINT  graceful stop: close the listeners, ask HTTP/2 peers to
+ *   SIGTERM, SIGINT, SIGQUIT  graceful stop: close the listeners, ask HTTP/2 peers to
  *                    go away (GOAWAY), let responses in flight finish, exit
  *                    when no connection is left or shutdown_timeout passes
  *   SIGUSR1          reopen the error and access logs
@@ -106,6 +106,7 @@ static void setup_signals(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGHUP, &sa, NULL);
@@ -171,11 +172,28 @@ static void on_signal_pipe(h2o_socket_t *sock, const char *err)
         begin_stop();
 }
 
+static void add_access_log(h2o_pathconf_t *pathconf)
+{
+    char *error;
+
+    if (talas_access_log_register(pathconf, w.conf, &error) != 0) {
+        log_error("access log: %s", error);
+        exit(2);
+    }
+}
+
+static void register_path(h2o_hostconf_t *hostconf, const char *path, void (*handler)(h2o_pathconf_t *))
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
+
+    handler(pathconf);
+    add_access_log(pathconf);
+}
+
 static void setup_h2o(void)
 {
     h2o_hostconf_t *hostconf;
     h2o_pathconf_t *pathconf;
-    char *error;
 
     h2o_config_init(&w.globalconf);
     w.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("talas/" PACKAGE_VERSION));
@@ -187,11 +205,18 @@ static void setup_h2o(void)
     w.globalconf.filecache.capacity = 256;
 
     hostconf = h2o_config_register_host(&w.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    pathconf = h2o_config_register_path(hostconf, "/", 0);
-    talas_router_register(pathconf);
-    if (talas_access_log_register(pathconf, w.conf, &error) != 0) {
-        log_error("access log: %s", error);
-        exit(2);
+    if (w.conf->http_www_root != NULL) {
+        /* the application's routes go to the router; everything else is a
+         * static file of the web player */
+        static const char *index_files[] = {"index.html", NULL};
+        static const char *const routed[] = {"/api", "/stream"};
+        for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
+            register_path(hostconf, routed[i], talas_router_register);
+        pathconf = h2o_config_register_path(hostconf, "/", 0);
+        h2o_file_register(pathconf, w.conf->http_www_root, index_files, NULL, 0);
+        add_access_log(pathconf);
+    } else {
+        register_path(hostconf, "/", talas_router_register);
     }
 }
 

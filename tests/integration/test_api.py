@@ -98,7 +98,7 @@ def test_paging(server):
     doc = get_json(server, f"/api/tracks?limit=10&offset={n - 1}")
     assert doc["total"] == n and doc["tracks"] == full[-1:]
     doc = get_json(server, "/api/tracks?limit=10&offset=100")
-    assert doc == {"tracks": [], "total": n}
+    assert (doc["tracks"], doc["total"]) == ([], n)
     doc = get_json(server, "/api/tracks?limit=1")
     assert doc["tracks"] == full[:1] and doc["total"] == n
 

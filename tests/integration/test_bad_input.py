@@ -170,8 +170,9 @@ def test_100k_header_value(srv):
     req = (b"GET /api/health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * (100 * 1024)
            + b"\r\n\r\n")
     status, out = raw_status(srv, req)
-    assert status is not None and 400 <= status < 500, out[:200]
-    assert status in (400, 431), out[:200]
+    # nginx refuses anything over 8 KB per line by default; a server that
+    # buffers 100 KB per header for every client is easy to exhaust.
+    assert status in (400, 431), f"a 100 KB header got {out[:120]!r} (expected 431)"
     assert_alive(srv)
 
 

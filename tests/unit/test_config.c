@@ -102,7 +102,6 @@ static void test_defaults(void **state)
     assert_null(c->log_access);
     assert_int_equal(c->log_access_format, TALAS_ACCESS_LOG_COMBINED);
     assert_int_equal(c->log_level, TALAS_LOG_INFO);
-    assert_int_equal(c->http_keepalive_timeout_ms, 10000);
     assert_int_equal(c->http_request_timeout_ms, 10000);
     assert_int_equal(c->http_max_request_body, 1 << 20);
     assert_null(c->http_www_root);
@@ -147,7 +146,6 @@ static void test_all_keys(void **state)
                                      "  access_format: json\n"
                                      "  level: debug\n"
                                      "http:\n"
-                                     "  keepalive_timeout: 2m\n"
                                      "  request_timeout: 1h\n"
                                      "  max_request_body: 64k\n"
                                      "  www_root: /nonexistent/www\n"
@@ -182,7 +180,6 @@ static void test_all_keys(void **state)
     assert_string_equal(c->log_access, "stderr");
     assert_int_equal(c->log_access_format, TALAS_ACCESS_LOG_JSON);
     assert_int_equal(c->log_level, TALAS_LOG_DEBUG);
-    assert_int_equal(c->http_keepalive_timeout_ms, 120000);
     assert_int_equal(c->http_request_timeout_ms, 3600000);
     assert_int_equal(c->http_max_request_body, 65536);
     assert_string_equal(c->http_www_root, "/nonexistent/www");
@@ -204,7 +201,6 @@ static void test_nulls_and_off(void **state)
     assert_null(c->pid_file);
     assert_string_equal(c->log_error, "stderr");
     assert_null(c->log_access);
-    assert_int_equal(c->http_keepalive_timeout_ms, 10000);
     talas_config_free(c);
 
     /* Quoted, "~" is a string, not null. */
@@ -242,11 +238,11 @@ static void test_sizes_and_durations(void **state)
                  "  path: /db\n"
                  "  map_size: %s\n"
                  "http:\n"
-                 "  keepalive_timeout: %s\n",
+                 "  request_timeout: %s\n",
                  cases[i].size, cases[i].duration);
         c = load_ok(text);
         assert_int_equal(c->storage_map_size, cases[i].bytes);
-        assert_int_equal(c->http_keepalive_timeout_ms, cases[i].ms);
+        assert_int_equal(c->http_request_timeout_ms, cases[i].ms);
         talas_config_free(c);
     }
 }
@@ -361,7 +357,7 @@ static const struct error_case error_cases[] = {
     {"storage:\n  map_size: 512KiB\n", "t.yaml:2:13: storage.map_size: must be 1MiB..1TiB"},
     {"storage:\n  map_size: 2TiB\n", "t.yaml:2:13: storage.map_size: must be 1MiB..1TiB"},
     {"http:\n  max_request_body: 2GiB\n", "t.yaml:2:21: http.max_request_body: must be 0..1GiB"},
-    {"http:\n  keepalive_timeout: 0s\n", "t.yaml:2:22: http.keepalive_timeout: must be 1ms..1h"},
+    {"http:\n  request_timeout: 0s\n", "t.yaml:2:20: http.request_timeout: must be 1ms..1h"},
     {"shutdown_timeout: 61m\n", "t.yaml:1:19: shutdown_timeout: must be 0s..1h"},
     {"http2:\n  max_concurrent_streams: 1001\n",
      "t.yaml:2:27: http2.max_concurrent_streams: must be 1..1000"},
@@ -551,7 +547,6 @@ static void test_dump(void **state)
                                  "  access_format: combined\n"
                                  "  level: info\n"
                                  "http:\n"
-                                 "  keepalive_timeout: 10s\n"
                                  "  request_timeout: 1500ms\n"
                                  "  max_request_body: 1MiB\n"
                                  "  www_root: ~\n"

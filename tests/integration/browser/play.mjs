@@ -3,8 +3,9 @@
 //
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core;
 // no browser is downloaded) plays BASE_URL/stream/TRACK_ID through a
-// same-origin <audio> element: play() until currentTime > 1 s, seek to ~70%
-// of the duration, wait until playback goes on past the seek point, pause.
+// same-origin <audio> element: play() until currentTime > 1 s (paused there
+// for the first screenshot), seek to ~70% of the duration, play on past the
+// seek point, pause (second screenshot).
 // Every request the page makes to /stream/TRACK_ID is recorded with its
 // Range header and the answer's status and Content-Range.
 //
@@ -197,8 +198,20 @@ try {
         show();
       });
     }
-    a.addEventListener('timeupdate', show);
+    // Pause as soon as playback passes pauseAfter (from the event itself, so a
+    // slow test driver cannot let a short track run on before the seek).
+    let pauseAfter = null;
+    let pausedAt = null;
+    a.addEventListener('timeupdate', () => {
+      if (pauseAfter !== null && a.currentTime > pauseAfter) {
+        pauseAfter = null;
+        a.pause();
+        pausedAt = a.currentTime;
+      }
+      show();
+    });
     window.__talas = {
+      pauseAfter: (t) => { pauseAfter = t; pausedAt = null; },
       state: () => ({
         currentTime: a.currentTime,
         duration: a.duration,
@@ -206,6 +219,7 @@ try {
         readyState: a.readyState,
         networkState: a.networkState,
         error,
+        pausedAt,
         events: events.slice(),
       }),
     };
@@ -215,14 +229,18 @@ try {
 
   await waitState(page, (s) => s.readyState >= 1 && Number.isFinite(s.duration) && s.duration > 0,
     'loading the metadata');
-  const playErr = await page.evaluate(() =>
-    document.getElementById('player').play().then(() => null, (e) => `${e.name}: ${e.message}`));
-  if (playErr) fail(`play() was rejected: ${playErr}`);
+  const play = async () => {
+    const err = await page.evaluate(() =>
+      document.getElementById('player').play().then(() => null, (e) => `${e.name}: ${e.message}`));
+    if (err) fail(`play() was rejected: ${err}`);
+  };
+  await page.evaluate(() => window.__talas.pauseAfter(1));
+  await play();
 
-  let st = await waitState(page, (s) => s.currentTime > 1, 'waiting for currentTime > 1 s');
+  let st = await waitState(page, (s) => s.pausedAt !== null, 'waiting for currentTime > 1 s');
   summary.played = true;
   summary.duration = st.duration;
-  summary.played_to = st.currentTime;
+  summary.played_to = st.pausedAt;
   await shot(page, 'playing');
 
   const target = Math.floor(st.duration * seekFraction * 10) / 10;
@@ -233,6 +251,7 @@ try {
   const beyond = target + Math.min(0.5, (st.duration - target) / 2);
   summary.seeked_to = target;
   await page.evaluate((t) => { document.getElementById('player').currentTime = t; }, target);
+  await play();
   st = await waitState(page, (s) => s.events.includes('seeked') && s.currentTime > beyond,
     `waiting for playback past the seek point ${target} s (to ${beyond.toFixed(2)} s)`);
   await page.evaluate(() => document.getElementById('player').pause());
