@@ -329,6 +329,7 @@ static const struct conf_key config_keys[] = {
     {"http", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"http.request_timeout", CONF_DURATION, C(http_request_timeout_ms), 1, HOUR, "10s", 0, NULL},
     {"http.max_request_body", CONF_SIZE, C(http_max_request_body), 0, GiB, "1MiB", 0, NULL},
+    {"http.max_header_size", CONF_SIZE, C(http_max_header_size), 1024, 256 * 1024, "32KiB", 0, NULL},
     {"http.www_root", CONF_PATH, C(http_www_root), 0, 0, NULL, 0, NULL},
 
     {"http2", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},

@@ -63,6 +63,8 @@ struct talas_config {
                                             headers, and the idle time of a keep-alive
                                             HTTP/1.1 connection (one timer in h2o 2.2.5) */
     uint64_t http_max_request_body;      /* http.max_request_body: default 1MiB */
+    uint64_t http_max_header_size;       /* http.max_header_size: request line and headers,
+                                            1KiB..256KiB, default 32KiB */
     char *http_www_root;                 /* http.www_root: static files at /, default NULL */
     uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */
     int http2_max_concurrent_streams;    /* http2.max_concurrent_streams: default 100 */

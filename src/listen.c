@@ -126,6 +126,19 @@ void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_confi
     }
 }
 
+void talas_listen_set_close_others(struct talas_listen_set *set, const int *keep, size_t count)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        for (size_t k = 0; k < set->entries[i].fd_count; k++) {
+            int fd = set->entries[i].fds[k], kept = 0;
+            for (size_t j = 0; j < count; j++)
+                kept |= keep[j] == fd;
+            if (!kept)
+                close(fd);
+        }
+    }
+}
+
 void talas_listen_set_free(struct talas_listen_set *set)
 {
     talas_listen_set_prune(set, NULL);

@@ -28,6 +28,11 @@ void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_confi
 /* Closes the sockets CONF does not use (after a reload), or all with NULL. */
 void talas_listen_set_prune(struct talas_listen_set *set, const struct talas_config *conf);
 
+/* In a child: closes every socket of SET except the COUNT in KEEP. A worker
+ * must hold only its own sockets: one it kept from another slot would
+ * still take connections after that slot's worker stopped accepting. */
+void talas_listen_set_close_others(struct talas_listen_set *set, const int *keep, size_t count);
+
 /* Closes every socket and frees SET. */
 void talas_listen_set_free(struct talas_listen_set *set);
 

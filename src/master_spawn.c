@@ -114,6 +114,9 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
 
     talas_listen_set_fds(m->listen, m->conf, slot, fds);
     if ((pid = fork_child(m, "worker")) == 0) {
+        /* what ps, top and pgrep show, like nginx's "worker process" */
+        prctl(PR_SET_NAME, "talas-worker");
+        talas_listen_set_close_others(m->listen, fds, m->conf->listen_count);
         args.conf = m->conf;
         args.slot = slot;
         args.generation = m->generation;
@@ -159,8 +162,11 @@ void talas_master_spawn_scanner(struct talas_master *m)
 {
     pid_t pid;
 
-    if ((pid = fork_child(m, "scanner")) == 0)
+    if ((pid = fork_child(m, "scanner")) == 0) {
+        prctl(PR_SET_NAME, "talas-scanner");
+        talas_listen_set_close_others(m->listen, NULL, 0);
         scanner_main(m->conf, m->notify_fd[1]);
+    }
     if (pid == -1) {
         m->scan_pending = 1;
         return;

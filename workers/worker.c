@@ -30,6 +30,7 @@
 
 #include "access_log.h"
 #include "daemon.h"
+#include "http_limits.h"
 #include "http_router.h"
 #include "log.h"
 #include "tls.h"
@@ -186,6 +187,7 @@ static void register_path(h2o_hostconf_t *hostconf, const char *path, void (*han
 {
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
 
+    talas_limits_register(pathconf, w.conf);
     handler(pathconf);
     add_access_log(pathconf);
 }
@@ -213,6 +215,7 @@ static void setup_h2o(void)
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
             register_path(hostconf, routed[i], talas_router_register);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
+        talas_limits_register(pathconf, w.conf);
         h2o_file_register(pathconf, w.conf->http_www_root, index_files, NULL, 0);
         add_access_log(pathconf);
     } else {

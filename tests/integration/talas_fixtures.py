@@ -389,6 +389,15 @@ def make_tls_cert(d):
 
 # --------------------------------------------------------------- processes
 
+def _comm(pid):
+    """The process name of PID (/proc/PID/comm), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def _children(pid):
     """Direct children of PID (from /proc), zombies excluded."""
     kids = set()
@@ -624,9 +633,10 @@ class TalasServer:
             _live_servers.remove(self)
 
     def worker_pids(self):
-        """Live children of the master, sorted.  Between scans these are the
-        workers; while a scan runs the scanner child is included."""
-        pids = _children(self.master_pid)
+        """Live HTTP workers of the master, sorted: children whose process
+        name (set by talas-master) is talas-worker; the library scanner is
+        named talas-scanner and is left out."""
+        pids = [p for p in _children(self.master_pid) if _comm(p) == "talas-worker"]
         self._known_pids.update(pids)
         return pids
 

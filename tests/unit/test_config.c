@@ -549,6 +549,7 @@ static void test_dump(void **state)
                                  "http:\n"
                                  "  request_timeout: 1500ms\n"
                                  "  max_request_body: 1MiB\n"
+                                 "  max_header_size: 32KiB\n"
                                  "  www_root: ~\n"
                                  "http2:\n"
                                  "  idle_timeout: 10s\n"
