@@ -6,9 +6,18 @@
  * opened through h2o's per-context file cache, which the worker clears after
  * every loop iteration, so concurrent requests share one descriptor while a
  * replaced file is noticed on the next iteration (h2o's file handler does
- * the same). The body is read with pread() into one buffer per response and
- * handed to h2o, which writes it as the client drains it (backpressure): at
- * most one buffer per response is in memory.
+ * the same).
+ *
+ * The body goes out one of two ways:
+ *   - cleartext HTTP/1.x, one range or the whole file: h2o writes the
+ *     headers, then the bytes go from the page cache to the socket with
+ *     sendfile(2), never through user space (as nginx's "sendfile on").
+ *     Copying into the socket was 40% of a worker's time before this;
+ *   - HTTP/2, TLS and multipart: pread() into one buffer per response,
+ *     handed to h2o, which frames (or encrypts) and writes it.
+ * Either way the client's pace drives it (backpressure), and one call
+ * moves at most SENDFILE_SLICE or one buffer, so a fast client on a big
+ * file cannot keep the loop from the other connections.
  *
  * Logs: a warning when a file that the catalog lists cannot be opened, or
  * is shorter than when its response started (replaced or truncated).
@@ -18,6 +27,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +43,8 @@
 
 /* Largest read per proceed() call; a response never holds more. */
 #define STREAM_BUF_MAX (128 * 1024)
+/* Most bytes one sendfile() turn moves before the loop serves others. */
+#define SENDFILE_SLICE (1024 * 1024)
 #define BOUNDARY_LEN 20
 
 struct stream_gen {
@@ -48,6 +63,8 @@ struct stream_gen {
     int part_started;
     char part_header[256];
     char trailer[sizeof("\r\n--") + BOUNDARY_LEN + sizeof("--\r\n")];
+    /* set when the body goes out with sendfile() on this socket */
+    h2o_socket_t *sendfile_sock;
 };
 
 static void gen_dispose(void *p)
@@ -73,9 +90,82 @@ static size_t multipart_trailer_len(const struct stream_gen *gen)
     return sizeof("\r\n--") - 1 + BOUNDARY_LEN + sizeof("--\r\n") - 1;
 }
 
+static void sendfile_turn(struct stream_gen *gen);
+
+/* TCP_CORK holds the headers h2o writes until the file's first bytes join
+ * them: one segment train instead of a lone header packet that costs the
+ * client an extra wake-up (nginx's tcp_nopush). */
+static void set_cork(h2o_socket_t *sock, int on)
+{
+    setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
+/*
+ * Called when the socket can take more. The socket's on_close.data is the
+ * worker's to use (worker.c sets it at accept and never reads it): while a
+ * response waits for the socket, it points at that response. HTTP/1.1
+ * carries one response at a time, so there is never more than one.
+ */
+static void on_sendfile_writable(h2o_socket_t *sock, const char *err)
+{
+    struct stream_gen *gen = sock->on_close.data;
+
+    sock->on_close.data = NULL;
+    if (err != NULL) {
+        h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    sendfile_turn(gen);
+}
+
+static void sendfile_turn(struct stream_gen *gen)
+{
+    int sock_fd = h2o_socket_get_fd(gen->sendfile_sock);
+    size_t moved = 0;
+
+    while (gen->remaining > 0) {
+        off_t off = (off_t)gen->off;
+        size_t want = gen->remaining < SENDFILE_SLICE ? (size_t)gen->remaining : SENDFILE_SLICE;
+        ssize_t n;
+
+        if (moved >= SENDFILE_SLICE)
+            goto wait;
+        n = sendfile(sock_fd, gen->ref->fd, &off, want);
+        if (n > 0) {
+            gen->off += (uint64_t)n;
+            gen->remaining -= (uint64_t)n;
+            gen->req->bytes_sent += (uint64_t)n;
+            moved += (size_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            goto wait;
+        if (n == 0)
+            log_warn("%s: \"%s\" is shorter than when its response started (truncated or replaced)", __func__,
+                     gen->ref->_path);
+        /* a client gone away (EPIPE, ECONNRESET) is no news: not logged */
+        h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    set_cork(gen->sendfile_sock, 0);
+    h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_FINAL);
+    return;
+
+wait:
+    gen->sendfile_sock->on_close.data = gen;
+    h2o_socket_notify_write(gen->sendfile_sock, on_sendfile_writable);
+}
+
 static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
 {
     struct stream_gen *gen = (void *)_gen;
+
+    if (gen->sendfile_sock != NULL) {
+        sendfile_turn(gen);
+        return;
+    }
     h2o_iovec_t vecs[3];
     size_t nvecs = 0, want;
     ssize_t rret;
@@ -192,6 +282,27 @@ static int check_preconditions(h2o_req_t *req, const char *etag, size_t etag_len
             return 304;
     }
     return 0;
+}
+
+/*
+ * Whether this response's body can go out with sendfile(): plain HTTP/1.x
+ * on a cleartext socket, one contiguous range, and no h2o filter between
+ * the generator and the socket (the final output stream is the only one).
+ * Call after h2o_start_response().
+ */
+static int use_sendfile(h2o_req_t *req, struct stream_gen *gen)
+{
+    h2o_socket_t *sock;
+
+    if (req->version >= 0x200 || (gen->ranges != NULL && gen->range_count > 1))
+        return 0;
+    if (req->_ostr_top == NULL || req->_ostr_top->next != NULL)
+        return 0;
+    if (req->conn->callbacks->get_socket == NULL || (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
+        sock->ssl != NULL)
+        return 0;
+    gen->sendfile_sock = sock;
+    return 1;
 }
 
 /* The headers of every successful or 304 answer (not of errors: a 416 must
@@ -370,6 +481,12 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
                     biggest = ranges[i].end - ranges[i].start;
         if (biggest < gen->buf_size)
             gen->buf_size = (size_t)biggest;
+    }
+    if (use_sendfile(req, gen)) {
+        /* h2o writes the headers, then calls proceed for the body */
+        set_cork(gen->sendfile_sock, 1);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+        return 0;
     }
     gen->buf = h2o_mem_alloc_pool(&req->pool, gen->buf_size);
     do_proceed(&gen->super, req);

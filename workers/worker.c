@@ -137,6 +137,8 @@ static void on_accept(h2o_socket_t *listen_sock, const char *err)
         if ((sock = h2o_evloop_socket_accept(listen_sock)) == NULL)
             break;
         w.connections++;
+        /* on_close.data is not read here: http_stream.c parks a response
+         * in it while that response waits for the socket (sendfile) */
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = NULL;
         h2o_accept(&l->accept_ctx, sock);
@@ -258,8 +260,12 @@ static void notify_ready(int fd)
     close(fd);
 }
 
+/* How long an open file descriptor is reused before the file is reopened. */
+#define FILECACHE_VALID_MS 1000
+
 void talas_worker_main(const struct talas_worker_args *args)
 {
+    uint64_t filecache_cleared_at = 0;
     h2o_evloop_t *loop;
     char *error;
 
@@ -287,11 +293,19 @@ void talas_worker_main(const struct talas_worker_args *args)
     if (got_term)
         begin_stop();
     for (;;) {
+        uint64_t now;
+
         h2o_evloop_run(loop, 1000);
-        /* as h2o's own server does: a file cached for one loop iteration
-         * shares its descriptor among concurrent requests, and a replaced
-         * file is seen on the next iteration */
-        h2o_filecache_clear(w.ctx.filecache);
+        /* Open files are shared by the requests of a whole second, then
+         * opened and stat()ed afresh: a replaced file is seen within a
+         * second (nginx's open_file_cache valid=), and a truncated one ends
+         * the responses that outrun it (http_stream.c) instead of being
+         * padded. h2o's own server clears on every iteration, which costs
+         * an open/fstat/close per iteration for the same file. */
+        if ((now = talas_now_ms()) - filecache_cleared_at >= FILECACHE_VALID_MS) {
+            h2o_filecache_clear(w.ctx.filecache);
+            filecache_cleared_at = now;
+        }
         if (w.stopping) {
             if (w.connections == 0)
                 break;
