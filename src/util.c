@@ -188,12 +188,40 @@ char *talas_utf8_sanitize(const char *s, size_t len)
     return out.data;
 }
 
+struct unit {
+    const char *suffix;
+    uint64_t mult;
+};
+
+/* A decimal number and one of UNITS' suffixes (compared without regard to
+ * case), optionally separated by spaces; overflow is an error. */
+static int parse_with_unit(const char *s, const struct unit *units, size_t count, uint64_t *v_r)
+{
+    unsigned long long v;
+    char *end;
+
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < count; i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return -1;
+            *v_r = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int talas_parse_size(const char *s, uint64_t *size_r)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {
+    static const struct unit units[] = {
         {"", 1},
         {"b", 1},
         {"k", 1ULL << 10},
@@ -209,52 +237,16 @@ int talas_parse_size(const char *s, uint64_t *size_r)
         {"tb", 1000ULL * 1000 * 1000 * 1000},
         {"tib", 1ULL << 40},
     };
-    unsigned long long v;
-    char *end;
 
-    if (!isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0)
-        return -1;
-    while (*end == ' ')
-        end++;
-    for (size_t i = 0; i < TALAS_ARRAY_SIZE(units); i++) {
-        if (strcasecmp(end, units[i].suffix) == 0) {
-            if (v > UINT64_MAX / units[i].mult)
-                return -1;
-            *size_r = v * units[i].mult;
-            return 0;
-        }
-    }
-    return -1;
+    return parse_with_unit(s, units, TALAS_ARRAY_SIZE(units), size_r);
 }
 
 int talas_parse_duration_ms(const char *s, uint64_t *ms_r)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}};
-    unsigned long long v;
-    char *end;
+    /* "m" is minutes here: sizes are where "m" means MiB */
+    static const struct unit units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}};
 
-    if (!isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0)
-        return -1;
-    for (size_t i = 0; i < TALAS_ARRAY_SIZE(units); i++) {
-        if (strcmp(end, units[i].suffix) == 0) {
-            if (v > UINT64_MAX / units[i].mult)
-                return -1;
-            *ms_r = v * units[i].mult;
-            return 0;
-        }
-    }
-    return -1;
+    return parse_with_unit(s, units, TALAS_ARRAY_SIZE(units), ms_r);
 }
 
 uint64_t talas_now_ms(void)

@@ -213,14 +213,8 @@ int talas_api_track(h2o_req_t *req, const char *id, size_t len)
     MDB_txn *txn;
     int rc;
 
-    if (talas_http_reject_unless_get(req))
+    if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
-    if (!talas_track_id_valid(id, len)) {
-        talas_http_send_error(req, 404, "not_found", "no such track");
-        return 0;
-    }
-    memcpy(id_buf, id, len);
-    id_buf[len] = '\0';
     if (begin(req, &txn) != 0)
         return 0;
     rc = talas_catalog_get(talas_worker_storage(), txn, id_buf, &t);

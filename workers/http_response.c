@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "http_response.h"
 #include "json.h"
 
@@ -143,6 +144,19 @@ int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_
         }
         p = pair_end + 1;
     }
+    return 0;
+}
+
+int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *id_r)
+{
+    if (talas_http_reject_unless_get(req))
+        return -1;
+    if (!talas_track_id_valid(id, len)) {
+        talas_http_send_error(req, 404, "not_found", "no such track");
+        return -1;
+    }
+    memcpy(id_r, id, len);
+    id_r[len] = '\0';
     return 0;
 }
 

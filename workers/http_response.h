@@ -37,6 +37,14 @@ int talas_http_reject_unless_get(h2o_req_t *req);
  */
 int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_r);
 
+/*
+ * The preamble of every /{route}/{id} handler: answers 405 unless the method
+ * is GET or HEAD, 404 unless ID (LEN bytes) has the form of a track id, and
+ * returns -1 when it answered; else copies the id, NUL-terminated, to ID_R
+ * (TALAS_TRACK_ID_LEN + 1 bytes) and returns 0.
+ */
+int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *id_r);
+
 /* Finds request header NAME (a lower-case h2o token); NULL when absent. */
 const h2o_iovec_t *talas_http_header(h2o_req_t *req, const h2o_token_t *token);
 

@@ -356,14 +356,8 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     int64_t mtime;
     int status, rc;
 
-    if (talas_http_reject_unless_get(req))
+    if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
-    if (!talas_track_id_valid(id, len)) {
-        talas_http_send_error(req, 404, "not_found", "no such track");
-        return 0;
-    }
-    memcpy(id_buf, id, len);
-    id_buf[len] = '\0';
     if ((rc = lookup(req, id_buf, &path, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
             talas_http_send_error(req, 404, "not_found", "no such track");
