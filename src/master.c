@@ -275,12 +275,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", error);
         if (test)
             fprintf(stderr, "talas-master: configuration file %s test failed\n", file);
+        free(error);
         return 1;
     }
     if (test) {
         if (check_tls(m.conf, &error) != 0 ||
             (m.conf->auth_required && check_runtime(m.conf, &error) != 0)) {
             fprintf(stderr, "%s\ntalas-master: configuration file %s test failed\n", error, file);
+            free(error);
+            talas_config_free(m.conf);
             return 1;
         }
         if (dump)
@@ -294,6 +297,8 @@ int main(int argc, char **argv)
     talas_log_set_level((enum talas_log_level)m.conf->log_level);
     if (check_runtime(m.conf, &error) != 0) {
         fprintf(stderr, "talas-master: %s\n", error);
+        free(error);
+        talas_config_free(m.conf);
         return 1;
     }
     if (detach && strcmp(m.conf->log_error, "stderr") == 0)

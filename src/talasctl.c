@@ -82,6 +82,7 @@ static int cmd_scan(const struct talas_config *conf)
 
     if (talas_scan_run(conf, st, 1, tty ? on_progress : NULL, &ps, &result, &error) != 0) {
         fprintf(stderr, "talasctl: scan failed: %s\n", error);
+        free(error);
         talas_storage_close(st);
         return 1;
     }
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
     }
     if (talas_config_load(file, &conf, &error) != 0) {
         fprintf(stderr, "%s\n", error);
+        free(error);
         return 1;
     }
     /* libav and the scanner log through the error log: keep it on stderr */

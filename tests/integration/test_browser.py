@@ -90,7 +90,8 @@ def player(tmp_path_factory):
     # play.mjs resolves playwright-core from its own folder: run a copy that
     # sits next to the node_modules found elsewhere (read-only source trees).
     d = tmp_path_factory.mktemp("browser")
-    shutil.copy(PLAY, d / "play.mjs")
+    for script in BROWSER_DIR.glob("*.mjs"):
+        shutil.copy(script, d / script.name)
     (d / "package.json").write_text('{"type": "module"}\n')
     (d / "node_modules").symlink_to(nm)
     return d / "play.mjs"
