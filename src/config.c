@@ -236,6 +236,9 @@ static int parse_log_level(const char *s, int *value_r);
 static void default_workers(void *field);
 static int read_listen_scalar(struct loader *ld, struct scope *sc, yaml_node_t *node);
 static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t index);
+static const char *validate_profile_name(char **value);
+static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index);
+static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index);
 
 #define MiB (INT64_C(1) << 20)
 #define GiB (INT64_C(1) << 30)
@@ -264,6 +267,31 @@ static const struct conf_table listen_table = {
     .item_size = sizeof(struct talas_config_listen),
     .scalar = read_listen_scalar,
     .check = check_listen,
+};
+
+#define P(field) offsetof(struct talas_config_profile, field)
+
+static const struct conf_enum codecs[] = {
+    {"mp3", TALAS_CONFIG_CODEC_MP3},
+    {"aac", TALAS_CONFIG_CODEC_AAC},
+    {NULL, 0},
+};
+
+static const struct conf_key profile_keys[] = {
+    {"name", CONF_STRING, P(name), 0, 0, NULL, CONF_REQUIRED, validate_profile_name},
+    {"codec", CONF_ENUM, P(codec), 0, 0, NULL, CONF_REQUIRED, NULL, .enums = codecs},
+    {"bitrate", CONF_INT, P(bitrate), 8, 512, NULL, CONF_REQUIRED, NULL},
+    {"sample_rate", CONF_INT, P(sample_rate), 8000, 96000, "44100", 0, NULL},
+    {"channels", CONF_INT, P(channels), 1, 2, "2", 0, NULL},
+    /* -1: not given; check_profile derives it from the codec */
+    {"hls", CONF_BOOL, P(hls), 0, 0, NULL, 0, NULL},
+};
+
+static const struct conf_table profile_table = {
+    .keys = profile_keys,
+    .nkeys = TALAS_ARRAY_SIZE(profile_keys),
+    .item_size = sizeof(struct talas_config_profile),
+    .check = check_profile,
 };
 
 static const struct conf_enum access_formats[] = {
@@ -318,6 +346,19 @@ static const struct conf_key config_keys[] = {
     {"auth", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"auth.required", CONF_BOOL, C(auth_required), 0, 0, "false", 0, NULL},
 
+    {"transcode", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"transcode.profiles", CONF_MAPPING_LIST, C(transcode_profiles), 1, 0, NULL, 0, NULL,
+     .count_offset = C(transcode_profile_count), .items = &profile_table},
+    {"transcode.threads", CONF_INT, C(transcode_threads), 1, 64, "1", 0, NULL},
+
+    {"preview", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"preview.duration", CONF_DURATION, C(preview_duration_ms), SECOND, 600 * SECOND, "30s", 0, NULL},
+    {"preview.start", CONF_STRING, C(preview_start), 0, 0, "30%", 0, NULL},
+
+    {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    /* 0: not given; check_config derives it from storage.map_size */
+    {"cache.max_size", CONF_SIZE, C(cache_max_size), 64 * 1024, TiB, NULL, 0, NULL},
+
     {"log", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"log.error", CONF_PATH, C(log_error), 0, 0, "stderr", CONF_STDERR, NULL},
     {"log.access", CONF_PATH, C(log_access), 0, 0, NULL, CONF_STDERR | CONF_OFF, NULL},
@@ -343,6 +384,7 @@ static const struct conf_table config_table = {
     .keys = config_keys,
     .nkeys = TALAS_ARRAY_SIZE(config_keys),
     .item_size = sizeof(struct talas_config),
+    .check = check_config,
 };
 
 /* Enum fields are read and written as int. */
@@ -1087,6 +1129,120 @@ static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t
             return fail(ld, &sc->mark, sc->prefix, "%s%s%s:%d is already in listen[%zu]",
                         strchr(cur->host, ':') ? "[" : "", cur->host, strchr(cur->host, ':') ? "]" : "",
                         cur->port, i);
+    }
+    return 0;
+}
+
+static const char *validate_profile_name(char **value)
+{
+    size_t n = strlen(*value);
+
+    if (n > 31)
+        return "must be at most 31 characters";
+    for (const char *p = *value; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return "must be made of a-z, 0-9, '_' and '-'";
+    return NULL;
+}
+
+/* The rates each encoder takes (libmp3lame: MPEG-1/2/2.5; aac: the
+ * sampling frequency index of ADTS, limited to 8..96 kHz). */
+static int rate_supported(int codec, int rate)
+{
+    static const int mp3[] = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000};
+    static const int aac[] = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000};
+    const int *r = codec == TALAS_CONFIG_CODEC_MP3 ? mp3 : aac;
+    size_t n = codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_ARRAY_SIZE(mp3) : TALAS_ARRAY_SIZE(aac);
+
+    for (size_t i = 0; i < n; i++)
+        if (r[i] == rate)
+            return 1;
+    return 0;
+}
+
+static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index)
+{
+    struct talas_config_profile *p = items, *cur = &p[index];
+    const struct conf_key *hls = find_key(sc->table, "hls");
+    const struct conf_key *rate = find_key(sc->table, "sample_rate");
+    const struct conf_key *br = find_key(sc->table, "bitrate");
+    const yaml_mark_t *rate_mark = sc->seen[rate - sc->table->keys].set ? &sc->seen[rate - sc->table->keys].mark
+                                                                         : &sc->mark;
+
+    if (!sc->seen[hls - sc->table->keys].set || sc->seen[hls - sc->table->keys].null)
+        cur->hls = cur->codec == TALAS_CONFIG_CODEC_AAC;
+    if (!rate_supported(cur->codec, cur->sample_rate))
+        return fail(ld, rate_mark, key_path(ld, sc->prefix, "sample_rate"), "%d Hz is not a rate %s can encode",
+                    cur->sample_rate, cur->codec == TALAS_CONFIG_CODEC_MP3 ? "MP3" : "AAC");
+    if (cur->codec == TALAS_CONFIG_CODEC_MP3 && cur->bitrate > 320)
+        return fail(ld, &sc->seen[br - sc->table->keys].mark, key_path(ld, sc->prefix, "bitrate"),
+                    "must be 8..320 for MP3");
+    for (size_t i = 0; i < index; i++)
+        if (strcmp(p[i].name, cur->name) == 0)
+            return fail(ld, &sc->mark, key_path(ld, sc->prefix, "name"), "\"%s\" is already transcode.profiles[%zu]",
+                        cur->name, i);
+    return 0;
+}
+
+/* The seeds' ladder, and "mp3" for browsers' progressive playback. */
+static struct talas_config_profile default_profiles[] = {
+    {"high", TALAS_CONFIG_CODEC_AAC, 320, 44100, 2, 1},
+    {"medium", TALAS_CONFIG_CODEC_AAC, 192, 44100, 2, 1},
+    {"low", TALAS_CONFIG_CODEC_MP3, 128, 22050, 2, 0},
+    {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 22050, 2, 1},
+    {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0},
+};
+
+/* "45s", "1m30s"-free forms: a duration, or a percentage "30%", or a
+ * fraction "0.3" of the track. */
+static int parse_preview_start(const char *s, uint64_t *ms_r, int *permille_r)
+{
+    size_t n = strlen(s);
+    char *end;
+    double f;
+
+    if (n > 1 && s[n - 1] == '%') {
+        f = strtod(s, &end);
+        if (end != s + n - 1 || f < 0 || f > 100)
+            return -1;
+        *permille_r = (int)(f * 10 + 0.5);
+        return 0;
+    }
+    if (strchr(s, '.') != NULL) {
+        f = strtod(s, &end);
+        if (*end != '\0' || f < 0 || f > 1)
+            return -1;
+        *permille_r = (int)(f * 1000 + 0.5);
+        return 0;
+    }
+    *permille_r = -1;
+    return talas_parse_duration_ms(s, ms_r);
+}
+
+static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index)
+{
+    struct talas_config *c = items;
+    const struct conf_key *row;
+
+    if (c->transcode_profile_count == 0) {
+        /* not in the arena, never freed: the defaults are static */
+        c->transcode_profiles = default_profiles;
+        c->transcode_profile_count = TALAS_ARRAY_SIZE(default_profiles);
+    }
+    row = find_key(sc->table, "preview.start");
+    if (parse_preview_start(c->preview_start, &c->preview_start_ms, &c->preview_start_permille) != 0)
+        return fail(ld, sc->seen[row - sc->table->keys].set ? &sc->seen[row - sc->table->keys].mark : &sc->mark,
+                    "preview.start", "must be a time (45s) or a part of the track (30%% or 0.3)");
+    row = find_key(sc->table, "cache.max_size");
+    if (c->cache_max_size == 0) {
+        c->cache_max_size = UINT64_C(1) << 30;
+        if (c->cache_max_size > c->storage_map_size / 2)
+            c->cache_max_size = c->storage_map_size / 2;
+    } else if (c->cache_max_size > c->storage_map_size / 4 * 3) {
+        /* LMDB writes copy-on-write: it needs free pages beside the data */
+        return fail(ld, &sc->seen[row - sc->table->keys].mark, "cache.max_size",
+                    "must be at most 3/4 of storage.map_size (%llu bytes)",
+                    (unsigned long long)(c->storage_map_size / 4 * 3));
     }
     return 0;
 }

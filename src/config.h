@@ -24,6 +24,17 @@
 #include <stdio.h>
 
 enum talas_access_log_format { TALAS_ACCESS_LOG_COMBINED, TALAS_ACCESS_LOG_JSON };
+enum talas_config_codec { TALAS_CONFIG_CODEC_MP3, TALAS_CONFIG_CODEC_AAC };
+
+/* One transcoding profile (transcode.profiles item). */
+struct talas_config_profile {
+    char *name;      /* [a-z0-9_-], 1..31 chars, unique; required */
+    int codec;       /* an enum talas_config_codec: mp3 | aac; required */
+    int bitrate;     /* kbit/s, 8..320 (MP3) or 8..512 (AAC); required */
+    int sample_rate; /* Hz, one the codec supports; default 44100 */
+    int channels;    /* 1..2, default 2 */
+    int hls;         /* offered in HLS ladders; default: true for AAC, false for MP3 */
+};
 
 struct talas_config_listen {
     char *host;            /* "127.0.0.1", "::1", "0.0.0.0"; default "0.0.0.0" */
@@ -53,6 +64,21 @@ struct talas_config {
     uint64_t storage_map_size; /* storage.map_size: bytes, 1MiB..1TiB, default 4GiB */
 
     int auth_required; /* auth.required: bool, default false */
+
+    /* transcode.profiles: list; default the seeds' ladder plus "mp3": high
+     * AAC 320k 44.1 kHz, medium AAC 192k 44.1 kHz, low MP3 128k 22.05 kHz,
+     * mobile AAC 96k 22.05 kHz, mp3 MP3 192k 44.1 kHz (all stereo) */
+    struct talas_config_profile *transcode_profiles;
+    size_t transcode_profile_count;
+    int transcode_threads; /* transcode.threads: encoder threads per worker, 1..64, default 1 */
+
+    uint64_t preview_duration_ms; /* preview.duration: 1s..10m, default 30s */
+    char *preview_start;          /* preview.start: "45s" (time) or "30%" (of the track); default "30%" */
+    uint64_t preview_start_ms;    /* ... parsed: when preview_start_permille is -1 */
+    int preview_start_permille;   /* ... parsed: 0..1000, or -1 for a time */
+
+    uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
+                                storage.map_size; default 1GiB or 1/2 of map_size if smaller */
 
     char *log_error;    /* log.error: path, or "stderr" (default) */
     char *log_access;   /* log.access: path, "stderr", or "off"; NULL (off) by default */

@@ -323,6 +323,23 @@ static const struct error_case error_cases[] = {
     {"library:\n  pathz: [x]\n", "t.yaml:2:3: library.pathz: unknown key"},
     {"listen:\n  - port: 80\n    tls: {cert: x}\n", "t.yaml:3:11: listen[0].tls.cert: unknown key"},
     {"library.paths: [x]\n", "t.yaml:1:1: library.paths: unknown key"},
+    /* transcoding, previews, cache */
+    {BASE "transcode:\n  profiles:\n    - {name: x, codec: mp3, bitrate: 128, sample_rate: 96000}\n",
+     "t.yaml:9:56: transcode.profiles[0].sample_rate: 96000 Hz is not a rate MP3 can encode"},
+    {BASE "transcode:\n  profiles:\n    - {name: x, codec: ogg, bitrate: 128}\n",
+     "t.yaml:9:24: transcode.profiles[0].codec: must be mp3 or aac"},
+    {BASE "transcode:\n  profiles:\n    - {name: x, codec: mp3, bitrate: 400}\n",
+     "t.yaml:9:38: transcode.profiles[0].bitrate: must be 8..320 for MP3"},
+    {BASE "transcode:\n  profiles:\n    - {name: a, codec: aac, bitrate: 96}\n    - {name: a, codec: aac, bitrate: 64}\n",
+     "t.yaml:10:7: transcode.profiles[1].name: \"a\" is already transcode.profiles[0]"},
+    {BASE "transcode:\n  profiles:\n    - {codec: aac, bitrate: 96}\n",
+     "t.yaml:9:7: transcode.profiles[0].name: is required"},
+    {BASE "transcode:\n  profiles: []\n", "t.yaml:8:13: transcode.profiles: must not be empty"},
+    {BASE "preview:\n  start: soon\n", "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
+    {BASE "preview:\n  start: 150%\n", "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
+    {BASE "preview:\n  duration: 20m\n", "t.yaml:8:13: preview.duration: must be 1s..10m"},
+    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB}\ncache:\n  max_size: 60MiB\n",
+     "t.yaml:5:13: cache.max_size: must be at most 3/4 of storage.map_size (50331648 bytes)"},
     /* wrong types, at the value */
     {BASE "workers: {a: 1}\n", "t.yaml:7:10: workers: must be an integer, not a mapping"},
     {BASE "workers: [1]\n", "t.yaml:7:10: workers: must be an integer, not a list"},
@@ -409,6 +426,44 @@ static const struct error_case error_cases[] = {
 };
 
 /* All cases run, so that one failure shows every message that changed. */
+static void test_transcode_keys(void **state)
+{
+    struct talas_config *c;
+    char *error;
+
+    assert_int_equal(load(BASE "transcode:\n  profiles:\n    - {name: hifi, codec: aac, bitrate: 256, sample_rate: 48000}\n"
+                               "    - {name: tiny, codec: mp3, bitrate: 64, sample_rate: 22050, channels: 1, hls: true}\n"
+                               "  threads: 3\npreview:\n  start: 45s\n  duration: 20s\ncache:\n  max_size: 100MiB\n",
+                          &c, &error),
+                     0);
+    assert_int_equal(c->transcode_profile_count, 2);
+    assert_string_equal(c->transcode_profiles[0].name, "hifi");
+    assert_int_equal(c->transcode_profiles[0].codec, TALAS_CONFIG_CODEC_AAC);
+    assert_int_equal(c->transcode_profiles[0].bitrate, 256);
+    assert_int_equal(c->transcode_profiles[0].sample_rate, 48000);
+    assert_int_equal(c->transcode_profiles[0].channels, 2);
+    assert_int_equal(c->transcode_profiles[0].hls, 1); /* AAC: in the ladder by default */
+    assert_int_equal(c->transcode_profiles[1].channels, 1);
+    assert_int_equal(c->transcode_profiles[1].hls, 1);
+    assert_int_equal(c->transcode_threads, 3);
+    assert_int_equal(c->preview_start_permille, -1);
+    assert_int_equal(c->preview_start_ms, 45000);
+    assert_int_equal(c->preview_duration_ms, 20000);
+    assert_int_equal(c->cache_max_size, 100ULL << 20);
+    talas_config_free(c);
+
+    /* the defaults: the seeds' ladder plus mp3, a third into the track */
+    assert_int_equal(load(BASE "preview:\n  start: \"0.25\"\n", &c, &error), 0);
+    assert_int_equal(c->transcode_profile_count, 5);
+    assert_string_equal(c->transcode_profiles[2].name, "low");
+    assert_int_equal(c->transcode_profiles[2].codec, TALAS_CONFIG_CODEC_MP3);
+    assert_int_equal(c->transcode_profiles[2].sample_rate, 22050);
+    assert_int_equal(c->transcode_profiles[2].hls, 0);
+    assert_int_equal(c->preview_start_permille, 250);
+    assert_int_equal(c->cache_max_size, 1ULL << 30); /* 4GiB map: 1GiB */
+    talas_config_free(c);
+}
+
 static void test_errors(void **state)
 {
     size_t failed = 0;
@@ -541,6 +596,44 @@ static void test_dump(void **state)
                                  "  map_size: 1048577\n"
                                  "auth:\n"
                                  "  required: false\n"
+                                 "transcode:\n"
+                                 "  profiles:\n"
+                                 "    - name: \"high\"\n"
+                                 "      codec: aac\n"
+                                 "      bitrate: 320\n"
+                                 "      sample_rate: 44100\n"
+                                 "      channels: 2\n"
+                                 "      hls: true\n"
+                                 "    - name: \"medium\"\n"
+                                 "      codec: aac\n"
+                                 "      bitrate: 192\n"
+                                 "      sample_rate: 44100\n"
+                                 "      channels: 2\n"
+                                 "      hls: true\n"
+                                 "    - name: \"low\"\n"
+                                 "      codec: mp3\n"
+                                 "      bitrate: 128\n"
+                                 "      sample_rate: 22050\n"
+                                 "      channels: 2\n"
+                                 "      hls: false\n"
+                                 "    - name: \"mobile\"\n"
+                                 "      codec: aac\n"
+                                 "      bitrate: 96\n"
+                                 "      sample_rate: 22050\n"
+                                 "      channels: 2\n"
+                                 "      hls: true\n"
+                                 "    - name: \"mp3\"\n"
+                                 "      codec: mp3\n"
+                                 "      bitrate: 192\n"
+                                 "      sample_rate: 44100\n"
+                                 "      channels: 2\n"
+                                 "      hls: false\n"
+                                 "  threads: 1\n"
+                                 "preview:\n"
+                                 "  duration: 30s\n"
+                                 "  start: \"30%\"\n"
+                                 "cache:\n"
+                                 "  max_size: 512KiB\n"
                                  "log:\n"
                                  "  error: \"stderr\"\n"
                                  "  access: off\n"
@@ -616,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_listen_scalars),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_transcode_keys),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_dump),
