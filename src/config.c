@@ -237,8 +237,10 @@ static void default_workers(void *field);
 static int read_listen_scalar(struct loader *ld, struct scope *sc, yaml_node_t *node);
 static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t index);
 static const char *validate_profile_name(char **value);
+static const char *validate_public_url(char **value);
 static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index);
 static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index);
+static int check_key(struct loader *ld, struct scope *sc, void *items, size_t index);
 
 #define MiB (INT64_C(1) << 20)
 #define GiB (INT64_C(1) << 30)
@@ -294,6 +296,28 @@ static const struct conf_table profile_table = {
     .check = check_profile,
 };
 
+static const struct conf_enum jwt_algorithms[] = {
+    {"HS256", TALAS_JWT_HS256}, {"HS384", TALAS_JWT_HS384}, {"HS512", TALAS_JWT_HS512},
+    {"RS256", TALAS_JWT_RS256}, {"ES256", TALAS_JWT_ES256}, {NULL, 0},
+};
+
+#define K(field) offsetof(struct talas_config_key, field)
+
+static const struct conf_key key_keys[] = {
+    {"kid", CONF_STRING, K(kid), 0, 0, NULL, CONF_REQUIRED, NULL},
+    {"algorithm", CONF_ENUM, K(algorithm), 0, 0, "HS256", 0, NULL, .enums = jwt_algorithms},
+    {"secret_file", CONF_PATH, K(secret_file), 0, 0, NULL, 0, NULL},
+    {"public_key_file", CONF_PATH, K(public_key_file), 0, 0, NULL, 0, NULL},
+    {"private_key_file", CONF_PATH, K(private_key_file), 0, 0, NULL, 0, NULL},
+};
+
+static const struct conf_table key_table = {
+    .keys = key_keys,
+    .nkeys = TALAS_ARRAY_SIZE(key_keys),
+    .item_size = sizeof(struct talas_config_key),
+    .check = check_key,
+};
+
 static const struct conf_enum access_formats[] = {
     {"combined", TALAS_ACCESS_LOG_COMBINED},
     {"json", TALAS_ACCESS_LOG_JSON},
@@ -345,6 +369,23 @@ static const struct conf_key config_keys[] = {
 
     {"auth", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"auth.required", CONF_BOOL, C(auth_required), 0, 0, "false", 0, NULL},
+    {"auth.algorithm", CONF_ENUM, C(auth_key.algorithm), 0, 0, "HS256", 0, NULL, .enums = jwt_algorithms},
+    {"auth.kid", CONF_STRING, C(auth_key.kid), 0, 0, NULL, 0, NULL},
+    {"auth.secret_file", CONF_PATH, C(auth_key.secret_file), 0, 0, NULL, 0, NULL},
+    {"auth.public_key_file", CONF_PATH, C(auth_key.public_key_file), 0, 0, NULL, 0, NULL},
+    {"auth.private_key_file", CONF_PATH, C(auth_key.private_key_file), 0, 0, NULL, 0, NULL},
+    {"auth.keys", CONF_MAPPING_LIST, C(auth_keys), 1, 0, NULL, 0, NULL, .count_offset = C(auth_key_count),
+     .items = &key_table},
+    {"auth.backend_key_file", CONF_PATH, C(auth_backend_key_file), 0, 0, NULL, 0, NULL},
+    {"auth.leeway", CONF_DURATION, C(auth_leeway_ms), 0, 300 * SECOND, "30s", 0, NULL},
+    {"auth.issuer", CONF_STRING, C(auth_issuer), 0, 0, NULL, 0, NULL},
+    {"auth.audience", CONF_STRING, C(auth_audience), 0, 0, NULL, 0, NULL},
+    {"auth.default_ttl", CONF_DURATION, C(auth_default_ttl_ms), SECOND, 24 * HOUR, "5m", 0, NULL},
+    {"auth.max_ttl", CONF_DURATION, C(auth_max_ttl_ms), SECOND, 7 * 24 * HOUR, "24h", 0, NULL},
+
+    {"grpc", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"grpc.listen", CONF_MAPPING_LIST, C(grpc_listen), 1, 0, NULL, 0, NULL, .count_offset = C(grpc_listen_count),
+     .items = &listen_table},
 
     {"transcode", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"transcode.profiles", CONF_MAPPING_LIST, C(transcode_profiles), 1, 0, NULL, 0, NULL,
@@ -372,6 +413,7 @@ static const struct conf_key config_keys[] = {
     {"http.max_request_body", CONF_SIZE, C(http_max_request_body), 0, GiB, "1MiB", 0, NULL},
     {"http.max_header_size", CONF_SIZE, C(http_max_header_size), 1024, 256 * 1024, "32KiB", 0, NULL},
     {"http.www_root", CONF_PATH, C(http_www_root), 0, 0, NULL, 0, NULL},
+    {"http.public_url", CONF_STRING, C(http_public_url), 0, 0, NULL, 0, validate_public_url},
 
     {"http2", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"http2.idle_timeout", CONF_DURATION, C(http2_idle_timeout_ms), 1, HOUR, "10s", 0, NULL},
@@ -1133,6 +1175,66 @@ static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t
     return 0;
 }
 
+static const char *validate_public_url(char **value)
+{
+    size_t n;
+
+    if (strncmp(*value, "http://", 7) != 0 && strncmp(*value, "https://", 8) != 0)
+        return "must start with http:// or https://";
+    if (strpbrk(*value, "?# \t") != NULL)
+        return "must be a base URL: no query, fragment or spaces";
+    /* minted URLs append "/stream/ID": no trailing slash */
+    n = strlen(*value);
+    while (n > 8 && (*value)[n - 1] == '/')
+        (*value)[--n] = '\0';
+    return NULL;
+}
+
+/* What a key needs for its algorithm: a secret for HMAC, a public key to
+ * verify RSA/EC tokens (a private key only to mint them). */
+static const char *key_problem(const struct talas_config_key *k)
+{
+    int hmac = k->algorithm <= TALAS_JWT_HS512;
+
+    if (hmac && k->secret_file == NULL)
+        return "secret_file is required with an HS* algorithm";
+    if (hmac && (k->public_key_file != NULL || k->private_key_file != NULL))
+        return "public_key_file and private_key_file go with RS256/ES256, not HS*";
+    if (!hmac && k->public_key_file == NULL)
+        return "public_key_file is required with RS256/ES256";
+    if (!hmac && k->secret_file != NULL)
+        return "secret_file goes with HS*, not RS256/ES256";
+    return NULL;
+}
+
+/* A string that lives as long as the configuration. */
+static char *conf_printf(struct loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static char *conf_printf(struct loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = arena_vprintf(ld->arena, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static int check_key(struct loader *ld, struct scope *sc, void *items, size_t index)
+{
+    struct talas_config_key *k = items, *cur = &k[index];
+    const char *problem = key_problem(cur);
+
+    if (problem != NULL)
+        return fail(ld, &sc->mark, sc->prefix, "%s", problem);
+    for (size_t i = 0; i < index; i++)
+        if (strcmp(k[i].kid, cur->kid) == 0)
+            return fail(ld, &sc->mark, key_path(ld, sc->prefix, "kid"), "\"%s\" is already auth.keys[%zu]", cur->kid,
+                        i);
+    return 0;
+}
+
 static const char *validate_profile_name(char **value)
 {
     size_t n = strlen(*value);
@@ -1219,6 +1321,15 @@ static int parse_preview_start(const char *s, uint64_t *ms_r, int *permille_r)
     return talas_parse_duration_ms(s, ms_r);
 }
 
+/* Where section KEY was written, or the top of the file. */
+static const yaml_mark_t *section_mark(struct scope *sc, const char *key)
+{
+    const struct conf_key *row = find_key(sc->table, key);
+    const struct seen *seen = &sc->seen[row - sc->table->keys];
+
+    return seen->set ? &seen->mark : &sc->mark;
+}
+
 static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index)
 {
     struct talas_config *c = items;
@@ -1233,6 +1344,34 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
     if (parse_preview_start(c->preview_start, &c->preview_start_ms, &c->preview_start_permille) != 0)
         return fail(ld, sc->seen[row - sc->table->keys].set ? &sc->seen[row - sc->table->keys].mark : &sc->mark,
                     "preview.start", "must be a time (45s) or a part of the track (30%% or 0.3)");
+    /* the main key exists when one of its files is given */
+    if (c->auth_key.secret_file != NULL || c->auth_key.public_key_file != NULL ||
+        c->auth_key.private_key_file != NULL) {
+        const char *problem = key_problem(&c->auth_key);
+        if (problem != NULL)
+            return fail(ld, section_mark(sc, "auth"), "auth", "%s", problem);
+        for (size_t i = 0; i < c->auth_key_count; i++)
+            if (c->auth_key.kid != NULL && strcmp(c->auth_keys[i].kid, c->auth_key.kid) == 0)
+                return fail(ld, section_mark(sc, "auth.keys"), "auth.keys", "kid \"%s\" is also auth.kid",
+                            c->auth_key.kid);
+    }
+    if (c->auth_required && c->auth_key.secret_file == NULL && c->auth_key.public_key_file == NULL &&
+        c->auth_key_count == 0)
+        return fail(ld, section_mark(sc, "auth"), "auth", "required: true needs a key: secret_file, public_key_file or keys");
+    if (c->auth_max_ttl_ms < c->auth_default_ttl_ms)
+        return fail(ld, section_mark(sc, "auth.max_ttl"), "auth.max_ttl", "must not be shorter than auth.default_ttl");
+    for (size_t i = 0; i < c->grpc_listen_count; i++)
+        for (size_t j = 0; j < c->listen_count; j++)
+            if (c->grpc_listen[i].port == c->listen[j].port && strcmp(c->grpc_listen[i].host, c->listen[j].host) == 0)
+                return fail(ld, section_mark(sc, "grpc.listen"), "grpc.listen", "%s:%d is also in listen", c->listen[j].host,
+                            c->listen[j].port);
+    if (c->http_public_url == NULL) {
+        const struct talas_config_listen *l = &c->listen[0];
+        const char *host = strcmp(l->host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(l->host, "::") == 0 ? "::1" : l->host;
+        c->http_public_url = conf_printf(ld, "%s://%s%s%s:%d", l->tls_certificate ? "https" : "http",
+                                              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                                              l->port);
+    }
     row = find_key(sc->table, "cache.max_size");
     if (c->cache_max_size == 0) {
         c->cache_max_size = UINT64_C(1) << 30;
@@ -1504,7 +1643,9 @@ static void dump_value(FILE *fp, const struct conf_key *row, const char *base, i
         }
         break;
     case CONF_MAPPING_LIST:
-        fputs(count == 0 ? " []\n" : "\n", fp);
+        /* an optional list that is empty was not given: "~" reads back as
+         * that, where "[]" would be refused (a given list has items) */
+        fputs(count == 0 ? " ~\n" : "\n", fp);
         for (size_t i = 0; i < count; i++) {
             const char *items;
 

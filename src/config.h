@@ -25,6 +25,23 @@
 
 enum talas_access_log_format { TALAS_ACCESS_LOG_COMBINED, TALAS_ACCESS_LOG_JSON };
 enum talas_config_codec { TALAS_CONFIG_CODEC_MP3, TALAS_CONFIG_CODEC_AAC };
+enum talas_config_jwt_alg {
+    TALAS_JWT_HS256,
+    TALAS_JWT_HS384,
+    TALAS_JWT_HS512,
+    TALAS_JWT_RS256,
+    TALAS_JWT_ES256,
+};
+
+/* A token key: the main one (auth.*) or one of auth.keys (rotation). Keys
+ * are read from files only, never written inline in the configuration. */
+struct talas_config_key {
+    char *kid;              /* the JWT header "kid" that selects it; NULL for the main key alone */
+    int algorithm;          /* an enum talas_config_jwt_alg, the only one accepted with this key */
+    char *secret_file;      /* HS*: the shared secret (file contents, trailing newline dropped) */
+    char *public_key_file;  /* RS256/ES256: PEM public key, verifies */
+    char *private_key_file; /* RS256/ES256: PEM private key, signs (needed to mint URLs) */
+};
 
 /* One transcoding profile (transcode.profiles item). */
 struct talas_config_profile {
@@ -64,6 +81,20 @@ struct talas_config {
     uint64_t storage_map_size; /* storage.map_size: bytes, 1MiB..1TiB, default 4GiB */
 
     int auth_required; /* auth.required: bool, default false */
+    struct talas_config_key auth_key; /* auth.algorithm (default HS256), auth.kid, auth.secret_file,
+                                         auth.public_key_file, auth.private_key_file; no file: no main key */
+    struct talas_config_key *auth_keys; /* auth.keys: more keys, each with its kid (rotation) */
+    size_t auth_key_count;
+    char *auth_backend_key_file; /* auth.backend_key_file: the platform backend's API key */
+    uint64_t auth_leeway_ms;     /* auth.leeway: clock skew allowed on exp/nbf, 0..5m, default 30s */
+    char *auth_issuer;           /* auth.issuer: iss required in tokens and written in minted ones */
+    char *auth_audience;         /* auth.audience: aud, likewise */
+    uint64_t auth_default_ttl_ms; /* auth.default_ttl: minted URLs' lifetime, 1s..1d, default 5m */
+    uint64_t auth_max_ttl_ms;     /* auth.max_ttl: the longest lifetime a caller may ask, default 1d */
+
+    /* grpc.listen: where GetStreamURL is served (none by default) */
+    struct talas_config_listen *grpc_listen;
+    size_t grpc_listen_count;
 
     /* transcode.profiles: list; default the seeds' ladder plus "mp3": high
      * AAC 320k 44.1 kHz, medium AAC 192k 44.1 kHz, low MP3 128k 22.05 kHz,
@@ -92,6 +123,8 @@ struct talas_config {
     uint64_t http_max_header_size;       /* http.max_header_size: request line and headers,
                                             1KiB..256KiB, default 32KiB */
     char *http_www_root;                 /* http.www_root: static files at /, default NULL */
+    char *http_public_url; /* http.public_url: base of the URLs Talas hands out ("https://host");
+                              default http://HOST:PORT of the first listen entry */
     uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */
     int http2_max_concurrent_streams;    /* http2.max_concurrent_streams: default 100 */
 };

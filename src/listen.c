@@ -88,10 +88,21 @@ fail:
     return -1;
 }
 
+/* The I-th address of CONF: its listen entries, then its grpc.listen ones. */
+static const struct talas_config_listen *address(const struct talas_config *conf, size_t i)
+{
+    return i < conf->listen_count ? &conf->listen[i] : &conf->grpc_listen[i - conf->listen_count];
+}
+
+size_t talas_listen_count(const struct talas_config *conf)
+{
+    return conf->listen_count + conf->grpc_listen_count;
+}
+
 int talas_listen_set_prepare(struct talas_listen_set *set, const struct talas_config *conf, char **error_r)
 {
-    for (size_t i = 0; i < conf->listen_count; i++) {
-        const struct talas_config_listen *l = &conf->listen[i];
+    for (size_t i = 0; i < talas_listen_count(conf); i++) {
+        const struct talas_config_listen *l = address(conf, i);
         struct entry *e = find(set, l->host, l->port);
         size_t want = (size_t)conf->workers;
 
@@ -118,10 +129,11 @@ int talas_listen_set_prepare(struct talas_listen_set *set, const struct talas_co
 
 void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_config *conf, int slot, int *fds)
 {
-    for (size_t i = 0; i < conf->listen_count; i++) {
-        struct entry *e = find(set, conf->listen[i].host, conf->listen[i].port);
+    for (size_t i = 0; i < talas_listen_count(conf); i++) {
+        const struct talas_config_listen *l = address(conf, i);
+        struct entry *e = find(set, l->host, l->port);
         if (e == NULL || (size_t)slot >= e->fd_count)
-            panic("%s: no socket for %s:%d slot %d", __func__, conf->listen[i].host, conf->listen[i].port, slot);
+            panic("%s: no socket for %s:%d slot %d", __func__, l->host, l->port, slot);
         fds[i] = e->fds[slot];
     }
 }
@@ -154,8 +166,8 @@ void talas_listen_set_prune(struct talas_listen_set *set, const struct talas_con
         struct entry *e = &set->entries[i];
         size_t want = 0;
 
-        for (size_t j = 0; conf != NULL && j < conf->listen_count; j++)
-            if (conf->listen[j].port == e->port && strcmp(conf->listen[j].host, e->host) == 0)
+        for (size_t j = 0; conf != NULL && j < talas_listen_count(conf); j++)
+            if (address(conf, j)->port == e->port && strcmp(address(conf, j)->host, e->host) == 0)
                 want = (size_t)conf->workers;
         while (e->fd_count > want)
             close(e->fds[--e->fd_count]);

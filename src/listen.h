@@ -17,12 +17,17 @@ struct talas_listen_set; /* opaque, owned by the master */
 
 struct talas_listen_set *talas_listen_set_new(void);
 
+/* The addresses of CONF: its listen entries (HTTP), then its grpc.listen
+ * entries (gRPC), in that order everywhere below. */
+size_t talas_listen_count(const struct talas_config *conf);
+
 /* Opens whatever CONF needs that is not open yet (conf->workers sockets for
- * each listen entry). Returns 0, or -1 with a malloc'd message naming the
+ * each address). Returns 0, or -1 with a malloc'd message naming the
  * address and the failing call; sockets opened by a failed call are closed. */
 int talas_listen_set_prepare(struct talas_listen_set *set, const struct talas_config *conf, char **error_r);
 
-/* Stores in FDS (conf->listen_count entries) the sockets of worker SLOT. */
+/* Stores in FDS (talas_listen_count(conf) entries) the sockets of worker
+ * SLOT: HTTP ones first, then gRPC ones. */
 void talas_listen_set_fds(struct talas_listen_set *set, const struct talas_config *conf, int slot, int *fds);
 
 /* Closes the sockets CONF does not use (after a reload), or all with NULL. */

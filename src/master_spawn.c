@@ -109,14 +109,14 @@ static pid_t fork_child(struct talas_master *m, const char *what)
 void talas_master_spawn_worker(struct talas_master *m, int slot)
 {
     struct talas_worker_args args;
-    int *fds = xcalloc(m->conf->listen_count, sizeof(int));
+    int *fds = xcalloc(talas_listen_count(m->conf), sizeof(int));
     pid_t pid;
 
     talas_listen_set_fds(m->listen, m->conf, slot, fds);
     if ((pid = fork_child(m, "worker")) == 0) {
         /* what ps, top and pgrep show, like nginx's "worker process" */
         prctl(PR_SET_NAME, "talas-worker");
-        talas_listen_set_close_others(m->listen, fds, m->conf->listen_count);
+        talas_listen_set_close_others(m->listen, fds, talas_listen_count(m->conf));
         args.conf = m->conf;
         args.slot = slot;
         args.generation = m->generation;

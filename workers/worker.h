@@ -19,7 +19,8 @@ struct talas_worker_args {
     const struct talas_config *conf; /* inherited from the master, read-only */
     int slot;                        /* 0 .. workers-1 */
     unsigned generation;             /* bumped by each reload */
-    const int *listen_fds;           /* one per conf->listen entry, same order */
+    const int *listen_fds;           /* one per conf->listen entry, then one per
+                                        conf->grpc_listen entry (talas_listen_count) */
     int notify_fd;                   /* write end of the master's status pipe */
 };
 

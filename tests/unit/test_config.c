@@ -140,6 +140,22 @@ static void test_all_keys(void **state)
                                      "  map_size: 512MiB\n"
                                      "auth:\n"
                                      "  required: on\n"
+                                     "  algorithm: HS512\n"
+                                     "  kid: k1\n"
+                                     "  secret_file: /nonexistent/jwt.secret\n"
+                                     "  keys:\n"
+                                     "    - kid: old\n"
+                                     "      algorithm: RS256\n"
+                                     "      public_key_file: /nonexistent/old.pub\n"
+                                     "  backend_key_file: /nonexistent/backend.key\n"
+                                     "  leeway: 10\n"
+                                     "  issuer: talas-backend\n"
+                                     "  audience: talas\n"
+                                     "  default_ttl: 10m\n"
+                                     "  max_ttl: 2h\n"
+                                     "grpc:\n"
+                                     "  listen:\n"
+                                     "    - {host: 127.0.0.1, port: 8083}\n"
                                      "log:\n"
                                      "  error: /nonexistent/log/error.log\n"
                                      "  access: stderr\n"
@@ -176,6 +192,24 @@ static void test_all_keys(void **state)
     assert_string_equal(c->storage_path, "/nonexistent/db");
     assert_int_equal(c->storage_map_size, 512 << 20);
     assert_int_equal(c->auth_required, 1);
+    assert_int_equal(c->auth_key.algorithm, TALAS_JWT_HS512);
+    assert_string_equal(c->auth_key.kid, "k1");
+    assert_string_equal(c->auth_key.secret_file, "/nonexistent/jwt.secret");
+    assert_int_equal(c->auth_key_count, 1);
+    assert_string_equal(c->auth_keys[0].kid, "old");
+    assert_int_equal(c->auth_keys[0].algorithm, TALAS_JWT_RS256);
+    assert_string_equal(c->auth_keys[0].public_key_file, "/nonexistent/old.pub");
+    assert_null(c->auth_keys[0].private_key_file);
+    assert_string_equal(c->auth_backend_key_file, "/nonexistent/backend.key");
+    assert_int_equal(c->auth_leeway_ms, 10000);
+    assert_string_equal(c->auth_issuer, "talas-backend");
+    assert_string_equal(c->auth_audience, "talas");
+    assert_int_equal(c->auth_default_ttl_ms, 600000);
+    assert_int_equal(c->auth_max_ttl_ms, 7200000);
+    assert_int_equal(c->grpc_listen_count, 1);
+    assert_int_equal(c->grpc_listen[0].port, 8083);
+    /* the first listen entry, as a URL */
+    assert_string_equal(c->http_public_url, "http://127.0.0.1:8082");
     assert_string_equal(c->log_error, "/nonexistent/log/error.log");
     assert_string_equal(c->log_access, "stderr");
     assert_int_equal(c->log_access_format, TALAS_ACCESS_LOG_JSON);
@@ -323,6 +357,19 @@ static const struct error_case error_cases[] = {
     {"library:\n  pathz: [x]\n", "t.yaml:2:3: library.pathz: unknown key"},
     {"listen:\n  - port: 80\n    tls: {cert: x}\n", "t.yaml:3:11: listen[0].tls.cert: unknown key"},
     {"library.paths: [x]\n", "t.yaml:1:1: library.paths: unknown key"},
+    /* tokens, gRPC, public URL */
+    {BASE "auth:\n  required: true\n", "t.yaml:8:3: auth: required: true needs a key: secret_file, public_key_file or keys"},
+    {BASE "auth:\n  algorithm: RS256\n  secret_file: /s\n", "t.yaml:8:3: auth: public_key_file is required with RS256/ES256"},
+    {BASE "auth:\n  public_key_file: /p\n", "t.yaml:8:3: auth: secret_file is required with an HS* algorithm"},
+    {BASE "auth:\n  algorithm: none\n", "t.yaml:8:14: auth.algorithm: must be HS256, HS384, HS512, RS256 or ES256"},
+    {BASE "auth:\n  keys:\n    - {kid: a, secret_file: /s}\n    - {kid: a, secret_file: /t}\n",
+     "t.yaml:10:7: auth.keys[1].kid: \"a\" is already auth.keys[0]"},
+    {BASE "auth:\n  keys:\n    - {secret_file: /s}\n", "t.yaml:9:7: auth.keys[0].kid: is required"},
+    {BASE "auth:\n  default_ttl: 2h\n  max_ttl: 1h\n", "t.yaml:9:12: auth.max_ttl: must not be shorter than auth.default_ttl"},
+    {BASE "grpc:\n  listen:\n    - {port: 8082}\n", "t.yaml:9:5: grpc.listen: 0.0.0.0:8082 is also in listen"},
+    {BASE "http:\n  public_url: ftp://x\n", "t.yaml:8:15: http.public_url: must start with http:// or https://"},
+    {BASE "auth:\n  secret_file: /s\n  public_key_file: /p\n",
+     "t.yaml:8:3: auth: public_key_file and private_key_file go with RS256/ES256, not HS*"},
     /* transcoding, previews, cache */
     {BASE "transcode:\n  profiles:\n    - {name: x, codec: mp3, bitrate: 128, sample_rate: 96000}\n",
      "t.yaml:9:56: transcode.profiles[0].sample_rate: 96000 Hz is not a rate MP3 can encode"},
@@ -596,6 +643,20 @@ static void test_dump(void **state)
                                  "  map_size: 1048577\n"
                                  "auth:\n"
                                  "  required: false\n"
+                                 "  algorithm: HS256\n"
+                                 "  kid: ~\n"
+                                 "  secret_file: ~\n"
+                                 "  public_key_file: ~\n"
+                                 "  private_key_file: ~\n"
+                                 "  keys: ~\n"
+                                 "  backend_key_file: ~\n"
+                                 "  leeway: 30s\n"
+                                 "  issuer: ~\n"
+                                 "  audience: ~\n"
+                                 "  default_ttl: 5m\n"
+                                 "  max_ttl: 24h\n"
+                                 "grpc:\n"
+                                 "  listen: ~\n"
                                  "transcode:\n"
                                  "  profiles:\n"
                                  "    - name: \"high\"\n"
@@ -644,6 +705,7 @@ static void test_dump(void **state)
                                  "  max_request_body: 1MiB\n"
                                  "  max_header_size: 32KiB\n"
                                  "  www_root: ~\n"
+                                 "  public_url: \"http://127.0.0.1:8082\"\n"
                                  "http2:\n"
                                  "  idle_timeout: 10s\n"
                                  "  max_concurrent_streams: 100\n"));
