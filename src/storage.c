@@ -35,6 +35,10 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_TRACKS] = "tracks",
     [TALAS_DBI_TRACK_PATHS] = "track_paths",
     [TALAS_DBI_META] = "meta",
+    [TALAS_DBI_CACHE_CHUNKS] = "cache_chunks",
+    [TALAS_DBI_CACHE_ENTRIES] = "cache_entries",
+    [TALAS_DBI_CACHE_LRU] = "cache_lru",
+    [TALAS_DBI_CACHE_CLAIMS] = "cache_claims",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 
@@ -85,9 +89,14 @@ int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage
     if ((rc = mdb_env_set_maxdbs(st->env, 32)) != 0)
         goto fail;
     /* One slot per concurrent read transaction across all processes: with
-     * MDB_NOTLS each request in flight in each worker may hold one. */
+     * MDB_NOTLS each request in flight in each worker may hold one, and a
+     * response served from the transcode cache holds its transaction until
+     * the client has read it (slow clients included). 8192 slots cost 512
+     * KiB of lock file (64 bytes each) and nothing per transaction: LMDB
+     * only scans the slots used so far. Running out would fail requests
+     * with MDB_READERS_FULL. */
     call = "mdb_env_set_maxreaders";
-    if ((rc = mdb_env_set_maxreaders(st->env, 1024)) != 0)
+    if ((rc = mdb_env_set_maxreaders(st->env, 8192)) != 0)
         goto fail;
     /* A map size below the data already stored is fine: LMDB raises it to
      * the size of the data file when it opens the environment. */

@@ -16,9 +16,13 @@
 
 /* The named databases. Later modules append theirs here. */
 enum talas_dbi {
-    TALAS_DBI_TRACKS,       /* track id -> encoded struct talas_track */
-    TALAS_DBI_TRACK_PATHS,  /* absolute path -> track id (listing order) */
-    TALAS_DBI_META,         /* small named records: "scan" status, schema version */
+    TALAS_DBI_TRACKS,        /* track id -> encoded struct talas_track */
+    TALAS_DBI_TRACK_PATHS,   /* absolute path -> track id (listing order) */
+    TALAS_DBI_META,          /* small named records: "scan" status, schema version, "cache" totals */
+    TALAS_DBI_CACHE_CHUNKS,  /* track + variant + NUL + chunk (big-endian u32) -> chunk record (cache.c) */
+    TALAS_DBI_CACHE_ENTRIES, /* track + variant -> transcode entry record (cache.c) */
+    TALAS_DBI_CACHE_LRU,     /* access sequence (big-endian u64) + track + variant -> "" (cache.c) */
+    TALAS_DBI_CACHE_CLAIMS,  /* same key as the chunk -> claim of the process encoding it (cache.c) */
     TALAS_DBI_COUNT
 };
 

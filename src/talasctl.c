@@ -4,6 +4,9 @@
  *   talasctl [-c FILE] scan            scan the library now (progress on a tty)
  *   talasctl [-c FILE] tracks [--errors]
  *   talasctl [-c FILE] status
+ *   talasctl [-c FILE] cache stats
+ *   talasctl [-c FILE] cache purge [TRACK_ID]
+ *   talasctl [-c FILE] cache verify [--fix]
  *
  * talasctl reads the same configuration file as talas-master and opens the
  * LMDB storage directly (LMDB is made for several processes): it works
@@ -20,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "catalog.h"
 #include "config.h"
 #include "log.h"
@@ -35,6 +39,11 @@ static void usage(FILE *fp)
                 "  scan               scan the library folders now and update the catalog\n"
                 "  tracks [--errors]  list the playable tracks, or the files that failed to probe\n"
                 "  status             show whether the master runs, the catalog and the storage\n"
+                "  cache stats        show the transcode cache: size, hit ratio, encoder counters\n"
+                "  cache purge [TRACK_ID]\n"
+                "                     remove every cached transcode, or those of one track\n"
+                "  cache verify [--fix]\n"
+                "                     check every cache record (CRCs included); --fix removes damaged ones\n"
                 "options:\n"
                 "  -c FILE            configuration file (default: " DEFAULT_CONFIG ")\n"
                 "  -V                 print the version\n"
@@ -219,13 +228,153 @@ static int cmd_status(const struct talas_config *conf)
     return 0;
 }
 
+/* ---------------------------------------------------------------- cache */
+
+static void print_bytes(const char *label, uint64_t n)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = -1;
+
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    if (u < 0)
+        printf("%s: %" PRIu64 " bytes", label, n);
+    else
+        printf("%s: %" PRIu64 " bytes (%.1f %s)", label, n, v, units[u]);
+}
+
+static int cmd_cache_stats(const struct talas_config *conf)
+{
+    struct talas_storage *st = open_storage(conf);
+    struct talas_cache_stats s;
+    MDB_txn *txn;
+    uint64_t max;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        fprintf(stderr, "talasctl: mdb_txn_begin() failed: %s\n", mdb_strerror(rc));
+        talas_storage_close(st);
+        return 1;
+    }
+    rc = talas_cache_stats_get(st, txn, &s);
+    mdb_txn_abort(txn);
+    talas_storage_close(st);
+    if (rc != 0) {
+        fprintf(stderr, "talasctl: reading the cache statistics failed: %s\n",
+                rc == -1 ? "damaged record (run talasctl cache verify --fix)" : mdb_strerror(rc));
+        return 1;
+    }
+    /* the limit the workers enforced last; before any put, the default
+     * for this map size (cache.max_size is not configurable yet) */
+    max = s.max_size != 0 ? s.max_size : talas_cache_max_size_default(conf->storage_map_size);
+    printf("entries: %" PRIu64 "\n", s.entries);
+    printf("chunks: %" PRIu64 "\n", s.chunks);
+    print_bytes("bytes", s.bytes);
+    printf(" of %" PRIu64 " (%.1f%%)\n", max, max > 0 ? 100.0 * (double)s.bytes / (double)max : 0.0);
+    printf("hits: %" PRIu64 "\n", s.hits);
+    printf("misses: %" PRIu64 "\n", s.misses);
+    if (s.hits + s.misses > 0)
+        printf("hit ratio: %.1f%%\n", 100.0 * (double)s.hits / (double)(s.hits + s.misses));
+    else
+        printf("hit ratio: -\n");
+    printf("transcodes: %" PRIu64 " started, %" PRIu64 " completed, %" PRIu64 " cancelled, %" PRIu64
+           " failed\n",
+           s.transcodes_started, s.transcodes_completed, s.transcodes_cancelled, s.transcodes_failed);
+    print_bytes("bytes encoded", s.bytes_encoded);
+    putchar('\n');
+    if (s.encode_ms > 0)
+        printf("encode speed: %.1f KiB/s (%.1f s encoding)\n",
+               (double)s.bytes_encoded / 1024.0 / ((double)s.encode_ms / 1000.0),
+               (double)s.encode_ms / 1000.0);
+    else
+        printf("encode speed: -\n");
+    printf("evictions: %" PRIu64 "\n", s.evictions);
+    printf("map full retries: %" PRIu64 "\n", s.map_full_retries);
+    return 0;
+}
+
+static void print_purged(const char *track, const char *variant, uint64_t chunks, uint64_t bytes, void *arg)
+{
+    printf("removed %s %s: %" PRIu64 " chunks, %" PRIu64 " bytes\n", track, variant, chunks, bytes);
+}
+
+static int cmd_cache_purge(const struct talas_config *conf, const char *track)
+{
+    struct talas_cache_purge_result res;
+    struct talas_storage *st;
+    int rc;
+
+    if (track != NULL && !talas_track_id_valid(track, strlen(track))) {
+        fprintf(stderr, "talasctl: \"%s\" is not a track id (16 characters of A-Z a-z 0-9 - _)\n", track);
+        return 1;
+    }
+    st = open_storage(conf);
+    rc = talas_cache_purge(st, track, print_purged, NULL, &res);
+    talas_storage_close(st);
+    printf("removed %" PRIu64 " transcodes, %" PRIu64 " chunks, %" PRIu64 " bytes\n", res.entries, res.chunks,
+           res.bytes);
+    if (rc != 0) {
+        fprintf(stderr, "talasctl: purging the cache failed: %s\n", mdb_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_cache_verify(const struct talas_config *conf, int fix)
+{
+    struct talas_storage *st = open_storage(conf);
+    struct talas_cache_verify_report r;
+    int rc = talas_cache_verify(st, fix, &r);
+
+    talas_storage_close(st);
+    if (rc != 0) {
+        fprintf(stderr, "talasctl: verifying the cache failed: %s\n", mdb_strerror(rc));
+        return 1;
+    }
+    printf("checked: %" PRIu64 " entries, %" PRIu64 " chunks, %" PRIu64 " bytes\n", r.entries, r.chunks,
+           r.bytes);
+    printf("damaged entries: %" PRIu64 "\n", r.damaged_entries);
+    printf("damaged chunks: %" PRIu64 "\n", r.damaged_chunks);
+    printf("orphan chunks: %" PRIu64 "\n", r.orphan_chunks);
+    printf("inconsistent entries: %" PRIu64 "\n", r.inconsistent_entries);
+    printf("lru index errors: %" PRIu64 "\n", r.lru_errors);
+    printf("bad claims: %" PRIu64 "\n", r.bad_claims);
+    printf("totals: %s\n", r.totals_mismatch ? "wrong" : "ok");
+    if (talas_cache_verify_clean(&r)) {
+        printf("cache: clean\n");
+        return 0;
+    }
+    if (fix)
+        printf("cache: damaged, fixed (%" PRIu64 " records deleted or rewritten)\n", r.fixed);
+    else
+        printf("cache: damaged (run talasctl cache verify --fix)\n");
+    return 1;
+}
+
+static int cmd_cache(const struct talas_config *conf, char **args, int nargs, int fix)
+{
+    if (nargs >= 1 && strcmp(args[0], "stats") == 0 && nargs == 1 && !fix)
+        return cmd_cache_stats(conf);
+    if (nargs >= 1 && strcmp(args[0], "purge") == 0 && nargs <= 2 && !fix)
+        return cmd_cache_purge(conf, nargs == 2 ? args[1] : NULL);
+    if (nargs >= 1 && strcmp(args[0], "verify") == 0 && nargs == 1)
+        return cmd_cache_verify(conf, fix);
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"errors", no_argument, NULL, 'e'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"errors", no_argument, NULL, 'e'}, {"fix", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
     struct talas_config *conf;
     const char *file = DEFAULT_CONFIG, *cmd;
     char *error;
-    int opt, errors = 0, rc;
+    char **args;
+    int opt, errors = 0, fix = 0, nargs = 0, rc;
 
     talas_log_set_role("talasctl");
     while ((opt = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
@@ -249,24 +398,43 @@ int main(int argc, char **argv)
         return 2;
     }
     cmd = argv[optind++];
-    /* options may also follow the command: "talasctl tracks --errors" */
-    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        if (opt == 'e')
-            errors = 1;
-        else if (opt == 'c')
-            file = optarg;
-        else {
-            usage(stderr);
-            return 2;
+    /* Options may also follow the command ("talasctl tracks --errors") and
+     * sit among its arguments ("cache verify --fix"). The "+" above makes
+     * getopt stop at each argument: collect it and go on; after "--"
+     * everything is an argument (a track id may begin with "-"). */
+    args = xcalloc((size_t)argc, sizeof(*args));
+    for (;;) {
+        while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+            if (opt == 'e')
+                errors = 1;
+            else if (opt == 'f')
+                fix = 1;
+            else if (opt == 'c')
+                file = optarg;
+            else {
+                usage(stderr);
+                free(args);
+                return 2;
+            }
         }
+        if (optind >= argc)
+            break;
+        if (strcmp(argv[optind - 1], "--") == 0) {
+            while (optind < argc)
+                args[nargs++] = argv[optind++];
+            break;
+        }
+        args[nargs++] = argv[optind++];
     }
-    if (optind != argc) {
+    if (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) {
         usage(stderr);
+        free(args);
         return 2;
     }
     if (talas_config_load(file, &conf, &error) != 0) {
         fprintf(stderr, "%s\n", error);
         free(error);
+        free(args);
         return 1;
     }
     /* libav and the scanner log through the error log: keep it on stderr */
@@ -277,11 +445,14 @@ int main(int argc, char **argv)
         rc = cmd_tracks(conf, errors);
     else if (strcmp(cmd, "status") == 0)
         rc = cmd_status(conf);
+    else if (strcmp(cmd, "cache") == 0)
+        rc = cmd_cache(conf, args, nargs, fix);
     else {
         fprintf(stderr, "talasctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         rc = 2;
     }
     talas_config_free(conf);
+    free(args);
     return rc;
 }
