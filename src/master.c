@@ -10,7 +10,8 @@
  * the self-pipe (signals) and the status pipe (worker readiness).
  *
  * Reload (SIGHUP): a configuration that fails to load, to listen, or the
- * checks the master can make (TLS files, storage, access log) is logged
+ * checks the master can make (TLS files, token and backend key files,
+ * storage, access log) is logged
  * and the running one keeps serving. A good one becomes a new generation:
  * its workers start on the same sockets, and the old ones get SIGTERM once
  * every new one accepts connections, so no response in flight is dropped.
@@ -35,6 +36,7 @@
 
 #include <openssl/ssl.h>
 
+#include "auth.h"
 #include "daemon.h"
 #include "log.h"
 #include "master.h"
@@ -155,14 +157,22 @@ static void give_to_user(const struct talas_config *conf)
 
 /* What a worker needs and the master can check in advance, so that most
  * bad reloads fail here with a clear message instead of as dying workers. */
+/* Loads the token keys and the backend key as every worker will, so that a
+ * missing, empty or wrong key file fails the start, the reload or -t. */
+static int check_auth(const struct talas_config *conf, char **error_r)
+{
+    struct talas_auth *auth;
+
+    if (talas_auth_create(conf, &auth, error_r) != 0)
+        return -1;
+    talas_auth_free(auth);
+    return 0;
+}
+
 static int check_runtime(const struct talas_config *conf, char **error_r)
 {
-    if (conf->auth_required) {
-        *error_r = xasprintf("%s: auth.required: true needs token verification, which this version of Talas "
-                             "does not have yet; refusing to serve media unprotected",
-                             conf->file);
+    if (check_auth(conf, error_r) != 0)
         return -1;
-    }
     if (conf->user != NULL && getpwnam(conf->user) == NULL) {
         *error_r = xasprintf("%s: user: no user \"%s\" on this system", conf->file, conf->user);
         return -1;
@@ -279,8 +289,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test) {
-        if (check_tls(m.conf, &error) != 0 ||
-            (m.conf->auth_required && check_runtime(m.conf, &error) != 0)) {
+        if (check_tls(m.conf, &error) != 0 || check_auth(m.conf, &error) != 0) {
             fprintf(stderr, "%s\ntalas-master: configuration file %s test failed\n", error, file);
             free(error);
             talas_config_free(m.conf);

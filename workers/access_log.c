@@ -17,9 +17,12 @@
 #include "log.h"
 #include "util.h"
 
-#define FORMAT_COMBINED "%h %l %u %t \"%r\" %s %b \"%{referer}i\" \"%{user-agent}i\""
+/* The query string is left out of both formats: media URLs carry their
+ * token there (?token=), and a log line must not be a working URL for
+ * whoever can read the logs. */
+#define FORMAT_COMBINED "%h %l %u %t \"%m %U %H\" %s %b \"%{referer}i\" \"%{user-agent}i\""
 #define FORMAT_JSON                                                                                                    \
-    "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"remote\":\"%h\",\"method\":\"%m\",\"uri\":\"%U%q\","                  \
+    "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"remote\":\"%h\",\"method\":\"%m\",\"uri\":\"%U\","                  \
     "\"protocol\":\"%H\",\"status\":%s,\"bytes\":%b,\"range\":\"%{range}i\",\"referer\":\"%{referer}i\","          \
     "\"user_agent\":\"%{user-agent}i\",\"duration\":%{duration}x}"
 

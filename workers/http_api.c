@@ -1,14 +1,20 @@
 /*
- * http_api.c - /api/health and /api/tracks.
+ * http_api.c - /api/health, /api/tracks and POST /api/stream-url.
  *
  * Entry points are declared in http_api.h. Every handler holds one LMDB
  * read transaction for the time it takes to build its body (microseconds:
  * LMDB reads come from the memory map), never across loop iterations.
+ *
+ * The backend key (auth.backend_key_file, "Authorization: Bearer KEY")
+ * opens POST /api/stream-url, and makes /api/tracks add a signed
+ * stream_url to every track when auth.required is true. Logs: requests
+ * refused for a wrong backend key, and URLs that could not be minted.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -16,13 +22,15 @@
 #include "http_api.h"
 #include "http_response.h"
 #include "json.h"
+#include "json_read.h"
 #include "log.h"
 #include "worker.h"
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
-static void track_json(struct talas_json *json, const struct talas_track *t)
+/* STREAM_URL: a signed URL to add, or NULL. */
+static void track_json(struct talas_json *json, const struct talas_track *t, const char *stream_url)
 {
     talas_json_object_begin(json);
     talas_json_key(json, "id");
@@ -49,6 +57,10 @@ static void track_json(struct talas_json *json, const struct talas_track *t)
     talas_json_uint(json, t->size);
     talas_json_key(json, "mime");
     talas_json_string(json, t->mime);
+    if (stream_url != NULL) {
+        talas_json_key(json, "stream_url");
+        talas_json_string(json, stream_url);
+    }
     talas_json_object_end(json);
 }
 
@@ -147,28 +159,64 @@ static int uint_param(h2o_req_t *req, const char *name, size_t def, size_t max, 
 
 struct list_ctx {
     struct talas_json *json;
+    int sign; /* add a signed stream_url to every track */
+    char *sign_error; /* the first minting failure, malloc'd */
 };
 
 static int list_one(const struct talas_track *t, void *arg)
 {
     struct list_ctx *ctx = arg;
+    char *url = NULL, *error;
+    time_t exp;
 
-    track_json(ctx->json, t);
+    if (ctx->sign && ctx->sign_error == NULL &&
+        talas_auth_mint_url(talas_worker_auth(), t->id, NULL, TALAS_AUTH_STREAM, 0, &url, &exp, &error) != 0)
+        ctx->sign_error = error;
+    track_json(ctx->json, t, url);
+    free(url);
     return 0;
+}
+
+/*
+ * Whether the request carries the backend key: 1 yes, 0 no Authorization
+ * header; -1 a wrong one, answered with 401 (and logged).
+ */
+static int backend_key(h2o_req_t *req)
+{
+    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
+    char ip[64];
+
+    /* another scheme (a proxy's Basic) is not an attempt at the key */
+    if (h == NULL || h->len < 7 || strncasecmp(h->base, "Bearer ", 7) != 0)
+        return 0;
+    if (talas_auth_backend_key_ok(talas_worker_auth(), h->base, h->len))
+        return 1;
+    log_warn("auth: 401 for %.*s %.*s from %s: wrong backend key", (int)req->method.len, req->method.base,
+             (int)req->path_normalized.len, req->path_normalized.base, talas_http_client_ip(req, ip));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                   H2O_STRLIT("Bearer realm=\"talas\", error=\"invalid_token\""));
+    talas_http_send_error(req, 401, "unauthorized", "a valid backend key is required");
+    return -1;
 }
 
 int talas_api_tracks(h2o_req_t *req)
 {
     struct talas_buf body = {0};
     struct talas_json json;
-    struct list_ctx ctx = {&json};
+    struct list_ctx ctx = {&json, 0, NULL};
     size_t limit, offset, total = 0;
     h2o_iovec_t q = {NULL, 0};
     MDB_txn *txn;
-    int rc;
+    int rc, key;
 
     if (talas_http_reject_unless_get(req))
         return 0;
+    /* with auth off, URLs need no signature and the key is not looked at */
+    if (talas_worker_config()->auth_required && (key = backend_key(req)) != 0) {
+        if (key == -1)
+            return 0;
+        ctx.sign = 1;
+    }
     if (uint_param(req, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) != 0 ||
         uint_param(req, "offset", 0, SIZE_MAX / 2, &offset) != 0)
         return 0;
@@ -184,6 +232,13 @@ int talas_api_tracks(h2o_req_t *req)
     talas_json_array_begin(&json);
     rc = talas_catalog_list(talas_worker_storage(), txn, q.base, offset, limit, list_one, &ctx, &total);
     mdb_txn_abort(txn);
+    if (ctx.sign_error != NULL) {
+        log_error("%s: signing stream URLs failed: %s", __func__, ctx.sign_error);
+        free(ctx.sign_error);
+        talas_buf_free(&body);
+        talas_http_send_error(req, 500, "cannot_sign", "stream URLs cannot be signed with this configuration");
+        return 0;
+    }
     if (rc != 0) {
         log_error("%s: listing the catalog failed: %s", __func__, mdb_strerror(rc));
         talas_buf_free(&body);
@@ -220,7 +275,7 @@ int talas_api_track(h2o_req_t *req, const char *id, size_t len)
     rc = talas_catalog_get(talas_worker_storage(), txn, id_buf, &t);
     if (rc == 0 && t.error == NULL) {
         talas_json_init(&json, &body);
-        track_json(&json, &t);
+        track_json(&json, &t, NULL);
         talas_buf_append(&body, "\n", 1);
     }
     mdb_txn_abort(txn);
@@ -231,5 +286,132 @@ int talas_api_track(h2o_req_t *req, const char *id, size_t len)
     else
         talas_http_send_error(req, 500, "storage_error", "the catalog record of this track is damaged");
     talas_buf_free(&body);
+    return 0;
+}
+
+struct stream_url_req {
+    h2o_req_t *req;
+    char *track, *user;
+    int kind;
+    int64_t ttl;
+    const char *bad_field, *bad_reason;
+};
+
+static int stream_url_member(const char *key, const struct talas_json_value *v, void *arg)
+{
+    struct stream_url_req *r = arg;
+
+#define BAD(field, why)                                                                                      \
+    do {                                                                                                     \
+        /* KEY lives in the reader's buffer only during this call */                                         \
+        r->bad_field = h2o_strdup(&r->req->pool, (field), SIZE_MAX).base;                                    \
+        r->bad_reason = (why);                                                                               \
+        return 1;                                                                                            \
+    } while (0)
+    if (strcmp(key, "track_id") == 0 || strcmp(key, "audio_id") == 0) {
+        if (r->track != NULL)
+            BAD(key, "give track_id or audio_id, not both");
+        if (v->type != TALAS_JSON_STRING || !talas_track_id_valid(v->str, v->len))
+            BAD(key, "must be a track id");
+        r->track = h2o_strdup(&r->req->pool, v->str, v->len).base;
+    } else if (strcmp(key, "user_id") == 0) {
+        if (v->type == TALAS_JSON_NULL)
+            return 0;
+        if (v->type != TALAS_JSON_STRING || v->len == 0 || v->len > 127)
+            BAD(key, "must be a string of 1 to 127 bytes");
+        r->user = h2o_strdup(&r->req->pool, v->str, v->len).base;
+    } else if (strcmp(key, "kind") == 0) {
+        if (v->type == TALAS_JSON_STRING && strcmp(v->str, "stream") == 0)
+            r->kind = TALAS_AUTH_STREAM;
+        else if (v->type == TALAS_JSON_STRING && strcmp(v->str, "preview") == 0)
+            r->kind = TALAS_AUTH_PREVIEW;
+        else if (v->type == TALAS_JSON_STRING && strcmp(v->str, "hls") == 0)
+            r->kind = TALAS_AUTH_HLS;
+        else
+            BAD(key, "must be \"stream\", \"preview\" or \"hls\"");
+    } else if (strcmp(key, "ttl_seconds") == 0) {
+        uint64_t max = talas_worker_config()->auth_max_ttl_ms / 1000;
+        if (v->type != TALAS_JSON_INTEGER || v->num < 1 || (uint64_t)v->num > max)
+            BAD(key, "must be an integer from 1 to auth.max_ttl");
+        r->ttl = v->num;
+    } else {
+        BAD(key, "unknown field");
+    }
+    return 0;
+#undef BAD
+}
+
+int talas_api_stream_url(h2o_req_t *req)
+{
+    struct stream_url_req r = {req, NULL, NULL, TALAS_AUTH_STREAM, 0, NULL, NULL};
+    struct talas_buf body = {0};
+    struct talas_json json;
+    struct talas_track t;
+    const char *error;
+    char *url, *mint_error, expires[32];
+    time_t exp;
+    MDB_txn *txn;
+    int rc;
+
+    if (!talas_http_method_is(req, "POST")) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here", (int)req->method.len,
+                              req->method.base);
+        return 0;
+    }
+    /* the key first: without it, nothing about the body or the catalog */
+    if (backend_key(req) != 1) {
+        if (req->res.status == 0) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer realm=\"talas\""));
+            talas_http_send_error(req, 401, "unauthorized", "a valid backend key is required");
+        }
+        return 0;
+    }
+    rc = talas_json_read_object(req->entity.base, req->entity.len, stream_url_member, &r, &error);
+    if (rc == -1) {
+        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", error);
+        return 0;
+    }
+    if (r.bad_field != NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter", "%.64s: %s", r.bad_field, r.bad_reason);
+        return 0;
+    }
+    if (r.track == NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter", "track_id: required");
+        return 0;
+    }
+    if (begin(req, &txn) != 0)
+        return 0;
+    rc = talas_catalog_get(talas_worker_storage(), txn, r.track, &t);
+    if (rc == 0 && t.error != NULL)
+        rc = MDB_NOTFOUND;
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        if (rc == MDB_NOTFOUND)
+            talas_http_send_error(req, 404, "not_found", "no such track");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+        return 0;
+    }
+    if (talas_auth_mint_url(talas_worker_auth(), r.track, r.user, (enum talas_auth_kind)r.kind, (uint64_t)r.ttl, &url,
+                            &exp, &mint_error) != 0) {
+        log_error("%s: minting a URL for %s failed: %s", __func__, r.track, mint_error);
+        talas_http_send_error(req, 500, "cannot_sign", "%s", mint_error);
+        free(mint_error);
+        return 0;
+    }
+    talas_auth_format_time(exp, expires);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "url_signed");
+    talas_json_string(&json, url);
+    talas_json_key(&json, "expires_at");
+    talas_json_string(&json, expires);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, 200, &body);
+    talas_buf_free(&body);
+    free(url);
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * http_api.h - the JSON API: health and the track catalog.
+ * http_api.h - the JSON API: health, the track catalog, signed URLs.
  *
  * Each handler answers the request (never returns -1) and returns 0.
  */
@@ -10,9 +10,14 @@
 
 /* GET /api/health: liveness, worker pid, last scan. */
 int talas_api_health(h2o_req_t *req);
-/* GET /api/tracks?limit=&offset=&q= */
+/* GET /api/tracks?limit=&offset=&q=; with the backend key and
+ * auth.required, each track also has a signed "stream_url". */
 int talas_api_tracks(h2o_req_t *req);
 /* GET /api/tracks/{id} (ID is LEN bytes, not validated yet). */
 int talas_api_track(h2o_req_t *req, const char *id, size_t len);
+
+/* POST /api/stream-url with "Authorization: Bearer BACKEND_KEY" and
+ * {"track_id", "user_id"?, "kind"?, "ttl_seconds"?}: {"url_signed", "expires_at"}. */
+int talas_api_stream_url(h2o_req_t *req);
 
 #endif

@@ -1,16 +1,25 @@
 /*
  * http_response.c - JSON answers, errors and query parsing for the handlers.
  *
- * Entry points are declared in http_response.h. Nothing here logs: the
- * access log records every answer.
+ * Entry points are declared in http_response.h. Nothing here logs but the
+ * access check (talas_http_authorize), which logs every refusal with its
+ * reason: the access log records every answer, not why it was refused.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "http_response.h"
 #include "json.h"
+#include "log.h"
+#include "worker.h"
 
 const char *talas_http_reason(int status)
 {
@@ -165,4 +174,147 @@ const h2o_iovec_t *talas_http_header(h2o_req_t *req, const h2o_token_t *token)
     ssize_t i = h2o_find_header(&req->headers, token, -1);
 
     return i == -1 ? NULL : &req->headers.entries[i].value;
+}
+
+char *talas_http_client_ip(h2o_req_t *req, char buf[64])
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    strcpy(buf, "-");
+    if (req->conn->callbacks->get_peername == NULL ||
+        (len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss)) == 0)
+        return buf;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, 64);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, 64);
+    return buf;
+}
+
+/* Counts and decodes every "token" parameter of the query. */
+static int query_tokens(h2o_req_t *req, h2o_iovec_t *first_r)
+{
+    const char *p, *end;
+    int found = 0;
+
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    p = req->path.base + req->query_at + 1;
+    end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pair_end = amp != NULL ? amp : end;
+        if (pair_end - p >= 5 && memcmp(p, "token", 5) == 0 && (pair_end - p == 5 || p[5] == '=')) {
+            if (++found == 1)
+                *first_r = h2o_iovec_init(p + (pair_end - p > 5 ? 6 : 5), (size_t)(pair_end - p) - (pair_end - p > 5 ? 6 : 5));
+        }
+        p = pair_end + 1;
+    }
+    return found;
+}
+
+int talas_http_token(h2o_req_t *req, h2o_iovec_t *token_r, const char **reason_r)
+{
+    h2o_iovec_t q = {NULL, 0}, h = {NULL, 0};
+    int nq = query_tokens(req, &q), nh = 0;
+    ssize_t i = -1;
+
+    if (nq > 1) {
+        *reason_r = "token given more than once in the query";
+        return -1;
+    }
+    /* base64url and dots need no percent-encoding; anything encoded is not a token */
+    if (nq == 1 && memchr(q.base, '%', q.len) != NULL) {
+        *reason_r = "malformed token (percent-encoded)";
+        return -1;
+    }
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
+        const h2o_iovec_t *v = &req->headers.entries[i].value;
+        if (v->len >= 7 && strncasecmp(v->base, "Bearer ", 7) == 0) {
+            if (++nh > 1) {
+                *reason_r = "more than one Authorization: Bearer header";
+                return -1;
+            }
+            h = h2o_iovec_init(v->base + 7, v->len - 7);
+            while (h.len > 0 && h.base[0] == ' ') {
+                h.base++;
+                h.len--;
+            }
+            while (h.len > 0 && (h.base[h.len - 1] == ' ' || h.base[h.len - 1] == '\t'))
+                h.len--;
+        }
+    }
+    if (nq == 1 && nh == 1 && !h2o_memis(q.base, q.len, h.base, h.len)) {
+        *reason_r = "the tokens in the query and in Authorization differ";
+        return -1;
+    }
+    if (nq == 0 && nh == 0)
+        return 0;
+    *token_r = nq == 1 ? q : h;
+    return 1;
+}
+
+static void refuse(h2o_req_t *req, int status, const char *reason, const char *ip)
+{
+    const char *challenge = status == 403 ? "Bearer realm=\"talas\", error=\"insufficient_scope\""
+                            : strcmp(reason, "no token") == 0 ? "Bearer realm=\"talas\""
+                                                              : "Bearer realm=\"talas\", error=\"invalid_token\"";
+
+    /* the normalised path: no query, so never the token */
+    log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
+             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base, ip,
+             reason);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge, strlen(challenge));
+    if (status == 403)
+        talas_http_send_error(req, 403, "forbidden", "%s", reason);
+    else
+        talas_http_send_error(req, 401, strcmp(reason, "no token") == 0 ? "unauthorized" : "invalid_token", "%s",
+                              strcmp(reason, "no token") == 0 ? "a token is required" : reason);
+}
+
+int talas_http_authorize(h2o_req_t *req, const char *track, enum talas_auth_kind kind,
+                         struct talas_auth_claims *claims_r)
+{
+    const char *reason = NULL;
+    h2o_iovec_t token = {NULL, 0};
+    char ip[64];
+    int found;
+
+    memset(claims_r, 0, sizeof(*claims_r));
+    if (!talas_worker_config()->auth_required)
+        return 0;
+    talas_http_client_ip(req, ip);
+    if ((found = talas_http_token(req, &token, &reason)) == -1) {
+        refuse(req, 401, reason, ip);
+        return -1;
+    }
+    switch (talas_auth_verify(talas_worker_auth(), token.base, found ? token.len : 0, track, kind, ip, claims_r,
+                              &reason)) {
+    case TALAS_AUTH_OK:
+        return 0;
+    case TALAS_AUTH_FORBIDDEN:
+        refuse(req, 403, reason, ip);
+        return -1;
+    default:
+        refuse(req, 401, reason, ip);
+        return -1;
+    }
+}
+
+h2o_iovec_t talas_http_media_cache_control(h2o_req_t *req, const struct talas_auth_claims *claims)
+{
+    time_t left;
+    char *v;
+
+    if (claims->exp == 0)
+        return h2o_iovec_init(H2O_STRLIT("public, max-age=3600"));
+    /* the browser may keep it while the token lives; shared caches never */
+    left = claims->exp - time(NULL);
+    if (left < 0)
+        left = 0;
+    if (left > 3600)
+        left = 3600;
+    v = h2o_mem_alloc_pool(&req->pool, 48);
+    return h2o_iovec_init(v, (size_t)snprintf(v, 48, "private, max-age=%ld", (long)left));
 }

@@ -40,6 +40,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return talas_api_tracks(req);
     if (has_prefix(path, "/api/tracks/", &at))
         return talas_api_track(req, path.base + at, path.len - at);
+    if (is_path(path, "/api/stream-url"))
+        return talas_api_stream_url(req);
     if (is_path(path, "/api/health"))
         return talas_api_health(req);
     talas_http_send_error(req, 404, "not_found", "no such resource");

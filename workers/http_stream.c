@@ -19,8 +19,17 @@
  * moves at most SENDFILE_SLICE or one buffer, so a fast client on a big
  * file cannot keep the loop from the other connections.
  *
+ * When auth.required is true, the token is checked (talas_http_authorize)
+ * before the catalog is read or any file is opened: a refused request
+ * learns nothing, not even whether the track exists. The check is made once,
+ * when the request arrives: a response that started before its token
+ * expired runs to its end; every later request (a player's next Range)
+ * needs a token that is still valid. Token-checked answers are
+ * "Cache-Control: private".
+ *
  * Logs: a warning when a file that the catalog lists cannot be opened, or
- * is shorter than when its response started (replaced or truncated).
+ * is shorter than when its response started (replaced or truncated); the
+ * refusals of the access check (http_response.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -307,12 +316,12 @@ static int use_sendfile(h2o_req_t *req, struct stream_gen *gen)
 
 /* The headers of every successful or 304 answer (not of errors: a 416 must
  * not be cached as if it were the file). */
-static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, const char *lm)
+static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, const char *lm, h2o_iovec_t cache_control)
 {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, etag_len).base,
                    etag_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=3600"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control.base, cache_control.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
 }
 
@@ -352,12 +361,16 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     size_t range_count = 0, etag_len;
     uint64_t size, content_length;
     char id_buf[TALAS_TRACK_ID_LEN + 1], etag[64], *path, *lm;
-    h2o_iovec_t mime;
+    h2o_iovec_t mime, cache_control;
+    struct talas_auth_claims claims;
     int64_t mtime;
     int status, rc;
 
     if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
+    if (talas_http_authorize(req, id_buf, TALAS_AUTH_STREAM, &claims) != 0)
+        return 0;
+    cache_control = talas_http_media_cache_control(req, &claims);
     if ((rc = lookup(req, id_buf, &path, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
             talas_http_send_error(req, 404, "not_found", "no such track");
@@ -388,7 +401,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
         h2o_filecache_close_file(ref);
         if (status == 304) {
             static h2o_generator_t generator = {NULL, NULL};
-            add_validators(req, etag, etag_len, lm);
+            add_validators(req, etag, etag_len, lm, cache_control);
             req->res.status = 304;
             req->res.reason = "Not Modified";
             h2o_start_response(req, &generator);
@@ -413,7 +426,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
         return 0;
     }
 
-    add_validators(req, etag, etag_len, lm);
+    add_validators(req, etag, etag_len, lm, cache_control);
     gen = h2o_mem_alloc_shared(&req->pool, sizeof(*gen), gen_dispose);
     memset(gen, 0, sizeof(*gen));
     gen->super.proceed = do_proceed;

@@ -30,6 +30,7 @@
 
 #include "access_log.h"
 #include "daemon.h"
+#include "grpc_server.h"
 #include "http_limits.h"
 #include "http_router.h"
 #include "log.h"
@@ -47,6 +48,7 @@ static struct {
     int slot;
     unsigned generation;
     struct talas_storage *storage;
+    struct talas_auth *auth;
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     struct listener *listeners;
@@ -68,6 +70,11 @@ const struct talas_config *talas_worker_config(void)
 struct talas_storage *talas_worker_storage(void)
 {
     return w.storage;
+}
+
+struct talas_auth *talas_worker_auth(void)
+{
+    return w.auth;
 }
 
 int talas_worker_slot(void)
@@ -159,6 +166,7 @@ static void begin_stop(void)
         }
     }
     h2o_context_request_shutdown(&w.ctx);
+    talas_grpc_server_stop();
     log_info("graceful stop: %zu connection(s) left", w.connections);
 }
 
@@ -274,6 +282,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     w.generation = args->generation;
     talas_log_set_role("worker");
     setup_signals();
+    /* before dropping privileges: key files may be readable by root only */
+    if (talas_auth_create(w.conf, &w.auth, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
     talas_drop_privileges(w.conf->user);
 
     if (talas_storage_open(w.conf->storage_path, w.conf->storage_map_size, &w.storage, &error) != 0) {
@@ -284,6 +297,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     loop = h2o_evloop_create();
     h2o_context_init(&w.ctx, loop, &w.globalconf);
     setup_listeners(args->listen_fds);
+    /* the gRPC sockets follow the HTTP ones (listen.h) */
+    if (talas_grpc_server_start(loop, w.conf, args->listen_fds + w.conf->listen_count, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
     w.sig_sock = h2o_evloop_socket_create(loop, w.sig_pipe[0], 0);
     h2o_socket_read_start(w.sig_sock, on_signal_pipe);
     notify_ready(args->notify_fd);
@@ -307,7 +325,7 @@ void talas_worker_main(const struct talas_worker_args *args)
             filecache_cleared_at = now;
         }
         if (w.stopping) {
-            if (w.connections == 0)
+            if (w.connections == 0 && talas_grpc_server_connections() == 0)
                 break;
             if (talas_now_ms() >= w.deadline_ms) {
                 log_warn("graceful stop: shutdown_timeout reached with %zu connection(s) left", w.connections);
@@ -317,5 +335,6 @@ void talas_worker_main(const struct talas_worker_args *args)
     }
     log_info("worker %d (generation %u) stopped", w.slot, w.generation);
     talas_storage_close(w.storage);
+    talas_auth_free(w.auth);
     exit(0);
 }

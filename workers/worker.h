@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "auth.h"
 #include "config.h"
 #include "storage.h"
 
@@ -32,6 +33,9 @@ _Noreturn void talas_worker_main(const struct talas_worker_args *args);
 const struct talas_config *talas_worker_config(void);
 struct talas_storage *talas_worker_storage(void);
 int talas_worker_slot(void);
+/* The worker's token verifier and URL signer (auth.h), built at worker
+ * start from the configuration's key files; owned by the worker. */
+struct talas_auth *talas_worker_auth(void);
 unsigned talas_worker_generation(void);
 
 /* What a worker writes on the status pipe when it accepts connections. */

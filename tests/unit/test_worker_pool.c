@@ -16,6 +16,9 @@
 #include "worker_pool.h"
 
 static pthread_t loop_thread;
+/* One loop for the whole program: the pool's sockets are freed by the
+ * loop's later passes, and every test runs it. */
+static h2o_evloop_t *loop;
 
 struct counter {
     int work_runs, done_runs, cancelled;
@@ -55,17 +58,16 @@ static void done(void *p, int cancelled)
     a->c->done_on_loop_thread += pthread_equal(pthread_self(), loop_thread) != 0;
 }
 
-static void run_until(h2o_evloop_t *loop, struct counter *c, int done_runs)
+static void run_until(h2o_evloop_t *l, struct counter *c, int done_runs)
 {
     uint64_t deadline = talas_now_ms() + 10000;
 
     while (c->done_runs < done_runs && talas_now_ms() < deadline)
-        h2o_evloop_run(loop, 100);
+        h2o_evloop_run(l, 100);
 }
 
 static void test_completions_on_loop(void **state)
 {
-    h2o_evloop_t *loop = h2o_evloop_create();
     struct counter c = {.mutex = PTHREAD_MUTEX_INITIALIZER};
     struct job_arg args[100];
     char *error = NULL;
@@ -86,7 +88,6 @@ static void test_completions_on_loop(void **state)
 
 static void test_urgent_first(void **state)
 {
-    h2o_evloop_t *loop = h2o_evloop_create();
     struct counter c = {.mutex = PTHREAD_MUTEX_INITIALIZER};
     sem_t gate;
     struct job_arg blocker, a, b, urgent;
@@ -133,7 +134,6 @@ static void on_tick(h2o_timeout_entry_t *entry)
 
 static void test_loop_stays_responsive(void **state)
 {
-    h2o_evloop_t *loop = h2o_evloop_create();
     struct counter c = {.mutex = PTHREAD_MUTEX_INITIALIZER};
     struct job_arg slow = {&c, 0, NULL, 300};
     struct tick tick = {.fired = 0};
@@ -160,7 +160,6 @@ static void test_loop_stays_responsive(void **state)
 
 static void test_destroy_cancels_queued(void **state)
 {
-    h2o_evloop_t *loop = h2o_evloop_create();
     struct counter c = {.mutex = PTHREAD_MUTEX_INITIALIZER};
     struct job_arg slow = {&c, 0, NULL, 100}, queued[5];
     char *error = NULL;
@@ -189,5 +188,6 @@ int main(void)
         cmocka_unit_test(test_destroy_cancels_queued),
     };
     loop_thread = pthread_self();
+    loop = h2o_evloop_create();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,339 @@
+/*
+ * json_read.c - the flat JSON reader (json_read.h).
+ *
+ * Entry points: talas_json_read_object, talas_json_read_string_array. A
+ * single forward pass over the input with an explicit cursor; strings are
+ * decoded into one scratch buffer as long as the input (a decoded string is
+ * never longer than its encoding), so the parse makes one allocation. It
+ * logs nothing: errors come back as static strings.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_read.h"
+#include "util.h"
+
+/* More members than any document Talas reads; bounds the duplicate check. */
+#define MAX_MEMBERS 64
+
+struct reader {
+    const char *p, *end;
+    char *out; /* next free byte of the scratch buffer */
+    const char *error;
+};
+
+static void skip_ws(struct reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int fail(struct reader *r, const char *error)
+{
+    if (r->error == NULL)
+        r->error = error;
+    return -1;
+}
+
+static int hex4(struct reader *r, unsigned *v_r)
+{
+    unsigned v = 0;
+
+    if (r->end - r->p < 4)
+        return fail(r, "truncated \\u escape");
+    for (int i = 0; i < 4; i++) {
+        char c = *r->p++;
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return fail(r, "bad \\u escape");
+    }
+    *v_r = v;
+    return 0;
+}
+
+static void put_utf8(struct reader *r, unsigned cp)
+{
+    if (cp < 0x80) {
+        *r->out++ = (char)cp;
+    } else if (cp < 0x800) {
+        *r->out++ = (char)(0xc0 | (cp >> 6));
+        *r->out++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *r->out++ = (char)(0xe0 | (cp >> 12));
+        *r->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *r->out++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *r->out++ = (char)(0xf0 | (cp >> 18));
+        *r->out++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *r->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *r->out++ = (char)(0x80 | (cp & 0x3f));
+    }
+}
+
+/* At the opening quote: decodes the string into the scratch buffer. */
+static int read_string(struct reader *r, const char **s_r, size_t *len_r)
+{
+    char *start = r->out;
+
+    r->p++;
+    for (;;) {
+        unsigned char c;
+        if (r->p >= r->end)
+            return fail(r, "unterminated string");
+        c = (unsigned char)*r->p;
+        if (c == '"') {
+            r->p++;
+            break;
+        }
+        if (c < 0x20)
+            return fail(r, "control character in a string");
+        if (c != '\\') {
+            *r->out++ = (char)c;
+            r->p++;
+            continue;
+        }
+        if (++r->p >= r->end)
+            return fail(r, "unterminated string");
+        c = (unsigned char)*r->p++;
+        switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+            *r->out++ = (char)c;
+            break;
+        case 'b':
+            *r->out++ = '\b';
+            break;
+        case 'f':
+            *r->out++ = '\f';
+            break;
+        case 'n':
+            *r->out++ = '\n';
+            break;
+        case 'r':
+            *r->out++ = '\r';
+            break;
+        case 't':
+            *r->out++ = '\t';
+            break;
+        case 'u': {
+            unsigned cp, lo;
+            if (hex4(r, &cp) != 0)
+                return -1;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u')
+                    return fail(r, "unpaired surrogate");
+                r->p += 2;
+                if (hex4(r, &lo) != 0)
+                    return -1;
+                if (lo < 0xdc00 || lo > 0xdfff)
+                    return fail(r, "unpaired surrogate");
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return fail(r, "unpaired surrogate");
+            }
+            if (cp == 0)
+                return fail(r, "NUL character in a string");
+            put_utf8(r, cp);
+            break;
+        }
+        default:
+            return fail(r, "bad escape in a string");
+        }
+    }
+    if (!talas_utf8_valid(start, (size_t)(r->out - start)))
+        return fail(r, "invalid UTF-8 in a string");
+    *len_r = (size_t)(r->out - start);
+    *r->out++ = '\0';
+    *s_r = start;
+    return 0;
+}
+
+static int read_number(struct reader *r, struct talas_json_value *v)
+{
+    const char *p = r->p;
+    int neg = 0, integer = 1, overflow = 0;
+    uint64_t n = 0, limit;
+
+    if (p < r->end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= r->end || *p < '0' || *p > '9')
+        return fail(r, "bad number");
+    if (*p == '0' && p + 1 < r->end && p[1] >= '0' && p[1] <= '9')
+        return fail(r, "bad number (leading zero)");
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; p < r->end && *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (n > (limit - d) / 10)
+            overflow = 1;
+        else
+            n = n * 10 + d;
+    }
+    if (p < r->end && *p == '.') {
+        integer = 0;
+        if (++p >= r->end || *p < '0' || *p > '9')
+            return fail(r, "bad number");
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < r->end && (*p == 'e' || *p == 'E')) {
+        integer = 0;
+        if (++p < r->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= r->end || *p < '0' || *p > '9')
+            return fail(r, "bad number");
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    r->p = p;
+    if (!integer || overflow) {
+        v->type = TALAS_JSON_NUMBER;
+        return 0;
+    }
+    v->type = TALAS_JSON_INTEGER;
+    v->num = neg ? (n == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)n) : (int64_t)n;
+    return 0;
+}
+
+static int read_literal(struct reader *r, const char *word, enum talas_json_type type,
+                        struct talas_json_value *v)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return fail(r, "unexpected character");
+    r->p += n;
+    v->type = type;
+    return 0;
+}
+
+static int read_value(struct reader *r, struct talas_json_value *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (r->p >= r->end)
+        return fail(r, "value expected");
+    switch (*r->p) {
+    case '"':
+        v->type = TALAS_JSON_STRING;
+        return read_string(r, &v->str, &v->len);
+    case 't':
+        return read_literal(r, "true", TALAS_JSON_TRUE, v);
+    case 'f':
+        return read_literal(r, "false", TALAS_JSON_FALSE, v);
+    case 'n':
+        return read_literal(r, "null", TALAS_JSON_NULL, v);
+    case '{':
+    case '[':
+        return fail(r, "nested objects and arrays are not accepted");
+    default:
+        return read_number(r, v);
+    }
+}
+
+/* Reads "{...}" or "[...]" (OPEN, CLOSE); members have keys when OPEN is '{'. */
+static int read_container(const char *text, size_t len, char open, char close, talas_json_member_fn *fn,
+                          void *arg, const char **error_r)
+{
+    struct reader r = {text, text + len, NULL, NULL};
+    const char *keys[MAX_MEMBERS];
+    size_t nkeys = 0;
+    char *scratch = xmalloc(len + 1);
+    int rc = -1;
+
+    r.out = scratch;
+    skip_ws(&r);
+    if (r.p >= r.end || *r.p != open) {
+        fail(&r, open == '{' ? "a JSON object is expected" : "a JSON array is expected");
+        goto done;
+    }
+    r.p++;
+    skip_ws(&r);
+    if (r.p < r.end && *r.p == close) {
+        r.p++;
+    } else {
+        for (;;) {
+            struct talas_json_value v;
+            const char *key = NULL;
+            size_t key_len;
+
+            if (open == '{') {
+                if (r.p >= r.end || *r.p != '"') {
+                    fail(&r, "a member name is expected");
+                    goto done;
+                }
+                if (read_string(&r, &key, &key_len) != 0)
+                    goto done;
+                if (nkeys == MAX_MEMBERS) {
+                    fail(&r, "too many members");
+                    goto done;
+                }
+                for (size_t i = 0; i < nkeys; i++)
+                    if (strcmp(keys[i], key) == 0) {
+                        fail(&r, "duplicate member name");
+                        goto done;
+                    }
+                keys[nkeys++] = key;
+                skip_ws(&r);
+                if (r.p >= r.end || *r.p != ':') {
+                    fail(&r, "':' expected");
+                    goto done;
+                }
+                r.p++;
+                skip_ws(&r);
+            }
+            if (read_value(&r, &v) != 0)
+                goto done;
+            if (open == '[' && v.type != TALAS_JSON_STRING) {
+                fail(&r, "an array of strings is expected");
+                goto done;
+            }
+            if ((rc = fn(key, &v, arg)) != 0)
+                goto done;
+            rc = -1;
+            skip_ws(&r);
+            if (r.p < r.end && *r.p == ',') {
+                r.p++;
+                skip_ws(&r);
+                continue;
+            }
+            if (r.p < r.end && *r.p == close) {
+                r.p++;
+                break;
+            }
+            fail(&r, open == '{' ? "',' or '}' expected" : "',' or ']' expected");
+            goto done;
+        }
+    }
+    skip_ws(&r);
+    if (r.p != r.end) {
+        fail(&r, "trailing characters after the value");
+        goto done;
+    }
+    rc = 0;
+
+done:
+    if (rc == -1)
+        *error_r = r.error;
+    free(scratch);
+    return rc;
+}
+
+int talas_json_read_object(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                           const char **error_r)
+{
+    return read_container(text, len, '{', '}', fn, arg, error_r);
+}
+
+int talas_json_read_string_array(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                                 const char **error_r)
+{
+    return read_container(text, len, '[', ']', fn, arg, error_r);
+}

@@ -1,0 +1,51 @@
+/*
+ * json_read.h - a small, bounded JSON reader for flat documents: an object
+ * whose members are strings, integers, booleans or null (request bodies,
+ * JWT headers), or an array of strings (a JWT "aud").
+ *
+ * Nothing nests: an array or object inside the top-level value is an error,
+ * so recursion depth and memory stay bounded by the input length. Strings
+ * are decoded (escapes, surrogate pairs) into valid UTF-8 without NUL
+ * bytes; duplicate keys are an error (two parsers must never disagree on
+ * which one counts). The reader allocates one buffer of the input's length
+ * for the whole parse and frees it before returning.
+ */
+#ifndef TALAS_JSON_READ_H
+#define TALAS_JSON_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum talas_json_type {
+    TALAS_JSON_STRING,
+    TALAS_JSON_INTEGER, /* fits in int64_t, no fraction or exponent */
+    TALAS_JSON_NUMBER,  /* any other number: the caller decides whether it is an error */
+    TALAS_JSON_TRUE,
+    TALAS_JSON_FALSE,
+    TALAS_JSON_NULL,
+};
+
+struct talas_json_value {
+    enum talas_json_type type;
+    const char *str; /* STRING: decoded, NUL-terminated, valid only during the callback */
+    size_t len;      /* STRING: its length in bytes */
+    int64_t num;     /* INTEGER */
+};
+
+/* Called once per member (object) or element (array, KEY NULL). Returns 0
+ * to go on; any other value stops the parse and becomes its result. */
+typedef int talas_json_member_fn(const char *key, const struct talas_json_value *v, void *arg);
+
+/*
+ * Parses TEXT (LEN bytes, not NUL-terminated) as a flat object and calls FN
+ * for each member in order. Returns 0; -1 when TEXT is not such an object,
+ * with a static description in *error_r; or what FN returned.
+ */
+int talas_json_read_object(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                           const char **error_r);
+
+/* The same for an array of strings (other element types are an error). */
+int talas_json_read_string_array(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                                 const char **error_r);
+
+#endif
