@@ -7,11 +7,17 @@
  *   talasctl [-c FILE] cache stats
  *   talasctl [-c FILE] cache purge [TRACK_ID]
  *   talasctl [-c FILE] cache verify [--fix]
+ *   talasctl [-c FILE] sign ID [--ttl SECONDS] [--kind stream|preview|hls] [--user USER]
  *
  * talasctl reads the same configuration file as talas-master and opens the
  * LMDB storage directly (LMDB is made for several processes): it works
  * whether the master runs or not, and a scan it runs is serialised with the
  * master's scanner by the scan lock. The master's pid comes from pid_file.
+ *
+ * sign mints a signed media URL with the server's own key files
+ * (workers/auth.c, linked without h2o): the URL on stdout, its expiry on
+ * stderr. It needs read access to the key files, and works whether
+ * auth.required is on or not, so URLs can be tried before it is.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cache.h"
 #include "catalog.h"
 #include "config.h"
@@ -44,6 +51,9 @@ static void usage(FILE *fp)
                 "                     remove every cached transcode, or those of one track\n"
                 "  cache verify [--fix]\n"
                 "                     check every cache record (CRCs included); --fix removes damaged ones\n"
+                "  sign TRACK_ID [--ttl SECONDS] [--kind stream|preview|hls] [--user USER]\n"
+                "                     print a signed URL for the track (expiry on stderr);\n"
+                "                     --ttl 0 or none: auth.default_ttl; --kind default: stream\n"
                 "options:\n"
                 "  -c FILE            configuration file (default: " DEFAULT_CONFIG ")\n"
                 "  -V                 print the version\n"
@@ -366,10 +376,147 @@ static int cmd_cache(const struct talas_config *conf, char **args, int nargs, in
     return 2;
 }
 
+/* ----------------------------------------------------------------- sign */
+
+/* Options of sign, collected by main() wherever they appear. */
+struct sign_opts {
+    int given; /* any of the three was given */
+    uint64_t ttl_s;
+    enum talas_auth_kind kind;
+    const char *user;
+};
+
+/* NULL when the key tokens are signed with can sign; else why not. The
+ * choice is talas_auth_mint_url's (auth.h): the main key, else the first of
+ * auth.keys. Checked before the key files are read, so that a verify-only
+ * setup says so plainly. */
+static char *signer_problem(const struct talas_config *conf)
+{
+    const struct talas_config_key *k = &conf->auth_key;
+    const char *where = "auth";
+
+    if (k->secret_file == NULL && k->public_key_file == NULL && k->private_key_file == NULL) {
+        if (conf->auth_key_count == 0)
+            return xasprintf("no key is configured: set auth.secret_file (HS256, HS384, HS512), or "
+                             "auth.public_key_file and auth.private_key_file (RS256, ES256)");
+        k = &conf->auth_keys[0];
+        where = "auth.keys[0]";
+    }
+    if (k->algorithm >= TALAS_JWT_RS256 && k->private_key_file == NULL)
+        return xasprintf("the signing key (%s%s%s, %s) has no private_key_file: it can verify tokens "
+                         "but not sign them; set %s.private_key_file",
+                         where, k->kid ? ", kid " : "", k->kid ? k->kid : "",
+                         k->algorithm == TALAS_JWT_RS256 ? "RS256" : "ES256", where);
+    if (k->algorithm <= TALAS_JWT_HS512 && k->secret_file == NULL)
+        return xasprintf("the signing key (%s) has no secret_file", where);
+    return NULL;
+}
+
+static int cmd_sign(const struct talas_config *conf, const char *track, const struct sign_opts *o)
+{
+    struct talas_auth *auth;
+    struct talas_storage *st;
+    struct talas_track t;
+    MDB_txn *txn;
+    char *error, *url, when[32];
+    time_t exp;
+    int rc;
+
+    if (!talas_track_id_valid(track, strlen(track))) {
+        fprintf(stderr,
+                "talasctl: no such track: \"%s\" is not a track id (16 characters of A-Z a-z 0-9 - _)\n",
+                track);
+        return 1;
+    }
+    if ((error = signer_problem(conf)) != NULL) {
+        fprintf(stderr, "talasctl: cannot sign: %s: %s\n", conf->file, error);
+        free(error);
+        return 1;
+    }
+    if (talas_auth_create(conf, &auth, &error) != 0) {
+        fprintf(stderr, "talasctl: cannot sign: %s\n", error);
+        if (strstr(error, strerror(EACCES)) != NULL)
+            fprintf(stderr, "talasctl: sign reads the key files: run it as a user that may read them\n");
+        free(error);
+        return 1;
+    }
+
+    st = open_storage(conf);
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        fprintf(stderr, "talasctl: mdb_txn_begin() failed: %s\n", mdb_strerror(rc));
+        talas_storage_close(st);
+        talas_auth_free(auth);
+        return 1;
+    }
+    rc = talas_catalog_get(st, txn, track, &t);
+    if (rc == MDB_NOTFOUND)
+        fprintf(stderr, "talasctl: no such track: %s (talasctl tracks lists them)\n", track);
+    else if (rc == -1)
+        fprintf(stderr, "talasctl: the catalog record of %s is damaged; run talasctl scan\n", track);
+    else if (rc != 0)
+        fprintf(stderr, "talasctl: reading the catalog failed: %s\n", mdb_strerror(rc));
+    else if (t.error != NULL)
+        fprintf(stderr, "talasctl: no such track: %s is a file that cannot be played (%s: %s)\n", track,
+                t.path, t.error);
+    mdb_txn_abort(txn);
+    talas_storage_close(st);
+    if (rc != 0 || t.error != NULL) {
+        talas_auth_free(auth);
+        return 1;
+    }
+
+    rc = talas_auth_mint_url(auth, track, o->user, o->kind, o->ttl_s, &url, &exp, &error);
+    talas_auth_free(auth);
+    if (rc != 0) {
+        fprintf(stderr, "talasctl: cannot sign: %s\n", error);
+        free(error);
+        return 1;
+    }
+    printf("%s\n", url);
+    free(url);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "talasctl: writing to standard output failed: %s\n", strerror(errno));
+        return 1;
+    }
+    talas_auth_format_time(exp, when);
+    fprintf(stderr, "expires: %s\n", when);
+    return 0;
+}
+
+/* SECONDS: decimal digits, at most 9 of them (auth.max_ttl is at most a
+ * day: talas_auth_mint_url refuses more, with the limit in its message). */
+static int parse_ttl(const char *s, uint64_t *v_r)
+{
+    uint64_t v = 0;
+
+    if (*s == '\0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+        return -1;
+    for (; *s; s++)
+        v = v * 10 + (uint64_t)(*s - '0');
+    *v_r = v;
+    return 0;
+}
+
+static int parse_kind(const char *s, enum talas_auth_kind *kind_r)
+{
+    if (strcmp(s, "stream") == 0)
+        *kind_r = TALAS_AUTH_STREAM;
+    else if (strcmp(s, "preview") == 0)
+        *kind_r = TALAS_AUTH_PREVIEW;
+    else if (strcmp(s, "hls") == 0)
+        *kind_r = TALAS_AUTH_HLS;
+    else
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"errors", no_argument, NULL, 'e'}, {"fix", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
+        {"errors", no_argument, NULL, 'e'},     {"fix", no_argument, NULL, 'f'},
+        {"ttl", required_argument, NULL, 't'},  {"kind", required_argument, NULL, 'k'},
+        {"user", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
+    struct sign_opts so = {0, 0, TALAS_AUTH_STREAM, NULL};
     struct talas_config *conf;
     const char *file = DEFAULT_CONFIG, *cmd;
     char *error;
@@ -411,7 +558,18 @@ int main(int argc, char **argv)
                 fix = 1;
             else if (opt == 'c')
                 file = optarg;
-            else {
+            else if (opt == 't' && parse_ttl(optarg, &so.ttl_s) == 0)
+                so.given = 1;
+            else if (opt == 'k' && parse_kind(optarg, &so.kind) == 0)
+                so.given = 1;
+            else if (opt == 'u') {
+                so.user = optarg;
+                so.given = 1;
+            } else {
+                if (opt == 't')
+                    fprintf(stderr, "talasctl: --ttl takes a number of seconds, not \"%s\"\n", optarg);
+                else if (opt == 'k')
+                    fprintf(stderr, "talasctl: --kind is stream, preview or hls, not \"%s\"\n", optarg);
                 usage(stderr);
                 free(args);
                 return 2;
@@ -426,7 +584,8 @@ int main(int argc, char **argv)
         }
         args[nargs++] = argv[optind++];
     }
-    if (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) {
+    if (strcmp(cmd, "sign") == 0 ? nargs != 1 || fix || errors
+                                 : (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) || so.given) {
         usage(stderr);
         free(args);
         return 2;
@@ -447,6 +606,8 @@ int main(int argc, char **argv)
         rc = cmd_status(conf);
     else if (strcmp(cmd, "cache") == 0)
         rc = cmd_cache(conf, args, nargs, fix);
+    else if (strcmp(cmd, "sign") == 0)
+        rc = cmd_sign(conf, args[0], &so);
     else {
         fprintf(stderr, "talasctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
