@@ -28,6 +28,7 @@
 
 #include <lmdb.h>
 
+#include "cache.h"
 #include "daemon.h"
 #include "log.h"
 #include "master.h"
@@ -213,6 +214,25 @@ fail:
               mdb_strerror(rc));
 }
 
+/* A worker that died may have held encode claims: they are stale once its
+ * pid is gone, but a new process could get that pid first. Releasing them
+ * now keeps single flight from waiting on a claim nobody will finish. */
+static void release_claims(const struct talas_config *conf, pid_t pid)
+{
+    struct talas_storage *st;
+    size_t n = 0;
+    char *error;
+
+    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
+        log_error("%s: %s", __func__, error);
+        free(error);
+        return;
+    }
+    if (talas_cache_release_pid(st, pid, &n) == 0 && n > 0)
+        log_warn("released %zu encode claim(s) of dead worker %d", n, (int)pid);
+    talas_storage_close(st);
+}
+
 void talas_master_reap(struct talas_master *m)
 {
     char how[128];
@@ -228,6 +248,8 @@ void talas_master_reap(struct talas_master *m)
         reaped = 1;
         describe_status(status, how, sizeof(how));
         lifetime = now - c->started_ms;
+        if (c->kind == TALAS_CHILD_WORKER && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            release_claims(m->conf, pid);
         if (c->kind == TALAS_CHILD_SCANNER) {
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 log_info("library scan (pid %d) done", (int)pid);

@@ -11,12 +11,14 @@
  * refused for a wrong backend key, and URLs that could not be minted.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "catalog.h"
 #include "config.h"
 #include "http_api.h"
@@ -73,6 +75,53 @@ static int begin(h2o_req_t *req, MDB_txn **txn_r)
         talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         return -1;
     }
+    return 0;
+}
+
+int talas_api_stats(h2o_req_t *req)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } fields[] = {
+#define F(x) {#x, offsetof(struct talas_cache_stats, x)}
+        F(entries),          F(chunks),         F(bytes),  F(max_size),      F(hits),
+        F(misses),           F(transcodes_started),       F(transcodes_completed),
+        F(transcodes_cancelled), F(transcodes_failed),    F(bytes_encoded), F(encode_ms),
+        F(evictions),        F(map_full_retries),
+#undef F
+    };
+    struct talas_cache_stats stats;
+    struct talas_buf body = {0};
+    struct talas_json json;
+    MDB_txn *txn;
+    int rc;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    if (begin(req, &txn) != 0)
+        return 0;
+    rc = talas_cache_stats_get(talas_worker_storage(), txn, &stats);
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        talas_http_send_error(req, 500, "storage_error", "the cache's figures could not be read");
+        return 0;
+    }
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "cache");
+    talas_json_object_begin(&json);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&stats + fields[i].offset, sizeof(v));
+        talas_json_key(&json, fields[i].name);
+        talas_json_uint(&json, v);
+    }
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, 200, &body);
+    talas_buf_free(&body);
     return 0;
 }
 

@@ -8,6 +8,8 @@
 
 #include <h2o.h>
 
+/* GET /api/stats: the transcode cache's figures, summed over all workers. */
+int talas_api_stats(h2o_req_t *req);
 /* GET /api/health: liveness, worker pid, last scan. */
 int talas_api_health(h2o_req_t *req);
 /* GET /api/tracks?limit=&offset=&q=; with the backend key and

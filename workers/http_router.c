@@ -11,6 +11,7 @@
 #include "http_response.h"
 #include "http_router.h"
 #include "http_stream.h"
+#include "http_transcode.h"
 
 static int has_prefix(h2o_iovec_t path, const char *prefix, size_t *rest_r)
 {
@@ -34,8 +35,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     size_t at;
 
-    if (has_prefix(path, "/stream/", &at))
+    if (has_prefix(path, "/stream/", &at)) {
+        if (talas_transcode_requested(req))
+            return talas_transcode_serve(req, path.base + at, path.len - at, 0);
         return talas_stream_original(req, path.base + at, path.len - at);
+    }
+    if (has_prefix(path, "/preview/", &at))
+        return talas_transcode_serve(req, path.base + at, path.len - at, 1);
+    if (is_path(path, "/api/stats"))
+        return talas_api_stats(req);
     if (is_path(path, "/api/tracks") || is_path(path, "/api/tracks/"))
         return talas_api_tracks(req);
     if (has_prefix(path, "/api/tracks/", &at))

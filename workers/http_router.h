@@ -3,7 +3,9 @@
  *
  *   /api/health          http_api.c
  *   /api/tracks[/{id}]   http_api.c
- *   /stream/{id}         http_stream.c
+ *   /stream/{id}         http_stream.c (the file), http_transcode.c (?profile, ?format, ?t)
+ *   /preview/{id}        http_transcode.c
+ *   /api/stats           http_api.c
  *
  * Anything else is a JSON 404.
  */

@@ -271,7 +271,7 @@ static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t e
  * Evaluates the preconditions of RFC 9110 section 13.2.2 in their order.
  * Returns 0 to go on, or the status (304, 412) to answer with.
  */
-static int check_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime)
+int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime)
 {
     const h2o_iovec_t *h;
     int64_t t;
@@ -326,7 +326,7 @@ static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, co
 }
 
 /* Copies what the response needs out of the catalog record. */
-static int lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r)
+int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r)
 {
     struct talas_storage *st = talas_worker_storage();
     struct talas_track t;
@@ -371,7 +371,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     if (talas_http_authorize(req, id_buf, TALAS_AUTH_STREAM, &claims) != 0)
         return 0;
     cache_control = talas_http_media_cache_control(req, &claims);
-    if ((rc = lookup(req, id_buf, &path, &mime)) != 0) {
+    if ((rc = talas_stream_lookup(req, id_buf, &path, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
             talas_http_send_error(req, 404, "not_found", "no such track");
         else
@@ -397,7 +397,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
     h2o_filecache_get_last_modified(ref, lm);
 
-    if ((status = check_preconditions(req, etag, etag_len, mtime)) != 0) {
+    if ((status = talas_http_preconditions(req, etag, etag_len, mtime)) != 0) {
         h2o_filecache_close_file(ref);
         if (status == 304) {
             static h2o_generator_t generator = {NULL, NULL};

@@ -14,4 +14,14 @@
  */
 int talas_stream_original(h2o_req_t *req, const char *id, size_t len);
 
+/* The path (and Content-Type of the original) of playable track ID, copied
+ * into the request pool. Returns 0, MDB_NOTFOUND (unknown, or recorded as
+ * not playable), or another value when the catalog could not be read
+ * (logged). */
+int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r);
+
+/* RFC 9110 section 13.2.2 preconditions for a representation with ETAG and
+ * MTIME: 0 to go on, or 304 / 412 to answer with. */
+int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime);
+
 #endif

@@ -33,6 +33,8 @@
 #include "grpc_server.h"
 #include "http_limits.h"
 #include "http_router.h"
+#include "transcode_jobs.h"
+#include "worker_pool.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -58,6 +60,7 @@ static struct {
     h2o_socket_t *sig_sock;
     int stopping;
     uint64_t deadline_ms;
+    struct talas_pool *pool;
 } w;
 
 static volatile sig_atomic_t got_term, got_usr1;
@@ -167,6 +170,7 @@ static void begin_stop(void)
     }
     h2o_context_request_shutdown(&w.ctx);
     talas_grpc_server_stop();
+    talas_transcode_jobs_stop();
     log_info("graceful stop: %zu connection(s) left", w.connections);
 }
 
@@ -221,7 +225,7 @@ static void setup_h2o(void)
         /* the application's routes go to the router; everything else is a
          * static file of the web player */
         static const char *index_files[] = {"index.html", NULL};
-        static const char *const routed[] = {"/api", "/stream"};
+        static const char *const routed[] = {"/api", "/stream", "/preview"};
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
             register_path(hostconf, routed[i], talas_router_register);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
@@ -296,6 +300,12 @@ void talas_worker_main(const struct talas_worker_args *args)
     setup_h2o();
     loop = h2o_evloop_create();
     h2o_context_init(&w.ctx, loop, &w.globalconf);
+    /* encoding runs on these threads, never on the loop (transcode_jobs.c) */
+    if ((w.pool = talas_pool_create(loop, (unsigned)w.conf->transcode_threads, &error)) == NULL) {
+        log_error("%s", error);
+        exit(2);
+    }
+    talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
     setup_listeners(args->listen_fds);
     /* the gRPC sockets follow the HTTP ones (listen.h) */
     if (talas_grpc_server_start(loop, w.conf, args->listen_fds + w.conf->listen_count, &error) != 0) {
@@ -334,6 +344,10 @@ void talas_worker_main(const struct talas_worker_args *args)
         }
     }
     log_info("worker %d (generation %u) stopped", w.slot, w.generation);
+    /* the encoders were told to stop (talas_transcode_jobs_stop): they
+     * return within a frame, and no cache write is cut in half */
+    talas_transcode_jobs_stop();
+    talas_pool_destroy(w.pool);
     talas_storage_close(w.storage);
     talas_auth_free(w.auth);
     exit(0);

@@ -1,0 +1,21 @@
+/*
+ * http_transcode.h - transcoded streams and previews:
+ *
+ *   GET|HEAD /stream/{id}?profile=NAME      (or ?format=mp3|aac&bitrate=K)
+ *   GET|HEAD /stream/{id}?profile=NAME&t=S  starting S seconds in
+ *   GET|HEAD /preview/{id}                  preview.duration of MP3 from preview.start
+ */
+#ifndef TALAS_HTTP_TRANSCODE_H
+#define TALAS_HTTP_TRANSCODE_H
+
+#include <h2o.h>
+
+/* 1 when a /stream request asks for a transcode (profile, format or t in
+ * its query), else 0 (the original file). */
+int talas_transcode_requested(h2o_req_t *req);
+
+/* Answers a transcode (PREVIEW 0) or a preview (PREVIEW 1) of track ID (LEN
+ * bytes, not validated yet). Always answers; returns 0. */
+int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int preview);
+
+#endif
