@@ -590,6 +590,7 @@ static void on_measured(void *arg, int status, const struct talas_source_info *i
         return; /* the client went away meanwhile */
     rq->ticket = NULL;
     if (status != 0) {
+        talas_transcode_count_failed();
         talas_http_send_error(rq->req, 422, "undecodable", "this track cannot be decoded");
         return;
     }
@@ -660,6 +661,7 @@ int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int previe
     default:
         free(rq->ticket);
         rq->ticket = NULL;
+        talas_transcode_count_failed();
         talas_http_send_error(req, 422, "undecodable", "this track cannot be decoded");
         break;
     }

@@ -370,7 +370,8 @@ static void measure_work(void *arg)
 {
     struct measure_slot *m = arg;
 
-    if (talas_source_measure(m->path, &m->info, &m->error) != 0 || m->info.samples == 0) {
+    if (talas_source_measure(m->path, &m->info, &m->error) != 0 || m->info.samples == 0 ||
+        talas_source_decodes(m->path, &m->error) != 0) {
         m->result = 3;
         if (m->error == NULL)
             m->error = xstrdup("no audio samples");
@@ -450,6 +451,11 @@ void talas_transcode_count_miss(void)
     s.delta.misses++;
 }
 
+void talas_transcode_count_failed(void)
+{
+    s.delta.transcodes_failed++;
+}
+
 static void flush_stats(void)
 {
     static const struct talas_cache_stats zero;
@@ -471,10 +477,20 @@ static void on_flush_tick(h2o_timeout_entry_t *entry)
  * talas_log writes each line with one write(2)), its chatter nowhere. */
 static void av_log_to_error_log(void *avcl, int level, const char *fmt, va_list ap)
 {
+    /* a damaged file makes libav complain once per packet: at most
+     * AV_LOG_BURST lines a second reach the log, from all threads */
+    enum { AV_LOG_BURST = 5 };
+    static uint64_t window;
+    static unsigned in_window;
+    uint64_t now = talas_now_ms() / 1000;
     char line[512];
     size_t n;
 
     if (level > AV_LOG_ERROR)
+        return;
+    if (__atomic_exchange_n(&window, now, __ATOMIC_RELAXED) != now)
+        __atomic_store_n(&in_window, 0, __ATOMIC_RELAXED);
+    if (__atomic_fetch_add(&in_window, 1, __ATOMIC_RELAXED) >= AV_LOG_BURST)
         return;
     vsnprintf(line, sizeof(line), fmt, ap);
     n = strlen(line);

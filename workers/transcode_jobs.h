@@ -98,6 +98,8 @@ int talas_transcode_measure(const char *track, const char *path, const struct ta
  * stats about once a second). */
 void talas_transcode_count_hit(void);
 void talas_transcode_count_miss(void);
+/* A transcode refused before it began (the source does not decode). */
+void talas_transcode_count_failed(void);
 
 /* Stops: cancels what runs, releases this worker's claims. */
 void talas_transcode_jobs_stop(void);

@@ -166,6 +166,52 @@ static int codec_is_pcm(enum AVCodecID id)
     return id >= AV_CODEC_ID_PCM_S16LE && id < AV_CODEC_ID_ADPCM_IMA_QT;
 }
 
+int talas_source_decodes(const char *path, char **error_r)
+{
+    struct io_guard guard = {talas_now_ms() + 10000, NULL};
+    const AVCodec *codec;
+    AVCodecContext *dec = NULL;
+    AVFormatContext *fmt;
+    AVStream *st;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc();
+    int packets = 0, decoded = 0, ret;
+
+    if (input_open(path, &guard, &fmt, &st, error_r) != 0)
+        goto done;
+    if ((codec = avcodec_find_decoder(st->codecpar->codec_id)) == NULL ||
+        (dec = avcodec_alloc_context3(codec)) == NULL || avcodec_parameters_to_context(dec, st->codecpar) < 0 ||
+        avcodec_open2(dec, codec, NULL) < 0) {
+        *error_r = xasprintf("%s: no decoder for its audio", path);
+        goto close;
+    }
+    /* a few packets are enough: the question is whether anything decodes,
+     * not whether everything does (a damaged middle is served as silence) */
+    while (decoded == 0 && packets < 64 && (ret = av_read_frame(fmt, pkt)) >= 0) {
+        if (pkt->stream_index == st->index) {
+            packets++;
+            if (avcodec_send_packet(dec, pkt) >= 0)
+                while (avcodec_receive_frame(dec, frame) >= 0)
+                    decoded += frame->nb_samples;
+        }
+        av_packet_unref(pkt);
+    }
+    if (decoded == 0) {
+        avcodec_send_packet(dec, NULL);
+        while (avcodec_receive_frame(dec, frame) >= 0)
+            decoded += frame->nb_samples;
+    }
+    if (decoded == 0)
+        *error_r = xasprintf("%s: no audio decodes from its first %d packets", path, packets);
+close:
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+done:
+    av_packet_free(&pkt);
+    av_frame_free(&frame);
+    return decoded > 0 ? 0 : -1;
+}
+
 int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r)
 {
     struct io_guard guard = {talas_now_ms() + CHUNK_DEADLINE_MS, NULL};

@@ -90,6 +90,12 @@ struct talas_source_info {
  */
 int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r);
 
+/* Decodes the first packets of PATH: returns 0 when audio comes out, -1
+ * with a malloc'd message when none does (a file whose packets look like
+ * audio but are not: it gets a 422 before any header is sent, instead of a
+ * response cut after its headers). Milliseconds; not on an event loop. */
+int talas_source_decodes(const char *path, char **error_r);
+
 /* An excerpt of the source (previews), in source samples. */
 struct talas_window {
     uint64_t start;  /* first source sample */
