@@ -550,39 +550,43 @@ int main(int argc, char **argv)
      * getopt stop at each argument: collect it and go on; after "--"
      * everything is an argument (a track id may begin with "-"). */
     args = xcalloc((size_t)argc, sizeof(*args));
-    for (;;) {
-        while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-            if (opt == 'e')
-                errors = 1;
-            else if (opt == 'f')
-                fix = 1;
-            else if (opt == 'c')
-                file = optarg;
-            else if (opt == 't' && parse_ttl(optarg, &so.ttl_s) == 0)
-                so.given = 1;
-            else if (opt == 'k' && parse_kind(optarg, &so.kind) == 0)
-                so.given = 1;
-            else if (opt == 'u') {
-                so.user = optarg;
-                so.given = 1;
-            } else {
-                if (opt == 't')
-                    fprintf(stderr, "talasctl: --ttl takes a number of seconds, not \"%s\"\n", optarg);
-                else if (opt == 'k')
-                    fprintf(stderr, "talasctl: --kind is stream, preview or hls, not \"%s\"\n", optarg);
-                usage(stderr);
-                free(args);
-                return 2;
-            }
+    while (optind < argc) {
+        /* a track id is 16 characters of base64url, and one in 64 begins
+         * with "-": getopt would read it as options. No option of talasctl
+         * has that form (long ones are shorter, "--opt=v" has a "="), so such
+         * an argument is an id, as it was copied from "talasctl tracks". */
+        if (argv[optind][0] != '-' || talas_track_id_valid(argv[optind], strlen(argv[optind]))) {
+            args[nargs++] = argv[optind++];
+            continue;
         }
-        if (optind >= argc)
-            break;
-        if (strcmp(argv[optind - 1], "--") == 0) {
+        if ((opt = getopt_long(argc, argv, "+c:", longopts, NULL)) == -1) {
+            /* "--": everything after it is an argument */
             while (optind < argc)
                 args[nargs++] = argv[optind++];
             break;
         }
-        args[nargs++] = argv[optind++];
+        if (opt == 'e')
+            errors = 1;
+        else if (opt == 'f')
+            fix = 1;
+        else if (opt == 'c')
+            file = optarg;
+        else if (opt == 't' && parse_ttl(optarg, &so.ttl_s) == 0)
+            so.given = 1;
+        else if (opt == 'k' && parse_kind(optarg, &so.kind) == 0)
+            so.given = 1;
+        else if (opt == 'u') {
+            so.user = optarg;
+            so.given = 1;
+        } else {
+            if (opt == 't')
+                fprintf(stderr, "talasctl: --ttl takes a number of seconds, not \"%s\"\n", optarg);
+            else if (opt == 'k')
+                fprintf(stderr, "talasctl: --kind is stream, preview or hls, not \"%s\"\n", optarg);
+            usage(stderr);
+            free(args);
+            return 2;
+        }
     }
     if (strcmp(cmd, "sign") == 0 ? nargs != 1 || fix || errors
                                  : (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) || so.given) {
