@@ -326,6 +326,20 @@ static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, co
 }
 
 /* Copies what the response needs out of the catalog record. */
+void talas_http_send_precondition(h2o_req_t *req, int status)
+{
+    static h2o_generator_t none = {NULL, NULL};
+
+    if (status != 304) {
+        talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
+        return;
+    }
+    req->res.status = 304;
+    req->res.reason = "Not Modified";
+    h2o_start_response(req, &none);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
 int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r)
 {
     struct talas_storage *st = talas_worker_storage();
@@ -399,16 +413,9 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
 
     if ((status = talas_http_preconditions(req, etag, etag_len, mtime)) != 0) {
         h2o_filecache_close_file(ref);
-        if (status == 304) {
-            static h2o_generator_t generator = {NULL, NULL};
+        if (status == 304)
             add_validators(req, etag, etag_len, lm, cache_control);
-            req->res.status = 304;
-            req->res.reason = "Not Modified";
-            h2o_start_response(req, &generator);
-            h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        } else {
-            talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
-        }
+        talas_http_send_precondition(req, status);
         return 0;
     }
 

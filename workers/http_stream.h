@@ -24,4 +24,8 @@ int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec
  * MTIME: 0 to go on, or 304 / 412 to answer with. */
 int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime);
 
+/* Answers STATUS from talas_http_preconditions: a 304 with the headers
+ * already set (validators), or a 412 with a JSON error. */
+void talas_http_send_precondition(h2o_req_t *req, int status);
+
 #endif

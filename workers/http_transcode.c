@@ -527,15 +527,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
                    gen->exact ? "bytes" : "none", gen->exact ? 5 : 4);
     if ((status = talas_http_preconditions(req, etag, etag_len, (int64_t)mtime)) != 0) {
-        if (status == 304) {
-            static h2o_generator_t none = {NULL, NULL};
-            req->res.status = 304;
-            req->res.reason = "Not Modified";
-            h2o_start_response(req, &none);
-            h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        } else {
-            talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
-        }
+        talas_http_send_precondition(req, status);
         return;
     }
 
