@@ -164,8 +164,11 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
                 return 0;
             }
         }
-        talas_http_send_error(req, 400, "unknown_profile", "no %s profile%s%.0ld%s: see transcode.profiles", v.base,
-                              bitrate == -1 ? "" : " at ", bitrate == -1 ? 0 : bitrate, bitrate == -1 ? "" : " kbit/s");
+        if (bitrate == -1)
+            talas_http_send_error(req, 400, "unknown_profile", "no %s profile: see transcode.profiles", v.base);
+        else
+            talas_http_send_error(req, 400, "unknown_profile", "no %s profile at %ld kbit/s: see transcode.profiles",
+                                  v.base, bitrate);
         return -1;
     }
     if (found == -1) {

@@ -31,22 +31,9 @@
 #include "catalog.h"
 #include "storage.h"
 #include "util.h"
+#include "tmpdir.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 struct fixture {
     char *dir;
@@ -64,8 +51,8 @@ static void fx_open(struct fixture *fx)
 
 static void fx_init(struct fixture *fx, uint64_t map_size)
 {
-    fx->dir = xstrdup("/tmp/talas-test-cache.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    fx->dir = test_tmpdir("cache");
+    assert_non_null(fx->dir);
     fx->map_size = map_size;
     fx_open(fx);
 }
@@ -73,7 +60,7 @@ static void fx_init(struct fixture *fx, uint64_t map_size)
 static void fx_done(struct fixture *fx)
 {
     talas_storage_close(fx->st);
-    rm_rf(fx->dir);
+    test_rm_rf(fx->dir);
     free(fx->dir);
 }
 

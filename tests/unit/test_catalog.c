@@ -34,28 +34,15 @@
 #include "scan.h"
 #include "storage.h"
 #include "util.h"
+#include "tmpdir.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static char *make_tmpdir(void)
 {
-    char *dir = xstrdup("/tmp/talas-test-catalog.XXXXXX");
+    char *dir = test_tmpdir("catalog");
 
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(dir);
     return dir;
 }
 
@@ -452,7 +439,7 @@ static void test_storage_open(void **state)
 
     free(blocker);
     free(sub);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -680,7 +667,7 @@ static void test_catalog_crud_list(void **state)
     assert_int_equal(mdb_txn_commit(txn), 0);
 
     talas_storage_close(st);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -715,7 +702,7 @@ static void test_scan_status(void **state)
     assert_int_equal(talas_catalog_scan_status_get(st, txn, &r), -1);
     mdb_txn_abort(txn);
     talas_storage_close(st);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -804,7 +791,7 @@ static void test_probe(void **state)
     talas_probe_result_free(&r);
     free(path);
 
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -1079,7 +1066,7 @@ static void test_scan(void **state)
     free(lib);
     free(outside);
     free(db);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -1150,7 +1137,7 @@ static void test_scan_batches_and_lock(void **state)
     assert_int_equal(res.files, 0);
 
     talas_storage_close(st);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(lib);
     free(db);
     free(dir);
