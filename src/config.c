@@ -392,6 +392,9 @@ static const struct conf_key config_keys[] = {
      .count_offset = C(transcode_profile_count), .items = &profile_table},
     {"transcode.threads", CONF_INT, C(transcode_threads), 1, 64, "1", 0, NULL},
 
+    {"hls", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"hls.segment_duration", CONF_DURATION, C(hls_segment_duration_ms), SECOND, 10 * SECOND, "6s", 0, NULL},
+
     {"preview", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"preview.duration", CONF_DURATION, C(preview_duration_ms), SECOND, 600 * SECOND, "30s", 0, NULL},
     {"preview.start", CONF_STRING, C(preview_start), 0, 0, "30%", 0, NULL},
@@ -1273,6 +1276,9 @@ static int check_profile(struct loader *ld, struct scope *sc, void *items, size_
 
     if (!sc->seen[hls - sc->table->keys].set || sc->seen[hls - sc->table->keys].null)
         cur->hls = cur->codec == TALAS_CONFIG_CODEC_AAC;
+    else if (cur->hls && cur->codec != TALAS_CONFIG_CODEC_AAC)
+        return fail(ld, &sc->seen[hls - sc->table->keys].mark, key_path(ld, sc->prefix, "hls"),
+                    "only AAC profiles can be HLS rungs (an MP3 rung stays progressive)");
     if (!rate_supported(cur->codec, cur->sample_rate))
         return fail(ld, rate_mark, key_path(ld, sc->prefix, "sample_rate"), "%d Hz is not a rate %s can encode",
                     cur->sample_rate, cur->codec == TALAS_CONFIG_CODEC_MP3 ? "MP3" : "AAC");

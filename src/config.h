@@ -103,6 +103,8 @@ struct talas_config {
     size_t transcode_profile_count;
     int transcode_threads; /* transcode.threads: encoder threads per worker, 1..64, default 1 */
 
+    uint64_t hls_segment_duration_ms; /* hls.segment_duration: 1s..10s, default 6s: AAC chunks and HLS segments */
+
     uint64_t preview_duration_ms; /* preview.duration: 1s..10m, default 30s */
     char *preview_start;          /* preview.start: "45s" (time) or "30%" (of the track); default "30%" */
     uint64_t preview_start_ms;    /* ... parsed: when preview_start_permille is -1 */

@@ -10,6 +10,7 @@
 #include "http_api.h"
 #include "http_response.h"
 #include "http_router.h"
+#include "http_hls.h"
 #include "http_stream.h"
 #include "http_transcode.h"
 
@@ -40,6 +41,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return talas_transcode_serve(req, path.base + at, path.len - at, 0);
         return talas_stream_original(req, path.base + at, path.len - at);
     }
+    if (has_prefix(path, "/hls/", &at))
+        return talas_hls_serve(req, path.base + at, path.len - at);
     if (has_prefix(path, "/preview/", &at))
         return talas_transcode_serve(req, path.base + at, path.len - at, 1);
     if (is_path(path, "/api/stats"))

@@ -50,13 +50,13 @@ struct tx_gen {
     h2o_generator_t super; /* first: h2o hands it back */
     h2o_req_t *req;
     struct talas_transcode_source src;
-    int exact;                /* chunk offsets are known: length and ranges */
-    uint64_t *chunk_offsets;  /* exact: C + 1 absolute offsets (chunk c starts at [c]) */
-    uint64_t pos, end;        /* absolute stream offsets left to send; end UINT64_MAX: to the end */
-    uint32_t chunk;           /* the chunk being sent (streaming) */
-    size_t skip_frames;       /* streaming with t: frames to drop at the start of the first chunk */
-    h2o_iovec_t header;       /* the stream's bytes before chunk 0 (MP3 Info frame) */
-    MDB_txn *txn;             /* held while h2o writes from the map */
+    int exact;               /* chunk offsets are known: length and ranges */
+    uint64_t *chunk_offsets; /* exact: C + 1 absolute offsets (chunk c starts at [c]) */
+    uint64_t pos, end;       /* absolute stream offsets left to send; end UINT64_MAX: to the end */
+    uint32_t chunk;          /* the chunk being sent (streaming) */
+    size_t skip_frames;      /* streaming with t: frames to drop at the start of the first chunk */
+    h2o_iovec_t header;      /* the stream's bytes before chunk 0 (MP3 Info frame) */
+    MDB_txn *txn;            /* held while h2o writes from the map */
     struct talas_chunk_buf *held;
     struct talas_chunk_waiter waiter;
     struct talas_chunk_waiter ahead[READ_AHEAD];
@@ -98,16 +98,6 @@ int talas_transcode_requested(h2o_req_t *req)
     return 0;
 }
 
-static void profile_from_config(const struct talas_config_profile *cp, struct talas_profile *p)
-{
-    memset(p, 0, sizeof(*p));
-    snprintf(p->name, sizeof(p->name), "%s", cp->name);
-    p->codec = cp->codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_CODEC_MP3 : TALAS_CODEC_AAC;
-    p->bitrate = (unsigned)cp->bitrate * 1000;
-    p->sample_rate = (unsigned)cp->sample_rate;
-    p->channels = (unsigned)cp->channels;
-}
-
 /* Reads profile= / format=&bitrate= / t=; answers 400 and returns -1 on a
  * bad value. */
 static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
@@ -133,7 +123,7 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
     if ((found = talas_http_query_param(req, "profile", &v)) == 1) {
         for (size_t i = 0; i < conf->transcode_profile_count; i++) {
             if (strcmp(conf->transcode_profiles[i].name, v.base) == 0) {
-                profile_from_config(&conf->transcode_profiles[i], p);
+                talas_transcode_profile(conf, &conf->transcode_profiles[i], p);
                 return 0;
             }
         }
@@ -141,7 +131,9 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
         return -1;
     }
     if ((found = talas_http_query_param(req, "format", &v)) == 1) {
-        int codec = strcmp(v.base, "mp3") == 0 ? TALAS_CONFIG_CODEC_MP3 : strcmp(v.base, "aac") == 0 ? TALAS_CONFIG_CODEC_AAC : -1;
+        int codec = strcmp(v.base, "mp3") == 0   ? TALAS_CONFIG_CODEC_MP3
+                    : strcmp(v.base, "aac") == 0 ? TALAS_CONFIG_CODEC_AAC
+                                                 : -1;
         long bitrate = -1;
         h2o_iovec_t b;
 
@@ -160,15 +152,16 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
         for (size_t i = 0; i < conf->transcode_profile_count; i++) {
             const struct talas_config_profile *cp = &conf->transcode_profiles[i];
             if (cp->codec == codec && (bitrate == -1 || cp->bitrate == bitrate)) {
-                profile_from_config(cp, p);
+                talas_transcode_profile(conf, cp, p);
                 return 0;
             }
         }
         if (bitrate == -1)
-            talas_http_send_error(req, 400, "unknown_profile", "no %s profile: see transcode.profiles", v.base);
+            talas_http_send_error(req, 400, "unknown_profile", "no %s profile: see transcode.profiles",
+                                  v.base);
         else
-            talas_http_send_error(req, 400, "unknown_profile", "no %s profile at %ld kbit/s: see transcode.profiles",
-                                  v.base, bitrate);
+            talas_http_send_error(req, 400, "unknown_profile",
+                                  "no %s profile at %ld kbit/s: see transcode.profiles", v.base, bitrate);
         return -1;
     }
     if (found == -1) {
@@ -178,7 +171,7 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
     /* t alone: the browsers' progressive format */
     for (size_t i = 0; i < conf->transcode_profile_count; i++) {
         if (strcmp(conf->transcode_profiles[i].name, "mp3") == 0) {
-            profile_from_config(&conf->transcode_profiles[i], p);
+            talas_transcode_profile(conf, &conf->transcode_profiles[i], p);
             return 0;
         }
     }
@@ -402,7 +395,8 @@ static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
         gen->chunk_offsets[0] = 0;
         ok = 1;
         for (uint32_t c = 0; c < n && ok; c++) {
-            if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk) != 0)
+            if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity,
+                                      &chunk) != 0)
                 ok = 0;
             else
                 gen->chunk_offsets[c + 1] = gen->chunk_offsets[c] + chunk.len;
@@ -466,18 +460,17 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     /* the settings are in the name: a profile changed in the configuration
      * is another variant, never a stale one */
     if (rq->preview)
-        snprintf(gen->src.variant, sizeof(gen->src.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u", layout.window.start,
-                 layout.window.length, rq->profile.bitrate / 1000);
+        snprintf(gen->src.variant, sizeof(gen->src.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
+                 layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
     else
-        snprintf(gen->src.variant, sizeof(gen->src.variant), "%s.%u.%u.%u", rq->profile.codec == TALAS_CODEC_MP3 ? "m" : "a",
-                 rq->profile.bitrate / 1000, rq->profile.sample_rate, rq->profile.channels);
+        talas_transcode_variant(&rq->profile, &layout, gen->src.variant);
 
     if (layout.exact_size) {
         struct talas_buf header = {0};
         gen->exact = 1;
         gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (layout.chunks + 1));
         for (uint32_t c = 0; c <= layout.chunks; c++)
-            gen->chunk_offsets[c] = talas_layout_frame_offset(&layout, (uint64_t)c * layout.chunk_frames);
+            gen->chunk_offsets[c] = talas_layout_frame_offset(&layout, talas_layout_chunk_start(&layout, c));
         gen->chunk_offsets[layout.chunks] = layout.total_size;
         talas_transcode_header(&rq->profile, &layout, &header);
         gen->header = h2o_strdup(&req->pool, header.data, header.len);
@@ -499,19 +492,20 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         } else if (gen->exact) {
             /* fully cached AAC: the frame's offset from the records */
             struct talas_cache_chunk chunk;
-            uint32_t c = (uint32_t)(frame / layout.chunk_frames);
+            uint32_t c = talas_layout_chunk_of_frame(&layout, frame);
             MDB_txn *txn;
             rep_start = gen->chunk_offsets[c];
             if (talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
                 if (talas_cache_chunk_get(talas_worker_storage(), txn, gen->src.track, gen->src.variant, c,
                                           &gen->src.identity, &chunk) == 0)
-                    for (size_t i = 0; i < frame % layout.chunk_frames && i < chunk.frame_count; i++)
+                    for (size_t i = 0;
+                         i < frame - talas_layout_chunk_start(&layout, c) && i < chunk.frame_count; i++)
                         rep_start += talas_cache_frame_size(&chunk, i);
                 mdb_txn_abort(txn);
             }
         } else {
-            gen->chunk = (uint32_t)(frame / layout.chunk_frames);
-            gen->skip_frames = (size_t)(frame % layout.chunk_frames);
+            gen->chunk = talas_layout_chunk_of_frame(&layout, frame);
+            gen->skip_frames = (size_t)(frame - talas_layout_chunk_start(&layout, gen->chunk));
         }
     }
 
@@ -520,8 +514,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
     gmtime_r(&mtime, &tm);
     h2o_time2str_rfc1123(lm, &tm);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, etag_len).base,
-                   etag_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
+                   h2o_strdup(&req->pool, etag, etag_len).base, etag_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
     {
         h2o_iovec_t cc = talas_http_media_cache_control(req, &rq->claims);
@@ -540,20 +534,23 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     req->res.reason = "OK";
     if (gen->exact && (range_hdr = talas_http_header(req, H2O_TOKEN_RANGE)) != NULL) {
         if_range = talas_http_header(req, H2O_TOKEN_IF_RANGE);
-        if (if_range == NULL || talas_range_if_range(if_range->base, if_range->len, etag, etag_len, (int64_t)mtime))
-            verdict = talas_range_parse(range_hdr->base, range_hdr->len, total - rep_start, ranges, &range_count);
+        if (if_range == NULL ||
+            talas_range_if_range(if_range->base, if_range->len, etag, etag_len, (int64_t)mtime))
+            verdict =
+                talas_range_parse(range_hdr->base, range_hdr->len, total - rep_start, ranges, &range_count);
         if (verdict == TALAS_RANGE_UNSATISFIABLE) {
             char *cr = h2o_mem_alloc_pool(&req->pool, 32);
             int n = snprintf(cr, 32, "bytes */%" PRIu64, total - rep_start);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
-            talas_http_send_error(req, 416, "range_not_satisfiable", "the requested range is not satisfiable");
+            talas_http_send_error(req, 416, "range_not_satisfiable",
+                                  "the requested range is not satisfiable");
             return;
         }
         /* one range; several get the whole representation */
         if (verdict == TALAS_RANGE_PARTIAL && range_count == 1) {
             char *cr = h2o_mem_alloc_pool(&req->pool, 80);
-            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start, ranges[0].end - 1,
-                             total - rep_start);
+            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start,
+                             ranges[0].end - 1, total - rep_start);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
             gen->pos = rep_start + ranges[0].start;
             gen->end = rep_start + ranges[0].end;

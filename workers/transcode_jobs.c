@@ -44,8 +44,8 @@ struct talas_supply {
     struct talas_transcode_source src;
     uint32_t index;
     h2o_linklist_t waiters;
-    int cache;            /* JOB: put the chunk in the cache (we hold the claim) */
-    volatile int cancel;  /* JOB: set on the loop, read by the encoder */
+    int cache;           /* JOB: put the chunk in the cache (we hold the claim) */
+    volatile int cancel; /* JOB: set on the loop, read by the encoder */
     /* JOB: written by the pool thread, read on the loop after done */
     int result;
     struct talas_chunk_buf *buf;
@@ -57,7 +57,7 @@ struct measure_slot {
     char track[17];
     struct talas_cache_source identity;
     struct talas_source_info info;
-    int state; /* 0 empty, 1 measuring, 2 known, 3 failed: the loop's */
+    int state;  /* 0 empty, 1 measuring, 2 known, 3 failed: the loop's */
     int result; /* the measuring thread's: 2 or 3, applied by the loop */
     uint64_t used;
     /* while measuring */
@@ -104,7 +104,8 @@ static struct talas_supply *find_supply(const char *track, const char *variant, 
 {
     for (h2o_linklist_t *n = s.supplies.next; n != &s.supplies; n = n->next) {
         struct talas_supply *sup = H2O_STRUCT_FROM_MEMBER(struct talas_supply, link, n);
-        if (sup->index == index && strcmp(sup->src.track, track) == 0 && strcmp(sup->src.variant, variant) == 0)
+        if (sup->index == index && strcmp(sup->src.track, track) == 0 &&
+            strcmp(sup->src.variant, variant) == 0)
             return sup;
     }
     return NULL;
@@ -120,7 +121,8 @@ static void attach(struct talas_supply *sup, struct talas_chunk_waiter *w)
 static void notify(struct talas_supply *sup, int status, struct talas_chunk_buf *buf)
 {
     while (!h2o_linklist_is_empty(&sup->waiters)) {
-        struct talas_chunk_waiter *w = H2O_STRUCT_FROM_MEMBER(struct talas_chunk_waiter, link, sup->waiters.next);
+        struct talas_chunk_waiter *w =
+            H2O_STRUCT_FROM_MEMBER(struct talas_chunk_waiter, link, sup->waiters.next);
         h2o_linklist_unlink(&w->link);
         w->supply = NULL;
         if (buf != NULL)
@@ -144,19 +146,18 @@ static void job_work(void *arg)
         sup->result = TALAS_TRANSCODE_CANCELLED;
         goto release;
     }
-    rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index, &sup->cancel, &out,
-                               &frame_sizes, &sup->error);
+    rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index, &sup->cancel,
+                               &out, &frame_sizes, &sup->error);
     sup->encode_ms = talas_now_ms() - t0;
     sup->result = rc;
     if (rc == 0 || rc == TALAS_TRANSCODE_INCOMPLETE) {
         struct talas_chunk_buf *buf = xcalloc(1, sizeof(*buf));
-        uint64_t frames = sup->src.layout.frames - (uint64_t)sup->index * sup->src.layout.chunk_frames;
 
         buf->refs = 1;
         buf->data = out.data;
         buf->len = out.len;
         buf->frame_sizes = frame_sizes;
-        buf->frame_count = frames < sup->src.layout.chunk_frames ? (size_t)frames : sup->src.layout.chunk_frames;
+        buf->frame_count = talas_layout_chunk_frame_count(&sup->src.layout, sup->index);
         out.data = NULL;
         frame_sizes = NULL;
         sup->buf = buf;
@@ -178,8 +179,8 @@ static void job_work(void *arg)
         };
         char *error = NULL;
         if (talas_cache_chunk_put(s.st, &s.limits, &put, &error) != 0) {
-            log_error("caching chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track, sup->src.variant,
-                      error);
+            log_error("caching chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
+                      sup->src.variant, error);
             free(error);
         }
     }
@@ -211,8 +212,9 @@ static void job_done(void *arg, int cancelled)
         s.delta.bytes_encoded += sup->buf->len;
         s.delta.encode_ms += sup->encode_ms;
         if (sup->result == TALAS_TRANSCODE_INCOMPLETE)
-            log_warn("chunk %" PRIu32 " of %s/%s is incomplete, served uncached: %s", sup->index, sup->src.track,
-                     sup->src.variant, sup->error != NULL ? sup->error : "the source did not decode");
+            log_warn("chunk %" PRIu32 " of %s/%s is incomplete, served uncached: %s", sup->index,
+                     sup->src.track, sup->src.variant,
+                     sup->error != NULL ? sup->error : "the source did not decode");
         notify(sup, 0, sup->buf);
         break;
     case TALAS_TRANSCODE_CANCELLED:
@@ -221,8 +223,8 @@ static void job_done(void *arg, int cancelled)
         break;
     default:
         s.delta.transcodes_failed++;
-        log_error("encoding chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track, sup->src.variant,
-                  sup->error != NULL ? sup->error : "unknown error");
+        log_error("encoding chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
+                  sup->src.variant, sup->error != NULL ? sup->error : "unknown error");
         notify(sup, -1, NULL);
         break;
     }
@@ -329,6 +331,20 @@ int talas_transcode_want(const struct talas_transcode_source *src, uint32_t inde
         start_job(sup, 0, urgent);
         return 0;
     }
+}
+
+void talas_transcode_prefetch(const struct talas_transcode_source *src, uint32_t index)
+{
+    struct talas_supply *sup;
+
+    if (index >= src->layout.chunks || find_supply(src->track, src->variant, index) != NULL)
+        return;
+    /* only when nobody makes it already; a prefetch never waits */
+    if (talas_cache_claim(s.st, &s.limits, src->track, src->variant, index, &src->identity) !=
+        TALAS_CLAIM_OWNED)
+        return;
+    sup = new_supply(SUPPLY_JOB, src, index);
+    start_job(sup, 1, 0);
 }
 
 void talas_transcode_unwant(struct talas_chunk_waiter *w)
@@ -528,4 +544,28 @@ void talas_transcode_jobs_stop(void)
             sup->cancel = 1;
     }
     flush_stats();
+}
+
+void talas_transcode_variant(const struct talas_profile *p, const struct talas_layout *l,
+                             char variant_r[TALAS_CACHE_VARIANT_MAX + 1])
+{
+    if (p->codec == TALAS_CODEC_MP3)
+        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "m.%u.%u.%u", p->bitrate / 1000, p->sample_rate,
+                 p->channels);
+    else
+        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "a.%u.%u.%u.%ur%u", p->bitrate / 1000,
+                 p->sample_rate, p->channels, l->chunk_frames, l->ramp_chunks);
+}
+
+void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,
+                             struct talas_profile *p_r)
+{
+    memset(p_r, 0, sizeof(*p_r));
+    snprintf(p_r->name, sizeof(p_r->name), "%s", cp->name);
+    p_r->codec = cp->codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_CODEC_MP3 : TALAS_CODEC_AAC;
+    p_r->bitrate = (unsigned)cp->bitrate * 1000;
+    p_r->sample_rate = (unsigned)cp->sample_rate;
+    p_r->channels = (unsigned)cp->channels;
+    if (p_r->codec == TALAS_CODEC_AAC)
+        p_r->chunk_ms = (unsigned)conf->hls_segment_duration_ms;
 }

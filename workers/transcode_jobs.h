@@ -79,6 +79,11 @@ void talas_transcode_jobs_init(h2o_loop_t *loop, struct talas_pool *pool, struct
 int talas_transcode_want(const struct talas_transcode_source *src, uint32_t index, int urgent,
                          struct talas_chunk_waiter *w);
 
+/* Makes sure chunk INDEX of SRC gets encoded and cached, with nobody
+ * waiting for it (the segment a player will ask for next). Does nothing
+ * when the chunk is cached or being made anywhere. */
+void talas_transcode_prefetch(const struct talas_transcode_source *src, uint32_t index);
+
 /* Detaches W (the response went away): an encode nobody waits for any
  * more is cancelled. Harmless when W is not waiting. */
 void talas_transcode_unwant(struct talas_chunk_waiter *w);
@@ -100,6 +105,19 @@ void talas_transcode_count_hit(void);
 void talas_transcode_count_miss(void);
 /* A transcode refused before it began (the source does not decode). */
 void talas_transcode_count_failed(void);
+
+/* The transcoder's profile for configured profile CP: AAC chunks are
+ * hls.segment_duration long, so that HLS segments and progressive AAC are
+ * the same chunks. */
+void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,
+                             struct talas_profile *p_r);
+
+/* The cache variant of a whole-track transcode with profile P and layout L:
+ * the settings and the grid are in the name, so a profile changed in the
+ * configuration is another variant, never a stale one. Progressive AAC and
+ * HLS segments of one profile share it. */
+void talas_transcode_variant(const struct talas_profile *p, const struct talas_layout *l,
+                             char variant_r[TALAS_CACHE_VARIANT_MAX + 1]);
 
 /* Stops: cancels what runs, releases this worker's claims. */
 void talas_transcode_jobs_stop(void);

@@ -42,6 +42,9 @@
 #include "util.h"
 
 #define CHUNK_SECONDS 6
+/* AAC's short opening chunks: at most RAMP_MAX, none under RAMP_MIN_FRAMES */
+#define RAMP_MAX 5
+#define RAMP_MIN_FRAMES 8
 /* A chunk that takes longer than this is abandoned (stuck I/O). */
 #define CHUNK_DEADLINE_MS 120000
 /* Decoders need some packets after a seek before their output equals a
@@ -57,9 +60,9 @@
 #define RUN_MAX 4096
 
 static const struct talas_profile builtin_profiles[] = {
-    {"high", TALAS_CODEC_AAC, 320000, 44100, 2}, {"medium", TALAS_CODEC_AAC, 192000, 44100, 2},
-    {"low", TALAS_CODEC_MP3, 128000, 22050, 2},  {"mobile", TALAS_CODEC_AAC, 96000, 22050, 2},
-    {"mp3", TALAS_CODEC_MP3, 192000, 44100, 2},
+    {"high", TALAS_CODEC_AAC, 320000, 44100, 2, 0}, {"medium", TALAS_CODEC_AAC, 192000, 44100, 2, 0},
+    {"low", TALAS_CODEC_MP3, 128000, 22050, 2, 0},  {"mobile", TALAS_CODEC_AAC, 96000, 22050, 2, 0},
+    {"mp3", TALAS_CODEC_MP3, 192000, 44100, 2, 0},
 };
 
 const struct talas_profile *talas_profile_builtin(const char *name)
@@ -180,8 +183,8 @@ int talas_source_decodes(const char *path, char **error_r)
     if (input_open(path, &guard, &fmt, &st, error_r) != 0)
         goto done;
     if ((codec = avcodec_find_decoder(st->codecpar->codec_id)) == NULL ||
-        (dec = avcodec_alloc_context3(codec)) == NULL || avcodec_parameters_to_context(dec, st->codecpar) < 0 ||
-        avcodec_open2(dec, codec, NULL) < 0) {
+        (dec = avcodec_alloc_context3(codec)) == NULL ||
+        avcodec_parameters_to_context(dec, st->codecpar) < 0 || avcodec_open2(dec, codec, NULL) < 0) {
         *error_r = xasprintf("%s: no decoder for its audio", path);
         goto close;
     }
@@ -355,13 +358,57 @@ static unsigned popcount_prefix(const uint8_t *bits, unsigned m)
     return n;
 }
 
+/* the frames before chunk R, where full chunks begin */
+static uint64_t ramp_frames(const struct talas_layout *l)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < l->ramp_chunks; i++)
+        n += l->chunk_frames >> (l->ramp_chunks - i);
+    return n;
+}
+
+uint64_t talas_layout_chunk_start(const struct talas_layout *l, uint32_t c)
+{
+    uint64_t first = 0;
+
+    if (c >= l->chunks)
+        return l->frames;
+    if (c < l->ramp_chunks) {
+        for (unsigned i = 0; i < c; i++)
+            first += l->chunk_frames >> (l->ramp_chunks - i);
+        return first;
+    }
+    return ramp_frames(l) + (uint64_t)(c - l->ramp_chunks) * l->chunk_frames;
+}
+
+uint32_t talas_layout_chunk_frame_count(const struct talas_layout *l, uint32_t c)
+{
+    if (c >= l->chunks)
+        return 0;
+    return (uint32_t)(talas_layout_chunk_start(l, c + 1) - talas_layout_chunk_start(l, c));
+}
+
+uint32_t talas_layout_chunk_of_frame(const struct talas_layout *l, uint64_t j)
+{
+    uint64_t ramp = ramp_frames(l), first = 0;
+    uint32_t c;
+
+    if (j >= l->frames)
+        return l->chunks - 1;
+    if (j >= ramp)
+        return l->ramp_chunks + (uint32_t)((j - ramp) / l->chunk_frames);
+    for (c = 0; c + 1 < l->ramp_chunks; c++) {
+        first += l->chunk_frames >> (l->ramp_chunks - c);
+        if (j < first)
+            break;
+    }
+    return c;
+}
+
 static uint32_t chunk_frames_of(const struct talas_layout *l, uint32_t c)
 {
-    uint64_t first = (uint64_t)c * l->chunk_frames;
-
-    return first >= l->frames
-               ? 0
-               : (uint32_t)(l->frames - first < l->chunk_frames ? l->frames - first : l->chunk_frames);
+    return talas_layout_chunk_frame_count(l, c);
 }
 
 uint64_t talas_layout_chunk_size(const struct talas_layout *l, uint32_t c)
@@ -399,7 +446,7 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
                          const struct talas_window *win, struct talas_layout *l_r, char **error_r)
 {
     struct talas_layout l;
-    uint64_t length, chunk_frames;
+    uint64_t length, chunk_frames, chunk_ms;
 
     memset(&l, 0, sizeof(l));
     if (src->sample_rate == 0 || src->channels == 0) {
@@ -488,19 +535,33 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
         l.frame_samples = 1024;
         l.encoder_delay = 1024; /* the aac encoder's initial_padding */
         l.exact_size = 0;
-        chunk_frames = (CHUNK_SECONDS * (uint64_t)p->sample_rate + 512) / 1024;
+        chunk_ms = p->chunk_ms != 0 ? p->chunk_ms : CHUNK_SECONDS * 1000;
+        chunk_frames = (chunk_ms * (uint64_t)p->sample_rate + 512000) / 1024000;
         if (chunk_frames < 1 || chunk_frames > TALAS_LAYOUT_MAX_CHUNK_FRAMES) {
             *error_r = xasprintf("profile %s: chunk of %" PRIu64 " frames", p->name, chunk_frames);
             return -1;
         }
+        /* the shortest first chunk worth a request: encoded in a few ms */
+        while (l.ramp_chunks < RAMP_MAX && (chunk_frames >> (l.ramp_chunks + 1)) >= RAMP_MIN_FRAMES)
+            l.ramp_chunks++;
     }
     l.chunk_frames = (unsigned)chunk_frames;
     l.frames = (l.encoder_delay + l.out_samples + l.frame_samples - 1) / l.frame_samples;
-    if ((l.frames + l.chunk_frames - 1) / l.chunk_frames > UINT32_MAX - 1) {
+    if ((l.frames + l.chunk_frames - 1) / l.chunk_frames > UINT32_MAX - 1 - RAMP_MAX) {
         *error_r = xasprintf("source too long");
         return -1;
     }
-    l.chunks = (uint32_t)((l.frames + l.chunk_frames - 1) / l.chunk_frames);
+    {
+        uint64_t ramp = ramp_frames(&l), first = 0;
+
+        if (l.frames > ramp) {
+            l.chunks = l.ramp_chunks + (uint32_t)((l.frames - ramp + l.chunk_frames - 1) / l.chunk_frames);
+        } else {
+            /* a stream shorter than the ramp: its first chunks */
+            for (l.chunks = 0; first < l.frames; l.chunks++)
+                first += l.chunk_frames >> (l.ramp_chunks - l.chunks);
+        }
+    }
     if (l.exact_size) {
         l.chunk_bytes = (uint64_t)l.chunk_frames * l.frame_bytes + popcount_prefix(l.padding, l.chunk_frames);
         l.total_size = talas_layout_frame_offset(&l, l.frames);
@@ -1092,7 +1153,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         err = xasprintf("%s: chunk %" PRIu32 " does not belong to this layout/profile", path, c);
         return -1;
     }
-    first = (uint64_t)c * l->chunk_frames;
+    first = talas_layout_chunk_start(l, c);
     count = chunk_frames_of(l, c);
     s_out = ((int64_t)first - P) * N;
 

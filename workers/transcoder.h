@@ -61,6 +61,7 @@ struct talas_profile {
     unsigned bitrate;     /* bits per second */
     unsigned sample_rate; /* output Hz */
     unsigned channels;    /* output channels (1 or 2) */
+    unsigned chunk_ms;    /* AAC: length of a full chunk (an HLS segment), 0: 6000 */
 };
 
 /* Built-in profiles: high (AAC 320k 44.1 kHz), medium (AAC 192k 44.1 kHz),
@@ -107,7 +108,8 @@ struct talas_window {
  * and copied; the fields below the line are for this module. */
 struct talas_layout {
     unsigned frame_samples; /* samples per encoder frame: 1152, 576 or 1024 */
-    unsigned chunk_frames;  /* K: frames per chunk (about 6 s) */
+    unsigned chunk_frames;  /* K: frames per full chunk (about 6 s) */
+    unsigned ramp_chunks;   /* R: AAC starts with R short chunks of K/2^R, ..., K/2 frames */
     uint64_t out_samples;   /* the source (or window) duration, output samples */
     uint64_t frames;        /* F: frames in the stream (encoder delay + out_samples) */
     uint32_t chunks;        /* C */
@@ -136,6 +138,19 @@ struct talas_layout {
  */
 int talas_layout_compute(const struct talas_profile *p, const struct talas_source_info *src,
                          const struct talas_window *win, struct talas_layout *l_r, char **error_r);
+
+/*
+ * The grid. MP3 chunks are all K frames (the last one shorter). An AAC
+ * stream opens with R short chunks that double in length up to K (a player
+ * gets its first seconds after a small encode, then whole chunks while it
+ * plays those): chunk c < R holds K >> (R - c) frames.
+ */
+/* The first frame of chunk C (C <= l->chunks; l->chunks gives F). */
+uint64_t talas_layout_chunk_start(const struct talas_layout *l, uint32_t c);
+/* The number of frames of chunk C (< l->chunks). */
+uint32_t talas_layout_chunk_frame_count(const struct talas_layout *l, uint32_t c);
+/* The chunk holding frame J (J < F). */
+uint32_t talas_layout_chunk_of_frame(const struct talas_layout *l, uint64_t j);
 
 /* When l->exact_size: the byte size of chunk C (< l->chunks). Else 0. */
 uint64_t talas_layout_chunk_size(const struct talas_layout *l, uint32_t c);

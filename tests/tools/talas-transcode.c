@@ -200,6 +200,13 @@ int main(int argc, char **argv)
         talas_json_uint(&j, l.frame_samples);
         talas_json_key(&j, "chunk_frames");
         talas_json_uint(&j, l.chunk_frames);
+        talas_json_key(&j, "ramp_chunks");
+        talas_json_uint(&j, l.ramp_chunks);
+        talas_json_key(&j, "chunk_starts");
+        talas_json_array_begin(&j);
+        for (uint32_t c = 0; c < l.chunks; c++)
+            talas_json_uint(&j, talas_layout_chunk_start(&l, c));
+        talas_json_array_end(&j);
         talas_json_key(&j, "out_samples");
         talas_json_uint(&j, l.out_samples);
         talas_json_key(&j, "frames");
@@ -223,7 +230,7 @@ int main(int argc, char **argv)
             talas_json_key(&j, "chunk_offsets");
             talas_json_array_begin(&j);
             for (uint32_t c = 0; c < l.chunks; c++)
-                talas_json_uint(&j, talas_layout_frame_offset(&l, (uint64_t)c * l.chunk_frames));
+                talas_json_uint(&j, talas_layout_frame_offset(&l, talas_layout_chunk_start(&l, c)));
             talas_json_array_end(&j);
             if (want_frames) {
                 talas_json_key(&j, "frame_offsets");
