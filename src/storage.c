@@ -39,6 +39,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_CACHE_ENTRIES] = "cache_entries",
     [TALAS_DBI_CACHE_LRU] = "cache_lru",
     [TALAS_DBI_CACHE_CLAIMS] = "cache_claims",
+    [TALAS_DBI_SESSIONS] = "sessions",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

@@ -23,6 +23,7 @@ enum talas_dbi {
     TALAS_DBI_CACHE_ENTRIES, /* track + variant -> transcode entry record (cache.c) */
     TALAS_DBI_CACHE_LRU,     /* access sequence (big-endian u64) + track + variant -> "" (cache.c) */
     TALAS_DBI_CACHE_CLAIMS,  /* same key as the chunk -> claim of the process encoding it (cache.c) */
+    TALAS_DBI_SESSIONS,      /* session id -> streaming session; totals in META "sessions" (sessions.c) */
     TALAS_DBI_COUNT
 };
 

@@ -492,6 +492,9 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->transcode_profiles[0].hls, 1); /* AAC: in the ladder by default */
     assert_int_equal(c->transcode_profiles[1].channels, 1);
     assert_int_equal(c->transcode_profiles[1].hls, 1);
+    /* not one of the seeds' four: the bitrate and a quarter */
+    assert_int_equal(c->transcode_profiles[0].bandwidth_estimate, 320);
+    assert_int_equal(c->transcode_profiles[1].bandwidth_estimate, 80);
     assert_int_equal(c->transcode_threads, 3);
     assert_int_equal(c->preview_start_permille, -1);
     assert_int_equal(c->preview_start_ms, 45000);
@@ -506,6 +509,12 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->transcode_profiles[2].codec, TALAS_CONFIG_CODEC_MP3);
     assert_int_equal(c->transcode_profiles[2].sample_rate, 22050);
     assert_int_equal(c->transcode_profiles[2].hls, 0);
+    assert_int_equal(c->transcode_profiles[0].bandwidth_estimate, 400); /* the seeds' figures */
+    assert_int_equal(c->transcode_profiles[1].bandwidth_estimate, 250);
+    assert_int_equal(c->transcode_profiles[2].bandwidth_estimate, 160);
+    assert_int_equal(c->transcode_profiles[3].bandwidth_estimate, 120);
+    assert_int_equal(c->streaming_session_timeout_ms, 600000);
+    assert_int_equal(c->streaming_max_sessions, 10000);
     assert_int_equal(c->preview_start_permille, 250);
     assert_int_equal(c->cache_max_size, 1ULL << 30); /* 4GiB map: 1GiB */
     talas_config_free(c);
@@ -665,34 +674,42 @@ static void test_dump(void **state)
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 400\n"
                                  "    - name: \"medium\"\n"
                                  "      codec: aac\n"
                                  "      bitrate: 192\n"
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 250\n"
                                  "    - name: \"low\"\n"
                                  "      codec: mp3\n"
                                  "      bitrate: 128\n"
                                  "      sample_rate: 22050\n"
                                  "      channels: 2\n"
                                  "      hls: false\n"
+                                 "      bandwidth_estimate: 160\n"
                                  "    - name: \"mobile\"\n"
                                  "      codec: aac\n"
                                  "      bitrate: 96\n"
                                  "      sample_rate: 22050\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 120\n"
                                  "    - name: \"mp3\"\n"
                                  "      codec: mp3\n"
                                  "      bitrate: 192\n"
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: false\n"
+                                 "      bandwidth_estimate: 240\n"
                                  "  threads: 1\n"
                                  "preview:\n"
                                  "  duration: 30s\n"
                                  "  start: \"30%\"\n"
+                                 "streaming:\n"
+                                 "  session_timeout: 10m\n"
+                                 "  max_sessions: 10000\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"
