@@ -281,13 +281,17 @@ struct parse {
     const char *bad_field, *bad_reason; /* the first problem; the field in the request pool */
 };
 
+/* Records the first bad field and lets the parse go on, so that a body
+ * that is not JSON at all is reported as such, whatever came first. */
 static int bad(struct parse *p, const char *prefix, const char *key, const char *reason)
 {
+    if (p->bad_field != NULL)
+        return 0;
     p->bad_field =
         h2o_concat(&p->req->pool, h2o_iovec_init(prefix, strlen(prefix)), h2o_iovec_init(key, strlen(key)))
             .base;
     p->bad_reason = reason;
-    return 1;
+    return 0;
 }
 
 struct create_body {
@@ -345,7 +349,7 @@ static int create_member(const char *key, const struct talas_json_value *v, void
 
     if (strcmp(key, "track_id") == 0) {
         if (v->type != TALAS_JSON_STRING || !talas_track_id_valid(v->str, v->len))
-            return bad(&b->p, "", key, "must be a track id (16 hexadecimal digits)");
+            return bad(&b->p, "", key, "must be a track id");
         memcpy(b->track, v->str, v->len + 1);
         b->have_track = 1;
     } else if (strcmp(key, "client_id") == 0) {
@@ -362,7 +366,7 @@ static int create_member(const char *key, const struct talas_json_value *v, void
         rc = talas_json_read_object(v->str, v->len, caps_member, b, &error);
         if (rc == -1)
             return bad(&b->p, "", key, error);
-        return rc;
+        return 0;
     } else {
         return bad(&b->p, "", key, "unknown field");
     }
