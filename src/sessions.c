@@ -221,19 +221,21 @@ static int commit(MDB_txn *txn, int rc)
     return mdb_txn_commit(txn);
 }
 
-/* Deletes session ID when it has expired: 1 deleted, 0 not, or an error. */
+/* Deletes session ID when it has expired, or when its record is of
+ * another layout (it would hold a place forever): 1 deleted, 0 not, or an
+ * LMDB error. */
 static int delete_if_expired(struct talas_storage *st, MDB_txn *txn, const char *id, uint64_t now_ms,
                              uint64_t timeout_ms)
 {
     struct talas_session s;
-    MDB_val key = id_key(id);
-    int rc = talas_session_get(st, txn, id, &s);
+    MDB_val key = id_key(id), val;
+    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val);
 
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
         return rc;
-    if (!talas_session_expired(&s, now_ms, timeout_ms))
+    if (decode(&val, &s) == 0 && !talas_session_expired(&s, now_ms, timeout_ms))
         return 0;
     if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) != 0)
         return rc;
@@ -330,49 +332,64 @@ int talas_session_end(struct talas_storage *st, const char *id, uint64_t now_ms,
     return rc == 0 && expired ? MDB_NOTFOUND : rc;
 }
 
-struct sweep_scan {
-    uint64_t now_ms, timeout_ms;
-    size_t max, n;
-    char (*ids)[TALAS_SESSION_ID_LEN + 1];
-};
-
-static int sweep_one(const struct talas_session *s, void *arg)
+/* Collects up to MAX ids of expired (or undecodable) records in IDS;
+ * returns how many, or -1 with an LMDB error in *RC_R. */
+static size_t sweep_scan(struct talas_storage *st, uint64_t now_ms, uint64_t timeout_ms, size_t max,
+                         char (*ids)[TALAS_SESSION_ID_LEN + 1], int *rc_r)
 {
-    struct sweep_scan *sc = arg;
+    struct talas_session s;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    MDB_val key, val;
+    size_t n = 0;
+    int rc;
 
-    if (!talas_session_expired(s, sc->now_ms, sc->timeout_ms))
-        return 0;
-    memcpy(sc->ids[sc->n++], s->session_id, TALAS_SESSION_ID_LEN + 1);
-    return sc->n == sc->max ? 1 : 0;
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0)
+        goto done;
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &cur)) != 0) {
+        mdb_txn_abort(txn);
+        goto done;
+    }
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != TALAS_SESSION_ID_LEN)
+            continue;
+        if (decode(&val, &s) == 0 && !talas_session_expired(&s, now_ms, timeout_ms))
+            continue;
+        memcpy(ids[n], key.mv_data, TALAS_SESSION_ID_LEN);
+        ids[n++][TALAS_SESSION_ID_LEN] = '\0';
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+done:
+    *rc_r = rc;
+    return n;
 }
 
 int talas_session_sweep(struct talas_storage *st, uint64_t now_ms, uint64_t timeout_ms, size_t max,
                         size_t *expired_r)
 {
-    struct sweep_scan sc = {now_ms, timeout_ms, max, 0, NULL};
     struct talas_session_counters d = {0};
+    char(*ids)[TALAS_SESSION_ID_LEN + 1];
     MDB_txn *txn;
+    size_t n;
     int rc;
 
     if (expired_r != NULL)
         *expired_r = 0;
     if (max == 0)
         return 0;
-    sc.ids = xcalloc(max, sizeof(*sc.ids));
-    if ((rc = talas_storage_read_begin(st, &txn)) != 0)
-        goto done;
-    rc = talas_session_foreach(st, txn, sweep_one, &sc);
-    mdb_txn_abort(txn);
-    if (rc != 0 && rc != 1)
-        goto done;
-    rc = 0;
-    if (sc.n == 0)
+    ids = xcalloc(max, sizeof(*ids));
+    n = sweep_scan(st, now_ms, timeout_ms, max, ids, &rc);
+    if (rc != 0 || n == 0)
         goto done;
     /* each one again under the write lock: a report may have come since */
     if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         goto done;
-    for (size_t i = 0; i < sc.n && rc == 0; i++) {
-        int del = delete_if_expired(st, txn, sc.ids[i], now_ms, timeout_ms);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int del = delete_if_expired(st, txn, ids[i], now_ms, timeout_ms);
         if (del == 1)
             d.expired++;
         else
@@ -385,7 +402,7 @@ int talas_session_sweep(struct talas_storage *st, uint64_t now_ms, uint64_t time
         *expired_r = (size_t)d.expired;
 
 done:
-    free(sc.ids);
+    free(ids);
     return rc;
 }
 
