@@ -287,6 +287,8 @@ static const struct conf_key profile_keys[] = {
     {"channels", CONF_INT, P(channels), 1, 2, "2", 0, NULL},
     /* -1: not given; check_profile derives it from the codec */
     {"hls", CONF_BOOL, P(hls), 0, 0, NULL, 0, NULL},
+    /* 0: not given; check_profile derives it */
+    {"bandwidth_estimate", CONF_INT, P(bandwidth_estimate), 8, 100000, NULL, 0, NULL},
 };
 
 static const struct conf_table profile_table = {
@@ -398,6 +400,11 @@ static const struct conf_key config_keys[] = {
     {"preview", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"preview.duration", CONF_DURATION, C(preview_duration_ms), SECOND, 600 * SECOND, "30s", 0, NULL},
     {"preview.start", CONF_STRING, C(preview_start), 0, 0, "30%", 0, NULL},
+
+    {"streaming", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"streaming.session_timeout", CONF_DURATION, C(streaming_session_timeout_ms), SECOND, 24 * HOUR, "10m", 0,
+     NULL},
+    {"streaming.max_sessions", CONF_INT, C(streaming_max_sessions), 1, 1000000, "10000", 0, NULL},
 
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */
@@ -1265,6 +1272,27 @@ static int rate_supported(int codec, int rate)
     return 0;
 }
 
+/* The seeds' AdaptiveProfile figures, for their four profiles as they
+ * define them; any other profile: its bitrate and a quarter for the
+ * network's variations (the margin of three of the four). */
+static int default_bandwidth_estimate(const struct talas_config_profile *p)
+{
+    static const struct {
+        const char *name;
+        int codec, bitrate, estimate;
+    } seeds[] = {
+        {"high", TALAS_CONFIG_CODEC_AAC, 320, 400},
+        {"medium", TALAS_CONFIG_CODEC_AAC, 192, 250},
+        {"low", TALAS_CONFIG_CODEC_MP3, 128, 160},
+        {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 120},
+    };
+
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(seeds); i++)
+        if (strcmp(p->name, seeds[i].name) == 0 && p->codec == seeds[i].codec && p->bitrate == seeds[i].bitrate)
+            return seeds[i].estimate;
+    return (p->bitrate * 5 + 3) / 4;
+}
+
 static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index)
 {
     struct talas_config_profile *p = items, *cur = &p[index];
@@ -1279,6 +1307,8 @@ static int check_profile(struct loader *ld, struct scope *sc, void *items, size_
     else if (cur->hls && cur->codec != TALAS_CONFIG_CODEC_AAC)
         return fail(ld, &sc->seen[hls - sc->table->keys].mark, key_path(ld, sc->prefix, "hls"),
                     "only AAC profiles can be HLS rungs (an MP3 rung stays progressive)");
+    if (cur->bandwidth_estimate == 0)
+        cur->bandwidth_estimate = default_bandwidth_estimate(cur);
     if (!rate_supported(cur->codec, cur->sample_rate))
         return fail(ld, rate_mark, key_path(ld, sc->prefix, "sample_rate"), "%d Hz is not a rate %s can encode",
                     cur->sample_rate, cur->codec == TALAS_CONFIG_CODEC_MP3 ? "MP3" : "AAC");
@@ -1294,11 +1324,11 @@ static int check_profile(struct loader *ld, struct scope *sc, void *items, size_
 
 /* The seeds' ladder, and "mp3" for browsers' progressive playback. */
 static struct talas_config_profile default_profiles[] = {
-    {"high", TALAS_CONFIG_CODEC_AAC, 320, 44100, 2, 1},
-    {"medium", TALAS_CONFIG_CODEC_AAC, 192, 44100, 2, 1},
-    {"low", TALAS_CONFIG_CODEC_MP3, 128, 22050, 2, 0},
-    {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 22050, 2, 1},
-    {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0},
+    {"high", TALAS_CONFIG_CODEC_AAC, 320, 44100, 2, 1, 400},
+    {"medium", TALAS_CONFIG_CODEC_AAC, 192, 44100, 2, 1, 250},
+    {"low", TALAS_CONFIG_CODEC_MP3, 128, 22050, 2, 0, 160},
+    {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 22050, 2, 1, 120},
+    {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0, 240},
 };
 
 /* "45s", "1m30s"-free forms: a duration, or a percentage "30%", or a

@@ -51,6 +51,8 @@ struct talas_config_profile {
     int sample_rate; /* Hz, one the codec supports; default 44100 */
     int channels;    /* 1..2, default 2 */
     int hls;         /* offered in HLS ladders; default: true for AAC, false for MP3 */
+    int bandwidth_estimate; /* kbit/s a client needs to play it (streaming sessions); default: the
+                               seeds' figure for their four profiles, else bitrate * 5/4 */
 };
 
 struct talas_config_listen {
@@ -109,6 +111,11 @@ struct talas_config {
     char *preview_start;          /* preview.start: "45s" (time) or "30%" (of the track); default "30%" */
     uint64_t preview_start_ms;    /* ... parsed: when preview_start_permille is -1 */
     int preview_start_permille;   /* ... parsed: 0..1000, or -1 for a time */
+
+    uint64_t streaming_session_timeout_ms; /* streaming.session_timeout: idle sessions end, 1s..1d,
+                                              default 10m */
+    int streaming_max_sessions;            /* streaming.max_sessions: live sessions, 1..1000000,
+                                              default 10000 */
 
     uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
                                 storage.map_size; default 1GiB or 1/2 of map_size if smaller */

@@ -20,6 +20,7 @@ struct reader {
     const char *p, *end;
     char *out; /* next free byte of the scratch buffer */
     const char *error;
+    int nest; /* levels of nested objects still allowed */
 };
 
 static void skip_ws(struct reader *r)
@@ -193,6 +194,11 @@ static int read_number(struct reader *r, struct talas_json_value *v)
         while (p < r->end && *p >= '0' && *p <= '9')
             p++;
     }
+    /* the token is copied into the scratch buffer, which has room for it
+     * (what is decoded never outgrows what was read), without keeping it */
+    memcpy(r->out, r->p, (size_t)(p - r->p));
+    r->out[p - r->p] = '\0';
+    v->dbl = strtod(r->out, NULL);
     r->p = p;
     if (!integer || overflow) {
         v->type = TALAS_JSON_NUMBER;
@@ -215,6 +221,8 @@ static int read_literal(struct reader *r, const char *word, enum talas_json_type
     return 0;
 }
 
+static int read_nested_object(struct reader *r, struct talas_json_value *v);
+
 static int read_value(struct reader *r, struct talas_json_value *v)
 {
     memset(v, 0, sizeof(*v));
@@ -231,6 +239,9 @@ static int read_value(struct reader *r, struct talas_json_value *v)
     case 'n':
         return read_literal(r, "null", TALAS_JSON_NULL, v);
     case '{':
+        if (r->nest > 0)
+            return read_nested_object(r, v);
+        return fail(r, "nested objects and arrays are not accepted");
     case '[':
         return fail(r, "nested objects and arrays are not accepted");
     default:
@@ -238,13 +249,87 @@ static int read_value(struct reader *r, struct talas_json_value *v)
     }
 }
 
-/* Reads "{...}" or "[...]" (OPEN, CLOSE); members have keys when OPEN is '{'. */
-static int read_container(const char *text, size_t len, char open, char close, talas_json_member_fn *fn,
-                          void *arg, const char **error_r)
+/* After OPEN: reads the members up to and including CLOSE, calling FN
+ * (when not NULL) for each. Returns 0, -1 (r->error says why) or what FN
+ * returned. Members have keys when OPEN is '{'. */
+static int read_members(struct reader *r, char open, char close, talas_json_member_fn *fn, void *arg)
 {
-    struct reader r = {text, text + len, NULL, NULL};
     const char *keys[MAX_MEMBERS];
     size_t nkeys = 0;
+    int rc;
+
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 0;
+    }
+    for (;;) {
+        struct talas_json_value v;
+        const char *key = NULL;
+        size_t key_len;
+
+        if (open == '{') {
+            if (r->p >= r->end || *r->p != '"')
+                return fail(r, "a member name is expected");
+            if (read_string(r, &key, &key_len) != 0)
+                return -1;
+            if (nkeys == MAX_MEMBERS)
+                return fail(r, "too many members");
+            for (size_t i = 0; i < nkeys; i++)
+                if (strcmp(keys[i], key) == 0)
+                    return fail(r, "duplicate member name");
+            keys[nkeys++] = key;
+            skip_ws(r);
+            if (r->p >= r->end || *r->p != ':')
+                return fail(r, "':' expected");
+            r->p++;
+            skip_ws(r);
+        }
+        if (read_value(r, &v) != 0)
+            return -1;
+        if (open == '[' && v.type != TALAS_JSON_STRING)
+            return fail(r, "an array of strings is expected");
+        if (fn != NULL && (rc = fn(key, &v, arg)) != 0)
+            return rc;
+        skip_ws(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            skip_ws(r);
+            continue;
+        }
+        if (r->p < r->end && *r->p == close) {
+            r->p++;
+            return 0;
+        }
+        return fail(r, open == '{' ? "',' or '}' expected" : "',' or ']' expected");
+    }
+}
+
+/* At '{' of a member's value, when one more level of nesting is allowed:
+ * checks the object and hands its raw text to the caller. */
+static int read_nested_object(struct reader *r, struct talas_json_value *v)
+{
+    const char *start = r->p;
+    int rc;
+
+    r->p++;
+    r->nest--;
+    rc = read_members(r, '{', '}', NULL, NULL);
+    r->nest++;
+    if (rc != 0)
+        return -1;
+    v->type = TALAS_JSON_OBJECT;
+    v->str = start;
+    v->len = (size_t)(r->p - start);
+    return 0;
+}
+
+/* Reads "{...}" or "[...]" (OPEN, CLOSE), objects nested NEST levels deep
+ * at most. */
+static int read_container(const char *text, size_t len, char open, char close, int nest,
+                          talas_json_member_fn *fn, void *arg, const char **error_r)
+{
+    struct reader r = {text, text + len, NULL, NULL, nest};
     char *scratch = xmalloc(len + 1);
     int rc = -1;
 
@@ -255,63 +340,9 @@ static int read_container(const char *text, size_t len, char open, char close, t
         goto done;
     }
     r.p++;
-    skip_ws(&r);
-    if (r.p < r.end && *r.p == close) {
-        r.p++;
-    } else {
-        for (;;) {
-            struct talas_json_value v;
-            const char *key = NULL;
-            size_t key_len;
-
-            if (open == '{') {
-                if (r.p >= r.end || *r.p != '"') {
-                    fail(&r, "a member name is expected");
-                    goto done;
-                }
-                if (read_string(&r, &key, &key_len) != 0)
-                    goto done;
-                if (nkeys == MAX_MEMBERS) {
-                    fail(&r, "too many members");
-                    goto done;
-                }
-                for (size_t i = 0; i < nkeys; i++)
-                    if (strcmp(keys[i], key) == 0) {
-                        fail(&r, "duplicate member name");
-                        goto done;
-                    }
-                keys[nkeys++] = key;
-                skip_ws(&r);
-                if (r.p >= r.end || *r.p != ':') {
-                    fail(&r, "':' expected");
-                    goto done;
-                }
-                r.p++;
-                skip_ws(&r);
-            }
-            if (read_value(&r, &v) != 0)
-                goto done;
-            if (open == '[' && v.type != TALAS_JSON_STRING) {
-                fail(&r, "an array of strings is expected");
-                goto done;
-            }
-            if ((rc = fn(key, &v, arg)) != 0)
-                goto done;
-            rc = -1;
-            skip_ws(&r);
-            if (r.p < r.end && *r.p == ',') {
-                r.p++;
-                skip_ws(&r);
-                continue;
-            }
-            if (r.p < r.end && *r.p == close) {
-                r.p++;
-                break;
-            }
-            fail(&r, open == '{' ? "',' or '}' expected" : "',' or ']' expected");
-            goto done;
-        }
-    }
+    if ((rc = read_members(&r, open, close, fn, arg)) != 0)
+        goto done;
+    rc = -1;
     skip_ws(&r);
     if (r.p != r.end) {
         fail(&r, "trailing characters after the value");
@@ -329,11 +360,17 @@ done:
 int talas_json_read_object(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
                            const char **error_r)
 {
-    return read_container(text, len, '{', '}', fn, arg, error_r);
+    return read_container(text, len, '{', '}', 0, fn, arg, error_r);
+}
+
+int talas_json_read_object_nested(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                                  const char **error_r)
+{
+    return read_container(text, len, '{', '}', 1, fn, arg, error_r);
 }
 
 int talas_json_read_string_array(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
                                  const char **error_r)
 {
-    return read_container(text, len, '[', ']', fn, arg, error_r);
+    return read_container(text, len, '[', ']', 0, fn, arg, error_r);
 }

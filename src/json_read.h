@@ -3,8 +3,9 @@
  * whose members are strings, integers, booleans or null (request bodies,
  * JWT headers), or an array of strings (a JWT "aud").
  *
- * Nothing nests: an array or object inside the top-level value is an error,
- * so recursion depth and memory stay bounded by the input length. Strings
+ * Nothing nests: an array or object inside the top-level value is an error
+ * (talas_json_read_object_nested allows one level of objects), so recursion
+ * depth and memory stay bounded by the input length. Strings
  * are decoded (escapes, surrogate pairs) into valid UTF-8 without NUL
  * bytes; duplicate keys are an error (two parsers must never disagree on
  * which one counts). The reader allocates one buffer of the input's length
@@ -23,6 +24,7 @@ enum talas_json_type {
     TALAS_JSON_TRUE,
     TALAS_JSON_FALSE,
     TALAS_JSON_NULL,
+    TALAS_JSON_OBJECT, /* talas_json_read_object_nested only: see there */
 };
 
 struct talas_json_value {
@@ -30,6 +32,7 @@ struct talas_json_value {
     const char *str; /* STRING: decoded, NUL-terminated, valid only during the callback */
     size_t len;      /* STRING: its length in bytes */
     int64_t num;     /* INTEGER */
+    double dbl;      /* INTEGER and NUMBER: the value as strtod reads it */
 };
 
 /* Called once per member (object) or element (array, KEY NULL). Returns 0
@@ -43,6 +46,15 @@ typedef int talas_json_member_fn(const char *key, const struct talas_json_value 
  */
 int talas_json_read_object(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
                            const char **error_r);
+
+/*
+ * The same, but a member may also be an object (one level: nothing nests in
+ * it). FN gets it as TALAS_JSON_OBJECT with STR/LEN the object's raw text
+ * from '{' to '}' (not NUL-terminated, in TEXT), checked already, to read
+ * with talas_json_read_object.
+ */
+int talas_json_read_object_nested(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
+                                  const char **error_r);
 
 /* The same for an array of strings (other element types are an error). */
 int talas_json_read_string_array(const char *text, size_t len, talas_json_member_fn *fn, void *arg,

@@ -39,6 +39,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_CACHE_ENTRIES] = "cache_entries",
     [TALAS_DBI_CACHE_LRU] = "cache_lru",
     [TALAS_DBI_CACHE_CLAIMS] = "cache_claims",
+    [TALAS_DBI_SESSIONS] = "sessions",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 
@@ -197,5 +198,67 @@ int talas_storage_reader_check(struct talas_storage *st, int *dead_r)
 
     if (dead_r != NULL)
         *dead_r = dead;
+    return rc;
+}
+
+#define COUNTERS_MAX 32
+
+static void counters_read(const MDB_val *val, uint64_t *v, size_t n)
+{
+    const unsigned char *p = val->mv_data;
+
+    for (size_t i = 0; i < n; i++) {
+        v[i] = 0;
+        if ((i + 1) * 8 <= val->mv_size)
+            for (int b = 7; b >= 0; b--)
+                v[i] = v[i] << 8 | p[i * 8 + (size_t)b];
+    }
+}
+
+int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r,
+                               size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key}, val = {0, NULL};
+    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val);
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    counters_read(&val, v_r, n);
+    return 0;
+}
+
+int talas_storage_counters_add(struct talas_storage *st, const char *key, const uint64_t *deltas, size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key}, val = {0, NULL};
+    uint64_t v[COUNTERS_MAX];
+    unsigned char rec[COUNTERS_MAX * 8];
+    size_t have;
+    MDB_txn *txn;
+    int rc;
+
+    if (n > COUNTERS_MAX)
+        return EINVAL;
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    /* keep the fields of a longer record (a newer build's) as they are */
+    have = val.mv_size / 8 > COUNTERS_MAX ? COUNTERS_MAX : val.mv_size / 8;
+    if (have < n)
+        have = n;
+    counters_read(&val, v, have);
+    for (size_t i = 0; i < n; i++)
+        v[i] += deltas[i];
+    for (size_t i = 0; i < have; i++)
+        for (int b = 0; b < 8; b++)
+            rec[i * 8 + (size_t)b] = (unsigned char)(v[i] >> (8 * b));
+    val.mv_data = rec;
+    val.mv_size = have * 8;
+    if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val, 0)) != 0)
+        goto fail;
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
     return rc;
 }

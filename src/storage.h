@@ -23,6 +23,7 @@ enum talas_dbi {
     TALAS_DBI_CACHE_ENTRIES, /* track + variant -> transcode entry record (cache.c) */
     TALAS_DBI_CACHE_LRU,     /* access sequence (big-endian u64) + track + variant -> "" (cache.c) */
     TALAS_DBI_CACHE_CLAIMS,  /* same key as the chunk -> claim of the process encoding it (cache.c) */
+    TALAS_DBI_SESSIONS,      /* session id -> streaming session; totals in META "sessions" (sessions.c) */
     TALAS_DBI_COUNT
 };
 
@@ -51,5 +52,15 @@ int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r);
 /* Clears the reader slots of dead processes (mdb_reader_check); stores the
  * number cleared in *dead_r. Returns 0 or an LMDB error code. */
 int talas_storage_reader_check(struct talas_storage *st, int *dead_r);
+
+/*
+ * Named counters in the META database: KEY holds little-endian uint64s.
+ * talas_storage_counters_add adds the N DELTAS in one short write
+ * transaction (a record with fewer fields grows); talas_storage_counters_get
+ * reads N of them into V_R, fields never written reading 0. Both return 0
+ * or an LMDB error.
+ */
+int talas_storage_counters_add(struct talas_storage *st, const char *key, const uint64_t *deltas, size_t n);
+int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r, size_t n);
 
 #endif

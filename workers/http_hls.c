@@ -63,6 +63,7 @@ struct hls_request {
     struct measure_ticket *ticket;
     struct talas_transcode_source *src;
     struct talas_chunk_waiter waiter;
+    int counted; /* in the segment counters */
 };
 
 /* ---------------------------------------------------------------- paths */
@@ -340,6 +341,9 @@ static int segment_from_cache(struct hls_request *rq)
     rc = talas_cache_chunk_get(st, txn, rq->track, rq->src->variant, rq->segment, &rq->src->identity, &chunk);
     if (rc == 0) {
         talas_transcode_count_hit();
+        if (!rq->counted)
+            talas_transcode_count_segment(1);
+        rq->counted = 1;
         send_segment(rq, chunk.payload, chunk.len);
     }
     mdb_txn_abort(txn);
@@ -377,6 +381,8 @@ static void start_segment(struct hls_request *rq)
     if (segment_from_cache(rq) == 0)
         return;
     talas_transcode_count_miss();
+    talas_transcode_count_segment(0);
+    rq->counted = 1;
     rq->waiter.cb = on_chunk;
     rq->waiter.data = rq;
     if (talas_transcode_want(rq->src, rq->segment, 1, &rq->waiter) == 1 && segment_from_cache(rq) != 0)

@@ -11,6 +11,7 @@
 #include "http_response.h"
 #include "http_router.h"
 #include "http_hls.h"
+#include "http_session.h"
 #include "http_stream.h"
 #include "http_transcode.h"
 
@@ -55,6 +56,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return talas_api_stream_url(req);
     if (is_path(path, "/api/health"))
         return talas_api_health(req);
+    if (is_path(path, "/api/streaming/session"))
+        return talas_session_api_create(req);
+    if (has_prefix(path, "/api/streaming/session/", &at))
+        return talas_session_api_session(req, path.base + at, path.len - at);
+    if (is_path(path, "/api/streaming/stats"))
+        return talas_session_api_stats(req);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
 }

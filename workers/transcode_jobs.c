@@ -82,6 +82,7 @@ static struct {
     h2o_timeout_t watch_timeout, flush_timeout;
     h2o_timeout_entry_t watch_entry, flush_entry;
     struct talas_cache_stats delta;
+    uint64_t segment_delta[2]; /* HLS segments: from the cache, encoded */
     struct measure_slot measures[MEASURE_SLOTS];
     uint64_t measure_clock;
 } s;
@@ -472,10 +473,20 @@ void talas_transcode_count_failed(void)
     s.delta.transcodes_failed++;
 }
 
+void talas_transcode_count_segment(int cached)
+{
+    s.segment_delta[cached ? 0 : 1]++;
+}
+
 static void flush_stats(void)
 {
     static const struct talas_cache_stats zero;
 
+    if (s.segment_delta[0] + s.segment_delta[1] > 0) {
+        if (talas_storage_counters_add(s.st, TALAS_HLS_COUNTERS, s.segment_delta, 2) != 0)
+            log_warn("%s: adding to the HLS segment counters failed", __func__);
+        s.segment_delta[0] = s.segment_delta[1] = 0;
+    }
     if (memcmp(&s.delta, &zero, sizeof(zero)) == 0)
         return;
     if (talas_cache_stats_add(s.st, &s.delta) != 0)

@@ -103,6 +103,11 @@ int talas_transcode_measure(const char *track, const char *path, const struct ta
  * stats about once a second). */
 void talas_transcode_count_hit(void);
 void talas_transcode_count_miss(void);
+/* An HLS segment served from the cache (CACHED) or encoded for its
+ * request; summed over workers in the META counters TALAS_HLS_COUNTERS:
+ * {from the cache, encoded}. */
+#define TALAS_HLS_COUNTERS "hls.segments"
+void talas_transcode_count_segment(int cached);
 /* A transcode refused before it began (the source does not decode). */
 void talas_transcode_count_failed(void);
 

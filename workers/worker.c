@@ -33,6 +33,7 @@
 #include "grpc_server.h"
 #include "http_limits.h"
 #include "http_router.h"
+#include "http_session.h"
 #include "transcode_jobs.h"
 #include "worker_pool.h"
 #include "log.h"
@@ -334,6 +335,7 @@ void talas_worker_main(const struct talas_worker_args *args)
             h2o_filecache_clear(w.ctx.filecache);
             filecache_cleared_at = now;
         }
+        talas_session_api_tick();
         if (w.stopping) {
             if (w.connections == 0 && talas_grpc_server_connections() == 0)
                 break;

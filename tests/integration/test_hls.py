@@ -323,6 +323,13 @@ def test_cold_segments_in_random_order_are_seamless(talas_server, media, tmp_pat
     s = settled_stats(srv)
     # each segment encoded once, for its request or ahead of it
     assert s["transcodes_started"] == s["chunks"] == len(segs), s
+    # the streaming stats count segments from the cache and encoded
+    seg = tf.wait_for(lambda: (lambda h: h if h["cache_hits"] + h["cache_misses"] == len(segs) else None)(
+        srv.get_json("/api/streaming/stats")["hls_segments"]), 10, what="segment counters")
+    for n in range(len(segs)):
+        get_ok(srv, f"/hls/{track}/high/{n}.m4s")
+    tf.wait_for(lambda: srv.get_json("/api/streaming/stats")["hls_segments"]["cache_hits"]
+                == seg["cache_hits"] + len(segs), 10, what="segment hits")
     joined = tmp_path / "joined.mp4"
     joined.write_bytes(init + b"".join(bodies[n] for n in range(len(segs))))
     ours = decode_file(joined, 44100)

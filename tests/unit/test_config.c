@@ -358,16 +358,23 @@ static const struct error_case error_cases[] = {
     {"listen:\n  - port: 80\n    tls: {cert: x}\n", "t.yaml:3:11: listen[0].tls.cert: unknown key"},
     {"library.paths: [x]\n", "t.yaml:1:1: library.paths: unknown key"},
     /* tokens, gRPC, public URL */
-    {BASE "auth:\n  required: true\n", "t.yaml:8:3: auth: required: true needs a key: secret_file, public_key_file or keys"},
-    {BASE "auth:\n  algorithm: RS256\n  secret_file: /s\n", "t.yaml:8:3: auth: public_key_file is required with RS256/ES256"},
-    {BASE "auth:\n  public_key_file: /p\n", "t.yaml:8:3: auth: secret_file is required with an HS* algorithm"},
-    {BASE "auth:\n  algorithm: none\n", "t.yaml:8:14: auth.algorithm: must be HS256, HS384, HS512, RS256 or ES256"},
+    {BASE "auth:\n  required: true\n",
+     "t.yaml:8:3: auth: required: true needs a key: secret_file, public_key_file or keys"},
+    {BASE "auth:\n  algorithm: RS256\n  secret_file: /s\n",
+     "t.yaml:8:3: auth: public_key_file is required with RS256/ES256"},
+    {BASE "auth:\n  public_key_file: /p\n",
+     "t.yaml:8:3: auth: secret_file is required with an HS* algorithm"},
+    {BASE "auth:\n  algorithm: none\n",
+     "t.yaml:8:14: auth.algorithm: must be HS256, HS384, HS512, RS256 or ES256"},
     {BASE "auth:\n  keys:\n    - {kid: a, secret_file: /s}\n    - {kid: a, secret_file: /t}\n",
      "t.yaml:10:7: auth.keys[1].kid: \"a\" is already auth.keys[0]"},
     {BASE "auth:\n  keys:\n    - {secret_file: /s}\n", "t.yaml:9:7: auth.keys[0].kid: is required"},
-    {BASE "auth:\n  default_ttl: 2h\n  max_ttl: 1h\n", "t.yaml:9:12: auth.max_ttl: must not be shorter than auth.default_ttl"},
-    {BASE "grpc:\n  listen:\n    - {port: 8082}\n", "t.yaml:9:5: grpc.listen: 0.0.0.0:8082 is also in listen"},
-    {BASE "http:\n  public_url: ftp://x\n", "t.yaml:8:15: http.public_url: must start with http:// or https://"},
+    {BASE "auth:\n  default_ttl: 2h\n  max_ttl: 1h\n",
+     "t.yaml:9:12: auth.max_ttl: must not be shorter than auth.default_ttl"},
+    {BASE "grpc:\n  listen:\n    - {port: 8082}\n",
+     "t.yaml:9:5: grpc.listen: 0.0.0.0:8082 is also in listen"},
+    {BASE "http:\n  public_url: ftp://x\n",
+     "t.yaml:8:15: http.public_url: must start with http:// or https://"},
     {BASE "auth:\n  secret_file: /s\n  public_key_file: /p\n",
      "t.yaml:8:3: auth: public_key_file and private_key_file go with RS256/ES256, not HS*"},
     /* transcoding, previews, cache */
@@ -377,15 +384,23 @@ static const struct error_case error_cases[] = {
      "t.yaml:9:24: transcode.profiles[0].codec: must be mp3 or aac"},
     {BASE "transcode:\n  profiles:\n    - {name: x, codec: mp3, bitrate: 400}\n",
      "t.yaml:9:38: transcode.profiles[0].bitrate: must be 8..320 for MP3"},
-    {BASE "transcode:\n  profiles:\n    - {name: a, codec: aac, bitrate: 96}\n    - {name: a, codec: aac, bitrate: 64}\n",
+    {BASE "transcode:\n  profiles:\n    - {name: a, codec: aac, bitrate: 96}\n    - {name: a, codec: aac, "
+          "bitrate: 64}\n",
      "t.yaml:10:7: transcode.profiles[1].name: \"a\" is already transcode.profiles[0]"},
     {BASE "transcode:\n  profiles:\n    - {codec: aac, bitrate: 96}\n",
      "t.yaml:9:7: transcode.profiles[0].name: is required"},
     {BASE "transcode:\n  profiles: []\n", "t.yaml:8:13: transcode.profiles: must not be empty"},
-    {BASE "preview:\n  start: soon\n", "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
-    {BASE "preview:\n  start: 150%\n", "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
+    {BASE "preview:\n  start: soon\n",
+     "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
+    {BASE "preview:\n  start: 150%\n",
+     "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
     {BASE "preview:\n  duration: 20m\n", "t.yaml:8:13: preview.duration: must be 1s..10m"},
-    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB}\ncache:\n  max_size: 60MiB\n",
+    {BASE "hls:\n  segment_duration: 20s\n", "t.yaml:8:21: hls.segment_duration: must be 1s..10s"},
+    {BASE "transcode:\n  profiles:\n    - {name: m, codec: mp3, bitrate: 128, hls: true}\n",
+     "t.yaml:9:48: transcode.profiles[0].hls: only AAC profiles can be HLS rungs (an MP3 rung stays "
+     "progressive)"},
+    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB}\ncache:\n  "
+     "max_size: 60MiB\n",
      "t.yaml:5:13: cache.max_size: must be at most 3/4 of storage.map_size (50331648 bytes)"},
     /* wrong types, at the value */
     {BASE "workers: {a: 1}\n", "t.yaml:7:10: workers: must be an integer, not a mapping"},
@@ -478,11 +493,13 @@ static void test_transcode_keys(void **state)
     struct talas_config *c;
     char *error;
 
-    assert_int_equal(load(BASE "transcode:\n  profiles:\n    - {name: hifi, codec: aac, bitrate: 256, sample_rate: 48000}\n"
-                               "    - {name: tiny, codec: mp3, bitrate: 64, sample_rate: 22050, channels: 1, hls: true}\n"
-                               "  threads: 3\npreview:\n  start: 45s\n  duration: 20s\ncache:\n  max_size: 100MiB\n",
-                          &c, &error),
-                     0);
+    assert_int_equal(
+        load(BASE
+             "transcode:\n  profiles:\n    - {name: hifi, codec: aac, bitrate: 256, sample_rate: 48000}\n"
+             "    - {name: tiny, codec: mp3, bitrate: 64, sample_rate: 22050, channels: 1, hls: false}\n"
+             "  threads: 3\npreview:\n  start: 45s\n  duration: 20s\ncache:\n  max_size: 100MiB\n",
+             &c, &error),
+        0);
     assert_int_equal(c->transcode_profile_count, 2);
     assert_string_equal(c->transcode_profiles[0].name, "hifi");
     assert_int_equal(c->transcode_profiles[0].codec, TALAS_CONFIG_CODEC_AAC);
@@ -491,7 +508,10 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->transcode_profiles[0].channels, 2);
     assert_int_equal(c->transcode_profiles[0].hls, 1); /* AAC: in the ladder by default */
     assert_int_equal(c->transcode_profiles[1].channels, 1);
-    assert_int_equal(c->transcode_profiles[1].hls, 1);
+    assert_int_equal(c->transcode_profiles[1].hls, 0);
+    /* not one of the seeds' four: the bitrate and a quarter */
+    assert_int_equal(c->transcode_profiles[0].bandwidth_estimate, 320);
+    assert_int_equal(c->transcode_profiles[1].bandwidth_estimate, 80);
     assert_int_equal(c->transcode_threads, 3);
     assert_int_equal(c->preview_start_permille, -1);
     assert_int_equal(c->preview_start_ms, 45000);
@@ -506,6 +526,12 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->transcode_profiles[2].codec, TALAS_CONFIG_CODEC_MP3);
     assert_int_equal(c->transcode_profiles[2].sample_rate, 22050);
     assert_int_equal(c->transcode_profiles[2].hls, 0);
+    assert_int_equal(c->transcode_profiles[0].bandwidth_estimate, 400); /* the seeds' figures */
+    assert_int_equal(c->transcode_profiles[1].bandwidth_estimate, 250);
+    assert_int_equal(c->transcode_profiles[2].bandwidth_estimate, 160);
+    assert_int_equal(c->transcode_profiles[3].bandwidth_estimate, 120);
+    assert_int_equal(c->streaming_session_timeout_ms, 600000);
+    assert_int_equal(c->streaming_max_sessions, 10000);
     assert_int_equal(c->preview_start_permille, 250);
     assert_int_equal(c->cache_max_size, 1ULL << 30); /* 4GiB map: 1GiB */
     talas_config_free(c);
@@ -665,34 +691,44 @@ static void test_dump(void **state)
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 400\n"
                                  "    - name: \"medium\"\n"
                                  "      codec: aac\n"
                                  "      bitrate: 192\n"
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 250\n"
                                  "    - name: \"low\"\n"
                                  "      codec: mp3\n"
                                  "      bitrate: 128\n"
                                  "      sample_rate: 22050\n"
                                  "      channels: 2\n"
                                  "      hls: false\n"
+                                 "      bandwidth_estimate: 160\n"
                                  "    - name: \"mobile\"\n"
                                  "      codec: aac\n"
                                  "      bitrate: 96\n"
                                  "      sample_rate: 22050\n"
                                  "      channels: 2\n"
                                  "      hls: true\n"
+                                 "      bandwidth_estimate: 120\n"
                                  "    - name: \"mp3\"\n"
                                  "      codec: mp3\n"
                                  "      bitrate: 192\n"
                                  "      sample_rate: 44100\n"
                                  "      channels: 2\n"
                                  "      hls: false\n"
+                                 "      bandwidth_estimate: 240\n"
                                  "  threads: 1\n"
+                                 "hls:\n"
+                                 "  segment_duration: 6s\n"
                                  "preview:\n"
                                  "  duration: 30s\n"
                                  "  start: \"30%\"\n"
+                                 "streaming:\n"
+                                 "  session_timeout: 10m\n"
+                                 "  max_sessions: 10000\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"

@@ -1,0 +1,24 @@
+/*
+ * http_session.h - the streaming sessions API (/api/streaming/...).
+ *
+ * Each handler answers the request (never returns -1) and returns 0.
+ */
+#ifndef TALAS_HTTP_SESSION_H
+#define TALAS_HTTP_SESSION_H
+
+#include <h2o.h>
+
+/* POST /api/streaming/session: creates a session. */
+int talas_session_api_create(h2o_req_t *req);
+/* /api/streaming/session/{id} (GET, DELETE), .../{id}/quality (PUT),
+ * .../{id}/metrics (POST); REST (LEN bytes) is what follows "session/". */
+int talas_session_api_session(h2o_req_t *req, const char *rest, size_t len);
+/* GET /api/streaming/stats. */
+int talas_session_api_stats(h2o_req_t *req);
+
+/* Called by the worker's loop after each iteration: now and then, deletes
+ * the sessions that have expired (a read-only scan, and a short write
+ * when it found some). */
+void talas_session_api_tick(void);
+
+#endif
