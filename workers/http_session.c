@@ -258,7 +258,8 @@ static int session_urls(const char *track, const char *quality, const char *clie
         return 0;
     }
     ttl = session_token_ttl(track);
-    if (talas_auth_mint_url(talas_worker_auth(), track, sub, TALAS_AUTH_HLS, ttl, master_r, &exp, error_r) != 0)
+    if (talas_auth_mint_url(talas_worker_auth(), track, sub, TALAS_AUTH_HLS, ttl, master_r, &exp, error_r) !=
+        0)
         return -1;
     if (talas_auth_mint_url(talas_worker_auth(), track, sub, TALAS_AUTH_STREAM, ttl, &url, &exp, error_r) !=
         0) {
