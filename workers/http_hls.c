@@ -377,16 +377,23 @@ static void start_segment(struct hls_request *rq)
                               rq->segment, rq->src->layout.chunks);
         return;
     }
-    prefetch_after(rq);
-    if (segment_from_cache(rq) == 0)
+    if (segment_from_cache(rq) == 0) {
+        prefetch_after(rq);
         return;
+    }
     talas_transcode_count_miss();
     talas_transcode_count_segment(0);
     rq->counted = 1;
     rq->waiter.cb = on_chunk;
     rq->waiter.data = rq;
-    if (talas_transcode_want(rq->src, rq->segment, 1, &rq->waiter) == 1 && segment_from_cache(rq) != 0)
-        talas_http_send_error(rq->req, 503, "cache_error", "this segment could not be read; try again");
+    /* this segment's encode first: the prefetches queue behind it */
+    if (talas_transcode_want(rq->src, rq->segment, 1, &rq->waiter) == 1) {
+        if (segment_from_cache(rq) != 0)
+            talas_http_send_error(rq->req, 503, "cache_error", "this segment could not be read; try again");
+        prefetch_after(rq);
+        return;
+    }
+    prefetch_after(rq);
 }
 
 /* ------------------------------------------------------------ requests */
