@@ -42,6 +42,9 @@
 #include "ws_hub.h"
 
 #define CLOSE_GRACE_MS 5000
+/* How long a client whose send queue overflowed has to read its backlog
+ * and the RateLimitWarning before it is dropped. */
+#define SLOW_GRACE_MS 10000
 /* Bytes of events queued for the master before they are dropped. */
 #define IPC_QUEUE_MAX (16 * 1024 * 1024)
 /* Most distinct tracks counted as streaming on one worker. */
@@ -247,7 +250,13 @@ void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
         talas_buf_free(&b);
         log_debug("ws: connection %s reads too slowly (send queue over %llu bytes): closing it", c->id,
                   (unsigned long long)hub.conf->ws_max_send_queue);
-        talas__ws_close(c, 1008, "send queue full: the client reads too slowly");
+        /* wslay sends control frames before data: the close frame waits
+         * (on_sweep) until the warning is out, so that a client that
+         * reads again sees why it is dropped */
+        c->closing = 1;
+        c->close_after_drain = 1;
+        c->close_deadline_ms = talas_now_ms() + SLOW_GRACE_MS;
+        schedule_flush(c);
         return;
     }
     queue_raw(c, data, len);
@@ -496,7 +505,13 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (c = hub.head; c != NULL; c = next) {
         next = c->next;
         if (c->closing) {
-            if (now >= c->close_deadline_ms) {
+            if (c->close_after_drain && wslay_event_get_queued_msg_count(c->ws->ws_ctx) == 0) {
+                static const char reason[] = "send queue full: the client reads too slowly";
+                c->close_after_drain = 0;
+                c->close_deadline_ms = now + CLOSE_GRACE_MS;
+                wslay_event_queue_close(c->ws->ws_ctx, 1008, (const uint8_t *)reason, sizeof(reason) - 1);
+                schedule_flush(c);
+            } else if (now >= c->close_deadline_ms) {
                 /* the client ignores the close: drop it */
                 h2o_websocket_conn_t *ws = c->ws;
                 talas__ws_conn_free(c);

@@ -68,6 +68,7 @@ struct talas__ws_conn {
     uint32_t rate_used;
     int rate_warned;
     int closing;                /* a close frame is queued: nothing else goes out */
+    int close_after_drain;      /* the send queue overflowed: close once the warning is out */
     uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
 };
 
