@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -77,7 +78,20 @@ static struct {
     struct stream_count *streams;
     size_t stream_count;
     int stopping;
+
+    /* the last fan-out, for the debug log (scripts/bench-ws reads it) */
+    uint64_t fanout_start_us;
+    size_t fanout_count;
+    char fanout_name[32];
 } hub;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 const struct talas_config *talas__ws_hub_conf(void)
 {
@@ -211,6 +225,11 @@ static void on_flush(h2o_timeout_entry_t *entry)
         if (c->ws->sock != NULL)
             h2o_websocket_proceed(c->ws); /* may free C (closed) */
     }
+    if (hub.fanout_count > 0) {
+        log_debug("ws: %s delivered to %zu connection(s) of this worker in %.2f ms", hub.fanout_name,
+                  hub.fanout_count, (double)(now_us() - hub.fanout_start_us) / 1000);
+        hub.fanout_count = 0;
+    }
 }
 
 static void queue_raw(struct talas__ws_conn *c, const char *data, size_t len)
@@ -277,6 +296,8 @@ static void deliver(enum talas_ws_target target, const char *to, size_t to_len, 
 {
     struct talas_ws_event_info info;
     struct talas__ws_conn *c, *next;
+    uint64_t start = now_us();
+    size_t count = 0;
     int server_message;
 
     if (talas_ws_event_info_read(json, len, &info) != 0)
@@ -294,10 +315,17 @@ static void deliver(enum talas_ws_target target, const char *to, size_t to_len, 
                 talas__ws_send(c, json, len);
             break;
         case TALAS_WS_TO_ALL:
-            if (server_message || subscribed(c, &info))
+            if (server_message || subscribed(c, &info)) {
                 talas__ws_send(c, json, len);
+                count++;
+            }
             break;
         }
+    }
+    if (count >= 100 && hub.fanout_count == 0) {
+        hub.fanout_start_us = start;
+        hub.fanout_count = count;
+        memcpy(hub.fanout_name, info.name, sizeof(hub.fanout_name));
     }
 }
 
