@@ -396,6 +396,20 @@ def test_events_api_targets(wsrv):
     run(go())
 
 
+def test_talasctl_broadcast(wsrv):
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=ops")) as ws:
+            await status(ws)  # connected before the broadcast
+            r = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: wsrv.talasctl("broadcast", "disk almost full", "--level", "warning"))
+            assert r.returncode == 0, r.stderr
+            assert await recv_json(ws) == {"event": "ServerMessage", "message": "disk almost full",
+                                           "level": "Warning"}
+    run(go())
+    r = wsrv.talasctl("broadcast", "x", "--level", "loud")
+    assert r.returncode == 2 and "--level is info, warning or error" in r.stderr
+
+
 def test_playlists_and_analytics(wsrv):
     long_id, short_id = wsrv.ids["Long Song"], wsrv.ids["Short Song"]
     plid = f"pl-{secrets.token_hex(4)}"
