@@ -107,7 +107,8 @@ int talas_ipc_event_encode(struct talas_buf *out, const struct talas_ipc_event *
     put_u32(out, ev->target);
     put_u32(out, to_len);
     put_u32(out, json_len);
-    talas_buf_append(out, ev->to, ev->to_len);
+    if (ev->to_len > 0)
+        talas_buf_append(out, ev->to, ev->to_len);
     talas_buf_append(out, ev->json, ev->json_len);
     return 0;
 }

@@ -400,7 +400,7 @@ int talas_playlist_add(struct talas_storage *st, const char *playlist, const cha
     rc = mdb_get(txn, dbi, &k, &v);
     if (rc == MDB_NOTFOUND) {
         v.mv_size = 0;
-        v.mv_data = NULL;
+        v.mv_data = (void *)"";
         rc = 0;
     }
     if (rc != 0)

@@ -488,7 +488,8 @@ static void fill_mine(void)
 {
     struct stream_count *sorted = xcalloc(hub.stream_count + 1, sizeof(*sorted));
 
-    memcpy(sorted, hub.streams, hub.stream_count * sizeof(*sorted));
+    if (hub.stream_count > 0)
+        memcpy(sorted, hub.streams, hub.stream_count * sizeof(*sorted));
     qsort(sorted, hub.stream_count, sizeof(*sorted), by_listeners);
     hub.mine.pid = (uint32_t)getpid();
     hub.mine.track_count = 0;
