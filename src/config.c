@@ -428,6 +428,18 @@ static const struct conf_key config_keys[] = {
     {"http2", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"http2.idle_timeout", CONF_DURATION, C(http2_idle_timeout_ms), 1, HOUR, "10s", 0, NULL},
     {"http2.max_concurrent_streams", CONF_INT, C(http2_max_concurrent_streams), 1, 1000, "100", 0, NULL},
+
+    {"ws", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    /* not given: check_config copies auth.required */
+    {"ws.auth_required", CONF_BOOL, C(ws_auth_required), 0, 0, NULL, 0, NULL},
+    {"ws.max_connections", CONF_INT, C(ws_max_connections), 1, 1000000, "10000", 0, NULL},
+    {"ws.max_message_size", CONF_SIZE, C(ws_max_message_size), 1024, 16 * MiB, "64KiB", 0, NULL},
+    {"ws.max_send_queue", CONF_SIZE, C(ws_max_send_queue), 16 * 1024, GiB, "1MiB", 0, NULL},
+    {"ws.idle_timeout", CONF_DURATION, C(ws_idle_timeout_ms), SECOND, 24 * HOUR, "5m", 0, NULL},
+    {"ws.ping_interval", CONF_DURATION, C(ws_ping_interval_ms), SECOND, HOUR, "30s", 0, NULL},
+    {"ws.live_stats_interval", CONF_DURATION, C(ws_live_stats_interval_ms), SECOND, HOUR, "10s", 0, NULL},
+    {"ws.rate_limit", CONF_INT, C(ws_rate_limit), 1, 1000000, "100", 0, NULL},
+    {"ws.rate_limit_window", CONF_DURATION, C(ws_rate_limit_window_ms), SECOND, HOUR, "10s", 0, NULL},
 };
 
 #pragma GCC diagnostic pop
@@ -1408,6 +1420,9 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
                                               strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
                                               l->port);
     }
+    row = find_key(sc->table, "ws.auth_required");
+    if (!sc->seen[row - sc->table->keys].set || sc->seen[row - sc->table->keys].null)
+        c->ws_auth_required = c->auth_required;
     row = find_key(sc->table, "cache.max_size");
     if (c->cache_max_size == 0) {
         c->cache_max_size = UINT64_C(1) << 30;

@@ -136,6 +136,17 @@ struct talas_config {
                               default http://HOST:PORT of the first listen entry */
     uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */
     int http2_max_concurrent_streams;    /* http2.max_concurrent_streams: default 100 */
+
+    /* ws: the realtime channel at /api/ws */
+    int ws_auth_required;           /* ws.auth_required: bool, default auth.required */
+    int ws_max_connections;         /* ws.max_connections: per worker, 1..1000000, default 10000 */
+    uint64_t ws_max_message_size;   /* ws.max_message_size: bytes of one client message, default 64KiB */
+    uint64_t ws_max_send_queue;     /* ws.max_send_queue: bytes queued to one client, default 1MiB */
+    uint64_t ws_idle_timeout_ms;    /* ws.idle_timeout: no frame from the client, default 5m */
+    uint64_t ws_ping_interval_ms;   /* ws.ping_interval: keepalive pings, default 30s */
+    uint64_t ws_live_stats_interval_ms; /* ws.live_stats_interval: LiveStats period, default 10s */
+    int ws_rate_limit;              /* ws.rate_limit: commands per window, default 100 */
+    uint64_t ws_rate_limit_window_ms; /* ws.rate_limit_window: default 10s */
 };
 
 /*

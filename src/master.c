@@ -247,7 +247,8 @@ int main(int argc, char **argv)
     const char *file = DEFAULT_CONFIG;
     int opt, test = 0, dump = 0, detach = 0, sig_fd;
     char *error = NULL;
-    struct pollfd pfd[2];
+    struct pollfd *pfd = NULL;
+    size_t pfd_cap = 0;
 
     while ((opt = getopt(argc, argv, "c:dtTVh")) != -1) {
         switch (opt) {
@@ -345,20 +346,31 @@ int main(int argc, char **argv)
     talas_master_spawn_scanner(&m);
     start_generation(&m);
 
-    pfd[0].fd = sig_fd;
-    pfd[0].events = POLLIN;
-    pfd[1].fd = m.notify_fd[0];
-    pfd[1].events = POLLIN;
     for (;;) {
-        int timeout = talas_master_tick(&m);
+        int timeout = talas_master_tick(&m), ipc_timeout = talas_master_ipc_tick(&m, talas_now_ms());
+        size_t nipc;
 
         if (m.stopping && m.child_count == 0)
             break;
-        if (poll(pfd, 2, timeout) == -1 && errno != EINTR)
+        if (ipc_timeout < timeout)
+            timeout = ipc_timeout;
+        /* the self-pipe, the status pipe, then one channel per worker */
+        if (pfd_cap < 2 + m.child_count) {
+            pfd_cap = 2 + m.child_count + 16;
+            pfd = xrealloc(pfd, pfd_cap * sizeof(*pfd));
+        }
+        pfd[0].fd = sig_fd;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = m.notify_fd[0];
+        pfd[1].events = POLLIN;
+        pfd[0].revents = pfd[1].revents = 0;
+        nipc = talas_master_ipc_pollfds(&m, pfd + 2, pfd_cap - 2);
+        if (poll(pfd, 2 + nipc, timeout) == -1 && errno != EINTR)
             fatal("poll() failed: %s", strerror(errno));
         talas_master_sig_drain();
         if (pfd[1].revents & POLLIN)
             talas_master_read_notify(&m);
+        talas_master_ipc_handle(&m, pfd + 2, nipc);
         if (talas_master_got_chld) {
             talas_master_got_chld = 0;
             talas_master_reap(&m);
@@ -389,5 +401,6 @@ int main(int argc, char **argv)
     talas_config_free(m.conf);
     free(m.slots);
     free(m.children);
+    free(pfd);
     return 0;
 }

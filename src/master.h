@@ -10,9 +10,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "ipc.h"
 #include "listen.h"
 
 enum talas_child_kind { TALAS_CHILD_WORKER, TALAS_CHILD_SCANNER };
@@ -25,6 +27,7 @@ struct talas_child {
     uint64_t started_ms; /* monotonic */
     int ready;           /* the worker said it accepts connections */
     int retiring;        /* sent SIGTERM after a reload or at stop */
+    struct talas_ipc_chan *ipc; /* workers: the master's end of its socketpair (master_ipc.c) */
 };
 
 /* A worker slot of the current generation. */
@@ -68,6 +71,13 @@ struct talas_master {
 
     int stopping;
     uint64_t stop_deadline;
+
+    /* master_ipc.c: the realtime figures of workers that have died (their
+     * totals keep counting in /api/ws/stats), and when the figures of all
+     * workers were last sent to them */
+    struct talas_ipc_stats ipc_retired;
+    int ipc_stats_dirty;
+    uint64_t ipc_stats_sent_ms;
 };
 
 /* master_spawn.c */
@@ -85,5 +95,27 @@ void talas_master_signal_children(struct talas_master *m, int sig, int kind);
 /* Ends a reload in progress: commit once the new workers are ready,
  * rollback past the deadline; returns how long poll() may sleep. */
 int talas_master_tick_reload(struct talas_master *m, uint64_t now);
+
+/* master_ipc.c: the workers' socketpairs. The master relays each event a
+ * worker publishes to every other worker, in the order received, and sends
+ * every worker the figures of all (TALAS_IPC_STATS_ALL). It never blocks on
+ * a worker: each channel has a bounded outbound queue; what does not fit is
+ * dropped and logged. */
+/* Creates a worker's socketpair: fds[0] the master's end, fds[1] the
+ * worker's. Returns 0 or -1 (logged). */
+int talas_master_ipc_pair(int fds[2]);
+/* Takes the master's end FD for child C (a worker). */
+void talas_master_ipc_attach(struct talas_child *c, int fd);
+/* Closes C's channel, if any, keeping its totals. */
+void talas_master_ipc_detach(struct talas_master *m, struct talas_child *c);
+/* In a newly forked child: closes the master's ends of every channel. */
+void talas_master_ipc_close_all_in_child(struct talas_master *m);
+/* Fills PFD with the channels to poll (at most MAX); returns how many. */
+size_t talas_master_ipc_pollfds(struct talas_master *m, struct pollfd *pfd, size_t max);
+/* Handles the poll results of the N entries filled by the call above. */
+void talas_master_ipc_handle(struct talas_master *m, const struct pollfd *pfd, size_t n);
+/* Sends the figures of all workers when they changed; returns how long
+ * poll() may sleep, in ms. */
+int talas_master_ipc_tick(struct talas_master *m, uint64_t now);
 
 #endif

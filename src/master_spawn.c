@@ -83,6 +83,7 @@ static void child_setup(struct talas_master *m, pid_t master_pid)
     talas_master_sig_child();
     talas_pidfile_close_in_child();
     close(m->notify_fd[0]);
+    talas_master_ipc_close_all_in_child(m);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master_pid)
         _exit(0); /* the master died before prctl took effect */
@@ -111,10 +112,16 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
 {
     struct talas_worker_args args;
     int *fds = xcalloc(talas_listen_count(m->conf), sizeof(int));
+    int ipc[2] = {-1, -1};
     pid_t pid;
 
     talas_listen_set_fds(m->listen, m->conf, slot, fds);
+    /* without its channel a worker still serves HTTP; realtime events
+     * then stay on that worker */
+    talas_master_ipc_pair(ipc);
     if ((pid = fork_child(m, "worker")) == 0) {
+        if (ipc[0] != -1)
+            close(ipc[0]);
         /* what ps, top and pgrep show, like nginx's "worker process" */
         prctl(PR_SET_NAME, "talas-worker");
         talas_listen_set_close_others(m->listen, fds, talas_listen_count(m->conf));
@@ -123,14 +130,21 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
         args.generation = m->generation;
         args.listen_fds = fds;
         args.notify_fd = m->notify_fd[1];
+        args.ipc_fd = ipc[1];
         talas_worker_main(&args);
     }
     free(fds);
+    if (ipc[1] != -1)
+        close(ipc[1]);
     if (pid == -1) {
+        if (ipc[0] != -1)
+            close(ipc[0]);
         m->slots[slot].respawn_at = talas_now_ms() + 1000;
         return;
     }
     child_add(m, pid, TALAS_CHILD_WORKER, slot);
+    if (ipc[0] != -1)
+        talas_master_ipc_attach(&m->children[m->child_count - 1], ipc[0]);
     m->slots[slot].pid = pid;
     log_info("started worker %d (pid %d, generation %u)", slot, (int)pid, m->generation);
 }
@@ -283,6 +297,7 @@ void talas_master_reap(struct talas_master *m)
         } else {
             log_warn("worker %d (pid %d, generation %u) %s while stopping", c->slot, (int)pid, c->generation, how);
         }
+        talas_master_ipc_detach(m, c);
         child_remove(m, c);
     }
     if (reaped)

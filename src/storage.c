@@ -40,6 +40,11 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_CACHE_LRU] = "cache_lru",
     [TALAS_DBI_CACHE_CLAIMS] = "cache_claims",
     [TALAS_DBI_SESSIONS] = "sessions",
+    [TALAS_DBI_PLAYBACK] = "playback",
+    [TALAS_DBI_LISTEN_SESSIONS] = "listen_sessions",
+    [TALAS_DBI_TRACK_PLAYS] = "track_plays",
+    [TALAS_DBI_TRACK_LISTENERS] = "track_listeners",
+    [TALAS_DBI_PLAYLISTS] = "playlists",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

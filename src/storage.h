@@ -24,6 +24,11 @@ enum talas_dbi {
     TALAS_DBI_CACHE_LRU,     /* access sequence (big-endian u64) + track + variant -> "" (cache.c) */
     TALAS_DBI_CACHE_CLAIMS,  /* same key as the chunk -> claim of the process encoding it (cache.c) */
     TALAS_DBI_SESSIONS,      /* session id -> streaming session; totals in META "sessions" (sessions.c) */
+    TALAS_DBI_PLAYBACK,        /* user id -> playback state of that user (playback.c) */
+    TALAS_DBI_LISTEN_SESSIONS, /* user + NUL + started ms (be64) + pid (be32) -> listening session (playback.c) */
+    TALAS_DBI_TRACK_PLAYS,     /* track id -> plays, listeners, total listening ms (playback.c) */
+    TALAS_DBI_TRACK_LISTENERS, /* track id + NUL + user id -> "" (playback.c) */
+    TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
     TALAS_DBI_COUNT
 };
 

@@ -8,6 +8,7 @@
  *   talasctl [-c FILE] cache purge [TRACK_ID]
  *   talasctl [-c FILE] cache verify [--fix]
  *   talasctl [-c FILE] sign ID [--ttl SECONDS] [--kind stream|preview|hls] [--user USER]
+ *   talasctl [-c FILE] broadcast MESSAGE [--level info|warning|error]
  *
  * talasctl reads the same configuration file as talas-master and opens the
  * LMDB storage directly (LMDB is made for several processes): it works
@@ -18,11 +19,18 @@
  * (workers/auth.c, linked without h2o): the URL on stdout, its expiry on
  * stderr. It needs read access to the key files, and works whether
  * auth.required is on or not, so URLs can be tried before it is.
+ *
+ * broadcast sends a ServerMessage to every realtime connection: it POSTs
+ * to /api/events on the first cleartext listen address, with the backend
+ * key read from auth.backend_key_file, so the master must run.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "config.h"
+#include "json.h"
 #include "log.h"
 #include "scan.h"
 #include "storage.h"
@@ -54,6 +63,8 @@ static void usage(FILE *fp)
                 "  sign TRACK_ID [--ttl SECONDS] [--kind stream|preview|hls] [--user USER]\n"
                 "                     print a signed URL for the track (expiry on stderr);\n"
                 "                     --ttl 0 or none: auth.default_ttl; --kind default: stream\n"
+                "  broadcast MESSAGE [--level info|warning|error]\n"
+                "                     send a ServerMessage to every realtime (/api/ws) connection\n"
                 "options:\n"
                 "  -c FILE            configuration file (default: " DEFAULT_CONFIG ")\n"
                 "  -V                 print the version\n"
@@ -483,6 +494,110 @@ static int cmd_sign(const struct talas_config *conf, const char *track, const st
     return 0;
 }
 
+/* The backend key: the file's contents without the trailing newline. */
+static char *read_backend_key(const struct talas_config *conf)
+{
+    struct talas_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    FILE *fp;
+
+    if (conf->auth_backend_key_file == NULL) {
+        fprintf(stderr, "talasctl: broadcast needs auth.backend_key_file in %s\n", conf->file);
+        return NULL;
+    }
+    if ((fp = fopen(conf->auth_backend_key_file, "r")) == NULL) {
+        fprintf(stderr, "talasctl: fopen(\"%s\") failed: %s\n", conf->auth_backend_key_file, strerror(errno));
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 && b.len < 65536)
+        talas_buf_append(&b, chunk, n);
+    fclose(fp);
+    while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+        b.len--;
+    talas_buf_append(&b, "", 1);
+    return b.data;
+}
+
+static int cmd_broadcast(const struct talas_config *conf, const char *message, const char *level)
+{
+    const struct talas_config_listen *l = NULL;
+    struct addrinfo hints, *res = NULL;
+    struct talas_buf body = {0}, req = {0};
+    struct talas_json json;
+    struct timeval tv = {10, 0};
+    char port[16], reply[512], *key;
+    const char *host;
+    int fd = -1, rc = 1, status = 0;
+    ssize_t n;
+
+    for (size_t i = 0; i < conf->listen_count && l == NULL; i++)
+        if (conf->listen[i].tls_certificate == NULL)
+            l = &conf->listen[i];
+    if (l == NULL) {
+        fprintf(stderr, "talasctl: broadcast needs a cleartext listen address in %s\n", conf->file);
+        return 1;
+    }
+    if ((key = read_backend_key(conf)) == NULL)
+        return 1;
+    host = strcmp(l->host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(l->host, "::") == 0 ? "::1" : l->host;
+    snprintf(port, sizeof(port), "%d", l->port);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+        fprintf(stderr, "talasctl: cannot resolve %s\n", host);
+        goto out;
+    }
+    if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+        connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
+        fprintf(stderr, "talasctl: connect() to %s:%s failed: %s (is talas-master running?)\n", host, port,
+                strerror(errno));
+        goto out;
+    }
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "event");
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "event");
+    talas_json_string(&json, "ServerMessage");
+    talas_json_key(&json, "message");
+    talas_json_string(&json, message);
+    talas_json_key(&json, "level");
+    talas_json_string(&json, level);
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    talas_buf_printf(&req,
+                     "POST /api/events HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     host, port, key, body.len);
+    talas_buf_append(&req, body.data, body.len);
+    if (write(fd, req.data, req.len) != (ssize_t)req.len) {
+        fprintf(stderr, "talasctl: write() failed: %s\n", strerror(errno));
+        goto out;
+    }
+    if ((n = read(fd, reply, sizeof(reply) - 1)) <= 0) {
+        fprintf(stderr, "talasctl: no answer from %s:%s\n", host, port);
+        goto out;
+    }
+    reply[n] = '\0';
+    if (sscanf(reply, "HTTP/1.%*d %d", &status) != 1 || status != 200) {
+        char *b = strstr(reply, "\r\n\r\n");
+        fprintf(stderr, "talasctl: the server answered %d%s%s\n", status, b ? ": " : "", b ? b + 4 : "");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd != -1)
+        close(fd);
+    if (res != NULL)
+        freeaddrinfo(res);
+    talas_buf_free(&body);
+    talas_buf_free(&req);
+    free(key);
+    return rc;
+}
+
 /* SECONDS: decimal digits, at most 9 of them (auth.max_ttl is at most a
  * day: talas_auth_mint_url refuses more, with the limit in its message). */
 static int parse_ttl(const char *s, uint64_t *v_r)
@@ -512,10 +627,14 @@ static int parse_kind(const char *s, enum talas_auth_kind *kind_r)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"errors", no_argument, NULL, 'e'},     {"fix", no_argument, NULL, 'f'},
-        {"ttl", required_argument, NULL, 't'},  {"kind", required_argument, NULL, 'k'},
-        {"user", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"errors", no_argument, NULL, 'e'},
+                                             {"fix", no_argument, NULL, 'f'},
+                                             {"ttl", required_argument, NULL, 't'},
+                                             {"kind", required_argument, NULL, 'k'},
+                                             {"user", required_argument, NULL, 'u'},
+                                             {"level", required_argument, NULL, 'l'},
+                                             {NULL, 0, NULL, 0}};
+    const char *level = NULL;
     struct sign_opts so = {0, 0, TALAS_AUTH_STREAM, NULL};
     struct talas_config *conf;
     const char *file = DEFAULT_CONFIG, *cmd;
@@ -578,18 +697,28 @@ int main(int argc, char **argv)
         else if (opt == 'u') {
             so.user = optarg;
             so.given = 1;
+        } else if (opt == 'l' && (strcmp(optarg, "info") == 0 || strcmp(optarg, "warning") == 0 ||
+                                  strcmp(optarg, "error") == 0)) {
+            level = strcmp(optarg, "info") == 0      ? "Info"
+                    : strcmp(optarg, "warning") == 0 ? "Warning"
+                                                     : "Error";
         } else {
             if (opt == 't')
                 fprintf(stderr, "talasctl: --ttl takes a number of seconds, not \"%s\"\n", optarg);
             else if (opt == 'k')
                 fprintf(stderr, "talasctl: --kind is stream, preview or hls, not \"%s\"\n", optarg);
+            else if (opt == 'l')
+                fprintf(stderr, "talasctl: --level is info, warning or error, not \"%s\"\n", optarg);
             usage(stderr);
             free(args);
             return 2;
         }
     }
-    if (strcmp(cmd, "sign") == 0 ? nargs != 1 || fix || errors
-                                 : (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) || so.given) {
+    if (strcmp(cmd, "broadcast") == 0
+            ? nargs != 1 || fix || errors || so.given
+            : (level != NULL) || (strcmp(cmd, "sign") == 0
+                                      ? nargs != 1 || fix || errors
+                                      : (strcmp(cmd, "cache") != 0 && (nargs != 0 || fix)) || so.given)) {
         usage(stderr);
         free(args);
         return 2;
@@ -612,6 +741,8 @@ int main(int argc, char **argv)
         rc = cmd_cache(conf, args, nargs, fix);
     else if (strcmp(cmd, "sign") == 0)
         rc = cmd_sign(conf, args[0], &so);
+    else if (strcmp(cmd, "broadcast") == 0)
+        rc = cmd_broadcast(conf, args[0], level != NULL ? level : "Info");
     else {
         fprintf(stderr, "talasctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -13,7 +13,9 @@
 #include "http_hls.h"
 #include "http_session.h"
 #include "http_stream.h"
+#include "http_realtime.h"
 #include "http_transcode.h"
+#include "ws_conn.h"
 
 static int has_prefix(h2o_iovec_t path, const char *prefix, size_t *rest_r)
 {
@@ -62,6 +64,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return talas_session_api_session(req, path.base + at, path.len - at);
     if (is_path(path, "/api/streaming/stats"))
         return talas_session_api_stats(req);
+    if (is_path(path, "/api/ws"))
+        return talas_ws_serve(req);
+    if (is_path(path, "/api/ws/stats"))
+        return talas_realtime_ws_stats(req);
+    if (is_path(path, "/api/events"))
+        return talas_realtime_events(req);
+    if (has_prefix(path, "/api/analytics/tracks/", &at))
+        return talas_realtime_track_analytics(req, path.base + at, path.len - at);
+    if (has_prefix(path, "/api/analytics/users/", &at))
+        return talas_realtime_user_analytics(req, path.base + at, path.len - at);
+    if (has_prefix(path, "/api/playlists/", &at))
+        return talas_realtime_playlist(req, path.base + at, path.len - at);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
 }

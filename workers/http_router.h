@@ -6,6 +6,9 @@
  *   /stream/{id}         http_stream.c (the file), http_transcode.c (?profile, ?format, ?t)
  *   /preview/{id}        http_transcode.c
  *   /api/stats           http_api.c
+ *   /api/ws              ws_conn.c (WebSocket)
+ *   /api/ws/stats, /api/events, /api/analytics/{tracks,users}/{id},
+ *   /api/playlists/{id}  http_realtime.c
  *
  * Anything else is a JSON 404.
  */

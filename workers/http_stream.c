@@ -46,6 +46,7 @@
 #include "catalog.h"
 #include "http_response.h"
 #include "http_stream.h"
+#include "ws_hub.h"
 #include "log.h"
 #include "range.h"
 #include "worker.h"
@@ -479,6 +480,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     }
     req->res.content_length = content_length;
 
+    talas_ws_hub_count_stream(req, id_buf); /* LiveStats listeners */
     h2o_start_response(req, &gen->super);
     if (talas_http_method_is(req, "HEAD") || content_length == 0) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);

@@ -37,6 +37,7 @@
 #include "http_response.h"
 #include "http_stream.h"
 #include "http_transcode.h"
+#include "ws_hub.h"
 #include "log.h"
 #include "range.h"
 #include "transcode_jobs.h"
@@ -563,6 +564,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    rq->profile.codec == TALAS_CODEC_MP3 ? "audio/mpeg" : "audio/aac",
                    rq->profile.codec == TALAS_CODEC_MP3 ? 10 : 9);
+    talas_ws_hub_count_stream(req, rq->track); /* LiveStats listeners */
     h2o_start_response(req, &gen->super);
     if (talas_http_method_is(req, "HEAD") || (gen->exact && gen->pos >= gen->end)) {
         gen->done = 1;

@@ -40,6 +40,7 @@
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
+#include "ws_hub.h"
 
 struct listener {
     h2o_accept_ctx_t accept_ctx;
@@ -170,6 +171,7 @@ static void begin_stop(void)
         }
     }
     h2o_context_request_shutdown(&w.ctx);
+    talas_ws_hub_shutdown();
     talas_grpc_server_stop();
     talas_transcode_jobs_stop();
     log_info("graceful stop: %zu connection(s) left", w.connections);
@@ -307,6 +309,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         exit(2);
     }
     talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
+    talas_ws_hub_init(loop, w.conf, args->ipc_fd);
     setup_listeners(args->listen_fds);
     /* the gRPC sockets follow the HTTP ones (listen.h) */
     if (talas_grpc_server_start(loop, w.conf, args->listen_fds + w.conf->listen_count, &error) != 0) {

@@ -23,6 +23,8 @@ struct talas_worker_args {
     const int *listen_fds;           /* one per conf->listen entry, then one per
                                         conf->grpc_listen entry (talas_listen_count) */
     int notify_fd;                   /* write end of the master's status pipe */
+    int ipc_fd;                      /* the worker's end of its socketpair with the master
+                                        (ipc.h), -1 when there is none */
 };
 
 /* Runs the worker; exits the process (0 after a graceful stop, 2 when it

@@ -1,0 +1,662 @@
+"""The realtime channel: /api/ws, fan-out across workers, playlists,
+analytics and POST /api/events.
+
+Real clients only: python3-websockets against a real talas-master with two
+workers. Which worker a connection lands on is up to the kernel
+(SO_REUSEPORT); tests that need two workers reconnect until GetStatus shows
+two different worker pids.
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import time
+
+import pytest
+
+import talas_fixtures as tf
+
+websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
+
+BACKEND_KEY = secrets.token_urlsafe(32)
+
+
+# ------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def wslib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wslib")
+    tf.make_track(d / "long.mp3", "Long Song", artist="WS Artist", seconds=90, freq=330)
+    tf.make_track(d / "short.mp3", "Short Song", artist="WS Artist", seconds=4, freq=440)
+    tf.make_big_wav(d / "big.wav", seconds=120)
+    return d
+
+
+def ws_server(workdir, lib, extra=""):
+    key = workdir / "backend.key"
+    workdir.mkdir(parents=True, exist_ok=True)
+    key.write_text(BACKEND_KEY + "\n")
+    srv = tf.TalasServer(workdir, [lib], workers=2)
+    text = srv.config_text().replace(
+        "auth:\n  required: false\n",
+        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n")
+    text += "ws:\n  live_stats_interval: 1s\n" + extra
+    srv.write_config(text=text)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def wsrv(tmp_path_factory, wslib):
+    srv = ws_server(tmp_path_factory.mktemp("wssrv"), wslib)
+    srv.start(wait_scan=True)
+    try:
+        srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
+        yield srv
+    finally:
+        srv.kill()
+
+
+def url(srv, query=""):
+    return f"ws://127.0.0.1:{srv.port}/api/ws" + (f"?{query}" if query else "")
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def recv_json(ws, timeout=5):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def command(ws, cmd, timeout=5):
+    """Send CMD; return (its CommandResponse, the other messages seen before it)."""
+    await ws.send(json.dumps(cmd) if not isinstance(cmd, (str, bytes)) else cmd)
+    others = []
+    deadline = time.monotonic() + timeout
+    while True:
+        m = await recv_json(ws, max(0.1, deadline - time.monotonic()))
+        if m.get("event") == "CommandResponse" and (
+                not isinstance(cmd, dict) or m["command_id"] == cmd.get("command_id", "")):
+            return m, others
+        others.append(m)
+
+
+async def quiet(ws, seconds):
+    """Messages received within SECONDS."""
+    got = []
+    try:
+        while True:
+            got.append(await recv_json(ws, seconds))
+    except asyncio.TimeoutError:
+        return got
+
+
+async def status(ws):
+    r, _ = await command(ws, {"command": "GetStatus", "command_id": f"st{time.monotonic_ns()}"})
+    assert r["success"], r
+    return r["data"]
+
+
+async def connect_on_other_worker(srv, query, other_pid, tries=60):
+    for _ in range(tries):
+        ws = await websockets.connect(url(srv, query), max_size=None)
+        st = await status(ws)
+        if st["worker_pid"] != other_pid:
+            return ws, st
+        await ws.close()
+    pytest.fail("could not reach a second worker in %d connections" % tries)
+
+
+def post_event(srv, body, key=BACKEND_KEY):
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    st, _, resp = srv.get("/api/events", method="POST", headers=headers,
+                          body=json.dumps(body).encode() if not isinstance(body, bytes) else body)
+    return st, json.loads(resp) if resp else None
+
+
+RESPONSE_KEYS = {"event", "command_id", "success", "data", "error"}
+
+
+# --------------------------------------------------------------------- tests
+
+def test_seed_example_client_sequence(wsrv):
+    """The seed's example client, command for command, with exact shapes."""
+    song = wsrv.ids["Long Song"]
+
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=client_001")) as ws:
+            seq = [
+                {"command": "Subscribe", "command_id": "sub_001",
+                 "events": ["PlaybackStarted", "PlaybackProgress", "PlaybackStopped"],
+                 "filters": {"user_id": "client_001"}},
+                {"command": "Play", "command_id": "play_001", "track_id": song, "start_position_ms": 0},
+                {"command": "Seek", "command_id": "seek_001", "track_id": song, "position_ms": 60000},
+                {"command": "GetStatus", "command_id": "status_001"},
+                {"command": "Ping", "command_id": "ping_001"},
+            ]
+            for c in seq:
+                await ws.send(json.dumps(c))
+            msgs = []
+            while sum(1 for m in msgs if m["event"] == "CommandResponse") < len(seq):
+                msgs.append(await recv_json(ws))
+            msgs += await quiet(ws, 0.3)
+            return msgs
+
+    msgs = run(go())
+    responses = {m["command_id"]: m for m in msgs if m["event"] == "CommandResponse"}
+    assert set(responses) == {"sub_001", "play_001", "seek_001", "status_001", "ping_001"}
+    for r in responses.values():
+        assert set(r) == RESPONSE_KEYS, r
+        assert r["success"] is True and r["error"] is None, r
+
+    assert set(responses["play_001"]["data"]) == {"track_duration_ms", "quality"}
+    assert 89000 <= responses["play_001"]["data"]["track_duration_ms"] <= 91000
+    assert responses["play_001"]["data"]["quality"] == "high"
+
+    started = [m for m in msgs if m["event"] == "PlaybackStarted"]
+    assert len(started) == 1
+    assert set(started[0]) == {"event", "track_id", "user_id", "timestamp"}
+    assert started[0]["track_id"] == song and started[0]["user_id"] == "client_001"
+    assert abs(started[0]["timestamp"] - time.time()) < 60
+
+    progress = [m for m in msgs if m["event"] == "PlaybackProgress"]
+    assert len(progress) == 1
+    assert set(progress[0]) == {"event", "track_id", "user_id", "position_ms", "buffer_percentage"}
+    assert progress[0]["position_ms"] == 60000
+
+    st = responses["status_001"]["data"]
+    assert st["user_id"] == "client_001"
+    assert st["worker_pid"] in wsrv.worker_pids()
+    assert st["playback"]["state"] == "playing" and st["playback"]["track_id"] == song
+    assert 60000 <= st["playback"]["position_ms"] < 70000
+    assert {s["event"] for s in st["subscriptions"]} == {"PlaybackStarted", "PlaybackProgress", "PlaybackStopped"}
+
+    pong = responses["ping_001"]["data"]
+    assert pong["pong"] is True and abs(pong["server_time_ms"] / 1000 - time.time()) < 60
+
+
+def test_pause_resume_stop_events(wsrv):
+    song = wsrv.ids["Long Song"]
+
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=pauser")) as ws:
+            r, _ = await command(ws, {"command": "Subscribe", "command_id": "s",
+                                      "events": ["PlaybackStarted", "PlaybackPaused", "PlaybackResumed",
+                                                 "PlaybackStopped"], "filters": {"user_id": "pauser"}})
+            assert r["success"]
+            r, _ = await command(ws, {"command": "Pause", "command_id": "p0", "track_id": song})
+            assert r["success"] is False and "not playing" in r["error"]
+            for cid, cmd in (("p1", "Play"), ("p2", "Pause"), ("p3", "Play"), ("p4", "Stop")):
+                r, _ = await command(ws, {"command": cmd, "command_id": cid, "track_id": song})
+                assert r["success"], r
+                await asyncio.sleep(0.2)
+            return await quiet(ws, 0.5), r
+
+    events, stop = run(go())
+    names = [e["event"] for e in events if e["event"] != "CommandResponse"]
+    # the events of a publisher arrive in order (each after its response)
+    assert names == ["PlaybackStarted", "PlaybackPaused", "PlaybackResumed", "PlaybackStopped"] or \
+        names[-1] == "PlaybackStopped", names
+    assert set(stop["data"]) == {"total_played_ms"}
+    assert 300 <= stop["data"]["total_played_ms"] <= 5000
+
+
+def test_play_on_one_worker_reaches_the_other_only_when_filters_match(wsrv):
+    song = wsrv.ids["Long Song"]
+
+    async def go():
+        a = await websockets.connect(url(wsrv, "user_id=alice"))
+        sa = await status(a)
+        b, sb = await connect_on_other_worker(wsrv, "user_id=bob", sa["worker_pid"])
+        assert sa["worker_pid"] != sb["worker_pid"]
+        try:
+            # matching filter: alice's Play reaches bob on the other worker
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "b1",
+                                     "events": ["PlaybackStarted"], "filters": {"user_id": "alice"}})
+            assert r["success"]
+            r, _ = await command(a, {"command": "Play", "command_id": "a1", "track_id": song})
+            assert r["success"]
+            ev = await recv_json(b)
+            assert ev == {"event": "PlaybackStarted", "track_id": song, "user_id": "alice",
+                          "timestamp": ev["timestamp"]}
+
+            # a filter that does not match: nothing, while a later event from
+            # the same publisher that does match arrives (order is kept)
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "b2",
+                                     "events": ["PlaybackStarted"], "filters": {"user_id": "carol"}})
+            assert r["success"]
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "b3",
+                                     "events": ["PlaybackStopped"], "filters": {"track_id": song}})
+            assert r["success"]
+            r, _ = await command(a, {"command": "Play", "command_id": "a2", "track_id": song})
+            assert r["success"]
+            r, _ = await command(a, {"command": "Stop", "command_id": "a3", "track_id": song})
+            assert r["success"]
+            got = await quiet(b, 1.0)
+            # the second Play ended the first session (a PlaybackStopped), then Stop
+            assert [e["event"] for e in got] == ["PlaybackStopped", "PlaybackStopped"], got
+            assert all(e["user_id"] == "alice" for e in got)
+
+            # Unsubscribe: nothing more
+            r, _ = await command(b, {"command": "Unsubscribe", "command_id": "b4",
+                                     "events": ["PlaybackStopped", "PlaybackStarted"]})
+            assert r["success"] and r["data"] == {"subscribed": []}
+            await command(a, {"command": "Play", "command_id": "a4", "track_id": song})
+            await command(a, {"command": "Stop", "command_id": "a5", "track_id": song})
+            assert await quiet(b, 0.7) == []
+        finally:
+            await a.close()
+            await b.close()
+
+    run(go())
+
+
+MALFORMED = [
+    # (frame, expected command_id, error substring)
+    ("{not json", "", "invalid JSON"),
+    ("[1,2,3]", "", "must be a JSON object"),
+    ('"Play"', "", "must be a JSON object"),
+    ('{"command":"Play","command_id":"m1"}', "m1", "track_id: required"),
+    ('{"command":"Play","command_id":"m2","track_id":42}', "m2", "track_id: must be a string"),
+    ('{"command":"Seek","command_id":"m3","track_id":"x","position_ms":"10"}', "m3", "position_ms: must be"),
+    ('{"command":"Seek","command_id":"m4","track_id":"x","position_ms":-5}', "m4", "position_ms: must be"),
+    ('{"command":"Play","track_id":"x"}', "", "command_id: required"),
+    ('{"command":"Play","command_id":7,"track_id":"x"}', "", "command_id: must be a string"),
+    ('{"command":"Dance","command_id":"m5"}', "m5", "unknown command"),
+    ('{"command_id":"m6"}', "m6", "command: required"),
+    ('{"command":"Subscribe","command_id":"m7","events":"PlaybackStarted"}', "m7", "events: must be an array"),
+    ('{"command":"Subscribe","command_id":"m8","events":["Nope"]}', "m8", "unknown event"),
+    ('{"command":"Subscribe","command_id":"m9","events":[],"filters":{"user_id":3}}', "m9", "filters.user_id"),
+    ('{"command":"Ping","command_id":"m10","command_id":"m11"}', "", "duplicate"),
+    ('{"command":"Play","command_id":"m12","track_id":"no-such-track"}', "m12", "no such track"),
+    ("[" * 10000, "", "invalid JSON"),
+    ('{"command":"Ping","command_id":"\\ud800"}', "", "invalid JSON"),
+]
+
+
+def test_malformed_input_table(wsrv):
+    pids = wsrv.worker_pids()
+
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=fuzzer"), max_size=None) as ws:
+            for frame, cid, needle in MALFORMED:
+                await ws.send(frame)
+                r = await recv_json(ws)
+                assert r["event"] == "CommandResponse" and set(r) == RESPONSE_KEYS, (frame, r)
+                assert r["success"] is False and r["data"] is None, (frame, r)
+                assert r["command_id"] == cid, (frame, r)
+                assert needle in r["error"], (frame, r)
+            # a binary frame: answered, the connection stays open
+            await ws.send(b"\x00\x01\x02")
+            r = await recv_json(ws)
+            assert r["success"] is False and "binary frames are not supported" in r["error"]
+            r, _ = await command(ws, {"command": "Ping", "command_id": "alive"})
+            assert r["success"]
+
+        # a 10 MB frame: closed with 1009 (message too big)
+        async with websockets.connect(url(wsrv, "user_id=big"), max_size=None) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as exc:
+                # the close may come while the frame is still being sent
+                await ws.send("x" * (10 * 1024 * 1024))
+                await asyncio.wait_for(ws.recv(), 10)
+            assert exc.value.code == 1009
+
+        # a flood: the first ws.rate_limit (100) commands pass, the rest are
+        # refused, with a RateLimitWarning at 10 left and at 0
+        async with websockets.connect(url(wsrv, "user_id=flood"), max_size=None) as ws:
+            for i in range(150):
+                await ws.send(json.dumps({"command": "Ping", "command_id": f"f{i}"}))
+            msgs = []
+            while sum(1 for m in msgs if m["event"] == "CommandResponse") < 150:
+                msgs.append(await recv_json(ws))
+            ok = [m for m in msgs if m["event"] == "CommandResponse" and m["success"]]
+            refused = [m for m in msgs if m["event"] == "CommandResponse" and not m["success"]]
+            warnings = [m for m in msgs if m["event"] == "RateLimitWarning"]
+            assert len(ok) == 100 and len(refused) == 50
+            assert all("rate limit exceeded" in m["error"] for m in refused)
+            assert [w["remaining_requests"] for w in warnings] == [10, 0]
+            assert set(warnings[0]) == {"event", "remaining_requests", "reset_time_seconds"}
+            assert 0 < warnings[0]["reset_time_seconds"] <= 10
+
+    run(go())
+    assert wsrv.worker_pids() == pids
+    assert wsrv.health()["status"] == "ok"
+
+
+def test_not_a_websocket_request(wsrv):
+    st, _, body = wsrv.get("/api/ws")
+    assert st == 426 and json.loads(body)["error"]["code"] == "upgrade_required"
+    st, _, _ = wsrv.get("/api/ws", method="POST", body=b"{}")
+    assert st == 405
+
+
+def test_events_api_needs_the_backend_key(wsrv):
+    ev = {"event": {"event": "ServerMessage", "message": "hello", "level": "Info"}}
+    assert post_event(wsrv, ev, key=None)[0] == 401
+    assert post_event(wsrv, ev, key="wrong-" + BACKEND_KEY)[0] == 401
+    st, body = post_event(wsrv, {"event": {"event": "PlaybackStarted", "track_id": "x"}})
+    assert st == 400 and "cannot be published" in body["error"]["message"]
+    st, body = post_event(wsrv, {"event": {"event": "TrackLiked", "track_id": "x", "user_id": "u"}})
+    assert st == 400 and "total_likes: required" in body["error"]["message"]
+    st, body = post_event(wsrv, {"event": {"event": "ServerMessage", "message": "m", "level": "Loud"}})
+    assert st == 400 and "level" in body["error"]["message"]
+    st, body = post_event(wsrv, b"{oops")
+    assert st == 400
+    st, _, _ = wsrv.get("/api/events")
+    assert st == 405
+
+
+def test_events_api_targets(wsrv):
+    async def go():
+        a = await websockets.connect(url(wsrv, "user_id=fan"))
+        sa = await status(a)
+        b, sb = await connect_on_other_worker(wsrv, "user_id=other", sa["worker_pid"])
+        try:
+            # broadcast: a ServerMessage reaches everyone without a Subscribe
+            st, body = post_event(wsrv, {"event": {"event": "ServerMessage", "message": "maintenance at 5",
+                                                   "level": "Warning"}})
+            assert st == 200 and body == {"published": True, "target": "all"}
+            for ws in (a, b):
+                assert await recv_json(ws) == {"event": "ServerMessage", "message": "maintenance at 5",
+                                               "level": "Warning"}
+
+            # a TrackLiked to all: only subscribers get it
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "s", "events": ["TrackLiked"]})
+            assert r["success"]
+            liked = {"event": "TrackLiked", "track_id": "t1", "user_id": "u9", "total_likes": 127}
+            assert post_event(wsrv, {"event": liked})[0] == 200
+            assert await recv_json(b) == liked
+            assert await quiet(a, 0.5) == []
+
+            # send_to_user: the user's connections only, no Subscribe needed
+            shared = {"event": "TrackShared", "track_id": "t2", "from_user": "other", "to_users": ["fan"],
+                      "message": None}
+            assert post_event(wsrv, {"event": shared, "send_to_user": "fan"})[1]["target"] == "user"
+            assert await recv_json(a) == shared
+            assert await quiet(b, 0.5) == []
+
+            # send_to_connection: one connection, by the id GetStatus gives
+            follow = {"event": "UserFollowed", "follower_id": "x", "followed_id": "other"}
+            assert post_event(wsrv, {"event": follow, "send_to_connection": sb["connection_id"]})[0] == 200
+            assert await recv_json(b) == follow
+            assert await quiet(a, 0.5) == []
+
+            pl = {"event": "PlaylistShared", "playlist_id": "p", "from_user": "fan", "to_users": ["other"]}
+            assert post_event(wsrv, {"event": pl, "send_to_user": "other"})[0] == 200
+            assert await recv_json(b) == pl
+        finally:
+            await a.close()
+            await b.close()
+
+    run(go())
+
+
+def test_talasctl_broadcast(wsrv):
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=ops")) as ws:
+            await status(ws)  # connected before the broadcast
+            r = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: wsrv.talasctl("broadcast", "disk almost full", "--level", "warning"))
+            assert r.returncode == 0, r.stderr
+            assert await recv_json(ws) == {"event": "ServerMessage", "message": "disk almost full",
+                                           "level": "Warning"}
+    run(go())
+    r = wsrv.talasctl("broadcast", "x", "--level", "loud")
+    assert r.returncode == 2 and "--level is info, warning or error" in r.stderr
+
+
+def test_playlists_and_analytics(wsrv):
+    long_id, short_id = wsrv.ids["Long Song"], wsrv.ids["Short Song"]
+    plid = f"pl-{secrets.token_hex(4)}"
+
+    async def go():
+        async with websockets.connect(url(wsrv, "user_id=curator")) as ws:
+            r, _ = await command(ws, {"command": "Subscribe", "command_id": "s", "events": ["PlaylistUpdated"],
+                                      "filters": {"playlist_id": plid}})
+            assert r["success"]
+            steps = [
+                ({"command": "AddToPlaylist", "command_id": "a1", "playlist_id": plid, "track_id": long_id}, 0),
+                ({"command": "AddToPlaylist", "command_id": "a2", "playlist_id": plid, "track_id": short_id}, 1),
+                ({"command": "AddToPlaylist", "command_id": "a3", "playlist_id": plid, "track_id": short_id,
+                  "position": 0}, 0),
+            ]
+            for cmd, pos in steps:
+                r, _ = await command(ws, cmd)
+                assert r["success"] and r["data"] == {"position": pos}, r
+                ev = await recv_json(ws)
+                assert ev == {"event": "PlaylistUpdated", "playlist_id": plid, "action": "Added",
+                              "track_id": cmd["track_id"], "position": pos}
+            r, _ = await command(ws, {"command": "AddToPlaylist", "command_id": "a4", "playlist_id": plid,
+                                      "track_id": long_id, "position": 99})
+            assert r["success"] is False and "position" in r["error"]
+            doc = wsrv.get_json(f"/api/playlists/{plid}")
+            assert [t["track_id"] for t in doc["tracks"]] == [short_id, long_id, short_id]
+            assert doc["tracks"][1]["title"] == "Long Song" and doc["tracks"][1]["artist"] == "WS Artist"
+
+            r, _ = await command(ws, {"command": "RemoveFromPlaylist", "command_id": "r1", "playlist_id": plid,
+                                      "track_id": long_id})
+            assert r["success"] and r["data"] == {"position": 1}
+            ev = await recv_json(ws)
+            assert ev == {"event": "PlaylistUpdated", "playlist_id": plid, "action": "Removed",
+                          "track_id": long_id, "position": 1}
+            r, _ = await command(ws, {"command": "RemoveFromPlaylist", "command_id": "r2", "playlist_id": plid,
+                                      "track_id": long_id})
+            assert r["success"] is False and "not in the playlist" in r["error"]
+
+    run(go())
+    assert [t["track_id"] for t in wsrv.get_json(f"/api/playlists/{plid}")["tracks"]] == [short_id, short_id]
+    assert wsrv.get(f"/api/playlists/nope-{plid}")[0] == 404
+
+    # analytics: two users play the short track; totals and history follow
+    before = wsrv.get_json(f"/api/analytics/tracks/{short_id}")
+
+    async def listen(user):
+        async with websockets.connect(url(wsrv, f"user_id={user}")) as ws:
+            r, _ = await command(ws, {"command": "Play", "command_id": "p", "track_id": short_id,
+                                      "quality": "low", "platform": "web"})
+            assert r["success"] and r["data"]["quality"] == "low"
+            await asyncio.sleep(0.5)
+            r, _ = await command(ws, {"command": "Stop", "command_id": "s", "track_id": short_id})
+            assert r["success"]
+            return r["data"]["total_played_ms"]
+
+    u1, u2 = f"l1-{plid}", f"l2-{plid}"
+    played = run(listen(u1)) + run(listen(u2)) + run(listen(u1))
+    after = wsrv.get_json(f"/api/analytics/tracks/{short_id}")
+    assert after["plays"] == before["plays"] + 3
+    assert after["listeners"] == before["listeners"] + 2
+    assert after["total_listening_time_ms"] - before["total_listening_time_ms"] == played
+    assert played >= 1400
+
+    hist = wsrv.get_json(f"/api/analytics/users/{u1}")
+    assert hist["user_id"] == u1 and hist["total"] == 2 and len(hist["history"]) == 2
+    h = hist["history"][0]
+    assert h["track_id"] == short_id and h["quality"] == "low" and h["platform"] == "web"
+    assert h["ended_at_ms"] >= h["started_at_ms"] and h["total_played_ms"] >= 400
+    assert hist["history"][0]["started_at_ms"] >= hist["history"][1]["started_at_ms"]
+    assert wsrv.get_json(f"/api/analytics/users/{u1}?limit=1")["history"] == hist["history"][:1]
+    assert wsrv.get("/api/analytics/users/x?limit=0")[0] == 400
+    assert wsrv.get("/api/analytics/tracks/AAAAAAAAAAAAAAAA")[0] == 404
+
+
+def test_ws_stats_sum_all_workers(wsrv):
+    async def go():
+        a = await websockets.connect(url(wsrv, "user_id=s1"))
+        sa = await status(a)
+        b, _ = await connect_on_other_worker(wsrv, "user_id=s2", sa["worker_pid"])
+        try:
+            def both():
+                s = wsrv.get_json("/api/ws/stats")
+                return s if s["current_connections"] >= 2 and len(
+                    [w for w in s["workers"] if w["current_connections"] >= 1]) >= 2 else None
+            s = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: tf.wait_for(both, 10, what="stats of both workers"))
+            assert set(s) >= {"total_connections", "current_connections", "messages_sent",
+                              "messages_received", "events_broadcasted", "workers"}
+            assert s["total_connections"] >= s["current_connections"]
+            assert s["messages_received"] >= 2 and s["messages_sent"] >= 2
+        finally:
+            await a.close()
+            await b.close()
+
+    run(go())
+
+
+def test_live_stats_counts_open_streams(wsrv):
+    big = wsrv.ids["Big WAV"]
+    sock = socket.create_connection(("127.0.0.1", wsrv.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.sendall(f"GET /stream/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert b"200 OK" in sock.recv(4096)
+
+        async def go():
+            async with websockets.connect(url(wsrv, "user_id=watcher")) as ws:
+                r, _ = await command(ws, {"command": "Subscribe", "command_id": "l", "events": ["LiveStats"]})
+                assert r["success"]
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    ev = await recv_json(ws, 5)
+                    if ev["event"] == "LiveStats" and ev["concurrent_listeners"] >= 1:
+                        return ev
+                pytest.fail("no LiveStats with a listener")
+
+        ev = run(go())
+        assert set(ev) == {"event", "concurrent_listeners", "top_tracks", "server_load"}
+        top = [t for t in ev["top_tracks"] if t["track_id"] == big]
+        assert top and top[0]["title"] == "Big WAV" and top[0]["current_listeners"] >= 1
+        assert set(top[0]) == {"track_id", "title", "artist", "current_listeners"}
+        tf.wait_for(lambda: wsrv.get_json(f"/api/analytics/tracks/{big}")["current_listeners"] >= 1, 5,
+                    what="current_listeners in the track's analytics")
+    finally:
+        sock.close()
+
+
+def test_kill_one_worker_others_keep_receiving(talas_server, wslib, tmp_path):
+    srv = ws_server(tmp_path / "killsrv", wslib)
+    srv.start(wait_scan=True)
+    song = {t["title"]: t["id"] for t in srv.tracks()}["Long Song"]
+
+    async def go():
+        a = await websockets.connect(url(srv, "user_id=victim"))
+        sa = await status(a)
+        b, sb = await connect_on_other_worker(srv, "user_id=survivor", sa["worker_pid"])
+        try:
+            os.kill(sa["worker_pid"], signal.SIGKILL)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(a.recv(), 10)
+            # the survivor keeps its connection and gets broadcasts
+            def published():
+                try:
+                    return post_event(srv, {"event": {"event": "ServerMessage", "message": "still here",
+                                                      "level": "Info"}})[0] == 200
+                except OSError:
+                    return False
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: tf.wait_for(published, 10, what="a publish after the kill"))
+            assert await recv_json(b) == {"event": "ServerMessage", "message": "still here", "level": "Info"}
+            # and events from the respawned worker reach it
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "s", "events": ["PlaybackStarted"],
+                                     "filters": {"user_id": "newcomer"}})
+            assert r["success"]
+            c, _ = await connect_on_other_worker(srv, "user_id=newcomer", sb["worker_pid"])
+            r, _ = await command(c, {"command": "Play", "command_id": "p", "track_id": song})
+            assert r["success"]
+            ev = await recv_json(b)
+            assert ev["event"] == "PlaybackStarted" and ev["user_id"] == "newcomer"
+            await c.close()
+        finally:
+            await b.close()
+        return sb["worker_pid"]
+
+    survivor = run(go())
+    assert survivor in srv.worker_pids()
+
+
+def test_slow_reader_is_warned_and_closed(talas_server, wslib, tmp_path):
+    """A client that stops reading gets a RateLimitWarning and a close; the
+    others go on."""
+    srv = ws_server(tmp_path / "slowsrv", wslib, extra="  max_send_queue: 64KiB\n")
+    srv.start(wait_scan=True)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(10)
+    slow.connect(("127.0.0.1", srv.port))
+    slow.sendall(b"GET /api/ws?user_id=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += slow.recv(1)
+    assert b" 101 " in head
+
+    async def go():
+        async with websockets.connect(url(srv, "user_id=fast"), max_size=None) as fast:
+            # more than the socket buffers and the 64 KiB queue can hold
+            msg = "m" * 4000
+            loop = asyncio.get_running_loop()
+            for i in range(1600):
+                st, _ = await loop.run_in_executor(
+                    None, post_event, srv, {"event": {"event": "ServerMessage", "message": msg, "level": "Info"}})
+                assert st == 200
+                assert (await recv_json(fast))["event"] == "ServerMessage"
+            # the slow client reads again: its backlog, the warning, a close 1008
+            data = await loop.run_in_executor(None, read_until_eof, slow)
+            r, _ = await command(fast, {"command": "Ping", "command_id": "still"})
+            assert r["success"]
+            return data
+
+    data = run(go())
+    slow.close()
+    at = data.find(b'{"event":"RateLimitWarning","remaining_requests":0,"reset_time_seconds":0}')
+    assert at > 0, data[-300:]
+    close = data.find(b"\x88", at)
+    assert close > 0 and int.from_bytes(data[close + 2:close + 4], "big") == 1008
+
+
+def read_until_eof(sock):
+    data = b""
+    sock.settimeout(15)
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_auth_required_takes_the_user_from_the_token(talas_server, wslib, tmp_path):
+    import jwt
+    secret = secrets.token_bytes(32)
+    (tmp_path / "ws.secret").write_bytes(secret)
+    srv = tf.TalasServer(tmp_path / "authws", [wslib], workers=2)
+    text = srv.config_text().replace(
+        "auth:\n  required: false\n",
+        f"auth:\n  required: true\n  secret_file: {json.dumps(str(tmp_path / 'ws.secret'))}\n")
+    srv.write_config(text=text)
+    srv.start(wait_scan=False)
+
+    def token(**claims):
+        return jwt.encode({"exp": int(time.time()) + 300, **claims}, secret, algorithm="HS256")
+
+    async def go():
+        with pytest.raises(websockets.InvalidStatusCode) as exc:
+            await websockets.connect(url(srv, "user_id=mallory"))
+        assert exc.value.status_code == 401
+        with pytest.raises(websockets.InvalidStatusCode) as exc:
+            await websockets.connect(url(srv, "user_id=mallory&token=" + token()))
+        assert exc.value.status_code == 401
+        with pytest.raises(websockets.InvalidStatusCode) as exc:
+            await websockets.connect(url(srv, "token=" + jwt.encode({"exp": int(time.time()) + 300,
+                                                                     "sub": "x"}, b"k" * 32, "HS256")))
+        assert exc.value.status_code == 401
+        async with websockets.connect(url(srv, "user_id=mallory&token=" + token(sub="alice"))) as ws:
+            assert (await status(ws))["user_id"] == "alice"
+        async with websockets.connect(url(srv),
+                                      extra_headers={"Authorization": "Bearer " + token(sub="bob")}) as ws:
+            assert (await status(ws))["user_id"] == "bob"
+
+    run(go())

@@ -1,0 +1,21 @@
+/*
+ * http_realtime.h - the HTTP side of the realtime channel (http_realtime.c):
+ *
+ *   GET  /api/ws/stats                connections and messages, all workers
+ *   POST /api/events                  a backend publishes an event (backend key)
+ *   GET  /api/analytics/tracks/{id}   plays, listeners, listening time
+ *   GET  /api/analytics/users/{id}    a user's listening history
+ *   GET  /api/playlists/{id}          a playlist's tracks, in order
+ */
+#ifndef TALAS_HTTP_REALTIME_H
+#define TALAS_HTTP_REALTIME_H
+
+#include <h2o.h>
+
+int talas_realtime_ws_stats(h2o_req_t *req);
+int talas_realtime_events(h2o_req_t *req);
+int talas_realtime_track_analytics(h2o_req_t *req, const char *id, size_t len);
+int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len);
+int talas_realtime_playlist(h2o_req_t *req, const char *id, size_t len);
+
+#endif

@@ -1,0 +1,14 @@
+/*
+ * ws_conn.h - GET /api/ws (ws_conn.c).
+ */
+#ifndef TALAS_WS_CONN_H
+#define TALAS_WS_CONN_H
+
+#include <h2o.h>
+
+/* Answers REQ: upgrades it to a realtime connection, or a JSON error
+ * (405, 426 without a WebSocket handshake, 401, 503 when the worker is
+ * full). */
+int talas_ws_serve(h2o_req_t *req);
+
+#endif
