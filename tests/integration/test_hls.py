@@ -524,3 +524,24 @@ def test_an_expired_token_stops_new_playlists_and_segments(asrv, media, keys):
     for p in ("master.m3u8", "high/playlist.m3u8", "high/init.mp4", "high/1.m4s"):
         st, _, body = asrv.get(f"/hls/{track}/{p}?token={t}")
         assert st == 401 and error_json(body)["error"]["code"] == "invalid_token", (p, st, body)
+
+
+def test_segment_duration_comes_from_the_config(talas_server, media):
+    """hls.segment_duration sets the full segments' length (and the AAC
+    grid: progressive AAC of the profile shares the chunks)."""
+    srv = talas_server([media["seam"].parent], workers=1, extra_yaml="hls:\n  segment_duration: 4s\n")
+    track = srv.track_by_title("HLS seam")["id"]
+    _, pl = get_ok(srv, f"/hls/{track}/medium/playlist.m3u8")
+    tags, segs = parse_media(pl.decode())
+    assert tags["#EXT-X-TARGETDURATION"] == "4"
+    full = [d for d, _ in segs[:-1] if d > 3]
+    assert full and all(abs(d - 172 * 1024 / 44100) < 1e-5 for d in full), segs
+    pcm = decode_url(f"{srv.base_url}/hls/{track}/medium/playlist.m3u8", 44100)
+    samples, rate = source_samples(media["seam"])
+    assert abs(len(pcm) / 44100 - samples / rate) <= 0.05
+    for _, uri in segs:
+        get_ok(srv, f"/hls/{track}/medium/{uri}")
+    before = settled_stats(srv)
+    st, h, body = get(srv, f"/stream/{track}?profile=medium")
+    assert st == 200 and int(h["content-length"]) == len(body)
+    assert settled_stats(srv)["transcodes_started"] == before["transcodes_started"]
