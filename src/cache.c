@@ -10,7 +10,8 @@
  * helpers of cache.h.
  *
  * Logs: damaged records met by a look-up or a put (warn), evictions forced
- * by MDB_MAP_FULL (warn), claims taken over (info), evictions (debug).
+ * by MDB_MAP_FULL or by a full file system (warn), claims taken over (info),
+ * evictions (debug).
  *
  * Layout (all integers little-endian unless said otherwise):
  *
@@ -53,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -933,6 +935,18 @@ fail:
     return rc;
 }
 
+/* True when the file system of the storage has less room than a record of
+ * REC_LEN bytes and the pages its commit rewrites: the EIO of a write
+ * transaction then means a full disk, not a failing one. */
+static int disk_full(struct talas_storage *st, uint64_t rec_len)
+{
+    struct statvfs vfs;
+
+    if (statvfs(talas_storage_path(st), &vfs) == -1)
+        return 0;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize < 2 * rec_len + 1024 * 1024;
+}
+
 int talas_cache_chunk_put(struct talas_storage *st, const struct talas_cache_limits *limits,
                           const struct talas_cache_put *p, char **error_r)
 {
@@ -980,6 +994,13 @@ int talas_cache_chunk_put(struct talas_storage *st, const struct talas_cache_lim
 
     for (int round = 0;; round++) {
         rc = put_once(st, max_size, p, ekey, eklen, (size_t)rec_len);
+        if (rc == EIO && disk_full(st, rec_len)) {
+            /* LMDB reports a short write as EIO: with the file system full,
+             * pages freed by an eviction inside the file are the only room
+             * left, as after MDB_MAP_FULL */
+            log_warn("cache: no space left on the storage's file system: evicting to make room");
+            rc = MDB_MAP_FULL;
+        }
         if (rc != MDB_MAP_FULL || round == MAP_FULL_ROUNDS)
             break;
         if ((rc = evict_for_map_full(st, ekey, eklen, 2 * rec_len)) != 0) {

@@ -357,6 +357,7 @@ static const struct conf_key config_keys[] = {
     {"daemonize", CONF_BOOL, C(daemonize), 0, 0, "false", 0, NULL},
     {"pid_file", CONF_PATH, C(pid_file), 0, 0, NULL, 0, NULL},
     {"user", CONF_STRING, C(user), 0, 0, NULL, 0, NULL},
+    {"group", CONF_STRING, C(group), 0, 0, NULL, 0, NULL},
     {"shutdown_timeout", CONF_DURATION, C(shutdown_timeout_ms), 0, HOUR, "30s", 0, NULL},
 
     {"library", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},

@@ -71,6 +71,7 @@ struct talas_config {
     int daemonize;  /* daemonize: bool, default false */
     char *pid_file; /* pid_file: default NULL (none) */
     char *user;     /* user: drop privileges to this user after binding, default NULL */
+    char *group;    /* group: the group to switch to with user, default the user's login group */
     uint64_t shutdown_timeout_ms; /* shutdown_timeout: duration, default 30s */
 
     char **library_paths; /* library.paths: list of directories (at least one) */

@@ -101,9 +101,11 @@ void talas_pidfile_close_in_child(void)
     }
 }
 
-void talas_drop_privileges(const char *user)
+void talas_drop_privileges(const char *user, const char *group)
 {
     struct passwd *pw;
+    struct group *gr;
+    gid_t gid;
 
     if (user == NULL || geteuid() != 0)
         return;
@@ -111,8 +113,21 @@ void talas_drop_privileges(const char *user)
         log_error("%s: unknown user \"%s\"", __func__, user);
         exit(2);
     }
-    if (initgroups(pw->pw_name, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
+    gid = pw->pw_gid;
+    if (group != NULL) {
+        if ((gr = getgrnam(group)) == NULL) {
+            log_error("%s: unknown group \"%s\"", __func__, group);
+            exit(2);
+        }
+        gid = gr->gr_gid;
+    }
+    if (initgroups(pw->pw_name, gid) == -1 || setgid(gid) == -1 || setuid(pw->pw_uid) == -1) {
         log_error("%s: switching to user \"%s\" failed: %s", __func__, user, strerror(errno));
+        exit(2);
+    }
+    /* no way back: a process that could regain root was not confined */
+    if (pw->pw_uid != 0 && (setuid(0) != -1 || geteuid() == 0)) {
+        log_error("%s: root privileges still held after switching to \"%s\"", __func__, user);
         exit(2);
     }
 }

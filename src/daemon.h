@@ -24,6 +24,6 @@ void talas_pidfile_close_in_child(void);
 /* Switches to USER (its uid, gid and groups) when running as root and USER
  * is not NULL; exits with status 2 when that fails. For children only: the
  * master keeps root to bind new addresses on reload. */
-void talas_drop_privileges(const char *user);
+void talas_drop_privileges(const char *user, const char *group);
 
 #endif

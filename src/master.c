@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 
 #include "auth.h"
 #include "daemon.h"
+#include "file_modes.h"
 #include "log.h"
 #include "master.h"
 #include "master_sig.h"
@@ -140,17 +142,20 @@ static void give_to_user(const struct talas_config *conf)
     static const char *const storage_files[] = {"", "/data.mdb", "/lock.mdb", "/scan.lock"};
     const char *logs[] = {conf->log_error, conf->log_access};
     struct passwd *pw;
+    struct group *gr;
+    gid_t gid;
 
     if (conf->user == NULL || geteuid() != 0 || (pw = getpwnam(conf->user)) == NULL)
         return;
+    gid = conf->group != NULL && (gr = getgrnam(conf->group)) != NULL ? gr->gr_gid : pw->pw_gid;
     for (size_t i = 0; i < sizeof(storage_files) / sizeof(storage_files[0]); i++) {
         char *path = xasprintf("%s%s", conf->storage_path, storage_files[i]);
-        if (chown(path, pw->pw_uid, pw->pw_gid) == -1 && errno != ENOENT)
+        if (chown(path, pw->pw_uid, gid) == -1 && errno != ENOENT)
             log_warn("%s: chown(\"%s\") failed: %s", __func__, path, strerror(errno));
         free(path);
     }
     for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++)
-        if (logs[i] != NULL && strcmp(logs[i], "stderr") != 0 && chown(logs[i], pw->pw_uid, pw->pw_gid) == -1 &&
+        if (logs[i] != NULL && strcmp(logs[i], "stderr") != 0 && chown(logs[i], pw->pw_uid, gid) == -1 &&
             errno != ENOENT)
             log_warn("%s: chown(\"%s\") failed: %s", __func__, logs[i], strerror(errno));
 }
@@ -169,6 +174,23 @@ static int check_auth(const struct talas_config *conf, char **error_r)
     return 0;
 }
 
+/* group: names a group that exists, and only beside user: (a group alone
+ * would leave the processes root). */
+static int check_group(const struct talas_config *conf, char **error_r)
+{
+    if (conf->group == NULL)
+        return 0;
+    if (conf->user == NULL) {
+        *error_r = xasprintf("%s: group: needs user:", conf->file);
+        return -1;
+    }
+    if (getgrnam(conf->group) == NULL) {
+        *error_r = xasprintf("%s: group: no group \"%s\" on this system", conf->file, conf->group);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_runtime(const struct talas_config *conf, char **error_r)
 {
     if (check_auth(conf, error_r) != 0)
@@ -177,9 +199,10 @@ static int check_runtime(const struct talas_config *conf, char **error_r)
         *error_r = xasprintf("%s: user: no user \"%s\" on this system", conf->file, conf->user);
         return -1;
     }
+    if (check_group(conf, error_r) != 0)
+        return -1;
     if (check_tls(conf, error_r) != 0 || check_storage(conf, error_r) != 0)
         return -1;
-    give_to_user(conf);
     if (conf->log_access != NULL && strcmp(conf->log_access, "stderr") != 0) {
         int fd = open(conf->log_access, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd == -1) {
@@ -188,6 +211,13 @@ static int check_runtime(const struct talas_config *conf, char **error_r)
         }
         close(fd);
     }
+    /* after the logs exist: workers running as user: reopen them (SIGUSR1) */
+    if (conf->user != NULL && conf->log_error != NULL && strcmp(conf->log_error, "stderr") != 0) {
+        int fd = open(conf->log_error, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd != -1)
+            close(fd);
+    }
+    give_to_user(conf);
     return 0;
 }
 
@@ -217,6 +247,7 @@ static void reload(struct talas_master *m, const char *file)
         return;
     }
     apply_logging(conf);
+    talas_file_modes_check(conf);
     m->prev_conf = m->conf;
     m->prev_slots = m->slots;
     m->prev_generation = m->generation;
@@ -290,7 +321,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test) {
-        if (check_tls(m.conf, &error) != 0 || check_auth(m.conf, &error) != 0) {
+        talas_file_modes_check(m.conf);
+        if (check_tls(m.conf, &error) != 0 || check_auth(m.conf, &error) != 0 ||
+            check_group(m.conf, &error) != 0) {
             fprintf(stderr, "%s\ntalas-master: configuration file %s test failed\n", error, file);
             free(error);
             talas_config_free(m.conf);
@@ -315,9 +348,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "talas-master: warning: log.error is stderr, which is /dev/null once detached: "
                         "set log.error to a file to see what happens\n");
     if (talas_log_open(m.conf->log_error) == -1) {
-        fprintf(stderr, "talas-master: log.error: open(\"%s\") failed: %s\n", m.conf->log_error, strerror(errno));
+        fprintf(stderr, "talas-master: log.error: open(\"%s\") failed: %s\n", m.conf->log_error,
+                strerror(errno));
         return 1;
     }
+    talas_file_modes_check(m.conf);
     m.listen = talas_listen_set_new();
     if (talas_listen_set_prepare(m.listen, m.conf, &error) != 0) {
         fprintf(stderr, "talas-master: %s\n", error);
@@ -341,8 +376,8 @@ int main(int argc, char **argv)
     /* workers write to it with plain blocking writes of a few bytes */
     fcntl(m.notify_fd[1], F_SETFL, 0);
 
-    log_info("talas-master %s starting with %d worker(s), configuration \"%s\"", PACKAGE_VERSION, m.conf->workers,
-             m.conf->file);
+    log_info("talas-master %s starting with %d worker(s), configuration \"%s\"", PACKAGE_VERSION,
+             m.conf->workers, m.conf->file);
     talas_master_spawn_scanner(&m);
     start_generation(&m);
 

@@ -161,7 +161,7 @@ static _Noreturn void scanner_main(const struct talas_config *conf, int notify_f
     talas_log_set_role("scanner");
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    talas_drop_privileges(conf->user);
+    talas_drop_privileges(conf->user, conf->group);
     if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
         log_error("%s", error);
         _exit(1);

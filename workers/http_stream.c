@@ -46,6 +46,7 @@
 #include "catalog.h"
 #include "http_response.h"
 #include "http_stream.h"
+#include "track_file.h"
 #include "ws_hub.h"
 #include "log.h"
 #include "range.h"
@@ -401,6 +402,14 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
         if (ref != NULL)
             h2o_filecache_close_file(ref);
         talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+        return 0;
+    }
+    if (talas_track_fd_check(ref->fd, path) != 0) {
+        log_warn("%s: \"%s\" of track %s leads through a symbolic link since the last scan: refused", __func__,
+                 path, id_buf);
+        h2o_filecache_close_file(ref);
+        talas_http_send_error(req, 403, "outside_library",
+                              "the file of this track now leads outside the library; rescan the library");
         return 0;
     }
 

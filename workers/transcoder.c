@@ -24,11 +24,13 @@
  *             encoder is never flushed: it runs until it has produced the
  *             chunk's frames, exactly as a continuous encode would.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -38,6 +40,7 @@
 #include <libswresample/swresample.h>
 
 #include "log.h"
+#include "track_file.h"
 #include "transcoder.h"
 #include "util.h"
 
@@ -122,16 +125,27 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
     AVFormatContext *fmt = avformat_alloc_context();
     AVDictionary *opts = NULL;
     char *url;
-    int ret, idx;
+    int ret, idx, fd;
 
     if (fmt == NULL)
         fatal("%s: avformat_alloc_context() failed", __func__);
     fmt->interrupt_callback.callback = io_interrupt;
     fmt->interrupt_callback.opaque = guard;
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
-    /* "file:" so that a colon in a file name is not read as a protocol */
-    url = xasprintf("file:%s", path);
+    /* Opened here and checked (no symbolic link on the way since the
+     * scan), then handed to libavformat as its /proc/self/fd link, which
+     * reopens that very file whatever happens to PATH meanwhile. */
+    if ((fd = talas_track_open(path)) == -1) {
+        *error_r = xasprintf("%s: %s", path,
+                             errno == ELOOP ? "leads through a symbolic link since the last scan: refused"
+                                            : strerror(errno));
+        av_dict_free(&opts);
+        avformat_free_context(fmt);
+        return -1;
+    }
+    url = xasprintf("file:/proc/self/fd/%d", fd);
     ret = avformat_open_input(&fmt, url, NULL, &opts);
+    close(fd);
     free(url);
     av_dict_free(&opts);
     if (ret < 0) {

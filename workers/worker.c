@@ -173,7 +173,9 @@ static void begin_stop(void)
     h2o_context_request_shutdown(&w.ctx);
     talas_ws_hub_shutdown();
     talas_grpc_server_stop();
-    talas_transcode_jobs_stop();
+    /* Encodes go on: the responses in flight (and the HLS segments asked
+     * on connections still open) need their next chunks. They are
+     * cancelled when the loop ends, at the deadline at the latest. */
     log_info("graceful stop: %zu connection(s) left", w.connections);
 }
 
@@ -294,7 +296,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         log_error("%s", error);
         exit(2);
     }
-    talas_drop_privileges(w.conf->user);
+    talas_drop_privileges(w.conf->user, w.conf->group);
 
     if (talas_storage_open(w.conf->storage_path, w.conf->storage_map_size, &w.storage, &error) != 0) {
         log_error("%s", error);

@@ -99,7 +99,9 @@ int main(int argc, char **argv)
     if (argc < 3)
         usage();
     cmd = argv[1];
-    file = argv[2];
+    /* the transcoder opens only resolved paths, as the scanner records them */
+    if ((file = realpath(argv[2], NULL)) == NULL)
+        file = argv[2];
     argi = 3;
     if (strcmp(cmd, "measure") != 0) {
         if (argc < 4)

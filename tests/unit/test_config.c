@@ -657,6 +657,7 @@ static void test_dump(void **state)
                                  "daemonize: false\n"
                                  "pid_file: ~\n"
                                  "user: \"we\\\"ird\\\\\"\n"
+                                 "group: ~\n"
                                  "shutdown_timeout: 30s\n"
                                  "library:\n"
                                  "  paths:\n"
