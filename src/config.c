@@ -441,6 +441,11 @@ static const struct conf_key config_keys[] = {
     {"ws.live_stats_interval", CONF_DURATION, C(ws_live_stats_interval_ms), SECOND, HOUR, "10s", 0, NULL},
     {"ws.rate_limit", CONF_INT, C(ws_rate_limit), 1, 1000000, "100", 0, NULL},
     {"ws.rate_limit_window", CONF_DURATION, C(ws_rate_limit_window_ms), SECOND, HOUR, "10s", 0, NULL},
+
+    {"control", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    /* default: pid_file with ".sock" for ".pid", else in storage.path (check_config) */
+    {"control.socket", CONF_PATH, C(control_socket), 0, 0, NULL, 0, NULL},
+    {"control.group", CONF_STRING, C(control_group), 0, 0, NULL, 0, NULL},
 };
 
 #pragma GCC diagnostic pop
@@ -1435,6 +1440,15 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
                     "must be at most 3/4 of storage.map_size (%llu bytes)",
                     (unsigned long long)(c->storage_map_size / 4 * 3));
     }
+    if (c->control_socket == NULL) {
+        size_t n = c->pid_file != NULL ? strlen(c->pid_file) : 0;
+        if (n > 4 && strcmp(c->pid_file + n - 4, ".pid") == 0)
+            c->control_socket = conf_printf(ld, "%.*s.sock", (int)(n - 4), c->pid_file);
+        else if (n > 0)
+            c->control_socket = conf_printf(ld, "%s.sock", c->pid_file);
+        else
+            c->control_socket = conf_printf(ld, "%s/talas.sock", c->storage_path);
+    }
     return 0;
 }
 
@@ -1734,4 +1748,39 @@ void talas_config_dump(const struct talas_config *conf, FILE *fp)
     fputs(conf->file, fp);
     fputc('\n', fp);
     dump_table(fp, &config_table, (const char *)conf, 0, 0);
+}
+
+/* Prints one schema row per line: "KEY\tTYPE\tDEFAULT"; keys of list
+ * items read "listen[].host". */
+static void schema_table(FILE *fp, const struct conf_table *t, const char *prefix)
+{
+    static const char *const types[] = {
+        [CONF_SECTION] = "section",
+        [CONF_INT] = "integer",
+        [CONF_BOOL] = "bool",
+        [CONF_STRING] = "string",
+        [CONF_PATH] = "path",
+        [CONF_SIZE] = "size",
+        [CONF_DURATION] = "duration",
+        [CONF_ENUM] = "enum",
+        [CONF_PATH_LIST] = "path-list",
+        [CONF_STRING_LIST] = "string-list",
+        [CONF_MAPPING_LIST] = "mapping-list",
+    };
+
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const struct conf_key *row = &t->keys[i];
+
+        fprintf(fp, "%s%s\t%s\t%s\n", prefix, row->key, types[row->type], row->def != NULL ? row->def : "-");
+        if (row->type == CONF_MAPPING_LIST) {
+            char *sub = xasprintf("%s%s[].", prefix, row->key);
+            schema_table(fp, row->items, sub);
+            free(sub);
+        }
+    }
+}
+
+void talas_config_schema_print(FILE *fp)
+{
+    schema_table(fp, &config_table, "");
 }

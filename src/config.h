@@ -148,6 +148,11 @@ struct talas_config {
     uint64_t ws_live_stats_interval_ms; /* ws.live_stats_interval: LiveStats period, default 10s */
     int ws_rate_limit;              /* ws.rate_limit: commands per window, default 100 */
     uint64_t ws_rate_limit_window_ms; /* ws.rate_limit_window: default 10s */
+
+    /* control: the master's control socket (talasctl; master_ctl.c) */
+    char *control_socket; /* control.socket: default pid_file with .sock for .pid, else
+                             storage.path/talas.sock; never NULL once loaded */
+    char *control_group;  /* control.group: group of the socket (mode 0660), default the master's */
 };
 
 /*
@@ -168,5 +173,11 @@ void talas_config_free(struct talas_config *conf);
 /* Writes the effective configuration, defaults included, as YAML to FP
  * (for "talas-master -T"-style dumps and for tests). */
 void talas_config_dump(const struct talas_config *conf, FILE *fp);
+
+/* Writes every key of the schema, one a line: "KEY<TAB>TYPE<TAB>DEFAULT"
+ * ("-" when none); keys inside list items read "listen[].host". For
+ * "talasctl check-config --keys" and the test that holds talas.yaml(5) to
+ * the schema. */
+void talas_config_schema_print(FILE *fp);
 
 #endif

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -234,11 +235,13 @@ static void reload(struct talas_master *m, const char *file)
     log_info("reloading \"%s\"", file);
     if (load_config(file, &conf, &error) != 0) {
         log_error("reload failed, keeping the running configuration: %s", error);
+        talas_master_ctl_reload_done(m, error);
         free(error);
         return;
     }
     if (check_runtime(conf, &error) != 0 || talas_listen_set_prepare(m->listen, conf, &error) != 0) {
         log_error("reload failed, keeping the running configuration: %s", error);
+        talas_master_ctl_reload_done(m, error);
         free(error);
         talas_config_free(conf);
         /* sockets opened for the failed configuration must not stay in
@@ -370,6 +373,14 @@ int main(int argc, char **argv)
         fatal("%s", error);
     }
 
+    m.started_ms = talas_now_ms();
+    m.started_wall_ms = (uint64_t)time(NULL) * 1000;
+    if (talas_master_ctl_open(&m, &error) != 0) {
+        if (!detach && talas_log_fd() != 2)
+            fprintf(stderr, "talas-master: %s\n", error);
+        talas_pidfile_remove();
+        fatal("%s", error);
+    }
     sig_fd = talas_master_sig_init();
     if (pipe2(m.notify_fd, O_CLOEXEC | O_NONBLOCK) == -1)
         fatal("pipe2() failed: %s", strerror(errno));
@@ -383,15 +394,18 @@ int main(int argc, char **argv)
 
     for (;;) {
         int timeout = talas_master_tick(&m), ipc_timeout = talas_master_ipc_tick(&m, talas_now_ms());
-        size_t nipc;
+        int ctl_timeout = talas_master_ctl_tick(&m, talas_now_ms());
+        size_t nipc, nctl;
 
         if (m.stopping && m.child_count == 0)
             break;
         if (ipc_timeout < timeout)
             timeout = ipc_timeout;
+        if (ctl_timeout < timeout)
+            timeout = ctl_timeout;
         /* the self-pipe, the status pipe, then one channel per worker */
-        if (pfd_cap < 2 + m.child_count) {
-            pfd_cap = 2 + m.child_count + 16;
+        if (pfd_cap < 2 + m.child_count + talas_master_ctl_count(&m)) {
+            pfd_cap = 2 + m.child_count + talas_master_ctl_count(&m) + 16;
             pfd = xrealloc(pfd, pfd_cap * sizeof(*pfd));
         }
         pfd[0].fd = sig_fd;
@@ -400,12 +414,14 @@ int main(int argc, char **argv)
         pfd[1].events = POLLIN;
         pfd[0].revents = pfd[1].revents = 0;
         nipc = talas_master_ipc_pollfds(&m, pfd + 2, pfd_cap - 2);
-        if (poll(pfd, 2 + nipc, timeout) == -1 && errno != EINTR)
+        nctl = talas_master_ctl_pollfds(&m, pfd + 2 + nipc, pfd_cap - 2 - nipc);
+        if (poll(pfd, 2 + nipc + nctl, timeout) == -1 && errno != EINTR)
             fatal("poll() failed: %s", strerror(errno));
         talas_master_sig_drain();
         if (pfd[1].revents & POLLIN)
             talas_master_read_notify(&m);
         talas_master_ipc_handle(&m, pfd + 2, nipc);
+        talas_master_ctl_handle(&m, pfd + 2 + nipc, nctl);
         if (talas_master_got_chld) {
             talas_master_got_chld = 0;
             talas_master_reap(&m);
@@ -429,6 +445,7 @@ int main(int argc, char **argv)
         }
     }
     log_info("stopped");
+    talas_master_ctl_close(&m);
     talas_pidfile_remove();
     talas_listen_set_free(m.listen);
     talas_config_free(m.prev_conf);

@@ -78,6 +78,15 @@ struct talas_master {
     struct talas_ipc_stats ipc_retired;
     int ipc_stats_dirty;
     uint64_t ipc_stats_sent_ms;
+
+    /* master_ctl.c: the control socket and its clients; what "status"
+     * and "reload" answer */
+    struct talas_master_ctl *ctl;
+    uint64_t started_ms;      /* monotonic */
+    uint64_t started_wall_ms; /* wall clock */
+    unsigned reloads_done;    /* reload attempts that ended, well or not */
+    int last_reload_ok;
+    char *last_reload_error; /* malloc'd; NULL when the last reload worked */
 };
 
 /* master_spawn.c */
@@ -117,5 +126,35 @@ void talas_master_ipc_handle(struct talas_master *m, const struct pollfd *pfd, s
 /* Sends the figures of all workers when they changed; returns how long
  * poll() may sleep, in ms. */
 int talas_master_ipc_tick(struct talas_master *m, uint64_t now);
+/* The figures worker C last sent, or NULL when it has sent none. */
+const struct talas_ipc_stats *talas_master_ipc_stats(const struct talas_child *c);
+/* The figures of the workers that are gone (pid 0). */
+const struct talas_ipc_stats *talas_master_ipc_retired(const struct talas_master *m);
+/* Queues the IPC frame FRAME (LEN bytes) to every worker. */
+void talas_master_ipc_send_all(struct talas_master *m, const void *frame, size_t len);
+
+/* master_ctl.c: the control socket (control.h). The master answers its
+ * clients from the poll loop and never waits for one: a client that does
+ * not send its request within a few seconds, or does not read its answer,
+ * is dropped. */
+/* Creates the socket at conf->control_socket. Returns 0, or -1 with a
+ * malloc'd message in *error_r (another master answers there, bind()
+ * failed...). */
+int talas_master_ctl_open(struct talas_master *m, char **error_r);
+/* How many pollfd entries the control socket and its clients need. */
+size_t talas_master_ctl_count(const struct talas_master *m);
+/* Fills PFD (at most MAX); returns how many. */
+size_t talas_master_ctl_pollfds(struct talas_master *m, struct pollfd *pfd, size_t max);
+/* Handles the poll results of the N entries filled by the call above. */
+void talas_master_ctl_handle(struct talas_master *m, const struct pollfd *pfd, size_t n);
+/* Answers reloads that ended, drops clients past their deadline; returns
+ * how long poll() may sleep, in ms. */
+int talas_master_ctl_tick(struct talas_master *m, uint64_t now);
+/* Records how a reload attempt ended (ERROR NULL: it worked). */
+void talas_master_ctl_reload_done(struct talas_master *m, const char *error);
+/* In a newly forked child: closes the socket and the clients' fds. */
+void talas_master_ctl_close_in_child(struct talas_master *m);
+/* At exit: closes everything and removes the socket file. */
+void talas_master_ctl_close(struct talas_master *m);
 
 #endif

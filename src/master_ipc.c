@@ -5,7 +5,8 @@
  * Entry points (declared in master.h): talas_master_ipc_pair,
  * talas_master_ipc_attach, talas_master_ipc_detach,
  * talas_master_ipc_close_all_in_child, talas_master_ipc_pollfds,
- * talas_master_ipc_handle, talas_master_ipc_tick.
+ * talas_master_ipc_handle, talas_master_ipc_tick, talas_master_ipc_stats,
+ * talas_master_ipc_retired, talas_master_ipc_send_all.
  *
  * Every worker has one non-blocking SOCK_STREAM socketpair with the master.
  * An EVENT read from one worker is checked (talas_ipc_event_decode) and its
@@ -288,4 +289,19 @@ int talas_master_ipc_tick(struct talas_master *m, uint64_t now)
     m->ipc_stats_dirty = 0;
     m->ipc_stats_sent_ms = now;
     return 1000;
+}
+
+const struct talas_ipc_stats *talas_master_ipc_stats(const struct talas_child *c)
+{
+    return c->ipc != NULL && c->ipc->have_stats ? &c->ipc->stats : NULL;
+}
+
+const struct talas_ipc_stats *talas_master_ipc_retired(const struct talas_master *m)
+{
+    return &m->ipc_retired;
+}
+
+void talas_master_ipc_send_all(struct talas_master *m, const void *frame, size_t len)
+{
+    relay(m, NULL, frame, len);
 }

@@ -84,6 +84,7 @@ static void child_setup(struct talas_master *m, pid_t master_pid)
     talas_pidfile_close_in_child();
     close(m->notify_fd[0]);
     talas_master_ipc_close_all_in_child(m);
+    talas_master_ctl_close_in_child(m);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master_pid)
         _exit(0); /* the master died before prctl took effect */
@@ -353,6 +354,7 @@ int talas_master_tick_reload(struct talas_master *m, uint64_t now)
         m->prev_slots = NULL;
         talas_listen_set_prune(m->listen, m->conf);
         log_info("reload complete: generation %u serves with %d worker(s)", m->generation, m->conf->workers);
+        talas_master_ctl_reload_done(m, NULL);
         return 1000;
     }
     if (now < m->reload_deadline)
@@ -361,6 +363,13 @@ int talas_master_tick_reload(struct talas_master *m, uint64_t now)
     log_error("reload rolled back: %zu of %d new worker(s) ready after %d ms (see their errors above); "
               "generation %u keeps serving",
               ready, m->conf->workers, TALAS_READY_TIMEOUT_MS, m->prev_generation);
+    {
+        char *why = xasprintf("rolled back: %zu of %d new worker(s) ready after %d ms (see the error log); "
+                              "generation %u keeps serving",
+                              ready, m->conf->workers, TALAS_READY_TIMEOUT_MS, m->prev_generation);
+        talas_master_ctl_reload_done(m, why);
+        free(why);
+    }
     talas_config_free(m->conf);
     free(m->slots);
     m->conf = m->prev_conf;

@@ -4,7 +4,7 @@
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
  * talas_playback_track_plays, talas_playback_user_sessions,
- * talas_playlist_add/remove/get.
+ * talas_playlist_add/remove/get, talas_playback_foreach_state.
  *
  * Records are fixed-size structs with a version word: they are written
  * and read by the same binary, and a record of another size or version is
@@ -503,4 +503,35 @@ int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playl
         off += n + 1;
     }
     return 0;
+}
+
+int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
+                                 void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, op = MDB_FIRST;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAYBACK), &cur)) != 0)
+        return rc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        struct talas_playback_state s;
+        char user[TALAS_PLAYBACK_ID_MAX + 1];
+
+        op = MDB_NEXT;
+        /* records of another size or version are skipped, as state_read
+         * treats them as absent */
+        if (v.mv_size != sizeof(s) || k.mv_size > TALAS_PLAYBACK_ID_MAX)
+            continue;
+        memcpy(&s, v.mv_data, sizeof(s));
+        if (s.version != STATE_VERSION)
+            continue;
+        s.track_id[TALAS_PLAYBACK_ID_MAX] = s.quality[31] = s.platform[31] = '\0';
+        memcpy(user, k.mv_data, k.mv_size);
+        user[k.mv_size] = '\0';
+        if ((rc = fn(user, &s, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }

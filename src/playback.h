@@ -111,6 +111,13 @@ typedef void talas_playlist_track_fn(const char *track, size_t index, void *arg)
 int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
                        talas_playlist_track_fn *fn, void *arg);
 
+/* Calls FN for every user's stored playback state in TXN (talasctl
+ * sessions); FN returns 0 to go on. Returns 0, FN's value, or an LMDB
+ * error. */
+typedef int talas_playback_state_fn(const char *user, const struct talas_playback_state *s, void *arg);
+int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
+                                 void *arg);
+
 /* Wall-clock milliseconds. */
 uint64_t talas_wall_ms(void);
 

@@ -159,6 +159,7 @@ struct scan {
     talas_scan_progress_fn progress;
     void *arg;
     char *error; /* set when the run must stop */
+    int full;    /* probe every file, changed or not */
 };
 
 static void push_dir(struct scan *s, char *path)
@@ -273,7 +274,7 @@ static int lookup(struct scan *s, const char *id, const char *path, uint64_t siz
         return -1;
     }
     rc = talas_catalog_get(s->st, s->rtxn, id, &t);
-    if (rc == 0 && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0)
+    if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0)
         *result_r = t.error != NULL ? LOOKUP_UNCHANGED_FAILED : LOOKUP_UNCHANGED;
     else if (rc == 0 || rc == -1) /* changed, or damaged: probe and rewrite */
         *result_r = LOOKUP_CHANGED;
@@ -609,9 +610,27 @@ fail:
     return -1;
 }
 
+static int scan_run(const struct talas_config *conf, struct talas_storage *st, int wait, int full,
+                    talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
+                    char **error_r);
+
 int talas_scan_run(const struct talas_config *conf, struct talas_storage *st, int wait,
                    talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
                    char **error_r)
+{
+    return scan_run(conf, st, wait, 0, progress, arg, result_r, error_r);
+}
+
+int talas_scan_run_full(const struct talas_config *conf, struct talas_storage *st, int wait,
+                        talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
+                        char **error_r)
+{
+    return scan_run(conf, st, wait, 1, progress, arg, result_r, error_r);
+}
+
+static int scan_run(const struct talas_config *conf, struct talas_storage *st, int wait, int full,
+                    talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
+                    char **error_r)
 {
     struct talas_scan_status status = {0};
     struct scan s = {0};
@@ -624,6 +643,7 @@ int talas_scan_run(const struct talas_config *conf, struct talas_storage *st, in
 
     s.conf = conf;
     s.st = st;
+    s.full = full;
     s.progress = progress;
     s.arg = arg;
 

@@ -43,4 +43,10 @@ int talas_scan_run(const struct talas_config *conf, struct talas_storage *st, in
                    talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
                    char **error_r);
 
+/* The same, but every file is probed again, changed or not (talasctl scan
+ * --full: after a libav upgrade, or to repair tags read wrong). */
+int talas_scan_run_full(const struct talas_config *conf, struct talas_storage *st, int wait,
+                        talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
+                        char **error_r);
+
 #endif
