@@ -11,7 +11,8 @@
  * transcode_jobs.c: a cursor over a handful of records and one put.
  *
  * Logs: refusals (warn, at most every 10 seconds, with a count), a storage
- * that cannot be written (warn, then only the worker's limit applies).
+ * that cannot be written (warn, at most every 10 seconds; meanwhile only
+ * the worker's limit applies).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,7 +37,7 @@ static struct {
     pid_t pid;
     uint64_t start_time;
     char key[sizeof(RECORD_PREFIX) + 24];
-    uint64_t refusal_logged_ms;
+    uint64_t refusal_logged_ms, error_logged_ms;
     size_t refused;
 } t;
 
@@ -104,6 +105,18 @@ static int live_other(const MDB_val *key, const MDB_val *val, uint64_t *slots_r)
     return 1;
 }
 
+static void warn_unenforced(int rc)
+{
+    uint64_t now = talas_now_ms();
+
+    if (now - t.error_logged_ms < REFUSAL_LOG_INTERVAL_MS)
+        return;
+    log_warn("the transcode count in the storage cannot be updated (%s): transcode.max_concurrent is not "
+             "enforced meanwhile",
+             mdb_strerror(rc));
+    t.error_logged_ms = now;
+}
+
 /*
  * In one write transaction: sums the slots of the other live workers
  * (deleting the records of dead ones), and when CHECK, returns 1 without
@@ -120,8 +133,10 @@ static int update(size_t slots, int check)
     MDB_txn *txn;
     int rc;
 
-    if ((rc = talas_storage_write_begin(t.st, &txn)) != 0)
+    if ((rc = talas_storage_write_begin(t.st, &txn)) != 0) {
+        warn_unenforced(rc);
         return -1;
+    }
     if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
         goto fail;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
@@ -162,7 +177,7 @@ static int update(size_t slots, int check)
     return mdb_txn_commit(txn) == 0 ? 0 : -1;
 fail:
     mdb_txn_abort(txn);
-    log_warn("%s: %s: transcode.max_concurrent is not enforced for this request", __func__, mdb_strerror(rc));
+    warn_unenforced(rc);
     return -1;
 }
 
