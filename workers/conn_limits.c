@@ -24,7 +24,9 @@
  *
  * Logs: refused connections (warn, at most every 10 seconds, with a count),
  * connections shut down for churn (warn, once each), a file descriptor
- * limit too low for http.max_connections (warn).
+ * limit too low for http.max_connections (warn: the worker then keeps
+ * fewer connections, since accept(2) failing with EMFILE would make its
+ * loop spin on the listener).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,6 +74,7 @@ static struct {
     const struct talas_config *conf;
     struct talas_conn **by_fd;
     size_t fd_max;
+    size_t max_connections; /* http.max_connections, or less if fd_max is too low */
     uint64_t serial;
     size_t connections;
     struct addr *addrs[ADDR_BUCKETS];
@@ -79,30 +82,40 @@ static struct {
     size_t refused_worker, refused_ip;
 } c;
 
-static void raise_fd_limit(size_t want)
+/* Raises the soft RLIMIT_NOFILE to WANT when the hard limit allows; returns
+ * the descriptors this process may have. */
+static size_t raise_fd_limit(size_t want)
 {
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+        return 1024;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
         rlim_t old = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             rl.rlim_cur = old;
-        if (rl.rlim_cur < want)
-            log_warn("the file descriptor limit (%ju) is too low for http.max_connections (%d): "
-                     "raise it (ulimit -n, LimitNOFILE=) to %zu or lower http.max_connections",
-                     (uintmax_t)rl.rlim_cur, c.conf->http_max_connections, want);
     }
-    c.fd_max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 24 ? 1u << 24 : (size_t)rl.rlim_cur;
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 24 ? 1u << 24 : (size_t)rl.rlim_cur;
 }
 
 void talas_conn_limits_init(const struct talas_config *conf)
 {
+    size_t want = (size_t)conf->http_max_connections + FD_RESERVE;
+
     memset(&c, 0, sizeof(c));
     c.conf = conf;
-    raise_fd_limit((size_t)conf->http_max_connections + FD_RESERVE);
+    c.fd_max = raise_fd_limit(want);
+    c.max_connections = (size_t)conf->http_max_connections;
+    /* accept(2) failing with EMFILE would leave the listener readable: the
+     * loop would spin on it. Better to refuse cleanly below the limit. */
+    if (c.fd_max < want) {
+        c.max_connections = c.fd_max > 2 * FD_RESERVE ? c.fd_max - FD_RESERVE : c.fd_max / 2;
+        log_warn(
+            "the file descriptor limit (%zu) is too low for http.max_connections (%d): this worker keeps "
+            "at most %zu connections; raise the limit (ulimit -n, LimitNOFILE=) to %zu",
+            c.fd_max, conf->http_max_connections, c.max_connections, want);
+    }
     c.by_fd = xcalloc(c.fd_max, sizeof(*c.by_fd));
 }
 
@@ -187,9 +200,9 @@ static void count_refusal(int per_ip)
         c.refused_worker++;
     if (now - c.refusal_logged_ms < REFUSAL_LOG_INTERVAL_MS)
         return;
-    log_warn("connections refused: %zu at http.max_connections (%d), %zu at http.max_connections_per_ip (%d)",
-             c.refused_worker, c.conf->http_max_connections, c.refused_ip,
-             c.conf->http_max_connections_per_ip);
+    log_warn(
+        "connections refused: %zu at http.max_connections (%zu), %zu at http.max_connections_per_ip (%d)",
+        c.refused_worker, c.max_connections, c.refused_ip, c.conf->http_max_connections_per_ip);
     c.refusal_logged_ms = now;
     c.refused_worker = c.refused_ip = 0;
 }
@@ -201,7 +214,7 @@ struct talas_conn *talas_conn_open(h2o_socket_t *sock)
     struct addr *a = NULL;
     struct talas_conn *conn;
 
-    if (fd < 0 || (size_t)fd >= c.fd_max || c.connections >= (size_t)c.conf->http_max_connections) {
+    if (fd < 0 || (size_t)fd >= c.fd_max || c.connections >= c.max_connections) {
         count_refusal(0);
         return NULL;
     }

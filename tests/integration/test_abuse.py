@@ -605,3 +605,56 @@ def test_transcodes_global_across_workers(talas_server, abuselib):
     finally:
         for s in held:
             s.close()
+
+
+def test_http2_busy_client_is_not_cut_off(talas_server, abuselib):
+    """The HTTP/2 limits leave a busy but honest client alone: 300 requests
+    in about a second on one connection (a player fetching playlists,
+    segments and API answers), each read to its end, none cancelled, are
+    all answered and the connection stays open. This guards the reset
+    count against counting complete responses.
+    """
+    h2conn = pytest.importorskip("h2.connection", reason="install Debian package python3-h2")
+    h2config = pytest.importorskip("h2.config")
+    h2events = pytest.importorskip("h2.events")
+    srv = server(talas_server, abuselib)
+    short = srv.ids["Short"]
+    s = connect(srv)
+    conn = h2conn.H2Connection(h2config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    paths = ["/api/health", f"/api/tracks/{short}", f"/stream/{short}"]
+    done, statuses, terminated = 0, [], False
+    t0 = time.monotonic()
+    try:
+        for batch in range(10):
+            ended = set()
+            for i in range(30):
+                sid = conn.get_next_available_stream_id()
+                conn.send_headers(sid, [(":method", "GET"), (":path", paths[i % 3]), (":scheme", "http"),
+                                        (":authority", "t")], end_stream=True)
+            s.sendall(conn.data_to_send())
+            while len(ended) < 30 and not terminated:
+                data = s.recv(1 << 20)
+                if not data:
+                    terminated = True
+                    break
+                for e in conn.receive_data(data):
+                    if isinstance(e, h2events.ResponseReceived):
+                        statuses.append(dict(e.headers)[":status"])
+                    elif isinstance(e, h2events.DataReceived):
+                        conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                    elif isinstance(e, h2events.StreamEnded):
+                        ended.add(e.stream_id)
+                    elif isinstance(e, h2events.ConnectionTerminated):
+                        terminated = True
+                s.sendall(conn.data_to_send())
+            done += len(ended)
+            if terminated:
+                break
+    finally:
+        s.close()
+    elapsed = time.monotonic() - t0
+    assert not terminated, f"the connection was closed after {done} complete responses"
+    assert done == 300 and statuses.count("200") == 300, (done, set(statuses))
+    print(f"busy HTTP/2 client: 300 requests in {elapsed:.2f} s, connection kept")
