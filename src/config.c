@@ -394,6 +394,9 @@ static const struct conf_key config_keys[] = {
     {"transcode.profiles", CONF_MAPPING_LIST, C(transcode_profiles), 1, 0, NULL, 0, NULL,
      .count_offset = C(transcode_profile_count), .items = &profile_table},
     {"transcode.threads", CONF_INT, C(transcode_threads), 1, 64, "1", 0, NULL},
+    {"transcode.max_concurrent_per_worker", CONF_INT, C(transcode_max_concurrent_per_worker), 1, 100000, "64", 0,
+     NULL},
+    {"transcode.max_concurrent", CONF_INT, C(transcode_max_concurrent), 0, 1000000, "256", 0, NULL},
 
     {"hls", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"hls.segment_duration", CONF_DURATION, C(hls_segment_duration_ms), SECOND, 10 * SECOND, "6s", 0, NULL},
@@ -425,10 +428,14 @@ static const struct conf_key config_keys[] = {
     {"http.max_header_size", CONF_SIZE, C(http_max_header_size), 1024, 256 * 1024, "32KiB", 0, NULL},
     {"http.www_root", CONF_PATH, C(http_www_root), 0, 0, NULL, 0, NULL},
     {"http.public_url", CONF_STRING, C(http_public_url), 0, 0, NULL, 0, validate_public_url},
+    {"http.max_connections", CONF_INT, C(http_max_connections), 1, 1000000, "4096", 0, NULL},
+    {"http.max_connections_per_ip", CONF_INT, C(http_max_connections_per_ip), 0, 1000000, "256", 0, NULL},
 
     {"http2", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"http2.idle_timeout", CONF_DURATION, C(http2_idle_timeout_ms), 1, HOUR, "10s", 0, NULL},
     {"http2.max_concurrent_streams", CONF_INT, C(http2_max_concurrent_streams), 1, 1000, "100", 0, NULL},
+    {"http2.max_streams_per_second", CONF_INT, C(http2_max_streams_per_second), 0, 1000000, "1000", 0, NULL},
+    {"http2.max_resets_per_second", CONF_INT, C(http2_max_resets_per_second), 0, 1000000, "100", 0, NULL},
 
     {"ws", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* not given: check_config copies auth.required */

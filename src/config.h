@@ -105,6 +105,10 @@ struct talas_config {
     struct talas_config_profile *transcode_profiles;
     size_t transcode_profile_count;
     int transcode_threads; /* transcode.threads: encoder threads per worker, 1..64, default 1 */
+    int transcode_max_concurrent_per_worker; /* transcode.max_concurrent_per_worker: responses of one
+                                                worker that encode, 1..100000, default 64 */
+    int transcode_max_concurrent; /* transcode.max_concurrent: the same over all workers, 0 (no global
+                                     limit)..1000000, default 256 */
 
     uint64_t hls_segment_duration_ms; /* hls.segment_duration: 1s..10s, default 6s: AAC chunks and HLS segments */
 
@@ -135,8 +139,15 @@ struct talas_config {
     char *http_www_root;                 /* http.www_root: static files at /, default NULL */
     char *http_public_url; /* http.public_url: base of the URLs Talas hands out ("https://host");
                               default http://HOST:PORT of the first listen entry */
+    int http_max_connections;        /* http.max_connections: per worker, 1..1000000, default 4096 */
+    int http_max_connections_per_ip; /* http.max_connections_per_ip: per worker and client address,
+                                        0 (no limit)..1000000, default 256 */
     uint64_t http2_idle_timeout_ms;      /* http2.idle_timeout: default 10s */
     int http2_max_concurrent_streams;    /* http2.max_concurrent_streams: default 100 */
+    int http2_max_streams_per_second;    /* http2.max_streams_per_second: requests one connection may
+                                            open in a second, 0 (no limit)..1000000, default 1000 */
+    int http2_max_resets_per_second;     /* http2.max_resets_per_second: requests one connection may
+                                            cancel in a second, 0 (no limit)..1000000, default 100 */
 
     /* ws: the realtime channel at /api/ws */
     int ws_auth_required;           /* ws.auth_required: bool, default auth.required */

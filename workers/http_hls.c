@@ -37,6 +37,7 @@
 #include "http_stream.h"
 #include "log.h"
 #include "transcode_jobs.h"
+#include "transcode_limit.h"
 #include "worker.h"
 
 #define MAX_RUNGS 16
@@ -381,6 +382,9 @@ static void start_segment(struct hls_request *rq)
         prefetch_after(rq);
         return;
     }
+    /* transcode.max_concurrent*: encoding this segment needs a slot */
+    if (talas_transcode_slot_take(rq->req) != 0)
+        return;
     talas_transcode_count_miss();
     talas_transcode_count_segment(0);
     rq->counted = 1;

@@ -6,7 +6,10 @@
  * only as a whole (about 400 KB), so a single 100 KB header would reach the
  * handlers; nginx refuses such requests (431-style) at 8 KB per line by
  * default, and so does Talas, at http.max_header_size for all of them.
+ * It also counts each HTTP/2 request against its connection's stream
+ * churn limits (conn_limits.c).
  */
+#include "conn_limits.h"
 #include "http_limits.h"
 #include "http_response.h"
 
@@ -20,6 +23,14 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     struct limits_handler *self = (void *)_self;
     size_t size = req->input.method.len + req->input.path.len + sizeof(" HTTP/1.1\r\n");
 
+    if (talas_conn_count_request(req) != 0) {
+        /* the connection is shut down: nobody reads this */
+        talas_http_send_error(
+            req, 429, "too_many_streams",
+            "this connection opens or cancels streams too fast (http2.max_streams_per_second, "
+            "http2.max_resets_per_second)");
+        return 0;
+    }
     for (size_t i = 0; i < req->headers.size; i++)
         size += req->headers.entries[i].name->len + req->headers.entries[i].value.len + sizeof(": \r\n") - 1;
     if (size <= self->max_header_size)

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "conn_limits.h"
 #include "http_response.h"
 #include "http_stream.h"
 #include "track_file.h"
@@ -90,8 +91,9 @@ static void gen_dispose(void *p)
 
 static size_t part_header(struct stream_gen *gen, const struct talas_range *r, char *out, size_t size)
 {
-    int n = snprintf(out, size, "\r\n--%s\r\nContent-Type: %.*s\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
-                                "\r\n\r\n",
+    int n = snprintf(out, size,
+                     "\r\n--%s\r\nContent-Type: %.*s\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
+                     "\r\n\r\n",
                      gen->boundary, (int)gen->mime.len, gen->mime.base, r->start, r->end - 1, gen->file_size);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
@@ -112,16 +114,16 @@ static void set_cork(h2o_socket_t *sock, int on)
 }
 
 /*
- * Called when the socket can take more. The socket's on_close.data is the
- * worker's to use (worker.c sets it at accept and never reads it): while a
- * response waits for the socket, it points at that response. HTTP/1.1
- * carries one response at a time, so there is never more than one.
+ * Called when the socket can take more. While a response waits for the
+ * socket, its connection's parking slot (conn_limits.h) points at that
+ * response. HTTP/1.1 carries one response at a time, so there is never
+ * more than one.
  */
 static void on_sendfile_writable(h2o_socket_t *sock, const char *err)
 {
-    struct stream_gen *gen = sock->on_close.data;
+    struct stream_gen *gen = talas_conn_parked(sock);
 
-    sock->on_close.data = NULL;
+    talas_conn_set_parked(sock, NULL);
     if (err != NULL) {
         h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
@@ -165,7 +167,7 @@ static void sendfile_turn(struct stream_gen *gen)
     return;
 
 wait:
-    gen->sendfile_sock->on_close.data = gen;
+    talas_conn_set_parked(gen->sendfile_sock, gen);
     h2o_socket_notify_write(gen->sendfile_sock, on_sendfile_writable);
 }
 
@@ -183,7 +185,8 @@ static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
     int last;
 
     if (gen->ranges != NULL && gen->range_count > 1 && !gen->part_started) {
-        size_t n = part_header(gen, &gen->ranges[gen->range_index], gen->part_header, sizeof(gen->part_header));
+        size_t n =
+            part_header(gen, &gen->ranges[gen->range_index], gen->part_header, sizeof(gen->part_header));
         vecs[nvecs++] = h2o_iovec_init(gen->part_header, n);
         gen->part_started = 1;
     }
@@ -309,8 +312,8 @@ static int use_sendfile(h2o_req_t *req, struct stream_gen *gen)
         return 0;
     if (req->_ostr_top == NULL || req->_ostr_top->next != NULL)
         return 0;
-    if (req->conn->callbacks->get_socket == NULL || (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
-        sock->ssl != NULL)
+    if (req->conn->callbacks->get_socket == NULL ||
+        (sock = req->conn->callbacks->get_socket(req->conn)) == NULL || sock->ssl != NULL)
         return 0;
     gen->sendfile_sock = sock;
     return 1;
@@ -318,12 +321,14 @@ static int use_sendfile(h2o_req_t *req, struct stream_gen *gen)
 
 /* The headers of every successful or 304 answer (not of errors: a 416 must
  * not be cached as if it were the file). */
-static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, const char *lm, h2o_iovec_t cache_control)
+static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, const char *lm,
+                           h2o_iovec_t cache_control)
 {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, etag_len).base,
-                   etag_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
+                   h2o_strdup(&req->pool, etag, etag_len).base, etag_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control.base, cache_control.len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control.base,
+                   cache_control.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
 }
 
@@ -398,7 +403,9 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC);
     if (ref == NULL || ref->fd == -1 || !S_ISREG(ref->st.st_mode)) {
         log_warn("%s: open(\"%s\") of track %s failed: %s", __func__, path, id_buf,
-                 ref == NULL ? "unknown error" : ref->fd == -1 ? strerror(ref->open_err) : "not a regular file");
+                 ref == NULL     ? "unknown error"
+                 : ref->fd == -1 ? strerror(ref->open_err)
+                                 : "not a regular file");
         if (ref != NULL)
             h2o_filecache_close_file(ref);
         talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
@@ -463,18 +470,20 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
         req->res.reason = "Partial Content";
         if (range_count == 1) {
             char *cr = h2o_mem_alloc_pool(&req->pool, 80);
-            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start, ranges[0].end - 1,
-                             size);
+            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start,
+                             ranges[0].end - 1, size);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime.base, mime.len);
             content_length = gen->remaining;
         } else {
             char hdr[256], *ct;
             uint64_t r = ((uint64_t)h2o_rand() << 32) ^ (uint64_t)h2o_rand();
-            snprintf(gen->boundary, sizeof(gen->boundary), "%020" PRIu64, (uint64_t)(r % UINT64_C(10000000000000000000)));
+            snprintf(gen->boundary, sizeof(gen->boundary), "%020" PRIu64,
+                     (uint64_t)(r % UINT64_C(10000000000000000000)));
             content_length = multipart_trailer_len(gen);
             for (size_t i = 0; i < range_count; i++)
-                content_length += part_header(gen, &ranges[i], hdr, sizeof(hdr)) + (ranges[i].end - ranges[i].start);
+                content_length +=
+                    part_header(gen, &ranges[i], hdr, sizeof(hdr)) + (ranges[i].end - ranges[i].start);
             ct = h2o_mem_alloc_pool(&req->pool, 64);
             int n = snprintf(ct, 64, "multipart/byteranges; boundary=%s", gen->boundary);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, (size_t)n);

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "range.h"
 #include "transcode_jobs.h"
+#include "transcode_limit.h"
 #include "worker.h"
 
 #define READ_AHEAD 2
@@ -377,6 +378,36 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
 
 /* ------------------------------------------------------------- response */
 
+/* Whether some chunk the response covers is missing from the cache: then it
+ * encodes, and needs a transcode slot (transcode_limit.h). */
+static int needs_encode(struct tx_gen *gen)
+{
+    struct talas_storage *st = talas_worker_storage();
+    struct talas_cache_chunk chunk;
+    uint32_t first, last;
+    MDB_txn *txn;
+    int missing = 0;
+
+    if (gen->exact) {
+        uint64_t from = gen->pos < gen->header.len ? gen->header.len : gen->pos;
+        if (from >= gen->end)
+            return 0;
+        first = chunk_of(gen, from);
+        last = chunk_of(gen, gen->end - 1);
+    } else {
+        first = gen->chunk;
+        last = gen->src.layout.chunks - 1;
+    }
+    if (talas_storage_read_begin(st, &txn) != 0)
+        return 1;
+    for (uint32_t c = first; c <= last && !missing; c++)
+        if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk) !=
+            0)
+            missing = 1;
+    mdb_txn_abort(txn);
+    return missing;
+}
+
 /* The absolute offsets of every chunk of a fully cached transcode whose
  * sizes are only known from its records; -1 when a chunk is missing. */
 static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
@@ -559,6 +590,10 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
             req->res.reason = "Partial Content";
         }
     }
+    /* transcode.max_concurrent*: a response that encodes needs a slot, one
+     * served from the cache none */
+    if (!talas_http_method_is(req, "HEAD") && needs_encode(gen) && talas_transcode_slot_take(req) != 0)
+        return;
     if (gen->exact)
         req->res.content_length = gen->end - gen->pos;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

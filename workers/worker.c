@@ -29,12 +29,14 @@
 #include <h2o/http2.h>
 
 #include "access_log.h"
+#include "conn_limits.h"
 #include "daemon.h"
 #include "grpc_server.h"
 #include "http_limits.h"
 #include "http_router.h"
 #include "http_session.h"
 #include "transcode_jobs.h"
+#include "transcode_limit.h"
 #include "worker_pool.h"
 #include "log.h"
 #include "tls.h"
@@ -133,12 +135,14 @@ static void setup_signals(void)
 
 static void on_conn_close(void *data)
 {
+    talas_conn_close(data);
     w.connections--;
 }
 
 static void on_accept(h2o_socket_t *listen_sock, const char *err)
 {
     struct listener *l = listen_sock->data;
+    struct talas_conn *conn;
     h2o_socket_t *sock;
     int i;
 
@@ -148,11 +152,15 @@ static void on_accept(h2o_socket_t *listen_sock, const char *err)
     for (i = 0; i < 64; i++) {
         if ((sock = h2o_evloop_socket_accept(listen_sock)) == NULL)
             break;
+        /* http.max_connections and http.max_connections_per_ip: the
+         * client sees the connection closed before any byte is read */
+        if ((conn = talas_conn_open(sock)) == NULL) {
+            h2o_socket_close(sock);
+            continue;
+        }
         w.connections++;
-        /* on_close.data is not read here: http_stream.c parks a response
-         * in it while that response waits for the socket (sendfile) */
         sock->on_close.cb = on_conn_close;
-        sock->on_close.data = NULL;
+        sock->on_close.data = conn;
         h2o_accept(&l->accept_ctx, sock);
     }
 }
@@ -302,6 +310,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         log_error("%s", error);
         exit(2);
     }
+    talas_conn_limits_init(w.conf);
     setup_h2o();
     loop = h2o_evloop_create();
     h2o_context_init(&w.ctx, loop, &w.globalconf);
@@ -311,6 +320,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         exit(2);
     }
     talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
+    talas_transcode_limit_init(w.storage, w.conf);
     talas_ws_hub_init(loop, w.conf, args->ipc_fd);
     setup_listeners(args->listen_fds);
     /* the gRPC sockets follow the HTTP ones (listen.h) */
@@ -345,7 +355,8 @@ void talas_worker_main(const struct talas_worker_args *args)
             if (w.connections == 0 && talas_grpc_server_connections() == 0)
                 break;
             if (talas_now_ms() >= w.deadline_ms) {
-                log_warn("graceful stop: shutdown_timeout reached with %zu connection(s) left", w.connections);
+                log_warn("graceful stop: shutdown_timeout reached with %zu connection(s) left",
+                         w.connections);
                 break;
             }
         }
@@ -355,6 +366,7 @@ void talas_worker_main(const struct talas_worker_args *args)
      * return within a frame, and no cache write is cut in half */
     talas_transcode_jobs_stop();
     talas_pool_destroy(w.pool);
+    talas_transcode_limit_stop();
     talas_storage_close(w.storage);
     talas_auth_free(w.auth);
     exit(0);

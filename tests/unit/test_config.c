@@ -107,6 +107,12 @@ static void test_defaults(void **state)
     assert_null(c->http_www_root);
     assert_int_equal(c->http2_idle_timeout_ms, 10000);
     assert_int_equal(c->http2_max_concurrent_streams, 100);
+    assert_int_equal(c->http_max_connections, 4096);
+    assert_int_equal(c->http_max_connections_per_ip, 256);
+    assert_int_equal(c->http2_max_streams_per_second, 1000);
+    assert_int_equal(c->http2_max_resets_per_second, 100);
+    assert_int_equal(c->transcode_max_concurrent_per_worker, 64);
+    assert_int_equal(c->transcode_max_concurrent, 256);
 
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     snprintf(file, sizeof(file), "%s/t.yaml", strcmp(cwd, "/") == 0 ? "" : cwd);
@@ -722,6 +728,8 @@ static void test_dump(void **state)
                                  "      hls: false\n"
                                  "      bandwidth_estimate: 240\n"
                                  "  threads: 1\n"
+                                 "  max_concurrent_per_worker: 64\n"
+                                 "  max_concurrent: 256\n"
                                  "hls:\n"
                                  "  segment_duration: 6s\n"
                                  "preview:\n"
@@ -743,9 +751,13 @@ static void test_dump(void **state)
                                  "  max_header_size: 32KiB\n"
                                  "  www_root: ~\n"
                                  "  public_url: \"http://127.0.0.1:8082\"\n"
+                                 "  max_connections: 4096\n"
+                                 "  max_connections_per_ip: 256\n"
                                  "http2:\n"
                                  "  idle_timeout: 10s\n"
-                                 "  max_concurrent_streams: 100\n"));
+                                 "  max_concurrent_streams: 100\n"
+                                 "  max_streams_per_second: 1000\n"
+                                 "  max_resets_per_second: 100\n"));
 
     assert_int_equal(load(text, &again, &error), 0);
     text2 = dump(again);
