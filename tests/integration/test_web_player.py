@@ -10,7 +10,8 @@ a phone (playwright's 'Pixel 5'): list, search, play (first timeupdate in
 under a second), seek, keyboard, pause, the live panel (its own
 PlaybackStarted, a ServerMessage and a TrackLiked injected with
 POST /api/events), a 30 s preview, continuous play with next/previous, the
-adaptive mode through hls.js, and, on the desktop, a reload of the server
+adaptive mode through hls.js and its fallback to the progressive stream
+when the ladder fails to load, and, on the desktop, a reload of the server
 that the realtime connection survives by reconnecting.
 
 The player must have been built (scripts/build-web; scripts/check does it);
@@ -195,11 +196,18 @@ def test_web_player(player, web_server, web_library, mode):  # noqa: F811
 
     # adaptive: hls.js on the ladder, a rung shown, segments fetched
     a = s["adaptive"]
-    assert a["master"] and a["session"] and a["segments"] >= 1, a
+    assert a["master"] and a["session"] and a["metrics_reported"] and a["segments"] >= 1, a
     assert a["source"].startswith("HLS"), a
     assert "kbit/s" in (a["rung"] or ""), a
     log = access_log(srv)
     assert any(str(e.get("uri", "")).endswith(".m4s") and e.get("status") == 200 for e in log)
+    stats = srv.get_json("/api/streaming/stats")
+    assert stats["totals"]["sessions_created"] >= 1, stats
+
+    # HLS that fails falls back to the progressive original
+    fb = s["fallback"]
+    assert f"/stream/{tracks[HLS_TITLE]['id']}" in fb["src"] and fb["fallback"], fb
+    assert s["quality_change_paused"]["paused"], s["quality_change_paused"]
 
     if mode == "desktop":
         states = s["reconnect"]["states"]
@@ -234,3 +242,14 @@ def test_web_player_assets_are_small_and_served(web_server):
     for n in sizes:
         st, _, b = web_server.get(f"/assets/{n}")
         assert st == 200 and len(b) == sizes[n], n
+
+
+def test_web_lock_file_names_no_registry():
+    """npm ci uses the registry the machine is configured with: the lock
+    file records no registry address (web/.npmrc)."""
+    lock = json.loads((tf.SRCDIR / "web" / "package-lock.json").read_text())
+    assert lock["lockfileVersion"] >= 2
+    for name, pkg in lock["packages"].items():
+        assert "resolved" not in pkg, name
+        assert pkg.get("integrity", "sha512-").startswith("sha512-"), name
+    assert "omit-lockfile-registry-resolved=true" in (tf.SRCDIR / "web" / ".npmrc").read_text()

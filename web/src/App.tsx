@@ -104,7 +104,7 @@ export function App() {
   });
   const send = rt.send;
 
-  const start = useCallback((list: Track[], i: number, asPreview: boolean, at = 0) => {
+  const start = useCallback((list: Track[], i: number, asPreview: boolean, at = 0, autoplay = true) => {
     const t = list[i];
     const a = audioRef.current;
     if (!t || !a) return;
@@ -117,7 +117,8 @@ export function App() {
     setDuration(t.duration_ms / 1000);
     setBuffered([]);
     current.current = { track: t, preview: asPreview, quality, announced: false };
-    void engine.current.load(t, quality, asPreview, at);
+    if (!autoplay) setPlaying(false);
+    void engine.current.load(t, quality, asPreview, at, autoplay);
   }, [quality]);
 
   const toggle = useCallback(() => {
@@ -160,7 +161,7 @@ export function App() {
       return;
     }
     const a = audioRef.current;
-    if (track && !preview && a) start(queue, index, false, a.currentTime);
+    if (track && !preview && a) start(queue, index, false, a.currentTime, !a.paused);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [quality]);
 

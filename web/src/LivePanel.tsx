@@ -3,8 +3,8 @@
 import type { Track } from './api';
 import type { Listener, LiveEvent, LiveStats, WsState } from './realtime';
 
-function describe(ev: LiveEvent, title: (id: unknown) => string): string {
-  const s = (k: string) => String(ev[k] ?? '');
+function describe(ev: LiveEvent, title: (id: unknown) => string, me: string): string {
+  const s = (k: string) => (ev[k] === me ? 'You' : String(ev[k] ?? ''));
   switch (ev.event) {
     case 'PlaybackStarted': return `${s('user_id')} started ${title(ev.track_id)}`;
     case 'PlaybackResumed': return `${s('user_id')} resumed ${title(ev.track_id)}`;
@@ -39,7 +39,7 @@ export function LivePanel({ state, retryIn, events, listeners, stats, me, known 
         Live <span className={`ws ws-${state}`} data-testid="ws-state" data-state={state} role="status">{stateText}</span>
       </h2>
       <section>
-        <h3>Listening now{stats ? ` · ${stats.concurrent_listeners} stream${stats.concurrent_listeners === 1 ? '' : 's'}` : ''}</h3>
+        <h3>Listening now</h3>
         <ul className="listeners" data-testid="listeners">
           {list.length === 0 && <li className="muted">Nobody yet</li>}
           {list.map((l) => (
@@ -49,6 +49,11 @@ export function LivePanel({ state, retryIn, events, listeners, stats, me, known 
             </li>
           ))}
         </ul>
+        {stats && (
+          <p className="muted" data-testid="live-stats">
+            {stats.concurrent_listeners} stream{stats.concurrent_listeners === 1 ? '' : 's'} in progress on the server
+          </p>
+        )}
         {stats && stats.top_tracks?.length > 0 && (
           <ol className="top" data-testid="top-tracks">
             {stats.top_tracks.slice(0, 5).map((t) => (
@@ -64,7 +69,7 @@ export function LivePanel({ state, retryIn, events, listeners, stats, me, known 
           {events.map((ev, i) => (
             <li key={`${String(ev._at)}-${i}`} className={`ev ev-${ev.event}${ev.level ? ' lvl-' + String(ev.level).toLowerCase() : ''}`} data-event={ev.event}>
               <span className="ev-kind">{ev.event === 'ServerMessage' ? String(ev.level ?? 'Info') : ev.event.replace(/([a-z])([A-Z])/g, '$1 $2')}</span>
-              <span className="ev-text">{describe(ev, title)}</span>
+              <span className="ev-text">{describe(ev, title, me)}</span>
             </li>
           ))}
         </ul>

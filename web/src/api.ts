@@ -125,3 +125,24 @@ export function formatTime(seconds: number): string {
   const ss = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
+
+export interface SessionMetrics {
+  buffer_health_percentage: number;
+  download_speed_kbps: number;
+  rebuffer_count: number;
+  rebuffer_duration_ms: number;
+}
+
+/** POST /api/streaming/session/SID/metrics: how playback goes (the
+ * session's analytics and its quality monitor). */
+export async function reportMetrics(sessionId: string, m: SessionMetrics): Promise<void> {
+  await fetch(`api/streaming/session/${encodeURIComponent(sessionId)}/metrics`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(m),
+  });
+}
+
+export function endSession(sessionId: string): void {
+  fetch(`api/streaming/session/${encodeURIComponent(sessionId)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+}

@@ -5,17 +5,17 @@
 // progressive original at the same position.
 import type HlsType from 'hls.js';
 import type { Level } from 'hls.js';
-import { masterPlaylistUrl, openSession, previewUrl, streamUrl, type Track } from './api';
+import { endSession, masterPlaylistUrl, openSession, previewUrl, reportMetrics, streamUrl, type Track } from './api';
 
 export type Quality = 'adaptive' | 'original' | 'high' | 'medium' | 'low' | 'mobile' | 'mp3';
 
 export const QUALITIES: { value: Quality; label: string }[] = [
-  { value: 'adaptive', label: 'Adaptive (HLS)' },
+  { value: 'adaptive', label: 'Adaptive' },
   { value: 'original', label: 'Original' },
-  { value: 'high', label: 'High (AAC)' },
-  { value: 'medium', label: 'Medium (AAC)' },
+  { value: 'high', label: 'High' },
+  { value: 'medium', label: 'Medium' },
   { value: 'low', label: 'Low (MP3)' },
-  { value: 'mobile', label: 'Mobile (AAC)' },
+  { value: 'mobile', label: 'Mobile' },
 ];
 
 export interface SourceInfo {
@@ -52,12 +52,21 @@ export class Engine {
   private hls: HlsType | null = null;
   private generation = 0;
   private track: Track | null = null;
+  private autoplay = true;
   private errorHandler: (() => void) | null = null;
+  private session: string | null = null;
+  private reportTimer: number | undefined;
+  private stopWatch: (() => void) | null = null;
 
   constructor(private audio: HTMLAudioElement, private onInfo: Listener) {}
 
   private reset() {
     this.generation++;
+    window.clearTimeout(this.reportTimer);
+    this.stopWatch?.();
+    this.stopWatch = null;
+    if (this.session) endSession(this.session);
+    this.session = null;
     if (this.hls) {
       this.hls.destroy();
       this.hls = null;
@@ -68,11 +77,12 @@ export class Engine {
     }
   }
 
-  /** Loads TRACK and starts playing it at START seconds. */
-  async load(track: Track, quality: Quality, preview: boolean, start = 0): Promise<void> {
+  /** Loads TRACK at START seconds, and plays it when AUTOPLAY. */
+  async load(track: Track, quality: Quality, preview: boolean, start = 0, autoplay = true): Promise<void> {
     this.reset();
     const gen = this.generation;
     this.track = track;
+    this.autoplay = autoplay;
     const a = this.audio;
     if (preview) {
       this.progressive(previewUrl(track), start, { label: 'Preview · MP3 30 s', kind: 'preview', rung: null, fallback: null });
@@ -93,6 +103,8 @@ export class Engine {
     try {
       const s = await openSession(track);
       first = s.initial_profile?.quality_id ?? null;
+      if (gen === this.generation) this.session = s.session_id;
+      else endSession(s.session_id);
       const token = new URL(s.master_playlist, location.href).searchParams.get('token');
       if (token && !master.includes('token=')) master += `?token=${encodeURIComponent(token)}`;
     } catch {
@@ -115,7 +127,7 @@ export class Engine {
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => {
         const i = first ? d.levels.findIndex((l) => rungName(l).startsWith(first + ' ')) : -1;
         if (i >= 0) hls.startLevel = i;
-        a.play().catch(() => {});
+        if (this.autoplay) a.play().catch(() => {});
       });
       hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => {
         if (gen !== this.generation) return;
@@ -127,6 +139,7 @@ export class Engine {
       });
       hls.loadSource(master);
       hls.attachMedia(a);
+      this.watch(gen, hls);
       return;
     }
     if (a.canPlayType('application/vnd.apple.mpegurl')) {
@@ -135,6 +148,53 @@ export class Engine {
       return;
     }
     this.fallback('this browser plays no HLS');
+  }
+
+  /** Reports to the streaming session 2 s after the start, then every 10 s:
+   * the buffer ahead (against hls.js's 30 s goal), the bandwidth hls.js
+   * measures, and the stalls ("waiting" while playing) with their length. */
+  private watch(gen: number, hls: HlsType) {
+    const a = this.audio;
+    let rebuffers = 0;
+    let stalledMs = 0;
+    let stallStart = 0;
+    let started = false;
+    const waiting = () => {
+      if (started && !stallStart) {
+        rebuffers++;
+        stallStart = performance.now();
+      }
+    };
+    const playing = () => {
+      started = true;
+      if (stallStart) stalledMs += performance.now() - stallStart;
+      stallStart = 0;
+    };
+    a.addEventListener('waiting', waiting);
+    a.addEventListener('playing', playing);
+    this.stopWatch = () => {
+      a.removeEventListener('waiting', waiting);
+      a.removeEventListener('playing', playing);
+    };
+    const report = (delay: number) => {
+      this.reportTimer = window.setTimeout(() => {
+        if (gen !== this.generation || !this.session) return;
+        if (!a.paused) {
+          let ahead = 0;
+          for (let i = 0; i < a.buffered.length; i++)
+            if (a.buffered.start(i) <= a.currentTime + 0.1 && a.buffered.end(i) > a.currentTime) ahead = a.buffered.end(i) - a.currentTime;
+          const est = Number.isFinite(hls.bandwidthEstimate) ? hls.bandwidthEstimate : 0;
+          reportMetrics(this.session, {
+            buffer_health_percentage: Math.min(100, Math.round((ahead / 30) * 100)),
+            download_speed_kbps: Math.round(est / 1000),
+            rebuffer_count: rebuffers,
+            rebuffer_duration_ms: Math.round(stalledMs + (stallStart ? performance.now() - stallStart : 0)),
+          }).catch(() => {});
+        }
+        report(10000);
+      }, delay);
+    };
+    report(2000);
   }
 
   private progressive(url: string, start: number, info: SourceInfo) {
@@ -147,7 +207,7 @@ export class Engine {
       a.addEventListener('loadedmetadata', seek, { once: true });
     }
     this.onInfo(info);
-    a.play().catch(() => {});
+    if (this.autoplay) a.play().catch(() => {});
   }
 
   private fallbackOnError(gen: number, why: string) {
@@ -162,6 +222,7 @@ export class Engine {
     const t = this.track;
     if (!t) return;
     const at = this.audio.currentTime || 0;
+    this.autoplay = this.autoplay || !this.audio.paused;
     this.reset();
     this.progressive(streamUrl(t, null), at, {
       label: originalLabel(t),

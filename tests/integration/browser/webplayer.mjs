@@ -13,7 +13,8 @@
 //   POST /api/events (BACKEND_KEY) arrive in the live panel; play a 30 s
 //   preview; continuous play from a short track into the next one, next and
 //   previous buttons; switch to the adaptive quality and play HLS through
-//   hls.js; optionally (MASTER_PID) reload the server and see the realtime
+//   hls.js; make the master playlist fail and see the player fall back to
+//   the progressive stream; optionally (MASTER_PID) reload the server and see the realtime
 //   connection come back by itself.
 //
 // Checks the page never scrolls sideways and (mobile) that controls are at
@@ -44,7 +45,8 @@ const summary = {
   ok: false, mode, failure: null, steps: [],
   tracks_listed: 0, search: null, ws_connected: false,
   first_play_ms: null, played: null, seek: null, keyboard: null, paused: null,
-  live: null, preview: null, continuous: null, adaptive: null, reconnect: null,
+  live: null, preview: null, continuous: null, adaptive: null, fallback: null, quality_change_paused: null,
+  reconnect: null,
   horizontal_overflow: [], small_targets: [], requests: [], page_errors: [], console_errors: [],
   screenshots: [],
 };
@@ -316,14 +318,44 @@ try {
     const st = await audioState(page);
     if (st.error) fail(`media error in HLS: ${st.error}`);
     if (st.fallback) fail(`HLS fell back: ${st.fallback}`);
+    // the player reports to its streaming session while it plays
+    const reported = () => summary.requests.some((q) => q.method === 'POST' && q.status === 200 &&
+      /^\/api\/streaming\/session\/[^/]+\/metrics$/.test(q.path));
+    for (const deadline = Date.now() + 10000; !reported(); await sleep(100)) {
+      if (Date.now() > deadline) fail('no metrics report reached the streaming session');
+    }
     const segs = summary.requests.filter((q) => q.path.startsWith('/hls/') && q.path.endsWith('.m4s'));
     if (!segs.length) fail('no HLS segment was requested');
     summary.adaptive = { ...st, segments: segs.length,
       master: summary.requests.some((q) => q.path.endsWith('/master.m3u8')),
-      session: summary.requests.some((q) => q.path === '/api/streaming/session' && q.method === 'POST') };
+      session: summary.requests.some((q) => q.path === '/api/streaming/session' && q.method === 'POST'),
+      metrics_reported: reported() };
     await shot(page, 'adaptive');
     await tapOrClick(page.getByRole('button', { name: 'Pause' }));
+  });
+
+  await step('fallback', async () => {
+    // HLS that cannot load: the player goes on with the progressive stream
+    const master = /\/hls\/[^/]+\/master\.m3u8/;
+    await page.route(master, (r) => r.abort('connectionrefused'));
+    await tapOrClick(row(page, HLS).locator('.track-play'));
+    await until(page, () => { const a = document.getElementById('audio');
+      return a.error || (a.currentSrc.includes('/stream/') && a.currentTime > 1 && !a.paused &&
+        document.querySelector('[data-testid=fallback]') !== null); },
+    null, 'the fallback to the progressive stream', 30000);
+    summary.fallback = await audioState(page);
+    if (summary.fallback.error) fail(`media error after the fallback: ${summary.fallback.error}`);
+    await page.unroute(master);
+    await tapOrClick(page.getByRole('button', { name: 'Pause' }));
+    // a new quality while paused stays paused, at the same place
+    const t = await page.evaluate(() => document.getElementById('audio').currentTime);
     await page.getByLabel('Quality').selectOption('original');
+    await until(page, () => document.querySelector('[data-testid=source]').textContent.startsWith('Original'),
+      null, 'the original quality');
+    await sleep(500);
+    const st = await audioState(page);
+    summary.quality_change_paused = { paused: st.paused, before: t, after: st.t };
+    if (!st.paused) fail('changing the quality while paused started playback');
   });
 
   if (env.MASTER_PID) {
