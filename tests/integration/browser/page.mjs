@@ -1,4 +1,4 @@
-// page.mjs BASE_URL OUTDIR - the listening page served at / plays a track.
+// page.mjs BASE_URL OUTDIR - the web player served at / plays a track.
 //
 // Opens BASE_URL/ in Debian's headless Chromium (never a downloaded browser),
 // waits for the track list that the page builds from /api/tracks, clicks the
@@ -36,17 +36,17 @@ try {
       summary.requests.push({ status: r.status(), range: r.request().headers()['range'] || null });
   });
   await page.goto(base + '/', { timeout: 15000 });
-  await page.waitForSelector('#tracks li', { timeout: 15000 });
-  summary.tracks = await page.locator('#tracks li').count();
-  const first = page.locator('#tracks li').first();
+  await page.waitForSelector('[data-testid=tracks] li', { timeout: 15000 });
+  summary.tracks = await page.locator('[data-testid=tracks] li').count();
+  const first = page.locator('[data-testid=tracks] li .track-play').first();
   summary.clicked = (await first.innerText()).split('\n')[0];
   await first.click();
   await page.waitForFunction(() => {
-    const a = document.getElementById('player');
+    const a = document.getElementById('audio');
     return a.error !== null || a.currentTime > 1;
   }, null, { timeout: 20000 });
   const state = await page.evaluate(() => {
-    const a = document.getElementById('player');
+    const a = document.getElementById('audio');
     return { src: a.currentSrc, t: a.currentTime, err: a.error && a.error.message };
   });
   summary.src = state.src;

@@ -1,0 +1,126 @@
+// The player bar: title and artist, previous / play-pause / next, the seek
+// bar (with what is buffered), elapsed and total time, the quality.
+import { useRef } from 'react';
+import { formatTime, type Track } from './api';
+import { QUALITIES, type Quality, type SourceInfo } from './engine';
+
+export interface PlayerBarProps {
+  track: Track | null;
+  preview: boolean;
+  playing: boolean;
+  time: number;
+  duration: number;
+  buffered: [number, number][];
+  quality: Quality;
+  source: SourceInfo | null;
+  hasPrev: boolean;
+  hasNext: boolean;
+  onToggle: () => void;
+  onPrev: () => void;
+  onNext: () => void;
+  onSeek: (t: number) => void;
+  onQuality: (q: Quality) => void;
+}
+
+function SeekBar({ time, duration, buffered, onSeek, disabled }: {
+  time: number; duration: number; buffered: [number, number][]; onSeek: (t: number) => void; disabled: boolean;
+}) {
+  const ref = useRef<HTMLDivElement>(null);
+  const dragging = useRef(false);
+  const pct = (t: number) => (duration > 0 ? Math.min(100, Math.max(0, (t / duration) * 100)) : 0);
+  const at = (clientX: number) => {
+    const r = ref.current!.getBoundingClientRect();
+    return Math.min(1, Math.max(0, (clientX - r.left) / r.width)) * duration;
+  };
+  return (
+    <div
+      ref={ref}
+      className="seek"
+      role="slider"
+      tabIndex={disabled ? -1 : 0}
+      aria-label="Seek"
+      aria-valuemin={0}
+      aria-valuemax={Math.round(duration) || 0}
+      aria-valuenow={Math.round(time)}
+      aria-valuetext={`${formatTime(time)} of ${formatTime(duration)}`}
+      aria-disabled={disabled}
+      data-testid="seek"
+      onPointerDown={(e) => {
+        if (disabled || !(duration > 0)) return;
+        dragging.current = true;
+        e.currentTarget.setPointerCapture(e.pointerId);
+        onSeek(at(e.clientX));
+      }}
+      onPointerMove={(e) => {
+        if (dragging.current) onSeek(at(e.clientX));
+      }}
+      onPointerUp={() => {
+        dragging.current = false;
+      }}
+      onPointerCancel={() => {
+        dragging.current = false;
+      }}
+    >
+      <div className="seek-track">
+        {buffered.map(([s, e], i) => (
+          <div key={i} className="seek-buffered" data-testid="buffered" style={{ left: `${pct(s)}%`, width: `${pct(e) - pct(s)}%` }} />
+        ))}
+        <div className="seek-played" style={{ width: `${pct(time)}%` }} />
+        <div className="seek-thumb" style={{ left: `${pct(time)}%` }} />
+      </div>
+    </div>
+  );
+}
+
+export function PlayerBar(p: PlayerBarProps) {
+  const none = p.track === null;
+  return (
+    <footer className="player" aria-label="Player">
+      <div className="player-row">
+        <div className="now" data-testid="now-playing">
+          {p.track ? (
+            <>
+              <span className="now-title">{p.track.title || p.track.id}</span>
+              <span className="now-artist">{p.track.artist || 'Unknown artist'}</span>
+            </>
+          ) : (
+            <span className="now-artist">Pick a track</span>
+          )}
+        </div>
+        <div className="controls">
+          <button type="button" className="icon" aria-label="Previous track" onClick={p.onPrev} disabled={!p.hasPrev}>
+            <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 5h2v14H6zM20 5v14L9 12z" /></svg>
+          </button>
+          <button type="button" className="icon play" aria-label={p.playing ? 'Pause' : 'Play'} onClick={p.onToggle} disabled={none} data-testid="toggle">
+            {p.playing ? (
+              <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 5h4v14H6zM14 5h4v14h-4z" /></svg>
+            ) : (
+              <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M7 4v16l13-8z" /></svg>
+            )}
+          </button>
+          <button type="button" className="icon" aria-label="Next track" onClick={p.onNext} disabled={!p.hasNext}>
+            <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M16 5h2v14h-2zM4 5v14l11-7z" /></svg>
+          </button>
+        </div>
+        <label className="quality">
+          <span className="visually-hidden">Quality</span>
+          <select aria-label="Quality" value={p.quality} onChange={(e) => p.onQuality(e.target.value as Quality)} data-testid="quality-select">
+            {QUALITIES.map((q) => (
+              <option key={q.value} value={q.value}>{q.label}</option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <div className="player-row progress">
+        <span className="time" data-testid="elapsed">{formatTime(p.time)}</span>
+        <SeekBar time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} />
+        <span className="time" data-testid="total">{formatTime(p.duration)}</span>
+      </div>
+      <div className="player-row status" aria-live="polite">
+        <span data-testid="source">{p.source ? (p.preview ? 'Preview' : p.source.label) : ''}</span>
+        {p.source?.rung && <span className="rung" data-testid="rung">Rung: {p.source.rung}</span>}
+        {p.source?.fallback && <span className="notice" data-testid="fallback">{p.source.fallback}</span>}
+      </div>
+    </footer>
+  );
+}

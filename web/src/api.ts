@@ -1,0 +1,148 @@
+// The parts of the Talas HTTP API the player uses (talas-master(8)).
+
+export interface Track {
+  id: string;
+  title: string;
+  artist: string;
+  album: string;
+  duration_ms: number;
+  codec: string;
+  container: string;
+  sample_rate: number;
+  channels: number;
+  bit_rate: number;
+  size: number;
+  mime: string;
+  /** a signed URL, present when the list came through the platform's backend */
+  stream_url?: string;
+}
+
+export interface TrackPage {
+  tracks: Track[];
+  total: number;
+  offset: number;
+  limit: number;
+}
+
+export interface StreamingSession {
+  session_id: string;
+  initial_profile: { quality_id: string; bitrate_kbps: number; codec: string; hls: boolean };
+  master_playlist: string;
+  stream_url: string;
+}
+
+export class ApiError extends Error {
+  constructor(public status: number, message: string) {
+    super(message);
+  }
+}
+
+async function json<T>(r: Response): Promise<T> {
+  if (!r.ok) {
+    let msg = `${r.status} ${r.statusText}`;
+    try {
+      const body = await r.json();
+      if (body?.error?.message) msg = body.error.message;
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(r.status, msg);
+  }
+  return r.json() as Promise<T>;
+}
+
+export async function listTracks(q: string, offset: number, limit: number, signal?: AbortSignal): Promise<TrackPage> {
+  const p = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  if (q) p.set('q', q);
+  return json<TrackPage>(await fetch(`api/tracks?${p}`, { signal }));
+}
+
+/** The token a signed URL carries, for the other media routes of its track. */
+export function tokenOf(track: Track): string | null {
+  if (!track.stream_url) return null;
+  try {
+    return new URL(track.stream_url, location.href).searchParams.get('token');
+  } catch {
+    return null;
+  }
+}
+
+function withToken(url: string, token: string | null): string {
+  if (!token) return url;
+  return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token);
+}
+
+/** The progressive URL of TRACK: its original, or a transcode profile. */
+export function streamUrl(track: Track, profile: string | null): string {
+  if (track.stream_url && !profile) return track.stream_url;
+  const base = `stream/${encodeURIComponent(track.id)}` + (profile ? `?profile=${encodeURIComponent(profile)}` : '');
+  return withToken(base, tokenOf(track));
+}
+
+export function previewUrl(track: Track): string {
+  return withToken(`preview/${encodeURIComponent(track.id)}`, tokenOf(track));
+}
+
+export function masterPlaylistUrl(track: Track): string {
+  return withToken(`hls/${encodeURIComponent(track.id)}/master.m3u8`, tokenOf(track));
+}
+
+type NetworkInformation = { downlink?: number; effectiveType?: string; type?: string };
+
+function capabilities() {
+  const c = (navigator as Navigator & { connection?: NetworkInformation }).connection;
+  const mobile = matchMedia('(pointer: coarse)').matches && Math.min(screen.width, screen.height) < 600;
+  let connection = 'Unknown';
+  if (c?.type === 'wifi') connection = 'Wifi';
+  else if (c?.type === 'ethernet') connection = 'Ethernet';
+  else if (c?.effectiveType === '4g') connection = mobile ? 'Cellular4G' : 'Unknown';
+  else if (c?.effectiveType === '3g') connection = 'Cellular3G';
+  else if (c?.effectiveType === '2g' || c?.effectiveType === 'slow-2g') connection = 'Cellular2G';
+  return {
+    estimated_bandwidth_kbps: c?.downlink ? Math.round(c.downlink * 1000) : 0,
+    buffer_duration_ms: 5000,
+    connection_type: connection,
+    device_type: mobile ? 'Mobile' : 'Desktop',
+    adaptive_enabled: true,
+  };
+}
+
+/** POST /api/streaming/session: the initial rung and the master playlist. */
+export async function openSession(track: Track): Promise<StreamingSession> {
+  const r = await fetch(withToken('api/streaming/session', tokenOf(track)), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ track_id: track.id, client_capabilities: capabilities() }),
+  });
+  return json<StreamingSession>(r);
+}
+
+export function formatTime(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
+  const s = Math.floor(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export interface SessionMetrics {
+  buffer_health_percentage: number;
+  download_speed_kbps: number;
+  rebuffer_count: number;
+  rebuffer_duration_ms: number;
+}
+
+/** POST /api/streaming/session/SID/metrics: how playback goes (the
+ * session's analytics and its quality monitor). */
+export async function reportMetrics(sessionId: string, m: SessionMetrics): Promise<void> {
+  await fetch(`api/streaming/session/${encodeURIComponent(sessionId)}/metrics`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(m),
+  });
+}
+
+export function endSession(sessionId: string): void {
+  fetch(`api/streaming/session/${encodeURIComponent(sessionId)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+}
