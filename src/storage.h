@@ -29,6 +29,7 @@ enum talas_dbi {
     TALAS_DBI_TRACK_PLAYS,     /* track id -> plays, listeners, total listening ms (playback.c) */
     TALAS_DBI_TRACK_LISTENERS, /* track id + NUL + user id -> "" (playback.c) */
     TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
+    TALAS_DBI_PEAKS,           /* track id -> waveform peaks and the identity of their source (peaks.c) */
     TALAS_DBI_COUNT
 };
 

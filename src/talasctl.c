@@ -37,6 +37,7 @@
 #include "config.h"
 #include "json.h"
 #include "log.h"
+#include "peaks.h"
 #include "playback.h"
 #include "scan.h"
 #include "sessions.h"
@@ -345,6 +346,8 @@ static int cmd_tracks_rm(const struct talas_config *conf, const char *id)
         return TALASCTL_FAILURE;
     }
     rc = talas_cache_purge(st, id, NULL, NULL, &res);
+    if (rc == 0)
+        rc = talas_peaks_drop(st, id, NULL); /* its waveform too */
     talas_storage_close(st);
     if (talasctl_json) {
         struct talas_buf out = {0};
@@ -653,6 +656,7 @@ static int cmd_cache_purge(const struct talas_config *conf, const char *track)
 {
     struct talas_cache_purge_result res;
     struct talas_storage *st;
+    uint64_t peaks = 0;
     int rc;
 
     if (track != NULL && !talas_track_id_valid(track, strlen(track))) {
@@ -661,9 +665,13 @@ static int cmd_cache_purge(const struct talas_config *conf, const char *track)
     }
     st = open_storage(conf);
     rc = talas_cache_purge(st, track, print_purged, NULL, &res);
+    /* the waveforms are derived data too: they are computed again on demand */
+    if (rc == 0)
+        rc = talas_peaks_drop(st, track, &peaks);
     talas_storage_close(st);
     printf("removed %" PRIu64 " transcodes, %" PRIu64 " chunks, %" PRIu64 " bytes\n", res.entries, res.chunks,
            res.bytes);
+    printf("removed %" PRIu64 " waveforms\n", peaks);
     if (rc != 0) {
         fprintf(stderr, "talasctl: purging the cache failed: %s\n", mdb_strerror(rc));
         return 1;

@@ -26,6 +26,7 @@
 #include "json.h"
 #include "json_read.h"
 #include "log.h"
+#include "peaks.h"
 #include "worker.h"
 
 #define LIST_LIMIT_DEFAULT 100
@@ -92,6 +93,7 @@ int talas_api_stats(h2o_req_t *req)
 #undef F
     };
     struct talas_cache_stats stats;
+    uint64_t peaks[2];
     struct talas_buf body = {0};
     struct talas_json json;
     MDB_txn *txn;
@@ -102,6 +104,8 @@ int talas_api_stats(h2o_req_t *req)
     if (begin(req, &txn) != 0)
         return 0;
     rc = talas_cache_stats_get(talas_worker_storage(), txn, &stats);
+    if (rc == 0)
+        rc = talas_storage_counters_get(talas_worker_storage(), txn, TALAS_PEAKS_COUNTERS, peaks, 2);
     mdb_txn_abort(txn);
     if (rc != 0) {
         talas_http_send_error(req, 500, "storage_error", "the cache's figures could not be read");
@@ -117,6 +121,14 @@ int talas_api_stats(h2o_req_t *req)
         talas_json_key(&json, fields[i].name);
         talas_json_uint(&json, v);
     }
+    talas_json_object_end(&json);
+    /* whole-track decodes for waveforms (http_peaks.c) */
+    talas_json_key(&json, "peaks");
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "computed");
+    talas_json_uint(&json, peaks[0]);
+    talas_json_key(&json, "failed");
+    talas_json_uint(&json, peaks[1]);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);

@@ -11,6 +11,7 @@
 #include "http_response.h"
 #include "http_router.h"
 #include "http_hls.h"
+#include "http_peaks.h"
 #include "http_session.h"
 #include "http_stream.h"
 #include "http_realtime.h"
@@ -52,6 +53,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return talas_api_stats(req);
     if (is_path(path, "/api/tracks") || is_path(path, "/api/tracks/"))
         return talas_api_tracks(req);
+    if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 6 &&
+        memcmp(path.base + path.len - 6, "/peaks", 6) == 0)
+        return talas_peaks_serve(req, path.base + at, path.len - at - 6);
     if (has_prefix(path, "/api/tracks/", &at))
         return talas_api_track(req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))

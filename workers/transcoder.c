@@ -1359,3 +1359,87 @@ done:
     chunk_job_free(&job);
     return result;
 }
+
+/* ------------------------------------------------------------- peaks */
+
+/* Sample I of channel CH of FRAME (format FMT) as a float, full scale 1. */
+static float sample_at(const AVFrame *frame, enum AVSampleFormat fmt, int channels, int ch, int i)
+{
+    int planar = av_sample_fmt_is_planar(fmt);
+    const uint8_t *p = planar ? frame->extended_data[ch] : frame->extended_data[0];
+    size_t at = planar ? (size_t)i : (size_t)i * (size_t)channels + (size_t)ch;
+
+    switch (av_get_packed_sample_fmt(fmt)) {
+    case AV_SAMPLE_FMT_U8:
+        return ((float)p[at] - 128.0f) / 128.0f;
+    case AV_SAMPLE_FMT_S16:
+        return (float)((const int16_t *)(const void *)p)[at] / 32768.0f;
+    case AV_SAMPLE_FMT_S32:
+        return (float)((double)((const int32_t *)(const void *)p)[at] / 2147483648.0);
+    case AV_SAMPLE_FMT_S64:
+        return (float)((double)((const int64_t *)(const void *)p)[at] / 9223372036854775808.0);
+    case AV_SAMPLE_FMT_FLT:
+        return ((const float *)(const void *)p)[at];
+    case AV_SAMPLE_FMT_DBL:
+        return (float)((const double *)(const void *)p)[at];
+    default:
+        return 0.0f;
+    }
+}
+
+int talas_source_peaks(const char *path, uint64_t samples, uint32_t buckets, volatile const int *cancel,
+                       float *min_r, float *max_r, char **error_r)
+{
+    struct io_guard guard = {talas_now_ms() + CHUNK_DEADLINE_MS * 4, cancel};
+    struct source s;
+    int channels, ret = 0;
+
+    if (samples == 0 || buckets == 0) {
+        *error_r = xasprintf("%s: no audio samples", path);
+        return -1;
+    }
+    for (uint32_t b = 0; b < buckets; b++) {
+        min_r[b] = 1.0f;
+        max_r[b] = -1.0f;
+    }
+    memset(&s, 0, sizeof(s));
+    s.path = path;
+    s.guard = &guard;
+    s.sample_fmt = AV_SAMPLE_FMT_NONE;
+    s.limit = (int64_t)samples;
+    if (source_open(&s, error_r) < 0) {
+        source_free(&s);
+        return -1;
+    }
+    channels = s.layout.nb_channels;
+    /* frames are placed by their timestamps, as for a transcode: sample n
+     * belongs to bucket n * BUCKETS / SAMPLES; what lies outside
+     * [0, samples) (priming, padding) is not the track's */
+    do {
+        for (int i = 0; i < s.frame->nb_samples; i++) {
+            int64_t n = s.frame_pos + i;
+            uint32_t b;
+            float v = 0.0f;
+
+            if (n < 0 || n >= (int64_t)samples)
+                continue;
+            for (int ch = 0; ch < channels; ch++)
+                v += sample_at(s.frame, s.sample_fmt, channels, ch, i);
+            v /= (float)channels;
+            b = (uint32_t)((uint64_t)n * buckets / samples);
+            if (v < min_r[b])
+                min_r[b] = v;
+            if (v > max_r[b])
+                max_r[b] = v;
+        }
+        av_frame_unref(s.frame);
+    } while ((ret = source_next_frame(&s, error_r)) == 1);
+    source_free(&s);
+    if (ret < 0)
+        return -1;
+    /* a bucket nothing decoded into is silence */
+    for (uint32_t b = 0; b < buckets; b++)
+        if (min_r[b] > max_r[b])
+            min_r[b] = max_r[b] = 0.0f;
+    return 0;
+}

@@ -97,6 +97,19 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
  * response cut after its headers). Milliseconds; not on an event loop. */
 int talas_source_decodes(const char *path, char **error_r);
 
+/*
+ * Decodes the whole of PATH (opened as every source is: no symbolic link
+ * since the scan), mixes it to mono (the mean of its channels) and keeps
+ * the lowest and highest sample of each of BUCKETS equal stretches of its
+ * SAMPLES samples (talas_source_measure's count) in MIN_R / MAX_R (BUCKETS
+ * floats each, full scale 1; a stretch where nothing decodes reads 0).
+ * CANCEL (may be NULL) interrupts it. Returns 0, or -1 with a malloc'd
+ * message in *error_r (no audio decodes, interrupted). About a second for a
+ * long track: never on an event loop.
+ */
+int talas_source_peaks(const char *path, uint64_t samples, uint32_t buckets, volatile const int *cancel,
+                       float *min_r, float *max_r, char **error_r);
+
 /* An excerpt of the source (previews), in source samples. */
 struct talas_window {
     uint64_t start;  /* first source sample */

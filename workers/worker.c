@@ -33,6 +33,7 @@
 #include "daemon.h"
 #include "grpc_server.h"
 #include "http_limits.h"
+#include "http_peaks.h"
 #include "http_router.h"
 #include "http_session.h"
 #include "transcode_jobs.h"
@@ -320,6 +321,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         exit(2);
     }
     talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
+    talas_peaks_jobs_init(w.pool, w.storage);
     talas_transcode_limit_init(w.storage, w.conf);
     talas_ws_hub_init(loop, w.conf, args->ipc_fd);
     setup_listeners(args->listen_fds);
@@ -365,6 +367,7 @@ void talas_worker_main(const struct talas_worker_args *args)
     /* the encoders were told to stop (talas_transcode_jobs_stop): they
      * return within a frame, and no cache write is cut in half */
     talas_transcode_jobs_stop();
+    talas_peaks_jobs_stop();
     talas_pool_destroy(w.pool);
     talas_transcode_limit_stop();
     talas_storage_close(w.storage);

@@ -162,7 +162,17 @@ def test_web_player(player, web_server, web_library, mode):  # noqa: F811
     assert s["first_play_ms"] is not None and s["first_play_ms"] < FIRST_PLAY_BUDGET_MS, (
         f"first play of a cold track took {s['first_play_ms']} ms")
 
-    # the seek went to ~70% and the server saw a Range request that far
+    # the seek bar is the track's waveform: its peaks were asked for and drawn
+    wave = s["waveform"]
+    assert wave and wave["points"] == 600 and wave["path_commands"] >= 4 * 600, wave
+    assert wave["width"] > 100 and wave["height"] >= 20, wave
+    assert {"query": "?points=600", "status": 200} in wave["requests"], wave
+    st, _, body = srv.get(f"/api/tracks/{long_track['id']}/peaks?points=600")
+    doc = json.loads(body)
+    assert st == 200 and max(doc["max"]) > 0.05 and min(doc["min"]) < -0.05, "a flat waveform"
+
+    # the seek (a click or tap on the waveform) went to ~70% and the server
+    # saw a Range request that far
     seek = s["seek"]
     assert seek["to"] > 0.65 * seek["duration"], seek
     ranges = []

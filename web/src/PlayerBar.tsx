@@ -1,7 +1,9 @@
 // The player bar: title and artist, previous / play-pause / next, the seek
-// bar (with what is buffered), elapsed and total time, the quality.
-import { useRef } from 'react';
-import { formatTime, type Track } from './api';
+// bar (with what is buffered), elapsed and total time, the quality. The seek
+// bar draws the track's waveform (GET /api/tracks/ID/peaks) when the server
+// has it, and is a plain bar otherwise.
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { fetchPeaks, formatTime, type Peaks, type Track } from './api';
 import { QUALITIES, type Quality, type SourceInfo } from './engine';
 
 export interface PlayerBarProps {
@@ -22,10 +24,41 @@ export interface PlayerBarProps {
   onQuality: (q: Quality) => void;
 }
 
-function SeekBar({ time, duration, buffered, onSeek, disabled }: {
-  time: number; duration: number; buffered: [number, number][]; onSeek: (t: number) => void; disabled: boolean;
+const POINTS = 600;
+
+/** An SVG path of the waveform in a viewBox of POINTS x 2 (y 0 is +1): the
+ * upper edge through the maxima, back along the minima; scaled so that the
+ * loudest peak fills the height, and never thinner than a line. */
+function wavePath(p: Peaks): string {
+  const n = p.min.length;
+  let peak = 0.05;
+  for (let i = 0; i < n; i++) peak = Math.max(peak, p.max[i], -p.min[i]);
+  const y = (v: number) => (1 - v / peak).toFixed(3);
+  let d = `M0,${y(Math.max(p.max[0], 0.02 * peak))}`;
+  for (let i = 0; i < n; i++) d += `L${i},${y(Math.max(p.max[i], 0.02 * peak))}H${i + 1}`;
+  for (let i = n - 1; i >= 0; i--) d += `L${i + 1},${y(Math.min(p.min[i], -0.02 * peak))}H${i}`;
+  return d + 'Z';
+}
+
+function usePeaks(track: Track | null): Peaks | null {
+  const [peaks, setPeaks] = useState<Peaks | null>(null);
+  useEffect(() => {
+    setPeaks(null);
+    if (!track) return;
+    const ac = new AbortController();
+    // a failure (an old server, an undecodable file) leaves the plain bar
+    fetchPeaks(track, POINTS, ac.signal).then((p) => p.min.length > 0 && setPeaks(p), () => {});
+    return () => ac.abort();
+  }, [track?.id, track?.stream_url]);
+  return peaks;
+}
+
+function SeekBar({ track, time, duration, buffered, onSeek, disabled }: {
+  track: Track | null; time: number; duration: number; buffered: [number, number][]; onSeek: (t: number) => void; disabled: boolean;
 }) {
   const ref = useRef<HTMLDivElement>(null);
+  const peaks = usePeaks(track);
+  const wave = useMemo(() => (peaks ? wavePath(peaks) : null), [peaks]);
   const dragging = useRef(false);
   const pct = (t: number) => (duration > 0 ? Math.min(100, Math.max(0, (t / duration) * 100)) : 0);
   const at = (clientX: number) => {
@@ -61,13 +94,34 @@ function SeekBar({ time, duration, buffered, onSeek, disabled }: {
         dragging.current = false;
       }}
     >
-      <div className="seek-track">
-        {buffered.map(([s, e], i) => (
-          <div key={i} className="seek-buffered" data-testid="buffered" style={{ left: `${pct(s)}%`, width: `${pct(e) - pct(s)}%` }} />
-        ))}
-        <div className="seek-played" style={{ width: `${pct(time)}%` }} />
-        <div className="seek-thumb" style={{ left: `${pct(time)}%` }} />
-      </div>
+      {wave && peaks ? (
+        <div className="seek-wave">
+          <svg viewBox={`0 0 ${peaks.min.length} 2`} preserveAspectRatio="none" aria-hidden="true" data-testid="waveform" data-points={peaks.min.length}>
+            <defs>
+              <clipPath id="wave-buffered">
+                {buffered.map(([s, e], i) => (
+                  <rect key={i} data-testid="buffered" x={(pct(s) * peaks.min.length) / 100} y="0" width={((pct(e) - pct(s)) * peaks.min.length) / 100} height="2" />
+                ))}
+              </clipPath>
+              <clipPath id="wave-played">
+                <rect x="0" y="0" width={(pct(time) * peaks.min.length) / 100} height="2" />
+              </clipPath>
+            </defs>
+            <path className="wave-rest" d={wave} />
+            <path className="wave-buffered" d={wave} clipPath="url(#wave-buffered)" />
+            <path className="wave-played" d={wave} clipPath="url(#wave-played)" />
+          </svg>
+          <div className="seek-head" style={{ left: `${pct(time)}%` }} />
+        </div>
+      ) : (
+        <div className="seek-track">
+          {buffered.map(([s, e], i) => (
+            <div key={i} className="seek-buffered" data-testid="buffered" style={{ left: `${pct(s)}%`, width: `${pct(e) - pct(s)}%` }} />
+          ))}
+          <div className="seek-played" style={{ width: `${pct(time)}%` }} />
+          <div className="seek-thumb" style={{ left: `${pct(time)}%` }} />
+        </div>
+      )}
     </div>
   );
 }
@@ -113,7 +167,7 @@ export function PlayerBar(p: PlayerBarProps) {
       </div>
       <div className="player-row progress">
         <span className="time" data-testid="elapsed">{formatTime(p.time)}</span>
-        <SeekBar time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} />
+        <SeekBar track={p.track} time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} />
         <span className="time" data-testid="total">{formatTime(p.duration)}</span>
       </div>
       <div className="player-row status" aria-live="polite">

@@ -117,6 +117,19 @@ export async function openSession(track: Track): Promise<StreamingSession> {
   return json<StreamingSession>(r);
 }
 
+export interface Peaks {
+  points: number;
+  min: number[];
+  max: number[];
+}
+
+/** GET /api/tracks/ID/peaks: the waveform of TRACK in POINTS min/max pairs
+ * (-1..1), with the track's token when it has one. */
+export async function fetchPeaks(track: Track, points: number, signal?: AbortSignal): Promise<Peaks> {
+  const url = withToken(`api/tracks/${encodeURIComponent(track.id)}/peaks?points=${points}`, tokenOf(track));
+  return json<Peaks>(await fetch(url, { signal }));
+}
+
 export function formatTime(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
   const s = Math.floor(seconds);

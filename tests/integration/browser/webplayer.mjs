@@ -44,7 +44,7 @@ const mobile = mode === 'mobile';
 const summary = {
   ok: false, mode, failure: null, steps: [],
   tracks_listed: 0, search: null, ws_connected: false,
-  first_play_ms: null, played: null, seek: null, keyboard: null, paused: null,
+  first_play_ms: null, played: null, waveform: null, seek: null, keyboard: null, paused: null,
   live: null, preview: null, continuous: null, adaptive: null, fallback: null, quality_change_paused: null,
   reconnect: null,
   horizontal_overflow: [], small_targets: [], requests: [], page_errors: [], console_errors: [],
@@ -199,6 +199,23 @@ try {
     summary.played = { ...st, elapsed_text: await page.getByTestId('elapsed').textContent(),
       total_text: await page.getByTestId('total').textContent() };
     await shot(page, 'playing');
+  });
+
+  await step('waveform', async () => {
+    // the seek bar draws the playing track's peaks (GET /api/tracks/ID/peaks)
+    const drawn = await until(page, () => {
+      const svg = document.querySelector('[data-testid=seek] [data-testid=waveform]');
+      const paths = svg ? [...svg.querySelectorAll('path')] : [];
+      if (paths.length < 3) return false;
+      const d = paths[0].getAttribute('d') || '';
+      const r = svg.getBoundingClientRect();
+      return { points: Number(svg.dataset.points), path_commands: (d.match(/[LH]/g) || []).length,
+        played_clip: document.querySelector('#wave-played rect')?.getAttribute('width'),
+        width: Math.round(r.width), height: Math.round(r.height) };
+    }, null, 'the waveform drawn in the seek bar');
+    const req = summary.requests.filter((q) => /^\/api\/tracks\/[^/]+\/peaks$/.test(q.path));
+    summary.waveform = { ...drawn, requests: req.map((q) => ({ query: q.query, status: q.status })) };
+    await shot(page, 'waveform');
   });
 
   await step('seek', async () => {
