@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,13 +96,13 @@ int main(int argc, char **argv)
     long chunk_arg = -1;
     int want_frames = 0, verbose = 0, argi;
     char *error = NULL;
+    static char resolved[PATH_MAX];
 
     if (argc < 3)
         usage();
     cmd = argv[1];
     /* the transcoder opens only resolved paths, as the scanner records them */
-    if ((file = realpath(argv[2], NULL)) == NULL)
-        file = argv[2];
+    file = realpath(argv[2], resolved) != NULL ? resolved : argv[2];
     argi = 3;
     if (strcmp(cmd, "measure") != 0) {
         if (argc < 4)
