@@ -617,7 +617,8 @@ static void on_live(h2o_timeout_entry_t *entry)
             }
             tops[k].n += per[w].tracks[t].listeners;
         }
-    qsort(tops, ntop, sizeof(*tops), by_top);
+    if (ntop > 1)
+        qsort(tops, ntop, sizeof(*tops), by_top);
     getloadavg(load, 1);
 
     talas_ws_event_begin(&json, &b, "LiveStats");
