@@ -1114,7 +1114,10 @@ static const char *validate_host(char **value)
         memmove(s, s + 1, len - 2);
         s[len - 2] = '\0';
     }
-    if (strpbrk(s, " \t/[]") != NULL)
+    /* the default http.public_url is made of it: nothing a URL would read
+     * as a delimiter ("?", "#", "@", "/") may pass (found by fuzz_config) */
+    if (*s == '\0' ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:%") != strlen(s))
         return "must be a host name or an address such as 127.0.0.1 or ::1";
     return NULL;
 }

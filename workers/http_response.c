@@ -16,6 +16,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "http_parse.h"
 #include "http_response.h"
 #include "json.h"
 #include "log.h"
@@ -107,53 +108,23 @@ int talas_http_reject_unless_get(h2o_req_t *req)
     return 1;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_r)
 {
-    size_t name_len = strlen(name);
-    const char *p, *end;
+    const char *raw;
+    size_t raw_len;
+    ssize_t n;
+    char *out;
 
     if (req->query_at == SIZE_MAX)
         return 0;
-    p = req->path.base + req->query_at + 1;
-    end = req->path.base + req->path.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p)), *eq;
-        const char *pair_end = amp != NULL ? amp : end;
-
-        eq = memchr(p, '=', (size_t)(pair_end - p));
-        if ((size_t)((eq != NULL ? eq : pair_end) - p) == name_len && memcmp(p, name, name_len) == 0) {
-            const char *v = eq != NULL ? eq + 1 : pair_end;
-            char *out = h2o_mem_alloc_pool(&req->pool, (size_t)(pair_end - v) + 1);
-            size_t n = 0;
-            for (; v < pair_end; v++) {
-                if (*v == '%') {
-                    int hi, lo;
-                    if (pair_end - v < 3 || (hi = hex_value(v[1])) < 0 || (lo = hex_value(v[2])) < 0)
-                        return -1;
-                    out[n++] = (char)(hi << 4 | lo);
-                    v += 2;
-                } else {
-                    out[n++] = *v == '+' ? ' ' : *v;
-                }
-            }
-            out[n] = '\0';
-            *value_r = h2o_iovec_init(out, n);
-            return 1;
-        }
-        p = pair_end + 1;
-    }
-    return 0;
+    if (talas_http_query_find(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, name,
+                              &raw, &raw_len) == 0)
+        return 0;
+    out = h2o_mem_alloc_pool(&req->pool, raw_len + 1);
+    if ((n = talas_http_percent_decode(raw, raw_len, out)) == -1)
+        return -1;
+    *value_r = h2o_iovec_init(out, (size_t)n);
+    return 1;
 }
 
 int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *id_r)
@@ -192,25 +163,19 @@ char *talas_http_client_ip(h2o_req_t *req, char buf[64])
     return buf;
 }
 
-/* Counts and decodes every "token" parameter of the query. */
+/* Counts the "token" parameters of the query; the first one's raw value. */
 static int query_tokens(h2o_req_t *req, h2o_iovec_t *first_r)
 {
-    const char *p, *end;
-    int found = 0;
+    const char *raw;
+    size_t raw_len;
+    int found;
 
     if (req->query_at == SIZE_MAX)
         return 0;
-    p = req->path.base + req->query_at + 1;
-    end = req->path.base + req->path.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pair_end = amp != NULL ? amp : end;
-        if (pair_end - p >= 5 && memcmp(p, "token", 5) == 0 && (pair_end - p == 5 || p[5] == '=')) {
-            if (++found == 1)
-                *first_r = h2o_iovec_init(p + (pair_end - p > 5 ? 6 : 5), (size_t)(pair_end - p) - (pair_end - p > 5 ? 6 : 5));
-        }
-        p = pair_end + 1;
-    }
+    found = talas_http_query_find(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
+                                  "token", &raw, &raw_len);
+    if (found > 0)
+        *first_r = h2o_iovec_init(raw, raw_len);
     return found;
 }
 
@@ -231,18 +196,14 @@ int talas_http_token(h2o_req_t *req, h2o_iovec_t *token_r, const char **reason_r
     }
     while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
         const h2o_iovec_t *v = &req->headers.entries[i].value;
-        if (v->len >= 7 && strncasecmp(v->base, "Bearer ", 7) == 0) {
+        const char *t;
+        size_t t_len;
+        if (talas_http_bearer(v->base, v->len, &t, &t_len)) {
             if (++nh > 1) {
                 *reason_r = "more than one Authorization: Bearer header";
                 return -1;
             }
-            h = h2o_iovec_init(v->base + 7, v->len - 7);
-            while (h.len > 0 && h.base[0] == ' ') {
-                h.base++;
-                h.len--;
-            }
-            while (h.len > 0 && (h.base[h.len - 1] == ' ' || h.base[h.len - 1] == '\t'))
-                h.len--;
+            h = h2o_iovec_init(t, t_len);
         }
     }
     if (nq == 1 && nh == 1 && !h2o_memis(q.base, q.len, h.base, h.len)) {

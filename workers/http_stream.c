@@ -45,6 +45,7 @@
 
 #include "catalog.h"
 #include "conn_limits.h"
+#include "http_parse.h"
 #include "http_response.h"
 #include "http_stream.h"
 #include "track_file.h"
@@ -233,43 +234,7 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
 /* Strong or weak comparison of one entity tag against a list header. */
 static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t etag_len, int weak)
 {
-    const char *p = list->base, *end = list->base + list->len;
-
-    while (p < end) {
-        const char *item, *item_end;
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        if (p == end)
-            break;
-        if (*p == '*')
-            return 1;
-        item = p;
-        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
-            if (!weak) {
-                /* a weak tag never matches strongly: skip it */
-                p += 2;
-                item = NULL;
-            } else {
-                p += 2;
-                item = p;
-            }
-        }
-        if (p < end && *p == '"') {
-            const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
-            if (q == NULL)
-                return 0;
-            item_end = q + 1;
-            p = item_end;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-            item_end = p;
-            item = NULL;
-        }
-        if (item != NULL && (size_t)(item_end - item) == etag_len && memcmp(item, etag, etag_len) == 0)
-            return 1;
-    }
-    return 0;
+    return talas_http_etag_match(list->base, list->len, etag, etag_len, weak);
 }
 
 /*

@@ -181,7 +181,9 @@ int64_t talas_http_date_parse(const char *value, size_t len)
     return -1;
 
 compute:
-    if ((mi = month_index(mon)) == -1 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970)
+    /* %2d also reads "-1": a negative field made a date before 1970 (fuzz_range) */
+    if ((mi = month_index(mon)) == -1 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
+        ss < 0 || ss > 60 || year < 1970)
         return -1;
     return days_from_civil(year, mi + 1, day) * 86400 + hh * 3600 + mm * 60 + ss;
 }

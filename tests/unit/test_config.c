@@ -462,6 +462,11 @@ static const struct error_case error_cases[] = {
      "t.yaml:5:5: listen[2]: 127.0.0.1:8082 is already in listen[0]"},
     {"listen: [8082, \"[::1]:80\", \"[::1]:80\"]\n",
      "t.yaml:1:28: listen[2]: [::1]:80 is already in listen[1]"},
+    /* the default http.public_url is built from the host (fuzz_config) */
+    {"listen:\n  - {host: \"12?.0.0.1\", port: 80}\n",
+     "t.yaml:2:12: listen[0].host: must be a host name or an address such as 127.0.0.1 or ::1"},
+    {"listen:\n  - {host: \"a@b\", port: 80}\n",
+     "t.yaml:2:12: listen[0].host: must be a host name or an address such as 127.0.0.1 or ::1"},
     /* missing required keys, at the mapping that should hold them */
     {"", "t.yaml:1:1: listen: is required"},
     {"# nothing but a comment\n", "t.yaml:1:1: listen: is required"},

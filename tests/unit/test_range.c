@@ -135,6 +135,10 @@ static void test_http_date(void **state)
     assert_int_equal(talas_http_date_parse("Sun, 06 Foo 1994 08:49:37 GMT", 29), -1);
     assert_int_equal(talas_http_date_parse("", 0), -1);
     assert_int_equal(talas_http_date_parse("Sun, 29 Feb 2032 00:00:00 GMT", 29), 1961625600);
+    /* negative fields (fuzz_range): a date before the epoch, or a time of day that is none */
+    assert_int_equal(talas_http_date_parse("Thu, 01 Jan 1970 -1:00:00 GMT", 29), -1);
+    assert_int_equal(talas_http_date_parse("Sun, 06 Nov 1994 08:-9:37 GMT", 29), -1);
+    assert_int_equal(talas_http_date_parse("Sun Nov  6 08:49:-7 1994", 24), -1);
 }
 
 int main(void)
