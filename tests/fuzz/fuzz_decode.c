@@ -5,7 +5,9 @@
  * talas_layout_compute, the stream header, then talas_transcode_chunk for
  * chunk 0 and the last chunk.
  *
- * The input is written to a memfd and opened as /proc/self/fd/N. The
+ * The input is written to one temporary file (in /dev/shm when it exists)
+ * under its resolved path: the transcoder opens a track only by the path
+ * the scanner recorded, never through a symbolic link. The
  * profile is "low" (MP3 128k, 22.05 kHz) for inputs of even length and
  * "mobile" (AAC 96k, 22.05 kHz) for odd ones: the smallest of each codec.
  * Seeds: tiny MP3, FLAC, WAV, Ogg/Vorbis, Opus and M4A files (< 8 KB).
@@ -17,7 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <libavutil/log.h>
@@ -84,14 +87,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct talas_source_info info;
     struct talas_layout layout;
     struct talas_buf header = {0};
-    char path[64], *error = NULL;
-    int fd;
+    static char path[PATH_MAX];
+    static int fd = -1;
+    char *error = NULL;
 
-    if ((fd = memfd_create("track", MFD_CLOEXEC)) == -1)
-        abort();
-    if (size > 0 && write(fd, data, size) != (ssize_t)size)
-        abort();
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    if (fd == -1) {
+        char tmpl[] = "/dev/shm/talas-fuzz-XXXXXX", tmpl2[] = "/tmp/talas-fuzz-XXXXXX";
+        if ((fd = mkstemp(tmpl)) != -1) {
+            if (realpath(tmpl, path) == NULL)
+                abort();
+            unlink(tmpl); /* the open descriptor keeps it; reopened by name below */
+        } else if ((fd = mkstemp(tmpl2)) != -1) {
+            if (realpath(tmpl2, path) == NULL)
+                abort();
+            unlink(tmpl2);
+        } else {
+            abort();
+        }
+        close(fd);
+        fd = 0;
+    }
+    /* the file exists by name while this input runs */
+    {
+        int w = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (w == -1 || (size > 0 && write(w, data, size) != (ssize_t)size))
+            abort();
+        close(w);
+    }
 
     if (talas_source_measure(path, &info, &error) != 0)
         goto done;
@@ -120,6 +142,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 done:
     free(error);
     talas_buf_free(&header);
-    close(fd);
+    unlink(path);
     return 0;
 }
