@@ -337,6 +337,54 @@ int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec
     return rc;
 }
 
+/* The files h2o's file cache holds open whose path was checked (no
+ * symbolic link on the way, talas_track_fd_check): the check is one
+ * readlink(2) in /proc per request otherwise, for a descriptor the cache
+ * keeps for up to a second. A slot matches only the same cache entry, on
+ * the same descriptor, of the same file, opened by the same path. */
+#define CHECKED_SLOTS 64
+static struct checked_fd {
+    const h2o_filecache_ref_t *ref;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uint64_t path_hash;
+} checked[CHECKED_SLOTS];
+
+static uint64_t path_hash(const char *path)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* 1 when REF was checked for PATH already; else remembers it, to be
+ * checked now (a failed check is never remembered: see the caller). */
+static int fd_checked(const h2o_filecache_ref_t *ref, const char *path)
+{
+    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
+    uint64_t h = path_hash(path);
+
+    if (c->ref == ref && c->fd == ref->fd && c->dev == ref->st.st_dev && c->ino == ref->st.st_ino &&
+        c->path_hash == h)
+        return 1;
+    c->ref = NULL; /* set once the check passed */
+    return 0;
+}
+
+static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
+{
+    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
+
+    c->ref = ref;
+    c->fd = ref->fd;
+    c->dev = ref->st.st_dev;
+    c->ino = ref->st.st_ino;
+    c->path_hash = path_hash(path);
+}
+
 int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
 {
     struct talas_range ranges[TALAS_RANGE_MAX];
@@ -376,14 +424,15 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
         talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
         return 0;
     }
-    if (talas_track_fd_check(ref->fd, path) != 0) {
-        log_warn("%s: \"%s\" of track %s leads through a symbolic link since the last scan: refused", __func__,
-                 path, id_buf);
+    if (!fd_checked(ref, path) && talas_track_fd_check(ref->fd, path) != 0) {
+        log_warn("%s: \"%s\" of track %s leads through a symbolic link since the last scan: refused",
+                 __func__, path, id_buf);
         h2o_filecache_close_file(ref);
         talas_http_send_error(req, 403, "outside_library",
                               "the file of this track now leads outside the library; rescan the library");
         return 0;
     }
+    fd_check_passed(ref, path);
 
     size = (uint64_t)ref->st.st_size;
     mtime = (int64_t)ref->st.st_mtime;
