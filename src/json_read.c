@@ -36,123 +36,175 @@ static int fail(struct reader *r, const char *error)
     return -1;
 }
 
-static int hex4(struct reader *r, unsigned *v_r)
+/* The string scanner shared with the /api/ws parser (json_read.h). */
+struct scan {
+    const char *p, *end;
+    char *out;
+};
+
+static int hex4(struct scan *c, unsigned *v_r)
 {
     unsigned v = 0;
 
-    if (r->end - r->p < 4)
-        return fail(r, "truncated \\u escape");
+    if (c->end - c->p < 4)
+        return -1;
     for (int i = 0; i < 4; i++) {
-        char c = *r->p++;
+        char ch = *c->p++;
         v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
+        if (ch >= '0' && ch <= '9')
+            v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v |= (unsigned)(ch - 'A' + 10);
         else
-            return fail(r, "bad \\u escape");
+            return -1;
     }
     *v_r = v;
     return 0;
 }
 
-static void put_utf8(struct reader *r, unsigned cp)
+static void put_utf8(struct scan *c, unsigned cp)
 {
     if (cp < 0x80) {
-        *r->out++ = (char)cp;
+        *c->out++ = (char)cp;
     } else if (cp < 0x800) {
-        *r->out++ = (char)(0xc0 | (cp >> 6));
-        *r->out++ = (char)(0x80 | (cp & 0x3f));
+        *c->out++ = (char)(0xc0 | (cp >> 6));
+        *c->out++ = (char)(0x80 | (cp & 0x3f));
     } else if (cp < 0x10000) {
-        *r->out++ = (char)(0xe0 | (cp >> 12));
-        *r->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *r->out++ = (char)(0x80 | (cp & 0x3f));
+        *c->out++ = (char)(0xe0 | (cp >> 12));
+        *c->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *c->out++ = (char)(0x80 | (cp & 0x3f));
     } else {
-        *r->out++ = (char)(0xf0 | (cp >> 18));
-        *r->out++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-        *r->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *r->out++ = (char)(0x80 | (cp & 0x3f));
+        *c->out++ = (char)(0xf0 | (cp >> 18));
+        *c->out++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *c->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *c->out++ = (char)(0x80 | (cp & 0x3f));
     }
+}
+
+static int scan_string(struct scan *c, const char **error_r)
+{
+    char *start = c->out;
+
+    c->p++;
+    for (;;) {
+        unsigned char ch;
+        if (c->p >= c->end) {
+            *error_r = "unterminated string";
+            return -1;
+        }
+        ch = (unsigned char)*c->p;
+        if (ch == '"') {
+            c->p++;
+            break;
+        }
+        if (ch < 0x20) {
+            *error_r = "control character in a string";
+            return -1;
+        }
+        if (ch != '\\') {
+            *c->out++ = (char)ch;
+            c->p++;
+            continue;
+        }
+        if (++c->p >= c->end) {
+            *error_r = "unterminated string";
+            return -1;
+        }
+        ch = (unsigned char)*c->p++;
+        switch (ch) {
+        case '"':
+        case '\\':
+        case '/':
+            *c->out++ = (char)ch;
+            break;
+        case 'b':
+            *c->out++ = '\b';
+            break;
+        case 'f':
+            *c->out++ = '\f';
+            break;
+        case 'n':
+            *c->out++ = '\n';
+            break;
+        case 'r':
+            *c->out++ = '\r';
+            break;
+        case 't':
+            *c->out++ = '\t';
+            break;
+        case 'u': {
+            unsigned cp, lo;
+            if (c->end - c->p < 4) {
+                *error_r = "truncated \\u escape";
+                return -1;
+            }
+            if (hex4(c, &cp) != 0) {
+                *error_r = "bad \\u escape";
+                return -1;
+            }
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u') {
+                    *error_r = "unpaired surrogate";
+                    return -1;
+                }
+                c->p += 2;
+                if (hex4(c, &lo) != 0) {
+                    *error_r = "bad \\u escape";
+                    return -1;
+                }
+                if (lo < 0xdc00 || lo > 0xdfff) {
+                    *error_r = "unpaired surrogate";
+                    return -1;
+                }
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                *error_r = "unpaired surrogate";
+                return -1;
+            }
+            if (cp == 0) {
+                *error_r = "NUL character in a string";
+                return -1;
+            }
+            put_utf8(c, cp);
+            break;
+        }
+        default:
+            *error_r = "bad escape in a string";
+            return -1;
+        }
+    }
+    if (!talas_utf8_valid(start, (size_t)(c->out - start))) {
+        *error_r = "invalid UTF-8 in a string";
+        return -1;
+    }
+    *c->out++ = '\0';
+    return 0;
+}
+
+int talas_json_scan_string(const char **p_r, const char *end, char **out_r, size_t *len_r,
+                           const char **error_r)
+{
+    struct scan c = {*p_r, end, *out_r};
+    char *start = *out_r;
+
+    if (scan_string(&c, error_r) != 0)
+        return -1;
+    *p_r = c.p;
+    *out_r = c.out;
+    *len_r = (size_t)(c.out - start) - 1;
+    return 0;
 }
 
 /* At the opening quote: decodes the string into the scratch buffer. */
 static int read_string(struct reader *r, const char **s_r, size_t *len_r)
 {
-    char *start = r->out;
+    const char *error;
 
-    r->p++;
-    for (;;) {
-        unsigned char c;
-        if (r->p >= r->end)
-            return fail(r, "unterminated string");
-        c = (unsigned char)*r->p;
-        if (c == '"') {
-            r->p++;
-            break;
-        }
-        if (c < 0x20)
-            return fail(r, "control character in a string");
-        if (c != '\\') {
-            *r->out++ = (char)c;
-            r->p++;
-            continue;
-        }
-        if (++r->p >= r->end)
-            return fail(r, "unterminated string");
-        c = (unsigned char)*r->p++;
-        switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            *r->out++ = (char)c;
-            break;
-        case 'b':
-            *r->out++ = '\b';
-            break;
-        case 'f':
-            *r->out++ = '\f';
-            break;
-        case 'n':
-            *r->out++ = '\n';
-            break;
-        case 'r':
-            *r->out++ = '\r';
-            break;
-        case 't':
-            *r->out++ = '\t';
-            break;
-        case 'u': {
-            unsigned cp, lo;
-            if (hex4(r, &cp) != 0)
-                return -1;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u')
-                    return fail(r, "unpaired surrogate");
-                r->p += 2;
-                if (hex4(r, &lo) != 0)
-                    return -1;
-                if (lo < 0xdc00 || lo > 0xdfff)
-                    return fail(r, "unpaired surrogate");
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                return fail(r, "unpaired surrogate");
-            }
-            if (cp == 0)
-                return fail(r, "NUL character in a string");
-            put_utf8(r, cp);
-            break;
-        }
-        default:
-            return fail(r, "bad escape in a string");
-        }
-    }
-    if (!talas_utf8_valid(start, (size_t)(r->out - start)))
-        return fail(r, "invalid UTF-8 in a string");
-    *len_r = (size_t)(r->out - start);
-    *r->out++ = '\0';
-    *s_r = start;
+    *s_r = r->out;
+    if (talas_json_scan_string(&r->p, r->end, &r->out, len_r, &error) != 0)
+        return fail(r, error);
     return 0;
 }
 

@@ -60,4 +60,14 @@ int talas_json_read_object_nested(const char *text, size_t len, talas_json_membe
 int talas_json_read_string_array(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
                                  const char **error_r);
 
+/*
+ * At the opening quote of a JSON string in [*P_R, END): decodes it into
+ * *OUT_R (room for the encoded length + 1: a decoded string is never
+ * longer), NUL-terminated; *LEN_R gets its length without the NUL, *P_R
+ * and *OUT_R move past it. The string must be valid UTF-8 without NUL.
+ * Returns 0, or -1 with *error_r a static message. Shared by this reader
+ * and the /api/ws command parser.
+ */
+int talas_json_scan_string(const char **p_r, const char *end, char **out_r, size_t *len_r, const char **error_r);
+
 #endif

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_read.h"
 #include "ws_protocol.h"
 
 #define MAX_DEPTH 4
@@ -73,124 +74,15 @@ static int new_node(struct doc *d, enum jtype type)
     return d->count++;
 }
 
-static int hex4(struct doc *d, unsigned *v_r)
-{
-    unsigned v = 0;
-
-    if (d->end - d->p < 4)
-        return fail(d, "truncated \\u escape");
-    for (int i = 0; i < 4; i++) {
-        char c = *d->p++;
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return fail(d, "bad \\u escape");
-    }
-    *v_r = v;
-    return 0;
-}
-
-static void put_utf8(struct doc *d, unsigned cp)
-{
-    if (cp < 0x80) {
-        *d->out++ = (char)cp;
-    } else if (cp < 0x800) {
-        *d->out++ = (char)(0xc0 | (cp >> 6));
-        *d->out++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *d->out++ = (char)(0xe0 | (cp >> 12));
-        *d->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *d->out++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *d->out++ = (char)(0xf0 | (cp >> 18));
-        *d->out++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-        *d->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *d->out++ = (char)(0x80 | (cp & 0x3f));
-    }
-}
-
-/* At the opening quote. A decoded string is never longer than its
- * encoding, so the scratch buffer (input length + 1) always has room. */
+/* At the opening quote: decodes the string into the scratch buffer (the
+ * input length + 1: always room). */
 static int read_string(struct doc *d, const char **s_r, size_t *len_r)
 {
-    char *start = d->out;
+    const char *error;
 
-    d->p++;
-    for (;;) {
-        unsigned char c;
-        if (d->p >= d->end)
-            return fail(d, "unterminated string");
-        c = (unsigned char)*d->p;
-        if (c == '"') {
-            d->p++;
-            break;
-        }
-        if (c < 0x20)
-            return fail(d, "control character in a string");
-        if (c != '\\') {
-            *d->out++ = (char)c;
-            d->p++;
-            continue;
-        }
-        if (++d->p >= d->end)
-            return fail(d, "unterminated string");
-        c = (unsigned char)*d->p++;
-        switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            *d->out++ = (char)c;
-            break;
-        case 'b':
-            *d->out++ = '\b';
-            break;
-        case 'f':
-            *d->out++ = '\f';
-            break;
-        case 'n':
-            *d->out++ = '\n';
-            break;
-        case 'r':
-            *d->out++ = '\r';
-            break;
-        case 't':
-            *d->out++ = '\t';
-            break;
-        case 'u': {
-            unsigned cp, lo;
-            if (hex4(d, &cp) != 0)
-                return -1;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u')
-                    return fail(d, "unpaired surrogate");
-                d->p += 2;
-                if (hex4(d, &lo) != 0)
-                    return -1;
-                if (lo < 0xdc00 || lo > 0xdfff)
-                    return fail(d, "unpaired surrogate");
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                return fail(d, "unpaired surrogate");
-            }
-            if (cp == 0)
-                return fail(d, "NUL character in a string");
-            put_utf8(d, cp);
-            break;
-        }
-        default:
-            return fail(d, "bad escape in a string");
-        }
-    }
-    if (!talas_utf8_valid(start, (size_t)(d->out - start)))
-        return fail(d, "invalid UTF-8 in a string");
-    *len_r = (size_t)(d->out - start);
-    *d->out++ = '\0';
-    *s_r = start;
+    *s_r = d->out;
+    if (talas_json_scan_string(&d->p, d->end, &d->out, len_r, &error) != 0)
+        return fail(d, error);
     return 0;
 }
 
