@@ -479,11 +479,9 @@ int talas_hls_serve(h2o_req_t *req, const char *path, size_t len)
 {
     struct talas_source_info info;
     struct hls_request *rq;
-    h2o_iovec_t id = {NULL, 0}, q = {NULL, 0}, mime;
+    h2o_iovec_t id = {NULL, 0}, q = {NULL, 0};
     const struct talas_config_profile *cp = NULL;
     char id_buf[TALAS_TRACK_ID_LEN + 1], *file;
-    struct stat sb;
-    int rc;
 
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
@@ -506,23 +504,10 @@ int talas_hls_serve(h2o_req_t *req, const char *path, size_t len)
         }
         talas_transcode_profile(talas_worker_config(), cp, &rq->profile);
     }
-    if ((rc = talas_stream_lookup(req, id_buf, &file, &mime)) != 0) {
-        if (rc == MDB_NOTFOUND)
-            talas_http_send_error(req, 404, "not_found", "no such track");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+    if (talas_stream_source(req, id_buf, &file, &rq->identity) != 0)
         return 0;
-    }
-    if (stat(file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, file, id_buf,
-                 errno != 0 ? strerror(errno) : "not a regular file");
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
-        return 0;
-    }
     memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = file;
-    rq->identity.size = (uint64_t)sb.st_size;
-    rq->identity.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     rq->query = token_query(req);
 
     switch (rq->object) {

@@ -300,8 +300,6 @@ int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
     struct talas_cache_source identity;
     struct peaks_waiter *w;
     struct talas_peaks p;
-    struct stat sb;
-    h2o_iovec_t mime;
     char id_buf[TALAS_TRACK_ID_LEN + 1], *path, etag[64];
     MDB_txn *txn;
     int rc, status;
@@ -316,26 +314,13 @@ int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
         return 0;
     if (points_param(req, &w->points) != 0)
         return 0;
-    if ((rc = talas_stream_lookup(req, id_buf, &path, &mime)) != 0) {
-        if (rc == MDB_NOTFOUND)
-            talas_http_send_error(req, 404, "not_found", "no such track");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
-        return 0;
-    }
-    if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, path, id_buf,
-                 errno != 0 ? strerror(errno) : "not a regular file");
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
-        return 0;
-    }
     /* the file as it is now: a changed file has other peaks */
-    identity.size = (uint64_t)sb.st_size;
-    identity.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    if (talas_stream_source(req, id_buf, &path, &identity) != 0)
+        return 0;
     w->etag = h2o_strdup(&req->pool, etag,
                          (size_t)snprintf(etag, sizeof(etag), "\"pk-%" PRIx64 "-%" PRIx64 "-%" PRIu32 "\"",
                                           (uint64_t)identity.mtime_ns, identity.size, w->points));
-    if ((status = talas_http_preconditions(req, w->etag.base, w->etag.len, (int64_t)sb.st_mtim.tv_sec)) !=
+    if ((status = talas_http_preconditions(req, w->etag.base, w->etag.len, identity.mtime_ns / 1000000000)) !=
         0) {
         add_validators(req, w->etag, &w->claims);
         talas_http_send_precondition(req, status);

@@ -337,6 +337,30 @@ int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec
     return rc;
 }
 
+int talas_stream_source(h2o_req_t *req, const char *id, char **path_r, struct talas_cache_source *identity_r)
+{
+    h2o_iovec_t mime;
+    struct stat sb;
+    int rc;
+
+    if ((rc = talas_stream_lookup(req, id, path_r, &mime)) != 0) {
+        if (rc == MDB_NOTFOUND)
+            talas_http_send_error(req, 404, "not_found", "no such track");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+        return -1;
+    }
+    if (stat(*path_r, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, *path_r, id,
+                 errno != 0 ? strerror(errno) : "not a regular file");
+        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+        return -1;
+    }
+    identity_r->size = (uint64_t)sb.st_size;
+    identity_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return 0;
+}
+
 /* The files h2o's file cache holds open whose path was checked (no
  * symbolic link on the way, talas_track_fd_check): the check is one
  * readlink(2) in /proc per request otherwise, for a descriptor the cache

@@ -6,6 +6,8 @@
 
 #include <h2o.h>
 
+#include "cache.h"
+
 /*
  * Answers the request with the bytes of track ID (LEN bytes, not validated
  * yet): Content-Type, ETag, Last-Modified, conditional requests (304/412),
@@ -27,5 +29,11 @@ int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, 
 /* Answers STATUS from talas_http_preconditions: a 304 with the headers
  * already set (validators), or a 412 with a JSON error. */
 void talas_http_send_precondition(h2o_req_t *req, int status);
+
+/* The file of playable track ID as it is now, for the transcoding routes:
+ * its path (request pool) and identity (size and modification time: a
+ * changed file is another transcode). Answers 404 (unknown track, file
+ * gone) or 500 itself and returns -1 when there is none; else 0. */
+int talas_stream_source(h2o_req_t *req, const char *id, char **path_r, struct talas_cache_source *identity_r);
 
 #endif

@@ -638,10 +638,7 @@ int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int previe
 {
     struct talas_source_info info;
     struct tx_request *rq;
-    h2o_iovec_t mime;
-    struct stat sb;
     char id_buf[TALAS_TRACK_ID_LEN + 1], *path;
-    int rc;
 
     if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
@@ -656,26 +653,12 @@ int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int previe
     } else if (parse_params(req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
-    if ((rc = talas_stream_lookup(req, id_buf, &path, &mime)) != 0) {
-        if (rc == MDB_NOTFOUND)
-            talas_http_send_error(req, 404, "not_found", "no such track");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+    if (talas_stream_source(req, id_buf, &path, &rq->identity) != 0)
         return 0;
-    }
-    if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, path, id_buf,
-                 errno != 0 ? strerror(errno) : "not a regular file");
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
-        return 0;
-    }
     rq->req = req;
     memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = path;
     rq->preview = preview;
-    /* the file as it is now: a changed file is another transcode */
-    rq->identity.size = (uint64_t)sb.st_size;
-    rq->identity.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 
     rq->ticket = xcalloc(1, sizeof(*rq->ticket));
     rq->ticket->rq = rq;
