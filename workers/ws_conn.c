@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <h2o/websocket.h>
+
 #include "catalog.h"
 #include "http_response.h"
 #include "log.h"
@@ -473,13 +475,14 @@ static void on_text(struct talas__ws_conn *c, const char *text, size_t len)
     talas_ws_command_free(&cmd);
 }
 
-static void on_ws_message(h2o_websocket_conn_t *ws, const struct wslay_event_on_msg_recv_arg *arg)
+static void on_ws_message(struct talas_ws_transport *ws, const struct wslay_event_on_msg_recv_arg *arg,
+                          void *data)
 {
-    struct talas__ws_conn *c = ws->data;
+    struct talas__ws_conn *c = data;
 
     if (arg == NULL) {
         talas__ws_conn_free(c);
-        h2o_websocket_close(ws);
+        talas_ws_transport_close(ws);
         return;
     }
     c->last_seen_ms = talas_now_ms();
@@ -571,7 +574,6 @@ int talas_ws_serve(h2o_req_t *req)
     }
     c->user = user;
     c->connected_ms = talas_wall_ms();
-    c->ws = h2o_upgrade_to_websocket(req, key, c, on_ws_message);
-    wslay_event_config_set_max_recv_msg_length(c->ws->ws_ctx, talas__ws_hub_conf()->ws_max_message_size);
+    c->ws = talas_ws_transport_upgrade(req, key, talas__ws_hub_conf()->ws_max_message_size, on_ws_message, c);
     return 0;
 }

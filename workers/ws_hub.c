@@ -11,10 +11,11 @@
  * other worker; an event read from the master is delivered the same way.
  * A connection receives an event addressed to it (send_to_connection), to
  * its user (send_to_user), a ServerMessage sent to all, and any other
- * event sent to all that it subscribed to with matching filters. Each
- * message is queued in wslay (copied) and the connection is flushed from a
- * zero-delay timer, never from inside another connection's callback, so
- * h2o never re-enters a message callback from a fan-out.
+ * event sent to all that it subscribed to with matching filters. An event
+ * is framed once and the frame appended to each recipient's output buffer
+ * (ws_transport.c); the connections are flushed from a zero-delay timer, so
+ * that the events read in one turn of the loop leave in one write per
+ * connection, and no owner callback runs from inside a fan-out.
  *
  * A client that does not read lets its queue grow to ws.max_send_queue;
  * then it gets a RateLimitWarning and a close frame (1008), nothing else
@@ -221,9 +222,7 @@ static void on_flush(h2o_timeout_entry_t *entry)
         if (hub.flush_head == NULL)
             hub.flush_tail = NULL;
         c->flush_pending = 0;
-        /* the 101 is not flushed yet: h2o proceeds once it is */
-        if (c->ws->sock != NULL)
-            h2o_websocket_proceed(c->ws); /* may free C (closed) */
+        talas_ws_transport_flush(c->ws);
     }
     if (hub.fanout_count > 0) {
         log_debug("ws: %s delivered to %zu connection(s) of this worker in %.2f ms", hub.fanout_name,
@@ -232,14 +231,10 @@ static void on_flush(h2o_timeout_entry_t *entry)
     }
 }
 
-static void queue_raw(struct talas__ws_conn *c, const char *data, size_t len)
+static void count_sent(void)
 {
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
-
-    if (wslay_event_queue_msg(c->ws->ws_ctx, &msg) == 0) {
-        hub.mine.messages_sent++;
-        hub.mine_dirty = 1;
-    }
+    hub.mine.messages_sent++;
+    hub.mine_dirty = 1;
 }
 
 void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason)
@@ -248,15 +243,17 @@ void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason
         return;
     c->closing = 1;
     c->close_deadline_ms = talas_now_ms() + CLOSE_GRACE_MS;
-    wslay_event_queue_close(c->ws->ws_ctx, code, (const uint8_t *)reason, strlen(reason));
+    talas_ws_transport_queue_close(c->ws, code, reason);
     schedule_flush(c);
 }
 
-void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
+/* Whether LEN more bytes may be queued to C. When its send queue would
+ * overflow, C gets a RateLimitWarning and is closed once it is out. */
+static int may_queue(struct talas__ws_conn *c, size_t len)
 {
     if (c->closing)
-        return;
-    if (wslay_event_get_queued_msg_length(c->ws->ws_ctx) + len > hub.conf->ws_max_send_queue) {
+        return 0;
+    if (talas_ws_transport_backlog(c->ws) + len > hub.conf->ws_max_send_queue) {
         struct talas_buf b = {0};
         struct talas_json json;
         talas_ws_event_begin(&json, &b, "RateLimitWarning");
@@ -265,7 +262,8 @@ void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
         talas_json_key(&json, "reset_time_seconds");
         talas_json_uint(&json, 0);
         talas_json_object_end(&json);
-        queue_raw(c, b.data, b.len);
+        talas_ws_transport_queue_text(c->ws, b.data, b.len);
+        count_sent();
         talas_buf_free(&b);
         log_debug("ws: connection %s reads too slowly (send queue over %llu bytes): closing it", c->id,
                   (unsigned long long)hub.conf->ws_max_send_queue);
@@ -276,9 +274,27 @@ void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
         c->close_after_drain = 1;
         c->close_deadline_ms = talas_now_ms() + SLOW_GRACE_MS;
         schedule_flush(c);
-        return;
+        return 0;
     }
-    queue_raw(c, data, len);
+    return 1;
+}
+
+void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
+{
+    if (!may_queue(c, len))
+        return;
+    talas_ws_transport_queue_text(c->ws, data, len);
+    count_sent();
+    schedule_flush(c);
+}
+
+/* Queues FRAME (FRAME_LEN bytes, made by talas_ws_frame_text) to C. */
+static void send_frame(struct talas__ws_conn *c, const struct talas_buf *frame)
+{
+    if (!may_queue(c, frame->len))
+        return;
+    talas_ws_transport_queue_frame(c->ws, frame->data, frame->len);
+    count_sent();
     schedule_flush(c);
 }
 
@@ -296,6 +312,7 @@ static void deliver(enum talas_ws_target target, const char *to, size_t to_len, 
 {
     struct talas_ws_event_info info;
     struct talas__ws_conn *c, *next;
+    struct talas_buf frame = {0};
     uint64_t start = now_us();
     size_t count = 0;
     int server_message;
@@ -303,25 +320,27 @@ static void deliver(enum talas_ws_target target, const char *to, size_t to_len, 
     if (talas_ws_event_info_read(json, len, &info) != 0)
         return;
     server_message = strcmp(info.name, "ServerMessage") == 0;
+    talas_ws_frame_text(&frame, json, len);
     for (c = hub.head; c != NULL; c = next) {
         next = c->next;
         switch (target) {
         case TALAS_WS_TO_CONNECTION:
             if (strlen(c->id) == to_len && memcmp(c->id, to, to_len) == 0)
-                talas__ws_send(c, json, len);
+                send_frame(c, &frame);
             break;
         case TALAS_WS_TO_USER:
             if (c->user != NULL && strlen(c->user) == to_len && memcmp(c->user, to, to_len) == 0)
-                talas__ws_send(c, json, len);
+                send_frame(c, &frame);
             break;
         case TALAS_WS_TO_ALL:
             if (server_message || subscribed(c, &info)) {
-                talas__ws_send(c, json, len);
+                send_frame(c, &frame);
                 count++;
             }
             break;
         }
     }
+    talas_buf_free(&frame);
     if (count >= 100 && hub.fanout_count == 0) {
         hub.fanout_start_us = start;
         hub.fanout_count = count;
@@ -534,17 +553,16 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (c = hub.head; c != NULL; c = next) {
         next = c->next;
         if (c->closing) {
-            if (c->close_after_drain && wslay_event_get_queued_msg_count(c->ws->ws_ctx) == 0) {
-                static const char reason[] = "send queue full: the client reads too slowly";
+            if (c->close_after_drain && talas_ws_transport_backlog(c->ws) == 0) {
                 c->close_after_drain = 0;
                 c->close_deadline_ms = now + CLOSE_GRACE_MS;
-                wslay_event_queue_close(c->ws->ws_ctx, 1008, (const uint8_t *)reason, sizeof(reason) - 1);
+                talas_ws_transport_queue_close(c->ws, 1008, "send queue full: the client reads too slowly");
                 schedule_flush(c);
             } else if (now >= c->close_deadline_ms) {
                 /* the client ignores the close: drop it */
-                h2o_websocket_conn_t *ws = c->ws;
+                struct talas_ws_transport *ws = c->ws;
                 talas__ws_conn_free(c);
-                h2o_websocket_close(ws);
+                talas_ws_transport_close(ws);
             }
             continue;
         }
@@ -552,9 +570,8 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             talas__ws_close(c, 1001, "idle timeout");
         } else if (now - c->last_ping_ms >= hub.conf->ws_ping_interval_ms &&
                    now - c->last_seen_ms >= hub.conf->ws_ping_interval_ms) {
-            struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
             c->last_ping_ms = now;
-            wslay_event_queue_msg(c->ws->ws_ctx, &ping);
+            talas_ws_transport_queue_ping(c->ws);
             schedule_flush(c);
         }
     }

@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 #include <h2o.h>
-#include <h2o/websocket.h>
 
 #include "config.h"
 #include "ipc.h"
 #include "ws_protocol.h"
+#include "ws_transport.h"
 
 /* Starts the hub on LOOP; IPC_FD is the worker's end of its channel with
  * the master (-1: events stay on this worker). */
@@ -53,7 +53,7 @@ struct talas__ws_sub {
 };
 
 struct talas__ws_conn {
-    h2o_websocket_conn_t *ws;
+    struct talas_ws_transport *ws;
     struct talas__ws_conn *prev, *next;
     struct talas__ws_conn *flush_next;
     int flush_pending;

@@ -660,3 +660,172 @@ def test_auth_required_takes_the_user_from_the_token(talas_server, wslib, tmp_pa
             assert (await status(ws))["user_id"] == "bob"
 
     run(go())
+
+
+# -------------------------------------------------------- the transport
+# What the WebSocket transport (workers/ws_transport.c) does on the wire,
+# seen from a raw socket.
+
+def raw_upgrade(srv, user, extra=b""):
+    """A raw socket upgraded to /api/ws; EXTRA is sent in the same write as
+    the request. Returns (socket, bytes read past the 101)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(f"GET /api/ws?user_id={user} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              "Sec-WebSocket-Version: 13\r\n\r\n".encode() + extra)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    head, rest = head.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+    # RFC 6455 4.2.2: base64(SHA-1(key + GUID)) of the key above
+    assert fields[b"sec-websocket-accept"] == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", head
+    assert fields[b"upgrade"].lower() == b"websocket", head
+    return s, rest
+
+
+def client_frame(opcode, payload):
+    """A masked frame, as a client sends it."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    else:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def frame_length(data):
+    """(header length, payload length) of the server frame DATA starts
+    with, or None while the header is incomplete."""
+    if len(data) < 2:
+        return None
+    n = data[1] & 0x7F
+    assert data[1] & 0x80 == 0, "a server frame is never masked"
+    if n == 126:
+        return (4, int.from_bytes(data[2:4], "big")) if len(data) >= 4 else None
+    if n == 127:
+        return (10, int.from_bytes(data[2:10], "big")) if len(data) >= 10 else None
+    return 2, n
+
+
+def read_frame(s, buf=b""):
+    """(opcode, payload, rest) of the next server frame."""
+    while True:
+        hl = frame_length(buf)
+        if hl is not None and len(buf) >= hl[0] + hl[1]:
+            return buf[0] & 0x0F, buf[hl[0]:hl[0] + hl[1]], buf[hl[0] + hl[1]:]
+        chunk = s.recv(65536)
+        assert chunk, "the server closed the connection"
+        buf += chunk
+
+
+def segments_in(s):
+    """Segments the socket has received (tcp_info.tcpi_segs_in, Linux)."""
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[140:144], "little")
+
+
+def test_an_event_leaves_as_one_frame_in_one_segment(wsrv):
+    """Header and payload of a message go out in one write, so in one TCP
+    segment. (h2o's own WebSocket writer sent the 2-byte header and the
+    payload in two writes, a loop turn apart: two segments, and two
+    wake-ups of the client, per message.)"""
+    s, rest = raw_upgrade(wsrv, "onewrite")
+    try:
+        assert rest == b""
+        before = segments_in(s)
+        for i in range(10):
+            st, _ = post_event(wsrv, {"event": {"event": "ServerMessage", "message": f"m{i} " + "x" * (60 * i),
+                                                "level": "Info"}})
+            assert st == 200
+            opcode, payload, rest = read_frame(s, rest)
+            assert opcode == 0x1 and rest == b""
+            assert json.loads(payload)["message"].startswith(f"m{i} ")
+        assert segments_in(s) - before == 10
+    finally:
+        s.close()
+
+
+def test_frames_sent_with_the_upgrade_request_are_answered(wsrv):
+    cmd = json.dumps({"command": "Ping", "command_id": "early"}).encode()
+    s, rest = raw_upgrade(wsrv, "early", extra=client_frame(0x1, cmd))
+    try:
+        opcode, payload, _ = read_frame(s, rest)
+        assert opcode == 0x1
+        r = json.loads(payload)
+        assert r["event"] == "CommandResponse" and r["command_id"] == "early" and r["success"], r
+    finally:
+        s.close()
+
+
+def test_client_close_ping_and_pong(wsrv):
+    s, rest = raw_upgrade(wsrv, "closer")
+    try:
+        # a ping is answered with a pong carrying its payload
+        s.sendall(client_frame(0x9, b"hello"))
+        opcode, payload, rest = read_frame(s, rest)
+        assert (opcode, payload) == (0xA, b"hello")
+        # a close is answered with a close, then the server closes
+        s.sendall(client_frame(0x8, (1000).to_bytes(2, "big") + b"bye"))
+        opcode, payload, rest = read_frame(s, rest)
+        assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1000
+        assert rest == b"" and s.recv(4096) == b""
+    finally:
+        s.close()
+    # the worker forgot it
+    def gone():
+        return wsrv.get_json("/api/ws/stats")["current_connections"] == 0
+    tf.wait_for(gone, 10, what="the closed connection to be counted out")
+
+
+def test_keepalive_pings_then_idle_close(talas_server, wslib, tmp_path):
+    """A silent client is pinged every ws.ping_interval and, still silent,
+    closed with 1001 at ws.idle_timeout; a client that answers is kept."""
+    srv = ws_server(tmp_path / "idlesrv", wslib, extra="  ping_interval: 1s\n  idle_timeout: 4s\n")
+    srv.start(wait_scan=False)
+    mute, rest = raw_upgrade(srv, "mute")
+    alive, arest = raw_upgrade(srv, "alive")
+    try:
+        t0 = time.monotonic()
+        opcode, _, rest = read_frame(mute, rest)
+        assert opcode == 0x9 and time.monotonic() - t0 < 3.5
+        # ALIVE answers its pings until MUTE is dropped
+        mute.settimeout(0.2)
+        closed_at = None
+        while closed_at is None and time.monotonic() - t0 < 10:
+            try:
+                opcode, payload, rest = read_frame(mute, rest)
+                if opcode == 0x8:
+                    assert int.from_bytes(payload[:2], "big") == 1001, payload
+                    closed_at = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            alive.settimeout(0.05)
+            try:
+                opcode, payload, arest = read_frame(alive, arest)
+                if opcode == 0x9:
+                    alive.sendall(client_frame(0xA, payload))
+            except socket.timeout:
+                pass
+        assert closed_at is not None and 3.5 <= closed_at <= 7, closed_at
+        # the close handshake ends with the server closing the socket
+        mute.sendall(client_frame(0x8, (1001).to_bytes(2, "big")))
+        mute.settimeout(10)
+        assert rest == b"" and mute.recv(4096) == b""
+        alive.settimeout(10)
+        alive.sendall(client_frame(0x1, json.dumps({"command": "Ping", "command_id": "k"}).encode()))
+        while True:
+            opcode, payload, arest = read_frame(alive, arest)
+            if opcode == 0x1:
+                assert json.loads(payload)["command_id"] == "k"
+                break
+    finally:
+        mute.close()
+        alive.close()
+
