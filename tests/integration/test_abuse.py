@@ -365,7 +365,11 @@ def h2_churn(srv, path, batch, interval, duration, src=ATTACKER):
                     events = []
                 if any(isinstance(e, h2events.ConnectionTerminated) for e in events):
                     closed = time.monotonic() - t0
-                s.sendall(conn.data_to_send())
+                try:
+                    s.sendall(conn.data_to_send())
+                except OSError:
+                    # the server shut the connection between our reads
+                    closed = time.monotonic() - t0
     finally:
         s.close()
     return sent, closed
