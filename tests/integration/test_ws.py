@@ -829,3 +829,21 @@ def test_keepalive_pings_then_idle_close(talas_server, wslib, tmp_path):
         mute.close()
         alive.close()
 
+
+def test_bench_ws_runs_with_every_client_library():
+    """scripts/bench-ws on a small scale, with each of its client
+    libraries: every delivery arrives and every figure is printed."""
+    import re
+    import subprocess
+    out = subprocess.run(
+        [str(tf.REPO_ROOT / "scripts" / "bench-ws"), "--connections", "300", "--broadcasts", "3", "--burst", "3",
+         "--interval", "0.3", "--client", "wslay,node,python"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+        env=dict(os.environ, TALAS_BUILDDIR=str(tf.BUILDDIR))).stdout
+    assert out.count("delivered in all:      1800 of 1800") == 3, out
+    for name in ("libwslay (C)", "npm ws (Node.js)", "python3-websockets"):
+        assert f"== clients: {name}" in out, out
+    assert re.search(r"send\(\) CPU per connection: [0-9.]+ us", out), out
+    assert len(re.findall(r"memory per idle connection: [0-9.]+ KiB", out)) == 3, out
+    assert len(re.findall(r"broadcast latency: +900 deliveries", out)) == 3, out
+    assert len(re.findall(r"events delivered: +900 deliveries", out)) == 3, out

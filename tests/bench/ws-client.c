@@ -1,0 +1,393 @@
+/*
+ * ws-client.c - a client process of scripts/bench-ws on libwslay, and the
+ * bare-TCP reference it is compared with.
+ *
+ *   talas-bench-ws-client PORT USER_PREFIX COUNT EXPECTED
+ *
+ * Opens COUNT WebSocket connections to 127.0.0.1:PORT/api/ws
+ * (user_id=USER_PREFIX_<n>): an HTTP/1.1 upgrade whose 101 and
+ * Sec-WebSocket-Accept are checked, then wslay's client API reads the
+ * frames. Prints "ready" once all are open and stamps every message on
+ * arrival: a ServerMessage whose text holds "t" (the publisher's wall
+ * clock, seconds) gives a latency, one holding "burst" counts toward the
+ * burst. On "finish" (a line on stdin) it waits until EXPECTED messages per
+ * connection have arrived (at most 60 s) and prints one JSON line, as
+ * tests/bench/ws-clients.mjs does:
+ * {"lat": [[broadcast, seconds]...], "burst_seen", "burst_last", "got",
+ * "expected"}.
+ *
+ *   talas-bench-ws-client --bare COUNT ROUNDS
+ *
+ * The reference: COUNT loopback TCP connections, a reader process that
+ * reads them with epoll, and ROUNDS rounds of one 200-byte send() to each.
+ * Prints {"send_cpu_us": per send, "round_ms": median wall time of a
+ * round}: what the kernel alone costs to hand one message to every
+ * connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+struct conn {
+    int fd;
+    int drained; /* the last read() came back short: the socket is empty */
+    wslay_event_context_ptr ctx;
+};
+
+struct stamp {
+    int broadcast;
+    double latency;
+};
+
+static struct {
+    uint64_t got, expected, burst_seen;
+    double burst_last;
+    struct stamp *lat;
+    size_t lat_count, lat_cap;
+} st;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "talas-bench-ws-client: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int connect_loopback(int port)
+{
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd == -1)
+        die("socket()");
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+        die("connect()");
+    return fd;
+}
+
+/* ------------------------------------------------------- websocket */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+    struct conn *c = user;
+    ssize_t n;
+
+    /* a short read emptied the socket: asking again would cost a read()
+     * that fails with EAGAIN for every message (epoll says when more
+     * comes) */
+    if (c->drained) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    while ((n = read(c->fd, buf, len)) == -1 && errno == EINTR)
+        ;
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (n <= 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    c->drained = (size_t)n < len;
+    return n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+    struct conn *c = user;
+    ssize_t n;
+
+    while ((n = send(c->fd, data, len, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+        ;
+    if (n == -1) {
+        wslay_event_set_error(ctx, errno == EAGAIN ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return n;
+}
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+    return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* The ServerMessage's text is itself JSON, escaped inside the event:
+ * {"event":"ServerMessage","message":"{\"i\": 3, \"t\": 1763.25}",...} */
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    static const char t_key[] = "\\\"t\\\": ", i_key[] = "\\\"i\\\": ", burst_key[] = "{\\\"burst\\\":";
+    double at = wall();
+    const char *msg = (const char *)arg->msg, *p;
+    char text[512];
+
+    if (arg->opcode != WSLAY_TEXT_FRAME)
+        return;
+    st.got++;
+    if (arg->msg_length >= sizeof(text))
+        return;
+    memcpy(text, msg, arg->msg_length);
+    text[arg->msg_length] = '\0';
+    if ((p = strstr(text, t_key)) != NULL) {
+        const char *i = strstr(text, i_key);
+        if (st.lat_count == st.lat_cap) {
+            st.lat_cap = st.lat_cap ? st.lat_cap * 2 : 65536;
+            if ((st.lat = realloc(st.lat, st.lat_cap * sizeof(*st.lat))) == NULL)
+                die("realloc()");
+        }
+        st.lat[st.lat_count].broadcast = i != NULL ? atoi(i + sizeof(i_key) - 1) : -1;
+        st.lat[st.lat_count++].latency = at - strtod(p + sizeof(t_key) - 1, NULL);
+    } else if (strstr(text, burst_key) != NULL) {
+        st.burst_seen++;
+        st.burst_last = at;
+    }
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .genmask_callback = genmask_cb,
+    .on_msg_recv_callback = on_msg,
+};
+
+/* Opens one WebSocket connection: the upgrade is written and its answer
+ * read while the socket blocks, then the socket is made non-blocking. */
+static void ws_open(struct conn *c, int port, const char *user)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char nonce[16], sha[SHA_DIGEST_LENGTH], src[24 + sizeof(guid) - 1];
+    char key[32], accept[32], want[64], req[512], res[2048], *hdr;
+    size_t got = 0;
+    int len;
+
+    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        die("getrandom()");
+    EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
+    memcpy(src, key, 24);
+    memcpy(src + 24, guid, sizeof(guid) - 1);
+    SHA1(src, sizeof(src), sha);
+    EVP_EncodeBlock((unsigned char *)accept, sha, sizeof(sha));
+    snprintf(want, sizeof(want), "%s\r\n", accept);
+
+    c->fd = connect_loopback(port);
+    len = snprintf(req, sizeof(req),
+                   "GET /api/ws?user_id=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                   user, port, key);
+    if (write(c->fd, req, (size_t)len) != len)
+        die("write(upgrade)");
+    /* the server sends nothing after the 101 until an event comes */
+    while (got < 4 || memcmp(res + got - 4, "\r\n\r\n", 4) != 0) {
+        ssize_t n = read(c->fd, res + got, 1);
+        if (n <= 0 || ++got == sizeof(res) - 1) {
+            fprintf(stderr, "talas-bench-ws-client: the upgrade of %s failed\n", user);
+            exit(1);
+        }
+    }
+    res[got] = '\0';
+    /* header names in any case; the value exactly */
+    hdr = strcasestr(res, "\r\nsec-websocket-accept:");
+    if (strncmp(res, "HTTP/1.1 101 ", 13) != 0 || hdr == NULL ||
+        strncmp(hdr + 23 + strspn(hdr + 23, " "), want, strlen(want)) != 0) {
+        fprintf(stderr, "talas-bench-ws-client: no valid 101 for %s:\n%s", user, res);
+        exit(1);
+    }
+    if (fcntl(c->fd, F_SETFL, O_NONBLOCK) != 0)
+        die("fcntl()");
+    if (wslay_event_context_client_init(&c->ctx, &callbacks, c) != 0)
+        die("wslay_event_context_client_init()");
+}
+
+static void print_result(void)
+{
+    printf("{\"lat\":[");
+    for (size_t i = 0; i < st.lat_count; i++)
+        printf("%s[%d,%.6f]", i ? "," : "", st.lat[i].broadcast, st.lat[i].latency);
+    printf("],\"burst_seen\":%llu,\"burst_last\":%.6f,\"got\":%llu,\"expected\":%llu}\n",
+           (unsigned long long)st.burst_seen, st.burst_last, (unsigned long long)st.got,
+           (unsigned long long)st.expected);
+    fflush(stdout);
+}
+
+static int run_clients(int port, const char *prefix, int count, int per_conn)
+{
+    struct conn *conns = calloc((size_t)count, sizeof(*conns));
+    struct epoll_event ev, evs[512];
+    double deadline = 0;
+    int ep = epoll_create1(0), finishing = 0;
+    char user[128];
+
+    if (conns == NULL || ep == -1)
+        die("setup");
+    st.expected = (uint64_t)count * (uint64_t)per_conn;
+    for (int i = 0; i < count; i++) {
+        snprintf(user, sizeof(user), "%s_%d", prefix, i);
+        ws_open(&conns[i], port, user);
+        ev.events = EPOLLIN;
+        ev.data.ptr = &conns[i];
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0)
+            die("epoll_ctl()");
+    }
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL; /* stdin */
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) != 0)
+        die("epoll_ctl(stdin)");
+    printf("ready\n");
+    fflush(stdout);
+
+    while (!finishing || (st.got < st.expected && mono() < deadline)) {
+        int n = epoll_wait(ep, evs, 512, finishing ? 100 : -1);
+        if (n == -1 && errno != EINTR)
+            die("epoll_wait()");
+        for (int k = 0; k < n; k++) {
+            struct conn *c = evs[k].data.ptr;
+            if (c == NULL) {
+                char line[64];
+                ssize_t r = read(0, line, sizeof(line));
+                if (r <= 0 || memmem(line, (size_t)r, "finish", 6) != NULL) {
+                    finishing = 1;
+                    deadline = mono() + 60;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+                }
+                continue;
+            }
+            c->drained = 0;
+            if (wslay_event_recv(c->ctx) != 0) {
+                /* the server closed it: it no longer counts */
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                close(c->fd);
+            }
+        }
+    }
+    print_result();
+    return 0;
+}
+
+/* ------------------------------------------------------ the reference */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run_bare(int count, int rounds)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int *cl = calloc((size_t)count, sizeof(int)), *sv = calloc((size_t)count, sizeof(int));
+    double *round_s = calloc((size_t)rounds, sizeof(double)), cpu0;
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1, ready[2];
+    char msg[200];
+    pid_t reader;
+
+    if (cl == NULL || sv == NULL || round_s == NULL || ls == -1)
+        die("setup");
+    if (bind(ls, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(ls, 4096) != 0 ||
+        getsockname(ls, (struct sockaddr *)&sin, &len) != 0)
+        die("listen()");
+    for (int i = 0; i < count; i++) {
+        cl[i] = connect_loopback(ntohs(sin.sin_port));
+        if ((sv[i] = accept(ls, NULL, NULL)) == -1)
+            die("accept()");
+        setsockopt(sv[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (pipe(ready) != 0)
+        die("pipe()");
+    if ((reader = fork()) == 0) {
+        struct epoll_event ev, evs[512];
+        int ep = epoll_create1(0);
+        char buf[4096];
+        for (int i = 0; i < count; i++) {
+            ev.events = EPOLLIN;
+            ev.data.fd = cl[i];
+            epoll_ctl(ep, EPOLL_CTL_ADD, cl[i], &ev);
+        }
+        for (long got = 0; got < (long)count * rounds;) {
+            int n = epoll_wait(ep, evs, 512, -1);
+            for (int k = 0; k < n; k++)
+                if (read(evs[k].data.fd, buf, sizeof(buf)) > 0)
+                    got++;
+        }
+        _exit(0);
+    }
+    memset(msg, 'x', sizeof(msg));
+    cpu0 = cpu_seconds();
+    for (int r = 0; r < rounds; r++) {
+        double t;
+        usleep(300000);
+        t = mono();
+        for (int i = 0; i < count; i++)
+            if (send(sv[i], msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+                die("send()");
+        round_s[r] = mono() - t;
+    }
+    cpu0 = cpu_seconds() - cpu0;
+    waitpid(reader, NULL, 0);
+    qsort(round_s, (size_t)rounds, sizeof(double), by_double);
+    printf("{\"send_cpu_us\":%.3f,\"round_ms\":%.3f}\n", cpu0 / ((double)count * rounds) * 1e6,
+           round_s[rounds / 2] * 1e3);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    raise_nofile();
+    if (argc == 4 && strcmp(argv[1], "--bare") == 0)
+        return run_bare(atoi(argv[2]), atoi(argv[3]));
+    if (argc == 5)
+        return run_clients(atoi(argv[1]), argv[2], atoi(argv[3]), atoi(argv[4]));
+    fprintf(stderr, "usage: talas-bench-ws-client PORT USER_PREFIX COUNT EXPECTED\n"
+                    "       talas-bench-ws-client --bare COUNT ROUNDS\n");
+    return 2;
+}
