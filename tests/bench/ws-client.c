@@ -297,10 +297,19 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
                 /* the server closed it: it no longer counts */
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                 close(c->fd);
+                c->fd = -1;
             }
         }
     }
     print_result();
+    for (int i = 0; i < count; i++) {
+        wslay_event_context_free(conns[i].ctx);
+        if (conns[i].fd != -1)
+            close(conns[i].fd);
+    }
+    free(conns);
+    free(st.lat);
+    close(ep);
     return 0;
 }
 
@@ -377,6 +386,14 @@ static int run_bare(int count, int rounds)
     qsort(round_s, (size_t)rounds, sizeof(double), by_double);
     printf("{\"send_cpu_us\":%.3f,\"round_ms\":%.3f}\n", cpu0 / ((double)count * rounds) * 1e6,
            round_s[rounds / 2] * 1e3);
+    for (int i = 0; i < count; i++) {
+        close(cl[i]);
+        close(sv[i]);
+    }
+    close(ls);
+    free(cl);
+    free(sv);
+    free(round_s);
     return 0;
 }
 

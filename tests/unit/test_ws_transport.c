@@ -60,7 +60,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     r->opcode = arg->opcode;
     free(r->msg);
     r->msg = malloc(arg->msg_length + 1);
-    memcpy(r->msg, arg->msg, arg->msg_length);
+    if (arg->msg_length > 0) /* an empty message may come with msg NULL */
+        memcpy(r->msg, arg->msg, arg->msg_length);
     r->msg_len = arg->msg_length;
 }
 
