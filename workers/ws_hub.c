@@ -288,7 +288,7 @@ void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len)
     schedule_flush(c);
 }
 
-/* Queues FRAME (FRAME_LEN bytes, made by talas_ws_frame_text) to C. */
+/* Queues FRAME, made by talas_ws_frame_text, to C. */
 static void send_frame(struct talas__ws_conn *c, const struct talas_buf *frame)
 {
     if (!may_queue(c, frame->len))
