@@ -59,7 +59,8 @@ static void usage(FILE *fp)
                 "  tracks show ID     everything the catalog knows of a track\n"
                 "  tracks rm ID       remove a track from the catalog, and its cached transcodes\n"
                 "  sign TRACK_ID [--ttl SECONDS] [--kind stream|preview|hls] [--user USER]\n"
-                "                     print a signed URL for the track (expiry on stderr);\n"
+                "                     print a signed URL for the track (expiry on stderr, or\n"
+                "                     both in one JSON document with --json);\n"
                 "                     --ttl 0 or none: auth.default_ttl; --kind default: stream\n"
                 "  cache stats        show the transcode cache: size, hit ratio, encoder counters\n"
                 "  cache purge [TRACK_ID]\n"
@@ -828,14 +829,39 @@ static int cmd_sign(const struct talas_config *conf, const char *track, const st
         free(error);
         return 1;
     }
-    printf("%s\n", url);
+    talas_auth_format_time(exp, when);
+    if (talasctl_json) {
+        struct talas_buf out = {0};
+        struct talas_json json;
+        talas_json_init(&json, &out);
+        talas_json_object_begin(&json);
+        /* the names and formats of POST /api/stream-url's answer */
+        talas_json_key(&json, "url_signed");
+        talas_json_string(&json, url);
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, track);
+        talas_json_key(&json, "kind");
+        talas_json_string(&json, talas_auth_kind_name(o->kind));
+        talas_json_key(&json, "user");
+        if (o->user != NULL)
+            talas_json_string(&json, o->user);
+        else
+            talas_json_null(&json);
+        talas_json_key(&json, "expires_at");
+        talas_json_string(&json, when);
+        talas_json_object_end(&json);
+        printf("%.*s\n", (int)out.len, out.data);
+        talas_buf_free(&out);
+    } else {
+        printf("%s\n", url);
+    }
     free(url);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "talasctl: writing to standard output failed: %s\n", strerror(errno));
         return 1;
     }
-    talas_auth_format_time(exp, when);
-    fprintf(stderr, "expires: %s\n", when);
+    if (!talasctl_json)
+        fprintf(stderr, "expires: %s\n", when);
     return 0;
 }
 

@@ -13,6 +13,7 @@ only verify, bad usage) must exit non-zero and print no URL.
 import base64
 import calendar
 import hashlib
+import json
 import os
 import re
 import time
@@ -198,6 +199,33 @@ def test_sign_hls_and_user(ssrv, keys):
     assert claims["scope"] == "hls"
     assert claims["sub"] == "alice@example"
     assert claims["track"] == a
+
+
+def test_sign_json(ssrv, keys):
+    """--json (before or after the command): one JSON document on stdout
+    with the URL and its expiry, nothing else on stderr."""
+    a = ssrv.ids["A"]
+    for argv in (("--json", "sign", a, "--kind", "hls", "--user", "bob"),
+                 ("sign", a, "--kind", "hls", "--user", "bob", "--json")):
+        cp = ssrv.talasctl(*argv)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stderr == "", cp.stderr
+        lines = cp.stdout.splitlines()
+        assert len(lines) == 1, cp.stdout
+        doc = json.loads(lines[0])
+        # the names and formats of POST /api/stream-url's answer
+        assert set(doc) == {"url_signed", "expires_at", "track_id", "kind", "user"}, doc
+        assert doc["url_signed"].startswith(f"{ssrv.base_url}/hls/{a}/master.m3u8?token="), doc
+        assert (doc["track_id"], doc["kind"], doc["user"]) == (a, "hls", "bob"), doc
+        claims = decode(keys, parse_qs(urlsplit(doc["url_signed"]).query)["token"][0])
+        assert (claims["scope"], claims["sub"], claims["track"]) == ("hls", "bob", a)
+        assert re.fullmatch(RFC3339, doc["expires_at"]), doc
+        assert calendar.timegm(time.strptime(doc["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) == claims["exp"]
+    doc = json.loads(ssrv.talasctl("--json", "sign", a).stdout)
+    assert doc["kind"] == "stream" and doc["user"] is None, doc
+    # errors stay messages on stderr, with the exit code of the text mode
+    cp = ssrv.talasctl("--json", "sign", "AAAAAAAAAAAAAAAA")
+    assert cp.returncode == 1 and cp.stdout == "" and "no such track" in cp.stderr, cp
 
 
 def test_sign_works_without_auth_required(tmp_path, keys, signlib):
