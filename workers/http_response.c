@@ -121,7 +121,9 @@ int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_
                               &raw, &raw_len) == 0)
         return 0;
     out = h2o_mem_alloc_pool(&req->pool, raw_len + 1);
-    if ((n = talas_http_percent_decode(raw, raw_len, out)) == -1)
+    /* a NUL would end the value early for every string function that
+     * reads it: "t=1%00x" would read as "t=1" */
+    if ((n = talas_http_percent_decode(raw, raw_len, out)) == -1 || memchr(out, '\0', (size_t)n) != NULL)
         return -1;
     *value_r = h2o_iovec_init(out, (size_t)n);
     return 1;

@@ -34,7 +34,8 @@ int talas_http_reject_unless_get(h2o_req_t *req);
 /*
  * Looks up query parameter NAME. Returns 1 and its percent-decoded value
  * ("+" read as a space) in *value_r (NUL-terminated, in the request pool),
- * 0 when absent, -1 when its encoding is malformed.
+ * 0 when absent, -1 when its encoding is malformed or it decodes to a
+ * NUL byte (%00).
  */
 int talas_http_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *value_r);
 

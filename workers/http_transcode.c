@@ -132,6 +132,10 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
         talas_http_send_error(req, 400, "unknown_profile", "profile: no profile named \"%.64s\"", v.base);
         return -1;
     }
+    if (found == -1) {
+        talas_http_send_error(req, 400, "invalid_parameter", "profile: malformed percent-encoding");
+        return -1;
+    }
     if ((found = talas_http_query_param(req, "format", &v)) == 1) {
         int codec = strcmp(v.base, "mp3") == 0   ? TALAS_CONFIG_CODEC_MP3
                     : strcmp(v.base, "aac") == 0 ? TALAS_CONFIG_CODEC_AAC
@@ -143,10 +147,11 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
             talas_http_send_error(req, 400, "invalid_parameter", "format: must be mp3 or aac");
             return -1;
         }
-        if (talas_http_query_param(req, "bitrate", &b) == 1) {
-            char *end;
-            bitrate = strtol(b.base, &end, 10);
-            if (b.len == 0 || *end != '\0' || bitrate <= 0) {
+        if ((found = talas_http_query_param(req, "bitrate", &b)) != 0) {
+            char *end = NULL;
+            if (found == 1)
+                bitrate = strtol(b.base, &end, 10);
+            if (found == -1 || b.len == 0 || *end != '\0' || bitrate <= 0) {
                 talas_http_send_error(req, 400, "invalid_parameter", "bitrate: must be kbit/s, e.g. 192");
                 return -1;
             }
@@ -167,7 +172,7 @@ static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
         return -1;
     }
     if (found == -1) {
-        talas_http_send_error(req, 400, "invalid_parameter", "malformed percent-encoding");
+        talas_http_send_error(req, 400, "invalid_parameter", "format: malformed percent-encoding");
         return -1;
     }
     /* t alone: the browsers' progressive format */

@@ -264,6 +264,24 @@ def test_hostile_paths(srv):
     assert_alive(srv)
 
 
+def test_query_values_with_a_nul_byte_are_refused(srv):
+    """A %00 in a query value is a 400, not a value cut at the NUL: "t=1%00x"
+    is not "t=1", "limit=5%00" is not "limit=5"."""
+    good = _ids(srv)
+    for path in (f"/stream/{good}?t=1%00x", f"/stream/{good}?t=1%00", f"/stream/{good}?format=mp3%00x",
+                 f"/stream/{good}?profile=high%00", f"/stream/{good}?format=mp3&bitrate=128%00",
+                 f"/stream/{good}?profile=%",
+                 "/api/tracks?limit=5%00", "/api/tracks?q=a%00b", f"/api/tracks/{good}/peaks?points=64%00"):
+        st, hdrs, body = srv.get(path)
+        assert st == 400, (path, st, body[:200])
+        assert hdrs["Content-Type"] == JSON_TYPE and "error" in json.loads(body), (path, body[:200])
+    # the same values without the NUL are accepted
+    for path in ("/api/tracks?limit=5", f"/api/tracks/{good}/peaks?points=64"):
+        st, _, body = srv.get(path)
+        assert st == 200, (path, st, body[:200])
+    assert_alive(srv)
+
+
 @pytest.mark.parametrize("method,path", [
     ("DELETE", "/stream/{id}"),
     ("PUT", "/api/tracks/{id}"),
