@@ -48,14 +48,8 @@ static void respond(struct talas__ws_conn *c, const char *command_id, int succes
 static void rate_warning(struct talas__ws_conn *c, uint32_t remaining, uint64_t reset_s)
 {
     struct talas_buf b = {0};
-    struct talas_json json;
 
-    talas_ws_event_begin(&json, &b, "RateLimitWarning");
-    talas_json_key(&json, "remaining_requests");
-    talas_json_uint(&json, remaining);
-    talas_json_key(&json, "reset_time_seconds");
-    talas_json_uint(&json, reset_s);
-    talas_json_object_end(&json);
+    talas_ws_rate_limit_warning(&b, remaining, reset_s);
     talas__ws_send(c, b.data, b.len);
     talas_buf_free(&b);
 }

@@ -255,13 +255,7 @@ static int may_queue(struct talas__ws_conn *c, size_t len)
         return 0;
     if (talas_ws_transport_backlog(c->ws) + len > hub.conf->ws_max_send_queue) {
         struct talas_buf b = {0};
-        struct talas_json json;
-        talas_ws_event_begin(&json, &b, "RateLimitWarning");
-        talas_json_key(&json, "remaining_requests");
-        talas_json_uint(&json, 0);
-        talas_json_key(&json, "reset_time_seconds");
-        talas_json_uint(&json, 0);
-        talas_json_object_end(&json);
+        talas_ws_rate_limit_warning(&b, 0, 0);
         talas_ws_transport_queue_text(c->ws, b.data, b.len);
         count_sent();
         talas_buf_free(&b);

@@ -559,6 +559,18 @@ void talas_ws_event_begin(struct talas_json *json, struct talas_buf *out, const 
     talas_json_string(json, name);
 }
 
+void talas_ws_rate_limit_warning(struct talas_buf *out, uint32_t remaining, uint64_t reset_s)
+{
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, out, "RateLimitWarning");
+    talas_json_key(&json, "remaining_requests");
+    talas_json_uint(&json, remaining);
+    talas_json_key(&json, "reset_time_seconds");
+    talas_json_uint(&json, reset_s);
+    talas_json_object_end(&json);
+}
+
 void talas_ws_command_response(struct talas_buf *out, const char *command_id, int success, const char *data,
                                size_t data_len, const char *error)
 {

@@ -88,6 +88,10 @@ void talas_ws_event_begin(struct talas_json *json, struct talas_buf *out, const 
 void talas_ws_command_response(struct talas_buf *out, const char *command_id, int success, const char *data,
                                size_t data_len, const char *error);
 
+/* {"event":"RateLimitWarning","remaining_requests":REMAINING,
+ * "reset_time_seconds":RESET_S} into OUT. */
+void talas_ws_rate_limit_warning(struct talas_buf *out, uint32_t remaining, uint64_t reset_s);
+
 /* What a receiver needs to route an event without parsing it per
  * connection: its name and its top-level string members. */
 #define TALAS_WS_MAX_ATTRS 8
