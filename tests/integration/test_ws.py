@@ -583,16 +583,7 @@ def test_slow_reader_is_warned_and_closed(talas_server, wslib, tmp_path):
     others go on."""
     srv = ws_server(tmp_path / "slowsrv", wslib, extra="  max_send_queue: 64KiB\n")
     srv.start(wait_scan=True)
-    slow = socket.socket()
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.settimeout(10)
-    slow.connect(("127.0.0.1", srv.port))
-    slow.sendall(b"GET /api/ws?user_id=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += slow.recv(1)
-    assert b" 101 " in head
+    slow, early = raw_upgrade(srv, "slow", rcvbuf=4096)
 
     async def go():
         async with websockets.connect(url(srv, "user_id=fast"), max_size=None) as fast:
@@ -605,7 +596,7 @@ def test_slow_reader_is_warned_and_closed(talas_server, wslib, tmp_path):
                 assert st == 200
                 assert (await recv_json(fast))["event"] == "ServerMessage"
             # the slow client reads again: its backlog, the warning, a close 1008
-            data = await loop.run_in_executor(None, read_until_eof, slow)
+            data = early + await loop.run_in_executor(None, read_until_eof, slow)
             r, _ = await command(fast, {"command": "Ping", "command_id": "still"})
             assert r["success"]
             return data
@@ -666,10 +657,15 @@ def test_auth_required_takes_the_user_from_the_token(talas_server, wslib, tmp_pa
 # What the WebSocket transport (workers/ws_transport.c) does on the wire,
 # seen from a raw socket.
 
-def raw_upgrade(srv, user, extra=b""):
+def raw_upgrade(srv, user, extra=b"", rcvbuf=None):
     """A raw socket upgraded to /api/ws; EXTRA is sent in the same write as
-    the request. Returns (socket, bytes read past the 101)."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    the request, RCVBUF sets its receive buffer first. Returns (socket,
+    bytes read past the 101)."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", srv.port))
     s.sendall(f"GET /api/ws?user_id={user} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
               "Sec-WebSocket-Version: 13\r\n\r\n".encode() + extra)
