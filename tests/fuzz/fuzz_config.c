@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - the YAML configuration loader (src/config.c, libyaml
+ * fuzz_config.c - the YAML configuration loader (src/core/config.c, libyaml
  * under it): talas_config_load on the input written to a memfd (read as
  * /proc/self/fd/N, the way talas-master reads a file), then
  * talas_config_free.
@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

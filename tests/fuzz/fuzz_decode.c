@@ -1,6 +1,6 @@
 /*
  * fuzz_decode.c - the demux/decode path on mutated audio files
- * (workers/transcoder.c, libavformat and libavcodec under it), as a
+ * (workers/media/transcoder.c, libavformat and libavcodec under it), as a
  * transcode request drives it: talas_source_measure, talas_source_decodes,
  * talas_layout_compute, the stream header, then talas_transcode_chunk for
  * chunk 0 and the last chunk.
@@ -25,8 +25,8 @@
 
 #include <libavutil/log.h>
 
-#include "transcoder.h"
-#include "util.h"
+#include "media/transcoder.h"
+#include "core/util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 /*
- * fuzz_ipc.c - the master/worker channel's decoder (src/ipc.c), as the
+ * fuzz_ipc.c - the master/worker channel's decoder (src/core/ipc.c), as the
  * master reads a worker's socketpair and a worker reads the master's: a
  * byte stream cut into frames (talas_ipc_frame_next), each payload decoded
  * by its type.
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipc.h"
-#include "util.h"
+#include "core/ipc.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

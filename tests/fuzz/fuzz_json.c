@@ -1,5 +1,5 @@
 /*
- * fuzz_json.c - the flat JSON reader (src/json_read.c) that reads API
+ * fuzz_json.c - the flat JSON reader (src/core/json_read.c) that reads API
  * request bodies (/api/stream-url), JWT headers and "aud" arrays.
  *
  * Input: byte 0 picks object or string array, the rest is the document.
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_read.h"
-#include "util.h"
+#include "core/json_read.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_jwt.c - the token path: a token string to a verdict
- * (talas_auth_verify in workers/auth.c, with libjwt under it), and minting.
+ * (talas_token_verify in src/core/token.c, with libjwt under it), and minting.
  *
  * Two key sets, built once in LLVMFuzzerInitialize from files in a
  * temporary directory: A, a main HS256 secret (and a backend key); B, three
@@ -30,9 +30,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "auth.h"
-#include "config.h"
-#include "util.h"
+#include "core/token.h"
+#include "core/config.h"
+#include "core/util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -55,7 +55,7 @@ static const char secret_b[] = "fuzz-secret-b-0123456789abcdef-0123456789abcdef-
 
 static struct talas_config conf_a, conf_b;
 static struct talas_config_key keys_b[3];
-static struct talas_auth *auth_a, *auth_b;
+static struct talas_token *auth_a, *auth_b;
 
 static char *write_file(const char *dir, const char *name, const char *text)
 {
@@ -100,8 +100,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     conf_b.auth_issuer = "https://issuer.example";
     conf_b.auth_audience = "talas";
 
-    if (talas_auth_create(&conf_a, &auth_a, &error) != 0 ||
-        talas_auth_create(&conf_b, &auth_b, &error) != 0) {
+    if (talas_token_create(&conf_a, &auth_a, &error) != 0 ||
+        talas_token_create(&conf_b, &auth_b, &error) != 0) {
         fprintf(stderr, "fuzz_jwt: %s\n", error);
         abort();
     }
@@ -147,31 +147,31 @@ static char *sign(int set_b, const char *header, size_t hlen, const char *payloa
     return token;
 }
 
-static void verify(struct talas_auth *auth, const char *token, size_t len, uint8_t req)
+static void verify(struct talas_token *auth, const char *token, size_t len, uint8_t req)
 {
     static const char *const ips[] = {NULL, "192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1"};
-    static const enum talas_auth_kind kinds[] = {TALAS_AUTH_STREAM, TALAS_AUTH_PREVIEW, TALAS_AUTH_HLS,
-                                                 TALAS_AUTH_ALL};
+    static const enum talas_token_kind kinds[] = {TALAS_TOKEN_STREAM, TALAS_TOKEN_PREVIEW, TALAS_TOKEN_HLS,
+                                                 TALAS_TOKEN_ALL};
     const char *track = req & 0x10 ? NULL : "AAAAAAAAAAAAAAAA", *ip = ips[req >> 2 & 3];
-    enum talas_auth_kind kind = kinds[req & 3];
-    struct talas_auth_claims c1, c2;
+    enum talas_token_kind kind = kinds[req & 3];
+    struct talas_token_claims c1, c2;
     const char *r1 = NULL, *r2 = NULL;
-    enum talas_auth_result v1, v2;
+    enum talas_token_result v1, v2;
 
-    v1 = talas_auth_verify(auth, token, len, track, kind, ip, &c1, &r1);
-    v2 = talas_auth_verify(auth, token, len, track, kind, ip, &c2, &r2);
+    v1 = talas_token_verify(auth, token, len, track, kind, ip, &c1, &r1);
+    v2 = talas_token_verify(auth, token, len, track, kind, ip, &c2, &r2);
     if (getenv("TALAS_FUZZ_VERBOSE") != NULL)
         fprintf(stderr, "fuzz_jwt: verdict %d (%s)\n", (int)v1, r1 != NULL ? r1 : "ok");
-    if (v1 > TALAS_AUTH_FORBIDDEN || (v1 != TALAS_AUTH_OK && r1 == NULL))
+    if (v1 > TALAS_TOKEN_FORBIDDEN || (v1 != TALAS_TOKEN_OK && r1 == NULL))
         abort();
     /* the cached verdict is the fresh one (unless the token expired in between) */
-    if (v1 != v2 && !(v2 == TALAS_AUTH_INVALID && strcmp(r2, "expired") == 0))
+    if (v1 != v2 && !(v2 == TALAS_TOKEN_INVALID && strcmp(r2, "expired") == 0))
         abort();
-    if (v1 == TALAS_AUTH_OK) {
+    if (v1 == TALAS_TOKEN_OK) {
         if ((track != NULL && strcmp(c1.track, track) != 0) || (c1.kinds & (int)kind) != (int)kind ||
             memchr(c1.sub, '\0', sizeof(c1.sub)) == NULL)
             abort();
-        if (v2 == TALAS_AUTH_OK && (memcmp(c1.track, c2.track, sizeof(c1.track)) != 0 ||
+        if (v2 == TALAS_TOKEN_OK && (memcmp(c1.track, c2.track, sizeof(c1.track)) != 0 ||
                                     strcmp(c1.sub, c2.sub) != 0 || c1.exp != c2.exp || c1.kinds != c2.kinds))
             abort();
     }
@@ -179,7 +179,7 @@ static void verify(struct talas_auth *auth, const char *token, size_t len, uint8
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct talas_auth *auth;
+    struct talas_token *auth;
     const char *in, *nl;
     size_t len;
     char *copy;
@@ -198,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0:
     case 3: /* raw */
         verify(auth, copy, len, data[1]);
-        talas_auth_backend_key_ok(auth, copy, len);
+        talas_token_backend_key_ok(auth, copy, len);
         break;
     case 1: { /* signed by the harness */
         char *token;
@@ -214,16 +214,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 2: { /* minted: the user id round-trips */
         char *sub = xstrndup(copy, len), *url = NULL, *error = NULL, *token;
-        struct talas_auth_claims c;
+        struct talas_token_claims c;
         const char *reason;
         time_t exp;
-        if (talas_auth_mint_url(auth_a, "AAAAAAAAAAAAAAAA", sub, TALAS_AUTH_STREAM, data[1], &url, &exp,
+        if (talas_token_mint_url(auth_a, "AAAAAAAAAAAAAAAA", sub, TALAS_TOKEN_STREAM, data[1], &url, &exp,
                                 &error) == 0) {
             if ((token = strstr(url, "?token=")) == NULL)
                 abort();
             token += 7;
-            if (talas_auth_verify(auth_a, token, strlen(token), "AAAAAAAAAAAAAAAA", TALAS_AUTH_STREAM, NULL,
-                                  &c, &reason) != TALAS_AUTH_OK ||
+            if (talas_token_verify(auth_a, token, strlen(token), "AAAAAAAAAAAAAAAA", TALAS_TOKEN_STREAM, NULL,
+                                  &c, &reason) != TALAS_TOKEN_OK ||
                 strcmp(c.sub, sub) != 0)
                 abort();
         }

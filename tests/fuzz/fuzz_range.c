@@ -1,5 +1,5 @@
 /*
- * fuzz_range.c - the Range header, If-Range and HTTP dates (workers/range.c).
+ * fuzz_range.c - the Range header, If-Range and HTTP dates (workers/http/range.c).
  *
  * Input: 2 bytes choosing the representation length (small lengths, where
  * the edge cases are, and a 63-bit one), then the header value. Checks what
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "range.h"
+#include "http/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

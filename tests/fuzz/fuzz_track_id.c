@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
-#include "util.h"
+#include "store/catalog.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_ws.c - the /api/ws protocol parsers (workers/ws_protocol.c): a
+ * fuzz_ws.c - the /api/ws protocol parsers (workers/realtime/ws_protocol.c): a
  * client's text frame (talas_ws_command_parse), a backend's POST
  * /api/events body (talas_ws_publish_parse), and the routing read of an
  * event (talas_ws_event_info_read, talas_ws_filters_match).
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "ws_protocol.h"
+#include "core/util.h"
+#include "realtime/ws_protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

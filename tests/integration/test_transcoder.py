@@ -1,4 +1,4 @@
-"""Chunked transcoder (workers/transcoder.c) through its CLI, talas-transcode.
+"""Chunked transcoder (workers/media/transcoder.c) through its CLI, talas-transcode.
 
 Acceptance criteria of the chunked transcode: every source format and every
 profile decodes cleanly with the source's duration; chunks made in any order

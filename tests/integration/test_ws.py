@@ -654,7 +654,7 @@ def test_auth_required_takes_the_user_from_the_token(talas_server, wslib, tmp_pa
 
 
 # -------------------------------------------------------- the transport
-# What the WebSocket transport (workers/ws_transport.c) does on the wire,
+# What the WebSocket transport (workers/realtime/ws_transport.c) does on the wire,
 # seen from a raw socket.
 
 def raw_upgrade(srv, user, extra=b"", rcvbuf=None):

@@ -1,6 +1,6 @@
 /*
  * talas-transcode.c - a command line over the chunked transcoder
- * (workers/transcoder.[ch]), for the integration tests and the benchmark.
+ * (workers/media/transcoder.[ch]), for the integration tests and the benchmark.
  *
  *   talas-transcode measure FILE
  *   talas-transcode layout FILE PROFILE [--window START_S LEN_S FADE_S] [--frames]
@@ -25,9 +25,9 @@
 
 #include <libavutil/log.h>
 
-#include "json.h"
-#include "transcoder.h"
-#include "util.h"
+#include "core/json.h"
+#include "media/transcoder.h"
+#include "core/util.h"
 
 static const char *usage_text =
     "usage: talas-transcode measure FILE\n"

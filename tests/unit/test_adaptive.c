@@ -1,7 +1,7 @@
 /*
  * test_adaptive.c - the initial quality of a streaming session and the
- * quality monitor (workers/adaptive.c), driven by tables; and the nested
- * JSON reading the session body needs (src/json_read.c).
+ * quality monitor (workers/media/adaptive.c), driven by tables; and the nested
+ * JSON reading the session body needs (src/core/json_read.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +12,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "adaptive.h"
-#include "json_read.h"
-#include "util.h"
+#include "media/adaptive.h"
+#include "core/json_read.h"
+#include "core/util.h"
 
-/* The default ladder of src/config.c, as a configuration gives it. */
+/* The default ladder of src/core/config.c, as a configuration gives it. */
 static struct talas_config_profile ladder[] = {
     {.name = "high",
      .codec = TALAS_CONFIG_CODEC_AAC,

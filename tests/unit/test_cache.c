@@ -27,10 +27,10 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
-#include "catalog.h"
-#include "storage.h"
-#include "util.h"
+#include "store/cache.h"
+#include "store/catalog.h"
+#include "store/storage.h"
+#include "core/util.h"
 #include "tmpdir.h"
 
 /* ------------------------------------------------------------ helpers */

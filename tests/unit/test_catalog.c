@@ -28,12 +28,12 @@
 
 #include <cmocka.h>
 
-#include "catalog.h"
-#include "config.h"
-#include "probe.h"
-#include "scan.h"
-#include "storage.h"
-#include "util.h"
+#include "store/catalog.h"
+#include "core/config.h"
+#include "scan/probe.h"
+#include "scan/scan.h"
+#include "store/storage.h"
+#include "core/util.h"
 #include "tmpdir.h"
 
 /* ------------------------------------------------------------ helpers */

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "core/config.h"
+#include "core/log.h"
 
 /* The smallest valid file: the three required keys. Paths that cannot
  * exist, so that they are resolved lexically and predictably. */

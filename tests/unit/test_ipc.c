@@ -1,5 +1,5 @@
 /*
- * test_ipc.c - the master/worker messages (src/ipc.c): round trips, frames
+ * test_ipc.c - the master/worker messages (src/core/ipc.c): round trips, frames
  * split anywhere, and decoders that refuse every short, long or mangled
  * payload without reading past it.
  */
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ipc.h"
+#include "core/ipc.h"
 
 static void test_event_round_trip(void **state)
 {

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "json.h"
-#include "util.h"
+#include "core/json.h"
+#include "core/util.h"
 
 static void test_structure(void **state)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "range.h"
+#include "http/range.h"
 
 struct range_case {
     const char *header;

@@ -1,6 +1,6 @@
 /*
  * test_sessions.c - streaming session records in a real LMDB environment
- * (src/sessions.c): ids, create and the cap, updates, ends, expiry and the
+ * (src/store/sessions.c): ids, create and the cap, updates, ends, expiry and the
  * sweep, and the totals they keep.
  */
 #include <stdarg.h>
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sessions.h"
-#include "storage.h"
+#include "store/sessions.h"
+#include "store/storage.h"
 #include "tmpdir.h"
 
 #define TIMEOUT 10000

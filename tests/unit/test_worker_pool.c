@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "util.h"
-#include "worker_pool.h"
+#include "core/util.h"
+#include "worker/worker_pool.h"
 
 static pthread_t loop_thread;
 /* One loop for the whole program: the pool's sockets are freed by the

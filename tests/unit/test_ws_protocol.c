@@ -1,6 +1,6 @@
 /*
  * test_ws_protocol.c - commands, events and the publish envelope of /api/ws
- * (workers/ws_protocol.c): what parses, what is refused and why, and that
+ * (workers/realtime/ws_protocol.c): what parses, what is refused and why, and that
  * no input, truncated or mangled, makes the reader misbehave.
  */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ws_protocol.h"
+#include "realtime/ws_protocol.h"
 
 static int parse(const char *text, struct talas_ws_command *cmd, char **error)
 {

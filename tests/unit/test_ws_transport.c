@@ -1,6 +1,6 @@
 /*
  * test_ws_transport.c - the frames the WebSocket transport writes
- * (workers/ws_transport.c): talas_ws_frame_text, read back by wslay's own
+ * (workers/realtime/ws_transport.c): talas_ws_frame_text, read back by wslay's own
  * client-side parser at every boundary of the three length encodings.
  */
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ws_transport.h"
+#include "realtime/ws_transport.h"
 
 struct reader {
     const struct talas_buf *in;

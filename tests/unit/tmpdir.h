@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static inline int test_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {

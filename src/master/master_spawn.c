@@ -1,0 +1,421 @@
+/*
+ * master_spawn.c - starting, reaping and respawning the master's children.
+ *
+ * Entry points (declared in master.h): talas_master_spawn_worker,
+ * talas_master_spawn_scanner, talas_master_reap, talas_master_tick,
+ * talas_master_read_notify, talas_master_signal_children.
+ *
+ * A worker of the current generation that dies is respawned in its slot at
+ * once, or after a delay that doubles with each consecutive early death
+ * (nginx ngx_reap_children, Postfix master_spawn.c): a worker that cannot
+ * start must not turn the master into a fork loop. After any child dies
+ * the master clears LMDB reader slots left by dead processes, so a worker
+ * killed inside a read transaction never pins old pages for good.
+ *
+ * Logs: every spawn (info), every unexpected death (warn) with its status
+ * or signal, the respawn delay, and the stale reader slots cleared.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "store/cache.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "master/master.h"
+#include "master/master_sig.h"
+#include "scan/scan.h"
+#include "store/storage.h"
+#include "core/util.h"
+#include "worker/worker.h"
+
+static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind kind, int slot)
+{
+    struct talas_child *c;
+
+    if (m->child_count == m->child_cap) {
+        m->child_cap = m->child_cap ? m->child_cap * 2 : 16;
+        m->children = xrealloc(m->children, m->child_cap * sizeof(*m->children));
+    }
+    c = &m->children[m->child_count++];
+    memset(c, 0, sizeof(*c));
+    c->pid = pid;
+    c->kind = kind;
+    c->slot = slot;
+    c->generation = m->generation;
+    c->started_ms = talas_now_ms();
+}
+
+static struct talas_child *child_find(struct talas_master *m, pid_t pid)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (m->children[i].pid == pid)
+            return &m->children[i];
+    return NULL;
+}
+
+static void child_remove(struct talas_master *m, struct talas_child *c)
+{
+    *c = m->children[--m->child_count];
+}
+
+static int scanner_running(struct talas_master *m)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (m->children[i].kind == TALAS_CHILD_SCANNER)
+            return 1;
+    return 0;
+}
+
+/* What every child does first: it must not keep the master's descriptors
+ * or dispositions, and it stops when the master is gone. */
+static void child_setup(struct talas_master *m, pid_t master_pid)
+{
+    talas_master_sig_child();
+    talas_pidfile_close_in_child();
+    close(m->notify_fd[0]);
+    talas_master_ipc_close_all_in_child(m);
+    talas_master_ctl_close_in_child(m);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master_pid)
+        _exit(0); /* the master died before prctl took effect */
+}
+
+static pid_t fork_child(struct talas_master *m, const char *what)
+{
+    sigset_t old;
+    pid_t master_pid = getpid(), pid;
+
+    /* signals stay blocked across fork so that a child never runs the
+     * master's handlers; the child unblocks once its own are installed */
+    talas_master_sig_block(&old);
+    pid = fork();
+    if (pid == 0) {
+        child_setup(m, master_pid);
+        return 0;
+    }
+    talas_master_sig_restore(&old);
+    if (pid == -1)
+        log_error("%s: fork() of a %s failed: %s", __func__, what, strerror(errno));
+    return pid;
+}
+
+void talas_master_spawn_worker(struct talas_master *m, int slot)
+{
+    struct talas_worker_args args;
+    int *fds = xcalloc(talas_listen_count(m->conf), sizeof(int));
+    int ipc[2] = {-1, -1};
+    pid_t pid;
+
+    talas_listen_set_fds(m->listen, m->conf, slot, fds);
+    /* without its channel a worker still serves HTTP; realtime events
+     * then stay on that worker */
+    talas_master_ipc_pair(ipc);
+    if ((pid = fork_child(m, "worker")) == 0) {
+        if (ipc[0] != -1)
+            close(ipc[0]);
+        /* what ps, top and pgrep show, like nginx's "worker process" */
+        prctl(PR_SET_NAME, "talas-worker");
+        talas_listen_set_close_others(m->listen, fds, talas_listen_count(m->conf));
+        args.conf = m->conf;
+        args.slot = slot;
+        args.generation = m->generation;
+        args.listen_fds = fds;
+        args.notify_fd = m->notify_fd[1];
+        args.ipc_fd = ipc[1];
+        talas_worker_main(&args);
+    }
+    free(fds);
+    if (ipc[1] != -1)
+        close(ipc[1]);
+    if (pid == -1) {
+        if (ipc[0] != -1)
+            close(ipc[0]);
+        m->slots[slot].respawn_at = talas_now_ms() + 1000;
+        return;
+    }
+    child_add(m, pid, TALAS_CHILD_WORKER, slot);
+    if (ipc[0] != -1)
+        talas_master_ipc_attach(&m->children[m->child_count - 1], ipc[0]);
+    m->slots[slot].pid = pid;
+    log_info("started worker %d (pid %d, generation %u)", slot, (int)pid, m->generation);
+}
+
+static _Noreturn void scanner_main(const struct talas_config *conf, int notify_fd)
+{
+    struct talas_scan_progress result;
+    struct talas_storage *st;
+    sigset_t none;
+    char *error;
+    int rc;
+
+    close(notify_fd);
+    talas_log_set_role("scanner");
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    talas_drop_privileges(conf->user, conf->group);
+    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
+        log_error("%s", error);
+        _exit(1);
+    }
+    /* the scan logs its own summary */
+    if ((rc = talas_scan_run(conf, st, 1, NULL, NULL, &result, &error)) != 0)
+        log_error("scan failed: %s", error);
+    talas_storage_close(st);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+void talas_master_spawn_scanner(struct talas_master *m)
+{
+    pid_t pid;
+
+    if ((pid = fork_child(m, "scanner")) == 0) {
+        prctl(PR_SET_NAME, "talas-scanner");
+        talas_listen_set_close_others(m->listen, NULL, 0);
+        scanner_main(m->conf, m->notify_fd[1]);
+    }
+    if (pid == -1) {
+        m->scan_pending = 1;
+        return;
+    }
+    child_add(m, pid, TALAS_CHILD_SCANNER, -1);
+    log_info("started library scan (pid %d)", (int)pid);
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, size, "ended with status %#x", status);
+}
+
+/* Clears the reader slots of dead processes. The master opens the
+ * environment only for this, read-only, and closes it at once: it never
+ * holds an LMDB handle across a fork. */
+static void clear_stale_readers(const struct talas_config *conf)
+{
+    MDB_env *env;
+    int rc, dead = 0;
+
+    if ((rc = mdb_env_create(&env)) != 0)
+        goto fail;
+    mdb_env_set_maxreaders(env, 1024);
+    mdb_env_set_maxdbs(env, 32);
+    if ((rc = mdb_env_open(env, conf->storage_path, MDB_NOTLS | MDB_RDONLY, 0640)) != 0 ||
+        (rc = mdb_reader_check(env, &dead)) != 0) {
+        mdb_env_close(env);
+        goto fail;
+    }
+    mdb_env_close(env);
+    if (dead > 0)
+        log_warn("cleared %d stale LMDB reader slot(s) left by dead processes", dead);
+    return;
+
+fail:
+    log_error("%s: clearing stale LMDB readers in \"%s\" failed: %s", __func__, conf->storage_path,
+              mdb_strerror(rc));
+}
+
+/* A worker that died may have held encode claims: they are stale once its
+ * pid is gone, but a new process could get that pid first. Releasing them
+ * now keeps single flight from waiting on a claim nobody will finish. */
+static void release_claims(const struct talas_config *conf, pid_t pid)
+{
+    struct talas_storage *st;
+    size_t n = 0;
+    char *error;
+
+    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
+        log_error("%s: %s", __func__, error);
+        free(error);
+        return;
+    }
+    if (talas_cache_release_pid(st, pid, &n) == 0 && n > 0)
+        log_warn("released %zu encode claim(s) of dead worker %d", n, (int)pid);
+    talas_storage_close(st);
+}
+
+void talas_master_reap(struct talas_master *m)
+{
+    char how[128];
+    int status, reaped = 0;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct talas_child *c = child_find(m, pid);
+        uint64_t now = talas_now_ms(), lifetime;
+
+        if (c == NULL)
+            continue;
+        reaped = 1;
+        describe_status(status, how, sizeof(how));
+        lifetime = now - c->started_ms;
+        if (c->kind == TALAS_CHILD_WORKER && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            release_claims(m->conf, pid);
+        if (c->kind == TALAS_CHILD_SCANNER) {
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                log_info("library scan (pid %d) done", (int)pid);
+            else
+                log_warn("library scan (pid %d) %s", (int)pid, how);
+        } else if (c->generation == m->generation && !c->retiring && !m->stopping) {
+            struct talas_slot *slot = &m->slots[c->slot];
+            uint64_t delay = 0;
+
+            slot->pid = 0;
+            if (lifetime < TALAS_YOUNG_MS) {
+                slot->young_deaths++;
+                delay = 100ULL << (slot->young_deaths < 10 ? slot->young_deaths - 1 : 9);
+                if (delay > TALAS_RESPAWN_MAX_DELAY_MS)
+                    delay = TALAS_RESPAWN_MAX_DELAY_MS;
+            } else {
+                slot->young_deaths = 0;
+            }
+            slot->respawn_at = now + delay;
+            log_warn("worker %d (pid %d) %s after %" PRIu64 " ms; respawning in %" PRIu64 " ms", c->slot, (int)pid,
+                     how, lifetime, delay);
+        } else if (m->prev_conf != NULL && c->generation == m->prev_generation && !c->retiring &&
+                   !m->stopping) {
+            /* it served while a reload waits for its successors: should the
+             * reload roll back, its slot is respawned */
+            m->prev_slots[c->slot].pid = 0;
+            m->prev_slots[c->slot].respawn_at = now;
+            log_warn("worker %d (pid %d, generation %u) %s during a reload", c->slot, (int)pid, c->generation, how);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            log_info("worker %d (pid %d, generation %u) stopped", c->slot, (int)pid, c->generation);
+        } else {
+            log_warn("worker %d (pid %d, generation %u) %s while stopping", c->slot, (int)pid, c->generation, how);
+        }
+        talas_master_ipc_detach(m, c);
+        child_remove(m, c);
+    }
+    if (reaped)
+        clear_stale_readers(m->conf);
+}
+
+void talas_master_read_notify(struct talas_master *m)
+{
+    struct talas_worker_ready_msg msg;
+
+    /* messages are smaller than PIPE_BUF: each read returns whole ones */
+    while (read(m->notify_fd[0], &msg, sizeof(msg)) == (ssize_t)sizeof(msg)) {
+        struct talas_child *c = child_find(m, msg.pid);
+        if (c != NULL)
+            c->ready = 1;
+    }
+}
+
+void talas_master_signal_children(struct talas_master *m, int sig, int kind)
+{
+    for (size_t i = 0; i < m->child_count; i++)
+        if (kind == -1 || m->children[i].kind == (enum talas_child_kind)kind)
+            kill(m->children[i].pid, sig);
+}
+
+static void retire_others(struct talas_master *m, int sig)
+{
+    for (size_t i = 0; i < m->child_count; i++) {
+        struct talas_child *c = &m->children[i];
+        if (c->kind == TALAS_CHILD_WORKER && c->generation != m->generation && !c->retiring) {
+            kill(c->pid, sig);
+            c->retiring = 1;
+        }
+    }
+}
+
+int talas_master_tick_reload(struct talas_master *m, uint64_t now)
+{
+    size_t ready = 0;
+
+    for (size_t i = 0; i < m->child_count; i++) {
+        struct talas_child *c = &m->children[i];
+        if (c->kind == TALAS_CHILD_WORKER && c->generation == m->generation && !c->retiring && c->ready)
+            ready++;
+    }
+    if (ready == (size_t)m->conf->workers) {
+        /* the sockets are shared: what the old workers stop accepting
+         * waits in the queue for the new ones, nothing is refused */
+        retire_others(m, SIGTERM);
+        talas_config_free(m->prev_conf);
+        free(m->prev_slots);
+        m->prev_conf = NULL;
+        m->prev_slots = NULL;
+        talas_listen_set_prune(m->listen, m->conf);
+        log_info("reload complete: generation %u serves with %d worker(s)", m->generation, m->conf->workers);
+        talas_master_ctl_reload_done(m, NULL);
+        return 1000;
+    }
+    if (now < m->reload_deadline)
+        return (int)(m->reload_deadline - now);
+
+    log_error("reload rolled back: %zu of %d new worker(s) ready after %d ms (see their errors above); "
+              "generation %u keeps serving",
+              ready, m->conf->workers, TALAS_READY_TIMEOUT_MS, m->prev_generation);
+    {
+        char *why = xasprintf("rolled back: %zu of %d new worker(s) ready after %d ms (see the error log); "
+                              "generation %u keeps serving",
+                              ready, m->conf->workers, TALAS_READY_TIMEOUT_MS, m->prev_generation);
+        talas_master_ctl_reload_done(m, why);
+        free(why);
+    }
+    talas_config_free(m->conf);
+    free(m->slots);
+    m->conf = m->prev_conf;
+    m->slots = m->prev_slots;
+    m->generation = m->prev_generation;
+    m->prev_conf = NULL;
+    m->prev_slots = NULL;
+    retire_others(m, SIGTERM);
+    talas_listen_set_prune(m->listen, m->conf);
+    return 1000;
+}
+
+int talas_master_tick(struct talas_master *m)
+{
+    uint64_t now = talas_now_ms();
+    int timeout = 1000;
+
+    if (m->stopping) {
+        if (now >= m->stop_deadline) {
+            for (size_t i = 0; i < m->child_count; i++) {
+                log_warn("stop: killing %s pid %d, still running after shutdown_timeout",
+                         m->children[i].kind == TALAS_CHILD_WORKER ? "worker" : "scanner",
+                         (int)m->children[i].pid);
+                kill(m->children[i].pid, SIGKILL);
+            }
+            m->stop_deadline = now + 1000;
+        }
+        return (int)(m->stop_deadline - now);
+    }
+    for (int i = 0; i < m->conf->workers; i++) {
+        struct talas_slot *slot = &m->slots[i];
+        if (slot->pid != 0)
+            continue;
+        if (now >= slot->respawn_at)
+            talas_master_spawn_worker(m, i);
+        else if ((int)(slot->respawn_at - now) < timeout)
+            timeout = (int)(slot->respawn_at - now);
+    }
+    if (m->scan_pending && !scanner_running(m)) {
+        m->scan_pending = 0;
+        talas_master_spawn_scanner(m);
+    }
+    if (m->prev_conf != NULL) {
+        int t = talas_master_tick_reload(m, now);
+        if (t < timeout)
+            timeout = t;
+    }
+    return timeout < 1 ? 1 : timeout;
+}

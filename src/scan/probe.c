@@ -1,0 +1,293 @@
+/*
+ * probe.c - reads one file's audio properties and tags with libavformat.
+ *
+ * Entry points: talas_probe_file() and talas_probe_result_free().
+ *
+ * Logs nothing: what went wrong with a file is returned in track.error and
+ * recorded in the catalog by the scanner. libav's own log is turned down to
+ * fatal messages, or a library of broken files would flood the error log
+ * with one demuxer complaint per frame.
+ *
+ * Files are hostile input. The work libav may do on one is bounded: probing
+ * reads at most PROBE_SIZE bytes and PROBE_DURATION of media, the whole
+ * probe is abandoned after PROBE_DEADLINE_MS through the interrupt
+ * callback, and only the "file" protocol is allowed, so a playlist
+ * disguised as an .mp3 cannot make the scanner fetch URLs.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libavutil/dict.h>
+#include <libavutil/log.h>
+#include <libavutil/mathematics.h>
+
+#include "store/catalog.h"
+#include "scan/probe.h"
+#include "core/util.h"
+
+#define PROBE_SIZE "5000000"     /* bytes */
+#define PROBE_DURATION "5000000" /* microseconds */
+#define PROBE_DEADLINE_MS 10000
+
+/* Slots of talas_probe_result.owned */
+enum { OWN_PATH, OWN_TITLE, OWN_ARTIST, OWN_ALBUM, OWN_CONTAINER, OWN_ERROR };
+
+static const char *own(struct talas_probe_result *r, int slot, char *s)
+{
+    free(r->owned[slot]);
+    r->owned[slot] = s;
+    return s;
+}
+
+static void set_error(struct talas_probe_result *r, const char *msg)
+{
+    r->track.error = own(r, OWN_ERROR, xstrdup(msg));
+}
+
+static void set_av_error(struct talas_probe_result *r, int err)
+{
+    char buf[AV_ERROR_MAX_STRING_SIZE];
+
+    if (err == AVERROR_EXIT) {
+        set_error(r, "probing took too long");
+        return;
+    }
+    if (av_strerror(err, buf, sizeof(buf)) < 0)
+        snprintf(buf, sizeof(buf), "libavformat error %d", err);
+    set_error(r, buf);
+}
+
+static int past_deadline(void *opaque)
+{
+    const uint64_t *deadline = opaque;
+
+    return talas_now_ms() > *deadline;
+}
+
+/* The file name without its directory and extension: the title of a file
+ * without tags. A leading dot is part of the name, not an extension. */
+static char *title_from_path(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    const char *dot;
+    size_t len;
+
+    base = base != NULL ? base + 1 : path;
+    dot = strrchr(base, '.');
+    len = dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base);
+    return talas_utf8_sanitize(base, len);
+}
+
+/* The first non-empty value of KEY in the container's tags, then in the
+ * stream's (Ogg and Opus keep their Vorbis comments on the stream). libav
+ * matches keys case-insensitively by default. */
+static char *tag(const AVFormatContext *fmt, const AVStream *st, const char *key)
+{
+    const AVDictionary *dicts[2] = {fmt->metadata, st != NULL ? st->metadata : NULL};
+
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(dicts); i++) {
+        const AVDictionaryEntry *e = av_dict_get(dicts[i], key, NULL, 0);
+        const char *v, *end;
+
+        if (e == NULL || e->value == NULL)
+            continue;
+        /* ID3v1 pads with spaces; a tag of spaces is no tag. */
+        v = e->value;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        end = v + strlen(v);
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+            end--;
+        if (end > v)
+            return talas_utf8_sanitize(v, (size_t)(end - v));
+    }
+    return NULL;
+}
+
+static int has_extension(const char *path, const char *ext)
+{
+    size_t plen = strlen(path), elen = strlen(ext);
+
+    return plen > elen && path[plen - elen - 1] == '.' && strcasecmp(path + plen - elen, ext) == 0;
+}
+
+/* libav names a demuxer after all the formats it reads ("mov,mp4,m4a,3gp,
+ * 3g2,mj2"); Talas wants one short name per container. */
+static const char *container_name(struct talas_probe_result *r, const char *iformat, const char *path)
+{
+    static const struct {
+        const char *iformat, *container;
+    } names[] = {
+        {"mp3", "mp3"}, {"flac", "flac"}, {"wav", "wav"}, {"ogg", "ogg"},
+        {"aac", "aac"}, {"aiff", "aiff"}, {"asf", "asf"}, {"mov,mp4,m4a,3gp,3g2,mj2", "mp4"},
+    };
+    size_t len;
+
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(names); i++)
+        if (strcmp(iformat, names[i].iformat) == 0)
+            return names[i].container;
+    if (strcmp(iformat, "matroska,webm") == 0)
+        return has_extension(path, "webm") ? "webm" : "matroska";
+    len = strcspn(iformat, ",");
+    return own(r, OWN_CONTAINER, xstrndup(iformat, len));
+}
+
+static uint64_t duration_ms(const AVFormatContext *fmt, const AVStream *st)
+{
+    /* The stream's own duration is exact (a sample count for PCM); the
+     * container's is rounded to microseconds and covers all streams. */
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.num > 0 && st->time_base.den > 0)
+        return (uint64_t)av_rescale_q_rnd(st->duration, st->time_base, (AVRational){1, 1000},
+                                          AV_ROUND_NEAR_INF);
+    if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0)
+        return (uint64_t)av_rescale(fmt->duration, 1000, AV_TIME_BASE);
+    return 0;
+}
+
+/* libav opens by name and blocks forever on a FIFO that replaced the file
+ * since the scanner's stat; a non-blocking open first also turns an
+ * unreadable file into a plain "Permission denied". */
+static int check_readable(const char *path, struct talas_probe_result *r)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+    if (fd == -1) {
+        set_error(r, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+        set_error(r, "not a regular file");
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct talas_probe_result *r)
+{
+    static int av_log_quiet;
+    struct talas_track *t = &r->track;
+    AVFormatContext *fmt = NULL;
+    AVDictionary *opts = NULL;
+    const AVStream *st;
+    const AVCodecParameters *par;
+    uint64_t deadline;
+    int rc, idx;
+    char *s;
+
+    if (!av_log_quiet) {
+        if (av_log_get_level() > AV_LOG_FATAL)
+            av_log_set_level(AV_LOG_FATAL);
+        av_log_quiet = 1;
+    }
+
+    memset(r, 0, sizeof(*r));
+    talas_track_id_for_path(path, t->id);
+    t->path = own(r, OWN_PATH, xstrdup(path));
+    t->title = own(r, OWN_TITLE, title_from_path(path));
+    t->artist = "";
+    t->album = "";
+    t->codec = "";
+    t->container = "";
+    t->mime = talas_catalog_mime_for_container(NULL);
+    t->size = size;
+    t->mtime_ns = mtime_ns;
+    t->scanned_at = (uint64_t)time(NULL);
+
+    if (size == 0) {
+        set_error(r, "empty file");
+        return -1;
+    }
+    if (check_readable(path, r) == -1)
+        return -1;
+
+    if ((fmt = avformat_alloc_context()) == NULL) {
+        set_av_error(r, AVERROR(ENOMEM));
+        return -1;
+    }
+    deadline = talas_now_ms() + PROBE_DEADLINE_MS;
+    fmt->interrupt_callback.callback = past_deadline;
+    fmt->interrupt_callback.opaque = &deadline;
+    av_dict_set(&opts, "probesize", PROBE_SIZE, 0);
+    av_dict_set(&opts, "analyzeduration", PROBE_DURATION, 0);
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    rc = avformat_open_input(&fmt, path, NULL, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) {
+        /* avformat_open_input freed the context */
+        set_av_error(r, rc);
+        return -1;
+    }
+    if ((rc = avformat_find_stream_info(fmt, NULL)) < 0) {
+        set_av_error(r, rc);
+        goto fail;
+    }
+
+    t->container = container_name(r, fmt->iformat->name, path);
+    t->mime = talas_catalog_mime_for_container(t->container);
+
+    /* Cover art comes as a video stream (an attached picture): the best
+     * audio stream is what counts, whatever else the file holds. */
+    idx = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    st = idx >= 0 ? fmt->streams[idx] : NULL;
+
+    if ((s = tag(fmt, st, "title")) != NULL)
+        t->title = own(r, OWN_TITLE, s);
+    if ((s = tag(fmt, st, "artist")) != NULL || (s = tag(fmt, st, "album_artist")) != NULL)
+        t->artist = own(r, OWN_ARTIST, s);
+    if ((s = tag(fmt, st, "album")) != NULL)
+        t->album = own(r, OWN_ALBUM, s);
+
+    if (st == NULL) {
+        set_error(r, "no audio stream");
+        goto fail;
+    }
+    par = st->codecpar;
+    t->codec = avcodec_get_name(par->codec_id);
+    t->duration_ms = duration_ms(fmt, st);
+    t->sample_rate = par->sample_rate > 0 ? (uint32_t)par->sample_rate : 0;
+    t->channels = par->ch_layout.nb_channels > 0 ? (uint32_t)par->ch_layout.nb_channels : 0;
+    if (par->bit_rate > 0)
+        t->bit_rate = (uint64_t)par->bit_rate;
+    else if (fmt->bit_rate > 0)
+        t->bit_rate = (uint64_t)fmt->bit_rate;
+
+    /* A demuxer chosen on the file name alone (a text file called .mp3)
+     * yields a stream that no decoder could play. */
+    if (par->codec_id == AV_CODEC_ID_NONE || t->sample_rate == 0 || t->channels == 0) {
+        set_error(r, "no playable audio stream");
+        goto fail;
+    }
+
+    avformat_close_input(&fmt);
+    return 0;
+
+fail:
+    avformat_close_input(&fmt);
+    return -1;
+}
+
+void talas_probe_result_free(struct talas_probe_result *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(r->owned); i++) {
+        free(r->owned[i]);
+        r->owned[i] = NULL;
+    }
+}

@@ -1,0 +1,608 @@
+/*
+ * catalog.c - the track records in LMDB: ids, the record format, the path
+ * index, listing, and the status of the last scan.
+ *
+ * Entry points: talas_track_id_for_path(), talas_track_id_valid(),
+ * talas_track_encode() / talas_track_decode(), talas_catalog_get() /
+ * _put() / _del() / _foreach() / _list(), talas_catalog_scan_status_get() /
+ * _put() and talas_catalog_mime_for_container().
+ *
+ * Logs nothing: a damaged record is reported to the caller (-1 from
+ * talas_catalog_get, the damaged count of talas_catalog_foreach), never
+ * trusted and never fatal.
+ *
+ * Layout. TALAS_DBI_TRACKS maps the 16-byte id to the record; every record
+ * has exactly one entry in TALAS_DBI_TRACK_PATHS, whose key is the path and
+ * whose value is the id, so that a cursor over the index lists tracks in
+ * path order. LMDB keys are at most mdb_env_get_maxkeysize() bytes (511 in
+ * Debian's build) while paths may be longer: such a path is keyed by its
+ * first bytes followed by the id, which keeps the order (up to that prefix)
+ * and keeps keys unique.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "store/catalog.h"
+#include "store/storage.h"
+#include "core/util.h"
+
+#define TRACK_VERSION 1
+#define TRACK_FLAG_FAILED 0x01 /* the error string is meaningful */
+
+#define SCAN_STATUS_VERSION 1
+#define SCAN_STATUS_LEN (1 + 1 + 4 + 9 * 8)
+
+/* Large enough for any LMDB build's key limit we would meet; a larger limit
+ * is simply not used in full. */
+#define PATH_KEY_MAX 512
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void talas_track_id_for_path(const char *path, char id_r[TALAS_TRACK_ID_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    char *o = id_r;
+
+    /* SHA-256 of a few bytes cannot fail short of a broken libcrypto, and
+     * an id made of uninitialised bytes would silently corrupt the catalog. */
+    if (EVP_Digest(path, strlen(path), md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 12)
+        abort();
+    /* 12 bytes are 96 bits: 16 base64 characters with no padding. */
+    for (int i = 0; i < 12; i += 3) {
+        uint32_t v = (uint32_t)md[i] << 16 | (uint32_t)md[i + 1] << 8 | md[i + 2];
+        *o++ = b64url[v >> 18 & 63];
+        *o++ = b64url[v >> 12 & 63];
+        *o++ = b64url[v >> 6 & 63];
+        *o++ = b64url[v & 63];
+    }
+    *o = '\0';
+}
+
+int talas_track_id_valid(const char *s, size_t len)
+{
+    if (s == NULL || len != TALAS_TRACK_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+static void put_u8(struct talas_buf *out, uint8_t v)
+{
+    talas_buf_append(out, &v, 1);
+}
+
+static void put_u32(struct talas_buf *out, uint32_t v)
+{
+    unsigned char b[4];
+
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    talas_buf_append(out, b, sizeof(b));
+}
+
+static void put_u64(struct talas_buf *out, uint64_t v)
+{
+    unsigned char b[8];
+
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    talas_buf_append(out, b, sizeof(b));
+}
+
+static void put_str(struct talas_buf *out, const char *s)
+{
+    size_t len;
+
+    if (s == NULL)
+        s = "";
+    len = strlen(s);
+    /* Nothing Talas stores comes near 4 GiB; refuse to write a length that
+     * would not read back as the same string. */
+    if (len > UINT32_MAX - 1)
+        abort();
+    put_u32(out, (uint32_t)len);
+    talas_buf_append(out, s, len + 1);
+}
+
+void talas_track_encode(const struct talas_track *t, struct talas_buf *out)
+{
+    put_u8(out, TRACK_VERSION);
+    put_u8(out, t->error != NULL ? TRACK_FLAG_FAILED : 0);
+    put_u64(out, t->duration_ms);
+    put_u32(out, t->sample_rate);
+    put_u32(out, t->channels);
+    put_u64(out, t->bit_rate);
+    put_u64(out, t->size);
+    put_u64(out, (uint64_t)t->mtime_ns);
+    put_u64(out, t->scanned_at);
+    put_str(out, t->id);
+    put_str(out, t->path);
+    put_str(out, t->title);
+    put_str(out, t->artist);
+    put_str(out, t->album);
+    put_str(out, t->codec);
+    put_str(out, t->container);
+    put_str(out, t->mime);
+    put_str(out, t->error);
+}
+
+/* A bounds-checked cursor over a record: every read checks what is left
+ * first, so a damaged length can only make decoding fail. */
+struct reader {
+    const unsigned char *p;
+    size_t left;
+};
+
+static int get_u8(struct reader *r, uint8_t *v_r)
+{
+    if (r->left < 1)
+        return -1;
+    *v_r = r->p[0];
+    r->p++;
+    r->left--;
+    return 0;
+}
+
+static int get_u32(struct reader *r, uint32_t *v_r)
+{
+    uint32_t v = 0;
+
+    if (r->left < 4)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)r->p[i] << (8 * i);
+    r->p += 4;
+    r->left -= 4;
+    *v_r = v;
+    return 0;
+}
+
+static int get_u64(struct reader *r, uint64_t *v_r)
+{
+    uint64_t v = 0;
+
+    if (r->left < 8)
+        return -1;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    r->left -= 8;
+    *v_r = v;
+    return 0;
+}
+
+/* A string is its length, its bytes and a NUL; a NUL inside would make the
+ * C string disagree with the stored length, so it is refused too. */
+static int get_str(struct reader *r, const char **s_r, size_t *len_r)
+{
+    uint32_t len;
+
+    if (get_u32(r, &len) == -1)
+        return -1;
+    if (r->left < 1 || len > r->left - 1)
+        return -1;
+    if (r->p[len] != '\0' || memchr(r->p, '\0', len) != NULL)
+        return -1;
+    *s_r = (const char *)r->p;
+    if (len_r != NULL)
+        *len_r = len;
+    r->p += (size_t)len + 1;
+    r->left -= (size_t)len + 1;
+    return 0;
+}
+
+int talas_track_decode(const void *data, size_t len, struct talas_track *t)
+{
+    struct reader r = {data, len};
+    const char *id;
+    size_t id_len, path_len;
+    uint8_t version, flags;
+    uint64_t mtime;
+
+    if (data == NULL)
+        return -1;
+    if (get_u8(&r, &version) == -1 || version != TRACK_VERSION)
+        return -1;
+    if (get_u8(&r, &flags) == -1 || (flags & ~TRACK_FLAG_FAILED) != 0)
+        return -1;
+    if (get_u64(&r, &t->duration_ms) == -1 || get_u32(&r, &t->sample_rate) == -1 ||
+        get_u32(&r, &t->channels) == -1 || get_u64(&r, &t->bit_rate) == -1 || get_u64(&r, &t->size) == -1 ||
+        get_u64(&r, &mtime) == -1 || get_u64(&r, &t->scanned_at) == -1)
+        return -1;
+    t->mtime_ns = (int64_t)mtime;
+    if (get_str(&r, &id, &id_len) == -1 || !talas_track_id_valid(id, id_len))
+        return -1;
+    memcpy(t->id, id, TALAS_TRACK_ID_LEN + 1);
+    if (get_str(&r, &t->path, &path_len) == -1 || path_len == 0)
+        return -1;
+    if (get_str(&r, &t->title, NULL) == -1 || get_str(&r, &t->artist, NULL) == -1 ||
+        get_str(&r, &t->album, NULL) == -1 || get_str(&r, &t->codec, NULL) == -1 ||
+        get_str(&r, &t->container, NULL) == -1 || get_str(&r, &t->mime, NULL) == -1 ||
+        get_str(&r, &t->error, NULL) == -1)
+        return -1;
+    if (!(flags & TRACK_FLAG_FAILED)) {
+        if (*t->error != '\0')
+            return -1;
+        t->error = NULL;
+    }
+    if (r.left != 0)
+        return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------- path index */
+
+/* Fills KEY with the index key of PATH (of track ID); BUF (PATH_KEY_MAX
+ * bytes) holds it when the path is too long to be a key by itself. */
+static void path_key(struct talas_storage *st, const char *path, const char *id, char *buf, MDB_val *key)
+{
+    size_t max = (size_t)mdb_env_get_maxkeysize(talas_storage_env(st));
+    size_t len = strlen(path);
+
+    if (max > PATH_KEY_MAX)
+        max = PATH_KEY_MAX;
+    if (len <= max) {
+        key->mv_data = (void *)path;
+        key->mv_size = len;
+        return;
+    }
+    memcpy(buf, path, max - TALAS_TRACK_ID_LEN);
+    memcpy(buf + max - TALAS_TRACK_ID_LEN, id, TALAS_TRACK_ID_LEN);
+    key->mv_data = buf;
+    key->mv_size = max;
+}
+
+/* Removes PATH's index entry, but only when it still names ID: another
+ * record may own that path by now. */
+static int del_path_key(struct talas_storage *st, MDB_txn *txn, const char *path, const char *id)
+{
+    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_TRACK_PATHS);
+    char buf[PATH_KEY_MAX];
+    MDB_val key, val;
+    int rc;
+
+    path_key(st, path, id, buf, &key);
+    rc = mdb_get(txn, dbi, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (val.mv_size != TALAS_TRACK_ID_LEN || memcmp(val.mv_data, id, TALAS_TRACK_ID_LEN) != 0)
+        return 0;
+    return mdb_del(txn, dbi, &key, NULL);
+}
+
+/* When a record is damaged its path is unknown: find its index entries by
+ * value. A full pass, but only ever for damaged records. */
+static int purge_path_entries(struct talas_storage *st, MDB_txn *txn, const char *id)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_PATHS), &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == 0) {
+        if (val.mv_size == TALAS_TRACK_ID_LEN && memcmp(val.mv_data, id, TALAS_TRACK_ID_LEN) == 0 &&
+            (rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Removes the index entries of the record stored under ID, whatever state
+ * it is in. */
+static int unlink_path(struct talas_storage *st, MDB_txn *txn, const char *id, const MDB_val *stored,
+                       const char *new_path)
+{
+    struct talas_track old;
+    char *old_path;
+    int rc;
+
+    if (talas_track_decode(stored->mv_data, stored->mv_size, &old) == -1)
+        return purge_path_entries(st, txn, id);
+    if (new_path != NULL && strcmp(old.path, new_path) == 0)
+        return 0;
+    /* The stored record lives in a page that the deletion below may
+     * rewrite: work on a copy of its path. */
+    old_path = xstrdup(old.path);
+    rc = del_path_key(st, txn, old_path, id);
+    free(old_path);
+    return rc;
+}
+
+/* --------------------------------------------------------- get/put/del */
+
+int talas_catalog_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_track *t)
+{
+    MDB_val key, val;
+    int rc;
+
+    if (id == NULL || !talas_track_id_valid(id, strnlen(id, TALAS_TRACK_ID_LEN + 1)))
+        return MDB_NOTFOUND;
+    key.mv_data = (void *)id;
+    key.mv_size = TALAS_TRACK_ID_LEN;
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_TRACKS), &key, &val)) != 0)
+        return rc;
+    if (talas_track_decode(val.mv_data, val.mv_size, t) == -1 || memcmp(t->id, id, TALAS_TRACK_ID_LEN) != 0)
+        return -1;
+    return 0;
+}
+
+int talas_catalog_put(struct talas_storage *st, MDB_txn *txn, const struct talas_track *t)
+{
+    MDB_dbi tracks = talas_storage_dbi(st, TALAS_DBI_TRACKS);
+    struct talas_buf rec = {0};
+    char buf[PATH_KEY_MAX];
+    MDB_val key, val, pkey;
+    int rc;
+
+    if (!talas_track_id_valid(t->id, strnlen(t->id, TALAS_TRACK_ID_LEN + 1)) || t->path == NULL ||
+        t->path[0] == '\0')
+        return EINVAL;
+
+    key.mv_data = (void *)t->id;
+    key.mv_size = TALAS_TRACK_ID_LEN;
+    rc = mdb_get(txn, tracks, &key, &val);
+    if (rc == 0)
+        rc = unlink_path(st, txn, t->id, &val, t->path);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc != 0)
+        return rc;
+
+    talas_track_encode(t, &rec);
+    val.mv_data = rec.data;
+    val.mv_size = rec.len;
+    rc = mdb_put(txn, tracks, &key, &val, 0);
+    talas_buf_free(&rec);
+    if (rc != 0)
+        return rc;
+
+    path_key(st, t->path, t->id, buf, &pkey);
+    val.mv_data = (void *)t->id;
+    val.mv_size = TALAS_TRACK_ID_LEN;
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_PATHS), &pkey, &val, 0);
+}
+
+int talas_catalog_del(struct talas_storage *st, MDB_txn *txn, const char *id)
+{
+    MDB_dbi tracks = talas_storage_dbi(st, TALAS_DBI_TRACKS);
+    MDB_val key, val;
+    int rc;
+
+    if (id == NULL || !talas_track_id_valid(id, strnlen(id, TALAS_TRACK_ID_LEN + 1)))
+        return MDB_NOTFOUND;
+    key.mv_data = (void *)id;
+    key.mv_size = TALAS_TRACK_ID_LEN;
+    if ((rc = mdb_get(txn, tracks, &key, &val)) != 0)
+        return rc;
+    if ((rc = unlink_path(st, txn, id, &val, NULL)) != 0)
+        return rc;
+    return mdb_del(txn, tracks, &key, NULL);
+}
+
+/* ------------------------------------------------------------- listing */
+
+int talas_catalog_foreach(struct talas_storage *st, MDB_txn *txn, talas_catalog_each_fn fn, void *arg,
+                          size_t *damaged_r)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    size_t damaged = 0;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_PATHS), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        char id[TALAS_TRACK_ID_LEN + 1], buf[PATH_KEY_MAX];
+        struct talas_track t;
+        MDB_val own;
+        int grc;
+
+        if (val.mv_size != TALAS_TRACK_ID_LEN)
+            continue;
+        memcpy(id, val.mv_data, TALAS_TRACK_ID_LEN);
+        id[TALAS_TRACK_ID_LEN] = '\0';
+        grc = talas_catalog_get(st, txn, id, &t);
+        if (grc == -1) {
+            damaged++;
+            continue;
+        }
+        if (grc == MDB_NOTFOUND)
+            continue;
+        if (grc != 0) {
+            rc = grc;
+            break;
+        }
+        /* An entry left behind by an interrupted rename would list the
+         * track twice: only the entry its record agrees with counts. */
+        path_key(st, t.path, t.id, buf, &own);
+        if (own.mv_size != key.mv_size || memcmp(own.mv_data, key.mv_data, key.mv_size) != 0)
+            continue;
+        if (fn(&t, arg) != 0) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (damaged_r != NULL)
+        *damaged_r = damaged;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ASCII-only case folding: the locale of a daemon is whatever it was
+ * started with, and a search must not change with it. */
+static unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static int contains(const char *hay, const char *needle, size_t needle_len)
+{
+    size_t hay_len = strlen(hay);
+
+    if (needle_len > hay_len)
+        return 0;
+    for (size_t i = 0; i + needle_len <= hay_len; i++) {
+        size_t j = 0;
+        while (j < needle_len && fold((unsigned char)hay[i + j]) == fold((unsigned char)needle[j]))
+            j++;
+        if (j == needle_len)
+            return 1;
+    }
+    return 0;
+}
+
+struct list_state {
+    const char *query;
+    size_t query_len;
+    size_t offset, limit;
+    size_t total;
+    int stopped;
+    talas_catalog_each_fn fn;
+    void *arg;
+};
+
+static int list_one(const struct talas_track *t, void *arg)
+{
+    struct list_state *ls = arg;
+    size_t index;
+
+    if (t->error != NULL)
+        return 0;
+    if (ls->query_len != 0 && !contains(t->title, ls->query, ls->query_len) &&
+        !contains(t->artist, ls->query, ls->query_len) && !contains(t->album, ls->query, ls->query_len))
+        return 0;
+    index = ls->total++;
+    /* The walk goes on after the page is full, or after FN asked to stop:
+     * the total counts every match. */
+    if (!ls->stopped && index >= ls->offset && index - ls->offset < ls->limit && ls->fn(t, ls->arg) != 0)
+        ls->stopped = 1;
+    return 0;
+}
+
+int talas_catalog_list(struct talas_storage *st, MDB_txn *txn, const char *query, size_t offset, size_t limit,
+                       talas_catalog_each_fn fn, void *arg, size_t *total_r)
+{
+    struct list_state ls = {0};
+    int rc;
+
+    ls.query = query != NULL ? query : "";
+    ls.query_len = strlen(ls.query);
+    ls.offset = offset;
+    ls.limit = limit;
+    ls.fn = fn;
+    ls.arg = arg;
+    rc = talas_catalog_foreach(st, txn, list_one, &ls, NULL);
+    if (total_r != NULL)
+        *total_r = ls.total;
+    return rc;
+}
+
+/* --------------------------------------------------------- scan status */
+
+static const char scan_key[] = "scan";
+
+int talas_catalog_scan_status_get(struct talas_storage *st, MDB_txn *txn, struct talas_scan_status *s)
+{
+    MDB_val key = {sizeof(scan_key) - 1, (void *)scan_key}, val;
+    struct reader r;
+    uint8_t version, running;
+    uint32_t pid;
+    int rc;
+
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val)) != 0)
+        return rc;
+    r.p = val.mv_data;
+    r.left = val.mv_size;
+    if (r.left != SCAN_STATUS_LEN || get_u8(&r, &version) == -1 || version != SCAN_STATUS_VERSION ||
+        get_u8(&r, &running) == -1 || running > 1 || get_u32(&r, &pid) == -1 ||
+        get_u64(&r, &s->started_at) == -1 || get_u64(&r, &s->finished_at) == -1 ||
+        get_u64(&r, &s->files) == -1 || get_u64(&r, &s->tracks) == -1 || get_u64(&r, &s->errors) == -1 ||
+        get_u64(&r, &s->added) == -1 || get_u64(&r, &s->updated) == -1 || get_u64(&r, &s->removed) == -1 ||
+        get_u64(&r, &s->unchanged) == -1)
+        return -1;
+    s->running = running;
+    s->pid = (int32_t)pid;
+    return 0;
+}
+
+int talas_catalog_scan_status_put(struct talas_storage *st, MDB_txn *txn, const struct talas_scan_status *s)
+{
+    MDB_val key = {sizeof(scan_key) - 1, (void *)scan_key}, val;
+    struct talas_buf rec = {0};
+    int rc;
+
+    put_u8(&rec, SCAN_STATUS_VERSION);
+    put_u8(&rec, s->running ? 1 : 0);
+    put_u32(&rec, (uint32_t)s->pid);
+    put_u64(&rec, s->started_at);
+    put_u64(&rec, s->finished_at);
+    put_u64(&rec, s->files);
+    put_u64(&rec, s->tracks);
+    put_u64(&rec, s->errors);
+    put_u64(&rec, s->added);
+    put_u64(&rec, s->updated);
+    put_u64(&rec, s->removed);
+    put_u64(&rec, s->unchanged);
+    val.mv_data = rec.data;
+    val.mv_size = rec.len;
+    rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
+    talas_buf_free(&rec);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- mime */
+
+static const struct {
+    const char *container;
+    const char *mime;
+} mime_types[] = {
+    {"mp3", "audio/mpeg"},     {"flac", "audio/flac"},
+    {"wav", "audio/wav"},      {"ogg", "audio/ogg"},
+    {"oga", "audio/ogg"},      {"opus", "audio/ogg"},
+    {"mp4", "audio/mp4"},      {"m4a", "audio/mp4"},
+    {"mov", "audio/mp4"},      {"aac", "audio/aac"},
+    {"adts", "audio/aac"},     {"aiff", "audio/aiff"},
+    {"webm", "audio/webm"},    {"matroska", "audio/x-matroska"},
+    {"asf", "audio/x-ms-wma"}, {"wma", "audio/x-ms-wma"},
+};
+
+static int same_name(const char *a, const char *b)
+{
+    while (*a != '\0' && fold((unsigned char)*a) == fold((unsigned char)*b)) {
+        a++;
+        b++;
+    }
+    return *a == '\0' && *b == '\0';
+}
+
+const char *talas_catalog_mime_for_container(const char *container)
+{
+    if (container != NULL) {
+        for (size_t i = 0; i < TALAS_ARRAY_SIZE(mime_types); i++)
+            if (same_name(container, mime_types[i].container))
+                return mime_types[i].mime;
+    }
+    return "application/octet-stream";
+}

@@ -1,0 +1,124 @@
+/*
+ * playback.h - what the realtime channel stores in LMDB: each user's
+ * playback state, listening sessions and their per-track totals (the
+ * seeds' analytics engine), and playlists.
+ *
+ * Every change is one short write transaction (a few records), so a worker
+ * may call these on its loop; reads take the caller's read transaction.
+ * Times are wall-clock milliseconds (they outlive processes). User,
+ * track and playlist ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked
+ * by the caller (ws_protocol.c).
+ */
+#ifndef TALAS_PLAYBACK_H
+#define TALAS_PLAYBACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+#include "store/storage.h"
+
+#define TALAS_PLAYBACK_ID_MAX 128
+/* Most tracks a playlist holds. */
+#define TALAS_PLAYLIST_MAX 10000
+
+enum talas_playback_status { TALAS_PLAYBACK_STOPPED, TALAS_PLAYBACK_PLAYING, TALAS_PLAYBACK_PAUSED };
+
+/* A user's playback state (plain data, stored as is). */
+struct talas_playback_state {
+    uint32_t version;
+    uint32_t status; /* an enum talas_playback_status */
+    char track_id[TALAS_PLAYBACK_ID_MAX + 1];
+    char quality[32];
+    char platform[32];
+    uint64_t duration_ms; /* of the track; 0 unknown */
+    uint64_t position_ms; /* at updated_ms; advances with the clock while playing */
+    uint64_t updated_ms;
+    uint64_t played_ms; /* listened in the current session, up to updated_ms */
+    uint64_t session_started_ms;
+    uint32_t session_pid;
+};
+
+/* What a change did, for the events it emits. */
+struct talas_playback_result {
+    int resumed;          /* Play resumed the paused track (PlaybackResumed) */
+    int stopped_previous; /* Play ended another track's session first (PlaybackStopped) */
+    char previous_track[TALAS_PLAYBACK_ID_MAX + 1];
+    uint64_t previous_played_ms;
+    uint64_t position_ms;     /* after the change */
+    uint64_t total_played_ms; /* Stop: the session's listening time */
+};
+
+/*
+ * The changes. Each returns 0; 1 when the state forbids it (Pause of a
+ * track that is not playing...), with a static reason in *reason_r; or an
+ * LMDB error code.
+ */
+int talas_playback_play(struct talas_storage *st, const char *user, const char *track, uint64_t duration_ms,
+                        int has_start, uint64_t start_ms, const char *quality, const char *platform,
+                        uint64_t now_ms, struct talas_playback_result *r, const char **reason_r);
+int talas_playback_pause(struct talas_storage *st, const char *user, const char *track, uint64_t now_ms,
+                         struct talas_playback_result *r, const char **reason_r);
+int talas_playback_seek(struct talas_storage *st, const char *user, const char *track, uint64_t position_ms,
+                        uint64_t now_ms, struct talas_playback_result *r, const char **reason_r);
+int talas_playback_stop(struct talas_storage *st, const char *user, const char *track, uint64_t now_ms,
+                        struct talas_playback_result *r, const char **reason_r);
+
+/* USER's state in *S (status STOPPED when none); 0 or an LMDB error. */
+int talas_playback_get(struct talas_storage *st, MDB_txn *txn, const char *user,
+                       struct talas_playback_state *s);
+
+struct talas_track_plays {
+    uint64_t plays;
+    uint64_t listeners;
+    uint64_t total_listening_ms;
+};
+/* TRACK's totals (zeros when never played); 0 or an LMDB error. */
+int talas_playback_track_plays(struct talas_storage *st, MDB_txn *txn, const char *track,
+                               struct talas_track_plays *p);
+
+/* A listening session as stored. */
+struct talas_listen_session {
+    uint32_t version;
+    char track_id[TALAS_PLAYBACK_ID_MAX + 1];
+    char quality[32];
+    char platform[32];
+    uint64_t started_ms;
+    uint64_t ended_ms; /* 0 while it goes on */
+    uint64_t position_ms;
+    uint64_t total_played_ms;
+};
+
+/* Calls FN for USER's sessions, newest first, at most LIMIT; *total_r
+ * gets how many there are. 0 or an LMDB error. */
+typedef void talas_listen_session_fn(const struct talas_listen_session *s, void *arg);
+int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const char *user, size_t limit,
+                                 talas_listen_session_fn *fn, void *arg, size_t *total_r);
+
+/*
+ * Playlists. Add inserts TRACK at POSITION (HAS_POSITION, at most the
+ * length) or at the end, and returns where in *position_r; Remove takes
+ * the first occurrence of TRACK out and returns where it was. 0, 1 with a
+ * static reason, or an LMDB error.
+ */
+int talas_playlist_add(struct talas_storage *st, const char *playlist, const char *track, int has_position,
+                       uint64_t position, uint64_t *position_r, const char **reason_r);
+int talas_playlist_remove(struct talas_storage *st, const char *playlist, const char *track,
+                          uint64_t *position_r, const char **reason_r);
+/* Calls FN for each track of PLAYLIST in order; MDB_NOTFOUND when there is
+ * no such playlist. */
+typedef void talas_playlist_track_fn(const char *track, size_t index, void *arg);
+int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
+                       talas_playlist_track_fn *fn, void *arg);
+
+/* Calls FN for every user's stored playback state in TXN (talasctl
+ * sessions); FN returns 0 to go on. Returns 0, FN's value, or an LMDB
+ * error. */
+typedef int talas_playback_state_fn(const char *user, const struct talas_playback_state *s, void *arg);
+int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
+                                 void *arg);
+
+/* Wall-clock milliseconds. */
+uint64_t talas_wall_ms(void);
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * sessions.c - streaming session records in LMDB (sessions.h).
+ *
+ * Entry points: talas_session_new_id, talas_session_get,
+ * talas_session_create, talas_session_update, talas_session_end,
+ * talas_session_sweep, talas_session_foreach, talas_session_counters_get.
+ *
+ * Records:
+ *   TALAS_DBI_SESSIONS  id -> u32 version, u32 size, struct talas_session
+ *                       (plain data of this build: the storage is local to
+ *                       one machine, and a record of another layout reads
+ *                       as no session)
+ *   TALAS_DBI_META "sessions"  u8 version, 7 bytes 0, then 5 u64 (little
+ *                       endian): created, ended, expired, quality_switches,
+ *                       rebuffers
+ *
+ * Every write transaction touches a session and the counters, nothing
+ * more (the sweep: at most its MAX sessions), so a worker's loop never
+ * waits long for LMDB's one writer. Logs nothing: errors are returned.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "store/sessions.h"
+#include "core/util.h"
+
+#define SESSION_VERSION 1
+#define COUNTERS_VERSION 1
+#define COUNTERS_FIELDS 5
+#define COUNTERS_LEN (8 + 8 * COUNTERS_FIELDS)
+
+static const char counters_key[] = "sessions";
+
+uint64_t talas_session_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int talas_session_new_id(char id_r[TALAS_SESSION_ID_LEN + 1])
+{
+    unsigned char r[16];
+    size_t got = 0, o = 0;
+
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1)
+            return -1;
+        got += (size_t)n;
+    }
+    /* 128 bits: five groups of 3 bytes (20 characters), then one byte (2) */
+    for (size_t i = 0; i < 15; i += 3) {
+        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        id_r[o++] = b64url[v >> 18];
+        id_r[o++] = b64url[(v >> 12) & 63];
+        id_r[o++] = b64url[(v >> 6) & 63];
+        id_r[o++] = b64url[v & 63];
+    }
+    id_r[o++] = b64url[r[15] >> 2];
+    id_r[o++] = b64url[(r[15] & 3) << 4];
+    id_r[o] = '\0';
+    return 0;
+}
+
+int talas_session_id_valid(const char *s, size_t len)
+{
+    if (len != TALAS_SESSION_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\0' || strchr(b64url, s[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+int talas_session_expired(const struct talas_session *s, uint64_t now_ms, uint64_t timeout_ms)
+{
+    return now_ms >= s->last_updated_ms && now_ms - s->last_updated_ms >= timeout_ms;
+}
+
+/* ------------------------------------------------------------- records */
+
+struct record {
+    uint32_t version;
+    uint32_t size;
+    struct talas_session s;
+};
+
+static MDB_val id_key(const char *id)
+{
+    MDB_val key = {strlen(id), (void *)id};
+    return key;
+}
+
+static int decode(const MDB_val *val, struct talas_session *s_r)
+{
+    struct record rec;
+
+    if (val->mv_size != sizeof(rec))
+        return MDB_NOTFOUND;
+    memcpy(&rec, val->mv_data, sizeof(rec));
+    if (rec.version != SESSION_VERSION || rec.size != sizeof(rec.s))
+        return MDB_NOTFOUND;
+    *s_r = rec.s;
+    /* the strings are ours, but a damaged page must not make them unbounded */
+    s_r->session_id[sizeof(s_r->session_id) - 1] = '\0';
+    s_r->track_id[sizeof(s_r->track_id) - 1] = '\0';
+    s_r->client_id[sizeof(s_r->client_id) - 1] = '\0';
+    s_r->current_quality[sizeof(s_r->current_quality) - 1] = '\0';
+    s_r->client_capabilities.preferred_quality[sizeof(s_r->client_capabilities.preferred_quality) - 1] = '\0';
+    return 0;
+}
+
+static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s, unsigned flags)
+{
+    struct record rec;
+    MDB_val key = id_key(s->session_id), val = {sizeof(rec), &rec};
+
+    memset(&rec, 0, sizeof(rec)); /* no stray padding bytes on disk */
+    rec.version = SESSION_VERSION;
+    rec.size = sizeof(rec.s);
+    rec.s = *s;
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val, flags);
+}
+
+int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_session *s_r)
+{
+    MDB_val key = id_key(id), val;
+    int rc;
+
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val)) != 0)
+        return rc;
+    return decode(&val, s_r);
+}
+
+/* ------------------------------------------------------------ counters */
+
+static uint64_t ld64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void st64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct talas_session_counters *c_r)
+{
+    MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
+    const unsigned char *p;
+    uint64_t v[COUNTERS_FIELDS];
+    int rc;
+
+    memset(c_r, 0, sizeof(*c_r));
+    rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    p = val.mv_data;
+    /* damaged totals start again from zero rather than fail every write */
+    if (val.mv_size != COUNTERS_LEN || p[0] != COUNTERS_VERSION)
+        return 0;
+    for (int i = 0; i < COUNTERS_FIELDS; i++)
+        v[i] = ld64(p + 8 + 8 * i);
+    c_r->created = v[0];
+    c_r->ended = v[1];
+    c_r->expired = v[2];
+    c_r->quality_switches = v[3];
+    c_r->rebuffers = v[4];
+    return 0;
+}
+
+static int counters_add(struct talas_storage *st, MDB_txn *txn, const struct talas_session_counters *d)
+{
+    MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
+    unsigned char rec[COUNTERS_LEN] = {COUNTERS_VERSION};
+    struct talas_session_counters c;
+    int rc;
+
+    if (d->created == 0 && d->ended == 0 && d->expired == 0 && d->quality_switches == 0 && d->rebuffers == 0)
+        return 0;
+    if ((rc = talas_session_counters_get(st, txn, &c)) != 0)
+        return rc;
+    st64(rec + 8, c.created + d->created);
+    st64(rec + 16, c.ended + d->ended);
+    st64(rec + 24, c.expired + d->expired);
+    st64(rec + 32, c.quality_switches + d->quality_switches);
+    st64(rec + 40, c.rebuffers + d->rebuffers);
+    val.mv_data = rec;
+    val.mv_size = sizeof(rec);
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
+}
+
+/* ---------------------------------------------------------- operations */
+
+static int commit(MDB_txn *txn, int rc)
+{
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+/* Deletes session ID when it has expired, or when its record is of
+ * another layout (it would hold a place forever): 1 deleted, 0 not, or an
+ * LMDB error. */
+static int delete_if_expired(struct talas_storage *st, MDB_txn *txn, const char *id, uint64_t now_ms,
+                             uint64_t timeout_ms)
+{
+    struct talas_session s;
+    MDB_val key = id_key(id), val;
+    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val);
+
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (decode(&val, &s) == 0 && !talas_session_expired(&s, now_ms, timeout_ms))
+        return 0;
+    if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) != 0)
+        return rc;
+    return 1;
+}
+
+static int try_create(struct talas_storage *st, const struct talas_session *s, size_t max_sessions)
+{
+    struct talas_session_counters d = {.created = 1};
+    MDB_txn *txn;
+    MDB_stat ms;
+    int rc;
+
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if ((rc = mdb_stat(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &ms)) != 0)
+        return commit(txn, rc);
+    if (ms.ms_entries >= max_sessions) {
+        mdb_txn_abort(txn);
+        return 1;
+    }
+    /* a collision of 128 random bits would be a broken generator: fail */
+    if ((rc = put(st, txn, s, MDB_NOOVERWRITE)) == 0)
+        rc = counters_add(st, txn, &d);
+    return commit(txn, rc);
+}
+
+int talas_session_create(struct talas_storage *st, const struct talas_session *s, size_t max_sessions,
+                         uint64_t now_ms, uint64_t timeout_ms)
+{
+    int rc = try_create(st, s, max_sessions);
+
+    if (rc != 1)
+        return rc;
+    /* full: perhaps of sessions nobody swept yet */
+    if ((rc = talas_session_sweep(st, now_ms, timeout_ms, 64, NULL)) != 0)
+        return rc;
+    return try_create(st, s, max_sessions);
+}
+
+int talas_session_update(struct talas_storage *st, const char *id, uint64_t now_ms, uint64_t timeout_ms,
+                         talas_session_update_fn *fn, void *arg, struct talas_session *s_r)
+{
+    struct talas_session_counters d;
+    struct talas_session s;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if ((rc = talas_session_get(st, txn, id, &s)) != 0)
+        return commit(txn, rc);
+    if (talas_session_expired(&s, now_ms, timeout_ms)) {
+        struct talas_session_counters e = {.expired = 1};
+        MDB_val key = id_key(id);
+        if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) == 0)
+            rc = counters_add(st, txn, &e);
+        rc = commit(txn, rc);
+        return rc != 0 ? rc : MDB_NOTFOUND;
+    }
+    memset(&d, 0, sizeof(d));
+    if ((rc = fn(&s, &d, arg)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    s.last_updated_ms = now_ms;
+    if ((rc = put(st, txn, &s, 0)) == 0)
+        rc = counters_add(st, txn, &d);
+    if ((rc = commit(txn, rc)) == 0 && s_r != NULL)
+        *s_r = s;
+    return rc;
+}
+
+int talas_session_end(struct talas_storage *st, const char *id, uint64_t now_ms, uint64_t timeout_ms)
+{
+    struct talas_session_counters d = {0};
+    struct talas_session s;
+    MDB_val key = id_key(id);
+    MDB_txn *txn;
+    int rc, expired;
+
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if ((rc = talas_session_get(st, txn, id, &s)) != 0)
+        return commit(txn, rc);
+    expired = talas_session_expired(&s, now_ms, timeout_ms);
+    if (expired)
+        d.expired = 1;
+    else
+        d.ended = 1;
+    if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) == 0)
+        rc = counters_add(st, txn, &d);
+    rc = commit(txn, rc);
+    return rc == 0 && expired ? MDB_NOTFOUND : rc;
+}
+
+/* Collects up to MAX ids of expired (or undecodable) records in IDS;
+ * returns how many, or -1 with an LMDB error in *RC_R. */
+static size_t sweep_scan(struct talas_storage *st, uint64_t now_ms, uint64_t timeout_ms, size_t max,
+                         char (*ids)[TALAS_SESSION_ID_LEN + 1], int *rc_r)
+{
+    struct talas_session s;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    MDB_val key, val;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0)
+        goto done;
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &cur)) != 0) {
+        mdb_txn_abort(txn);
+        goto done;
+    }
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != TALAS_SESSION_ID_LEN)
+            continue;
+        if (decode(&val, &s) == 0 && !talas_session_expired(&s, now_ms, timeout_ms))
+            continue;
+        memcpy(ids[n], key.mv_data, TALAS_SESSION_ID_LEN);
+        ids[n++][TALAS_SESSION_ID_LEN] = '\0';
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+done:
+    *rc_r = rc;
+    return n;
+}
+
+int talas_session_sweep(struct talas_storage *st, uint64_t now_ms, uint64_t timeout_ms, size_t max,
+                        size_t *expired_r)
+{
+    struct talas_session_counters d = {0};
+    char(*ids)[TALAS_SESSION_ID_LEN + 1];
+    MDB_txn *txn;
+    size_t n;
+    int rc;
+
+    if (expired_r != NULL)
+        *expired_r = 0;
+    if (max == 0)
+        return 0;
+    ids = xcalloc(max, sizeof(*ids));
+    n = sweep_scan(st, now_ms, timeout_ms, max, ids, &rc);
+    if (rc != 0 || n == 0)
+        goto done;
+    /* each one again under the write lock: a report may have come since */
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        goto done;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int del = delete_if_expired(st, txn, ids[i], now_ms, timeout_ms);
+        if (del == 1)
+            d.expired++;
+        else
+            rc = del;
+    }
+    if (rc == 0)
+        rc = counters_add(st, txn, &d);
+    rc = commit(txn, rc);
+    if (rc == 0 && expired_r != NULL)
+        *expired_r = (size_t)d.expired;
+
+done:
+    free(ids);
+    return rc;
+}
+
+int talas_session_foreach(struct talas_storage *st, MDB_txn *txn,
+                          int (*fn)(const struct talas_session *s, void *arg), void *arg)
+{
+    struct talas_session s;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        int r;
+        if (decode(&val, &s) != 0)
+            continue;
+        if ((r = fn(&s, arg)) != 0) {
+            mdb_cursor_close(cur);
+            return r;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}

@@ -1,0 +1,270 @@
+/*
+ * storage.c - opens the LMDB environment and its named databases.
+ *
+ * Entry points: talas_storage_open() / talas_storage_close(), the accessors
+ * talas_storage_env(), talas_storage_dbi() and talas_storage_path(), the
+ * transaction helpers talas_storage_read_begin() / talas_storage_write_begin()
+ * and talas_storage_reader_check().
+ *
+ * Logs nothing itself: open errors come back to the caller as a message that
+ * names the path and the LMDB call that failed, and the caller decides
+ * whether that is fatal.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "store/storage.h"
+#include "core/util.h"
+
+struct talas_storage {
+    MDB_env *env;
+    MDB_dbi dbi[TALAS_DBI_COUNT];
+    char *path;
+};
+
+/* Indexed by enum talas_dbi: a module that appends a database there adds
+ * its name here, and the assertion catches the one that forgets. */
+static const char *const dbi_names[] = {
+    [TALAS_DBI_TRACKS] = "tracks",
+    [TALAS_DBI_TRACK_PATHS] = "track_paths",
+    [TALAS_DBI_META] = "meta",
+    [TALAS_DBI_CACHE_CHUNKS] = "cache_chunks",
+    [TALAS_DBI_CACHE_ENTRIES] = "cache_entries",
+    [TALAS_DBI_CACHE_LRU] = "cache_lru",
+    [TALAS_DBI_CACHE_CLAIMS] = "cache_claims",
+    [TALAS_DBI_SESSIONS] = "sessions",
+    [TALAS_DBI_PLAYBACK] = "playback",
+    [TALAS_DBI_LISTEN_SESSIONS] = "listen_sessions",
+    [TALAS_DBI_TRACK_PLAYS] = "track_plays",
+    [TALAS_DBI_TRACK_LISTENERS] = "track_listeners",
+    [TALAS_DBI_PLAYLISTS] = "playlists",
+    [TALAS_DBI_PEAKS] = "peaks",
+};
+_Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
+
+/* mkdir -p: every missing component is created 0750, so that the catalog
+ * is not readable by other users even when the umask is lax. */
+static int mkdir_p(const char *path, char **error_r)
+{
+    char *copy = xstrdup(path);
+    char *p = copy;
+
+    while (*p == '/')
+        p++;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        if (*p != '\0' && mkdir(copy, 0750) == -1 && errno != EEXIST) {
+            *error_r = xasprintf("%s: mkdir(\"%s\") failed: %s", path, copy, strerror(errno));
+            free(copy);
+            return -1;
+        }
+        if (slash == NULL)
+            break;
+        *slash = '/';
+        p = slash + 1;
+    }
+    free(copy);
+    return 0;
+}
+
+int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage **st_r, char **error_r)
+{
+    struct talas_storage *st;
+    MDB_txn *txn = NULL;
+    const char *call;
+    int rc;
+
+    st = xcalloc(1, sizeof(*st));
+    st->path = xstrdup(path);
+
+    if (mkdir_p(path, error_r) == -1)
+        goto fail_msg;
+
+    call = "mdb_env_create";
+    if ((rc = mdb_env_create(&st->env)) != 0)
+        goto fail;
+    call = "mdb_env_set_maxdbs";
+    if ((rc = mdb_env_set_maxdbs(st->env, 32)) != 0)
+        goto fail;
+    /* One slot per concurrent read transaction across all processes: with
+     * MDB_NOTLS each request in flight in each worker may hold one, and a
+     * response served from the transcode cache holds its transaction until
+     * the client has read it (slow clients included). 8192 slots cost 512
+     * KiB of lock file (64 bytes each) and nothing per transaction: LMDB
+     * only scans the slots used so far. Running out would fail requests
+     * with MDB_READERS_FULL. */
+    call = "mdb_env_set_maxreaders";
+    if ((rc = mdb_env_set_maxreaders(st->env, 8192)) != 0)
+        goto fail;
+    /* A map size below the data already stored is fine: LMDB raises it to
+     * the size of the data file when it opens the environment. */
+    if (map_size > SIZE_MAX)
+        map_size = SIZE_MAX;
+    call = "mdb_env_set_mapsize";
+    if ((rc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0)
+        goto fail;
+    call = "mdb_env_open";
+    if ((rc = mdb_env_open(st->env, path, MDB_NOTLS, 0640)) != 0)
+        goto fail;
+
+    /* Named databases are opened once, in a single short write transaction;
+     * the handles then stay valid for the life of the environment. */
+    call = "mdb_txn_begin";
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        goto fail;
+    for (size_t i = 0; i < TALAS_DBI_COUNT; i++) {
+        call = "mdb_dbi_open";
+        if ((rc = mdb_dbi_open(txn, dbi_names[i], MDB_CREATE, &st->dbi[i])) != 0) {
+            *error_r = xasprintf("%s: mdb_dbi_open(\"%s\") failed: %s", path, dbi_names[i], mdb_strerror(rc));
+            goto fail_msg;
+        }
+    }
+    call = "mdb_txn_commit";
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        goto fail;
+
+    *st_r = st;
+    return 0;
+
+fail:
+    *error_r = xasprintf("%s: %s() failed: %s", path, call, mdb_strerror(rc));
+fail_msg:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (st->env != NULL)
+        mdb_env_close(st->env);
+    free(st->path);
+    free(st);
+    return -1;
+}
+
+void talas_storage_close(struct talas_storage *st)
+{
+    if (st == NULL)
+        return;
+    mdb_env_close(st->env);
+    free(st->path);
+    free(st);
+}
+
+MDB_env *talas_storage_env(struct talas_storage *st)
+{
+    return st->env;
+}
+
+MDB_dbi talas_storage_dbi(struct talas_storage *st, enum talas_dbi which)
+{
+    return st->dbi[which];
+}
+
+const char *talas_storage_path(struct talas_storage *st)
+{
+    return st->path;
+}
+
+/* Another process may have grown the map beyond what this one mapped
+ * (MDB_MAP_RESIZED): adopting the new size is all it takes to go on. */
+static int txn_begin(struct talas_storage *st, unsigned int flags, MDB_txn **txn_r)
+{
+    int rc = mdb_txn_begin(st->env, NULL, flags, txn_r);
+
+    if (rc == MDB_MAP_RESIZED) {
+        if ((rc = mdb_env_set_mapsize(st->env, 0)) != 0)
+            return rc;
+        rc = mdb_txn_begin(st->env, NULL, flags, txn_r);
+    }
+    return rc;
+}
+
+int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r)
+{
+    return txn_begin(st, MDB_RDONLY, txn_r);
+}
+
+int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r)
+{
+    return txn_begin(st, 0, txn_r);
+}
+
+int talas_storage_reader_check(struct talas_storage *st, int *dead_r)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(st->env, &dead);
+
+    if (dead_r != NULL)
+        *dead_r = dead;
+    return rc;
+}
+
+#define COUNTERS_MAX 32
+
+static void counters_read(const MDB_val *val, uint64_t *v, size_t n)
+{
+    const unsigned char *p = val->mv_data;
+
+    for (size_t i = 0; i < n; i++) {
+        v[i] = 0;
+        if ((i + 1) * 8 <= val->mv_size)
+            for (int b = 7; b >= 0; b--)
+                v[i] = v[i] << 8 | p[i * 8 + (size_t)b];
+    }
+}
+
+int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r,
+                               size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key}, val = {0, NULL};
+    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val);
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    counters_read(&val, v_r, n);
+    return 0;
+}
+
+int talas_storage_counters_add(struct talas_storage *st, const char *key, const uint64_t *deltas, size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key}, val = {0, NULL};
+    uint64_t v[COUNTERS_MAX];
+    unsigned char rec[COUNTERS_MAX * 8];
+    size_t have;
+    MDB_txn *txn;
+    int rc;
+
+    if (n > COUNTERS_MAX)
+        return EINVAL;
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    /* keep the fields of a longer record (a newer build's) as they are */
+    have = val.mv_size / 8 > COUNTERS_MAX ? COUNTERS_MAX : val.mv_size / 8;
+    if (have < n)
+        have = n;
+    counters_read(&val, v, have);
+    for (size_t i = 0; i < n; i++)
+        v[i] += deltas[i];
+    for (size_t i = 0; i < have; i++)
+        for (int b = 0; b < 8; b++)
+            rec[i * 8 + (size_t)b] = (unsigned char)(v[i] >> (8 * b));
+    val.mv_data = rec;
+    val.mv_size = have * 8;
+    if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val, 0)) != 0)
+        goto fail;
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}

@@ -1,0 +1,686 @@
+/*
+ * http_transcode.c - transcoded streams and previews over HTTP.
+ *
+ * Entry points: talas_transcode_requested, talas_transcode_serve.
+ *
+ * A transcode is the grid of chunks of workers/media/transcoder.c: an MP3 stream
+ * is an Info frame and chunks whose sizes the layout knows before anything
+ * is encoded, so even the first, uncached play has an exact Content-Length
+ * and byte ranges, and a range in the middle asks for the chunks it covers
+ * (they are encoded there, not after everything before them). An AAC
+ * stream's sizes are known only once every chunk is cached: until then it
+ * goes out without a length (and without ranges), which is never a guess.
+ *
+ * The token is checked first, before the catalog is read or anything is
+ * opened or encoded. The source is measured once per worker (its exact
+ * sample count; off the loop), the layout computed, then the generator
+ * sends chunk after chunk: from LMDB's map (the read transaction is held
+ * until h2o asks for more: no copy), or from the encoder's buffer when this
+ * response waited for the encode (transcode_jobs.c). It asks for the next
+ * READ_AHEAD chunks as it goes, so a listener never waits on an encode
+ * that could have started earlier, and cancels them when it goes away.
+ *
+ * Logs: sources that cannot be measured or laid out (warn), failed chunks
+ * (transcode_jobs.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/token.h"
+#include "store/cache.h"
+#include "store/catalog.h"
+#include "http/http_response.h"
+#include "http/http_stream.h"
+#include "http/http_transcode.h"
+#include "realtime/ws_hub.h"
+#include "core/log.h"
+#include "http/range.h"
+#include "media/transcode_jobs.h"
+#include "media/transcode_limit.h"
+#include "worker/worker.h"
+
+#define READ_AHEAD 2
+/* fades of a preview */
+#define PREVIEW_FADE_MS 1000
+
+struct tx_gen {
+    h2o_generator_t super; /* first: h2o hands it back */
+    h2o_req_t *req;
+    struct talas_transcode_source src;
+    int exact;               /* chunk offsets are known: length and ranges */
+    uint64_t *chunk_offsets; /* exact: C + 1 absolute offsets (chunk c starts at [c]) */
+    uint64_t pos, end;       /* absolute stream offsets left to send; end UINT64_MAX: to the end */
+    uint32_t chunk;          /* the chunk being sent (streaming) */
+    size_t skip_frames;      /* streaming with t: frames to drop at the start of the first chunk */
+    h2o_iovec_t header;      /* the stream's bytes before chunk 0 (MP3 Info frame) */
+    MDB_txn *txn;            /* held while h2o writes from the map */
+    struct talas_chunk_buf *held;
+    struct talas_chunk_waiter waiter;
+    struct talas_chunk_waiter ahead[READ_AHEAD];
+    int counted;
+    int done;
+};
+
+/* What the measurement callback needs; outlives the request if the client
+ * goes away first (the callback then just frees it). */
+struct measure_ticket {
+    struct tx_request *rq; /* NULL once the request is gone */
+};
+
+/* A request waiting for its source to be measured. */
+struct tx_request {
+    h2o_req_t *req;
+    struct measure_ticket *ticket;
+    char track[TALAS_TRACK_ID_LEN + 1];
+    char *path;
+    struct talas_cache_source identity;
+    struct talas_profile profile;
+    int preview;
+    double t;
+    struct talas_token_claims claims;
+};
+
+static void send_next(struct tx_gen *gen);
+
+/* ------------------------------------------------------------ parameters */
+
+int talas_transcode_requested(h2o_req_t *req)
+{
+    static const char *const names[] = {"profile", "format", "bitrate", "t"};
+    h2o_iovec_t v;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (talas_http_query_param(req, names[i], &v) != 0)
+            return 1;
+    return 0;
+}
+
+/* Reads profile= / format=&bitrate= / t=; answers 400 and returns -1 on a
+ * bad value. */
+static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
+{
+    const struct talas_config *conf = talas_worker_config();
+    h2o_iovec_t v;
+    int found;
+
+    *t_r = 0;
+    if ((found = talas_http_query_param(req, "t", &v)) == 1) {
+        char *end;
+        double t = strtod(v.base, &end);
+        if (v.len == 0 || *end != '\0' || !isfinite(t) || t < 0 || t > 7 * 24 * 3600.0) {
+            talas_http_send_error(req, 400, "invalid_parameter", "t: must be a number of seconds, 0 or more");
+            return -1;
+        }
+        *t_r = t;
+    } else if (found == -1) {
+        talas_http_send_error(req, 400, "invalid_parameter", "t: malformed percent-encoding");
+        return -1;
+    }
+
+    if ((found = talas_http_query_param(req, "profile", &v)) == 1) {
+        for (size_t i = 0; i < conf->transcode_profile_count; i++) {
+            if (strcmp(conf->transcode_profiles[i].name, v.base) == 0) {
+                talas_transcode_profile(conf, &conf->transcode_profiles[i], p);
+                return 0;
+            }
+        }
+        talas_http_send_error(req, 400, "unknown_profile", "profile: no profile named \"%.64s\"", v.base);
+        return -1;
+    }
+    if (found == -1) {
+        talas_http_send_error(req, 400, "invalid_parameter", "profile: malformed percent-encoding");
+        return -1;
+    }
+    if ((found = talas_http_query_param(req, "format", &v)) == 1) {
+        int codec = strcmp(v.base, "mp3") == 0   ? TALAS_CONFIG_CODEC_MP3
+                    : strcmp(v.base, "aac") == 0 ? TALAS_CONFIG_CODEC_AAC
+                                                 : -1;
+        long bitrate = -1;
+        h2o_iovec_t b;
+
+        if (codec == -1) {
+            talas_http_send_error(req, 400, "invalid_parameter", "format: must be mp3 or aac");
+            return -1;
+        }
+        if ((found = talas_http_query_param(req, "bitrate", &b)) != 0) {
+            char *end = NULL;
+            if (found == 1)
+                bitrate = strtol(b.base, &end, 10);
+            if (found == -1 || b.len == 0 || *end != '\0' || bitrate <= 0) {
+                talas_http_send_error(req, 400, "invalid_parameter", "bitrate: must be kbit/s, e.g. 192");
+                return -1;
+            }
+        }
+        for (size_t i = 0; i < conf->transcode_profile_count; i++) {
+            const struct talas_config_profile *cp = &conf->transcode_profiles[i];
+            if (cp->codec == codec && (bitrate == -1 || cp->bitrate == bitrate)) {
+                talas_transcode_profile(conf, cp, p);
+                return 0;
+            }
+        }
+        if (bitrate == -1)
+            talas_http_send_error(req, 400, "unknown_profile", "no %s profile: see transcode.profiles",
+                                  v.base);
+        else
+            talas_http_send_error(req, 400, "unknown_profile",
+                                  "no %s profile at %ld kbit/s: see transcode.profiles", v.base, bitrate);
+        return -1;
+    }
+    if (found == -1) {
+        talas_http_send_error(req, 400, "invalid_parameter", "format: malformed percent-encoding");
+        return -1;
+    }
+    /* t alone: the browsers' progressive format */
+    for (size_t i = 0; i < conf->transcode_profile_count; i++) {
+        if (strcmp(conf->transcode_profiles[i].name, "mp3") == 0) {
+            talas_transcode_profile(conf, &conf->transcode_profiles[i], p);
+            return 0;
+        }
+    }
+    *p = *talas_profile_builtin("mp3");
+    return 0;
+}
+
+/* ----------------------------------------------------------- generator */
+
+static void release_held(struct tx_gen *gen)
+{
+    if (gen->txn != NULL) {
+        mdb_txn_abort(gen->txn);
+        gen->txn = NULL;
+    }
+    talas_chunk_buf_release(gen->held);
+    gen->held = NULL;
+}
+
+static void gen_dispose(void *p)
+{
+    struct tx_gen *gen = p;
+
+    talas_transcode_unwant(&gen->waiter);
+    for (int i = 0; i < READ_AHEAD; i++)
+        talas_transcode_unwant(&gen->ahead[i]);
+    release_held(gen);
+}
+
+static void on_ahead(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf)
+{
+    /* read-ahead only makes sure the chunk gets encoded (and cached) */
+    talas_chunk_buf_release(buf);
+}
+
+static void read_ahead(struct tx_gen *gen, uint32_t c)
+{
+    for (int i = 0; i < READ_AHEAD; i++) {
+        uint32_t next = c + 1 + (uint32_t)i;
+        if (next >= gen->src.layout.chunks || gen->ahead[i].supply != NULL)
+            continue;
+        gen->ahead[i].cb = on_ahead;
+        gen->ahead[i].data = gen;
+        talas_transcode_want(&gen->src, next, 0, &gen->ahead[i]);
+    }
+}
+
+static uint32_t chunk_of(struct tx_gen *gen, uint64_t pos)
+{
+    uint32_t lo = 0, hi = gen->src.layout.chunks;
+
+    /* the last chunk whose start is <= pos */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (gen->chunk_offsets[mid] <= pos)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void fail(struct tx_gen *gen, const char *why)
+{
+    log_warn("transcode %s/%s: %s: response aborted", gen->src.track, gen->src.variant, why);
+    gen->done = 1;
+    h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
+}
+
+/* Sends from chunk C's bytes (DATA, LEN; FRAME_SIZE(i) its frame sizes). */
+static void send_chunk(struct tx_gen *gen, uint32_t c, const char *data, size_t len,
+                       uint32_t (*frame_size)(const void *, size_t), const void *frames, size_t frame_count)
+{
+    h2o_iovec_t vec;
+    uint64_t from, to;
+
+    if (gen->exact) {
+        uint64_t base = gen->chunk_offsets[c];
+        if (len != gen->chunk_offsets[c + 1] - base) {
+            fail(gen, "a chunk does not have its announced size");
+            return;
+        }
+        from = gen->pos - base;
+        to = len;
+        if (gen->end - base < to)
+            to = gen->end - base;
+        gen->pos = base + to;
+    } else {
+        from = 0;
+        if (gen->skip_frames > 0) {
+            for (size_t i = 0; i < gen->skip_frames && i < frame_count; i++)
+                from += frame_size(frames, i);
+            gen->skip_frames = 0;
+            if (from > len)
+                from = len;
+        }
+        to = len;
+        gen->chunk = c + 1;
+    }
+    read_ahead(gen, c);
+    vec = h2o_iovec_init(data + from, (size_t)(to - from));
+    if (gen->exact ? gen->pos >= gen->end : gen->chunk >= gen->src.layout.chunks) {
+        gen->done = 1;
+        h2o_send(gen->req, &vec, 1, H2O_SEND_STATE_FINAL);
+    } else {
+        h2o_send(gen->req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
+    }
+}
+
+static uint32_t buf_frame_size(const void *frames, size_t i)
+{
+    return ((const uint32_t *)frames)[i];
+}
+
+static uint32_t cache_frame_size(const void *chunk, size_t i)
+{
+    return talas_cache_frame_size(chunk, i);
+}
+
+static void on_chunk(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf)
+{
+    struct tx_gen *gen = w->data;
+
+    if (status != 0) {
+        fail(gen, "the chunk could not be encoded");
+        return;
+    }
+    if (buf == NULL) {
+        send_next(gen); /* it is in the cache now */
+        return;
+    }
+    gen->held = buf;
+    send_chunk(gen, gen->exact ? chunk_of(gen, gen->pos) : gen->chunk, buf->data, buf->len, buf_frame_size,
+               buf->frame_sizes, buf->frame_sizes != NULL ? buf->frame_count : 0);
+}
+
+static void send_next(struct tx_gen *gen)
+{
+    struct talas_storage *st = talas_worker_storage();
+    struct talas_cache_chunk chunk;
+    uint32_t c;
+    int rc;
+
+    release_held(gen);
+    if (gen->exact && gen->pos >= gen->end) {
+        gen->done = 1;
+        h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    if (gen->exact && gen->pos < gen->header.len) {
+        uint64_t to = gen->header.len < gen->end ? gen->header.len : gen->end;
+        h2o_iovec_t vec = h2o_iovec_init(gen->header.base + gen->pos, (size_t)(to - gen->pos));
+        gen->pos = to;
+        if (gen->pos >= gen->end)
+            gen->done = 1;
+        h2o_send(gen->req, &vec, 1, gen->done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        return;
+    }
+    c = gen->exact ? chunk_of(gen, gen->pos) : gen->chunk;
+
+    if ((rc = talas_storage_read_begin(st, &gen->txn)) != 0) {
+        gen->txn = NULL;
+        fail(gen, mdb_strerror(rc));
+        return;
+    }
+    rc = talas_cache_chunk_get(st, gen->txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk);
+    if (rc == 0) {
+        if (!gen->counted) {
+            gen->counted = 1;
+            talas_transcode_count_hit();
+            talas_cache_touch(st, gen->src.track, gen->src.variant);
+        }
+        /* the map stays valid, and the transaction open, until h2o calls
+         * proceed: the bytes go to the socket without a copy */
+        send_chunk(gen, c, chunk.payload, chunk.len, cache_frame_size, &chunk, chunk.frame_count);
+        return;
+    }
+    mdb_txn_abort(gen->txn);
+    gen->txn = NULL;
+    if (!gen->counted) {
+        gen->counted = 1;
+        talas_transcode_count_miss();
+    }
+    gen->waiter.cb = on_chunk;
+    gen->waiter.data = gen;
+    if (talas_transcode_want(&gen->src, c, 1, &gen->waiter) == 1)
+        send_next(gen); /* stored between the look-up and the claim */
+}
+
+static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
+{
+    struct tx_gen *gen = (void *)_gen;
+
+    if (!gen->done)
+        send_next(gen);
+}
+
+static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
+{
+    gen_dispose(_gen);
+}
+
+/* ------------------------------------------------------------- response */
+
+/* Whether some chunk the response covers is missing from the cache: then it
+ * encodes, and needs a transcode slot (transcode_limit.h). */
+static int needs_encode(struct tx_gen *gen)
+{
+    struct talas_storage *st = talas_worker_storage();
+    struct talas_cache_chunk chunk;
+    uint32_t first, last;
+    MDB_txn *txn;
+    int missing = 0;
+
+    if (gen->exact) {
+        uint64_t from = gen->pos < gen->header.len ? gen->header.len : gen->pos;
+        if (from >= gen->end)
+            return 0;
+        first = chunk_of(gen, from);
+        last = chunk_of(gen, gen->end - 1);
+    } else {
+        first = gen->chunk;
+        last = gen->src.layout.chunks - 1;
+    }
+    if (talas_storage_read_begin(st, &txn) != 0)
+        return 1;
+    for (uint32_t c = first; c <= last && !missing; c++)
+        if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk) !=
+            0)
+            missing = 1;
+    mdb_txn_abort(txn);
+    return missing;
+}
+
+/* The absolute offsets of every chunk of a fully cached transcode whose
+ * sizes are only known from its records; -1 when a chunk is missing. */
+static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
+{
+    struct talas_storage *st = talas_worker_storage();
+    struct talas_cache_entry entry;
+    struct talas_cache_chunk chunk;
+    uint32_t n = gen->src.layout.chunks;
+    MDB_txn *txn;
+    int ok = 0;
+
+    if (talas_storage_read_begin(st, &txn) != 0)
+        return -1;
+    if (talas_cache_entry_get(st, txn, gen->src.track, gen->src.variant, &gen->src.identity, &entry) == 0 &&
+        entry.present == n && entry.chunks == n) {
+        gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (n + 1));
+        gen->chunk_offsets[0] = 0;
+        ok = 1;
+        for (uint32_t c = 0; c < n && ok; c++) {
+            if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity,
+                                      &chunk) != 0)
+                ok = 0;
+            else
+                gen->chunk_offsets[c + 1] = gen->chunk_offsets[c] + chunk.len;
+        }
+    }
+    mdb_txn_abort(txn);
+    return ok ? 0 : -1;
+}
+
+static void start_response(struct tx_request *rq, const struct talas_source_info *info)
+{
+    const struct talas_config *conf = talas_worker_config();
+    h2o_req_t *req = rq->req;
+    struct talas_range ranges[TALAS_RANGE_MAX];
+    struct talas_window window, *win = NULL;
+    struct talas_layout layout;
+    struct tx_gen *gen;
+    const h2o_iovec_t *range_hdr, *if_range;
+    enum talas_range_verdict verdict = TALAS_RANGE_IGNORE;
+    size_t range_count = 0, etag_len;
+    uint64_t total = 0, rep_start = 0;
+    char etag[96], *lm, *error = NULL;
+    struct tm tm;
+    time_t mtime = (time_t)(rq->identity.mtime_ns / 1000000000);
+    int status;
+
+    if (rq->preview) {
+        uint64_t rate = info->sample_rate, start;
+        if (conf->preview_start_permille >= 0)
+            start = info->samples * (uint64_t)conf->preview_start_permille / 1000;
+        else
+            start = conf->preview_start_ms * rate / 1000;
+        window.length = conf->preview_duration_ms * rate / 1000;
+        /* a track shorter than a preview: the whole of it; a start too late
+         * for a whole preview: the last preview.duration of the track */
+        if (window.length >= info->samples)
+            start = 0;
+        else if (start + window.length > info->samples)
+            start = info->samples - window.length;
+        window.start = start;
+        window.fade = PREVIEW_FADE_MS * rate / 1000;
+        win = &window;
+    }
+    if (talas_layout_compute(&rq->profile, info, win, &layout, &error) != 0) {
+        log_warn("transcode of %s (%s): %s", rq->track, rq->path, error);
+        free(error);
+        talas_http_send_error(req, 422, "undecodable", "this track cannot be transcoded");
+        return;
+    }
+
+    gen = h2o_mem_alloc_shared(&req->pool, sizeof(*gen), gen_dispose);
+    memset(gen, 0, sizeof(*gen));
+    gen->super.proceed = do_proceed;
+    gen->super.stop = do_stop;
+    gen->req = req;
+    memcpy(gen->src.track, rq->track, sizeof(gen->src.track));
+    snprintf(gen->src.path, sizeof(gen->src.path), "%s", rq->path);
+    gen->src.identity = rq->identity;
+    gen->src.profile = rq->profile;
+    gen->src.layout = layout;
+    /* the settings are in the name: a profile changed in the configuration
+     * is another variant, never a stale one */
+    if (rq->preview)
+        snprintf(gen->src.variant, sizeof(gen->src.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
+                 layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
+    else
+        talas_transcode_variant(&rq->profile, &layout, gen->src.variant);
+
+    if (layout.exact_size) {
+        struct talas_buf header = {0};
+        gen->exact = 1;
+        gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (layout.chunks + 1));
+        for (uint32_t c = 0; c <= layout.chunks; c++)
+            gen->chunk_offsets[c] = talas_layout_frame_offset(&layout, talas_layout_chunk_start(&layout, c));
+        gen->chunk_offsets[layout.chunks] = layout.total_size;
+        talas_transcode_header(&rq->profile, &layout, &header);
+        gen->header = h2o_strdup(&req->pool, header.data, header.len);
+        talas_buf_free(&header);
+        total = layout.total_size;
+    } else if (cached_offsets(req, gen) == 0) {
+        gen->exact = 1;
+        total = gen->chunk_offsets[layout.chunks];
+    }
+
+    /* t: from the frame where that time is heard */
+    if (rq->t > 0) {
+        uint64_t sample = (uint64_t)(rq->t * layout.out_rate) + layout.encoder_delay;
+        uint64_t frame = sample / layout.frame_samples;
+        if (frame >= layout.frames)
+            frame = layout.frames - 1;
+        if (gen->exact && layout.exact_size) {
+            rep_start = talas_layout_frame_offset(&layout, frame);
+        } else if (gen->exact) {
+            /* fully cached AAC: the frame's offset from the records */
+            struct talas_cache_chunk chunk;
+            uint32_t c = talas_layout_chunk_of_frame(&layout, frame);
+            MDB_txn *txn;
+            rep_start = gen->chunk_offsets[c];
+            if (talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
+                if (talas_cache_chunk_get(talas_worker_storage(), txn, gen->src.track, gen->src.variant, c,
+                                          &gen->src.identity, &chunk) == 0)
+                    for (size_t i = 0;
+                         i < frame - talas_layout_chunk_start(&layout, c) && i < chunk.frame_count; i++)
+                        rep_start += talas_cache_frame_size(&chunk, i);
+                mdb_txn_abort(txn);
+            }
+        } else {
+            gen->chunk = talas_layout_chunk_of_frame(&layout, frame);
+            gen->skip_frames = (size_t)(frame - talas_layout_chunk_start(&layout, gen->chunk));
+        }
+    }
+
+    etag_len = (size_t)snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%s-%" PRIx64 "\"",
+                                (uint64_t)mtime, rq->identity.size, gen->src.variant, rep_start);
+    lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
+    gmtime_r(&mtime, &tm);
+    h2o_time2str_rfc1123(lm, &tm);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
+                   h2o_strdup(&req->pool, etag, etag_len).base, etag_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
+    {
+        h2o_iovec_t cc = talas_http_media_cache_control(req, &rq->claims);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc.base, cc.len);
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+                   gen->exact ? "bytes" : "none", gen->exact ? 5 : 4);
+    if ((status = talas_http_preconditions(req, etag, etag_len, (int64_t)mtime)) != 0) {
+        talas_http_send_precondition(req, status);
+        return;
+    }
+
+    gen->pos = rep_start;
+    gen->end = gen->exact ? total : UINT64_MAX;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    if (gen->exact && (range_hdr = talas_http_header(req, H2O_TOKEN_RANGE)) != NULL) {
+        if_range = talas_http_header(req, H2O_TOKEN_IF_RANGE);
+        if (if_range == NULL ||
+            talas_range_if_range(if_range->base, if_range->len, etag, etag_len, (int64_t)mtime))
+            verdict =
+                talas_range_parse(range_hdr->base, range_hdr->len, total - rep_start, ranges, &range_count);
+        if (verdict == TALAS_RANGE_UNSATISFIABLE) {
+            char *cr = h2o_mem_alloc_pool(&req->pool, 32);
+            int n = snprintf(cr, 32, "bytes */%" PRIu64, total - rep_start);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+            talas_http_send_error(req, 416, "range_not_satisfiable",
+                                  "the requested range is not satisfiable");
+            return;
+        }
+        /* one range; several get the whole representation */
+        if (verdict == TALAS_RANGE_PARTIAL && range_count == 1) {
+            char *cr = h2o_mem_alloc_pool(&req->pool, 80);
+            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start,
+                             ranges[0].end - 1, total - rep_start);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+            gen->pos = rep_start + ranges[0].start;
+            gen->end = rep_start + ranges[0].end;
+            req->res.status = 206;
+            req->res.reason = "Partial Content";
+        }
+    }
+    /* transcode.max_concurrent*: a response that encodes needs a slot, one
+     * served from the cache none */
+    if (!talas_http_method_is(req, "HEAD") && needs_encode(gen) && talas_transcode_slot_take(req) != 0)
+        return;
+    if (gen->exact)
+        req->res.content_length = gen->end - gen->pos;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   rq->profile.codec == TALAS_CODEC_MP3 ? "audio/mpeg" : "audio/aac",
+                   rq->profile.codec == TALAS_CODEC_MP3 ? 10 : 9);
+    talas_ws_hub_count_stream(req, rq->track); /* LiveStats listeners */
+    h2o_start_response(req, &gen->super);
+    if (talas_http_method_is(req, "HEAD") || (gen->exact && gen->pos >= gen->end)) {
+        gen->done = 1;
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    send_next(gen);
+}
+
+static void on_measured(void *arg, int status, const struct talas_source_info *info)
+{
+    struct measure_ticket *ticket = arg;
+    struct tx_request *rq = ticket->rq;
+
+    free(ticket);
+    if (rq == NULL)
+        return; /* the client went away meanwhile */
+    rq->ticket = NULL;
+    if (status != 0) {
+        talas_transcode_count_failed();
+        talas_http_send_error(rq->req, 422, "undecodable", "this track cannot be decoded");
+        return;
+    }
+    start_response(rq, info);
+}
+
+static void request_dispose(void *p)
+{
+    struct tx_request *rq = p;
+
+    if (rq->ticket != NULL)
+        rq->ticket->rq = NULL;
+}
+
+int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int preview)
+{
+    struct talas_source_info info;
+    struct tx_request *rq;
+    char id_buf[TALAS_TRACK_ID_LEN + 1], *path;
+
+    if (talas_http_track_request(req, id, len, id_buf) != 0)
+        return 0;
+    rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
+    memset(rq, 0, sizeof(*rq));
+    /* the token first: nothing is read, opened or encoded for a refused request */
+    if (talas_http_authorize(req, id_buf, preview ? TALAS_TOKEN_PREVIEW : TALAS_TOKEN_STREAM, &rq->claims) != 0)
+        return 0;
+    if (preview) {
+        const struct talas_profile *mp3 = talas_profile_builtin("mp3");
+        rq->profile = *mp3;
+    } else if (parse_params(req, &rq->profile, &rq->t) != 0) {
+        return 0;
+    }
+    if (talas_stream_source(req, id_buf, &path, &rq->identity) != 0)
+        return 0;
+    rq->req = req;
+    memcpy(rq->track, id_buf, sizeof(rq->track));
+    rq->path = path;
+    rq->preview = preview;
+
+    rq->ticket = xcalloc(1, sizeof(*rq->ticket));
+    rq->ticket->rq = rq;
+    switch (talas_transcode_measure(rq->track, rq->path, &rq->identity, &info, on_measured, rq->ticket)) {
+    case 1:
+        free(rq->ticket);
+        rq->ticket = NULL;
+        start_response(rq, &info);
+        break;
+    case 0:
+        break; /* on_measured goes on */
+    default:
+        free(rq->ticket);
+        rq->ticket = NULL;
+        talas_transcode_count_failed();
+        talas_http_send_error(req, 422, "undecodable", "this track cannot be decoded");
+        break;
+    }
+    return 0;
+}

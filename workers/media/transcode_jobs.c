@@ -1,0 +1,582 @@
+/*
+ * transcode_jobs.c - supplying transcode chunks to a worker's responses
+ * (see transcode_jobs.h).
+ *
+ * Entry points: talas_transcode_jobs_init, talas_transcode_want,
+ * talas_transcode_unwant, talas_transcode_measure, the counters, and
+ * talas_transcode_jobs_stop.
+ *
+ * A "supply" is one chunk this worker is getting for its waiters: a JOB (it
+ * holds the cache claim and encodes on a pool thread) or a WATCH (another
+ * process holds the claim; a 10 ms timer looks for the chunk in the cache).
+ * Supplies live in one list on the loop thread; the pool thread touches
+ * only its own job's encode fields, and the loop reads them after the
+ * pool's completion callback. Counters are kept on the loop and flushed to
+ * the cache's stats once a second.
+ *
+ * Logs: failed encodes and cache writes (error), incomplete sources (warn).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <libavutil/log.h>
+
+#include "core/log.h"
+#include "media/transcode_jobs.h"
+#include "core/util.h"
+
+#define WATCH_INTERVAL_MS 10
+#define FLUSH_INTERVAL_MS 1000
+#define MEASURE_SLOTS 256
+
+enum supply_kind { SUPPLY_JOB, SUPPLY_WATCH };
+
+struct talas_supply {
+    h2o_linklist_t link; /* in supplies, while it can take waiters */
+    enum supply_kind kind;
+    struct talas_transcode_source src;
+    uint32_t index;
+    h2o_linklist_t waiters;
+    int cache;           /* JOB: put the chunk in the cache (we hold the claim) */
+    volatile int cancel; /* JOB: set on the loop, read by the encoder */
+    /* JOB: written by the pool thread, read on the loop after done */
+    int result;
+    struct talas_chunk_buf *buf;
+    char *error;
+    uint64_t encode_ms;
+};
+
+struct measure_slot {
+    char track[17];
+    struct talas_cache_source identity;
+    struct talas_source_info info;
+    int state;  /* 0 empty, 1 measuring, 2 known, 3 failed: the loop's */
+    int result; /* the measuring thread's: 2 or 3, applied by the loop */
+    uint64_t used;
+    /* while measuring */
+    char *path;
+    char *error;
+    struct measure_wait *waits;
+};
+
+struct measure_wait {
+    struct measure_wait *next;
+    talas_measure_fn cb;
+    void *arg;
+};
+
+static struct {
+    h2o_loop_t *loop;
+    struct talas_pool *pool;
+    struct talas_storage *st;
+    struct talas_cache_limits limits;
+    h2o_linklist_t supplies;
+    size_t watches;
+    h2o_timeout_t watch_timeout, flush_timeout;
+    h2o_timeout_entry_t watch_entry, flush_entry;
+    struct talas_cache_stats delta;
+    uint64_t segment_delta[2]; /* HLS segments: from the cache, encoded */
+    struct measure_slot measures[MEASURE_SLOTS];
+    uint64_t measure_clock;
+} s;
+
+void talas_chunk_buf_retain(struct talas_chunk_buf *buf)
+{
+    buf->refs++;
+}
+
+void talas_chunk_buf_release(struct talas_chunk_buf *buf)
+{
+    if (buf == NULL || --buf->refs > 0)
+        return;
+    free(buf->data);
+    free(buf->frame_sizes);
+    free(buf);
+}
+
+static struct talas_supply *find_supply(const char *track, const char *variant, uint32_t index)
+{
+    for (h2o_linklist_t *n = s.supplies.next; n != &s.supplies; n = n->next) {
+        struct talas_supply *sup = H2O_STRUCT_FROM_MEMBER(struct talas_supply, link, n);
+        if (sup->index == index && strcmp(sup->src.track, track) == 0 &&
+            strcmp(sup->src.variant, variant) == 0)
+            return sup;
+    }
+    return NULL;
+}
+
+static void attach(struct talas_supply *sup, struct talas_chunk_waiter *w)
+{
+    w->supply = sup;
+    h2o_linklist_insert(&sup->waiters, &w->link);
+}
+
+/* Calls every waiter once, then forgets them. */
+static void notify(struct talas_supply *sup, int status, struct talas_chunk_buf *buf)
+{
+    while (!h2o_linklist_is_empty(&sup->waiters)) {
+        struct talas_chunk_waiter *w =
+            H2O_STRUCT_FROM_MEMBER(struct talas_chunk_waiter, link, sup->waiters.next);
+        h2o_linklist_unlink(&w->link);
+        w->supply = NULL;
+        if (buf != NULL)
+            talas_chunk_buf_retain(buf);
+        w->cb(w, status, buf);
+    }
+}
+
+/* -------------------------------------------------------------- encodes */
+
+/* Runs on a pool thread. */
+static void job_work(void *arg)
+{
+    struct talas_supply *sup = arg;
+    struct talas_buf out = {0};
+    uint32_t *frame_sizes = NULL;
+    uint64_t t0 = talas_now_ms();
+    int rc;
+
+    if (sup->cancel) {
+        sup->result = TALAS_TRANSCODE_CANCELLED;
+        goto release;
+    }
+    rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index, &sup->cancel,
+                               &out, &frame_sizes, &sup->error);
+    sup->encode_ms = talas_now_ms() - t0;
+    sup->result = rc;
+    if (rc == 0 || rc == TALAS_TRANSCODE_INCOMPLETE) {
+        struct talas_chunk_buf *buf = xcalloc(1, sizeof(*buf));
+
+        buf->refs = 1;
+        buf->data = out.data;
+        buf->len = out.len;
+        buf->frame_sizes = frame_sizes;
+        buf->frame_count = talas_layout_chunk_frame_count(&sup->src.layout, sup->index);
+        out.data = NULL;
+        frame_sizes = NULL;
+        sup->buf = buf;
+    }
+    /* an incomplete chunk (the source did not decode there) is served, never
+     * cached: a later request tries the source again */
+    if (rc == 0 && sup->cache) {
+        struct talas_cache_put put = {
+            .track = sup->src.track,
+            .variant = sup->src.variant,
+            .source = sup->src.identity,
+            .chunks = sup->src.layout.chunks,
+            .total_size = sup->src.layout.exact_size ? sup->src.layout.total_size : 0,
+            .index = sup->index,
+            .payload = sup->buf->data,
+            .len = sup->buf->len,
+            .frame_sizes = sup->buf->frame_sizes,
+            .frame_count = sup->buf->frame_sizes != NULL ? sup->buf->frame_count : 0,
+        };
+        char *error = NULL;
+        if (talas_cache_chunk_put(s.st, &s.limits, &put, &error) != 0) {
+            log_error("caching chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
+                      sup->src.variant, error);
+            free(error);
+        }
+    }
+release:
+    if (sup->cache)
+        talas_cache_release(s.st, sup->src.track, sup->src.variant, sup->index);
+    talas_buf_free(&out);
+    free(frame_sizes);
+}
+
+static void unlink_supply(struct talas_supply *sup)
+{
+    if (h2o_linklist_is_linked(&sup->link))
+        h2o_linklist_unlink(&sup->link);
+}
+
+/* Runs on the loop once job_work returned (or the pool went away). */
+static void job_done(void *arg, int cancelled)
+{
+    struct talas_supply *sup = arg;
+
+    unlink_supply(sup);
+    if (cancelled)
+        sup->result = TALAS_TRANSCODE_CANCELLED;
+    switch (sup->result) {
+    case 0:
+    case TALAS_TRANSCODE_INCOMPLETE:
+        s.delta.transcodes_completed++;
+        s.delta.bytes_encoded += sup->buf->len;
+        s.delta.encode_ms += sup->encode_ms;
+        if (sup->result == TALAS_TRANSCODE_INCOMPLETE)
+            log_warn("chunk %" PRIu32 " of %s/%s is incomplete, served uncached: %s", sup->index,
+                     sup->src.track, sup->src.variant,
+                     sup->error != NULL ? sup->error : "the source did not decode");
+        notify(sup, 0, sup->buf);
+        break;
+    case TALAS_TRANSCODE_CANCELLED:
+        s.delta.transcodes_cancelled++;
+        notify(sup, -1, NULL);
+        break;
+    default:
+        s.delta.transcodes_failed++;
+        log_error("encoding chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
+                  sup->src.variant, sup->error != NULL ? sup->error : "unknown error");
+        notify(sup, -1, NULL);
+        break;
+    }
+    talas_chunk_buf_release(sup->buf);
+    free(sup->error);
+    free(sup);
+}
+
+static struct talas_supply *new_supply(enum supply_kind kind, const struct talas_transcode_source *src,
+                                       uint32_t index)
+{
+    struct talas_supply *sup = xcalloc(1, sizeof(*sup));
+
+    sup->kind = kind;
+    sup->src = *src;
+    sup->index = index;
+    h2o_linklist_init_anchor(&sup->waiters);
+    h2o_linklist_insert(&s.supplies, &sup->link);
+    return sup;
+}
+
+static void start_job(struct talas_supply *sup, int cache, int urgent)
+{
+    sup->kind = SUPPLY_JOB;
+    sup->cache = cache;
+    s.delta.transcodes_started++;
+    talas_pool_submit(s.pool, job_work, job_done, sup, urgent);
+}
+
+/* -------------------------------------------------------------- watches */
+
+static void on_watch_tick(h2o_timeout_entry_t *entry);
+
+static void arm_watch(void)
+{
+    if (s.watches > 0 && !h2o_timeout_is_linked(&s.watch_entry))
+        h2o_timeout_link(s.loop, &s.watch_timeout, &s.watch_entry);
+}
+
+static void on_watch_tick(h2o_timeout_entry_t *entry)
+{
+    h2o_linklist_t *n = s.supplies.next;
+
+    while (n != &s.supplies) {
+        struct talas_supply *sup = H2O_STRUCT_FROM_MEMBER(struct talas_supply, link, n);
+        n = n->next;
+        if (sup->kind != SUPPLY_WATCH)
+            continue;
+        /* the claim says it all: DONE once the chunk is stored, OWNED when
+         * the process that held it died or gave it up */
+        switch (talas_cache_claim(s.st, &s.limits, sup->src.track, sup->src.variant, sup->index,
+                                  &sup->src.identity)) {
+        case TALAS_CLAIM_DONE:
+            unlink_supply(sup);
+            s.watches--;
+            notify(sup, 0, NULL);
+            free(sup);
+            break;
+        case TALAS_CLAIM_OWNED:
+            s.watches--;
+            start_job(sup, 1, 1);
+            break;
+        case TALAS_CLAIM_BUSY:
+            break;
+        case TALAS_CLAIM_ERROR:
+            s.watches--;
+            start_job(sup, 0, 1);
+            break;
+        }
+    }
+    arm_watch();
+}
+
+/* ------------------------------------------------------------- requests */
+
+int talas_transcode_want(const struct talas_transcode_source *src, uint32_t index, int urgent,
+                         struct talas_chunk_waiter *w)
+{
+    struct talas_supply *sup = find_supply(src->track, src->variant, index);
+
+    if (sup != NULL) {
+        attach(sup, w);
+        return 0;
+    }
+    switch (talas_cache_claim(s.st, &s.limits, src->track, src->variant, index, &src->identity)) {
+    case TALAS_CLAIM_DONE:
+        return 1;
+    case TALAS_CLAIM_OWNED:
+        sup = new_supply(SUPPLY_JOB, src, index);
+        attach(sup, w);
+        start_job(sup, 1, urgent);
+        return 0;
+    case TALAS_CLAIM_BUSY:
+        sup = new_supply(SUPPLY_WATCH, src, index);
+        attach(sup, w);
+        s.watches++;
+        arm_watch();
+        return 0;
+    case TALAS_CLAIM_ERROR:
+    default:
+        /* the cache cannot be used: encode for these listeners anyway */
+        sup = new_supply(SUPPLY_JOB, src, index);
+        attach(sup, w);
+        start_job(sup, 0, urgent);
+        return 0;
+    }
+}
+
+void talas_transcode_prefetch(const struct talas_transcode_source *src, uint32_t index)
+{
+    struct talas_supply *sup;
+
+    if (index >= src->layout.chunks || find_supply(src->track, src->variant, index) != NULL)
+        return;
+    /* only when nobody makes it already; a prefetch never waits */
+    if (talas_cache_claim(s.st, &s.limits, src->track, src->variant, index, &src->identity) !=
+        TALAS_CLAIM_OWNED)
+        return;
+    sup = new_supply(SUPPLY_JOB, src, index);
+    start_job(sup, 1, 0);
+}
+
+void talas_transcode_unwant(struct talas_chunk_waiter *w)
+{
+    struct talas_supply *sup = w->supply;
+
+    if (sup == NULL)
+        return;
+    h2o_linklist_unlink(&w->link);
+    w->supply = NULL;
+    if (!h2o_linklist_is_empty(&sup->waiters))
+        return;
+    if (sup->kind == SUPPLY_WATCH) {
+        unlink_supply(sup);
+        s.watches--;
+        free(sup);
+        return;
+    }
+    /* nobody listens any more: stop the encoder (within a frame) and let a
+     * new request start afresh rather than join a dying job */
+    sup->cancel = 1;
+    unlink_supply(sup);
+}
+
+/* ---------------------------------------------------------- measurement */
+
+static struct measure_slot *measure_find(const char *track, const struct talas_cache_source *identity)
+{
+    for (size_t i = 0; i < MEASURE_SLOTS; i++) {
+        struct measure_slot *m = &s.measures[i];
+        if (m->state != 0 && strcmp(m->track, track) == 0 && m->identity.size == identity->size &&
+            m->identity.mtime_ns == identity->mtime_ns)
+            return m;
+    }
+    return NULL;
+}
+
+static void measure_work(void *arg)
+{
+    struct measure_slot *m = arg;
+
+    if (talas_source_measure(m->path, &m->info, &m->error) != 0 || m->info.samples == 0 ||
+        talas_source_decodes(m->path, &m->error) != 0) {
+        m->result = 3;
+        if (m->error == NULL)
+            m->error = xstrdup("no audio samples");
+    } else {
+        m->result = 2;
+    }
+}
+
+static void measure_done(void *arg, int cancelled)
+{
+    struct measure_slot *m = arg;
+    struct measure_wait *waits = m->waits;
+
+    m->state = cancelled ? 3 : m->result;
+    if (m->state == 3)
+        log_warn("measuring \"%s\" failed: %s", m->path, m->error != NULL ? m->error : "cancelled");
+    free(m->path);
+    free(m->error);
+    m->path = NULL;
+    m->error = NULL;
+    m->waits = NULL;
+    while (waits != NULL) {
+        struct measure_wait *next = waits->next;
+        waits->cb(waits->arg, m->state == 2 ? 0 : -1, m->state == 2 ? &m->info : NULL);
+        free(waits);
+        waits = next;
+    }
+}
+
+int talas_transcode_measure(const char *track, const char *path, const struct talas_cache_source *identity,
+                            struct talas_source_info *info_r, talas_measure_fn cb, void *arg)
+{
+    struct measure_slot *m = measure_find(track, identity);
+    struct measure_wait *wait;
+
+    if (m != NULL && m->state == 2) {
+        m->used = ++s.measure_clock;
+        *info_r = m->info;
+        return 1;
+    }
+    if (m != NULL && m->state == 3)
+        return -1;
+    if (m == NULL) {
+        /* the least recently used slot that is not being measured */
+        for (size_t i = 0; i < MEASURE_SLOTS; i++) {
+            struct measure_slot *c = &s.measures[i];
+            if (c->state != 1 && (m == NULL || c->used < m->used))
+                m = c;
+        }
+        if (m == NULL)
+            return -1; /* every slot is measuring: busy */
+        memset(m, 0, sizeof(*m));
+        memcpy(m->track, track, sizeof(m->track) - 1);
+        m->identity = *identity;
+        m->state = 1;
+        m->used = ++s.measure_clock;
+        m->path = xstrdup(path);
+        talas_pool_submit(s.pool, measure_work, measure_done, m, 1);
+    }
+    wait = xmalloc(sizeof(*wait));
+    wait->cb = cb;
+    wait->arg = arg;
+    wait->next = m->waits;
+    m->waits = wait;
+    return 0;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+void talas_transcode_count_hit(void)
+{
+    s.delta.hits++;
+}
+
+void talas_transcode_count_miss(void)
+{
+    s.delta.misses++;
+}
+
+void talas_transcode_count_failed(void)
+{
+    s.delta.transcodes_failed++;
+}
+
+void talas_transcode_count_segment(int cached)
+{
+    s.segment_delta[cached ? 0 : 1]++;
+}
+
+static void flush_stats(void)
+{
+    static const struct talas_cache_stats zero;
+
+    if (s.segment_delta[0] + s.segment_delta[1] > 0) {
+        if (talas_storage_counters_add(s.st, TALAS_HLS_COUNTERS, s.segment_delta, 2) != 0)
+            log_warn("%s: adding to the HLS segment counters failed", __func__);
+        s.segment_delta[0] = s.segment_delta[1] = 0;
+    }
+    if (memcmp(&s.delta, &zero, sizeof(zero)) == 0)
+        return;
+    if (talas_cache_stats_add(s.st, &s.delta) != 0)
+        log_warn("%s: adding to the cache's stats failed", __func__);
+    memset(&s.delta, 0, sizeof(s.delta));
+}
+
+static void on_flush_tick(h2o_timeout_entry_t *entry)
+{
+    flush_stats();
+    h2o_timeout_link(s.loop, &s.flush_timeout, &s.flush_entry);
+}
+
+/* libav's own messages: its errors go to the error log (from any thread:
+ * talas_log writes each line with one write(2)), its chatter nowhere. */
+static void av_log_to_error_log(void *avcl, int level, const char *fmt, va_list ap)
+{
+    /* a damaged file makes libav complain once per packet: at most
+     * AV_LOG_BURST lines a second reach the log, from all threads */
+    enum { AV_LOG_BURST = 5 };
+    static uint64_t window;
+    static unsigned in_window;
+    uint64_t now = talas_now_ms() / 1000;
+    char line[512];
+    size_t n;
+
+    if (level > AV_LOG_ERROR)
+        return;
+    if (__atomic_exchange_n(&window, now, __ATOMIC_RELAXED) != now)
+        __atomic_store_n(&in_window, 0, __ATOMIC_RELAXED);
+    if (__atomic_fetch_add(&in_window, 1, __ATOMIC_RELAXED) >= AV_LOG_BURST)
+        return;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    log_warn("libav: %s", line);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+void talas_transcode_jobs_init(h2o_loop_t *loop, struct talas_pool *pool, struct talas_storage *st,
+                               const struct talas_config *conf)
+{
+    memset(&s, 0, sizeof(s));
+    av_log_set_callback(av_log_to_error_log);
+    s.loop = loop;
+    s.pool = pool;
+    s.st = st;
+    s.limits.max_size = conf->cache_max_size;
+    h2o_linklist_init_anchor(&s.supplies);
+    h2o_timeout_init(loop, &s.watch_timeout, WATCH_INTERVAL_MS);
+    h2o_timeout_init(loop, &s.flush_timeout, FLUSH_INTERVAL_MS);
+    s.watch_entry.cb = on_watch_tick;
+    s.flush_entry.cb = on_flush_tick;
+    h2o_timeout_link(loop, &s.flush_timeout, &s.flush_entry);
+    /* claims a previous worker with our pid could have left */
+    talas_cache_release_pid(st, getpid(), NULL);
+}
+
+void talas_transcode_jobs_stop(void)
+{
+    for (h2o_linklist_t *n = s.supplies.next; n != &s.supplies; n = n->next) {
+        struct talas_supply *sup = H2O_STRUCT_FROM_MEMBER(struct talas_supply, link, n);
+        if (sup->kind == SUPPLY_JOB)
+            sup->cancel = 1;
+    }
+    flush_stats();
+}
+
+void talas_transcode_variant(const struct talas_profile *p, const struct talas_layout *l,
+                             char variant_r[TALAS_CACHE_VARIANT_MAX + 1])
+{
+    if (p->codec == TALAS_CODEC_MP3)
+        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "m.%u.%u.%u", p->bitrate / 1000, p->sample_rate,
+                 p->channels);
+    else
+        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "a.%u.%u.%u.%ur%u", p->bitrate / 1000,
+                 p->sample_rate, p->channels, l->chunk_frames, l->ramp_chunks);
+}
+
+void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,
+                             struct talas_profile *p_r)
+{
+    memset(p_r, 0, sizeof(*p_r));
+    snprintf(p_r->name, sizeof(p_r->name), "%s", cp->name);
+    p_r->codec = cp->codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_CODEC_MP3 : TALAS_CODEC_AAC;
+    p_r->bitrate = (unsigned)cp->bitrate * 1000;
+    p_r->sample_rate = (unsigned)cp->sample_rate;
+    p_r->channels = (unsigned)cp->channels;
+    if (p_r->codec == TALAS_CODEC_AAC)
+        p_r->chunk_ms = (unsigned)conf->hls_segment_duration_ms;
+}

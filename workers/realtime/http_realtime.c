@@ -1,0 +1,344 @@
+/*
+ * http_realtime.c - /api/ws/stats, POST /api/events, /api/analytics/... and
+ * /api/playlists/{id} (http_realtime.h).
+ *
+ * POST /api/events always needs the backend key ("Authorization: Bearer
+ * KEY", auth.backend_key_file). Analytics and playlists are open when
+ * auth.required is false and need the backend key when it is true: they
+ * are the platform backend's view of its users. /api/ws/stats is open,
+ * like /api/stats. Reads take one LMDB read transaction each.
+ *
+ * Logs: refused backend keys, storage errors.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store/catalog.h"
+#include "realtime/http_realtime.h"
+#include "http/http_response.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "store/playback.h"
+#include "worker/worker.h"
+#include "realtime/ws_hub.h"
+
+#define MAX_WORKERS 300
+
+/* 1 when the request carries the backend key; else answers 401, returns 0. */
+static int require_backend_key(h2o_req_t *req)
+{
+    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
+    char ip[64];
+
+    if (h != NULL && talas_token_backend_key_ok(talas_worker_auth(), h->base, h->len))
+        return 1;
+    if (h != NULL)
+        log_warn("auth: 401 for %.*s %.*s from %s: wrong backend key", (int)req->method.len, req->method.base,
+                 (int)req->path_normalized.len, req->path_normalized.base, talas_http_client_ip(req, ip));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                   H2O_STRLIT("Bearer realm=\"talas\""));
+    talas_http_send_error(req, 401, "unauthorized", "a valid backend key is required");
+    return 0;
+}
+
+static void send_json(h2o_req_t *req, struct talas_buf *body)
+{
+    talas_buf_append(body, "\n", 1);
+    talas_http_send_json(req, 200, body);
+    talas_buf_free(body);
+}
+
+static void stats_fields(struct talas_json *json, const struct talas_ipc_stats *s)
+{
+    talas_json_key(json, "total_connections");
+    talas_json_uint(json, s->total_connections);
+    talas_json_key(json, "current_connections");
+    talas_json_uint(json, s->current_connections);
+    talas_json_key(json, "messages_sent");
+    talas_json_uint(json, s->messages_sent);
+    talas_json_key(json, "messages_received");
+    talas_json_uint(json, s->messages_received);
+    talas_json_key(json, "events_broadcasted");
+    talas_json_uint(json, s->events_broadcast);
+    talas_json_key(json, "concurrent_listeners");
+    talas_json_uint(json, s->open_streams);
+}
+
+int talas_realtime_ws_stats(h2o_req_t *req)
+{
+    struct talas_ipc_stats sum, *per;
+    struct talas_buf body = {0};
+    struct talas_json json;
+    size_t n;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    per = xcalloc(MAX_WORKERS, sizeof(*per));
+    talas_ws_hub_stats(&sum, per, MAX_WORKERS, &n);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    stats_fields(&json, &sum);
+    talas_json_key(&json, "workers");
+    talas_json_array_begin(&json);
+    for (size_t i = 0; i < n; i++) {
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "pid");
+        talas_json_uint(&json, per[i].pid);
+        stats_fields(&json, &per[i]);
+        talas_json_object_end(&json);
+    }
+    talas_json_array_end(&json);
+    talas_json_object_end(&json);
+    free(per);
+    send_json(req, &body);
+    return 0;
+}
+
+int talas_realtime_events(h2o_req_t *req)
+{
+    struct talas_ws_publish p;
+    struct talas_buf body = {0};
+    struct talas_json json;
+    char *error;
+
+    if (!talas_http_method_is(req, "POST")) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here",
+                              (int)req->method.len, req->method.base);
+        return 0;
+    }
+    if (!require_backend_key(req))
+        return 0;
+    if (talas_ws_publish_parse(req->entity.base, req->entity.len, &p, &error) != 0) {
+        talas_http_send_error(req, 400, "invalid_event", "%s", error);
+        free(error);
+        return 0;
+    }
+    talas_ws_hub_publish(p.target, p.to, p.json.data, p.json.len);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "published");
+    talas_json_bool(&json, 1);
+    talas_json_key(&json, "target");
+    talas_json_string(&json, p.target == TALAS_WS_TO_ALL    ? "all"
+                             : p.target == TALAS_WS_TO_USER ? "user"
+                                                            : "connection");
+    talas_json_object_end(&json);
+    talas_ws_publish_free(&p);
+    send_json(req, &body);
+    return 0;
+}
+
+/* The common preamble: GET, the backend key when auth is on, an id of 1 to
+ * 128 bytes of UTF-8 copied into ID_R. -1 when answered. */
+static int preamble(h2o_req_t *req, const char *id, size_t len, char id_r[TALAS_PLAYBACK_ID_MAX + 1])
+{
+    if (talas_http_reject_unless_get(req))
+        return -1;
+    if (talas_worker_config()->auth_required && !require_backend_key(req))
+        return -1;
+    if (len == 0 || len > TALAS_PLAYBACK_ID_MAX || !talas_utf8_valid(id, len) ||
+        memchr(id, '\0', len) != NULL || memchr(id, '/', len) != NULL) {
+        talas_http_send_error(req, 404, "not_found", "no such resource");
+        return -1;
+    }
+    memcpy(id_r, id, len);
+    id_r[len] = '\0';
+    return 0;
+}
+
+static int read_begin(h2o_req_t *req, MDB_txn **txn_r)
+{
+    if (talas_storage_read_begin(talas_worker_storage(), txn_r) != 0) {
+        talas_http_send_error(req, 500, "storage_error", "the storage could not be read");
+        return -1;
+    }
+    return 0;
+}
+
+int talas_realtime_track_analytics(h2o_req_t *req, const char *id, size_t len)
+{
+    char track[TALAS_PLAYBACK_ID_MAX + 1];
+    struct talas_track_plays p;
+    struct talas_ipc_stats sum, *per;
+    struct talas_buf body = {0};
+    struct talas_json json;
+    struct talas_track t;
+    uint64_t current = 0;
+    size_t n;
+    MDB_txn *txn;
+    int rc, known;
+
+    if (preamble(req, id, len, track) != 0 || read_begin(req, &txn) != 0)
+        return 0;
+    known = talas_track_id_valid(track, strlen(track)) &&
+            talas_catalog_get(talas_worker_storage(), txn, track, &t) == 0 && t.error == NULL;
+    rc = talas_playback_track_plays(talas_worker_storage(), txn, track, &p);
+    mdb_txn_abort(txn);
+    if (!known) {
+        talas_http_send_error(req, 404, "not_found", "no such track");
+        return 0;
+    }
+    if (rc != 0) {
+        talas_http_send_error(req, 500, "storage_error", "the figures of this track could not be read");
+        return 0;
+    }
+    per = xcalloc(MAX_WORKERS, sizeof(*per));
+    talas_ws_hub_stats(&sum, per, MAX_WORKERS, &n);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t k = 0; k < per[i].track_count; k++)
+            if (strcmp(per[i].tracks[k].id, track) == 0)
+                current += per[i].tracks[k].listeners;
+    free(per);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "plays");
+    talas_json_uint(&json, p.plays);
+    talas_json_key(&json, "listeners");
+    talas_json_uint(&json, p.listeners);
+    talas_json_key(&json, "total_listening_time_ms");
+    talas_json_uint(&json, p.total_listening_ms);
+    talas_json_key(&json, "current_listeners");
+    talas_json_uint(&json, current);
+    talas_json_object_end(&json);
+    send_json(req, &body);
+    return 0;
+}
+
+static void session_json(const struct talas_listen_session *s, void *arg)
+{
+    struct talas_json *json = arg;
+
+    talas_json_object_begin(json);
+    talas_json_key(json, "track_id");
+    talas_json_string(json, s->track_id);
+    talas_json_key(json, "started_at_ms");
+    talas_json_uint(json, s->started_ms);
+    talas_json_key(json, "ended_at_ms");
+    if (s->ended_ms != 0)
+        talas_json_uint(json, s->ended_ms);
+    else
+        talas_json_null(json);
+    talas_json_key(json, "position_ms");
+    talas_json_uint(json, s->position_ms);
+    talas_json_key(json, "total_played_ms");
+    talas_json_uint(json, s->total_played_ms);
+    talas_json_key(json, "quality");
+    talas_json_string(json, s->quality);
+    talas_json_key(json, "platform");
+    talas_json_string(json, s->platform);
+    talas_json_object_end(json);
+}
+
+int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
+{
+    char user[TALAS_PLAYBACK_ID_MAX + 1];
+    struct talas_buf body = {0};
+    struct talas_json json;
+    size_t total, limit = 50;
+    h2o_iovec_t v;
+    MDB_txn *txn;
+    int rc;
+
+    if (preamble(req, id, len, user) != 0)
+        return 0;
+    if ((rc = talas_http_query_param(req, "limit", &v)) != 0) {
+        char *end;
+        unsigned long n;
+        errno = 0;
+        n = rc == 1 && v.len > 0 && v.base[0] >= '0' && v.base[0] <= '9' ? strtoul(v.base, &end, 10) : 0;
+        if (rc != 1 || errno != 0 || v.len == 0 || *end != '\0' || n < 1 || n > 1000) {
+            talas_http_send_error(req, 400, "invalid_parameter", "limit: must be an integer from 1 to 1000");
+            return 0;
+        }
+        limit = n;
+    }
+    if (read_begin(req, &txn) != 0)
+        return 0;
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, user);
+    talas_json_key(&json, "history");
+    talas_json_array_begin(&json);
+    rc = talas_playback_user_sessions(talas_worker_storage(), txn, user, limit, session_json, &json, &total);
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        talas_buf_free(&body);
+        talas_http_send_error(req, 500, "storage_error", "the history could not be read");
+        return 0;
+    }
+    talas_json_array_end(&json);
+    talas_json_key(&json, "total");
+    talas_json_uint(&json, total);
+    talas_json_object_end(&json);
+    send_json(req, &body);
+    return 0;
+}
+
+struct playlist_ctx {
+    struct talas_json *json;
+    MDB_txn *txn;
+};
+
+static void playlist_track(const char *track, size_t index, void *arg)
+{
+    struct playlist_ctx *ctx = arg;
+    struct talas_track t;
+    int found = talas_track_id_valid(track, strlen(track)) &&
+                talas_catalog_get(talas_worker_storage(), ctx->txn, track, &t) == 0 && t.error == NULL;
+
+    talas_json_object_begin(ctx->json);
+    talas_json_key(ctx->json, "position");
+    talas_json_uint(ctx->json, index);
+    talas_json_key(ctx->json, "track_id");
+    talas_json_string(ctx->json, track);
+    talas_json_key(ctx->json, "title");
+    talas_json_string(ctx->json, found ? t.title : NULL);
+    talas_json_key(ctx->json, "artist");
+    talas_json_string(ctx->json, found ? t.artist : NULL);
+    talas_json_key(ctx->json, "duration_ms");
+    if (found)
+        talas_json_uint(ctx->json, t.duration_ms);
+    else
+        talas_json_null(ctx->json);
+    talas_json_object_end(ctx->json);
+}
+
+int talas_realtime_playlist(h2o_req_t *req, const char *id, size_t len)
+{
+    char playlist[TALAS_PLAYBACK_ID_MAX + 1];
+    struct talas_buf body = {0};
+    struct talas_json json;
+    struct playlist_ctx ctx = {&json, NULL};
+    MDB_txn *txn;
+    int rc;
+
+    if (preamble(req, id, len, playlist) != 0 || read_begin(req, &txn) != 0)
+        return 0;
+    ctx.txn = txn;
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "playlist_id");
+    talas_json_string(&json, playlist);
+    talas_json_key(&json, "tracks");
+    talas_json_array_begin(&json);
+    rc = talas_playlist_get(talas_worker_storage(), txn, playlist, playlist_track, &ctx);
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        talas_buf_free(&body);
+        if (rc == MDB_NOTFOUND)
+            talas_http_send_error(req, 404, "not_found", "no such playlist");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the playlist could not be read");
+        return 0;
+    }
+    talas_json_array_end(&json);
+    talas_json_object_end(&json);
+    send_json(req, &body);
+    return 0;
+}

@@ -1,0 +1,573 @@
+/*
+ * ws_conn.c - GET /api/ws: the WebSocket upgrade and the commands of a
+ * connection.
+ *
+ * Entry point: talas_ws_serve (http_router.c).
+ *
+ * The upgrade (HTTP/1.1 only; h2o 2.2.5 has no WebSocket over HTTP/2)
+ * takes the user from ?user_id=, or, when ws.auth_required, from the
+ * "sub" of the token (?token= or Authorization: Bearer), never from the
+ * query string. Every text frame is one command and gets exactly one
+ * CommandResponse carrying its command_id (or "" when the frame had none
+ * that could be read), whatever is wrong with it; a binary frame gets a
+ * CommandResponse with success false; a frame over ws.max_message_size
+ * closes the connection with 1009 (wslay). Commands past ws.rate_limit per
+ * ws.rate_limit_window are refused, with a RateLimitWarning.
+ *
+ * Playback and playlist commands write their change to LMDB in one short
+ * transaction (playback.c) and publish their event through the hub.
+ *
+ * Logs: refused upgrades (auth), storage errors.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <h2o/websocket.h>
+
+#include "store/catalog.h"
+#include "http/http_response.h"
+#include "core/log.h"
+#include "store/playback.h"
+#include "worker/worker.h"
+#include "realtime/ws_conn.h"
+#include "realtime/ws_hub.h"
+
+static void respond(struct talas__ws_conn *c, const char *command_id, int success,
+                    const struct talas_buf *data, const char *error)
+{
+    struct talas_buf out = {0};
+
+    talas_ws_command_response(&out, command_id, success, data ? data->data : NULL, data ? data->len : 0,
+                              error);
+    talas__ws_send(c, out.data, out.len);
+    talas_buf_free(&out);
+}
+
+static void rate_warning(struct talas__ws_conn *c, uint32_t remaining, uint64_t reset_s)
+{
+    struct talas_buf b = {0};
+
+    talas_ws_rate_limit_warning(&b, remaining, reset_s);
+    talas__ws_send(c, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+/* Counts a command; 0 when it may run. */
+static int rate_limit(struct talas__ws_conn *c, const char *command_id)
+{
+    const struct talas_config *conf = talas__ws_hub_conf();
+    uint64_t now = talas_now_ms(), reset_ms;
+    uint32_t limit = (uint32_t)conf->ws_rate_limit, remaining;
+
+    if (now - c->rate_window_ms >= conf->ws_rate_limit_window_ms) {
+        c->rate_window_ms = now;
+        c->rate_used = 0;
+        c->rate_warned = 0;
+    }
+    reset_ms = c->rate_window_ms + conf->ws_rate_limit_window_ms - now;
+    if (c->rate_used >= limit) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "rate limit exceeded: %u commands per %llu s; try again in %llu s", limit,
+                 (unsigned long long)(conf->ws_rate_limit_window_ms / 1000),
+                 (unsigned long long)((reset_ms + 999) / 1000));
+        respond(c, command_id, 0, NULL, msg);
+        if (c->rate_used++ == limit)
+            rate_warning(c, 0, (reset_ms + 999) / 1000);
+        return -1;
+    }
+    remaining = limit - ++c->rate_used;
+    /* one warning when a tenth of the window's allowance is left */
+    if (!c->rate_warned && remaining <= limit / 10) {
+        c->rate_warned = 1;
+        rate_warning(c, remaining, (reset_ms + 999) / 1000);
+    }
+    return 0;
+}
+
+/* Looks TRACK up in the catalog; 0 and its duration, or -1 with a reason. */
+static int find_track(const char *track, uint64_t *duration_r, const char **error_r)
+{
+    struct talas_track t;
+    MDB_txn *txn;
+    int rc;
+
+    if (!talas_track_id_valid(track, strlen(track))) {
+        *error_r = "track_id: no such track";
+        return -1;
+    }
+    if ((rc = talas_storage_read_begin(talas_worker_storage(), &txn)) != 0) {
+        *error_r = "the catalog could not be read";
+        return -1;
+    }
+    rc = talas_catalog_get(talas_worker_storage(), txn, track, &t);
+    if (rc == 0 && t.error == NULL)
+        *duration_r = t.duration_ms;
+    mdb_txn_abort(txn);
+    if (rc != 0 || t.error != NULL) {
+        *error_r = "track_id: no such track";
+        return -1;
+    }
+    return 0;
+}
+
+/* Publishes a playback event: NAME with the user and track, then FIELD. */
+static void playback_event(struct talas__ws_conn *c, const char *name, const char *track, const char *field,
+                           uint64_t value, int with_buffer, double buffer)
+{
+    struct talas_buf b = {0};
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, &b, name);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, c->user);
+    talas_json_key(&json, field);
+    talas_json_uint(&json, value);
+    if (with_buffer) {
+        talas_json_key(&json, "buffer_percentage");
+        talas_json_double(&json, buffer);
+    }
+    talas_json_object_end(&json);
+    talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+static void data_uint(struct talas_buf *b, const char *key, uint64_t v)
+{
+    struct talas_json json;
+
+    talas_json_init(&json, b);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, key);
+    talas_json_uint(&json, v);
+    talas_json_object_end(&json);
+}
+
+static const char *storage_failed(int rc)
+{
+    log_error("ws: a playback change failed: %s", mdb_strerror(rc));
+    return "the change could not be stored";
+}
+
+static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+{
+    const struct talas_config *conf = talas__ws_hub_conf();
+    struct talas_playback_result r;
+    struct talas_buf data = {0};
+    const char *error = NULL, *quality;
+    uint64_t duration = 0, now = talas_wall_ms();
+    int rc = 0;
+
+    if (c->user == NULL) {
+        respond(c, cmd->command_id, 0, NULL, "playback needs a user: connect with ?user_id= (or a token)");
+        return;
+    }
+    switch (cmd->type) {
+    case TALAS_WS_PLAY:
+        quality = cmd->quality != NULL ? cmd->quality : conf->transcode_profiles[0].name;
+        if (cmd->quality != NULL) {
+            size_t i;
+            for (i = 0; i < conf->transcode_profile_count; i++)
+                if (strcmp(conf->transcode_profiles[i].name, cmd->quality) == 0)
+                    break;
+            if (i == conf->transcode_profile_count) {
+                respond(c, cmd->command_id, 0, NULL, "quality: not a transcode profile of this server");
+                return;
+            }
+        }
+        if (find_track(cmd->track_id, &duration, &error) != 0)
+            break;
+        rc = talas_playback_play(talas_worker_storage(), c->user, cmd->track_id, duration,
+                                 cmd->has_position_ms, cmd->position_ms, quality,
+                                 cmd->platform ? cmd->platform : "unknown", now, &r, &error);
+        if (rc != 0)
+            break;
+        {
+            struct talas_json json;
+            talas_json_init(&json, &data);
+            talas_json_object_begin(&json);
+            talas_json_key(&json, "track_duration_ms");
+            talas_json_uint(&json, duration);
+            talas_json_key(&json, "quality");
+            talas_json_string(&json, quality);
+            talas_json_object_end(&json);
+        }
+        respond(c, cmd->command_id, 1, &data, NULL);
+        if (r.stopped_previous)
+            playback_event(c, "PlaybackStopped", r.previous_track, "total_played_ms", r.previous_played_ms, 0,
+                           0);
+        if (r.resumed)
+            playback_event(c, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+        else
+            playback_event(c, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
+        talas_buf_free(&data);
+        return;
+    case TALAS_WS_PAUSE:
+        if ((rc = talas_playback_pause(talas_worker_storage(), c->user, cmd->track_id, now, &r, &error)) != 0)
+            break;
+        data_uint(&data, "position_ms", r.position_ms);
+        respond(c, cmd->command_id, 1, &data, NULL);
+        playback_event(c, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+        talas_buf_free(&data);
+        return;
+    case TALAS_WS_SEEK:
+        if ((rc = talas_playback_seek(talas_worker_storage(), c->user, cmd->track_id, cmd->position_ms, now,
+                                      &r, &error)) != 0)
+            break;
+        data_uint(&data, "position_ms", r.position_ms);
+        respond(c, cmd->command_id, 1, &data, NULL);
+        playback_event(c, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
+                       cmd->has_buffer_percentage ? cmd->buffer_percentage : 0.0);
+        talas_buf_free(&data);
+        return;
+    case TALAS_WS_STOP:
+        if ((rc = talas_playback_stop(talas_worker_storage(), c->user, cmd->track_id, now, &r, &error)) != 0)
+            break;
+        data_uint(&data, "total_played_ms", r.total_played_ms);
+        respond(c, cmd->command_id, 1, &data, NULL);
+        playback_event(c, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0, 0);
+        talas_buf_free(&data);
+        return;
+    default:
+        return;
+    }
+    if (rc > 1 || rc < 0)
+        error = storage_failed(rc);
+    respond(c, cmd->command_id, 0, NULL, error);
+}
+
+static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+{
+    struct talas_buf data = {0}, ev = {0};
+    struct talas_json json;
+    const char *error = NULL;
+    uint64_t position = 0, duration;
+    int rc, add = cmd->type == TALAS_WS_ADD_TO_PLAYLIST;
+
+    if (add) {
+        if (find_track(cmd->track_id, &duration, &error) != 0) {
+            respond(c, cmd->command_id, 0, NULL, error);
+            return;
+        }
+        rc = talas_playlist_add(talas_worker_storage(), cmd->playlist_id, cmd->track_id, cmd->has_position,
+                                cmd->position, &position, &error);
+    } else {
+        rc =
+            talas_playlist_remove(talas_worker_storage(), cmd->playlist_id, cmd->track_id, &position, &error);
+    }
+    if (rc != 0) {
+        respond(c, cmd->command_id, 0, NULL, rc == 1 ? error : storage_failed(rc));
+        return;
+    }
+    data_uint(&data, "position", position);
+    respond(c, cmd->command_id, 1, &data, NULL);
+    talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
+    talas_json_key(&json, "playlist_id");
+    talas_json_string(&json, cmd->playlist_id);
+    talas_json_key(&json, "action");
+    talas_json_string(&json, add ? "Added" : "Removed");
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, cmd->track_id);
+    talas_json_key(&json, "position");
+    talas_json_uint(&json, position);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
+    talas_buf_free(&ev);
+    talas_buf_free(&data);
+}
+
+static void subs_json(struct talas_json *json, const struct talas__ws_conn *c, int with_filters)
+{
+    talas_json_array_begin(json);
+    for (size_t i = 0; i < c->sub_count; i++) {
+        if (!with_filters) {
+            talas_json_string(json, c->subs[i].event);
+            continue;
+        }
+        talas_json_object_begin(json);
+        talas_json_key(json, "event");
+        talas_json_string(json, c->subs[i].event);
+        talas_json_key(json, "filters");
+        talas_json_object_begin(json);
+        for (size_t j = 0; j < c->subs[i].filter_count; j++) {
+            talas_json_key(json, c->subs[i].filters[j].key);
+            talas_json_string(json, c->subs[i].filters[j].value);
+        }
+        talas_json_object_end(json);
+        talas_json_object_end(json);
+    }
+    talas_json_array_end(json);
+}
+
+static void drop_sub(struct talas__ws_conn *c, size_t i)
+{
+    free(c->subs[i].event);
+    for (size_t j = 0; j < c->subs[i].filter_count; j++) {
+        free(c->subs[i].filters[j].key);
+        free(c->subs[i].filters[j].value);
+    }
+    free(c->subs[i].filters);
+    c->subs[i] = c->subs[--c->sub_count];
+}
+
+static void do_subscribe(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    struct talas_buf data = {0};
+    struct talas_json json;
+
+    for (size_t e = 0; e < cmd->event_count; e++) {
+        for (size_t i = 0; i < c->sub_count; i++)
+            if (strcmp(c->subs[i].event, cmd->events[e]) == 0) {
+                drop_sub(c, i);
+                break;
+            }
+        if (cmd->type == TALAS_WS_UNSUBSCRIBE)
+            continue;
+        /* at most one entry per event name, so the list stays bounded */
+        c->subs = xrealloc(c->subs, (c->sub_count + 1) * sizeof(*c->subs));
+        c->subs[c->sub_count].event = xstrdup(cmd->events[e]);
+        c->subs[c->sub_count].filter_count = cmd->filter_count;
+        c->subs[c->sub_count].filters =
+            xcalloc(cmd->filter_count ? cmd->filter_count : 1, sizeof(struct talas_ws_filter));
+        for (size_t j = 0; j < cmd->filter_count; j++) {
+            c->subs[c->sub_count].filters[j].key = xstrdup(cmd->filters[j].key);
+            c->subs[c->sub_count].filters[j].value = xstrdup(cmd->filters[j].value);
+        }
+        c->sub_count++;
+    }
+    talas_json_init(&json, &data);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "subscribed");
+    subs_json(&json, c, 0);
+    talas_json_object_end(&json);
+    respond(c, cmd->command_id, 1, &data, NULL);
+    talas_buf_free(&data);
+}
+
+static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+{
+    struct talas_playback_state s;
+    struct talas_ipc_stats sum, per[1];
+    struct talas_buf data = {0};
+    struct talas_json json;
+    size_t n;
+    MDB_txn *txn;
+    int have = 0;
+
+    if (c->user != NULL && talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
+        have = talas_playback_get(talas_worker_storage(), txn, c->user, &s) == 0;
+        mdb_txn_abort(txn);
+    }
+    talas_ws_hub_stats(&sum, per, 0, &n);
+    talas_json_init(&json, &data);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "connection_id");
+    talas_json_string(&json, c->id);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, c->user);
+    talas_json_key(&json, "worker_pid");
+    talas_json_int(&json, getpid());
+    talas_json_key(&json, "worker");
+    talas_json_int(&json, talas_worker_slot());
+    talas_json_key(&json, "connected_at");
+    talas_json_uint(&json, c->connected_ms / 1000);
+    talas_json_key(&json, "subscriptions");
+    subs_json(&json, c, 1);
+    talas_json_key(&json, "playback");
+    if (have && s.status != TALAS_PLAYBACK_STOPPED) {
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "state");
+        talas_json_string(&json, s.status == TALAS_PLAYBACK_PLAYING ? "playing" : "paused");
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, s.track_id);
+        talas_json_key(&json, "position_ms");
+        talas_json_uint(&json, s.position_ms);
+        talas_json_key(&json, "quality");
+        talas_json_string(&json, s.quality);
+        talas_json_object_end(&json);
+    } else {
+        talas_json_null(&json);
+    }
+    talas_json_key(&json, "server");
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "version");
+    talas_json_string(&json, PACKAGE_VERSION);
+    talas_json_key(&json, "time_ms");
+    talas_json_uint(&json, talas_wall_ms());
+    talas_json_key(&json, "worker_connections");
+    talas_json_uint(&json, talas__ws_hub_connections());
+    talas_json_key(&json, "current_connections");
+    talas_json_uint(&json, sum.current_connections);
+    talas_json_key(&json, "concurrent_listeners");
+    talas_json_uint(&json, sum.open_streams);
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    respond(c, cmd->command_id, 1, &data, NULL);
+    talas_buf_free(&data);
+}
+
+static void do_ping(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+{
+    struct talas_buf data = {0};
+    struct talas_json json;
+    uint64_t now = talas_wall_ms();
+
+    talas_json_init(&json, &data);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "pong");
+    talas_json_bool(&json, 1);
+    talas_json_key(&json, "server_time_ms");
+    talas_json_uint(&json, now);
+    talas_json_key(&json, "timestamp");
+    talas_json_uint(&json, now / 1000);
+    talas_json_object_end(&json);
+    respond(c, cmd->command_id, 1, &data, NULL);
+    talas_buf_free(&data);
+}
+
+static void on_text(struct talas__ws_conn *c, const char *text, size_t len)
+{
+    struct talas_ws_command cmd;
+    char *error = NULL;
+
+    if (talas_ws_command_parse(text, len, &cmd, &error) != 0) {
+        if (rate_limit(c, cmd.command_id) == 0)
+            respond(c, cmd.command_id, 0, NULL, error);
+        free(error);
+        talas_ws_command_free(&cmd);
+        return;
+    }
+    if (rate_limit(c, cmd.command_id) != 0) {
+        talas_ws_command_free(&cmd);
+        return;
+    }
+    switch (cmd.type) {
+    case TALAS_WS_PLAY:
+    case TALAS_WS_PAUSE:
+    case TALAS_WS_STOP:
+    case TALAS_WS_SEEK:
+        do_playback(c, &cmd);
+        break;
+    case TALAS_WS_ADD_TO_PLAYLIST:
+    case TALAS_WS_REMOVE_FROM_PLAYLIST:
+        do_playlist(c, &cmd);
+        break;
+    case TALAS_WS_SUBSCRIBE:
+    case TALAS_WS_UNSUBSCRIBE:
+        do_subscribe(c, &cmd);
+        break;
+    case TALAS_WS_GET_STATUS:
+        do_status(c, &cmd);
+        break;
+    case TALAS_WS_PING:
+        do_ping(c, &cmd);
+        break;
+    }
+    talas_ws_command_free(&cmd);
+}
+
+static void on_ws_message(struct talas_ws_transport *ws, const struct wslay_event_on_msg_recv_arg *arg,
+                          void *data)
+{
+    struct talas__ws_conn *c = data;
+
+    if (arg == NULL) {
+        talas__ws_conn_free(c);
+        talas_ws_transport_close(ws);
+        return;
+    }
+    c->last_seen_ms = talas_now_ms();
+    if (c->closing)
+        return;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        talas__ws_received();
+        on_text(c, (const char *)arg->msg, arg->msg_length);
+        break;
+    case WSLAY_BINARY_FRAME:
+        talas__ws_received();
+        if (rate_limit(c, "") == 0)
+            respond(c, "", 0, NULL,
+                    "binary frames are not supported: send each command as a JSON text frame");
+        break;
+    default:
+        /* ping, pong, close: wslay answers them itself */
+        break;
+    }
+}
+
+/* The user of the connection: 0 with *user_r (malloc'd or NULL), or -1
+ * when the request was answered (401). */
+static int connection_user(h2o_req_t *req, char **user_r)
+{
+    struct talas_token_claims claims;
+    h2o_iovec_t v, token;
+    const char *reason;
+    char ip[64];
+    int rc;
+
+    *user_r = NULL;
+    if (!talas__ws_hub_conf()->ws_auth_required) {
+        rc = talas_http_query_param(req, "user_id", &v);
+        if (rc == -1 ||
+            (rc == 1 && (v.len == 0 || v.len > TALAS_WS_ID_MAX || !talas_utf8_valid(v.base, v.len)))) {
+            talas_http_send_error(req, 400, "invalid_parameter", "user_id: must be 1 to %d bytes of UTF-8",
+                                  TALAS_WS_ID_MAX);
+            return -1;
+        }
+        if (rc == 1)
+            *user_r = xstrndup(v.base, v.len);
+        return 0;
+    }
+    rc = talas_http_token(req, &token, &reason);
+    if (rc == 1 && talas_token_verify(talas_worker_auth(), token.base, token.len, NULL, 0,
+                                     talas_http_client_ip(req, ip), &claims, &reason) == TALAS_TOKEN_OK) {
+        if (claims.sub[0] != '\0') {
+            *user_r = xstrdup(claims.sub);
+            return 0;
+        }
+        reason = "the token names no user (sub)";
+    } else if (rc == 0) {
+        reason = "no token";
+    }
+    log_warn("ws: 401 for /api/ws from %s: %s", talas_http_client_ip(req, ip), reason);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                   H2O_STRLIT("Bearer realm=\"talas\""));
+    talas_http_send_error(req, 401, "unauthorized", "a valid token whose sub names the user is required");
+    return -1;
+}
+
+int talas_ws_serve(h2o_req_t *req)
+{
+    struct talas__ws_conn *c;
+    const char *key;
+    char *user;
+
+    if (!talas_http_method_is(req, "GET")) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here",
+                              (int)req->method.len, req->method.base);
+        return 0;
+    }
+    if (req->version >= 0x200 || h2o_is_websocket_handshake(req, &key) != 0 || key == NULL) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+        talas_http_send_error(req, 426, "upgrade_required",
+                              "/api/ws is a WebSocket endpoint: send an HTTP/1.1 Upgrade: websocket request");
+        return 0;
+    }
+    if (connection_user(req, &user) != 0)
+        return 0;
+    if ((c = talas__ws_conn_new()) == NULL) {
+        free(user);
+        talas_http_send_error(req, 503, "too_many_connections",
+                              "this worker has ws.max_connections connections");
+        return 0;
+    }
+    c->user = user;
+    c->connected_ms = talas_wall_ms();
+    c->ws = talas_ws_transport_upgrade(req, key, talas__ws_hub_conf()->ws_max_message_size, on_ws_message, c);
+    return 0;
+}

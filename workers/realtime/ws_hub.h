@@ -1,0 +1,92 @@
+/*
+ * ws_hub.h - the realtime connections of one worker, their subscriptions,
+ * and the fan-out of events to them and, through the master, to the
+ * connections of every other worker.
+ *
+ * The hub is created once per worker after fork (talas_ws_hub_init) and
+ * owns every struct talas_ws_conn; ws_conn.c creates them on upgrade and
+ * handles their commands. talas__ names are shared by ws_hub.c and
+ * ws_conn.c only.
+ */
+#ifndef TALAS_WS_HUB_H
+#define TALAS_WS_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "core/config.h"
+#include "core/ipc.h"
+#include "realtime/ws_protocol.h"
+#include "realtime/ws_transport.h"
+
+/* Starts the hub on LOOP; IPC_FD is the worker's end of its channel with
+ * the master (-1: events stay on this worker). */
+void talas_ws_hub_init(h2o_loop_t *loop, const struct talas_config *conf, int ipc_fd);
+/* Graceful stop: every connection gets a close frame (1001 going away). */
+void talas_ws_hub_shutdown(void);
+
+/* Publishes event JSON (LEN bytes) to TARGET (TO: the user or connection
+ * id, NULL for all): delivered here at once, and sent to every other
+ * worker through the master. */
+void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len);
+
+/* A media response (/stream, /preview) for TRACK began or ended on this
+ * worker: LiveStats counts them as listeners. */
+void talas_ws_hub_stream_begin(const char *track);
+void talas_ws_hub_stream_end(const char *track);
+/* Counts REQ, a media response for TRACK, until its pool is released. */
+void talas_ws_hub_count_stream(h2o_req_t *req, const char *track);
+
+/* The figures of every worker, this one's fresh, summed into *SUM (pid 0);
+ * PER gets one entry per worker (at most MAX), *count_r how many. */
+void talas_ws_hub_stats(struct talas_ipc_stats *sum, struct talas_ipc_stats *per, size_t max,
+                        size_t *count_r);
+
+/* -------------------------------------------------------- internals */
+
+struct talas__ws_sub {
+    char *event;
+    struct talas_ws_filter *filters;
+    size_t filter_count;
+};
+
+struct talas__ws_conn {
+    struct talas_ws_transport *ws;
+    struct talas__ws_conn *prev, *next;
+    struct talas__ws_conn *flush_next;
+    int flush_pending;
+    char id[37];           /* a UUID (version 4) */
+    char *user;            /* NULL: anonymous */
+    uint64_t connected_ms; /* wall clock */
+    uint64_t last_seen_ms; /* monotonic: the last frame from the client */
+    uint64_t last_ping_ms; /* monotonic */
+    struct talas__ws_sub *subs;
+    size_t sub_count;
+    uint64_t rate_window_ms; /* monotonic start of the rate-limit window */
+    uint32_t rate_used;
+    int rate_warned;
+    int closing;                /* a close frame is queued: nothing else goes out */
+    int close_after_drain;      /* the send queue overflowed: close once the warning is out */
+    uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
+};
+
+/* Registers a new connection (ws set, user malloc'd or NULL); NULL when the
+ * worker already has ws.max_connections. */
+struct talas__ws_conn *talas__ws_conn_new(void);
+/* Whether another connection may be accepted. */
+int talas__ws_hub_has_room(void);
+/* Unregisters and frees C (its websocket is closed by the caller). */
+void talas__ws_conn_free(struct talas__ws_conn *c);
+/* Queues a text message to C (copied); applies ws.max_send_queue. */
+void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len);
+/* Queues a close frame with CODE and REASON; C is dropped if the client
+ * does not answer within a few seconds. */
+void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason);
+/* Counts a message received. */
+void talas__ws_received(void);
+size_t talas__ws_hub_connections(void);
+const struct talas_config *talas__ws_hub_conf(void);
+
+#endif
