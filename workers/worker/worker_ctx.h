@@ -1,0 +1,56 @@
+/*
+ * worker_ctx.h - what a worker's handlers share, passed to them rather
+ * than looked up.
+ *
+ * worker.c builds one struct talas_worker_ctx after fork, before the loop
+ * runs, and hands a pointer to it to every module at init and to every
+ * route through the router's h2o handler. A handler never calls back into
+ * worker.c: everything it may touch of the worker is here, so a test can
+ * build a context of its own (a temporary LMDB store, a config from a
+ * string) and drive a handler without a running worker.
+ *
+ * Ownership: worker.c owns the context and everything it points to, for
+ * the life of the process; handlers only borrow. Nothing here is
+ * thread-safe: it is used on the worker's event loop only (the encoder
+ * threads get copies of what they need, worker_pool.h).
+ */
+#ifndef TALAS_WORKER_CTX_H
+#define TALAS_WORKER_CTX_H
+
+#include <h2o.h>
+
+#include "core/config.h"
+#include "core/token.h"
+#include "store/storage.h"
+
+struct talas_pool;
+
+/* The counters that media handlers feed: a response that streams a track
+ * counts as one listener of it until the request ends (LiveStats). The
+ * realtime hub implements it; media code knows only this interface. A
+ * NULL stream_started counts nothing (tests, a worker without a hub). */
+struct talas_stream_counters {
+    void (*stream_started)(void *data, h2o_req_t *req, const char *track_id);
+    void *data;
+};
+
+struct talas_worker_ctx {
+    const struct talas_config *conf; /* this generation's configuration, read-only */
+    struct talas_storage *storage;   /* the worker's LMDB environment */
+    struct talas_token *token;       /* token verifier and URL signer */
+    struct talas_pool *pool;         /* the encoder threads (worker_pool.h) */
+    h2o_loop_t *loop;                /* the worker's event loop */
+    struct talas_stream_counters counters;
+    int slot;            /* 0 .. workers-1 */
+    unsigned generation; /* bumped by each reload */
+};
+
+/* Counts a listener of track_id for as long as req lives. */
+static inline void talas_worker_ctx_count_stream(const struct talas_worker_ctx *ctx, h2o_req_t *req,
+                                                 const char *track_id)
+{
+    if (ctx->counters.stream_started != NULL)
+        ctx->counters.stream_started(ctx->counters.data, req, track_id);
+}
+
+#endif
