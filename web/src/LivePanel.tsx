@@ -23,7 +23,7 @@ function describe(ev: LiveEvent, title: (id: unknown) => string, me: string): st
 
 export function LivePanel({ state, retryIn, events, listeners, stats, me, known }: {
   state: WsState; retryIn: number; events: LiveEvent[]; listeners: Record<string, Listener>;
-  stats: LiveStats | null; me: string; known: Map<string, Track>;
+  stats: LiveStats | null; me: string; known: ReadonlyMap<string, Track>;
 }) {
   const title = (id: unknown) => {
     const t = known.get(String(id ?? ''));
