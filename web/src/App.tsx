@@ -46,6 +46,7 @@ export function App() {
         duration={player.duration}
         buffered={player.buffered}
         quality={player.quality}
+        qualities={player.qualities}
         source={player.source}
         hasPrev={player.hasPrev}
         hasNext={player.hasNext}

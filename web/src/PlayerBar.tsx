@@ -4,7 +4,8 @@
 // has it, and is a plain bar otherwise.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { fetchPeaks, formatTime, type Peaks, type Track } from './api';
-import { QUALITIES, type Quality, type SourceInfo } from './engine';
+import type { Quality, SourceInfo } from './engine';
+import type { QualityOption } from './quality';
 
 export interface PlayerBarProps {
   track: Track | null;
@@ -14,6 +15,8 @@ export interface PlayerBarProps {
   duration: number;
   buffered: [number, number][];
   quality: Quality;
+  /** the quality menu: Adaptive, Original, the server's profiles */
+  qualities: readonly QualityOption[];
   source: SourceInfo | null;
   hasPrev: boolean;
   hasNext: boolean;
@@ -159,7 +162,7 @@ export function PlayerBar(p: PlayerBarProps) {
         <label className="quality">
           <span className="visually-hidden">Quality</span>
           <select aria-label="Quality" value={p.quality} onChange={(e) => p.onQuality(e.target.value as Quality)} data-testid="quality-select">
-            {QUALITIES.map((q) => (
+            {p.qualities.map((q) => (
               <option key={q.value} value={q.value}>{q.label}</option>
             ))}
           </select>

@@ -130,6 +130,35 @@ export async function fetchPeaks(track: Track, points: number, signal?: AbortSig
   return json<Peaks>(await fetch(url, { signal }));
 }
 
+/** A transcode profile of the server (transcode.profiles in talas.yaml). */
+export interface TranscodeProfile {
+  /** what ?profile= takes: "high", "medium", "low" ... */
+  quality_id: string;
+  bitrate_kbps: number;
+  sample_rate: number;
+  channels: number;
+  codec: string;
+  file_extension: string;
+  bandwidth_estimate_kbps: number;
+  /** a rung of the HLS ladder */
+  hls: boolean;
+}
+
+/** GET /api/profiles: the server's transcode profiles, in its ladder's
+ * order (highest first). Entries without a name are left out: the player
+ * could not ask for them; and so are names the quality menu has for its
+ * own (adaptive, original), which would stand for two things. */
+export async function fetchProfiles(signal?: AbortSignal): Promise<TranscodeProfile[]> {
+  const body = await json<{ profiles?: unknown }>(await fetch('api/profiles', { signal }));
+  if (!Array.isArray(body?.profiles)) throw new ApiError(200, 'GET api/profiles: no "profiles" list in the answer');
+  const seen = new Set<string>(['adaptive', 'original']);
+  return (body.profiles as Partial<TranscodeProfile>[]).filter((p): p is TranscodeProfile => {
+    if (typeof p?.quality_id !== 'string' || p.quality_id === '' || seen.has(p.quality_id)) return false;
+    seen.add(p.quality_id);
+    return true;
+  });
+}
+
 export function formatTime(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
   const s = Math.floor(seconds);

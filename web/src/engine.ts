@@ -7,16 +7,9 @@ import type HlsType from 'hls.js';
 import type { Level } from 'hls.js';
 import { endSession, masterPlaylistUrl, openSession, previewUrl, reportMetrics, streamUrl, type Track } from './api';
 
-export type Quality = 'adaptive' | 'original' | 'high' | 'medium' | 'low' | 'mobile' | 'mp3';
-
-export const QUALITIES: { value: Quality; label: string }[] = [
-  { value: 'adaptive', label: 'Adaptive' },
-  { value: 'original', label: 'Original' },
-  { value: 'high', label: 'High' },
-  { value: 'medium', label: 'Medium' },
-  { value: 'low', label: 'Low (MP3)' },
-  { value: 'mobile', label: 'Mobile' },
-];
+/** 'adaptive' (the HLS ladder), 'original' (the file as it is), or the name
+ * of one of the server's transcode profiles (GET /api/profiles). */
+export type Quality = string;
 
 export interface SourceInfo {
   /** what plays: "HLS · medium · 160 kbit/s", "Original · FLAC", "Preview" */

@@ -3,9 +3,10 @@
 // where it is (time, duration, what is buffered), and the <audio>
 // element's events, which move it on and tell the realtime channel
 // (Play/Pause/Seek/Stop) what the listener does.
-import { useCallback, useEffect, useEffectEvent, useRef, useState, type RefObject } from 'react';
-import type { Track } from './api';
-import { Engine, QUALITIES, type Quality, type SourceInfo } from './engine';
+import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, type RefObject } from 'react';
+import { fetchProfiles, type TranscodeProfile, type Track } from './api';
+import { Engine, type Quality, type SourceInfo } from './engine';
+import { FIXED_QUALITIES, qualityOptions, savedQuality, saveQuality } from './quality';
 
 type Send = (command: string, fields: Record<string, unknown>) => boolean;
 
@@ -36,14 +37,11 @@ function playCommand(c: Announced & { track: Track }, a: HTMLAudioElement, sourc
   return { track_id: c.track.id, start_position_ms: Math.floor(a.currentTime * 1000), platform: 'Web', ...commandQuality(c, source) };
 }
 
-function savedQuality(): Quality {
-  try {
-    const q = localStorage.getItem('talas.quality');
-    if (QUALITIES.some((x) => x.value === q)) return q as Quality;
-  } catch {
-    /* storage disabled */
-  }
-  return 'original';
+/** A saved profile waits for the server's profiles: before them, or
+ * without them, the quality is the original. */
+function initialQuality(): Quality {
+  const q = savedQuality();
+  return FIXED_QUALITIES.some((x) => x.value === q) ? q : 'original';
 }
 
 /** AUDIO is the page's <audio> element; SEND sends a command on the
@@ -54,7 +52,8 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const [queue, setQueue] = useState<Track[]>([]);
   const [index, setIndex] = useState(-1);
   const [preview, setPreview] = useState(false);
-  const [quality, setQuality] = useState<Quality>(savedQuality);
+  const [profiles, setProfiles] = useState<TranscodeProfile[] | null>(null);
+  const [quality, setQuality] = useState<Quality>(initialQuality);
   const [playing, setPlaying] = useState(false);
   const [time, setTime] = useState(0);
   const [duration, setDuration] = useState(0);
@@ -62,6 +61,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const [source, setSource] = useState<SourceInfo | null>(null);
   const [mediaError, setMediaError] = useState<string | null>(null);
   const track = index >= 0 ? queue[index] ?? null : null;
+  const qualities = useMemo(() => qualityOptions(profiles), [profiles]);
 
   // Read by the media events and the realtime commands, outside render.
   const current = useRef<Announced>({ track: null, preview: false, quality: 'original', announced: false });
@@ -121,17 +121,28 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
 
   // A new quality applies at once, from where the track is, playing or
   // paused as it was; a preview stays a preview.
-  const changeQuality = (q: Quality) => {
+  const changeQuality = (q: Quality, remember = true) => {
     setQuality(q);
-    try {
-      localStorage.setItem('talas.quality', q);
-    } catch {
-      /* not remembered */
-    }
+    if (remember) saveQuality(q);
     const a = audioRef.current;
     const c = current.current;
     if (a && c.track && !c.preview) load(queue, index, false, a.currentTime, !a.paused, q);
   };
+
+  // The menu gets the server's profiles, and the profile chosen on an
+  // earlier visit comes back with them if the server still has it.
+  const profilesCame = useEffectEvent((list: TranscodeProfile[]) => {
+    setProfiles(list);
+    const saved = savedQuality();
+    if (saved !== quality && list.some((p) => p.quality_id === saved)) changeQuality(saved, false);
+  });
+  useEffect(() => {
+    const ac = new AbortController();
+    fetchProfiles(ac.signal).then(profilesCame, () => {
+      if (!ac.signal.aborted) profilesCame([]);
+    });
+    return () => ac.abort();
+  }, []);
 
   // A new connection (a worker restarted) is told what plays.
   const announce = useEffectEvent(() => {
@@ -204,9 +215,9 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   useEffect(() => () => engine.current?.destroy(), []);
 
   return {
-    track, preview, playing, time, duration, buffered, quality, source, mediaError,
+    track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError,
     hasPrev: index > 0 || time > 3,
     hasNext: index + 1 < queue.length,
-    start, toggle, seek, seekBy, next, prev, changeQuality,
+    start, toggle, seek, seekBy, next, prev, changeQuality: (q: Quality) => changeQuality(q),
   };
 }
