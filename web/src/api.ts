@@ -41,8 +41,8 @@ async function json<T>(r: Response): Promise<T> {
   if (!r.ok) {
     let msg = `${r.status} ${r.statusText}`;
     try {
-      const body = await r.json();
-      if (body?.error?.message) msg = body.error.message;
+      const body = (await r.json()) as { error?: { message?: unknown } } | null;
+      if (typeof body?.error?.message === 'string' && body.error.message) msg = body.error.message;
     } catch {
       /* not JSON */
     }
@@ -58,7 +58,7 @@ export async function listTracks(q: string, offset: number, limit: number, signa
 }
 
 /** The token a signed URL carries, for the other media routes of its track. */
-export function tokenOf(track: Track): string | null {
+export function tokenOf(track: Pick<Track, 'stream_url'>): string | null {
   if (!track.stream_url) return null;
   try {
     return new URL(track.stream_url, location.href).searchParams.get('token');
@@ -125,7 +125,7 @@ export interface Peaks {
 
 /** GET /api/tracks/ID/peaks: the waveform of TRACK in POINTS min/max pairs
  * (-1..1), with the track's token when it has one. */
-export async function fetchPeaks(track: Track, points: number, signal?: AbortSignal): Promise<Peaks> {
+export async function fetchPeaks(track: Pick<Track, 'id' | 'stream_url'>, points: number, signal?: AbortSignal): Promise<Peaks> {
   const url = withToken(`api/tracks/${encodeURIComponent(track.id)}/peaks?points=${points}`, tokenOf(track));
   return json<Peaks>(await fetch(url, { signal }));
 }

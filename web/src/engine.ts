@@ -23,7 +23,7 @@ type Listener = (info: SourceInfo) => void;
 
 let hlsModule: Promise<typeof HlsType> | null = null;
 function loadHls(): Promise<typeof HlsType> {
-  hlsModule ??= import('hls.js/light').then((m) => m.default as unknown as typeof HlsType);
+  hlsModule ??= import('hls.js/light').then((m) => m.default);
   return hlsModule;
 }
 
@@ -105,7 +105,7 @@ export class Engine {
     }
     if (gen !== this.generation) return;
 
-    let Hls: typeof HlsType | null = null;
+    let Hls: typeof HlsType | null;
     try {
       Hls = await loadHls();
     } catch {
