@@ -55,7 +55,7 @@ export class Engine {
 
   private reset() {
     this.generation++;
-    window.clearTimeout(this.reportTimer);
+    clearTimeout(this.reportTimer);
     this.stopWatch?.();
     this.stopWatch = null;
     if (this.session) endSession(this.session);
@@ -170,7 +170,7 @@ export class Engine {
       a.removeEventListener('playing', playing);
     };
     const report = (delay: number) => {
-      this.reportTimer = window.setTimeout(() => {
+      this.reportTimer = setTimeout(() => {
         if (gen !== this.generation || !this.session) return;
         if (!a.paused) {
           let ahead = 0;
