@@ -3,8 +3,14 @@
 import type { Track } from './api';
 import type { Listener, LiveEvent, LiveStats, WsState } from './realtime';
 
+/** An event's field as text: JSON for what is neither text nor a number. */
+function text(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+}
+
 function describe(ev: LiveEvent, title: (id: unknown) => string, me: string): string {
-  const s = (k: string) => (ev[k] === me ? 'You' : String(ev[k] ?? ''));
+  const s = (k: string) => (ev[k] === me ? 'You' : text(ev[k]));
   switch (ev.event) {
     case 'PlaybackStarted': return `${s('user_id')} started ${title(ev.track_id)}`;
     case 'PlaybackResumed': return `${s('user_id')} resumed ${title(ev.track_id)}`;
@@ -23,11 +29,11 @@ function describe(ev: LiveEvent, title: (id: unknown) => string, me: string): st
 
 export function LivePanel({ state, retryIn, events, listeners, stats, me, known }: {
   state: WsState; retryIn: number; events: LiveEvent[]; listeners: Record<string, Listener>;
-  stats: LiveStats | null; me: string; known: Map<string, Track>;
+  stats: LiveStats | null; me: string; known: ReadonlyMap<string, Track>;
 }) {
   const title = (id: unknown) => {
-    const t = known.get(String(id ?? ''));
-    return t ? `“${t.title || t.id}”` : String(id ?? '');
+    const t = known.get(text(id));
+    return t ? `“${t.title || t.id}”` : text(id);
   };
   const list = Object.values(listeners).sort((a, b) => b.at - a.at);
   const stateText = state === 'connected' ? 'connected'
@@ -67,8 +73,8 @@ export function LivePanel({ state, retryIn, events, listeners, stats, me, known 
         <ul className="events" data-testid="live-events">
           {events.length === 0 && <li className="muted">No events yet</li>}
           {events.map((ev, i) => (
-            <li key={`${String(ev._at)}-${i}`} className={`ev ev-${ev.event}${ev.level ? ' lvl-' + String(ev.level).toLowerCase() : ''}`} data-event={ev.event}>
-              <span className="ev-kind">{ev.event === 'ServerMessage' ? String(ev.level ?? 'Info') : ev.event.replace(/([a-z])([A-Z])/g, '$1 $2')}</span>
+            <li key={`${String(ev._at)}-${i}`} className={`ev ev-${ev.event}${ev.level ? ' lvl-' + text(ev.level).toLowerCase() : ''}`} data-event={ev.event}>
+              <span className="ev-kind">{ev.event === 'ServerMessage' ? text(ev.level ?? 'Info') : ev.event.replace(/([a-z])([A-Z])/g, '$1 $2')}</span>
               <span className="ev-text">{describe(ev, title, me)}</span>
             </li>
           ))}

@@ -4,7 +4,8 @@
 // has it, and is a plain bar otherwise.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { fetchPeaks, formatTime, type Peaks, type Track } from './api';
-import { QUALITIES, type Quality, type SourceInfo } from './engine';
+import type { Quality, SourceInfo } from './engine';
+import type { QualityOption } from './quality';
 
 export interface PlayerBarProps {
   track: Track | null;
@@ -14,6 +15,8 @@ export interface PlayerBarProps {
   duration: number;
   buffered: [number, number][];
   quality: Quality;
+  /** the quality menu: Adaptive, Original, the server's profiles */
+  qualities: readonly QualityOption[];
   source: SourceInfo | null;
   hasPrev: boolean;
   hasNext: boolean;
@@ -41,16 +44,21 @@ function wavePath(p: Peaks): string {
 }
 
 function usePeaks(track: Track | null): Peaks | null {
-  const [peaks, setPeaks] = useState<Peaks | null>(null);
+  // the peaks are those of the track they were fetched for: none while
+  // another track's are on their way
+  const [got, setGot] = useState<{ id: string; url: string | undefined; peaks: Peaks } | null>(null);
+  const id = track?.id;
+  const url = track?.stream_url;
   useEffect(() => {
-    setPeaks(null);
-    if (!track) return;
+    if (id === undefined) return;
     const ac = new AbortController();
     // a failure (an old server, an undecodable file) leaves the plain bar
-    fetchPeaks(track, POINTS, ac.signal).then((p) => p.min.length > 0 && setPeaks(p), () => {});
+    fetchPeaks({ id, stream_url: url }, POINTS, ac.signal).then((p) => {
+      if (p.min.length > 0) setGot({ id, url, peaks: p });
+    }, () => {});
     return () => ac.abort();
-  }, [track?.id, track?.stream_url]);
-  return peaks;
+  }, [id, url]);
+  return got && got.id === id && got.url === url ? got.peaks : null;
 }
 
 function SeekBar({ track, time, duration, buffered, onSeek, disabled }: {
@@ -158,8 +166,8 @@ export function PlayerBar(p: PlayerBarProps) {
         </div>
         <label className="quality">
           <span className="visually-hidden">Quality</span>
-          <select aria-label="Quality" value={p.quality} onChange={(e) => p.onQuality(e.target.value as Quality)} data-testid="quality-select">
-            {QUALITIES.map((q) => (
+          <select aria-label="Quality" value={p.quality} onChange={(e) => p.onQuality(e.target.value)} data-testid="quality-select">
+            {p.qualities.map((q) => (
               <option key={q.value} value={q.value}>{q.label}</option>
             ))}
           </select>

@@ -41,8 +41,8 @@ async function json<T>(r: Response): Promise<T> {
   if (!r.ok) {
     let msg = `${r.status} ${r.statusText}`;
     try {
-      const body = await r.json();
-      if (body?.error?.message) msg = body.error.message;
+      const body = (await r.json()) as { error?: { message?: unknown } } | null;
+      if (typeof body?.error?.message === 'string' && body.error.message) msg = body.error.message;
     } catch {
       /* not JSON */
     }
@@ -58,7 +58,7 @@ export async function listTracks(q: string, offset: number, limit: number, signa
 }
 
 /** The token a signed URL carries, for the other media routes of its track. */
-export function tokenOf(track: Track): string | null {
+export function tokenOf(track: Pick<Track, 'stream_url'>): string | null {
   if (!track.stream_url) return null;
   try {
     return new URL(track.stream_url, location.href).searchParams.get('token');
@@ -125,9 +125,38 @@ export interface Peaks {
 
 /** GET /api/tracks/ID/peaks: the waveform of TRACK in POINTS min/max pairs
  * (-1..1), with the track's token when it has one. */
-export async function fetchPeaks(track: Track, points: number, signal?: AbortSignal): Promise<Peaks> {
+export async function fetchPeaks(track: Pick<Track, 'id' | 'stream_url'>, points: number, signal?: AbortSignal): Promise<Peaks> {
   const url = withToken(`api/tracks/${encodeURIComponent(track.id)}/peaks?points=${points}`, tokenOf(track));
   return json<Peaks>(await fetch(url, { signal }));
+}
+
+/** A transcode profile of the server (transcode.profiles in talas.yaml). */
+export interface TranscodeProfile {
+  /** what ?profile= takes: "high", "medium", "low" ... */
+  quality_id: string;
+  bitrate_kbps: number;
+  sample_rate: number;
+  channels: number;
+  codec: string;
+  file_extension: string;
+  bandwidth_estimate_kbps: number;
+  /** a rung of the HLS ladder */
+  hls: boolean;
+}
+
+/** GET /api/profiles: the server's transcode profiles, in its ladder's
+ * order (highest first). Entries without a name are left out: the player
+ * could not ask for them; and so are names the quality menu has for its
+ * own (adaptive, original), which would stand for two things. */
+export async function fetchProfiles(signal?: AbortSignal): Promise<TranscodeProfile[]> {
+  const body = await json<{ profiles?: unknown }>(await fetch('api/profiles', { signal }));
+  if (!Array.isArray(body?.profiles)) throw new ApiError(200, 'GET api/profiles: no "profiles" list in the answer');
+  const seen = new Set<string>(['adaptive', 'original']);
+  return (body.profiles as Partial<TranscodeProfile>[]).filter((p): p is TranscodeProfile => {
+    if (typeof p?.quality_id !== 'string' || p.quality_id === '' || seen.has(p.quality_id)) return false;
+    seen.add(p.quality_id);
+    return true;
+  });
 }
 
 export function formatTime(seconds: number): string {

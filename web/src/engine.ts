@@ -7,16 +7,9 @@ import type HlsType from 'hls.js';
 import type { Level } from 'hls.js';
 import { endSession, masterPlaylistUrl, openSession, previewUrl, reportMetrics, streamUrl, type Track } from './api';
 
-export type Quality = 'adaptive' | 'original' | 'high' | 'medium' | 'low' | 'mobile' | 'mp3';
-
-export const QUALITIES: { value: Quality; label: string }[] = [
-  { value: 'adaptive', label: 'Adaptive' },
-  { value: 'original', label: 'Original' },
-  { value: 'high', label: 'High' },
-  { value: 'medium', label: 'Medium' },
-  { value: 'low', label: 'Low (MP3)' },
-  { value: 'mobile', label: 'Mobile' },
-];
+/** 'adaptive' (the HLS ladder), 'original' (the file as it is), or the name
+ * of one of the server's transcode profiles (GET /api/profiles). */
+export type Quality = string;
 
 export interface SourceInfo {
   /** what plays: "HLS · medium · 160 kbit/s", "Original · FLAC", "Preview" */
@@ -30,7 +23,7 @@ type Listener = (info: SourceInfo) => void;
 
 let hlsModule: Promise<typeof HlsType> | null = null;
 function loadHls(): Promise<typeof HlsType> {
-  hlsModule ??= import('hls.js/light').then((m) => m.default as unknown as typeof HlsType);
+  hlsModule ??= import('hls.js/light').then((m) => m.default);
   return hlsModule;
 }
 
@@ -62,7 +55,7 @@ export class Engine {
 
   private reset() {
     this.generation++;
-    window.clearTimeout(this.reportTimer);
+    clearTimeout(this.reportTimer);
     this.stopWatch?.();
     this.stopWatch = null;
     if (this.session) endSession(this.session);
@@ -112,7 +105,7 @@ export class Engine {
     }
     if (gen !== this.generation) return;
 
-    let Hls: typeof HlsType | null = null;
+    let Hls: typeof HlsType | null;
     try {
       Hls = await loadHls();
     } catch {
@@ -177,7 +170,7 @@ export class Engine {
       a.removeEventListener('playing', playing);
     };
     const report = (delay: number) => {
-      this.reportTimer = window.setTimeout(() => {
+      this.reportTimer = setTimeout(() => {
         if (gen !== this.generation || !this.session) return;
         if (!a.paused) {
           let ahead = 0;

@@ -55,123 +55,188 @@ export function listenerId(): string {
 
 let commandSeq = 0;
 
-export function useRealtime(userId: string, onReconnect: () => void) {
+/** ws: or wss: (as the page), to api/ws beside the page (the player may be
+ * served under a prefix by a proxy). */
+export function wsUrl(userId: string, loc: Pick<Location, 'protocol' | 'href'> = location): string {
+  const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  const base = new URL('.', loc.href);
+  return `${proto}//${base.host}${base.pathname}api/ws?user_id=${encodeURIComponent(userId)}`;
+}
+
+/** The event a text frame carries, or null: binary frames, what is not
+ * JSON and JSON without an "event" name are not events. */
+export function parseEvent(data: unknown): LiveEvent | null {
+  if (typeof data !== 'string') return null;
+  try {
+    const ev = JSON.parse(data) as { event?: unknown } | null;
+    return ev && typeof ev === 'object' && typeof ev.event === 'string' ? (ev as LiveEvent) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the live panel shows, made from the events. */
+export interface Live {
+  events: LiveEvent[];
+  listeners: Record<string, Listener>;
+  stats: LiveStats | null;
+}
+
+export const NO_LIVE: Live = { events: [], listeners: {}, stats: null };
+
+/** LIVE after EV, received at NOW (ms): LiveStats replaces the figures,
+ * Playback* events move a listener, and every other event goes on top of
+ * the list (the last MAX_EVENTS kept). Answers to our commands are not
+ * events. */
+export function applyEvent(live: Live, ev: LiveEvent, now: number): Live {
+  if (ev.event === 'CommandResponse') return live;
+  if (ev.event === 'LiveStats') return { ...live, stats: ev as unknown as LiveStats };
+  let listeners = live.listeners;
+  const uid = typeof ev.user_id === 'string' ? ev.user_id : null;
+  const tid = typeof ev.track_id === 'string' ? ev.track_id : '';
+  if (uid && ev.event.startsWith('Playback') && ev.event !== 'PlaybackProgress') {
+    listeners = { ...listeners };
+    if (ev.event === 'PlaybackStopped') delete listeners[uid];
+    else listeners[uid] = { user_id: uid, track_id: tid, state: ev.event === 'PlaybackPaused' ? 'paused' : 'playing', at: now };
+  }
+  return { ...live, listeners, events: [{ ...ev, _at: now }, ...live.events].slice(0, MAX_EVENTS) };
+}
+
+/** The delay before reconnection attempt ATTEMPT (0 for the first):
+ * exponential backoff with jitter, 0.5 s, 1 s, 2 s ... 30 s, each between
+ * half and all of it (RANDOM in [0, 1)). */
+export function backoffDelay(attempt: number, random: number): number {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+  return Math.round(base / 2 + random * (base / 2));
+}
+
+export interface ChannelHooks {
+  /** the connection's state, and the delay before the next attempt (ms) */
+  status(state: WsState, retryIn: number): void;
+  event(ev: LiveEvent): void;
+  /** a connection opened after an earlier one closed (a worker restarted) */
+  reconnected(): void;
+}
+
+/** One realtime connection, opened again after every close. */
+export class RealtimeChannel {
+  private sock: WebSocket | null = null;
+  private closed = false;
+  private attempt = 0;
+  private retryIn = 0;
+  private everConnected = false;
+  private timer: number | undefined;
+
+  constructor(private url: string, private hooks: ChannelHooks) {}
+
+  open() {
+    this.connect();
+  }
+
+  private connect() {
+    if (this.closed) return;
+    this.hooks.status(this.attempt === 0 && !this.everConnected ? 'connecting' : 'reconnecting', this.retryIn);
+    let sock: WebSocket;
+    try {
+      sock = new WebSocket(this.url);
+    } catch {
+      this.schedule();
+      return;
+    }
+    this.sock = sock;
+    sock.onopen = () => {
+      this.attempt = 0;
+      this.retryIn = 0;
+      this.hooks.status('connected', 0);
+      sock.send(JSON.stringify({ command: 'Subscribe', command_id: `sub_${++commandSeq}`, events: SUBSCRIBED }));
+      if (this.everConnected) this.hooks.reconnected();
+      this.everConnected = true;
+    };
+    sock.onmessage = (m: MessageEvent) => {
+      const ev = parseEvent(m.data);
+      if (ev) this.hooks.event(ev);
+    };
+    sock.onclose = () => {
+      if (this.sock === sock) this.sock = null;
+      this.schedule();
+    };
+  }
+
+  private schedule() {
+    if (this.closed) return;
+    const delay = backoffDelay(this.attempt, Math.random());
+    this.attempt++;
+    this.retryIn = delay;
+    this.hooks.status('reconnecting', delay);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Tries at once, without waiting for the backoff, when not connected:
+   * the page came back to the foreground, or the network came back. */
+  retryNow() {
+    if (this.closed || this.sock) return;
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.connect();
+  }
+
+  /** Sends a command; false when there is no open connection to send on. */
+  send(command: string, fields: Record<string, unknown>): boolean {
+    const sock = this.sock;
+    if (!sock || sock.readyState !== WebSocket.OPEN) return false;
+    sock.send(JSON.stringify({ command, command_id: `${command.toLowerCase()}_${++commandSeq}`, ...fields }));
+    return true;
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.sock?.close(1000);
+    this.sock = null;
+  }
+}
+
+/** The page's connection, for as long as the component lives: its state,
+ * the live panel's events, a count of the reconnections (each one a new
+ * connection that does not know what plays), and send() for commands. */
+export function useRealtime(userId: string) {
   const [state, setState] = useState<WsState>('connecting');
   const [retryIn, setRetryIn] = useState(0);
-  const [events, setEvents] = useState<LiveEvent[]>([]);
-  const [listeners, setListeners] = useState<Record<string, Listener>>({});
-  const [stats, setStats] = useState<LiveStats | null>(null);
-  const ws = useRef<WebSocket | null>(null);
-  const reconnectHook = useRef(onReconnect);
-  reconnectHook.current = onReconnect;
+  const [live, setLive] = useState<Live>(NO_LIVE);
+  const [reconnects, setReconnects] = useState(0);
+  const channel = useRef<RealtimeChannel | null>(null);
 
   useEffect(() => {
-    let closed = false;
-    let attempt = 0;
-    let timer: number | undefined;
-    let everConnected = false;
-
-    const onEvent = (ev: LiveEvent) => {
-      if (ev.event === 'CommandResponse') {
-        if (ev.success === false) console.warn(`talas: command ${String(ev.command_id)} refused: ${String(ev.error)}`);
-        return;
-      }
-      if (ev.event === 'LiveStats') {
-        setStats(ev as unknown as LiveStats);
-        return;
-      }
-      const uid = typeof ev.user_id === 'string' ? ev.user_id : null;
-      const tid = typeof ev.track_id === 'string' ? ev.track_id : '';
-      if (uid && ev.event.startsWith('Playback') && ev.event !== 'PlaybackProgress') {
-        setListeners((prev) => {
-          const next = { ...prev };
-          if (ev.event === 'PlaybackStopped') delete next[uid];
-          else next[uid] = { user_id: uid, track_id: tid, state: ev.event === 'PlaybackPaused' ? 'paused' : 'playing', at: Date.now() };
-          return next;
-        });
-      }
-      setEvents((prev) => [{ ...ev, _at: Date.now() }, ...prev].slice(0, MAX_EVENTS));
-    };
-
-    const connect = () => {
-      if (closed) return;
-      setState(attempt === 0 && !everConnected ? 'connecting' : 'reconnecting');
-      const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-      const base = new URL('.', location.href);
-      const url = `${proto}//${base.host}${base.pathname}api/ws?user_id=${encodeURIComponent(userId)}`;
-      let sock: WebSocket;
-      try {
-        sock = new WebSocket(url);
-      } catch {
-        schedule();
-        return;
-      }
-      ws.current = sock;
-      sock.onopen = () => {
-        attempt = 0;
-        setRetryIn(0);
-        setState('connected');
-        sock.send(JSON.stringify({ command: 'Subscribe', command_id: `sub_${++commandSeq}`, events: SUBSCRIBED }));
-        if (everConnected) reconnectHook.current();
-        everConnected = true;
-      };
-      sock.onmessage = (m) => {
-        if (typeof m.data !== 'string') return;
-        try {
-          const ev = JSON.parse(m.data);
-          if (ev && typeof ev.event === 'string') onEvent(ev);
-        } catch {
-          /* not JSON: ignored */
-        }
-      };
-      sock.onclose = () => {
-        if (ws.current === sock) ws.current = null;
-        schedule();
-      };
-    };
-
-    // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... 30 s.
-    const schedule = () => {
-      if (closed) return;
-      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
-      const delay = Math.round(base / 2 + Math.random() * (base / 2));
-      attempt++;
-      setState('reconnecting');
-      setRetryIn(delay);
-      timer = window.setTimeout(connect, delay);
-    };
-
-    // A page coming back to the foreground, or the network coming back,
-    // retries at once instead of waiting for the backoff.
-    const now = () => {
-      if (closed || ws.current) return;
-      window.clearTimeout(timer);
-      attempt = 0;
-      connect();
-    };
+    const ch = new RealtimeChannel(wsUrl(userId), {
+      status: (s, ms) => {
+        setState(s);
+        setRetryIn(ms);
+      },
+      event: (ev) => {
+        if (ev.event === 'CommandResponse' && ev.success === false)
+          console.warn(`talas: command ${String(ev.command_id)} refused: ${String(ev.error)}`);
+        const now = Date.now();
+        setLive((prev) => applyEvent(prev, ev, now));
+      },
+      reconnected: () => setReconnects((n) => n + 1),
+    });
+    channel.current = ch;
+    const now = () => ch.retryNow();
     const visible = () => {
       if (document.visibilityState === 'visible') now();
     };
     window.addEventListener('online', now);
     document.addEventListener('visibilitychange', visible);
-
-    connect();
+    ch.open();
     return () => {
-      closed = true;
-      window.clearTimeout(timer);
       window.removeEventListener('online', now);
       document.removeEventListener('visibilitychange', visible);
-      ws.current?.close(1000);
-      ws.current = null;
+      ch.close();
+      if (channel.current === ch) channel.current = null;
     };
   }, [userId]);
 
-  const send = useCallback((command: string, fields: Record<string, unknown>) => {
-    const sock = ws.current;
-    if (!sock || sock.readyState !== WebSocket.OPEN) return false;
-    sock.send(JSON.stringify({ command, command_id: `${command.toLowerCase()}_${++commandSeq}`, ...fields }));
-    return true;
-  }, []);
+  const send = useCallback((command: string, fields: Record<string, unknown>) => channel.current?.send(command, fields) ?? false, []);
 
-  return { state, retryIn, events, listeners, stats, send };
+  return { state, retryIn, ...live, reconnects, send };
 }
