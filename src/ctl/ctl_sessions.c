@@ -105,7 +105,7 @@ static int each_listener(const char *user, const struct talas_playback_state *ps
 int talasctl_cmd_sessions(const struct talas_config *conf)
 {
     struct talas_storage *st = talasctl_open_storage(conf);
-    struct sessions_state ss = {conf, talas_session_now_ms(), {0}, 0};
+    struct sessions_state ss = {conf, talas_wall_ms(), {0}, 0};
     struct talas_session_counters counters = {0};
     struct talas_buf out = {0};
     MDB_txn *txn;
