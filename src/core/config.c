@@ -1300,24 +1300,28 @@ static int rate_supported(int codec, int rate)
     return 0;
 }
 
-/* The seeds' AdaptiveProfile figures, for their four profiles as they
- * define them; any other profile: its bitrate and a quarter for the
- * network's variations (the margin of three of the four). */
+/* The default ladder, the one definition of it: the seeds' four
+ * AdaptiveProfile rungs with their bandwidth estimates, and "mp3" for
+ * browsers' progressive playback (its estimate is the rule below's). It is
+ * transcode.profiles when the file has none; a configured profile that is
+ * one of its rungs gets the rung's estimate. talas.yaml(5) documents it. */
+static struct talas_config_profile default_profiles[] = {
+    {"high", TALAS_CONFIG_CODEC_AAC, 320, 44100, 2, 1, 400},
+    {"medium", TALAS_CONFIG_CODEC_AAC, 192, 44100, 2, 1, 250},
+    {"low", TALAS_CONFIG_CODEC_MP3, 128, 22050, 2, 0, 160},
+    {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 22050, 2, 1, 120},
+    {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0, 240},
+};
+
+/* A profile of the default ladder as it defines it (name, codec, bitrate):
+ * the ladder's figure; any other profile: its bitrate and a quarter for the
+ * network's variations (the margin of three of the seeds' four). */
 static int default_bandwidth_estimate(const struct talas_config_profile *p)
 {
-    static const struct {
-        const char *name;
-        int codec, bitrate, estimate;
-    } seeds[] = {
-        {"high", TALAS_CONFIG_CODEC_AAC, 320, 400},
-        {"medium", TALAS_CONFIG_CODEC_AAC, 192, 250},
-        {"low", TALAS_CONFIG_CODEC_MP3, 128, 160},
-        {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 120},
-    };
-
-    for (size_t i = 0; i < TALAS_ARRAY_SIZE(seeds); i++)
-        if (strcmp(p->name, seeds[i].name) == 0 && p->codec == seeds[i].codec && p->bitrate == seeds[i].bitrate)
-            return seeds[i].estimate;
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(default_profiles); i++)
+        if (strcmp(p->name, default_profiles[i].name) == 0 && p->codec == default_profiles[i].codec &&
+            p->bitrate == default_profiles[i].bitrate)
+            return default_profiles[i].bandwidth_estimate;
     return (p->bitrate * 5 + 3) / 4;
 }
 
@@ -1349,15 +1353,6 @@ static int check_profile(struct loader *ld, struct scope *sc, void *items, size_
                         cur->name, i);
     return 0;
 }
-
-/* The seeds' ladder, and "mp3" for browsers' progressive playback. */
-static struct talas_config_profile default_profiles[] = {
-    {"high", TALAS_CONFIG_CODEC_AAC, 320, 44100, 2, 1, 400},
-    {"medium", TALAS_CONFIG_CODEC_AAC, 192, 44100, 2, 1, 250},
-    {"low", TALAS_CONFIG_CODEC_MP3, 128, 22050, 2, 0, 160},
-    {"mobile", TALAS_CONFIG_CODEC_AAC, 96, 22050, 2, 1, 120},
-    {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0, 240},
-};
 
 /* "45s", "1m30s"-free forms: a duration, or a percentage "30%", or a
  * fraction "0.3" of the track. */

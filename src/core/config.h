@@ -52,7 +52,7 @@ struct talas_config_profile {
     int channels;    /* 1..2, default 2 */
     int hls;         /* offered in HLS ladders; default: true for AAC, false for MP3 */
     int bandwidth_estimate; /* kbit/s a client needs to play it (streaming sessions); default: the
-                               seeds' figure for their four profiles, else bitrate * 5/4 */
+                               default ladder's figure for its rungs (config.c), else bitrate * 5/4 */
 };
 
 struct talas_config_listen {

@@ -1,5 +1,5 @@
 /*
- * util.c - allocation, growable buffers, UTF-8 and number parsing.
+ * util.c - allocation, growable buffers, UTF-8 and number parsing, the clocks.
  *
  * Entry points are declared in util.h. Allocation failures are fatal.
  */
@@ -251,8 +251,21 @@ int talas_parse_duration_ms(const char *s, uint64_t *ms_r)
 
 uint64_t talas_now_ms(void)
 {
+    return talas_now_us() / 1000;
+}
+
+uint64_t talas_now_us(void)
+{
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t talas_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

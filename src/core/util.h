@@ -1,6 +1,7 @@
 /*
  * util.h - small helpers shared by every module: allocation that never
- * returns NULL, a growable byte buffer, UTF-8 checks and number parsing.
+ * returns NULL, a growable byte buffer, UTF-8 checks, number parsing, and
+ * the millisecond clocks (monotonic and wall).
  */
 #ifndef TALAS_UTIL_H
 #define TALAS_UTIL_H
@@ -45,7 +46,15 @@ int talas_parse_size(const char *s, uint64_t *size_r);
 /* Parses "30s", "500ms", "2m", "1h", "10" (seconds) into milliseconds. */
 int talas_parse_duration_ms(const char *s, uint64_t *ms_r);
 
-/* Monotonic clock, milliseconds. */
+/* The clocks: no other file calls clock_gettime() (time(NULL) stays where
+ * whole seconds are the unit: JWT claims, scan dates, log lines).
+ * Monotonic milliseconds (microseconds): for timeouts and durations
+ * within one process. */
 uint64_t talas_now_ms(void);
+uint64_t talas_now_us(void);
+/* The wall clock in ms since the epoch: for what is stored or compared
+ * across processes (sessions, cache claims, playback positions), where
+ * the monotonic clock of talas_now_ms() means nothing. */
+uint64_t talas_wall_ms(void);
 
 #endif

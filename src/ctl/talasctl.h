@@ -1,14 +1,22 @@
 /*
  * talasctl.h - what the files of talasctl share: exit codes, output mode,
- * and the control socket client (talasctl_master.c).
+ * the usage message, the storage opener, the control socket client
+ * (ctl_master.c), the JSON printer (ctl_json_text.c), and one entry point
+ * per command group (ctl_<group>.c), which main() (talasctl.c) calls once
+ * the command line is checked and the configuration loaded.
  */
 #ifndef TALASCTL_H
 #define TALASCTL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "core/config.h"
+#include "core/token.h"
 #include "core/util.h"
+
+struct talas_storage;
 
 /* Exit codes, documented in talasctl(8). */
 enum {
@@ -19,8 +27,20 @@ enum {
     TALASCTL_DENIED = 4,      /* the control socket refuses this user (permissions) */
 };
 
-/* --json: read commands print one JSON document on stdout. */
+/* --json: read commands print one JSON document on stdout (talasctl.c). */
 extern int talasctl_json;
+
+/* talasctl.c: prints the usage of COMMAND (NULL or unknown: of them all,
+ * with the options and exit codes) on FP. Commands call it on stderr when
+ * their arguments are wrong, then return TALASCTL_USAGE. */
+void talasctl_usage(FILE *fp, const char *command);
+
+/* talasctl.c: opens the storage of CONF (created if missing); the caller
+ * closes it with talas_storage_close. On failure says why on stderr and
+ * exits 1: a command cannot do anything without it. */
+struct talas_storage *talasctl_open_storage(const struct talas_config *conf);
+
+/* ---------------------------------------- ctl_master.c: control socket */
 
 /*
  * Sends REQUEST (one line, without its newline) on the control socket of
@@ -33,6 +53,15 @@ extern int talasctl_json;
 int talasctl_request(const struct talas_config *conf, const char *request, struct talas_buf *reply,
                      unsigned wait_exit_ms);
 
+/* The control-socket commands: reload, stop, ws stats, broadcast. Each
+ * returns an exit code. */
+int talasctl_cmd_reload(const struct talas_config *conf);
+int talasctl_cmd_stop(const struct talas_config *conf);
+int talasctl_cmd_ws_stats(const struct talas_config *conf);
+int talasctl_cmd_broadcast(const struct talas_config *conf, const char *message, const char *level);
+
+/* --------------------------------------- ctl_json_text.c: JSON as text */
+
 /* 1 when the answer JSON says "ok":true. */
 int talasctl_reply_ok(const char *json);
 /* The "error" string of an answer, copied into BUF (SIZE bytes). */
@@ -43,11 +72,46 @@ const char *talasctl_reply_error(const char *json, char *buf, size_t size);
  * is not JSON. */
 int talasctl_print_text(FILE *fp, const char *json, int indent);
 
-/* The control-socket commands: status (the master's part), reload, stop,
- * ws stats, broadcast. Each returns an exit code. */
-int talasctl_cmd_reload(const struct talas_config *conf);
-int talasctl_cmd_stop(const struct talas_config *conf);
-int talasctl_cmd_ws_stats(const struct talas_config *conf);
-int talasctl_cmd_broadcast(const struct talas_config *conf, const char *message, const char *level);
+/* ------------------------------------------- the storage's command groups */
+
+/* ctl_status.c: status, the master's part (control socket) and the
+ * storage's. Returns TALASCTL_NOT_RUNNING when the master does not run,
+ * after printing the rest. */
+int talasctl_cmd_status(const struct talas_config *conf);
+
+/* ctl_scan.c: scan [--full]. */
+int talasctl_cmd_scan(const struct talas_config *conf, int full);
+
+/* ctl_tracks.c: tracks [ls] [--errors], tracks show ID, tracks rm ID;
+ * ARGS are the words after "tracks". */
+int talasctl_cmd_tracks(const struct talas_config *conf, char **args, int nargs, int errors);
+
+/* ctl_cache.c: cache stats, cache purge [ID], cache verify [--fix]; ARGS
+ * are the words after "cache". */
+int talasctl_cmd_cache(const struct talas_config *conf, char **args, int nargs, int fix);
+
+/* ctl_sessions.c: sessions, streaming and listening. */
+int talasctl_cmd_sessions(const struct talas_config *conf);
+
+/* ctl_config.c: check-config (--keys is main's: it needs no file). */
+int talasctl_cmd_check_config(const struct talas_config *conf);
+
+/* ----------------------------------------------------- ctl_sign.c: sign */
+
+/* Options of sign, collected by main() wherever they appear. */
+struct talasctl_sign_opts {
+    int given; /* any of the three was given */
+    uint64_t ttl_s;
+    enum talas_token_kind kind;
+    const char *user;
+};
+
+/* --ttl SECONDS: 0 and *V_R set, or -1 when S is not a number of seconds. */
+int talasctl_sign_parse_ttl(const char *s, uint64_t *v_r);
+/* --kind stream|preview|hls: 0 and *KIND_R set, or -1. */
+int talasctl_sign_parse_kind(const char *s, enum talas_token_kind *kind_r);
+
+/* sign TRACK_ID: the URL on stdout, its expiry on stderr. */
+int talasctl_cmd_sign(const struct talas_config *conf, const char *track, const struct talasctl_sign_opts *o);
 
 #endif

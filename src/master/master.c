@@ -374,7 +374,7 @@ int main(int argc, char **argv)
     }
 
     m.started_ms = talas_now_ms();
-    m.started_wall_ms = (uint64_t)time(NULL) * 1000;
+    m.started_wall_ms = talas_wall_ms();
     if (talas_master_ctl_open(&m, &error) != 0) {
         if (!detach && talas_log_fd() != 2)
             fprintf(stderr, "talas-master: %s\n", error);

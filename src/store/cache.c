@@ -159,14 +159,6 @@ static uint32_t crc32_of(const void *data, size_t len)
     return c ^ 0xffffffffu;
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t sub_sat(uint64_t a, uint64_t b)
 {
     return a > b ? a - b : 0;
@@ -458,7 +450,7 @@ static int entry_bump(struct talas_storage *st, MDB_txn *txn, const unsigned cha
             return rc;
     }
     r->seq = t->v[T_SEQ]++;
-    r->access_ms = wall_ms();
+    r->access_ms = talas_wall_ms();
     key.mv_data = lk;
     key.mv_size = lru_key(r->seq, ekey, eklen, lk);
     if ((rc = mdb_put(txn, lru, &key, &val, 0)) != 0)
@@ -812,7 +804,7 @@ static int put_once(struct talas_storage *st, uint64_t max_size, const struct ta
         if (p->header_len > 0)
             memcpy(r.header, p->header, p->header_len);
         r.e.header = r.header;
-        r.created_ms = wall_ms();
+        r.created_ms = talas_wall_ms();
         t.v[T_ENTRIES]++;
     }
 
@@ -1041,7 +1033,7 @@ static uint64_t my_token(void)
     if (token_pid != getpid()) {
         if (getrandom(&token_value, sizeof(token_value), 0) != (ssize_t)sizeof(token_value)) {
             /* no entropy source: time and pid still tell processes apart */
-            token_value = wall_ms() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)&v;
+            token_value = talas_wall_ms() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)&v;
         }
         token_pid = getpid();
     }
@@ -1110,7 +1102,7 @@ static enum talas_claim claim_state(struct talas_storage *st, MDB_txn *txn, cons
         return TALAS_CLAIM_ERROR;
     }
     *had_r = 1;
-    if (claim_decode(&val, &c) == 0 && claim_live(&c, timeout_ms, wall_ms()))
+    if (claim_decode(&val, &c) == 0 && claim_live(&c, timeout_ms, talas_wall_ms()))
         return TALAS_CLAIM_BUSY;
     return TALAS_CLAIM_OWNED;
 }
@@ -1153,7 +1145,7 @@ enum talas_claim talas_cache_claim(struct talas_storage *st, const struct talas_
         }
         st32(rec + 4, (uint32_t)getpid());
         st64(rec + 8, my_token());
-        st64(rec + 16, wall_ms());
+        st64(rec + 16, talas_wall_ms());
         val.mv_data = rec;
         val.mv_size = sizeof(rec);
         if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_CLAIMS), &key, &val, 0)) == 0)
@@ -1265,7 +1257,7 @@ static int select_stale(const MDB_val *val, void *arg)
 {
     struct claim c;
 
-    return claim_decode(val, &c) == -1 || !claim_live(&c, *(uint64_t *)arg, wall_ms());
+    return claim_decode(val, &c) == -1 || !claim_live(&c, *(uint64_t *)arg, talas_wall_ms());
 }
 
 int talas_cache_claims_reap(struct talas_storage *st, const struct talas_cache_limits *limits,

@@ -25,14 +25,6 @@
 #define STATE_VERSION 1
 #define SESSION_VERSION 1
 
-uint64_t talas_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void copy_id(char *dst, size_t size, const char *src)
 {
     size_t n = src != NULL ? strlen(src) : 0;

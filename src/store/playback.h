@@ -118,7 +118,4 @@ typedef int talas_playback_state_fn(const char *user, const struct talas_playbac
 int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
                                  void *arg);
 
-/* Wall-clock milliseconds. */
-uint64_t talas_wall_ms(void);
-
 #endif

@@ -38,14 +38,6 @@
 
 static const char counters_key[] = "sessions";
 
-uint64_t talas_session_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int talas_session_new_id(char id_r[TALAS_SESSION_ID_LEN + 1])

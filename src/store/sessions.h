@@ -100,10 +100,6 @@ struct talas_session_counters {
     uint64_t rebuffers; /* rebuffer_count increases reported */
 };
 
-/* The wall clock in ms since the epoch: sessions are compared across
- * processes, so not the monotonic clock of talas_now_ms(). */
-uint64_t talas_session_now_ms(void);
-
 /* Fills ID_R with a new random id (getrandom). Returns 0 or -1 (errno). */
 int talas_session_new_id(char id_r[TALAS_SESSION_ID_LEN + 1]);
 /* 1 when S (LEN bytes) has the form of a session id. */

@@ -1,4 +1,5 @@
-"""The command line: talas-master -t/-V/-h and talasctl scan/tracks/status.
+"""The command line: talas-master -t/-V/-h, talasctl's help, version and
+usage errors, and talasctl scan/tracks/status.
 
 Config errors must point at the offending place as FILE:LINE:COL: key:
 so that an editor can jump there.
@@ -169,6 +170,80 @@ def test_foreground_start_refuses_broken_config(cfg):
 
 
 # ---------------------------------------------------------------- talasctl
+
+CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "ws", "broadcast", "reload",
+                "stop", "check-config", "help"]
+
+
+def ctl(*args, timeout=30):
+    """talasctl without a configuration file: help and version need none."""
+    if not os.access(tf.TALASCTL, os.X_OK):
+        pytest.fail(f"{tf.TALASCTL} is not built")
+    return tf.run([tf.TALASCTL] + [str(a) for a in args], timeout=timeout, check=False)
+
+
+def usage_lines(text):
+    """The command lines of a usage message: "  cache stats   ..." ."""
+    return [l for l in text.splitlines() if re.match(r"^  [a-z]", l)]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"], ["-c", "/nonexistent/talas.yaml", "--help"]],
+                         ids=["--help", "-h", "help", "no-config-file"])
+def test_talasctl_help(args):
+    cp = ctl(*args)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr == ""
+    assert cp.stdout.startswith("usage: talasctl "), cp.stdout
+    assert {l.split()[0] for l in usage_lines(cp.stdout)} == set(CTL_COMMANDS), cp.stdout
+    for opt in ("-c FILE", "--json", "-h, --help", "-V, --version"):
+        assert opt in cp.stdout, f"{opt} not in the usage:\n{cp.stdout}"
+    assert "exit codes:" in cp.stdout
+
+
+@pytest.mark.parametrize("command", CTL_COMMANDS)
+def test_talasctl_help_command(command):
+    full = ctl("--help").stdout
+    cp = ctl("-c", "/nonexistent/talas.yaml", "help", command)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr == ""
+    assert cp.stdout.startswith("usage: talasctl "), cp.stdout
+    lines = usage_lines(cp.stdout)
+    assert lines and all(l.split()[0] == command for l in lines), cp.stdout
+    # exactly the command's part of the full usage, continuation lines included
+    part = "\n".join(l for l in cp.stdout.splitlines()[1:] if l.startswith("  "))
+    assert part in full, f"{part!r} not in the full usage"
+    assert [l for l in usage_lines(full) if l.split()[0] == command] == lines
+    # "talasctl COMMAND --help" says the same
+    cp2 = ctl(command, "--help")
+    assert (cp2.returncode, cp2.stdout) == (0, cp.stdout), cp2.stderr
+
+
+def test_talasctl_help_unknown_command():
+    cp = ctl("help", "nosuch")
+    assert cp.returncode == 2
+    assert cp.stdout == ""
+    assert 'unknown command "nosuch"' in cp.stderr
+    assert "usage: talasctl" in cp.stderr
+    assert ctl("help", "tracks", "extra").returncode == 2
+
+
+@pytest.mark.parametrize("opt", ["--version", "-V"])
+def test_talasctl_version(opt):
+    cp = ctl(opt)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout == f"talasctl (talas) {tf.VERSION}\n"
+    assert cp.stderr == ""
+
+
+@pytest.mark.parametrize("args", [["--no-such-option"], ["-Z"], ["tracks", "--bogus"],
+                                  ["sign", "--ttl", "soon", "AAAAAAAAAAAAAAAA"], ["--json"], ["nosuch"]],
+                         ids=["long", "short", "after-command", "bad-value", "no-command", "no-such-command"])
+def test_talasctl_usage_error(args):
+    cp = ctl("-c", "/nonexistent/talas.yaml", *args)
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert cp.stdout == ""
+    assert "usage: talasctl" in cp.stderr, cp.stderr
+
 
 def parse_duration_s(s):
     """Seconds from '0:24', '00:00:24', '24.03', '24.03s' or '24032' (ms)."""

@@ -1,7 +1,8 @@
 /*
  * test_config.c - talas.yaml loading: values, defaults, relative paths,
  * every kind of error with its exact "FILE:LINE:COL: key: reason", the
- * dump, and the sample conf/talas.yaml of the source tree.
+ * dump, the sample conf/talas.yaml of the source tree, and the default
+ * ladder against talas.yaml(5).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -775,6 +776,137 @@ static void test_dump(void **state)
     talas_config_free(c);
 }
 
+/* The lines of the source tree's FILE, NULL-terminated; they point into
+ * *TEXT_R. The caller frees both. */
+static char **read_lines(const char *file, char **text_r)
+{
+    const char *srcdir = getenv("TALAS_SRCDIR");
+    char path[PATH_MAX], *text, **lines;
+    size_t n = 0, size = 0, cap = 64;
+    FILE *fp;
+    int c;
+
+    snprintf(path, sizeof(path), "%s/%s", srcdir != NULL && *srcdir != '\0' ? srcdir : ".", file);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    text = malloc(1 << 20);
+    assert_non_null(text);
+    while ((c = fgetc(fp)) != EOF && size < (1 << 20) - 1)
+        text[size++] = (char)c;
+    text[size] = '\0';
+    fclose(fp);
+    lines = malloc(cap * sizeof(*lines));
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        if (n + 1 == cap)
+            lines = realloc(lines, (cap *= 2) * sizeof(*lines));
+        lines[n++] = l;
+    }
+    lines[n] = NULL;
+    *text_r = text;
+    return lines;
+}
+
+/* The word of a ".B word" or ".BR word ," line, or NULL. */
+static const char *bold_word(const char *line, char *buf, size_t size)
+{
+    if (strncmp(line, ".B ", 3) != 0 && strncmp(line, ".BR ", 4) != 0)
+        return NULL;
+    line = strchr(line, ' ') + 1;
+    snprintf(buf, size, "%.*s", (int)strcspn(line, " "), line);
+    return buf;
+}
+
+/* The default ladder is what talas.yaml(5) says it is: the profiles its
+ * "Without the key the profiles are:" lists (name, codec, bitrate, rate,
+ * stereo); the bandwidth estimates of "default 400, 250, 160 and 120 for
+ * the seeds' high, medium, low and mobile profiles as defined below, else
+ * the bitrate and a quarter"; and a configured profile written as one of
+ * those rungs gets the rung's estimate, while one that differs does not. */
+static void test_default_ladder_is_documented(void **state)
+{
+    struct {
+        char name[32];
+        int codec, bitrate, sample_rate, estimate;
+    } doc[8];
+    size_t ndoc = 0, i, j;
+    char *text, **lines = read_lines("man/talas.yaml.5", &text);
+    char seeds[4][32], yaml[2048];
+    int est[4], nseeds = 0, len;
+    struct talas_config *c;
+
+    /* the estimates and the profiles they are for */
+    for (i = 0; lines[i] != NULL && strstr(lines[i], "for the seeds'") == NULL; i++)
+        ;
+    assert_non_null(lines[i]);
+    assert_int_equal(sscanf(lines[i], "default %d, %d, %d and %d", &est[0], &est[1], &est[2], &est[3]), 4);
+    for (j = i + 1; lines[j] != NULL && strstr(lines[j], "profiles as defined below") == NULL; j++)
+        if (bold_word(lines[j], seeds[nseeds], sizeof(seeds[0])) != NULL && ++nseeds == 4)
+            break;
+    assert_int_equal(nseeds, 4);
+
+    /* the ladder */
+    for (i = 0; lines[i] != NULL && strcmp(lines[i], "Without the key the profiles are:") != 0; i++)
+        ;
+    assert_non_null(lines[i]);
+    for (i++; lines[i] != NULL && lines[i + 1] != NULL && ndoc < 8; i += 2) {
+        char codec[8];
+        double khz;
+        assert_non_null(bold_word(lines[i], doc[ndoc].name, sizeof(doc[0].name)));
+        assert_int_equal(sscanf(lines[i + 1], "(%7s %d kbit/s, %lf kHz)", codec, &doc[ndoc].bitrate, &khz),
+                         3);
+        assert_true(strcmp(codec, "AAC") == 0 || strcmp(codec, "MP3") == 0);
+        doc[ndoc].codec = strcmp(codec, "AAC") == 0 ? TALAS_CONFIG_CODEC_AAC : TALAS_CONFIG_CODEC_MP3;
+        doc[ndoc].sample_rate = (int)(khz * 1000 + 0.5);
+        doc[ndoc].estimate = doc[ndoc].bitrate + doc[ndoc].bitrate / 4;
+        for (int s = 0; s < 4; s++)
+            if (strcmp(seeds[s], doc[ndoc].name) == 0)
+                doc[ndoc].estimate = est[s];
+        if (strstr(lines[i + 1], "all stereo") != NULL) {
+            ndoc++;
+            break;
+        }
+        ndoc++;
+    }
+    assert_true(strstr(lines[i + 1], "all stereo") != NULL);
+    free(text);
+    free(lines);
+
+    c = load_ok(BASE);
+    assert_int_equal(c->transcode_profile_count, ndoc);
+    for (i = 0; i < ndoc; i++) {
+        const struct talas_config_profile *p = &c->transcode_profiles[i];
+        assert_string_equal(p->name, doc[i].name);
+        assert_int_equal(p->codec, doc[i].codec);
+        assert_int_equal(p->bitrate, doc[i].bitrate);
+        assert_int_equal(p->sample_rate, doc[i].sample_rate);
+        assert_int_equal(p->channels, 2);
+        if (p->bandwidth_estimate != doc[i].estimate)
+            print_error("%s: bandwidth_estimate %d, talas.yaml(5) says %d\n", p->name, p->bandwidth_estimate,
+                        doc[i].estimate);
+        assert_int_equal(p->bandwidth_estimate, doc[i].estimate);
+    }
+    talas_config_free(c);
+
+    /* the same rungs written in the file, without their estimates */
+    len = snprintf(yaml, sizeof(yaml), BASE "transcode:\n  profiles:\n");
+    for (i = 0; i < ndoc; i++)
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+                        "    - {name: %s, codec: %s, bitrate: %d, sample_rate: %d}\n", doc[i].name,
+                        doc[i].codec == TALAS_CONFIG_CODEC_AAC ? "aac" : "mp3", doc[i].bitrate,
+                        doc[i].sample_rate);
+    c = load_ok(yaml);
+    for (i = 0; i < ndoc; i++)
+        assert_int_equal(c->transcode_profiles[i].bandwidth_estimate, doc[i].estimate);
+    talas_config_free(c);
+
+    /* a rung's name with another bitrate is another profile */
+    snprintf(yaml, sizeof(yaml), BASE "transcode:\n  profiles:\n    - {name: %s, codec: %s, bitrate: %d}\n",
+             doc[0].name, doc[0].codec == TALAS_CONFIG_CODEC_AAC ? "aac" : "mp3", doc[0].bitrate / 2);
+    c = load_ok(yaml);
+    assert_int_equal(c->transcode_profiles[0].bandwidth_estimate, doc[0].bitrate / 2 + doc[0].bitrate / 8);
+    talas_config_free(c);
+}
+
 /* The sample of the source tree, as scripts/quickstart uses it. */
 static void test_sample_config(void **state)
 {
@@ -830,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_dump),
         cmocka_unit_test(test_sample_config),
+        cmocka_unit_test(test_default_ladder_is_documented),
     };
     /* clang-format on */
 

@@ -562,7 +562,7 @@ int talas_session_api_create(h2o_req_t *req)
     p = &conf->transcode_profiles[talas_adaptive_initial(
         conf->transcode_profiles, conf->transcode_profile_count, &s.client_capabilities)];
     snprintf(s.current_quality, sizeof(s.current_quality), "%s", p->name);
-    s.created_at_ms = s.last_updated_ms = now = talas_session_now_ms();
+    s.created_at_ms = s.last_updated_ms = now = talas_wall_ms();
 
     /* the URLs before the record: a session nobody can play is never stored */
     if (session_urls(s.track_id, p->name, s.client_id, &master, &stream, &error) != 0) {
@@ -622,7 +622,7 @@ static int get_session(h2o_req_t *req, const char *id)
     mdb_txn_abort(txn);
     /* an expired session is gone already; the sweep deletes and counts it */
     if (rc == MDB_NOTFOUND ||
-        (rc == 0 && talas_session_expired(&s, talas_session_now_ms(), conf->streaming_session_timeout_ms))) {
+        (rc == 0 && talas_session_expired(&s, talas_wall_ms(), conf->streaming_session_timeout_ms))) {
         send_not_found(req);
         return 0;
     }
@@ -637,7 +637,7 @@ static int get_session(h2o_req_t *req, const char *id)
 static int end_session(h2o_req_t *req, const char *id)
 {
     const struct talas_config *conf = talas_worker_config();
-    int rc = talas_session_end(talas_worker_storage(), id, talas_session_now_ms(),
+    int rc = talas_session_end(talas_worker_storage(), id, talas_wall_ms(),
                                conf->streaming_session_timeout_ms);
     static h2o_generator_t generator = {NULL, NULL};
 
@@ -720,7 +720,7 @@ static int put_quality(h2o_req_t *req, const char *id)
         return 0;
     }
     q.quality = b.quality;
-    rc = talas_session_update(talas_worker_storage(), id, talas_session_now_ms(),
+    rc = talas_session_update(talas_worker_storage(), id, talas_wall_ms(),
                               conf->streaming_session_timeout_ms, apply_quality, &q, &s);
     if (rc == MDB_NOTFOUND) {
         send_not_found(req);
@@ -864,7 +864,7 @@ static int post_metrics(h2o_req_t *req, const char *id)
         send_field_error(req, metric_names[M_SPEED], "required");
         return 0;
     }
-    rc = talas_session_update(talas_worker_storage(), id, talas_session_now_ms(),
+    rc = talas_session_update(talas_worker_storage(), id, talas_wall_ms(),
                               conf->streaming_session_timeout_ms, apply_metrics, &b, &s);
     if (rc == MDB_NOTFOUND) {
         send_not_found(req);
@@ -1046,7 +1046,7 @@ int talas_session_api_stats(h2o_req_t *req)
 {
     const struct talas_config *conf = talas_worker_config();
     struct stats st = {
-        talas_session_now_ms(), conf->streaming_session_timeout_ms, conf, NULL, 0, 0, 0, 0, 0, 0};
+        talas_wall_ms(), conf->streaming_session_timeout_ms, conf, NULL, 0, 0, 0, 0, 0, 0};
     struct talas_session_counters c;
     uint64_t segments[2];
     struct talas_buf body = {0};
@@ -1099,7 +1099,7 @@ void talas_session_api_tick(void)
     if (interval > 30000)
         interval = 30000;
     next_ms = now + interval;
-    rc = talas_session_sweep(talas_worker_storage(), talas_session_now_ms(),
+    rc = talas_session_sweep(talas_worker_storage(), talas_wall_ms(),
                              conf->streaming_session_timeout_ms, SWEEP_BATCH, &expired);
     if (rc != 0)
         log_error("streaming sessions: the sweep failed: %s", mdb_strerror(rc));

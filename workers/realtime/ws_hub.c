@@ -86,14 +86,6 @@ static struct {
     char fanout_name[32];
 } hub;
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 const struct talas_config *talas__ws_hub_conf(void)
 {
     return hub.conf;
@@ -226,7 +218,7 @@ static void on_flush(h2o_timeout_entry_t *entry)
     }
     if (hub.fanout_count > 0) {
         log_debug("ws: %s delivered to %zu connection(s) of this worker in %.2f ms", hub.fanout_name,
-                  hub.fanout_count, (double)(now_us() - hub.fanout_start_us) / 1000);
+                  hub.fanout_count, (double)(talas_now_us() - hub.fanout_start_us) / 1000);
         hub.fanout_count = 0;
     }
 }
@@ -307,7 +299,7 @@ static void deliver(enum talas_ws_target target, const char *to, size_t to_len, 
     struct talas_ws_event_info info;
     struct talas__ws_conn *c, *next;
     struct talas_buf frame = {0};
-    uint64_t start = now_us();
+    uint64_t start = talas_now_us();
     size_t count = 0;
     int server_message;
 
