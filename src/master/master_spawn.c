@@ -333,6 +333,9 @@ void talas_master_reap(struct talas_master *m)
     int status, reaped = 0;
     pid_t pid;
 
+    /* a worker's ready message is written before it can die serving:
+     * read what is in the pipe so that c->ready is up to date */
+    talas_master_read_notify(m);
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct talas_child *c = child_find(m, pid);
         uint64_t now = talas_now_ms(), lifetime;
@@ -349,9 +352,10 @@ void talas_master_reap(struct talas_master *m)
                 release_add(m, c->release_pids, c->release_count);
             free(c->release_pids);
             c->release_pids = NULL;
-            /* it may have died holding encode claims: the next worker
-             * started releases them (the master does not write) */
-            if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            /* once it served it may have died holding encode claims:
+             * the next worker started releases them (the master does not
+             * write); one that never got ready took none */
+            if (c->ready && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
                 release_add(m, &pid, 1);
         }
         if (c->kind == TALAS_CHILD_SCANNER) {
