@@ -44,7 +44,8 @@ struct talas_storage; /* opaque, owned by the process that opened it */
  * Opens (creating the directory and the databases when missing) the
  * environment at PATH with the given map size. Returns 0 and the handle in
  * *st_r, or -1 with a malloc'd message naming the path and the failing call
- * in *error_r.
+ * in *error_r. Aborts the process after talas_storage_forbid_writes(): it
+ * may create databases in a write transaction.
  */
 int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage **st_r, char **error_r);
 void talas_storage_close(struct talas_storage *st);
@@ -57,7 +58,8 @@ const char *talas_storage_path(struct talas_storage *st);
 
 /* Begins a read-only transaction; returns 0 or an LMDB error code. */
 int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r);
-/* Begins a write transaction (blocks while another process writes). */
+/* Begins a write transaction (blocks while another process writes).
+ * Aborts the process after talas_storage_forbid_writes(). */
 int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r);
 
 /*
