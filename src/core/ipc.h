@@ -13,12 +13,18 @@
  *                        event (ws_hub.c) with its target
  *   TALAS_IPC_STATS      worker -> master: the worker's realtime figures
  *   TALAS_IPC_STATS_ALL  master -> workers: the figures of every worker
+ *
+ * It also holds the other plain data that crosses between the master and
+ * the talas-worker program, which do not share a header otherwise (src/
+ * never includes workers/): the ready message of the status pipe, and the
+ * targets of a realtime event.
  */
 #ifndef TALAS_IPC_H
 #define TALAS_IPC_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/util.h"
 
@@ -50,7 +56,18 @@ int talas_ipc_frame_next(const void *buf, size_t len, struct talas_ipc_frame *f,
 /* Appends a frame header for a payload of LEN bytes of TYPE. */
 void talas_ipc_frame_begin(struct talas_buf *out, enum talas_ipc_type type, size_t len);
 
+/* What a worker writes on the master's status pipe (not a frame: a pipe
+ * write of this size is atomic) once it accepts connections. */
+struct talas_worker_ready_msg {
+    pid_t pid;
+    unsigned generation;
+};
+
 /* ---------------------------------------------------------------- EVENT */
+
+/* Who receives a realtime event: every WebSocket connection of every
+ * worker, the connections of one user, or one connection (ws_hub.c). */
+enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION };
 
 /* An event in flight; "to" and "json" point into the payload. */
 struct talas_ipc_event {

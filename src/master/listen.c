@@ -3,6 +3,9 @@
  *
  * Entry points: talas_listen_set_new, _prepare, _fds, _prune. Logs the
  * addresses it starts listening on.
+ *
+ * The sockets are close-on-exec: a worker's child clears the flag on its
+ * own sockets only, before it execs talas-worker (master_spawn.c).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -58,7 +61,7 @@ static int open_socket(const char *host, int port, char **error_r)
         *error_r = xasprintf("listen %s:%d: getaddrinfo() failed: %s", host, port, gai_strerror(rc));
         return -1;
     }
-    if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1) {
+    if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
         *error_r = xasprintf("listen %s:%d: socket() failed: %s", host, port, strerror(errno));
         goto fail;
     }

@@ -4,10 +4,15 @@
  *
  *   talas-master [-c FILE] [-d] [-t] [-T] [-V] [-h]
  *
- * Startup: read the configuration; check that the storage opens; open the
- * listening sockets (before daemonizing, so errors reach the terminal);
- * write the pid file; start the library scanner and the workers; then poll
- * the self-pipe (signals) and the status pipe (worker readiness).
+ * Startup: forbid LMDB writes in this process (storage.h: the master never
+ * waits on the writer lock); find the worker program (talas-worker); read
+ * the configuration; check the storage read-only; open the listening
+ * sockets (before daemonizing, so errors reach the terminal); write the pid
+ * file; start the library scanner and the workers; then poll the
+ * self-pipe (signals) and the status pipe (worker readiness).
+ *
+ * Each generation keeps the exact text of its configuration
+ * (master_conf.c): its workers parse that text, not the file.
  *
  * Reload (SIGHUP): a configuration that fails to load, to listen, or the
  * checks the master can make (TLS files, token and backend key files,
@@ -91,16 +96,13 @@ static int check_tls(const struct talas_config *conf, char **error_r)
     return 0;
 }
 
-/* Opens the storage once, creating it, so that a bad path or map size is
- * reported at startup rather than by every worker. */
+/* Creates the storage directory and opens an existing environment
+ * read-only, so that a bad path or map size is reported at startup rather
+ * than by every worker. The first worker or the scanner creates the
+ * environment: the master never writes to it. */
 static int check_storage(const struct talas_config *conf, char **error_r)
 {
-    struct talas_storage *st;
-
-    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, error_r) != 0)
-        return -1;
-    talas_storage_close(st);
-    return 0;
+    return talas_storage_check(conf->storage_path, conf->storage_map_size, error_r);
 }
 
 static void apply_logging(const struct talas_config *conf)
@@ -117,21 +119,21 @@ static void start_generation(struct talas_master *m)
         talas_master_spawn_worker(m, i);
 }
 
-/* The directory talas-master started in: relative paths in the
- * configuration (and a relative -c FILE) keep meaning the same thing on a
- * reload after daemonizing moved the master to "/". */
-static int start_dir_fd = -1;
-
-static int load_config(const char *file, struct talas_config **conf_r, char **error_r)
+/* m->start_dir_fd is the directory talas-master started in: relative
+ * paths in the configuration (and a relative -c FILE) keep meaning the
+ * same thing on a reload after daemonizing moved the master to "/" (and
+ * in the workers, which parse the same text there: master_spawn.c). */
+static int load_config(struct talas_master *m, const char *file, struct talas_config **conf_r, int *fd_r,
+                       char **error_r)
 {
     int rc;
 
-    if (start_dir_fd != -1 && fchdir(start_dir_fd) == -1) {
+    if (m->start_dir_fd != -1 && fchdir(m->start_dir_fd) == -1) {
         *error_r = xasprintf("fchdir() to the start directory failed: %s", strerror(errno));
         return -1;
     }
-    rc = talas_config_load(file, conf_r, error_r);
-    if (start_dir_fd != -1 && chdir("/") == -1)
+    rc = talas_master_conf_load(file, conf_r, fd_r, error_r);
+    if (m->start_dir_fd != -1 && chdir("/") == -1)
         log_warn("%s: chdir(\"/\") failed: %s", __func__, strerror(errno));
     return rc;
 }
@@ -226,6 +228,7 @@ static void reload(struct talas_master *m, const char *file)
 {
     struct talas_config *conf;
     char *error = NULL;
+    int conf_fd;
 
     if (m->prev_conf != NULL) {
         /* one reload at a time: this one starts when the current ends */
@@ -233,7 +236,7 @@ static void reload(struct talas_master *m, const char *file)
         return;
     }
     log_info("reloading \"%s\"", file);
-    if (load_config(file, &conf, &error) != 0) {
+    if (load_config(m, file, &conf, &conf_fd, &error) != 0) {
         log_error("reload failed, keeping the running configuration: %s", error);
         talas_master_ctl_reload_done(m, error);
         free(error);
@@ -244,6 +247,7 @@ static void reload(struct talas_master *m, const char *file)
         talas_master_ctl_reload_done(m, error);
         free(error);
         talas_config_free(conf);
+        close(conf_fd);
         /* sockets opened for the failed configuration must not stay in
          * the SO_REUSEPORT group with nobody accepting on them */
         talas_listen_set_prune(m->listen, m->conf);
@@ -252,9 +256,11 @@ static void reload(struct talas_master *m, const char *file)
     apply_logging(conf);
     talas_file_modes_check(conf);
     m->prev_conf = m->conf;
+    m->prev_conf_fd = m->conf_fd;
     m->prev_slots = m->slots;
     m->prev_generation = m->generation;
     m->conf = conf;
+    m->conf_fd = conf_fd;
     m->generation = ++m->generation_seq;
     m->reload_deadline = talas_now_ms() + TALAS_READY_TIMEOUT_MS;
     start_generation(m);
@@ -314,16 +320,30 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* before anything can open the storage: a write here aborts */
+    talas_storage_forbid_writes();
     memset(&m, 0, sizeof(m));
+    m.conf_fd = m.prev_conf_fd = m.start_dir_fd = -1;
+    m.config_file = file;
     talas_log_set_role("master");
-    if (talas_config_load(file, &m.conf, &error) != 0) {
+    if (load_config(&m, file, &m.conf, test ? NULL : &m.conf_fd, &error) != 0) {
         fprintf(stderr, "%s\n", error);
         if (test)
             fprintf(stderr, "talas-master: configuration file %s test failed\n", file);
         free(error);
         return 1;
     }
+    /* a master that cannot start workers must not start at all */
+    if ((m.worker_program = talas_master_worker_program(&error)) == NULL) {
+        fprintf(stderr, "talas-master: %s\n", error);
+        if (test)
+            fprintf(stderr, "talas-master: configuration file %s test failed\n", file);
+        free(error);
+        talas_config_free(m.conf);
+        return 1;
+    }
     if (test) {
+        free(m.worker_program);
         talas_file_modes_check(m.conf);
         if (check_tls(m.conf, &error) != 0 || check_auth(m.conf, &error) != 0 ||
             check_group(m.conf, &error) != 0) {
@@ -362,7 +382,7 @@ int main(int argc, char **argv)
         fatal("%s", error);
     }
     if (detach) {
-        if ((start_dir_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+        if ((m.start_dir_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
             fatal("open(\".\") failed: %s", strerror(errno));
         if (talas_daemonize() == -1)
             fatal("daemonizing failed: %s", strerror(errno));
@@ -387,8 +407,8 @@ int main(int argc, char **argv)
     /* workers write to it with plain blocking writes of a few bytes */
     fcntl(m.notify_fd[1], F_SETFL, 0);
 
-    log_info("talas-master %s starting with %d worker(s), configuration \"%s\"", PACKAGE_VERSION,
-             m.conf->workers, m.conf->file);
+    log_info("talas-master %s starting with %d worker(s), configuration \"%s\", worker program \"%s\"",
+             PACKAGE_VERSION, m.conf->workers, m.conf->file, m.worker_program);
     talas_master_spawn_scanner(&m);
     start_generation(&m);
 
@@ -451,8 +471,13 @@ int main(int argc, char **argv)
     talas_config_free(m.prev_conf);
     free(m.prev_slots);
     talas_config_free(m.conf);
+    if (m.prev_conf_fd != -1)
+        close(m.prev_conf_fd);
+    close(m.conf_fd);
     free(m.slots);
     free(m.children);
+    free(m.release_pids);
+    free(m.worker_program);
     free(pfd);
     return 0;
 }

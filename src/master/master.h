@@ -4,6 +4,11 @@
  * The master owns the configuration, the listening sockets and the table of
  * its children (workers of the current and of retiring generations, and
  * the library scanner). Only the master's own files include this header.
+ *
+ * The master links no worker code and never writes to LMDB
+ * (talas_storage_forbid_writes): a worker is the talas-worker program,
+ * exec'd in a forked child with its configuration text and descriptors;
+ * what the master must tell workers crosses in core/ipc.h types.
  */
 #ifndef TALAS_MASTER_H
 #define TALAS_MASTER_H
@@ -28,6 +33,9 @@ struct talas_child {
     int ready;           /* the worker said it accepts connections */
     int retiring;        /* sent SIGTERM after a reload or at stop */
     struct talas_ipc_chan *ipc; /* workers: the master's end of its socketpair (master_ipc.c) */
+    pid_t *release_pids;        /* workers: dead workers whose encode claims it was told to
+                                   release (malloc'd); given back if it dies before ready */
+    size_t release_count;
 };
 
 /* A worker slot of the current generation. */
@@ -44,9 +52,17 @@ struct talas_slot {
 /* Longest wait for a reload's workers to be ready; past it the reload is
  * rolled back and the running generation keeps serving. */
 #define TALAS_READY_TIMEOUT_MS 10000
+/* Most dead workers whose claims wait for the next worker to release them;
+ * past it the oldest are forgotten (their claims are still taken over by
+ * the next claimer, or expire: store/cache.h). */
+#define TALAS_RELEASE_PIDS_MAX 256
 
 struct talas_master {
     struct talas_config *conf;
+    int conf_fd;             /* sealed memfd: the text conf was parsed from (master_conf.c) */
+    const char *config_file; /* -c FILE as given: the name workers parse the text under */
+    char *worker_program;    /* the talas-worker executable (talas_master_worker_program) */
+    int start_dir_fd;        /* detached: the directory relative paths resolve in; else -1 */
     struct talas_listen_set *listen;
     unsigned generation;     /* the generation that serves (and is respawned) */
     unsigned generation_seq; /* the last generation number handed out */
@@ -59,11 +75,18 @@ struct talas_master {
 
     int scan_pending; /* start a scanner as soon as none runs */
 
+    /* Workers that died (not after a clean stop) whose encode claims no
+     * worker has released yet: the next worker started is given them
+     * (--release-claims-of) and releases them before it serves. */
+    pid_t *release_pids;
+    size_t release_count;
+
     /* A reload in progress: the new generation runs beside the previous
      * one, which keeps serving (and is kept here) until every new worker
      * is ready; then the previous one retires. If the new workers are not
      * ready by reload_deadline, the reload is rolled back. */
     struct talas_config *prev_conf; /* NULL when no reload is in progress */
+    int prev_conf_fd;
     struct talas_slot *prev_slots;
     unsigned prev_generation;
     uint64_t reload_deadline;
@@ -88,6 +111,17 @@ struct talas_master {
     int last_reload_ok;
     char *last_reload_error; /* malloc'd; NULL when the last reload worked */
 };
+
+/* master_conf.c */
+/* Reads FILE once, parses it (talas_config_load_string under the name
+ * FILE) and, when FD_R is not NULL, stores a sealed memfd holding exactly
+ * the bytes parsed in *fd_r (close-on-exec; the caller owns it). Returns 0,
+ * or -1 with a malloc'd message in *error_r ("FILE:LINE:COL: ..."). */
+int talas_master_conf_load(const char *file, struct talas_config **conf_r, int *fd_r, char **error_r);
+/* The path of the talas-worker executable, malloc'd: beside talas-master
+ * (/proc/self/exe) when there is one, else in PKGLIBEXECDIR. NULL with a
+ * malloc'd message in *error_r when neither is executable. */
+char *talas_master_worker_program(char **error_r);
 
 /* master_spawn.c */
 void talas_master_spawn_worker(struct talas_master *m, int slot);

@@ -410,7 +410,7 @@ static void cmd_broadcast(struct talas_master *m, struct client *c, const char *
     talas_json_object_end(&json);
     memset(&ev, 0, sizeof(ev));
     ev.origin_pid = (uint32_t)getpid();
-    ev.target = 0; /* TALAS_WS_TO_ALL (workers/realtime/ws_protocol.h) */
+    ev.target = TALAS_WS_TO_ALL;
     ev.json = event.data;
     ev.json_len = event.len;
     if (talas_ipc_event_encode(&frame, &ev) != 0) {

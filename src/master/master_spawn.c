@@ -5,17 +5,35 @@
  * talas_master_spawn_scanner, talas_master_reap, talas_master_tick,
  * talas_master_read_notify, talas_master_signal_children.
  *
+ * A worker is a forked child that sets itself up as the master's child
+ * (default signal dispositions, none of the master's descriptors but its
+ * own, PR_SET_PDEATHSIG) and then execs the talas-worker program
+ * (workers/worker/main.c) with, on its command line, its slot, generation,
+ * the numbers of the descriptors it inherits (its listening sockets, the
+ * status pipe, its IPC socketpair, the memfd of its generation's
+ * configuration text: master_conf.c) and the pids of the workers that died
+ * since the last one started. Those descriptors alone lose FD_CLOEXEC, in
+ * the child only. If the exec fails the child logs why and exits 2.
+ *
  * A worker of the current generation that dies is respawned in its slot at
  * once, or after a delay that doubles with each consecutive early death
  * (nginx ngx_reap_children, Postfix master_spawn.c): a worker that cannot
- * start must not turn the master into a fork loop. After any child dies
- * the master clears LMDB reader slots left by dead processes, so a worker
+ * start must not turn the master into a fork loop.
+ *
+ * The master never writes to LMDB (talas_storage_forbid_writes): the
+ * encode claims a dead worker held are released by the next worker
+ * started, before it serves (--release-claims-of), or taken over by the
+ * next process that wants the chunk (store/cache.h), or expire. After any
+ * child dies the master only clears LMDB reader slots left by dead
+ * processes (a read-only open: talas_storage_reader_check), so a worker
  * killed inside a read transaction never pins old pages for good.
  *
- * Logs: every spawn (info), every unexpected death (warn) with its status
- * or signal, the respawn delay, and the stale reader slots cleared.
+ * Logs: every spawn (info), a failed exec (error, in the child), every
+ * unexpected death (warn) with its status or signal, the respawn delay,
+ * and the stale reader slots cleared.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,17 +44,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
-#include "store/cache.h"
 #include "core/daemon.h"
+#include "core/ipc.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "master/master.h"
 #include "master/master_sig.h"
 #include "scan/scan.h"
 #include "store/storage.h"
-#include "core/util.h"
-#include "worker/worker.h"
 
 static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind kind, int slot)
 {
@@ -109,31 +124,117 @@ static pid_t fork_child(struct talas_master *m, const char *what)
     return pid;
 }
 
+/* Adds PID to the dead workers whose claims are to be released. */
+static void release_add(struct talas_master *m, const pid_t *pids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (m->release_count == TALAS_RELEASE_PIDS_MAX) {
+            memmove(m->release_pids, m->release_pids + 1, (m->release_count - 1) * sizeof(pid_t));
+            m->release_count--;
+        }
+        m->release_pids = xrealloc(m->release_pids, (m->release_count + 1) * sizeof(pid_t));
+        m->release_pids[m->release_count++] = pids[i];
+    }
+}
+
+static char *join_ints(const int *v, size_t n)
+{
+    struct talas_buf b = {0};
+
+    for (size_t i = 0; i < n; i++)
+        talas_buf_printf(&b, "%s%d", i > 0 ? "," : "", v[i]);
+    talas_buf_append(&b, "", 1);
+    return b.data;
+}
+
+/* The worker's command line (workers/worker/main.c), built before fork:
+ * the child allocates nothing. Free with free_argv. */
+static char **worker_argv(struct talas_master *m, int slot, const int *fds, size_t nfds, int ipc_fd)
+{
+    char **argv = xcalloc(24, sizeof(*argv));
+    size_t n = 0;
+
+    argv[n++] = xstrdup("talas-worker");
+    argv[n++] = xstrdup("--config-fd");
+    argv[n++] = xasprintf("%d", m->conf_fd);
+    argv[n++] = xstrdup("--config-name");
+    argv[n++] = xstrdup(m->config_file);
+    argv[n++] = xstrdup("--slot");
+    argv[n++] = xasprintf("%d", slot);
+    argv[n++] = xstrdup("--generation");
+    argv[n++] = xasprintf("%u", m->generation);
+    argv[n++] = xstrdup("--listen-fds");
+    argv[n++] = join_ints(fds, nfds);
+    argv[n++] = xstrdup("--notify-fd");
+    argv[n++] = xasprintf("%d", m->notify_fd[1]);
+    argv[n++] = xstrdup("--ipc-fd");
+    argv[n++] = xasprintf("%d", ipc_fd);
+    if (m->release_count > 0) {
+        int *pids = xcalloc(m->release_count, sizeof(int));
+        for (size_t i = 0; i < m->release_count; i++)
+            pids[i] = (int)m->release_pids[i];
+        argv[n++] = xstrdup("--release-claims-of");
+        argv[n++] = join_ints(pids, m->release_count);
+        free(pids);
+    }
+    if (m->start_dir_fd != -1)
+        argv[n++] = xstrdup("--detached");
+    argv[n] = NULL;
+    return argv;
+}
+
+static void free_argv(char **argv)
+{
+    for (size_t i = 0; argv[i] != NULL; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+/* In the child: FD survives the exec. */
+static void pass_fd(int fd)
+{
+    int flags;
+
+    if (fd != -1 && (flags = fcntl(fd, F_GETFD)) != -1)
+        fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+}
+
 void talas_master_spawn_worker(struct talas_master *m, int slot)
 {
-    struct talas_worker_args args;
-    int *fds = xcalloc(talas_listen_count(m->conf), sizeof(int));
+    size_t nfds = talas_listen_count(m->conf);
+    int *fds = xcalloc(nfds, sizeof(int));
     int ipc[2] = {-1, -1};
+    char **argv;
     pid_t pid;
 
     talas_listen_set_fds(m->listen, m->conf, slot, fds);
     /* without its channel a worker still serves HTTP; realtime events
      * then stay on that worker */
     talas_master_ipc_pair(ipc);
+    argv = worker_argv(m, slot, fds, nfds, ipc[1]);
     if ((pid = fork_child(m, "worker")) == 0) {
         if (ipc[0] != -1)
             close(ipc[0]);
-        /* what ps, top and pgrep show, like nginx's "worker process" */
+        /* what ps, top and pgrep show from fork on, like nginx's "worker
+         * process"; the exec keeps it (the program's name) */
         prctl(PR_SET_NAME, "talas-worker");
-        talas_listen_set_close_others(m->listen, fds, talas_listen_count(m->conf));
-        args.conf = m->conf;
-        args.slot = slot;
-        args.generation = m->generation;
-        args.listen_fds = fds;
-        args.notify_fd = m->notify_fd[1];
-        args.ipc_fd = ipc[1];
-        talas_worker_main(&args);
+        talas_listen_set_close_others(m->listen, fds, nfds);
+        for (size_t i = 0; i < nfds; i++)
+            pass_fd(fds[i]);
+        pass_fd(m->notify_fd[1]);
+        pass_fd(ipc[1]);
+        pass_fd(m->conf_fd);
+        /* relative paths in the configuration mean what they meant to the
+         * master when it parsed the same text */
+        if (m->start_dir_fd != -1 && fchdir(m->start_dir_fd) == -1)
+            log_error("%s: fchdir() to the start directory failed: %s", __func__, strerror(errno));
+        else
+            execv(m->worker_program, argv);
+        log_error("%s: worker %d: execv(\"%s\") failed: %s", __func__, slot, m->worker_program,
+                  strerror(errno));
+        _exit(2);
     }
+    free_argv(argv);
     free(fds);
     if (ipc[1] != -1)
         close(ipc[1]);
@@ -146,6 +247,11 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
     child_add(m, pid, TALAS_CHILD_WORKER, slot);
     if (ipc[0] != -1)
         talas_master_ipc_attach(&m->children[m->child_count - 1], ipc[0]);
+    /* the new worker releases them; they come back if it dies unready */
+    m->children[m->child_count - 1].release_pids = m->release_pids;
+    m->children[m->child_count - 1].release_count = m->release_count;
+    m->release_pids = NULL;
+    m->release_count = 0;
     m->slots[slot].pid = pid;
     log_info("started worker %d (pid %d, generation %u)", slot, (int)pid, m->generation);
 }
@@ -160,6 +266,9 @@ static _Noreturn void scanner_main(const struct talas_config *conf, int notify_f
 
     close(notify_fd);
     talas_log_set_role("scanner");
+    /* the one child that writes without an exec: the guard the master set
+     * came with the fork */
+    talas_storage_allow_writes();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     talas_drop_privileges(conf->user, conf->group);
@@ -202,50 +311,20 @@ static void describe_status(int status, char *buf, size_t size)
         snprintf(buf, size, "ended with status %#x", status);
 }
 
-/* Clears the reader slots of dead processes. The master opens the
- * environment only for this, read-only, and closes it at once: it never
- * holds an LMDB handle across a fork. */
+/* Clears the reader slots of dead processes: a read-only open, closed at
+ * once, never a handle kept across a fork. */
 static void clear_stale_readers(const struct talas_config *conf)
 {
-    MDB_env *env;
-    int rc, dead = 0;
-
-    if ((rc = mdb_env_create(&env)) != 0)
-        goto fail;
-    mdb_env_set_maxreaders(env, 1024);
-    mdb_env_set_maxdbs(env, 32);
-    if ((rc = mdb_env_open(env, conf->storage_path, MDB_NOTLS | MDB_RDONLY, 0640)) != 0 ||
-        (rc = mdb_reader_check(env, &dead)) != 0) {
-        mdb_env_close(env);
-        goto fail;
-    }
-    mdb_env_close(env);
-    if (dead > 0)
-        log_warn("cleared %d stale LMDB reader slot(s) left by dead processes", dead);
-    return;
-
-fail:
-    log_error("%s: clearing stale LMDB readers in \"%s\" failed: %s", __func__, conf->storage_path,
-              mdb_strerror(rc));
-}
-
-/* A worker that died may have held encode claims: they are stale once its
- * pid is gone, but a new process could get that pid first. Releasing them
- * now keeps single flight from waiting on a claim nobody will finish. */
-static void release_claims(const struct talas_config *conf, pid_t pid)
-{
-    struct talas_storage *st;
-    size_t n = 0;
     char *error;
+    int dead;
 
-    if (talas_storage_open(conf->storage_path, conf->storage_map_size, &st, &error) != 0) {
-        log_error("%s: %s", __func__, error);
+    if (talas_storage_reader_check(conf->storage_path, &dead, &error) != 0) {
+        log_error("%s: clearing stale LMDB readers failed: %s", __func__, error);
         free(error);
         return;
     }
-    if (talas_cache_release_pid(st, pid, &n) == 0 && n > 0)
-        log_warn("released %zu encode claim(s) of dead worker %d", n, (int)pid);
-    talas_storage_close(st);
+    if (dead > 0)
+        log_warn("cleared %d stale LMDB reader slot(s) left by dead processes", dead);
 }
 
 void talas_master_reap(struct talas_master *m)
@@ -254,6 +333,9 @@ void talas_master_reap(struct talas_master *m)
     int status, reaped = 0;
     pid_t pid;
 
+    /* a worker's ready message is written before it can die serving:
+     * read what is in the pipe so that c->ready is up to date */
+    talas_master_read_notify(m);
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct talas_child *c = child_find(m, pid);
         uint64_t now = talas_now_ms(), lifetime;
@@ -263,8 +345,19 @@ void talas_master_reap(struct talas_master *m)
         reaped = 1;
         describe_status(status, how, sizeof(how));
         lifetime = now - c->started_ms;
-        if (c->kind == TALAS_CHILD_WORKER && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-            release_claims(m->conf, pid);
+        if (c->kind == TALAS_CHILD_WORKER) {
+            /* the pids it was to release, when it died before it did (it
+             * releases them before it says it is ready) */
+            if (!c->ready)
+                release_add(m, c->release_pids, c->release_count);
+            free(c->release_pids);
+            c->release_pids = NULL;
+            /* once it served it may have died holding encode claims:
+             * the next worker started releases them (the master does not
+             * write); one that never got ready took none */
+            if (c->ready && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+                release_add(m, &pid, 1);
+        }
         if (c->kind == TALAS_CHILD_SCANNER) {
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 log_info("library scan (pid %d) done", (int)pid);
@@ -312,8 +405,13 @@ void talas_master_read_notify(struct talas_master *m)
     /* messages are smaller than PIPE_BUF: each read returns whole ones */
     while (read(m->notify_fd[0], &msg, sizeof(msg)) == (ssize_t)sizeof(msg)) {
         struct talas_child *c = child_find(m, msg.pid);
-        if (c != NULL)
+        if (c != NULL) {
             c->ready = 1;
+            /* released before it said so (worker.c) */
+            free(c->release_pids);
+            c->release_pids = NULL;
+            c->release_count = 0;
+        }
     }
 }
 
@@ -349,8 +447,10 @@ int talas_master_tick_reload(struct talas_master *m, uint64_t now)
          * waits in the queue for the new ones, nothing is refused */
         retire_others(m, SIGTERM);
         talas_config_free(m->prev_conf);
+        close(m->prev_conf_fd);
         free(m->prev_slots);
         m->prev_conf = NULL;
+        m->prev_conf_fd = -1;
         m->prev_slots = NULL;
         talas_listen_set_prune(m->listen, m->conf);
         log_info("reload complete: generation %u serves with %d worker(s)", m->generation, m->conf->workers);
@@ -371,9 +471,12 @@ int talas_master_tick_reload(struct talas_master *m, uint64_t now)
         free(why);
     }
     talas_config_free(m->conf);
+    close(m->conf_fd);
     free(m->slots);
     m->conf = m->prev_conf;
+    m->conf_fd = m->prev_conf_fd;
     m->slots = m->prev_slots;
+    m->prev_conf_fd = -1;
     m->generation = m->prev_generation;
     m->prev_conf = NULL;
     m->prev_slots = NULL;

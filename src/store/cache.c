@@ -1063,7 +1063,13 @@ static int claim_decode(const MDB_val *val, struct claim *c)
     return 0;
 }
 
-/* 1 when the claim's holder may still be encoding. */
+/* 1 when the claim's holder may still be encoding. A holder whose pid is
+ * gone (ESRCH) is dead whoever asks, so a claimer takes its claim over
+ * without waiting for anybody to release it. A pid already reused by
+ * another process looks alive until the claim times out: that is why a new
+ * worker releases by pid the claims of the workers that died before it
+ * started (talas_cache_release_pid), and why this process's own pid is
+ * told apart by its token. */
 static int claim_live(const struct claim *c, uint64_t timeout_ms, uint64_t now)
 {
     uint64_t age = now > c->time_ms ? now - c->time_ms : c->time_ms - now; /* a clock stepped back too */

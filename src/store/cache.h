@@ -185,12 +185,13 @@ enum talas_claim talas_cache_claim(struct talas_storage *st, const struct talas_
  * over, or never taken), or an LMDB error. */
 int talas_cache_release(struct talas_storage *st, const char *track, const char *variant, uint32_t index);
 /* Deletes every claim held by PID, whatever its token: a worker calls it
- * with getpid() when it starts and stops, the master with the pid of a
- * worker it reaped. Stores the number deleted in *count_r (may be NULL).
+ * with getpid() when it starts and stops, and when it starts with the pid
+ * of each worker that died before it (the master passes them: it never
+ * writes to LMDB itself). Stores the number deleted in *count_r (may be NULL).
  * Returns 0 or an LMDB error. */
 int talas_cache_release_pid(struct talas_storage *st, pid_t pid, size_t *count_r);
 /* Deletes the claims of dead processes, claims older than the timeout and
- * malformed claims (the master, e.g. when it starts). Returns 0 or an LMDB
+ * malformed claims (a worker when it starts). Returns 0 or an LMDB
  * error. */
 int talas_cache_claims_reap(struct talas_storage *st, const struct talas_cache_limits *limits,
                             size_t *count_r);

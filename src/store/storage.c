@@ -3,12 +3,20 @@
  *
  * Entry points: talas_storage_open() / talas_storage_close(), the accessors
  * talas_storage_env(), talas_storage_dbi() and talas_storage_path(), the
- * transaction helpers talas_storage_read_begin() / talas_storage_write_begin()
- * and talas_storage_reader_check().
+ * transaction helpers talas_storage_read_begin() / talas_storage_write_begin(),
+ * the read-only checks talas_storage_check() and talas_storage_reader_check()
+ * that the master uses, the guard talas_storage_forbid_writes() /
+ * talas_storage_allow_writes(), and the META counters.
+ *
+ * Every write transaction of src/store/ begins in txn_begin() here, so the
+ * guard is one test on one path. It is on in every build: a master that
+ * writes could wait on a worker's writer lock, and the abort says so at
+ * once instead of as a stall under load.
  *
  * Logs nothing itself: open errors come back to the caller as a message that
  * names the path and the LMDB call that failed, and the caller decides
- * whether that is fatal.
+ * whether that is fatal. A write after talas_storage_forbid_writes() is a
+ * panic() (abort) naming the call and the path.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,9 +27,28 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "core/log.h"
 #include "store/storage.h"
 #include "core/util.h"
+
+/* Every process opens the environment with the same limits: the first
+ * opener sizes the lock file's reader table (maxreaders), and a process
+ * with a smaller maxdbs could not open every named database.
+ *
+ * One reader slot per concurrent read transaction across all processes:
+ * with MDB_NOTLS each request in flight in each worker may hold one, and a
+ * response served from the transcode cache holds its transaction until the
+ * client has read it (slow clients included). 8192 slots cost 512 KiB of
+ * lock file (64 bytes each) and nothing per transaction: LMDB only scans
+ * the slots used so far. Running out would fail requests with
+ * MDB_READERS_FULL. */
+#define STORAGE_MAX_READERS 8192
+#define STORAGE_MAX_DBS 32
+
+/* Set by talas_storage_forbid_writes (the master). */
+static int writes_forbidden;
 
 struct talas_storage {
     MDB_env *env;
@@ -76,6 +103,61 @@ static int mkdir_p(const char *path, char **error_r)
     return 0;
 }
 
+void talas_storage_forbid_writes(void)
+{
+    writes_forbidden = 1;
+}
+
+void talas_storage_allow_writes(void)
+{
+    writes_forbidden = 0;
+}
+
+static void check_writable(const char *call, const char *path)
+{
+    if (writes_forbidden)
+        panic("%s(\"%s\") in a process that forbade LMDB writes (talas_storage_forbid_writes): "
+              "the master must never write nor wait on the writer lock",
+              call, path);
+}
+
+/* Creates and opens the environment handle with the shared limits; FLAGS
+ * are added to MDB_NOTLS. Returns 0, or an LMDB error with the failing
+ * call in *call_r (*env_r is then closed and NULL). MAP_SIZE 0 keeps
+ * LMDB's default (a read-only open maps the data file's size anyway). */
+static int env_open(const char *path, uint64_t map_size, unsigned int flags, MDB_env **env_r,
+                    const char **call_r)
+{
+    MDB_env *env;
+    int rc;
+
+    *env_r = NULL;
+    *call_r = "mdb_env_create";
+    if ((rc = mdb_env_create(&env)) != 0)
+        return rc;
+    *call_r = "mdb_env_set_maxdbs";
+    if ((rc = mdb_env_set_maxdbs(env, STORAGE_MAX_DBS)) != 0)
+        goto fail;
+    *call_r = "mdb_env_set_maxreaders";
+    if ((rc = mdb_env_set_maxreaders(env, STORAGE_MAX_READERS)) != 0)
+        goto fail;
+    /* A map size below the data already stored is fine: LMDB raises it to
+     * the size of the data file when it opens the environment. */
+    if (map_size > SIZE_MAX)
+        map_size = SIZE_MAX;
+    *call_r = "mdb_env_set_mapsize";
+    if (map_size != 0 && (rc = mdb_env_set_mapsize(env, (size_t)map_size)) != 0)
+        goto fail;
+    *call_r = "mdb_env_open";
+    if ((rc = mdb_env_open(env, path, MDB_NOTLS | flags, 0640)) != 0)
+        goto fail;
+    *env_r = env;
+    return 0;
+fail:
+    mdb_env_close(env);
+    return rc;
+}
+
 int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage **st_r, char **error_r)
 {
     struct talas_storage *st;
@@ -83,37 +165,13 @@ int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage
     const char *call;
     int rc;
 
+    check_writable(__func__, path);
     st = xcalloc(1, sizeof(*st));
     st->path = xstrdup(path);
 
     if (mkdir_p(path, error_r) == -1)
         goto fail_msg;
-
-    call = "mdb_env_create";
-    if ((rc = mdb_env_create(&st->env)) != 0)
-        goto fail;
-    call = "mdb_env_set_maxdbs";
-    if ((rc = mdb_env_set_maxdbs(st->env, 32)) != 0)
-        goto fail;
-    /* One slot per concurrent read transaction across all processes: with
-     * MDB_NOTLS each request in flight in each worker may hold one, and a
-     * response served from the transcode cache holds its transaction until
-     * the client has read it (slow clients included). 8192 slots cost 512
-     * KiB of lock file (64 bytes each) and nothing per transaction: LMDB
-     * only scans the slots used so far. Running out would fail requests
-     * with MDB_READERS_FULL. */
-    call = "mdb_env_set_maxreaders";
-    if ((rc = mdb_env_set_maxreaders(st->env, 8192)) != 0)
-        goto fail;
-    /* A map size below the data already stored is fine: LMDB raises it to
-     * the size of the data file when it opens the environment. */
-    if (map_size > SIZE_MAX)
-        map_size = SIZE_MAX;
-    call = "mdb_env_set_mapsize";
-    if ((rc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0)
-        goto fail;
-    call = "mdb_env_open";
-    if ((rc = mdb_env_open(st->env, path, MDB_NOTLS, 0640)) != 0)
+    if ((rc = env_open(path, map_size, 0, &st->env, &call)) != 0)
         goto fail;
 
     /* Named databases are opened once, in a single short write transaction;
@@ -194,17 +252,63 @@ int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r)
 
 int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r)
 {
+    check_writable(__func__, st->path);
     return txn_begin(st, 0, txn_r);
 }
 
-int talas_storage_reader_check(struct talas_storage *st, int *dead_r)
+/* 1 when PATH holds no environment yet (no data file). */
+static int env_missing(const char *path)
 {
-    int dead = 0;
-    int rc = mdb_reader_check(st->env, &dead);
+    char *data = xasprintf("%s/data.mdb", path);
+    int missing = access(data, F_OK) == -1 && errno == ENOENT;
 
-    if (dead_r != NULL)
-        *dead_r = dead;
-    return rc;
+    free(data);
+    return missing;
+}
+
+int talas_storage_reader_check(const char *path, int *dead_r, char **error_r)
+{
+    const char *call;
+    MDB_env *env;
+    int rc, dead = 0;
+
+    *dead_r = 0;
+    if (env_missing(path))
+        return 0;
+    if ((rc = env_open(path, 0, MDB_RDONLY, &env, &call)) != 0)
+        goto fail;
+    call = "mdb_reader_check";
+    rc = mdb_reader_check(env, &dead);
+    mdb_env_close(env);
+    if (rc != 0)
+        goto fail;
+    *dead_r = dead;
+    return 0;
+fail:
+    *error_r = xasprintf("%s: %s() failed: %s", path, call, mdb_strerror(rc));
+    return -1;
+}
+
+int talas_storage_check(const char *path, uint64_t map_size, char **error_r)
+{
+    const char *call;
+    MDB_env *env;
+    int rc;
+
+    if (mkdir_p(path, error_r) == -1)
+        return -1;
+    if (access(path, W_OK | X_OK) == -1) {
+        *error_r = xasprintf("%s: access() failed: %s", path, strerror(errno));
+        return -1;
+    }
+    if (env_missing(path))
+        return 0;
+    if ((rc = env_open(path, map_size, MDB_RDONLY, &env, &call)) != 0) {
+        *error_r = xasprintf("%s: %s() failed: %s", path, call, mdb_strerror(rc));
+        return -1;
+    }
+    mdb_env_close(env);
+    return 0;
 }
 
 #define COUNTERS_MAX 32

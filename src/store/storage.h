@@ -7,6 +7,11 @@
  * its own handle after fork(): never use a handle across fork (LMDB's own
  * header says so). One writer at a time across all processes: keep write
  * transactions short, and never run one on a worker's event loop for long.
+ *
+ * The master never writes (it must never wait on the writer lock): it calls
+ * talas_storage_forbid_writes() at start, after which talas_storage_open()
+ * and talas_storage_write_begin() abort the process. It may only check the
+ * environment read-only (talas_storage_check, talas_storage_reader_check).
  */
 #ifndef TALAS_STORAGE_H
 #define TALAS_STORAGE_H
@@ -39,7 +44,8 @@ struct talas_storage; /* opaque, owned by the process that opened it */
  * Opens (creating the directory and the databases when missing) the
  * environment at PATH with the given map size. Returns 0 and the handle in
  * *st_r, or -1 with a malloc'd message naming the path and the failing call
- * in *error_r.
+ * in *error_r. Aborts the process after talas_storage_forbid_writes(): it
+ * may create databases in a write transaction.
  */
 int talas_storage_open(const char *path, uint64_t map_size, struct talas_storage **st_r, char **error_r);
 void talas_storage_close(struct talas_storage *st);
@@ -52,12 +58,41 @@ const char *talas_storage_path(struct talas_storage *st);
 
 /* Begins a read-only transaction; returns 0 or an LMDB error code. */
 int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r);
-/* Begins a write transaction (blocks while another process writes). */
+/* Begins a write transaction (blocks while another process writes).
+ * Aborts the process after talas_storage_forbid_writes(). */
 int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r);
 
-/* Clears the reader slots of dead processes (mdb_reader_check); stores the
- * number cleared in *dead_r. Returns 0 or an LMDB error code. */
-int talas_storage_reader_check(struct talas_storage *st, int *dead_r);
+/*
+ * Clears the reader slots of dead processes (mdb_reader_check) in the
+ * environment at PATH, opened read-only for the call (with the same limits
+ * as talas_storage_open) and closed before it returns: a process that must
+ * not write (the master, after reaping a child) holds no handle across a
+ * fork. Stores the number cleared in *dead_r. An environment that does not
+ * exist yet has no readers: 0 cleared. Returns 0, or -1 with a malloc'd
+ * message naming the path and the failing call in *error_r.
+ */
+int talas_storage_reader_check(const char *path, int *dead_r, char **error_r);
+
+/*
+ * What a process that must not write can check of the storage before its
+ * children use it: creates the directory PATH when missing (0750, parents
+ * included), and opens an existing environment read-only with MAP_SIZE.
+ * The first talas_storage_open() creates a missing one. Returns 0, or -1
+ * with a malloc'd message in *error_r.
+ */
+int talas_storage_check(const char *path, uint64_t map_size, char **error_r);
+
+/*
+ * Forbids LMDB writes in this process from now on: talas_storage_open()
+ * (which may create databases) and talas_storage_write_begin() then call
+ * panic(), naming the call and the path. talas-master calls it first thing:
+ * it must never wait on the writer lock of its workers. The flag is
+ * inherited by fork(); a forked child that is meant to write (the master's
+ * library scanner) lifts it with talas_storage_allow_writes(). exec()
+ * clears it (the worker program).
+ */
+void talas_storage_forbid_writes(void);
+void talas_storage_allow_writes(void);
 
 /*
  * Named counters in the META database: KEY holds little-endian uint64s.

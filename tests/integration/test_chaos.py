@@ -20,6 +20,12 @@
 (e) a library file truncated or replaced while it is streamed, original and
     transcode: no crash, the response ends (complete, or cut by closing the
     connection), later requests see the new file.
+(f) kill -9 of a worker in the middle of cold transcodes: the master, which
+    aborts on any LMDB write (talas_storage_forbid_writes), stays up; the
+    worker that replaces the victim releases its encode claims before it
+    serves (and says so in the log); the interrupted transcodes are encoded
+    once more and served whole and identical; `talasctl cache verify` is
+    clean.
 
 The figures (requests, failures, respawn times, entries verified) are
 printed (pytest -s) and written to $TALAS_BUILDDIR/tests/artifacts/chaos.json.
@@ -879,3 +885,103 @@ def test_library_file_changed_while_streamed(talas_server, tmp_path):
     t = srv.track_by_title("Long FLAC")
     assert t is not None and abs(t["duration_ms"] - 45000) < 500, t
     report("e_file_changed_mid_stream", seen)
+
+
+# ------------------------------------- (f) kill -9 of a worker mid-encode
+
+class PidReader(threading.Thread):
+    """/api/health, then GET PATH on the same keep-alive connection: the
+    worker that serves the transcode (pid) and every byte received."""
+
+    def __init__(self, port, path):
+        super().__init__(daemon=True)
+        self.port, self.path = port, path
+        self.pid = None
+        self.body = bytearray()
+        self.status = None
+        self.error = None
+        self.done = False
+
+    def run(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            c.request("GET", "/api/health")
+            r = c.getresponse()
+            self.pid = json.loads(r.read())["pid"]
+            c.request("GET", self.path)
+            resp = c.getresponse()
+            self.status = resp.status
+            while True:
+                d = resp.read1(16384)
+                if not d:
+                    break
+                self.body += d
+                time.sleep(0.02)  # a listener, not a download: the encode lasts
+            self.done = True
+        except Exception as e:  # noqa: BLE001
+            self.error = f"{type(e).__name__}: {e}"
+
+
+def test_worker_killed_mid_encode_master_never_writes(talas_server, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for k in range(4):
+        make_flac(lib / f"mid{k}.flac", 60, f"Mid {k}", 350 + 60 * k)
+    srv = talas_server([lib], workers=2,
+                       extra_yaml="transcode:\n  threads: 1\ncache:\n  max_size: 128MiB\n")
+    ids = ids_by_title(srv)
+    master = srv.master_pid
+    rounds = []
+    for prof in ("mp3", "low", "high"):
+        paths = [f"/stream/{ids[f'Mid {k}']}?profile={prof}" for k in range(4)]
+        readers = [PidReader(srv.port, p) for p in paths]
+        for r in readers:
+            r.start()
+
+        def streaming():
+            live = [r for r in readers if r.pid and len(r.body) > 0 and not r.done]
+            return live[0] if live else None
+        first = tf.wait_for(streaming, 60, interval=0.01, what="a cold transcode to stream")
+        victim = first.pid
+        os.kill(victim, signal.SIGKILL)
+        tf.wait_for(lambda: len(srv.worker_pids()) == 2 and victim not in srv.worker_pids(), 10,
+                    what="a replacement worker")
+        for r in readers:
+            r.join(timeout=120)
+        assert not any(r.is_alive() for r in readers), "a transcode hung"
+        pattern = re.compile(rf"#worker: released (\d+) encode claim\(s\) of dead worker {victim}\b")
+        m = tf.wait_for(lambda: pattern.search(tf.read_text(srv.error_log, limit=5_000_000)), 10,
+                        what=f"the new worker to release the claims of {victim}")
+        released = int(m.group(1))
+        cut = [r for r in readers if r.pid == victim]
+        # The interrupted transcodes again: the rest is encoded once more,
+        # what had been served is a prefix, the whole decodes to the track,
+        # and a second play is the same bytes (from the cache).
+        s1 = settled_stats(srv)
+        for r in cut:
+            st, h, after = srv.get(r.path, timeout=180)
+            assert st == 200 and after, (r.path, st)
+            assert after[:len(r.body)] == bytes(r.body), f"{r.path}: served bytes differ after the kill"
+            secs = decoded_seconds(after, tmp_path, "mid")
+            assert abs(secs - 60) < 0.5, (r.path, secs)
+            st, h, again = srv.get(r.path, timeout=60)
+            assert st == 200 and again == after, f"{r.path}: a second play differs"
+        s2 = settled_stats(srv)
+        clean, entries, chunks, _, text = ctl_verify(srv)
+        rounds.append({"profile": prof, "victim": victim, "streams_on_victim": len(cut),
+                       "cut_by_kill": sum(1 for r in cut if not r.done),
+                       "claims_released_by_successor": released,
+                       "encodes_after_kill": s2["transcodes_started"] - s1["transcodes_started"],
+                       "verify_clean": clean, "entries": entries, "chunks": chunks})
+        # the master is the same process: an LMDB write would have aborted it
+        assert srv.running() and srv.master_pid == master and tf.pid_alive(master)
+        assert clean, text
+        assert rounds[-1]["encodes_after_kill"] >= 1, rounds[-1]
+    log = tf.read_text(srv.error_log, limit=5_000_000)
+    report("f_kill_worker_mid_encode", {"rounds": rounds})
+    assert not re.search(r"forbade LMDB writes|#master: .*killed by signal 6", log), log[-3000:]
+    for r in rounds:
+        assert re.search(rf"\(pid {r['victim']}\) killed by signal 9", log), r
+    # at least one kill caught claims in flight: the release was tested
+    assert any(r["claims_released_by_successor"] > 0 for r in rounds), rounds
+    assert srv.health()["status"] == "ok"

@@ -25,7 +25,7 @@ def test_make_install_destdir_gives_a_packager_tree(tmp_path):
     prefix_dirs = [p for p in dest.rglob("sbin") if p.is_dir()]
     assert len(prefix_dirs) == 1, prefix_dirs
     prefix = prefix_dirs[0].parent
-    for rel in ["sbin/talas-master", "bin/talasctl"]:
+    for rel in ["sbin/talas-master", "bin/talasctl", "libexec/talas/talas-worker"]:
         assert os.access(prefix / rel, os.X_OK), rel
     for rel in ["share/man/man8/talas-master.8", "share/man/man8/talasctl.8",
                 "share/man/man5/talas.yaml.5"]:
@@ -49,7 +49,15 @@ def test_make_install_destdir_gives_a_packager_tree(tmp_path):
     assert "./var/" not in settings and "./web" not in settings, settings
     assert re.search(r"^\s+- /\S+/lib/talas/library$", text, re.M), text
     assert re.search(r"^\s+www_root: /\S+/share/talas/www$", text, re.M), text
+    # A staged talas-master looks for its worker program in $(pkglibexecdir)
+    # without DESTDIR, where it is not: -t says so. The installed sample is
+    # checked by the build tree's, which finds talas-worker beside it.
     check = subprocess.run([str(prefix / "sbin/talas-master"), "-t", "-c", str(conf)],
+                           capture_output=True, text=True, timeout=30)
+    real = "/" + str(prefix.relative_to(dest)) + "/libexec/talas/talas-worker"
+    if not os.access(real, os.X_OK):
+        assert check.returncode == 1 and "talas-worker" in check.stderr, check.stderr
+    check = subprocess.run([str(tf.TALAS_MASTER), "-t", "-c", str(conf)],
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     # uninstall takes back everything but the directories, and an unchanged config

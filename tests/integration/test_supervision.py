@@ -8,7 +8,9 @@ end, pass or fail) and drives it with real clients under load:
   one it swaps workers without failing a single request;
 - SIGTERM lets an in-flight download finish, refuses new connections, exits 0;
 - SIGUSR1 reopens the logs;
-- a worker that keeps dying young is respawned with backoff.
+- a worker that keeps dying young is respawned with backoff;
+- a worker respawned after the configuration file was edited runs the text
+  its generation was validated with (the master hands it over), not the file.
 """
 
 import http.client
@@ -157,6 +159,34 @@ def test_killed_worker_is_replaced_under_load(talas_server, library_dir):
     log = tf.read_text(srv.error_log, limit=200000)
     assert re.search(rf"\(pid {victim}\) killed by signal 9", log), log[-2000:]
     assert srv.health()["status"] == "ok"
+
+
+def test_respawned_worker_runs_its_generations_config_text(talas_server, library_dir):
+    srv = talas_server([library_dir])
+    pids = srv.wait_worker_pids(2)
+    gen = srv.health()["generation"]
+    good = srv.config_text()
+    # an edit nobody reloaded: it must not reach the running generation
+    srv.write_config(good + "bogus_key: 1\n")
+    os.kill(pids[0], signal.SIGKILL)
+    new = tf.wait_for(lambda: [p for p in srv.worker_pids() if p not in pids], 5,
+                      what="a replacement worker")
+    # the replacement serves, with the same generation (two tries: a
+    # connection lands on either worker)
+    time.sleep(0.5)
+    for _ in range(6):
+        h = srv.health()
+        assert h["status"] == "ok" and h["generation"] == gen, h
+    assert len(srv.tracks()) == len(tf.LIBRARY_TRACKS)
+    assert srv.worker_pids() == sorted([pids[1]] + new)
+    log = tf.read_text(srv.error_log, limit=200000)
+    assert "bogus_key" not in log, log[-2000:]
+    assert re.search(rf"#worker: worker 0 \(generation {gen}\) serving", log.split(f"pid {pids[0]}) killed")[-1])
+    # the master, which does read the file on a reload, refuses it
+    srv.reload()
+    tf.wait_for(lambda: "bogus_key" in tf.read_text(srv.error_log, limit=200000), 5,
+                what="the reload to refuse the edited file")
+    assert srv.health()["generation"] == gen
 
 
 # ------------------------------------------------------------- (b) bad HUP

@@ -394,7 +394,7 @@ static void test_storage_open(void **state)
     assert_int_equal(sb.st_mode & 0777, 0750);
     assert_string_equal(talas_storage_path(st), sub);
     assert_non_null(talas_storage_env(st));
-    assert_int_equal(talas_storage_reader_check(st, &dead), 0);
+    assert_int_equal(talas_storage_reader_check(sub, &dead, &error), 0);
     assert_int_equal(dead, 0);
 
     /* Fill the data file past 1 MiB, then reopen it with a 1 MiB map. */

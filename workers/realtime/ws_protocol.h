@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ipc.h" /* enum talas_ws_target: the master relays events too */
 #include "core/json.h"
 #include "core/util.h"
 
@@ -112,8 +113,6 @@ int talas_ws_event_info_read(const char *json, size_t len, struct talas_ws_event
  * event with that value. An event without the member does not match. */
 int talas_ws_filters_match(const struct talas_ws_event_info *info, const struct talas_ws_filter *filters,
                            size_t count);
-
-enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION };
 
 /* POST /api/events: {"event":{...}, "send_to_user":U | "send_to_connection":C}. */
 struct talas_ws_publish {

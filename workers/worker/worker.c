@@ -1,11 +1,13 @@
 /*
  * worker.c - the life of an HTTP worker process.
  *
- * Entry point: talas_worker_main, called by the master right after fork().
- * It builds everything a worker owns (h2o configuration, event loop and
- * context, the LMDB handle, TLS contexts), starts accepting on the
- * listening sockets the master opened, tells the master it is ready, and
- * runs the loop. Signals only set flags and write to a self-pipe that the
+ * Entry point: talas_worker_main, called by main() of the talas-worker
+ * program (main.c), which the master execs in each child. It builds
+ * everything a worker owns (h2o configuration, event loop and context, the
+ * LMDB handle, TLS contexts), releases the encode claims of the workers
+ * that died before it (the master never writes to LMDB), starts accepting
+ * on the listening sockets the master opened, tells the master it is ready,
+ * and runs the loop. Signals only set flags and write to a self-pipe that the
  * loop watches (Postfix master_sig.c):
  *
  *   SIGTERM, SIGINT, SIGQUIT  graceful stop: close the listeners, ask HTTP/2 peers to
@@ -15,7 +17,8 @@
  *   SIGHUP           ignored (the master reloads by replacing workers)
  *
  * Logs: start and stop, failures to start (exit status 2, which the master
- * counts as dying young), and the state of the shutdown.
+ * counts as dying young), the claims of dead workers it released, and the
+ * state of the shutdown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@
 #include "core/util.h"
 #include "worker/worker.h"
 #include "realtime/ws_hub.h"
+#include "store/cache.h"
 
 struct listener {
     h2o_accept_ctx_t accept_ctx;
@@ -286,6 +290,28 @@ static void notify_ready(int fd)
     close(fd);
 }
 
+/* The encode claims of dead workers would make single flight wait on
+ * chunks nobody encodes: the master only tells us their pids (it does
+ * not write to LMDB), and we release them before serving. Claims of other
+ * dead processes are reaped too; a claimer also takes over a claim whose
+ * holder is gone (cache.c), so this is prompt cleanup, not the only way. */
+static void release_dead_claims(const struct talas_worker_args *args)
+{
+    size_t n;
+
+    for (size_t i = 0; i < args->release_count; i++) {
+        n = 0;
+        if (talas_cache_release_pid(w.storage, args->release_pids[i], &n) != 0)
+            log_error("%s: releasing the encode claims of dead worker %d failed", __func__,
+                      (int)args->release_pids[i]);
+        else
+            log_info("released %zu encode claim(s) of dead worker %d", n, (int)args->release_pids[i]);
+    }
+    n = 0;
+    if (talas_cache_claims_reap(w.storage, NULL, &n) == 0 && n > 0)
+        log_info("released %zu stale encode claim(s) of dead processes", n);
+}
+
 /* How long an open file descriptor is reused before the file is reopened. */
 #define FILECACHE_VALID_MS 1000
 
@@ -321,6 +347,7 @@ void talas_worker_main(const struct talas_worker_args *args)
         exit(2);
     }
     talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
+    release_dead_claims(args);
     talas_peaks_jobs_init(w.pool, w.storage);
     talas_transcode_limit_init(w.storage, w.conf);
     talas_ws_hub_init(loop, w.conf, args->ipc_fd);

@@ -1,10 +1,13 @@
 /*
  * worker.h - an HTTP worker: one process, one h2o event loop.
  *
- * The master forks a worker per slot and calls talas_worker_main() in the
- * child; nothing it creates (loop, h2o context, LMDB handle, TLS context)
- * exists before fork. The worker serves until SIGTERM/SIGINT, then stops
- * accepting and finishes its responses up to shutdown_timeout.
+ * The master forks a child per slot and execs the talas-worker program in
+ * it; that program's main() (main.c) reads its command line and the
+ * configuration the master validated, fills struct talas_worker_args and
+ * calls talas_worker_main(). Nothing the worker uses (loop, h2o context,
+ * LMDB handle, TLS context) was created by the master. The worker serves
+ * until SIGTERM/SIGINT, then stops accepting and finishes its responses up
+ * to shutdown_timeout.
  */
 #ifndef TALAS_WORKER_H
 #define TALAS_WORKER_H
@@ -12,12 +15,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "core/token.h"
 #include "core/config.h"
+#include "core/ipc.h" /* struct talas_worker_ready_msg */
+#include "core/token.h"
 #include "store/storage.h"
 
 struct talas_worker_args {
-    const struct talas_config *conf; /* inherited from the master, read-only */
+    const struct talas_config *conf; /* parsed by main.c from the text the master
+                                        validated; read-only, lives as long as the process */
     int slot;                        /* 0 .. workers-1 */
     unsigned generation;             /* bumped by each reload */
     const int *listen_fds;           /* one per conf->listen entry, then one per
@@ -25,6 +30,10 @@ struct talas_worker_args {
     int notify_fd;                   /* write end of the master's status pipe */
     int ipc_fd;                      /* the worker's end of its socketpair with the master
                                         (ipc.h), -1 when there is none */
+    const pid_t *release_pids;       /* workers that died since the master last started
+                                        one: their encode claims are released before
+                                        this worker serves */
+    size_t release_count;
 };
 
 /* Runs the worker; exits the process (0 after a graceful stop, 2 when it
@@ -39,11 +48,5 @@ int talas_worker_slot(void);
  * start from the configuration's key files; owned by the worker. */
 struct talas_token *talas_worker_auth(void);
 unsigned talas_worker_generation(void);
-
-/* What a worker writes on the status pipe when it accepts connections. */
-struct talas_worker_ready_msg {
-    pid_t pid;
-    unsigned generation;
-};
 
 #endif
