@@ -77,8 +77,6 @@ CASES = [
     ("huge start", rng("bytes=99999999999999999999999-")),
     ("max off_t start", rng("bytes=9223372036854775807-")),
     ("max off_t end", rng("bytes=0-9223372036854775807")),
-    ("overflow end", rng("bytes=0-9223372036854775808")),
-    ("overflow suffix", rng("bytes=-9223372036854775808")),
     ("max suffix", rng("bytes=-9223372036854775807")),
     ("If-Range right ETag", lambda L, etag, lm: {"Range": "bytes=0-99", "If-Range": etag}),
     ("If-Range right ETag multi", lambda L, etag, lm: {"Range": "bytes=0-9,20-29",
@@ -215,3 +213,18 @@ def test_if_range_date_rfc850_forms(pair):
     for form in (rfc850, asctime):
         hdrs = {"Range": "bytes=0-99", "If-Range": form}
         compare("If-Range " + form, hdrs, ngx.get(npath, hdrs), tal.get(tpath, hdrs))
+
+
+@pytest.mark.parametrize("value", ["bytes=0-18446744073709551616", "bytes=0-9223372036854775808",
+                                   "bytes=-9223372036854775808", "bytes=10-99999999999999999999999999"])
+def test_range_past_off_t_is_clamped(pair, value):
+    """The one deliberate difference from nginx (416): a last position or a
+    suffix too large for off_t is only "past the end", which RFC 9110
+    (14.1.1) clamps to the representation: 206 and the bytes to the end."""
+    ngx, npath, tal, tpath, L = pair
+    start = 10 if value.startswith("bytes=10-") else 0
+    st, h, body = tal.get(tpath, {"Range": value})
+    assert st == 206, (value, st)
+    assert h["Content-Range"] == f"bytes {start}-{L - 1}/{L}"
+    assert int(h["Content-Length"]) == len(body) == L - start
+    assert ngx.get(npath, {"Range": value})[0] == 416  # the reference differs here

