@@ -1,5 +1,6 @@
 /*
- * http_api.c - /api/health, /api/tracks and POST /api/stream-url.
+ * http_api.c - /api/health, /api/stats, /api/profiles, /api/tracks and
+ * POST /api/stream-url.
  *
  * Entry points are declared in http_api.h. Every handler holds one LMDB
  * read transaction for the time it takes to build its body (microseconds:
@@ -22,6 +23,7 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "http/http_api.h"
+#include "http/http_profile.h"
 #include "http/http_authorize.h"
 #include "http/http_response.h"
 #include "core/json.h"
@@ -130,6 +132,28 @@ int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_key(&json, "failed");
     talas_json_uint(&json, peaks[1]);
     talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, 200, &body);
+    talas_buf_free(&body);
+    return 0;
+}
+
+int talas_api_profiles(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    const struct talas_config *conf = ctx->conf;
+    struct talas_buf body = {0};
+    struct talas_json json;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "profiles");
+    talas_json_array_begin(&json);
+    for (size_t i = 0; i < conf->transcode_profile_count; i++)
+        talas_http_profile_json(&json, &conf->transcode_profiles[i]);
+    talas_json_array_end(&json);
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);

@@ -1,5 +1,6 @@
 /*
- * http_api.h - the JSON API: health, the track catalog, signed URLs.
+ * http_api.h - the JSON API: health, the track catalog, the transcode
+ * ladder, signed URLs.
  *
  * Each handler answers the request (never returns -1) and returns 0.
  */
@@ -14,6 +15,11 @@
 int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 /* GET /api/health: liveness, worker pid, last scan. */
 int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req);
+/* GET /api/profiles: {"profiles":[...]}, the configured transcode ladder
+ * (transcode.profiles) in its configured order, each rung as
+ * talas_http_profile_json writes it. Open like /api/health: the ladder is
+ * no secret, and the web player builds its quality menu from it. */
+int talas_api_profiles(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 /* GET /api/tracks?limit=&offset=&q=; with the backend key and
  * auth.required, each track also has a signed "stream_url". */
 int talas_api_tracks(const struct talas_worker_ctx *ctx, h2o_req_t *req);

@@ -68,6 +68,8 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_api_track(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))
         return talas_api_stream_url(ctx, req);
+    if (is_path(path, "/api/profiles"))
+        return talas_api_profiles(ctx, req);
     if (is_path(path, "/api/health"))
         return talas_api_health(ctx, req);
     if (is_path(path, "/api/streaming/session"))

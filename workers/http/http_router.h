@@ -2,6 +2,7 @@
  * http_router.h - maps request paths to the handlers of the worker.
  *
  *   /api/health          http_api.c
+ *   /api/profiles        http_api.c
  *   /api/tracks[/{id}]   http_api.c
  *   /stream/{id}         http_stream.c (the file), http_transcode.c (?profile, ?format, ?t)
  *   /preview/{id}        http_transcode.c

@@ -28,6 +28,7 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "http/http_authorize.h"
+#include "http/http_profile.h"
 #include "http/http_response.h"
 #include "http/http_session.h"
 #include "core/json.h"
@@ -108,28 +109,6 @@ static void time_json(struct talas_json *json, const char *key, uint64_t ms)
     talas_json_string(json, buf);
 }
 
-static void profile_json(struct talas_json *json, const struct talas_config_profile *p)
-{
-    talas_json_object_begin(json);
-    talas_json_key(json, "quality_id");
-    talas_json_string(json, p->name);
-    talas_json_key(json, "bitrate_kbps");
-    talas_json_uint(json, (uint64_t)p->bitrate);
-    talas_json_key(json, "sample_rate");
-    talas_json_uint(json, (uint64_t)p->sample_rate);
-    talas_json_key(json, "channels");
-    talas_json_uint(json, (uint64_t)p->channels);
-    talas_json_key(json, "codec");
-    talas_json_string(json, talas_adaptive_codec_name(p));
-    talas_json_key(json, "file_extension");
-    talas_json_string(json, talas_adaptive_codec_name(p));
-    talas_json_key(json, "bandwidth_estimate_kbps");
-    talas_json_uint(json, (uint64_t)p->bandwidth_estimate);
-    talas_json_key(json, "hls");
-    talas_json_bool(json, p->hls);
-    talas_json_object_end(json);
-}
-
 /* The StreamingSession of the seed, and when it will expire. */
 static void session_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
                          const struct talas_session *s)
@@ -151,7 +130,7 @@ static void session_json(const struct talas_worker_ctx *ctx, struct talas_json *
     talas_json_string(json, s->current_quality);
     talas_json_key(json, "current_profile");
     if (p != NULL)
-        profile_json(json, p);
+        talas_http_profile_json(json, p);
     else
         talas_json_null(json);
 
@@ -588,7 +567,7 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_key(&json, "session_id");
     talas_json_string(&json, s.session_id);
     talas_json_key(&json, "initial_profile");
-    profile_json(&json, p);
+    talas_http_profile_json(&json, p);
     talas_json_key(&json, "master_playlist");
     talas_json_string(&json, master);
     talas_json_key(&json, "stream_url");
@@ -897,7 +876,7 @@ static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     talas_json_key(&json, "quality_switches");
     talas_json_uint(&json, s.performance_metrics.quality_switches);
     talas_json_key(&json, "profile");
-    profile_json(&json, &conf->transcode_profiles[b.advice.profile]);
+    talas_http_profile_json(&json, &conf->transcode_profiles[b.advice.profile]);
     if (stream != NULL) {
         talas_json_key(&json, "stream_url");
         talas_json_string(&json, stream);
