@@ -10,6 +10,7 @@
  * Logs: every refusal with its reason and the client's address, never the
  * token: the access log records every answer, not why it was refused.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 

@@ -46,7 +46,6 @@
 
 #include "store/catalog.h"
 #include "http/conn_limits.h"
-#include "http/http_parse.h"
 #include "http/http_authorize.h"
 #include "http/http_response.h"
 #include "http/http_source.h"
