@@ -283,7 +283,7 @@ static int quality_form_ok(const char *s, size_t len)
 }
 
 struct parse {
-    const struct talas_config *conf;
+    const struct talas_config *conf; /* the ladder that names in the body must come from */
     h2o_req_t *req;
     const char *bad_field, *bad_reason; /* the first problem; the field in the request pool */
 };
