@@ -69,6 +69,66 @@ def test_health_answered_by_every_worker(server):
     assert seen == set(server.worker_pids())
 
 
+# config.c's default ladder, as GET /api/profiles and the sessions write it.
+DEFAULT_PROFILES = [
+    {"quality_id": "high", "bitrate_kbps": 320, "sample_rate": 44100, "channels": 2, "codec": "aac",
+     "file_extension": "aac", "bandwidth_estimate_kbps": 400, "hls": True},
+    {"quality_id": "medium", "bitrate_kbps": 192, "sample_rate": 44100, "channels": 2, "codec": "aac",
+     "file_extension": "aac", "bandwidth_estimate_kbps": 250, "hls": True},
+    {"quality_id": "low", "bitrate_kbps": 128, "sample_rate": 22050, "channels": 2, "codec": "mp3",
+     "file_extension": "mp3", "bandwidth_estimate_kbps": 160, "hls": False},
+    {"quality_id": "mobile", "bitrate_kbps": 96, "sample_rate": 22050, "channels": 2, "codec": "aac",
+     "file_extension": "aac", "bandwidth_estimate_kbps": 120, "hls": True},
+    {"quality_id": "mp3", "bitrate_kbps": 192, "sample_rate": 44100, "channels": 2, "codec": "mp3",
+     "file_extension": "mp3", "bandwidth_estimate_kbps": 240, "hls": False},
+]
+
+# A ladder of its own, out of bitrate order: the answer keeps the
+# configured order, fills the defaults (sample_rate, channels, hls from
+# the codec, bandwidth_estimate = bitrate + a quarter) and keeps what
+# the file sets.
+CUSTOM_LADDER_YAML = """transcode:
+  profiles:
+    - {name: tiny, codec: mp3, bitrate: 64, sample_rate: 22050, channels: 1}
+    - {name: studio, codec: aac, bitrate: 256, bandwidth_estimate: 999}
+    - {name: radio, codec: aac, bitrate: 48, sample_rate: 32000, hls: false}
+"""
+CUSTOM_PROFILES = [
+    {"quality_id": "tiny", "bitrate_kbps": 64, "sample_rate": 22050, "channels": 1, "codec": "mp3",
+     "file_extension": "mp3", "bandwidth_estimate_kbps": 80, "hls": False},
+    {"quality_id": "studio", "bitrate_kbps": 256, "sample_rate": 44100, "channels": 2, "codec": "aac",
+     "file_extension": "aac", "bandwidth_estimate_kbps": 999, "hls": True},
+    {"quality_id": "radio", "bitrate_kbps": 48, "sample_rate": 32000, "channels": 2, "codec": "aac",
+     "file_extension": "aac", "bandwidth_estimate_kbps": 60, "hls": False},
+]
+
+
+def test_profiles_default_ladder(server):
+    assert get_json(server, "/api/profiles") == {"profiles": DEFAULT_PROFILES}
+    st, hdrs, body = server.get("/api/profiles", method="HEAD")
+    assert st == 200 and body == b""
+    st, hdrs, _ = server.get("/api/profiles", method="POST", body=b"{}")
+    assert st == 405 and hdrs["Allow"] == "GET, HEAD"
+
+
+def test_profiles_configured_ladder_open_with_auth_required(talas_server, library_dir, tmp_path):
+    """The configured ladder, in its order; with auth.required it is open
+    like /api/health (the web player builds its menu before any token),
+    while media routes still want one."""
+    secret = tmp_path / "hs256.secret"
+    secret.write_bytes(b"k" * 43 + b"\n")
+    secret.chmod(0o600)
+    auth = f"auth:\n  required: true\n  algorithm: HS256\n  secret_file: {json.dumps(str(secret))}\n"
+    srv = talas_server([library_dir], start=False, extra_yaml=CUSTOM_LADDER_YAML)
+    srv.write_config(srv.config_text().replace("auth:\n  required: false\n", auth))
+    srv.start()
+    for _ in range(4):  # every worker answers with the same ladder
+        assert get_json(srv, "/api/profiles") == {"profiles": CUSTOM_PROFILES}
+    track = get_json(srv, "/api/tracks")["tracks"][0]["id"]
+    st, _, _ = srv.get(f"/stream/{track}")
+    assert st == 401
+
+
 def test_list_all(server):
     doc = get_json(server, "/api/tracks")
     assert doc["total"] == len(tf.LIBRARY_TRACKS)

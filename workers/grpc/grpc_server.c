@@ -50,7 +50,6 @@
 #include "core/log.h"
 #include "worker/tls.h"
 #include "core/util.h"
-#include "worker/worker.h"
 
 #define GRPC_PATH "/talas.v1.StreamService/GetStreamURL"
 
@@ -110,6 +109,7 @@ struct conn {
 };
 
 static struct {
+    const struct talas_worker_ctx *ctx; /* the worker's, borrowed */
     const struct talas_config *conf;
     h2o_loop_t *loop;
     struct listener *listeners;
@@ -486,7 +486,7 @@ static void answer_ok(struct stream *s, const char *url, const char *expires_at)
  * call may go on to its body. */
 static int check_headers(struct stream *s)
 {
-    struct talas_token *auth = talas_worker_auth();
+    struct talas_token *auth = server.ctx->token;
 
     if (!s->is_post) {
         answer_http(s, "405");
@@ -548,7 +548,7 @@ static int parse_kind(const char *kind, enum talas_token_kind *kind_r)
 /* Looks ID up: GRPC_OK, GRPC_NOT_FOUND, or GRPC_INTERNAL with *error_r. */
 static enum grpc_status find_track(const char *id, const char **error_r)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = server.ctx->storage;
     struct talas_track t;
     enum grpc_status status;
     MDB_txn *txn;
@@ -657,8 +657,8 @@ static void handle_call(struct stream *s)
         answer_error(s, GRPC_INTERNAL, "catalog look-up of %s failed: %s", req->audio_id, error);
         goto done;
     }
-    if (talas_token_mint_url(talas_worker_auth(), req->audio_id, req->user_id[0] != '\0' ? req->user_id : NULL,
-                            kind, (uint64_t)req->ttl_seconds, &url, &exp, &mint_error) != 0) {
+    if (talas_token_mint_url(server.ctx->token, req->audio_id, req->user_id[0] != '\0' ? req->user_id : NULL,
+                             kind, (uint64_t)req->ttl_seconds, &url, &exp, &mint_error) != 0) {
         log_error("grpc: signing a URL for %s failed: %s", req->audio_id, mint_error);
         answer_error(s, GRPC_INTERNAL, "cannot sign: %s", mint_error);
         goto done;
@@ -847,10 +847,13 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* --------------------------------------------------------------- lifecycle */
 
-int talas_grpc_server_start(h2o_loop_t *loop, const struct talas_config *conf, const int *fds, char **error_r)
+int talas_grpc_server_start(const struct talas_worker_ctx *ctx, const int *fds, char **error_r)
 {
+    const struct talas_config *conf = ctx->conf;
+    h2o_loop_t *loop = ctx->loop;
     nghttp2_session_callbacks *cbs;
 
+    server.ctx = ctx;
     server.conf = conf;
     server.loop = loop;
     h2o_linklist_init_anchor(&server.conns);

@@ -18,6 +18,7 @@
 #include <h2o.h>
 
 #include "core/config.h"
+#include "worker/worker_ctx.h"
 
 /* The largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED). */
 #define TALAS_GRPC_MAX_MESSAGE (64 * 1024)
@@ -25,12 +26,12 @@
 /*
  * Starts accepting on FDS, the worker's listening sockets for
  * conf->grpc_listen (conf->grpc_listen_count of them, in that order), on
- * LOOP. Builds the TLS contexts of entries with a tls section (ALPN "h2").
- * CONF must outlive the server. Returns 0, or -1 with a malloc'd message
+ * CTX's loop; calls use CTX's storage and token signer. Builds the TLS
+ * contexts of entries with a tls section (ALPN "h2"). CTX is kept and
+ * must outlive the server. Returns 0, or -1 with a malloc'd message
  * naming the address in *error_r (nothing is left open then).
  */
-int talas_grpc_server_start(h2o_loop_t *loop, const struct talas_config *conf, const int *fds,
-                            char **error_r);
+int talas_grpc_server_start(const struct talas_worker_ctx *ctx, const int *fds, char **error_r);
 
 /* Graceful stop: closes the listening sockets and sends GOAWAY on every
  * connection; calls already received are answered, then each connection

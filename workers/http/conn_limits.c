@@ -99,8 +99,9 @@ static size_t raise_fd_limit(size_t want)
     return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 24 ? 1u << 24 : (size_t)rl.rlim_cur;
 }
 
-void talas_conn_limits_init(const struct talas_config *conf)
+void talas_conn_limits_init(const struct talas_worker_ctx *ctx)
 {
+    const struct talas_config *conf = ctx->conf;
     size_t want = (size_t)conf->http_max_connections + FD_RESERVE;
 
     memset(&c, 0, sizeof(c));

@@ -15,13 +15,15 @@
 #include <h2o.h>
 
 #include "core/config.h"
+#include "worker/worker_ctx.h"
 
 struct talas_conn; /* opaque; owned by this module from open to close */
 
-/* Sizes the tables after CONF (and raises RLIMIT_NOFILE's soft limit to
- * the hard one when http.max_connections needs it; logs when even that is
- * too low). Call once in the worker, before accepting. */
-void talas_conn_limits_init(const struct talas_config *conf);
+/* Sizes the tables after CTX's configuration, which it keeps (and raises
+ * RLIMIT_NOFILE's soft limit to the hard one when http.max_connections
+ * needs it; logs when even that is too low). Call once in the worker,
+ * before accepting. */
+void talas_conn_limits_init(const struct talas_worker_ctx *ctx);
 
 /*
  * Admits the connection SOCK, just accepted. Returns its state, to be put

@@ -1,5 +1,6 @@
 /*
- * http_api.c - /api/health, /api/tracks and POST /api/stream-url.
+ * http_api.c - /api/health, /api/stats, /api/profiles, /api/tracks and
+ * POST /api/stream-url.
  *
  * Entry points are declared in http_api.h. Every handler holds one LMDB
  * read transaction for the time it takes to build its body (microseconds:
@@ -22,12 +23,13 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "http/http_api.h"
+#include "http/http_profile.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
 #include "core/json.h"
 #include "core/json_read.h"
 #include "core/log.h"
 #include "store/peaks.h"
-#include "worker/worker.h"
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
@@ -67,9 +69,9 @@ static void track_json(struct talas_json *json, const struct talas_track *t, con
     talas_json_object_end(json);
 }
 
-static int begin(h2o_req_t *req, MDB_txn **txn_r)
+static int begin(const struct talas_worker_ctx *ctx, h2o_req_t *req, MDB_txn **txn_r)
 {
-    int rc = talas_storage_read_begin(talas_worker_storage(), txn_r);
+    int rc = talas_storage_read_begin(ctx->storage, txn_r);
 
     if (rc != 0) {
         log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
@@ -79,7 +81,7 @@ static int begin(h2o_req_t *req, MDB_txn **txn_r)
     return 0;
 }
 
-int talas_api_stats(h2o_req_t *req)
+int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     static const struct {
         const char *name;
@@ -101,11 +103,11 @@ int talas_api_stats(h2o_req_t *req)
 
     if (talas_http_reject_unless_get(req))
         return 0;
-    if (begin(req, &txn) != 0)
+    if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_cache_stats_get(talas_worker_storage(), txn, &stats);
+    rc = talas_cache_stats_get(ctx->storage, txn, &stats);
     if (rc == 0)
-        rc = talas_storage_counters_get(talas_worker_storage(), txn, TALAS_PEAKS_COUNTERS, peaks, 2);
+        rc = talas_storage_counters_get(ctx->storage, txn, TALAS_PEAKS_COUNTERS, peaks, 2);
     mdb_txn_abort(txn);
     if (rc != 0) {
         talas_http_send_error(req, 500, "storage_error", "the cache's figures could not be read");
@@ -137,7 +139,29 @@ int talas_api_stats(h2o_req_t *req)
     return 0;
 }
 
-int talas_api_health(h2o_req_t *req)
+int talas_api_profiles(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    const struct talas_config *conf = ctx->conf;
+    struct talas_buf body = {0};
+    struct talas_json json;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "profiles");
+    talas_json_array_begin(&json);
+    for (size_t i = 0; i < conf->transcode_profile_count; i++)
+        talas_http_profile_json(&json, &conf->transcode_profiles[i]);
+    talas_json_array_end(&json);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, 200, &body);
+    talas_buf_free(&body);
+    return 0;
+}
+
+int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas_scan_status scan;
     struct talas_buf body = {0};
@@ -147,9 +171,9 @@ int talas_api_health(h2o_req_t *req)
 
     if (talas_http_reject_unless_get(req))
         return 0;
-    if (begin(req, &txn) != 0)
+    if (begin(ctx, req, &txn) != 0)
         return 0;
-    have_scan = talas_catalog_scan_status_get(talas_worker_storage(), txn, &scan) == 0;
+    have_scan = talas_catalog_scan_status_get(ctx->storage, txn, &scan) == 0;
     mdb_txn_abort(txn);
     /* a scanner killed mid-scan cannot clear its flag: a dead pid means the
      * scan is over (interrupted), not running */
@@ -165,9 +189,9 @@ int talas_api_health(h2o_req_t *req)
     talas_json_key(&json, "pid");
     talas_json_int(&json, getpid());
     talas_json_key(&json, "worker");
-    talas_json_int(&json, talas_worker_slot());
+    talas_json_int(&json, ctx->slot);
     talas_json_key(&json, "generation");
-    talas_json_uint(&json, talas_worker_generation());
+    talas_json_uint(&json, ctx->generation);
     talas_json_key(&json, "scan");
     if (have_scan) {
         talas_json_object_begin(&json);
@@ -219,6 +243,7 @@ static int uint_param(h2o_req_t *req, const char *name, size_t def, size_t max, 
 }
 
 struct list_ctx {
+    struct talas_token *token;
     struct talas_json *json;
     int sign; /* add a signed stream_url to every track */
     char *sign_error; /* the first minting failure, malloc'd */
@@ -226,14 +251,14 @@ struct list_ctx {
 
 static int list_one(const struct talas_track *t, void *arg)
 {
-    struct list_ctx *ctx = arg;
+    struct list_ctx *lc = arg;
     char *url = NULL, *error;
     time_t exp;
 
-    if (ctx->sign && ctx->sign_error == NULL &&
-        talas_token_mint_url(talas_worker_auth(), t->id, NULL, TALAS_TOKEN_STREAM, 0, &url, &exp, &error) != 0)
-        ctx->sign_error = error;
-    track_json(ctx->json, t, url);
+    if (lc->sign && lc->sign_error == NULL &&
+        talas_token_mint_url(lc->token, t->id, NULL, TALAS_TOKEN_STREAM, 0, &url, &exp, &error) != 0)
+        lc->sign_error = error;
+    track_json(lc->json, t, url);
     free(url);
     return 0;
 }
@@ -242,7 +267,7 @@ static int list_one(const struct talas_track *t, void *arg)
  * Whether the request carries the backend key: 1 yes, 0 no Authorization
  * header; -1 a wrong one, answered with 401 (and logged).
  */
-static int backend_key(h2o_req_t *req)
+static int backend_key(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
     char ip[64];
@@ -250,7 +275,7 @@ static int backend_key(h2o_req_t *req)
     /* another scheme (a proxy's Basic) is not an attempt at the key */
     if (h == NULL || h->len < 7 || strncasecmp(h->base, "Bearer ", 7) != 0)
         return 0;
-    if (talas_token_backend_key_ok(talas_worker_auth(), h->base, h->len))
+    if (talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return 1;
     log_warn("auth: 401 for %.*s %.*s from %s: wrong backend key", (int)req->method.len, req->method.base,
              (int)req->path_normalized.len, req->path_normalized.base, talas_http_client_ip(req, ip));
@@ -260,11 +285,11 @@ static int backend_key(h2o_req_t *req)
     return -1;
 }
 
-int talas_api_tracks(h2o_req_t *req)
+int talas_api_tracks(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas_buf body = {0};
     struct talas_json json;
-    struct list_ctx ctx = {&json, 0, NULL};
+    struct list_ctx lc = {ctx->token, &json, 0, NULL};
     size_t limit, offset, total = 0;
     h2o_iovec_t q = {NULL, 0};
     MDB_txn *txn;
@@ -273,10 +298,10 @@ int talas_api_tracks(h2o_req_t *req)
     if (talas_http_reject_unless_get(req))
         return 0;
     /* with auth off, URLs need no signature and the key is not looked at */
-    if (talas_worker_config()->auth_required && (key = backend_key(req)) != 0) {
+    if (ctx->conf->auth_required && (key = backend_key(ctx, req)) != 0) {
         if (key == -1)
             return 0;
-        ctx.sign = 1;
+        lc.sign = 1;
     }
     if (uint_param(req, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) != 0 ||
         uint_param(req, "offset", 0, SIZE_MAX / 2, &offset) != 0)
@@ -285,17 +310,17 @@ int talas_api_tracks(h2o_req_t *req)
         talas_http_send_error(req, 400, "invalid_parameter", "q: malformed percent-encoding");
         return 0;
     }
-    if (begin(req, &txn) != 0)
+    if (begin(ctx, req, &txn) != 0)
         return 0;
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "tracks");
     talas_json_array_begin(&json);
-    rc = talas_catalog_list(talas_worker_storage(), txn, q.base, offset, limit, list_one, &ctx, &total);
+    rc = talas_catalog_list(ctx->storage, txn, q.base, offset, limit, list_one, &lc, &total);
     mdb_txn_abort(txn);
-    if (ctx.sign_error != NULL) {
-        log_error("%s: signing stream URLs failed: %s", __func__, ctx.sign_error);
-        free(ctx.sign_error);
+    if (lc.sign_error != NULL) {
+        log_error("%s: signing stream URLs failed: %s", __func__, lc.sign_error);
+        free(lc.sign_error);
         talas_buf_free(&body);
         talas_http_send_error(req, 500, "cannot_sign", "stream URLs cannot be signed with this configuration");
         return 0;
@@ -320,7 +345,7 @@ int talas_api_tracks(h2o_req_t *req)
     return 0;
 }
 
-int talas_api_track(h2o_req_t *req, const char *id, size_t len)
+int talas_api_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     struct talas_buf body = {0};
     struct talas_json json;
@@ -331,9 +356,9 @@ int talas_api_track(h2o_req_t *req, const char *id, size_t len)
 
     if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
-    if (begin(req, &txn) != 0)
+    if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_catalog_get(talas_worker_storage(), txn, id_buf, &t);
+    rc = talas_catalog_get(ctx->storage, txn, id_buf, &t);
     if (rc == 0 && t.error == NULL) {
         talas_json_init(&json, &body);
         track_json(&json, &t, NULL);
@@ -351,6 +376,7 @@ int talas_api_track(h2o_req_t *req, const char *id, size_t len)
 }
 
 struct stream_url_req {
+    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     char *track, *user;
     int kind;
@@ -391,7 +417,7 @@ static int stream_url_member(const char *key, const struct talas_json_value *v, 
         else
             BAD(key, "must be \"stream\", \"preview\" or \"hls\"");
     } else if (strcmp(key, "ttl_seconds") == 0) {
-        uint64_t max = talas_worker_config()->auth_max_ttl_ms / 1000;
+        uint64_t max = r->ctx->conf->auth_max_ttl_ms / 1000;
         if (v->type != TALAS_JSON_INTEGER || v->num < 1 || (uint64_t)v->num > max)
             BAD(key, "must be an integer from 1 to auth.max_ttl");
         r->ttl = v->num;
@@ -402,9 +428,9 @@ static int stream_url_member(const char *key, const struct talas_json_value *v, 
 #undef BAD
 }
 
-int talas_api_stream_url(h2o_req_t *req)
+int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
-    struct stream_url_req r = {req, NULL, NULL, TALAS_TOKEN_STREAM, 0, NULL, NULL};
+    struct stream_url_req r = {ctx, req, NULL, NULL, TALAS_TOKEN_STREAM, 0, NULL, NULL};
     struct talas_buf body = {0};
     struct talas_json json;
     struct talas_track t;
@@ -421,7 +447,7 @@ int talas_api_stream_url(h2o_req_t *req)
         return 0;
     }
     /* the key first: without it, nothing about the body or the catalog */
-    if (backend_key(req) != 1) {
+    if (backend_key(ctx, req) != 1) {
         if (req->res.status == 0) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                            H2O_STRLIT("Bearer realm=\"talas\""));
@@ -442,9 +468,9 @@ int talas_api_stream_url(h2o_req_t *req)
         talas_http_send_error(req, 400, "invalid_parameter", "track_id: required");
         return 0;
     }
-    if (begin(req, &txn) != 0)
+    if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_catalog_get(talas_worker_storage(), txn, r.track, &t);
+    rc = talas_catalog_get(ctx->storage, txn, r.track, &t);
     if (rc == 0 && t.error != NULL)
         rc = MDB_NOTFOUND;
     mdb_txn_abort(txn);
@@ -455,8 +481,8 @@ int talas_api_stream_url(h2o_req_t *req)
             talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         return 0;
     }
-    if (talas_token_mint_url(talas_worker_auth(), r.track, r.user, (enum talas_token_kind)r.kind, (uint64_t)r.ttl, &url,
-                            &exp, &mint_error) != 0) {
+    if (talas_token_mint_url(ctx->token, r.track, r.user, (enum talas_token_kind)r.kind, (uint64_t)r.ttl,
+                             &url, &exp, &mint_error) != 0) {
         log_error("%s: minting a URL for %s failed: %s", __func__, r.track, mint_error);
         talas_http_send_error(req, 500, "cannot_sign", "%s", mint_error);
         free(mint_error);

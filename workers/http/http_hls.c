@@ -33,12 +33,12 @@
 #include "store/catalog.h"
 #include "media/hls.h"
 #include "http/http_hls.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
-#include "http/http_stream.h"
+#include "http/http_source.h"
 #include "core/log.h"
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
-#include "worker/worker.h"
 
 #define MAX_RUNGS 16
 #define SEGMENT_CACHE_CONTROL "public, max-age=31536000, immutable"
@@ -52,6 +52,7 @@ struct measure_ticket {
 
 /* One request, in its pool; outlives nothing but its measurement ticket. */
 struct hls_request {
+    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     enum hls_object object;
     uint32_t segment;
@@ -114,9 +115,9 @@ static int parse_path(const char *p, size_t len, struct hls_request *rq, h2o_iov
     return -1;
 }
 
-static const struct talas_config_profile *find_rung(h2o_iovec_t q)
+static const struct talas_config_profile *find_rung(const struct talas_worker_ctx *ctx, h2o_iovec_t q)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
 
     for (size_t i = 0; i < conf->transcode_profile_count; i++) {
         const struct talas_config_profile *cp = &conf->transcode_profiles[i];
@@ -185,7 +186,7 @@ static uint32_t cached_frame_size(void *arg, uint32_t c, uint32_t i)
 static int measured_bandwidth(struct hls_request *rq, const struct talas_profile *p, unsigned *peak_r,
                               unsigned *average_r)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = rq->ctx->storage;
     struct talas_source_info any = {.samples = p->sample_rate, .sample_rate = p->sample_rate, .channels = 2};
     struct talas_cache_entry entry;
     struct talas_cache_chunk *chunks;
@@ -229,7 +230,7 @@ static int measured_bandwidth(struct hls_request *rq, const struct talas_profile
  * so the middle rung comes first, then the others from the highest down. */
 static size_t ladder(struct hls_request *rq, struct talas_profile *profiles, struct talas_hls_rung *rungs)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = rq->ctx->conf;
     struct talas_hls_rung sorted[MAX_RUNGS];
     size_t n = 0, start;
 
@@ -332,7 +333,7 @@ static void prefetch_after(struct hls_request *rq)
 /* Serves the segment from the cache; returns -1 when it is not there. */
 static int segment_from_cache(struct hls_request *rq)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = rq->ctx->storage;
     struct talas_cache_chunk chunk;
     MDB_txn *txn;
     int rc;
@@ -460,13 +461,13 @@ static void request_dispose(void *p)
 
 /* "?token=T" when the request was authorised by a token, for the URLs a
  * playlist lists. */
-static const char *token_query(h2o_req_t *req)
+static const char *token_query(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     h2o_iovec_t token;
     const char *reason;
     char *q;
 
-    if (!talas_worker_config()->auth_required || talas_http_token(req, &token, &reason) != 1)
+    if (!ctx->conf->auth_required || talas_http_token(req, &token, &reason) != 1)
         return "";
     q = h2o_mem_alloc_pool(&req->pool, token.len + 8);
     memcpy(q, "?token=", 7);
@@ -475,7 +476,7 @@ static const char *token_query(h2o_req_t *req)
     return q;
 }
 
-int talas_hls_serve(h2o_req_t *req, const char *path, size_t len)
+int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *path, size_t len)
 {
     struct talas_source_info info;
     struct hls_request *rq;
@@ -485,6 +486,7 @@ int talas_hls_serve(h2o_req_t *req, const char *path, size_t len)
 
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
+    rq->ctx = ctx;
     rq->req = req;
     if (parse_path(path, len, rq, &id, &q) != 0) {
         if (talas_http_reject_unless_get(req) == 0)
@@ -494,21 +496,21 @@ int talas_hls_serve(h2o_req_t *req, const char *path, size_t len)
     if (talas_http_track_request(req, id.base, id.len, id_buf) != 0)
         return 0;
     /* the token first: nothing is read, opened or encoded for a refused request */
-    if (talas_http_authorize(req, id_buf, TALAS_TOKEN_HLS, &rq->claims) != 0)
+    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_HLS, &rq->claims) != 0)
         return 0;
     if (rq->object != HLS_MASTER) {
-        if ((cp = find_rung(q)) == NULL) {
+        if ((cp = find_rung(ctx, q)) == NULL) {
             talas_http_send_error(req, 404, "unknown_quality", "no HLS rung named \"%.*s\"", (int)q.len,
                                   q.base);
             return 0;
         }
-        talas_transcode_profile(talas_worker_config(), cp, &rq->profile);
+        talas_transcode_profile(ctx->conf, cp, &rq->profile);
     }
-    if (talas_stream_source(req, id_buf, &file, &rq->identity) != 0)
+    if (talas_stream_source(ctx, req, id_buf, &file, &rq->identity) != 0)
         return 0;
     memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = file;
-    rq->query = token_query(req);
+    rq->query = token_query(ctx, req);
 
     switch (rq->object) {
     case HLS_MASTER:

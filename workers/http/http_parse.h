@@ -5,8 +5,9 @@
  *
  * No h2o, no allocation, no I/O: each takes bytes and a length (never
  * NUL-terminated) and is safe on any input, so that tests/fuzz can drive
- * them directly. The h2o-facing wrappers are in http_response.c and
- * http_stream.c.
+ * them directly. The h2o-facing wrappers are in http_response.c (query
+ * parameters), http_authorize.c (the token) and http_source.c
+ * (preconditions).
  */
 #ifndef TALAS_HTTP_PARSE_H
 #define TALAS_HTTP_PARSE_H

@@ -27,13 +27,13 @@
 
 #include "store/catalog.h"
 #include "http/http_peaks.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
-#include "http/http_stream.h"
+#include "http/http_source.h"
 #include "core/log.h"
 #include "store/peaks.h"
 #include "media/transcoder.h"
 #include "core/util.h"
-#include "worker/worker.h"
 
 /* Decodes queued or running in this worker at once; more get a 503. */
 #define JOBS_MAX 8
@@ -294,9 +294,9 @@ static int points_param(h2o_req_t *req, uint32_t *points_r)
     return -1;
 }
 
-int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
+int talas_peaks_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = ctx->storage;
     struct talas_cache_source identity;
     struct peaks_waiter *w;
     struct talas_peaks p;
@@ -310,12 +310,12 @@ int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
     memset(w, 0, sizeof(*w));
     w->req = req;
     /* the token first: nothing is read or decoded for a refused request */
-    if (talas_http_authorize(req, id_buf, TALAS_TOKEN_STREAM, &w->claims) != 0)
+    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM, &w->claims) != 0)
         return 0;
     if (points_param(req, &w->points) != 0)
         return 0;
     /* the file as it is now: a changed file has other peaks */
-    if (talas_stream_source(req, id_buf, &path, &identity) != 0)
+    if (talas_stream_source(ctx, req, id_buf, &path, &identity) != 0)
         return 0;
     w->etag = h2o_strdup(&req->pool, etag,
                          (size_t)snprintf(etag, sizeof(etag), "\"pk-%" PRIx64 "-%" PRIx64 "-%" PRIu32 "\"",
@@ -351,11 +351,11 @@ int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
 
 /* ----------------------------------------------------------- lifecycle */
 
-void talas_peaks_jobs_init(struct talas_pool *pool, struct talas_storage *st)
+void talas_peaks_jobs_init(const struct talas_worker_ctx *ctx)
 {
     memset(&s, 0, sizeof(s));
-    s.pool = pool;
-    s.st = st;
+    s.pool = ctx->pool;
+    s.st = ctx->storage;
     h2o_linklist_init_anchor(&s.jobs);
 }
 

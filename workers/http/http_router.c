@@ -1,7 +1,9 @@
 /*
  * http_router.c - the one h2o handler of a worker; dispatches by path.
  *
- * Entry point: talas_router_register. Routing uses h2o's normalised path
+ * Entry points: talas_router_register, talas_router_dispatch. Every route
+ * function gets the worker's context (worker_ctx.h) as its first argument:
+ * the router's h2o handler holds the pointer. Routing uses h2o's normalised path
  * (percent-decoded, dot-segments resolved), so "/stream/../x" never reaches
  * the stream handler, and every id is validated again by its handler.
  */
@@ -35,58 +37,72 @@ static int is_path(h2o_iovec_t path, const char *p)
     return path.len == n && memcmp(path.base, p, n) == 0;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+/* h2o's handler, with the context every route gets as its first argument */
+struct router {
+    h2o_handler_t super; /* must stay first: h2o hands it back */
+    const struct talas_worker_ctx *ctx;
+};
+
+int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     size_t at;
 
     if (has_prefix(path, "/stream/", &at)) {
         if (talas_transcode_requested(req))
-            return talas_transcode_serve(req, path.base + at, path.len - at, 0);
-        return talas_stream_original(req, path.base + at, path.len - at);
+            return talas_transcode_serve(ctx, req, path.base + at, path.len - at, 0);
+        return talas_stream_original(ctx, req, path.base + at, path.len - at);
     }
     if (has_prefix(path, "/hls/", &at))
-        return talas_hls_serve(req, path.base + at, path.len - at);
+        return talas_hls_serve(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/preview/", &at))
-        return talas_transcode_serve(req, path.base + at, path.len - at, 1);
+        return talas_transcode_serve(ctx, req, path.base + at, path.len - at, 1);
     if (is_path(path, "/api/stats"))
-        return talas_api_stats(req);
+        return talas_api_stats(ctx, req);
     if (is_path(path, "/api/tracks") || is_path(path, "/api/tracks/"))
-        return talas_api_tracks(req);
+        return talas_api_tracks(ctx, req);
     if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 6 &&
         memcmp(path.base + path.len - 6, "/peaks", 6) == 0)
-        return talas_peaks_serve(req, path.base + at, path.len - at - 6);
+        return talas_peaks_serve(ctx, req, path.base + at, path.len - at - 6);
     if (has_prefix(path, "/api/tracks/", &at))
-        return talas_api_track(req, path.base + at, path.len - at);
+        return talas_api_track(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))
-        return talas_api_stream_url(req);
+        return talas_api_stream_url(ctx, req);
+    if (is_path(path, "/api/profiles"))
+        return talas_api_profiles(ctx, req);
     if (is_path(path, "/api/health"))
-        return talas_api_health(req);
+        return talas_api_health(ctx, req);
     if (is_path(path, "/api/streaming/session"))
-        return talas_session_api_create(req);
+        return talas_session_api_create(ctx, req);
     if (has_prefix(path, "/api/streaming/session/", &at))
-        return talas_session_api_session(req, path.base + at, path.len - at);
+        return talas_session_api_session(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/streaming/stats"))
-        return talas_session_api_stats(req);
+        return talas_session_api_stats(ctx, req);
     if (is_path(path, "/api/ws"))
-        return talas_ws_serve(req);
+        return talas_ws_serve(ctx, req);
     if (is_path(path, "/api/ws/stats"))
-        return talas_realtime_ws_stats(req);
+        return talas_realtime_ws_stats(ctx, req);
     if (is_path(path, "/api/events"))
-        return talas_realtime_events(req);
+        return talas_realtime_events(ctx, req);
     if (has_prefix(path, "/api/analytics/tracks/", &at))
-        return talas_realtime_track_analytics(req, path.base + at, path.len - at);
+        return talas_realtime_track_analytics(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/api/analytics/users/", &at))
-        return talas_realtime_user_analytics(req, path.base + at, path.len - at);
+        return talas_realtime_user_analytics(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/api/playlists/", &at))
-        return talas_realtime_playlist(req, path.base + at, path.len - at);
+        return talas_realtime_playlist(ctx, req, path.base + at, path.len - at);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
 }
 
-void talas_router_register(h2o_pathconf_t *pathconf)
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    return talas_router_dispatch(((struct router *)self)->ctx, req);
+}
 
-    handler->on_req = on_req;
+void talas_router_register(h2o_pathconf_t *pathconf, const struct talas_worker_ctx *ctx)
+{
+    struct router *r = (void *)h2o_create_handler(pathconf, sizeof(*r));
+
+    r->super.on_req = on_req;
+    r->ctx = ctx;
 }

@@ -2,6 +2,7 @@
  * http_router.h - maps request paths to the handlers of the worker.
  *
  *   /api/health          http_api.c
+ *   /api/profiles        http_api.c
  *   /api/tracks[/{id}]   http_api.c
  *   /stream/{id}         http_stream.c (the file), http_transcode.c (?profile, ?format, ?t)
  *   /preview/{id}        http_transcode.c
@@ -17,7 +18,16 @@
 
 #include <h2o.h>
 
-/* Installs the router as the handler of PATHCONF (the "/" path). */
-void talas_router_register(h2o_pathconf_t *pathconf);
+#include "worker/worker_ctx.h"
+
+/* Installs the router as the handler of PATHCONF. CTX is borrowed, not
+ * copied: it must outlive the configuration, and may be filled in after
+ * this call, as long as it is before the first request. */
+void talas_router_register(h2o_pathconf_t *pathconf, const struct talas_worker_ctx *ctx);
+
+/* Routes REQ by its normalised path and answers it (a JSON 404 when no
+ * route matches); returns what the route returns (0). The h2o handler's
+ * on_req, exposed so that a test can route a request of its own. */
+int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 
 #endif

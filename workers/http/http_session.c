@@ -27,6 +27,8 @@
 #include "media/adaptive.h"
 #include "store/catalog.h"
 #include "core/config.h"
+#include "http/http_authorize.h"
+#include "http/http_profile.h"
 #include "http/http_response.h"
 #include "http/http_session.h"
 #include "core/json.h"
@@ -34,7 +36,6 @@
 #include "core/log.h"
 #include "store/sessions.h"
 #include "media/transcode_jobs.h"
-#include "worker/worker.h"
 
 /* A session's body is a few hundred bytes; more is not a player talking. */
 #define MAX_BODY 16384
@@ -108,32 +109,11 @@ static void time_json(struct talas_json *json, const char *key, uint64_t ms)
     talas_json_string(json, buf);
 }
 
-static void profile_json(struct talas_json *json, const struct talas_config_profile *p)
-{
-    talas_json_object_begin(json);
-    talas_json_key(json, "quality_id");
-    talas_json_string(json, p->name);
-    talas_json_key(json, "bitrate_kbps");
-    talas_json_uint(json, (uint64_t)p->bitrate);
-    talas_json_key(json, "sample_rate");
-    talas_json_uint(json, (uint64_t)p->sample_rate);
-    talas_json_key(json, "channels");
-    talas_json_uint(json, (uint64_t)p->channels);
-    talas_json_key(json, "codec");
-    talas_json_string(json, talas_adaptive_codec_name(p));
-    talas_json_key(json, "file_extension");
-    talas_json_string(json, talas_adaptive_codec_name(p));
-    talas_json_key(json, "bandwidth_estimate_kbps");
-    talas_json_uint(json, (uint64_t)p->bandwidth_estimate);
-    talas_json_key(json, "hls");
-    talas_json_bool(json, p->hls);
-    talas_json_object_end(json);
-}
-
 /* The StreamingSession of the seed, and when it will expire. */
-static void session_json(struct talas_json *json, const struct talas_session *s)
+static void session_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
+                         const struct talas_session *s)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     const struct talas_client_capabilities *c = &s->client_capabilities;
     const struct talas_performance_metrics *m = &s->performance_metrics;
     const struct talas_config_profile *p =
@@ -150,7 +130,7 @@ static void session_json(struct talas_json *json, const struct talas_session *s)
     talas_json_string(json, s->current_quality);
     talas_json_key(json, "current_profile");
     if (p != NULL)
-        profile_json(json, p);
+        talas_http_profile_json(json, p);
     else
         talas_json_null(json);
 
@@ -199,13 +179,13 @@ static void session_json(struct talas_json *json, const struct talas_session *s)
     talas_json_object_end(json);
 }
 
-static void send_session(h2o_req_t *req, const struct talas_session *s)
+static void send_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_session *s)
 {
     struct talas_buf body = {0};
     struct talas_json json;
 
     talas_json_init(&json, &body);
-    session_json(&json, s);
+    session_json(ctx, &json, s);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);
     talas_buf_free(&body);
@@ -217,16 +197,16 @@ static void send_session(h2o_req_t *req, const struct talas_session *s)
  * whole track twice over (a player keeps asking for segments with the
  * token of the master playlist it was given), at least auth.default_ttl,
  * at most auth.max_ttl. */
-static uint64_t session_token_ttl(const char *track)
+static uint64_t session_token_ttl(const struct talas_worker_ctx *ctx, const char *track)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     uint64_t ttl = conf->auth_default_ttl_ms / 1000, want;
     struct talas_track t;
     MDB_txn *txn;
 
-    if (talas_storage_read_begin(talas_worker_storage(), &txn) != 0)
+    if (talas_storage_read_begin(ctx->storage, &txn) != 0)
         return ttl;
-    if (talas_catalog_get(talas_worker_storage(), txn, track, &t) == 0) {
+    if (talas_catalog_get(ctx->storage, txn, track, &t) == 0) {
         want = t.duration_ms / 1000 * 2 + 60;
         if (want > ttl)
             ttl = want;
@@ -243,10 +223,10 @@ static uint64_t session_token_ttl(const char *track)
  * tokens for the track (scopes hls and stream, sub CLIENT_ID when not
  * empty). Returns 0, or -1 with a malloc'd message.
  */
-static int session_urls(const char *track, const char *quality, const char *client_id, char **master_r,
-                        char **stream_r, char **error_r)
+static int session_urls(const struct talas_worker_ctx *ctx, const char *track, const char *quality,
+                        const char *client_id, char **master_r, char **stream_r, char **error_r)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     const char *sub = client_id[0] != '\0' ? client_id : NULL;
     char *url, *q;
     uint64_t ttl;
@@ -257,12 +237,10 @@ static int session_urls(const char *track, const char *quality, const char *clie
         *stream_r = xasprintf("%s/stream/%s?profile=%s", conf->http_public_url, track, quality);
         return 0;
     }
-    ttl = session_token_ttl(track);
-    if (talas_token_mint_url(talas_worker_auth(), track, sub, TALAS_TOKEN_HLS, ttl, master_r, &exp, error_r) !=
-        0)
+    ttl = session_token_ttl(ctx, track);
+    if (talas_token_mint_url(ctx->token, track, sub, TALAS_TOKEN_HLS, ttl, master_r, &exp, error_r) != 0)
         return -1;
-    if (talas_token_mint_url(talas_worker_auth(), track, sub, TALAS_TOKEN_STREAM, ttl, &url, &exp, error_r) !=
-        0) {
+    if (talas_token_mint_url(ctx->token, track, sub, TALAS_TOKEN_STREAM, ttl, &url, &exp, error_r) != 0) {
         free(*master_r);
         return -1;
     }
@@ -305,6 +283,7 @@ static int quality_form_ok(const char *s, size_t len)
 }
 
 struct parse {
+    const struct talas_config *conf; /* the ladder that names in the body must come from */
     h2o_req_t *req;
     const char *bad_field, *bad_reason; /* the first problem; the field in the request pool */
 };
@@ -429,7 +408,7 @@ static void refuse(h2o_req_t *req, int status, const char *reason)
  * the track (*TOKEN_R) or no check at all (auth.required false); -1
  * answered (401: no credentials, or an ambiguous token).
  */
-static int access_before(h2o_req_t *req, h2o_iovec_t *token_r)
+static int access_before(const struct talas_worker_ctx *ctx, h2o_req_t *req, h2o_iovec_t *token_r)
 {
     const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
     const char *reason = NULL;
@@ -437,9 +416,9 @@ static int access_before(h2o_req_t *req, h2o_iovec_t *token_r)
 
     token_r->base = NULL;
     token_r->len = 0;
-    if (!talas_worker_config()->auth_required)
+    if (!ctx->conf->auth_required)
         return 0;
-    if (h != NULL && talas_token_backend_key_ok(talas_worker_auth(), h->base, h->len))
+    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return 1;
     if ((found = talas_http_token(req, token_r, &reason)) == -1) {
         refuse(req, 401, reason);
@@ -454,20 +433,19 @@ static int access_before(h2o_req_t *req, h2o_iovec_t *token_r)
 
 /* After the body: a listener's token must be valid for TRACK with scope
  * hls or stream. Fills *CLAIMS_R (sub). Returns 0, or -1 answered. */
-static int access_track(h2o_req_t *req, h2o_iovec_t token, const char *track,
-                        struct talas_token_claims *claims_r)
+static int access_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, h2o_iovec_t token,
+                        const char *track, struct talas_token_claims *claims_r)
 {
     const char *reason = NULL;
     enum talas_token_result r;
     char ip[64];
 
     talas_http_client_ip(req, ip);
-    r = talas_token_verify(talas_worker_auth(), token.base, token.len, track, TALAS_TOKEN_HLS, ip, claims_r,
-                          &reason);
+    r = talas_token_verify(ctx->token, token.base, token.len, track, TALAS_TOKEN_HLS, ip, claims_r, &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
         const char *reason2 = NULL;
-        if (talas_token_verify(talas_worker_auth(), token.base, token.len, track, TALAS_TOKEN_STREAM, ip,
-                              claims_r, &reason2) == TALAS_TOKEN_OK)
+        if (talas_token_verify(ctx->token, token.base, token.len, track, TALAS_TOKEN_STREAM, ip, claims_r,
+                               &reason2) == TALAS_TOKEN_OK)
             return 0;
     }
     if (r == TALAS_TOKEN_OK)
@@ -478,17 +456,17 @@ static int access_track(h2o_req_t *req, h2o_iovec_t token, const char *track,
 
 /* -------------------------------------------------------------- create */
 
-static int track_exists(h2o_req_t *req, const char *id)
+static int track_exists(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
     struct talas_track t;
     MDB_txn *txn;
     int rc;
 
-    if ((rc = talas_storage_read_begin(talas_worker_storage(), &txn)) != 0) {
+    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
         send_storage_error(req, "reading the catalog", rc);
         return 0;
     }
-    rc = talas_catalog_get(talas_worker_storage(), txn, id, &t);
+    rc = talas_catalog_get(ctx->storage, txn, id, &t);
     if (rc == 0 && t.error != NULL)
         rc = MDB_NOTFOUND;
     mdb_txn_abort(txn);
@@ -503,9 +481,9 @@ static int track_exists(h2o_req_t *req, const char *id)
     return 1;
 }
 
-int talas_session_api_create(h2o_req_t *req)
+int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     struct create_body b;
     struct talas_token_claims claims;
     struct talas_session s;
@@ -521,11 +499,12 @@ int talas_session_api_create(h2o_req_t *req)
     if (!talas_http_method_is(req, "POST"))
         return reject_method(req, "POST");
     /* credentials first: without them, nothing about the body or the catalog */
-    if ((access = access_before(req, &token)) == -1)
+    if ((access = access_before(ctx, req, &token)) == -1)
         return 0;
     if (!body_ok(req))
         return 0;
     memset(&b, 0, sizeof(b));
+    b.p.conf = ctx->conf;
     b.p.req = req;
     b.caps.connection_type = TALAS_CONNECTION_UNKNOWN;
     b.caps.device_type = TALAS_DEVICE_UNKNOWN;
@@ -544,9 +523,9 @@ int talas_session_api_create(h2o_req_t *req)
         return 0;
     }
     memset(&claims, 0, sizeof(claims));
-    if (conf->auth_required && access == 0 && access_track(req, token, b.track, &claims) != 0)
+    if (conf->auth_required && access == 0 && access_track(ctx, req, token, b.track, &claims) != 0)
         return 0;
-    if (!track_exists(req, b.track))
+    if (!track_exists(ctx, req, b.track))
         return 0;
 
     memset(&s, 0, sizeof(s));
@@ -565,13 +544,13 @@ int talas_session_api_create(h2o_req_t *req)
     s.created_at_ms = s.last_updated_ms = now = talas_wall_ms();
 
     /* the URLs before the record: a session nobody can play is never stored */
-    if (session_urls(s.track_id, p->name, s.client_id, &master, &stream, &error) != 0) {
+    if (session_urls(ctx, s.track_id, p->name, s.client_id, &master, &stream, &error) != 0) {
         log_error("%s: minting URLs for %s failed: %s", __func__, s.track_id, error);
         talas_http_send_error(req, 500, "cannot_sign", "%s", error);
         free(error);
         return 0;
     }
-    rc = talas_session_create(talas_worker_storage(), &s, (size_t)conf->streaming_max_sessions, now,
+    rc = talas_session_create(ctx->storage, &s, (size_t)conf->streaming_max_sessions, now,
                               conf->streaming_session_timeout_ms);
     if (rc == 1) {
         talas_http_send_error(req, 503, "too_many_sessions", "%d sessions are live (streaming.max_sessions)",
@@ -588,7 +567,7 @@ int talas_session_api_create(h2o_req_t *req)
     talas_json_key(&json, "session_id");
     talas_json_string(&json, s.session_id);
     talas_json_key(&json, "initial_profile");
-    profile_json(&json, p);
+    talas_http_profile_json(&json, p);
     talas_json_key(&json, "master_playlist");
     talas_json_string(&json, master);
     talas_json_key(&json, "stream_url");
@@ -607,18 +586,18 @@ done:
 
 /* ------------------------------------------------------------ one session */
 
-static int get_session(h2o_req_t *req, const char *id)
+static int get_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     struct talas_session s;
     MDB_txn *txn;
     int rc;
 
-    if ((rc = talas_storage_read_begin(talas_worker_storage(), &txn)) != 0) {
+    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
         send_storage_error(req, "reading a session", rc);
         return 0;
     }
-    rc = talas_session_get(talas_worker_storage(), txn, id, &s);
+    rc = talas_session_get(ctx->storage, txn, id, &s);
     mdb_txn_abort(txn);
     /* an expired session is gone already; the sweep deletes and counts it */
     if (rc == MDB_NOTFOUND ||
@@ -630,15 +609,14 @@ static int get_session(h2o_req_t *req, const char *id)
         send_storage_error(req, "reading a session", rc);
         return 0;
     }
-    send_session(req, &s);
+    send_session(ctx, req, &s);
     return 0;
 }
 
-static int end_session(h2o_req_t *req, const char *id)
+static int end_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = talas_worker_config();
-    int rc = talas_session_end(talas_worker_storage(), id, talas_wall_ms(),
-                               conf->streaming_session_timeout_ms);
+    const struct talas_config *conf = ctx->conf;
+    int rc = talas_session_end(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms);
     static h2o_generator_t generator = {NULL, NULL};
 
     if (rc == MDB_NOTFOUND) {
@@ -682,7 +660,7 @@ struct quality_body {
 static int quality_member(const char *key, const struct talas_json_value *v, void *arg)
 {
     struct quality_body *b = arg;
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = b->p.conf;
 
     if (strcmp(key, "quality") != 0)
         return bad(&b->p, "", key, "unknown field");
@@ -693,9 +671,9 @@ static int quality_member(const char *key, const struct talas_json_value *v, voi
     return 0;
 }
 
-static int put_quality(h2o_req_t *req, const char *id)
+static int put_quality(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     struct quality_body b;
     struct quality_change q;
     struct talas_session s;
@@ -705,6 +683,7 @@ static int put_quality(h2o_req_t *req, const char *id)
     if (!body_ok(req))
         return 0;
     memset(&b, 0, sizeof(b));
+    b.p.conf = ctx->conf;
     b.p.req = req;
     rc = talas_json_read_object(req->entity.base, req->entity.len, quality_member, &b, &json_error);
     if (rc == -1) {
@@ -720,8 +699,8 @@ static int put_quality(h2o_req_t *req, const char *id)
         return 0;
     }
     q.quality = b.quality;
-    rc = talas_session_update(talas_worker_storage(), id, talas_wall_ms(),
-                              conf->streaming_session_timeout_ms, apply_quality, &q, &s);
+    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms,
+                              apply_quality, &q, &s);
     if (rc == MDB_NOTFOUND) {
         send_not_found(req);
         return 0;
@@ -730,7 +709,7 @@ static int put_quality(h2o_req_t *req, const char *id)
         send_storage_error(req, "changing a session's quality (write)", rc);
         return 0;
     }
-    send_session(req, &s);
+    send_session(ctx, req, &s);
     return 0;
 }
 
@@ -798,8 +777,8 @@ static int metrics_member(const char *key, const struct talas_json_value *v, voi
 
 static int apply_metrics(struct talas_session *s, struct talas_session_counters *d, void *arg)
 {
-    const struct talas_config *conf = talas_worker_config();
     struct metrics_body *b = arg;
+    const struct talas_config *conf = b->p.conf;
     struct talas_performance_metrics m = s->performance_metrics;
     struct talas_quality_monitor monitor;
 
@@ -831,9 +810,9 @@ static int apply_metrics(struct talas_session *s, struct talas_session_counters 
     return 0;
 }
 
-static int post_metrics(h2o_req_t *req, const char *id)
+static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     struct metrics_body b;
     struct talas_session s;
     struct talas_buf body = {0};
@@ -845,6 +824,7 @@ static int post_metrics(h2o_req_t *req, const char *id)
     if (!body_ok(req))
         return 0;
     memset(&b, 0, sizeof(b));
+    b.p.conf = ctx->conf;
     b.p.req = req;
     rc = talas_json_read_object(req->entity.base, req->entity.len, metrics_member, &b, &json_error);
     if (rc == -1) {
@@ -864,8 +844,8 @@ static int post_metrics(h2o_req_t *req, const char *id)
         send_field_error(req, metric_names[M_SPEED], "required");
         return 0;
     }
-    rc = talas_session_update(talas_worker_storage(), id, talas_wall_ms(),
-                              conf->streaming_session_timeout_ms, apply_metrics, &b, &s);
+    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms,
+                              apply_metrics, &b, &s);
     if (rc == MDB_NOTFOUND) {
         send_not_found(req);
         return 0;
@@ -876,7 +856,7 @@ static int post_metrics(h2o_req_t *req, const char *id)
     }
     /* a progressive player needs the new quality's URL */
     if (b.advice.sw != TALAS_SWITCH_NONE &&
-        session_urls(s.track_id, s.current_quality, s.client_id, &master, &stream, &error) != 0) {
+        session_urls(ctx, s.track_id, s.current_quality, s.client_id, &master, &stream, &error) != 0) {
         log_error("%s: minting URLs for %s failed: %s", __func__, s.track_id, error);
         free(error);
     }
@@ -896,7 +876,7 @@ static int post_metrics(h2o_req_t *req, const char *id)
     talas_json_key(&json, "quality_switches");
     talas_json_uint(&json, s.performance_metrics.quality_switches);
     talas_json_key(&json, "profile");
-    profile_json(&json, &conf->transcode_profiles[b.advice.profile]);
+    talas_http_profile_json(&json, &conf->transcode_profiles[b.advice.profile]);
     if (stream != NULL) {
         talas_json_key(&json, "stream_url");
         talas_json_string(&json, stream);
@@ -910,7 +890,8 @@ static int post_metrics(h2o_req_t *req, const char *id)
     return 0;
 }
 
-int talas_session_api_session(h2o_req_t *req, const char *rest, size_t len)
+int talas_session_api_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *rest,
+                              size_t len)
 {
     const char *slash = memchr(rest, '/', len);
     size_t id_len = slash != NULL ? (size_t)(slash - rest) : len;
@@ -924,20 +905,20 @@ int talas_session_api_session(h2o_req_t *req, const char *rest, size_t len)
     id[id_len] = '\0';
     if (slash == NULL) {
         if (talas_http_method_is(req, "GET") || talas_http_method_is(req, "HEAD"))
-            return get_session(req, id);
+            return get_session(ctx, req, id);
         if (talas_http_method_is(req, "DELETE"))
-            return end_session(req, id);
+            return end_session(ctx, req, id);
         return reject_method(req, "GET, HEAD, DELETE");
     }
     if (h2o_memis(slash, len - id_len, H2O_STRLIT("/quality"))) {
         if (!talas_http_method_is(req, "PUT"))
             return reject_method(req, "PUT");
-        return put_quality(req, id);
+        return put_quality(ctx, req, id);
     }
     if (h2o_memis(slash, len - id_len, H2O_STRLIT("/metrics"))) {
         if (!talas_http_method_is(req, "POST"))
             return reject_method(req, "POST");
-        return post_metrics(req, id);
+        return post_metrics(ctx, req, id);
     }
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
@@ -1042,9 +1023,9 @@ static void stats_json(struct talas_json *json, const struct stats *st,
     talas_json_object_end(json);
 }
 
-int talas_session_api_stats(h2o_req_t *req)
+int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     struct stats st = {
         talas_wall_ms(), conf->streaming_session_timeout_ms, conf, NULL, 0, 0, 0, 0, 0, 0};
     struct talas_session_counters c;
@@ -1056,17 +1037,17 @@ int talas_session_api_stats(h2o_req_t *req)
 
     if (talas_http_reject_unless_get(req))
         return 0;
-    if ((rc = talas_storage_read_begin(talas_worker_storage(), &txn)) != 0) {
+    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
         send_storage_error(req, "reading the sessions", rc);
         return 0;
     }
     st.per_quality = h2o_mem_alloc_pool(&req->pool, (conf->transcode_profile_count + 1) * sizeof(uint64_t));
     memset(st.per_quality, 0, (conf->transcode_profile_count + 1) * sizeof(uint64_t));
-    rc = talas_session_counters_get(talas_worker_storage(), txn, &c);
+    rc = talas_session_counters_get(ctx->storage, txn, &c);
     if (rc == 0)
-        rc = talas_storage_counters_get(talas_worker_storage(), txn, TALAS_HLS_COUNTERS, segments, 2);
+        rc = talas_storage_counters_get(ctx->storage, txn, TALAS_HLS_COUNTERS, segments, 2);
     if (rc == 0)
-        rc = talas_session_foreach(talas_worker_storage(), txn, stats_one, &st);
+        rc = talas_session_foreach(ctx->storage, txn, stats_one, &st);
     mdb_txn_abort(txn);
     if (rc != 0) {
         send_storage_error(req, "reading the sessions", rc);
@@ -1082,10 +1063,10 @@ int talas_session_api_stats(h2o_req_t *req)
 
 /* ---------------------------------------------------------------- sweep */
 
-void talas_session_api_tick(void)
+void talas_session_api_tick(const struct talas_worker_ctx *ctx)
 {
     static uint64_t next_ms;
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     uint64_t now = talas_now_ms(), interval = conf->streaming_session_timeout_ms / 2;
     size_t expired;
     int rc;
@@ -1099,8 +1080,8 @@ void talas_session_api_tick(void)
     if (interval > 30000)
         interval = 30000;
     next_ms = now + interval;
-    rc = talas_session_sweep(talas_worker_storage(), talas_wall_ms(),
-                             conf->streaming_session_timeout_ms, SWEEP_BATCH, &expired);
+    rc = talas_session_sweep(ctx->storage, talas_wall_ms(), conf->streaming_session_timeout_ms, SWEEP_BATCH,
+                             &expired);
     if (rc != 0)
         log_error("streaming sessions: the sweep failed: %s", mdb_strerror(rc));
     else if (expired > 0)

@@ -8,17 +8,20 @@
 
 #include <h2o.h>
 
+#include "worker/worker_ctx.h"
+
 /* POST /api/streaming/session: creates a session. */
-int talas_session_api_create(h2o_req_t *req);
+int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 /* /api/streaming/session/{id} (GET, DELETE), .../{id}/quality (PUT),
  * .../{id}/metrics (POST); REST (LEN bytes) is what follows "session/". */
-int talas_session_api_session(h2o_req_t *req, const char *rest, size_t len);
+int talas_session_api_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *rest,
+                              size_t len);
 /* GET /api/streaming/stats. */
-int talas_session_api_stats(h2o_req_t *req);
+int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 
 /* Called by the worker's loop after each iteration: now and then, deletes
  * the sessions that have expired (a read-only scan, and a short write
  * when it found some). */
-void talas_session_api_tick(void);
+void talas_session_api_tick(const struct talas_worker_ctx *ctx);
 
 #endif

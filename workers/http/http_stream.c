@@ -6,7 +6,8 @@
  * opened through h2o's per-context file cache, which the worker clears after
  * every loop iteration, so concurrent requests share one descriptor while a
  * replaced file is noticed on the next iteration (h2o's file handler does
- * the same).
+ * the same). Finding the file and evaluating preconditions are shared with
+ * the other media routes (http_source.c).
  *
  * The body goes out one of two ways:
  *   - cleartext HTTP/1.x, one range or the whole file: h2o writes the
@@ -29,7 +30,7 @@
  *
  * Logs: a warning when a file that the catalog lists cannot be opened, or
  * is shorter than when its response started (replaced or truncated); the
- * refusals of the access check (http_response.c).
+ * refusals of the access check (http_authorize.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,14 +46,13 @@
 
 #include "store/catalog.h"
 #include "http/conn_limits.h"
-#include "http/http_parse.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
+#include "http/http_source.h"
 #include "http/http_stream.h"
 #include "media/track_file.h"
-#include "realtime/ws_hub.h"
 #include "core/log.h"
 #include "http/range.h"
-#include "worker/worker.h"
 
 /* Largest read per proceed() call; a response never holds more. */
 #define STREAM_BUF_MAX (128 * 1024)
@@ -231,38 +231,6 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
     gen_dispose(_gen);
 }
 
-/* Strong or weak comparison of one entity tag against a list header. */
-static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t etag_len, int weak)
-{
-    return talas_http_etag_match(list->base, list->len, etag, etag_len, weak);
-}
-
-/*
- * Evaluates the preconditions of RFC 9110 section 13.2.2 in their order.
- * Returns 0 to go on, or the status (304, 412) to answer with.
- */
-int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime)
-{
-    const h2o_iovec_t *h;
-    int64_t t;
-
-    if ((h = talas_http_header(req, H2O_TOKEN_IF_MATCH)) != NULL) {
-        if (!etag_list_matches(h, etag, etag_len, 0))
-            return 412;
-    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_UNMODIFIED_SINCE)) != NULL) {
-        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime > t)
-            return 412;
-    }
-    if ((h = talas_http_header(req, H2O_TOKEN_IF_NONE_MATCH)) != NULL) {
-        if (etag_list_matches(h, etag, etag_len, 1))
-            return 304;
-    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_MODIFIED_SINCE)) != NULL) {
-        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime <= t)
-            return 304;
-    }
-    return 0;
-}
-
 /*
  * Whether this response's body can go out with sendfile(): plain HTTP/1.x
  * on a cleartext socket, one contiguous range, and no h2o filter between
@@ -295,70 +263,6 @@ static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, co
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control.base,
                    cache_control.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
-}
-
-/* Copies what the response needs out of the catalog record. */
-void talas_http_send_precondition(h2o_req_t *req, int status)
-{
-    static h2o_generator_t none = {NULL, NULL};
-
-    if (status != 304) {
-        talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
-        return;
-    }
-    req->res.status = 304;
-    req->res.reason = "Not Modified";
-    h2o_start_response(req, &none);
-    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-}
-
-int talas_stream_lookup(h2o_req_t *req, const char *id, char **path_r, h2o_iovec_t *mime_r)
-{
-    struct talas_storage *st = talas_worker_storage();
-    struct talas_track t;
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
-        log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
-        return -1;
-    }
-    rc = talas_catalog_get(st, txn, id, &t);
-    if (rc == 0 && t.error == NULL) {
-        *path_r = h2o_mem_alloc_pool(&req->pool, strlen(t.path) + 1);
-        memcpy(*path_r, t.path, strlen(t.path) + 1);
-        *mime_r = h2o_strdup(&req->pool, t.mime, SIZE_MAX);
-    } else if (rc == 0) {
-        rc = MDB_NOTFOUND; /* a file that failed to probe is not a track */
-    } else if (rc != MDB_NOTFOUND) {
-        log_error("%s: catalog record of %s unreadable (%d)", __func__, id, rc);
-    }
-    mdb_txn_abort(txn);
-    return rc;
-}
-
-int talas_stream_source(h2o_req_t *req, const char *id, char **path_r, struct talas_cache_source *identity_r)
-{
-    h2o_iovec_t mime;
-    struct stat sb;
-    int rc;
-
-    if ((rc = talas_stream_lookup(req, id, path_r, &mime)) != 0) {
-        if (rc == MDB_NOTFOUND)
-            talas_http_send_error(req, 404, "not_found", "no such track");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
-        return -1;
-    }
-    if (stat(*path_r, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, *path_r, id,
-                 errno != 0 ? strerror(errno) : "not a regular file");
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
-        return -1;
-    }
-    identity_r->size = (uint64_t)sb.st_size;
-    identity_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-    return 0;
 }
 
 /* The files h2o's file cache holds open whose path was checked (no
@@ -409,7 +313,7 @@ static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
     c->path_hash = path_hash(path);
 }
 
-int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
+int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     struct talas_range ranges[TALAS_RANGE_MAX];
     struct stream_gen *gen;
@@ -426,10 +330,10 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
 
     if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
-    if (talas_http_authorize(req, id_buf, TALAS_TOKEN_STREAM, &claims) != 0)
+    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM, &claims) != 0)
         return 0;
     cache_control = talas_http_media_cache_control(req, &claims);
-    if ((rc = talas_stream_lookup(req, id_buf, &path, &mime)) != 0) {
+    if ((rc = talas_stream_lookup(ctx, req, id_buf, &path, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
             talas_http_send_error(req, 404, "not_found", "no such track");
         else
@@ -536,7 +440,7 @@ int talas_stream_original(h2o_req_t *req, const char *id, size_t len)
     }
     req->res.content_length = content_length;
 
-    talas_ws_hub_count_stream(req, id_buf); /* LiveStats listeners */
+    talas_worker_ctx_count_stream(ctx, req, id_buf); /* LiveStats listeners */
     h2o_start_response(req, &gen->super);
     if (talas_http_method_is(req, "HEAD") || content_length == 0) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);

@@ -34,15 +34,14 @@
 #include "core/token.h"
 #include "store/cache.h"
 #include "store/catalog.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
-#include "http/http_stream.h"
+#include "http/http_source.h"
 #include "http/http_transcode.h"
-#include "realtime/ws_hub.h"
 #include "core/log.h"
 #include "http/range.h"
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
-#include "worker/worker.h"
 
 #define READ_AHEAD 2
 /* fades of a preview */
@@ -50,6 +49,7 @@
 
 struct tx_gen {
     h2o_generator_t super; /* first: h2o hands it back */
+    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     struct talas_transcode_source src;
     int exact;               /* chunk offsets are known: length and ranges */
@@ -74,6 +74,7 @@ struct measure_ticket {
 
 /* A request waiting for its source to be measured. */
 struct tx_request {
+    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     struct measure_ticket *ticket;
     char track[TALAS_TRACK_ID_LEN + 1];
@@ -102,9 +103,10 @@ int talas_transcode_requested(h2o_req_t *req)
 
 /* Reads profile= / format=&bitrate= / t=; answers 400 and returns -1 on a
  * bad value. */
-static int parse_params(h2o_req_t *req, struct talas_profile *p, double *t_r)
+static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_profile *p,
+                        double *t_r)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = ctx->conf;
     h2o_iovec_t v;
     int found;
 
@@ -317,7 +319,7 @@ static void on_chunk(struct talas_chunk_waiter *w, int status, struct talas_chun
 
 static void send_next(struct tx_gen *gen)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = gen->ctx->storage;
     struct talas_cache_chunk chunk;
     uint32_t c;
     int rc;
@@ -387,7 +389,7 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
  * encodes, and needs a transcode slot (transcode_limit.h). */
 static int needs_encode(struct tx_gen *gen)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = gen->ctx->storage;
     struct talas_cache_chunk chunk;
     uint32_t first, last;
     MDB_txn *txn;
@@ -417,7 +419,7 @@ static int needs_encode(struct tx_gen *gen)
  * sizes are only known from its records; -1 when a chunk is missing. */
 static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = gen->ctx->storage;
     struct talas_cache_entry entry;
     struct talas_cache_chunk chunk;
     uint32_t n = gen->src.layout.chunks;
@@ -445,7 +447,7 @@ static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
 
 static void start_response(struct tx_request *rq, const struct talas_source_info *info)
 {
-    const struct talas_config *conf = talas_worker_config();
+    const struct talas_config *conf = rq->ctx->conf;
     h2o_req_t *req = rq->req;
     struct talas_range ranges[TALAS_RANGE_MAX];
     struct talas_window window, *win = NULL;
@@ -488,6 +490,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     memset(gen, 0, sizeof(*gen));
     gen->super.proceed = do_proceed;
     gen->super.stop = do_stop;
+    gen->ctx = rq->ctx;
     gen->req = req;
     memcpy(gen->src.track, rq->track, sizeof(gen->src.track));
     snprintf(gen->src.path, sizeof(gen->src.path), "%s", rq->path);
@@ -532,8 +535,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
             uint32_t c = talas_layout_chunk_of_frame(&layout, frame);
             MDB_txn *txn;
             rep_start = gen->chunk_offsets[c];
-            if (talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
-                if (talas_cache_chunk_get(talas_worker_storage(), txn, gen->src.track, gen->src.variant, c,
+            if (talas_storage_read_begin(rq->ctx->storage, &txn) == 0) {
+                if (talas_cache_chunk_get(rq->ctx->storage, txn, gen->src.track, gen->src.variant, c,
                                           &gen->src.identity, &chunk) == 0)
                     for (size_t i = 0;
                          i < frame - talas_layout_chunk_start(&layout, c) && i < chunk.frame_count; i++)
@@ -604,7 +607,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    rq->profile.codec == TALAS_CODEC_MP3 ? "audio/mpeg" : "audio/aac",
                    rq->profile.codec == TALAS_CODEC_MP3 ? 10 : 9);
-    talas_ws_hub_count_stream(req, rq->track); /* LiveStats listeners */
+    talas_worker_ctx_count_stream(rq->ctx, req, rq->track); /* LiveStats listeners */
     h2o_start_response(req, &gen->super);
     if (talas_http_method_is(req, "HEAD") || (gen->exact && gen->pos >= gen->end)) {
         gen->done = 1;
@@ -639,7 +642,8 @@ static void request_dispose(void *p)
         rq->ticket->rq = NULL;
 }
 
-int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int preview)
+int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
+                          int preview)
 {
     struct talas_source_info info;
     struct tx_request *rq;
@@ -650,16 +654,18 @@ int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int previe
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
     /* the token first: nothing is read, opened or encoded for a refused request */
-    if (talas_http_authorize(req, id_buf, preview ? TALAS_TOKEN_PREVIEW : TALAS_TOKEN_STREAM, &rq->claims) != 0)
+    if (talas_http_authorize(ctx, req, id_buf, preview ? TALAS_TOKEN_PREVIEW : TALAS_TOKEN_STREAM,
+                             &rq->claims) != 0)
         return 0;
     if (preview) {
         const struct talas_profile *mp3 = talas_profile_builtin("mp3");
         rq->profile = *mp3;
-    } else if (parse_params(req, &rq->profile, &rq->t) != 0) {
+    } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
-    if (talas_stream_source(req, id_buf, &path, &rq->identity) != 0)
+    if (talas_stream_source(ctx, req, id_buf, &path, &rq->identity) != 0)
         return 0;
+    rq->ctx = ctx;
     rq->req = req;
     memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = path;

@@ -528,23 +528,22 @@ static void av_log_to_error_log(void *avcl, int level, const char *fmt, va_list 
 
 /* ------------------------------------------------------------ lifecycle */
 
-void talas_transcode_jobs_init(h2o_loop_t *loop, struct talas_pool *pool, struct talas_storage *st,
-                               const struct talas_config *conf)
+void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx)
 {
     memset(&s, 0, sizeof(s));
     av_log_set_callback(av_log_to_error_log);
-    s.loop = loop;
-    s.pool = pool;
-    s.st = st;
-    s.limits.max_size = conf->cache_max_size;
+    s.loop = ctx->loop;
+    s.pool = ctx->pool;
+    s.st = ctx->storage;
+    s.limits.max_size = ctx->conf->cache_max_size;
     h2o_linklist_init_anchor(&s.supplies);
-    h2o_timeout_init(loop, &s.watch_timeout, WATCH_INTERVAL_MS);
-    h2o_timeout_init(loop, &s.flush_timeout, FLUSH_INTERVAL_MS);
+    h2o_timeout_init(s.loop, &s.watch_timeout, WATCH_INTERVAL_MS);
+    h2o_timeout_init(s.loop, &s.flush_timeout, FLUSH_INTERVAL_MS);
     s.watch_entry.cb = on_watch_tick;
     s.flush_entry.cb = on_flush_tick;
-    h2o_timeout_link(loop, &s.flush_timeout, &s.flush_entry);
+    h2o_timeout_link(s.loop, &s.flush_timeout, &s.flush_entry);
     /* claims a previous worker with our pid could have left */
-    talas_cache_release_pid(st, getpid(), NULL);
+    talas_cache_release_pid(s.st, getpid(), NULL);
 }
 
 void talas_transcode_jobs_stop(void)

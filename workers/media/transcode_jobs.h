@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "store/storage.h"
 #include "media/transcoder.h"
+#include "worker/worker_ctx.h"
 #include "worker/worker_pool.h"
 
 /* An encoded chunk in memory, shared by the waiters of its encode. */
@@ -65,10 +66,10 @@ struct talas_chunk_waiter {
     void *data; /* the caller's */
 };
 
-/* Starts the per-worker machinery: POOL runs the encodes, ST is the
- * worker's storage, CONF gives cache.max_size. */
-void talas_transcode_jobs_init(h2o_loop_t *loop, struct talas_pool *pool, struct talas_storage *st,
-                               const struct talas_config *conf);
+/* Starts the per-worker machinery on CTX's loop: its pool runs the
+ * encodes, its storage holds the cache, its configuration gives
+ * cache.max_size. */
+void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx);
 
 /*
  * Asks for chunk INDEX of SRC on behalf of W (its cb set, not waiting

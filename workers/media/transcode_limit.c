@@ -181,11 +181,11 @@ fail:
     return -1;
 }
 
-void talas_transcode_limit_init(struct talas_storage *st, const struct talas_config *conf)
+void talas_transcode_limit_init(const struct talas_worker_ctx *ctx)
 {
     memset(&t, 0, sizeof(t));
-    t.st = st;
-    t.conf = conf;
+    t.st = ctx->storage;
+    t.conf = ctx->conf;
     t.pid = getpid();
     t.start_time = process_start_time(t.pid);
     snprintf(t.key, sizeof(t.key), RECORD_PREFIX "%ld", (long)t.pid);

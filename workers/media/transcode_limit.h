@@ -23,13 +23,15 @@
 
 #include "core/config.h"
 #include "store/storage.h"
+#include "worker/worker_ctx.h"
 
 /* The seconds a refused client is told to wait (Retry-After). */
 #define TALAS_TRANSCODE_RETRY_AFTER 5
 
-/* Starts counting for this worker (ST: its storage); clears a record a
- * previous process with this pid could have left. */
-void talas_transcode_limit_init(struct talas_storage *st, const struct talas_config *conf);
+/* Starts counting for this worker (in CTX's storage, with CTX's
+ * configuration; both are kept); clears a record a previous process with
+ * this pid could have left. */
+void talas_transcode_limit_init(const struct talas_worker_ctx *ctx);
 
 /*
  * Takes a slot for REQ, given back when REQ is disposed of. Returns 0, or

@@ -21,18 +21,17 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "store/playback.h"
-#include "worker/worker.h"
 #include "realtime/ws_hub.h"
 
 #define MAX_WORKERS 300
 
 /* 1 when the request carries the backend key; else answers 401, returns 0. */
-static int require_backend_key(h2o_req_t *req)
+static int require_backend_key(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
     char ip[64];
 
-    if (h != NULL && talas_token_backend_key_ok(talas_worker_auth(), h->base, h->len))
+    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return 1;
     if (h != NULL)
         log_warn("auth: 401 for %.*s %.*s from %s: wrong backend key", (int)req->method.len, req->method.base,
@@ -66,7 +65,7 @@ static void stats_fields(struct talas_json *json, const struct talas_ipc_stats *
     talas_json_uint(json, s->open_streams);
 }
 
-int talas_realtime_ws_stats(h2o_req_t *req)
+int talas_realtime_ws_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas_ipc_stats sum, *per;
     struct talas_buf body = {0};
@@ -96,7 +95,7 @@ int talas_realtime_ws_stats(h2o_req_t *req)
     return 0;
 }
 
-int talas_realtime_events(h2o_req_t *req)
+int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas_ws_publish p;
     struct talas_buf body = {0};
@@ -109,7 +108,7 @@ int talas_realtime_events(h2o_req_t *req)
                               (int)req->method.len, req->method.base);
         return 0;
     }
-    if (!require_backend_key(req))
+    if (!require_backend_key(ctx, req))
         return 0;
     if (talas_ws_publish_parse(req->entity.base, req->entity.len, &p, &error) != 0) {
         talas_http_send_error(req, 400, "invalid_event", "%s", error);
@@ -133,11 +132,12 @@ int talas_realtime_events(h2o_req_t *req)
 
 /* The common preamble: GET, the backend key when auth is on, an id of 1 to
  * 128 bytes of UTF-8 copied into ID_R. -1 when answered. */
-static int preamble(h2o_req_t *req, const char *id, size_t len, char id_r[TALAS_PLAYBACK_ID_MAX + 1])
+static int preamble(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
+                    char id_r[TALAS_PLAYBACK_ID_MAX + 1])
 {
     if (talas_http_reject_unless_get(req))
         return -1;
-    if (talas_worker_config()->auth_required && !require_backend_key(req))
+    if (ctx->conf->auth_required && !require_backend_key(ctx, req))
         return -1;
     if (len == 0 || len > TALAS_PLAYBACK_ID_MAX || !talas_utf8_valid(id, len) ||
         memchr(id, '\0', len) != NULL || memchr(id, '/', len) != NULL) {
@@ -149,16 +149,17 @@ static int preamble(h2o_req_t *req, const char *id, size_t len, char id_r[TALAS_
     return 0;
 }
 
-static int read_begin(h2o_req_t *req, MDB_txn **txn_r)
+static int read_begin(const struct talas_worker_ctx *ctx, h2o_req_t *req, MDB_txn **txn_r)
 {
-    if (talas_storage_read_begin(talas_worker_storage(), txn_r) != 0) {
+    if (talas_storage_read_begin(ctx->storage, txn_r) != 0) {
         talas_http_send_error(req, 500, "storage_error", "the storage could not be read");
         return -1;
     }
     return 0;
 }
 
-int talas_realtime_track_analytics(h2o_req_t *req, const char *id, size_t len)
+int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                   size_t len)
 {
     char track[TALAS_PLAYBACK_ID_MAX + 1];
     struct talas_track_plays p;
@@ -171,11 +172,11 @@ int talas_realtime_track_analytics(h2o_req_t *req, const char *id, size_t len)
     MDB_txn *txn;
     int rc, known;
 
-    if (preamble(req, id, len, track) != 0 || read_begin(req, &txn) != 0)
+    if (preamble(ctx, req, id, len, track) != 0 || read_begin(ctx, req, &txn) != 0)
         return 0;
     known = talas_track_id_valid(track, strlen(track)) &&
-            talas_catalog_get(talas_worker_storage(), txn, track, &t) == 0 && t.error == NULL;
-    rc = talas_playback_track_plays(talas_worker_storage(), txn, track, &p);
+            talas_catalog_get(ctx->storage, txn, track, &t) == 0 && t.error == NULL;
+    rc = talas_playback_track_plays(ctx->storage, txn, track, &p);
     mdb_txn_abort(txn);
     if (!known) {
         talas_http_send_error(req, 404, "not_found", "no such track");
@@ -234,7 +235,8 @@ static void session_json(const struct talas_listen_session *s, void *arg)
     talas_json_object_end(json);
 }
 
-int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
+int talas_realtime_user_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                  size_t len)
 {
     char user[TALAS_PLAYBACK_ID_MAX + 1];
     struct talas_buf body = {0};
@@ -244,7 +246,7 @@ int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
     MDB_txn *txn;
     int rc;
 
-    if (preamble(req, id, len, user) != 0)
+    if (preamble(ctx, req, id, len, user) != 0)
         return 0;
     if ((rc = talas_http_query_param(req, "limit", &v)) != 0) {
         char *end;
@@ -257,7 +259,7 @@ int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
         }
         limit = n;
     }
-    if (read_begin(req, &txn) != 0)
+    if (read_begin(ctx, req, &txn) != 0)
         return 0;
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
@@ -265,7 +267,7 @@ int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
     talas_json_string(&json, user);
     talas_json_key(&json, "history");
     talas_json_array_begin(&json);
-    rc = talas_playback_user_sessions(talas_worker_storage(), txn, user, limit, session_json, &json, &total);
+    rc = talas_playback_user_sessions(ctx->storage, txn, user, limit, session_json, &json, &total);
     mdb_txn_abort(txn);
     if (rc != 0) {
         talas_buf_free(&body);
@@ -281,53 +283,54 @@ int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len)
 }
 
 struct playlist_ctx {
+    struct talas_storage *storage;
     struct talas_json *json;
     MDB_txn *txn;
 };
 
 static void playlist_track(const char *track, size_t index, void *arg)
 {
-    struct playlist_ctx *ctx = arg;
+    struct playlist_ctx *pc = arg;
     struct talas_track t;
     int found = talas_track_id_valid(track, strlen(track)) &&
-                talas_catalog_get(talas_worker_storage(), ctx->txn, track, &t) == 0 && t.error == NULL;
+                talas_catalog_get(pc->storage, pc->txn, track, &t) == 0 && t.error == NULL;
 
-    talas_json_object_begin(ctx->json);
-    talas_json_key(ctx->json, "position");
-    talas_json_uint(ctx->json, index);
-    talas_json_key(ctx->json, "track_id");
-    talas_json_string(ctx->json, track);
-    talas_json_key(ctx->json, "title");
-    talas_json_string(ctx->json, found ? t.title : NULL);
-    talas_json_key(ctx->json, "artist");
-    talas_json_string(ctx->json, found ? t.artist : NULL);
-    talas_json_key(ctx->json, "duration_ms");
+    talas_json_object_begin(pc->json);
+    talas_json_key(pc->json, "position");
+    talas_json_uint(pc->json, index);
+    talas_json_key(pc->json, "track_id");
+    talas_json_string(pc->json, track);
+    talas_json_key(pc->json, "title");
+    talas_json_string(pc->json, found ? t.title : NULL);
+    talas_json_key(pc->json, "artist");
+    talas_json_string(pc->json, found ? t.artist : NULL);
+    talas_json_key(pc->json, "duration_ms");
     if (found)
-        talas_json_uint(ctx->json, t.duration_ms);
+        talas_json_uint(pc->json, t.duration_ms);
     else
-        talas_json_null(ctx->json);
-    talas_json_object_end(ctx->json);
+        talas_json_null(pc->json);
+    talas_json_object_end(pc->json);
 }
 
-int talas_realtime_playlist(h2o_req_t *req, const char *id, size_t len)
+int talas_realtime_playlist(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     char playlist[TALAS_PLAYBACK_ID_MAX + 1];
     struct talas_buf body = {0};
     struct talas_json json;
-    struct playlist_ctx ctx = {&json, NULL};
+    struct playlist_ctx pc = {ctx->storage, &json, NULL};
     MDB_txn *txn;
     int rc;
 
-    if (preamble(req, id, len, playlist) != 0 || read_begin(req, &txn) != 0)
+    if (preamble(ctx, req, id, len, playlist) != 0 || read_begin(ctx, req, &txn) != 0)
         return 0;
-    ctx.txn = txn;
+    pc.txn = txn;
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, playlist);
     talas_json_key(&json, "tracks");
     talas_json_array_begin(&json);
-    rc = talas_playlist_get(talas_worker_storage(), txn, playlist, playlist_track, &ctx);
+    rc = talas_playlist_get(ctx->storage, txn, playlist, playlist_track, &pc);
     mdb_txn_abort(txn);
     if (rc != 0) {
         talas_buf_free(&body);

@@ -12,10 +12,14 @@
 
 #include <h2o.h>
 
-int talas_realtime_ws_stats(h2o_req_t *req);
-int talas_realtime_events(h2o_req_t *req);
-int talas_realtime_track_analytics(h2o_req_t *req, const char *id, size_t len);
-int talas_realtime_user_analytics(h2o_req_t *req, const char *id, size_t len);
-int talas_realtime_playlist(h2o_req_t *req, const char *id, size_t len);
+#include "worker/worker_ctx.h"
+
+int talas_realtime_ws_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req);
+int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req);
+int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                   size_t len);
+int talas_realtime_user_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                  size_t len);
+int talas_realtime_playlist(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len);
 
 #endif

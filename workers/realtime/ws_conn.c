@@ -27,10 +27,10 @@
 #include <h2o/websocket.h>
 
 #include "store/catalog.h"
+#include "http/http_authorize.h"
 #include "http/http_response.h"
 #include "core/log.h"
 #include "store/playback.h"
-#include "worker/worker.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
 
@@ -57,7 +57,7 @@ static void rate_warning(struct talas__ws_conn *c, uint32_t remaining, uint64_t 
 /* Counts a command; 0 when it may run. */
 static int rate_limit(struct talas__ws_conn *c, const char *command_id)
 {
-    const struct talas_config *conf = talas__ws_hub_conf();
+    const struct talas_config *conf = c->ctx->conf;
     uint64_t now = talas_now_ms(), reset_ms;
     uint32_t limit = (uint32_t)conf->ws_rate_limit, remaining;
 
@@ -87,7 +87,8 @@ static int rate_limit(struct talas__ws_conn *c, const char *command_id)
 }
 
 /* Looks TRACK up in the catalog; 0 and its duration, or -1 with a reason. */
-static int find_track(const char *track, uint64_t *duration_r, const char **error_r)
+static int find_track(const struct talas_worker_ctx *ctx, const char *track, uint64_t *duration_r,
+                      const char **error_r)
 {
     struct talas_track t;
     MDB_txn *txn;
@@ -97,11 +98,11 @@ static int find_track(const char *track, uint64_t *duration_r, const char **erro
         *error_r = "track_id: no such track";
         return -1;
     }
-    if ((rc = talas_storage_read_begin(talas_worker_storage(), &txn)) != 0) {
+    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
         *error_r = "the catalog could not be read";
         return -1;
     }
-    rc = talas_catalog_get(talas_worker_storage(), txn, track, &t);
+    rc = talas_catalog_get(ctx->storage, txn, track, &t);
     if (rc == 0 && t.error == NULL)
         *duration_r = t.duration_ms;
     mdb_txn_abort(txn);
@@ -154,7 +155,7 @@ static const char *storage_failed(int rc)
 
 static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
 {
-    const struct talas_config *conf = talas__ws_hub_conf();
+    const struct talas_config *conf = c->ctx->conf;
     struct talas_playback_result r;
     struct talas_buf data = {0};
     const char *error = NULL, *quality;
@@ -178,11 +179,11 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
                 return;
             }
         }
-        if (find_track(cmd->track_id, &duration, &error) != 0)
+        if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0)
             break;
-        rc = talas_playback_play(talas_worker_storage(), c->user, cmd->track_id, duration,
-                                 cmd->has_position_ms, cmd->position_ms, quality,
-                                 cmd->platform ? cmd->platform : "unknown", now, &r, &error);
+        rc = talas_playback_play(c->ctx->storage, c->user, cmd->track_id, duration, cmd->has_position_ms,
+                                 cmd->position_ms, quality, cmd->platform ? cmd->platform : "unknown", now,
+                                 &r, &error);
         if (rc != 0)
             break;
         {
@@ -206,7 +207,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         talas_buf_free(&data);
         return;
     case TALAS_WS_PAUSE:
-        if ((rc = talas_playback_pause(talas_worker_storage(), c->user, cmd->track_id, now, &r, &error)) != 0)
+        if ((rc = talas_playback_pause(c->ctx->storage, c->user, cmd->track_id, now, &r, &error)) != 0)
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
@@ -214,8 +215,8 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         talas_buf_free(&data);
         return;
     case TALAS_WS_SEEK:
-        if ((rc = talas_playback_seek(talas_worker_storage(), c->user, cmd->track_id, cmd->position_ms, now,
-                                      &r, &error)) != 0)
+        if ((rc = talas_playback_seek(c->ctx->storage, c->user, cmd->track_id, cmd->position_ms, now, &r,
+                                      &error)) != 0)
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
@@ -224,7 +225,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         talas_buf_free(&data);
         return;
     case TALAS_WS_STOP:
-        if ((rc = talas_playback_stop(talas_worker_storage(), c->user, cmd->track_id, now, &r, &error)) != 0)
+        if ((rc = talas_playback_stop(c->ctx->storage, c->user, cmd->track_id, now, &r, &error)) != 0)
             break;
         data_uint(&data, "total_played_ms", r.total_played_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
@@ -248,15 +249,14 @@ static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command 
     int rc, add = cmd->type == TALAS_WS_ADD_TO_PLAYLIST;
 
     if (add) {
-        if (find_track(cmd->track_id, &duration, &error) != 0) {
+        if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0) {
             respond(c, cmd->command_id, 0, NULL, error);
             return;
         }
-        rc = talas_playlist_add(talas_worker_storage(), cmd->playlist_id, cmd->track_id, cmd->has_position,
+        rc = talas_playlist_add(c->ctx->storage, cmd->playlist_id, cmd->track_id, cmd->has_position,
                                 cmd->position, &position, &error);
     } else {
-        rc =
-            talas_playlist_remove(talas_worker_storage(), cmd->playlist_id, cmd->track_id, &position, &error);
+        rc = talas_playlist_remove(c->ctx->storage, cmd->playlist_id, cmd->track_id, &position, &error);
     }
     if (rc != 0) {
         respond(c, cmd->command_id, 0, NULL, rc == 1 ? error : storage_failed(rc));
@@ -357,8 +357,8 @@ static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *c
     MDB_txn *txn;
     int have = 0;
 
-    if (c->user != NULL && talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
-        have = talas_playback_get(talas_worker_storage(), txn, c->user, &s) == 0;
+    if (c->user != NULL && talas_storage_read_begin(c->ctx->storage, &txn) == 0) {
+        have = talas_playback_get(c->ctx->storage, txn, c->user, &s) == 0;
         mdb_txn_abort(txn);
     }
     talas_ws_hub_stats(&sum, per, 0, &n);
@@ -371,7 +371,7 @@ static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *c
     talas_json_key(&json, "worker_pid");
     talas_json_int(&json, getpid());
     talas_json_key(&json, "worker");
-    talas_json_int(&json, talas_worker_slot());
+    talas_json_int(&json, c->ctx->slot);
     talas_json_key(&json, "connected_at");
     talas_json_uint(&json, c->connected_ms / 1000);
     talas_json_key(&json, "subscriptions");
@@ -501,7 +501,7 @@ static void on_ws_message(struct talas_ws_transport *ws, const struct wslay_even
 
 /* The user of the connection: 0 with *user_r (malloc'd or NULL), or -1
  * when the request was answered (401). */
-static int connection_user(h2o_req_t *req, char **user_r)
+static int connection_user(const struct talas_worker_ctx *ctx, h2o_req_t *req, char **user_r)
 {
     struct talas_token_claims claims;
     h2o_iovec_t v, token;
@@ -510,7 +510,7 @@ static int connection_user(h2o_req_t *req, char **user_r)
     int rc;
 
     *user_r = NULL;
-    if (!talas__ws_hub_conf()->ws_auth_required) {
+    if (!ctx->conf->ws_auth_required) {
         rc = talas_http_query_param(req, "user_id", &v);
         if (rc == -1 ||
             (rc == 1 && (v.len == 0 || v.len > TALAS_WS_ID_MAX || !talas_utf8_valid(v.base, v.len)))) {
@@ -523,8 +523,8 @@ static int connection_user(h2o_req_t *req, char **user_r)
         return 0;
     }
     rc = talas_http_token(req, &token, &reason);
-    if (rc == 1 && talas_token_verify(talas_worker_auth(), token.base, token.len, NULL, 0,
-                                     talas_http_client_ip(req, ip), &claims, &reason) == TALAS_TOKEN_OK) {
+    if (rc == 1 && talas_token_verify(ctx->token, token.base, token.len, NULL, 0,
+                                      talas_http_client_ip(req, ip), &claims, &reason) == TALAS_TOKEN_OK) {
         if (claims.sub[0] != '\0') {
             *user_r = xstrdup(claims.sub);
             return 0;
@@ -540,7 +540,7 @@ static int connection_user(h2o_req_t *req, char **user_r)
     return -1;
 }
 
-int talas_ws_serve(h2o_req_t *req)
+int talas_ws_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas__ws_conn *c;
     const char *key;
@@ -558,7 +558,7 @@ int talas_ws_serve(h2o_req_t *req)
                               "/api/ws is a WebSocket endpoint: send an HTTP/1.1 Upgrade: websocket request");
         return 0;
     }
-    if (connection_user(req, &user) != 0)
+    if (connection_user(ctx, req, &user) != 0)
         return 0;
     if ((c = talas__ws_conn_new()) == NULL) {
         free(user);
@@ -566,8 +566,9 @@ int talas_ws_serve(h2o_req_t *req)
                               "this worker has ws.max_connections connections");
         return 0;
     }
+    c->ctx = ctx;
     c->user = user;
     c->connected_ms = talas_wall_ms();
-    c->ws = talas_ws_transport_upgrade(req, key, talas__ws_hub_conf()->ws_max_message_size, on_ws_message, c);
+    c->ws = talas_ws_transport_upgrade(req, key, ctx->conf->ws_max_message_size, on_ws_message, c);
     return 0;
 }

@@ -6,9 +6,11 @@
 
 #include <h2o.h>
 
+#include "worker/worker_ctx.h"
+
 /* Answers REQ: upgrades it to a realtime connection, or a JSON error
  * (405, 426 without a WebSocket handshake, 401, 503 when the worker is
  * full). */
-int talas_ws_serve(h2o_req_t *req);
+int talas_ws_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 
 #endif

@@ -4,7 +4,9 @@
  * timers (ws_hub.h).
  *
  * Entry points: talas_ws_hub_init, talas_ws_hub_shutdown,
- * talas_ws_hub_publish, talas_ws_hub_stream_begin/end, talas_ws_hub_stats.
+ * talas_ws_hub_publish, talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
+ * and talas_ws_hub_count_stream, which worker.c installs as the counters
+ * of its context (worker_ctx.h) for the media routes.
  *
  * Delivery. An event published here is delivered to this worker's
  * connections at once and sent to the master, which relays it to every
@@ -40,7 +42,6 @@
 #include "store/catalog.h"
 #include "core/ipc.h"
 #include "core/log.h"
-#include "worker/worker.h"
 #include "realtime/ws_hub.h"
 
 #define CLOSE_GRACE_MS 5000
@@ -59,6 +60,7 @@ struct stream_count {
 };
 
 static struct {
+    const struct talas_worker_ctx *ctx;
     h2o_loop_t *loop;
     const struct talas_config *conf;
     struct talas__ws_conn *head;
@@ -85,11 +87,6 @@ static struct {
     size_t fanout_count;
     char fanout_name[32];
 } hub;
-
-const struct talas_config *talas__ws_hub_conf(void)
-{
-    return hub.conf;
-}
 
 size_t talas__ws_hub_connections(void)
 {
@@ -471,7 +468,7 @@ static void counted_dispose(void *p)
     talas_ws_hub_stream_end(((struct counted *)p)->track);
 }
 
-void talas_ws_hub_count_stream(h2o_req_t *req, const char *track)
+void talas_ws_hub_count_stream(void *data, h2o_req_t *req, const char *track)
 {
     struct counted *c;
 
@@ -629,10 +626,10 @@ static void on_live(h2o_timeout_entry_t *entry)
     talas_json_uint(&json, sum.open_streams);
     talas_json_key(&json, "top_tracks");
     talas_json_array_begin(&json);
-    if (talas_storage_read_begin(talas_worker_storage(), &txn) == 0) {
+    if (talas_storage_read_begin(hub.ctx->storage, &txn) == 0) {
         for (size_t i = 0; i < ntop && i < 10; i++) {
             struct talas_track t;
-            int found = talas_catalog_get(talas_worker_storage(), txn, tops[i].id, &t) == 0;
+            int found = talas_catalog_get(hub.ctx->storage, txn, tops[i].id, &t) == 0;
             talas_json_object_begin(&json);
             talas_json_key(&json, "track_id");
             talas_json_string(&json, tops[i].id);
@@ -661,8 +658,12 @@ static void on_live(h2o_timeout_entry_t *entry)
     free(per);
 }
 
-void talas_ws_hub_init(h2o_loop_t *loop, const struct talas_config *conf, int ipc_fd)
+void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
 {
+    h2o_loop_t *loop = ctx->loop;
+    const struct talas_config *conf = ctx->conf;
+
+    hub.ctx = ctx;
     hub.loop = loop;
     hub.conf = conf;
     hub.mine.pid = (uint32_t)getpid();

@@ -20,10 +20,12 @@
 #include "core/ipc.h"
 #include "realtime/ws_protocol.h"
 #include "realtime/ws_transport.h"
+#include "worker/worker_ctx.h"
 
-/* Starts the hub on LOOP; IPC_FD is the worker's end of its channel with
- * the master (-1: events stay on this worker). */
-void talas_ws_hub_init(h2o_loop_t *loop, const struct talas_config *conf, int ipc_fd);
+/* Starts the hub on CTX's loop, with CTX's configuration and storage (the
+ * pointer is kept: CTX must outlive the hub); IPC_FD is the worker's end
+ * of its channel with the master (-1: events stay on this worker). */
+void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd);
 /* Graceful stop: every connection gets a close frame (1001 going away). */
 void talas_ws_hub_shutdown(void);
 
@@ -36,8 +38,11 @@ void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const cha
  * worker: LiveStats counts them as listeners. */
 void talas_ws_hub_stream_begin(const char *track);
 void talas_ws_hub_stream_end(const char *track);
-/* Counts REQ, a media response for TRACK, until its pool is released. */
-void talas_ws_hub_count_stream(h2o_req_t *req, const char *track);
+/* Counts REQ, a media response for TRACK, until its pool is released. The
+ * stream_started of the worker's struct talas_stream_counters
+ * (worker_ctx.h): media handlers reach it through their context, never by
+ * name. DATA is unused. */
+void talas_ws_hub_count_stream(void *data, h2o_req_t *req, const char *track);
 
 /* The figures of every worker, this one's fresh, summed into *SUM (pid 0);
  * PER gets one entry per worker (at most MAX), *count_r how many. */
@@ -53,6 +58,7 @@ struct talas__ws_sub {
 };
 
 struct talas__ws_conn {
+    const struct talas_worker_ctx *ctx; /* the worker's, set by the route (ws_conn.c) */
     struct talas_ws_transport *ws;
     struct talas__ws_conn *prev, *next;
     struct talas__ws_conn *flush_next;
@@ -87,6 +93,5 @@ void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason
 /* Counts a message received. */
 void talas__ws_received(void);
 size_t talas__ws_hub_connections(void);
-const struct talas_config *talas__ws_hub_conf(void);
 
 #endif

@@ -46,6 +46,7 @@
 #include "worker/tls.h"
 #include "core/util.h"
 #include "worker/worker.h"
+#include "worker/worker_ctx.h"
 #include "realtime/ws_hub.h"
 #include "store/cache.h"
 
@@ -72,32 +73,11 @@ static struct {
     struct talas_pool *pool;
 } w;
 
+/* What handlers and modules borrow (worker_ctx.h): filled once the loop,
+ * the store and the pool exist, before the first request. */
+static struct talas_worker_ctx wctx;
+
 static volatile sig_atomic_t got_term, got_usr1;
-
-const struct talas_config *talas_worker_config(void)
-{
-    return w.conf;
-}
-
-struct talas_storage *talas_worker_storage(void)
-{
-    return w.storage;
-}
-
-struct talas_token *talas_worker_auth(void)
-{
-    return w.auth;
-}
-
-int talas_worker_slot(void)
-{
-    return w.slot;
-}
-
-unsigned talas_worker_generation(void)
-{
-    return w.generation;
-}
 
 static void on_signal(int signo)
 {
@@ -215,12 +195,13 @@ static void add_access_log(h2o_pathconf_t *pathconf)
     }
 }
 
-static void register_path(h2o_hostconf_t *hostconf, const char *path, void (*handler)(h2o_pathconf_t *))
+static void register_path(h2o_hostconf_t *hostconf, const char *path)
 {
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
 
     talas_limits_register(pathconf, w.conf);
-    handler(pathconf);
+    /* the context is filled in later, before the first request */
+    talas_router_register(pathconf, &wctx);
     add_access_log(pathconf);
 }
 
@@ -245,13 +226,13 @@ static void setup_h2o(void)
         static const char *index_files[] = {"index.html", NULL};
         static const char *const routed[] = {"/api", "/stream", "/preview", "/hls"};
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
-            register_path(hostconf, routed[i], talas_router_register);
+            register_path(hostconf, routed[i]);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
         talas_limits_register(pathconf, w.conf);
         h2o_file_register(pathconf, w.conf->http_www_root, index_files, NULL, 0);
         add_access_log(pathconf);
     } else {
-        register_path(hostconf, "/", talas_router_register);
+        register_path(hostconf, "/");
     }
 }
 
@@ -337,7 +318,6 @@ void talas_worker_main(const struct talas_worker_args *args)
         log_error("%s", error);
         exit(2);
     }
-    talas_conn_limits_init(w.conf);
     setup_h2o();
     loop = h2o_evloop_create();
     h2o_context_init(&w.ctx, loop, &w.globalconf);
@@ -346,14 +326,25 @@ void talas_worker_main(const struct talas_worker_args *args)
         log_error("%s", error);
         exit(2);
     }
-    talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
+    wctx.conf = w.conf;
+    wctx.storage = w.storage;
+    wctx.token = w.auth;
+    wctx.pool = w.pool;
+    wctx.loop = loop;
+    wctx.slot = w.slot;
+    wctx.generation = w.generation;
+    /* LiveStats: the hub counts the listeners that media responses report */
+    wctx.counters.stream_started = talas_ws_hub_count_stream;
+    wctx.counters.data = NULL;
+    talas_conn_limits_init(&wctx);
+    talas_transcode_jobs_init(&wctx);
     release_dead_claims(args);
-    talas_peaks_jobs_init(w.pool, w.storage);
-    talas_transcode_limit_init(w.storage, w.conf);
-    talas_ws_hub_init(loop, w.conf, args->ipc_fd);
+    talas_peaks_jobs_init(&wctx);
+    talas_transcode_limit_init(&wctx);
+    talas_ws_hub_init(&wctx, args->ipc_fd);
     setup_listeners(args->listen_fds);
     /* the gRPC sockets follow the HTTP ones (listen.h) */
-    if (talas_grpc_server_start(loop, w.conf, args->listen_fds + w.conf->listen_count, &error) != 0) {
+    if (talas_grpc_server_start(&wctx, args->listen_fds + w.conf->listen_count, &error) != 0) {
         log_error("%s", error);
         exit(2);
     }
@@ -379,7 +370,7 @@ void talas_worker_main(const struct talas_worker_args *args)
             h2o_filecache_clear(w.ctx.filecache);
             filecache_cleared_at = now;
         }
-        talas_session_api_tick();
+        talas_session_api_tick(&wctx);
         if (w.stopping) {
             if (w.connections == 0 && talas_grpc_server_connections() == 0)
                 break;

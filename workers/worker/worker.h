@@ -8,6 +8,9 @@
  * LMDB handle, TLS context) was created by the master. The worker serves
  * until SIGTERM/SIGINT, then stops accepting and finishes its responses up
  * to shutdown_timeout.
+ *
+ * What its handlers and modules may use of the worker is handed to them in
+ * a struct talas_worker_ctx (worker_ctx.h); nothing here is for them.
  */
 #ifndef TALAS_WORKER_H
 #define TALAS_WORKER_H
@@ -40,13 +43,5 @@ struct talas_worker_args {
  * could not start). */
 _Noreturn void talas_worker_main(const struct talas_worker_args *args);
 
-/* The running worker's configuration and storage (valid in a worker only). */
-const struct talas_config *talas_worker_config(void);
-struct talas_storage *talas_worker_storage(void);
-int talas_worker_slot(void);
-/* The worker's token verifier and URL signer (token.h), built at worker
- * start from the configuration's key files; owned by the worker. */
-struct talas_token *talas_worker_auth(void);
-unsigned talas_worker_generation(void);
 
 #endif

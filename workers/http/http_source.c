@@ -1,0 +1,120 @@
+/*
+ * http_source.c - what the media routes share before they answer: a
+ * track's source file as the catalog records it and as it is now, and the
+ * preconditions (RFC 9110 section 13.2.2) of a representation.
+ *
+ * Entry points are declared in http_source.h; their users are
+ * http_stream.c (the original file), http_transcode.c, http_hls.c and
+ * http_peaks.c. Each look-up holds one LMDB read transaction for the time
+ * of the look-up only.
+ *
+ * Logs: an unreadable catalog record (error), a source file that is gone
+ * (warning).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "store/catalog.h"
+#include "http/http_parse.h"
+#include "http/range.h"
+#include "http/http_response.h"
+#include "http/http_source.h"
+
+/* Strong or weak comparison of one entity tag against a list header. */
+static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t etag_len, int weak)
+{
+    return talas_http_etag_match(list->base, list->len, etag, etag_len, weak);
+}
+
+/*
+ * Evaluates the preconditions of RFC 9110 section 13.2.2 in their order.
+ * Returns 0 to go on, or the status (304, 412) to answer with.
+ */
+int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, int64_t mtime)
+{
+    const h2o_iovec_t *h;
+    int64_t t;
+
+    if ((h = talas_http_header(req, H2O_TOKEN_IF_MATCH)) != NULL) {
+        if (!etag_list_matches(h, etag, etag_len, 0))
+            return 412;
+    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_UNMODIFIED_SINCE)) != NULL) {
+        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime > t)
+            return 412;
+    }
+    if ((h = talas_http_header(req, H2O_TOKEN_IF_NONE_MATCH)) != NULL) {
+        if (etag_list_matches(h, etag, etag_len, 1))
+            return 304;
+    } else if ((h = talas_http_header(req, H2O_TOKEN_IF_MODIFIED_SINCE)) != NULL) {
+        if ((t = talas_http_date_parse(h->base, h->len)) != -1 && mtime <= t)
+            return 304;
+    }
+    return 0;
+}
+
+void talas_http_send_precondition(h2o_req_t *req, int status)
+{
+    static h2o_generator_t none = {NULL, NULL};
+
+    if (status != 304) {
+        talas_http_send_error(req, status, "precondition_failed", "a precondition of the request failed");
+        return;
+    }
+    req->res.status = 304;
+    req->res.reason = "Not Modified";
+    h2o_start_response(req, &none);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+                        h2o_iovec_t *mime_r)
+{
+    struct talas_storage *st = ctx->storage;
+    struct talas_track t;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
+        log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
+        return -1;
+    }
+    rc = talas_catalog_get(st, txn, id, &t);
+    if (rc == 0 && t.error == NULL) {
+        *path_r = h2o_mem_alloc_pool(&req->pool, strlen(t.path) + 1);
+        memcpy(*path_r, t.path, strlen(t.path) + 1);
+        *mime_r = h2o_strdup(&req->pool, t.mime, SIZE_MAX);
+    } else if (rc == 0) {
+        rc = MDB_NOTFOUND; /* a file that failed to probe is not a track */
+    } else if (rc != MDB_NOTFOUND) {
+        log_error("%s: catalog record of %s unreadable (%d)", __func__, id, rc);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+                        struct talas_cache_source *identity_r)
+{
+    h2o_iovec_t mime;
+    struct stat sb;
+    int rc;
+
+    if ((rc = talas_stream_lookup(ctx, req, id, path_r, &mime)) != 0) {
+        if (rc == MDB_NOTFOUND)
+            talas_http_send_error(req, 404, "not_found", "no such track");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
+        return -1;
+    }
+    if (stat(*path_r, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, *path_r, id,
+                 errno != 0 ? strerror(errno) : "not a regular file");
+        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+        return -1;
+    }
+    identity_r->size = (uint64_t)sb.st_size;
+    identity_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return 0;
+}
