@@ -138,7 +138,7 @@ static void hang_up(struct fixture *fx, int fd)
 static void test_connections_per_ip_and_per_worker(void **state)
 {
     struct fixture fx;
-    int a1, a2, a3, b1, c1, d1;
+    int a1, a2, a3, b1, c1;
 
     fx_init(&fx, "http:\n  max_connections: 3\n  max_connections_per_ip: 2\n");
     assert_true(connect_from(&fx, "127.0.0.1", &a1));
@@ -167,7 +167,6 @@ static void test_connections_per_ip_and_per_worker(void **state)
     hang_up(&fx, a1);
     hang_up(&fx, a2);
     hang_up(&fx, c1);
-    (void)d1;
 }
 
 /* max_connections_per_ip: 0 is no limit per address. */
