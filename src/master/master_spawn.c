@@ -50,6 +50,7 @@
 #include "core/util.h"
 #include "master/master.h"
 #include "master/master_sig.h"
+#include "master/respawn.h"
 #include "scan/scan.h"
 #include "store/storage.h"
 
@@ -365,17 +366,9 @@ void talas_master_reap(struct talas_master *m)
                 log_warn("library scan (pid %d) %s", (int)pid, how);
         } else if (c->generation == m->generation && !c->retiring && !m->stopping) {
             struct talas_slot *slot = &m->slots[c->slot];
-            uint64_t delay = 0;
+            uint64_t delay = talas_respawn_delay(&slot->young_deaths, lifetime);
 
             slot->pid = 0;
-            if (lifetime < TALAS_YOUNG_MS) {
-                slot->young_deaths++;
-                delay = 100ULL << (slot->young_deaths < 10 ? slot->young_deaths - 1 : 9);
-                if (delay > TALAS_RESPAWN_MAX_DELAY_MS)
-                    delay = TALAS_RESPAWN_MAX_DELAY_MS;
-            } else {
-                slot->young_deaths = 0;
-            }
             slot->respawn_at = now + delay;
             log_warn("worker %d (pid %d) %s after %" PRIu64 " ms; respawning in %" PRIu64 " ms", c->slot, (int)pid,
                      how, lifetime, delay);

@@ -213,7 +213,9 @@ static void put_esds(struct talas_buf *b, const struct talas_profile *p, int fre
     /* AudioSpecificConfig: AAC LC (2), frequency index, channels */
     unsigned asc = 2u << 11 | (unsigned)freq << 7 | p->channels << 3;
 
-    descriptor(b, 0x03, 3 + 2 + 13 + 2 + 2 + 1);
+    /* its fields, then DecoderConfig (with DecoderSpecificInfo) and
+     * SLConfig, each with its 2 bytes of tag and length */
+    descriptor(b, 0x03, 3 + (2 + 13 + 2 + 2) + (2 + 1));
     put16(b, 0); /* ES_ID */
     put8(b, 0);  /* no dependency, URL or OCR */
     descriptor(b, 0x04, 13 + 2 + 2);

@@ -59,8 +59,9 @@ static uint64_t process_start_time(pid_t pid)
     /* the command name may hold spaces and parentheses: count from the last ')' */
     if ((p = strrchr(buf, ')')) == NULL)
         return 0;
-    /* fields 3..22 follow: skip 19 of them */
-    for (int field = 3; field < 22 && p != NULL; field++)
+    /* fields 3.. follow, one space before each: the 20th space is field
+     * 22's (field 21, itrealvalue, is always 0) */
+    for (int field = 3; field <= 22 && p != NULL; field++)
         p = strchr(p + 1, ' ');
     if (p == NULL || sscanf(p + 1, "%llu", &v) != 1)
         return 0;
