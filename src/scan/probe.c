@@ -11,8 +11,11 @@
  * Files are hostile input. The work libav may do on one is bounded: probing
  * reads at most PROBE_SIZE bytes and PROBE_DURATION of media, the whole
  * probe is abandoned after PROBE_DEADLINE_MS through the interrupt
- * callback, and only the "file" protocol is allowed, so a playlist
- * disguised as an .mp3 cannot make the scanner fetch URLs.
+ * callback (which every read runs: see media_input.c), and only the "file"
+ * protocol is allowed, so a playlist disguised as an .mp3 cannot make the
+ * scanner fetch URLs. A FLAC comment block too large for libavformat's
+ * quadratic tag handling is read by media_input.c instead. Every stored
+ * tag is cut to TALAS_TAG_MAX bytes at a UTF-8 character boundary.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -35,12 +38,14 @@
 #include <libavutil/mathematics.h>
 
 #include "store/catalog.h"
+#include "scan/media_input.h"
 #include "scan/probe.h"
 #include "core/util.h"
 
 #define PROBE_SIZE "5000000"     /* bytes */
 #define PROBE_DURATION "5000000" /* microseconds */
-#define PROBE_DEADLINE_MS 10000
+/* per file; a scan of a library of hostile files still ends */
+#define PROBE_DEADLINE_MS 5000
 
 /* Slots of talas_probe_result.owned */
 enum { OWN_PATH, OWN_TITLE, OWN_ARTIST, OWN_ALBUM, OWN_CONTAINER, OWN_ERROR };
@@ -91,28 +96,45 @@ static char *title_from_path(const char *path)
     return talas_utf8_sanitize(base, len);
 }
 
-/* The first non-empty value of KEY in the container's tags, then in the
- * stream's (Ogg and Opus keep their Vorbis comments on the stream). libav
- * matches keys case-insensitively by default. */
-static char *tag(const AVFormatContext *fmt, const AVStream *st, const char *key)
+/* VALUE trimmed, as UTF-8, cut to TALAS_TAG_MAX bytes at a character
+ * boundary (sanitized first: a Latin-1 value grows as it is converted);
+ * NULL when nothing is left. */
+static char *tag_value(const char *value)
+{
+    const char *v = value, *end;
+    char *s;
+
+    if (v == NULL)
+        return NULL;
+    /* ID3v1 pads with spaces; a tag of spaces is no tag. */
+    while (*v == ' ' || *v == '\t')
+        v++;
+    end = v + strlen(v);
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    if (end == v)
+        return NULL;
+    s = talas_utf8_sanitize(v, (size_t)(end - v));
+    s[talas_media_tag_cut(s, strlen(s))] = '\0';
+    return s;
+}
+
+/* The first non-empty value of KEY: in the comment block media_input.c read
+ * (HIDDEN, NULL when libavformat read the tags), then in the container's
+ * tags, then in the stream's (Ogg and Opus keep their Vorbis comments on
+ * the stream). libav matches keys case-insensitively by default. */
+static char *tag(const AVFormatContext *fmt, const AVStream *st, const char *hidden, const char *key)
 {
     const AVDictionary *dicts[2] = {fmt->metadata, st != NULL ? st->metadata : NULL};
+    char *s;
 
+    if ((s = tag_value(hidden)) != NULL)
+        return s;
     for (size_t i = 0; i < TALAS_ARRAY_SIZE(dicts); i++) {
         const AVDictionaryEntry *e = av_dict_get(dicts[i], key, NULL, 0);
-        const char *v, *end;
 
-        if (e == NULL || e->value == NULL)
-            continue;
-        /* ID3v1 pads with spaces; a tag of spaces is no tag. */
-        v = e->value;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        end = v + strlen(v);
-        while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-            end--;
-        if (end > v)
-            return talas_utf8_sanitize(v, (size_t)(end - v));
+        if (e != NULL && (s = tag_value(e->value)) != NULL)
+            return s;
     }
     return NULL;
 }
@@ -157,10 +179,11 @@ static uint64_t duration_ms(const AVFormatContext *fmt, const AVStream *st)
     return 0;
 }
 
-/* libav opens by name and blocks forever on a FIFO that replaced the file
- * since the scanner's stat; a non-blocking open first also turns an
- * unreadable file into a plain "Permission denied". */
-static int check_readable(const char *path, struct talas_probe_result *r)
+/* Opens PATH for libav, which reads this descriptor and nothing else: a
+ * FIFO that replaced the file since the scanner's stat cannot block it
+ * (the open does not block, and a FIFO is refused), and an unreadable file
+ * is a plain "Permission denied". Returns the descriptor or -1. */
+static int open_regular(const char *path, struct talas_probe_result *r)
 {
     struct stat sb;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -174,8 +197,7 @@ static int check_readable(const char *path, struct talas_probe_result *r)
         close(fd);
         return -1;
     }
-    close(fd);
-    return 0;
+    return fd;
 }
 
 int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct talas_probe_result *r)
@@ -186,8 +208,9 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
     AVDictionary *opts = NULL;
     const AVStream *st;
     const AVCodecParameters *par;
+    struct talas_media_tags hidden;
     uint64_t deadline;
-    int rc, idx;
+    int rc, idx, fd;
     char *s;
 
     if (!av_log_quiet) {
@@ -213,10 +236,11 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
         set_error(r, "empty file");
         return -1;
     }
-    if (check_readable(path, r) == -1)
+    if ((fd = open_regular(path, r)) == -1)
         return -1;
 
     if ((fmt = avformat_alloc_context()) == NULL) {
+        close(fd);
         set_av_error(r, AVERROR(ENOMEM));
         return -1;
     }
@@ -226,10 +250,10 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
     av_dict_set(&opts, "probesize", PROBE_SIZE, 0);
     av_dict_set(&opts, "analyzeduration", PROBE_DURATION, 0);
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
-    rc = avformat_open_input(&fmt, path, NULL, &opts);
+    rc = talas_media_open(&fmt, fd, path, &opts, &hidden);
     av_dict_free(&opts);
     if (rc < 0) {
-        /* avformat_open_input freed the context */
+        /* talas_media_open freed the context and closed FD */
         set_av_error(r, rc);
         return -1;
     }
@@ -246,12 +270,14 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
     idx = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
     st = idx >= 0 ? fmt->streams[idx] : NULL;
 
-    if ((s = tag(fmt, st, "title")) != NULL)
+    if ((s = tag(fmt, st, hidden.title, "title")) != NULL)
         t->title = own(r, OWN_TITLE, s);
-    if ((s = tag(fmt, st, "artist")) != NULL || (s = tag(fmt, st, "album_artist")) != NULL)
+    if ((s = tag(fmt, st, hidden.artist, "artist")) != NULL ||
+        (s = tag(fmt, st, hidden.album_artist, "album_artist")) != NULL)
         t->artist = own(r, OWN_ARTIST, s);
-    if ((s = tag(fmt, st, "album")) != NULL)
+    if ((s = tag(fmt, st, hidden.album, "album")) != NULL)
         t->album = own(r, OWN_ALBUM, s);
+    talas_media_tags_free(&hidden);
 
     if (st == NULL) {
         set_error(r, "no audio stream");
@@ -274,11 +300,12 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
         goto fail;
     }
 
-    avformat_close_input(&fmt);
+    talas_media_close(&fmt);
     return 0;
 
 fail:
-    avformat_close_input(&fmt);
+    talas_media_tags_free(&hidden);
+    talas_media_close(&fmt);
     return -1;
 }
 

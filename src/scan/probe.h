@@ -17,7 +17,8 @@ struct talas_probe_result {
 
 /*
  * Probes the file at absolute PATH (whose stat gave SIZE and MTIME_NS) and
- * fills R: id, path, tags (UTF-8, Latin-1 tags converted), audio
+ * fills R: id, path, tags (UTF-8, Latin-1 tags converted, each cut to
+ * TALAS_TAG_MAX bytes at a character boundary), audio
  * properties, container, mime. Returns 0 for a playable audio file, or -1
  * with R->track.error saying why ("no audio stream", "Invalid data found
  * when processing input", "empty file", ...); the other fields are still

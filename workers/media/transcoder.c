@@ -41,6 +41,7 @@
 
 #include "core/log.h"
 #include "media/track_file.h"
+#include "scan/media_input.h"
 #include "media/transcoder.h"
 #include "core/util.h"
 
@@ -117,24 +118,26 @@ static int io_interrupt(void *opaque)
     return (g->cancel != NULL && *g->cancel) || talas_now_ms() > g->deadline;
 }
 
-/* Opens PATH through the file protocol only, and finds its audio stream;
- * the other streams are discarded by the demuxer. */
+/* Opens PATH, through its descriptor only (media_input.c, which also keeps
+ * an oversized FLAC comment block away from libavformat), and finds its
+ * audio stream; the other streams are discarded by the demuxer. Close
+ * with talas_media_close. */
 static int input_open(const char *path, struct io_guard *guard, AVFormatContext **fmt_r, AVStream **st_r,
                       char **error_r)
 {
     AVFormatContext *fmt = avformat_alloc_context();
     AVDictionary *opts = NULL;
-    char *url;
     int ret, idx, fd;
 
     if (fmt == NULL)
         fatal("%s: avformat_alloc_context() failed", __func__);
     fmt->interrupt_callback.callback = io_interrupt;
     fmt->interrupt_callback.opaque = guard;
+    /* for what a demuxer might open itself (a playlist's entries) */
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
     /* Opened here and checked (no symbolic link on the way since the
-     * scan), then handed to libavformat as its /proc/self/fd link, which
-     * reopens that very file whatever happens to PATH meanwhile. */
+     * scan); libavformat reads that very descriptor, whatever happens to
+     * PATH meanwhile. */
     if ((fd = talas_track_open(path)) == -1) {
         *error_r = xasprintf("%s: %s", path,
                              errno == ELOOP ? "leads through a symbolic link since the last scan: refused"
@@ -143,10 +146,7 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
         avformat_free_context(fmt);
         return -1;
     }
-    url = xasprintf("file:/proc/self/fd/%d", fd);
-    ret = avformat_open_input(&fmt, url, NULL, &opts);
-    close(fd);
-    free(url);
+    ret = talas_media_open(&fmt, fd, path, &opts, NULL);
     av_dict_free(&opts);
     if (ret < 0) {
         *error_r = av_error(path, "cannot open as audio", ret);
@@ -174,7 +174,7 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
     *st_r = fmt->streams[idx];
     return 0;
 fail:
-    avformat_close_input(&fmt);
+    talas_media_close(&fmt);
     return -1;
 }
 
@@ -222,7 +222,7 @@ int talas_source_decodes(const char *path, char **error_r)
         *error_r = xasprintf("%s: no audio decodes from its first %d packets", path, packets);
 close:
     avcodec_free_context(&dec);
-    avformat_close_input(&fmt);
+    talas_media_close(&fmt);
 done:
     av_packet_free(&pkt);
     av_frame_free(&frame);
@@ -250,7 +250,7 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
      * a pass over hundreds of megabytes */
     if (codec_is_pcm(st->codecpar->codec_id) && st->duration > 0) {
         info_r->samples = av_rescale_q(st->duration, st->time_base, (AVRational){1, rate});
-        avformat_close_input(&fmt);
+        talas_media_close(&fmt);
         return 0;
     }
 
@@ -272,7 +272,7 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
                 duration -= AV_RL32(skip);
             info_r->samples = duration > 0 ? (uint64_t)duration : 0;
             av_packet_free(&pkt);
-            avformat_close_input(&fmt);
+            talas_media_close(&fmt);
             return 0;
         }
         avformat_seek_file(fmt, st->index, INT64_MIN, 0, 0, 0);
@@ -304,11 +304,11 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
     duration = av_rescale_q(duration, st->time_base, (AVRational){1, rate}) - trimmed;
     info_r->samples = duration > 0 ? (uint64_t)duration : 0;
     av_packet_free(&pkt);
-    avformat_close_input(&fmt);
+    talas_media_close(&fmt);
     return 0;
 fail:
     av_packet_free(&pkt);
-    avformat_close_input(&fmt);
+    talas_media_close(&fmt);
     return -1;
 }
 
@@ -693,7 +693,7 @@ static void source_close(struct source *s)
     av_frame_free(&s->frame);
     av_packet_free(&s->pkt);
     avcodec_free_context(&s->dec);
-    avformat_close_input(&s->fmt);
+    talas_media_close(&s->fmt);
 }
 
 static void source_free(struct source *s)
