@@ -33,7 +33,8 @@
 #include "store/peaks.h"
 #include "media/transcoder.h"
 #include "core/util.h"
-#include "worker/worker.h"
+#include "worker/worker_ctx.h"
+#include "worker/worker_pool.h"
 
 /* Decodes queued or running in this worker at once; more get a 503. */
 #define JOBS_MAX 8
@@ -294,9 +295,9 @@ static int points_param(h2o_req_t *req, uint32_t *points_r)
     return -1;
 }
 
-int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
+int talas_peaks_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
-    struct talas_storage *st = talas_worker_storage();
+    struct talas_storage *st = ctx->storage;
     struct talas_cache_source identity;
     struct peaks_waiter *w;
     struct talas_peaks p;
@@ -351,11 +352,11 @@ int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len)
 
 /* ----------------------------------------------------------- lifecycle */
 
-void talas_peaks_jobs_init(struct talas_pool *pool, struct talas_storage *st)
+void talas_peaks_jobs_init(const struct talas_worker_ctx *ctx)
 {
     memset(&s, 0, sizeof(s));
-    s.pool = pool;
-    s.st = st;
+    s.pool = ctx->pool;
+    s.st = ctx->storage;
     h2o_linklist_init_anchor(&s.jobs);
 }
 

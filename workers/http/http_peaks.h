@@ -14,18 +14,17 @@
 
 #include <h2o.h>
 
-#include "store/storage.h"
-#include "worker/worker_pool.h"
+#include "worker/worker_ctx.h"
 
 #define TALAS_PEAKS_POINTS_DEFAULT 800
 
-/* Starts the per-worker machinery: POOL runs the decodes, ST is the
- * worker's storage (both outlive it until talas_peaks_jobs_stop). */
-void talas_peaks_jobs_init(struct talas_pool *pool, struct talas_storage *st);
+/* Starts the per-worker machinery: CTX's pool runs the decodes, its
+ * storage keeps the peaks (both outlive it until talas_peaks_jobs_stop). */
+void talas_peaks_jobs_init(const struct talas_worker_ctx *ctx);
 
 /* Answers the request for the peaks of track ID (LEN bytes, the path
  * between "/api/tracks/" and "/peaks"). Returns 0 (h2o's "handled"). */
-int talas_peaks_serve(h2o_req_t *req, const char *id, size_t len);
+int talas_peaks_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len);
 
 /* Interrupts the decodes in progress (the worker is stopping). */
 void talas_peaks_jobs_stop(void);

@@ -35,27 +35,34 @@ static int is_path(h2o_iovec_t path, const char *p)
     return path.len == n && memcmp(path.base, p, n) == 0;
 }
 
+/* h2o's handler, with the context the routes get as their first argument */
+struct router {
+    h2o_handler_t super; /* must stay first: h2o hands it back */
+    const struct talas_worker_ctx *ctx;
+};
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    const struct talas_worker_ctx *ctx = ((struct router *)self)->ctx;
     h2o_iovec_t path = req->path_normalized;
     size_t at;
 
     if (has_prefix(path, "/stream/", &at)) {
         if (talas_transcode_requested(req))
-            return talas_transcode_serve(req, path.base + at, path.len - at, 0);
+            return talas_transcode_serve(ctx, req, path.base + at, path.len - at, 0);
         return talas_stream_original(req, path.base + at, path.len - at);
     }
     if (has_prefix(path, "/hls/", &at))
-        return talas_hls_serve(req, path.base + at, path.len - at);
+        return talas_hls_serve(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/preview/", &at))
-        return talas_transcode_serve(req, path.base + at, path.len - at, 1);
+        return talas_transcode_serve(ctx, req, path.base + at, path.len - at, 1);
     if (is_path(path, "/api/stats"))
         return talas_api_stats(req);
     if (is_path(path, "/api/tracks") || is_path(path, "/api/tracks/"))
         return talas_api_tracks(req);
     if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 6 &&
         memcmp(path.base + path.len - 6, "/peaks", 6) == 0)
-        return talas_peaks_serve(req, path.base + at, path.len - at - 6);
+        return talas_peaks_serve(ctx, req, path.base + at, path.len - at - 6);
     if (has_prefix(path, "/api/tracks/", &at))
         return talas_api_track(req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))
@@ -84,9 +91,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void talas_router_register(h2o_pathconf_t *pathconf)
+void talas_router_register(h2o_pathconf_t *pathconf, const struct talas_worker_ctx *ctx)
 {
-    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    struct router *r = (void *)h2o_create_handler(pathconf, sizeof(*r));
 
-    handler->on_req = on_req;
+    r->super.on_req = on_req;
+    r->ctx = ctx;
 }

@@ -17,7 +17,11 @@
 
 #include <h2o.h>
 
-/* Installs the router as the handler of PATHCONF (the "/" path). */
-void talas_router_register(h2o_pathconf_t *pathconf);
+#include "worker/worker_ctx.h"
+
+/* Installs the router as the handler of PATHCONF. CTX is borrowed: it must
+ * outlive the configuration, and may be filled in after this call, as long
+ * as it is before the first request. */
+void talas_router_register(h2o_pathconf_t *pathconf, const struct talas_worker_ctx *ctx);
 
 #endif

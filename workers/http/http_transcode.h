@@ -10,12 +10,15 @@
 
 #include <h2o.h>
 
+#include "worker/worker_ctx.h"
+
 /* 1 when a /stream request asks for a transcode (profile, format or t in
  * its query), else 0 (the original file). */
 int talas_transcode_requested(h2o_req_t *req);
 
 /* Answers a transcode (PREVIEW 0) or a preview (PREVIEW 1) of track ID (LEN
  * bytes, not validated yet). Always answers; returns 0. */
-int talas_transcode_serve(h2o_req_t *req, const char *id, size_t len, int preview);
+int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
+                          int preview);
 
 #endif

@@ -43,6 +43,7 @@
 #include "worker/tls.h"
 #include "core/util.h"
 #include "worker/worker.h"
+#include "worker/worker_ctx.h"
 #include "realtime/ws_hub.h"
 
 struct listener {
@@ -68,7 +69,17 @@ static struct {
     struct talas_pool *pool;
 } w;
 
+/* What handlers and modules borrow (worker_ctx.h): filled once the loop,
+ * the store and the pool exist, before the first request. */
+static struct talas_worker_ctx wctx;
+
 static volatile sig_atomic_t got_term, got_usr1;
+
+/* LiveStats: the hub counts the listeners that media responses report */
+static void count_stream(void *data, h2o_req_t *req, const char *track_id)
+{
+    talas_ws_hub_count_stream(req, track_id);
+}
 
 const struct talas_config *talas_worker_config(void)
 {
@@ -211,12 +222,13 @@ static void add_access_log(h2o_pathconf_t *pathconf)
     }
 }
 
-static void register_path(h2o_hostconf_t *hostconf, const char *path, void (*handler)(h2o_pathconf_t *))
+static void register_path(h2o_hostconf_t *hostconf, const char *path)
 {
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
 
     talas_limits_register(pathconf, w.conf);
-    handler(pathconf);
+    /* the context is filled in later, before the first request */
+    talas_router_register(pathconf, &wctx);
     add_access_log(pathconf);
 }
 
@@ -241,13 +253,13 @@ static void setup_h2o(void)
         static const char *index_files[] = {"index.html", NULL};
         static const char *const routed[] = {"/api", "/stream", "/preview", "/hls"};
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
-            register_path(hostconf, routed[i], talas_router_register);
+            register_path(hostconf, routed[i]);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
         talas_limits_register(pathconf, w.conf);
         h2o_file_register(pathconf, w.conf->http_www_root, index_files, NULL, 0);
         add_access_log(pathconf);
     } else {
-        register_path(hostconf, "/", talas_router_register);
+        register_path(hostconf, "/");
     }
 }
 
@@ -320,8 +332,17 @@ void talas_worker_main(const struct talas_worker_args *args)
         log_error("%s", error);
         exit(2);
     }
-    talas_transcode_jobs_init(loop, w.pool, w.storage, w.conf);
-    talas_peaks_jobs_init(w.pool, w.storage);
+    wctx.conf = w.conf;
+    wctx.storage = w.storage;
+    wctx.token = w.auth;
+    wctx.pool = w.pool;
+    wctx.loop = loop;
+    wctx.slot = w.slot;
+    wctx.generation = w.generation;
+    if (wctx.counters.stream_started == NULL)
+        wctx.counters.stream_started = count_stream;
+    talas_transcode_jobs_init(&wctx);
+    talas_peaks_jobs_init(&wctx);
     talas_transcode_limit_init(w.storage, w.conf);
     talas_ws_hub_init(loop, w.conf, args->ipc_fd);
     setup_listeners(args->listen_fds);
