@@ -12,9 +12,9 @@
  * anything is opened or encoded, for playlists and segments alike; the
  * playlists carry it on every URL they list, so players need nothing but
  * the master playlist's URL. Segment n is chunk n of the rung's AAC
- * transcode (transcode_jobs.c): read from the cache, or encoded alone by
- * one process of the server while any others wait for it, never the
- * segments before it. Each segment asks for the next one to be made while
+ * transcode, as talas_chunk_get delivers it (transcode_jobs.h): from the
+ * cache, or encoded alone by one process of the server while any others
+ * wait for it, never the segments before it. Each segment asks for the next one to be made while
  * the player plays this one. Segments and init segments never change for
  * a given file (a changed file is another cache entry), so without tokens
  * they are public and immutable for a year.
@@ -33,12 +33,13 @@
 #include "store/catalog.h"
 #include "media/hls.h"
 #include "http/http_hls.h"
-#include "http/http_authorize.h"
 #include "http/http_response.h"
+#include "http/http_authorize.h"
 #include "http/http_source.h"
 #include "core/log.h"
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
+#include "worker/worker_ctx.h"
 
 #define MAX_RUNGS 16
 #define SEGMENT_CACHE_CONTROL "public, max-age=31536000, immutable"
@@ -46,26 +47,21 @@
 
 enum hls_object { HLS_MASTER, HLS_PLAYLIST, HLS_INIT, HLS_SEGMENT };
 
-struct measure_ticket {
-    struct hls_request *rq; /* NULL once the request is gone */
-};
-
-/* One request, in its pool; outlives nothing but its measurement ticket. */
+/* One request, in its pool. */
 struct hls_request {
     const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     enum hls_object object;
     uint32_t segment;
-    char track[TALAS_TRACK_ID_LEN + 1];
+    struct talas_chunk_key key; /* the track and its file; no variant yet */
     char *path;
-    struct talas_cache_source identity;
     struct talas_profile profile;
     struct talas_token_claims claims;
     const char *query; /* "?token=..." or "" */
-    struct measure_ticket *ticket;
+    struct talas_measure_waiter measure;
     struct talas_transcode_source *src;
     struct talas_chunk_waiter waiter;
-    int counted; /* in the segment counters */
+    int encoding; /* the segment is not cached: it is encoded for this request */
 };
 
 /* ---------------------------------------------------------------- paths */
@@ -157,13 +153,14 @@ static void send_body(struct hls_request *rq, const char *type, const char *cach
     h2o_iovec_t vec;
 
     n = snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%s\"",
-                 (uint64_t)(rq->identity.mtime_ns / 1000000000), rq->identity.size, what);
+                 (uint64_t)(rq->key.identity.mtime_ns / 1000000000), rq->key.identity.size, what);
     if (n < 0 || (size_t)n >= sizeof(etag))
         n = 0;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
                    h2o_strdup(&req->pool, etag, (size_t)n).base, (size_t)n);
     add_cache_control(rq, cache_control);
-    if ((status = talas_http_preconditions(req, etag, (size_t)n, rq->identity.mtime_ns / 1000000000)) != 0) {
+    if ((status = talas_http_preconditions(req, etag, (size_t)n, rq->key.identity.mtime_ns / 1000000000)) !=
+        0) {
         talas_http_send_precondition(req, status);
         return;
     }
@@ -176,9 +173,29 @@ static void send_body(struct hls_request *rq, const char *type, const char *cach
     h2o_send(req, &vec, talas_http_method_is(req, "HEAD") ? 0 : 1, H2O_SEND_STATE_FINAL);
 }
 
-static uint32_t cached_frame_size(void *arg, uint32_t c, uint32_t i)
+/* The frame table of a fully cached transcode, copied out of the map. */
+struct frames_scan {
+    uint32_t *frames; /* per chunk */
+    uint32_t **sizes; /* per chunk, per frame */
+};
+
+static void copy_frames(void *arg, uint32_t index, uint32_t count, const struct talas_chunk *chunk)
 {
-    return talas_cache_frame_size((const struct talas_cache_chunk *)arg + c, i);
+    struct frames_scan *scan = arg;
+
+    if (index == 0) {
+        scan->frames = xcalloc(count, sizeof(*scan->frames));
+        scan->sizes = xcalloc(count + 1, sizeof(*scan->sizes)); /* NULL-terminated */
+    }
+    scan->frames[index] = (uint32_t)chunk->frame_count;
+    scan->sizes[index] = xcalloc(chunk->frame_count + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < chunk->frame_count; i++)
+        scan->sizes[index][i] = talas_chunk_frame_size(chunk, i);
+}
+
+static uint32_t copied_frame_size(void *arg, uint32_t c, uint32_t i)
+{
+    return ((struct frames_scan *)arg)->sizes[c][i];
 }
 
 /* The bandwidths of rung P measured on its segments when every one of them
@@ -186,43 +203,29 @@ static uint32_t cached_frame_size(void *arg, uint32_t c, uint32_t i)
 static int measured_bandwidth(struct hls_request *rq, const struct talas_profile *p, unsigned *peak_r,
                               unsigned *average_r)
 {
-    struct talas_storage *st = rq->ctx->storage;
     struct talas_source_info any = {.samples = p->sample_rate, .sample_rate = p->sample_rate, .channels = 2};
-    struct talas_cache_entry entry;
-    struct talas_cache_chunk *chunks;
+    struct talas_chunk_key key = rq->key;
+    struct frames_scan scan = {NULL, NULL};
     struct talas_layout grid;
-    char variant[TALAS_CACHE_VARIANT_MAX + 1], *error = NULL;
-    uint32_t *frames;
-    MDB_txn *txn;
-    int ok = 0;
+    char *error = NULL;
+    int64_t n;
 
     /* the variant's name depends on the profile's grid, not on the source */
     if (talas_layout_compute(p, &any, NULL, &grid, &error) != 0) {
         free(error);
         return -1;
     }
-    talas_transcode_variant(p, &grid, variant);
-    if (talas_storage_read_begin(st, &txn) != 0)
-        return -1;
-    if (talas_cache_entry_get(st, txn, rq->track, variant, &rq->identity, &entry) == 0 && entry.chunks > 0 &&
-        entry.present == entry.chunks && entry.chunks <= 100000) {
-        chunks = xcalloc(entry.chunks, sizeof(*chunks));
-        frames = xcalloc(entry.chunks, sizeof(*frames));
-        ok = 1;
-        for (uint32_t c = 0; c < entry.chunks && ok; c++) {
-            if (talas_cache_chunk_get(st, txn, rq->track, variant, c, &rq->identity, &chunks[c]) != 0)
-                ok = 0;
-            else
-                frames[c] = (uint32_t)chunks[c].frame_count;
-        }
-        if (ok)
-            talas_hls_measured_bandwidth(entry.chunks, frames, cached_frame_size, chunks, p->sample_rate,
-                                         grid.encoder_delay, peak_r, average_r);
-        free(chunks);
-        free(frames);
-    }
-    mdb_txn_abort(txn);
-    return ok ? 0 : -1;
+    talas_transcode_variant(p, &grid, key.variant);
+    n = talas_chunk_scan(&key, 100000, copy_frames, &scan);
+    if (n > 0)
+        talas_hls_measured_bandwidth((uint32_t)n, scan.frames, copied_frame_size, &scan, p->sample_rate,
+                                     grid.encoder_delay, peak_r, average_r);
+    /* a scan that stopped half way filled the chunks before */
+    for (uint32_t c = 0; scan.sizes != NULL && scan.sizes[c] != NULL; c++)
+        free(scan.sizes[c]);
+    free(scan.sizes);
+    free(scan.frames);
+    return n > 0 ? 0 : -1;
 }
 
 /* The rungs, in the order players should try them: the first listed is
@@ -307,12 +310,13 @@ static void send_segment(struct hls_request *rq, const uint8_t *adts, size_t len
     char what[64];
 
     if (talas_hls_media_segment(&body, &rq->src->layout, rq->segment, adts, len, &error) != 0) {
-        log_error("hls %s/%s segment %" PRIu32 ": %s", rq->track, rq->src->variant, rq->segment, error);
+        log_error("hls %s/%s segment %" PRIu32 ": %s", rq->key.track, rq->src->key.variant, rq->segment,
+                  error);
         talas_http_send_error(rq->req, 500, "bad_segment", "this segment could not be made");
         talas_buf_free(&body);
         return;
     }
-    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src->variant, rq->segment);
+    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src->key.variant, rq->segment);
     send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
     talas_buf_free(&body);
 }
@@ -325,51 +329,40 @@ static void prefetch_after(struct hls_request *rq)
     uint32_t next = rq->segment + 1;
 
     /* the next segment, and one more while they are short ones */
-    talas_transcode_prefetch(rq->src, next);
+    talas_chunk_prefetch(rq->src, next, NULL);
     if (next < l->chunks && talas_layout_chunk_frame_count(l, next) < l->chunk_frames)
-        talas_transcode_prefetch(rq->src, next + 1);
+        talas_chunk_prefetch(rq->src, next + 1, NULL);
 }
 
-/* Serves the segment from the cache; returns -1 when it is not there. */
-static int segment_from_cache(struct hls_request *rq)
-{
-    struct talas_storage *st = rq->ctx->storage;
-    struct talas_cache_chunk chunk;
-    MDB_txn *txn;
-    int rc;
-
-    if (talas_storage_read_begin(st, &txn) != 0)
-        return -1;
-    rc = talas_cache_chunk_get(st, txn, rq->track, rq->src->variant, rq->segment, &rq->src->identity, &chunk);
-    if (rc == 0) {
-        talas_transcode_count_hit();
-        if (!rq->counted)
-            talas_transcode_count_segment(1);
-        rq->counted = 1;
-        send_segment(rq, chunk.payload, chunk.len);
-    }
-    mdb_txn_abort(txn);
-    if (rc == 0)
-        talas_cache_touch(st, rq->track, rq->src->variant);
-    return rc == 0 ? 0 : -1;
-}
-
-static void on_chunk(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf)
+static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status status, struct talas_chunk *chunk)
 {
     struct hls_request *rq = w->data;
 
-    if (status != 0) {
+    switch (status) {
+    case TALAS_CHUNK_OK:
+        talas_transcode_count_segment(!rq->encoding);
+        send_segment(rq, (const uint8_t *)chunk->data, chunk->len); /* the body is a copy */
+        talas_chunk_release(chunk);
+        if (!rq->encoding)
+            prefetch_after(rq);
+        return;
+    case TALAS_CHUNK_MISSING:
+        /* transcode.max_concurrent*: encoding this segment needs a slot */
+        if (talas_transcode_slot_take(rq->req) != 0)
+            return;
+        rq->encoding = 1;
+        /* this segment's encode first: the prefetches queue behind it */
+        talas_chunk_get(rq->src, rq->segment, TALAS_CHUNK_URGENT | TALAS_CHUNK_COUNT, &rq->waiter);
+        prefetch_after(rq);
+        return;
+    case TALAS_CHUNK_RETRY:
+    case TALAS_CHUNK_ERROR:
+    default:
+        if (rq->encoding)
+            talas_transcode_count_segment(0);
         talas_http_send_error(rq->req, 503, "encode_failed", "this segment could not be encoded; try again");
         return;
     }
-    if (buf == NULL) {
-        if (segment_from_cache(rq) != 0)
-            talas_http_send_error(rq->req, 503, "encode_failed",
-                                  "this segment could not be stored; try again");
-        return;
-    }
-    send_segment(rq, (const uint8_t *)buf->data, buf->len);
-    talas_chunk_buf_release(buf);
 }
 
 static void start_segment(struct hls_request *rq)
@@ -379,26 +372,10 @@ static void start_segment(struct hls_request *rq)
                               rq->segment, rq->src->layout.chunks);
         return;
     }
-    if (segment_from_cache(rq) == 0) {
-        prefetch_after(rq);
-        return;
-    }
-    /* transcode.max_concurrent*: encoding this segment needs a slot */
-    if (talas_transcode_slot_take(rq->req) != 0)
-        return;
-    talas_transcode_count_miss();
-    talas_transcode_count_segment(0);
-    rq->counted = 1;
     rq->waiter.cb = on_chunk;
     rq->waiter.data = rq;
-    /* this segment's encode first: the prefetches queue behind it */
-    if (talas_transcode_want(rq->src, rq->segment, 1, &rq->waiter) == 1) {
-        if (segment_from_cache(rq) != 0)
-            talas_http_send_error(rq->req, 503, "cache_error", "this segment could not be read; try again");
-        prefetch_after(rq);
-        return;
-    }
-    prefetch_after(rq);
+    /* the cache first: a cached segment takes no transcode slot */
+    talas_chunk_get(rq->src, rq->segment, TALAS_CHUNK_CACHED_ONLY | TALAS_CHUNK_COUNT, &rq->waiter);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -411,39 +388,32 @@ static void start_measured(struct hls_request *rq, const struct talas_source_inf
     src = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*src));
     memset(src, 0, sizeof(*src));
     if (talas_layout_compute(&rq->profile, info, NULL, &src->layout, &error) != 0) {
-        log_warn("hls of %s (%s): %s", rq->track, rq->path, error);
+        log_warn("hls of %s (%s): %s", rq->key.track, rq->path, error);
         free(error);
         talas_http_send_error(rq->req, 422, "undecodable", "this track cannot be transcoded");
         return;
     }
-    memcpy(src->track, rq->track, sizeof(src->track));
+    src->key = rq->key;
     snprintf(src->path, sizeof(src->path), "%s", rq->path);
-    src->identity = rq->identity;
     src->profile = rq->profile;
-    talas_transcode_variant(&rq->profile, &src->layout, src->variant);
+    talas_transcode_variant(&rq->profile, &src->layout, src->key.variant);
     rq->src = src;
 
     if (rq->object == HLS_PLAYLIST) {
         struct talas_buf body = {0};
         talas_hls_media_playlist(&body, &src->layout, rq->query);
-        send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, src->variant, &body);
+        send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, src->key.variant, &body);
         talas_buf_free(&body);
         return;
     }
     start_segment(rq);
 }
 
-static void on_measured(void *arg, int status, const struct talas_source_info *info)
+static void on_measured(struct talas_measure_waiter *w, int status, const struct talas_source_info *info)
 {
-    struct measure_ticket *ticket = arg;
-    struct hls_request *rq = ticket->rq;
+    struct hls_request *rq = w->data;
 
-    free(ticket);
-    if (rq == NULL)
-        return;
-    rq->ticket = NULL;
     if (status != 0) {
-        talas_transcode_count_failed();
         talas_http_send_error(rq->req, 422, "undecodable", "this track cannot be decoded");
         return;
     }
@@ -454,9 +424,8 @@ static void request_dispose(void *p)
 {
     struct hls_request *rq = p;
 
-    if (rq->ticket != NULL)
-        rq->ticket->rq = NULL;
-    talas_transcode_unwant(&rq->waiter);
+    talas_transcode_measure_cancel(&rq->measure);
+    talas_chunk_cancel(&rq->waiter);
 }
 
 /* "?token=T" when the request was authorised by a token, for the URLs a
@@ -478,11 +447,10 @@ static const char *token_query(const struct talas_worker_ctx *ctx, h2o_req_t *re
 
 int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *path, size_t len)
 {
-    struct talas_source_info info;
     struct hls_request *rq;
     h2o_iovec_t id = {NULL, 0}, q = {NULL, 0};
     const struct talas_config_profile *cp = NULL;
-    char id_buf[TALAS_TRACK_ID_LEN + 1], *file;
+    char *file;
 
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
@@ -493,10 +461,10 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
             talas_http_send_error(req, 404, "not_found", "no such HLS resource");
         return 0;
     }
-    if (talas_http_track_request(req, id.base, id.len, id_buf) != 0)
+    if (talas_http_track_request(req, id.base, id.len, rq->key.track) != 0)
         return 0;
     /* the token first: nothing is read, opened or encoded for a refused request */
-    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_HLS, &rq->claims) != 0)
+    if (talas_http_authorize(ctx, req, rq->key.track, TALAS_TOKEN_HLS, &rq->claims) != 0)
         return 0;
     if (rq->object != HLS_MASTER) {
         if ((cp = find_rung(ctx, q)) == NULL) {
@@ -506,9 +474,8 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
         }
         talas_transcode_profile(ctx->conf, cp, &rq->profile);
     }
-    if (talas_stream_source(ctx, req, id_buf, &file, &rq->identity) != 0)
+    if (talas_stream_source(ctx, req, rq->key.track, &file, &rq->key.identity) != 0)
         return 0;
-    memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = file;
     rq->query = token_query(ctx, req);
 
@@ -522,22 +489,8 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
     default:
         break;
     }
-    rq->ticket = xcalloc(1, sizeof(*rq->ticket));
-    rq->ticket->rq = rq;
-    switch (talas_transcode_measure(rq->track, rq->path, &rq->identity, &info, on_measured, rq->ticket)) {
-    case 1:
-        free(rq->ticket);
-        rq->ticket = NULL;
-        start_measured(rq, &info);
-        break;
-    case 0:
-        break;
-    default:
-        free(rq->ticket);
-        rq->ticket = NULL;
-        talas_transcode_count_failed();
-        talas_http_send_error(req, 422, "undecodable", "this track cannot be decoded");
-        break;
-    }
+    rq->measure.cb = on_measured;
+    rq->measure.data = rq;
+    talas_transcode_measure(&rq->key, rq->path, &rq->measure); /* on_measured goes on */
     return 0;
 }

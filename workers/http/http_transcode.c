@@ -14,11 +14,12 @@
  * The token is checked first, before the catalog is read or anything is
  * opened or encoded. The source is measured once per worker (its exact
  * sample count; off the loop), the layout computed, then the generator
- * sends chunk after chunk: from LMDB's map (the read transaction is held
- * until h2o asks for more: no copy), or from the encoder's buffer when this
- * response waited for the encode (transcode_jobs.c). It asks for the next
- * READ_AHEAD chunks as it goes, so a listener never waits on an encode
- * that could have started earlier, and cancels them when it goes away.
+ * sends chunk after chunk as talas_chunk_get delivers them
+ * (transcode_jobs.h): a view of LMDB's map, held until h2o asks for more
+ * (no copy), or the encoder's buffer when this response waited for the
+ * encode. It asks for the next READ_AHEAD chunks to be made as it goes, so
+ * a listener never waits on an encode that could have started earlier, and
+ * cancels them when it goes away.
  *
  * Logs: sources that cannot be measured or laid out (warn), failed chunks
  * (transcode_jobs.c).
@@ -32,16 +33,16 @@
 #include <sys/stat.h>
 
 #include "core/token.h"
-#include "store/cache.h"
 #include "store/catalog.h"
-#include "http/http_authorize.h"
 #include "http/http_response.h"
+#include "http/http_authorize.h"
 #include "http/http_source.h"
 #include "http/http_transcode.h"
 #include "core/log.h"
 #include "http/range.h"
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
+#include "worker/worker_ctx.h"
 
 #define READ_AHEAD 2
 /* fades of a preview */
@@ -49,37 +50,29 @@
 
 struct tx_gen {
     h2o_generator_t super; /* first: h2o hands it back */
-    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     struct talas_transcode_source src;
-    int exact;               /* chunk offsets are known: length and ranges */
-    uint64_t *chunk_offsets; /* exact: C + 1 absolute offsets (chunk c starts at [c]) */
-    uint64_t pos, end;       /* absolute stream offsets left to send; end UINT64_MAX: to the end */
-    uint32_t chunk;          /* the chunk being sent (streaming) */
-    size_t skip_frames;      /* streaming with t: frames to drop at the start of the first chunk */
-    h2o_iovec_t header;      /* the stream's bytes before chunk 0 (MP3 Info frame) */
-    MDB_txn *txn;            /* held while h2o writes from the map */
-    struct talas_chunk_buf *held;
+    int exact;                /* chunk offsets are known: length and ranges */
+    uint64_t *chunk_offsets;  /* exact: C + 1 absolute offsets (chunk c starts at [c]) */
+    uint64_t pos, end;        /* absolute stream offsets left to send; end UINT64_MAX: to the end */
+    uint32_t chunk;           /* the chunk being sent (streaming) */
+    size_t skip_frames;       /* streaming with t: frames to drop at the start of the first chunk */
+    h2o_iovec_t header;       /* the stream's bytes before chunk 0 (MP3 Info frame) */
+    uint32_t asked;           /* the chunk talas_chunk_get was asked for */
+    struct talas_chunk *held; /* the chunk h2o is writing from */
     struct talas_chunk_waiter waiter;
     struct talas_chunk_waiter ahead[READ_AHEAD];
     int counted;
     int done;
 };
 
-/* What the measurement callback needs; outlives the request if the client
- * goes away first (the callback then just frees it). */
-struct measure_ticket {
-    struct tx_request *rq; /* NULL once the request is gone */
-};
-
 /* A request waiting for its source to be measured. */
 struct tx_request {
     const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
-    struct measure_ticket *ticket;
-    char track[TALAS_TRACK_ID_LEN + 1];
+    struct talas_measure_waiter measure;
+    struct talas_chunk_key key; /* the track and its file; no variant yet */
     char *path;
-    struct talas_cache_source identity;
     struct talas_profile profile;
     int preview;
     double t;
@@ -190,42 +183,22 @@ static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, stru
 
 /* ----------------------------------------------------------- generator */
 
-static void release_held(struct tx_gen *gen)
-{
-    if (gen->txn != NULL) {
-        mdb_txn_abort(gen->txn);
-        gen->txn = NULL;
-    }
-    talas_chunk_buf_release(gen->held);
-    gen->held = NULL;
-}
-
 static void gen_dispose(void *p)
 {
     struct tx_gen *gen = p;
 
-    talas_transcode_unwant(&gen->waiter);
+    talas_chunk_cancel(&gen->waiter);
     for (int i = 0; i < READ_AHEAD; i++)
-        talas_transcode_unwant(&gen->ahead[i]);
-    release_held(gen);
-}
-
-static void on_ahead(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf)
-{
-    /* read-ahead only makes sure the chunk gets encoded (and cached) */
-    talas_chunk_buf_release(buf);
+        talas_chunk_cancel(&gen->ahead[i]);
+    talas_chunk_release(gen->held);
+    gen->held = NULL;
 }
 
 static void read_ahead(struct tx_gen *gen, uint32_t c)
 {
-    for (int i = 0; i < READ_AHEAD; i++) {
-        uint32_t next = c + 1 + (uint32_t)i;
-        if (next >= gen->src.layout.chunks || gen->ahead[i].supply != NULL)
-            continue;
-        gen->ahead[i].cb = on_ahead;
-        gen->ahead[i].data = gen;
-        talas_transcode_want(&gen->src, next, 0, &gen->ahead[i]);
-    }
+    /* only makes sure the chunks get encoded (and cached) */
+    for (int i = 0; i < READ_AHEAD; i++)
+        talas_chunk_prefetch(&gen->src, c + 1 + (uint32_t)i, &gen->ahead[i]);
 }
 
 static uint32_t chunk_of(struct tx_gen *gen, uint64_t pos)
@@ -245,43 +218,44 @@ static uint32_t chunk_of(struct tx_gen *gen, uint64_t pos)
 
 static void fail(struct tx_gen *gen, const char *why)
 {
-    log_warn("transcode %s/%s: %s: response aborted", gen->src.track, gen->src.variant, why);
+    log_warn("transcode %s/%s: %s: response aborted", gen->src.key.track, gen->src.key.variant, why);
     gen->done = 1;
     h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
 
-/* Sends from chunk C's bytes (DATA, LEN; FRAME_SIZE(i) its frame sizes). */
-static void send_chunk(struct tx_gen *gen, uint32_t c, const char *data, size_t len,
-                       uint32_t (*frame_size)(const void *, size_t), const void *frames, size_t frame_count)
+/* Sends from CHUNK, chunk C of the stream (a reference the generator now
+ * holds until h2o asks for more). */
+static void send_chunk(struct tx_gen *gen, uint32_t c, struct talas_chunk *chunk)
 {
     h2o_iovec_t vec;
     uint64_t from, to;
 
+    gen->held = chunk;
     if (gen->exact) {
         uint64_t base = gen->chunk_offsets[c];
-        if (len != gen->chunk_offsets[c + 1] - base) {
+        if (chunk->len != gen->chunk_offsets[c + 1] - base) {
             fail(gen, "a chunk does not have its announced size");
             return;
         }
         from = gen->pos - base;
-        to = len;
+        to = chunk->len;
         if (gen->end - base < to)
             to = gen->end - base;
         gen->pos = base + to;
     } else {
         from = 0;
         if (gen->skip_frames > 0) {
-            for (size_t i = 0; i < gen->skip_frames && i < frame_count; i++)
-                from += frame_size(frames, i);
+            for (size_t i = 0; i < gen->skip_frames && i < chunk->frame_count; i++)
+                from += talas_chunk_frame_size(chunk, i);
             gen->skip_frames = 0;
-            if (from > len)
-                from = len;
+            if (from > chunk->len)
+                from = chunk->len;
         }
-        to = len;
+        to = chunk->len;
         gen->chunk = c + 1;
     }
     read_ahead(gen, c);
-    vec = h2o_iovec_init(data + from, (size_t)(to - from));
+    vec = h2o_iovec_init(chunk->data + from, (size_t)(to - from));
     if (gen->exact ? gen->pos >= gen->end : gen->chunk >= gen->src.layout.chunks) {
         gen->done = 1;
         h2o_send(gen->req, &vec, 1, H2O_SEND_STATE_FINAL);
@@ -290,41 +264,24 @@ static void send_chunk(struct tx_gen *gen, uint32_t c, const char *data, size_t 
     }
 }
 
-static uint32_t buf_frame_size(const void *frames, size_t i)
-{
-    return ((const uint32_t *)frames)[i];
-}
-
-static uint32_t cache_frame_size(const void *chunk, size_t i)
-{
-    return talas_cache_frame_size(chunk, i);
-}
-
-static void on_chunk(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf)
+static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status status, struct talas_chunk *chunk)
 {
     struct tx_gen *gen = w->data;
 
-    if (status != 0) {
-        fail(gen, "the chunk could not be encoded");
+    if (status != TALAS_CHUNK_OK) {
+        fail(gen, status == TALAS_CHUNK_RETRY ? "the chunk is not available now"
+                                              : "the chunk could not be encoded");
         return;
     }
-    if (buf == NULL) {
-        send_next(gen); /* it is in the cache now */
-        return;
-    }
-    gen->held = buf;
-    send_chunk(gen, gen->exact ? chunk_of(gen, gen->pos) : gen->chunk, buf->data, buf->len, buf_frame_size,
-               buf->frame_sizes, buf->frame_sizes != NULL ? buf->frame_count : 0);
+    send_chunk(gen, gen->asked, chunk);
 }
 
 static void send_next(struct tx_gen *gen)
 {
-    struct talas_storage *st = gen->ctx->storage;
-    struct talas_cache_chunk chunk;
-    uint32_t c;
-    int rc;
+    unsigned flags;
 
-    release_held(gen);
+    talas_chunk_release(gen->held);
+    gen->held = NULL;
     if (gen->exact && gen->pos >= gen->end) {
         gen->done = 1;
         h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -339,35 +296,13 @@ static void send_next(struct tx_gen *gen)
         h2o_send(gen->req, &vec, 1, gen->done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
-    c = gen->exact ? chunk_of(gen, gen->pos) : gen->chunk;
-
-    if ((rc = talas_storage_read_begin(st, &gen->txn)) != 0) {
-        gen->txn = NULL;
-        fail(gen, mdb_strerror(rc));
-        return;
-    }
-    rc = talas_cache_chunk_get(st, gen->txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk);
-    if (rc == 0) {
-        if (!gen->counted) {
-            gen->counted = 1;
-            talas_transcode_count_hit();
-            talas_cache_touch(st, gen->src.track, gen->src.variant);
-        }
-        /* the map stays valid, and the transaction open, until h2o calls
-         * proceed: the bytes go to the socket without a copy */
-        send_chunk(gen, c, chunk.payload, chunk.len, cache_frame_size, &chunk, chunk.frame_count);
-        return;
-    }
-    mdb_txn_abort(gen->txn);
-    gen->txn = NULL;
-    if (!gen->counted) {
-        gen->counted = 1;
-        talas_transcode_count_miss();
-    }
+    /* the response's first chunk is its cache hit or miss */
+    flags = TALAS_CHUNK_URGENT | (gen->counted ? 0 : TALAS_CHUNK_COUNT);
+    gen->counted = 1;
+    gen->asked = gen->exact ? chunk_of(gen, gen->pos) : gen->chunk;
     gen->waiter.cb = on_chunk;
     gen->waiter.data = gen;
-    if (talas_transcode_want(&gen->src, c, 1, &gen->waiter) == 1)
-        send_next(gen); /* stored between the look-up and the claim */
+    talas_chunk_get(&gen->src, gen->asked, flags, &gen->waiter); /* on_chunk goes on */
 }
 
 static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
@@ -389,11 +324,7 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
  * encodes, and needs a transcode slot (transcode_limit.h). */
 static int needs_encode(struct tx_gen *gen)
 {
-    struct talas_storage *st = gen->ctx->storage;
-    struct talas_cache_chunk chunk;
     uint32_t first, last;
-    MDB_txn *txn;
-    int missing = 0;
 
     if (gen->exact) {
         uint64_t from = gen->pos < gen->header.len ? gen->header.len : gen->pos;
@@ -405,49 +336,42 @@ static int needs_encode(struct tx_gen *gen)
         first = gen->chunk;
         last = gen->src.layout.chunks - 1;
     }
-    if (talas_storage_read_begin(st, &txn) != 0)
-        return 1;
-    for (uint32_t c = first; c <= last && !missing; c++)
-        if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity, &chunk) !=
-            0)
-            missing = 1;
-    mdb_txn_abort(txn);
-    return missing;
+    return !talas_chunk_cached(&gen->src.key, first, last);
+}
+
+struct offsets_scan {
+    h2o_req_t *req;
+    uint64_t *offsets;
+};
+
+static void add_offset(void *arg, uint32_t index, uint32_t count, const struct talas_chunk *chunk)
+{
+    struct offsets_scan *scan = arg;
+
+    if (index == 0) {
+        scan->offsets = h2o_mem_alloc_pool(&scan->req->pool, sizeof(uint64_t) * (count + 1));
+        scan->offsets[0] = 0;
+    }
+    scan->offsets[index + 1] = scan->offsets[index] + chunk->len;
 }
 
 /* The absolute offsets of every chunk of a fully cached transcode whose
  * sizes are only known from its records; -1 when a chunk is missing. */
 static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
 {
-    struct talas_storage *st = gen->ctx->storage;
-    struct talas_cache_entry entry;
-    struct talas_cache_chunk chunk;
+    struct offsets_scan scan = {req, NULL};
     uint32_t n = gen->src.layout.chunks;
-    MDB_txn *txn;
-    int ok = 0;
 
-    if (talas_storage_read_begin(st, &txn) != 0)
+    if (talas_chunk_scan(&gen->src.key, n, add_offset, &scan) != n)
         return -1;
-    if (talas_cache_entry_get(st, txn, gen->src.track, gen->src.variant, &gen->src.identity, &entry) == 0 &&
-        entry.present == n && entry.chunks == n) {
-        gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (n + 1));
-        gen->chunk_offsets[0] = 0;
-        ok = 1;
-        for (uint32_t c = 0; c < n && ok; c++) {
-            if (talas_cache_chunk_get(st, txn, gen->src.track, gen->src.variant, c, &gen->src.identity,
-                                      &chunk) != 0)
-                ok = 0;
-            else
-                gen->chunk_offsets[c + 1] = gen->chunk_offsets[c] + chunk.len;
-        }
-    }
-    mdb_txn_abort(txn);
-    return ok ? 0 : -1;
+    gen->chunk_offsets = scan.offsets;
+    return 0;
 }
 
 static void start_response(struct tx_request *rq, const struct talas_source_info *info)
 {
-    const struct talas_config *conf = rq->ctx->conf;
+    const struct talas_worker_ctx *ctx = rq->ctx;
+    const struct talas_config *conf = ctx->conf;
     h2o_req_t *req = rq->req;
     struct talas_range ranges[TALAS_RANGE_MAX];
     struct talas_window window, *win = NULL;
@@ -459,7 +383,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     uint64_t total = 0, rep_start = 0;
     char etag[96], *lm, *error = NULL;
     struct tm tm;
-    time_t mtime = (time_t)(rq->identity.mtime_ns / 1000000000);
+    time_t mtime = (time_t)(rq->key.identity.mtime_ns / 1000000000);
     int status;
 
     if (rq->preview) {
@@ -480,7 +404,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         win = &window;
     }
     if (talas_layout_compute(&rq->profile, info, win, &layout, &error) != 0) {
-        log_warn("transcode of %s (%s): %s", rq->track, rq->path, error);
+        log_warn("transcode of %s (%s): %s", rq->key.track, rq->path, error);
         free(error);
         talas_http_send_error(req, 422, "undecodable", "this track cannot be transcoded");
         return;
@@ -490,20 +414,18 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     memset(gen, 0, sizeof(*gen));
     gen->super.proceed = do_proceed;
     gen->super.stop = do_stop;
-    gen->ctx = rq->ctx;
     gen->req = req;
-    memcpy(gen->src.track, rq->track, sizeof(gen->src.track));
+    gen->src.key = rq->key;
     snprintf(gen->src.path, sizeof(gen->src.path), "%s", rq->path);
-    gen->src.identity = rq->identity;
     gen->src.profile = rq->profile;
     gen->src.layout = layout;
     /* the settings are in the name: a profile changed in the configuration
      * is another variant, never a stale one */
     if (rq->preview)
-        snprintf(gen->src.variant, sizeof(gen->src.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
+        snprintf(gen->src.key.variant, sizeof(gen->src.key.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
                  layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
     else
-        talas_transcode_variant(&rq->profile, &layout, gen->src.variant);
+        talas_transcode_variant(&rq->profile, &layout, gen->src.key.variant);
 
     if (layout.exact_size) {
         struct talas_buf header = {0};
@@ -531,17 +453,14 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
             rep_start = talas_layout_frame_offset(&layout, frame);
         } else if (gen->exact) {
             /* fully cached AAC: the frame's offset from the records */
-            struct talas_cache_chunk chunk;
+            struct talas_chunk *chunk;
             uint32_t c = talas_layout_chunk_of_frame(&layout, frame);
-            MDB_txn *txn;
             rep_start = gen->chunk_offsets[c];
-            if (talas_storage_read_begin(rq->ctx->storage, &txn) == 0) {
-                if (talas_cache_chunk_get(rq->ctx->storage, txn, gen->src.track, gen->src.variant, c,
-                                          &gen->src.identity, &chunk) == 0)
-                    for (size_t i = 0;
-                         i < frame - talas_layout_chunk_start(&layout, c) && i < chunk.frame_count; i++)
-                        rep_start += talas_cache_frame_size(&chunk, i);
-                mdb_txn_abort(txn);
+            if (talas_chunk_lookup(&gen->src.key, c, &chunk) == 0) {
+                for (size_t i = 0; i < frame - talas_layout_chunk_start(&layout, c) && i < chunk->frame_count;
+                     i++)
+                    rep_start += talas_chunk_frame_size(chunk, i);
+                talas_chunk_release(chunk);
             }
         } else {
             gen->chunk = talas_layout_chunk_of_frame(&layout, frame);
@@ -550,7 +469,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     }
 
     etag_len = (size_t)snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%s-%" PRIx64 "\"",
-                                (uint64_t)mtime, rq->identity.size, gen->src.variant, rep_start);
+                                (uint64_t)mtime, rq->key.identity.size, gen->src.key.variant, rep_start);
     lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
     gmtime_r(&mtime, &tm);
     h2o_time2str_rfc1123(lm, &tm);
@@ -607,7 +526,7 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    rq->profile.codec == TALAS_CODEC_MP3 ? "audio/mpeg" : "audio/aac",
                    rq->profile.codec == TALAS_CODEC_MP3 ? 10 : 9);
-    talas_worker_ctx_count_stream(rq->ctx, req, rq->track); /* LiveStats listeners */
+    talas_worker_ctx_count_stream(ctx, req, rq->key.track); /* LiveStats listeners */
     h2o_start_response(req, &gen->super);
     if (talas_http_method_is(req, "HEAD") || (gen->exact && gen->pos >= gen->end)) {
         gen->done = 1;
@@ -617,17 +536,11 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     send_next(gen);
 }
 
-static void on_measured(void *arg, int status, const struct talas_source_info *info)
+static void on_measured(struct talas_measure_waiter *w, int status, const struct talas_source_info *info)
 {
-    struct measure_ticket *ticket = arg;
-    struct tx_request *rq = ticket->rq;
+    struct tx_request *rq = w->data;
 
-    free(ticket);
-    if (rq == NULL)
-        return; /* the client went away meanwhile */
-    rq->ticket = NULL;
     if (status != 0) {
-        talas_transcode_count_failed();
         talas_http_send_error(rq->req, 422, "undecodable", "this track cannot be decoded");
         return;
     }
@@ -638,23 +551,21 @@ static void request_dispose(void *p)
 {
     struct tx_request *rq = p;
 
-    if (rq->ticket != NULL)
-        rq->ticket->rq = NULL;
+    talas_transcode_measure_cancel(&rq->measure);
 }
 
 int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
                           int preview)
 {
-    struct talas_source_info info;
     struct tx_request *rq;
-    char id_buf[TALAS_TRACK_ID_LEN + 1], *path;
+    char *path;
 
-    if (talas_http_track_request(req, id, len, id_buf) != 0)
-        return 0;
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
+    if (talas_http_track_request(req, id, len, rq->key.track) != 0)
+        return 0;
     /* the token first: nothing is read, opened or encoded for a refused request */
-    if (talas_http_authorize(ctx, req, id_buf, preview ? TALAS_TOKEN_PREVIEW : TALAS_TOKEN_STREAM,
+    if (talas_http_authorize(ctx, req, rq->key.track, preview ? TALAS_TOKEN_PREVIEW : TALAS_TOKEN_STREAM,
                              &rq->claims) != 0)
         return 0;
     if (preview) {
@@ -663,30 +574,14 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
-    if (talas_stream_source(ctx, req, id_buf, &path, &rq->identity) != 0)
+    if (talas_stream_source(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
         return 0;
     rq->ctx = ctx;
     rq->req = req;
-    memcpy(rq->track, id_buf, sizeof(rq->track));
     rq->path = path;
     rq->preview = preview;
-
-    rq->ticket = xcalloc(1, sizeof(*rq->ticket));
-    rq->ticket->rq = rq;
-    switch (talas_transcode_measure(rq->track, rq->path, &rq->identity, &info, on_measured, rq->ticket)) {
-    case 1:
-        free(rq->ticket);
-        rq->ticket = NULL;
-        start_response(rq, &info);
-        break;
-    case 0:
-        break; /* on_measured goes on */
-    default:
-        free(rq->ticket);
-        rq->ticket = NULL;
-        talas_transcode_count_failed();
-        talas_http_send_error(req, 422, "undecodable", "this track cannot be decoded");
-        break;
-    }
+    rq->measure.cb = on_measured;
+    rq->measure.data = rq;
+    talas_transcode_measure(&rq->key, rq->path, &rq->measure); /* on_measured goes on */
     return 0;
 }

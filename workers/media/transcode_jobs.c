@@ -2,17 +2,19 @@
  * transcode_jobs.c - supplying transcode chunks to a worker's responses
  * (see transcode_jobs.h).
  *
- * Entry points: talas_transcode_jobs_init, talas_transcode_want,
- * talas_transcode_unwant, talas_transcode_measure, the counters, and
- * talas_transcode_jobs_stop.
+ * Entry points: talas_transcode_jobs_init, talas_chunk_get,
+ * talas_chunk_cancel, talas_chunk_prefetch, talas_transcode_measure (and
+ * _cancel), the counters, and talas_transcode_jobs_stop.
  *
  * A "supply" is one chunk this worker is getting for its waiters: a JOB (it
  * holds the cache claim and encodes on a pool thread) or a WATCH (another
  * process holds the claim; a 10 ms timer looks for the chunk in the cache).
  * Supplies live in one list on the loop thread; the pool thread touches
  * only its own job's encode fields, and the loop reads them after the
- * pool's completion callback. Counters are kept on the loop and flushed to
- * the cache's stats once a second.
+ * pool's completion callback. Every waiter gets the same outcome: a
+ * reference to the job's buffer, or to one view of the map once a watched
+ * chunk is stored (chunk.c reads the cache). Counters are kept on the loop
+ * and flushed to the cache's stats once a second.
  *
  * Logs: failed encodes and cache writes (error), incomplete sources (warn).
  */
@@ -31,6 +33,7 @@
 #include "core/log.h"
 #include "media/transcode_jobs.h"
 #include "core/util.h"
+#include "worker/worker_pool.h"
 
 #define WATCH_INTERVAL_MS 10
 #define FLUSH_INTERVAL_MS 1000
@@ -48,7 +51,7 @@ struct talas_supply {
     volatile int cancel; /* JOB: set on the loop, read by the encoder */
     /* JOB: written by the pool thread, read on the loop after done */
     int result;
-    struct talas_chunk_buf *buf;
+    struct talas_chunk *chunk;
     char *error;
     uint64_t encode_ms;
 };
@@ -63,13 +66,7 @@ struct measure_slot {
     /* while measuring */
     char *path;
     char *error;
-    struct measure_wait *waits;
-};
-
-struct measure_wait {
-    struct measure_wait *next;
-    talas_measure_fn cb;
-    void *arg;
+    h2o_linklist_t waits; /* struct talas_measure_waiter */
 };
 
 static struct {
@@ -87,48 +84,28 @@ static struct {
     uint64_t measure_clock;
 } s;
 
-void talas_chunk_buf_retain(struct talas_chunk_buf *buf)
-{
-    buf->refs++;
-}
-
-void talas_chunk_buf_release(struct talas_chunk_buf *buf)
-{
-    if (buf == NULL || --buf->refs > 0)
-        return;
-    free(buf->data);
-    free(buf->frame_sizes);
-    free(buf);
-}
-
-static struct talas_supply *find_supply(const char *track, const char *variant, uint32_t index)
+static struct talas_supply *find_supply(const struct talas_chunk_key *key, uint32_t index)
 {
     for (h2o_linklist_t *n = s.supplies.next; n != &s.supplies; n = n->next) {
         struct talas_supply *sup = H2O_STRUCT_FROM_MEMBER(struct talas_supply, link, n);
-        if (sup->index == index && strcmp(sup->src.track, track) == 0 &&
-            strcmp(sup->src.variant, variant) == 0)
+        if (sup->index == index && strcmp(sup->src.key.track, key->track) == 0 &&
+            strcmp(sup->src.key.variant, key->variant) == 0)
             return sup;
     }
     return NULL;
 }
 
-static void attach(struct talas_supply *sup, struct talas_chunk_waiter *w)
-{
-    w->supply = sup;
-    h2o_linklist_insert(&sup->waiters, &w->link);
-}
-
-/* Calls every waiter once, then forgets them. */
-static void notify(struct talas_supply *sup, int status, struct talas_chunk_buf *buf)
+/* Calls every waiter once (read-ahead ones have no callback), then
+ * forgets them. Each gets its own reference to CHUNK. */
+static void notify(struct talas_supply *sup, enum talas_chunk_status status, struct talas_chunk *chunk)
 {
     while (!h2o_linklist_is_empty(&sup->waiters)) {
         struct talas_chunk_waiter *w =
             H2O_STRUCT_FROM_MEMBER(struct talas_chunk_waiter, link, sup->waiters.next);
         h2o_linklist_unlink(&w->link);
         w->supply = NULL;
-        if (buf != NULL)
-            talas_chunk_buf_retain(buf);
-        w->cb(w, status, buf);
+        if (w->cb != NULL)
+            w->cb(w, status, chunk != NULL ? talas_chunk_ref(chunk) : NULL);
     }
 }
 
@@ -152,42 +129,36 @@ static void job_work(void *arg)
     sup->encode_ms = talas_now_ms() - t0;
     sup->result = rc;
     if (rc == 0 || rc == TALAS_TRANSCODE_INCOMPLETE) {
-        struct talas_chunk_buf *buf = xcalloc(1, sizeof(*buf));
-
-        buf->refs = 1;
-        buf->data = out.data;
-        buf->len = out.len;
-        buf->frame_sizes = frame_sizes;
-        buf->frame_count = talas_layout_chunk_frame_count(&sup->src.layout, sup->index);
+        sup->chunk = talas__chunk_encoded(out.data, out.len, frame_sizes,
+                                          talas_layout_chunk_frame_count(&sup->src.layout, sup->index));
         out.data = NULL;
         frame_sizes = NULL;
-        sup->buf = buf;
     }
     /* an incomplete chunk (the source did not decode there) is served, never
      * cached: a later request tries the source again */
     if (rc == 0 && sup->cache) {
         struct talas_cache_put put = {
-            .track = sup->src.track,
-            .variant = sup->src.variant,
-            .source = sup->src.identity,
+            .track = sup->src.key.track,
+            .variant = sup->src.key.variant,
+            .source = sup->src.key.identity,
             .chunks = sup->src.layout.chunks,
             .total_size = sup->src.layout.exact_size ? sup->src.layout.total_size : 0,
             .index = sup->index,
-            .payload = sup->buf->data,
-            .len = sup->buf->len,
-            .frame_sizes = sup->buf->frame_sizes,
-            .frame_count = sup->buf->frame_sizes != NULL ? sup->buf->frame_count : 0,
+            .payload = sup->chunk->data,
+            .len = sup->chunk->len,
+            .frame_sizes = sup->chunk->frame_sizes,
+            .frame_count = sup->chunk->frame_count,
         };
         char *error = NULL;
         if (talas_cache_chunk_put(s.st, &s.limits, &put, &error) != 0) {
-            log_error("caching chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
-                      sup->src.variant, error);
+            log_error("caching chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.key.track,
+                      sup->src.key.variant, error);
             free(error);
         }
     }
 release:
     if (sup->cache)
-        talas_cache_release(s.st, sup->src.track, sup->src.variant, sup->index);
+        talas_cache_release(s.st, sup->src.key.track, sup->src.key.variant, sup->index);
     talas_buf_free(&out);
     free(frame_sizes);
 }
@@ -210,26 +181,26 @@ static void job_done(void *arg, int cancelled)
     case 0:
     case TALAS_TRANSCODE_INCOMPLETE:
         s.delta.transcodes_completed++;
-        s.delta.bytes_encoded += sup->buf->len;
+        s.delta.bytes_encoded += sup->chunk->len;
         s.delta.encode_ms += sup->encode_ms;
         if (sup->result == TALAS_TRANSCODE_INCOMPLETE)
             log_warn("chunk %" PRIu32 " of %s/%s is incomplete, served uncached: %s", sup->index,
-                     sup->src.track, sup->src.variant,
+                     sup->src.key.track, sup->src.key.variant,
                      sup->error != NULL ? sup->error : "the source did not decode");
-        notify(sup, 0, sup->buf);
+        notify(sup, TALAS_CHUNK_OK, sup->chunk);
         break;
     case TALAS_TRANSCODE_CANCELLED:
         s.delta.transcodes_cancelled++;
-        notify(sup, -1, NULL);
+        notify(sup, TALAS_CHUNK_RETRY, NULL);
         break;
     default:
         s.delta.transcodes_failed++;
-        log_error("encoding chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.track,
-                  sup->src.variant, sup->error != NULL ? sup->error : "unknown error");
-        notify(sup, -1, NULL);
+        log_error("encoding chunk %" PRIu32 " of %s/%s failed: %s", sup->index, sup->src.key.track,
+                  sup->src.key.variant, sup->error != NULL ? sup->error : "unknown error");
+        notify(sup, TALAS_CHUNK_ERROR, NULL);
         break;
     }
-    talas_chunk_buf_release(sup->buf);
+    talas_chunk_release(sup->chunk);
     free(sup->error);
     free(sup);
 }
@@ -276,14 +247,21 @@ static void on_watch_tick(h2o_timeout_entry_t *entry)
             continue;
         /* the claim says it all: DONE once the chunk is stored, OWNED when
          * the process that held it died or gave it up */
-        switch (talas_cache_claim(s.st, &s.limits, sup->src.track, sup->src.variant, sup->index,
-                                  &sup->src.identity)) {
-        case TALAS_CLAIM_DONE:
+        switch (talas_cache_claim(s.st, &s.limits, sup->src.key.track, sup->src.key.variant, sup->index,
+                                  &sup->src.key.identity)) {
+        case TALAS_CLAIM_DONE: {
+            struct talas_chunk *chunk = NULL;
             unlink_supply(sup);
             s.watches--;
-            notify(sup, 0, NULL);
+            /* one view of the map for all the waiters */
+            if (talas_chunk_lookup(&sup->src.key, sup->index, &chunk) == 0)
+                notify(sup, TALAS_CHUNK_OK, chunk);
+            else
+                notify(sup, TALAS_CHUNK_RETRY, NULL); /* evicted at once, or unreadable */
+            talas_chunk_release(chunk);
             free(sup);
             break;
+        }
         case TALAS_CLAIM_OWNED:
             s.watches--;
             start_job(sup, 1, 1);
@@ -301,54 +279,108 @@ static void on_watch_tick(h2o_timeout_entry_t *entry)
 
 /* ------------------------------------------------------------- requests */
 
-int talas_transcode_want(const struct talas_transcode_source *src, uint32_t index, int urgent,
-                         struct talas_chunk_waiter *w)
+/* The cache's look-up of a chunk for W: 0 when W got it, -1 when it is
+ * not (usefully) there. */
+static int from_cache(const struct talas_transcode_source *src, uint32_t index, unsigned flags,
+                      struct talas_chunk_waiter *w)
 {
-    struct talas_supply *sup = find_supply(src->track, src->variant, index);
+    struct talas_chunk *chunk;
 
-    if (sup != NULL) {
-        attach(sup, w);
-        return 0;
+    if (talas_chunk_lookup(&src->key, index, &chunk) != 0)
+        return -1;
+    if (flags & TALAS_CHUNK_COUNT) {
+        s.delta.hits++;
+        talas_chunk_touch(&src->key);
     }
-    switch (talas_cache_claim(s.st, &s.limits, src->track, src->variant, index, &src->identity)) {
+    w->cb(w, TALAS_CHUNK_OK, chunk);
+    return 0;
+}
+
+static void attach(struct talas_supply *sup, struct talas_chunk_waiter *w)
+{
+    w->supply = sup;
+    h2o_linklist_insert(&sup->waiters, &w->link);
+}
+
+void talas_chunk_get(const struct talas_transcode_source *src, uint32_t index, unsigned flags,
+                     struct talas_chunk_waiter *w)
+{
+    struct talas_supply *sup;
+    int urgent = (flags & TALAS_CHUNK_URGENT) != 0;
+
+    if (index >= src->layout.chunks) {
+        w->cb(w, TALAS_CHUNK_ERROR, NULL);
+        return;
+    }
+    /* the common case first: one read transaction, and the bytes go out
+     * from the map */
+    if (from_cache(src, index, flags, w) == 0)
+        return;
+    if (flags & TALAS_CHUNK_CACHED_ONLY) {
+        w->cb(w, TALAS_CHUNK_MISSING, NULL);
+        return;
+    }
+    if (flags & TALAS_CHUNK_COUNT)
+        s.delta.misses++;
+    if ((sup = find_supply(&src->key, index)) != NULL) {
+        attach(sup, w);
+        return;
+    }
+    switch (talas_cache_claim(s.st, &s.limits, src->key.track, src->key.variant, index, &src->key.identity)) {
     case TALAS_CLAIM_DONE:
-        return 1;
+        /* stored between the look-up and the claim */
+        if (from_cache(src, index, 0, w) != 0)
+            w->cb(w, TALAS_CHUNK_RETRY, NULL);
+        return;
     case TALAS_CLAIM_OWNED:
         sup = new_supply(SUPPLY_JOB, src, index);
         attach(sup, w);
         start_job(sup, 1, urgent);
-        return 0;
+        return;
     case TALAS_CLAIM_BUSY:
         sup = new_supply(SUPPLY_WATCH, src, index);
         attach(sup, w);
         s.watches++;
         arm_watch();
-        return 0;
+        return;
     case TALAS_CLAIM_ERROR:
     default:
         /* the cache cannot be used: encode for these listeners anyway */
         sup = new_supply(SUPPLY_JOB, src, index);
         attach(sup, w);
         start_job(sup, 0, urgent);
-        return 0;
+        return;
     }
 }
 
-void talas_transcode_prefetch(const struct talas_transcode_source *src, uint32_t index)
+void talas_chunk_prefetch(const struct talas_transcode_source *src, uint32_t index,
+                          struct talas_chunk_waiter *w)
 {
     struct talas_supply *sup;
 
-    if (index >= src->layout.chunks || find_supply(src->track, src->variant, index) != NULL)
+    if (index >= src->layout.chunks || (w != NULL && w->supply != NULL))
         return;
+    if ((sup = find_supply(&src->key, index)) != NULL) {
+        /* being made here already: W's cancel counts like a listener's */
+        if (w != NULL && sup->kind == SUPPLY_JOB) {
+            w->cb = NULL;
+            attach(sup, w);
+        }
+        return;
+    }
     /* only when nobody makes it already; a prefetch never waits */
-    if (talas_cache_claim(s.st, &s.limits, src->track, src->variant, index, &src->identity) !=
+    if (talas_cache_claim(s.st, &s.limits, src->key.track, src->key.variant, index, &src->key.identity) !=
         TALAS_CLAIM_OWNED)
         return;
     sup = new_supply(SUPPLY_JOB, src, index);
+    if (w != NULL) {
+        w->cb = NULL;
+        attach(sup, w);
+    }
     start_job(sup, 1, 0);
 }
 
-void talas_transcode_unwant(struct talas_chunk_waiter *w)
+void talas_chunk_cancel(struct talas_chunk_waiter *w)
 {
     struct talas_supply *sup = w->supply;
 
@@ -397,10 +429,22 @@ static void measure_work(void *arg)
     }
 }
 
+/* Answers W: the measure of M, or a failure (a transcode refused before it
+ * began). */
+static void measure_answer(struct talas_measure_waiter *w, const struct measure_slot *m)
+{
+    if (m != NULL && m->state == 2) {
+        w->cb(w, 0, &m->info);
+        return;
+    }
+    s.delta.transcodes_failed++;
+    w->cb(w, -1, NULL);
+}
+
 static void measure_done(void *arg, int cancelled)
 {
     struct measure_slot *m = arg;
-    struct measure_wait *waits = m->waits;
+    h2o_linklist_t waits;
 
     m->state = cancelled ? 3 : m->result;
     if (m->state == 3)
@@ -409,28 +453,28 @@ static void measure_done(void *arg, int cancelled)
     free(m->error);
     m->path = NULL;
     m->error = NULL;
-    m->waits = NULL;
-    while (waits != NULL) {
-        struct measure_wait *next = waits->next;
-        waits->cb(waits->arg, m->state == 2 ? 0 : -1, m->state == 2 ? &m->info : NULL);
-        free(waits);
-        waits = next;
+    /* the waiters of this measurement, apart: a callback may ask again */
+    h2o_linklist_init_anchor(&waits);
+    h2o_linklist_insert_list(&waits, &m->waits);
+    while (!h2o_linklist_is_empty(&waits)) {
+        struct talas_measure_waiter *w =
+            H2O_STRUCT_FROM_MEMBER(struct talas_measure_waiter, link, waits.next);
+        h2o_linklist_unlink(&w->link);
+        measure_answer(w, m);
     }
 }
 
-int talas_transcode_measure(const char *track, const char *path, const struct talas_cache_source *identity,
-                            struct talas_source_info *info_r, talas_measure_fn cb, void *arg)
+void talas_transcode_measure(const struct talas_chunk_key *key, const char *path,
+                             struct talas_measure_waiter *w)
 {
-    struct measure_slot *m = measure_find(track, identity);
-    struct measure_wait *wait;
+    struct measure_slot *m = measure_find(key->track, &key->identity);
 
-    if (m != NULL && m->state == 2) {
+    if (m != NULL && m->state == 2)
         m->used = ++s.measure_clock;
-        *info_r = m->info;
-        return 1;
+    if (m != NULL && m->state != 1) {
+        measure_answer(w, m);
+        return;
     }
-    if (m != NULL && m->state == 3)
-        return -1;
     if (m == NULL) {
         /* the least recently used slot that is not being measured */
         for (size_t i = 0; i < MEASURE_SLOTS; i++) {
@@ -438,40 +482,29 @@ int talas_transcode_measure(const char *track, const char *path, const struct ta
             if (c->state != 1 && (m == NULL || c->used < m->used))
                 m = c;
         }
-        if (m == NULL)
-            return -1; /* every slot is measuring: busy */
+        if (m == NULL) {
+            measure_answer(w, NULL); /* every slot is measuring: busy */
+            return;
+        }
         memset(m, 0, sizeof(*m));
-        memcpy(m->track, track, sizeof(m->track) - 1);
-        m->identity = *identity;
+        memcpy(m->track, key->track, sizeof(m->track) - 1);
+        m->identity = key->identity;
         m->state = 1;
         m->used = ++s.measure_clock;
         m->path = xstrdup(path);
+        h2o_linklist_init_anchor(&m->waits);
         talas_pool_submit(s.pool, measure_work, measure_done, m, 1);
     }
-    wait = xmalloc(sizeof(*wait));
-    wait->cb = cb;
-    wait->arg = arg;
-    wait->next = m->waits;
-    m->waits = wait;
-    return 0;
+    h2o_linklist_insert(&m->waits, &w->link);
+}
+
+void talas_transcode_measure_cancel(struct talas_measure_waiter *w)
+{
+    if (h2o_linklist_is_linked(&w->link))
+        h2o_linklist_unlink(&w->link);
 }
 
 /* ----------------------------------------------------------------- stats */
-
-void talas_transcode_count_hit(void)
-{
-    s.delta.hits++;
-}
-
-void talas_transcode_count_miss(void)
-{
-    s.delta.misses++;
-}
-
-void talas_transcode_count_failed(void)
-{
-    s.delta.transcodes_failed++;
-}
 
 void talas_transcode_count_segment(int cached)
 {
@@ -536,6 +569,7 @@ void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx)
     s.pool = ctx->pool;
     s.st = ctx->storage;
     s.limits.max_size = ctx->conf->cache_max_size;
+    talas_chunk_init(ctx->storage);
     h2o_linklist_init_anchor(&s.supplies);
     h2o_timeout_init(s.loop, &s.watch_timeout, WATCH_INTERVAL_MS);
     h2o_timeout_init(s.loop, &s.flush_timeout, FLUSH_INTERVAL_MS);

@@ -1,15 +1,17 @@
 /*
  * transcode_jobs.h - where a worker's transcode chunks come from.
  *
- * A response that needs chunk N of (track, variant) asks for it here. If
- * the LMDB cache has it, the answer is immediate. Otherwise exactly one
- * process in the whole server encodes it (a claim in the cache decides
- * which): when it is this worker, an encode job runs on the worker's pool
- * threads and every local waiter gets the bytes as soon as they exist;
- * when it is another worker, this one polls the cache every
- * WATCH_INTERVAL_MS until the chunk appears (or the claim goes stale, and
- * it encodes the chunk itself). A job that loses its last waiter is
- * cancelled: the encoder stops within one frame.
+ * A response that needs chunk N of (track, variant) makes one call,
+ * talas_chunk_get, and gets a reference to the chunk (chunk.h) or an
+ * outcome, whichever way it was made. If the LMDB cache has it, the answer
+ * is immediate: a view into the map. Otherwise exactly one process in the
+ * whole server encodes it (a claim in the cache decides which): when it is
+ * this worker, an encode job runs on the worker's pool threads and every
+ * local waiter gets the encoder's buffer as soon as it exists; when it is
+ * another worker, this one polls the cache every WATCH_INTERVAL_MS until
+ * the chunk appears (or the claim goes stale, and it encodes the chunk
+ * itself), then hands out the map's view. A job that loses its last waiter
+ * is cancelled: the encoder stops within one frame.
  *
  * Everything here runs on the worker's loop thread except the encode and
  * the cache write, which run on a pool thread.
@@ -22,95 +24,110 @@
 
 #include <h2o.h>
 
-#include "store/cache.h"
 #include "core/config.h"
-#include "store/storage.h"
+#include "media/chunk.h"
 #include "media/transcoder.h"
 #include "worker/worker_ctx.h"
-#include "worker/worker_pool.h"
-
-/* An encoded chunk in memory, shared by the waiters of its encode. */
-struct talas_chunk_buf {
-    size_t refs;
-    char *data;
-    size_t len;
-    uint32_t *frame_sizes;
-    size_t frame_count;
-};
-void talas_chunk_buf_retain(struct talas_chunk_buf *buf);
-void talas_chunk_buf_release(struct talas_chunk_buf *buf);
 
 /* What an encode needs, copied into each job. */
 struct talas_transcode_source {
-    char track[17];
-    char variant[TALAS_CACHE_VARIANT_MAX + 1];
+    struct talas_chunk_key key; /* track, variant, and the file the layout was computed from */
     char path[4096];
-    struct talas_cache_source identity; /* the file the layout was computed from */
     struct talas_profile profile;
     struct talas_layout layout;
 };
 
-struct talas_chunk_waiter;
-/*
- * Called on the loop thread once: STATUS 0 with BUF the chunk's bytes (the
- * waiter owns a reference: release it), or STATUS 0 with BUF NULL when the
- * chunk is in the cache (read it there), or -1 when it could not be made.
- */
-typedef void (*talas_chunk_ready_fn)(struct talas_chunk_waiter *w, int status, struct talas_chunk_buf *buf);
+/* How a chunk request ends. */
+enum talas_chunk_status {
+    TALAS_CHUNK_OK = 0,  /* the chunk: the callback owns one reference */
+    TALAS_CHUNK_MISSING, /* not cached, and TALAS_CHUNK_CACHED_ONLY said not to encode it */
+    TALAS_CHUNK_RETRY,   /* not now: the worker is stopping, or the cache could not be read */
+    TALAS_CHUNK_ERROR,   /* the chunk cannot be made (logged) */
+};
 
-/* Owned by the caller (e.g. inside a response's generator); zero it. */
+/* talas_chunk_get's FLAGS */
+#define TALAS_CHUNK_URGENT 1u      /* a listener waits now: its encode goes before read-ahead */
+#define TALAS_CHUNK_CACHED_ONLY 2u /* never encode: TALAS_CHUNK_MISSING when not cached */
+#define TALAS_CHUNK_COUNT                                                                                    \
+    4u /* count the look-up as the response's cache hit or miss (and                                         \
+          mark a hit's entry as used) */
+
+struct talas_chunk_waiter;
+/* Called on the loop thread, once per talas_chunk_get: STATUS, and with
+ * TALAS_CHUNK_OK a reference to CHUNK that the callee releases. */
+typedef void (*talas_chunk_fn)(struct talas_chunk_waiter *w, enum talas_chunk_status status,
+                               struct talas_chunk *chunk);
+
+/* Owned by the caller (e.g. inside a response's generator), zeroed once;
+ * set CB and DATA before talas_chunk_get. */
 struct talas_chunk_waiter {
     h2o_linklist_t link;
-    struct talas_supply *supply; /* set while waiting */
-    talas_chunk_ready_fn cb;
+    struct talas_supply *supply; /* set while waiting for an encode */
+    talas_chunk_fn cb;
     void *data; /* the caller's */
 };
 
-/* Starts the per-worker machinery on CTX's loop: its pool runs the
+/* Starts the per-worker machinery from CTX: its loop and pool run the
  * encodes, its storage holds the cache, its configuration gives
- * cache.max_size. */
+ * cache.max_size (all outlive talas_transcode_jobs_stop). */
 void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx);
 
 /*
- * Asks for chunk INDEX of SRC on behalf of W (its cb set, not waiting
- * already). Returns 1 when the chunk is in the cache already (W is not
- * called), 0 when W will be called once. URGENT: a listener waits for it
- * now (read-ahead asks without).
+ * Gets chunk INDEX of SRC for W (not waiting already), whatever it takes:
+ * from the cache, joining an encode of this worker, encoding it here on
+ * the pool (the cache's claim says this process makes it), or waiting for
+ * the process that makes it. W->cb is called exactly once, unless
+ * talas_chunk_cancel comes first: before talas_chunk_get returns when the
+ * answer is known at once (the chunk is cached, MISSING, an error), else
+ * later from the loop.
  */
-int talas_transcode_want(const struct talas_transcode_source *src, uint32_t index, int urgent,
-                         struct talas_chunk_waiter *w);
+void talas_chunk_get(const struct talas_transcode_source *src, uint32_t index, unsigned flags,
+                     struct talas_chunk_waiter *w);
 
-/* Makes sure chunk INDEX of SRC gets encoded and cached, with nobody
- * waiting for it (the segment a player will ask for next). Does nothing
- * when the chunk is cached or being made anywhere. */
-void talas_transcode_prefetch(const struct talas_transcode_source *src, uint32_t index);
+/* Detaches W (the response went away): its callback will not be called,
+ * and an encode nobody waits for any more is cancelled (the encoder stops
+ * within a frame). Harmless when W is not waiting. */
+void talas_chunk_cancel(struct talas_chunk_waiter *w);
 
-/* Detaches W (the response went away): an encode nobody waits for any
- * more is cancelled. Harmless when W is not waiting. */
-void talas_transcode_unwant(struct talas_chunk_waiter *w);
+/*
+ * Makes sure chunk INDEX of SRC gets encoded and cached, with nobody
+ * waiting for its bytes (read-ahead). Does nothing when it is cached,
+ * beyond the last chunk, or being made by another process. With W (not
+ * waiting already; its callback is never called) the encode is cancelled
+ * by talas_chunk_cancel(W) like a waiter's; without, it runs to the end.
+ */
+void talas_chunk_prefetch(const struct talas_transcode_source *src, uint32_t index,
+                          struct talas_chunk_waiter *w);
 
 /*
  * The exact measure of a source (talas_source_measure, off the loop),
- * memoised per worker: returns 1 with *info_r filled when known, 0 when a
- * measurement runs (CB(ARG, 0, info) follows on the loop, or CB(ARG, -1,
- * NULL) when the source cannot be decoded: logged), -1 when it is known
- * not to decode.
+ * memoised per worker. W->cb is called once, unless
+ * talas_transcode_measure_cancel comes first: with 0 and the measure (valid
+ * during the call), or -1 and NULL when the source does not decode (logged,
+ * counted as a failed transcode); before talas_transcode_measure returns
+ * when the answer is known.
  */
-typedef void (*talas_measure_fn)(void *arg, int status, const struct talas_source_info *info);
-int talas_transcode_measure(const char *track, const char *path, const struct talas_cache_source *identity,
-                            struct talas_source_info *info_r, talas_measure_fn cb, void *arg);
+struct talas_measure_waiter;
+typedef void (*talas_measure_fn)(struct talas_measure_waiter *w, int status,
+                                 const struct talas_source_info *info);
+struct talas_measure_waiter {
+    h2o_linklist_t link; /* linked while a measurement runs */
+    talas_measure_fn cb;
+    void *data; /* the caller's */
+};
+void talas_transcode_measure(const struct talas_chunk_key *key, const char *path,
+                             struct talas_measure_waiter *w);
+/* Detaches W (the request went away). Harmless when W is not waiting. */
+void talas_transcode_measure_cancel(struct talas_measure_waiter *w);
 
 /* Counters kept by this worker since its last flush (flushed to the cache's
- * stats about once a second). */
-void talas_transcode_count_hit(void);
-void talas_transcode_count_miss(void);
+ * stats about once a second); hits and misses are counted by
+ * talas_chunk_get (TALAS_CHUNK_COUNT). */
 /* An HLS segment served from the cache (CACHED) or encoded for its
  * request; summed over workers in the META counters TALAS_HLS_COUNTERS:
  * {from the cache, encoded}. */
 #define TALAS_HLS_COUNTERS "hls.segments"
 void talas_transcode_count_segment(int cached);
-/* A transcode refused before it began (the source does not decode). */
-void talas_transcode_count_failed(void);
 
 /* The transcoder's profile for configured profile CP: AAC chunks are
  * hls.segment_duration long, so that HLS segments and progressive AAC are

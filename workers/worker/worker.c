@@ -36,7 +36,7 @@
 #include "core/daemon.h"
 #include "grpc/grpc_server.h"
 #include "http/http_limits.h"
-#include "http/http_peaks.h"
+#include "media/peaks_jobs.h"
 #include "http/http_router.h"
 #include "http/http_session.h"
 #include "media/transcode_jobs.h"
