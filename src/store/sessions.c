@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/record.h"
 #include "store/sessions.h"
 #include "core/util.h"
 
@@ -139,26 +140,12 @@ int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, st
 
 /* ------------------------------------------------------------ counters */
 
-static uint64_t ld64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void st64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct talas_session_counters *c_r)
 {
     MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
-    const unsigned char *p;
+    struct talas_record_reader r;
     uint64_t v[COUNTERS_FIELDS];
+    uint8_t version;
     int rc;
 
     memset(c_r, 0, sizeof(*c_r));
@@ -167,12 +154,14 @@ int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct ta
         return 0;
     if (rc != 0)
         return rc;
-    p = val.mv_data;
-    /* damaged totals start again from zero rather than fail every write */
-    if (val.mv_size != COUNTERS_LEN || p[0] != COUNTERS_VERSION)
-        return 0;
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    version = talas_record_get_u8(&r);
+    talas_record_get_bytes(&r, 7);
     for (int i = 0; i < COUNTERS_FIELDS; i++)
-        v[i] = ld64(p + 8 + 8 * i);
+        v[i] = talas_record_get_u64(&r);
+    /* damaged totals start again from zero rather than fail every write */
+    if (talas_record_reader_end(&r) != 0 || version != COUNTERS_VERSION)
+        return 0;
     c_r->created = v[0];
     c_r->ended = v[1];
     c_r->expired = v[2];
@@ -184,7 +173,8 @@ int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct ta
 static int counters_add(struct talas_storage *st, MDB_txn *txn, const struct talas_session_counters *d)
 {
     MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
-    unsigned char rec[COUNTERS_LEN] = {COUNTERS_VERSION};
+    unsigned char rec[COUNTERS_LEN];
+    struct talas_record_writer w;
     struct talas_session_counters c;
     int rc;
 
@@ -192,13 +182,16 @@ static int counters_add(struct talas_storage *st, MDB_txn *txn, const struct tal
         return 0;
     if ((rc = talas_session_counters_get(st, txn, &c)) != 0)
         return rc;
-    st64(rec + 8, c.created + d->created);
-    st64(rec + 16, c.ended + d->ended);
-    st64(rec + 24, c.expired + d->expired);
-    st64(rec + 32, c.quality_switches + d->quality_switches);
-    st64(rec + 40, c.rebuffers + d->rebuffers);
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, COUNTERS_VERSION);
+    talas_record_put_zero(&w, 7);
+    talas_record_put_u64(&w, c.created + d->created);
+    talas_record_put_u64(&w, c.ended + d->ended);
+    talas_record_put_u64(&w, c.expired + d->expired);
+    talas_record_put_u64(&w, c.quality_switches + d->quality_switches);
+    talas_record_put_u64(&w, c.rebuffers + d->rebuffers);
     val.mv_data = rec;
-    val.mv_size = sizeof(rec);
+    val.mv_size = w.len;
     return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
 }
 
