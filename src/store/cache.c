@@ -13,7 +13,8 @@
  * by MDB_MAP_FULL or by a full file system (warn), claims taken over (info),
  * evictions (debug).
  *
- * Layout (all integers little-endian unless said otherwise):
+ * Layout (all integers little-endian unless said otherwise; every record
+ * and key is written and read with the codec of core/record.h):
  *
  *   TALAS_DBI_CACHE_ENTRIES  key: track id (16) + variant
  *     u8 version, u8 flags (0), u16 header_len, u32 chunks, u32 present,
@@ -58,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/record.h"
 #include "store/cache.h"
 #include "store/catalog.h"
 #include "core/log.h"
@@ -87,51 +89,7 @@ static const char stats_key[] = "cache";
 /* Entries a purge or evict_to removes per write transaction. */
 #define BATCH 32
 
-/* --------------------------------------------------------------- bytes */
-
-static void st32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void st64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t ld32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t ld64(const unsigned char *p)
-{
-    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
-}
-
-static void st32be(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (24 - 8 * i));
-}
-
-static uint32_t ld32be(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void st64be(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-static uint64_t ld64be(const unsigned char *p)
-{
-    return (uint64_t)ld32be(p) << 32 | ld32be(p + 4);
-}
+/* ---------------------------------------------------------------- CRC */
 
 /* CRC-32 (IEEE, as zlib's crc32), table built once: only put and verify
  * compute it, never a look-up. */
@@ -205,10 +163,13 @@ static int entry_key_valid(const unsigned char *k, size_t len)
 
 static size_t chunk_key(const unsigned char *ekey, size_t eklen, uint32_t index, unsigned char *buf)
 {
-    memcpy(buf, ekey, eklen);
-    buf[eklen] = '\0';
-    st32be(buf + eklen + 1, index);
-    return eklen + 5;
+    struct talas_record_writer w;
+
+    talas_record_writer_mem(&w, buf, CHUNK_KEY_MAX);
+    talas_record_put_bytes(&w, ekey, eklen);
+    talas_record_put_u8(&w, 0);
+    talas_record_put_u32be(&w, index);
+    return w.len;
 }
 
 /* Splits a chunk key into its entry key length and index; -1 when it is
@@ -216,6 +177,7 @@ static size_t chunk_key(const unsigned char *ekey, size_t eklen, uint32_t index,
 static int chunk_key_parse(const MDB_val *key, size_t *eklen_r, uint32_t *index_r)
 {
     const unsigned char *k = key->mv_data;
+    struct talas_record_reader r;
     size_t eklen;
 
     if (key->mv_size < TALAS_TRACK_ID_LEN + 6 || key->mv_size > CHUNK_KEY_MAX)
@@ -223,16 +185,29 @@ static int chunk_key_parse(const MDB_val *key, size_t *eklen_r, uint32_t *index_
     eklen = key->mv_size - 5;
     if (k[eklen] != '\0' || !entry_key_valid(k, eklen))
         return -1;
+    talas_record_reader_init(&r, k + eklen + 1, 4);
     *eklen_r = eklen;
-    *index_r = ld32be(k + eklen + 1);
+    *index_r = talas_record_get_u32be(&r);
     return 0;
 }
 
 static size_t lru_key(uint64_t seq, const unsigned char *ekey, size_t eklen, unsigned char *buf)
 {
-    st64be(buf, seq);
-    memcpy(buf + 8, ekey, eklen);
-    return eklen + 8;
+    struct talas_record_writer w;
+
+    talas_record_writer_mem(&w, buf, LRU_KEY_MAX);
+    talas_record_put_u64be(&w, seq);
+    talas_record_put_bytes(&w, ekey, eklen);
+    return w.len;
+}
+
+/* The LRU sequence an index key starts with (0 for a key too short). */
+static uint64_t lru_key_seq(const void *key, size_t len)
+{
+    struct talas_record_reader r;
+
+    talas_record_reader_init(&r, key, len);
+    return talas_record_get_u64be(&r);
 }
 
 static int has_prefix(const MDB_val *key, const unsigned char *prefix, size_t len)
@@ -282,32 +257,38 @@ enum {
 static int totals_load(struct talas_storage *st, MDB_txn *txn, struct totals *t)
 {
     MDB_val key = {sizeof(stats_key) - 1, (void *)stats_key}, val;
-    const unsigned char *p;
+    struct talas_record_reader r;
     int rc;
 
     memset(t, 0, sizeof(*t));
     if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val)) != 0)
         return rc;
-    p = val.mv_data;
-    if (val.mv_size != STATS_LEN || p[0] != STATS_VERSION)
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    if (talas_record_get_u8(&r) != STATS_VERSION)
         return -1;
-    for (int i = 1; i < 8; i++)
-        if (p[i] != 0)
-            return -1;
+    talas_record_get_zero(&r, 7);
     for (int i = 0; i < STATS_FIELDS; i++)
-        t->v[i] = ld64(p + 8 + 8 * i);
+        t->v[i] = talas_record_get_u64(&r);
+    if (talas_record_reader_end(&r) != 0) {
+        memset(t, 0, sizeof(*t));
+        return -1;
+    }
     return 0;
 }
 
 static int totals_store(struct talas_storage *st, MDB_txn *txn, const struct totals *t)
 {
     MDB_val key = {sizeof(stats_key) - 1, (void *)stats_key}, val;
-    unsigned char rec[STATS_LEN] = {STATS_VERSION};
+    unsigned char rec[STATS_LEN];
+    struct talas_record_writer w;
 
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, STATS_VERSION);
+    talas_record_put_zero(&w, 7);
     for (int i = 0; i < STATS_FIELDS; i++)
-        st64(rec + 8 + 8 * i, t->v[i]);
+        talas_record_put_u64(&w, t->v[i]);
     val.mv_data = rec;
-    val.mv_size = sizeof(rec);
+    val.mv_size = w.len;
     return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
 }
 
@@ -342,8 +323,8 @@ static int totals_recount(struct talas_storage *st, MDB_txn *txn, struct totals 
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_LRU), &cur)) != 0)
         return rc;
     rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
-    if (rc == 0 && key.mv_size >= 8 && ld64be(key.mv_data) >= t->v[T_SEQ])
-        t->v[T_SEQ] = ld64be(key.mv_data) + 1;
+    if (rc == 0 && key.mv_size >= 8 && lru_key_seq(key.mv_data, key.mv_size) >= t->v[T_SEQ])
+        t->v[T_SEQ] = lru_key_seq(key.mv_data, key.mv_size) + 1;
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -375,27 +356,33 @@ struct entry_rec {
 /* Decodes an entry record; E.header points into DATA. -1 when malformed. */
 static int entry_decode(const void *data, size_t len, struct entry_rec *r)
 {
-    const unsigned char *p = data;
+    struct talas_record_reader rd;
+    uint8_t version, flags;
     size_t hlen;
 
-    if (len < ENTRY_FIXED || p[0] != ENTRY_VERSION || p[1] != 0)
+    talas_record_reader_init(&rd, data, len);
+    version = talas_record_get_u8(&rd);
+    flags = talas_record_get_u8(&rd);
+    hlen = talas_record_get_u16(&rd);
+    r->e.chunks = talas_record_get_u32(&rd);
+    r->e.present = talas_record_get_u32(&rd);
+    talas_record_get_zero(&rd, 4);
+    r->e.source.size = talas_record_get_u64(&rd);
+    r->e.source.mtime_ns = talas_record_get_i64(&rd);
+    r->e.bytes = talas_record_get_u64(&rd);
+    r->e.total_size = talas_record_get_u64(&rd);
+    r->created_ms = talas_record_get_u64(&rd);
+    r->access_ms = talas_record_get_u64(&rd);
+    r->seq = talas_record_get_u64(&rd);
+    if (talas_record_reader_ok(&rd) != 0 || version != ENTRY_VERSION || flags != 0 ||
+        hlen > TALAS_CACHE_HEADER_MAX)
         return -1;
-    hlen = (size_t)p[2] | (size_t)p[3] << 8;
-    if (hlen > TALAS_CACHE_HEADER_MAX || len != ENTRY_FIXED + hlen || ld32(p + 12) != 0)
+    r->e.header = talas_record_get_bytes(&rd, hlen);
+    r->e.header_len = hlen;
+    if (talas_record_reader_end(&rd) != 0)
         return -1;
-    r->e.chunks = ld32(p + 4);
-    r->e.present = ld32(p + 8);
-    r->e.source.size = ld64(p + 16);
-    r->e.source.mtime_ns = (int64_t)ld64(p + 24);
-    r->e.bytes = ld64(p + 32);
-    r->e.total_size = ld64(p + 40);
-    r->created_ms = ld64(p + 48);
-    r->access_ms = ld64(p + 56);
-    r->seq = ld64(p + 64);
     r->e.created = r->created_ms / 1000;
     r->e.last_access = r->access_ms / 1000;
-    r->e.header = p + ENTRY_FIXED;
-    r->e.header_len = hlen;
     if (r->e.chunks == 0 || r->e.present > r->e.chunks)
         return -1;
     return 0;
@@ -413,24 +400,29 @@ static void entry_own(struct entry_rec *r)
 static int entry_store(struct talas_storage *st, MDB_txn *txn, const unsigned char *ekey, size_t eklen,
                        const struct entry_rec *r)
 {
-    unsigned char rec[ENTRY_FIXED + TALAS_CACHE_HEADER_MAX] = {ENTRY_VERSION};
+    unsigned char rec[ENTRY_FIXED + TALAS_CACHE_HEADER_MAX];
     MDB_val key = {eklen, (void *)ekey}, val;
+    struct talas_record_writer w;
 
-    rec[2] = (unsigned char)(r->e.header_len & 0xff);
-    rec[3] = (unsigned char)(r->e.header_len >> 8);
-    st32(rec + 4, r->e.chunks);
-    st32(rec + 8, r->e.present);
-    st64(rec + 16, r->e.source.size);
-    st64(rec + 24, (uint64_t)r->e.source.mtime_ns);
-    st64(rec + 32, r->e.bytes);
-    st64(rec + 40, r->e.total_size);
-    st64(rec + 48, r->created_ms);
-    st64(rec + 56, r->access_ms);
-    st64(rec + 64, r->seq);
-    if (r->e.header_len > 0)
-        memcpy(rec + ENTRY_FIXED, r->e.header, r->e.header_len);
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, ENTRY_VERSION);
+    talas_record_put_u8(&w, 0);
+    talas_record_put_u16(&w, (uint16_t)r->e.header_len);
+    talas_record_put_u32(&w, r->e.chunks);
+    talas_record_put_u32(&w, r->e.present);
+    talas_record_put_u32(&w, 0);
+    talas_record_put_u64(&w, r->e.source.size);
+    talas_record_put_i64(&w, r->e.source.mtime_ns);
+    talas_record_put_u64(&w, r->e.bytes);
+    talas_record_put_u64(&w, r->e.total_size);
+    talas_record_put_u64(&w, r->created_ms);
+    talas_record_put_u64(&w, r->access_ms);
+    talas_record_put_u64(&w, r->seq);
+    talas_record_put_bytes(&w, r->e.header, r->e.header_len);
+    if (talas_record_writer_end(&w) != 0)
+        return EINVAL; /* a header above TALAS_CACHE_HEADER_MAX: put refuses those */
     val.mv_data = rec;
-    val.mv_size = ENTRY_FIXED + r->e.header_len;
+    val.mv_size = w.len;
     return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_ENTRIES), &key, &val, 0);
 }
 
@@ -600,7 +592,7 @@ static int evict_one(struct talas_storage *st, MDB_txn *txn, const unsigned char
         memcpy(lk, key.mv_data, key.mv_size);
         eklen = key.mv_size - 8;
         memcpy(ekey, lk + 8, eklen);
-        seq = ld64be(lk);
+        seq = lru_key_seq(lk, eklen + 8);
         mdb_cursor_close(cur);
 
         erc = entry_read(st, txn, ekey, eklen, &r);
@@ -651,28 +643,40 @@ static int evict_one(struct talas_storage *st, MDB_txn *txn, const unsigned char
 static int chunk_check(const MDB_val *val, uint32_t index, const struct talas_cache_source *src, int crc,
                        struct talas_cache_chunk *c)
 {
-    const unsigned char *p = val->mv_data;
-    uint64_t frames, plen, sum = 0;
+    struct talas_record_reader r;
+    const unsigned char *magic, *table, *payload;
+    uint64_t frames, plen, size, sum = 0;
+    uint32_t at, sum_crc;
+    uint8_t version;
+    int64_t mtime_ns;
 
-    if (val->mv_size < CHUNK_HDR || memcmp(p, chunk_magic, 4) != 0 || p[4] != CHUNK_VERSION || p[5] != 0 ||
-        p[6] != 0 || p[7] != 0)
+    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    magic = talas_record_get_bytes(&r, 4);
+    version = talas_record_get_u8(&r);
+    talas_record_get_zero(&r, 3);
+    size = talas_record_get_u64(&r);
+    mtime_ns = talas_record_get_i64(&r);
+    at = talas_record_get_u32(&r);
+    frames = talas_record_get_u32(&r);
+    plen = talas_record_get_u32(&r);
+    sum_crc = talas_record_get_u32(&r);
+    if (talas_record_reader_ok(&r) != 0 || memcmp(magic, chunk_magic, 4) != 0 || version != CHUNK_VERSION ||
+        at != index || (uint64_t)r.left != 4 * frames + plen)
         return -1;
-    frames = ld32(p + 28);
-    plen = ld32(p + 32);
-    if (ld32(p + 24) != index || (uint64_t)val->mv_size != CHUNK_HDR + 4 * frames + plen)
-        return -1;
+    table = talas_record_get_bytes(&r, 0);
     for (uint64_t i = 0; i < frames; i++)
-        sum += ld32(p + CHUNK_HDR + 4 * i);
-    if (frames > 0 && sum != plen)
+        sum += talas_record_get_u32(&r);
+    payload = talas_record_get_bytes(&r, (size_t)plen);
+    if (talas_record_reader_end(&r) != 0 || (frames > 0 && sum != plen))
         return -1;
-    if (crc && crc32_of(p + CHUNK_HDR + 4 * frames, (size_t)plen) != ld32(p + 36))
+    if (crc && crc32_of(payload, (size_t)plen) != sum_crc)
         return -1;
-    if (src != NULL && (ld64(p + 8) != src->size || (int64_t)ld64(p + 16) != src->mtime_ns))
+    if (src != NULL && (size != src->size || mtime_ns != src->mtime_ns))
         return MDB_NOTFOUND;
     if (c != NULL) {
-        c->frame_table = p + CHUNK_HDR;
+        c->frame_table = table;
         c->frame_count = (size_t)frames;
-        c->payload = p + CHUNK_HDR + 4 * frames;
+        c->payload = payload;
         c->len = (size_t)plen;
     }
     return 0;
@@ -767,7 +771,8 @@ static int put_once(struct talas_storage *st, uint64_t max_size, const struct ta
                     const unsigned char *ekey, size_t eklen, size_t rec_len)
 {
     MDB_dbi chunks = talas_storage_dbi(st, TALAS_DBI_CACHE_CHUNKS);
-    unsigned char ck[CHUNK_KEY_MAX], *rec;
+    unsigned char ck[CHUNK_KEY_MAX];
+    struct talas_record_writer w;
     struct entry_rec r;
     struct totals t;
     MDB_txn *txn;
@@ -835,20 +840,23 @@ static int put_once(struct talas_storage *st, uint64_t max_size, const struct ta
     val.mv_size = rec_len;
     if ((rc = mdb_put(txn, chunks, &key, &val, MDB_RESERVE)) != 0)
         goto fail;
-    rec = val.mv_data;
-    memcpy(rec, chunk_magic, 4);
-    rec[4] = CHUNK_VERSION;
-    rec[5] = rec[6] = rec[7] = 0;
-    st64(rec + 8, p->source.size);
-    st64(rec + 16, (uint64_t)p->source.mtime_ns);
-    st32(rec + 24, p->index);
-    st32(rec + 28, (uint32_t)p->frame_count);
-    st32(rec + 32, (uint32_t)p->len);
-    st32(rec + 36, crc32_of(p->payload, p->len));
+    talas_record_writer_mem(&w, val.mv_data, rec_len);
+    talas_record_put_bytes(&w, chunk_magic, 4);
+    talas_record_put_u8(&w, CHUNK_VERSION);
+    talas_record_put_zero(&w, 3);
+    talas_record_put_u64(&w, p->source.size);
+    talas_record_put_i64(&w, p->source.mtime_ns);
+    talas_record_put_u32(&w, p->index);
+    talas_record_put_u32(&w, (uint32_t)p->frame_count);
+    talas_record_put_u32(&w, (uint32_t)p->len);
+    talas_record_put_u32(&w, crc32_of(p->payload, p->len));
     for (size_t i = 0; i < p->frame_count; i++)
-        st32(rec + CHUNK_HDR + 4 * i, p->frame_sizes[i]);
-    if (p->len > 0)
-        memcpy(rec + CHUNK_HDR + 4 * p->frame_count, p->payload, p->len);
+        talas_record_put_u32(&w, p->frame_sizes[i]);
+    talas_record_put_bytes(&w, p->payload, p->len);
+    if (talas_record_writer_end(&w) != 0 || w.len != rec_len) {
+        rc = EINVAL; /* rec_len was computed from the same fields: cannot happen */
+        goto fail;
+    }
 
     r.e.present++;
     r.e.bytes += rec_len;
@@ -1049,17 +1057,19 @@ struct claim {
 
 static int claim_decode(const MDB_val *val, struct claim *c)
 {
-    const unsigned char *p = val->mv_data;
+    struct talas_record_reader r;
+    uint8_t version;
     uint32_t pid;
 
-    if (val->mv_size != CLAIM_LEN || p[0] != CLAIM_VERSION || p[1] != 0 || p[2] != 0 || p[3] != 0)
-        return -1;
-    pid = ld32(p + 4);
-    if (pid == 0 || pid > INT32_MAX)
+    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    version = talas_record_get_u8(&r);
+    talas_record_get_zero(&r, 3);
+    pid = talas_record_get_u32(&r);
+    c->token = talas_record_get_u64(&r);
+    c->time_ms = talas_record_get_u64(&r);
+    if (talas_record_reader_end(&r) != 0 || version != CLAIM_VERSION || pid == 0 || pid > INT32_MAX)
         return -1;
     c->pid = (pid_t)pid;
-    c->token = ld64(p + 8);
-    c->time_ms = ld64(p + 16);
     return 0;
 }
 
@@ -1111,7 +1121,8 @@ enum talas_claim talas_cache_claim(struct talas_storage *st, const struct talas_
                                    const char *track, const char *variant, uint32_t index,
                                    const struct talas_cache_source *src)
 {
-    unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX], rec[CLAIM_LEN] = {CLAIM_VERSION};
+    unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX], rec[CLAIM_LEN];
+    struct talas_record_writer w;
     size_t eklen = entry_key(track, variant, ekey);
     uint64_t timeout_ms = limit_claim_ms(limits);
     enum talas_claim state;
@@ -1143,11 +1154,14 @@ enum talas_claim talas_cache_claim(struct talas_storage *st, const struct talas_
             mdb_txn_abort(txn);
             goto done;
         }
-        st32(rec + 4, (uint32_t)getpid());
-        st64(rec + 8, my_token());
-        st64(rec + 16, talas_wall_ms());
+        talas_record_writer_mem(&w, rec, sizeof(rec));
+        talas_record_put_u8(&w, CLAIM_VERSION);
+        talas_record_put_zero(&w, 3);
+        talas_record_put_u32(&w, (uint32_t)getpid());
+        talas_record_put_u64(&w, my_token());
+        talas_record_put_u64(&w, talas_wall_ms());
         val.mv_data = rec;
-        val.mv_size = sizeof(rec);
+        val.mv_size = w.len;
         if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_CLAIMS), &key, &val, 0)) == 0)
             rc = mdb_txn_commit(txn);
         else
@@ -1548,8 +1562,8 @@ enum { CHUNK_GOOD, CHUNK_DAMAGED, CHUNK_ORPHAN };
 static int chunk_classify(struct talas_storage *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
                           int *rc_r)
 {
-    const unsigned char *p = val->mv_data;
     struct talas_cache_source src;
+    struct talas_record_reader rd;
     struct entry_rec r;
     size_t eklen;
     uint32_t index;
@@ -1563,8 +1577,11 @@ static int chunk_classify(struct talas_storage *st, MDB_txn *txn, const MDB_val 
         *rc_r = rc;
         return CHUNK_GOOD;
     }
-    src.size = ld64(p + 8);
-    src.mtime_ns = (int64_t)ld64(p + 16);
+    /* the source identity of the record (chunk_check read it whole) */
+    talas_record_reader_init(&rd, val->mv_data, val->mv_size);
+    talas_record_get_bytes(&rd, 8);
+    src.size = talas_record_get_u64(&rd);
+    src.mtime_ns = talas_record_get_i64(&rd);
     if (rc != 0 || r.e.source.size != src.size || r.e.source.mtime_ns != src.mtime_ns || index >= r.e.chunks)
         return CHUNK_ORPHAN;
     return CHUNK_GOOD;
@@ -1573,23 +1590,26 @@ static int chunk_classify(struct talas_storage *st, MDB_txn *txn, const MDB_val 
 /* Keys to come back to, each stored as a u16 length and its bytes. */
 static void keys_add(struct talas_buf *b, const MDB_val *key)
 {
-    uint16_t len = (uint16_t)key->mv_size;
+    struct talas_record_writer w;
 
-    talas_buf_append(b, &len, sizeof(len));
-    talas_buf_append(b, key->mv_data, key->mv_size);
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u16(&w, (uint16_t)key->mv_size);
+    talas_record_put_bytes(&w, key->mv_data, key->mv_size);
 }
 
 static int keys_next(const struct talas_buf *b, size_t *off, MDB_val *key)
 {
+    struct talas_record_reader r;
     uint16_t len;
 
     if (*off >= b->len)
         return 0;
-    memcpy(&len, b->data + *off, sizeof(len));
-    key->mv_data = b->data + *off + sizeof(len);
+    talas_record_reader_init(&r, b->data + *off, b->len - *off);
+    len = talas_record_get_u16(&r);
+    key->mv_data = (void *)talas_record_get_bytes(&r, len);
     key->mv_size = len;
-    *off += sizeof(len) + len;
-    return 1;
+    *off += 2 + (size_t)len;
+    return talas_record_reader_ok(&r) == 0;
 }
 
 /* Counts the chunk records under EKEY: number and bytes. */
@@ -1630,7 +1650,7 @@ static int lru_key_ok(struct talas_storage *st, MDB_txn *txn, const MDB_val *lke
     rc = entry_read(st, txn, (unsigned char *)lkey->mv_data + 8, lkey->mv_size - 8, &r);
     if (rc != 0 && rc != MDB_NOTFOUND && rc != -1)
         return rc;
-    *ok_r = rc == 0 && r.seq == ld64be(lkey->mv_data);
+    *ok_r = rc == 0 && r.seq == lru_key_seq(lkey->mv_data, lkey->mv_size);
     return 0;
 }
 
