@@ -96,6 +96,15 @@ void talas_record_put_i64(struct talas_record_writer *w, int64_t v)
     put_le(w, (uint64_t)v, 8);
 }
 
+void talas_record_put_f64(struct talas_record_writer *w, double v)
+{
+    uint64_t bits;
+
+    _Static_assert(sizeof(double) == 8, "double is not 64 bits");
+    memcpy(&bits, &v, sizeof(bits));
+    put_le(w, bits, 8);
+}
+
 void talas_record_put_u32be(struct talas_record_writer *w, uint32_t v)
 {
     put_be(w, v, 4);
@@ -136,6 +145,19 @@ void talas_record_put_str(struct talas_record_writer *w, const char *s)
     }
     talas_record_put_u32(w, (uint32_t)len);
     talas_record_put_bytes(w, s, len + 1);
+}
+
+void talas_record_put_strn(struct talas_record_writer *w, const char *s, size_t size)
+{
+    size_t len = size > 0 ? strnlen(s, size - 1) : 0;
+
+    if (len > UINT32_MAX - 1) {
+        w->overflow = 1;
+        return;
+    }
+    talas_record_put_u32(w, (uint32_t)len);
+    talas_record_put_bytes(w, s, len);
+    talas_record_put_u8(w, 0);
 }
 
 void talas_record_put_blob(struct talas_record_writer *w, const void *data, size_t len)
@@ -229,6 +251,15 @@ uint64_t talas_record_get_u64(struct talas_record_reader *r)
 int64_t talas_record_get_i64(struct talas_record_reader *r)
 {
     return (int64_t)get_le(r, 8);
+}
+
+double talas_record_get_f64(struct talas_record_reader *r)
+{
+    uint64_t bits = get_le(r, 8);
+    double v;
+
+    memcpy(&v, &bits, sizeof(v));
+    return v;
 }
 
 uint32_t talas_record_get_u32be(struct talas_record_reader *r)

@@ -45,6 +45,8 @@ void talas_record_put_u16(struct talas_record_writer *w, uint16_t v);
 void talas_record_put_u32(struct talas_record_writer *w, uint32_t v);
 void talas_record_put_u64(struct talas_record_writer *w, uint64_t v);
 void talas_record_put_i64(struct talas_record_writer *w, int64_t v);
+/* A double as the u64 of its IEEE 754 bits. */
+void talas_record_put_f64(struct talas_record_writer *w, double v);
 void talas_record_put_u32be(struct talas_record_writer *w, uint32_t v);
 void talas_record_put_u64be(struct talas_record_writer *w, uint64_t v);
 /* LEN raw bytes (no length before them). */
@@ -54,6 +56,9 @@ void talas_record_put_zero(struct talas_record_writer *w, size_t len);
 /* S as a string (NULL is written as ""). A length above UINT32_MAX - 1
  * marks the writer overflowed: it would not read back the same. */
 void talas_record_put_str(struct talas_record_writer *w, const char *s);
+/* The string in the char array S of SIZE bytes: up to its NUL, at most
+ * SIZE - 1 bytes (an array whose NUL went missing cannot be overread). */
+void talas_record_put_strn(struct talas_record_writer *w, const char *s, size_t size);
 /* LEN bytes at DATA as a blob. */
 void talas_record_put_blob(struct talas_record_writer *w, const void *data, size_t len);
 
@@ -75,6 +80,7 @@ uint16_t talas_record_get_u16(struct talas_record_reader *r);
 uint32_t talas_record_get_u32(struct talas_record_reader *r);
 uint64_t talas_record_get_u64(struct talas_record_reader *r);
 int64_t talas_record_get_i64(struct talas_record_reader *r);
+double talas_record_get_f64(struct talas_record_reader *r);
 uint32_t talas_record_get_u32be(struct talas_record_reader *r);
 uint64_t talas_record_get_u64be(struct talas_record_reader *r);
 /* The next LEN bytes, pointing into the record; NULL when short. */

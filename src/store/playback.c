@@ -142,9 +142,9 @@ static void state_encode(const struct talas_playback_state *s, struct talas_buf 
     talas_record_writer_buf(&w, out);
     talas_record_put_u8(&w, RECORD_VERSION);
     talas_record_put_u8(&w, (uint8_t)s->status);
-    talas_record_put_str(&w, s->track_id);
-    talas_record_put_str(&w, s->quality);
-    talas_record_put_str(&w, s->platform);
+    talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
+    talas_record_put_strn(&w, s->quality, sizeof(s->quality));
+    talas_record_put_strn(&w, s->platform, sizeof(s->platform));
     talas_record_put_u64(&w, s->duration_ms);
     talas_record_put_u64(&w, s->position_ms);
     talas_record_put_u64(&w, s->updated_ms);
@@ -206,9 +206,9 @@ static void session_encode(const struct talas_listen_session *s, struct talas_bu
 
     talas_record_writer_buf(&w, out);
     talas_record_put_u8(&w, RECORD_VERSION);
-    talas_record_put_str(&w, s->track_id);
-    talas_record_put_str(&w, s->quality);
-    talas_record_put_str(&w, s->platform);
+    talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
+    talas_record_put_strn(&w, s->quality, sizeof(s->quality));
+    talas_record_put_strn(&w, s->platform, sizeof(s->platform));
     talas_record_put_u64(&w, s->started_ms);
     talas_record_put_u64(&w, s->ended_ms);
     talas_record_put_u64(&w, s->position_ms);

@@ -21,11 +21,13 @@ static void put_all(struct talas_record_writer *w)
     talas_record_put_u32(w, 0xd4e5f607u);
     talas_record_put_u64(w, 0x0102030405060708ull);
     talas_record_put_i64(w, -42);
+    talas_record_put_f64(w, 1.5);
     talas_record_put_u32be(w, 0x11223344u);
     talas_record_put_u64be(w, 0x8877665544332211ull);
     talas_record_put_zero(w, 3);
     talas_record_put_str(w, "héllo");
     talas_record_put_str(w, NULL);
+    talas_record_put_strn(w, "abcdef", 4); /* as a char[4] that lost its NUL */
     talas_record_put_blob(w, "a\0b", 3);
     talas_record_put_bytes(w, "xyz", 3);
 }
@@ -44,6 +46,7 @@ static int get_all(const void *data, size_t len, int check)
     uint32_t u32 = talas_record_get_u32(&r);
     uint64_t u64 = talas_record_get_u64(&r);
     int64_t i64 = talas_record_get_i64(&r);
+    double f64 = talas_record_get_f64(&r);
     uint32_t b32 = talas_record_get_u32be(&r);
     uint64_t b64 = talas_record_get_u64be(&r);
     talas_record_get_zero(&r, 3);
@@ -53,6 +56,7 @@ static int get_all(const void *data, size_t len, int check)
         assert_int_equal(u32, 0xd4e5f607u);
         assert_true(u64 == 0x0102030405060708ull);
         assert_true(i64 == -42);
+        assert_true(f64 == 1.5);
         assert_int_equal(b32, 0x11223344u);
         assert_true(b64 == 0x8877665544332211ull);
     }
@@ -65,6 +69,9 @@ static int get_all(const void *data, size_t len, int check)
     s = talas_record_get_str(&r, NULL);
     if (check)
         assert_string_equal(s, "");
+    s = talas_record_get_str(&r, NULL);
+    if (check)
+        assert_string_equal(s, "abc");
     b = talas_record_get_blob(&r, &n);
     if (check) {
         assert_int_equal(n, 3);
@@ -100,11 +107,13 @@ static void test_exact_bytes(void **state)
         0x07, 0xf6, 0xe5, 0xd4,                                      /* u32 */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,              /* u64 */
         0xd6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,              /* i64 -42 */
+        0,    0,    0,    0,    0,    0,    0xf8, 0x3f,              /* f64 1.5 */
         0x11, 0x22, 0x33, 0x44,                                      /* u32be */
         0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,              /* u64be */
         0,    0,    0,                                               /* zero */
         6,    0,    0,    0,    'h',  0xc3, 0xa9, 'l',  'l', 'o', 0, /* str */
         0,    0,    0,    0,    0,                                   /* NULL str */
+        3,    0,    0,    0,    'a',  'b',  'c',  0,                 /* strn */
         3,    0,    0,    0,    'a',  0,    'b',                     /* blob */
         'x',  'y',  'z',                                             /* bytes */
     };
