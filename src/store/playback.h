@@ -4,7 +4,9 @@
  * seeds' analytics engine), and playlists.
  *
  * Every change is one short write transaction (a few records), so a worker
- * may call these on its loop; reads take the caller's read transaction.
+ * may call these on its loop (once per store, the first change also
+ * migrates records of the previous format: talas_playback_migrate); reads
+ * take the caller's read transaction.
  * Times are wall-clock milliseconds (they outlive processes). User,
  * track and playlist ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked
  * by the caller (ws_protocol.c).
