@@ -105,6 +105,11 @@ void talas_record_put_f64(struct talas_record_writer *w, double v)
     put_le(w, bits, 8);
 }
 
+void talas_record_put_u16be(struct talas_record_writer *w, uint16_t v)
+{
+    put_be(w, v, 2);
+}
+
 void talas_record_put_u32be(struct talas_record_writer *w, uint32_t v)
 {
     put_be(w, v, 4);

@@ -47,6 +47,7 @@ void talas_record_put_u64(struct talas_record_writer *w, uint64_t v);
 void talas_record_put_i64(struct talas_record_writer *w, int64_t v);
 /* A double as the u64 of its IEEE 754 bits. */
 void talas_record_put_f64(struct talas_record_writer *w, double v);
+void talas_record_put_u16be(struct talas_record_writer *w, uint16_t v);
 void talas_record_put_u32be(struct talas_record_writer *w, uint32_t v);
 void talas_record_put_u64be(struct talas_record_writer *w, uint64_t v);
 /* LEN raw bytes (no length before them). */

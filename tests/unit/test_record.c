@@ -22,6 +22,7 @@ static void put_all(struct talas_record_writer *w)
     talas_record_put_u64(w, 0x0102030405060708ull);
     talas_record_put_i64(w, -42);
     talas_record_put_f64(w, 1.5);
+    talas_record_put_u16be(w, 0x5566);
     talas_record_put_u32be(w, 0x11223344u);
     talas_record_put_u64be(w, 0x8877665544332211ull);
     talas_record_put_zero(w, 3);
@@ -47,6 +48,7 @@ static int get_all(const void *data, size_t len, int check)
     uint64_t u64 = talas_record_get_u64(&r);
     int64_t i64 = talas_record_get_i64(&r);
     double f64 = talas_record_get_f64(&r);
+    uint16_t b16 = talas_record_get_u16(&r);
     uint32_t b32 = talas_record_get_u32be(&r);
     uint64_t b64 = talas_record_get_u64be(&r);
     talas_record_get_zero(&r, 3);
@@ -57,6 +59,7 @@ static int get_all(const void *data, size_t len, int check)
         assert_true(u64 == 0x0102030405060708ull);
         assert_true(i64 == -42);
         assert_true(f64 == 1.5);
+        assert_int_equal(b16, 0x6655); /* read back little-endian */
         assert_int_equal(b32, 0x11223344u);
         assert_true(b64 == 0x8877665544332211ull);
     }
@@ -108,6 +111,7 @@ static void test_exact_bytes(void **state)
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,              /* u64 */
         0xd6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,              /* i64 -42 */
         0,    0,    0,    0,    0,    0,    0xf8, 0x3f,              /* f64 1.5 */
+        0x55, 0x66,                                                  /* u16be */
         0x11, 0x22, 0x33, 0x44,                                      /* u32be */
         0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,              /* u64be */
         0,    0,    0,                                               /* zero */
