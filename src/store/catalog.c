@@ -29,6 +29,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/record.h"
 #include "store/catalog.h"
 #include "store/storage.h"
 #include "core/util.h"
@@ -81,167 +82,77 @@ int talas_track_id_valid(const char *s, size_t len)
 
 /* ------------------------------------------------------------ encoding */
 
-static void put_u8(struct talas_buf *out, uint8_t v)
-{
-    talas_buf_append(out, &v, 1);
-}
-
-static void put_u32(struct talas_buf *out, uint32_t v)
-{
-    unsigned char b[4];
-
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    talas_buf_append(out, b, sizeof(b));
-}
-
-static void put_u64(struct talas_buf *out, uint64_t v)
-{
-    unsigned char b[8];
-
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    talas_buf_append(out, b, sizeof(b));
-}
-
-static void put_str(struct talas_buf *out, const char *s)
-{
-    size_t len;
-
-    if (s == NULL)
-        s = "";
-    len = strlen(s);
-    /* Nothing Talas stores comes near 4 GiB; refuse to write a length that
-     * would not read back as the same string. */
-    if (len > UINT32_MAX - 1)
-        abort();
-    put_u32(out, (uint32_t)len);
-    talas_buf_append(out, s, len + 1);
-}
-
 void talas_track_encode(const struct talas_track *t, struct talas_buf *out)
 {
-    put_u8(out, TRACK_VERSION);
-    put_u8(out, t->error != NULL ? TRACK_FLAG_FAILED : 0);
-    put_u64(out, t->duration_ms);
-    put_u32(out, t->sample_rate);
-    put_u32(out, t->channels);
-    put_u64(out, t->bit_rate);
-    put_u64(out, t->size);
-    put_u64(out, (uint64_t)t->mtime_ns);
-    put_u64(out, t->scanned_at);
-    put_str(out, t->id);
-    put_str(out, t->path);
-    put_str(out, t->title);
-    put_str(out, t->artist);
-    put_str(out, t->album);
-    put_str(out, t->codec);
-    put_str(out, t->container);
-    put_str(out, t->mime);
-    put_str(out, t->error);
-}
+    struct talas_record_writer w;
 
-/* A bounds-checked cursor over a record: every read checks what is left
- * first, so a damaged length can only make decoding fail. */
-struct reader {
-    const unsigned char *p;
-    size_t left;
-};
-
-static int get_u8(struct reader *r, uint8_t *v_r)
-{
-    if (r->left < 1)
-        return -1;
-    *v_r = r->p[0];
-    r->p++;
-    r->left--;
-    return 0;
-}
-
-static int get_u32(struct reader *r, uint32_t *v_r)
-{
-    uint32_t v = 0;
-
-    if (r->left < 4)
-        return -1;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)r->p[i] << (8 * i);
-    r->p += 4;
-    r->left -= 4;
-    *v_r = v;
-    return 0;
-}
-
-static int get_u64(struct reader *r, uint64_t *v_r)
-{
-    uint64_t v = 0;
-
-    if (r->left < 8)
-        return -1;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += 8;
-    r->left -= 8;
-    *v_r = v;
-    return 0;
-}
-
-/* A string is its length, its bytes and a NUL; a NUL inside would make the
- * C string disagree with the stored length, so it is refused too. */
-static int get_str(struct reader *r, const char **s_r, size_t *len_r)
-{
-    uint32_t len;
-
-    if (get_u32(r, &len) == -1)
-        return -1;
-    if (r->left < 1 || len > r->left - 1)
-        return -1;
-    if (r->p[len] != '\0' || memchr(r->p, '\0', len) != NULL)
-        return -1;
-    *s_r = (const char *)r->p;
-    if (len_r != NULL)
-        *len_r = len;
-    r->p += (size_t)len + 1;
-    r->left -= (size_t)len + 1;
-    return 0;
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, TRACK_VERSION);
+    talas_record_put_u8(&w, t->error != NULL ? TRACK_FLAG_FAILED : 0);
+    talas_record_put_u64(&w, t->duration_ms);
+    talas_record_put_u32(&w, t->sample_rate);
+    talas_record_put_u32(&w, t->channels);
+    talas_record_put_u64(&w, t->bit_rate);
+    talas_record_put_u64(&w, t->size);
+    talas_record_put_i64(&w, t->mtime_ns);
+    talas_record_put_u64(&w, t->scanned_at);
+    talas_record_put_str(&w, t->id);
+    talas_record_put_str(&w, t->path);
+    talas_record_put_str(&w, t->title);
+    talas_record_put_str(&w, t->artist);
+    talas_record_put_str(&w, t->album);
+    talas_record_put_str(&w, t->codec);
+    talas_record_put_str(&w, t->container);
+    talas_record_put_str(&w, t->mime);
+    talas_record_put_str(&w, t->error);
+    /* Nothing Talas stores comes near 4 GiB; a string that long would not
+     * read back as the same string. */
+    if (talas_record_writer_end(&w) != 0)
+        abort();
 }
 
 int talas_track_decode(const void *data, size_t len, struct talas_track *t)
 {
-    struct reader r = {data, len};
+    struct talas_record_reader r;
     const char *id;
-    size_t id_len, path_len;
+    size_t id_len = 0, path_len = 0;
     uint8_t version, flags;
-    uint64_t mtime;
 
     if (data == NULL)
         return -1;
-    if (get_u8(&r, &version) == -1 || version != TRACK_VERSION)
+    talas_record_reader_init(&r, data, len);
+    version = talas_record_get_u8(&r);
+    flags = talas_record_get_u8(&r);
+    if (talas_record_reader_ok(&r) != 0 || version != TRACK_VERSION || (flags & ~TRACK_FLAG_FAILED) != 0)
         return -1;
-    if (get_u8(&r, &flags) == -1 || (flags & ~TRACK_FLAG_FAILED) != 0)
-        return -1;
-    if (get_u64(&r, &t->duration_ms) == -1 || get_u32(&r, &t->sample_rate) == -1 ||
-        get_u32(&r, &t->channels) == -1 || get_u64(&r, &t->bit_rate) == -1 || get_u64(&r, &t->size) == -1 ||
-        get_u64(&r, &mtime) == -1 || get_u64(&r, &t->scanned_at) == -1)
-        return -1;
-    t->mtime_ns = (int64_t)mtime;
-    if (get_str(&r, &id, &id_len) == -1 || !talas_track_id_valid(id, id_len))
+    t->duration_ms = talas_record_get_u64(&r);
+    t->sample_rate = talas_record_get_u32(&r);
+    t->channels = talas_record_get_u32(&r);
+    t->bit_rate = talas_record_get_u64(&r);
+    t->size = talas_record_get_u64(&r);
+    t->mtime_ns = talas_record_get_i64(&r);
+    t->scanned_at = talas_record_get_u64(&r);
+    /* A string is its length, its bytes and a NUL; the codec refuses a NUL
+     * inside, which would make the C string disagree with the length. */
+    id = talas_record_get_str(&r, &id_len);
+    if (id == NULL || !talas_track_id_valid(id, id_len))
         return -1;
     memcpy(t->id, id, TALAS_TRACK_ID_LEN + 1);
-    if (get_str(&r, &t->path, &path_len) == -1 || path_len == 0)
-        return -1;
-    if (get_str(&r, &t->title, NULL) == -1 || get_str(&r, &t->artist, NULL) == -1 ||
-        get_str(&r, &t->album, NULL) == -1 || get_str(&r, &t->codec, NULL) == -1 ||
-        get_str(&r, &t->container, NULL) == -1 || get_str(&r, &t->mime, NULL) == -1 ||
-        get_str(&r, &t->error, NULL) == -1)
+    t->path = talas_record_get_str(&r, &path_len);
+    t->title = talas_record_get_str(&r, NULL);
+    t->artist = talas_record_get_str(&r, NULL);
+    t->album = talas_record_get_str(&r, NULL);
+    t->codec = talas_record_get_str(&r, NULL);
+    t->container = talas_record_get_str(&r, NULL);
+    t->mime = talas_record_get_str(&r, NULL);
+    t->error = talas_record_get_str(&r, NULL);
+    if (talas_record_reader_end(&r) != 0 || path_len == 0)
         return -1;
     if (!(flags & TRACK_FLAG_FAILED)) {
         if (*t->error != '\0')
             return -1;
         t->error = NULL;
     }
-    if (r.left != 0)
-        return -1;
     return 0;
 }
 
@@ -526,21 +437,28 @@ static const char scan_key[] = "scan";
 int talas_catalog_scan_status_get(struct talas_storage *st, MDB_txn *txn, struct talas_scan_status *s)
 {
     MDB_val key = {sizeof(scan_key) - 1, (void *)scan_key}, val;
-    struct reader r;
+    struct talas_record_reader r;
     uint8_t version, running;
     uint32_t pid;
     int rc;
 
     if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val)) != 0)
         return rc;
-    r.p = val.mv_data;
-    r.left = val.mv_size;
-    if (r.left != SCAN_STATUS_LEN || get_u8(&r, &version) == -1 || version != SCAN_STATUS_VERSION ||
-        get_u8(&r, &running) == -1 || running > 1 || get_u32(&r, &pid) == -1 ||
-        get_u64(&r, &s->started_at) == -1 || get_u64(&r, &s->finished_at) == -1 ||
-        get_u64(&r, &s->files) == -1 || get_u64(&r, &s->tracks) == -1 || get_u64(&r, &s->errors) == -1 ||
-        get_u64(&r, &s->added) == -1 || get_u64(&r, &s->updated) == -1 || get_u64(&r, &s->removed) == -1 ||
-        get_u64(&r, &s->unchanged) == -1)
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    version = talas_record_get_u8(&r);
+    running = talas_record_get_u8(&r);
+    pid = talas_record_get_u32(&r);
+    s->started_at = talas_record_get_u64(&r);
+    s->finished_at = talas_record_get_u64(&r);
+    s->files = talas_record_get_u64(&r);
+    s->tracks = talas_record_get_u64(&r);
+    s->errors = talas_record_get_u64(&r);
+    s->added = talas_record_get_u64(&r);
+    s->updated = talas_record_get_u64(&r);
+    s->removed = talas_record_get_u64(&r);
+    s->unchanged = talas_record_get_u64(&r);
+    if (val.mv_size != SCAN_STATUS_LEN || talas_record_reader_end(&r) != 0 ||
+        version != SCAN_STATUS_VERSION || running > 1)
         return -1;
     s->running = running;
     s->pid = (int32_t)pid;
@@ -550,26 +468,25 @@ int talas_catalog_scan_status_get(struct talas_storage *st, MDB_txn *txn, struct
 int talas_catalog_scan_status_put(struct talas_storage *st, MDB_txn *txn, const struct talas_scan_status *s)
 {
     MDB_val key = {sizeof(scan_key) - 1, (void *)scan_key}, val;
-    struct talas_buf rec = {0};
-    int rc;
+    unsigned char rec[SCAN_STATUS_LEN];
+    struct talas_record_writer w;
 
-    put_u8(&rec, SCAN_STATUS_VERSION);
-    put_u8(&rec, s->running ? 1 : 0);
-    put_u32(&rec, (uint32_t)s->pid);
-    put_u64(&rec, s->started_at);
-    put_u64(&rec, s->finished_at);
-    put_u64(&rec, s->files);
-    put_u64(&rec, s->tracks);
-    put_u64(&rec, s->errors);
-    put_u64(&rec, s->added);
-    put_u64(&rec, s->updated);
-    put_u64(&rec, s->removed);
-    put_u64(&rec, s->unchanged);
-    val.mv_data = rec.data;
-    val.mv_size = rec.len;
-    rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
-    talas_buf_free(&rec);
-    return rc;
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, SCAN_STATUS_VERSION);
+    talas_record_put_u8(&w, s->running ? 1 : 0);
+    talas_record_put_u32(&w, (uint32_t)s->pid);
+    talas_record_put_u64(&w, s->started_at);
+    talas_record_put_u64(&w, s->finished_at);
+    talas_record_put_u64(&w, s->files);
+    talas_record_put_u64(&w, s->tracks);
+    talas_record_put_u64(&w, s->errors);
+    talas_record_put_u64(&w, s->added);
+    talas_record_put_u64(&w, s->updated);
+    talas_record_put_u64(&w, s->removed);
+    talas_record_put_u64(&w, s->unchanged);
+    val.mv_data = rec;
+    val.mv_size = w.len;
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
 }
 
 /* ----------------------------------------------------------------- mime */

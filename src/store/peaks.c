@@ -14,25 +14,10 @@
  */
 #include <string.h>
 
+#include "core/record.h"
 #include "store/peaks.h"
 
 #define RECORD_VERSION 1
-#define HEADER_SIZE 32
-
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static int16_t quantize(float v)
 {
@@ -44,43 +29,50 @@ static int16_t quantize(float v)
     return (int16_t)(v * 32767.0f + (v < 0 ? -0.5f : 0.5f));
 }
 
+/* The level stored at P, the first of its two bytes (the pair is in
+ * bounds: talas_peaks_decode checked the record's length). */
 static float level(const unsigned char *p)
 {
-    return (float)(int16_t)(uint16_t)get_le(p, 2) / 32767.0f;
+    struct talas_record_reader r;
+
+    talas_record_reader_init(&r, p, 2);
+    return (float)(int16_t)talas_record_get_u16(&r) / 32767.0f;
 }
 
 void talas_peaks_encode(const struct talas_cache_source *identity, uint64_t duration_ms, uint32_t buckets,
                         const float *min, const float *max, struct talas_buf *out)
 {
-    unsigned char h[HEADER_SIZE] = {RECORD_VERSION};
+    struct talas_record_writer w;
 
-    put_le(h + 4, buckets, 4);
-    put_le(h + 8, identity->size, 8);
-    put_le(h + 16, (uint64_t)identity->mtime_ns, 8);
-    put_le(h + 24, duration_ms, 8);
-    talas_buf_append(out, h, sizeof(h));
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, RECORD_VERSION);
+    talas_record_put_zero(&w, 3);
+    talas_record_put_u32(&w, buckets);
+    talas_record_put_u64(&w, identity->size);
+    talas_record_put_i64(&w, identity->mtime_ns);
+    talas_record_put_u64(&w, duration_ms);
     for (uint32_t i = 0; i < buckets; i++) {
-        unsigned char pair[4];
-        put_le(pair, (uint16_t)quantize(min[i]), 2);
-        put_le(pair + 2, (uint16_t)quantize(max[i]), 2);
-        talas_buf_append(out, pair, sizeof(pair));
+        talas_record_put_u16(&w, (uint16_t)quantize(min[i]));
+        talas_record_put_u16(&w, (uint16_t)quantize(max[i]));
     }
 }
 
 int talas_peaks_decode(const void *data, size_t len, struct talas_peaks *p_r)
 {
-    const unsigned char *p = data;
+    struct talas_record_reader r;
 
-    if (len < HEADER_SIZE || p[0] != RECORD_VERSION)
+    talas_record_reader_init(&r, data, len);
+    if (talas_record_get_u8(&r) != RECORD_VERSION)
         return -1;
-    p_r->buckets = (uint32_t)get_le(p + 4, 4);
-    if (p_r->buckets == 0 || p_r->buckets > TALAS_PEAKS_BUCKETS ||
-        len != HEADER_SIZE + (size_t)p_r->buckets * 4)
+    talas_record_get_bytes(&r, 3); /* reserved, written as 0 */
+    p_r->buckets = talas_record_get_u32(&r);
+    p_r->identity.size = talas_record_get_u64(&r);
+    p_r->identity.mtime_ns = talas_record_get_i64(&r);
+    p_r->duration_ms = talas_record_get_u64(&r);
+    if (talas_record_reader_ok(&r) != 0 || p_r->buckets == 0 || p_r->buckets > TALAS_PEAKS_BUCKETS ||
+        r.left != (size_t)p_r->buckets * 4)
         return -1;
-    p_r->identity.size = get_le(p + 8, 8);
-    p_r->identity.mtime_ns = (int64_t)get_le(p + 16, 8);
-    p_r->duration_ms = get_le(p + 24, 8);
-    p_r->data = p + HEADER_SIZE;
+    p_r->data = talas_record_get_bytes(&r, r.left);
     return 0;
 }
 

@@ -4,26 +4,104 @@
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
  * talas_playback_track_plays, talas_playback_user_sessions,
- * talas_playlist_add/remove/get, talas_playback_foreach_state.
+ * talas_playlist_add/remove/get, talas_playback_foreach_state,
+ * talas_playback_migrate.
  *
- * Records are fixed-size structs with a version word: they are written
- * and read by the same binary, and a record of another size or version is
- * treated as absent (the state of a user starts over) rather than trusted.
+ * Records (the record codec, core/record.h; strings are length-prefixed):
+ *   TALAS_DBI_PLAYBACK        user -> u8 version (2), u8 status, str track,
+ *     str quality, str platform, u64 duration_ms, u64 position_ms, u64
+ *     updated_ms, u64 played_ms, u64 session_started_ms, u32 session_pid
+ *   TALAS_DBI_LISTEN_SESSIONS user NUL be64 started_ms be32 pid -> u8
+ *     version (2), str track, str quality, str platform, u64 started_ms,
+ *     u64 ended_ms, u64 position_ms, u64 total_played_ms
+ *   TALAS_DBI_TRACK_PLAYS     track -> u8 version (2), u64 plays, u64
+ *     listeners, u64 total_listening_ms
+ *   TALAS_DBI_TRACK_LISTENERS track NUL user -> empty
+ *   TALAS_DBI_PLAYLISTS       playlist -> the track ids, each NUL-terminated
+ *   TALAS_DBI_META "playback" u8 version (2): the store is migrated
+ * The previous format stored the C structs of this file's "v1" section
+ * as they were in memory (a u32 version 1 first; none for the totals). A
+ * reader recognises them by size and version and reads them the same;
+ * talas_playback_migrate rewrites them, once, in the first writer. A
+ * record of any other shape is treated as absent (the state of a user
+ * starts over) rather than trusted.
+ *
  * Listening time accrues from the wall clock between a Play (or a Resume)
  * and the next Pause, Seek or Stop, so a session left open still counts
  * what was heard up to its last command. Logs nothing.
  */
-#include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/record.h"
 #include "store/playback.h"
 #include "core/util.h"
 
-#define STATE_VERSION 1
-#define SESSION_VERSION 1
+#define RECORD_VERSION 2
+
+static const char migrated_key[] = "playback";
+
+/* ------------------------------------------------- v1: the previous format */
+
+/* The structs the previous format stored raw, copied from the build that
+ * wrote them: only ever read, to recognise and migrate old records. */
+#define V1_VERSION 1
+struct v1_state {
+    uint32_t version;
+    uint32_t status;
+    char track_id[TALAS_PLAYBACK_ID_MAX + 1];
+    char quality[32];
+    char platform[32];
+    uint64_t duration_ms;
+    uint64_t position_ms;
+    uint64_t updated_ms;
+    uint64_t played_ms;
+    uint64_t session_started_ms;
+    uint32_t session_pid;
+};
+struct v1_session {
+    uint32_t version;
+    char track_id[TALAS_PLAYBACK_ID_MAX + 1];
+    char quality[32];
+    char platform[32];
+    uint64_t started_ms;
+    uint64_t ended_ms;
+    uint64_t position_ms;
+    uint64_t total_played_ms;
+};
+struct v1_plays {
+    uint64_t plays;
+    uint64_t listeners;
+    uint64_t total_listening_ms;
+};
+
+static int v1_state(const MDB_val *v)
+{
+    uint32_t version;
+
+    if (v->mv_size != sizeof(struct v1_state))
+        return 0;
+    memcpy(&version, v->mv_data, sizeof(version));
+    return version == V1_VERSION;
+}
+
+static int v1_session(const MDB_val *v)
+{
+    uint32_t version;
+
+    if (v->mv_size != sizeof(struct v1_session))
+        return 0;
+    memcpy(&version, v->mv_data, sizeof(version));
+    return version == V1_VERSION;
+}
+
+static int v1_plays(const MDB_val *v)
+{
+    return v->mv_size == sizeof(struct v1_plays);
+}
 
 static void copy_id(char *dst, size_t size, const char *src)
 {
@@ -42,6 +120,185 @@ static MDB_val str_val(const char *s)
     return v;
 }
 
+/* Copies at most SIZE - 1 bytes of the string S of length LEN. */
+static void copy_str(char *dst, size_t size, const char *s, size_t len)
+{
+    if (len >= size)
+        len = size - 1;
+    if (len > 0)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* A NUL-terminated copy of a fixed char array of the previous format. */
+#define COPY_V1(dst, src) copy_str((dst), sizeof(dst), (src), strnlen((src), sizeof(src)))
+
+/* -------------------------------------------------------------- records */
+
+static void state_encode(const struct talas_playback_state *s, struct talas_buf *out)
+{
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, RECORD_VERSION);
+    talas_record_put_u8(&w, (uint8_t)s->status);
+    talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
+    talas_record_put_strn(&w, s->quality, sizeof(s->quality));
+    talas_record_put_strn(&w, s->platform, sizeof(s->platform));
+    talas_record_put_u64(&w, s->duration_ms);
+    talas_record_put_u64(&w, s->position_ms);
+    talas_record_put_u64(&w, s->updated_ms);
+    talas_record_put_u64(&w, s->played_ms);
+    talas_record_put_u64(&w, s->session_started_ms);
+    talas_record_put_u32(&w, s->session_pid);
+}
+
+/* Decodes a state record of either format into S: 0, or -1 (S zeroed)
+ * when it is neither. */
+static int state_decode(const MDB_val *v, struct talas_playback_state *s)
+{
+    struct talas_record_reader r;
+    const char *track, *quality, *platform;
+    size_t tn = 0, qn = 0, pn = 0;
+
+    memset(s, 0, sizeof(*s));
+    if (v1_state(v)) {
+        struct v1_state old;
+        memcpy(&old, v->mv_data, sizeof(old));
+        s->status = old.status;
+        COPY_V1(s->track_id, old.track_id);
+        COPY_V1(s->quality, old.quality);
+        COPY_V1(s->platform, old.platform);
+        s->duration_ms = old.duration_ms;
+        s->position_ms = old.position_ms;
+        s->updated_ms = old.updated_ms;
+        s->played_ms = old.played_ms;
+        s->session_started_ms = old.session_started_ms;
+        s->session_pid = old.session_pid;
+        return 0;
+    }
+    talas_record_reader_init(&r, v->mv_data, v->mv_size);
+    if (talas_record_get_u8(&r) != RECORD_VERSION)
+        return -1;
+    s->status = talas_record_get_u8(&r);
+    track = talas_record_get_str(&r, &tn);
+    quality = talas_record_get_str(&r, &qn);
+    platform = talas_record_get_str(&r, &pn);
+    s->duration_ms = talas_record_get_u64(&r);
+    s->position_ms = talas_record_get_u64(&r);
+    s->updated_ms = talas_record_get_u64(&r);
+    s->played_ms = talas_record_get_u64(&r);
+    s->session_started_ms = talas_record_get_u64(&r);
+    s->session_pid = talas_record_get_u32(&r);
+    if (talas_record_reader_end(&r) != 0 || s->status > TALAS_PLAYBACK_PAUSED) {
+        memset(s, 0, sizeof(*s));
+        return -1;
+    }
+    copy_str(s->track_id, sizeof(s->track_id), track, tn);
+    copy_str(s->quality, sizeof(s->quality), quality, qn);
+    copy_str(s->platform, sizeof(s->platform), platform, pn);
+    return 0;
+}
+
+static void session_encode(const struct talas_listen_session *s, struct talas_buf *out)
+{
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, RECORD_VERSION);
+    talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
+    talas_record_put_strn(&w, s->quality, sizeof(s->quality));
+    talas_record_put_strn(&w, s->platform, sizeof(s->platform));
+    talas_record_put_u64(&w, s->started_ms);
+    talas_record_put_u64(&w, s->ended_ms);
+    talas_record_put_u64(&w, s->position_ms);
+    talas_record_put_u64(&w, s->total_played_ms);
+}
+
+static int session_decode(const MDB_val *v, struct talas_listen_session *s)
+{
+    struct talas_record_reader r;
+    const char *track, *quality, *platform;
+    size_t tn = 0, qn = 0, pn = 0;
+
+    memset(s, 0, sizeof(*s));
+    if (v1_session(v)) {
+        struct v1_session old;
+        memcpy(&old, v->mv_data, sizeof(old));
+        COPY_V1(s->track_id, old.track_id);
+        COPY_V1(s->quality, old.quality);
+        COPY_V1(s->platform, old.platform);
+        s->started_ms = old.started_ms;
+        s->ended_ms = old.ended_ms;
+        s->position_ms = old.position_ms;
+        s->total_played_ms = old.total_played_ms;
+        return 0;
+    }
+    talas_record_reader_init(&r, v->mv_data, v->mv_size);
+    if (talas_record_get_u8(&r) != RECORD_VERSION)
+        return -1;
+    track = talas_record_get_str(&r, &tn);
+    quality = talas_record_get_str(&r, &qn);
+    platform = talas_record_get_str(&r, &pn);
+    s->started_ms = talas_record_get_u64(&r);
+    s->ended_ms = talas_record_get_u64(&r);
+    s->position_ms = talas_record_get_u64(&r);
+    s->total_played_ms = talas_record_get_u64(&r);
+    if (talas_record_reader_end(&r) != 0) {
+        memset(s, 0, sizeof(*s));
+        return -1;
+    }
+    copy_str(s->track_id, sizeof(s->track_id), track, tn);
+    copy_str(s->quality, sizeof(s->quality), quality, qn);
+    copy_str(s->platform, sizeof(s->platform), platform, pn);
+    return 0;
+}
+
+static void plays_encode(const struct talas_track_plays *p, struct talas_buf *out)
+{
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, RECORD_VERSION);
+    talas_record_put_u64(&w, p->plays);
+    talas_record_put_u64(&w, p->listeners);
+    talas_record_put_u64(&w, p->total_listening_ms);
+}
+
+static int plays_decode(const MDB_val *v, struct talas_track_plays *p)
+{
+    struct talas_record_reader r;
+
+    memset(p, 0, sizeof(*p));
+    if (v1_plays(v)) {
+        struct v1_plays old;
+        memcpy(&old, v->mv_data, sizeof(old));
+        p->plays = old.plays;
+        p->listeners = old.listeners;
+        p->total_listening_ms = old.total_listening_ms;
+        return 0;
+    }
+    talas_record_reader_init(&r, v->mv_data, v->mv_size);
+    if (talas_record_get_u8(&r) != RECORD_VERSION)
+        return -1;
+    p->plays = talas_record_get_u64(&r);
+    p->listeners = talas_record_get_u64(&r);
+    p->total_listening_ms = talas_record_get_u64(&r);
+    if (talas_record_reader_end(&r) != 0) {
+        memset(p, 0, sizeof(*p));
+        return -1;
+    }
+    return 0;
+}
+
+/* Puts the bytes of OUT under K. */
+static int put_buf(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const struct talas_buf *out)
+{
+    MDB_val v = {out->len, out->data};
+
+    return mdb_put(txn, dbi, k, &v, 0);
+}
+
 static int state_read(struct talas_storage *st, MDB_txn *txn, const char *user,
                       struct talas_playback_state *s)
 {
@@ -53,36 +310,34 @@ static int state_read(struct talas_storage *st, MDB_txn *txn, const char *user,
         return 0;
     if (rc != 0)
         return rc;
-    if (v.mv_size == sizeof(*s)) {
-        memcpy(s, v.mv_data, sizeof(*s));
-        if (s->version != STATE_VERSION)
-            memset(s, 0, sizeof(*s));
-    }
-    s->track_id[TALAS_PLAYBACK_ID_MAX] = s->quality[31] = s->platform[31] = '\0';
+    state_decode(&v, s); /* another shape reads as no state */
     return 0;
 }
 
 static int state_write(struct talas_storage *st, MDB_txn *txn, const char *user,
                        struct talas_playback_state *s)
 {
-    MDB_val k = str_val(user), v = {sizeof(*s), s};
+    MDB_val k = str_val(user);
+    struct talas_buf out = {0};
+    int rc;
 
-    s->version = STATE_VERSION;
-    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_PLAYBACK), &k, &v, 0);
+    state_encode(s, &out);
+    rc = put_buf(txn, talas_storage_dbi(st, TALAS_DBI_PLAYBACK), &k, &out);
+    talas_buf_free(&out);
+    return rc;
 }
 
-/* user + NUL + started (be64) + pid (be32) */
-static size_t session_key(char *buf, const char *user, uint64_t started_ms, uint32_t pid)
+/* user + NUL + started (be64) + pid (be32), in BUF of SIZE bytes (room
+ * for the longest id). */
+static size_t session_key(char *buf, size_t size, const char *user, uint64_t started_ms, uint32_t pid)
 {
-    size_t n = strlen(user);
-    uint32_t hi = htonl((uint32_t)(started_ms >> 32)), lo = htonl((uint32_t)started_ms), p = htonl(pid);
+    struct talas_record_writer w;
 
-    memcpy(buf, user, n);
-    buf[n++] = '\0';
-    memcpy(buf + n, &hi, 4);
-    memcpy(buf + n + 4, &lo, 4);
-    memcpy(buf + n + 8, &p, 4);
-    return n + 12;
+    talas_record_writer_mem(&w, buf, size);
+    talas_record_put_bytes(&w, user, strlen(user) + 1);
+    talas_record_put_u64be(&w, started_ms);
+    talas_record_put_u32be(&w, pid);
+    return w.len;
 }
 
 /* Writes the session of state S (ENDED_MS 0: still open). */
@@ -91,10 +346,11 @@ static int session_write(struct talas_storage *st, MDB_txn *txn, const char *use
 {
     char key[TALAS_PLAYBACK_ID_MAX + 16];
     struct talas_listen_session rec;
-    MDB_val k, v = {sizeof(rec), &rec};
+    struct talas_buf out = {0};
+    MDB_val k;
+    int rc;
 
     memset(&rec, 0, sizeof(rec));
-    rec.version = SESSION_VERSION;
     memcpy(rec.track_id, s->track_id, sizeof(rec.track_id));
     memcpy(rec.quality, s->quality, sizeof(rec.quality));
     memcpy(rec.platform, s->platform, sizeof(rec.platform));
@@ -103,8 +359,11 @@ static int session_write(struct talas_storage *st, MDB_txn *txn, const char *use
     rec.position_ms = s->position_ms;
     rec.total_played_ms = s->played_ms;
     k.mv_data = key;
-    k.mv_size = session_key(key, user, s->session_started_ms, s->session_pid);
-    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_LISTEN_SESSIONS), &k, &v, 0);
+    k.mv_size = session_key(key, sizeof(key), user, s->session_started_ms, s->session_pid);
+    session_encode(&rec, &out);
+    rc = put_buf(txn, talas_storage_dbi(st, TALAS_DBI_LISTEN_SESSIONS), &k, &out);
+    talas_buf_free(&out);
+    return rc;
 }
 
 static int plays_update(struct talas_storage *st, MDB_txn *txn, const char *track, uint64_t plays,
@@ -112,14 +371,15 @@ static int plays_update(struct talas_storage *st, MDB_txn *txn, const char *trac
 {
     MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_TRACK_PLAYS);
     struct talas_track_plays p;
+    struct talas_buf out = {0};
     MDB_val k = str_val(track), v;
     int rc;
 
     memset(&p, 0, sizeof(p));
     rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == 0 && v.mv_size == sizeof(p))
-        memcpy(&p, v.mv_data, sizeof(p));
-    else if (rc != 0 && rc != MDB_NOTFOUND)
+    if (rc == 0)
+        plays_decode(&v, &p); /* another shape starts again from zero */
+    else if (rc != MDB_NOTFOUND)
         return rc;
     p.plays += plays;
     p.total_listening_ms += listen_ms;
@@ -136,9 +396,10 @@ static int plays_update(struct talas_storage *st, MDB_txn *txn, const char *trac
         else if (rc != MDB_KEYEXIST)
             return rc;
     }
-    v.mv_size = sizeof(p);
-    v.mv_data = &p;
-    return mdb_put(txn, dbi, &k, &v, 0);
+    plays_encode(&p, &out);
+    rc = put_buf(txn, dbi, &k, &out);
+    talas_buf_free(&out);
+    return rc;
 }
 
 /* Brings a playing state up to NOW: position and listening time advance. */
@@ -168,6 +429,9 @@ static int change_begin(struct change *c, struct talas_storage *st, const char *
     int rc;
 
     c->st = st;
+    /* the first change of a process migrates an old store (once) */
+    if ((rc = talas_playback_migrate(st, NULL)) != 0)
+        return rc;
     if ((rc = talas_storage_write_begin(st, &c->txn)) != 0)
         return rc;
     if ((rc = state_read(st, c->txn, user, &c->s)) != 0)
@@ -332,8 +596,8 @@ int talas_playback_track_plays(struct talas_storage *st, MDB_txn *txn, const cha
     memset(p, 0, sizeof(*p));
     if (rc == MDB_NOTFOUND)
         return 0;
-    if (rc == 0 && v.mv_size == sizeof(*p))
-        memcpy(p, v.mv_data, sizeof(*p));
+    if (rc == 0)
+        plays_decode(&v, p);
     return rc;
 }
 
@@ -361,12 +625,8 @@ int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const c
         struct talas_listen_session s;
         if (k.mv_size != plen + 12 || memcmp(k.mv_data, prefix, plen) != 0)
             break;
-        if (v.mv_size != sizeof(s))
+        if (session_decode(&v, &s) != 0)
             continue;
-        memcpy(&s, v.mv_data, sizeof(s));
-        if (s.version != SESSION_VERSION)
-            continue;
-        s.track_id[TALAS_PLAYBACK_ID_MAX] = s.quality[31] = s.platform[31] = '\0';
         if (count++ < limit)
             fn(&s, arg);
     }
@@ -511,14 +771,10 @@ int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_p
         char user[TALAS_PLAYBACK_ID_MAX + 1];
 
         op = MDB_NEXT;
-        /* records of another size or version are skipped, as state_read
-         * treats them as absent */
-        if (v.mv_size != sizeof(s) || k.mv_size > TALAS_PLAYBACK_ID_MAX)
+        /* records of another shape are skipped, as state_read treats
+         * them as absent */
+        if (k.mv_size > TALAS_PLAYBACK_ID_MAX || state_decode(&v, &s) != 0)
             continue;
-        memcpy(&s, v.mv_data, sizeof(s));
-        if (s.version != STATE_VERSION)
-            continue;
-        s.track_id[TALAS_PLAYBACK_ID_MAX] = s.quality[31] = s.platform[31] = '\0';
         memcpy(user, k.mv_data, k.mv_size);
         user[k.mv_size] = '\0';
         if ((rc = fn(user, &s, arg)) != 0)
@@ -526,4 +782,133 @@ int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_p
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ------------------------------------------------------------- migration */
+
+/* Appends to LIST, for each record of DBI (which is WHICH) in the previous
+ * format, its key and its new encoding, each as a blob. */
+static int migrate_collect(MDB_txn *txn, MDB_dbi dbi, enum talas_dbi which, struct talas_buf *list,
+                           size_t *count)
+{
+    struct talas_record_writer w;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    talas_record_writer_buf(&w, list);
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct talas_buf rec = {0};
+
+        if (which == TALAS_DBI_PLAYBACK && v1_state(&v)) {
+            struct talas_playback_state s;
+            state_decode(&v, &s);
+            state_encode(&s, &rec);
+        } else if (which == TALAS_DBI_LISTEN_SESSIONS && v1_session(&v)) {
+            struct talas_listen_session s;
+            session_decode(&v, &s);
+            session_encode(&s, &rec);
+        } else if (which == TALAS_DBI_TRACK_PLAYS && v1_plays(&v)) {
+            struct talas_track_plays p;
+            plays_decode(&v, &p);
+            plays_encode(&p, &rec);
+        } else {
+            continue;
+        }
+        talas_record_put_blob(&w, k.mv_data, k.mv_size);
+        talas_record_put_blob(&w, rec.data, rec.len);
+        talas_buf_free(&rec);
+        (*count)++;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Puts the key/record pairs of LIST (the cursor is closed by then: no
+ * put under an open cursor). */
+static int migrate_put(MDB_txn *txn, MDB_dbi dbi, const struct talas_buf *list)
+{
+    struct talas_record_reader r;
+    int rc;
+
+    talas_record_reader_init(&r, list->data, list->len);
+    while (r.left > 0) {
+        MDB_val k, v;
+        k.mv_data = (void *)talas_record_get_blob(&r, &k.mv_size);
+        v.mv_data = (void *)talas_record_get_blob(&r, &v.mv_size);
+        if (talas_record_reader_ok(&r) != 0)
+            return EINVAL; /* our own list: cannot happen */
+        if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* 1 when the META marker says the store is in the current format. */
+static int migrated(struct talas_storage *st, MDB_txn *txn)
+{
+    MDB_val k = {sizeof(migrated_key) - 1, (void *)migrated_key}, v;
+    struct talas_record_reader r;
+    uint8_t version;
+
+    if (mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &v) != 0)
+        return 0;
+    talas_record_reader_init(&r, v.mv_data, v.mv_size);
+    version = talas_record_get_u8(&r);
+    return talas_record_reader_ok(&r) == 0 && version >= RECORD_VERSION;
+}
+
+int talas_playback_migrate(struct talas_storage *st, size_t *migrated_r)
+{
+    static const enum talas_dbi dbis[] = {TALAS_DBI_PLAYBACK, TALAS_DBI_LISTEN_SESSIONS,
+                                          TALAS_DBI_TRACK_PLAYS};
+    MDB_val k = {sizeof(migrated_key) - 1, (void *)migrated_key}, v;
+    unsigned char marker = RECORD_VERSION;
+    size_t count = 0;
+    MDB_txn *txn;
+    int rc, done;
+
+    if (migrated_r != NULL)
+        *migrated_r = 0;
+    /* the common case, a store already migrated: one look-up in a read
+     * transaction, without the writer lock (no per-process flag: a
+     * process may open another store, and tests do) */
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0)
+        return rc;
+    done = migrated(st, txn);
+    mdb_txn_abort(txn);
+    if (done)
+        return 0;
+
+    /* the records are small and few (a state per user, a session per
+     * listen): one transaction, once per store */
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if (!migrated(st, txn)) {
+        for (size_t i = 0; i < TALAS_ARRAY_SIZE(dbis); i++) {
+            MDB_dbi dbi = talas_storage_dbi(st, dbis[i]);
+            struct talas_buf list = {0};
+            rc = migrate_collect(txn, dbi, dbis[i], &list, &count);
+            if (rc == 0)
+                rc = migrate_put(txn, dbi, &list);
+            talas_buf_free(&list);
+            if (rc != 0)
+                goto fail;
+        }
+        v.mv_size = 1;
+        v.mv_data = &marker;
+        if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &v, 0)) != 0)
+            goto fail;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    if (migrated_r != NULL)
+        *migrated_r = count;
+    return 0;
+
+fail:
+    mdb_txn_abort(txn);
+    return rc;
 }

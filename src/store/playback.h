@@ -4,7 +4,9 @@
  * seeds' analytics engine), and playlists.
  *
  * Every change is one short write transaction (a few records), so a worker
- * may call these on its loop; reads take the caller's read transaction.
+ * may call these on its loop (once per store, the first change also
+ * migrates records of the previous format: talas_playback_migrate); reads
+ * take the caller's read transaction.
  * Times are wall-clock milliseconds (they outlive processes). User,
  * track and playlist ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked
  * by the caller (ws_protocol.c).
@@ -24,9 +26,9 @@
 
 enum talas_playback_status { TALAS_PLAYBACK_STOPPED, TALAS_PLAYBACK_PLAYING, TALAS_PLAYBACK_PAUSED };
 
-/* A user's playback state (plain data, stored as is). */
+/* A user's playback state (plain data; stored through the record codec,
+ * see playback.c). */
 struct talas_playback_state {
-    uint32_t version;
     uint32_t status; /* an enum talas_playback_status */
     char track_id[TALAS_PLAYBACK_ID_MAX + 1];
     char quality[32];
@@ -77,9 +79,8 @@ struct talas_track_plays {
 int talas_playback_track_plays(struct talas_storage *st, MDB_txn *txn, const char *track,
                                struct talas_track_plays *p);
 
-/* A listening session as stored. */
+/* A listening session. */
 struct talas_listen_session {
-    uint32_t version;
     char track_id[TALAS_PLAYBACK_ID_MAX + 1];
     char quality[32];
     char platform[32];
@@ -110,6 +111,17 @@ int talas_playlist_remove(struct talas_storage *st, const char *playlist, const 
 typedef void talas_playlist_track_fn(const char *track, size_t index, void *arg);
 int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
                        talas_playlist_track_fn *fn, void *arg);
+
+/*
+ * Rewrites the records still in the previous format (raw C structs of
+ * the build before the record codec) in the current one, all in one
+ * write transaction, and marks the store migrated. Idempotent: on a
+ * migrated store it costs one look-up in a read transaction. Readers need
+ * not wait for it: they read both formats. Writers only: every change
+ * (talas_playback_play...) calls it first. *migrated_r (may be NULL) gets
+ * how many records were rewritten. 0 or an LMDB error.
+ */
+int talas_playback_migrate(struct talas_storage *st, size_t *migrated_r);
 
 /* Calls FN for every user's stored playback state in TXN (talasctl
  * sessions); FN returns 0 to go on. Returns 0, FN's value, or an LMDB

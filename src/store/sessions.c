@@ -6,10 +6,17 @@
  * talas_session_sweep, talas_session_foreach, talas_session_counters_get.
  *
  * Records:
- *   TALAS_DBI_SESSIONS  id -> u32 version, u32 size, struct talas_session
- *                       (plain data of this build: the storage is local to
- *                       one machine, and a record of another layout reads
- *                       as no session)
+ *   TALAS_DBI_SESSIONS  id -> u8 version (2), str session_id, str
+ *                       track_id, str client_id, str current_quality; the
+ *                       capabilities: 5 u32 (bandwidth, buffer, connection,
+ *                       device, adaptive), str preferred_quality; the
+ *                       metrics: 2 f64 (buffer health, packet loss), 6 u32
+ *                       (speed, latency, rebuffers, rebuffer ms, switches,
+ *                       reports); the monitor: 2 u32; u64 created_at_ms,
+ *                       u64 last_updated_ms (the record codec,
+ *                       core/record.h). A record of another version (the
+ *                       raw structs of version 1) reads as no session: a
+ *                       session lives minutes, and the sweep removes it.
  *   TALAS_DBI_META "sessions"  u8 version, 7 bytes 0, then 5 u64 (little
  *                       endian): created, ended, expired, quality_switches,
  *                       rebuffers
@@ -28,10 +35,11 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/record.h"
 #include "store/sessions.h"
 #include "core/util.h"
 
-#define SESSION_VERSION 1
+#define SESSION_VERSION 2
 #define COUNTERS_VERSION 1
 #define COUNTERS_FIELDS 5
 #define COUNTERS_LEN (8 + 8 * COUNTERS_FIELDS)
@@ -84,47 +92,105 @@ int talas_session_expired(const struct talas_session *s, uint64_t now_ms, uint64
 
 /* ------------------------------------------------------------- records */
 
-struct record {
-    uint32_t version;
-    uint32_t size;
-    struct talas_session s;
-};
-
 static MDB_val id_key(const char *id)
 {
     MDB_val key = {strlen(id), (void *)id};
     return key;
 }
 
+/* Copies string S (LEN bytes) into DST of SIZE bytes; -1 when it does not fit. */
+static int get_field(char *dst, size_t size, const char *s, size_t len)
+{
+    if (s == NULL || len >= size)
+        return -1;
+    memcpy(dst, s, len + 1);
+    return 0;
+}
+
 static int decode(const MDB_val *val, struct talas_session *s_r)
 {
-    struct record rec;
+    struct talas_client_capabilities *c = &s_r->client_capabilities;
+    struct talas_performance_metrics *m = &s_r->performance_metrics;
+    const char *id, *track, *client, *quality, *preferred;
+    size_t id_n = 0, track_n = 0, client_n = 0, quality_n = 0, preferred_n = 0;
+    struct talas_record_reader r;
 
-    if (val->mv_size != sizeof(rec))
+    memset(s_r, 0, sizeof(*s_r));
+    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    if (talas_record_get_u8(&r) != SESSION_VERSION)
         return MDB_NOTFOUND;
-    memcpy(&rec, val->mv_data, sizeof(rec));
-    if (rec.version != SESSION_VERSION || rec.size != sizeof(rec.s))
+    id = talas_record_get_str(&r, &id_n);
+    track = talas_record_get_str(&r, &track_n);
+    client = talas_record_get_str(&r, &client_n);
+    quality = talas_record_get_str(&r, &quality_n);
+    c->estimated_bandwidth_kbps = talas_record_get_u32(&r);
+    c->buffer_duration_ms = talas_record_get_u32(&r);
+    c->connection_type = talas_record_get_u32(&r);
+    c->device_type = talas_record_get_u32(&r);
+    c->adaptive_enabled = talas_record_get_u32(&r);
+    preferred = talas_record_get_str(&r, &preferred_n);
+    m->buffer_health_percentage = talas_record_get_f64(&r);
+    m->packet_loss_percentage = talas_record_get_f64(&r);
+    m->download_speed_kbps = talas_record_get_u32(&r);
+    m->latency_ms = talas_record_get_u32(&r);
+    m->rebuffer_count = talas_record_get_u32(&r);
+    m->rebuffer_duration_ms = talas_record_get_u32(&r);
+    m->quality_switches = talas_record_get_u32(&r);
+    m->reports = talas_record_get_u32(&r);
+    s_r->monitor.healthy_streak = talas_record_get_u32(&r);
+    s_r->monitor.shortfall_streak = talas_record_get_u32(&r);
+    s_r->created_at_ms = talas_record_get_u64(&r);
+    s_r->last_updated_ms = talas_record_get_u64(&r);
+    if (talas_record_reader_end(&r) != 0 ||
+        get_field(s_r->session_id, sizeof(s_r->session_id), id, id_n) != 0 ||
+        get_field(s_r->track_id, sizeof(s_r->track_id), track, track_n) != 0 ||
+        get_field(s_r->client_id, sizeof(s_r->client_id), client, client_n) != 0 ||
+        get_field(s_r->current_quality, sizeof(s_r->current_quality), quality, quality_n) != 0 ||
+        get_field(c->preferred_quality, sizeof(c->preferred_quality), preferred, preferred_n) != 0) {
+        memset(s_r, 0, sizeof(*s_r));
         return MDB_NOTFOUND;
-    *s_r = rec.s;
-    /* the strings are ours, but a damaged page must not make them unbounded */
-    s_r->session_id[sizeof(s_r->session_id) - 1] = '\0';
-    s_r->track_id[sizeof(s_r->track_id) - 1] = '\0';
-    s_r->client_id[sizeof(s_r->client_id) - 1] = '\0';
-    s_r->current_quality[sizeof(s_r->current_quality) - 1] = '\0';
-    s_r->client_capabilities.preferred_quality[sizeof(s_r->client_capabilities.preferred_quality) - 1] = '\0';
+    }
     return 0;
 }
 
 static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s, unsigned flags)
 {
-    struct record rec;
-    MDB_val key = id_key(s->session_id), val = {sizeof(rec), &rec};
+    const struct talas_client_capabilities *c = &s->client_capabilities;
+    const struct talas_performance_metrics *m = &s->performance_metrics;
+    MDB_val key = id_key(s->session_id), val;
+    struct talas_record_writer w;
+    struct talas_buf out = {0};
+    int rc;
 
-    memset(&rec, 0, sizeof(rec)); /* no stray padding bytes on disk */
-    rec.version = SESSION_VERSION;
-    rec.size = sizeof(rec.s);
-    rec.s = *s;
-    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val, flags);
+    talas_record_writer_buf(&w, &out);
+    talas_record_put_u8(&w, SESSION_VERSION);
+    talas_record_put_strn(&w, s->session_id, sizeof(s->session_id));
+    talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
+    talas_record_put_strn(&w, s->client_id, sizeof(s->client_id));
+    talas_record_put_strn(&w, s->current_quality, sizeof(s->current_quality));
+    talas_record_put_u32(&w, c->estimated_bandwidth_kbps);
+    talas_record_put_u32(&w, c->buffer_duration_ms);
+    talas_record_put_u32(&w, c->connection_type);
+    talas_record_put_u32(&w, c->device_type);
+    talas_record_put_u32(&w, c->adaptive_enabled);
+    talas_record_put_strn(&w, c->preferred_quality, sizeof(c->preferred_quality));
+    talas_record_put_f64(&w, m->buffer_health_percentage);
+    talas_record_put_f64(&w, m->packet_loss_percentage);
+    talas_record_put_u32(&w, m->download_speed_kbps);
+    talas_record_put_u32(&w, m->latency_ms);
+    talas_record_put_u32(&w, m->rebuffer_count);
+    talas_record_put_u32(&w, m->rebuffer_duration_ms);
+    talas_record_put_u32(&w, m->quality_switches);
+    talas_record_put_u32(&w, m->reports);
+    talas_record_put_u32(&w, s->monitor.healthy_streak);
+    talas_record_put_u32(&w, s->monitor.shortfall_streak);
+    talas_record_put_u64(&w, s->created_at_ms);
+    talas_record_put_u64(&w, s->last_updated_ms);
+    val.mv_data = out.data;
+    val.mv_size = out.len;
+    rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val, flags);
+    talas_buf_free(&out);
+    return rc;
 }
 
 int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_session *s_r)
@@ -139,26 +205,12 @@ int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, st
 
 /* ------------------------------------------------------------ counters */
 
-static uint64_t ld64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void st64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct talas_session_counters *c_r)
 {
     MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
-    const unsigned char *p;
+    struct talas_record_reader r;
     uint64_t v[COUNTERS_FIELDS];
+    uint8_t version;
     int rc;
 
     memset(c_r, 0, sizeof(*c_r));
@@ -167,12 +219,14 @@ int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct ta
         return 0;
     if (rc != 0)
         return rc;
-    p = val.mv_data;
-    /* damaged totals start again from zero rather than fail every write */
-    if (val.mv_size != COUNTERS_LEN || p[0] != COUNTERS_VERSION)
-        return 0;
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    version = talas_record_get_u8(&r);
+    talas_record_get_bytes(&r, 7);
     for (int i = 0; i < COUNTERS_FIELDS; i++)
-        v[i] = ld64(p + 8 + 8 * i);
+        v[i] = talas_record_get_u64(&r);
+    /* damaged totals start again from zero rather than fail every write */
+    if (talas_record_reader_end(&r) != 0 || version != COUNTERS_VERSION)
+        return 0;
     c_r->created = v[0];
     c_r->ended = v[1];
     c_r->expired = v[2];
@@ -184,7 +238,8 @@ int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct ta
 static int counters_add(struct talas_storage *st, MDB_txn *txn, const struct talas_session_counters *d)
 {
     MDB_val key = {sizeof(counters_key) - 1, (void *)counters_key}, val;
-    unsigned char rec[COUNTERS_LEN] = {COUNTERS_VERSION};
+    unsigned char rec[COUNTERS_LEN];
+    struct talas_record_writer w;
     struct talas_session_counters c;
     int rc;
 
@@ -192,13 +247,16 @@ static int counters_add(struct talas_storage *st, MDB_txn *txn, const struct tal
         return 0;
     if ((rc = talas_session_counters_get(st, txn, &c)) != 0)
         return rc;
-    st64(rec + 8, c.created + d->created);
-    st64(rec + 16, c.ended + d->ended);
-    st64(rec + 24, c.expired + d->expired);
-    st64(rec + 32, c.quality_switches + d->quality_switches);
-    st64(rec + 40, c.rebuffers + d->rebuffers);
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, COUNTERS_VERSION);
+    talas_record_put_zero(&w, 7);
+    talas_record_put_u64(&w, c.created + d->created);
+    talas_record_put_u64(&w, c.ended + d->ended);
+    talas_record_put_u64(&w, c.expired + d->expired);
+    talas_record_put_u64(&w, c.quality_switches + d->quality_switches);
+    talas_record_put_u64(&w, c.rebuffers + d->rebuffers);
     val.mv_data = rec;
-    val.mv_size = sizeof(rec);
+    val.mv_size = w.len;
     return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
 }
 

@@ -78,7 +78,7 @@ struct talas_quality_monitor {
     uint32_t shortfall_streak; /* consecutive reports below the current rung's need */
 };
 
-/* One session: plain data, stored as it is (after a version word). */
+/* One session: plain data, stored field by field with the record codec. */
 struct talas_session {
     char session_id[TALAS_SESSION_ID_LEN + 1];
     char track_id[17];

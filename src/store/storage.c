@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/record.h"
 #include "store/storage.h"
 #include "core/util.h"
 
@@ -315,14 +316,12 @@ int talas_storage_check(const char *path, uint64_t map_size, char **error_r)
 
 static void counters_read(const MDB_val *val, uint64_t *v, size_t n)
 {
-    const unsigned char *p = val->mv_data;
+    struct talas_record_reader r;
 
-    for (size_t i = 0; i < n; i++) {
-        v[i] = 0;
-        if ((i + 1) * 8 <= val->mv_size)
-            for (int b = 7; b >= 0; b--)
-                v[i] = v[i] << 8 | p[i * 8 + (size_t)b];
-    }
+    /* a shorter record (an older build's) reads its missing fields as 0 */
+    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    for (size_t i = 0; i < n; i++)
+        v[i] = r.left >= 8 ? talas_record_get_u64(&r) : 0;
 }
 
 int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r,
@@ -342,6 +341,7 @@ int talas_storage_counters_add(struct talas_storage *st, const char *key, const 
     MDB_val k = {strlen(key), (void *)key}, val = {0, NULL};
     uint64_t v[COUNTERS_MAX];
     unsigned char rec[COUNTERS_MAX * 8];
+    struct talas_record_writer w;
     size_t have;
     MDB_txn *txn;
     int rc;
@@ -360,11 +360,11 @@ int talas_storage_counters_add(struct talas_storage *st, const char *key, const 
     counters_read(&val, v, have);
     for (size_t i = 0; i < n; i++)
         v[i] += deltas[i];
+    talas_record_writer_mem(&w, rec, sizeof(rec));
     for (size_t i = 0; i < have; i++)
-        for (int b = 0; b < 8; b++)
-            rec[i * 8 + (size_t)b] = (unsigned char)(v[i] >> (8 * b));
+        talas_record_put_u64(&w, v[i]);
     val.mv_data = rec;
-    val.mv_size = have * 8;
+    val.mv_size = w.len;
     if ((rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &k, &val, 0)) != 0)
         goto fail;
     return mdb_txn_commit(txn);

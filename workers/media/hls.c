@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "core/record.h"
 #include "media/hls.h"
 
 #define AAC_FRAME 1024
@@ -123,28 +124,38 @@ void talas_hls_media_playlist(struct talas_buf *out, const struct talas_layout *
 
 /* ---------------------------------------------------------------- boxes */
 
+/* ISO BMFF is big-endian: the record codec's big-endian puts, appended
+ * to B. */
 static void put8(struct talas_buf *b, unsigned v)
 {
-    uint8_t c = (uint8_t)v;
-    talas_buf_append(b, &c, 1);
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u8(&w, (uint8_t)v);
 }
 
 static void put16(struct talas_buf *b, unsigned v)
 {
-    uint8_t c[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    talas_buf_append(b, c, 2);
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u16be(&w, (uint16_t)v);
 }
 
 static void put32(struct talas_buf *b, uint32_t v)
 {
-    uint8_t c[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    talas_buf_append(b, c, 4);
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u32be(&w, v);
 }
 
 static void put64(struct talas_buf *b, uint64_t v)
 {
-    put32(b, (uint32_t)(v >> 32));
-    put32(b, (uint32_t)v);
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u64be(&w, v);
 }
 
 static void putn(struct talas_buf *b, int v, size_t n)
@@ -153,13 +164,13 @@ static void putn(struct talas_buf *b, int v, size_t n)
         put8(b, (unsigned)v);
 }
 
+/* Patches the u32 at AT, inside B: the size a box() left room for. */
 static void set32(struct talas_buf *b, size_t at, uint32_t v)
 {
-    uint8_t *p = (uint8_t *)b->data + at;
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    struct talas_record_writer w;
+
+    talas_record_writer_mem(&w, b->data + at, b->len - at);
+    talas_record_put_u32be(&w, v);
 }
 
 /* Opens a box: returns where its size goes, for box_end. */

@@ -24,6 +24,7 @@
 
 #include "http/http_response.h"
 #include "core/log.h"
+#include "core/record.h"
 #include "media/transcode_limit.h"
 #include "core/util.h"
 
@@ -68,41 +69,31 @@ static uint64_t process_start_time(pid_t pid)
     return v;
 }
 
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Whether the record KEY/VAL belongs to a live process other than us; sets
  * *slots_r to its count. */
 static int live_other(const MDB_val *key, const MDB_val *val, uint64_t *slots_r)
 {
     char digits[24];
     size_t n = key->mv_size - (sizeof(RECORD_PREFIX) - 1);
+    struct talas_record_reader r;
+    uint64_t slots, start_time;
     char *end;
     long pid;
 
     *slots_r = 0;
-    if (n == 0 || n >= sizeof(digits) || val->mv_size < 16)
+    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    slots = talas_record_get_u64(&r);
+    start_time = talas_record_get_u64(&r);
+    if (n == 0 || n >= sizeof(digits) || talas_record_reader_ok(&r) != 0)
         return 0;
     memcpy(digits, (const char *)key->mv_data + sizeof(RECORD_PREFIX) - 1, n);
     digits[n] = '\0';
     pid = strtol(digits, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == (long)t.pid)
         return 0;
-    if (process_start_time((pid_t)pid) != get_u64((const unsigned char *)val->mv_data + 8))
+    if (process_start_time((pid_t)pid) != start_time)
         return 0;
-    *slots_r = get_u64(val->mv_data);
+    *slots_r = slots;
     return 1;
 }
 
@@ -167,10 +158,13 @@ static int update(size_t slots, int check)
         if (rc == MDB_NOTFOUND)
             rc = 0;
     } else {
-        put_u64(rec, slots);
-        put_u64(rec + 8, t.start_time);
+        struct talas_record_writer w;
+
+        talas_record_writer_mem(&w, rec, sizeof(rec));
+        talas_record_put_u64(&w, slots);
+        talas_record_put_u64(&w, t.start_time);
         val.mv_data = rec;
-        val.mv_size = sizeof(rec);
+        val.mv_size = w.len;
         rc = mdb_put(txn, dbi, &key, &val, 0);
     }
     if (rc != 0)
