@@ -1574,13 +1574,13 @@ int talas_config_load_string(const char *name, const char *text, size_t len, str
     return 0;
 }
 
-int talas_config_load(const char *file, struct talas_config **conf_r, char **error_r)
+int talas_config_read_file(const char *file, char **text_r, size_t *len_r, char **error_r)
 {
     struct stat st;
     char *text = NULL;
     size_t len = 0;
     ssize_t n;
-    int fd, rc = -1;
+    int fd;
 
     fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
@@ -1617,11 +1617,27 @@ int talas_config_load(const char *file, struct talas_config **conf_r, char **err
         *error_r = xasprintf("%s: file changed while being read", file);
         goto fail;
     }
-    rc = talas_config_load_string(file, text, len, conf_r, error_r);
+    close(fd);
+    *text_r = text;
+    *len_r = len;
+    return 0;
 
 fail:
     free(text);
     close(fd);
+    return -1;
+}
+
+int talas_config_load(const char *file, struct talas_config **conf_r, char **error_r)
+{
+    char *text;
+    size_t len;
+    int rc;
+
+    if (talas_config_read_file(file, &text, &len, error_r) != 0)
+        return -1;
+    rc = talas_config_load_string(file, text, len, conf_r, error_r);
+    free(text);
     return rc;
 }
 

@@ -173,6 +173,11 @@ struct talas_config {
  * frees it); nothing else is allocated.
  */
 int talas_config_load(const char *file, struct talas_config **conf_r, char **error_r);
+/* Reads FILE whole (a regular file of at most the configuration's size
+ * limit, unchanged while read) into a new buffer *text_r of *len_r bytes,
+ * owned by the caller; 0, or -1 with *error_r set. talas-master keeps the
+ * text it validated for its workers. */
+int talas_config_read_file(const char *file, char **text_r, size_t *len_r, char **error_r);
 
 /* Same as talas_config_load, on an in-memory document; NAME stands for the
  * file name in messages and relative paths resolve against the cwd. */

@@ -30,63 +30,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/util.h"
 #include "master/master.h"
 
-/* As config.c's limit: a larger file is a mistake (a log, a music file). */
-#define CONF_MAX_SIZE (4 * 1024 * 1024)
-
-static int read_all(const char *file, char **text_r, size_t *len_r, char **error_r)
-{
-    struct stat st;
-    char *text = NULL;
-    size_t len = 0;
-    ssize_t n;
-    int fd;
-
-    if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
-        *error_r = xasprintf("%s: open() failed: %s", file, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) == -1) {
-        *error_r = xasprintf("%s: fstat() failed: %s", file, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *error_r = xasprintf("%s: not a regular file", file);
-        goto fail;
-    }
-    if (st.st_size > CONF_MAX_SIZE) {
-        *error_r = xasprintf("%s: larger than %d bytes", file, CONF_MAX_SIZE);
-        goto fail;
-    }
-    /* one byte more than the size, to see the end even if the file grew */
-    text = xmalloc((size_t)st.st_size + 1);
-    while (len < (size_t)st.st_size + 1) {
-        n = read(fd, text + len, (size_t)st.st_size + 1 - len);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            *error_r = xasprintf("%s: read() failed: %s", file, strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > (size_t)st.st_size) {
-        *error_r = xasprintf("%s: file changed while being read", file);
-        goto fail;
-    }
-    close(fd);
-    *text_r = text;
-    *len_r = len;
-    return 0;
-fail:
-    free(text);
-    close(fd);
-    return -1;
-}
 
 /* A sealed memfd holding TEXT; -1 with *error_r set on failure. */
 static int text_fd(const char *text, size_t len, char **error_r)
@@ -125,7 +72,7 @@ int talas_master_conf_load(const char *file, struct talas_config **conf_r, int *
     size_t len;
     int fd;
 
-    if (read_all(file, &text, &len, error_r) != 0)
+    if (talas_config_read_file(file, &text, &len, error_r) != 0)
         return -1;
     if (talas_config_load_string(file, text, len, &conf, error_r) != 0) {
         free(text);
