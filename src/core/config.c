@@ -369,6 +369,8 @@ static const struct conf_key config_keys[] = {
     {"storage", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"storage.path", CONF_PATH, C(storage_path), 0, 0, NULL, CONF_REQUIRED, NULL},
     {"storage.map_size", CONF_SIZE, C(storage_map_size), MiB, TiB, "4GiB", 0, NULL},
+    /* 0: not given; check_config derives it from storage.map_size */
+    {"storage.user_data_max", CONF_SIZE, C(storage_user_data_max), 64 * 1024, TiB, NULL, 0, NULL},
 
     {"auth", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"auth.required", CONF_BOOL, C(auth_required), 0, 0, "false", 0, NULL},
@@ -1444,6 +1446,15 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
         return fail(ld, &sc->seen[row - sc->table->keys].mark, "cache.max_size",
                     "must be at most 3/4 of storage.map_size (%llu bytes)",
                     (unsigned long long)(c->storage_map_size / 4 * 3));
+    }
+    row = find_key(sc->table, "storage.user_data_max");
+    if (c->storage_user_data_max == 0) {
+        c->storage_user_data_max = c->storage_map_size / 8;
+    } else if (c->storage_user_data_max > c->storage_map_size / 4) {
+        /* the catalog, the cache and playback state keep the rest */
+        return fail(ld, &sc->seen[row - sc->table->keys].mark, "storage.user_data_max",
+                    "must be at most 1/4 of storage.map_size (%llu bytes)",
+                    (unsigned long long)(c->storage_map_size / 4));
     }
     if (c->control_socket == NULL) {
         size_t n = c->pid_file != NULL ? strlen(c->pid_file) : 0;

@@ -82,6 +82,8 @@ struct talas_config {
 
     char *storage_path;        /* storage.path: the LMDB environment directory (required) */
     uint64_t storage_map_size; /* storage.map_size: bytes, 1MiB..1TiB, default 4GiB */
+    uint64_t storage_user_data_max; /* storage.user_data_max: bytes that user-created records may take
+                                       (store/quota.h), at most 1/4 of the map, default 1/8 */
 
     int auth_required; /* auth.required: bool, default false */
     struct talas_config_key auth_key; /* auth.algorithm (default HS256), auth.kid, auth.secret_file,

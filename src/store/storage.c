@@ -13,7 +13,8 @@
  * writes could wait on a worker's writer lock, and the abort says so at
  * once instead of as a stall under load.
  *
- * Logs nothing itself: open errors come back to the caller as a message that
+ * Logs only through talas_storage_log_write_error(), which keeps a full map
+ * to one line per interval; otherwise open errors come back to the caller as a message that
  * names the path and the LMDB call that failed, and the caller decides
  * whether that is fatal. A write after talas_storage_forbid_writes() is a
  * panic() (abort) naming the call and the path.
@@ -371,4 +372,29 @@ int talas_storage_counters_add(struct talas_storage *st, const char *key, const 
 fail:
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* Per process: when the last "map full" line was written, and how many
+ * failures it has not reported yet. */
+static uint64_t map_full_logged_ms;
+static uint64_t map_full_unreported;
+
+void talas_storage_log_write_error(const char *what, int rc)
+{
+    uint64_t now;
+
+    if (rc != MDB_MAP_FULL) {
+        talas_log(TALAS_LOG_ERROR, "%s: %s", what, mdb_strerror(rc));
+        return;
+    }
+    map_full_unreported++;
+    now = talas_now_ms();
+    if (map_full_logged_ms != 0 && now - map_full_logged_ms < TALAS_STORAGE_FULL_LOG_INTERVAL_MS)
+        return;
+    talas_log(TALAS_LOG_ERROR,
+              "%s: %s (%llu write(s) failed so far since the last report; raise storage.map_size, "
+              "or purge with talasctl)",
+              what, mdb_strerror(rc), (unsigned long long)map_full_unreported);
+    map_full_logged_ms = now;
+    map_full_unreported = 0;
 }

@@ -104,4 +104,13 @@ void talas_storage_allow_writes(void);
 int talas_storage_counters_add(struct talas_storage *st, const char *key, const uint64_t *deltas, size_t n);
 int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r, size_t n);
 
+/*
+ * Logs a failed write transaction of WHAT (e.g. "playlist add") at error
+ * level. MDB_MAP_FULL, which a flood repeats on every request, is logged at
+ * most once per TALAS_STORAGE_FULL_LOG_INTERVAL_MS in a process, with the
+ * number of failures since the last line; other errors every time.
+ */
+#define TALAS_STORAGE_FULL_LOG_INTERVAL_MS 60000
+void talas_storage_log_write_error(const char *what, int rc);
+
 #endif

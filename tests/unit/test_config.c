@@ -409,6 +409,8 @@ static const struct error_case error_cases[] = {
     {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB}\ncache:\n  "
      "max_size: 60MiB\n",
      "t.yaml:5:13: cache.max_size: must be at most 3/4 of storage.map_size (50331648 bytes)"},
+    {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB, user_data_max: 17MiB}\n",
+     "t.yaml:3:54: storage.user_data_max: must be at most 1/4 of storage.map_size (16777216 bytes)"},
     /* wrong types, at the value */
     {BASE "workers: {a: 1}\n", "t.yaml:7:10: workers: must be an integer, not a mapping"},
     {BASE "workers: [1]\n", "t.yaml:7:10: workers: must be an integer, not a list"},
@@ -680,6 +682,7 @@ static void test_dump(void **state)
                                  "storage:\n"
                                  "  path: \"/nonexistent/db\"\n"
                                  "  map_size: 1048577\n"
+                                 "  user_data_max: 128KiB\n"
                                  "auth:\n"
                                  "  required: false\n"
                                  "  algorithm: HS256\n"

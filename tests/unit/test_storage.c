@@ -8,7 +8,9 @@
  * the guard (the master's scanner child). talas_storage_reader_check()
  * clears the reader slot of a process that died inside a read transaction,
  * under the guard, and talas_storage_check() creates the directory but not
- * the environment.
+ * the environment. quota.c's user-data budget grows with the user-created
+ * databases only and refuses at its bound, naming it; a full map is logged
+ * once per interval, not once per failed write.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,6 +32,8 @@
 #include <cmocka.h>
 
 #include "core/util.h"
+#include "core/log.h"
+#include "store/quota.h"
 #include "store/storage.h"
 #include "tmpdir.h"
 
@@ -272,6 +276,94 @@ static void test_check_creates_directory_only(void **state)
     free(dir);
 }
 
+static void put_many(struct talas_storage *st, enum talas_dbi which, int n)
+{
+    char key[32], value[512];
+    MDB_txn *txn;
+
+    memset(value, 'v', sizeof(value));
+    assert_int_equal(talas_storage_write_begin(st, &txn), 0);
+    for (int i = 0; i < n; i++) {
+        MDB_val k = {(size_t)snprintf(key, sizeof(key), "k%06d", i), key}, v = {sizeof(value), value};
+        assert_int_equal(mdb_put(txn, talas_storage_dbi(st, which), &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static void test_user_data_budget(void **state)
+{
+    char *dir = test_tmpdir("quota"), *error = NULL;
+    struct talas_quota_refusal r = {0};
+    struct talas_storage *st;
+    uint64_t empty, catalog_only, full;
+    MDB_txn *txn;
+
+    (void)state;
+    assert_int_equal(talas_storage_open(dir, MAP_SIZE, &st, &error), 0);
+    assert_true(talas_quota_is_user_data(TALAS_DBI_PLAYLISTS));
+    assert_false(talas_quota_is_user_data(TALAS_DBI_TRACKS));
+    assert_false(talas_quota_is_user_data(TALAS_DBI_CACHE_CHUNKS));
+
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(talas_quota_user_data_bytes(st, txn, &empty), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(empty, 0);
+
+    /* the catalog is not user data */
+    put_many(st, TALAS_DBI_TRACKS, 200);
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(talas_quota_user_data_bytes(st, txn, &catalog_only), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(catalog_only, 0);
+
+    /* 200 records of 512 bytes: at least 100 KiB of pages */
+    put_many(st, TALAS_DBI_PLAYLISTS, 200);
+    assert_int_equal(talas_storage_write_begin(st, &txn), 0);
+    assert_int_equal(talas_quota_user_data_bytes(st, txn, &full), 0);
+    assert_true(full >= 200 * 512);
+    assert_true(full < 4 * 200 * 512);
+    assert_int_equal(talas_quota_user_data_check(st, txn, 0, &r), 0);
+    assert_int_equal(talas_quota_user_data_check(st, txn, full + 4096, &r), 0);
+    assert_int_equal(talas_quota_user_data_check(st, txn, full, &r), TALAS_QUOTA_EXCEEDED);
+    assert_string_equal(r.limit, "storage.user_data_max");
+    assert_int_equal(r.max, full);
+    mdb_txn_abort(txn);
+    talas_storage_close(st);
+    test_rm_rf(dir);
+    free(dir);
+}
+
+/* Logs 1000 MDB_MAP_FULL failures and one other error to the file PATH. */
+static void log_many_full(const char *path)
+{
+    talas_log_open(path);
+    for (int i = 0; i < 1000; i++)
+        talas_storage_log_write_error("flood", MDB_MAP_FULL);
+    talas_storage_log_write_error("other", MDB_CORRUPTED);
+}
+
+static void test_map_full_logged_once_per_interval(void **state)
+{
+    char *dir = test_tmpdir("maplog"), *path = xasprintf("%s/error.log", dir), line[1024];
+    int status, full = 0, other = 0;
+    FILE *f;
+
+    (void)state;
+    status = in_child(log_many_full, path);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(f = fopen(path, "r"));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        full += strstr(line, "flood: ") != NULL;
+        other += strstr(line, "other: ") != NULL;
+    }
+    fclose(f);
+    assert_int_equal(full, 1);
+    assert_int_equal(other, 1);
+    test_rm_rf(dir);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +371,8 @@ int main(void)
         cmocka_unit_test(test_write_begin_aborts_when_forbidden),
         cmocka_unit_test(test_reader_check_clears_dead_reader),
         cmocka_unit_test(test_check_creates_directory_only),
+        cmocka_unit_test(test_user_data_budget),
+        cmocka_unit_test(test_map_full_logged_once_per_interval),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
