@@ -16,6 +16,7 @@
 #include "http/http_parse.h"
 #include "http/http_response.h"
 #include "core/json.h"
+#include "store/quota.h"
 
 const char *talas_http_reason(int status)
 {
@@ -77,6 +78,32 @@ void talas_http_send_error(h2o_req_t *req, int status, const char *code, const c
     talas_json_object_begin(&json);
     talas_json_key(&json, "code");
     talas_json_string(&json, code);
+    talas_json_key(&json, "message");
+    talas_json_string(&json, message);
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, status, &body);
+    talas_buf_free(&body);
+}
+
+void talas_http_send_refusal(h2o_req_t *req, int status, const struct talas_quota_refusal *r)
+{
+    struct talas_buf body = {0};
+    struct talas_json json;
+    char message[256];
+
+    snprintf(message, sizeof(message), "limit %s (%llu) reached", r->limit, (unsigned long long)r->max);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "error");
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "code");
+    talas_json_string(&json, "quota_exceeded");
+    talas_json_key(&json, "limit");
+    talas_json_string(&json, r->limit);
+    talas_json_key(&json, "max");
+    talas_json_uint(&json, r->max);
     talas_json_key(&json, "message");
     talas_json_string(&json, message);
     talas_json_object_end(&json);

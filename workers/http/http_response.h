@@ -24,6 +24,15 @@ void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *bo
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Answers a write that a user quota refused (store/quota.h): STATUS (429
+ * for counts and rates, 507 for the user-data budget) with
+ * {"error":{"code":"quota_exceeded","limit":LIMIT,"max":MAX,"message":…}},
+ * the limit named by its configuration key.
+ */
+struct talas_quota_refusal;
+void talas_http_send_refusal(h2o_req_t *req, int status, const struct talas_quota_refusal *r);
+
 /* 1 when the request method is exactly METHOD. */
 int talas_http_method_is(h2o_req_t *req, const char *method);
 /* Answers 405 with an Allow header when the method is not GET or HEAD;
