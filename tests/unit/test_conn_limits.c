@@ -103,6 +103,14 @@ static void fx_init(struct fixture *fx, const char *limits)
     test_server_start(&fx->srv);
 }
 
+/* Stops the server and releases the configuration: a case leaves nothing
+ * behind (the sanitizer build checks for leaks). */
+static void fx_done(struct fixture *fx)
+{
+    test_server_stop(&fx->srv);
+    talas_config_free(fx->conf);
+}
+
 /* A client from FROM: 1 when the server kept it (it answers a request),
  * 0 when it closed it at once. The kept connection's socket is *FD_R. */
 static int connect_from(struct fixture *fx, const char *from, int *fd_r)
@@ -170,6 +178,7 @@ static void test_connections_per_ip_and_per_worker(void **state)
     hang_up(&fx, a1);
     hang_up(&fx, a2);
     hang_up(&fx, c1);
+    fx_done(&fx);
 }
 
 /* max_connections_per_ip: 0 is no limit per address. */
@@ -184,6 +193,7 @@ static void test_no_per_ip_limit(void **state)
     assert_false(connect_from(&fx, "127.0.0.1", &extra));
     for (int i = 0; i < 5; i++)
         hang_up(&fx, fds[i]);
+    fx_done(&fx);
 }
 
 /* The parked pointer belongs to the connection, and goes with it. */
@@ -204,6 +214,7 @@ static void test_parked(void **state)
     talas_conn_set_parked(sock, &marker);
     hang_up(&fx, fd);
     assert_null(talas_conn_parked(NULL));
+    fx_done(&fx);
 }
 
 /* Turns the loop until N requests in all have reached the handler. */
@@ -236,6 +247,7 @@ static void test_h2_stream_rate(void **state)
     assert_true(test_client_closed(&fx.srv, fd, NULL, 2000));
     close(fd);
     test_server_run(&fx.srv, NULL, 50);
+    fx_done(&fx);
 }
 
 /* The counts are per second: the same number of streams spread over two
@@ -260,6 +272,7 @@ static void test_h2_stream_rate_window(void **state)
     assert_false(test_client_closed(&fx.srv, fd, NULL, 100));
     close(fd);
     test_server_run(&fx.srv, NULL, 50);
+    fx_done(&fx);
 }
 
 /* Rapid reset: streams opened and cancelled at once. Past
@@ -294,6 +307,7 @@ static void test_h2_rapid_reset(void **state)
     assert_true(test_client_closed(&fx.srv, fd, NULL, 2000));
     close(fd);
     test_server_run(&fx.srv, NULL, 50);
+    fx_done(&fx);
 }
 
 /* HTTP/1.1 requests are never counted against the HTTP/2 limits. */
@@ -316,6 +330,7 @@ static void test_http1_not_counted(void **state)
     talas_buf_free(&in);
     close(fd);
     test_server_run(&fx.srv, NULL, 50);
+    fx_done(&fx);
 }
 
 int main(void)

@@ -92,7 +92,9 @@ static void fx_init(struct fixture *fx, const char *dir, const char *limits)
 
 static void fx_done(struct fixture *fx, int remove)
 {
+    test_server_stop(&fx->srv);
     talas_transcode_limit_stop();
+    talas_config_free(fx->conf);
     talas_storage_close(fx->st);
     if (remove)
         test_rm_rf(fx->dir);

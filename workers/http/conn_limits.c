@@ -104,6 +104,21 @@ void talas_conn_limits_init(const struct talas_worker_ctx *ctx)
     const struct talas_config *conf = ctx->conf;
     size_t want = (size_t)conf->http_max_connections + FD_RESERVE;
 
+    /* A worker sets the module up once; a second call (the unit tests, one
+     * per case) starts afresh and releases the tables of the first. The
+     * connections those tables held are the caller's, closed or not. */
+    for (size_t i = 0; i < ADDR_BUCKETS; i++) {
+        while (c.addrs[i] != NULL) {
+            struct addr *next = c.addrs[i]->next;
+            free(c.addrs[i]);
+            c.addrs[i] = next;
+        }
+    }
+    if (c.by_fd != NULL) {
+        for (size_t i = 0; i < c.fd_max; i++)
+            free(c.by_fd[i]);
+        free(c.by_fd);
+    }
     memset(&c, 0, sizeof(c));
     c.conf = conf;
     c.fd_max = raise_fd_limit(want);
