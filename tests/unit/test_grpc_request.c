@@ -78,6 +78,7 @@ static void assert_string(const struct talas_grpc_string *s, const char *want, s
 static void test_fields(void **state)
 {
     struct talas_grpc_stream_url_request req;
+    const char *error;
 
     /* what grpcio writes for {audio_id, user_id "user-42", kind "hls", ttl 120} */
     DECODE_OK("\x0a\x10" TRACK "\x12\x07user-42\x1a\x03hls\x20\x78", &req);
@@ -91,6 +92,10 @@ static void test_fields(void **state)
     assert_null(req.audio_id.data);
     assert_int_equal(req.audio_id.len + req.user_id.len + req.kind.len, 0);
     assert_int_equal(req.ttl_seconds, 0);
+
+    /* no buffer at all */
+    assert_int_equal(talas_grpc_request_stream_url(NULL, 0, &req, &error), 0);
+    assert_int_equal(req.ttl_seconds + req.audio_id.len, 0);
 
     /* fields in any order; an empty string is a zero length */
     DECODE_OK("\x20\x01\x12\x00\x0a\x01x", &req);

@@ -49,7 +49,8 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v_r, con
 void talas_grpc_reader_init(struct talas_grpc_reader *r, const void *msg, size_t len)
 {
     r->p = msg;
-    r->end = r->p + len;
+    /* MSG may be NULL when LEN is 0, and NULL + 0 is undefined in C */
+    r->end = len != 0 ? r->p + len : r->p;
 }
 
 int talas_grpc_reader_next(struct talas_grpc_reader *r, struct talas_grpc_field *f, const char **error_r)

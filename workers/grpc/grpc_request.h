@@ -44,7 +44,8 @@ struct talas_grpc_reader {
     const uint8_t *p, *end;
 };
 
-/* A reader over the LEN bytes at MSG (the caller's, not copied). */
+/* A reader over the LEN bytes at MSG (the caller's, not copied; NULL when
+ * LEN is 0). */
 void talas_grpc_reader_init(struct talas_grpc_reader *r, const void *msg, size_t len);
 
 /*
