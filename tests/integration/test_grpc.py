@@ -173,6 +173,188 @@ def test_grpc_not_found_and_invalid_arguments(g):
     assert call_code(g, audio_id=tid, ttl_seconds=2**31 - 1)[0] == sc.INVALID_ARGUMENT
 
 
+# ------------------------------------------ the request's exact bytes
+# A message is built by hand here, so that it can hold what grpcio's own
+# serializer never writes (a NUL byte inside a string, invalid UTF-8, a
+# field sent twice), and sent as it is with request_serializer=None.
+
+def varint(n):
+    n &= (1 << 64) - 1  # negative int32: sign-extended to 10 bytes, as protobuf does
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_string(number, value):
+    value = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def pb_varint(number, value):
+    return varint(number << 3) + varint(value)
+
+
+FIELD_NUMBERS = {"audio_id": 1, "user_id": 2, "kind": 3}
+
+
+def request_bytes(**fields):
+    """GetStreamURLRequest on the wire, fields in the order given (ttl_seconds
+    as a varint, everything else as a string)."""
+    return b"".join(pb_varint(4, v) if k == "ttl_seconds" else pb_string(FIELD_NUMBERS[k], v)
+                    for k, v in fields.items())
+
+
+def raw_call(g, msg):
+    rpc = g.chan.unary_unary(METHOD, request_serializer=None,
+                             response_deserializer=g.pb.GetStreamURLResponse.FromString)
+    return rpc(msg, metadata=[("authorization", f"Bearer {BACKEND_KEY}")], timeout=10)
+
+
+def raw_call_code(g, msg):
+    """The status of a call that must fail: (code, details); a call that
+    succeeds fails the test with the URL it got."""
+    try:
+        r = raw_call(g, msg)
+    except g.grpc.RpcError as e:
+        return e.code(), e.details()
+    pytest.fail(f"minted {r.url_signed} for {msg!r}")
+
+
+def token_claims(url):
+    return b64json(urlsplit(url).query[len("token="):].split(".")[1])
+
+
+def http_stream_url(g, body):
+    return g.srv.get("/api/stream-url", method="POST", body=body,
+                     headers={"Authorization": f"Bearer {BACKEND_KEY}",
+                              "Content-Type": "application/json"})
+
+
+def json_string(value):
+    """VALUE (bytes) as a JSON string literal: NUL as \u0000, other bytes
+    as they are (so invalid UTF-8 stays invalid)."""
+    out = b'"'
+    for c in value:
+        if c == 0:
+            out += b"\\u0000"
+        elif c in b'"\\':
+            out += b"\\" + bytes([c])
+        else:
+            out += bytes([c])
+    return out + b'"'
+
+
+def good_fields(g):
+    return {"audio_id": g.track["id"].encode(), "user_id": b"user-42", "kind": b"stream"}
+
+
+# Each string field of GetStreamURLRequest with a value that must be
+# refused: (why, what the message says, how to spoil the good value).
+SPOILERS = [
+    ("nul-appended", "NUL", lambda v: v + b"\0zz"),
+    ("nul-inside", "NUL", lambda v: v[:2] + b"\0" + v[2:]),
+    ("nul-alone", "NUL", lambda v: b"\0"),
+    ("bad-utf8", "UTF-8", lambda v: v + b"\xff"),
+    ("overlong-nul-utf8", "UTF-8", lambda v: v[:2] + b"\xc0\x80"),
+    ("surrogate-utf8", "UTF-8", lambda v: b"\xed\xa0\x80" + v),
+    ("too-long", None, lambda v: v + b"x" * (200 - len(v))),
+]
+
+
+@pytest.mark.parametrize("field", ["audio_id", "user_id", "kind"])
+@pytest.mark.parametrize("why,says,spoil", SPOILERS, ids=[s[0] for s in SPOILERS])
+def test_grpc_refuses_what_http_refuses(g, field, why, says, spoil):
+    """A NUL byte, invalid UTF-8 or an over-long value in any string field:
+    INVALID_ARGUMENT naming the field, no URL; and POST /api/stream-url
+    refuses the same value (400)."""
+    fields = good_fields(g)
+    fields[field] = spoil(fields[field])
+    code, details = raw_call_code(g, request_bytes(**fields))
+    assert code == g.grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert details.startswith(field + ": "), details
+    if says:
+        assert says in details, details
+    # the same value through the HTTP API
+    body = b"{" + b", ".join(json_string(k.encode()) + b": " + json_string(v) for k, v in fields.items()) + b"}"
+    st, _, resp = http_stream_url(g, body)
+    assert st == 400 and b"url_signed" not in resp, resp
+
+
+def test_grpc_nul_does_not_shorten_the_user(g):
+    """The attack: user_id "adm\0in" must not mint a token for "adm", nor an
+    audio_id with "\0zz" appended one for the shorter id, nor a kind
+    "hls\0" an HLS URL."""
+    tid = g.track["id"].encode()
+    for msg in (request_bytes(audio_id=tid, user_id=b"adm\0in"),
+                request_bytes(audio_id=tid + b"\0zz", user_id=b"admin"),
+                request_bytes(audio_id=tid, kind=b"hls\0"),
+                request_bytes(audio_id=tid, user_id=b"admin\0")):
+        code, details = raw_call_code(g, msg)
+        assert code == g.grpc.StatusCode.INVALID_ARGUMENT and "NUL" in details, (msg, details)
+    # without the NUL, the same bytes are fine
+    r = raw_call(g, request_bytes(audio_id=tid, user_id=b"adm"))
+    assert token_claims(r.url_signed)["sub"] == "adm"
+
+
+def test_grpc_exact_bytes_and_limits(g):
+    tid = g.track["id"].encode()
+    # UTF-8 beyond ASCII reaches the token unchanged
+    user = "jörg 🎵 ünïcødé"
+    r = raw_call(g, request_bytes(audio_id=tid, user_id=user.encode(), kind=b"preview", ttl_seconds=60))
+    claims = token_claims(r.url_signed)
+    assert claims["sub"] == user and claims["scope"] == "preview"
+    # user_id: 127 bytes are allowed, 128 are not (the limit of POST /api/stream-url)
+    r = raw_call(g, request_bytes(audio_id=tid, user_id=b"u" * 127))
+    assert token_claims(r.url_signed)["sub"] == "u" * 127
+    code, details = raw_call_code(g, request_bytes(audio_id=tid, user_id=b"u" * 128))
+    assert code == g.grpc.StatusCode.INVALID_ARGUMENT and details == "user_id: is longer than 127 bytes"
+    st, _, _ = http_stream_url(g, json.dumps({"track_id": tid.decode(), "user_id": "u" * 128}).encode())
+    assert st == 400
+    # a 4-byte character that would cross the limit does not get cut in two
+    code, details = raw_call_code(g, request_bytes(audio_id=tid, user_id=b"u" * 125 + "🎵".encode()))
+    assert code == g.grpc.StatusCode.INVALID_ARGUMENT and details.startswith("user_id: ")
+    # proto3: an empty string is a field left out
+    r = raw_call(g, request_bytes(audio_id=tid, user_id=b"", kind=b""))
+    claims = token_claims(r.url_signed)
+    assert "sub" not in claims and claims["scope"] == "stream"
+    code, details = raw_call_code(g, request_bytes(audio_id=b"", user_id=b"u"))
+    assert code == g.grpc.StatusCode.INVALID_ARGUMENT and details == "audio_id: required"
+
+
+def test_grpc_wire_format_rules(g):
+    """Fields sent twice: the last counts (protobuf's rule, so the check is
+    on the value used); unknown fields are skipped; a message that is not
+    a GetStreamURLRequest on the wire is refused without a URL."""
+    sc = g.grpc.StatusCode
+    tid = g.track["id"].encode()
+    r = raw_call(g, pb_string(2, b"admin") + pb_string(1, b"x") + pb_string(2, b"bob") + pb_string(1, tid))
+    assert token_claims(r.url_signed)["sub"] == "bob"
+    # a good value first does not let a bad last one through
+    code, details = raw_call_code(g, pb_string(1, tid) + pb_string(2, b"bob") + pb_string(2, b"adm\0in"))
+    assert code == sc.INVALID_ARGUMENT and details.startswith("user_id: "), details
+    r = raw_call(g, pb_varint(9, 7) + pb_string(15, b"\0\xff") + b"\x39" + b"\0" * 8 + b"\x45" + b"\0" * 4
+                 + pb_string(1, tid) + pb_varint(4, 30))
+    assert urlsplit(r.url_signed).path == f"/stream/{tid.decode()}"
+    # negative int32 (10-byte varint) is still refused as a lifetime
+    code, details = raw_call_code(g, pb_string(1, tid) + pb_varint(4, -5))
+    assert code == sc.INVALID_ARGUMENT and details.startswith("ttl_seconds: "), details
+    for msg, says in ((pb_string(1, tid) + b"\x12\x10adm", "length past the end"),
+                      (pb_string(1, tid) + b"\x12", "truncated varint"),
+                      (pb_string(1, tid) + b"\x20" + b"\xff" * 9 + b"\x02", "above 64 bits"),
+                      (pb_string(1, tid) + pb_varint(2, 1), "user_id: wrong wire type"),
+                      (pb_string(1, tid) + b"\x2b\x2c", "group"),
+                      (pb_string(1, tid) + b"\x2e", "wire type"),
+                      (b"\x02\x00" + pb_string(1, tid), "field number 0")):
+        code, details = raw_call_code(g, msg)
+        assert code == sc.INTERNAL and details.startswith("cannot decode GetStreamURLRequest: "), (msg, details)
+        assert says in details, (msg, details)
+    # and the connection still serves
+    assert raw_call(g, request_bytes(audio_id=tid)).url_signed
+
+
 def test_grpc_unimplemented(g):
     sc = g.grpc.StatusCode
     md = [("authorization", f"Bearer {BACKEND_KEY}")]

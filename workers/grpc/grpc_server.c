@@ -21,6 +21,11 @@
  * A request body holds exactly one uncompressed
  * length-prefixed message of at most TALAS_GRPC_MAX_MESSAGE bytes, and a
  * connection buffers at most CONN_MAX_BUFFERED bytes over all its streams.
+ * The message is read by grpc_request.c (not by protobuf-c's unpack, whose
+ * strings end at the first NUL byte: "adm\0in" became the user "adm"), and
+ * its fields are checked by core/mint_args.c, the rules of
+ * POST /api/stream-url: a NUL byte, invalid UTF-8 or an over-long value in
+ * any string field is INVALID_ARGUMENT naming the field.
  * Answers: HEADERS, DATA (the message) and trailers with grpc-status 0, or
  * a trailers-only response with grpc-status and a percent-encoded
  * grpc-message. grpc-timeout is honoured in the only place time can pass:
@@ -44,8 +49,10 @@
 
 #include "talas/v1/stream.pb-c.h"
 
+#include "core/mint_args.h"
 #include "core/token.h"
 #include "store/catalog.h"
+#include "grpc/grpc_request.h"
 #include "grpc/grpc_server.h"
 #include "core/log.h"
 #include "worker/tls.h"
@@ -532,19 +539,6 @@ static int can_sign(const struct talas_config *conf)
     return k != NULL && (k->secret_file != NULL || k->private_key_file != NULL);
 }
 
-static int parse_kind(const char *kind, enum talas_token_kind *kind_r)
-{
-    if (kind[0] == '\0' || strcmp(kind, "stream") == 0)
-        *kind_r = TALAS_TOKEN_STREAM;
-    else if (strcmp(kind, "preview") == 0)
-        *kind_r = TALAS_TOKEN_PREVIEW;
-    else if (strcmp(kind, "hls") == 0)
-        *kind_r = TALAS_TOKEN_HLS;
-    else
-        return -1;
-    return 0;
-}
-
 /* Looks ID up: GRPC_OK, GRPC_NOT_FOUND, or GRPC_INTERNAL with *error_r. */
 static enum grpc_status find_track(const char *id, const char **error_r)
 {
@@ -571,18 +565,56 @@ static enum grpc_status find_track(const char *id, const char **error_r)
     return status;
 }
 
+/* Checks the fields of REQ with the rules POST /api/stream-url uses
+ * (core/mint_args.h) into *ARGS. Returns 0, or -1 with the call answered
+ * INVALID_ARGUMENT naming the field. In proto3 an empty string or 0 is a
+ * field left out: it gets the default, or "required" for audio_id. */
+static int check_args(struct stream *s, const struct talas_grpc_stream_url_request *req,
+                      struct talas_mint_args *args)
+{
+    const char *field, *reason;
+
+    talas_mint_args_init(args);
+    if (req->audio_id.len == 0) {
+        answer_error(s, GRPC_INVALID_ARGUMENT, "audio_id: required");
+        return -1;
+    }
+    if (talas_mint_args_set_track(args, req->audio_id.data, req->audio_id.len, &reason) != 0) {
+        field = "audio_id";
+        goto bad;
+    }
+    if (req->user_id.len != 0 &&
+        talas_mint_args_set_user(args, req->user_id.data, req->user_id.len, &reason) != 0) {
+        field = "user_id";
+        goto bad;
+    }
+    if (req->kind.len != 0 && talas_mint_args_set_kind(args, req->kind.data, req->kind.len, &reason) != 0) {
+        field = "kind";
+        goto bad;
+    }
+    if (req->ttl_seconds != 0 &&
+        talas_mint_args_set_ttl(args, req->ttl_seconds, server.conf->auth_max_ttl_ms / 1000, &reason) != 0) {
+        field = "ttl_seconds";
+        goto bad;
+    }
+    return 0;
+
+bad:
+    answer_error(s, GRPC_INVALID_ARGUMENT, "%s: %s", field, reason);
+    return -1;
+}
+
 static void handle_call(struct stream *s)
 {
     const struct talas_config *conf = server.conf;
-    Talas__V1__GetStreamURLRequest *req = NULL;
     const unsigned char *b = (const unsigned char *)s->body.data;
-    enum talas_token_kind kind;
+    struct talas_grpc_stream_url_request req;
+    struct talas_mint_args args;
     enum grpc_status status;
     const char *error;
     char *url = NULL, *mint_error = NULL, expires_at[32];
-    size_t len, id_len;
+    size_t len;
     time_t exp;
-    struct tm tm;
 
     if (s->timeout_ms != 0 && talas_now_ms() - s->started_ms > s->timeout_ms) {
         answer_error(s, GRPC_DEADLINE_EXCEEDED, "the request took longer than its grpc-timeout to arrive");
@@ -615,62 +647,36 @@ static void handle_call(struct stream *s)
         answer_error(s, GRPC_UNIMPLEMENTED, "more than one request message in a unary call");
         return;
     }
-    if ((req = talas__v1__get_stream_urlrequest__unpack(NULL, len, b + 5)) == NULL) {
-        answer_error(s, GRPC_INTERNAL, "cannot decode GetStreamURLRequest");
+    /* not protobuf-c's unpack: its strings end at the first NUL byte */
+    if (talas_grpc_request_stream_url(b + 5, len, &req, &error) != 0) {
+        answer_error(s, GRPC_INTERNAL, "cannot decode GetStreamURLRequest: %s", error);
         return;
     }
-    id_len = strlen(req->audio_id);
-    if (id_len == 0) {
-        answer_error(s, GRPC_INVALID_ARGUMENT, "audio_id is required");
-        goto done;
-    }
-    if (id_len != TALAS_TRACK_ID_LEN || !talas_track_id_valid(req->audio_id, id_len)) {
-        answer_error(s, GRPC_INVALID_ARGUMENT, "audio_id is not a track id (16 characters of base64url)");
-        goto done;
-    }
-    if (parse_kind(req->kind, &kind) != 0) {
-        answer_error(s, GRPC_INVALID_ARGUMENT, "kind must be \"stream\", \"preview\" or \"hls\"");
-        goto done;
-    }
-    if (req->ttl_seconds < 0 || (uint64_t)req->ttl_seconds * 1000 > conf->auth_max_ttl_ms) {
-        answer_error(s, GRPC_INVALID_ARGUMENT, "ttl_seconds must be 0 (the default, %llus) to %llu",
-                     (unsigned long long)(conf->auth_default_ttl_ms / 1000),
-                     (unsigned long long)(conf->auth_max_ttl_ms / 1000));
-        goto done;
-    }
-    if (strlen(req->user_id) >= sizeof(((struct talas_token_claims *)NULL)->sub) ||
-        !talas_utf8_valid(req->user_id, strlen(req->user_id))) {
-        answer_error(s, GRPC_INVALID_ARGUMENT, "user_id must be UTF-8, at most %zu bytes",
-                     sizeof(((struct talas_token_claims *)NULL)->sub) - 1);
-        goto done;
-    }
+    if (check_args(s, &req, &args) != 0)
+        return;
     if (!can_sign(conf)) {
         answer_error(s, GRPC_FAILED_PRECONDITION,
                      "no key able to sign is configured (auth.secret_file, or auth.private_key_file)");
-        goto done;
+        return;
     }
-    if ((status = find_track(req->audio_id, &error)) == GRPC_NOT_FOUND) {
-        answer_error(s, GRPC_NOT_FOUND, "no playable track %s", req->audio_id);
-        goto done;
+    if ((status = find_track(args.track, &error)) == GRPC_NOT_FOUND) {
+        answer_error(s, GRPC_NOT_FOUND, "no playable track %s", args.track);
+        return;
     } else if (status != GRPC_OK) {
-        log_error("grpc: catalog look-up of %s failed: %s", req->audio_id, error);
-        answer_error(s, GRPC_INTERNAL, "catalog look-up of %s failed: %s", req->audio_id, error);
-        goto done;
+        log_error("grpc: catalog look-up of %s failed: %s", args.track, error);
+        answer_error(s, GRPC_INTERNAL, "catalog look-up of %s failed: %s", args.track, error);
+        return;
     }
-    if (talas_token_mint_url(server.ctx->token, req->audio_id, req->user_id[0] != '\0' ? req->user_id : NULL,
-                             kind, (uint64_t)req->ttl_seconds, &url, &exp, &mint_error) != 0) {
-        log_error("grpc: signing a URL for %s failed: %s", req->audio_id, mint_error);
+    if (talas_token_mint_url(server.ctx->token, args.track, args.user[0] != '\0' ? args.user : NULL,
+                             args.kind, args.ttl_s, &url, &exp, &mint_error) != 0) {
+        log_error("grpc: signing a URL for %s failed: %s", args.track, mint_error);
         answer_error(s, GRPC_INTERNAL, "cannot sign: %s", mint_error);
-        goto done;
+        free(mint_error);
+        return;
     }
-    gmtime_r(&exp, &tm);
-    strftime(expires_at, sizeof(expires_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    talas_token_format_time(exp, expires_at);
     answer_ok(s, url, expires_at);
-
-done:
     free(url);
-    free(mint_error);
-    talas__v1__get_stream_urlrequest__free_unpacked(req, NULL);
 }
 
 /* grpc-timeout: 1 to 8 digits and a unit (H M S m u n). 0 when invalid,

@@ -29,6 +29,7 @@
 #include "core/json.h"
 #include "core/json_read.h"
 #include "core/log.h"
+#include "core/mint_args.h"
 #include "store/peaks.h"
 
 #define LIST_LIMIT_DEFAULT 100
@@ -378,15 +379,14 @@ int talas_api_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
 struct stream_url_req {
     const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
-    char *track, *user;
-    int kind;
-    int64_t ttl;
+    struct talas_mint_args args; /* checked by the rules gRPC uses too */
     const char *bad_field, *bad_reason;
 };
 
 static int stream_url_member(const char *key, const struct talas_json_value *v, void *arg)
 {
     struct stream_url_req *r = arg;
+    const char *reason;
 
 #define BAD(field, why)                                                                                      \
     do {                                                                                                     \
@@ -396,31 +396,29 @@ static int stream_url_member(const char *key, const struct talas_json_value *v, 
         return 1;                                                                                            \
     } while (0)
     if (strcmp(key, "track_id") == 0 || strcmp(key, "audio_id") == 0) {
-        if (r->track != NULL)
+        if (r->args.track[0] != '\0')
             BAD(key, "give track_id or audio_id, not both");
-        if (v->type != TALAS_JSON_STRING || !talas_track_id_valid(v->str, v->len))
-            BAD(key, "must be a track id");
-        r->track = h2o_strdup(&r->req->pool, v->str, v->len).base;
+        if (v->type != TALAS_JSON_STRING)
+            BAD(key, "must be a string");
+        if (talas_mint_args_set_track(&r->args, v->str, v->len, &reason) != 0)
+            BAD(key, reason);
     } else if (strcmp(key, "user_id") == 0) {
         if (v->type == TALAS_JSON_NULL)
             return 0;
-        if (v->type != TALAS_JSON_STRING || v->len == 0 || v->len > 127)
-            BAD(key, "must be a string of 1 to 127 bytes");
-        r->user = h2o_strdup(&r->req->pool, v->str, v->len).base;
+        if (v->type != TALAS_JSON_STRING)
+            BAD(key, "must be a string");
+        if (talas_mint_args_set_user(&r->args, v->str, v->len, &reason) != 0)
+            BAD(key, reason);
     } else if (strcmp(key, "kind") == 0) {
-        if (v->type == TALAS_JSON_STRING && strcmp(v->str, "stream") == 0)
-            r->kind = TALAS_TOKEN_STREAM;
-        else if (v->type == TALAS_JSON_STRING && strcmp(v->str, "preview") == 0)
-            r->kind = TALAS_TOKEN_PREVIEW;
-        else if (v->type == TALAS_JSON_STRING && strcmp(v->str, "hls") == 0)
-            r->kind = TALAS_TOKEN_HLS;
-        else
-            BAD(key, "must be \"stream\", \"preview\" or \"hls\"");
+        if (v->type != TALAS_JSON_STRING)
+            BAD(key, "must be a string");
+        if (talas_mint_args_set_kind(&r->args, v->str, v->len, &reason) != 0)
+            BAD(key, reason);
     } else if (strcmp(key, "ttl_seconds") == 0) {
-        uint64_t max = r->ctx->conf->auth_max_ttl_ms / 1000;
-        if (v->type != TALAS_JSON_INTEGER || v->num < 1 || (uint64_t)v->num > max)
-            BAD(key, "must be an integer from 1 to auth.max_ttl");
-        r->ttl = v->num;
+        if (v->type != TALAS_JSON_INTEGER)
+            BAD(key, "must be an integer");
+        if (talas_mint_args_set_ttl(&r->args, v->num, r->ctx->conf->auth_max_ttl_ms / 1000, &reason) != 0)
+            BAD(key, reason);
     } else {
         BAD(key, "unknown field");
     }
@@ -430,7 +428,7 @@ static int stream_url_member(const char *key, const struct talas_json_value *v, 
 
 int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
-    struct stream_url_req r = {ctx, req, NULL, NULL, TALAS_TOKEN_STREAM, 0, NULL, NULL};
+    struct stream_url_req r = {.ctx = ctx, .req = req};
     struct talas_buf body = {0};
     struct talas_json json;
     struct talas_track t;
@@ -455,6 +453,7 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         }
         return 0;
     }
+    talas_mint_args_init(&r.args);
     rc = talas_json_read_object(req->entity.base, req->entity.len, stream_url_member, &r, &error);
     if (rc == -1) {
         talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", error);
@@ -464,13 +463,13 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_http_send_error(req, 400, "invalid_parameter", "%.64s: %s", r.bad_field, r.bad_reason);
         return 0;
     }
-    if (r.track == NULL) {
+    if (r.args.track[0] == '\0') {
         talas_http_send_error(req, 400, "invalid_parameter", "track_id: required");
         return 0;
     }
     if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_catalog_get(ctx->storage, txn, r.track, &t);
+    rc = talas_catalog_get(ctx->storage, txn, r.args.track, &t);
     if (rc == 0 && t.error != NULL)
         rc = MDB_NOTFOUND;
     mdb_txn_abort(txn);
@@ -481,9 +480,9 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
             talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         return 0;
     }
-    if (talas_token_mint_url(ctx->token, r.track, r.user, (enum talas_token_kind)r.kind, (uint64_t)r.ttl,
-                             &url, &exp, &mint_error) != 0) {
-        log_error("%s: minting a URL for %s failed: %s", __func__, r.track, mint_error);
+    if (talas_token_mint_url(ctx->token, r.args.track, r.args.user[0] != '\0' ? r.args.user : NULL,
+                             r.args.kind, r.args.ttl_s, &url, &exp, &mint_error) != 0) {
+        log_error("%s: minting a URL for %s failed: %s", __func__, r.args.track, mint_error);
         talas_http_send_error(req, 500, "cannot_sign", "%s", mint_error);
         free(mint_error);
         return 0;
