@@ -411,6 +411,13 @@ static const struct conf_key config_keys[] = {
     {"streaming.session_timeout", CONF_DURATION, C(streaming_session_timeout_ms), SECOND, 24 * HOUR, "10m", 0,
      NULL},
     {"streaming.max_sessions", CONF_INT, C(streaming_max_sessions), 1, 1000000, "10000", 0, NULL},
+    {"streaming.max_sessions_per_user", CONF_INT, C(streaming_max_sessions_per_user), 0, 1000000, "20", 0,
+     NULL},
+    {"streaming.max_sessions_per_address", CONF_INT, C(streaming_max_sessions_per_address), 0, 1000000, "50",
+     0, NULL},
+    /* not given: check_config takes a tenth of streaming.max_sessions */
+    {"streaming.backend_reserved_sessions", CONF_INT, C(streaming_backend_reserved_sessions), 0, 999999, NULL,
+     0, NULL},
 
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */
@@ -1436,6 +1443,13 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
     row = find_key(sc->table, "ws.auth_required");
     if (!sc->seen[row - sc->table->keys].set || sc->seen[row - sc->table->keys].null)
         c->ws_auth_required = c->auth_required;
+    row = find_key(sc->table, "streaming.backend_reserved_sessions");
+    if (!sc->seen[row - sc->table->keys].set || sc->seen[row - sc->table->keys].null)
+        c->streaming_backend_reserved_sessions = c->streaming_max_sessions / 10;
+    else if (c->streaming_backend_reserved_sessions >= c->streaming_max_sessions)
+        /* listeners would get no session at all */
+        return fail(ld, &sc->seen[row - sc->table->keys].mark, "streaming.backend_reserved_sessions",
+                    "must be less than streaming.max_sessions (%d)", c->streaming_max_sessions);
     row = find_key(sc->table, "cache.max_size");
     if (c->cache_max_size == 0) {
         c->cache_max_size = UINT64_C(1) << 30;

@@ -119,10 +119,18 @@ struct talas_config {
     uint64_t preview_start_ms;    /* ... parsed: when preview_start_permille is -1 */
     int preview_start_permille;   /* ... parsed: 0..1000, or -1 for a time */
 
-    uint64_t streaming_session_timeout_ms; /* streaming.session_timeout: idle sessions end, 1s..1d,
-                                              default 10m */
-    int streaming_max_sessions;            /* streaming.max_sessions: live sessions, 1..1000000,
-                                              default 10000 */
+    uint64_t streaming_session_timeout_ms;   /* streaming.session_timeout: idle sessions end, 1s..1d,
+                                                default 10m */
+    int streaming_max_sessions;              /* streaming.max_sessions: live sessions, 1..1000000,
+                                                default 10000 */
+    int streaming_max_sessions_per_user;     /* streaming.max_sessions_per_user: live sessions of one
+                                                user, 0 (none)..1000000, default 20 */
+    int streaming_max_sessions_per_address;  /* streaming.max_sessions_per_address: live sessions of
+                                                one address with no user, 0 (none)..1000000,
+                                                default 50 */
+    int streaming_backend_reserved_sessions; /* streaming.backend_reserved_sessions: of max_sessions,
+                                                what only the backend key may take; less than
+                                                max_sessions, default max_sessions / 10 */
 
     uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
                                 storage.map_size; default 1GiB or 1/2 of map_size if smaller */

@@ -411,6 +411,10 @@ static const struct error_case error_cases[] = {
      "t.yaml:5:13: cache.max_size: must be at most 3/4 of storage.map_size (50331648 bytes)"},
     {"listen: [{port: 1}]\nlibrary: {paths: [/a]}\nstorage: {path: /db, map_size: 64MiB, user_data_max: 17MiB}\n",
      "t.yaml:3:54: storage.user_data_max: must be at most 1/4 of storage.map_size (16777216 bytes)"},
+    {BASE "streaming:\n  max_sessions: 60\n  backend_reserved_sessions: 60\n",
+     "t.yaml:9:30: streaming.backend_reserved_sessions: must be less than streaming.max_sessions (60)"},
+    {BASE "streaming:\n  max_sessions_per_user: -1\n",
+     "t.yaml:8:26: streaming.max_sessions_per_user: must be 0..1000000"},
     /* wrong types, at the value */
     {BASE "workers: {a: 1}\n", "t.yaml:7:10: workers: must be an integer, not a mapping"},
     {BASE "workers: [1]\n", "t.yaml:7:10: workers: must be an integer, not a list"},
@@ -546,8 +550,23 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->transcode_profiles[3].bandwidth_estimate, 120);
     assert_int_equal(c->streaming_session_timeout_ms, 600000);
     assert_int_equal(c->streaming_max_sessions, 10000);
+    assert_int_equal(c->streaming_max_sessions_per_user, 20);
+    assert_int_equal(c->streaming_max_sessions_per_address, 50);
+    assert_int_equal(c->streaming_backend_reserved_sessions, 1000); /* a tenth of max_sessions */
     assert_int_equal(c->preview_start_permille, 250);
     assert_int_equal(c->cache_max_size, 1ULL << 30); /* 4GiB map: 1GiB */
+    talas_config_free(c);
+
+    /* the backend's reserve follows max_sessions; 0 is no reserve, and
+     * so are the bounds per client */
+    c = load_ok(BASE "streaming:\n  max_sessions: 65\n");
+    assert_int_equal(c->streaming_backend_reserved_sessions, 6);
+    talas_config_free(c);
+    c = load_ok(BASE "streaming:\n  max_sessions: 1\n  backend_reserved_sessions: 0\n"
+                     "  max_sessions_per_user: 0\n  max_sessions_per_address: 0\n");
+    assert_int_equal(c->streaming_backend_reserved_sessions, 0);
+    assert_int_equal(c->streaming_max_sessions_per_user, 0);
+    assert_int_equal(c->streaming_max_sessions_per_address, 0);
     talas_config_free(c);
 }
 
@@ -747,6 +766,9 @@ static void test_dump(void **state)
                                  "streaming:\n"
                                  "  session_timeout: 10m\n"
                                  "  max_sessions: 10000\n"
+                                 "  max_sessions_per_user: 20\n"
+                                 "  max_sessions_per_address: 50\n"
+                                 "  backend_reserved_sessions: 1000\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"
