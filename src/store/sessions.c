@@ -3,27 +3,38 @@
  *
  * Entry points: talas_session_new_id, talas_session_get,
  * talas_session_create, talas_session_update, talas_session_end,
- * talas_session_sweep, talas_session_foreach, talas_session_counters_get.
+ * talas_session_sweep, talas_session_foreach, talas_session_counters_get,
+ * talas_session_count_by_owner, talas_session_purge_owner.
  *
  * Records:
- *   TALAS_DBI_SESSIONS  id -> u8 version (2), str session_id, str
+ *   TALAS_DBI_SESSIONS  id -> u8 version (3), str session_id, str
  *                       track_id, str client_id, str current_quality; the
  *                       capabilities: 5 u32 (bandwidth, buffer, connection,
  *                       device, adaptive), str preferred_quality; the
  *                       metrics: 2 f64 (buffer health, packet loss), 6 u32
  *                       (speed, latency, rebuffers, rebuffer ms, switches,
  *                       reports); the monitor: 2 u32; u64 created_at_ms,
- *                       u64 last_updated_ms (the record codec,
- *                       core/record.h). A record of another version (the
- *                       raw structs of version 1) reads as no session: a
- *                       session lives minutes, and the sweep removes it.
+ *                       u64 last_updated_ms; u8 owner kind, str owner (the
+ *                       record codec, core/record.h). Version 2 is the
+ *                       same without the owner, and reads as a session of
+ *                       no owner (it counts only against the global cap).
+ *                       A record of another version (the raw structs of
+ *                       version 1) reads as no session: a session lives
+ *                       minutes, and the sweep removes it.
+ *   TALAS_DBI_SESSIONS_BY_OWNER  u8 owner kind, the owner, NUL, the
+ *                       session id -> empty: one key per session that has
+ *                       an owner, written and deleted in the transactions
+ *                       that write and delete the session, so that the
+ *                       sessions of one owner are a short cursor range.
  *   TALAS_DBI_META "sessions"  u8 version, 7 bytes 0, then 5 u64 (little
  *                       endian): created, ended, expired, quality_switches,
  *                       rebuffers
  *
- * Every write transaction touches a session and the counters, nothing
- * more (the sweep: at most its MAX sessions), so a worker's loop never
- * waits long for LMDB's one writer. Logs nothing: errors are returned.
+ * Every write transaction touches a session, its index key and the
+ * counters, nothing more (the sweep: at most its MAX sessions; a creation:
+ * also its owner's keys, up to the owner's bound of live ones, deleting
+ * those of expired sessions on the way), so a worker's loop never waits
+ * long for LMDB's one writer. Logs nothing: errors are returned.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -39,7 +50,16 @@
 #include "store/sessions.h"
 #include "core/util.h"
 
-#define SESSION_VERSION 2
+#define SESSION_VERSION 3
+#define SESSION_VERSION_UNOWNED 2
+/* The owner index's keys: kind, owner, NUL, session id. */
+#define OWNER_KEY_MAX (1 + TALAS_SESSION_OWNER_SIZE + TALAS_SESSION_ID_LEN)
+/* A creation that finds the table full sweeps this many expired sessions
+ * at a time, at most this many times, before it says full. */
+#define CREATE_SWEEP_BATCH 256
+#define CREATE_SWEEP_ROUNDS 4
+/* Sessions deleted per write transaction by talas_session_purge_owner. */
+#define PURGE_BATCH 256
 #define COUNTERS_VERSION 1
 #define COUNTERS_FIELDS 5
 #define COUNTERS_LEN (8 + 8 * COUNTERS_FIELDS)
@@ -107,17 +127,30 @@ static int get_field(char *dst, size_t size, const char *s, size_t len)
     return 0;
 }
 
+/* Whether OWNER (may be NULL) may go with owner kind KIND: a known kind,
+ * and an owner exactly when the kind has one. */
+static int owner_valid(uint32_t kind, const char *owner)
+{
+    if (owner == NULL)
+        return 0;
+    if (kind == TALAS_SESSION_OWNER_NONE)
+        return owner[0] == '\0';
+    return (kind == TALAS_SESSION_OWNER_USER || kind == TALAS_SESSION_OWNER_ADDRESS) && owner[0] != '\0';
+}
+
 static int decode(const MDB_val *val, struct talas_session *s_r)
 {
     struct talas_client_capabilities *c = &s_r->client_capabilities;
     struct talas_performance_metrics *m = &s_r->performance_metrics;
-    const char *id, *track, *client, *quality, *preferred;
-    size_t id_n = 0, track_n = 0, client_n = 0, quality_n = 0, preferred_n = 0;
+    const char *id, *track, *client, *quality, *preferred, *owner = "";
+    size_t id_n = 0, track_n = 0, client_n = 0, quality_n = 0, preferred_n = 0, owner_n = 0;
     struct talas_record_reader r;
+    uint8_t version;
 
     memset(s_r, 0, sizeof(*s_r));
     talas_record_reader_init(&r, val->mv_data, val->mv_size);
-    if (talas_record_get_u8(&r) != SESSION_VERSION)
+    version = talas_record_get_u8(&r);
+    if (version != SESSION_VERSION && version != SESSION_VERSION_UNOWNED)
         return MDB_NOTFOUND;
     id = talas_record_get_str(&r, &id_n);
     track = talas_record_get_str(&r, &track_n);
@@ -141,7 +174,12 @@ static int decode(const MDB_val *val, struct talas_session *s_r)
     s_r->monitor.shortfall_streak = talas_record_get_u32(&r);
     s_r->created_at_ms = talas_record_get_u64(&r);
     s_r->last_updated_ms = talas_record_get_u64(&r);
-    if (talas_record_reader_end(&r) != 0 ||
+    if (version == SESSION_VERSION) {
+        s_r->owner_kind = talas_record_get_u8(&r);
+        owner = talas_record_get_str(&r, &owner_n);
+    }
+    if (talas_record_reader_end(&r) != 0 || !owner_valid(s_r->owner_kind, owner) ||
+        get_field(s_r->owner, sizeof(s_r->owner), owner, owner_n) != 0 ||
         get_field(s_r->session_id, sizeof(s_r->session_id), id, id_n) != 0 ||
         get_field(s_r->track_id, sizeof(s_r->track_id), track, track_n) != 0 ||
         get_field(s_r->client_id, sizeof(s_r->client_id), client, client_n) != 0 ||
@@ -186,6 +224,8 @@ static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_sessio
     talas_record_put_u32(&w, s->monitor.shortfall_streak);
     talas_record_put_u64(&w, s->created_at_ms);
     talas_record_put_u64(&w, s->last_updated_ms);
+    talas_record_put_u8(&w, (uint8_t)s->owner_kind);
+    talas_record_put_strn(&w, s->owner, sizeof(s->owner));
     val.mv_data = out.data;
     val.mv_size = out.len;
     rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val, flags);
@@ -201,6 +241,145 @@ int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, st
     if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val)) != 0)
         return rc;
     return decode(&val, s_r);
+}
+
+/* --------------------------------------------------------- owner index */
+
+/* Whether S counts against an owner (and so has a key in the index). */
+static int owned(const struct talas_session *s)
+{
+    return s->owner_kind != TALAS_SESSION_OWNER_NONE;
+}
+
+/* Fills BUF with the index key of session ID of owner KIND OWNER; with ID
+ * "", the prefix of all that owner's keys. Returns its length, or 0 when
+ * OWNER is empty or too long to be anyone's. */
+static size_t owner_key(unsigned char buf[OWNER_KEY_MAX], uint32_t kind, const char *owner, const char *id)
+{
+    size_t owner_n = strlen(owner), id_n = strlen(id);
+
+    if (owner_n == 0 || owner_n >= TALAS_SESSION_OWNER_SIZE || id_n > TALAS_SESSION_ID_LEN)
+        return 0;
+    buf[0] = (unsigned char)kind;
+    memcpy(buf + 1, owner, owner_n + 1); /* the NUL ends the owner: no owner is a prefix of another */
+    memcpy(buf + 2 + owner_n, id, id_n);
+    return 2 + owner_n + id_n;
+}
+
+static int index_put(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s)
+{
+    unsigned char buf[OWNER_KEY_MAX];
+    MDB_val key = {0, buf}, val = {0, NULL};
+
+    if (!owned(s))
+        return 0;
+    if ((key.mv_size = owner_key(buf, s->owner_kind, s->owner, s->session_id)) == 0)
+        return EINVAL;
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS_BY_OWNER), &key, &val, 0);
+}
+
+/* Deletes session S (decoded from its record) and its index key. */
+static int delete_session(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s)
+{
+    unsigned char buf[OWNER_KEY_MAX];
+    MDB_val key = id_key(s->session_id);
+    int rc;
+
+    if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) != 0)
+        return rc;
+    if (!owned(s) || (key.mv_size = owner_key(buf, s->owner_kind, s->owner, s->session_id)) == 0)
+        return 0;
+    key.mv_data = buf;
+    rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS_BY_OWNER), &key, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Walks the index keys of owner KIND OWNER in TXN: FN gets each key's
+ * session id and the cursor (on that key); it returns 0 to go on,
+ * WALK_STOP to stop, or an error. Returns 0 or an error.
+ */
+#define WALK_STOP (-1) /* neither an LMDB code nor an errno value */
+typedef int owner_walk_fn(MDB_cursor *cur, const char *id, void *arg);
+
+static int owner_walk(struct talas_storage *st, MDB_txn *txn, uint32_t kind, const char *owner,
+                      owner_walk_fn *fn, void *arg)
+{
+    unsigned char prefix[OWNER_KEY_MAX];
+    char id[TALAS_SESSION_ID_LEN + 1];
+    MDB_cursor *cur;
+    MDB_val key, val;
+    size_t n = owner_key(prefix, kind, owner, "");
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS_BY_OWNER), &cur)) != 0)
+        return rc;
+    key.mv_size = n;
+    key.mv_data = prefix;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < n || memcmp(key.mv_data, prefix, n) != 0)
+            break;
+        if (key.mv_size != n + TALAS_SESSION_ID_LEN)
+            continue;
+        memcpy(id, (const char *)key.mv_data + n, TALAS_SESSION_ID_LEN);
+        id[TALAS_SESSION_ID_LEN] = '\0';
+        if ((rc = fn(cur, id, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == WALK_STOP ? 0 : rc;
+}
+
+/* Counts index keys. */
+static int count_one(MDB_cursor *cur, const char *id, void *arg)
+{
+    (void)cur;
+    (void)id;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+int talas_session_count_by_owner(struct talas_storage *st, MDB_txn *txn, const char *user, size_t *n_r)
+{
+    *n_r = 0;
+    return owner_walk(st, txn, TALAS_SESSION_OWNER_USER, user, count_one, n_r);
+}
+
+/* What counting an owner's live sessions in a write transaction finds. */
+struct live_count {
+    struct talas_storage *st;
+    MDB_txn *txn;
+    uint64_t now_ms, timeout_ms;
+    size_t bound; /* the walk stops at this many live ones */
+    size_t live;
+    uint64_t expired; /* deleted here */
+};
+
+/* A live session counts; an expired one is deleted with its key, and a key
+ * whose session is gone (or unreadable) is dropped. Past the bound there
+ * is nothing more to learn: the walk stops (expired ones after it are the
+ * sweep's). */
+static int count_live_one(MDB_cursor *cur, const char *id, void *arg)
+{
+    struct live_count *lc = arg;
+    struct talas_session s;
+    MDB_val key = id_key(id);
+    int rc = talas_session_get(lc->st, lc->txn, id, &s);
+
+    if (rc == 0 && !talas_session_expired(&s, lc->now_ms, lc->timeout_ms))
+        return ++lc->live >= lc->bound ? WALK_STOP : 0;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (rc == 0)
+        lc->expired++;
+    rc = mdb_del(lc->txn, talas_storage_dbi(lc->st, TALAS_DBI_SESSIONS), &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    /* the cursor then stands on the next key, which MDB_NEXT returns */
+    return mdb_cursor_del(cur, 0);
 }
 
 /* ------------------------------------------------------------ counters */
@@ -285,45 +464,92 @@ static int delete_if_expired(struct talas_storage *st, MDB_txn *txn, const char 
         return 0;
     if (rc != 0)
         return rc;
-    if (decode(&val, &s) == 0 && !talas_session_expired(&s, now_ms, timeout_ms))
-        return 0;
-    if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) != 0)
-        return rc;
-    return 1;
+    if (decode(&val, &s) == 0) {
+        if (!talas_session_expired(&s, now_ms, timeout_ms))
+            return 0;
+        rc = delete_session(st, txn, &s);
+    } else {
+        /* unreadable: it has no key in the owner index that could be found */
+        rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL);
+    }
+    return rc != 0 ? rc : 1;
 }
 
-static int try_create(struct talas_storage *st, const struct talas_session *s, size_t max_sessions)
+/* One attempt at creating S, in one write transaction: see
+ * talas_session_create. Expired sessions of S's owner found on the way
+ * are deleted (and counted) even when the creation is refused. */
+static int try_create(struct talas_storage *st, const struct talas_session *s,
+                      const struct talas_session_limits *lim, int backend, uint64_t now_ms,
+                      uint64_t timeout_ms, struct talas_quota_refusal *refusal_r)
 {
     struct talas_session_counters d = {.created = 1};
+    size_t per_owner = s->owner_kind == TALAS_SESSION_OWNER_USER      ? lim->max_per_user
+                       : s->owner_kind == TALAS_SESSION_OWNER_ADDRESS ? lim->max_per_address
+                                                                      : 0;
+    struct live_count lc = {st, NULL, now_ms, timeout_ms, per_owner, 0, 0};
+    size_t cap = lim->max_sessions;
+    int rc, refused = 0;
     MDB_txn *txn;
     MDB_stat ms;
-    int rc;
 
+    /* the last ones are the backend's: it can always start a session for
+     * its users, whatever listeners hold */
+    if (!backend)
+        cap = lim->backend_reserved < cap ? cap - lim->backend_reserved : 0;
     if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         return rc;
-    if ((rc = mdb_stat(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &ms)) != 0)
-        return commit(txn, rc);
-    if (ms.ms_entries >= max_sessions) {
-        mdb_txn_abort(txn);
-        return 1;
+    lc.txn = txn;
+    /* per client first: one client at its bound is refused as such, even
+     * when the server is full too */
+    if (per_owner > 0) {
+        if ((rc = owner_walk(st, txn, s->owner_kind, s->owner, count_live_one, &lc)) != 0)
+            return commit(txn, rc);
+        if (lc.live >= per_owner)
+            refused = talas_quota_refuse(refusal_r,
+                                         s->owner_kind == TALAS_SESSION_OWNER_USER
+                                             ? "streaming.max_sessions_per_user"
+                                             : "streaming.max_sessions_per_address",
+                                         per_owner);
     }
+    if (refused == 0) {
+        if ((rc = mdb_stat(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &ms)) != 0)
+            return commit(txn, rc);
+        if (ms.ms_entries >= cap)
+            refused = TALAS_SESSION_FULL;
+    }
+    if (refused != 0) {
+        /* keep what the count swept */
+        struct talas_session_counters e = {.expired = lc.expired};
+        rc = commit(txn, counters_add(st, txn, &e));
+        return rc != 0 ? rc : refused;
+    }
+    d.expired = lc.expired;
     /* a collision of 128 random bits would be a broken generator: fail */
-    if ((rc = put(st, txn, s, MDB_NOOVERWRITE)) == 0)
+    if ((rc = put(st, txn, s, MDB_NOOVERWRITE)) == 0 && (rc = index_put(st, txn, s)) == 0)
         rc = counters_add(st, txn, &d);
     return commit(txn, rc);
 }
 
-int talas_session_create(struct talas_storage *st, const struct talas_session *s, size_t max_sessions,
-                         uint64_t now_ms, uint64_t timeout_ms)
+int talas_session_create(struct talas_storage *st, const struct talas_session *s,
+                         const struct talas_session_limits *lim, int backend, uint64_t now_ms,
+                         uint64_t timeout_ms, struct talas_quota_refusal *refusal_r)
 {
-    int rc = try_create(st, s, max_sessions);
+    size_t swept = CREATE_SWEEP_BATCH;
+    int rc;
 
-    if (rc != 1)
-        return rc;
-    /* full: perhaps of sessions nobody swept yet */
-    if ((rc = talas_session_sweep(st, now_ms, timeout_ms, 64, NULL)) != 0)
-        return rc;
-    return try_create(st, s, max_sessions);
+    if (!owner_valid(s->owner_kind, s->owner) || strlen(s->owner) >= TALAS_SESSION_OWNER_SIZE)
+        return EINVAL;
+    for (int round = 0;; round++) {
+        rc = try_create(st, s, lim, backend, now_ms, timeout_ms, refusal_r);
+        /* a sweep of less than a batch left nothing expired behind */
+        if (rc != TALAS_SESSION_FULL || swept < CREATE_SWEEP_BATCH || round == CREATE_SWEEP_ROUNDS)
+            return rc;
+        /* full: perhaps of sessions nobody swept yet */
+        if ((rc = talas_session_sweep(st, now_ms, timeout_ms, CREATE_SWEEP_BATCH, &swept)) != 0)
+            return rc;
+        if (swept == 0)
+            return TALAS_SESSION_FULL;
+    }
 }
 
 int talas_session_update(struct talas_storage *st, const char *id, uint64_t now_ms, uint64_t timeout_ms,
@@ -340,8 +566,7 @@ int talas_session_update(struct talas_storage *st, const char *id, uint64_t now_
         return commit(txn, rc);
     if (talas_session_expired(&s, now_ms, timeout_ms)) {
         struct talas_session_counters e = {.expired = 1};
-        MDB_val key = id_key(id);
-        if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) == 0)
+        if ((rc = delete_session(st, txn, &s)) == 0)
             rc = counters_add(st, txn, &e);
         rc = commit(txn, rc);
         return rc != 0 ? rc : MDB_NOTFOUND;
@@ -363,7 +588,6 @@ int talas_session_end(struct talas_storage *st, const char *id, uint64_t now_ms,
 {
     struct talas_session_counters d = {0};
     struct talas_session s;
-    MDB_val key = id_key(id);
     MDB_txn *txn;
     int rc, expired;
 
@@ -376,7 +600,7 @@ int talas_session_end(struct talas_storage *st, const char *id, uint64_t now_ms,
         d.expired = 1;
     else
         d.ended = 1;
-    if ((rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, NULL)) == 0)
+    if ((rc = delete_session(st, txn, &s)) == 0)
         rc = counters_add(st, txn, &d);
     rc = commit(txn, rc);
     return rc == 0 && expired ? MDB_NOTFOUND : rc;
@@ -478,4 +702,50 @@ int talas_session_foreach(struct talas_storage *st, MDB_txn *txn,
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Deletes a session of the owner being purged, and its key. */
+struct purge {
+    struct talas_storage *st;
+    MDB_txn *txn;
+    size_t n;
+};
+
+static int purge_one(MDB_cursor *cur, const char *id, void *arg)
+{
+    struct purge *p = arg;
+    MDB_val key = id_key(id);
+    int rc = mdb_del(p->txn, talas_storage_dbi(p->st, TALAS_DBI_SESSIONS), &key, NULL);
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if ((rc = mdb_cursor_del(cur, 0)) != 0)
+        return rc;
+    return ++p->n == PURGE_BATCH ? WALK_STOP : 0;
+}
+
+int talas_session_purge_owner(struct talas_storage *st, const char *user, size_t *purged_r)
+{
+    size_t total = 0;
+    int rc = 0;
+
+    for (;;) {
+        struct purge p = {st, NULL, 0};
+        struct talas_session_counters d = {0};
+
+        if ((rc = talas_storage_write_begin(st, &p.txn)) != 0)
+            break;
+        rc = owner_walk(st, p.txn, TALAS_SESSION_OWNER_USER, user, purge_one, &p);
+        d.ended = p.n;
+        if (rc == 0)
+            rc = counters_add(st, p.txn, &d);
+        if ((rc = commit(p.txn, rc)) != 0)
+            break;
+        total += p.n;
+        if (p.n < PURGE_BATCH)
+            break;
+    }
+    if (purged_r != NULL)
+        *purged_r = total;
+    return rc;
 }

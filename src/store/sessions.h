@@ -5,11 +5,18 @@
  * A session is created by POST /api/streaming/session, updated by the
  * player's metrics and quality changes, and ends by DELETE or by being
  * idle (not updated) for streaming.session_timeout. The records live in
- * TALAS_DBI_SESSIONS (id -> record) and their running totals (created,
- * ended, expired...) in TALAS_DBI_META "sessions". Every write here is one
- * short write transaction of a few records, fit for a worker's loop;
- * expired sessions are found by a read-only scan and then deleted a few at
- * a time (talas_session_sweep).
+ * TALAS_DBI_SESSIONS (id -> record), an index of them by owner in
+ * TALAS_DBI_SESSIONS_BY_OWNER, and their running totals (created, ended,
+ * expired...) in TALAS_DBI_META "sessions". Every write here is one short
+ * write transaction of a few records, fit for a worker's loop; expired
+ * sessions are found by a read-only scan and then deleted a few at a time
+ * (talas_session_sweep).
+ *
+ * Creation is bounded here, in its write transaction, whoever calls it
+ * (struct talas_session_limits): live sessions per owner (a user, or the
+ * address of a client that named none), then the global cap, of which a
+ * reserve is left to the platform's backend, so that one client cannot
+ * take every slot and lock out everyone else.
  *
  * This module knows nothing of HTTP or of how a quality is chosen
  * (workers/media/adaptive.c): callers change a session inside
@@ -21,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/quota.h"
 #include "store/storage.h"
 
 /* 16 random bytes as base64url without padding. */
@@ -28,6 +36,16 @@
 /* Profile names are at most 31 bytes (transcode.profiles). */
 #define TALAS_SESSION_QUALITY_SIZE 32
 #define TALAS_SESSION_CLIENT_ID_SIZE 128
+/* A user id (a token's sub, 127 bytes at most) or an address as text. */
+#define TALAS_SESSION_OWNER_SIZE 128
+
+/* Whom a session counts against. The values are stored (one byte, also
+ * the first of the owner index's keys): never renumber them. */
+enum talas_session_owner_kind {
+    TALAS_SESSION_OWNER_NONE = 0,      /* the backend for no user: counts only globally */
+    TALAS_SESSION_OWNER_USER = 'u',    /* a user: a token's sub, or the user the backend named */
+    TALAS_SESSION_OWNER_ADDRESS = 'a', /* a client with no user: its address ("192.0.2.7", "2001:db8::1") */
+};
 
 /* The seed's ConnectionType and DeviceType, in the seed's order. */
 enum talas_connection_type {
@@ -87,8 +105,10 @@ struct talas_session {
     struct talas_client_capabilities client_capabilities;
     struct talas_performance_metrics performance_metrics;
     struct talas_quality_monitor monitor;
-    uint64_t created_at_ms;   /* wall clock, ms since the epoch */
-    uint64_t last_updated_ms; /* likewise; the session expires timeout after it */
+    uint32_t owner_kind;                  /* an enum talas_session_owner_kind */
+    char owner[TALAS_SESSION_OWNER_SIZE]; /* "" with TALAS_SESSION_OWNER_NONE */
+    uint64_t created_at_ms;               /* wall clock, ms since the epoch */
+    uint64_t last_updated_ms;             /* likewise; the session expires timeout after it */
 };
 
 /* Running totals since the storage was created (TALAS_DBI_META "sessions"). */
@@ -112,13 +132,37 @@ int talas_session_expired(const struct talas_session *s, uint64_t now_ms, uint64
  * LMDB error. Expiry is the caller's to check. */
 int talas_session_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_session *s_r);
 
+/* The bounds of talas_session_create, from the streaming.* keys. */
+struct talas_session_limits {
+    size_t max_sessions;     /* streaming.max_sessions: live sessions in all */
+    size_t max_per_user;     /* streaming.max_sessions_per_user; 0: none */
+    size_t max_per_address;  /* streaming.max_sessions_per_address; 0: none */
+    size_t backend_reserved; /* streaming.backend_reserved_sessions: the last ones of
+                                max_sessions, which only the backend may take; less
+                                than max_sessions */
+};
+
+/* What talas_session_create returns when the global cap refuses. */
+#define TALAS_SESSION_FULL 1
+
 /*
- * Stores new session S unless MAX_SESSIONS records exist already; when
- * they do, expired ones are swept first (at NOW_MS with TIMEOUT_MS).
- * Returns 0; 1 when the table is still full; or an LMDB error.
+ * Stores new session S, counted against its owner (S->owner_kind,
+ * S->owner), unless a bound of LIM refuses it. In one write transaction,
+ * in this order:
+ *  - the owner's live sessions (read from the owner index; expired ones
+ *    are deleted there and then, and counted) must be fewer than
+ *    max_per_user or max_per_address: else TALAS_QUOTA_EXCEEDED, with the
+ *    key and its value in *REFUSAL_R (may be NULL);
+ *  - the sessions stored must be fewer than max_sessions, or, unless
+ *    BACKEND (the platform's backend key created it), fewer than
+ *    max_sessions - backend_reserved: else TALAS_SESSION_FULL, after
+ *    expired sessions were swept and the check made again.
+ * "Live" is at NOW_MS with TIMEOUT_MS. Returns 0, TALAS_QUOTA_EXCEEDED,
+ * TALAS_SESSION_FULL, or an LMDB error.
  */
-int talas_session_create(struct talas_storage *st, const struct talas_session *s, size_t max_sessions,
-                         uint64_t now_ms, uint64_t timeout_ms);
+int talas_session_create(struct talas_storage *st, const struct talas_session *s,
+                         const struct talas_session_limits *lim, int backend, uint64_t now_ms,
+                         uint64_t timeout_ms, struct talas_quota_refusal *refusal_r);
 
 /* Changes a session inside a write transaction: FN gets the stored session
  * and a zeroed counters delta to fill; it returns 0 to store the session
@@ -153,6 +197,23 @@ int talas_session_sweep(struct talas_storage *st, uint64_t now_ms, uint64_t time
  * LMDB error. */
 int talas_session_foreach(struct talas_storage *st, MDB_txn *txn,
                           int (*fn)(const struct talas_session *s, void *arg), void *arg);
+
+/*
+ * The sessions stored for USER (owner kind TALAS_SESSION_OWNER_USER) in
+ * TXN, from the owner index: a short cursor range, no scan. An expired
+ * session counts until it is swept. Stores the count in *N_R; returns 0 or
+ * an LMDB error.
+ */
+int talas_session_count_by_owner(struct talas_storage *st, MDB_txn *txn, const char *user, size_t *n_r);
+
+/*
+ * Deletes every session of USER (owner kind TALAS_SESSION_OWNER_USER),
+ * live or expired, counted as ended: for talasctl's purge of a user's data.
+ * Works in write transactions of a few hundred sessions each. Stores the
+ * number deleted in *PURGED_R (may be NULL; set also on failure, to what
+ * was deleted before it). Returns 0 or an LMDB error.
+ */
+int talas_session_purge_owner(struct talas_storage *st, const char *user, size_t *purged_r);
 
 /* Reads the running totals (all zero before the first session). Returns 0
  * or an LMDB error. */

@@ -15,14 +15,28 @@
  * bits) is what lets a player read, report on and end its session: a
  * player keeps reporting long after the token it started with expired.
  *
+ * Slots: every session counts against an owner, which the store bounds
+ * (talas_session_create, streaming.max_sessions_per_user and
+ * _per_address): the user a listener's token names (sub), or the user
+ * the backend names in client_id; a client with no user (a token without
+ * sub, or auth.required false) counts against its address, taken from
+ * the socket as conn_limits.c does (an IPv4 client seen through an IPv6
+ * socket is the same client). The backend key's sessions for no user
+ * count only against streaming.max_sessions, the last
+ * streaming.backend_reserved_sessions of which only it may take.
+ *
  * Logs: refused creations (the reason, never the token), storage errors,
- * URLs that could not be minted.
+ * URLs that could not be minted. Creations refused by a bound are
+ * answered, not logged: a flood would fill the log.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "media/adaptive.h"
 #include "store/catalog.h"
@@ -404,9 +418,10 @@ static void refuse(h2o_req_t *req, int status, const char *reason)
 }
 
 /*
- * Before the body is read: 1 the backend key, 0 a token to check against
- * the track (*TOKEN_R) or no check at all (auth.required false); -1
- * answered (401: no credentials, or an ambiguous token).
+ * Before the body is read: 1 the backend key (whether or not
+ * auth.required), 0 a token to check against the track (*TOKEN_R) or no
+ * check at all (auth.required false); -1 answered (401: no credentials,
+ * or an ambiguous token).
  */
 static int access_before(const struct talas_worker_ctx *ctx, h2o_req_t *req, h2o_iovec_t *token_r)
 {
@@ -416,10 +431,11 @@ static int access_before(const struct talas_worker_ctx *ctx, h2o_req_t *req, h2o
 
     token_r->base = NULL;
     token_r->len = 0;
-    if (!ctx->conf->auth_required)
-        return 0;
+    /* with auth off too: the backend's reserve and the user it names */
     if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return 1;
+    if (!ctx->conf->auth_required)
+        return 0;
     if ((found = talas_http_token(req, token_r, &reason)) == -1) {
         refuse(req, 401, reason);
         return -1;
@@ -456,6 +472,72 @@ static int access_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, h2o_
 
 /* -------------------------------------------------------------- create */
 
+/*
+ * The client's address as text, as conn_limits.c counts it: the peer of
+ * the socket (a proxy in front is one client), an IPv4-mapped IPv6
+ * address as the IPv4 one. "unknown" when the connection has none: those
+ * clients share one bound rather than escape it.
+ */
+static void client_address(h2o_req_t *req, char buf[TALAS_SESSION_OWNER_SIZE])
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    struct sockaddr_storage ss;
+    const struct in6_addr *a6;
+
+    strcpy(buf, "unknown");
+    if (req->conn->callbacks->get_peername == NULL ||
+        req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)&ss)->sin_addr, buf,
+                  TALAS_SESSION_OWNER_SIZE);
+    } else if (ss.ss_family == AF_INET6) {
+        a6 = &((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr;
+        if (memcmp(a6->s6_addr, mapped, sizeof(mapped)) == 0)
+            inet_ntop(AF_INET, a6->s6_addr + 12, buf, TALAS_SESSION_OWNER_SIZE);
+        else
+            inet_ntop(AF_INET6, a6, buf, TALAS_SESSION_OWNER_SIZE);
+    }
+}
+
+/* Whom new session S counts against: the user a token names, the user the
+ * backend names (client_id), the address of a client with no user, or no
+ * one (the backend for no user). */
+static void session_owner(h2o_req_t *req, int backend, const struct talas_token_claims *claims,
+                          const char *client_id, struct talas_session *s)
+{
+    const char *user = backend ? client_id : claims->sub;
+
+    if (user[0] != '\0') {
+        s->owner_kind = TALAS_SESSION_OWNER_USER;
+        snprintf(s->owner, sizeof(s->owner), "%s", user);
+    } else if (backend) {
+        s->owner_kind = TALAS_SESSION_OWNER_NONE;
+    } else {
+        /* a client_id in the body of a client with no user is its own
+         * claim: it would make a new owner per request */
+        s->owner_kind = TALAS_SESSION_OWNER_ADDRESS;
+        client_address(req, s->owner);
+    }
+}
+
+/* 503 too_many_sessions: the global cap, or for anyone but the backend,
+ * the part of it that is not reserved to the backend. */
+static void send_full(const struct talas_worker_ctx *ctx, h2o_req_t *req, int backend, int reserved)
+{
+    const struct talas_config *conf = ctx->conf;
+
+    if (backend || reserved == 0)
+        talas_http_send_error(req, 503, "too_many_sessions", "%d sessions are live (streaming.max_sessions)",
+                              conf->streaming_max_sessions);
+    else
+        talas_http_send_error(req, 503, "too_many_sessions",
+                              "%d sessions are live: the other %d of streaming.max_sessions (%d) are kept "
+                              "for the platform's backend (streaming.backend_reserved_sessions)",
+                              conf->streaming_max_sessions - reserved, reserved,
+                              conf->streaming_max_sessions);
+}
+
 static int track_exists(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
     struct talas_track t;
@@ -490,11 +572,13 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_buf body = {0};
     struct talas_json json;
     const struct talas_config_profile *p;
+    struct talas_session_limits limits;
+    struct talas_quota_refusal refusal;
     char *master = NULL, *stream = NULL, *error;
     const char *json_error;
     h2o_iovec_t token;
     uint64_t now;
-    int access, rc;
+    int access, rc, reserved;
 
     if (!talas_http_method_is(req, "POST"))
         return reject_method(req, "POST");
@@ -542,6 +626,7 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         conf->transcode_profiles, conf->transcode_profile_count, &s.client_capabilities)];
     snprintf(s.current_quality, sizeof(s.current_quality), "%s", p->name);
     s.created_at_ms = s.last_updated_ms = now = talas_wall_ms();
+    session_owner(req, access == 1, &claims, b.client_id, &s);
 
     /* the URLs before the record: a session nobody can play is never stored */
     if (session_urls(ctx, s.track_id, p->name, s.client_id, &master, &stream, &error) != 0) {
@@ -550,11 +635,20 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         free(error);
         return 0;
     }
-    rc = talas_session_create(ctx->storage, &s, (size_t)conf->streaming_max_sessions, now,
-                              conf->streaming_session_timeout_ms);
-    if (rc == 1) {
-        talas_http_send_error(req, 503, "too_many_sessions", "%d sessions are live (streaming.max_sessions)",
-                              conf->streaming_max_sessions);
+    /* without a backend key nobody could take a reserve: there is none */
+    reserved = conf->auth_backend_key_file != NULL ? conf->streaming_backend_reserved_sessions : 0;
+    limits.max_sessions = (size_t)conf->streaming_max_sessions;
+    limits.max_per_user = (size_t)conf->streaming_max_sessions_per_user;
+    limits.max_per_address = (size_t)conf->streaming_max_sessions_per_address;
+    limits.backend_reserved = (size_t)reserved;
+    rc = talas_session_create(ctx->storage, &s, &limits, access == 1, now, conf->streaming_session_timeout_ms,
+                              &refusal);
+    if (rc == TALAS_QUOTA_EXCEEDED) {
+        talas_http_send_refusal(req, 429, &refusal);
+        goto done;
+    }
+    if (rc == TALAS_SESSION_FULL) {
+        send_full(ctx, req, access == 1, reserved);
         goto done;
     }
     if (rc != 0) {
