@@ -6,8 +6,10 @@ progressive URLs; the session can be read, its quality changed, metrics
 reported (with a recommendation that switches down fast and up slowly),
 and ended; bad bodies get a 400 naming the field; idle sessions expire;
 the live ones are capped; the statistics count all of it; a session made
-on one worker is seen by the other; and with auth.required only the
-backend or a listener holding a token for the track may create one.
+on one worker is seen by the other; with auth.required only the backend
+or a listener holding a token for the track may create one; and no client
+can take every slot: one user, or one address without a user, is bounded,
+and the last slots are kept for the backend.
 """
 
 import base64
@@ -501,3 +503,133 @@ def test_auth_required(asrv, keys):
                        {"buffer_health_percentage": 10, "download_speed_kbps": 200})
     assert st == 200 and r["switch"] == "down"
     assert token_claims(r["stream_url"])["scope"] == "stream"
+
+
+# -------------------------------------------------------------------- slots
+#
+# One token used to be able to create every session the server allows
+# (9,999 in 6 s), after which everyone, the backend included, got 503 for
+# the session lifetime. Each test fails with its bound taken away.
+
+BACKEND_CLIENT_ID = "backend-user"
+
+
+def slots_server(talas_server, slib, keys, streaming):
+    srv = talas_server([slib], start=False, workers=2, extra_yaml="streaming:\n" + streaming)
+    srv.write_config(text=ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False)))
+    srv.start(wait_scan=True)
+    backend = {"Authorization": f"Bearer {keys.backend_key}"}
+    st, _, body = srv.get("/api/tracks?limit=100", headers=backend)
+    assert st == 200, body
+    srv.ids = {t["title"]: t["id"] for t in json.loads(body)["tracks"]}
+    srv.backend = backend
+    return srv
+
+
+def post_session(srv, track, headers=None, conn=None, **extra):
+    return request(srv, "POST", "/api/streaming/session", dict({"track_id": track}, **extra),
+                   headers=headers, conn=conn)[:2]
+
+
+def as_listener(keys, track, sub=None):
+    return {"Authorization": f"Bearer {listener_token(keys, track, sub=sub)}"}
+
+
+def assert_refused(st, doc, limit, maximum):
+    assert st == 429, (st, doc)
+    err = doc["error"]
+    assert (err["code"], err["limit"], err["max"]) == ("quota_exceeded", limit, maximum), doc
+    assert limit in err["message"], doc
+
+
+def test_one_token_cannot_take_all_slots(talas_server, slib, keys):
+    srv = slots_server(talas_server, slib, keys,
+                       "  max_sessions: 60\n  max_sessions_per_user: 5\n  max_sessions_per_address: 3\n")
+    track = srv.ids["Session A"]
+    hog = as_listener(keys, track, sub="hog")
+    made = []
+    for _ in range(5):
+        st, doc = post_session(srv, track, headers=hog)
+        assert st == 200, (st, doc)
+        made.append(doc["session_id"])
+    # the attack: the same token again and again gets nothing more
+    for _ in range(30):
+        st, doc = post_session(srv, track, headers=hog)
+        assert_refused(st, doc, "streaming.max_sessions_per_user", 5)
+    # what the body claims changes nothing for a listener
+    st, doc = post_session(srv, track, headers=hog, client_id="someone-else")
+    assert_refused(st, doc, "streaming.max_sessions_per_user", 5)
+    # the backend creating for that user counts against that user too ...
+    st, doc = post_session(srv, track, headers=srv.backend, client_id="hog")
+    assert_refused(st, doc, "streaming.max_sessions_per_user", 5)
+    # ... while other listeners and the backend are served as usual
+    st, doc = post_session(srv, track, headers=as_listener(keys, track, sub="fair"))
+    assert st == 200, (st, doc)
+    st, doc = post_session(srv, track, headers=srv.backend)
+    assert st == 200, (st, doc)
+    st, doc = post_session(srv, track, headers=srv.backend, client_id=BACKEND_CLIENT_ID)
+    assert st == 200, (st, doc)
+    # tokens without a user count against their address
+    for i in range(3):
+        st, doc = post_session(srv, track, headers=as_listener(keys, track))
+        assert st == 200, (i, st, doc)
+    st, doc = post_session(srv, track, headers=as_listener(keys, track))
+    assert_refused(st, doc, "streaming.max_sessions_per_address", 3)
+    # an ended session frees its slot at once
+    st, _, _ = request(srv, "DELETE", f"/api/streaming/session/{made[0]}")
+    assert st == 204
+    st, doc = post_session(srv, track, headers=hog)
+    assert st == 200, (st, doc)
+    s = stats(srv)
+    assert s["active_sessions"] == 5 + 3 + 3, s
+
+
+def test_anonymous_creations_stop_at_the_address_bound(talas_server, slib):
+    srv = talas_server([slib], workers=2, extra_yaml=(
+        "streaming:\n  max_sessions: 60\n  max_sessions_per_user: 5\n  max_sessions_per_address: 8\n"))
+    track = track_ids(srv)["Session A"]
+    statuses = []
+    for i in range(40):
+        # a client_id per request: a client with no user cannot make itself many
+        st, doc = post_session(srv, track, client_id=f"client-{i}")
+        statuses.append(st)
+        if st != 200:
+            assert_refused(st, doc, "streaming.max_sessions_per_address", 8)
+    assert statuses == [200] * 8 + [429] * 32, statuses
+    assert stats(srv)["active_sessions"] == 8
+    # another address (127.0.0.2 is loopback too) is another client
+    other = http.client.HTTPConnection(srv.host, srv.port, timeout=10, source_address=("127.0.0.2", 0))
+    try:
+        st, doc = post_session(srv, track, conn=other)
+        assert st == 200, (st, doc)
+    finally:
+        other.close()
+
+
+def test_backend_can_always_create_one(talas_server, slib, keys):
+    # max_sessions 60: the default reserve is a tenth, 6
+    srv = slots_server(talas_server, slib, keys, "  max_sessions: 60\n  max_sessions_per_user: 5\n")
+    track = srv.ids["Session A"]
+    # listeners, each within its own bound, fill every slot open to them
+    made = 0
+    for user in range(11):
+        for _ in range(5 if made + 5 <= 54 else 54 - made):
+            st, doc = post_session(srv, track, headers=as_listener(keys, track, sub=f"listener-{user}"))
+            assert st == 200, (made, st, doc)
+            made += 1
+    assert made == 54
+    for headers in (as_listener(keys, track, sub="latecomer"), as_listener(keys, track)):
+        st, doc = post_session(srv, track, headers=headers)
+        assert st == 503 and doc["error"]["code"] == "too_many_sessions", (st, doc)
+        assert "streaming.backend_reserved_sessions" in doc["error"]["message"], doc
+    # the backend still gets its sessions, for no user or for one
+    for i in range(6):
+        extra = {"client_id": BACKEND_CLIENT_ID} if i % 2 else {}
+        st, doc = post_session(srv, track, headers=srv.backend, **extra)
+        assert st == 200, (i, st, doc)
+    # until the server is full for everyone
+    st, doc = post_session(srv, track, headers=srv.backend)
+    assert st == 503 and doc["error"]["code"] == "too_many_sessions", (st, doc)
+    assert "streaming.max_sessions" in doc["error"]["message"], doc
+    assert "backend_reserved" not in doc["error"]["message"], doc
+    assert stats(srv)["active_sessions"] == 60
