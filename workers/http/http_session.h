@@ -10,7 +10,11 @@
 
 #include "worker/worker_ctx.h"
 
-/* POST /api/streaming/session: creates a session. */
+/* POST /api/streaming/session: creates a session, counted against its
+ * owner (the token's user, the backend's client_id, or the client's
+ * address): 429 quota_exceeded past the owner's bound, 503
+ * too_many_sessions past the global cap or, for all but the backend key,
+ * past the part of it not reserved to the backend. */
 int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 /* /api/streaming/session/{id} (GET, DELETE), .../{id}/quality (PUT),
  * .../{id}/metrics (POST); REST (LEN bytes) is what follows "session/". */
