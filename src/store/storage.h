@@ -35,6 +35,7 @@ enum talas_dbi {
     TALAS_DBI_TRACK_LISTENERS, /* track id + NUL + user id -> "" (playback.c) */
     TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
     TALAS_DBI_PEAKS,           /* track id -> waveform peaks and the identity of their source (peaks.c) */
+    TALAS_DBI_USER_SETTINGS,   /* user id -> that user's settings, e.g. share_listening (users.c) */
     TALAS_DBI_COUNT
 };
 
