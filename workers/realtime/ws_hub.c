@@ -374,7 +374,14 @@ static void ipc_send_frame(const struct talas_buf *frame)
 
 void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len)
 {
-    struct talas_ipc_event ev = {(uint32_t)getpid(), (uint8_t)target, to, to ? strlen(to) : 0, json, len};
+    struct talas_ipc_event ev = {
+        .origin_pid = (uint32_t)getpid(),
+        .target = (uint8_t)target,
+        .to = to,
+        .to_len = to != NULL ? strlen(to) : 0,
+        .json = json,
+        .json_len = len,
+    };
     struct talas_buf frame = {0};
 
     hub.mine.events_broadcast++;
