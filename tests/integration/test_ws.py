@@ -119,7 +119,21 @@ def post_event(srv, body, key=BACKEND_KEY):
     return st, json.loads(resp) if resp else None
 
 
+def put_settings(srv, user, doc, key=BACKEND_KEY, token=None):
+    """PUT /api/users/USER/settings with the backend KEY or a user's TOKEN;
+    returns (status, the JSON answer)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    elif key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    st, _, resp = srv.get(f"/api/users/{user}/settings", method="PUT", headers=headers, body=body)
+    return st, json.loads(resp) if resp else None
+
+
 RESPONSE_KEYS = {"event", "command_id", "success", "data", "error"}
+PLAYBACK_EVENTS = ["PlaybackStarted", "PlaybackPaused", "PlaybackResumed", "PlaybackProgress", "PlaybackStopped"]
 
 
 # --------------------------------------------------------------------- tests
@@ -843,3 +857,127 @@ def test_bench_ws_runs_with_every_client_library():
     assert len(re.findall(r"memory per idle connection: [0-9.]+ KiB", out)) == 3, out
     assert len(re.findall(r"broadcast latency: +900 deliveries", out)) == 3, out
     assert len(re.findall(r"events delivered: +900 deliveries", out)) == 3, out
+
+
+# ------------------------------------------------------------ privacy
+# Whose listening others may follow: share_listening (GET/PUT
+# /api/users/{id}/settings, store/users.c).
+
+WS_SECRET = secrets.token_bytes(32)
+
+
+def ws_token(sub, **claims):
+    import jwt
+    return jwt.encode({"exp": int(time.time()) + 600, "sub": sub, **claims}, WS_SECRET, algorithm="HS256")
+
+
+def auth_ws_server(workdir, lib, workers=2, extra=""):
+    """A server with auth.required (the user of a connection is its token's
+    sub), a backend key, and WORKERS workers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "ws.secret").write_bytes(WS_SECRET)
+    (workdir / "backend.key").write_text(BACKEND_KEY + "\n")
+    srv = tf.TalasServer(workdir, [lib], workers=workers)
+    text = srv.config_text().replace(
+        "auth:\n  required: false\n",
+        "auth:\n  required: true\n"
+        f"  secret_file: {json.dumps(str(workdir / 'ws.secret'))}\n"
+        f"  backend_key_file: {json.dumps(str(workdir / 'backend.key'))}\n")
+    text += "ws:\n  live_stats_interval: 1s\n" + extra
+    srv.write_config(text=text)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def authsrv(tmp_path_factory, wslib):
+    srv = auth_ws_server(tmp_path_factory.mktemp("authws"), wslib)
+    srv.start(wait_scan=True)
+    try:
+        srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
+        yield srv
+    finally:
+        srv.kill()
+
+
+def test_user_settings_route(authsrv):
+    """GET/PUT /api/users/{id}/settings: the backend key for anyone, a user's
+    own token for themselves; another user's token 403, no credentials 401,
+    a media token 403; bad bodies 400 naming the field; bad ids 400.
+
+    Checked with the sub == id check off: Mallory's PUT of Alice's
+    settings got 200 and the test failed."""
+    alice, mallory = f"alice-{secrets.token_hex(3)}", f"mallory-{secrets.token_hex(3)}"
+    path = f"/api/users/{alice}/settings"
+
+    def call(method, p=path, body=None, token=None, key=None):
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        st, hdrs, resp = authsrv.get(p, method=method, headers=headers, body=body)
+        return st, hdrs, json.loads(resp) if resp else None
+
+    # nobody shares until they say so
+    st, _, doc = call("GET", token=ws_token(alice))
+    assert st == 200 and doc == {"user_id": alice, "share_listening": False, "updated_at_ms": None}, doc
+
+    # credentials: none, a wrong key, a bad token
+    for kw in ({}, {"key": "wrong-" + BACKEND_KEY}, {"token": "not.a.token"},
+               {"token": ws_token(alice, exp=int(time.time()) - 3600)}):
+        st, hdrs, doc = call("PUT", body={"share_listening": True}, **kw)
+        assert st == 401 and doc["error"]["code"] in ("unauthorized", "invalid_token"), (kw, doc)
+        assert hdrs.get("WWW-Authenticate", "").startswith("Bearer"), kw
+
+    # another user may neither read nor change them
+    for method, body in (("PUT", {"share_listening": True}), ("GET", None)):
+        st, _, doc = call(method, body=body, token=ws_token(mallory))
+        assert st == 403 and doc["error"]["code"] == "forbidden", doc
+        assert "own settings" in doc["error"]["message"], doc
+    # a media URL's token (it names a track) is not a user's credential here
+    st, _, doc = call("PUT", body={"share_listening": True},
+                      token=ws_token(alice, track=authsrv.ids["Long Song"]))
+    assert st == 403 and "media token" in doc["error"]["message"], doc
+    # a token without a user
+    import jwt
+    st, _, doc = call("PUT", body={"share_listening": True},
+                      token=jwt.encode({"exp": int(time.time()) + 60}, WS_SECRET, algorithm="HS256"))
+    assert st == 403 and "sub" in doc["error"]["message"], doc
+    assert call("GET", token=ws_token(alice))[2]["share_listening"] is False
+
+    # the user, then the backend
+    t0 = int(time.time() * 1000)
+    st, _, doc = call("PUT", body={"share_listening": True}, token=ws_token(alice))
+    assert st == 200 and doc["share_listening"] is True and doc["updated_at_ms"] >= t0 - 1000, doc
+    st, _, doc = call("GET", key=BACKEND_KEY)
+    assert st == 200 and doc["share_listening"] is True, doc
+    st, _, doc = call("PUT", body={"share_listening": False}, key=BACKEND_KEY)
+    assert st == 200 and doc == {"user_id": alice, "share_listening": False, "updated_at_ms": None}, doc
+    st, _, doc = call("GET", p=f"/api/users/{mallory}/settings", key=BACKEND_KEY)
+    assert st == 200 and doc["share_listening"] is False
+    st, hdrs, body = authsrv.get(path, method="HEAD", headers={"Authorization": f"Bearer {BACKEND_KEY}"})
+    assert st == 200 and body == b"" and int(hdrs["Content-Length"]) > 0
+
+    # bad bodies: 400 naming the field
+    for body, code, needle in ((b"{oops", "invalid_json", "JSON"),
+                               (b"[true]", "invalid_json", "object"),
+                               ({"share_listening": "yes"}, "invalid_parameter", "share_listening: must be true"),
+                               ({"share_listening": 1}, "invalid_parameter", "share_listening: must be true"),
+                               ({"share_listening": True, "colour": "red"}, "invalid_parameter", "colour: not a"),
+                               ({}, "invalid_parameter", "share_listening: required")):
+        st, _, doc = call("PUT", body=body, key=BACKEND_KEY)
+        assert st == 400 and doc["error"]["code"] == code and needle in doc["error"]["message"], (body, doc)
+    assert call("GET", key=BACKEND_KEY)[2]["share_listening"] is False
+
+    # ids are checked as everywhere: length, NUL, UTF-8
+    for bad in ("u" * 129, "a%00b", "%ff%fe"):
+        st, _, doc = call("GET", p=f"/api/users/{bad}/settings", key=BACKEND_KEY)
+        assert st == 400 and "user id" in doc["error"]["message"], (bad, doc)
+    assert call("GET", p=f"/api/users/{'u' * 128}/settings", key=BACKEND_KEY)[0] == 200
+    assert call("GET", p=f"/api/users/%C3%A9l%C3%A8ve/settings", key=BACKEND_KEY)[2]["user_id"] == "\u00e9l\u00e8ve"
+
+    st, hdrs, doc = call("POST", body={"share_listening": True}, key=BACKEND_KEY)
+    assert st == 405 and hdrs["Allow"] == "GET, HEAD, PUT" and doc["error"]["code"] == "method_not_allowed"
