@@ -15,7 +15,10 @@
  * ws.rate_limit_window are refused, with a RateLimitWarning.
  *
  * Playback and playlist commands write their change to LMDB in one short
- * transaction (playback.c) and publish their event through the hub.
+ * transaction (playback.c) and publish their event through the hub. A
+ * playback event is private unless its user shares their listening
+ * (share_listening, store/users.h, read at publish time): then only that
+ * user's own connections receive it (ws_hub.c).
  *
  * Logs: refused upgrades (auth), storage errors.
  */
@@ -31,6 +34,7 @@
 #include "http/http_response.h"
 #include "core/log.h"
 #include "store/playback.h"
+#include "store/users.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
 
@@ -113,9 +117,10 @@ static int find_track(const struct talas_worker_ctx *ctx, const char *track, uin
     return 0;
 }
 
-/* Publishes a playback event: NAME with the user and track, then FIELD. */
-static void playback_event(struct talas__ws_conn *c, const char *name, const char *track, const char *field,
-                           uint64_t value, int with_buffer, double buffer)
+/* Publishes a playback event: NAME with the user and track, then FIELD;
+ * other users receive it only when PRIVATE is 0. */
+static void playback_event(struct talas__ws_conn *c, int private, const char *name, const char *track,
+                           const char *field, uint64_t value, int with_buffer, double buffer)
 {
     struct talas_buf b = {0};
     struct talas_json json;
@@ -132,7 +137,7 @@ static void playback_event(struct talas__ws_conn *c, const char *name, const cha
         talas_json_double(&json, buffer);
     }
     talas_json_object_end(&json);
-    talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, b.data, b.len);
+    talas_ws_hub_publish_activity(c->user, private, b.data, b.len);
     talas_buf_free(&b);
 }
 
@@ -160,12 +165,15 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
     struct talas_buf data = {0};
     const char *error = NULL, *quality;
     uint64_t duration = 0, now = talas_wall_ms();
-    int rc = 0;
+    int rc = 0, private;
 
     if (c->user == NULL) {
         respond(c, cmd->command_id, 0, NULL, "playback needs a user: connect with ?user_id= (or a token)");
         return;
     }
+    /* the user's consent as it stands now (a read transaction): their
+     * events reach other users only while they share their listening */
+    private = !talas_user_shares_listening(c->ctx->storage, c->user);
     switch (cmd->type) {
     case TALAS_WS_PLAY:
         quality = cmd->quality != NULL ? cmd->quality : conf->transcode_profiles[0].name;
@@ -198,12 +206,12 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         }
         respond(c, cmd->command_id, 1, &data, NULL);
         if (r.stopped_previous)
-            playback_event(c, "PlaybackStopped", r.previous_track, "total_played_ms", r.previous_played_ms, 0,
-                           0);
+            playback_event(c, private, "PlaybackStopped", r.previous_track, "total_played_ms",
+                           r.previous_played_ms, 0, 0);
         if (r.resumed)
-            playback_event(c, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+            playback_event(c, private, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
         else
-            playback_event(c, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
+            playback_event(c, private, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
         talas_buf_free(&data);
         return;
     case TALAS_WS_PAUSE:
@@ -211,7 +219,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+        playback_event(c, private, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
         talas_buf_free(&data);
         return;
     case TALAS_WS_SEEK:
@@ -220,7 +228,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
+        playback_event(c, private, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
                        cmd->has_buffer_percentage ? cmd->buffer_percentage : 0.0);
         talas_buf_free(&data);
         return;
@@ -229,7 +237,8 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "total_played_ms", r.total_played_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0, 0);
+        playback_event(c, private, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0,
+                       0);
         talas_buf_free(&data);
         return;
     default:
