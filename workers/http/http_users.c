@@ -43,8 +43,8 @@ static void refuse(h2o_req_t *req, int status, const char *code, const char *rea
     char ip[64];
 
     log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base,
-             talas_http_client_ip(req, ip), reason);
+             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
+             req->path_normalized.base, talas_http_client_ip(req, ip), reason);
     if (status == 401)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"talas\""));
@@ -220,8 +220,8 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
 
     if (!put && !talas_http_method_is(req, "GET") && !talas_http_method_is(req, "HEAD")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD, PUT"));
-        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here", (int)req->method.len,
-                              req->method.base);
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here",
+                              (int)req->method.len, req->method.base);
         return 0;
     }
     /* credentials first: without them, nothing about the user or the body */
@@ -230,7 +230,8 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
         memchr(id, '/', len) != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter",
-                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /", TALAS_USERS_ID_MAX);
+                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
+                              TALAS_USERS_ID_MAX);
         return 0;
     }
     memcpy(user, id, len);

@@ -167,7 +167,8 @@ void talas_ws_limits_sweep(uint64_t now_ms)
         struct talas_ws_identity **pp = &t.buckets[i];
         while (*pp != NULL) {
             struct talas_ws_identity *id = *pp;
-            if (id->connections == 0 && (id->window_start_ms == 0 || now_ms - id->window_start_ms >= window)) {
+            if (id->connections == 0 &&
+                (id->window_start_ms == 0 || now_ms - id->window_start_ms >= window)) {
                 *pp = id->next;
                 free(id);
                 t.count--;
