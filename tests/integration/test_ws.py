@@ -1106,3 +1106,190 @@ def test_user_settings_route(authsrv):
 
     st, hdrs, doc = call("POST", body={"share_listening": True}, key=BACKEND_KEY)
     assert st == 405 and hdrs["Allow"] == "GET, HEAD, PUT" and doc["error"]["code"] == "method_not_allowed"
+
+
+# ------------------------------------------------- limits per user and address
+# ws.max_connections_per_user, ws.max_connections_per_address and
+# ws.user_rate_limit (ws_limits.c) are counted per worker, like
+# http.max_connections_per_ip: these servers have one worker, so that every
+# connection counts against the same table.
+
+def upgrade_answer(srv, query, headers=""):
+    """The answer to a WebSocket handshake for /api/ws?QUERY on a raw
+    socket: (status, JSON body or None, socket); the caller closes it."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(f"GET /api/ws?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+              .encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status = int(head.split()[1])
+    if status == 101:
+        return status, None, s
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return status, json.loads(rest[:length]), s
+
+
+@pytest.fixture(scope="module")
+def limitsrv(tmp_path_factory, wslib):
+    srv = auth_ws_server(tmp_path_factory.mktemp("wslimits"), wslib, workers=1,
+                         extra="  max_connections_per_user: 4\n  user_rate_limit: 50\n")
+    srv.start(wait_scan=False)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+def test_connections_per_user_cap(limitsrv):
+    """ws.max_connections_per_user: with 4 connections of one user open, the
+    5th upgrade gets 429 naming the key, whatever the token (a new one for
+    the same sub); another user still connects, and a closed connection
+    frees its place.
+
+    Checked with the cap off (ws_limits.c never refusing): the 5th
+    handshake got 101 and the test failed."""
+    user = f"cap-{secrets.token_hex(3)}"
+    held = []
+    try:
+        for _ in range(4):
+            st, _, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+            held.append(s)
+            assert st == 101
+        st, doc, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+        s.close()
+        assert st == 429, (st, doc)
+        assert doc["error"]["code"] == "quota_exceeded", doc
+        assert doc["error"]["limit"] == "ws.max_connections_per_user" and doc["error"]["max"] == 4, doc
+        assert "ws.max_connections_per_user" in doc["error"]["message"], doc
+
+        st, _, s = upgrade_answer(limitsrv, "token=" + ws_token("someone-else"))
+        s.close()
+        assert st == 101
+
+        held.pop().close()
+
+        def reopened():
+            st, _, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+            if st == 101:
+                held.append(s)
+                return True
+            s.close()
+            return False
+        tf.wait_for(reopened, 10, interval=0.1, what="a place freed by a closed connection")
+        assert "ws.max_connections_per_user" in tf.read_text(limitsrv.error_log)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_user_rate_limit_spans_connections(limitsrv):
+    """ws.user_rate_limit: 80 commands of one user spread over 4
+    connections (20 each, under ws.rate_limit's 100 per connection): 50
+    pass, 30 get a failed CommandResponse naming ws.user_rate_limit, and
+    each connection that was refused gets a RateLimitWarning; another
+    user's commands still pass.
+
+    Checked with the limit off (ws_limits.c counting nothing): all 80
+    passed and the test failed."""
+    user = f"chatty-{secrets.token_hex(3)}"
+
+    async def go():
+        conns = [await websockets.connect(url(limitsrv, "token=" + ws_token(user)), max_size=None)
+                 for _ in range(4)]
+        calm = await websockets.connect(url(limitsrv, "token=" + ws_token("calm")), max_size=None)
+        try:
+            for i in range(20):
+                for k, ws in enumerate(conns):
+                    await ws.send(json.dumps({"command": "Ping", "command_id": f"c{k}-{i}"}))
+            per_conn = []
+            for ws in conns:
+                msgs = []
+                while sum(1 for m in msgs if m["event"] == "CommandResponse") < 20:
+                    msgs.append(await recv_json(ws))
+                msgs += await quiet(ws, 0.2)
+                per_conn.append(msgs)
+            r, _ = await command(calm, {"command": "Ping", "command_id": "calm"})
+            return per_conn, r
+        finally:
+            for ws in conns + [calm]:
+                await ws.close()
+
+    per_conn, calm = run(go())
+    responses = [m for msgs in per_conn for m in msgs if m["event"] == "CommandResponse"]
+    ok = [m for m in responses if m["success"]]
+    refused = [m for m in responses if not m["success"]]
+    assert len(responses) == 80
+    assert len(ok) == 50 and len(refused) == 30, (len(ok), len(refused))
+    for m in refused:
+        assert m["error"].startswith("rate limit exceeded: ws.user_rate_limit (50 commands per 10 s of this user"), m
+    for msgs in per_conn:
+        if any(m["event"] == "CommandResponse" and not m["success"] for m in msgs):
+            warnings = [m for m in msgs if m["event"] == "RateLimitWarning"]
+            assert [w["remaining_requests"] for w in warnings] == [0], msgs
+            assert 0 < warnings[0]["reset_time_seconds"] <= 10
+    assert calm["success"], calm
+
+
+def test_anonymous_limits_count_per_address(talas_server, wslib, tmp_path):
+    """Without ws.auth_required a user_id is only a claim: the connections
+    and commands of one client address count together, whatever user_id
+    each claims. ws.max_connections_per_address refuses the 4th with 429
+    naming the key; ws.user_rate_limit refuses past 30 commands from the
+    address.
+
+    Checked with the cap off: the 4th handshake got 101 and the test
+    failed."""
+    srv = tf.TalasServer(tmp_path / "anonlimits", [wslib], workers=1,
+                         extra_yaml="ws:\n  max_connections_per_address: 3\n  user_rate_limit: 30\n")
+    srv.start(wait_scan=False)
+    held = []
+    try:
+        for i in range(3):
+            st, _, s = upgrade_answer(srv, f"user_id=claim{i}")
+            held.append(s)
+            assert st == 101
+        st, doc, s = upgrade_answer(srv, "user_id=claim3")
+        s.close()
+        assert st == 429 and doc["error"]["limit"] == "ws.max_connections_per_address", doc
+        assert doc["error"]["max"] == 3, doc
+        for s in held:
+            s.close()
+        held.clear()
+
+        async def go():
+            conns = []
+            for i in range(3):
+                for _ in range(50):  # until the closed ones are counted out
+                    try:
+                        conns.append(await websockets.connect(url(srv, f"user_id=spread{i}"), max_size=None))
+                        break
+                    except websockets.InvalidStatusCode:
+                        await asyncio.sleep(0.1)
+            assert len(conns) == 3
+            try:
+                results = []
+                for i in range(15):
+                    for k, ws in enumerate(conns):
+                        r, _ = await command(ws, {"command": "Ping", "command_id": f"a{k}-{i}"})
+                        results.append(r)
+                return results
+            finally:
+                for ws in conns:
+                    await ws.close()
+
+        results = run(go())
+        assert sum(1 for r in results if r["success"]) == 30
+        refused = [r for r in results if not r["success"]]
+        assert len(refused) == 15
+        assert all("ws.user_rate_limit (30 commands per 10 s from this address" in r["error"] for r in refused)
+    finally:
+        for s in held:
+            s.close()

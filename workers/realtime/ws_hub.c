@@ -30,8 +30,9 @@
  * CLOSE_GRACE_MS. It never holds up the loop or other clients.
  *
  * Every second a sweep pings connections silent for ws.ping_interval,
- * closes those silent for ws.idle_timeout (1001), and reports this
- * worker's figures to the master when they changed; every
+ * closes those silent for ws.idle_timeout (1001), forgets the users and
+ * addresses of ws_limits.c that have no connection and no window left,
+ * and reports this worker's figures to the master when they changed; every
  * ws.live_stats_interval the LiveStats event goes to the connections
  * subscribed to it.
  *
@@ -178,6 +179,8 @@ void talas__ws_conn_free(struct talas__ws_conn *c)
     hub.count--;
     hub.mine.current_connections = (uint32_t)hub.count;
     hub.mine_dirty = 1;
+    if (c->identity != NULL)
+        talas_ws_limits_close(c->identity);
     for (size_t i = 0; i < c->sub_count; i++) {
         free(c->subs[i].event);
         for (size_t j = 0; j < c->subs[i].filter_count; j++) {
@@ -603,6 +606,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             schedule_flush(c);
         }
     }
+    talas_ws_limits_sweep(now);
     if (hub.mine_dirty && hub.ipc != NULL) {
         struct talas_buf frame = {0};
         fill_mine();
@@ -712,6 +716,7 @@ void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
     hub.loop = loop;
     hub.conf = conf;
     hub.mine.pid = (uint32_t)getpid();
+    talas_ws_limits_init(conf);
     h2o_timeout_init(loop, &hub.zero, 0);
     h2o_timeout_init(loop, &hub.second, 1000);
     h2o_timeout_init(loop, &hub.live, conf->ws_live_stats_interval_ms);

@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/ipc.h"
+#include "realtime/ws_limits.h"
 #include "realtime/ws_protocol.h"
 #include "realtime/ws_transport.h"
 #include "worker/worker_ctx.h"
@@ -84,6 +85,8 @@ struct talas__ws_conn {
     uint64_t rate_window_ms; /* monotonic start of the rate-limit window */
     uint32_t rate_used;
     int rate_warned;
+    struct talas_ws_identity *identity; /* its user's or address's limits (ws_limits.h) */
+    uint64_t identity_warned_window;    /* the identity's window of the last RateLimitWarning */
     int closing;                /* a close frame is queued: nothing else goes out */
     int close_after_drain;      /* the send queue overflowed: close once the warning is out */
     uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
