@@ -1108,6 +1108,51 @@ def test_user_settings_route(authsrv):
     assert st == 405 and hdrs["Allow"] == "GET, HEAD, PUT" and doc["error"]["code"] == "method_not_allowed"
 
 
+def test_settings_past_the_user_data_budget(talas_server, wslib, tmp_path):
+    """A new settings record past storage.user_data_max gets 507 naming the
+    key; a user who already has one may still change it, and turning
+    sharing off always works (the defaults are no record).
+
+    Checked with the budget check off (users.c): 3000 users were stored
+    without a refusal and the test failed."""
+    import http.client
+    srv = auth_ws_server(tmp_path / "budget", wslib, workers=1)
+    srv.write_config(text=srv.config_path.read_text().replace(
+        "  map_size: 256MiB\n", "  map_size: 256MiB\n  user_data_max: 64KiB\n"))
+    srv.start(wait_scan=False)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    auth = {"Authorization": f"Bearer {BACKEND_KEY}", "Content-Type": "application/json"}
+
+    def put(user, share):
+        conn.request("PUT", f"/api/users/{user}/settings", body=json.dumps({"share_listening": share}),
+                     headers=auth)
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+
+    try:
+        refused = None
+        for i in range(3000):
+            st, doc = put(f"{i:06d}-" + "x" * 100, True)
+            if st != 200:
+                refused = (i, st, doc)
+                break
+        assert refused is not None, "3000 settings records stored under a 64 KiB budget"
+        i, st, doc = refused
+        assert i > 100, refused
+        assert st == 507 and doc["error"]["code"] == "quota_exceeded", refused
+        assert doc["error"]["limit"] == "storage.user_data_max" and doc["error"]["max"] == 65536, doc
+        # the refused user stays private; others may still change theirs
+        conn.request("GET", f"/api/users/{i:06d}-" + "x" * 100 + "/settings", headers=auth)
+        r = conn.getresponse()
+        assert json.loads(r.read())["share_listening"] is False
+        assert put("000003-" + "x" * 100, True)[0] == 200
+        assert put("000004-" + "x" * 100, False) == (200, {"user_id": "000004-" + "x" * 100,
+                                                            "share_listening": False, "updated_at_ms": None})
+        assert put("never-stored", False)[0] == 200
+    finally:
+        conn.close()
+
+
 # ------------------------------------------------- limits per user and address
 # ws.max_connections_per_user, ws.max_connections_per_address and
 # ws.user_rate_limit (ws_limits.c) are counted per worker, like
