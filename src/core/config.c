@@ -457,6 +457,9 @@ static const struct conf_key config_keys[] = {
     {"ws.live_stats_interval", CONF_DURATION, C(ws_live_stats_interval_ms), SECOND, HOUR, "10s", 0, NULL},
     {"ws.rate_limit", CONF_INT, C(ws_rate_limit), 1, 1000000, "100", 0, NULL},
     {"ws.rate_limit_window", CONF_DURATION, C(ws_rate_limit_window_ms), SECOND, HOUR, "10s", 0, NULL},
+    {"ws.max_connections_per_user", CONF_INT, C(ws_max_connections_per_user), 0, 1000000, "16", 0, NULL},
+    {"ws.max_connections_per_address", CONF_INT, C(ws_max_connections_per_address), 0, 1000000, "64", 0, NULL},
+    {"ws.user_rate_limit", CONF_INT, C(ws_user_rate_limit), 0, 1000000, "300", 0, NULL},
 
     {"control", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* default: pid_file with ".sock" for ".pid", else in storage.path (check_config) */

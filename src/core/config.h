@@ -169,6 +169,12 @@ struct talas_config {
     uint64_t ws_live_stats_interval_ms; /* ws.live_stats_interval: LiveStats period, default 10s */
     int ws_rate_limit;              /* ws.rate_limit: commands per window, default 100 */
     uint64_t ws_rate_limit_window_ms; /* ws.rate_limit_window: default 10s */
+    int ws_max_connections_per_user;    /* ws.max_connections_per_user: per worker and user (ws.auth_required),
+                                           0 (no limit)..1000000, default 16 */
+    int ws_max_connections_per_address; /* ws.max_connections_per_address: per worker and client address
+                                           (ws.auth_required false), 0 (no limit)..1000000, default 64 */
+    int ws_user_rate_limit;             /* ws.user_rate_limit: commands per ws.rate_limit_window of one user
+                                           (or address) on one worker, 0 (no limit)..1000000, default 300 */
 
     /* control: the master's control socket (talasctl; master_ctl.c) */
     char *control_socket; /* control.socket: default pid_file with .sock for .pid, else

@@ -53,19 +53,28 @@ void talas_ipc_frame_begin(struct talas_buf *out, enum talas_ipc_type type, size
 
 /* ---------------------------------------------------------------- EVENT */
 
+/* EVENT payload: u32 origin pid, u32 target, u32 flags, u32 to length,
+ * u32 owner length, u32 json length, then the three byte strings. */
+#define EVENT_FLAGS_KNOWN TALAS_IPC_EVENT_PRIVATE
+
 int talas_ipc_event_encode(struct talas_buf *out, const struct talas_ipc_event *ev)
 {
     struct talas_record_writer w;
 
-    if (ev->to_len > TALAS_IPC_MAX_TO || ev->json_len > TALAS_IPC_MAX_EVENT_JSON)
+    if (ev->to_len > TALAS_IPC_MAX_TO || ev->owner_len > TALAS_IPC_MAX_TO ||
+        ev->json_len > TALAS_IPC_MAX_EVENT_JSON || (ev->flags & ~EVENT_FLAGS_KNOWN) != 0 ||
+        ((ev->flags & TALAS_IPC_EVENT_PRIVATE) && ev->owner_len == 0))
         return -1;
-    talas_ipc_frame_begin(out, TALAS_IPC_EVENT, 4 + 4 + 4 + 4 + ev->to_len + ev->json_len);
+    talas_ipc_frame_begin(out, TALAS_IPC_EVENT, 6 * 4 + ev->to_len + ev->owner_len + ev->json_len);
     talas_record_writer_buf(&w, out);
     talas_record_put_u32(&w, ev->origin_pid);
     talas_record_put_u32(&w, ev->target);
+    talas_record_put_u32(&w, ev->flags);
     talas_record_put_u32(&w, (uint32_t)ev->to_len);
+    talas_record_put_u32(&w, (uint32_t)ev->owner_len);
     talas_record_put_u32(&w, (uint32_t)ev->json_len);
     talas_record_put_bytes(&w, ev->to, ev->to_len);
+    talas_record_put_bytes(&w, ev->owner, ev->owner_len);
     talas_record_put_bytes(&w, ev->json, ev->json_len);
     return 0;
 }
@@ -73,19 +82,26 @@ int talas_ipc_event_encode(struct talas_buf *out, const struct talas_ipc_event *
 int talas_ipc_event_decode(const void *payload, size_t len, struct talas_ipc_event *ev)
 {
     struct talas_record_reader c;
-    uint32_t target, to_len, json_len;
+    uint32_t target, flags, to_len, owner_len, json_len;
 
     talas_record_reader_init(&c, payload, len);
     ev->origin_pid = talas_record_get_u32(&c);
     target = talas_record_get_u32(&c);
+    flags = talas_record_get_u32(&c);
     to_len = talas_record_get_u32(&c);
+    owner_len = talas_record_get_u32(&c);
     json_len = talas_record_get_u32(&c);
     if (talas_record_reader_ok(&c) != 0 || target > 2 || to_len > TALAS_IPC_MAX_TO ||
-        json_len > TALAS_IPC_MAX_EVENT_JSON || (target == 0) != (to_len == 0))
+        owner_len > TALAS_IPC_MAX_TO || json_len > TALAS_IPC_MAX_EVENT_JSON ||
+        (target == 0) != (to_len == 0) || (flags & ~EVENT_FLAGS_KNOWN) != 0 ||
+        ((flags & TALAS_IPC_EVENT_PRIVATE) && owner_len == 0))
         return -1;
     ev->target = (uint8_t)target;
+    ev->flags = (uint8_t)flags;
     ev->to_len = to_len;
     ev->to = talas_record_get_bytes(&c, to_len);
+    ev->owner_len = owner_len;
+    ev->owner = talas_record_get_bytes(&c, owner_len);
     ev->json_len = json_len;
     ev->json = talas_record_get_bytes(&c, json_len);
     if (talas_record_reader_end(&c) != 0 || json_len == 0)

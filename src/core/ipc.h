@@ -69,7 +69,16 @@ struct talas_worker_ready_msg {
  * worker, the connections of one user, or one connection (ws_hub.c). */
 enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION };
 
-/* An event in flight; "to" and "json" point into the payload. */
+/*
+ * An event in flight; "to", "json" and "owner" point into the payload.
+ *
+ * OWNER is the user whose activity the event reports (the listener of a
+ * PlaybackStarted), or nobody (OWNER_LEN 0: a ServerMessage, a backend's
+ * TrackLiked). With TALAS_IPC_EVENT_PRIVATE, decided by the publishing
+ * worker from the owner's share_listening (store/users.h), every receiving
+ * worker hands the event only to the owner's own connections, whatever
+ * the target and the subscriptions say.
+ */
 struct talas_ipc_event {
     uint32_t origin_pid; /* the worker that published it */
     uint8_t target;      /* an enum talas_ws_target */
@@ -77,9 +86,15 @@ struct talas_ipc_event {
     size_t to_len;
     const char *json; /* the event, JSON_LEN bytes */
     size_t json_len;
+    const char *owner; /* the user the event is about, OWNER_LEN bytes (0: nobody) */
+    size_t owner_len;
+    uint8_t flags; /* TALAS_IPC_EVENT_* bits */
 };
 
-#define TALAS_IPC_MAX_TO 128
+/* Only the owner's connections may receive the event (it needs an owner). */
+#define TALAS_IPC_EVENT_PRIVATE 0x01
+
+#define TALAS_IPC_MAX_TO 128 /* also the longest owner */
 #define TALAS_IPC_MAX_EVENT_JSON (256 * 1024)
 
 /* Appends a whole EVENT frame to OUT. Returns 0, or -1 (nothing appended)

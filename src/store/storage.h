@@ -36,6 +36,7 @@ enum talas_dbi {
     TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
     TALAS_DBI_PEAKS,           /* track id -> waveform peaks and the identity of their source (peaks.c) */
     TALAS_DBI_SESSIONS_BY_OWNER, /* owner kind + owner + NUL + session id -> "" (sessions.c) */
+    TALAS_DBI_USER_SETTINGS,   /* user id -> that user's settings, e.g. share_listening (users.c) */
     TALAS_DBI_COUNT
 };
 

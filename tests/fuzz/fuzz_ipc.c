@@ -6,7 +6,8 @@
  *
  * Input: the bytes of the stream. Checks what ipc.h promises: a frame lies
  * inside the bytes it was read from and is consumed whole; a decoded
- * event's parts lie inside its payload and keep their limits; decoded
+ * event's parts (recipient, owner, JSON) lie inside its payload and keep their
+ * limits, and a private event names its owner; decoded
  * stats hold at most TALAS_IPC_MAX_TRACKS tracks; and an event or stats
  * re-encoded and decoded again gives the same values.
  */
@@ -34,14 +35,20 @@ static void event(const struct talas_ipc_frame *f)
     if (talas_ipc_event_decode(f->payload, f->len, &ev) != 0)
         return;
     if (!inside(ev.to, ev.to_len, f->payload, f->len) || !inside(ev.json, ev.json_len, f->payload, f->len) ||
-        ev.to_len > TALAS_IPC_MAX_TO || ev.json_len > TALAS_IPC_MAX_EVENT_JSON)
+        !inside(ev.owner, ev.owner_len, f->payload, f->len) || ev.to_len > TALAS_IPC_MAX_TO ||
+        ev.owner_len > TALAS_IPC_MAX_TO || ev.json_len > TALAS_IPC_MAX_EVENT_JSON)
+        abort();
+    /* a private event always names the one user who may receive it */
+    if ((ev.flags & TALAS_IPC_EVENT_PRIVATE) && ev.owner_len == 0)
         abort();
     if (talas_ipc_event_encode(&b, &ev) != 0)
         abort();
     if (talas_ipc_frame_next(b.data, b.len, &f2, &used) != 1 || used != b.len || f2.type != TALAS_IPC_EVENT ||
         talas_ipc_event_decode(f2.payload, f2.len, &again) != 0 || again.origin_pid != ev.origin_pid ||
         again.target != ev.target || again.to_len != ev.to_len || again.json_len != ev.json_len ||
+        again.flags != ev.flags || again.owner_len != ev.owner_len ||
         (ev.to_len > 0 && memcmp(again.to, ev.to, ev.to_len) != 0) ||
+        (ev.owner_len > 0 && memcmp(again.owner, ev.owner, ev.owner_len) != 0) ||
         (ev.json_len > 0 && memcmp(again.json, ev.json, ev.json_len) != 0))
         abort();
     talas_buf_free(&b);

@@ -119,7 +119,21 @@ def post_event(srv, body, key=BACKEND_KEY):
     return st, json.loads(resp) if resp else None
 
 
+def put_settings(srv, user, doc, key=BACKEND_KEY, token=None):
+    """PUT /api/users/USER/settings with the backend KEY or a user's TOKEN;
+    returns (status, the JSON answer)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    elif key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    st, _, resp = srv.get(f"/api/users/{user}/settings", method="PUT", headers=headers, body=body)
+    return st, json.loads(resp) if resp else None
+
+
 RESPONSE_KEYS = {"event", "command_id", "success", "data", "error"}
+PLAYBACK_EVENTS = ["PlaybackStarted", "PlaybackPaused", "PlaybackResumed", "PlaybackProgress", "PlaybackStopped"]
 
 
 # --------------------------------------------------------------------- tests
@@ -215,6 +229,9 @@ def test_play_on_one_worker_reaches_the_other_only_when_filters_match(wsrv):
         b, sb = await connect_on_other_worker(wsrv, "user_id=bob", sa["worker_pid"])
         assert sa["worker_pid"] != sb["worker_pid"]
         try:
+            # alice shares her listening (test_playback_is_private_unless_shared
+            # covers the default)
+            assert put_settings(wsrv, "alice", {"share_listening": True})[0] == 200
             # matching filter: alice's Play reaches bob on the other worker
             r, _ = await command(b, {"command": "Subscribe", "command_id": "b1",
                                      "events": ["PlaybackStarted"], "filters": {"user_id": "alice"}})
@@ -560,7 +577,9 @@ def test_kill_one_worker_others_keep_receiving(talas_server, wslib, tmp_path):
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: tf.wait_for(published, 10, what="a publish after the kill"))
             assert await recv_json(b) == {"event": "ServerMessage", "message": "still here", "level": "Info"}
-            # and events from the respawned worker reach it
+            # and events from the respawned worker reach it (of a user who
+            # shares their listening)
+            assert put_settings(srv, "newcomer", {"share_listening": True})[0] == 200
             r, _ = await command(b, {"command": "Subscribe", "command_id": "s", "events": ["PlaybackStarted"],
                                      "filters": {"user_id": "newcomer"}})
             assert r["success"]
@@ -843,3 +862,479 @@ def test_bench_ws_runs_with_every_client_library():
     assert len(re.findall(r"memory per idle connection: [0-9.]+ KiB", out)) == 3, out
     assert len(re.findall(r"broadcast latency: +900 deliveries", out)) == 3, out
     assert len(re.findall(r"events delivered: +900 deliveries", out)) == 3, out
+
+
+# ------------------------------------------------------------ privacy
+# Whose listening others may follow: share_listening (GET/PUT
+# /api/users/{id}/settings, store/users.c), decided by the publishing
+# worker and carried across workers in the IPC message (ws_hub.c).
+
+WS_SECRET = secrets.token_bytes(32)
+
+
+def ws_token(sub, **claims):
+    import jwt
+    return jwt.encode({"exp": int(time.time()) + 600, "sub": sub, **claims}, WS_SECRET, algorithm="HS256")
+
+
+def auth_ws_server(workdir, lib, workers=2, extra=""):
+    """A server with auth.required (the user of a connection is its token's
+    sub), a backend key, and WORKERS workers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "ws.secret").write_bytes(WS_SECRET)
+    (workdir / "backend.key").write_text(BACKEND_KEY + "\n")
+    srv = tf.TalasServer(workdir, [lib], workers=workers)
+    text = srv.config_text().replace(
+        "auth:\n  required: false\n",
+        "auth:\n  required: true\n"
+        f"  secret_file: {json.dumps(str(workdir / 'ws.secret'))}\n"
+        f"  backend_key_file: {json.dumps(str(workdir / 'backend.key'))}\n")
+    text += "ws:\n  live_stats_interval: 1s\n" + extra
+    srv.write_config(text=text)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def authsrv(tmp_path_factory, wslib):
+    srv = auth_ws_server(tmp_path_factory.mktemp("authws"), wslib)
+    srv.start(wait_scan=True)
+    try:
+        srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
+        yield srv
+    finally:
+        srv.kill()
+
+
+async def connect_on_worker(srv, query, pid, tries=60):
+    """A connection on the worker PID (the kernel picks: reconnect until)."""
+    for _ in range(tries):
+        ws = await websockets.connect(url(srv, query), max_size=None)
+        st = await status(ws)
+        if st["worker_pid"] == pid:
+            return ws
+        await ws.close()
+    pytest.fail("could not reach worker %d in %d connections" % (pid, tries))
+
+
+async def subscribe_all(ws, events=PLAYBACK_EVENTS):
+    r, _ = await command(ws, {"command": "Subscribe", "command_id": "all", "events": events})
+    assert r["success"], r
+
+
+async def listen(ws, song):
+    """Play, Seek, Pause, Play (a resume) and Stop SONG on WS: the five
+    events of a listener."""
+    for cid, cmd in (("l1", {"command": "Play"}), ("l2", {"command": "Seek", "position_ms": 1000}),
+                     ("l3", {"command": "Pause"}), ("l4", {"command": "Play"}), ("l5", {"command": "Stop"})):
+        r, _ = await command(ws, {**cmd, "command_id": cid, "track_id": song})
+        assert r["success"], r
+
+
+def playback_of(events, user):
+    return [e["event"] for e in events if e["event"] in PLAYBACK_EVENTS and e.get("user_id") == user]
+
+
+def test_playback_is_private_unless_shared(authsrv):
+    """By default nobody follows another user's listening: B, subscribed to
+    every playback event with no filter, on A's worker and on the other
+    one, receives none of A's, while A's own second connection (on the
+    other worker: the IPC path) receives them all. Once the backend sets
+    A's share_listening, B receives them; once A turns it off again with
+    A's own token, B no longer does.
+
+    Checked with the check off (ws_hub.c's deliver ignoring the private
+    flag): B received A's PlaybackStarted on both workers and the test
+    failed at its first assertion on B."""
+    song = authsrv.ids["Long Song"]
+    a_user, b_user = f"ann-{secrets.token_hex(3)}", f"ben-{secrets.token_hex(3)}"
+
+    async def go():
+        a1 = await websockets.connect(url(authsrv, "token=" + ws_token(a_user)), max_size=None)
+        here = (await status(a1))["worker_pid"]
+        a2, st = await connect_on_other_worker(authsrv, "token=" + ws_token(a_user), here)
+        there = st["worker_pid"]
+        b_there = await connect_on_worker(authsrv, "token=" + ws_token(b_user), there)
+        b_here = await connect_on_worker(authsrv, "token=" + ws_token(b_user), here)
+        conns = (a1, a2, b_there, b_here)
+        try:
+            for ws in (a2, b_there, b_here):
+                await subscribe_all(ws, PLAYBACK_EVENTS + ["LiveStats"])
+
+            # the default: private
+            await listen(a1, song)
+            got_a2 = await quiet(a2, 1.0)
+            got_b_there = await quiet(b_there, 0.3)
+            got_b_here = await quiet(b_here, 0.3)
+            assert playback_of(got_b_there, a_user) == [], got_b_there
+            assert playback_of(got_b_here, a_user) == [], got_b_here
+            assert playback_of(got_a2, a_user) == ["PlaybackStarted", "PlaybackProgress", "PlaybackPaused",
+                                                   "PlaybackResumed", "PlaybackStopped"], got_a2
+            # LiveStats stays aggregate: no user in it
+            stats = [e for e in got_a2 + got_b_there + got_b_here if e["event"] == "LiveStats"]
+            assert stats, "no LiveStats within the wait"
+            for e in stats:
+                assert set(e) == {"event", "concurrent_listeners", "top_tracks", "server_load"}, e
+                assert a_user not in json.dumps(e) and "user_id" not in json.dumps(e), e
+
+            # the backend turns sharing on: B follows A, on both workers
+            st, doc = put_settings(authsrv, a_user, {"share_listening": True})
+            assert st == 200 and doc["user_id"] == a_user and doc["share_listening"] is True, doc
+            await listen(a1, song)
+            for ws in (b_there, b_here):
+                got = await quiet(ws, 1.0)
+                assert playback_of(got, a_user) == ["PlaybackStarted", "PlaybackProgress", "PlaybackPaused",
+                                                    "PlaybackResumed", "PlaybackStopped"], got
+            await quiet(a2, 0.2)
+
+            # A turns it off with A's own token: private again
+            st, doc = put_settings(authsrv, a_user, {"share_listening": False}, token=ws_token(a_user))
+            assert st == 200 and doc["share_listening"] is False, doc
+            await listen(a1, song)
+            assert playback_of(await quiet(a2, 1.0), a_user) == ["PlaybackStarted", "PlaybackProgress",
+                                                                 "PlaybackPaused", "PlaybackResumed",
+                                                                 "PlaybackStopped"]
+            for ws in (b_there, b_here):
+                got = await quiet(ws, 0.3)
+                assert playback_of(got, a_user) == [], got
+        finally:
+            for ws in conns:
+                await ws.close()
+
+    run(go())
+
+
+def test_filters_do_not_reveal_private_listening(authsrv):
+    """A Subscribe with a filter naming the user gets nothing more: the
+    privacy check comes before subscriptions and filters."""
+    song = authsrv.ids["Short Song"]
+    a_user = f"quiet-{secrets.token_hex(3)}"
+
+    async def go():
+        async with websockets.connect(url(authsrv, "token=" + ws_token(a_user))) as a, \
+                websockets.connect(url(authsrv, "token=" + ws_token("snoop"))) as b:
+            r, _ = await command(b, {"command": "Subscribe", "command_id": "f", "events": PLAYBACK_EVENTS,
+                                     "filters": {"user_id": a_user}})
+            assert r["success"]
+            r, _ = await command(a, {"command": "Play", "command_id": "p", "track_id": song})
+            assert r["success"]
+            r, _ = await command(a, {"command": "Stop", "command_id": "s", "track_id": song})
+            assert r["success"]
+            assert await quiet(b, 1.0) == []
+
+    run(go())
+
+
+def test_user_settings_route(authsrv):
+    """GET/PUT /api/users/{id}/settings: the backend key for anyone, a user's
+    own token for themselves; another user's token 403, no credentials 401,
+    a media token 403; bad bodies 400 naming the field; bad ids 400.
+
+    Checked with the sub == id check off: Mallory's PUT of Alice's
+    settings got 200 and the test failed."""
+    alice, mallory = f"alice-{secrets.token_hex(3)}", f"mallory-{secrets.token_hex(3)}"
+    path = f"/api/users/{alice}/settings"
+
+    def call(method, p=path, body=None, token=None, key=None):
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        st, hdrs, resp = authsrv.get(p, method=method, headers=headers, body=body)
+        return st, hdrs, json.loads(resp) if resp else None
+
+    # nobody shares until they say so
+    st, _, doc = call("GET", token=ws_token(alice))
+    assert st == 200 and doc == {"user_id": alice, "share_listening": False, "updated_at_ms": None}, doc
+
+    # credentials: none, a wrong key, a bad token
+    for kw in ({}, {"key": "wrong-" + BACKEND_KEY}, {"token": "not.a.token"},
+               {"token": ws_token(alice, exp=int(time.time()) - 3600)}):
+        st, hdrs, doc = call("PUT", body={"share_listening": True}, **kw)
+        assert st == 401 and doc["error"]["code"] in ("unauthorized", "invalid_token"), (kw, doc)
+        assert hdrs.get("WWW-Authenticate", "").startswith("Bearer"), kw
+
+    # another user may neither read nor change them
+    for method, body in (("PUT", {"share_listening": True}), ("GET", None)):
+        st, _, doc = call(method, body=body, token=ws_token(mallory))
+        assert st == 403 and doc["error"]["code"] == "forbidden", doc
+        assert "own settings" in doc["error"]["message"], doc
+    # a media URL's token (it names a track) is not a user's credential here
+    st, _, doc = call("PUT", body={"share_listening": True},
+                      token=ws_token(alice, track=authsrv.ids["Long Song"]))
+    assert st == 403 and "media token" in doc["error"]["message"], doc
+    # a token without a user
+    import jwt
+    st, _, doc = call("PUT", body={"share_listening": True},
+                      token=jwt.encode({"exp": int(time.time()) + 60}, WS_SECRET, algorithm="HS256"))
+    assert st == 403 and "sub" in doc["error"]["message"], doc
+    assert call("GET", token=ws_token(alice))[2]["share_listening"] is False
+
+    # the user, then the backend
+    t0 = int(time.time() * 1000)
+    st, _, doc = call("PUT", body={"share_listening": True}, token=ws_token(alice))
+    assert st == 200 and doc["share_listening"] is True and doc["updated_at_ms"] >= t0 - 1000, doc
+    st, _, doc = call("GET", key=BACKEND_KEY)
+    assert st == 200 and doc["share_listening"] is True, doc
+    st, _, doc = call("PUT", body={"share_listening": False}, key=BACKEND_KEY)
+    assert st == 200 and doc == {"user_id": alice, "share_listening": False, "updated_at_ms": None}, doc
+    st, _, doc = call("GET", p=f"/api/users/{mallory}/settings", key=BACKEND_KEY)
+    assert st == 200 and doc["share_listening"] is False
+    st, hdrs, body = authsrv.get(path, method="HEAD", headers={"Authorization": f"Bearer {BACKEND_KEY}"})
+    assert st == 200 and body == b"" and int(hdrs["Content-Length"]) > 0
+
+    # bad bodies: 400 naming the field
+    for body, code, needle in ((b"{oops", "invalid_json", "JSON"),
+                               (b"[true]", "invalid_json", "object"),
+                               ({"share_listening": "yes"}, "invalid_parameter", "share_listening: must be true"),
+                               ({"share_listening": 1}, "invalid_parameter", "share_listening: must be true"),
+                               ({"share_listening": True, "colour": "red"}, "invalid_parameter", "colour: not a"),
+                               ({}, "invalid_parameter", "share_listening: required")):
+        st, _, doc = call("PUT", body=body, key=BACKEND_KEY)
+        assert st == 400 and doc["error"]["code"] == code and needle in doc["error"]["message"], (body, doc)
+    assert call("GET", key=BACKEND_KEY)[2]["share_listening"] is False
+
+    # ids are checked as everywhere: length, NUL, UTF-8
+    for bad in ("u" * 129, "a%00b", "%ff%fe"):
+        st, _, doc = call("GET", p=f"/api/users/{bad}/settings", key=BACKEND_KEY)
+        assert st == 400 and "user id" in doc["error"]["message"], (bad, doc)
+    assert call("GET", p=f"/api/users/{'u' * 128}/settings", key=BACKEND_KEY)[0] == 200
+    assert call("GET", p=f"/api/users/%C3%A9l%C3%A8ve/settings", key=BACKEND_KEY)[2]["user_id"] == "\u00e9l\u00e8ve"
+
+    st, hdrs, doc = call("POST", body={"share_listening": True}, key=BACKEND_KEY)
+    assert st == 405 and hdrs["Allow"] == "GET, HEAD, PUT" and doc["error"]["code"] == "method_not_allowed"
+
+
+def test_settings_past_the_user_data_budget(talas_server, wslib, tmp_path):
+    """A new settings record past storage.user_data_max gets 507 naming the
+    key; a user who already has one may still change it, and turning
+    sharing off always works (the defaults are no record).
+
+    Checked with the budget check off (users.c): 3000 users were stored
+    without a refusal and the test failed."""
+    import http.client
+    srv = auth_ws_server(tmp_path / "budget", wslib, workers=1)
+    srv.write_config(text=srv.config_path.read_text().replace(
+        "  map_size: 256MiB\n", "  map_size: 256MiB\n  user_data_max: 64KiB\n"))
+    srv.start(wait_scan=False)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    auth = {"Authorization": f"Bearer {BACKEND_KEY}", "Content-Type": "application/json"}
+
+    def put(user, share):
+        conn.request("PUT", f"/api/users/{user}/settings", body=json.dumps({"share_listening": share}),
+                     headers=auth)
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+
+    try:
+        refused = None
+        for i in range(3000):
+            st, doc = put(f"{i:06d}-" + "x" * 100, True)
+            if st != 200:
+                refused = (i, st, doc)
+                break
+        assert refused is not None, "3000 settings records stored under a 64 KiB budget"
+        i, st, doc = refused
+        assert i > 100, refused
+        assert st == 507 and doc["error"]["code"] == "quota_exceeded", refused
+        assert doc["error"]["limit"] == "storage.user_data_max" and doc["error"]["max"] == 65536, doc
+        # the refused user stays private; others may still change theirs
+        conn.request("GET", f"/api/users/{i:06d}-" + "x" * 100 + "/settings", headers=auth)
+        r = conn.getresponse()
+        assert json.loads(r.read())["share_listening"] is False
+        assert put("000003-" + "x" * 100, True)[0] == 200
+        assert put("000004-" + "x" * 100, False) == (200, {"user_id": "000004-" + "x" * 100,
+                                                            "share_listening": False, "updated_at_ms": None})
+        assert put("never-stored", False)[0] == 200
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------- limits per user and address
+# ws.max_connections_per_user, ws.max_connections_per_address and
+# ws.user_rate_limit (ws_limits.c) are counted per worker, like
+# http.max_connections_per_ip: these servers have one worker, so that every
+# connection counts against the same table.
+
+def upgrade_answer(srv, query, headers=""):
+    """The answer to a WebSocket handshake for /api/ws?QUERY on a raw
+    socket: (status, JSON body or None, socket); the caller closes it."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(f"GET /api/ws?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+              .encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status = int(head.split()[1])
+    if status == 101:
+        return status, None, s
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return status, json.loads(rest[:length]), s
+
+
+@pytest.fixture(scope="module")
+def limitsrv(tmp_path_factory, wslib):
+    srv = auth_ws_server(tmp_path_factory.mktemp("wslimits"), wslib, workers=1,
+                         extra="  max_connections_per_user: 4\n  user_rate_limit: 50\n")
+    srv.start(wait_scan=False)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+def test_connections_per_user_cap(limitsrv):
+    """ws.max_connections_per_user: with 4 connections of one user open, the
+    5th upgrade gets 429 naming the key, whatever the token (a new one for
+    the same sub); another user still connects, and a closed connection
+    frees its place.
+
+    Checked with the cap off (ws_limits.c never refusing): the 5th
+    handshake got 101 and the test failed."""
+    user = f"cap-{secrets.token_hex(3)}"
+    held = []
+    try:
+        for _ in range(4):
+            st, _, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+            held.append(s)
+            assert st == 101
+        st, doc, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+        s.close()
+        assert st == 429, (st, doc)
+        assert doc["error"]["code"] == "quota_exceeded", doc
+        assert doc["error"]["limit"] == "ws.max_connections_per_user" and doc["error"]["max"] == 4, doc
+        assert "ws.max_connections_per_user" in doc["error"]["message"], doc
+
+        st, _, s = upgrade_answer(limitsrv, "token=" + ws_token("someone-else"))
+        s.close()
+        assert st == 101
+
+        held.pop().close()
+
+        def reopened():
+            st, _, s = upgrade_answer(limitsrv, "token=" + ws_token(user))
+            if st == 101:
+                held.append(s)
+                return True
+            s.close()
+            return False
+        tf.wait_for(reopened, 10, interval=0.1, what="a place freed by a closed connection")
+        assert "ws.max_connections_per_user" in tf.read_text(limitsrv.error_log)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_user_rate_limit_spans_connections(limitsrv):
+    """ws.user_rate_limit: 80 commands of one user spread over 4
+    connections (20 each, under ws.rate_limit's 100 per connection): 50
+    pass, 30 get a failed CommandResponse naming ws.user_rate_limit, and
+    each connection that was refused gets a RateLimitWarning; another
+    user's commands still pass.
+
+    Checked with the limit off (ws_limits.c counting nothing): all 80
+    passed and the test failed."""
+    user = f"chatty-{secrets.token_hex(3)}"
+
+    async def go():
+        conns = [await websockets.connect(url(limitsrv, "token=" + ws_token(user)), max_size=None)
+                 for _ in range(4)]
+        calm = await websockets.connect(url(limitsrv, "token=" + ws_token("calm")), max_size=None)
+        try:
+            for i in range(20):
+                for k, ws in enumerate(conns):
+                    await ws.send(json.dumps({"command": "Ping", "command_id": f"c{k}-{i}"}))
+            per_conn = []
+            for ws in conns:
+                msgs = []
+                while sum(1 for m in msgs if m["event"] == "CommandResponse") < 20:
+                    msgs.append(await recv_json(ws))
+                msgs += await quiet(ws, 0.2)
+                per_conn.append(msgs)
+            r, _ = await command(calm, {"command": "Ping", "command_id": "calm"})
+            return per_conn, r
+        finally:
+            for ws in conns + [calm]:
+                await ws.close()
+
+    per_conn, calm = run(go())
+    responses = [m for msgs in per_conn for m in msgs if m["event"] == "CommandResponse"]
+    ok = [m for m in responses if m["success"]]
+    refused = [m for m in responses if not m["success"]]
+    assert len(responses) == 80
+    assert len(ok) == 50 and len(refused) == 30, (len(ok), len(refused))
+    for m in refused:
+        assert m["error"].startswith("rate limit exceeded: ws.user_rate_limit (50 commands per 10 s of this user"), m
+    for msgs in per_conn:
+        if any(m["event"] == "CommandResponse" and not m["success"] for m in msgs):
+            warnings = [m for m in msgs if m["event"] == "RateLimitWarning"]
+            assert [w["remaining_requests"] for w in warnings] == [0], msgs
+            assert 0 < warnings[0]["reset_time_seconds"] <= 10
+    assert calm["success"], calm
+
+
+def test_anonymous_limits_count_per_address(talas_server, wslib, tmp_path):
+    """Without ws.auth_required a user_id is only a claim: the connections
+    and commands of one client address count together, whatever user_id
+    each claims. ws.max_connections_per_address refuses the 4th with 429
+    naming the key; ws.user_rate_limit refuses past 30 commands from the
+    address.
+
+    Checked with the cap off: the 4th handshake got 101 and the test
+    failed."""
+    srv = tf.TalasServer(tmp_path / "anonlimits", [wslib], workers=1,
+                         extra_yaml="ws:\n  max_connections_per_address: 3\n  user_rate_limit: 30\n")
+    srv.start(wait_scan=False)
+    held = []
+    try:
+        for i in range(3):
+            st, _, s = upgrade_answer(srv, f"user_id=claim{i}")
+            held.append(s)
+            assert st == 101
+        st, doc, s = upgrade_answer(srv, "user_id=claim3")
+        s.close()
+        assert st == 429 and doc["error"]["limit"] == "ws.max_connections_per_address", doc
+        assert doc["error"]["max"] == 3, doc
+        for s in held:
+            s.close()
+        held.clear()
+
+        async def go():
+            conns = []
+            for i in range(3):
+                for _ in range(50):  # until the closed ones are counted out
+                    try:
+                        conns.append(await websockets.connect(url(srv, f"user_id=spread{i}"), max_size=None))
+                        break
+                    except websockets.InvalidStatusCode:
+                        await asyncio.sleep(0.1)
+            assert len(conns) == 3
+            try:
+                results = []
+                for i in range(15):
+                    for k, ws in enumerate(conns):
+                        r, _ = await command(ws, {"command": "Ping", "command_id": f"a{k}-{i}"})
+                        results.append(r)
+                return results
+            finally:
+                for ws in conns:
+                    await ws.close()
+
+        results = run(go())
+        assert sum(1 for r in results if r["success"]) == 30
+        refused = [r for r in results if not r["success"]]
+        assert len(refused) == 15
+        assert all("ws.user_rate_limit (30 commands per 10 s from this address" in r["error"] for r in refused)
+    finally:
+        for s in held:
+            s.close()

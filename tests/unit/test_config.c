@@ -112,6 +112,9 @@ static void test_defaults(void **state)
     assert_int_equal(c->http_max_connections_per_ip, 256);
     assert_int_equal(c->http2_max_streams_per_second, 1000);
     assert_int_equal(c->http2_max_resets_per_second, 100);
+    assert_int_equal(c->ws_max_connections_per_user, 16);
+    assert_int_equal(c->ws_max_connections_per_address, 64);
+    assert_int_equal(c->ws_user_rate_limit, 300);
     assert_int_equal(c->transcode_max_concurrent_per_worker, 64);
     assert_int_equal(c->transcode_max_concurrent, 256);
 

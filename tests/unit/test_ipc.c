@@ -15,7 +15,9 @@
 
 static void test_event_round_trip(void **state)
 {
-    struct talas_ipc_event ev = {4242, 1, "user_1", 6, "{\"event\":\"X\"}", 13}, got;
+    struct talas_ipc_event
+        ev = {4242, 1, "user_1", 6, "{\"event\":\"X\"}", 13, "alice", 5, TALAS_IPC_EVENT_PRIVATE},
+        got;
     struct talas_ipc_frame f;
     struct talas_buf out = {0};
     size_t used;
@@ -33,6 +35,10 @@ static void test_event_round_trip(void **state)
     assert_memory_equal(got.to, "user_1", 6);
     assert_int_equal(got.json_len, 13);
     assert_memory_equal(got.json, "{\"event\":\"X\"}", 13);
+    /* the owner and its privacy cross with the event */
+    assert_int_equal(got.owner_len, 5);
+    assert_memory_equal(got.owner, "alice", 5);
+    assert_int_equal(got.flags, TALAS_IPC_EVENT_PRIVATE);
     /* any other length of the same payload is refused */
     for (size_t n = 0; n < f.len; n++) {
         void *copy = malloc(n ? n : 1); /* exact size: ASan sees any overread */
@@ -42,15 +48,36 @@ static void test_event_round_trip(void **state)
     }
     talas_buf_free(&out);
 
+    /* a public event of an owner */
+    ev.flags = 0;
+    assert_int_equal(talas_ipc_event_encode(&out, &ev), 0);
+    assert_int_equal(talas_ipc_frame_next(out.data, out.len, &f, &used), 1);
+    assert_int_equal(talas_ipc_event_decode(f.payload, f.len, &got), 0);
+    assert_int_equal(got.flags, 0);
+    assert_memory_equal(got.owner, "alice", 5);
+    talas_buf_free(&out);
+
     /* too big to encode */
     ev.to_len = TALAS_IPC_MAX_TO + 1;
+    assert_int_equal(talas_ipc_event_encode(&out, &ev), -1);
+    assert_int_equal(out.len, 0);
+    ev.to_len = 6;
+    ev.owner_len = TALAS_IPC_MAX_TO + 1;
+    assert_int_equal(talas_ipc_event_encode(&out, &ev), -1);
+    assert_int_equal(out.len, 0);
+    /* private, but nobody's: nobody could receive it */
+    ev.owner = NULL;
+    ev.owner_len = 0;
+    ev.flags = TALAS_IPC_EVENT_PRIVATE;
+    assert_int_equal(talas_ipc_event_encode(&out, &ev), -1);
+    ev.flags = 0x80; /* a flag that does not exist */
     assert_int_equal(talas_ipc_event_encode(&out, &ev), -1);
     assert_int_equal(out.len, 0);
 }
 
 static void test_event_refused(void **state)
 {
-    struct talas_ipc_event ev = {1, 0, NULL, 0, "{}", 2}, got;
+    struct talas_ipc_event ev = {1, 0, NULL, 0, "{}", 2, NULL, 0, 0}, got;
     struct talas_buf out = {0};
     uint32_t v;
 
@@ -58,6 +85,8 @@ static void test_event_refused(void **state)
     char *p = out.data + TALAS_IPC_HEADER_SIZE;
     size_t len = out.len - TALAS_IPC_HEADER_SIZE;
     assert_int_equal(talas_ipc_event_decode(p, len, &got), 0);
+    assert_int_equal(got.owner_len, 0);
+    assert_int_equal(got.flags, 0);
     v = 3; /* no such target */
     memcpy(p + 4, &v, 4);
     assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
@@ -66,8 +95,22 @@ static void test_event_refused(void **state)
     assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
     v = 0;
     memcpy(p + 4, &v, 4);
+    v = TALAS_IPC_EVENT_PRIVATE; /* private without an owner: refused, not delivered to all */
+    memcpy(p + 8, &v, 4);
+    assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
+    v = 2; /* a flag that does not exist */
+    memcpy(p + 8, &v, 4);
+    assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
+    v = 0;
+    memcpy(p + 8, &v, 4);
+    v = TALAS_IPC_MAX_TO + 1; /* an owner over its limit */
+    memcpy(p + 16, &v, 4);
+    assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
+    v = 0;
+    memcpy(p + 16, &v, 4);
+    assert_int_equal(talas_ipc_event_decode(p, len, &got), 0);
     v = 0xffffffffu; /* a length past the payload */
-    memcpy(p + 12, &v, 4);
+    memcpy(p + 20, &v, 4);
     assert_int_equal(talas_ipc_event_decode(p, len, &got), -1);
     talas_buf_free(&out);
 }

@@ -16,6 +16,7 @@
 #include "http/http_peaks.h"
 #include "http/http_session.h"
 #include "http/http_stream.h"
+#include "http/http_users.h"
 #include "realtime/http_realtime.h"
 #include "http/http_transcode.h"
 #include "realtime/ws_conn.h"
@@ -88,6 +89,9 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_realtime_track_analytics(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/api/analytics/users/", &at))
         return talas_realtime_user_analytics(ctx, req, path.base + at, path.len - at);
+    if (has_prefix(path, "/api/users/", &at) && path.len - at >= 9 &&
+        memcmp(path.base + path.len - 9, "/settings", 9) == 0)
+        return talas_users_settings_serve(ctx, req, path.base + at, path.len - at - 9);
     if (has_prefix(path, "/api/playlists/", &at))
         return talas_realtime_playlist(ctx, req, path.base + at, path.len - at);
     talas_http_send_error(req, 404, "not_found", "no such resource");

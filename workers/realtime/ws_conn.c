@@ -12,10 +12,19 @@
  * that could be read), whatever is wrong with it; a binary frame gets a
  * CommandResponse with success false; a frame over ws.max_message_size
  * closes the connection with 1009 (wslay). Commands past ws.rate_limit per
- * ws.rate_limit_window are refused, with a RateLimitWarning.
+ * ws.rate_limit_window are refused, with a RateLimitWarning; so are those
+ * past ws.user_rate_limit for the connection's user (or, without
+ * ws.auth_required, its address) across all its connections on this
+ * worker. An upgrade past ws.max_connections_per_user (or
+ * _per_address) is answered 429 naming the key (ws_limits.c): the
+ * identity is known before the upgrade, so no connection is opened only
+ * to be closed.
  *
  * Playback and playlist commands write their change to LMDB in one short
- * transaction (playback.c) and publish their event through the hub.
+ * transaction (playback.c) and publish their event through the hub. A
+ * playback event is private unless its user shares their listening
+ * (share_listening, store/users.h, read at publish time): then only that
+ * user's own connections receive it (ws_hub.c).
  *
  * Logs: refused upgrades (auth), storage errors.
  */
@@ -31,6 +40,7 @@
 #include "http/http_response.h"
 #include "core/log.h"
 #include "store/playback.h"
+#include "store/users.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
 
@@ -54,12 +64,26 @@ static void rate_warning(struct talas__ws_conn *c, uint32_t remaining, uint64_t 
     talas_buf_free(&b);
 }
 
-/* Counts a command; 0 when it may run. */
+/* Seconds until RESET_MS milliseconds have passed, rounded up. */
+static uint64_t seconds_up(uint64_t reset_ms)
+{
+    return (reset_ms + 999) / 1000;
+}
+
+/*
+ * Counts a command; 0 when it may run. Two budgets per window of
+ * ws.rate_limit_window: the connection's (ws.rate_limit) and its user's or
+ * address's across all their connections on this worker
+ * (ws.user_rate_limit, ws_limits.c). A command refused by either spends
+ * nothing of the other.
+ */
 static int rate_limit(struct talas__ws_conn *c, const char *command_id)
 {
     const struct talas_config *conf = c->ctx->conf;
     uint64_t now = talas_now_ms(), reset_ms;
     uint32_t limit = (uint32_t)conf->ws_rate_limit, remaining;
+    struct talas_ws_budget budget;
+    char msg[192];
 
     if (now - c->rate_window_ms >= conf->ws_rate_limit_window_ms) {
         c->rate_window_ms = now;
@@ -68,20 +92,35 @@ static int rate_limit(struct talas__ws_conn *c, const char *command_id)
     }
     reset_ms = c->rate_window_ms + conf->ws_rate_limit_window_ms - now;
     if (c->rate_used >= limit) {
-        char msg[128];
         snprintf(msg, sizeof(msg), "rate limit exceeded: %u commands per %llu s; try again in %llu s", limit,
                  (unsigned long long)(conf->ws_rate_limit_window_ms / 1000),
-                 (unsigned long long)((reset_ms + 999) / 1000));
+                 (unsigned long long)seconds_up(reset_ms));
         respond(c, command_id, 0, NULL, msg);
         if (c->rate_used++ == limit)
-            rate_warning(c, 0, (reset_ms + 999) / 1000);
+            rate_warning(c, 0, seconds_up(reset_ms));
+        return -1;
+    }
+    if (c->identity != NULL && talas_ws_limits_command(c->identity, now, &budget) != 0) {
+        snprintf(
+            msg, sizeof(msg),
+            "rate limit exceeded: ws.user_rate_limit (%u commands per %llu s %s on this worker); try again "
+            "in %llu s",
+            budget.limit, (unsigned long long)(conf->ws_rate_limit_window_ms / 1000),
+            talas_ws_identity_is_user(c->identity) ? "of this user" : "from this address",
+            (unsigned long long)seconds_up(budget.reset_ms));
+        respond(c, command_id, 0, NULL, msg);
+        /* each connection of the user learns it once per window */
+        if (c->identity_warned_window != budget.window_start_ms) {
+            c->identity_warned_window = budget.window_start_ms;
+            rate_warning(c, 0, seconds_up(budget.reset_ms));
+        }
         return -1;
     }
     remaining = limit - ++c->rate_used;
     /* one warning when a tenth of the window's allowance is left */
     if (!c->rate_warned && remaining <= limit / 10) {
         c->rate_warned = 1;
-        rate_warning(c, remaining, (reset_ms + 999) / 1000);
+        rate_warning(c, remaining, seconds_up(reset_ms));
     }
     return 0;
 }
@@ -113,9 +152,10 @@ static int find_track(const struct talas_worker_ctx *ctx, const char *track, uin
     return 0;
 }
 
-/* Publishes a playback event: NAME with the user and track, then FIELD. */
-static void playback_event(struct talas__ws_conn *c, const char *name, const char *track, const char *field,
-                           uint64_t value, int with_buffer, double buffer)
+/* Publishes a playback event: NAME with the user and track, then FIELD;
+ * other users receive it only when PRIVATE is 0. */
+static void playback_event(struct talas__ws_conn *c, int private, const char *name, const char *track,
+                           const char *field, uint64_t value, int with_buffer, double buffer)
 {
     struct talas_buf b = {0};
     struct talas_json json;
@@ -132,7 +172,7 @@ static void playback_event(struct talas__ws_conn *c, const char *name, const cha
         talas_json_double(&json, buffer);
     }
     talas_json_object_end(&json);
-    talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, b.data, b.len);
+    talas_ws_hub_publish_activity(c->user, private, b.data, b.len);
     talas_buf_free(&b);
 }
 
@@ -160,12 +200,15 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
     struct talas_buf data = {0};
     const char *error = NULL, *quality;
     uint64_t duration = 0, now = talas_wall_ms();
-    int rc = 0;
+    int rc = 0, private;
 
     if (c->user == NULL) {
         respond(c, cmd->command_id, 0, NULL, "playback needs a user: connect with ?user_id= (or a token)");
         return;
     }
+    /* the user's consent as it stands now (a read transaction): their
+     * events reach other users only while they share their listening */
+    private = !talas_user_shares_listening(c->ctx->storage, c->user);
     switch (cmd->type) {
     case TALAS_WS_PLAY:
         quality = cmd->quality != NULL ? cmd->quality : conf->transcode_profiles[0].name;
@@ -198,12 +241,12 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         }
         respond(c, cmd->command_id, 1, &data, NULL);
         if (r.stopped_previous)
-            playback_event(c, "PlaybackStopped", r.previous_track, "total_played_ms", r.previous_played_ms, 0,
-                           0);
+            playback_event(c, private, "PlaybackStopped", r.previous_track, "total_played_ms",
+                           r.previous_played_ms, 0, 0);
         if (r.resumed)
-            playback_event(c, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+            playback_event(c, private, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
         else
-            playback_event(c, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
+            playback_event(c, private, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
         talas_buf_free(&data);
         return;
     case TALAS_WS_PAUSE:
@@ -211,7 +254,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
+        playback_event(c, private, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
         talas_buf_free(&data);
         return;
     case TALAS_WS_SEEK:
@@ -220,7 +263,7 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "position_ms", r.position_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
+        playback_event(c, private, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
                        cmd->has_buffer_percentage ? cmd->buffer_percentage : 0.0);
         talas_buf_free(&data);
         return;
@@ -229,7 +272,8 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
             break;
         data_uint(&data, "total_played_ms", r.total_played_ms);
         respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0, 0);
+        playback_event(c, private, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0,
+                       0);
         talas_buf_free(&data);
         return;
     default:
@@ -542,9 +586,11 @@ static int connection_user(const struct talas_worker_ctx *ctx, h2o_req_t *req, c
 
 int talas_ws_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
+    struct talas_ws_identity *identity;
+    struct talas_quota_refusal refusal;
     struct talas__ws_conn *c;
     const char *key;
-    char *user;
+    char *user, ip[64];
 
     if (!talas_http_method_is(req, "GET")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
@@ -560,7 +606,17 @@ int talas_ws_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     if (connection_user(ctx, req, &user) != 0)
         return 0;
+    /* whose limits: the token's user; without ws.auth_required a user_id
+     * is only a claim, so the client's address */
+    identity = talas_ws_limits_open(ctx->conf->ws_auth_required ? user : NULL, talas_http_client_ip(req, ip),
+                                    &refusal);
+    if (identity == NULL) {
+        free(user);
+        talas_http_send_refusal(req, 429, &refusal);
+        return 0;
+    }
     if ((c = talas__ws_conn_new()) == NULL) {
+        talas_ws_limits_close(identity);
         free(user);
         talas_http_send_error(req, 503, "too_many_connections",
                               "this worker has ws.max_connections connections");
@@ -568,6 +624,7 @@ int talas_ws_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     c->ctx = ctx;
     c->user = user;
+    c->identity = identity;
     c->connected_ms = talas_wall_ms();
     c->ws = talas_ws_transport_upgrade(req, key, ctx->conf->ws_max_message_size, on_ws_message, c);
     return 0;

@@ -4,7 +4,8 @@
  * timers (ws_hub.h).
  *
  * Entry points: talas_ws_hub_init, talas_ws_hub_shutdown,
- * talas_ws_hub_publish, talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
+ * talas_ws_hub_publish, talas_ws_hub_publish_activity,
+ * talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
  * and talas_ws_hub_count_stream, which worker.c installs as the counters
  * of its context (worker_ctx.h) for the media routes.
  *
@@ -13,7 +14,11 @@
  * other worker; an event read from the master is delivered the same way.
  * A connection receives an event addressed to it (send_to_connection), to
  * its user (send_to_user), a ServerMessage sent to all, and any other
- * event sent to all that it subscribed to with matching filters. An event
+ * event sent to all that it subscribed to with matching filters. Privacy
+ * comes first: an event about a user's listening that the publishing
+ * worker marked private (the user's share_listening is off) goes only to
+ * that user's own connections, here and on every other worker, so no
+ * subscription or filter can follow another user's listening. An event
  * is framed once and the frame appended to each recipient's output buffer
  * (ws_transport.c); the connections are flushed from a zero-delay timer, so
  * that the events read in one turn of the loop leave in one write per
@@ -25,8 +30,9 @@
  * CLOSE_GRACE_MS. It never holds up the loop or other clients.
  *
  * Every second a sweep pings connections silent for ws.ping_interval,
- * closes those silent for ws.idle_timeout (1001), and reports this
- * worker's figures to the master when they changed; every
+ * closes those silent for ws.idle_timeout (1001), forgets the users and
+ * addresses of ws_limits.c that have no connection and no window left,
+ * and reports this worker's figures to the master when they changed; every
  * ws.live_stats_interval the LiveStats event goes to the connections
  * subscribed to it.
  *
@@ -173,6 +179,8 @@ void talas__ws_conn_free(struct talas__ws_conn *c)
     hub.count--;
     hub.mine.current_connections = (uint32_t)hub.count;
     hub.mine_dirty = 1;
+    if (c->identity != NULL)
+        talas_ws_limits_close(c->identity);
     for (size_t i = 0; i < c->sub_count; i++) {
         free(c->subs[i].event);
         for (size_t j = 0; j < c->subs[i].filter_count; j++) {
@@ -291,22 +299,34 @@ static int subscribed(const struct talas__ws_conn *c, const struct talas_ws_even
     return 0;
 }
 
-static void deliver(enum talas_ws_target target, const char *to, size_t to_len, const char *json, size_t len)
+/* Whether C is a connection of the user that EV is about. */
+static int owned_by(const struct talas__ws_conn *c, const struct talas_ipc_event *ev)
+{
+    return c->user != NULL && strlen(c->user) == ev->owner_len &&
+           memcmp(c->user, ev->owner, ev->owner_len) == 0;
+}
+
+static void deliver(const struct talas_ipc_event *ev)
 {
     struct talas_ws_event_info info;
     struct talas__ws_conn *c, *next;
     struct talas_buf frame = {0};
     uint64_t start = talas_now_us();
-    size_t count = 0;
-    int server_message;
+    size_t count = 0, to_len = ev->to_len;
+    const char *to = ev->to;
+    int server_message, private = (ev->flags & TALAS_IPC_EVENT_PRIVATE) != 0;
 
-    if (talas_ws_event_info_read(json, len, &info) != 0)
+    if (talas_ws_event_info_read(ev->json, ev->json_len, &info) != 0)
         return;
     server_message = strcmp(info.name, "ServerMessage") == 0;
-    talas_ws_frame_text(&frame, json, len);
+    talas_ws_frame_text(&frame, ev->json, ev->json_len);
     for (c = hub.head; c != NULL; c = next) {
         next = c->next;
-        switch (target) {
+        /* a user who does not share their listening: their own connections
+         * only, whatever the target, subscriptions and filters say */
+        if (private && !owned_by(c, ev))
+            continue;
+        switch ((enum talas_ws_target)ev->target) {
         case TALAS_WS_TO_CONNECTION:
             if (strlen(c->id) == to_len && memcmp(c->id, to, to_len) == 0)
                 send_frame(c, &frame);
@@ -372,17 +392,45 @@ static void ipc_send_frame(const struct talas_buf *frame)
     ipc_flush();
 }
 
-void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len)
+static void publish(const struct talas_ipc_event *ev)
 {
-    struct talas_ipc_event ev = {(uint32_t)getpid(), (uint8_t)target, to, to ? strlen(to) : 0, json, len};
     struct talas_buf frame = {0};
 
     hub.mine.events_broadcast++;
     hub.mine_dirty = 1;
-    deliver(target, to, ev.to_len, json, len);
-    if (talas_ipc_event_encode(&frame, &ev) == 0)
+    deliver(ev);
+    if (talas_ipc_event_encode(&frame, ev) == 0)
         ipc_send_frame(&frame);
     talas_buf_free(&frame);
+}
+
+void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len)
+{
+    struct talas_ipc_event ev = {
+        .origin_pid = (uint32_t)getpid(),
+        .target = (uint8_t)target,
+        .to = to,
+        .to_len = to != NULL ? strlen(to) : 0,
+        .json = json,
+        .json_len = len,
+    };
+
+    publish(&ev);
+}
+
+void talas_ws_hub_publish_activity(const char *owner, int is_private, const char *json, size_t len)
+{
+    struct talas_ipc_event ev = {
+        .origin_pid = (uint32_t)getpid(),
+        .target = TALAS_WS_TO_ALL,
+        .json = json,
+        .json_len = len,
+        .owner = owner,
+        .owner_len = strlen(owner),
+        .flags = is_private ? TALAS_IPC_EVENT_PRIVATE : 0,
+    };
+
+    publish(&ev);
 }
 
 static void on_ipc_read(h2o_socket_t *sock, const char *err)
@@ -410,7 +458,7 @@ static void on_ipc_read(h2o_socket_t *sock, const char *err)
             return;
         }
         if (f.type == TALAS_IPC_EVENT && talas_ipc_event_decode(f.payload, f.len, &ev) == 0) {
-            deliver((enum talas_ws_target)ev.target, ev.to, ev.to_len, ev.json, ev.json_len);
+            deliver(&ev);
         } else if (f.type == TALAS_IPC_STATS_ALL) {
             struct talas_ipc_stats *all = xcalloc(MAX_WORKERS, sizeof(*all));
             if (talas_ipc_stats_all_decode(f.payload, f.len, all, MAX_WORKERS, &count) == 0) {
@@ -558,6 +606,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             schedule_flush(c);
         }
     }
+    talas_ws_limits_sweep(now);
     if (hub.mine_dirty && hub.ipc != NULL) {
         struct talas_buf frame = {0};
         fill_mine();
@@ -667,6 +716,7 @@ void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
     hub.loop = loop;
     hub.conf = conf;
     hub.mine.pid = (uint32_t)getpid();
+    talas_ws_limits_init(conf);
     h2o_timeout_init(loop, &hub.zero, 0);
     h2o_timeout_init(loop, &hub.second, 1000);
     h2o_timeout_init(loop, &hub.live, conf->ws_live_stats_interval_ms);

@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/ipc.h"
+#include "realtime/ws_limits.h"
 #include "realtime/ws_protocol.h"
 #include "realtime/ws_transport.h"
 #include "worker/worker_ctx.h"
@@ -31,8 +32,19 @@ void talas_ws_hub_shutdown(void);
 
 /* Publishes event JSON (LEN bytes) to TARGET (TO: the user or connection
  * id, NULL for all): delivered here at once, and sent to every other
- * worker through the master. */
+ * worker through the master. The event is nobody's: use
+ * talas_ws_hub_publish_activity for one that reports a user's listening. */
 void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len);
+
+/*
+ * Publishes event JSON (LEN bytes) that reports what OWNER (a user id)
+ * does as a listener (PlaybackStarted, PlaybackPaused, PlaybackResumed,
+ * PlaybackProgress, PlaybackStopped) to the connections subscribed to it,
+ * on every worker. When IS_PRIVATE (the caller read OWNER's
+ * share_listening, store/users.h, and it is off), only OWNER's own
+ * connections may receive it, whatever their subscriptions and filters.
+ */
+void talas_ws_hub_publish_activity(const char *owner, int is_private, const char *json, size_t len);
 
 /* A media response (/stream, /preview) for TRACK began or ended on this
  * worker: LiveStats counts them as listeners. */
@@ -73,6 +85,8 @@ struct talas__ws_conn {
     uint64_t rate_window_ms; /* monotonic start of the rate-limit window */
     uint32_t rate_used;
     int rate_warned;
+    struct talas_ws_identity *identity; /* its user's or address's limits (ws_limits.h) */
+    uint64_t identity_warned_window;    /* the identity's window of the last RateLimitWarning */
     int closing;                /* a close frame is queued: nothing else goes out */
     int close_after_drain;      /* the send queue overflowed: close once the warning is out */
     uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
