@@ -1,11 +1,10 @@
 /*
- * playback.c - playback state, listening sessions, per-track totals and
- * playlists in LMDB (playback.h).
+ * playback.c - playback state, listening sessions and per-track totals in
+ * LMDB (playback.h).
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
  * talas_playback_track_plays, talas_playback_user_sessions,
- * talas_playlist_add/remove/get, talas_playback_foreach_state,
- * talas_playback_migrate.
+ * talas_playback_foreach_state, talas_playback_migrate.
  *
  * Records (the record codec, core/record.h; strings are length-prefixed):
  *   TALAS_DBI_PLAYBACK        user -> u8 version (2), u8 status, str track,
@@ -17,7 +16,6 @@
  *   TALAS_DBI_TRACK_PLAYS     track -> u8 version (2), u64 plays, u64
  *     listeners, u64 total_listening_ms
  *   TALAS_DBI_TRACK_LISTENERS track NUL user -> empty
- *   TALAS_DBI_PLAYLISTS       playlist -> the track ids, each NUL-terminated
  *   TALAS_DBI_META "playback" u8 version (2): the store is migrated
  * The previous format stored the C structs of this file's "v1" section
  * as they were in memory (a u32 version 1 first; none for the totals). A
@@ -633,128 +631,6 @@ int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const c
     mdb_cursor_close(cur);
     *total_r = count;
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
-}
-
-/* ---------------------------------------------------------------- playlists */
-
-int talas_playlist_add(struct talas_storage *st, const char *playlist, const char *track, int has_position,
-                       uint64_t position, uint64_t *position_r, const char **reason_r)
-{
-    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
-    MDB_val k = str_val(playlist), v;
-    struct talas_buf out = {0};
-    size_t count = 0, at, tlen = strlen(track) + 1;
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
-        return rc;
-    rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        v.mv_size = 0;
-        v.mv_data = (void *)"";
-        rc = 0;
-    }
-    if (rc != 0)
-        goto out;
-    for (size_t i = 0; i < v.mv_size; i++)
-        if (((const char *)v.mv_data)[i] == '\0')
-            count++;
-    if (count >= TALAS_PLAYLIST_MAX) {
-        *reason_r = "the playlist is full";
-        rc = 1;
-        goto out;
-    }
-    if (has_position && position > count) {
-        *reason_r = "position: past the end of the playlist";
-        rc = 1;
-        goto out;
-    }
-    at = has_position ? (size_t)position : count;
-    /* the bytes before entry AT, the new entry, the rest */
-    size_t off = 0;
-    for (size_t i = 0; i < at; i++)
-        off += strlen((const char *)v.mv_data + off) + 1;
-    talas_buf_append(&out, v.mv_data, off);
-    talas_buf_append(&out, track, tlen);
-    talas_buf_append(&out, (const char *)v.mv_data + off, v.mv_size - off);
-    v.mv_size = out.len;
-    v.mv_data = out.data;
-    if ((rc = mdb_put(txn, dbi, &k, &v, 0)) == 0) {
-        *position_r = at;
-        rc = mdb_txn_commit(txn);
-        talas_buf_free(&out);
-        return rc;
-    }
-out:
-    mdb_txn_abort(txn);
-    talas_buf_free(&out);
-    return rc;
-}
-
-int talas_playlist_remove(struct talas_storage *st, const char *playlist, const char *track,
-                          uint64_t *position_r, const char **reason_r)
-{
-    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
-    MDB_val k = str_val(playlist), v;
-    struct talas_buf out = {0};
-    size_t off = 0, index = 0;
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
-        return rc;
-    if ((rc = mdb_get(txn, dbi, &k, &v)) == MDB_NOTFOUND) {
-        *reason_r = "no such playlist";
-        rc = 1;
-        goto out;
-    }
-    if (rc != 0)
-        goto out;
-    while (off < v.mv_size) {
-        const char *e = (const char *)v.mv_data + off;
-        size_t n = strnlen(e, v.mv_size - off);
-        if (strcmp(e, track) == 0 && n == strlen(track)) {
-            talas_buf_append(&out, v.mv_data, off);
-            if (off + n + 1 < v.mv_size)
-                talas_buf_append(&out, e + n + 1, v.mv_size - off - n - 1);
-            v.mv_size = out.len;
-            v.mv_data = out.data != NULL ? out.data : (void *)"";
-            if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
-                goto out;
-            *position_r = index;
-            talas_buf_free(&out);
-            return mdb_txn_commit(txn);
-        }
-        off += n + 1;
-        index++;
-    }
-    *reason_r = "this track is not in the playlist";
-    rc = 1;
-out:
-    mdb_txn_abort(txn);
-    talas_buf_free(&out);
-    return rc;
-}
-
-int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
-                       talas_playlist_track_fn *fn, void *arg)
-{
-    MDB_val k = str_val(playlist), v;
-    size_t off = 0, index = 0;
-    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &k, &v);
-
-    if (rc != 0)
-        return rc;
-    while (off < v.mv_size) {
-        const char *e = (const char *)v.mv_data + off;
-        size_t n = strnlen(e, v.mv_size - off);
-        if (off + n == v.mv_size)
-            break; /* not NUL-terminated: damaged */
-        fn(e, index++, arg);
-        off += n + 1;
-    }
-    return 0;
 }
 
 int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,

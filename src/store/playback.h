@@ -1,15 +1,15 @@
 /*
  * playback.h - what the realtime channel stores in LMDB: each user's
  * playback state, listening sessions and their per-track totals (the
- * seeds' analytics engine), and playlists.
+ * seeds' analytics engine). Playlists are playlists.h's.
  *
  * Every change is one short write transaction (a few records), so a worker
  * may call these on its loop (once per store, the first change also
  * migrates records of the previous format: talas_playback_migrate); reads
  * take the caller's read transaction.
- * Times are wall-clock milliseconds (they outlive processes). User,
- * track and playlist ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked
- * by the caller (ws_protocol.c).
+ * Times are wall-clock milliseconds (they outlive processes). User and
+ * track ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked by the
+ * caller (ws_protocol.c).
  */
 #ifndef TALAS_PLAYBACK_H
 #define TALAS_PLAYBACK_H
@@ -21,8 +21,6 @@
 #include "store/storage.h"
 
 #define TALAS_PLAYBACK_ID_MAX 128
-/* Most tracks a playlist holds. */
-#define TALAS_PLAYLIST_MAX 10000
 
 enum talas_playback_status { TALAS_PLAYBACK_STOPPED, TALAS_PLAYBACK_PLAYING, TALAS_PLAYBACK_PAUSED };
 
@@ -95,22 +93,6 @@ struct talas_listen_session {
 typedef void talas_listen_session_fn(const struct talas_listen_session *s, void *arg);
 int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const char *user, size_t limit,
                                  talas_listen_session_fn *fn, void *arg, size_t *total_r);
-
-/*
- * Playlists. Add inserts TRACK at POSITION (HAS_POSITION, at most the
- * length) or at the end, and returns where in *position_r; Remove takes
- * the first occurrence of TRACK out and returns where it was. 0, 1 with a
- * static reason, or an LMDB error.
- */
-int talas_playlist_add(struct talas_storage *st, const char *playlist, const char *track, int has_position,
-                       uint64_t position, uint64_t *position_r, const char **reason_r);
-int talas_playlist_remove(struct talas_storage *st, const char *playlist, const char *track,
-                          uint64_t *position_r, const char **reason_r);
-/* Calls FN for each track of PLAYLIST in order; MDB_NOTFOUND when there is
- * no such playlist. */
-typedef void talas_playlist_track_fn(const char *track, size_t index, void *arg);
-int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
-                       talas_playlist_track_fn *fn, void *arg);
 
 /*
  * Rewrites the records still in the previous format (raw C structs of

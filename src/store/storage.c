@@ -75,6 +75,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_TRACK_LISTENERS] = "track_listeners",
     [TALAS_DBI_PLAYLISTS] = "playlists",
     [TALAS_DBI_PEAKS] = "peaks",
+    [TALAS_DBI_PLAYLISTS_BY_OWNER] = "playlists_by_owner",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

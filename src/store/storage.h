@@ -33,8 +33,9 @@ enum talas_dbi {
     TALAS_DBI_LISTEN_SESSIONS, /* user + NUL + started ms (be64) + pid (be32) -> listening session (playback.c) */
     TALAS_DBI_TRACK_PLAYS,     /* track id -> plays, listeners, total listening ms (playback.c) */
     TALAS_DBI_TRACK_LISTENERS, /* track id + NUL + user id -> "" (playback.c) */
-    TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
+    TALAS_DBI_PLAYLISTS,       /* playlist id -> owner, editors and track ids (playlists.c) */
     TALAS_DBI_PEAKS,           /* track id -> waveform peaks and the identity of their source (peaks.c) */
+    TALAS_DBI_PLAYLISTS_BY_OWNER, /* owner + NUL + playlist id -> "" (playlists.c) */
     TALAS_DBI_COUNT
 };
 
