@@ -4,7 +4,9 @@
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
  * talas_playback_track_plays, talas_playback_user_sessions,
- * talas_playback_foreach_state, talas_playback_migrate.
+ * talas_playback_foreach_state, talas_playback_migrate, and what talasctl
+ * users counts and purges: talas_playback_state_usage/purge/foreach_user,
+ * talas_listen_sessions_usage/purge/foreach_user.
  *
  * Records (the record codec, core/record.h; strings are length-prefixed):
  *   TALAS_DBI_PLAYBACK        user -> u8 version (2), u8 status, str track,
@@ -658,6 +660,191 @@ int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_p
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ------------------------------------------------- one user's records */
+
+/* A user's records in the database WHICH: the key USER itself (EXACT, the
+ * playback state) or every key that begins with USER NUL (the listening
+ * sessions). */
+static int user_usage(struct talas_storage *st, MDB_txn *txn, enum talas_dbi which, int exact,
+                      const char *user, uint64_t *count_r, uint64_t *bytes_r)
+{
+    size_t plen = strlen(user) + (exact ? 0 : 1);
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)user}, v;
+    int rc;
+
+    *count_r = *bytes_r = 0;
+    if (exact) {
+        rc = mdb_get(txn, talas_storage_dbi(st, which), &k, &v);
+        if (rc == 0) {
+            *count_r = 1;
+            *bytes_r = k.mv_size + v.mv_size;
+        }
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, which), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
+            break;
+        (*count_r)++;
+        *bytes_r += k.mv_size + v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Removes up to BATCH of those records in one write transaction; *done_r
+ * when none is left. */
+static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int exact, const char *user,
+                            size_t batch, uint64_t *removed, int *done_r)
+{
+    MDB_dbi dbi = talas_storage_dbi(st, which);
+    size_t plen = strlen(user) + (exact ? 0 : 1), n = 0;
+    struct talas_record_writer w;
+    struct talas_record_reader r;
+    struct talas_buf keys = {0};
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)user}, v;
+    MDB_txn *txn;
+    int rc;
+
+    *done_r = 1;
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if (exact) {
+        rc = mdb_del(txn, dbi, &k, NULL);
+        if (rc == MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            return 0;
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        (*removed)++;
+        return mdb_txn_commit(txn);
+    }
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+        goto fail;
+    /* the keys first: no delete under an open cursor */
+    talas_record_writer_buf(&w, &keys);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < batch;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
+            break;
+        talas_record_put_blob(&w, k.mv_data, k.mv_size);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    talas_record_reader_init(&r, keys.data, keys.len);
+    while (r.left > 0) {
+        k.mv_data = (void *)talas_record_get_blob(&r, &k.mv_size);
+        if (talas_record_reader_ok(&r) != 0) {
+            rc = EINVAL; /* our own list: cannot happen */
+            goto fail;
+        }
+        if ((rc = mdb_del(txn, dbi, &k, NULL)) != 0)
+            goto fail;
+        (*removed)++;
+    }
+    talas_buf_free(&keys);
+    *done_r = n < batch;
+    return mdb_txn_commit(txn);
+fail:
+    talas_buf_free(&keys);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int user_purge(struct talas_storage *st, enum talas_dbi which, int exact, const char *user,
+                      size_t batch, uint64_t *removed_r)
+{
+    uint64_t removed = 0;
+    int rc = 0, done = 0;
+
+    while (!done && (rc = user_purge_batch(st, which, exact, user, batch ? batch : 256, &removed, &done)) == 0)
+        ;
+    if (removed_r != NULL)
+        *removed_r = removed;
+    return rc;
+}
+
+/* Calls FN once per user of WHICH: each key (EXACT), or each distinct part
+ * before the NUL. */
+static int user_foreach(struct talas_storage *st, MDB_txn *txn, enum talas_dbi which, int exact,
+                        talas_playback_user_fn *fn, void *arg)
+{
+    char user[TALAS_PLAYBACK_ID_MAX + 2];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, which), &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        const char *nul = exact ? NULL : memchr(k.mv_data, '\0', k.mv_size);
+        size_t un = nul != NULL ? (size_t)(nul - (const char *)k.mv_data) : k.mv_size;
+
+        if (un == 0 || un > TALAS_PLAYBACK_ID_MAX || (!exact && nul == NULL)) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* not a user's key */
+            continue;
+        }
+        memcpy(user, k.mv_data, un);
+        user[un] = '\0';
+        if ((rc = fn(user, arg)) != 0)
+            break;
+        if (exact) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        /* past this user's keys: USER \x01 sorts after USER \0 ... */
+        user[un] = '\x01';
+        k.mv_size = un + 1;
+        k.mv_data = user;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int talas_playback_state_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                               uint64_t *bytes_r)
+{
+    return user_usage(st, txn, TALAS_DBI_PLAYBACK, 1, user, count_r, bytes_r);
+}
+
+int talas_playback_state_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r)
+{
+    return user_purge(st, TALAS_DBI_PLAYBACK, 1, user, batch, removed_r);
+}
+
+int talas_playback_state_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                      void *arg)
+{
+    return user_foreach(st, txn, TALAS_DBI_PLAYBACK, 1, fn, arg);
+}
+
+int talas_listen_sessions_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                                uint64_t *bytes_r)
+{
+    return user_usage(st, txn, TALAS_DBI_LISTEN_SESSIONS, 0, user, count_r, bytes_r);
+}
+
+int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r)
+{
+    return user_purge(st, TALAS_DBI_LISTEN_SESSIONS, 0, user, batch, removed_r);
+}
+
+int talas_listen_sessions_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                       void *arg)
+{
+    return user_foreach(st, txn, TALAS_DBI_LISTEN_SESSIONS, 0, fn, arg);
 }
 
 /* ------------------------------------------------------------- migration */

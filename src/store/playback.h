@@ -112,4 +112,26 @@ typedef int talas_playback_state_fn(const char *user, const struct talas_playbac
 int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
                                  void *arg);
 
+/*
+ * What one user has stored here, for talasctl users (store/user_data.h):
+ * the playback state (one record, or none) and the listening sessions.
+ * _usage sets *count_r and *bytes_r (keys and records) in TXN; _purge
+ * removes them, in write transactions of at most BATCH records (0: 256),
+ * and sets *removed_r (may be NULL); _foreach_user calls FN once for each
+ * user who has such records, FN returning 0 to go on. Each returns 0, FN's
+ * value, or an LMDB error. A purge leaves the per-track totals (plays,
+ * listeners) as they are: they are counts, not the user's records.
+ */
+int talas_playback_state_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                               uint64_t *bytes_r);
+int talas_playback_state_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r);
+typedef int talas_playback_user_fn(const char *user, void *arg);
+int talas_playback_state_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                      void *arg);
+int talas_listen_sessions_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                                uint64_t *bytes_r);
+int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r);
+int talas_listen_sessions_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                       void *arg);
+
 #endif

@@ -4,7 +4,8 @@
  * sharing, each quota (playlists.max_per_user, max_total, max_tracks,
  * max_editors) and the user-data budget (storage.user_data_max), records
  * of the previous layout read as owned by nobody, damaged records, and
- * the owner index: counts, owners, purge.
+ * what talasctl users counts and purges (the owner index, the table of
+ * kinds in user_data.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +16,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "store/playback.h"
 #include "store/playlists.h"
 #include "store/storage.h"
+#include "store/user_data.h"
 #include "tmpdir.h"
 
 struct fixture {
@@ -447,6 +450,52 @@ static void test_purge_and_counts(void **state)
     assert_int_equal(add(fx, "al", "al-new", "track", &r), 0);
 }
 
+/* The table of kinds talasctl users goes through: playlists, playback
+ * state, listening sessions, each counted and purged for one user only. */
+static void test_user_data_kinds(void **state)
+{
+    struct fixture *fx = *state;
+    struct talas_storage *st = fx->st;
+    const struct talas_user_data_kind *k;
+    struct talas_playback_result pr;
+    struct talas_playlist_result r;
+    const char *reason;
+    uint64_t count, bytes, removed;
+    char users[256];
+    MDB_txn *txn;
+
+    assert_int_equal(add(fx, "al", "pl", "t", &r), 0);
+    for (uint64_t t = 1000; t < 4000; t += 1000) {
+        assert_int_equal(talas_playback_play(st, "al", "track", 60000, 0, 0, "high", "web", t, &pr, &reason), 0);
+        assert_int_equal(talas_playback_stop(st, "al", "track", t + 500, &pr, &reason), 0);
+    }
+    assert_int_equal(talas_playback_play(st, "bo", "track", 60000, 0, 0, "high", "web", 9000, &pr, &reason), 0);
+
+    assert_null(talas_user_data_kind_find("nope"));
+    const char *names[] = {"playlists", "playback", "listening"};
+    uint64_t want[] = {1, 1, 3};
+    for (size_t i = 0; i < 3; i++) {
+        assert_non_null(k = talas_user_data_kind_find(names[i]));
+        assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+        assert_int_equal(k->usage(st, txn, "al", &count, &bytes), 0);
+        users[0] = '\0';
+        assert_int_equal(k->foreach_user(st, txn, collect_owner, users), 0);
+        mdb_txn_abort(txn);
+        assert_int_equal(count, want[i]);
+        assert_true(bytes > 0);
+        assert_string_equal(users, i == 0 ? "al " : "al bo ");
+        assert_int_equal(k->purge(st, "al", &removed), 0);
+        assert_int_equal(removed, want[i]);
+        assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+        assert_int_equal(k->usage(st, txn, "al", &count, &bytes), 0);
+        users[0] = '\0';
+        assert_int_equal(k->foreach_user(st, txn, collect_owner, users), 0);
+        mdb_txn_abort(txn);
+        assert_true(count == 0 && bytes == 0);
+        assert_string_equal(users, i == 0 ? "" : "bo ");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_data_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_previous_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_data_kinds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

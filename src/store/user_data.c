@@ -1,0 +1,47 @@
+/*
+ * user_data.c - the table of kinds of user records (user_data.h): one row
+ * per kind, each pointing at the functions of the module that stores it.
+ *
+ * Entry points: talas_user_data_kinds, talas_user_data_kind_find. Logs
+ * nothing; the rows' functions write in their own short transactions.
+ */
+#include <string.h>
+
+#include "core/util.h"
+#include "store/playback.h"
+#include "store/playlists.h"
+#include "store/user_data.h"
+
+static int playlists_purge(struct talas_storage *st, const char *user, uint64_t *removed_r)
+{
+    return talas_playlist_owner_purge(st, user, 0, removed_r);
+}
+
+static int playback_purge(struct talas_storage *st, const char *user, uint64_t *removed_r)
+{
+    return talas_playback_state_purge(st, user, 0, removed_r);
+}
+
+static int listening_purge(struct talas_storage *st, const char *user, uint64_t *removed_r)
+{
+    return talas_listen_sessions_purge(st, user, 0, removed_r);
+}
+
+const struct talas_user_data_kind talas_user_data_kinds[] = {
+    {"playlists", "playlists the user owns (not those shared with them)", talas_playlist_owner_usage,
+     playlists_purge, talas_playlist_foreach_owner},
+    {"playback", "the user's playback state (what they play, where)", talas_playback_state_usage,
+     playback_purge, talas_playback_state_foreach_user},
+    {"listening", "the user's listening sessions (their history)", talas_listen_sessions_usage,
+     listening_purge, talas_listen_sessions_foreach_user},
+};
+
+const size_t talas_user_data_kind_count = TALAS_ARRAY_SIZE(talas_user_data_kinds);
+
+const struct talas_user_data_kind *talas_user_data_kind_find(const char *name)
+{
+    for (size_t i = 0; i < talas_user_data_kind_count; i++)
+        if (strcmp(talas_user_data_kinds[i].name, name) == 0)
+            return &talas_user_data_kinds[i];
+    return NULL;
+}
