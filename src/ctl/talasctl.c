@@ -8,6 +8,7 @@
  *   tracks             ctl_tracks.c     cache           ctl_cache.c
  *   sign               ctl_sign.c       sessions        ctl_sessions.c
  *   check-config       ctl_config.c     users           ctl_users.c
+ *   storage compact    ctl_storage.c
  *   reload, stop, ws stats, broadcast   ctl_master.c
  *
  * talasctl reads the same configuration file as talas-master. Commands
@@ -90,6 +91,9 @@ static const struct command {
      "                     listening): count and bytes\n"
      "  users data purge USER [--kind KIND]\n"
      "                     remove what USER has stored (every kind, or KIND)\n"},
+    {"storage", 1, 1, 0,
+     "  storage compact    rewrite the storage without its free pages (the master\n"
+     "                     must be stopped)\n"},
     {"ws", 1, 1, 0, "  ws stats           realtime (/api/ws) figures of every worker\n"},
     {"broadcast", 1, 1, OPT_LEVEL,
      "  broadcast MESSAGE [--level info|warning|error]\n"
@@ -311,6 +315,8 @@ int main(int argc, char **argv)
         rc = talasctl_cmd_sessions(conf);
     else if (strcmp(cmd, "users") == 0)
         rc = talasctl_cmd_users(conf, args, nargs, kind);
+    else if (strcmp(cmd, "storage") == 0)
+        rc = talasctl_cmd_storage(conf, args, nargs);
     else if (strcmp(cmd, "ws") == 0)
         rc = talasctl_cmd_ws_stats(conf);
     else if (strcmp(cmd, "broadcast") == 0)

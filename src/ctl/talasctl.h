@@ -98,6 +98,9 @@ int talasctl_cmd_sessions(const struct talas_config *conf);
  * "users". */
 int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind);
 
+/* ctl_storage.c: storage compact, refused while the master runs. */
+int talasctl_cmd_storage(const struct talas_config *conf, char **args, int nargs);
+
 /* ctl_config.c: check-config (--keys is main's: it needs no file). */
 int talasctl_cmd_check_config(const struct talas_config *conf);
 

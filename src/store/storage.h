@@ -84,6 +84,22 @@ int talas_storage_reader_check(const char *path, int *dead_r, char **error_r);
 int talas_storage_check(const char *path, uint64_t map_size, char **error_r);
 
 /*
+ * Rewrites the environment at PATH without its free pages (LMDB's
+ * mdb_env_copyfd2 with MDB_CP_COMPACT) into a temporary file in PATH, then
+ * renames it over data.mdb. Only while no other process has the
+ * environment open: a process that keeps the old file mapped would go on
+ * writing to it and its writes would be lost; this is checked (the lock
+ * LMDB's processes hold on lock.mdb) before the copy and again before the
+ * rename, and the writer lock is held meanwhile. Stores the data file's
+ * size before and after in *before_r and *after_r. Returns 0; 1 with a
+ * malloc'd message in *error_r naming the process when another has the
+ * environment open (nothing changed); or -1 with a malloc'd message
+ * naming the call that failed (nothing changed either).
+ */
+int talas_storage_compact(const char *path, uint64_t map_size, uint64_t *before_r, uint64_t *after_r,
+                          char **error_r);
+
+/*
  * Forbids LMDB writes in this process from now on: talas_storage_open()
  * (which may create databases) and talas_storage_write_begin() then call
  * panic(), naming the call and the path. talas-master calls it first thing:
