@@ -10,7 +10,9 @@
  * Entry point (talasctl.h): talasctl_cmd_users. Tab-separated lines or one
  * JSON document (--json) on stdout; errors on stderr. A purge runs in short
  * write transactions (the store's), so the master and its workers keep
- * serving meanwhile; what it removed before an error stays removed.
+ * serving meanwhile; what it removed before an error stays removed. In a
+ * map so full that even deletes fail, it grows the map by 1/64 (at least
+ * 1MiB) once and goes on, and says so: storage compact gives it back.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -230,6 +232,20 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
         if (only != NULL && only != kind)
             continue;
         rc = kind->purge(st, user, &removed);
+        if (rc == MDB_MAP_FULL) {
+            /* not a page left, even to delete: a little more map, once */
+            uint64_t more = 0, size, extra = conf->storage_map_size / 64;
+            if (extra < 1024 * 1024)
+                extra = 1024 * 1024;
+            if ((rc = talas_storage_grow(st, extra, &size)) == 0) {
+                fprintf(stderr,
+                        "talasctl: the storage is full: its map grew to %" PRIu64 " bytes for the purge "
+                        "(talasctl storage compact, with the master stopped, gives the room back)\n",
+                        size);
+                rc = kind->purge(st, user, &more);
+                removed += more;
+            }
+        }
         if (!talasctl_json)
             printf("%s: %" PRIu64 " removed\n", kind->name, removed);
         talas_json_key(&json, kind->name);

@@ -703,6 +703,7 @@ static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int 
 {
     MDB_dbi dbi = talas_storage_dbi(st, which);
     size_t plen = strlen(user) + (exact ? 0 : 1), n = 0;
+    uint64_t gone = 0; /* counted once committed */
     struct talas_record_writer w;
     struct talas_record_reader r;
     struct talas_buf keys = {0};
@@ -724,8 +725,9 @@ static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int 
             mdb_txn_abort(txn);
             return rc;
         }
-        (*removed)++;
-        return mdb_txn_commit(txn);
+        if ((rc = mdb_txn_commit(txn)) == 0)
+            (*removed)++;
+        return rc;
     }
     if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
         goto fail;
@@ -750,11 +752,14 @@ static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int 
         }
         if ((rc = mdb_del(txn, dbi, &k, NULL)) != 0)
             goto fail;
-        (*removed)++;
+        gone++;
     }
     talas_buf_free(&keys);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    *removed += gone;
     *done_r = n < batch;
-    return mdb_txn_commit(txn);
+    return 0;
 fail:
     talas_buf_free(&keys);
     mdb_txn_abort(txn);

@@ -492,6 +492,7 @@ static int purge_batch(struct talas_storage *st, const char *owner, size_t batch
     MDB_dbi records = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
     MDB_dbi by_owner = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER);
     size_t plen = strlen(owner) + 1, n = 0;
+    uint64_t gone = 0; /* counted once committed */
     struct talas_record_writer w;
     struct talas_record_reader rd;
     struct talas_buf keys = {0};
@@ -536,7 +537,7 @@ static int purge_batch(struct talas_storage *st, const char *owner, size_t batch
             playlist_free(&p);
             if (mine && (rc = mdb_del(txn, records, &pk, NULL)) != 0)
                 goto fail;
-            *removed += mine;
+            gone += mine;
         } else if (rc != 0 && rc != MDB_NOTFOUND) {
             goto fail;
         }
@@ -544,8 +545,11 @@ static int purge_batch(struct talas_storage *st, const char *owner, size_t batch
             goto fail;
     }
     talas_buf_free(&keys);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    *removed += gone;
     *done_r = n < batch;
-    return mdb_txn_commit(txn);
+    return 0;
 fail:
     talas_buf_free(&keys);
     mdb_txn_abort(txn);

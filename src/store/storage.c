@@ -4,8 +4,10 @@
  * Entry points: talas_storage_open() / talas_storage_close(), the accessors
  * talas_storage_env(), talas_storage_dbi() and talas_storage_path(), the
  * transaction helpers talas_storage_read_begin() / talas_storage_write_begin(),
- * the offline compaction talas_storage_compact(), the read-only checks talas_storage_check() and talas_storage_reader_check()
- * that the master uses, the guard talas_storage_forbid_writes() /
+ * the clean-up helpers talas_storage_grow() (room to delete in a full map)
+ * and talas_storage_compact() (offline), the read-only checks
+ * talas_storage_check() and talas_storage_reader_check() that the master
+ * uses, the guard talas_storage_forbid_writes() /
  * talas_storage_allow_writes(), and the META counters.
  *
  * Every write transaction of src/store/ begins in txn_begin() here, so the
@@ -259,6 +261,24 @@ int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r)
 {
     check_writable(__func__, st->path);
     return txn_begin(st, 0, txn_r);
+}
+
+int talas_storage_grow(struct talas_storage *st, uint64_t extra, uint64_t *size_r)
+{
+    MDB_envinfo info;
+    uint64_t size;
+    int rc;
+
+    check_writable(__func__, st->path);
+    if ((rc = mdb_env_info(st->env, &info)) != 0)
+        return rc;
+    size = (uint64_t)info.me_mapsize + extra;
+    if (size > SIZE_MAX)
+        return EINVAL;
+    if ((rc = mdb_env_set_mapsize(st->env, (size_t)size)) != 0)
+        return rc;
+    *size_r = size;
+    return 0;
 }
 
 /* 1 when PATH holds no environment yet (no data file). */

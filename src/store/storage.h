@@ -84,6 +84,17 @@ int talas_storage_reader_check(const char *path, int *dead_r, char **error_r);
 int talas_storage_check(const char *path, uint64_t map_size, char **error_r);
 
 /*
+ * Grows the map of ST by EXTRA bytes, for a clean-up that a full map
+ * would refuse: in a map with no free page left even a delete fails
+ * (MDB_MAP_FULL: it copies the pages it changes). The new size is written
+ * with the next commit; the other processes adopt it at their next
+ * transaction (MDB_MAP_RESIZED), and talas_storage_compact() gives the
+ * room back to the file system. No transaction of this process may be
+ * open. Returns 0 and the new size in *size_r, or an LMDB error.
+ */
+int talas_storage_grow(struct talas_storage *st, uint64_t extra, uint64_t *size_r);
+
+/*
  * Rewrites the environment at PATH without its free pages (LMDB's
  * mdb_env_copyfd2 with MDB_CP_COMPACT) into a temporary file in PATH, then
  * renames it over data.mdb. Only while no other process has the

@@ -450,6 +450,48 @@ static void test_purge_and_counts(void **state)
     assert_int_equal(add(fx, "al", "al-new", "track", &r), 0);
 }
 
+/* With no budget, a flood ends in a full map: each add then fails with
+ * MDB_MAP_FULL (which callers log once a minute) and nothing is left half
+ * written. Even a purge needs a few pages: once the map has grown a
+ * little (talasctl does it), it gives the room back. */
+static void test_full_map(void **state)
+{
+    struct fixture *fx = *state;
+    struct talas_playlist_result r;
+    struct talas_storage *st;
+    char *dir = test_tmpdir("fullmap"), *error, id[160];
+    uint64_t count, bytes, removed, more, size;
+    int i, rc = 0;
+
+    if (talas_storage_open(dir, 64 * 4096, &st, &error) != 0)
+        fail_msg("talas_storage_open: %s", error);
+    fx->lim.user_data_max = 0;
+    for (i = 0; i < 100000; i++) {
+        snprintf(id, sizeof(id), "%0120d", i);
+        if ((rc = talas_playlist_add(st, &fx->lim, "al", id, "track-of-sixteen", 0, 0, &r)) != 0)
+            break;
+    }
+    assert_int_equal(rc, MDB_MAP_FULL);
+    assert_true(i > 50);
+    /* the index and the records agree: the failed add left neither */
+    usage(st, "al", &count, &bytes);
+    assert_int_equal(count, (uint64_t)i);
+    /* the first batches may find pages that earlier commits freed; past
+     * them, the purge stops, having counted only what it committed */
+    assert_int_equal(talas_playlist_owner_purge(st, "al", 16, &removed), MDB_MAP_FULL);
+    assert_true(removed < (uint64_t)i && removed % 16 == 0);
+    usage(st, "al", &count, &bytes);
+    assert_int_equal(count, (uint64_t)i - removed);
+    assert_int_equal(talas_storage_grow(st, 16 * 4096, &size), 0);
+    assert_int_equal(size, 80 * 4096);
+    assert_int_equal(talas_playlist_owner_purge(st, "al", 16, &more), 0);
+    assert_int_equal(removed + more, (uint64_t)i);
+    assert_int_equal(talas_playlist_add(st, &fx->lim, "bob", "after", "t", 0, 0, &r), 0);
+    talas_storage_close(st);
+    test_rm_rf(dir);
+    free(dir);
+}
+
 /* The table of kinds talasctl users goes through: playlists, playback
  * state, listening sessions, each counted and purged for one user only. */
 static void test_user_data_kinds(void **state)
@@ -507,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_data_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_previous_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_data_kinds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
