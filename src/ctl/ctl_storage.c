@@ -59,14 +59,17 @@ static int cmd_compact(const struct talas_config *conf)
 
     if ((pid = running_master(conf)) != 0) {
         if (pid > 0)
-            fprintf(stderr, "talasctl: talas-master (pid %ld) is running on this storage: stop it first "
-                            "(its workers hold the map open)\n", pid);
+            fprintf(stderr,
+                    "talasctl: talas-master (pid %ld) is running on this storage: stop it first "
+                    "(its workers hold the map open)\n",
+                    pid);
         else
             fprintf(stderr, "talasctl: talas-master is running on this storage: stop it first "
                             "(its workers hold the map open)\n");
         return TALASCTL_FAILURE;
     }
-    if ((rc = talas_storage_compact(conf->storage_path, conf->storage_map_size, &before, &after, &error)) != 0) {
+    if ((rc = talas_storage_compact(conf->storage_path, conf->storage_map_size, &before, &after, &error)) !=
+        0) {
         fprintf(stderr, "talasctl: %s\n", error);
         free(error);
         return TALASCTL_FAILURE;
@@ -86,7 +89,8 @@ static int cmd_compact(const struct talas_config *conf)
         printf("%.*s\n", (int)out.len, out.data);
         talas_buf_free(&out);
     } else
-        printf("%s/data.mdb: %" PRIu64 " bytes before, %" PRIu64 " after\n", conf->storage_path, before, after);
+        printf("%s/data.mdb: %" PRIu64 " bytes before, %" PRIu64 " after\n", conf->storage_path, before,
+               after);
     return TALASCTL_OK;
 }
 

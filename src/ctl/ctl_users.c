@@ -251,7 +251,8 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
         talas_json_key(&json, kind->name);
         talas_json_uint(&json, removed);
         if (rc != 0) {
-            fprintf(stderr, "talasctl: purging %s of \"%s\" failed: %s\n", kind->name, user, mdb_strerror(rc));
+            fprintf(stderr, "talasctl: purging %s of \"%s\" failed: %s\n", kind->name, user,
+                    mdb_strerror(rc));
             break;
         }
     }
@@ -285,7 +286,10 @@ int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, 
     if (kind != NULL && (only = talas_user_data_kind_find(kind)) == NULL) {
         fprintf(stderr, "talasctl: --kind is");
         for (size_t k = 0; k < talas_user_data_kind_count; k++)
-            fprintf(stderr, "%s %s", k == 0 ? "" : k + 1 == talas_user_data_kind_count ? " or" : ",",
+            fprintf(stderr, "%s %s",
+                    k == 0                                ? ""
+                    : k + 1 == talas_user_data_kind_count ? " or"
+                                                          : ",",
                     talas_user_data_kinds[k].name);
         fprintf(stderr, ", not \"%s\"\n", kind);
         return TALASCTL_USAGE;

@@ -686,7 +686,8 @@ static int user_usage(struct talas_storage *st, MDB_txn *txn, enum talas_dbi whi
     }
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, which), &cur)) != 0)
         return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
             break;
         (*count_r)++;
@@ -772,7 +773,8 @@ static int user_purge(struct talas_storage *st, enum talas_dbi which, int exact,
     uint64_t removed = 0;
     int rc = 0, done = 0;
 
-    while (!done && (rc = user_purge_batch(st, which, exact, user, batch ? batch : 256, &removed, &done)) == 0)
+    while (!done &&
+           (rc = user_purge_batch(st, which, exact, user, batch ? batch : 256, &removed, &done)) == 0)
         ;
     if (removed_r != NULL)
         *removed_r = removed;

@@ -130,7 +130,8 @@ int talas_playback_state_foreach_user(struct talas_storage *st, MDB_txn *txn, ta
                                       void *arg);
 int talas_listen_sessions_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
                                 uint64_t *bytes_r);
-int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r);
+int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch,
+                                uint64_t *removed_r);
 int talas_listen_sessions_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
                                        void *arg);
 

@@ -102,7 +102,8 @@ static int decode_current(const MDB_val *v, struct playlist *p)
     talas_record_reader_init(&rd, v->mv_data, v->mv_size);
     if (talas_record_get_u8(&rd) != RECORD_VERSION || (p->owner = talas_record_get_str(&rd, NULL)) == NULL ||
         decode_list(&rd, &p->editors, &p->editor_count, &p->editor_cap) != 0 ||
-        decode_list(&rd, &p->tracks, &p->track_count, &p->track_cap) != 0 || talas_record_reader_end(&rd) != 0)
+        decode_list(&rd, &p->tracks, &p->track_count, &p->track_cap) != 0 ||
+        talas_record_reader_end(&rd) != 0)
         return -1;
     return 0;
 }
@@ -204,7 +205,8 @@ static int walk_owner(struct talas_storage *st, MDB_txn *txn, const char *owner,
         *bytes_r = 0;
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER), &cur)) != 0)
         return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < plen || memcmp(k.mv_data, owner, plen) != 0)
             break;
         count++;
@@ -288,8 +290,9 @@ static int change_end(struct change *c, int rc, int new_owner)
     if (rc == 0 && new_owner) {
         char ik[TALAS_PLAYLIST_ID_MAX * 2 + 2];
         MDB_val k = {index_key(ik, c->p.owner, c->key.mv_data), ik}, e = {0, (void *)""};
-        rc = k.mv_size == 0 ? EINVAL
-                            : mdb_put(c->txn, talas_storage_dbi(c->st, TALAS_DBI_PLAYLISTS_BY_OWNER), &k, &e, 0);
+        rc = k.mv_size == 0
+                 ? EINVAL
+                 : mdb_put(c->txn, talas_storage_dbi(c->st, TALAS_DBI_PLAYLISTS_BY_OWNER), &k, &e, 0);
     }
     if (rc == 0)
         rc = mdb_txn_commit(c->txn);
@@ -384,7 +387,7 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
         return rc;
     if (!c.exists) {
         r->reason = "no such playlist";
-        return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+        return change_end(&c, MDB_NOTFOUND, 0);
     }
     if (!may_edit(&c, user, r))
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
@@ -412,7 +415,7 @@ int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_l
         return rc;
     if (!c.exists) {
         r->reason = "no such playlist";
-        return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+        return change_end(&c, MDB_NOTFOUND, 0);
     }
     if (user != NULL && !is_owner(&c.p, user)) {
         r->reason = c.p.owner[0] == '\0' ? forbidden_ownerless : forbidden_share;

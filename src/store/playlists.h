@@ -50,10 +50,10 @@ void talas_playlist_limits_of(const struct talas_config *conf, struct talas_play
 
 /* What a change did, or why it did not happen. */
 struct talas_playlist_result {
-    uint64_t position;      /* add: where the track went; remove: where it was */
-    int created;            /* add: the playlist did not exist and is now the user's */
-    size_t editors_added;   /* share: users who were not editors yet */
-    const char *reason;     /* TALAS_PLAYLIST_REFUSED, _FORBIDDEN: a static message */
+    uint64_t position;                  /* add: where the track went; remove: where it was */
+    int created;                        /* add: the playlist did not exist and is now the user's */
+    size_t editors_added;               /* share: users who were not editors yet */
+    const char *reason;                 /* TALAS_PLAYLIST_REFUSED, _FORBIDDEN: a static message */
     struct talas_quota_refusal refusal; /* TALAS_QUOTA_EXCEEDED: the limit that refused */
 };
 
@@ -69,9 +69,10 @@ struct talas_playlist_result {
  * quota: it frees room).
  *
  * Each returns 0; TALAS_PLAYLIST_REFUSED or _FORBIDDEN with R->reason;
- * TALAS_QUOTA_EXCEEDED with R->refusal; or an LMDB error (MDB_MAP_FULL
- * when the map itself is full), which the caller logs through
- * talas_storage_log_write_error().
+ * MDB_NOTFOUND (Remove: no such playlist), with R->reason too;
+ * TALAS_QUOTA_EXCEEDED with R->refusal; or another LMDB error
+ * (MDB_MAP_FULL when the map itself is full), which the caller logs
+ * through talas_storage_log_write_error().
  */
 int talas_playlist_add(struct talas_storage *st, const struct talas_playlist_limits *lim, const char *user,
                        const char *playlist, const char *track, int has_position, uint64_t position,
@@ -84,7 +85,7 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
  * and the owner, are skipped). USER must be its owner; NULL stands for the
  * backend (POST /api/events), which may share any playlist, one owned by
  * nobody included. Held to playlists.max_editors and storage.user_data_max.
- * Returns as the changes above; REFUSED when there is no such playlist.
+ * Returns as the changes above (MDB_NOTFOUND: no such playlist).
  */
 int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_limits *lim, const char *user,
                          const char *playlist, const char *const *to_users, size_t n,
@@ -113,7 +114,8 @@ int talas_playlist_owner_usage(struct talas_storage *st, MDB_txn *txn, const cha
  * BATCH playlists each (0: 256), so that no purge holds the writer lock
  * for long. *removed_r (may be NULL) gets how many went. 0 or an LMDB
  * error (what was removed before it stays removed). */
-int talas_playlist_owner_purge(struct talas_storage *st, const char *owner, size_t batch, uint64_t *removed_r);
+int talas_playlist_owner_purge(struct talas_storage *st, const char *owner, size_t batch,
+                               uint64_t *removed_r);
 
 /* Calls FN once for each user who owns a playlist, in key order; FN
  * returns 0 to go on. Returns 0, FN's value or an LMDB error. */

@@ -393,8 +393,8 @@ int talas_storage_compact(const char *path, uint64_t map_size, uint64_t *before_
     }
     *before_r = (uint64_t)sb.st_size;
     if ((other = other_opener(path)) != 0) {
-        *error_r = xasprintf("%s: the storage is open in another process (pid %d): stop it first", path,
-                             (int)other);
+        *error_r =
+            xasprintf("%s: the storage is open in another process (pid %d): stop it first", path, (int)other);
         ret = 1;
         goto out;
     }
@@ -410,8 +410,7 @@ int talas_storage_compact(const char *path, uint64_t map_size, uint64_t *before_
     }
     /* the new data file takes the old one's place: its mode and owner too
      * (mkostemp makes it 0600; a chown to the same owner is a no-op) */
-    if (fchmod(fd, sb.st_mode & 07777) == -1 ||
-        (fchown(fd, sb.st_uid, sb.st_gid) == -1 && errno != EPERM)) {
+    if (fchmod(fd, sb.st_mode & 07777) == -1 || (fchown(fd, sb.st_uid, sb.st_gid) == -1 && errno != EPERM)) {
         *error_r = xasprintf("%s: fchmod() or fchown() failed: %s", tmp, strerror(errno));
         goto out;
     }

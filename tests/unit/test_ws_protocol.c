@@ -141,7 +141,8 @@ static void test_mangled(void **state)
         "{\"command\":\"Subscribe\",\"command_id\":\"s\",\"events\":[\"PlaybackStarted\"],"
         "\"filters\":{\"user_id\":\"u\\u00e9\\ud83d\\ude00\"}}",
         "{\"command\":\"Seek\",\"command_id\":\"s\",\"track_id\":\"t\",\"position_ms\":-0.5e1}",
-        "{\"command\":\"PlaylistShared\",\"command_id\":\"s\",\"playlist_id\":\"p\",\"to_users\":[\"a\",\"b\"]}",
+        "{\"command\":\"PlaylistShared\",\"command_id\":\"s\",\"playlist_id\":\"p\",\"to_users\":[\"a\","
+        "\"b\"]}",
     };
 
     for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {

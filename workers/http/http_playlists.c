@@ -119,8 +119,8 @@ int talas_playlists_get(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
 
     if (talas_http_reject_unless_get(req) || !may_read(ctx, req))
         return 0;
-    if (len == 0 || len > TALAS_PLAYLIST_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
-        memchr(id, '/', len) != NULL) {
+    if (len == 0 || len > TALAS_PLAYLIST_ID_MAX || !talas_utf8_valid(id, len) ||
+        memchr(id, '\0', len) != NULL || memchr(id, '/', len) != NULL) {
         talas_http_send_error(req, 404, "not_found", "no such playlist");
         return 0;
     }

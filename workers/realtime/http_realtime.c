@@ -117,7 +117,7 @@ static long share(const struct talas_worker_ctx *ctx, h2o_req_t *req, const stru
                               p->to_user_count, &r);
     if (rc == 0)
         return (long)r.editors_added;
-    if (rc == TALAS_PLAYLIST_REFUSED && strcmp(r.reason, "no such playlist") == 0)
+    if (rc == MDB_NOTFOUND)
         return -2;
     if (rc == TALAS_QUOTA_EXCEEDED)
         talas_http_send_refusal(req, strcmp(r.refusal.limit, "storage.user_data_max") == 0 ? 507 : 429,
@@ -127,7 +127,8 @@ static long share(const struct talas_worker_ctx *ctx, h2o_req_t *req, const stru
     else {
         talas_storage_log_write_error("POST /api/events: sharing a playlist", rc);
         if (rc == MDB_MAP_FULL)
-            talas_http_send_error(req, 507, "storage_full", "the storage is full: the playlist was not shared");
+            talas_http_send_error(req, 507, "storage_full",
+                                  "the storage is full: the playlist was not shared");
         else
             talas_http_send_error(req, 500, "storage_error", "the playlist could not be shared");
     }

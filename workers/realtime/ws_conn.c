@@ -260,7 +260,8 @@ static void playlist_refused(struct talas__ws_conn *c, const struct talas_ws_com
         snprintf(msg, sizeof(msg), "quota exceeded: limit %s (%llu) reached", r->refusal.limit,
                  (unsigned long long)r->refusal.max);
         respond(c, cmd->command_id, 0, NULL, msg);
-    } else if (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN) {
+    } else if (r->reason != NULL &&
+               (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN || rc == MDB_NOTFOUND)) {
         respond(c, cmd->command_id, 0, NULL, r->reason);
     } else {
         respond(c, cmd->command_id, 0, NULL, storage_failed("ws: a playlist change", rc));
