@@ -419,6 +419,12 @@ static const struct conf_key config_keys[] = {
     {"streaming.backend_reserved_sessions", CONF_INT, C(streaming_backend_reserved_sessions), 0, 999999, NULL,
      0, NULL},
 
+    {"playlists", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"playlists.max_per_user", CONF_INT, C(playlists_max_per_user), 1, 1000000, "200", 0, NULL},
+    {"playlists.max_tracks", CONF_INT, C(playlists_max_tracks), 1, 100000, "10000", 0, NULL},
+    {"playlists.max_total", CONF_INT, C(playlists_max_total), 1, 100000000, "100000", 0, NULL},
+    {"playlists.max_editors", CONF_INT, C(playlists_max_editors), 0, 10000, "100", 0, NULL},
+
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */
     {"cache.max_size", CONF_SIZE, C(cache_max_size), 64 * 1024, TiB, NULL, 0, NULL},

@@ -132,6 +132,15 @@ struct talas_config {
                                                 what only the backend key may take; less than
                                                 max_sessions, default max_sessions / 10 */
 
+    /* playlists: what users may store (store/playlists.h) */
+    int playlists_max_per_user; /* playlists.max_per_user: playlists one user owns, 1..1000000,
+                                   default 200 */
+    int playlists_max_tracks;   /* playlists.max_tracks: tracks in one playlist, 1..100000, default 10000 */
+    int playlists_max_total;    /* playlists.max_total: playlists of all users, 1..100000000,
+                                   default 100000 */
+    int playlists_max_editors;  /* playlists.max_editors: users one playlist is shared with,
+                                   0..10000, default 100 */
+
     uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
                                 storage.map_size; default 1GiB or 1/2 of map_size if smaller */
 

@@ -7,7 +7,8 @@
  *   status             ctl_status.c     scan            ctl_scan.c
  *   tracks             ctl_tracks.c     cache           ctl_cache.c
  *   sign               ctl_sign.c       sessions        ctl_sessions.c
- *   check-config       ctl_config.c
+ *   check-config       ctl_config.c     users           ctl_users.c
+ *   storage compact    ctl_storage.c
  *   reload, stop, ws stats, broadcast   ctl_master.c
  *
  * talasctl reads the same configuration file as talas-master. Commands
@@ -51,6 +52,7 @@ enum {
     OPT_LEVEL = 1 << 3,
     OPT_FULL = 1 << 4,
     OPT_KEYS = 1 << 5,
+    OPT_KIND = 1 << 6, /* users data purge --kind */
 };
 
 /* The commands, in the order of the usage message; USAGE is the command's
@@ -82,6 +84,16 @@ static const struct command {
      "  cache verify [--fix]\n"
      "                     check every cache record (CRCs included); --fix removes damaged ones\n"},
     {"sessions", 0, 0, 0, "  sessions           streaming sessions and listening sessions\n"},
+    {"users", 1, 3, OPT_KIND,
+     "  users ls           the users who have stored data, with their counts per kind\n"
+     "  users data ls USER\n"
+     "                     what USER has stored, per kind (playlists, playback,\n"
+     "                     listening): count and bytes\n"
+     "  users data purge USER [--kind KIND]\n"
+     "                     remove what USER has stored (every kind, or KIND)\n"},
+    {"storage", 1, 1, 0,
+     "  storage compact    rewrite the storage without its free pages (the master\n"
+     "                     must be stopped)\n"},
     {"ws", 1, 1, 0, "  ws stats           realtime (/api/ws) figures of every worker\n"},
     {"broadcast", 1, 1, OPT_LEVEL,
      "  broadcast MESSAGE [--level info|warning|error]\n"
@@ -150,7 +162,7 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},       {"full", no_argument, NULL, 'F'},
         {"keys", no_argument, NULL, 'K'},       {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
-    const char *level = NULL;
+    const char *level = NULL, *kind = NULL;
     struct talasctl_sign_opts so = {0, 0, TALAS_TOKEN_STREAM, NULL};
     const struct command *command = NULL;
     struct talas_config *conf;
@@ -230,7 +242,11 @@ int main(int argc, char **argv)
             file = optarg;
         else if (opt == 't' && talasctl_sign_parse_ttl(optarg, &so.ttl_s) == 0)
             given |= OPT_SIGN;
-        else if (opt == 'k' && talasctl_sign_parse_kind(optarg, &so.kind) == 0)
+        else if (opt == 'k' && strcmp(command->name, "users") == 0) {
+            /* the kinds of user data: checked by ctl_users.c */
+            kind = optarg;
+            given |= OPT_KIND;
+        } else if (opt == 'k' && talasctl_sign_parse_kind(optarg, &so.kind) == 0)
             given |= OPT_SIGN;
         else if (opt == 'u') {
             so.user = optarg;
@@ -297,6 +313,10 @@ int main(int argc, char **argv)
         rc = talasctl_cmd_sign(conf, args[0], &so);
     else if (strcmp(cmd, "sessions") == 0)
         rc = talasctl_cmd_sessions(conf);
+    else if (strcmp(cmd, "users") == 0)
+        rc = talasctl_cmd_users(conf, args, nargs, kind);
+    else if (strcmp(cmd, "storage") == 0)
+        rc = talasctl_cmd_storage(conf, args, nargs);
     else if (strcmp(cmd, "ws") == 0)
         rc = talasctl_cmd_ws_stats(conf);
     else if (strcmp(cmd, "broadcast") == 0)

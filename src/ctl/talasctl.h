@@ -93,6 +93,14 @@ int talasctl_cmd_cache(const struct talas_config *conf, char **args, int nargs, 
 /* ctl_sessions.c: sessions, streaming and listening. */
 int talasctl_cmd_sessions(const struct talas_config *conf);
 
+/* ctl_users.c: users ls, users data ls USER, users data purge USER
+ * [--kind KIND] (KIND NULL: every kind); ARGS are the words after
+ * "users". */
+int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind);
+
+/* ctl_storage.c: storage compact, refused while the master runs. */
+int talasctl_cmd_storage(const struct talas_config *conf, char **args, int nargs);
+
 /* ctl_config.c: check-config (--keys is main's: it needs no file). */
 int talasctl_cmd_check_config(const struct talas_config *conf);
 

@@ -1,11 +1,12 @@
 /*
- * playback.c - playback state, listening sessions, per-track totals and
- * playlists in LMDB (playback.h).
+ * playback.c - playback state, listening sessions and per-track totals in
+ * LMDB (playback.h).
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
  * talas_playback_track_plays, talas_playback_user_sessions,
- * talas_playlist_add/remove/get, talas_playback_foreach_state,
- * talas_playback_migrate.
+ * talas_playback_foreach_state, talas_playback_migrate, and what talasctl
+ * users counts and purges: talas_playback_state_usage/purge/foreach_user,
+ * talas_listen_sessions_usage/purge/foreach_user.
  *
  * Records (the record codec, core/record.h; strings are length-prefixed):
  *   TALAS_DBI_PLAYBACK        user -> u8 version (2), u8 status, str track,
@@ -17,7 +18,6 @@
  *   TALAS_DBI_TRACK_PLAYS     track -> u8 version (2), u64 plays, u64
  *     listeners, u64 total_listening_ms
  *   TALAS_DBI_TRACK_LISTENERS track NUL user -> empty
- *   TALAS_DBI_PLAYLISTS       playlist -> the track ids, each NUL-terminated
  *   TALAS_DBI_META "playback" u8 version (2): the store is migrated
  * The previous format stored the C structs of this file's "v1" section
  * as they were in memory (a u32 version 1 first; none for the totals). A
@@ -635,128 +635,6 @@ int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const c
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-/* ---------------------------------------------------------------- playlists */
-
-int talas_playlist_add(struct talas_storage *st, const char *playlist, const char *track, int has_position,
-                       uint64_t position, uint64_t *position_r, const char **reason_r)
-{
-    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
-    MDB_val k = str_val(playlist), v;
-    struct talas_buf out = {0};
-    size_t count = 0, at, tlen = strlen(track) + 1;
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
-        return rc;
-    rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        v.mv_size = 0;
-        v.mv_data = (void *)"";
-        rc = 0;
-    }
-    if (rc != 0)
-        goto out;
-    for (size_t i = 0; i < v.mv_size; i++)
-        if (((const char *)v.mv_data)[i] == '\0')
-            count++;
-    if (count >= TALAS_PLAYLIST_MAX) {
-        *reason_r = "the playlist is full";
-        rc = 1;
-        goto out;
-    }
-    if (has_position && position > count) {
-        *reason_r = "position: past the end of the playlist";
-        rc = 1;
-        goto out;
-    }
-    at = has_position ? (size_t)position : count;
-    /* the bytes before entry AT, the new entry, the rest */
-    size_t off = 0;
-    for (size_t i = 0; i < at; i++)
-        off += strlen((const char *)v.mv_data + off) + 1;
-    talas_buf_append(&out, v.mv_data, off);
-    talas_buf_append(&out, track, tlen);
-    talas_buf_append(&out, (const char *)v.mv_data + off, v.mv_size - off);
-    v.mv_size = out.len;
-    v.mv_data = out.data;
-    if ((rc = mdb_put(txn, dbi, &k, &v, 0)) == 0) {
-        *position_r = at;
-        rc = mdb_txn_commit(txn);
-        talas_buf_free(&out);
-        return rc;
-    }
-out:
-    mdb_txn_abort(txn);
-    talas_buf_free(&out);
-    return rc;
-}
-
-int talas_playlist_remove(struct talas_storage *st, const char *playlist, const char *track,
-                          uint64_t *position_r, const char **reason_r)
-{
-    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
-    MDB_val k = str_val(playlist), v;
-    struct talas_buf out = {0};
-    size_t off = 0, index = 0;
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
-        return rc;
-    if ((rc = mdb_get(txn, dbi, &k, &v)) == MDB_NOTFOUND) {
-        *reason_r = "no such playlist";
-        rc = 1;
-        goto out;
-    }
-    if (rc != 0)
-        goto out;
-    while (off < v.mv_size) {
-        const char *e = (const char *)v.mv_data + off;
-        size_t n = strnlen(e, v.mv_size - off);
-        if (strcmp(e, track) == 0 && n == strlen(track)) {
-            talas_buf_append(&out, v.mv_data, off);
-            if (off + n + 1 < v.mv_size)
-                talas_buf_append(&out, e + n + 1, v.mv_size - off - n - 1);
-            v.mv_size = out.len;
-            v.mv_data = out.data != NULL ? out.data : (void *)"";
-            if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
-                goto out;
-            *position_r = index;
-            talas_buf_free(&out);
-            return mdb_txn_commit(txn);
-        }
-        off += n + 1;
-        index++;
-    }
-    *reason_r = "this track is not in the playlist";
-    rc = 1;
-out:
-    mdb_txn_abort(txn);
-    talas_buf_free(&out);
-    return rc;
-}
-
-int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
-                       talas_playlist_track_fn *fn, void *arg)
-{
-    MDB_val k = str_val(playlist), v;
-    size_t off = 0, index = 0;
-    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &k, &v);
-
-    if (rc != 0)
-        return rc;
-    while (off < v.mv_size) {
-        const char *e = (const char *)v.mv_data + off;
-        size_t n = strnlen(e, v.mv_size - off);
-        if (off + n == v.mv_size)
-            break; /* not NUL-terminated: damaged */
-        fn(e, index++, arg);
-        off += n + 1;
-    }
-    return 0;
-}
-
 int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
                                  void *arg)
 {
@@ -782,6 +660,198 @@ int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_p
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ------------------------------------------------- one user's records */
+
+/* A user's records in the database WHICH: the key USER itself (EXACT, the
+ * playback state) or every key that begins with USER NUL (the listening
+ * sessions). */
+static int user_usage(struct talas_storage *st, MDB_txn *txn, enum talas_dbi which, int exact,
+                      const char *user, uint64_t *count_r, uint64_t *bytes_r)
+{
+    size_t plen = strlen(user) + (exact ? 0 : 1);
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)user}, v;
+    int rc;
+
+    *count_r = *bytes_r = 0;
+    if (exact) {
+        rc = mdb_get(txn, talas_storage_dbi(st, which), &k, &v);
+        if (rc == 0) {
+            *count_r = 1;
+            *bytes_r = k.mv_size + v.mv_size;
+        }
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, which), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
+            break;
+        (*count_r)++;
+        *bytes_r += k.mv_size + v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Removes up to BATCH of those records in one write transaction; *done_r
+ * when none is left. */
+static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int exact, const char *user,
+                            size_t batch, uint64_t *removed, int *done_r)
+{
+    MDB_dbi dbi = talas_storage_dbi(st, which);
+    size_t plen = strlen(user) + (exact ? 0 : 1), n = 0;
+    uint64_t gone = 0; /* counted once committed */
+    struct talas_record_writer w;
+    struct talas_record_reader r;
+    struct talas_buf keys = {0};
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)user}, v;
+    MDB_txn *txn;
+    int rc;
+
+    *done_r = 1;
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if (exact) {
+        rc = mdb_del(txn, dbi, &k, NULL);
+        if (rc == MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            return 0;
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        if ((rc = mdb_txn_commit(txn)) == 0)
+            (*removed)++;
+        return rc;
+    }
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+        goto fail;
+    /* the keys first: no delete under an open cursor */
+    talas_record_writer_buf(&w, &keys);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < batch;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
+            break;
+        talas_record_put_blob(&w, k.mv_data, k.mv_size);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    talas_record_reader_init(&r, keys.data, keys.len);
+    while (r.left > 0) {
+        k.mv_data = (void *)talas_record_get_blob(&r, &k.mv_size);
+        if (talas_record_reader_ok(&r) != 0) {
+            rc = EINVAL; /* our own list: cannot happen */
+            goto fail;
+        }
+        if ((rc = mdb_del(txn, dbi, &k, NULL)) != 0)
+            goto fail;
+        gone++;
+    }
+    talas_buf_free(&keys);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    *removed += gone;
+    *done_r = n < batch;
+    return 0;
+fail:
+    talas_buf_free(&keys);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int user_purge(struct talas_storage *st, enum talas_dbi which, int exact, const char *user,
+                      size_t batch, uint64_t *removed_r)
+{
+    uint64_t removed = 0;
+    int rc = 0, done = 0;
+
+    while (!done &&
+           (rc = user_purge_batch(st, which, exact, user, batch ? batch : 256, &removed, &done)) == 0)
+        ;
+    if (removed_r != NULL)
+        *removed_r = removed;
+    return rc;
+}
+
+/* Calls FN once per user of WHICH: each key (EXACT), or each distinct part
+ * before the NUL. */
+static int user_foreach(struct talas_storage *st, MDB_txn *txn, enum talas_dbi which, int exact,
+                        talas_playback_user_fn *fn, void *arg)
+{
+    char user[TALAS_PLAYBACK_ID_MAX + 2];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, which), &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        const char *nul = exact ? NULL : memchr(k.mv_data, '\0', k.mv_size);
+        size_t un = nul != NULL ? (size_t)(nul - (const char *)k.mv_data) : k.mv_size;
+
+        if (un == 0 || un > TALAS_PLAYBACK_ID_MAX || (!exact && nul == NULL)) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* not a user's key */
+            continue;
+        }
+        memcpy(user, k.mv_data, un);
+        user[un] = '\0';
+        if ((rc = fn(user, arg)) != 0)
+            break;
+        if (exact) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        /* past this user's keys: USER \x01 sorts after USER \0 ... */
+        user[un] = '\x01';
+        k.mv_size = un + 1;
+        k.mv_data = user;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int talas_playback_state_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                               uint64_t *bytes_r)
+{
+    return user_usage(st, txn, TALAS_DBI_PLAYBACK, 1, user, count_r, bytes_r);
+}
+
+int talas_playback_state_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r)
+{
+    return user_purge(st, TALAS_DBI_PLAYBACK, 1, user, batch, removed_r);
+}
+
+int talas_playback_state_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                      void *arg)
+{
+    return user_foreach(st, txn, TALAS_DBI_PLAYBACK, 1, fn, arg);
+}
+
+int talas_listen_sessions_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                                uint64_t *bytes_r)
+{
+    return user_usage(st, txn, TALAS_DBI_LISTEN_SESSIONS, 0, user, count_r, bytes_r);
+}
+
+int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r)
+{
+    return user_purge(st, TALAS_DBI_LISTEN_SESSIONS, 0, user, batch, removed_r);
+}
+
+int talas_listen_sessions_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                       void *arg)
+{
+    return user_foreach(st, txn, TALAS_DBI_LISTEN_SESSIONS, 0, fn, arg);
 }
 
 /* ------------------------------------------------------------- migration */

@@ -1,15 +1,15 @@
 /*
  * playback.h - what the realtime channel stores in LMDB: each user's
  * playback state, listening sessions and their per-track totals (the
- * seeds' analytics engine), and playlists.
+ * seeds' analytics engine). Playlists are playlists.h's.
  *
  * Every change is one short write transaction (a few records), so a worker
  * may call these on its loop (once per store, the first change also
  * migrates records of the previous format: talas_playback_migrate); reads
  * take the caller's read transaction.
- * Times are wall-clock milliseconds (they outlive processes). User,
- * track and playlist ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked
- * by the caller (ws_protocol.c).
+ * Times are wall-clock milliseconds (they outlive processes). User and
+ * track ids are at most TALAS_PLAYBACK_ID_MAX bytes, checked by the
+ * caller (ws_protocol.c).
  */
 #ifndef TALAS_PLAYBACK_H
 #define TALAS_PLAYBACK_H
@@ -21,8 +21,6 @@
 #include "store/storage.h"
 
 #define TALAS_PLAYBACK_ID_MAX 128
-/* Most tracks a playlist holds. */
-#define TALAS_PLAYLIST_MAX 10000
 
 enum talas_playback_status { TALAS_PLAYBACK_STOPPED, TALAS_PLAYBACK_PLAYING, TALAS_PLAYBACK_PAUSED };
 
@@ -97,22 +95,6 @@ int talas_playback_user_sessions(struct talas_storage *st, MDB_txn *txn, const c
                                  talas_listen_session_fn *fn, void *arg, size_t *total_r);
 
 /*
- * Playlists. Add inserts TRACK at POSITION (HAS_POSITION, at most the
- * length) or at the end, and returns where in *position_r; Remove takes
- * the first occurrence of TRACK out and returns where it was. 0, 1 with a
- * static reason, or an LMDB error.
- */
-int talas_playlist_add(struct talas_storage *st, const char *playlist, const char *track, int has_position,
-                       uint64_t position, uint64_t *position_r, const char **reason_r);
-int talas_playlist_remove(struct talas_storage *st, const char *playlist, const char *track,
-                          uint64_t *position_r, const char **reason_r);
-/* Calls FN for each track of PLAYLIST in order; MDB_NOTFOUND when there is
- * no such playlist. */
-typedef void talas_playlist_track_fn(const char *track, size_t index, void *arg);
-int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
-                       talas_playlist_track_fn *fn, void *arg);
-
-/*
  * Rewrites the records still in the previous format (raw C structs of
  * the build before the record codec) in the current one, all in one
  * write transaction, and marks the store migrated. Idempotent: on a
@@ -129,5 +111,28 @@ int talas_playback_migrate(struct talas_storage *st, size_t *migrated_r);
 typedef int talas_playback_state_fn(const char *user, const struct talas_playback_state *s, void *arg);
 int talas_playback_foreach_state(struct talas_storage *st, MDB_txn *txn, talas_playback_state_fn *fn,
                                  void *arg);
+
+/*
+ * What one user has stored here, for talasctl users (store/user_data.h):
+ * the playback state (one record, or none) and the listening sessions.
+ * _usage sets *count_r and *bytes_r (keys and records) in TXN; _purge
+ * removes them, in write transactions of at most BATCH records (0: 256),
+ * and sets *removed_r (may be NULL); _foreach_user calls FN once for each
+ * user who has such records, FN returning 0 to go on. Each returns 0, FN's
+ * value, or an LMDB error. A purge leaves the per-track totals (plays,
+ * listeners) as they are: they are counts, not the user's records.
+ */
+int talas_playback_state_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                               uint64_t *bytes_r);
+int talas_playback_state_purge(struct talas_storage *st, const char *user, size_t batch, uint64_t *removed_r);
+typedef int talas_playback_user_fn(const char *user, void *arg);
+int talas_playback_state_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                      void *arg);
+int talas_listen_sessions_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                                uint64_t *bytes_r);
+int talas_listen_sessions_purge(struct talas_storage *st, const char *user, size_t batch,
+                                uint64_t *removed_r);
+int talas_listen_sessions_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_playback_user_fn *fn,
+                                       void *arg);
 
 #endif

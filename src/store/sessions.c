@@ -348,6 +348,71 @@ int talas_session_count_by_owner(struct talas_storage *st, MDB_txn *txn, const c
     return owner_walk(st, txn, TALAS_SESSION_OWNER_USER, user, count_one, n_r);
 }
 
+/* Adds up an owner's sessions and the bytes of their records and index
+ * keys. */
+struct usage {
+    struct talas_storage *st;
+    MDB_txn *txn;
+    uint64_t count, bytes;
+};
+
+static int usage_one(MDB_cursor *cur, const char *id, void *arg)
+{
+    struct usage *u = arg;
+    MDB_val key = id_key(id), val, ikey, ival;
+
+    if (mdb_cursor_get(cur, &ikey, &ival, MDB_GET_CURRENT) == 0)
+        u->bytes += ikey.mv_size;
+    u->count++;
+    if (mdb_get(u->txn, talas_storage_dbi(u->st, TALAS_DBI_SESSIONS), &key, &val) == 0)
+        u->bytes += key.mv_size + val.mv_size;
+    return 0;
+}
+
+int talas_session_owner_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                              uint64_t *bytes_r)
+{
+    struct usage u = {st, txn, 0, 0};
+    int rc = owner_walk(st, txn, TALAS_SESSION_OWNER_USER, user, usage_one, &u);
+
+    *count_r = u.count;
+    *bytes_r = u.bytes;
+    return rc;
+}
+
+int talas_session_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_session_user_fn *fn, void *arg)
+{
+    char last[TALAS_SESSION_OWNER_SIZE] = "", user[TALAS_SESSION_OWNER_SIZE];
+    unsigned char first = TALAS_SESSION_OWNER_USER;
+    MDB_cursor *cur;
+    MDB_val key = {1, &first}, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS_BY_OWNER), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const unsigned char *k = key.mv_data;
+        const unsigned char *nul;
+        size_t n;
+
+        if (key.mv_size < 2 || k[0] != TALAS_SESSION_OWNER_USER)
+            break;
+        if ((nul = memchr(k + 1, '\0', key.mv_size - 1)) == NULL ||
+            (n = (size_t)(nul - (k + 1))) == 0 || n >= sizeof(user))
+            continue;
+        memcpy(user, k + 1, n);
+        user[n] = '\0';
+        if (strcmp(user, last) == 0)
+            continue;
+        memcpy(last, user, n + 1);
+        if ((rc = fn(user, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* What counting an owner's live sessions in a write transaction finds. */
 struct live_count {
     struct talas_storage *st;

@@ -215,6 +215,20 @@ int talas_session_count_by_owner(struct talas_storage *st, MDB_txn *txn, const c
  */
 int talas_session_purge_owner(struct talas_storage *st, const char *user, size_t *purged_r);
 
+/*
+ * USER's sessions in TXN (owner kind TALAS_SESSION_OWNER_USER): their
+ * number and the bytes of their records and index keys, for "talasctl users
+ * data ls". Returns 0 or an LMDB error.
+ */
+int talas_session_owner_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
+                              uint64_t *bytes_r);
+
+/* Calls FN once for each user who owns sessions (from the owner index, in
+ * its order); FN returns 0 to go on. Returns 0, FN's value or an LMDB
+ * error. */
+typedef int talas_session_user_fn(const char *user, void *arg);
+int talas_session_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_session_user_fn *fn, void *arg);
+
 /* Reads the running totals (all zero before the first session). Returns 0
  * or an LMDB error. */
 int talas_session_counters_get(struct talas_storage *st, MDB_txn *txn, struct talas_session_counters *c_r);

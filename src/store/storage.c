@@ -4,8 +4,10 @@
  * Entry points: talas_storage_open() / talas_storage_close(), the accessors
  * talas_storage_env(), talas_storage_dbi() and talas_storage_path(), the
  * transaction helpers talas_storage_read_begin() / talas_storage_write_begin(),
- * the read-only checks talas_storage_check() and talas_storage_reader_check()
- * that the master uses, the guard talas_storage_forbid_writes() /
+ * the clean-up helpers talas_storage_grow() (room to delete in a full map)
+ * and talas_storage_compact() (offline), the read-only checks
+ * talas_storage_check() and talas_storage_reader_check() that the master
+ * uses, the guard talas_storage_forbid_writes() /
  * talas_storage_allow_writes(), and the META counters.
  *
  * Every write transaction of src/store/ begins in txn_begin() here, so the
@@ -24,6 +26,8 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,6 +81,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_PEAKS] = "peaks",
     [TALAS_DBI_SESSIONS_BY_OWNER] = "sessions_by_owner",
     [TALAS_DBI_USER_SETTINGS] = "user_settings",
+    [TALAS_DBI_PLAYLISTS_BY_OWNER] = "playlists_by_owner",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 
@@ -260,6 +265,24 @@ int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r)
     return txn_begin(st, 0, txn_r);
 }
 
+int talas_storage_grow(struct talas_storage *st, uint64_t extra, uint64_t *size_r)
+{
+    MDB_envinfo info;
+    uint64_t size;
+    int rc;
+
+    check_writable(__func__, st->path);
+    if ((rc = mdb_env_info(st->env, &info)) != 0)
+        return rc;
+    size = (uint64_t)info.me_mapsize + extra;
+    if (size > SIZE_MAX)
+        return EINVAL;
+    if ((rc = mdb_env_set_mapsize(st->env, (size_t)size)) != 0)
+        return rc;
+    *size_r = size;
+    return 0;
+}
+
 /* 1 when PATH holds no environment yet (no data file). */
 static int env_missing(const char *path)
 {
@@ -313,6 +336,127 @@ int talas_storage_check(const char *path, uint64_t map_size, char **error_r)
     }
     mdb_env_close(env);
     return 0;
+}
+
+/*
+ * The pid of another process that has the environment at PATH open, or 0.
+ * Every process that opens an LMDB environment holds a shared fcntl lock
+ * on the first byte of lock.mdb for as long as it has it open (LMDB's
+ * mdb_env_excl_lock, then mdb_env_share_locks); F_GETLK for a write lock
+ * names a holder. Our own locks never conflict with us, so this sees the
+ * others even while this process has the environment open too.
+ */
+static pid_t other_opener(const char *path)
+{
+    char *lock = xasprintf("%s/lock.mdb", path);
+    struct flock fl = {0};
+    int fd = open(lock, O_RDONLY | O_CLOEXEC);
+
+    free(lock);
+    if (fd == -1)
+        return 0;
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 1;
+    if (fcntl(fd, F_GETLK, &fl) == -1)
+        fl.l_type = F_UNLCK;
+    close(fd);
+    return fl.l_type == F_UNLCK ? 0 : (fl.l_pid > 0 ? fl.l_pid : 1);
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC), rc;
+
+    if (fd == -1)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int talas_storage_compact(const char *path, uint64_t map_size, uint64_t *before_r, uint64_t *after_r,
+                          char **error_r)
+{
+    char *data = xasprintf("%s/data.mdb", path), *tmp = xasprintf("%s/data.mdb.compact.XXXXXX", path);
+    const char *call = NULL;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    struct stat sb;
+    pid_t other;
+    int rc = 0, fd = -1, ret = -1;
+
+    check_writable(__func__, path);
+    *before_r = *after_r = 0;
+    if (stat(data, &sb) == -1) {
+        *error_r = xasprintf("%s: stat() failed: %s", data, strerror(errno));
+        goto out;
+    }
+    *before_r = (uint64_t)sb.st_size;
+    if ((other = other_opener(path)) != 0) {
+        *error_r =
+            xasprintf("%s: the storage is open in another process (pid %d): stop it first", path, (int)other);
+        ret = 1;
+        goto out;
+    }
+    if ((rc = env_open(path, map_size, 0, &env, &call)) != 0)
+        goto lmdb_fail;
+    /* the writer lock: no process commits between the copy and the rename */
+    call = "mdb_txn_begin";
+    if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+        goto lmdb_fail;
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+        *error_r = xasprintf("%s: mkostemp() failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    /* the new data file takes the old one's place: its mode and owner too
+     * (mkostemp makes it 0600; a chown to the same owner is a no-op) */
+    if (fchmod(fd, sb.st_mode & 07777) == -1 || (fchown(fd, sb.st_uid, sb.st_gid) == -1 && errno != EPERM)) {
+        *error_r = xasprintf("%s: fchmod() or fchown() failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    call = "mdb_env_copyfd2";
+    if ((rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT)) != 0)
+        goto lmdb_fail;
+    if (fsync(fd) == -1 || fstat(fd, &sb) == -1) {
+        *error_r = xasprintf("%s: fsync() failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    *after_r = (uint64_t)sb.st_size;
+    if ((other = other_opener(path)) != 0) {
+        *error_r = xasprintf("%s: the storage was opened by another process (pid %d) during the copy; "
+                             "nothing was changed",
+                             path, (int)other);
+        ret = 1;
+        goto out;
+    }
+    if (rename(tmp, data) == -1) {
+        *error_r = xasprintf("rename(\"%s\", \"%s\") failed: %s", tmp, data, strerror(errno));
+        goto out;
+    }
+    tmp[0] = '\0'; /* renamed: nothing to remove */
+    if (fsync_path(path, O_RDONLY | O_DIRECTORY) == -1) {
+        *error_r = xasprintf("%s: fsync() failed: %s", path, strerror(errno));
+        goto out;
+    }
+    ret = 0;
+    goto out;
+
+lmdb_fail:
+    *error_r = xasprintf("%s: %s() failed: %s", path, call, mdb_strerror(rc));
+out:
+    if (fd != -1)
+        close(fd);
+    if (tmp[0] != '\0' && fd != -1)
+        unlink(tmp);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (env != NULL)
+        mdb_env_close(env);
+    free(data);
+    free(tmp);
+    return ret;
 }
 
 #define COUNTERS_MAX 32

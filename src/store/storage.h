@@ -33,10 +33,11 @@ enum talas_dbi {
     TALAS_DBI_LISTEN_SESSIONS, /* user + NUL + started ms (be64) + pid (be32) -> listening session (playback.c) */
     TALAS_DBI_TRACK_PLAYS,     /* track id -> plays, listeners, total listening ms (playback.c) */
     TALAS_DBI_TRACK_LISTENERS, /* track id + NUL + user id -> "" (playback.c) */
-    TALAS_DBI_PLAYLISTS,       /* playlist id -> its track ids, NUL-separated, in order (playback.c) */
+    TALAS_DBI_PLAYLISTS,       /* playlist id -> owner, editors and track ids (playlists.c) */
     TALAS_DBI_PEAKS,           /* track id -> waveform peaks and the identity of their source (peaks.c) */
     TALAS_DBI_SESSIONS_BY_OWNER, /* owner kind + owner + NUL + session id -> "" (sessions.c) */
     TALAS_DBI_USER_SETTINGS,   /* user id -> that user's settings, e.g. share_listening (users.c) */
+    TALAS_DBI_PLAYLISTS_BY_OWNER, /* owner + NUL + playlist id -> "" (playlists.c) */
     TALAS_DBI_COUNT
 };
 
@@ -83,6 +84,33 @@ int talas_storage_reader_check(const char *path, int *dead_r, char **error_r);
  * with a malloc'd message in *error_r.
  */
 int talas_storage_check(const char *path, uint64_t map_size, char **error_r);
+
+/*
+ * Grows the map of ST by EXTRA bytes, for a clean-up that a full map
+ * would refuse: in a map with no free page left even a delete fails
+ * (MDB_MAP_FULL: it copies the pages it changes). The new size is written
+ * with the next commit; the other processes adopt it at their next
+ * transaction (MDB_MAP_RESIZED), and talas_storage_compact() gives the
+ * room back to the file system. No transaction of this process may be
+ * open. Returns 0 and the new size in *size_r, or an LMDB error.
+ */
+int talas_storage_grow(struct talas_storage *st, uint64_t extra, uint64_t *size_r);
+
+/*
+ * Rewrites the environment at PATH without its free pages (LMDB's
+ * mdb_env_copyfd2 with MDB_CP_COMPACT) into a temporary file in PATH, then
+ * renames it over data.mdb. Only while no other process has the
+ * environment open: a process that keeps the old file mapped would go on
+ * writing to it and its writes would be lost; this is checked (the lock
+ * LMDB's processes hold on lock.mdb) before the copy and again before the
+ * rename, and the writer lock is held meanwhile. Stores the data file's
+ * size before and after in *before_r and *after_r. Returns 0; 1 with a
+ * malloc'd message in *error_r naming the process when another has the
+ * environment open (nothing changed); or -1 with a malloc'd message
+ * naming the call that failed (nothing changed either).
+ */
+int talas_storage_compact(const char *path, uint64_t map_size, uint64_t *before_r, uint64_t *after_r,
+                          char **error_r);
 
 /*
  * Forbids LMDB writes in this process from now on: talas_storage_open()

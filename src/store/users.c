@@ -159,3 +159,26 @@ int talas_user_settings_usage(struct talas_storage *st, MDB_txn *txn, const char
     *bytes_r = k.mv_size + v.mv_size;
     return 0;
 }
+
+int talas_user_settings_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_user_settings_user_fn *fn,
+                                     void *arg)
+{
+    char user[TALAS_USERS_ID_MAX + 1];
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_USER_SETTINGS), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size == 0 || key.mv_size > TALAS_USERS_ID_MAX || memchr(key.mv_data, '\0', key.mv_size) != NULL)
+            continue;
+        memcpy(user, key.mv_data, key.mv_size);
+        user[key.mv_size] = '\0';
+        if ((rc = fn(user, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}

@@ -73,15 +73,21 @@ int talas_user_shares_listening(struct talas_storage *st, const char *user);
 int talas_user_settings_put(struct talas_storage *st, const char *user, const struct talas_user_settings *s,
                             uint64_t budget, struct talas_quota_refusal *r);
 
-/* Deletes USER's settings (they return to the defaults), for a later
- * "talasctl users data purge". Returns 0 (also when there were none) or
+/* Deletes USER's settings (they return to the defaults), for "talasctl users data
+ * purge". Returns 0 (also when there were none) or
  * an LMDB error. */
 int talas_user_settings_purge(struct talas_storage *st, const char *user);
 
 /* What USER's settings take, in TXN's view: the number of records (0 or
- * 1) in *count_r and their key and value bytes in *bytes_r, for a later
- * "talasctl users data". Returns 0 or an LMDB error. */
+ * 1) in *count_r and their key and value bytes in *bytes_r, for "talasctl users
+ * data". Returns 0 or an LMDB error. */
 int talas_user_settings_usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *count_r,
                               uint64_t *bytes_r);
+
+/* Calls FN once for each user with stored settings; FN returns 0 to go on.
+ * Returns 0, FN's value or an LMDB error. */
+typedef int talas_user_settings_user_fn(const char *user, void *arg);
+int talas_user_settings_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_user_settings_user_fn *fn,
+                                     void *arg);
 
 #endif

@@ -171,8 +171,8 @@ def test_foreground_start_refuses_broken_config(cfg):
 
 # ---------------------------------------------------------------- talasctl
 
-CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "ws", "broadcast", "reload",
-                "stop", "check-config", "help"]
+CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "ws", "broadcast",
+                "reload", "stop", "check-config", "help"]
 
 
 def ctl(*args, timeout=30):

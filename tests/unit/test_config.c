@@ -406,6 +406,11 @@ static const struct error_case error_cases[] = {
      "t.yaml:8:10: preview.start: must be a time (45s) or a part of the track (30% or 0.3)"},
     {BASE "preview:\n  duration: 20m\n", "t.yaml:8:13: preview.duration: must be 1s..10m"},
     {BASE "hls:\n  segment_duration: 20s\n", "t.yaml:8:21: hls.segment_duration: must be 1s..10s"},
+    {BASE "playlists:\n  max_per_user: 0\n", "t.yaml:8:17: playlists.max_per_user: must be 1..1000000"},
+    {BASE "playlists:\n  max_tracks: 200000\n", "t.yaml:8:15: playlists.max_tracks: must be 1..100000"},
+    {BASE "playlists:\n  max_total: -1\n", "t.yaml:8:14: playlists.max_total: must be 1..100000000"},
+    {BASE "playlists:\n  max_editors: 10001\n", "t.yaml:8:16: playlists.max_editors: must be 0..10000"},
+    {BASE "playlists:\n  max_owners: 3\n", "t.yaml:8:3: playlists.max_owners: unknown key"},
     {BASE "transcode:\n  profiles:\n    - {name: m, codec: mp3, bitrate: 128, hls: true}\n",
      "t.yaml:9:48: transcode.profiles[0].hls: only AAC profiles can be HLS rungs (an MP3 rung stays "
      "progressive)"},
@@ -556,6 +561,10 @@ static void test_transcode_keys(void **state)
     assert_int_equal(c->streaming_max_sessions_per_user, 20);
     assert_int_equal(c->streaming_max_sessions_per_address, 50);
     assert_int_equal(c->streaming_backend_reserved_sessions, 1000); /* a tenth of max_sessions */
+    assert_int_equal(c->playlists_max_per_user, 200);
+    assert_int_equal(c->playlists_max_tracks, 10000);
+    assert_int_equal(c->playlists_max_total, 100000);
+    assert_int_equal(c->playlists_max_editors, 100);
     assert_int_equal(c->preview_start_permille, 250);
     assert_int_equal(c->cache_max_size, 1ULL << 30); /* 4GiB map: 1GiB */
     talas_config_free(c);
@@ -772,6 +781,11 @@ static void test_dump(void **state)
                                  "  max_sessions_per_user: 20\n"
                                  "  max_sessions_per_address: 50\n"
                                  "  backend_reserved_sessions: 1000\n"
+                                 "playlists:\n"
+                                 "  max_per_user: 200\n"
+                                 "  max_tracks: 10000\n"
+                                 "  max_total: 100000\n"
+                                 "  max_editors: 100\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"

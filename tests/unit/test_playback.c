@@ -2,7 +2,8 @@
  * test_playback.c - playback records in a real LMDB environment
  * (src/store/playback.c): the migration of a store written in the previous
  * format (raw C structs), playback state through Play, Pause, Seek and
- * Stop, listening sessions, per-track totals, and playlists.
+ * Stop, listening sessions and per-track totals (playlists are
+ * test_playlists.c's).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -433,78 +434,12 @@ static void test_playback_cycle(void **state)
     assert_string_equal(sessions.s[1].platform, "ios");
 }
 
-struct list {
-    int count;
-    char tracks[8][16];
-};
-
-static void on_track(const char *track, size_t index, void *arg)
-{
-    struct list *l = arg;
-
-    assert_int_equal(index, (size_t)l->count);
-    snprintf(l->tracks[l->count++], sizeof(l->tracks[0]), "%s", track);
-}
-
-static void expect_list(struct talas_storage *st, const char *playlist, const char *want)
-{
-    struct list l = {0};
-    char got[128] = "";
-    MDB_txn *txn;
-
-    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
-    assert_int_equal(talas_playlist_get(st, txn, playlist, on_track, &l), 0);
-    mdb_txn_abort(txn);
-    for (int i = 0; i < l.count; i++) {
-        strcat(got, l.tracks[i]);
-        strcat(got, " ");
-    }
-    assert_string_equal(got, want);
-}
-
-static void test_playlists(void **state)
-{
-    struct fixture *fx = *state;
-    struct talas_storage *st = fx->st;
-    const char *reason = NULL;
-    uint64_t at = 99;
-    MDB_txn *txn;
-
-    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
-    assert_int_equal(talas_playlist_get(st, txn, "pl", on_track, NULL), MDB_NOTFOUND);
-    mdb_txn_abort(txn);
-    assert_int_equal(talas_playlist_remove(st, "pl", "a", &at, &reason), 1);
-
-    assert_int_equal(talas_playlist_add(st, "pl", "a", 0, 0, &at, &reason), 0);
-    assert_true(at == 0);
-    assert_int_equal(talas_playlist_add(st, "pl", "b", 0, 0, &at, &reason), 0);
-    assert_int_equal(talas_playlist_add(st, "pl", "c", 0, 0, &at, &reason), 0);
-    assert_true(at == 2);
-    assert_int_equal(talas_playlist_add(st, "pl", "d", 1, 1, &at, &reason), 0);
-    assert_true(at == 1);
-    assert_int_equal(talas_playlist_add(st, "pl", "e", 1, 0, &at, &reason), 0);
-    expect_list(st, "pl", "e a d b c ");
-    assert_int_equal(talas_playlist_add(st, "pl", "f", 1, 6, &at, &reason), 1);
-    assert_int_equal(talas_playlist_add(st, "pl", "b", 1, 5, &at, &reason), 0);
-    expect_list(st, "pl", "e a d b c b ");
-
-    /* the first occurrence goes */
-    assert_int_equal(talas_playlist_remove(st, "pl", "b", &at, &reason), 0);
-    assert_true(at == 3);
-    expect_list(st, "pl", "e a d c b ");
-    assert_int_equal(talas_playlist_remove(st, "pl", "zz", &at, &reason), 1);
-    assert_int_equal(talas_playlist_remove(st, "pl", "e", &at, &reason), 0);
-    assert_true(at == 0);
-    expect_list(st, "pl", "a d c b ");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrate_previous_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_playback_cycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_playlists, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,18 @@ static void test_seed_commands(void **state)
     assert_false(cmd.has_position);
     talas_ws_command_free(&cmd);
 
+    /* the seeds' PlaylistShared event, sent by a playlist's owner */
+    assert_int_equal(parse("{\"command\":\"PlaylistShared\",\"command_id\":\"s\",\"playlist_id\":\"p\","
+                           "\"from_user\":\"al\",\"to_users\":[\"bob\",\"carol\"]}",
+                           &cmd, &error),
+                     0);
+    assert_int_equal(cmd.type, TALAS_WS_PLAYLIST_SHARED);
+    assert_string_equal(cmd.playlist_id, "p");
+    assert_string_equal(cmd.from_user, "al");
+    assert_int_equal(cmd.to_user_count, 2);
+    assert_string_equal(cmd.to_users[1], "carol");
+    talas_ws_command_free(&cmd);
+
     assert_int_equal(parse(" {\"command\":\"Ping\",\"command_id\":\"ping_001\"} ", &cmd, &error), 0);
     assert_int_equal(cmd.type, TALAS_WS_PING);
     talas_ws_command_free(&cmd);
@@ -98,6 +110,14 @@ static void test_refused(void **state)
         {"{\"a\":[[[[[[1]]]]]]}", "", "nested too deeply"},
         {"{\"command\":\"Ping\",\"command_id\":\"a\"} x", "", "garbage"},
         {"{\"command\":\"Ping\",\"command_id\":\"\\u0000\"}", "", "NUL"},
+        {"{\"command\":\"PlaylistShared\",\"command_id\":\"a\",\"playlist_id\":\"p\"}", "a",
+         "to_users: required"},
+        {"{\"command\":\"PlaylistShared\",\"command_id\":\"a\",\"playlist_id\":\"p\",\"to_users\":[]}", "a",
+         "to_users: must be an array of 1 to 64"},
+        {"{\"command\":\"PlaylistShared\",\"command_id\":\"a\",\"playlist_id\":\"p\",\"to_users\":[\"\"]}",
+         "a", "to_users: user ids"},
+        {"{\"command\":\"PlaylistShared\",\"command_id\":\"a\",\"to_users\":[\"b\"]}", "a",
+         "playlist_id: required"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -121,6 +141,8 @@ static void test_mangled(void **state)
         "{\"command\":\"Subscribe\",\"command_id\":\"s\",\"events\":[\"PlaybackStarted\"],"
         "\"filters\":{\"user_id\":\"u\\u00e9\\ud83d\\ude00\"}}",
         "{\"command\":\"Seek\",\"command_id\":\"s\",\"track_id\":\"t\",\"position_ms\":-0.5e1}",
+        "{\"command\":\"PlaylistShared\",\"command_id\":\"s\",\"playlist_id\":\"p\",\"to_users\":[\"a\","
+        "\"b\"]}",
     };
 
     for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
@@ -200,6 +222,17 @@ static void test_publish(void **state)
     /* rewritten in the seed's field order */
     assert_string_equal(
         p.json.data, "{\"event\":\"TrackLiked\",\"track_id\":\"t\",\"user_id\":\"u2\",\"total_likes\":127}");
+    assert_null(p.playlist_id);
+    talas_ws_publish_free(&p);
+
+    /* a PlaylistShared also says what the store records */
+    ok = "{\"send_to_user\":\"bob\",\"event\":{\"event\":\"PlaylistShared\",\"playlist_id\":\"p\","
+         "\"from_user\":\"al\",\"to_users\":[\"bob\",\"carol\"]}}";
+    assert_int_equal(talas_ws_publish_parse(ok, strlen(ok), &p, &error), 0);
+    assert_string_equal(p.playlist_id, "p");
+    assert_int_equal(p.to_user_count, 2);
+    assert_string_equal(p.to_users[0], "bob");
+    assert_string_equal(p.to_users[1], "carol");
     talas_ws_publish_free(&p);
 
     static const struct {

@@ -14,6 +14,7 @@
 #include "http/http_router.h"
 #include "http/http_hls.h"
 #include "http/http_peaks.h"
+#include "http/http_playlists.h"
 #include "http/http_session.h"
 #include "http/http_stream.h"
 #include "http/http_users.h"
@@ -93,7 +94,7 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         memcmp(path.base + path.len - 9, "/settings", 9) == 0)
         return talas_users_settings_serve(ctx, req, path.base + at, path.len - at - 9);
     if (has_prefix(path, "/api/playlists/", &at))
-        return talas_realtime_playlist(ctx, req, path.base + at, path.len - at);
+        return talas_playlists_get(ctx, req, path.base + at, path.len - at);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
 }

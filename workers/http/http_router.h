@@ -8,8 +8,9 @@
  *   /preview/{id}        http_transcode.c
  *   /api/stats           http_api.c
  *   /api/ws              ws_conn.c (WebSocket)
- *   /api/ws/stats, /api/events, /api/analytics/{tracks,users}/{id},
- *   /api/playlists/{id}  http_realtime.c
+ *   /api/ws/stats, /api/events, /api/analytics/{tracks,users}/{id}
+ *                        http_realtime.c
+ *   /api/playlists/{id}  http_playlists.c
  *
  * Anything else is a JSON 404.
  */

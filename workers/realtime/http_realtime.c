@@ -1,14 +1,18 @@
 /*
- * http_realtime.c - /api/ws/stats, POST /api/events, /api/analytics/... and
- * /api/playlists/{id} (http_realtime.h).
+ * http_realtime.c - /api/ws/stats, POST /api/events and /api/analytics/...
+ * (http_realtime.h).
  *
  * POST /api/events always needs the backend key ("Authorization: Bearer
- * KEY", auth.backend_key_file). Analytics and playlists are open when
- * auth.required is false and need the backend key when it is true: they
- * are the platform backend's view of its users. /api/ws/stats is open,
- * like /api/stats. Reads take one LMDB read transaction each.
+ * KEY", auth.backend_key_file). A PlaylistShared it publishes also makes
+ * its to_users editors of the playlist, when Talas stores one of that id
+ * (playlists.c; the backend may share any playlist): a refused quota
+ * answers 429 (playlists.max_editors) or 507 (storage.user_data_max) and
+ * publishes nothing. Analytics are open when auth.required is false and
+ * need the backend key when it is true: they are the platform backend's
+ * view of its users. /api/ws/stats is open, like /api/stats. Reads take
+ * one LMDB read transaction each.
  *
- * Logs: refused backend keys, storage errors.
+ * Logs: refused backend keys, storage errors (a full map once a minute).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "store/playback.h"
+#include "store/playlists.h"
 #include "realtime/ws_hub.h"
 
 #define MAX_WORKERS 300
@@ -95,11 +100,47 @@ int talas_realtime_ws_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     return 0;
 }
 
+/*
+ * The store's part of a PlaylistShared from the backend: its to_users
+ * become editors. Returns how many were new; -2 when Talas stores no such
+ * playlist (the event is the backend's own business, and still
+ * published); -1 when it answered a refusal or a storage error.
+ */
+static long share(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_ws_publish *p)
+{
+    struct talas_playlist_limits lim;
+    struct talas_playlist_result r;
+    int rc;
+
+    talas_playlist_limits_of(ctx->conf, &lim);
+    rc = talas_playlist_share(ctx->storage, &lim, NULL, p->playlist_id, (const char *const *)p->to_users,
+                              p->to_user_count, &r);
+    if (rc == 0)
+        return (long)r.editors_added;
+    if (rc == MDB_NOTFOUND)
+        return -2;
+    if (rc == TALAS_QUOTA_EXCEEDED)
+        talas_http_send_refusal(req, strcmp(r.refusal.limit, "storage.user_data_max") == 0 ? 507 : 429,
+                                &r.refusal);
+    else if (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN)
+        talas_http_send_error(req, 409, "playlist_refused", "%s", r.reason);
+    else {
+        talas_storage_log_write_error("POST /api/events: sharing a playlist", rc);
+        if (rc == MDB_MAP_FULL)
+            talas_http_send_error(req, 507, "storage_full",
+                                  "the storage is full: the playlist was not shared");
+        else
+            talas_http_send_error(req, 500, "storage_error", "the playlist could not be shared");
+    }
+    return -1;
+}
+
 int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct talas_ws_publish p;
     struct talas_buf body = {0};
     struct talas_json json;
+    long shared = -2;
     char *error;
 
     if (!talas_http_method_is(req, "POST")) {
@@ -115,6 +156,10 @@ int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         free(error);
         return 0;
     }
+    if (p.playlist_id != NULL && (shared = share(ctx, req, &p)) == -1) {
+        talas_ws_publish_free(&p);
+        return 0;
+    }
     talas_ws_hub_publish(p.target, p.to, p.json.data, p.json.len);
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
@@ -124,6 +169,13 @@ int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_string(&json, p.target == TALAS_WS_TO_ALL    ? "all"
                              : p.target == TALAS_WS_TO_USER ? "user"
                                                             : "connection");
+    if (p.playlist_id != NULL) {
+        talas_json_key(&json, "editors_added");
+        if (shared >= 0)
+            talas_json_uint(&json, (uint64_t)shared);
+        else
+            talas_json_null(&json); /* Talas stores no playlist of that id */
+    }
     talas_json_object_end(&json);
     talas_ws_publish_free(&p);
     send_json(req, &body);
@@ -277,70 +329,6 @@ int talas_realtime_user_analytics(const struct talas_worker_ctx *ctx, h2o_req_t 
     talas_json_array_end(&json);
     talas_json_key(&json, "total");
     talas_json_uint(&json, total);
-    talas_json_object_end(&json);
-    send_json(req, &body);
-    return 0;
-}
-
-struct playlist_ctx {
-    struct talas_storage *storage;
-    struct talas_json *json;
-    MDB_txn *txn;
-};
-
-static void playlist_track(const char *track, size_t index, void *arg)
-{
-    struct playlist_ctx *pc = arg;
-    struct talas_track t;
-    int found = talas_track_id_valid(track, strlen(track)) &&
-                talas_catalog_get(pc->storage, pc->txn, track, &t) == 0 && t.error == NULL;
-
-    talas_json_object_begin(pc->json);
-    talas_json_key(pc->json, "position");
-    talas_json_uint(pc->json, index);
-    talas_json_key(pc->json, "track_id");
-    talas_json_string(pc->json, track);
-    talas_json_key(pc->json, "title");
-    talas_json_string(pc->json, found ? t.title : NULL);
-    talas_json_key(pc->json, "artist");
-    talas_json_string(pc->json, found ? t.artist : NULL);
-    talas_json_key(pc->json, "duration_ms");
-    if (found)
-        talas_json_uint(pc->json, t.duration_ms);
-    else
-        talas_json_null(pc->json);
-    talas_json_object_end(pc->json);
-}
-
-int talas_realtime_playlist(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
-{
-    char playlist[TALAS_PLAYBACK_ID_MAX + 1];
-    struct talas_buf body = {0};
-    struct talas_json json;
-    struct playlist_ctx pc = {ctx->storage, &json, NULL};
-    MDB_txn *txn;
-    int rc;
-
-    if (preamble(ctx, req, id, len, playlist) != 0 || read_begin(ctx, req, &txn) != 0)
-        return 0;
-    pc.txn = txn;
-    talas_json_init(&json, &body);
-    talas_json_object_begin(&json);
-    talas_json_key(&json, "playlist_id");
-    talas_json_string(&json, playlist);
-    talas_json_key(&json, "tracks");
-    talas_json_array_begin(&json);
-    rc = talas_playlist_get(ctx->storage, txn, playlist, playlist_track, &pc);
-    mdb_txn_abort(txn);
-    if (rc != 0) {
-        talas_buf_free(&body);
-        if (rc == MDB_NOTFOUND)
-            talas_http_send_error(req, 404, "not_found", "no such playlist");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the playlist could not be read");
-        return 0;
-    }
-    talas_json_array_end(&json);
     talas_json_object_end(&json);
     send_json(req, &body);
     return 0;

@@ -21,12 +21,16 @@
  * to be closed.
  *
  * Playback and playlist commands write their change to LMDB in one short
- * transaction (playback.c) and publish their event through the hub. A
- * playback event is private unless its user shares their listening
- * (share_listening, store/users.h, read at publish time): then only that
- * user's own connections receive it (ws_hub.c).
+ * transaction (playback.c, playlists.c) and publish their event through
+ * the hub. A playback event is private unless its user shares their
+ * listening (share_listening, store/users.h, read at publish time): then
+ * only that user's own connections receive it (ws_hub.c). Playlist
+ * commands need a user: the store checks that they own or were given the
+ * playlist, and its quotas (a refusal names the limit's key: "quota
+ * exceeded: limit playlists.max_per_user (200) reached").
  *
- * Logs: refused upgrades (auth), storage errors.
+ * Logs: refused upgrades (auth), storage errors (a full map once a
+ * minute: talas_storage_log_write_error).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,7 @@
 #include "core/log.h"
 #include "store/playback.h"
 #include "store/users.h"
+#include "store/playlists.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
 
@@ -187,10 +192,14 @@ static void data_uint(struct talas_buf *b, const char *key, uint64_t v)
     talas_json_object_end(&json);
 }
 
-static const char *storage_failed(int rc)
+/* The answer to a change that the storage failed; logged through
+ * talas_storage_log_write_error, so that a full map under a flood writes
+ * one line a minute, not one per command. */
+static const char *storage_failed(const char *what, int rc)
 {
-    log_error("ws: a playback change failed: %s", mdb_strerror(rc));
-    return "the change could not be stored";
+    talas_storage_log_write_error(what, rc);
+    return rc == MDB_MAP_FULL ? "storage full: the change could not be stored"
+                              : "the change could not be stored";
 }
 
 static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
@@ -280,33 +289,59 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
         return;
     }
     if (rc > 1 || rc < 0)
-        error = storage_failed(rc);
+        error = storage_failed("ws: a playback change", rc);
     respond(c, cmd->command_id, 0, NULL, error);
+}
+
+/* The failed CommandResponse of a playlist change that did not happen. */
+static void playlist_refused(struct talas__ws_conn *c, const struct talas_ws_command *cmd, int rc,
+                             const struct talas_playlist_result *r)
+{
+    char msg[256];
+
+    if (rc == TALAS_QUOTA_EXCEEDED) {
+        /* the limit by its configuration key, as talas_http_send_refusal */
+        snprintf(msg, sizeof(msg), "quota exceeded: limit %s (%llu) reached", r->refusal.limit,
+                 (unsigned long long)r->refusal.max);
+        respond(c, cmd->command_id, 0, NULL, msg);
+    } else if (r->reason != NULL &&
+               (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN || rc == MDB_NOTFOUND)) {
+        respond(c, cmd->command_id, 0, NULL, r->reason);
+    } else {
+        respond(c, cmd->command_id, 0, NULL, storage_failed("ws: a playlist change", rc));
+    }
 }
 
 static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
 {
+    struct talas_playlist_limits lim;
+    struct talas_playlist_result r;
     struct talas_buf data = {0}, ev = {0};
     struct talas_json json;
     const char *error = NULL;
-    uint64_t position = 0, duration;
+    uint64_t duration;
     int rc, add = cmd->type == TALAS_WS_ADD_TO_PLAYLIST;
 
+    if (c->user == NULL) {
+        respond(c, cmd->command_id, 0, NULL, "playlists need a user: connect with ?user_id= (or a token)");
+        return;
+    }
+    talas_playlist_limits_of(c->ctx->conf, &lim);
     if (add) {
         if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0) {
             respond(c, cmd->command_id, 0, NULL, error);
             return;
         }
-        rc = talas_playlist_add(c->ctx->storage, cmd->playlist_id, cmd->track_id, cmd->has_position,
-                                cmd->position, &position, &error);
+        rc = talas_playlist_add(c->ctx->storage, &lim, c->user, cmd->playlist_id, cmd->track_id,
+                                cmd->has_position, cmd->position, &r);
     } else {
-        rc = talas_playlist_remove(c->ctx->storage, cmd->playlist_id, cmd->track_id, &position, &error);
+        rc = talas_playlist_remove(c->ctx->storage, c->user, cmd->playlist_id, cmd->track_id, &r);
     }
     if (rc != 0) {
-        respond(c, cmd->command_id, 0, NULL, rc == 1 ? error : storage_failed(rc));
+        playlist_refused(c, cmd, rc, &r);
         return;
     }
-    data_uint(&data, "position", position);
+    data_uint(&data, "position", r.position);
     respond(c, cmd->command_id, 1, &data, NULL);
     talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
     talas_json_key(&json, "playlist_id");
@@ -316,9 +351,53 @@ static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command 
     talas_json_key(&json, "track_id");
     talas_json_string(&json, cmd->track_id);
     talas_json_key(&json, "position");
-    talas_json_uint(&json, position);
+    talas_json_uint(&json, r.position);
     talas_json_object_end(&json);
     talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
+    talas_buf_free(&ev);
+    talas_buf_free(&data);
+}
+
+/* PlaylistShared from a client: its owner makes to_users editors; each of
+ * them gets the event, as from the backend with send_to_user. */
+static void do_share(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+{
+    struct talas_playlist_limits lim;
+    struct talas_playlist_result r;
+    struct talas_buf data = {0}, ev = {0};
+    struct talas_json json;
+    int rc;
+
+    if (c->user == NULL) {
+        respond(c, cmd->command_id, 0, NULL, "playlists need a user: connect with ?user_id= (or a token)");
+        return;
+    }
+    if (cmd->from_user != NULL && strcmp(cmd->from_user, c->user) != 0) {
+        respond(c, cmd->command_id, 0, NULL, "forbidden: from_user must be the user of this connection");
+        return;
+    }
+    talas_playlist_limits_of(c->ctx->conf, &lim);
+    rc = talas_playlist_share(c->ctx->storage, &lim, c->user, cmd->playlist_id,
+                              (const char *const *)cmd->to_users, cmd->to_user_count, &r);
+    if (rc != 0) {
+        playlist_refused(c, cmd, rc, &r);
+        return;
+    }
+    data_uint(&data, "editors_added", r.editors_added);
+    respond(c, cmd->command_id, 1, &data, NULL);
+    talas_ws_event_begin(&json, &ev, "PlaylistShared");
+    talas_json_key(&json, "playlist_id");
+    talas_json_string(&json, cmd->playlist_id);
+    talas_json_key(&json, "from_user");
+    talas_json_string(&json, c->user);
+    talas_json_key(&json, "to_users");
+    talas_json_array_begin(&json);
+    for (size_t i = 0; i < cmd->to_user_count; i++)
+        talas_json_string(&json, cmd->to_users[i]);
+    talas_json_array_end(&json);
+    talas_json_object_end(&json);
+    for (size_t i = 0; i < cmd->to_user_count; i++)
+        talas_ws_hub_publish(TALAS_WS_TO_USER, cmd->to_users[i], ev.data, ev.len);
     talas_buf_free(&ev);
     talas_buf_free(&data);
 }
@@ -508,6 +587,9 @@ static void on_text(struct talas__ws_conn *c, const char *text, size_t len)
         break;
     case TALAS_WS_PING:
         do_ping(c, &cmd);
+        break;
+    case TALAS_WS_PLAYLIST_SHARED:
+        do_share(c, &cmd);
         break;
     }
     talas_ws_command_free(&cmd);

@@ -263,6 +263,7 @@ static const char *const command_names[] = {
     [TALAS_WS_UNSUBSCRIBE] = "Unsubscribe",
     [TALAS_WS_GET_STATUS] = "GetStatus",
     [TALAS_WS_PING] = "Ping",
+    [TALAS_WS_PLAYLIST_SHARED] = "PlaylistShared",
 };
 
 static const char *const event_names[] = {
@@ -397,6 +398,31 @@ static int get_string_array(const struct doc *d, const char *key, struct talas_w
     return 0;
 }
 
+/* PlaylistShared's to_users: 1 to TALAS_WS_MAX_SHARE_USERS user ids. */
+static int get_users(const struct doc *d, struct talas_ws_command *cmd, char **error_r)
+{
+    const struct node *n = member(d, 0, "to_users");
+
+    if (n == NULL || n->type == J_NULL) {
+        *error_r = errorf("to_users: required");
+        return -1;
+    }
+    if (n->type != J_ARRAY || n->count == 0 || n->count > TALAS_WS_MAX_SHARE_USERS) {
+        *error_r = errorf("to_users: must be an array of 1 to %d user ids", TALAS_WS_MAX_SHARE_USERS);
+        return -1;
+    }
+    cmd->to_users = xcalloc((size_t)n->count, sizeof(char *));
+    for (int c = n->first; c != -1; c = d->nodes[c].next) {
+        const struct node *e = &d->nodes[c];
+        if (e->type != J_STRING || e->len == 0 || e->len > TALAS_WS_ID_MAX || memchr(e->str, '\0', e->len)) {
+            *error_r = errorf("to_users: user ids are strings of 1 to %d bytes", TALAS_WS_ID_MAX);
+            return -1;
+        }
+        cmd->to_users[cmd->to_user_count++] = xstrndup(e->str, e->len);
+    }
+    return 0;
+}
+
 static int get_filters(const struct doc *d, struct talas_ws_command *cmd, char **error_r)
 {
     const struct node *n = member(d, 0, "filters");
@@ -520,6 +546,11 @@ int talas_ws_command_parse(const char *text, size_t len, struct talas_ws_command
         if (get_string_array(&d, "events", cmd, error_r) != 0)
             goto out;
         break;
+    case TALAS_WS_PLAYLIST_SHARED:
+        if (get_id(&d, "playlist_id", 1, &cmd->playlist_id, error_r) != 0 ||
+            get_users(&d, cmd, error_r) != 0 || get_id(&d, "from_user", 0, &cmd->from_user, error_r) != 0)
+            goto out;
+        break;
     case TALAS_WS_GET_STATUS:
     case TALAS_WS_PING:
         break;
@@ -546,6 +577,10 @@ void talas_ws_command_free(struct talas_ws_command *cmd)
         free(cmd->filters[i].value);
     }
     free(cmd->filters);
+    for (size_t i = 0; i < cmd->to_user_count; i++)
+        free(cmd->to_users[i]);
+    free(cmd->to_users);
+    free(cmd->from_user);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -810,6 +845,14 @@ int talas_ws_publish_parse(const char *text, size_t len, struct talas_ws_publish
                         error_r) != 0)
             goto out;
     talas_json_object_end(&json);
+    if (strcmp(injectable[k].name, "PlaylistShared") == 0) {
+        /* the fields were checked by write_field above */
+        const struct node *id = member(&d, evi, "playlist_id"), *to = member(&d, evi, "to_users");
+        p->playlist_id = xstrndup(id->str, id->len);
+        p->to_users = xcalloc(to->count ? (size_t)to->count : 1, sizeof(char *));
+        for (int c = to->first; c != -1; c = d.nodes[c].next)
+            p->to_users[p->to_user_count++] = xstrndup(d.nodes[c].str, d.nodes[c].len);
+    }
     rc = 0;
 out:
     doc_free(&d);
@@ -820,6 +863,10 @@ out:
 
 void talas_ws_publish_free(struct talas_ws_publish *p)
 {
+    for (size_t i = 0; i < p->to_user_count; i++)
+        free(p->to_users[i]);
+    free(p->to_users);
+    free(p->playlist_id);
     free(p->to);
     talas_buf_free(&p->json);
     memset(p, 0, sizeof(*p));

@@ -6,7 +6,8 @@
  *
  * Commands are JSON objects tagged "command" (Play, Pause, Stop, Seek,
  * AddToPlaylist, RemoveFromPlaylist, Subscribe, Unsubscribe, GetStatus,
- * Ping); events are objects tagged "event". Members a command does not
+ * Ping, and PlaylistShared: the seeds' event, sent by a playlist's owner
+ * to share it); events are objects tagged "event". Members a command does not
  * define are ignored (as serde does); members it defines must have the
  * right type. u64 fields take any non-negative JSON number, fractions
  * truncated (a browser sends currentTime * 1000).
@@ -26,6 +27,8 @@
 /* Most events a Subscribe names, and filters it gives. */
 #define TALAS_WS_MAX_EVENTS 32
 #define TALAS_WS_MAX_FILTERS 16
+/* Most users one PlaylistShared command names (each gets the event). */
+#define TALAS_WS_MAX_SHARE_USERS 64
 
 enum talas_ws_command_type {
     TALAS_WS_PLAY,
@@ -38,6 +41,7 @@ enum talas_ws_command_type {
     TALAS_WS_UNSUBSCRIBE,
     TALAS_WS_GET_STATUS,
     TALAS_WS_PING,
+    TALAS_WS_PLAYLIST_SHARED,
 };
 
 struct talas_ws_filter {
@@ -50,7 +54,7 @@ struct talas_ws_command {
     enum talas_ws_command_type type;
     char *command_id;     /* never NULL after a parse that got this far; "" when absent */
     char *track_id;       /* Play, Pause, Stop, Seek, AddToPlaylist, RemoveFromPlaylist */
-    char *playlist_id;    /* AddToPlaylist, RemoveFromPlaylist */
+    char *playlist_id;    /* AddToPlaylist, RemoveFromPlaylist, PlaylistShared */
     char *quality;        /* Play: optional extension, NULL when absent */
     char *platform;       /* Play: optional extension, NULL when absent */
     uint64_t position_ms; /* Play start_position_ms, Seek position_ms */
@@ -63,6 +67,9 @@ struct talas_ws_command {
     size_t event_count;
     struct talas_ws_filter *filters; /* Subscribe */
     size_t filter_count;
+    char **to_users; /* PlaylistShared: 1 to TALAS_WS_MAX_SHARE_USERS user ids */
+    size_t to_user_count;
+    char *from_user; /* PlaylistShared: optional, NULL when absent */
 };
 
 /*
@@ -119,6 +126,11 @@ struct talas_ws_publish {
     enum talas_ws_target target;
     char *to;              /* user or connection id; NULL for all */
     struct talas_buf json; /* the event, re-written canonically */
+    /* PlaylistShared: what the store records (the users become editors);
+     * NULL and 0 for the other events */
+    char *playlist_id;
+    char **to_users;
+    size_t to_user_count;
 };
 
 /*

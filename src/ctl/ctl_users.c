@@ -1,0 +1,300 @@
+/*
+ * ctl_users.c - talasctl users: what users have stored, kind by kind
+ * (store/user_data.h: playlists, playback state, listening sessions, and
+ * whatever kinds later modules add there), and its removal.
+ *
+ *   users ls                              users who own data, counts per kind
+ *   users data ls USER                    USER's records per kind: count, bytes
+ *   users data purge USER [--kind KIND]   removes them (every kind, or KIND)
+ *
+ * Entry point (talasctl.h): talasctl_cmd_users. Tab-separated lines or one
+ * JSON document (--json) on stdout; errors on stderr. A purge runs in short
+ * write transactions (the store's), so the master and its workers keep
+ * serving meanwhile; what it removed before an error stays removed. In a
+ * map so full that even deletes fail, it grows the map by 1/64 (at least
+ * 1MiB) once and goes on, and says so: storage compact gives it back.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "ctl/talasctl.h"
+#include "store/storage.h"
+#include "store/user_data.h"
+
+/* Longest user id the store keeps (a token's sub, a ?user_id=). */
+#define USER_MAX 128
+
+struct user_list {
+    char **users;
+    size_t count, cap;
+};
+
+static int collect_user(const char *user, void *arg)
+{
+    struct user_list *l = arg;
+
+    if (l->count == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->users = xrealloc(l->users, l->cap * sizeof(*l->users));
+    }
+    l->users[l->count++] = xstrdup(user);
+    return 0;
+}
+
+static int compare_users(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void user_list_free(struct user_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->users[i]);
+    free(l->users);
+}
+
+static int storage_failed(const char *what, int rc)
+{
+    fprintf(stderr, "talasctl: %s failed: %s\n", what, mdb_strerror(rc));
+    return TALASCTL_FAILURE;
+}
+
+/* The counts (and bytes) of USER's records of every kind into COUNTS and
+ * BYTES (talas_user_data_kind_count each). 0 or an LMDB error. */
+static int usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint64_t *counts, uint64_t *bytes)
+{
+    int rc;
+
+    for (size_t k = 0; k < talas_user_data_kind_count; k++)
+        if ((rc = talas_user_data_kinds[k].usage(st, txn, user, &counts[k], &bytes[k])) != 0)
+            return rc;
+    return 0;
+}
+
+/* users ls */
+static int cmd_ls(const struct talas_config *conf)
+{
+    struct talas_storage *st = talasctl_open_storage(conf);
+    uint64_t *counts = xcalloc(talas_user_data_kind_count, sizeof(*counts));
+    uint64_t *bytes = xcalloc(talas_user_data_kind_count, sizeof(*bytes));
+    struct user_list users = {0};
+    struct talas_buf out = {0};
+    struct talas_json json;
+    size_t n = 0;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) != 0)
+        goto fail;
+    for (size_t k = 0; k < talas_user_data_kind_count && rc == 0; k++)
+        rc = talas_user_data_kinds[k].foreach_user(st, txn, collect_user, &users);
+    if (rc != 0)
+        goto fail_txn;
+    qsort(users.users, users.count, sizeof(*users.users), compare_users);
+    talas_json_init(&json, &out);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "users");
+    talas_json_array_begin(&json);
+    if (!talasctl_json) {
+        printf("user");
+        for (size_t k = 0; k < talas_user_data_kind_count; k++)
+            printf("\t%s", talas_user_data_kinds[k].name);
+        printf("\n");
+    }
+    for (size_t i = 0; i < users.count; i++) {
+        if (i > 0 && strcmp(users.users[i], users.users[i - 1]) == 0)
+            continue; /* a user with records of several kinds */
+        if ((rc = usage(st, txn, users.users[i], counts, bytes)) != 0)
+            goto fail_txn;
+        n++;
+        if (!talasctl_json) {
+            printf("%s", users.users[i]);
+            for (size_t k = 0; k < talas_user_data_kind_count; k++)
+                printf("\t%" PRIu64, counts[k]);
+            printf("\n");
+            continue;
+        }
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "user");
+        talas_json_string(&json, users.users[i]);
+        for (size_t k = 0; k < talas_user_data_kind_count; k++) {
+            talas_json_key(&json, talas_user_data_kinds[k].name);
+            talas_json_uint(&json, counts[k]);
+        }
+        talas_json_object_end(&json);
+    }
+    mdb_txn_abort(txn);
+    talas_json_array_end(&json);
+    talas_json_key(&json, "total");
+    talas_json_uint(&json, n);
+    talas_json_object_end(&json);
+    if (talasctl_json)
+        printf("%.*s\n", (int)out.len, out.data);
+    else
+        printf("%zu user(s)\n", n);
+    talas_buf_free(&out);
+    user_list_free(&users);
+    free(counts);
+    free(bytes);
+    talas_storage_close(st);
+    return TALASCTL_OK;
+
+fail_txn:
+    mdb_txn_abort(txn);
+fail:
+    talas_buf_free(&out);
+    user_list_free(&users);
+    free(counts);
+    free(bytes);
+    talas_storage_close(st);
+    return storage_failed("reading the users' data", rc);
+}
+
+/* users data ls USER */
+static int cmd_data_ls(const struct talas_config *conf, const char *user)
+{
+    struct talas_storage *st = talasctl_open_storage(conf);
+    uint64_t *counts = xcalloc(talas_user_data_kind_count, sizeof(*counts));
+    uint64_t *bytes = xcalloc(talas_user_data_kind_count, sizeof(*bytes));
+    uint64_t total_count = 0, total_bytes = 0;
+    struct talas_buf out = {0};
+    struct talas_json json;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(st, &txn)) == 0) {
+        rc = usage(st, txn, user, counts, bytes);
+        mdb_txn_abort(txn);
+    }
+    talas_storage_close(st);
+    if (rc != 0) {
+        free(counts);
+        free(bytes);
+        return storage_failed("reading the user's data", rc);
+    }
+    talas_json_init(&json, &out);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "user");
+    talas_json_string(&json, user);
+    talas_json_key(&json, "kinds");
+    talas_json_object_begin(&json);
+    if (!talasctl_json)
+        printf("kind\tcount\tbytes\n");
+    for (size_t k = 0; k < talas_user_data_kind_count; k++) {
+        total_count += counts[k];
+        total_bytes += bytes[k];
+        if (!talasctl_json) {
+            printf("%s\t%" PRIu64 "\t%" PRIu64 "\n", talas_user_data_kinds[k].name, counts[k], bytes[k]);
+            continue;
+        }
+        talas_json_key(&json, talas_user_data_kinds[k].name);
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "count");
+        talas_json_uint(&json, counts[k]);
+        talas_json_key(&json, "bytes");
+        talas_json_uint(&json, bytes[k]);
+        talas_json_object_end(&json);
+    }
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    if (talasctl_json)
+        printf("%.*s\n", (int)out.len, out.data);
+    else
+        printf("total\t%" PRIu64 "\t%" PRIu64 "\n", total_count, total_bytes);
+    talas_buf_free(&out);
+    free(counts);
+    free(bytes);
+    return TALASCTL_OK;
+}
+
+/* users data purge USER [--kind KIND] */
+static int cmd_data_purge(const struct talas_config *conf, const char *user,
+                          const struct talas_user_data_kind *only)
+{
+    struct talas_storage *st = talasctl_open_storage(conf);
+    struct talas_buf out = {0};
+    struct talas_json json;
+    int rc = 0;
+
+    talas_json_init(&json, &out);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "user");
+    talas_json_string(&json, user);
+    talas_json_key(&json, "removed");
+    talas_json_object_begin(&json);
+    for (size_t k = 0; k < talas_user_data_kind_count; k++) {
+        const struct talas_user_data_kind *kind = &talas_user_data_kinds[k];
+        uint64_t removed = 0;
+
+        if (only != NULL && only != kind)
+            continue;
+        rc = kind->purge(st, user, &removed);
+        if (rc == MDB_MAP_FULL) {
+            /* not a page left, even to delete: a little more map, once */
+            uint64_t more = 0, size, extra = conf->storage_map_size / 64;
+            if (extra < 1024 * 1024)
+                extra = 1024 * 1024;
+            if ((rc = talas_storage_grow(st, extra, &size)) == 0) {
+                fprintf(stderr,
+                        "talasctl: the storage is full: its map grew to %" PRIu64 " bytes for the purge "
+                        "(talasctl storage compact, with the master stopped, gives the room back)\n",
+                        size);
+                rc = kind->purge(st, user, &more);
+                removed += more;
+            }
+        }
+        if (!talasctl_json)
+            printf("%s: %" PRIu64 " removed\n", kind->name, removed);
+        talas_json_key(&json, kind->name);
+        talas_json_uint(&json, removed);
+        if (rc != 0) {
+            fprintf(stderr, "talasctl: purging %s of \"%s\" failed: %s\n", kind->name, user,
+                    mdb_strerror(rc));
+            break;
+        }
+    }
+    talas_json_object_end(&json);
+    talas_json_object_end(&json);
+    talas_storage_close(st);
+    if (talasctl_json)
+        printf("%.*s\n", (int)out.len, out.data);
+    talas_buf_free(&out);
+    return rc == 0 ? TALASCTL_OK : TALASCTL_FAILURE;
+}
+
+int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind)
+{
+    const struct talas_user_data_kind *only = NULL;
+    size_t len;
+
+    if (nargs == 1 && strcmp(args[0], "ls") == 0 && kind == NULL)
+        return cmd_ls(conf);
+    if (nargs != 3 || strcmp(args[0], "data") != 0 ||
+        (strcmp(args[1], "ls") != 0 && strcmp(args[1], "purge") != 0) ||
+        (kind != NULL && strcmp(args[1], "purge") != 0)) {
+        talasctl_usage(stderr, "users");
+        return TALASCTL_USAGE;
+    }
+    len = strlen(args[2]);
+    if (len == 0 || len > USER_MAX) {
+        fprintf(stderr, "talasctl: USER: must be 1 to %d bytes\n", USER_MAX);
+        return TALASCTL_USAGE;
+    }
+    if (kind != NULL && (only = talas_user_data_kind_find(kind)) == NULL) {
+        fprintf(stderr, "talasctl: --kind is");
+        for (size_t k = 0; k < talas_user_data_kind_count; k++)
+            fprintf(stderr, "%s %s",
+                    k == 0                                ? ""
+                    : k + 1 == talas_user_data_kind_count ? " or"
+                                                          : ",",
+                    talas_user_data_kinds[k].name);
+        fprintf(stderr, ", not \"%s\"\n", kind);
+        return TALASCTL_USAGE;
+    }
+    if (strcmp(args[1], "ls") == 0)
+        return cmd_data_ls(conf, args[2]);
+    return cmd_data_purge(conf, args[2], only);
+}

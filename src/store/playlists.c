@@ -1,0 +1,608 @@
+/*
+ * playlists.c - playlists in LMDB (playlists.h): ownership, sharing, the
+ * limits on what users store, and the owner index that counts, lists and
+ * purges them.
+ *
+ * Entry points: talas_playlist_add/remove/share/get,
+ * talas_playlist_owner_usage/owner_purge/foreach_owner, talas_playlist_total,
+ * talas_playlist_limits_of.
+ *
+ * Records (the record codec, core/record.h; strings are length-prefixed):
+ *   TALAS_DBI_PLAYLISTS          playlist id -> u8 version (2), str owner
+ *     ("" for nobody), u32 editor count, str editor..., u32 track count,
+ *     str track...
+ *   TALAS_DBI_PLAYLISTS_BY_OWNER owner NUL playlist id -> empty
+ * The previous layout (layout 1: the track ids, each NUL-terminated, and
+ * nothing else) is read as a playlist owned by nobody, with no editors; it
+ * is rewritten in the current layout by its next change. Its first byte is
+ * a track id's (base64url) or there is none, never the version byte 2. A
+ * record of neither shape is damaged: changes refuse it, readers get
+ * TALAS_PLAYLIST_DAMAGED.
+ *
+ * Limits, checked in each change's write transaction so that concurrent
+ * writers in other processes cannot overshoot them: a user's count walks
+ * their part of the owner index (stopping at the limit); the global count
+ * is the playlists database's entry count (mdb_stat, no walk); the
+ * user-data budget is quota.c's. Logs nothing: callers log storage errors
+ * (talas_storage_log_write_error), and a refusal is an answer, not an
+ * event.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/record.h"
+#include "core/util.h"
+#include "store/playlists.h"
+
+#define RECORD_VERSION 2
+#define PURGE_BATCH 256
+
+static const char damaged_reason[] = "the stored record of this playlist is damaged";
+
+void talas_playlist_limits_of(const struct talas_config *conf, struct talas_playlist_limits *l)
+{
+    l->max_per_user = (uint64_t)conf->playlists_max_per_user;
+    l->max_tracks = (uint64_t)conf->playlists_max_tracks;
+    l->max_total = (uint64_t)conf->playlists_max_total;
+    l->max_editors = (uint64_t)conf->playlists_max_editors;
+    l->user_data_max = conf->storage_user_data_max;
+}
+
+/* ------------------------------------------------------------- records */
+
+/* A decoded playlist; the strings point into the record (or the caller's
+ * arguments), the arrays are malloc'd. */
+struct playlist {
+    const char *owner;
+    const char **editors;
+    size_t editor_count, editor_cap;
+    const char **tracks;
+    size_t track_count, track_cap;
+};
+
+static void push(const char ***list, size_t *count, size_t *cap, const char *s)
+{
+    if (*count == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *list = xrealloc(*list, *cap * sizeof(**list));
+    }
+    (*list)[(*count)++] = s;
+}
+
+static void playlist_free(struct playlist *p)
+{
+    free(p->editors);
+    free(p->tracks);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Reads COUNT strings into LIST; -1 when the record lies. */
+static int decode_list(struct talas_record_reader *rd, const char ***list, size_t *count, size_t *cap)
+{
+    uint32_t n = talas_record_get_u32(rd);
+
+    /* a string takes at least 5 bytes: a count larger than that cannot be
+     * met, and must not size an allocation */
+    if (talas_record_reader_ok(rd) != 0 || n > rd->left / 5)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *s = talas_record_get_str(rd, NULL);
+        if (s == NULL)
+            return -1;
+        push(list, count, cap, s);
+    }
+    return 0;
+}
+
+static int decode_current(const MDB_val *v, struct playlist *p)
+{
+    struct talas_record_reader rd;
+
+    talas_record_reader_init(&rd, v->mv_data, v->mv_size);
+    if (talas_record_get_u8(&rd) != RECORD_VERSION || (p->owner = talas_record_get_str(&rd, NULL)) == NULL ||
+        decode_list(&rd, &p->editors, &p->editor_count, &p->editor_cap) != 0 ||
+        decode_list(&rd, &p->tracks, &p->track_count, &p->track_cap) != 0 ||
+        talas_record_reader_end(&rd) != 0)
+        return -1;
+    return 0;
+}
+
+/* Layout 1: NUL-terminated track ids, no owner. */
+static int decode_legacy(const MDB_val *v, struct playlist *p)
+{
+    const char *s = v->mv_data;
+    size_t off = 0;
+
+    p->owner = "";
+    if (v->mv_size > 0 && s[v->mv_size - 1] != '\0')
+        return -1;
+    while (off < v->mv_size) {
+        size_t n = strlen(s + off);
+        if (n == 0 || n > TALAS_PLAYLIST_ID_MAX)
+            return -1;
+        push(&p->tracks, &p->track_count, &p->track_cap, s + off);
+        off += n + 1;
+    }
+    return 0;
+}
+
+/* 0 and *P filled, or -1 (P emptied) when the record is damaged. */
+static int decode(const MDB_val *v, struct playlist *p)
+{
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    if (v->mv_size > 0 && ((const unsigned char *)v->mv_data)[0] == RECORD_VERSION)
+        rc = decode_current(v, p);
+    else
+        rc = decode_legacy(v, p);
+    if (rc != 0)
+        playlist_free(p);
+    return rc;
+}
+
+static void encode(const struct playlist *p, struct talas_buf *out)
+{
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, out);
+    talas_record_put_u8(&w, RECORD_VERSION);
+    talas_record_put_str(&w, p->owner);
+    talas_record_put_u32(&w, (uint32_t)p->editor_count);
+    for (size_t i = 0; i < p->editor_count; i++)
+        talas_record_put_str(&w, p->editors[i]);
+    talas_record_put_u32(&w, (uint32_t)p->track_count);
+    for (size_t i = 0; i < p->track_count; i++)
+        talas_record_put_str(&w, p->tracks[i]);
+}
+
+static int is_editor(const struct playlist *p, const char *user)
+{
+    for (size_t i = 0; i < p->editor_count; i++)
+        if (strcmp(p->editors[i], user) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_owner(const struct playlist *p, const char *user)
+{
+    return p->owner[0] != '\0' && strcmp(p->owner, user) == 0;
+}
+
+/* --------------------------------------------------------------- index */
+
+/* OWNER NUL PLAYLIST into BUF (the caller's, TALAS_PLAYLIST_ID_MAX * 2 + 2
+ * bytes); the key's length, or 0 when an id is too long. */
+static size_t index_key(char *buf, const char *owner, const char *playlist)
+{
+    size_t on = strlen(owner), pn = strlen(playlist);
+
+    if (on == 0 || on > TALAS_PLAYLIST_ID_MAX || pn > TALAS_PLAYLIST_ID_MAX)
+        return 0;
+    memcpy(buf, owner, on + 1);
+    memcpy(buf + on + 1, playlist, pn);
+    return on + 1 + pn;
+}
+
+/*
+ * Walks OWNER's part of the index: *count_r gets how many entries there
+ * are, stopping at STOP_AT (0: never); with BYTES_R (may be NULL), the
+ * bytes of the entries and of the records they name. 0 or an LMDB error.
+ */
+static int walk_owner(struct talas_storage *st, MDB_txn *txn, const char *owner, uint64_t stop_at,
+                      uint64_t *count_r, uint64_t *bytes_r)
+{
+    MDB_dbi records = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
+    size_t plen = strlen(owner) + 1;
+    uint64_t count = 0, bytes = 0;
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)owner}, v;
+    int rc;
+
+    *count_r = 0;
+    if (bytes_r != NULL)
+        *bytes_r = 0;
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER), &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, owner, plen) != 0)
+            break;
+        count++;
+        if (bytes_r != NULL) {
+            MDB_val pk = {k.mv_size - plen, (char *)k.mv_data + plen}, pv;
+            bytes += k.mv_size + v.mv_size;
+            if ((rc = mdb_get(txn, records, &pk, &pv)) == 0)
+                bytes += pk.mv_size + pv.mv_size;
+            else if (rc != MDB_NOTFOUND)
+                break;
+        }
+        if (stop_at != 0 && count >= stop_at)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    *count_r = count;
+    if (bytes_r != NULL)
+        *bytes_r = bytes;
+    return 0;
+}
+
+/* -------------------------------------------------------------- changes */
+
+struct change {
+    struct talas_storage *st;
+    MDB_txn *txn;
+    MDB_val key;
+    struct playlist p;
+    int exists;
+};
+
+/* Begins the write transaction and reads PLAYLIST. 0, or an error with
+ * the transaction ended (R->reason set for a damaged record). */
+static int change_begin(struct change *c, struct talas_storage *st, const char *playlist,
+                        struct talas_playlist_result *r)
+{
+    MDB_val v;
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    c->st = st;
+    c->key.mv_size = strlen(playlist);
+    c->key.mv_data = (void *)playlist;
+    c->p.owner = "";
+    if (c->key.mv_size == 0 || c->key.mv_size > TALAS_PLAYLIST_ID_MAX) {
+        r->reason = "playlist_id: must be 1 to 128 bytes long";
+        return TALAS_PLAYLIST_REFUSED;
+    }
+    if ((rc = talas_storage_write_begin(st, &c->txn)) != 0)
+        return rc;
+    rc = mdb_get(c->txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &c->key, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc == 0 && decode(&v, &c->p) != 0) {
+        r->reason = damaged_reason;
+        rc = TALAS_PLAYLIST_REFUSED;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(c->txn);
+        return rc;
+    }
+    c->exists = 1;
+    return 0;
+}
+
+/* Ends the change: with RC 0, stores the playlist (and, when NEW_OWNER,
+ * its index entry) and commits; otherwise aborts. Returns the outcome. */
+static int change_end(struct change *c, int rc, int new_owner)
+{
+    struct talas_buf out = {0};
+
+    if (rc == 0) {
+        MDB_val v;
+        encode(&c->p, &out);
+        v.mv_size = out.len;
+        v.mv_data = out.data;
+        rc = mdb_put(c->txn, talas_storage_dbi(c->st, TALAS_DBI_PLAYLISTS), &c->key, &v, 0);
+    }
+    if (rc == 0 && new_owner) {
+        char ik[TALAS_PLAYLIST_ID_MAX * 2 + 2];
+        MDB_val k = {index_key(ik, c->p.owner, c->key.mv_data), ik}, e = {0, (void *)""};
+        rc = k.mv_size == 0
+                 ? EINVAL
+                 : mdb_put(c->txn, talas_storage_dbi(c->st, TALAS_DBI_PLAYLISTS_BY_OWNER), &k, &e, 0);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(c->txn);
+    else
+        mdb_txn_abort(c->txn);
+    talas_buf_free(&out);
+    playlist_free(&c->p);
+    return rc;
+}
+
+static const char forbidden_edit[] =
+    "forbidden: only the owner of this playlist and the users it is shared with may change it";
+static const char forbidden_share[] = "forbidden: only the owner of this playlist may share it";
+static const char forbidden_ownerless[] =
+    "forbidden: this playlist has no owner (it predates owners); only the backend may share it";
+
+/* Whether USER may change C's playlist; else sets R->reason. */
+static int may_edit(const struct change *c, const char *user, struct talas_playlist_result *r)
+{
+    if (is_owner(&c->p, user) || is_editor(&c->p, user))
+        return 1;
+    r->reason = c->p.owner[0] == '\0' ? forbidden_ownerless : forbidden_edit;
+    return 0;
+}
+
+/* The limits on a new playlist of USER. */
+static int check_create(struct change *c, const struct talas_playlist_limits *lim, const char *user,
+                        struct talas_playlist_result *r)
+{
+    uint64_t owned;
+    MDB_stat ms;
+    int rc;
+
+    if (strlen(user) == 0 || strlen(user) > TALAS_PLAYLIST_ID_MAX) {
+        r->reason = "a playlist needs a user id of 1 to 128 bytes";
+        return TALAS_PLAYLIST_REFUSED;
+    }
+    if ((rc = walk_owner(c->st, c->txn, user, lim->max_per_user, &owned, NULL)) != 0)
+        return rc;
+    if (owned >= lim->max_per_user)
+        return talas_quota_refuse(&r->refusal, "playlists.max_per_user", lim->max_per_user);
+    if ((rc = mdb_stat(c->txn, talas_storage_dbi(c->st, TALAS_DBI_PLAYLISTS), &ms)) != 0)
+        return rc;
+    if (ms.ms_entries >= lim->max_total)
+        return talas_quota_refuse(&r->refusal, "playlists.max_total", lim->max_total);
+    return 0;
+}
+
+int talas_playlist_add(struct talas_storage *st, const struct talas_playlist_limits *lim, const char *user,
+                       const char *playlist, const char *track, int has_position, uint64_t position,
+                       struct talas_playlist_result *r)
+{
+    struct change c;
+    size_t at;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+        return rc;
+    if (!c.exists) {
+        if ((rc = check_create(&c, lim, user, r)) != 0)
+            return change_end(&c, rc, 0);
+        c.p.owner = user;
+        r->created = 1;
+    } else if (!may_edit(&c, user, r)) {
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    } else if (c.p.track_count >= lim->max_tracks) {
+        return change_end(&c, talas_quota_refuse(&r->refusal, "playlists.max_tracks", lim->max_tracks), 0);
+    }
+    if (has_position && position > c.p.track_count) {
+        r->reason = "position: past the end of the playlist";
+        return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+    }
+    if ((rc = talas_quota_user_data_check(st, c.txn, lim->user_data_max, &r->refusal)) != 0)
+        return change_end(&c, rc, 0);
+    at = has_position ? (size_t)position : c.p.track_count;
+    push(&c.p.tracks, &c.p.track_count, &c.p.track_cap, track);
+    memmove(c.p.tracks + at + 1, c.p.tracks + at, (c.p.track_count - 1 - at) * sizeof(*c.p.tracks));
+    c.p.tracks[at] = track;
+    r->position = at;
+    return change_end(&c, 0, r->created);
+}
+
+int talas_playlist_remove(struct talas_storage *st, const char *user, const char *playlist, const char *track,
+                          struct talas_playlist_result *r)
+{
+    struct change c;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+        return rc;
+    if (!c.exists) {
+        r->reason = "no such playlist";
+        return change_end(&c, MDB_NOTFOUND, 0);
+    }
+    if (!may_edit(&c, user, r))
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    for (size_t i = 0; i < c.p.track_count; i++)
+        if (strcmp(c.p.tracks[i], track) == 0) {
+            memmove(c.p.tracks + i, c.p.tracks + i + 1, (c.p.track_count - i - 1) * sizeof(*c.p.tracks));
+            c.p.track_count--;
+            r->position = i;
+            return change_end(&c, 0, 0);
+        }
+    r->reason = "this track is not in the playlist";
+    return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+}
+
+int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_limits *lim, const char *user,
+                         const char *playlist, const char *const *to_users, size_t n,
+                         struct talas_playlist_result *r)
+{
+    struct change c;
+    size_t before;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+        return rc;
+    if (!c.exists) {
+        r->reason = "no such playlist";
+        return change_end(&c, MDB_NOTFOUND, 0);
+    }
+    if (user != NULL && !is_owner(&c.p, user)) {
+        r->reason = c.p.owner[0] == '\0' ? forbidden_ownerless : forbidden_share;
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    }
+    before = c.p.editor_count;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(to_users[i]);
+        if (len == 0 || len > TALAS_PLAYLIST_ID_MAX) {
+            r->reason = "to_users: user ids are 1 to 128 bytes long";
+            return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+        }
+        if (!is_owner(&c.p, to_users[i]) && !is_editor(&c.p, to_users[i]))
+            push(&c.p.editors, &c.p.editor_count, &c.p.editor_cap, to_users[i]);
+    }
+    r->editors_added = c.p.editor_count - before;
+    if (r->editors_added == 0) {
+        /* nothing new: nothing to write */
+        mdb_txn_abort(c.txn);
+        playlist_free(&c.p);
+        return 0;
+    }
+    if (c.p.editor_count > lim->max_editors) {
+        r->editors_added = 0;
+        return change_end(&c, talas_quota_refuse(&r->refusal, "playlists.max_editors", lim->max_editors), 0);
+    }
+    if ((rc = talas_quota_user_data_check(st, c.txn, lim->user_data_max, &r->refusal)) != 0) {
+        r->editors_added = 0;
+        return change_end(&c, rc, 0);
+    }
+    return change_end(&c, 0, 0);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
+                       const struct talas_playlist_reader *rd, void *arg)
+{
+    MDB_val k = {strlen(playlist), (void *)playlist}, v;
+    struct playlist p;
+    int rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &k, &v);
+
+    if (rc != 0)
+        return rc;
+    if (decode(&v, &p) != 0)
+        return TALAS_PLAYLIST_DAMAGED;
+    if (rd->owner != NULL)
+        rd->owner(p.owner, arg);
+    for (size_t i = 0; rd->editor != NULL && i < p.editor_count; i++)
+        rd->editor(p.editors[i], i, arg);
+    for (size_t i = 0; rd->track != NULL && i < p.track_count; i++)
+        rd->track(p.tracks[i], i, arg);
+    playlist_free(&p);
+    return 0;
+}
+
+int talas_playlist_owner_usage(struct talas_storage *st, MDB_txn *txn, const char *owner, uint64_t *count_r,
+                               uint64_t *bytes_r)
+{
+    return walk_owner(st, txn, owner, 0, count_r, bytes_r);
+}
+
+int talas_playlist_total(struct talas_storage *st, MDB_txn *txn, uint64_t *count_r)
+{
+    MDB_stat ms;
+    int rc = mdb_stat(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &ms);
+
+    *count_r = rc == 0 ? ms.ms_entries : 0;
+    return rc;
+}
+
+/* One batch of a purge: up to BATCH of OWNER's playlists and their index
+ * entries, in one write transaction. *done_r is set when none is left. */
+static int purge_batch(struct talas_storage *st, const char *owner, size_t batch, uint64_t *removed,
+                       int *done_r)
+{
+    MDB_dbi records = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS);
+    MDB_dbi by_owner = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER);
+    size_t plen = strlen(owner) + 1, n = 0;
+    uint64_t gone = 0; /* counted once committed */
+    struct talas_record_writer w;
+    struct talas_record_reader rd;
+    struct talas_buf keys = {0};
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)owner}, v;
+    MDB_txn *txn;
+    int rc;
+
+    *done_r = 0;
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, by_owner, &cur)) != 0)
+        goto fail;
+    /* the keys first: no delete under an open cursor of the same database */
+    talas_record_writer_buf(&w, &keys);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < batch;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, owner, plen) != 0)
+            break;
+        talas_record_put_blob(&w, k.mv_data, k.mv_size);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    talas_record_reader_init(&rd, keys.data, keys.len);
+    while (rd.left > 0) {
+        MDB_val ik, pk, pv;
+        struct playlist p;
+        ik.mv_data = (void *)talas_record_get_blob(&rd, &ik.mv_size);
+        if (talas_record_reader_ok(&rd) != 0) {
+            rc = EINVAL; /* our own list: cannot happen */
+            goto fail;
+        }
+        pk.mv_data = (char *)ik.mv_data + plen;
+        pk.mv_size = ik.mv_size - plen;
+        /* the record goes only if it is still this owner's: an index entry
+         * left by a damaged store must not remove another user's playlist */
+        rc = mdb_get(txn, records, &pk, &pv);
+        if (rc == 0 && decode(&pv, &p) == 0) {
+            int mine = strcmp(p.owner, owner) == 0;
+            playlist_free(&p);
+            if (mine && (rc = mdb_del(txn, records, &pk, NULL)) != 0)
+                goto fail;
+            gone += mine;
+        } else if (rc != 0 && rc != MDB_NOTFOUND) {
+            goto fail;
+        }
+        if ((rc = mdb_del(txn, by_owner, &ik, NULL)) != 0)
+            goto fail;
+    }
+    talas_buf_free(&keys);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    *removed += gone;
+    *done_r = n < batch;
+    return 0;
+fail:
+    talas_buf_free(&keys);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int talas_playlist_owner_purge(struct talas_storage *st, const char *owner, size_t batch, uint64_t *removed_r)
+{
+    uint64_t removed = 0;
+    int rc, done = 0;
+
+    if (batch == 0)
+        batch = PURGE_BATCH;
+    while (!done)
+        if ((rc = purge_batch(st, owner, batch, &removed, &done)) != 0)
+            break;
+    if (removed_r != NULL)
+        *removed_r = removed;
+    return done ? 0 : rc;
+}
+
+int talas_playlist_foreach_owner(struct talas_storage *st, MDB_txn *txn, talas_playlist_owner_fn *fn,
+                                 void *arg)
+{
+    char owner[TALAS_PLAYLIST_ID_MAX + 2];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER), &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        const char *nul = memchr(k.mv_data, '\0', k.mv_size);
+        size_t on = nul != NULL ? (size_t)(nul - (const char *)k.mv_data) : k.mv_size;
+
+        if (on == 0 || on > TALAS_PLAYLIST_ID_MAX) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* not ours to name */
+            continue;
+        }
+        memcpy(owner, k.mv_data, on);
+        owner[on] = '\0';
+        if ((rc = fn(owner, arg)) != 0)
+            break;
+        /* past every key of this owner: OWNER \x01 sorts after OWNER \0 ... */
+        owner[on] = '\x01';
+        k.mv_size = on + 1;
+        k.mv_data = owner;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
