@@ -346,27 +346,36 @@ def random_bytes(n, seed):
 
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory):
-    """A server over a library holding the 64-channel WAV and a track whose
-    file is replaced, after the scan, by a symbolic link to a file outside
-    the library. Returns (server, ids, files)."""
+    """A server over a library holding the UNCONVERTIBLE WAVs, and tracks
+    whose file (or directory) is replaced after the scan by a symbolic link
+    out of the library, or by a FIFO. Returns (server, ids, files)."""
     root = tmp_path_factory.mktemp("refusedlib")
     lib, outside = root / "lib", root / "outside"
     files = {name: pcm_wav(lib / f"{name}.wav", *spec) for name, spec in UNCONVERTIBLE.items()}
     files.update({"swapped": tf.make_track(lib / "swapped.flac", "Swapped", seconds=4, freq=300),
-             "secret": tf.make_track(outside / "secret.flac", "Secret", seconds=5, freq=900)})
+                  "piped": tf.make_track(lib / "piped.flac", "Piped", seconds=4, freq=350),
+                  "subdir": tf.make_track(lib / "sub" / "deep.flac", "Deep", seconds=4, freq=400),
+                  "outdir": tf.make_track(outside / "dir" / "deep.flac", "Outside deep", seconds=6),
+                  "secret": tf.make_track(outside / "secret.flac", "Secret", seconds=5, freq=900)})
     srv = tf.TalasServer(tmp_path_factory.mktemp("refusedsrv"), [lib], workers=2)
     try:
         srv.start(wait_scan=True)
         tracks = srv.tracks()
-        ids = {"swapped": srv.track_by_title("Swapped")["id"]}
+        ids = {name: srv.track_by_title(title)["id"]
+               for name, title in (("swapped", "Swapped"), ("piped", "Piped"), ("subdir", "Deep"))}
         for name, (channels, rate, _) in UNCONVERTIBLE.items():
             t = [t for t in tracks if (t.get("channels"), t.get("sample_rate")) == (channels, rate)]
             assert len(t) == 1, f"{name} did not scan as a track: {tracks}"
             ids[name] = t[0]["id"]
-        # after the scan: the file becomes a link out of the library
+        # after the scan: a file becomes a link out of the library, a
+        # directory too, and a file becomes a FIFO nobody writes to
         link = lib / ".swap.tmp"
         os.symlink(files["secret"], link)
         os.replace(link, files["swapped"])
+        os.rename(lib / "sub", root / "sub.old")
+        os.symlink(outside / "dir", lib / "sub")
+        os.mkfifo(link)
+        os.replace(link, files["piped"])
         yield srv, ids, files
     finally:
         srv.kill()
@@ -428,6 +437,39 @@ def test_undecodable_source_original_is_the_file_as_is(refused, source):
     st, h, body = media_get(srv, f"/stream/{ids[source]}")
     assert st == 200 and body == files[source].read_bytes()
     assert h["Content-Type"] == "audio/wav"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("route", ["original"] + list(MEDIA_ROUTES))
+@pytest.mark.parametrize("swapped", ["swapped", "subdir"])
+def test_file_swapped_for_a_link_out_of_the_library_is_403_on_every_media_route(refused, swapped, route,
+                                                                                 method):
+    """One opener for every route: the file opened must be the catalog's
+    path itself, checked before any header; /stream/{id} said so alone."""
+    srv, ids, files = refused
+    path = (MEDIA_ROUTES.get(route) or "/stream/{id}").format(id=ids[swapped])
+    outside = (files["secret"] if swapped == "swapped" else files["outdir"]).read_bytes()
+    for _ in range(2):
+        st, h, body = media_get(srv, path, method)
+        assert st == 403, (method, path, st, h["Content-Type"], body[:200])
+        assert_json_error(h, body, method, "outside_library")
+        assert outside[:64] not in body
+
+
+@pytest.mark.parametrize("route", ["original"] + list(MEDIA_ROUTES))
+def test_file_swapped_for_a_fifo_is_404_at_once_on_every_media_route(refused, route):
+    """Opening a FIFO waits for a writer: the opener must not (it runs on
+    the event loop), and a FIFO is not a track's file."""
+    srv, ids, _ = refused
+    path = (MEDIA_ROUTES.get(route) or "/stream/{id}").format(id=ids["piped"])
+    try:
+        st, h, body = srv.get(path, timeout=5)
+    except OSError as e:
+        raise AssertionError(f"{path}: no answer within 5 s ({e!r}): the worker waits on the FIFO") \
+            from None
+    assert st == 404, (path, st, body[:200])
+    assert_json_error(h, body, "GET", "file_missing")
+    assert_alive(srv)
 
 
 def test_workers_survived(srv):

@@ -139,10 +139,11 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
     /* Opened here and checked (no symbolic link on the way since the
      * scan); libavformat reads that very descriptor, whatever happens to
      * PATH meanwhile. */
-    if ((fd = talas_track_open(path)) == -1) {
+    if ((fd = talas_track_open(path, NULL)) == -1) {
         *error_r = xasprintf("%s: %s", path,
-                             errno == ELOOP ? "leads through a symbolic link since the last scan: refused"
-                                            : strerror(errno));
+                             errno == ELOOP    ? "leads through a symbolic link since the last scan: refused"
+                             : errno == EINVAL ? "not a regular file"
+                                               : strerror(errno));
         av_dict_free(&opts);
         avformat_free_context(fmt);
         return -1;
