@@ -7,9 +7,13 @@ clean 4xx (or, for hopeless garbage, a closed connection), never a 5xx, and
 never take a worker down: the worker pids are the same at the end.
 """
 
+import http.client
 import json
+import os
+import random
 import re
 import socket
+import struct
 from urllib.parse import quote
 
 import pytest
@@ -292,6 +296,180 @@ def test_wrong_method_is_405_json(srv, method, path):
     assert st == 405, (st, body[:200])
     assert hdrs["Content-Type"] == JSON_TYPE
     assert "error" in json.loads(body)
+
+
+# ------------------------------------------- files the media routes refuse
+
+# Every route of a track that answers with something other than the file's
+# own bytes (README, API): each needs the source decoded and converted.
+MEDIA_ROUTES = {
+    "mp3": "/stream/{id}?profile=mp3",
+    "aac": "/stream/{id}?profile=high",
+    "format": "/stream/{id}?format=mp3&bitrate=128",
+    "t": "/stream/{id}?t=1",
+    "preview": "/preview/{id}",
+    "hls-master": "/hls/{id}/master.m3u8",
+    "hls-playlist": "/hls/{id}/medium/playlist.m3u8",
+    "hls-init": "/hls/{id}/medium/init.mp4",
+    "hls-segment": "/hls/{id}/medium/0.m4s",
+    "peaks": "/api/tracks/{id}/peaks",
+}
+
+
+# Sources that probe and scan into the catalog, but that no transcode can
+# convert: name -> (channels, sample rate, frames).  No resampler mixes 64
+# channels without a layout down to stereo, and 1 Hz is not an audio rate;
+# the first has both faults, the others one each.
+UNCONVERTIBLE = {
+    "64ch-1Hz": (64, 1, 300),
+    "64ch-8kHz": (64, 8000, 4000),
+    "stereo-1Hz": (2, 1, 300),
+}
+
+
+def pcm_wav(path, channels, rate, frames):
+    """A 16-bit PCM WAV of noise, its header written by hand (ffmpeg makes
+    neither 64 channels without a layout nor 1 Hz)."""
+    data = random_bytes(frames * channels * 2, seed=channels + rate)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+                     + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+                     + b"data" + struct.pack("<I", len(data)) + data)
+    return path
+
+
+def random_bytes(n, seed):
+    rnd = random.Random(seed)
+    return bytes(rnd.getrandbits(8) for _ in range(n))
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """A server over a library holding the UNCONVERTIBLE WAVs, and tracks
+    whose file (or directory) is replaced after the scan by a symbolic link
+    out of the library, or by a FIFO. Returns (server, ids, files)."""
+    root = tmp_path_factory.mktemp("refusedlib")
+    lib, outside = root / "lib", root / "outside"
+    files = {name: pcm_wav(lib / f"{name}.wav", *spec) for name, spec in UNCONVERTIBLE.items()}
+    files.update({"swapped": tf.make_track(lib / "swapped.flac", "Swapped", seconds=4, freq=300),
+                  "piped": tf.make_track(lib / "piped.flac", "Piped", seconds=4, freq=350),
+                  "subdir": tf.make_track(lib / "sub" / "deep.flac", "Deep", seconds=4, freq=400),
+                  "outdir": tf.make_track(outside / "dir" / "deep.flac", "Outside deep", seconds=6),
+                  "secret": tf.make_track(outside / "secret.flac", "Secret", seconds=5, freq=900)})
+    srv = tf.TalasServer(tmp_path_factory.mktemp("refusedsrv"), [lib], workers=2)
+    try:
+        srv.start(wait_scan=True)
+        tracks = srv.tracks()
+        ids = {name: srv.track_by_title(title)["id"]
+               for name, title in (("swapped", "Swapped"), ("piped", "Piped"), ("subdir", "Deep"))}
+        for name, (channels, rate, _) in UNCONVERTIBLE.items():
+            t = [t for t in tracks if (t.get("channels"), t.get("sample_rate")) == (channels, rate)]
+            assert len(t) == 1, f"{name} did not scan as a track: {tracks}"
+            ids[name] = t[0]["id"]
+        # after the scan: a file becomes a link out of the library, a
+        # directory too, and a file becomes a FIFO nobody writes to
+        link = lib / ".swap.tmp"
+        os.symlink(files["secret"], link)
+        os.replace(link, files["swapped"])
+        os.rename(lib / "sub", root / "sub.old")
+        os.symlink(outside / "dir", lib / "sub")
+        os.mkfifo(link)
+        os.replace(link, files["piped"])
+        yield srv, ids, files
+    finally:
+        srv.kill()
+
+
+def media_get(srv, path, method="GET"):
+    """(status, headers, body); a response cut after its headers fails the
+    test: the answer had to be decided before them."""
+    try:
+        return srv.get(path, method=method, timeout=60)
+    except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError) as e:
+        raise AssertionError(f"{method} {path}: the response was cut after its headers "
+                             f"({e!r}): it should have been an error") from None
+
+
+def assert_json_error(h, body, method, code):
+    assert h["Content-Type"] == JSON_TYPE, h["Content-Type"]
+    if method == "GET":
+        assert json.loads(body)["error"]["code"] == code, body[:300]
+    else:
+        assert body == b""
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("route", list(MEDIA_ROUTES))
+@pytest.mark.parametrize("source", list(UNCONVERTIBLE))
+def test_undecodable_source_is_422_on_every_transcoding_route(refused, source, route, method):
+    srv, ids, _ = refused
+    path = MEDIA_ROUTES[route].format(id=ids[source])
+    for _ in range(2):  # the second is answered from what the first learnt
+        st, h, body = media_get(srv, path, method)
+        assert st == 422, (method, path, st, h["Content-Type"], body[:200])
+        assert_json_error(h, body, method, "undecodable")
+
+
+@pytest.mark.parametrize("source", list(UNCONVERTIBLE))
+def test_undecodable_source_is_checked_once_and_never_encoded(refused, source):
+    srv, ids, files = refused
+    for path in MEDIA_ROUTES.values():
+        for _ in range(3):
+            st, _, _ = media_get(srv, path.format(id=ids[source]))
+            assert st == 422, path
+    log = tf.read_text(srv.error_log, limit=10 ** 7).splitlines()
+    # each worker checked it once for the transcodes and once for the
+    # peaks, remembered the verdict, and never started an encoder on it
+    measured = [l for l in log if "measuring" in l and str(files[source]) in l]
+    assert 1 <= len(measured) <= 2, measured
+    peaks = [l for l in log if f"peaks of {ids[source]}" in l]
+    assert 1 <= len(peaks) <= 2, peaks
+    encoded = [l for l in log if ids[source] in l and ("chunk" in l or "aborted" in l)]
+    assert encoded == []
+    st = srv.get_json("/api/stats")["cache"]
+    assert st["transcodes_started"] == 0 and st["entries"] == 0, st
+
+
+@pytest.mark.parametrize("source", list(UNCONVERTIBLE))
+def test_undecodable_source_original_is_the_file_as_is(refused, source):
+    srv, ids, files = refused
+    st, h, body = media_get(srv, f"/stream/{ids[source]}")
+    assert st == 200 and body == files[source].read_bytes()
+    assert h["Content-Type"] == "audio/wav"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("route", ["original"] + list(MEDIA_ROUTES))
+@pytest.mark.parametrize("swapped", ["swapped", "subdir"])
+def test_file_swapped_for_a_link_out_of_the_library_is_403_on_every_media_route(refused, swapped, route,
+                                                                                 method):
+    """One opener for every route: the file opened must be the catalog's
+    path itself, checked before any header; /stream/{id} said so alone."""
+    srv, ids, files = refused
+    path = (MEDIA_ROUTES.get(route) or "/stream/{id}").format(id=ids[swapped])
+    outside = (files["secret"] if swapped == "swapped" else files["outdir"]).read_bytes()
+    for _ in range(2):
+        st, h, body = media_get(srv, path, method)
+        assert st == 403, (method, path, st, h["Content-Type"], body[:200])
+        assert_json_error(h, body, method, "outside_library")
+        assert outside[:64] not in body
+
+
+@pytest.mark.parametrize("route", ["original"] + list(MEDIA_ROUTES))
+def test_file_swapped_for_a_fifo_is_404_at_once_on_every_media_route(refused, route):
+    """Opening a FIFO waits for a writer: the opener must not (it runs on
+    the event loop), and a FIFO is not a track's file."""
+    srv, ids, _ = refused
+    path = (MEDIA_ROUTES.get(route) or "/stream/{id}").format(id=ids["piped"])
+    try:
+        st, h, body = srv.get(path, timeout=5)
+    except OSError as e:
+        raise AssertionError(f"{path}: no answer within 5 s ({e!r}): the worker waits on the FIFO") \
+            from None
+    assert st == 404, (path, st, body[:200])
+    assert_json_error(h, body, "GET", "file_missing")
+    assert_alive(srv)
 
 
 def test_workers_survived(srv):

@@ -440,7 +440,9 @@ def test_segments_are_immutable_and_shared_with_progressive_aac(hsrv, media):
     ("AAAAAAAAAAAAAAAA/master.m3u8", 404, "not_found"),
     ("AAAAAAAAAAAAAAAA/high/0.m4s", 404, "not_found"),
     ("../../etc/passwd", 404, "not_found"),
+    ("{garbage}/master.m3u8", 422, "undecodable"),
     ("{garbage}/high/playlist.m3u8", 422, "undecodable"),
+    ("{garbage}/high/init.mp4", 422, "undecodable"),
     ("{garbage}/high/0.m4s", 422, "undecodable"),
 ])
 def test_bad_hls_requests_get_json_errors(hsrv, path, status, code):

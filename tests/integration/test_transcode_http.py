@@ -743,6 +743,43 @@ def test_t_offset_aac_is_the_stream_from_the_frame_holding_t(tsrv, media, tmp_pa
     assert abs(len(pcm) / 44100 - want) < 0.050 + 2 * 1024 / 44100, (len(pcm) / 44100, want)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("profile", ["mp3", "medium"])
+@pytest.mark.parametrize("t", ["20", "20.0001", "20.5", "3600"])
+def test_t_at_or_past_the_end_is_416_start_past_end(tsrv, media, t, profile, method):
+    """Seek source lasts exactly 20 s: a start there or later has nothing
+    to play, and says how long the track is."""
+    track = tid(tsrv, "Seek source")
+    assert source_seconds(media["seek"]) == 20.0
+    st, h, body = get(tsrv, f"/stream/{track}?profile={profile}&t={t}", method=method)
+    assert st == 416, (t, profile, st, len(body), body[:100])
+    assert h["Content-Type"] == JSON_TYPE
+    assert h["Content-Range"] is None, "a ?t= past the end is no byte range"
+    if method == "GET":
+        err = error_json(body)
+        assert err["code"] == "start_past_end", err
+        assert "20.000 s" in err["message"], err
+    # just before the end there is still the last frame to hear
+    st, h, body = get(tsrv, f"/stream/{track}?profile={profile}&t=19.9", method=method)
+    assert st == 200, (st, body[:200])
+
+
+@pytest.mark.parametrize("t", ["-1", "-0.5", "nan", "NaN", "inf", "-inf", "abc", "", "1e999",
+                               "0x10", "%205", "5s", "1,5", "--1", "+3", "1e2"])
+def test_malformed_t_is_400(tsrv, t):
+    track = tid(tsrv, "Seek source")
+    for m in ("GET", "HEAD"):
+        st, h, body = get(tsrv, f"/stream/{track}?profile=mp3&t={t}", method=m)
+        assert st == 400, (t, m, st, body[:200])
+        assert h["Content-Type"] == JSON_TYPE
+        if m == "GET":
+            err = error_json(body)
+            assert err["code"] == "invalid_parameter" and err["message"].startswith("t:"), err
+    for good in ("0", "3", "3.", ".5", "19.25"):
+        st, _, body = get(tsrv, f"/stream/{track}?profile=mp3&t={good}", method="HEAD")
+        assert st == 200, (good, st)
+
+
 def test_format_and_bitrate_map_to_profiles(tsrv):
     track = tid(tsrv, "Seek source")
     _, _, a = get(tsrv, f"/stream/{track}?profile=mp3")

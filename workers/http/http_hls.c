@@ -11,7 +11,10 @@
  * The token is checked first (scope "hls"), before the catalog is read or
  * anything is opened or encoded, for playlists and segments alike; the
  * playlists carry it on every URL they list, so players need nothing but
- * the master playlist's URL. Segment n is chunk n of the rung's AAC
+ * the master playlist's URL. Every object waits for the worker's verdict
+ * on the source (talas_transcode_measure, memoised): a track that cannot
+ * be transcoded gets a 422 for its ladder too, not a playlist of segments
+ * that all fail. Segment n is chunk n of the rung's AAC
  * transcode, as talas_chunk_get delivers it (transcode_jobs.h): from the
  * cache, or encoded alone by one process of the server while any others
  * wait for it, never the segments before it. Each segment asks for the next one to be made while
@@ -385,6 +388,18 @@ static void start_measured(struct hls_request *rq, const struct talas_source_inf
     struct talas_transcode_source *src;
     char *error = NULL;
 
+    /* the ladder and the init segments do not depend on the source, but a
+     * track that no rung can play has none of them */
+    switch (rq->object) {
+    case HLS_MASTER:
+        send_master(rq);
+        return;
+    case HLS_INIT:
+        send_init(rq);
+        return;
+    default:
+        break;
+    }
     src = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*src));
     memset(src, 0, sizeof(*src));
     if (talas_layout_compute(&rq->profile, info, NULL, &src->layout, &error) != 0) {
@@ -478,17 +493,8 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
         return 0;
     rq->path = file;
     rq->query = token_query(ctx, req);
-
-    switch (rq->object) {
-    case HLS_MASTER:
-        send_master(rq);
-        return 0;
-    case HLS_INIT:
-        send_init(rq);
-        return 0;
-    default:
-        break;
-    }
+    /* every object, playlists included, waits for the verdict on the source
+     * (memoised per worker): an undecodable track is a 422 everywhere */
     rq->measure.cb = on_measured;
     rq->measure.data = rq;
     talas_transcode_measure(&rq->key, rq->path, &rq->measure); /* on_measured goes on */

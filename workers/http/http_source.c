@@ -8,12 +8,21 @@
  * http_peaks.c. Each look-up holds one LMDB read transaction for the time
  * of the look-up only.
  *
+ * Every media route opens a track's file the same way and answers the
+ * same when it cannot: through media/track_file.c's check (the file
+ * opened must be the catalog's resolved path, no symbolic link on the way
+ * since the scan), and talas_stream_refuse's 403 or 404, decided before
+ * any header. /stream/{id} holds its descriptor in h2o's file cache (the
+ * check made on it there); the routes that decode open, check and close
+ * here, and the transcoder opens the same way again off the loop.
+ *
  * Logs: an unreadable catalog record (error), a source file that is gone
- * (warning).
+ * or leads outside the library (warning).
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "store/catalog.h"
@@ -21,6 +30,7 @@
 #include "http/range.h"
 #include "http/http_response.h"
 #include "http/http_source.h"
+#include "media/track_file.h"
 
 /* Strong or weak comparison of one entity tag against a list header. */
 static int etag_list_matches(const h2o_iovec_t *list, const char *etag, size_t etag_len, int weak)
@@ -94,12 +104,25 @@ int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     return rc;
 }
 
+void talas_stream_refuse(h2o_req_t *req, const char *id, const char *path, int err)
+{
+    if (err == ELOOP) {
+        log_warn("\"%s\" of track %s leads through a symbolic link since the last scan: refused", path, id);
+        talas_http_send_error(req, 403, "outside_library",
+                              "the file of this track now leads outside the library; rescan the library");
+        return;
+    }
+    log_warn("open(\"%s\") of track %s failed: %s", path, id,
+             err == EINVAL ? "not a regular file" : strerror(err));
+    talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+}
+
 int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
                         struct talas_cache_source *identity_r)
 {
     h2o_iovec_t mime;
     struct stat sb;
-    int rc;
+    int rc, fd;
 
     if ((rc = talas_stream_lookup(ctx, req, id, path_r, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
@@ -108,12 +131,12 @@ int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
             talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         return -1;
     }
-    if (stat(*path_r, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-        log_warn("%s: stat(\"%s\") of track %s failed: %s", __func__, *path_r, id,
-                 errno != 0 ? strerror(errno) : "not a regular file");
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
+    /* the identity of the file opened, not of what the path leads to now */
+    if ((fd = talas_track_open(*path_r, &sb)) == -1) {
+        talas_stream_refuse(req, id, *path_r, errno);
         return -1;
     }
+    close(fd);
     identity_r->size = (uint64_t)sb.st_size;
     identity_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     return 0;

@@ -27,11 +27,22 @@ int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, 
  * already set (validators), or a 412 with a JSON error. */
 void talas_http_send_precondition(h2o_req_t *req, int status);
 
-/* The file of playable track ID as it is now, for the transcoding routes:
- * its path (request pool) and identity (size and modification time: a
- * changed file is another transcode). Answers 404 (unknown track, file
- * gone) or 500 itself and returns -1 when there is none; else 0. */
+/* The file of playable track ID as it is now, for the routes that decode
+ * it (transcodes, previews, HLS, peaks): opened and checked as the
+ * transcoder will open it (talas_track_open: no symbolic link on its path
+ * since the scan, a regular file), then closed; its path (request pool)
+ * and identity (size and modification time: a changed file is another
+ * transcode). Answers the error itself and returns -1 when it cannot be
+ * served (404 unknown track, 500 unreadable catalog, or as
+ * talas_stream_refuse); else 0. */
 int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
                         struct talas_cache_source *identity_r);
+
+/* The one answer of every media route, /stream/{id} included, for a
+ * track whose file at PATH failed to open or its check with errno ERR:
+ * ELOOP (a symbolic link on its path since the scan, wherever it leads)
+ * is a 403 outside_library, anything else (gone, not a regular file) a
+ * 404 file_missing. Logs a warning naming track ID and PATH. */
+void talas_stream_refuse(h2o_req_t *req, const char *id, const char *path, int err);
 
 #endif

@@ -341,23 +341,24 @@ int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
         return 0;
     }
 
-    ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC);
-    if (ref == NULL || ref->fd == -1 || !S_ISREG(ref->st.st_mode)) {
-        log_warn("%s: open(\"%s\") of track %s failed: %s", __func__, path, id_buf,
-                 ref == NULL     ? "unknown error"
-                 : ref->fd == -1 ? strerror(ref->open_err)
-                                 : "not a regular file");
+    /* opened as talas_track_open opens (never waiting: a FIFO in the
+     * library must not hold the loop) and checked the same way, in the
+     * file cache that shares descriptors between requests */
+    ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (ref == NULL || ref->fd == -1) {
+        talas_stream_refuse(req, id_buf, path, ref == NULL ? ENOENT : ref->open_err);
         if (ref != NULL)
             h2o_filecache_close_file(ref);
-        talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
         return 0;
     }
     if (!fd_checked(ref, path) && talas_track_fd_check(ref->fd, path) != 0) {
-        log_warn("%s: \"%s\" of track %s leads through a symbolic link since the last scan: refused",
-                 __func__, path, id_buf);
         h2o_filecache_close_file(ref);
-        talas_http_send_error(req, 403, "outside_library",
-                              "the file of this track now leads outside the library; rescan the library");
+        talas_stream_refuse(req, id_buf, path, ELOOP);
+        return 0;
+    }
+    if (!S_ISREG(ref->st.st_mode)) {
+        h2o_filecache_close_file(ref);
+        talas_stream_refuse(req, id_buf, path, EINVAL);
         return 0;
     }
     fd_check_passed(ref, path);

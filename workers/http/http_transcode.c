@@ -13,7 +13,9 @@
  *
  * The token is checked first, before the catalog is read or anything is
  * opened or encoded. The source is measured once per worker (its exact
- * sample count; off the loop), the layout computed, then the generator
+ * sample count, and whether it can be transcoded at all: 422 otherwise;
+ * off the loop), a ?t= at or past its end refused (416), the layout
+ * computed, then the generator
  * sends chunk after chunk as talas_chunk_get delivers them
  * (transcode_jobs.h): a view of LMDB's map, held until h2o asks for more
  * (no copy), or the encoder's buffer when this response waited for the
@@ -94,6 +96,29 @@ int talas_transcode_requested(h2o_req_t *req)
     return 0;
 }
 
+/* t=: seconds as decimal digits with an optional fraction ("7", "7.25",
+ * ".5"), as nginx's mp4 module reads start=: no sign, exponent, hex digits,
+ * spaces or words, all of which strtod() would take ("+3", " 5", "0x10",
+ * "1e2"). At most a week. Returns 0, or -1 for anything else. */
+static int parse_seconds(const char *s, size_t len, double *t_r)
+{
+    size_t i = 0, digits = 0;
+    double t;
+
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+        digits++;
+    if (i < len && s[i] == '.')
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+            digits++;
+    if (i != len || digits == 0)
+        return -1;
+    t = strtod(s, NULL);
+    if (!isfinite(t) || t > 7 * 24 * 3600.0)
+        return -1;
+    *t_r = t;
+    return 0;
+}
+
 /* Reads profile= / format=&bitrate= / t=; answers 400 and returns -1 on a
  * bad value. */
 static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_profile *p,
@@ -105,13 +130,11 @@ static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, stru
 
     *t_r = 0;
     if ((found = talas_http_query_param(req, "t", &v)) == 1) {
-        char *end;
-        double t = strtod(v.base, &end);
-        if (v.len == 0 || *end != '\0' || !isfinite(t) || t < 0 || t > 7 * 24 * 3600.0) {
-            talas_http_send_error(req, 400, "invalid_parameter", "t: must be a number of seconds, 0 or more");
+        if (parse_seconds(v.base, v.len, t_r) != 0) {
+            talas_http_send_error(req, 400, "invalid_parameter",
+                                  "t: must be a number of seconds, 0 or more, such as 7 or 7.25");
             return -1;
         }
-        *t_r = t;
     } else if (found == -1) {
         talas_http_send_error(req, 400, "invalid_parameter", "t: malformed percent-encoding");
         return -1;
@@ -386,6 +409,14 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     time_t mtime = (time_t)(rq->key.identity.mtime_ns / 1000000000);
     int status;
 
+    /* a start at or past the end has nothing to play: no 200 of a lone
+     * frame, no guess; the answer says how long the track is */
+    if (rq->t > 0 && rq->t * info->sample_rate >= (double)info->samples) {
+        talas_http_send_error(req, 416, "start_past_end",
+                              "t=%.3f is at or past the end: the track lasts %.3f s", rq->t,
+                              (double)info->samples / info->sample_rate);
+        return;
+    }
     if (rq->preview) {
         uint64_t rate = info->sample_rate, start;
         if (conf->preview_start_permille >= 0)
@@ -443,7 +474,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         total = gen->chunk_offsets[layout.chunks];
     }
 
-    /* t: from the frame where that time is heard */
+    /* t (before the end, checked above): from the frame where that time is
+     * heard */
     if (rq->t > 0) {
         uint64_t sample = (uint64_t)(rq->t * layout.out_rate) + layout.encoder_delay;
         uint64_t frame = sample / layout.frame_samples;

@@ -21,11 +21,9 @@ int talas_peaks_decode_source(const char *path, const struct talas_cache_source 
 
     if (cancel != NULL && *cancel)
         return 1;
-    if (talas_source_measure(path, &info, error_r) != 0 || info.samples == 0 || info.sample_rate == 0) {
-        if (*error_r == NULL)
-            *error_r = xstrdup("no audio samples");
+    /* what the transcodes refuse has no waveform either: one verdict */
+    if (talas_source_check(path, &info, error_r) != 0)
         return -1;
-    }
     /* a source with fewer samples than buckets gets a bucket per sample */
     buckets = info.samples < TALAS_PEAKS_BUCKETS ? (uint32_t)info.samples : TALAS_PEAKS_BUCKETS;
     mn = xmalloc(sizeof(float) * buckets);

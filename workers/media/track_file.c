@@ -9,7 +9,9 @@
  * catalog's path would then open a file outside the library. Rather than
  * resolving the path component by component before opening (a race), the
  * file is opened and the kernel is asked what was opened (/proc/self/fd):
- * a resolved path that opens as another path went through a link.
+ * a resolved path that opens as another path went through a link. The
+ * open does not wait (O_NONBLOCK): a FIFO swapped in would otherwise hold
+ * the caller, an event loop, until some writer came.
  *
  * Entry points: talas_track_fd_check(), talas_track_open(). Logs nothing:
  * the callers log with their context.
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "media/track_file.h"
@@ -44,17 +47,29 @@ int talas_track_fd_check(int fd, const char *path)
     return -1;
 }
 
-int talas_track_open(const char *path)
+int talas_track_open(const char *path, struct stat *sb_r)
 {
-    int fd, saved;
+    struct stat sb;
+    int fd, flags, saved;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
         return -1;
-    if (talas_track_fd_check(fd, path) != 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+    if (talas_track_fd_check(fd, path) != 0)
+        goto fail;
+    if (fstat(fd, &sb) == -1)
+        goto fail;
+    if (!S_ISREG(sb.st_mode)) {
+        errno = EINVAL;
+        goto fail;
     }
+    if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
+        goto fail;
+    if (sb_r != NULL)
+        *sb_r = sb;
     return fd;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }

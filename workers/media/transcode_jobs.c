@@ -419,14 +419,8 @@ static void measure_work(void *arg)
 {
     struct measure_slot *m = arg;
 
-    if (talas_source_measure(m->path, &m->info, &m->error) != 0 || m->info.samples == 0 ||
-        talas_source_decodes(m->path, &m->error) != 0) {
-        m->result = 3;
-        if (m->error == NULL)
-            m->error = xstrdup("no audio samples");
-    } else {
-        m->result = 2;
-    }
+    /* the verdict of every route that decodes, before any of them answers */
+    m->result = talas_source_check(m->path, &m->info, &m->error) == 0 ? 2 : 3;
 }
 
 /* Answers W: the measure of M, or a failure (a transcode refused before it

@@ -100,12 +100,14 @@ void talas_chunk_prefetch(const struct talas_transcode_source *src, uint32_t ind
                           struct talas_chunk_waiter *w);
 
 /*
- * The exact measure of a source (talas_source_measure, off the loop),
- * memoised per worker. W->cb is called once, unless
+ * The exact measure of a source and whether it can be transcoded at all
+ * (talas_source_check, off the loop), memoised per worker for that file
+ * (track, size and mtime): a source refused once is refused again without
+ * being opened, and never reaches an encoder. W->cb is called once, unless
  * talas_transcode_measure_cancel comes first: with 0 and the measure (valid
- * during the call), or -1 and NULL when the source does not decode (logged,
- * counted as a failed transcode); before talas_transcode_measure returns
- * when the answer is known.
+ * during the call), or -1 and NULL when the source cannot be transcoded
+ * (logged once, counted as a failed transcode); before
+ * talas_transcode_measure returns when the answer is known.
  */
 struct talas_measure_waiter;
 typedef void (*talas_measure_fn)(struct talas_measure_waiter *w, int status,

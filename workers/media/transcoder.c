@@ -2,8 +2,9 @@
  * transcoder.c - chunked, deterministic transcodes (see transcoder.h).
  *
  * Entry points: talas_profile_builtin, talas_source_measure,
- * talas_layout_compute (and the size helpers), talas_transcode_header,
- * talas_transcode_chunk. Logs nothing: errors go back to the caller.
+ * talas_source_decodes, talas_source_check, talas_layout_compute (and the
+ * size helpers), talas_transcode_header, talas_transcode_chunk,
+ * talas_source_peaks. Logs nothing: errors go back to the caller.
  *
  * One chunk is a pipeline of three stages, all opened for that chunk alone:
  *
@@ -138,10 +139,11 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
     /* Opened here and checked (no symbolic link on the way since the
      * scan); libavformat reads that very descriptor, whatever happens to
      * PATH meanwhile. */
-    if ((fd = talas_track_open(path)) == -1) {
+    if ((fd = talas_track_open(path, NULL)) == -1) {
         *error_r = xasprintf("%s: %s", path,
-                             errno == ELOOP ? "leads through a symbolic link since the last scan: refused"
-                                            : strerror(errno));
+                             errno == ELOOP    ? "leads through a symbolic link since the last scan: refused"
+                             : errno == EINVAL ? "not a regular file"
+                                               : strerror(errno));
         av_dict_free(&opts);
         avformat_free_context(fmt);
         return -1;
@@ -170,6 +172,13 @@ static int input_open(const char *path, struct io_guard *guard, AVFormatContext 
         *error_r = xasprintf("%s: audio stream without sample rate or channels", path);
         goto fail;
     }
+    if (fmt->streams[idx]->codecpar->sample_rate < TALAS_SOURCE_RATE_MIN ||
+        fmt->streams[idx]->codecpar->sample_rate > TALAS_SOURCE_RATE_MAX) {
+        *error_r =
+            xasprintf("%s: sampled at %d Hz, outside %d..%d Hz", path,
+                      fmt->streams[idx]->codecpar->sample_rate, TALAS_SOURCE_RATE_MIN, TALAS_SOURCE_RATE_MAX);
+        goto fail;
+    }
     *fmt_r = fmt;
     *st_r = fmt->streams[idx];
     return 0;
@@ -183,6 +192,62 @@ static int codec_is_pcm(enum AVCodecID id)
     return id >= AV_CODEC_ID_PCM_S16LE && id < AV_CODEC_ID_ADPCM_IMA_QT;
 }
 
+/* The resampler of a chunk: from the decoder's frames (LAYOUT, FMT,
+ * IN_RATE) to planar float with OUT_CHANNELS at OUT_RATE. Returns 0, or a
+ * negative AVERROR (*swr_r then holds nothing to use; swr_free it). */
+static int resampler_open(SwrContext **swr_r, const AVChannelLayout *layout, enum AVSampleFormat fmt,
+                          unsigned in_rate, unsigned out_channels, unsigned out_rate)
+{
+    AVChannelLayout in_layout = {0}, out_layout = {0};
+    int ret;
+
+    /* FFmpeg 5.1 takes the layouts as non-const */
+    if ((ret = av_channel_layout_copy(&in_layout, layout)) < 0)
+        return ret;
+    av_channel_layout_default(&out_layout, (int)out_channels);
+    ret = swr_alloc_set_opts2(swr_r, &out_layout, AV_SAMPLE_FMT_FLTP, (int)out_rate, &in_layout, fmt,
+                              (int)in_rate, 0, NULL);
+    if (ret >= 0)
+        ret = swr_init(*swr_r);
+    av_channel_layout_uninit(&in_layout);
+    av_channel_layout_uninit(&out_layout);
+    return ret;
+}
+
+/* Whether the frames of a source, as FRAME is, convert as a chunk
+ * converts them (the layout as source_open keeps it: the frame's own),
+ * to mono and to stereo (the profiles' channels). 0, or -1 with
+ * *error_r. libswresample cannot mix a layout it does not know (9 or
+ * more channels without one) down to stereo: that must be known before
+ * a response starts, not in its first chunk. */
+static int frame_converts(const char *path, const AVFrame *frame, char **error_r)
+{
+    if (frame->sample_rate < TALAS_SOURCE_RATE_MIN || frame->sample_rate > TALAS_SOURCE_RATE_MAX) {
+        *error_r = xasprintf("%s: decodes at %d Hz, outside %d..%d Hz", path, frame->sample_rate,
+                             TALAS_SOURCE_RATE_MIN, TALAS_SOURCE_RATE_MAX);
+        return -1;
+    }
+    for (unsigned out = 1; out <= 2; out++) {
+        SwrContext *swr = NULL;
+        int ret =
+            resampler_open(&swr, &frame->ch_layout, frame->format, (unsigned)frame->sample_rate, out, 44100);
+
+        swr_free(&swr);
+        if (ret < 0) {
+            char layout[64] = "without a layout", msg[AV_ERROR_MAX_STRING_SIZE];
+
+            if (frame->ch_layout.order != AV_CHANNEL_ORDER_UNSPEC &&
+                av_channel_layout_describe(&frame->ch_layout, layout, sizeof(layout)) < 0)
+                snprintf(layout, sizeof(layout), "of an unknown layout");
+            av_strerror(ret, msg, sizeof(msg));
+            *error_r = xasprintf("%s: %d channels %s cannot be mixed down to %s: %s", path,
+                                 frame->ch_layout.nb_channels, layout, out == 1 ? "mono" : "stereo", msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int talas_source_decodes(const char *path, char **error_r)
 {
     struct io_guard guard = {talas_now_ms() + 10000, NULL};
@@ -192,7 +257,7 @@ int talas_source_decodes(const char *path, char **error_r)
     AVStream *st;
     AVPacket *pkt = av_packet_alloc();
     AVFrame *frame = av_frame_alloc();
-    int packets = 0, decoded = 0, ret;
+    int packets = 0, decoded = 0, converts = -1, ret;
 
     if (input_open(path, &guard, &fmt, &st, error_r) != 0)
         goto done;
@@ -203,20 +268,23 @@ int talas_source_decodes(const char *path, char **error_r)
         goto close;
     }
     /* a few packets are enough: the question is whether anything decodes,
-     * not whether everything does (a damaged middle is served as silence) */
+     * not whether everything does (a damaged middle is served as silence);
+     * the first frame out says whether chunks can convert it */
     while (decoded == 0 && packets < 64 && (ret = av_read_frame(fmt, pkt)) >= 0) {
         if (pkt->stream_index == st->index) {
             packets++;
             if (avcodec_send_packet(dec, pkt) >= 0)
-                while (avcodec_receive_frame(dec, frame) >= 0)
-                    decoded += frame->nb_samples;
+                while (decoded == 0 && avcodec_receive_frame(dec, frame) >= 0)
+                    if ((decoded = frame->nb_samples) > 0)
+                        converts = frame_converts(path, frame, error_r);
         }
         av_packet_unref(pkt);
     }
     if (decoded == 0) {
         avcodec_send_packet(dec, NULL);
-        while (avcodec_receive_frame(dec, frame) >= 0)
-            decoded += frame->nb_samples;
+        while (decoded == 0 && avcodec_receive_frame(dec, frame) >= 0)
+            if ((decoded = frame->nb_samples) > 0)
+                converts = frame_converts(path, frame, error_r);
     }
     if (decoded == 0)
         *error_r = xasprintf("%s: no audio decodes from its first %d packets", path, packets);
@@ -226,7 +294,19 @@ close:
 done:
     av_packet_free(&pkt);
     av_frame_free(&frame);
-    return decoded > 0 ? 0 : -1;
+    return decoded > 0 && converts == 0 ? 0 : -1;
+}
+
+int talas_source_check(const char *path, struct talas_source_info *info_r, char **error_r)
+{
+    *error_r = NULL;
+    if (talas_source_measure(path, info_r, error_r) != 0)
+        return -1;
+    if (info_r->samples == 0) {
+        *error_r = xasprintf("%s: no audio samples", path);
+        return -1;
+    }
+    return talas_source_decodes(path, error_r);
 }
 
 int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r)
@@ -1221,9 +1301,10 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         goto done;
 
     av_channel_layout_default(&out_layout, (int)p->channels);
-    ret = swr_alloc_set_opts2(&job.swr, &out_layout, AV_SAMPLE_FMT_FLTP, (int)out_rate, &job.src.layout,
-                              job.src.sample_fmt, (int)in_rate, 0, NULL);
-    if (ret < 0 || (ret = swr_init(job.swr)) < 0) {
+    /* as frame_converts checked before the response began */
+    ret = resampler_open(&job.swr, &job.src.layout, job.src.sample_fmt, (unsigned)in_rate, p->channels,
+                         (unsigned)out_rate);
+    if (ret < 0) {
         err = av_error(path, "cannot set up the resampler", ret);
         goto done;
     }

@@ -91,11 +91,28 @@ struct talas_source_info {
  */
 int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r);
 
-/* Decodes the first packets of PATH: returns 0 when audio comes out, -1
- * with a malloc'd message when none does (a file whose packets look like
- * audio but are not: it gets a 422 before any header is sent, instead of a
- * response cut after its headers). Milliseconds; not on an event loop. */
+/* The sample rates a source may have. Outside them every function here
+ * refuses it as undecodable (no audio format is sampled at 1 Hz; a
+ * resampler asked for 44.1 kHz from it makes 44,100 samples of each). */
+#define TALAS_SOURCE_RATE_MIN 1000
+#define TALAS_SOURCE_RATE_MAX 768000
+
+/* Decodes the first packets of PATH: returns 0 when audio comes out and
+ * the resampler of every chunk can take it (to mono and to stereo), -1
+ * with a malloc'd message when none comes out (a file whose packets look
+ * like audio but are not) or when it cannot be converted (channels
+ * libswresample cannot mix down: more than 8 without a known layout; a
+ * rate outside TALAS_SOURCE_RATE_MIN..MAX). Such a file gets a 422 before
+ * any header is sent, instead of a response cut after its headers.
+ * Milliseconds; not on an event loop. */
 int talas_source_decodes(const char *path, char **error_r);
+
+/* Whether PATH can be transcoded, and its measure: talas_source_measure,
+ * at least one sample, then talas_source_decodes. The one verdict of
+ * every route that decodes (transcodes, previews, HLS, peaks). Returns 0
+ * with *info_r, or -1 with a malloc'd message in *error_r. Reads the whole
+ * file (milliseconds): not on an event loop. */
+int talas_source_check(const char *path, struct talas_source_info *info_r, char **error_r);
 
 /*
  * Decodes the whole of PATH (opened as every source is: no symbolic link
