@@ -191,7 +191,8 @@ static void note_wrong(const char *fmt, ...)
 
 /* ------------------------------------------------------------ set-up */
 
-static void parse_base(const char *url, char *host, size_t hsz, char *port, size_t psz, struct addrinfo **ai_r)
+static void parse_base(const char *url, char *host, size_t hsz, char *port, size_t psz,
+                       struct addrinfo **ai_r)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     const char *p, *colon, *end;
@@ -397,8 +398,8 @@ static void request(struct listener *l, const char *path, int range)
     l->out = malloc(PATH_MAX_LEN + 512);
     if (l->out == NULL)
         fail("out of memory");
-    l->out_len = (size_t)snprintf(l->out, PATH_MAX_LEN + 512, "GET %s HTTP/1.1\r\nHost: %s:%s\r\n%s\r\n", path,
-                                  opt.host, opt.port, range ? "Range: bytes=0-\r\n" : "");
+    l->out_len = (size_t)snprintf(l->out, PATH_MAX_LEN + 512, "GET %s HTTP/1.1\r\nHost: %s:%s\r\n%s\r\n",
+                                  path, opt.host, opt.port, range ? "Range: bytes=0-\r\n" : "");
     l->out_off = 0;
     l->in_body = 0;
     l->head_len = 0;
@@ -597,8 +598,8 @@ static void h1_readable(struct listener *l)
             return;
         }
         if (n <= 0) {
-            note_wrong("%s %s: connection closed after %" PRIu64 " bytes", kind_names[l->sp->kind], l->sp->path,
-                       l->received);
+            note_wrong("%s %s: connection closed after %" PRIu64 " bytes", kind_names[l->sp->kind],
+                       l->sp->path, l->received);
             finish(l, 2);
             return;
         }
@@ -692,8 +693,8 @@ static int h2_frame_cb(nghttp2_session *s, const nghttp2_frame *frame, void *use
     if (frame->hd.type == NGHTTP2_HEADERS && frame->hd.stream_id == l->stream_id &&
         frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         if (l->h2_status != 206 || l->h2_clen != l->sp->size || !l->h2_range_ok) {
-            note_wrong("h2 %s: status %d, content-length %" PRIu64 "%s", l->sp->path, l->h2_status, l->h2_clen,
-                       l->h2_range_ok ? "" : ", content-range wrong or missing");
+            note_wrong("h2 %s: status %d, content-length %" PRIu64 "%s", l->sp->path, l->h2_status,
+                       l->h2_clen, l->h2_range_ok ? "" : ", content-range wrong or missing");
             l->h2_end = 1; /* ended by the caller, outside nghttp2's callbacks */
         }
     }
@@ -715,7 +716,8 @@ static int h2_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t error_cod
     struct listener *l = user;
 
     if (stream_id == l->stream_id && l->received < l->sp->size && l->state == S_RUN) {
-        note_wrong("h2 %s: stream closed (error %u) after %" PRIu64 " bytes", l->sp->path, error_code, l->received);
+        note_wrong("h2 %s: stream closed (error %u) after %" PRIu64 " bytes", l->sp->path, error_code,
+                   l->received);
         l->h2_end = 2;
     }
     return 0;
@@ -773,7 +775,8 @@ static void h2_pump(struct listener *l, double t)
     /* a window update only for what the playback clock allows */
     if (l->received > l->consumed && a > l->consumed &&
         (a - l->consumed >= opt.quantum || a == l->sp->size)) {
-        uint64_t n = l->received - l->consumed < a - l->consumed ? l->received - l->consumed : a - l->consumed;
+        uint64_t n =
+            l->received - l->consumed < a - l->consumed ? l->received - l->consumed : a - l->consumed;
         nghttp2_session_consume(l->h2, l->stream_id, (size_t)n);
         l->consumed += n;
     }
@@ -942,9 +945,10 @@ static void percentiles(int from, int to, double *p50, double *p99, double *max)
 
 static void usage(void)
 {
-    fputs("usage: talas-bench-listeners-client [-n LISTENERS] [-r RAMP] [-s SECONDS] [-b BUFFER] [-q QUANTUM]\n"
-          "                                    [-2 H2_BASE_URL] [-v EVERY] BASE_URL SPEC_FILE\n",
-          stderr);
+    fputs(
+        "usage: talas-bench-listeners-client [-n LISTENERS] [-r RAMP] [-s SECONDS] [-b BUFFER] [-q QUANTUM]\n"
+        "                                    [-2 H2_BASE_URL] [-v EVERY] BASE_URL SPEC_FILE\n",
+        stderr);
     exit(2);
 }
 
@@ -958,22 +962,37 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "n:r:s:b:q:2:v:")) != -1) {
         switch (c) {
-        case 'n': opt.listeners = atoi(optarg); break;
-        case 'r': opt.ramp = strtod(optarg, NULL); break;
-        case 's': opt.seconds = strtod(optarg, NULL); break;
-        case 'b': opt.buffer = strtod(optarg, NULL); break;
-        case 'q': opt.quantum = (size_t)atol(optarg); break;
-        case '2': h2base = optarg; break;
-        case 'v': opt.verify_every = atoi(optarg); break;
-        default: usage();
+        case 'n':
+            opt.listeners = atoi(optarg);
+            break;
+        case 'r':
+            opt.ramp = strtod(optarg, NULL);
+            break;
+        case 's':
+            opt.seconds = strtod(optarg, NULL);
+            break;
+        case 'b':
+            opt.buffer = strtod(optarg, NULL);
+            break;
+        case 'q':
+            opt.quantum = (size_t)atol(optarg);
+            break;
+        case '2':
+            h2base = optarg;
+            break;
+        case 'v':
+            opt.verify_every = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (argc - optind != 2 || opt.listeners < 1 || opt.ramp < 0 || opt.seconds <= 0 || opt.buffer <= 0 ||
         opt.quantum < 1024 || opt.verify_every < 1)
         usage();
     parse_base(argv[optind], opt.host, sizeof(opt.host), opt.port, sizeof(opt.port), &opt.addr);
-    parse_base(h2base != NULL ? h2base : argv[optind], opt.host2, sizeof(opt.host2), opt.port2, sizeof(opt.port2),
-               &opt.addr2);
+    parse_base(h2base != NULL ? h2base : argv[optind], opt.host2, sizeof(opt.host2), opt.port2,
+               sizeof(opt.port2), &opt.addr2);
     read_spec(argv[optind + 1]);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -1059,14 +1078,16 @@ int main(int argc, char **argv)
     percentiles(0, opt.listeners, &p50, &p99, &max);
     percentiles(opt.listeners / 2, opt.listeners, &lp50, &lp99, &lmax);
     printf("{\"listeners\":%d,\"by_kind\":{\"stream\":%" PRIu64 ",\"h2\":%" PRIu64 ",\"hls\":%" PRIu64
-           "},\"completed\":%" PRIu64 ",\"wrong\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"underrun_listeners\":%" PRIu64
-           ",\"stalls\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"ttfb_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},"
+           "},\"completed\":%" PRIu64 ",\"wrong\":%" PRIu64 ",\"errors\":%" PRIu64
+           ",\"underrun_listeners\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"bytes\":%" PRIu64
+           ",\"ttfb_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},"
            "\"ttfb_late_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"stream_pace\":%.3f,\"cpu_pct\":%.1f,"
            "\"seconds\":%.2f,"
            "\"first_wrong\":\"",
            opt.listeners, st.by_kind[K_STREAM], st.by_kind[K_H2], st.by_kind[K_HLS], st.completed, st.wrong,
            st.errors, st.underrun_listeners, st.stalls, st.bytes, p50, p99, max, lp50, lp99, lmax,
-           st.stream_due > 0 ? st.stream_bytes / st.stream_due : 0, (cpu_self() - cpu0) / elapsed * 100, elapsed);
+           st.stream_due > 0 ? st.stream_bytes / st.stream_due : 0, (cpu_self() - cpu0) / elapsed * 100,
+           elapsed);
     for (const char *p = st.first_wrong; *p != '\0'; p++)
         if (*p == '"' || *p == '\\')
             printf("\\%c", *p);

@@ -337,7 +337,8 @@ static void reconnect(struct conn *c, int ep)
     res.reconnects++;
     if (conn_open(c, ep) != 0) {
         res.errors++;
-        fprintf(stderr, "talas-bench-range-client: connect(%s:%s): %s\n", opt.host, opt.port, strerror(errno));
+        fprintf(stderr, "talas-bench-range-client: connect(%s:%s): %s\n", opt.host, opt.port,
+                strerror(errno));
         return;
     }
     for (unsigned i = 0; i < c->inflight; i++)
@@ -452,7 +453,8 @@ static int take_head(struct conn *c, size_t hlen)
     } else if (clen != r->len) {
         c->wrong = 1;
         note_wrong("Content-Length %" PRIu64 ", want %" PRIu64, clen == UINT64_MAX ? 0 : clen, r->len);
-    } else if (opt.mode != MODE_WHOLE && (!range_ok || ra != r->off || rb != r->off + r->len - 1 || rt != opt.size)) {
+    } else if (opt.mode != MODE_WHOLE &&
+               (!range_ok || ra != r->off || rb != r->off + r->len - 1 || rt != opt.size)) {
         c->wrong = 1;
         note_wrong("Content-Range %s%" PRIu64 "-%" PRIu64 "/%" PRIu64 ", want bytes %" PRIu64 "-%" PRIu64
                    "/%" PRIu64,
@@ -665,7 +667,8 @@ static void print_json(const struct result *r, double cpu_max)
            ",\"verified\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"rps\":%.1f,\"cpu_pct\":%.1f"
            ",\"cpu_pct_max\":%.1f,\"statuses\":{",
            modes[opt.mode], opt.conns, opt.procs, opt.depth, r->requests, r->ok, r->wrong, r->errors,
-           r->reconnects, r->verified, r->bytes, r->seconds, r->seconds > 0 ? (double)r->requests / r->seconds : 0,
+           r->reconnects, r->verified, r->bytes, r->seconds,
+           r->seconds > 0 ? (double)r->requests / r->seconds : 0,
            r->seconds > 0 ? r->cpu / r->seconds * 100 : 0, cpu_max);
     for (int s = 1; s < MAX_STATUS; s++)
         if (r->statuses[s] > 0) {
@@ -774,17 +777,41 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "c:t:p:d:n:m:s:k:o:f:v:H:S:")) != -1) {
         switch (c) {
-        case 'c': opt.conns = (int)number(optarg); break;
-        case 't': opt.procs = (int)number(optarg); break;
-        case 'p': opt.depth = (int)number(optarg); break;
-        case 'd': opt.duration = strtod(optarg, NULL); opt.duration_set = 1; break;
-        case 'n': opt.count = number(optarg); break;
-        case 's': opt.size = number(optarg); break;
-        case 'k': opt.chunk = number(optarg); break;
-        case 'o': opt.offset = number(optarg); opt.offset_set = 1; break;
-        case 'f': opt.file = optarg; break;
-        case 'v': opt.verify_every = (int)number(optarg); break;
-        case 'S': opt.seed = number(optarg); break;
+        case 'c':
+            opt.conns = (int)number(optarg);
+            break;
+        case 't':
+            opt.procs = (int)number(optarg);
+            break;
+        case 'p':
+            opt.depth = (int)number(optarg);
+            break;
+        case 'd':
+            opt.duration = strtod(optarg, NULL);
+            opt.duration_set = 1;
+            break;
+        case 'n':
+            opt.count = number(optarg);
+            break;
+        case 's':
+            opt.size = number(optarg);
+            break;
+        case 'k':
+            opt.chunk = number(optarg);
+            break;
+        case 'o':
+            opt.offset = number(optarg);
+            opt.offset_set = 1;
+            break;
+        case 'f':
+            opt.file = optarg;
+            break;
+        case 'v':
+            opt.verify_every = (int)number(optarg);
+            break;
+        case 'S':
+            opt.seed = number(optarg);
+            break;
         case 'm':
             if (strcmp(optarg, "random") == 0)
                 opt.mode = MODE_RANDOM;
@@ -806,7 +833,8 @@ int main(int argc, char **argv)
             opt.headers_len += l + 2;
             break;
         }
-        default: usage();
+        default:
+            usage();
         }
     }
     if (optind != argc - 1 || opt.conns < 1 || opt.procs < 1 || opt.depth < 1 || opt.depth > 1024 ||
