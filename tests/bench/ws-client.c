@@ -10,11 +10,15 @@
  * frames. Prints "ready" once all are open and stamps every message on
  * arrival: a ServerMessage whose text holds "t" (the publisher's wall
  * clock, seconds) gives a latency, one holding "burst" counts toward the
- * burst. On "finish" (a line on stdin) it waits until EXPECTED messages per
+ * burst; any other message (not a ServerMessage with either) is bad. On
+ * "finish" (a line on stdin) it waits until EXPECTED messages per
  * connection have arrived (at most 60 s) and prints one JSON line, as
  * tests/bench/ws-clients.mjs does:
  * {"lat": [[broadcast, seconds]...], "burst_seen", "burst_last", "got",
- * "expected"}.
+ * "expected", "bad", "cpu_ready", "cpu_burst0", "cpu_last"}: the process's
+ * user+system CPU seconds once the connections are open, when the first
+ * burst message arrived and when the last expected message arrived (or at
+ * the end).
  *
  *   talas-bench-ws-client --bare COUNT ROUNDS
  *
@@ -55,8 +59,8 @@ struct stamp {
 };
 
 static struct {
-    uint64_t got, expected, burst_seen;
-    double burst_last;
+    uint64_t got, expected, burst_seen, bad;
+    double burst_last, cpu_ready, cpu_burst0, cpu_last;
     struct stamp *lat;
     size_t lat_count, lat_cap;
 } st;
@@ -153,6 +157,15 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
     return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 /* The ServerMessage's text is itself JSON, escaped inside the event:
  * {"event":"ServerMessage","message":"{\"i\": 3, \"t\": 1763.25}",...} */
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
@@ -164,12 +177,17 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 
     if (arg->opcode != WSLAY_TEXT_FRAME)
         return;
-    st.got++;
-    if (arg->msg_length >= sizeof(text))
+    if (++st.got == st.expected)
+        st.cpu_last = cpu_seconds();
+    if (arg->msg_length >= sizeof(text)) {
+        st.bad++;
         return;
+    }
     memcpy(text, msg, arg->msg_length);
     text[arg->msg_length] = '\0';
-    if ((p = strstr(text, t_key)) != NULL) {
+    if (strstr(text, "\"event\":\"ServerMessage\"") == NULL) {
+        st.bad++;
+    } else if ((p = strstr(text, t_key)) != NULL) {
         const char *i = strstr(text, i_key);
         if (st.lat_count == st.lat_cap) {
             st.lat_cap = st.lat_cap ? st.lat_cap * 2 : 65536;
@@ -179,8 +197,11 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         st.lat[st.lat_count].broadcast = i != NULL ? atoi(i + sizeof(i_key) - 1) : -1;
         st.lat[st.lat_count++].latency = at - strtod(p + sizeof(t_key) - 1, NULL);
     } else if (strstr(text, burst_key) != NULL) {
-        st.burst_seen++;
+        if (st.burst_seen++ == 0)
+            st.cpu_burst0 = cpu_seconds();
         st.burst_last = at;
+    } else {
+        st.bad++;
     }
 }
 
@@ -244,9 +265,11 @@ static void print_result(void)
     printf("{\"lat\":[");
     for (size_t i = 0; i < st.lat_count; i++)
         printf("%s[%d,%.6f]", i ? "," : "", st.lat[i].broadcast, st.lat[i].latency);
-    printf("],\"burst_seen\":%llu,\"burst_last\":%.6f,\"got\":%llu,\"expected\":%llu}\n",
+    printf("],\"burst_seen\":%llu,\"burst_last\":%.6f,\"got\":%llu,\"expected\":%llu,\"bad\":%llu,"
+           "\"cpu_ready\":%.6f,\"cpu_burst0\":%.6f,\"cpu_last\":%.6f}\n",
            (unsigned long long)st.burst_seen, st.burst_last, (unsigned long long)st.got,
-           (unsigned long long)st.expected);
+           (unsigned long long)st.expected, (unsigned long long)st.bad, st.cpu_ready, st.cpu_burst0,
+           st.cpu_last > 0 ? st.cpu_last : cpu_seconds());
     fflush(stdout);
 }
 
@@ -273,6 +296,7 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
     ev.data.ptr = NULL; /* stdin */
     if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) != 0)
         die("epoll_ctl(stdin)");
+    st.cpu_ready = cpu_seconds();
     printf("ready\n");
     fflush(stdout);
 
@@ -314,15 +338,6 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
 }
 
 /* ------------------------------------------------------ the reference */
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static int by_double(const void *a, const void *b)
 {

@@ -5,11 +5,13 @@
 // Opens COUNT WebSocket connections to URL (user_id=<URL's>_<n>), prints
 // "ready" once all are open, and stamps every message on arrival. A
 // message whose ServerMessage text holds "t" (the publisher's wall clock,
-// seconds) gives a latency; one holding "burst" counts toward the burst.
-// On "finish" (a line on stdin) it waits until EXPECTED messages per
-// connection have arrived (at most 60 s) and prints one JSON line:
-// {"lat": [[broadcast, seconds]...], "burst_seen", "burst_last", "got",
-// "expected"}.
+// seconds) gives a latency; one holding "burst" counts toward the burst;
+// any other message is bad. On "finish" (a line on stdin) it waits until
+// EXPECTED messages per connection have arrived (at most 60 s) and prints
+// one JSON line: {"lat": [[broadcast, seconds]...], "burst_seen",
+// "burst_last", "got", "expected", "bad", "cpu_ready", "cpu_burst0",
+// "cpu_last"}: the process's user+system CPU seconds once the connections
+// are open, at the first burst message and at the last expected message.
 import { WebSocket } from "ws";
 import { createInterface } from "node:readline";
 
@@ -20,6 +22,14 @@ const lat = [];
 let got = 0;
 let burstSeen = 0;
 let burstLast = 0;
+let bad = 0;
+let cpuLast = 0;
+let cpuReady = 0;
+let cpuBurst0 = 0;
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 let onAll = null;
 
 // wall clock in seconds, sub-millisecond (Date.now() has 1 ms steps)
@@ -27,16 +37,28 @@ const now = () => (performance.timeOrigin + performance.now()) / 1000;
 
 function onMessage(data) {
   const at = now();
-  const ev = JSON.parse(data);
-  if (ev.event === "ServerMessage") {
-    const m = JSON.parse(ev.message);
-    if (m.t !== undefined) lat.push([m.i, at - m.t]);
-    if (m.burst !== undefined) {
-      burstSeen++;
-      burstLast = at;
+  let ok = false;
+  try {
+    const ev = JSON.parse(data);
+    if (ev.event === "ServerMessage") {
+      const m = JSON.parse(ev.message);
+      if (m.t !== undefined) {
+        lat.push([m.i, at - m.t]);
+        ok = true;
+      } else if (m.burst !== undefined) {
+        if (burstSeen++ === 0) cpuBurst0 = cpuSeconds();
+        burstLast = at;
+        ok = true;
+      }
     }
+  } catch {
+    ok = false;
   }
-  if (++got === expected && onAll) onAll();
+  if (!ok) bad++;
+  if (++got === expected) {
+    cpuLast = cpuSeconds();
+    if (onAll) onAll();
+  }
 }
 
 function open(i) {
@@ -62,6 +84,7 @@ for (let i = 0; i < count; i += 200) {
   for (let j = i; j < Math.min(count, i + 200); j++) batch.push(open(j));
   socks.push(...(await Promise.all(batch)));
 }
+cpuReady = cpuSeconds();
 process.stdout.write("ready\n");
 
 const rl = createInterface({ input: process.stdin });
@@ -75,7 +98,17 @@ for await (const line of rl) {
   for (const ws of socks) ws.terminate();
   // exit once the line is out: a pipe is written asynchronously
   process.stdout.write(
-    JSON.stringify({ lat, burst_seen: burstSeen, burst_last: burstLast, got, expected }) + "\n",
+    JSON.stringify({
+      lat,
+      burst_seen: burstSeen,
+      burst_last: burstLast,
+      got,
+      expected,
+      bad,
+      cpu_ready: cpuReady,
+      cpu_burst0: cpuBurst0,
+      cpu_last: cpuLast || cpuSeconds(),
+    }) + "\n",
     () => process.exit(0),
   );
 }
