@@ -66,9 +66,9 @@ def make_server(srv, keys, playlists_yaml, map_size="64MiB", extra=""):
     text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False))
     assert "  map_size: 256MiB\n" in text
     text = text.replace("  map_size: 256MiB\n", f"  map_size: {map_size}\n" + extra)
-    # the per-connection rate limit is not what this file tests: the
-    # store's limits must hold against any number of commands
-    text += "ws:\n  rate_limit: 1000000\n" + playlists_yaml
+    # the rate limits (per connection, per user) are not what this file
+    # tests: the store's limits must hold against any number of commands
+    text += "ws:\n  rate_limit: 1000000\n  user_rate_limit: 0\n" + playlists_yaml
     srv.write_config(text=text)
     srv.start(wait_scan=True)
     srv.keys = keys
