@@ -705,11 +705,9 @@ static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int 
     MDB_dbi dbi = talas_storage_dbi(st, which);
     size_t plen = strlen(user) + (exact ? 0 : 1), n = 0;
     uint64_t gone = 0; /* counted once committed */
-    struct talas_record_writer w;
     struct talas_record_reader r;
     struct talas_buf keys = {0};
-    MDB_cursor *cur;
-    MDB_val k = {plen, (void *)user}, v;
+    MDB_val k = {plen, (void *)user};
     MDB_txn *txn;
     int rc;
 
@@ -730,19 +728,8 @@ static int user_purge_batch(struct talas_storage *st, enum talas_dbi which, int 
             (*removed)++;
         return rc;
     }
-    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
-        goto fail;
     /* the keys first: no delete under an open cursor */
-    talas_record_writer_buf(&w, &keys);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < batch;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, user, plen) != 0)
-            break;
-        talas_record_put_blob(&w, k.mv_data, k.mv_size);
-        n++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
+    if ((rc = talas_storage_prefix_keys(txn, dbi, user, plen, batch, &keys, &n)) != 0)
         goto fail;
     talas_record_reader_init(&r, keys.data, keys.len);
     while (r.left > 0) {

@@ -496,30 +496,16 @@ static int purge_batch(struct talas_storage *st, const char *owner, size_t batch
     MDB_dbi by_owner = talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER);
     size_t plen = strlen(owner) + 1, n = 0;
     uint64_t gone = 0; /* counted once committed */
-    struct talas_record_writer w;
     struct talas_record_reader rd;
     struct talas_buf keys = {0};
-    MDB_cursor *cur;
-    MDB_val k = {plen, (void *)owner}, v;
     MDB_txn *txn;
     int rc;
 
     *done_r = 0;
     if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         return rc;
-    if ((rc = mdb_cursor_open(txn, by_owner, &cur)) != 0)
-        goto fail;
     /* the keys first: no delete under an open cursor of the same database */
-    talas_record_writer_buf(&w, &keys);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < batch;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, owner, plen) != 0)
-            break;
-        talas_record_put_blob(&w, k.mv_data, k.mv_size);
-        n++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
+    if ((rc = talas_storage_prefix_keys(txn, by_owner, owner, plen, batch, &keys, &n)) != 0)
         goto fail;
     talas_record_reader_init(&rd, keys.data, keys.len);
     while (rd.left > 0) {

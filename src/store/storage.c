@@ -520,6 +520,31 @@ fail:
     return rc;
 }
 
+int talas_storage_prefix_keys(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t len, size_t max,
+                              struct talas_buf *keys, size_t *n_r)
+{
+    struct talas_record_writer w;
+    MDB_cursor *cur;
+    MDB_val k = {len, (void *)prefix}, v;
+    size_t n = 0;
+    int rc;
+
+    *n_r = 0;
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+        return rc;
+    talas_record_writer_buf(&w, keys);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < len || memcmp(k.mv_data, prefix, len) != 0)
+            break;
+        talas_record_put_blob(&w, k.mv_data, k.mv_size);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    *n_r = n;
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 /* Per process: when the last "map full" line was written, and how many
  * failures it has not reported yet. */
 static uint64_t map_full_logged_ms;

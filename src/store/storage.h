@@ -135,6 +135,16 @@ int talas_storage_counters_add(struct talas_storage *st, const char *key, const 
 int talas_storage_counters_get(struct talas_storage *st, MDB_txn *txn, const char *key, uint64_t *v_r, size_t n);
 
 /*
+ * Collects in TXN up to MAX keys of DBI that begin with the LEN bytes of
+ * PREFIX, in order, as blobs of the record codec appended to KEYS (so the
+ * caller may delete them afterwards: no delete under an open cursor).
+ * Stores their number in *N_R. Returns 0 or an LMDB error.
+ */
+struct talas_buf;
+int talas_storage_prefix_keys(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t len, size_t max,
+                              struct talas_buf *keys, size_t *n_r);
+
+/*
  * Logs a failed write transaction of WHAT (e.g. "playlist add") at error
  * level. MDB_MAP_FULL, which a flood repeats on every request, is logged at
  * most once per TALAS_STORAGE_FULL_LOG_INTERVAL_MS in a process, with the
