@@ -1331,6 +1331,14 @@ static struct talas_config_profile default_profiles[] = {
     {"mp3", TALAS_CONFIG_CODEC_MP3, 192, 44100, 2, 0, 240},
 };
 
+const struct talas_config_profile *talas_config_default_profile(const char *name)
+{
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(default_profiles); i++)
+        if (strcmp(name, default_profiles[i].name) == 0)
+            return &default_profiles[i];
+    return NULL;
+}
+
 /* A profile of the default ladder as it defines it (name, codec, bitrate):
  * the ladder's figure; any other profile: its bitrate and a quarter for the
  * network's variations (the margin of three of the seeds' four). */

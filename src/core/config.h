@@ -211,6 +211,11 @@ int talas_config_load_string(const char *name, const char *text, size_t len, str
 
 void talas_config_free(struct talas_config *conf);
 
+/* The default ladder's profile NAME ("high", "medium", "low", "mobile",
+ * "mp3"), or NULL: the one definition of the ladder, which
+ * transcode.profiles is when the file gives none. Static data. */
+const struct talas_config_profile *talas_config_default_profile(const char *name);
+
 /* Writes the effective configuration, defaults included, as YAML to FP
  * (for "talas-master -T"-style dumps and for tests). */
 void talas_config_dump(const struct talas_config *conf, FILE *fp);

@@ -83,7 +83,7 @@ static void check_layout(const struct talas_layout *l)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const struct talas_profile *p = talas_profile_builtin(size % 2 ? "mobile" : "low");
+    struct talas_profile profile, *p = &profile;
     struct talas_source_info info;
     struct talas_layout layout;
     struct talas_buf header = {0};
@@ -91,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int fd = -1;
     char *error = NULL;
 
+    talas_profile_builtin(size % 2 ? "mobile" : "low", &profile);
     if (fd == -1) {
         char tmpl[] = "/dev/shm/talas-fuzz-XXXXXX", tmpl2[] = "/tmp/talas-fuzz-XXXXXX";
         if ((fd = mkstemp(tmpl)) != -1) {

@@ -87,7 +87,7 @@ static void print_json(struct talas_buf *b)
 int main(int argc, char **argv)
 {
     const char *cmd, *file, *out_path = NULL, *order = "seq";
-    const struct talas_profile *p = NULL;
+    struct talas_profile profile, *p = NULL;
     struct talas_source_info info;
     struct talas_window win, *winp = NULL;
     struct talas_layout l;
@@ -107,8 +107,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "measure") != 0) {
         if (argc < 4)
             usage();
-        p = talas_profile_builtin(argv[3]);
-        if (p == NULL) {
+        p = &profile;
+        if (talas_profile_builtin(argv[3], p) != 0) {
             fprintf(stderr, "talas-transcode: unknown profile %s\n", argv[3]);
             return 2;
         }

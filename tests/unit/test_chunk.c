@@ -269,7 +269,7 @@ static void encoded_source(struct talas_transcode_source *src)
     memset(src, 0, sizeof(*src));
     if (talas_source_measure(path, &info, &error) != 0)
         fail_msg("talas_source_measure: %s", error);
-    src->profile = *talas_profile_builtin("mp3");
+    talas_profile_builtin("mp3", &src->profile);
     if (talas_layout_compute(&src->profile, &info, NULL, &src->layout, &error) != 0)
         fail_msg("talas_layout_compute: %s", error);
     assert_true(src->layout.chunks >= 3);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/config.h"
 #include "core/util.h"
 #include "media/hls.h"
 #include "media/transcoder.h"
@@ -35,6 +36,22 @@ static void layout_of(const struct talas_profile *p, uint64_t samples, unsigned 
 
     if (talas_layout_compute(p, &src, NULL, l, &error) != 0)
         fail_msg("talas_layout_compute: %s", error);
+}
+
+/* The default ladder's profile NAME, in a slot of its own per name. */
+static const struct talas_profile *builtin(const char *name)
+{
+    static const char *const names[] = {"high", "medium", "low", "mobile", "mp3"};
+    static struct talas_profile slots[TALAS_ARRAY_SIZE(names)];
+
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(names); i++) {
+        if (strcmp(names[i], name) == 0) {
+            assert_int_equal(talas_profile_builtin(name, &slots[i]), 0);
+            return &slots[i];
+        }
+    }
+    fail_msg("no default profile %s", name);
+    return NULL;
 }
 
 /* Presentation span of chunk C, from the grid alone: its frames less the
@@ -72,10 +89,38 @@ static const char *next_line(const char *text, size_t len, size_t *pos, char *li
 
 /* ------------------------------------------------------------ playlists */
 
+/* The encoder's default profiles are config.c's ladder, converted: one
+ * definition, read by both the config's defaults and the routes that name
+ * a profile without a config (previews, tools). */
+static void test_builtin_profiles(void **state)
+{
+    static const char *const names[] = {"high", "medium", "low", "mobile", "mp3"};
+    struct talas_profile p;
+
+    (void)state;
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(names); i++) {
+        const struct talas_config_profile *cp = talas_config_default_profile(names[i]);
+
+        assert_non_null(cp);
+        assert_int_equal(talas_profile_builtin(names[i], &p), 0);
+        assert_string_equal(p.name, names[i]);
+        assert_int_equal(p.bitrate, (unsigned)cp->bitrate * 1000);
+        assert_int_equal(p.sample_rate, (unsigned)cp->sample_rate);
+        assert_int_equal(p.channels, (unsigned)cp->channels);
+        assert_int_equal(p.codec == TALAS_CODEC_MP3, cp->codec == TALAS_CONFIG_CODEC_MP3);
+    }
+    /* the seeds' figures for the rungs a listener hears */
+    talas_profile_builtin("high", &p);
+    assert_true(p.codec == TALAS_CODEC_AAC && p.bitrate == 320000 && p.sample_rate == 44100);
+    talas_profile_builtin("low", &p);
+    assert_true(p.codec == TALAS_CODEC_MP3 && p.bitrate == 128000 && p.sample_rate == 22050);
+    assert_int_equal(talas_profile_builtin("adaptive", &p), -1);
+    assert_null(talas_config_default_profile("original"));
+}
+
 static void test_master_playlist(void **state)
 {
-    const struct talas_profile *high = talas_profile_builtin("high"),
-                               *mobile = talas_profile_builtin("mobile");
+    const struct talas_profile *high = builtin("high"), *mobile = builtin("mobile");
     struct talas_hls_rung rungs[2] = {{"high", high, 0, 0}, {"mobile", mobile, 0, 0}};
     struct talas_buf b = {0};
     char line[512];
@@ -162,7 +207,7 @@ static void check_media_playlist(const struct talas_layout *l, const char *query
 
 static void test_media_playlist(void **state)
 {
-    const struct talas_profile *high = talas_profile_builtin("high");
+    const struct talas_profile *high = builtin("high");
     struct talas_profile four = {"four", TALAS_CODEC_AAC, 128000, 48000, 1, 4000};
     struct talas_layout l;
 
@@ -367,12 +412,12 @@ static void test_init_segment(void **state)
     struct talas_profile bad = mono48;
     struct talas_buf b = {0};
 
-    check_init_segment(talas_profile_builtin("high"), 4);
-    check_init_segment(talas_profile_builtin("mobile"), 7);
+    check_init_segment(builtin("high"), 4);
+    check_init_segment(builtin("mobile"), 7);
     check_init_segment(&mono48, 3);
 
     /* what fMP4 here cannot describe */
-    assert_int_equal(talas_hls_init_segment(&b, talas_profile_builtin("mp3")), -1);
+    assert_int_equal(talas_hls_init_segment(&b, builtin("mp3")), -1);
     bad.sample_rate = 44000;
     assert_int_equal(talas_hls_init_segment(&b, &bad), -1);
     bad = mono48;
@@ -488,7 +533,7 @@ static void test_media_segments(void **state)
     uint64_t decoded = 0;
     const char *error;
 
-    layout_of(talas_profile_builtin("high"), 48000 * 20 + 777, 48000, &l);
+    layout_of(builtin("high"), 48000 * 20 + 777, 48000, &l);
     assert_int_equal(l.encoder_delay, 1024);
     for (uint32_t c = 0; c < l.chunks; c++) {
         chunk_adts(&l, c, &adts);
@@ -513,7 +558,7 @@ static void test_media_segment_refuses_other_bytes(void **state)
     const char *error;
     uint8_t *p;
 
-    layout_of(talas_profile_builtin("high"), 44100 * 20, 44100, &l);
+    layout_of(builtin("high"), 44100 * 20, 44100, &l);
     chunk_adts(&l, 6, &adts);
     talas_buf_puts(&seg, "kept");
     /* one frame short, one byte over, a frame of another chunk's count */
@@ -542,7 +587,7 @@ static void test_media_segment_refuses_other_bytes(void **state)
     chunk_adts(&l, 6, &adts);
     assert_int_equal(
         talas_hls_media_segment(&seg, &l, l.chunks, (const uint8_t *)adts.data, adts.len, &error), -1);
-    layout_of(talas_profile_builtin("mp3"), 44100 * 20, 44100, &mp3);
+    layout_of(builtin("mp3"), 44100 * 20, 44100, &mp3);
     error = NULL;
     assert_int_equal(talas_hls_media_segment(&seg, &mp3, 6, (const uint8_t *)adts.data, adts.len, &error),
                      -1);
@@ -571,7 +616,7 @@ static void test_measured_bandwidth(void **state)
     unsigned m_peak, m_avg;
     const char *error;
 
-    layout_of(talas_profile_builtin("high"), 48000 * 30, 48000, &l);
+    layout_of(builtin("high"), 48000 * 30, 48000, &l);
     assert_true(l.chunks <= 64);
     for (uint32_t c = 0; c < l.chunks; c++) {
         double s;
@@ -599,6 +644,7 @@ static void test_measured_bandwidth(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builtin_profiles),
         cmocka_unit_test(test_master_playlist),
         cmocka_unit_test(test_media_playlist),
         cmocka_unit_test(test_init_segment),

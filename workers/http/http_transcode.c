@@ -200,7 +200,7 @@ static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, stru
             return 0;
         }
     }
-    *p = *talas_profile_builtin("mp3");
+    talas_profile_builtin("mp3", p);
     return 0;
 }
 
@@ -601,8 +601,7 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
                              &rq->claims) != 0)
         return 0;
     if (preview) {
-        const struct talas_profile *mp3 = talas_profile_builtin("mp3");
-        rq->profile = *mp3;
+        talas_profile_builtin("mp3", &rq->profile);
     } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }

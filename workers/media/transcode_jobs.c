@@ -598,12 +598,5 @@ void talas_transcode_variant(const struct talas_profile *p, const struct talas_l
 void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,
                              struct talas_profile *p_r)
 {
-    memset(p_r, 0, sizeof(*p_r));
-    snprintf(p_r->name, sizeof(p_r->name), "%s", cp->name);
-    p_r->codec = cp->codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_CODEC_MP3 : TALAS_CODEC_AAC;
-    p_r->bitrate = (unsigned)cp->bitrate * 1000;
-    p_r->sample_rate = (unsigned)cp->sample_rate;
-    p_r->channels = (unsigned)cp->channels;
-    if (p_r->codec == TALAS_CODEC_AAC)
-        p_r->chunk_ms = (unsigned)conf->hls_segment_duration_ms;
+    talas_profile_from_config(cp, (unsigned)conf->hls_segment_duration_ms, p_r);
 }

@@ -1,7 +1,7 @@
 /*
  * transcoder.c - chunked, deterministic transcodes (see transcoder.h).
  *
- * Entry points: talas_profile_builtin, talas_source_measure,
+ * Entry points: talas_profile_from_config, talas_profile_builtin, talas_source_measure,
  * talas_source_decodes, talas_source_check, talas_layout_compute (and the
  * size helpers), talas_transcode_header, talas_transcode_chunk,
  * talas_source_peaks. Logs nothing: errors go back to the caller.
@@ -40,6 +40,7 @@
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "media/track_file.h"
 #include "scan/media_input.h"
@@ -64,18 +65,27 @@
 /* Source samples handed to the resampler per call. */
 #define RUN_MAX 4096
 
-static const struct talas_profile builtin_profiles[] = {
-    {"high", TALAS_CODEC_AAC, 320000, 44100, 2, 0}, {"medium", TALAS_CODEC_AAC, 192000, 44100, 2, 0},
-    {"low", TALAS_CODEC_MP3, 128000, 22050, 2, 0},  {"mobile", TALAS_CODEC_AAC, 96000, 22050, 2, 0},
-    {"mp3", TALAS_CODEC_MP3, 192000, 44100, 2, 0},
-};
-
-const struct talas_profile *talas_profile_builtin(const char *name)
+void talas_profile_from_config(const struct talas_config_profile *cp, unsigned chunk_ms,
+                               struct talas_profile *p_r)
 {
-    for (size_t i = 0; i < TALAS_ARRAY_SIZE(builtin_profiles); i++)
-        if (strcmp(builtin_profiles[i].name, name) == 0)
-            return &builtin_profiles[i];
-    return NULL;
+    memset(p_r, 0, sizeof(*p_r));
+    snprintf(p_r->name, sizeof(p_r->name), "%s", cp->name);
+    p_r->codec = cp->codec == TALAS_CONFIG_CODEC_MP3 ? TALAS_CODEC_MP3 : TALAS_CODEC_AAC;
+    p_r->bitrate = (unsigned)cp->bitrate * 1000;
+    p_r->sample_rate = (unsigned)cp->sample_rate;
+    p_r->channels = (unsigned)cp->channels;
+    if (p_r->codec == TALAS_CODEC_AAC)
+        p_r->chunk_ms = chunk_ms;
+}
+
+int talas_profile_builtin(const char *name, struct talas_profile *p_r)
+{
+    const struct talas_config_profile *cp = talas_config_default_profile(name);
+
+    if (cp == NULL)
+        return -1;
+    talas_profile_from_config(cp, 0, p_r);
+    return 0;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

@@ -64,11 +64,17 @@ struct talas_profile {
     unsigned chunk_ms;    /* AAC: length of a full chunk (an HLS segment), 0: 6000 */
 };
 
-/* Built-in profiles: high (AAC 320k 44.1 kHz), medium (AAC 192k 44.1 kHz),
- * low (MP3 128k 22.05 kHz), mobile (AAC 96k 22.05 kHz), mp3 (MP3 192k
- * 44.1 kHz), all stereo. Returns a pointer to static constant data, or NULL
- * for an unknown NAME. */
-const struct talas_profile *talas_profile_builtin(const char *name);
+struct talas_config_profile;
+
+/* The encoder's form of config profile CP, with full chunks of CHUNK_MS
+ * (AAC; 0: 6000). */
+void talas_profile_from_config(const struct talas_config_profile *cp, unsigned chunk_ms,
+                               struct talas_profile *p_r);
+
+/* Fills *P_R with the default ladder's profile NAME (high, medium, low,
+ * mobile, mp3: talas_config_default_profile, the one definition) and
+ * returns 0; -1 for a name not in it. */
+int talas_profile_builtin(const char *name, struct talas_profile *p_r);
 
 struct talas_source_info {
     uint64_t samples;     /* exact decoded length, at sample_rate */
