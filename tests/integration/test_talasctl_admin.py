@@ -283,6 +283,36 @@ def schema_keys():
     return {r[0]: r[1] for r in rows}
 
 
+# Keys that are limits a client can reach: their names say so, in the
+# sections a client talks to (the schema's other timeouts and sizes are the
+# operator's: streaming.session_timeout, storage.map_size, cache.max_size).
+LIMIT_SECTIONS = ("http", "http2", "ws", "playlists", "streaming", "transcode", "storage")
+NOT_CLIENT_LIMITS = {"streaming.session_timeout"}
+
+
+def client_limit_keys():
+    return sorted(k for k in schema_keys()
+                  if k.split(".")[0] in LIMIT_SECTIONS and "[]" not in k and k not in NOT_CLIENT_LIMITS
+                  and re.search(r"max|limit|timeout|reserved", k.split(".")[-1]))
+
+
+def test_every_limit_is_in_the_readme_table_and_the_man_page():
+    """Each limit a client can reach has a row of README's Limits table and
+    a place in talas-master(8) LIMITS, so an operator finds every one of
+    them where the other limits are."""
+    keys = client_limit_keys()
+    assert "playlists.max_per_user" in keys and "ws.user_rate_limit" in keys, keys
+    readme = (tf.SRCDIR / "README.md").read_text()
+    table = readme.split("## Limits", 1)[1].split("\n## ", 1)[0]
+    rows = set(re.findall(r"^\| `([a-z0-9_.]+)`", table, re.M))
+    rows |= set(re.findall(r"^\| `[a-z0-9_.]+` / `([a-z0-9_.]+)`", table, re.M))
+    assert not [k for k in keys if k not in rows], f"limits not in README's Limits table: {[k for k in keys if k not in rows]}"
+    man = (tf.SRCDIR / "man" / "talas-master.8").read_text().replace("\\-", "-")
+    limits = man.split("\n.SH LIMITS", 1)[1].split("\n.SH ", 1)[0]
+    missing = [k for k in keys if not re.search(rf"(?<![a-z0-9_.]){re.escape(k)}(?![a-z0-9_])", limits)]
+    assert not missing, f"limits not in talas-master(8) LIMITS: {missing}"
+
+
 def man_entries(page):
     """The entries a man page documents: the bold words of the line after
     each .TP, and (for entries that pair keys, "ws.rate_limit ... and
