@@ -131,10 +131,29 @@ def test_every_source_opens_with_its_name():
 
 def test_readme_map_is_exact():
     """Every .c under src/ and workers/ has a row in README's map of the tree,
-    and every file the map names exists."""
+    one only, in the table of its own folder; every file the map names
+    exists."""
     readme = (SRC / "README.md").read_text()
     named = set(re.findall(r"`((?:src|workers)/[\w/]+\.[ch])`", readme))
     missing = [rel(f) for f in sources("src", "workers", exts=(".c",)) if rel(f) not in named]
     assert not missing, "README's map lacks: " + ", ".join(missing)
     gone = sorted(p for p in named if not (SRC / p).exists())
     assert not gone, "README names files that do not exist: " + ", ".join(gone)
+    # one row per file, in its own folder's table
+    tree = readme.split("### The tree", 1)[1].split("\n## ", 1)[0]
+    bad, folder = [], None
+    seen = {}
+    for line in tree.splitlines():
+        m = re.match(r"^\*\*`((?:src|workers)/[\w/]+/)`\*\*", line)
+        if m:
+            folder = m.group(1)
+        elif line.startswith("**"):
+            folder = None
+        m = re.match(r"^\| `((?:src|workers)/[\w/]+\.[ch])` \|", line)
+        if m:
+            path = m.group(1)
+            seen[path] = seen.get(path, 0) + 1
+            if folder is None or not path.startswith(folder) or "/" in path[len(folder):]:
+                bad.append(f"{path} (under {folder})")
+    bad += [f"{p} ({n} rows)" for p, n in sorted(seen.items()) if n > 1]
+    assert not bad, "README's map: rows out of place or repeated: " + ", ".join(bad)
