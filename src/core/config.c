@@ -238,6 +238,8 @@ static int read_listen_scalar(struct loader *ld, struct scope *sc, yaml_node_t *
 static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t index);
 static const char *validate_profile_name(char **value);
 static const char *validate_public_url(char **value);
+static const char *validate_node_name(char **value);
+static const char *validate_redis_address(char **value);
 static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index);
 static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index);
 static int check_key(struct loader *ld, struct scope *sc, void *items, size_t index);
@@ -387,6 +389,14 @@ static const struct conf_key config_keys[] = {
     {"auth.audience", CONF_STRING, C(auth_audience), 0, 0, NULL, 0, NULL},
     {"auth.default_ttl", CONF_DURATION, C(auth_default_ttl_ms), SECOND, 24 * HOUR, "5m", 0, NULL},
     {"auth.max_ttl", CONF_DURATION, C(auth_max_ttl_ms), SECOND, 7 * 24 * HOUR, "24h", 0, NULL},
+
+    {"cluster", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    /* not given: check_config takes the host name */
+    {"cluster.node_name", CONF_STRING, C(cluster_node_name), 0, 0, NULL, 0, validate_node_name},
+    {"cluster.redis", CONF_STRING, C(cluster_redis), 0, 0, NULL, 0, validate_redis_address},
+    {"cluster.redis_password_file", CONF_PATH, C(cluster_redis_password_file), 0, 0, NULL, 0, NULL},
+    {"cluster.postgres", CONF_STRING, C(cluster_postgres), 0, 0, NULL, 0, NULL},
+    {"cluster.postgres_password_file", CONF_PATH, C(cluster_postgres_password_file), 0, 0, NULL, 0, NULL},
 
     {"grpc", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"grpc.listen", CONF_MAPPING_LIST, C(grpc_listen), 1, 0, NULL, 0, NULL, .count_offset = C(grpc_listen_count),
@@ -1380,6 +1390,35 @@ static int check_profile(struct loader *ld, struct scope *sc, void *items, size_
     return 0;
 }
 
+/* Node names go into Redis keys and metrics labels: a plain word. */
+static const char *validate_node_name(char **value)
+{
+    size_t n = strlen(*value);
+
+    if (n == 0 || n > 64 || strspn(*value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
+    return NULL;
+}
+
+/* "unix:/absolute/path" or "HOST:PORT" ("[::1]:6379" for IPv6). */
+static const char *validate_redis_address(char **value)
+{
+    const char *s = *value, *colon;
+    char *end;
+    long port;
+
+    if (strncmp(s, "unix:", 5) == 0)
+        return s[5] == '/' ? NULL : "a unix socket must be an absolute path: unix:/path/to/redis.sock";
+    colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || (s[0] == '[' && colon[-1] != ']'))
+        return "must be unix:/path/to/redis.sock or HOST:PORT";
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535)
+        return "must be unix:/path/to/redis.sock or HOST:PORT (port 1..65535)";
+    return NULL;
+}
+
 /* "45s", "1m30s"-free forms: a duration, or a percentage "30%", or a
  * fraction "0.3" of the track. */
 static int parse_preview_start(const char *s, uint64_t *ms_r, int *permille_r)
@@ -1445,6 +1484,31 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
         return fail(ld, section_mark(sc, "auth"), "auth", "required: true needs a key: secret_file, public_key_file or keys");
     if (c->auth_max_ttl_ms < c->auth_default_ttl_ms)
         return fail(ld, section_mark(sc, "auth.max_ttl"), "auth.max_ttl", "must not be shorter than auth.default_ttl");
+    /* an engine named turns it on (a dump's section of nulls does not) */
+    c->cluster_enabled = c->cluster_redis != NULL || c->cluster_postgres != NULL;
+    if (c->cluster_enabled) {
+        /* both engines or neither: the realtime plane and the records */
+        if (c->cluster_redis == NULL)
+            return fail(ld, section_mark(sc, "cluster"), "cluster.redis",
+                        "is required in cluster mode (unix:/path/to/redis.sock or HOST:PORT)");
+        if (c->cluster_postgres == NULL)
+            return fail(ld, section_mark(sc, "cluster"), "cluster.postgres",
+                        "is required in cluster mode (a libpq connection string)");
+        if (c->cluster_node_name == NULL) {
+            char host[256];
+            char *name;
+
+            if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "talas");
+            host[sizeof(host) - 1] = '\0';
+            name = conf_printf(ld, "%.64s", host);
+            /* a host name with other characters: only what is allowed */
+            for (char *p = name; *p != '\0'; p++)
+                if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", *p) == NULL)
+                    *p = '-';
+            c->cluster_node_name = name;
+        }
+    }
     for (size_t i = 0; i < c->grpc_listen_count; i++)
         for (size_t j = 0; j < c->listen_count; j++)
             if (c->grpc_listen[i].port == c->listen[j].port && strcmp(c->grpc_listen[i].host, c->listen[j].host) == 0)

@@ -97,6 +97,15 @@ struct talas_config {
     uint64_t auth_default_ttl_ms; /* auth.default_ttl: minted URLs' lifetime, 1s..1d, default 5m */
     uint64_t auth_max_ttl_ms;     /* auth.max_ttl: the longest lifetime a caller may ask, default 1d */
 
+    /* cluster: several nodes sharing one realtime plane (Redis) and one
+     * record store (PostgreSQL); off when the section is not given */
+    int cluster_enabled;           /* cluster.redis or cluster.postgres was given */
+    char *cluster_node_name;       /* cluster.node_name: [A-Za-z0-9._-], 1..64; default the host name */
+    char *cluster_redis;           /* cluster.redis: "unix:/path/to/redis.sock" or "HOST:PORT" */
+    char *cluster_redis_password_file; /* cluster.redis_password_file: Redis AUTH password, first line */
+    char *cluster_postgres;        /* cluster.postgres: a libpq connection string */
+    char *cluster_postgres_password_file; /* cluster.postgres_password_file: its password, first line */
+
     /* grpc.listen: where GetStreamURL is served (none by default) */
     struct talas_config_listen *grpc_listen;
     size_t grpc_listen_count;

@@ -367,6 +367,17 @@ static const struct error_case error_cases[] = {
     {"library:\n  pathz: [x]\n", "t.yaml:2:3: library.pathz: unknown key"},
     {"listen:\n  - port: 80\n    tls: {cert: x}\n", "t.yaml:3:11: listen[0].tls.cert: unknown key"},
     {"library.paths: [x]\n", "t.yaml:1:1: library.paths: unknown key"},
+    /* cluster mode: both engines, addresses, names */
+    {BASE "cluster:\n  redis: \"127.0.0.1:6379\"\n", "t.yaml:8:3: cluster.postgres: is required in cluster mode (a libpq connection string)"},
+    {BASE "cluster:\n  postgres: \"dbname=talas\"\n", "t.yaml:8:3: cluster.redis: is required in cluster mode (unix:/path/to/redis.sock or HOST:PORT)"},
+    {BASE "cluster:\n  redis: unix:r.sock\n  postgres: dbname=talas\n",
+     "t.yaml:8:10: cluster.redis: a unix socket must be an absolute path: unix:/path/to/redis.sock"},
+    {BASE "cluster:\n  redis: \"127.0.0.1:0\"\n  postgres: dbname=talas\n",
+     "t.yaml:8:10: cluster.redis: must be unix:/path/to/redis.sock or HOST:PORT (port 1..65535)"},
+    {BASE "cluster:\n  redis: localhost\n  postgres: dbname=talas\n",
+     "t.yaml:8:10: cluster.redis: must be unix:/path/to/redis.sock or HOST:PORT"},
+    {BASE "cluster:\n  node_name: \"a b\"\n  redis: \"h:1\"\n  postgres: dbname=talas\n",
+     "t.yaml:8:14: cluster.node_name: must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
     /* tokens, gRPC, public URL */
     {BASE "auth:\n  required: true\n",
      "t.yaml:8:3: auth: required: true needs a key: secret_file, public_key_file or keys"},
@@ -582,6 +593,34 @@ static void test_transcode_keys(void **state)
     talas_config_free(c);
 }
 
+static void test_cluster_keys(void **state)
+{
+    struct talas_config *c = load_ok(BASE);
+    char host[256];
+
+    (void)state;
+    assert_false(c->cluster_enabled);
+    assert_null(c->cluster_redis);
+    talas_config_free(c);
+    c = load_ok(BASE "cluster:\n  node_name: node-a.1\n  redis: \"[::1]:6379\"\n"
+                     "  postgres: host=/run/postgresql dbname=talas\n  postgres_password_file: /etc/pg.pw\n");
+    assert_true(c->cluster_enabled);
+    assert_string_equal(c->cluster_node_name, "node-a.1");
+    assert_string_equal(c->cluster_redis, "[::1]:6379");
+    assert_string_equal(c->cluster_postgres, "host=/run/postgresql dbname=talas");
+    assert_string_equal(c->cluster_postgres_password_file, "/etc/pg.pw");
+    assert_null(c->cluster_redis_password_file);
+    talas_config_free(c);
+    /* the node's name defaults to the host's */
+    c = load_ok(BASE "cluster:\n  redis: unix:/run/redis/r.sock\n  postgres: dbname=talas\n");
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    host[64] = '\0';
+    assert_true(strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(host) ||
+                strcmp(c->cluster_node_name, host) == 0);
+    assert_true(strlen(c->cluster_node_name) >= 1 && strlen(c->cluster_node_name) <= 64);
+    talas_config_free(c);
+}
+
 static void test_errors(void **state)
 {
     size_t failed = 0;
@@ -728,6 +767,12 @@ static void test_dump(void **state)
                                  "  audience: ~\n"
                                  "  default_ttl: 5m\n"
                                  "  max_ttl: 24h\n"
+                                 "cluster:\n"
+                                 "  node_name: ~\n"
+                                 "  redis: ~\n"
+                                 "  redis_password_file: ~\n"
+                                 "  postgres: ~\n"
+                                 "  postgres_password_file: ~\n"
                                  "grpc:\n"
                                  "  listen: ~\n"
                                  "transcode:\n"
@@ -1000,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_transcode_keys),
+        cmocka_unit_test(test_cluster_keys),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_dump),
