@@ -6,6 +6,10 @@ server          one talas-master (2 workers) over that library, scanned,
 talas_server    a factory for tests that need their own server (supervision,
                 reloads, bad input); every server it made is killed at the
                 end of the test, pass or fail
+redis_server    a redis-server of the test's own, on a unix socket (cluster mode)
+postgres        a PostgreSQL 15 cluster of the session's own (initdb as the
+                postgres user, unix socket only)
+pg_database     a fresh database in it for one test: its libpq connection string
 """
 
 import sys
@@ -16,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import talas_fixtures as tf  # noqa: E402
+import cluster_fixtures as cf  # noqa: E402
 
 
 # Servers a test used, so that a failure report can show their error logs.
@@ -61,6 +66,35 @@ def talas_server(request, tmp_path):
     finally:
         for srv in made:
             srv.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    cf.require_engines()
+    srv = cf.RedisServer(tmp_path / "redis").start()
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    cf.require_engines()
+    srv = cf.PostgresServer().start()
+    try:
+        yield srv
+    finally:
+        srv.destroy()
+
+
+_databases = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def pg_database(postgres):
+    name = f"talas_{next(_databases)}"
+    return name, postgres.create_database(name)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,0 +1,148 @@
+"""Real Redis and PostgreSQL servers for the cluster-mode tests.
+
+Each is started by the test itself in a temp dir, on a unix socket in that
+dir and on no TCP port, and stopped at the end: no service of the machine
+is used. PostgreSQL refuses to run as root, so its dir belongs to the
+`postgres` user and its programs run through runuser(1).
+
+RedisServer(dir)         redis-server 7 with its log in DIR and its unix
+                         socket in a short temp dir; .address is what
+                         cluster.redis takes ("unix:/...")
+PostgresServer(dir)      a PostgreSQL 15 cluster made by initdb in DIR;
+                         .create_database(name) gives a libpq connection
+                         string for cluster.postgres
+cluster_yaml(...)        the cluster section of a node's talas.yaml
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import talas_fixtures as tf
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def require_engines():
+    tf.require_tool(REDIS_SERVER, "redis-server")
+    tf.require_tool(str(PG_BIN / "initdb"), "postgresql-15")
+
+
+class RedisServer:
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # a unix socket's path has at most 107 bytes: not under tmp_path
+        self.socket = Path(tempfile.mkdtemp(prefix="talas-redis-")) / "redis.sock"
+        self.proc = None
+
+    @property
+    def address(self):
+        return f"unix:{self.socket}"
+
+    def start(self, timeout=10):
+        if self.socket.exists():
+            self.socket.unlink()
+        self.log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        tf.wait_for(lambda: self.socket.exists() and self.cli("PING").strip() == "PONG", timeout,
+                    what="redis-server answering PING")
+        return self
+
+    def cli(self, *args, check=False):
+        cp = subprocess.run([REDIS_CLI, "-s", str(self.socket), *args], capture_output=True, text=True,
+                            timeout=10)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"redis-cli {args}: {cp.stderr}")
+        return cp.stdout
+
+    def kill(self):
+        """kill -9, as a crash: nothing is saved."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+def _postgres_ids():
+    pw = pwd.getpwnam("postgres")
+    return pw.pw_uid, pw.pw_gid
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own. DIR is made under /tmp (not under
+    pytest's tmp_path, whose parents the postgres user cannot enter)."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="talas-pg-"))
+        uid, gid = _postgres_ids()
+        os.chown(self.dir, uid, gid)
+        os.chmod(self.dir, 0o755)
+        self.data = self.dir / "data"
+        self.started = False
+        self._pg(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--locale=C.UTF-8"], timeout=120)
+
+    def _pg(self, argv, timeout=60, check=True, **kw):
+        cmd = ["runuser", "-u", "postgres", "--", str(PG_BIN / argv[0]), *argv[1:]]
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.dir, **kw)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}")
+        return cp
+
+    def start(self):
+        self._pg(["pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w", "-t", "60",
+                  "-o", f"-k {self.dir} -c listen_addresses='' -c fsync=off", "start"], timeout=90)
+        self.started = True
+        return self
+
+    def stop(self, mode="fast"):
+        if self.started:
+            self._pg(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"], timeout=90,
+                     check=False)
+            self.started = False
+
+    def destroy(self):
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def conninfo(self, dbname):
+        return f"host={self.dir} dbname={dbname} user=postgres"
+
+    def create_database(self, name):
+        self._pg(["createdb", "-h", str(self.dir), "-U", "postgres", name])
+        return self.conninfo(name)
+
+    def psql(self, dbname, sql):
+        """Runs SQL in DBNAME; returns its rows as lists of strings."""
+        cp = self._pg(["psql", "-h", str(self.dir), "-U", "postgres", "-d", dbname, "-X", "-A", "-t",
+                       "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        return [line.split("\t") for line in cp.stdout.splitlines() if line]
+
+
+def cluster_yaml(node_name, redis, postgres):
+    """The cluster section of a node's configuration."""
+    return (f"cluster:\n"
+            f"  node_name: {node_name}\n"
+            f"  redis: \"{redis}\"\n"
+            f"  postgres: \"{postgres}\"\n")
+
