@@ -364,6 +364,7 @@ int main(int argc, char **argv)
     if (check_runtime(m.conf, &error) != 0) {
         fprintf(stderr, "talas-master: %s\n", error);
         free(error);
+        free(m.worker_program);
         talas_config_free(m.conf);
         return 1;
     }
@@ -373,6 +374,8 @@ int main(int argc, char **argv)
     if (talas_log_open(m.conf->log_error) == -1) {
         fprintf(stderr, "talas-master: log.error: open(\"%s\") failed: %s\n", m.conf->log_error,
                 strerror(errno));
+        free(m.worker_program);
+        talas_config_free(m.conf);
         return 1;
     }
     talas_file_modes_check(m.conf);

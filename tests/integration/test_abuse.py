@@ -602,10 +602,17 @@ def test_transcodes_global_across_workers(talas_server, abuselib):
         for _ in range(8):
             assert_busy(srv, f"/stream/{ids['Long 3']}?profile=mp3", "transcode.max_concurrent")
         held.pop().close()
-        time.sleep(0.5)
-        s, status, _, _ = start_transcode(srv, f"/stream/{ids['Long 3']}?profile=mp3")
+        # the slot is free once its worker has seen the close: poll for it
+        # (a refusal is immediate and holds nothing)
+        deadline = time.monotonic() + 30
+        while True:
+            s, status, _, _ = start_transcode(srv, f"/stream/{ids['Long 3']}?profile=mp3")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            s.close()
+            time.sleep(0.1)
         held.append(s)
-        assert status == 200
+        assert status == 200, "the slot of the closed transcode was never given back"
     finally:
         for s in held:
             s.close()
