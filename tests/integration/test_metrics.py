@@ -195,6 +195,10 @@ def test_websocket_gauge_and_events(msrv):
         assert value(samples, "talas_ws_connections") == 1, f"worker {pid}"
         assert value(samples, "talas_ws_events_in_total") >= value(before, "talas_ws_events_in_total") + 1
         assert value(samples, "talas_ws_events_out_total") >= value(before, "talas_ws_events_out_total") + 1
+    after = scrape(msrv)
+    # the upgrade is a request of the ws route, answered 101
+    assert value(after, "talas_http_requests_total", route="ws", status="1xx") >= \
+        value(before, "talas_http_requests_total", route="ws", status="1xx") + 1
     # closed: the server lets go of it once the close handshake is done
     tf.wait_for(lambda: value(scrape(msrv), "talas_ws_connections") == 0, 10,
                 what="talas_ws_connections back to 0")
