@@ -258,3 +258,21 @@ def test_bad_allow_entry_names_file_line_and_key(tmp_path, library_dir):
     assert cp.returncode == 1
     assert re.search(r"talas\.yaml:\d+:\d+: metrics\.allow(\[1\])?: must be an address or a network",
                      cp.stderr), cp.stderr
+
+
+def test_reload_keeps_the_counters(msrv):
+    tid = msrv.ids["Sine MP3"]
+    for _ in range(5):
+        assert tf.http_request(msrv.host, msrv.port, "GET", f"/stream/{tid}")[0] == 200
+    before = counters(scrape(msrv))
+    gen = msrv.health()["generation"]
+    old = msrv.worker_pids()
+    msrv.reload()
+    tf.wait_for(lambda: msrv.health()["generation"] != gen, 20, what="the new generation serving")
+    # the old generation retires: its slots are freed, its counts stay
+    tf.wait_for(lambda: not set(old) & set(msrv.worker_pids()), 20, what="the old workers gone")
+    tf.wait_for(lambda: value(scrape(msrv), "talas_workers") == 2, 10, what="two workers counting")
+    for pid, samples in scrapes_of_every_worker(msrv).items():
+        after = counters(samples)
+        went_back = {k: (before[k], after.get(k)) for k in before if after.get(k, -1) < before[k]}
+        assert not went_back, f"counters went backwards over a reload (scrape by {pid}): {went_back}"
