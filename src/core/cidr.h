@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 
 struct talas_cidr {
-    int family;              /* AF_INET or AF_INET6 */
-    unsigned char addr[16];  /* network byte order; 4 bytes for AF_INET */
-    unsigned bits;           /* prefix length */
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order; 4 bytes for AF_INET */
+    unsigned bits;          /* prefix length */
 };
 
 /* Parses S, an address with an optional "/BITS" (without it: the address

@@ -61,8 +61,8 @@ static const struct dimension status_dim = {"status", status_values, TALAS_STATU
 struct family {
     const char *name;
     enum family_type type;
-    const char *help; /* one line, no backslash */
-    size_t offset;    /* of the first value in struct talas_metrics_slot */
+    const char *help;                /* one line, no backslash */
+    size_t offset;                   /* of the first value in struct talas_metrics_slot */
     const struct dimension *dims[2]; /* NULL when fewer */
     uint64_t scale;                  /* 1: counts; 1000000: microseconds written as seconds */
     size_t sum_offset;               /* histograms: the per-label sums, in microseconds */
@@ -73,37 +73,91 @@ struct family {
 
 static const struct family families[] = {
     {"talas_build_info", FAMILY_INFO, "The version of Talas serving; always 1.", 0, {NULL, NULL}, 1, 0},
-    {"talas_workers", FAMILY_GAUGE, "Worker processes counting into these figures.", S(in_use), {NULL, NULL}, 1,
+    {"talas_workers",
+     FAMILY_GAUGE,
+     "Worker processes counting into these figures.",
+     S(in_use),
+     {NULL, NULL},
+     1,
      0},
-    {"talas_http_requests_total", FAMILY_COUNTER, "HTTP requests answered, by route and status class.",
-     S(count.http_requests), {&route_dim, &status_dim}, 1, 0},
-    {"talas_http_first_byte_seconds", FAMILY_HISTOGRAM,
-     "Time from the start of a request to the start of its response's headers.", S(count.http_first_byte),
-     {&route_dim, NULL}, US, S(count.http_first_byte_us)},
-    {"talas_cache_hits_total", FAMILY_COUNTER, "Transcode cache chunk look-ups that found the chunk.",
-     S(count.cache_hits), {NULL, NULL}, 1, 0},
-    {"talas_cache_misses_total", FAMILY_COUNTER, "Transcode cache chunk look-ups that had to wait for an encode.",
-     S(count.cache_misses), {NULL, NULL}, 1, 0},
-    {"talas_encodes_running", FAMILY_GAUGE, "Chunk encodes running on the encoder threads.",
-     S(gauge.encodes_running), {NULL, NULL}, 1, 0},
-    {"talas_encoded_seconds_total", FAMILY_COUNTER, "Seconds of audio encoded.", S(count.encoded_us),
-     {NULL, NULL}, US, 0},
-    {"talas_encode_cpu_seconds_total", FAMILY_COUNTER,
+    {"talas_http_requests_total",
+     FAMILY_COUNTER,
+     "HTTP requests answered, by route and status class.",
+     S(count.http_requests),
+     {&route_dim, &status_dim},
+     1,
+     0},
+    {"talas_http_first_byte_seconds",
+     FAMILY_HISTOGRAM,
+     "Time from the start of a request to the start of its response's headers.",
+     S(count.http_first_byte),
+     {&route_dim, NULL},
+     US,
+     S(count.http_first_byte_us)},
+    {"talas_cache_hits_total",
+     FAMILY_COUNTER,
+     "Transcode cache chunk look-ups that found the chunk.",
+     S(count.cache_hits),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_cache_misses_total",
+     FAMILY_COUNTER,
+     "Transcode cache chunk look-ups that had to wait for an encode.",
+     S(count.cache_misses),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_encodes_running",
+     FAMILY_GAUGE,
+     "Chunk encodes running on the encoder threads.",
+     S(gauge.encodes_running),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_encoded_seconds_total",
+     FAMILY_COUNTER,
+     "Seconds of audio encoded.",
+     S(count.encoded_us),
+     {NULL, NULL},
+     US,
+     0},
+    {"talas_encode_cpu_seconds_total",
+     FAMILY_COUNTER,
      "CPU seconds the encoder threads spent encoding (speed: encoded seconds over these).",
-     S(count.encode_cpu_us), {NULL, NULL}, US, 0},
-    {"talas_ws_connections", FAMILY_GAUGE, "Open WebSocket connections on /api/ws.", S(gauge.ws_connections),
-     {NULL, NULL}, 1, 0},
-    {"talas_ws_events_in_total", FAMILY_COUNTER, "WebSocket commands received.", S(count.ws_events_in),
-     {NULL, NULL}, 1, 0},
-    {"talas_ws_events_out_total", FAMILY_COUNTER, "WebSocket events and answers delivered.",
-     S(count.ws_events_out), {NULL, NULL}, 1, 0},
+     S(count.encode_cpu_us),
+     {NULL, NULL},
+     US,
+     0},
+    {"talas_ws_connections",
+     FAMILY_GAUGE,
+     "Open WebSocket connections on /api/ws.",
+     S(gauge.ws_connections),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_ws_events_in_total",
+     FAMILY_COUNTER,
+     "WebSocket commands received.",
+     S(count.ws_events_in),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_ws_events_out_total",
+     FAMILY_COUNTER,
+     "WebSocket events and answers delivered.",
+     S(count.ws_events_out),
+     {NULL, NULL},
+     1,
+     0},
 };
 
 /* ---------------------------------------------------------- the segment */
 
 size_t talas_metrics_size(void)
 {
-    return sizeof(struct talas_metrics_header) + (size_t)TALAS_METRICS_SLOTS * sizeof(struct talas_metrics_slot);
+    return sizeof(struct talas_metrics_header) +
+           (size_t)TALAS_METRICS_SLOTS * sizeof(struct talas_metrics_slot);
 }
 
 void talas_metrics_init(void *mem)
@@ -156,8 +210,8 @@ int talas_metrics_map(int fd, struct talas_metrics_header **hdr_r, char **error_
         return -1;
     }
     if (st.st_size != (off_t)talas_metrics_size()) {
-        *error_r = xasprintf("the metrics memfd holds %lld bytes, not the %zu of this build", (long long)st.st_size,
-                             talas_metrics_size());
+        *error_r = xasprintf("the metrics memfd holds %lld bytes, not the %zu of this build",
+                             (long long)st.st_size, talas_metrics_size());
         return -1;
     }
     if ((mem = mmap(NULL, talas_metrics_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
@@ -167,9 +221,10 @@ int talas_metrics_map(int fd, struct talas_metrics_header **hdr_r, char **error_
     hdr = mem;
     if (hdr->magic != TALAS_METRICS_MAGIC || hdr->version != TALAS_METRICS_VERSION ||
         hdr->slot_size != sizeof(struct talas_metrics_slot) || hdr->slot_count != TALAS_METRICS_SLOTS) {
-        *error_r = xasprintf("the metrics memfd is not of this build (version %u, slots of %u bytes; "
-                             "this build: version %u, %zu bytes)",
-                             hdr->version, hdr->slot_size, TALAS_METRICS_VERSION, sizeof(struct talas_metrics_slot));
+        *error_r =
+            xasprintf("the metrics memfd is not of this build (version %u, slots of %u bytes; "
+                      "this build: version %u, %zu bytes)",
+                      hdr->version, hdr->slot_size, TALAS_METRICS_VERSION, sizeof(struct talas_metrics_slot));
         munmap(mem, talas_metrics_size());
         return -1;
     }

@@ -112,8 +112,8 @@ struct talas_metrics_slot {
 struct talas_metrics_header {
     uint32_t magic;
     uint32_t version;
-    uint32_t slot_size;  /* sizeof(struct talas_metrics_slot) */
-    uint32_t slot_count; /* TALAS_METRICS_SLOTS */
+    uint32_t slot_size;          /* sizeof(struct talas_metrics_slot) */
+    uint32_t slot_count;         /* TALAS_METRICS_SLOTS */
     _Atomic uint32_t high_water; /* slots ever claimed: a sum reads no further */
     uint32_t pad[11];            /* slots start on a cache line */
 };

@@ -170,10 +170,18 @@ static void test_histogram_cumulative(void **state)
 static void test_families_once(void **state)
 {
     static const char *const names[] = {
-        "talas_build_info",         "talas_workers",          "talas_http_requests_total",
-        "talas_http_first_byte_seconds", "talas_cache_hits_total", "talas_cache_misses_total",
-        "talas_encodes_running",    "talas_encoded_seconds_total", "talas_encode_cpu_seconds_total",
-        "talas_ws_connections",     "talas_ws_events_in_total", "talas_ws_events_out_total",
+        "talas_build_info",
+        "talas_workers",
+        "talas_http_requests_total",
+        "talas_http_first_byte_seconds",
+        "talas_cache_hits_total",
+        "talas_cache_misses_total",
+        "talas_encodes_running",
+        "talas_encoded_seconds_total",
+        "talas_encode_cpu_seconds_total",
+        "talas_ws_connections",
+        "talas_ws_events_in_total",
+        "talas_ws_events_out_total",
     };
     struct talas_metrics_slot sum;
     char *text, line[128];
