@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -232,6 +233,7 @@ struct loader {
 
 static const char *validate_host(char **value);
 static const char *validate_extension(char **value);
+static const char *validate_cidr(char **value);
 static int parse_log_level(const char *s, int *value_r);
 static void default_workers(void *field);
 static int read_listen_scalar(struct loader *ld, struct scope *sc, yaml_node_t *node);
@@ -476,6 +478,11 @@ static const struct conf_key config_keys[] = {
     {"ws.max_connections_per_user", CONF_INT, C(ws_max_connections_per_user), 0, 1000000, "16", 0, NULL},
     {"ws.max_connections_per_address", CONF_INT, C(ws_max_connections_per_address), 0, 1000000, "64", 0, NULL},
     {"ws.user_rate_limit", CONF_INT, C(ws_user_rate_limit), 0, 1000000, "300", 0, NULL},
+
+    {"metrics", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"metrics.enabled", CONF_BOOL, C(metrics_enabled), 0, 0, "true", 0, NULL},
+    {"metrics.allow", CONF_STRING_LIST, C(metrics_allow), 1, 0, "127.0.0.0/8 ::1", 0, validate_cidr,
+     .count_offset = C(metrics_allow_count)},
 
     {"control", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* default: pid_file with ".sock" for ".pid", else in storage.path (check_config) */
@@ -1147,6 +1154,15 @@ static const char *validate_host(char **value)
     if (*s == '\0' ||
         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:%") != strlen(s))
         return "must be a host name or an address such as 127.0.0.1 or ::1";
+    return NULL;
+}
+
+static const char *validate_cidr(char **value)
+{
+    struct talas_cidr c;
+
+    if (talas_cidr_parse(*value, &c) != 0)
+        return "must be an address or a network such as 127.0.0.1, 10.0.0.0/8 or ::1";
     return NULL;
 }
 

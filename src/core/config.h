@@ -194,6 +194,12 @@ struct talas_config {
     int ws_user_rate_limit;             /* ws.user_rate_limit: commands per ws.rate_limit_window of one user
                                            (or address) on one worker, 0 (no limit)..1000000, default 300 */
 
+    /* metrics: GET /metrics (workers/http/http_metrics.c) */
+    int metrics_enabled;       /* metrics.enabled: default true; false: a 404 like any unknown path */
+    char **metrics_allow;      /* metrics.allow: addresses or networks (core/cidr.h) that may scrape,
+                                  default 127.0.0.0/8 and ::1; others get 403 */
+    size_t metrics_allow_count;
+
     /* control: the master's control socket (talasctl; master_ctl.c) */
     char *control_socket; /* control.socket: default pid_file with .sock for .pid, else
                              storage.path/talas.sock; never NULL once loaded */

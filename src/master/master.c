@@ -8,7 +8,8 @@
  * waits on the writer lock); find the worker program (talas-worker); read
  * the configuration; check the storage read-only; open the listening
  * sockets (before daemonizing, so errors reach the terminal); write the pid
- * file; start the library scanner and the workers; then poll the
+ * file; create the metrics segment (core/metrics.h); start the library
+ * scanner and the workers; then poll the
  * self-pipe (signals) and the status pipe (worker readiness).
  *
  * Each generation keeps the exact text of its configuration
@@ -323,7 +324,7 @@ int main(int argc, char **argv)
     /* before anything can open the storage: a write here aborts */
     talas_storage_forbid_writes();
     memset(&m, 0, sizeof(m));
-    m.conf_fd = m.prev_conf_fd = m.start_dir_fd = -1;
+    m.conf_fd = m.prev_conf_fd = m.start_dir_fd = m.metrics_fd = -1;
     m.config_file = file;
     talas_log_set_role("master");
     if (load_config(&m, file, &m.conf, test ? NULL : &m.conf_fd, &error) != 0) {
@@ -409,6 +410,10 @@ int main(int argc, char **argv)
         fatal("pipe2() failed: %s", strerror(errno));
     /* workers write to it with plain blocking writes of a few bytes */
     fcntl(m.notify_fd[1], F_SETFL, 0);
+    /* before the first worker, for as long as the master lives: counters
+     * must not go back on a respawn or a reload */
+    if (talas_metrics_create(&m.metrics_fd, &m.metrics, &error) != 0)
+        fatal("metrics: %s", error);
 
     log_info("talas-master %s starting with %d worker(s), configuration \"%s\", worker program \"%s\"",
              PACKAGE_VERSION, m.conf->workers, m.conf->file, m.worker_program);

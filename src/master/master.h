@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "core/ipc.h"
+#include "core/metrics.h"
 #include "master/listen.h"
 
 enum talas_child_kind { TALAS_CHILD_WORKER, TALAS_CHILD_SCANNER };
@@ -36,6 +37,7 @@ struct talas_child {
     pid_t *release_pids;        /* workers: dead workers whose encode claims it was told to
                                    release (malloc'd); given back if it dies before ready */
     size_t release_count;
+    int metrics_slot; /* workers: its slot of the metrics segment, -1 for none */
 };
 
 /* A worker slot of the current generation. */
@@ -72,6 +74,11 @@ struct talas_master {
     struct talas_slot *slots; /* conf->workers entries */
 
     int notify_fd[2]; /* workers write a talas_worker_ready_msg when ready */
+
+    /* The node's figures (core/metrics.h): created once at start, kept
+     * across reloads; each worker gets the fd and a slot of its own. */
+    int metrics_fd;
+    struct talas_metrics_header *metrics;
 
     int scan_pending; /* start a scanner as soon as none runs */
 

@@ -11,7 +11,8 @@
  * (workers/worker/main.c) with, on its command line, its slot, generation,
  * the numbers of the descriptors it inherits (its listening sockets, the
  * status pipe, its IPC socketpair, the memfd of its generation's
- * configuration text: master_conf.c) and the pids of the workers that died
+ * configuration text: master_conf.c, the metrics memfd with the slot it
+ * counts in: core/metrics.h) and the pids of the workers that died
  * since the last one started. Those descriptors alone lose FD_CLOEXEC, in
  * the child only. If the exec fails the child logs why and exits 2.
  *
@@ -54,7 +55,7 @@
 #include "scan/scan.h"
 #include "store/storage.h"
 
-static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind kind, int slot)
+static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind kind, int slot, int metrics_slot)
 {
     struct talas_child *c;
 
@@ -67,6 +68,7 @@ static void child_add(struct talas_master *m, pid_t pid, enum talas_child_kind k
     c->pid = pid;
     c->kind = kind;
     c->slot = slot;
+    c->metrics_slot = metrics_slot;
     c->generation = m->generation;
     c->started_ms = talas_now_ms();
 }
@@ -150,9 +152,10 @@ static char *join_ints(const int *v, size_t n)
 
 /* The worker's command line (workers/worker/main.c), built before fork:
  * the child allocates nothing. Free with free_argv. */
-static char **worker_argv(struct talas_master *m, int slot, const int *fds, size_t nfds, int ipc_fd)
+static char **worker_argv(struct talas_master *m, int slot, const int *fds, size_t nfds, int ipc_fd,
+                          int metrics_slot)
 {
-    char **argv = xcalloc(24, sizeof(*argv));
+    char **argv = xcalloc(28, sizeof(*argv));
     size_t n = 0;
 
     argv[n++] = xstrdup("talas-worker");
@@ -170,6 +173,10 @@ static char **worker_argv(struct talas_master *m, int slot, const int *fds, size
     argv[n++] = xasprintf("%d", m->notify_fd[1]);
     argv[n++] = xstrdup("--ipc-fd");
     argv[n++] = xasprintf("%d", ipc_fd);
+    argv[n++] = xstrdup("--metrics-fd");
+    argv[n++] = xasprintf("%d", m->metrics_fd);
+    argv[n++] = xstrdup("--metrics-slot");
+    argv[n++] = xasprintf("%d", metrics_slot);
     if (m->release_count > 0) {
         int *pids = xcalloc(m->release_count, sizeof(int));
         for (size_t i = 0; i < m->release_count; i++)
@@ -207,12 +214,18 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
     int ipc[2] = {-1, -1};
     char **argv;
     pid_t pid;
+    int metrics_slot;
 
     talas_listen_set_fds(m->listen, m->conf, slot, fds);
+    /* its own slot, taken back when it is reaped; without one it counts
+     * where no scrape sees it */
+    if ((metrics_slot = talas_metrics_claim(m->metrics, 0)) == -1)
+        log_warn("worker %d: all %d metrics slots are taken: its figures are left out of /metrics", slot,
+                 TALAS_METRICS_SLOTS);
     /* without its channel a worker still serves HTTP; realtime events
      * then stay on that worker */
     talas_master_ipc_pair(ipc);
-    argv = worker_argv(m, slot, fds, nfds, ipc[1]);
+    argv = worker_argv(m, slot, fds, nfds, ipc[1], metrics_slot);
     if ((pid = fork_child(m, "worker")) == 0) {
         if (ipc[0] != -1)
             close(ipc[0]);
@@ -225,6 +238,7 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
         pass_fd(m->notify_fd[1]);
         pass_fd(ipc[1]);
         pass_fd(m->conf_fd);
+        pass_fd(m->metrics_fd);
         /* relative paths in the configuration mean what they meant to the
          * master when it parsed the same text */
         if (m->start_dir_fd != -1 && fchdir(m->start_dir_fd) == -1)
@@ -242,10 +256,14 @@ void talas_master_spawn_worker(struct talas_master *m, int slot)
     if (pid == -1) {
         if (ipc[0] != -1)
             close(ipc[0]);
+        talas_metrics_release(m->metrics, metrics_slot);
         m->slots[slot].respawn_at = talas_now_ms() + 1000;
         return;
     }
-    child_add(m, pid, TALAS_CHILD_WORKER, slot);
+    if (metrics_slot != -1)
+        atomic_store_explicit(&talas_metrics_slot(m->metrics, (unsigned)metrics_slot)->pid, (uint64_t)pid,
+                              memory_order_relaxed);
+    child_add(m, pid, TALAS_CHILD_WORKER, slot, metrics_slot);
     if (ipc[0] != -1)
         talas_master_ipc_attach(&m->children[m->child_count - 1], ipc[0]);
     /* the new worker releases them; they come back if it dies unready */
@@ -297,7 +315,7 @@ void talas_master_spawn_scanner(struct talas_master *m)
         m->scan_pending = 1;
         return;
     }
-    child_add(m, pid, TALAS_CHILD_SCANNER, -1);
+    child_add(m, pid, TALAS_CHILD_SCANNER, -1, -1);
     log_info("started library scan (pid %d)", (int)pid);
 }
 
@@ -384,6 +402,9 @@ void talas_master_reap(struct talas_master *m)
         } else {
             log_warn("worker %d (pid %d, generation %u) %s while stopping", c->slot, (int)pid, c->generation, how);
         }
+        /* its gauges go with it; its counters stay in the sum */
+        if (c->kind == TALAS_CHILD_WORKER)
+            talas_metrics_release(m->metrics, c->metrics_slot);
         talas_master_ipc_detach(m, c);
         child_remove(m, c);
     }

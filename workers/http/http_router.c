@@ -1,7 +1,9 @@
 /*
  * http_router.c - the one h2o handler of a worker; dispatches by path.
  *
- * Entry points: talas_router_register, talas_router_dispatch. Every route
+ * Entry points: talas_router_register, talas_router_dispatch,
+ * talas_router_route (the route label of /metrics, beside the dispatch it
+ * must agree with). Every route
  * function gets the worker's context (worker_ctx.h) as its first argument:
  * the router's h2o handler holds the pointer. Routing uses h2o's normalised path
  * (percent-decoded, dot-segments resolved), so "/stream/../x" never reaches
@@ -13,6 +15,7 @@
 #include "http/http_response.h"
 #include "http/http_router.h"
 #include "http/http_hls.h"
+#include "http/http_metrics.h"
 #include "http/http_peaks.h"
 #include "http/http_playlists.h"
 #include "http/http_session.h"
@@ -95,8 +98,31 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_users_settings_serve(ctx, req, path.base + at, path.len - at - 9);
     if (has_prefix(path, "/api/playlists/", &at))
         return talas_playlists_get(ctx, req, path.base + at, path.len - at);
+    if (is_path(path, "/metrics"))
+        return talas_metrics_serve(ctx, req);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
+}
+
+enum talas_metrics_route talas_router_route(h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    size_t at;
+
+    if (has_prefix(path, "/stream/", &at))
+        return talas_transcode_requested(req) ? TALAS_ROUTE_TRANSCODE : TALAS_ROUTE_STREAM;
+    if (has_prefix(path, "/hls/", &at))
+        return TALAS_ROUTE_HLS;
+    if (has_prefix(path, "/preview/", &at))
+        return TALAS_ROUTE_PREVIEW;
+    if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 6 &&
+        memcmp(path.base + path.len - 6, "/peaks", 6) == 0)
+        return TALAS_ROUTE_PEAKS;
+    if (is_path(path, "/api/ws"))
+        return TALAS_ROUTE_WS;
+    if (is_path(path, "/api") || has_prefix(path, "/api/", &at))
+        return TALAS_ROUTE_API;
+    return TALAS_ROUTE_OTHER;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -11,6 +11,7 @@
  *   /api/ws/stats, /api/events, /api/analytics/{tracks,users}/{id}
  *                        http_realtime.c
  *   /api/playlists/{id}  http_playlists.c
+ *   /metrics             http_metrics.c
  *
  * Anything else is a JSON 404.
  */
@@ -19,6 +20,7 @@
 
 #include <h2o.h>
 
+#include "core/metrics.h"
 #include "worker/worker_ctx.h"
 
 /* Installs the router as the handler of PATHCONF. CTX is borrowed, not
@@ -30,5 +32,9 @@ void talas_router_register(h2o_pathconf_t *pathconf, const struct talas_worker_c
  * route matches); returns what the route returns (0). The h2o handler's
  * on_req, exposed so that a test can route a request of its own. */
 int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req);
+
+/* The route label REQ counts under in talas_http_* (core/metrics.h), by
+ * the same paths as the dispatch. */
+enum talas_metrics_route talas_router_route(h2o_req_t *req);
 
 #endif

@@ -14,7 +14,10 @@
  * pool's completion callback. Every waiter gets the same outcome: a
  * reference to the job's buffer, or to one view of the map once a watched
  * chunk is stored (chunk.c reads the cache). Counters are kept on the loop
- * and flushed to the cache's stats once a second.
+ * and flushed to the cache's stats once a second; the node's figures
+ * (/metrics: hits, misses, encodes running, audio encoded and the encoder's
+ * CPU time) are counted at once in the worker's metrics slot, from the
+ * loop and from the pool threads alike.
  *
  * Logs: failed encodes and cache writes (error), incomplete sources (warn).
  */
@@ -79,6 +82,7 @@ static struct {
     h2o_timeout_t watch_timeout, flush_timeout;
     h2o_timeout_entry_t watch_entry, flush_entry;
     struct talas_cache_stats delta;
+    struct talas_metrics_slot *metrics; /* relaxed atomics: the pool threads count too */
     uint64_t segment_delta[2]; /* HLS segments: from the cache, encoded */
     struct measure_slot measures[MEASURE_SLOTS];
     uint64_t measure_clock;
@@ -111,23 +115,40 @@ static void notify(struct talas_supply *sup, enum talas_chunk_status status, str
 
 /* -------------------------------------------------------------- encodes */
 
+static uint64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Runs on a pool thread. */
 static void job_work(void *arg)
 {
     struct talas_supply *sup = arg;
     struct talas_buf out = {0};
     uint32_t *frame_sizes = NULL;
-    uint64_t t0 = talas_now_ms();
+    uint64_t t0 = talas_now_ms(), cpu0;
     int rc;
 
     if (sup->cancel) {
         sup->result = TALAS_TRANSCODE_CANCELLED;
         goto release;
     }
+    talas_metrics_add(&s.metrics->gauge.encodes_running, 1);
+    cpu0 = thread_cpu_us();
     rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index, &sup->cancel,
                                &out, &frame_sizes, &sup->error);
+    talas_metrics_add(&s.metrics->count.encode_cpu_us, thread_cpu_us() - cpu0);
+    talas_metrics_sub(&s.metrics->gauge.encodes_running, 1);
     sup->encode_ms = talas_now_ms() - t0;
     sup->result = rc;
+    if ((rc == 0 || rc == TALAS_TRANSCODE_INCOMPLETE) && sup->src.profile.sample_rate > 0)
+        talas_metrics_add(&s.metrics->count.encoded_us,
+                          (uint64_t)talas_layout_chunk_frame_count(&sup->src.layout, sup->index) *
+                              sup->src.layout.frame_samples * 1000000 / sup->src.profile.sample_rate);
     if (rc == 0 || rc == TALAS_TRANSCODE_INCOMPLETE) {
         sup->chunk = talas__chunk_encoded(out.data, out.len, frame_sizes,
                                           talas_layout_chunk_frame_count(&sup->src.layout, sup->index));
@@ -290,6 +311,7 @@ static int from_cache(const struct talas_transcode_source *src, uint32_t index, 
         return -1;
     if (flags & TALAS_CHUNK_COUNT) {
         s.delta.hits++;
+        talas_metrics_add(&s.metrics->count.cache_hits, 1);
         talas_chunk_touch(&src->key);
     }
     w->cb(w, TALAS_CHUNK_OK, chunk);
@@ -320,8 +342,10 @@ void talas_chunk_get(const struct talas_transcode_source *src, uint32_t index, u
         w->cb(w, TALAS_CHUNK_MISSING, NULL);
         return;
     }
-    if (flags & TALAS_CHUNK_COUNT)
+    if (flags & TALAS_CHUNK_COUNT) {
         s.delta.misses++;
+        talas_metrics_add(&s.metrics->count.cache_misses, 1);
+    }
     if ((sup = find_supply(&src->key, index)) != NULL) {
         attach(sup, w);
         return;
@@ -561,6 +585,7 @@ void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx)
     av_log_set_callback(av_log_to_error_log);
     s.loop = ctx->loop;
     s.pool = ctx->pool;
+    s.metrics = talas_worker_ctx_metrics(ctx);
     s.st = ctx->storage;
     s.limits.max_size = ctx->conf->cache_max_size;
     talas_chunk_init(ctx->storage);

@@ -103,6 +103,7 @@ void talas__ws_received(void)
 {
     hub.mine.messages_received++;
     hub.mine_dirty = 1;
+    talas_metrics_add(&talas_worker_ctx_metrics(hub.ctx)->count.ws_events_in, 1);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -150,6 +151,7 @@ struct talas__ws_conn *talas__ws_conn_new(void)
         hub.head->prev = c;
     hub.head = c;
     hub.count++;
+    talas_metrics_add(&talas_worker_ctx_metrics(hub.ctx)->gauge.ws_connections, 1);
     hub.mine.total_connections++;
     hub.mine.current_connections = (uint32_t)hub.count;
     hub.mine_dirty = 1;
@@ -177,6 +179,7 @@ void talas__ws_conn_free(struct talas__ws_conn *c)
         }
     }
     hub.count--;
+    talas_metrics_sub(&talas_worker_ctx_metrics(hub.ctx)->gauge.ws_connections, 1);
     hub.mine.current_connections = (uint32_t)hub.count;
     hub.mine_dirty = 1;
     if (c->identity != NULL)
@@ -232,6 +235,7 @@ static void count_sent(void)
 {
     hub.mine.messages_sent++;
     hub.mine_dirty = 1;
+    talas_metrics_add(&talas_worker_ctx_metrics(hub.ctx)->count.ws_events_out, 1);
 }
 
 void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason)

@@ -5,6 +5,7 @@
  *
  *   talas-worker --config-fd FD --config-name FILE --slot N --generation G
  *                --listen-fds FD[,FD...] --notify-fd FD --ipc-fd FD
+ *                [--metrics-fd FD --metrics-slot N]
  *                [--release-claims-of PID[,PID...]] [--detached]
  *
  * It is not meant to be run by hand: every descriptor named is one the
@@ -17,7 +18,9 @@
  * released before this worker serves (worker.c), since the master itself
  * never writes to LMDB. --detached: the master runs detached, so after
  * parsing (relative paths resolve in the directory the master started in)
- * the worker moves to "/" as the master did.
+ * the worker moves to "/" as the master did. --metrics-fd is the master's
+ * metrics memfd and --metrics-slot the slot this worker counts in
+ * (core/metrics.h; -1: none free).
  *
  * main() builds struct talas_worker_args and calls talas_worker_main
  * (worker.c), which never returns.
@@ -131,7 +134,8 @@ int main(int argc, char **argv)
         {"slot", required_argument, NULL, 's'},       {"generation", required_argument, NULL, 'g'},
         {"listen-fds", required_argument, NULL, 'l'}, {"notify-fd", required_argument, NULL, 'N'},
         {"ipc-fd", required_argument, NULL, 'i'},     {"release-claims-of", required_argument, NULL, 'r'},
-        {"detached", no_argument, NULL, 'd'},         {NULL, 0, NULL, 0},
+        {"detached", no_argument, NULL, 'd'},         {"metrics-fd", required_argument, NULL, 'm'},
+        {"metrics-slot", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0},
     };
     struct talas_worker_args args;
     struct talas_config *conf;
@@ -143,7 +147,7 @@ int main(int argc, char **argv)
 
     memset(&args, 0, sizeof(args));
     args.slot = -1;
-    args.notify_fd = args.ipc_fd = -1;
+    args.notify_fd = args.ipc_fd = args.metrics_fd = args.metrics_slot = -1;
     talas_log_set_role("worker");
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -181,6 +185,12 @@ int main(int argc, char **argv)
         }
         case 'd':
             detached = 1;
+            break;
+        case 'm':
+            args.metrics_fd = parse_fd("--metrics-fd", optarg);
+            break;
+        case 'M':
+            args.metrics_slot = (int)parse_num("--metrics-slot", optarg, -1, INT_MAX);
             break;
         default:
             usage("unknown option");

@@ -36,6 +36,7 @@
 #include "core/daemon.h"
 #include "grpc/grpc_server.h"
 #include "http/http_limits.h"
+#include "http/http_metrics.h"
 #include "media/peaks_jobs.h"
 #include "http/http_router.h"
 #include "http/http_session.h"
@@ -203,6 +204,7 @@ static void register_path(h2o_hostconf_t *hostconf, const char *path)
     /* the context is filled in later, before the first request */
     talas_router_register(pathconf, &wctx);
     add_access_log(pathconf);
+    talas_metrics_http_register(pathconf, &wctx);
 }
 
 static void setup_h2o(void)
@@ -224,13 +226,14 @@ static void setup_h2o(void)
         /* the application's routes go to the router; everything else is a
          * static file of the web player */
         static const char *index_files[] = {"index.html", NULL};
-        static const char *const routed[] = {"/api", "/stream", "/preview", "/hls"};
+        static const char *const routed[] = {"/api", "/stream", "/preview", "/hls", "/metrics"};
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
             register_path(hostconf, routed[i]);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
         talas_limits_register(pathconf, w.conf);
         h2o_file_register(pathconf, w.conf->http_www_root, index_files, NULL, 0);
         add_access_log(pathconf);
+        talas_metrics_http_register(pathconf, &wctx);
     } else {
         register_path(hostconf, "/");
     }
@@ -293,6 +296,34 @@ static void release_dead_claims(const struct talas_worker_args *args)
         log_info("released %zu stale encode claim(s) of dead processes", n);
 }
 
+/* The slot this worker counts in: its own of the master's segment, else
+ * memory of its own that no scrape sees (logged). */
+static void map_metrics(const struct talas_worker_args *args)
+{
+    struct talas_metrics_header *hdr = NULL;
+    char *error;
+
+    if (args->metrics_fd != -1) {
+        if (talas_metrics_map(args->metrics_fd, &hdr, &error) != 0) {
+            log_error("metrics: %s; /metrics answers 503", error);
+            free(error);
+            hdr = NULL;
+        }
+        close(args->metrics_fd);
+    }
+    wctx.metrics_node = hdr;
+    if (hdr != NULL && args->metrics_slot >= 0 && (unsigned)args->metrics_slot < hdr->slot_count) {
+        wctx.metrics = talas_metrics_slot(hdr, (unsigned)args->metrics_slot);
+        /* the master zeroed them when it gave the slot; a gauge of a
+         * previous owner must never show as ours */
+        talas_metrics_reset_gauges(wctx.metrics);
+    } else {
+        if (hdr != NULL)
+            log_warn("metrics: no slot of the node's figures is free: this worker's are left out of /metrics");
+        wctx.metrics = xcalloc(1, sizeof(*wctx.metrics));
+    }
+}
+
 /* How long an open file descriptor is reused before the file is reopened. */
 #define FILECACHE_VALID_MS 1000
 
@@ -333,6 +364,7 @@ void talas_worker_main(const struct talas_worker_args *args)
     wctx.loop = loop;
     wctx.slot = w.slot;
     wctx.generation = w.generation;
+    map_metrics(args);
     /* LiveStats: the hub counts the listeners that media responses report */
     wctx.counters.stream_started = talas_ws_hub_count_stream;
     wctx.counters.data = NULL;

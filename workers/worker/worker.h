@@ -37,6 +37,8 @@ struct talas_worker_args {
                                         one: their encode claims are released before
                                         this worker serves */
     size_t release_count;
+    int metrics_fd;                  /* the master's metrics memfd (core/metrics.h), -1: none */
+    int metrics_slot;                /* the slot of it this worker counts in, -1: none */
 };
 
 /* Runs the worker; exits the process (0 after a graceful stop, 2 when it

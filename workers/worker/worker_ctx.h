@@ -10,8 +10,8 @@
  * string) and drive a handler without a running worker.
  *
  * Ownership: worker.c owns the context and everything it points to, for
- * the life of the process; handlers only borrow. Nothing here is
- * thread-safe: it is used on the worker's event loop only (the encoder
+ * the life of the process; handlers only borrow. Nothing here but the
+ * metrics slot is thread-safe: it is used on the worker's event loop only (the encoder
  * threads get copies of what they need, worker_pool.h).
  */
 #ifndef TALAS_WORKER_CTX_H
@@ -20,6 +20,7 @@
 #include <h2o.h>
 
 #include "core/config.h"
+#include "core/metrics.h"
 #include "core/token.h"
 #include "store/storage.h"
 
@@ -43,6 +44,12 @@ struct talas_worker_ctx {
     struct talas_stream_counters counters;
     int slot;            /* 0 .. workers-1 */
     unsigned generation; /* bumped by each reload */
+    /* The node's figures (core/metrics.h): this worker counts into
+     * *metrics (never NULL; relaxed atomics, so the encoder threads may
+     * too), and /metrics sums metrics_node, every worker's slots (NULL
+     * when the master's segment could not be mapped). */
+    struct talas_metrics_slot *metrics;
+    const struct talas_metrics_header *metrics_node;
 };
 
 /* Counts a listener of track_id for as long as req lives. */
@@ -51,6 +58,15 @@ static inline void talas_worker_ctx_count_stream(const struct talas_worker_ctx *
 {
     if (ctx->counters.stream_started != NULL)
         ctx->counters.stream_started(ctx->counters.data, req, track_id);
+}
+
+/* Where a module counts: the worker's slot, or a sink for a context that
+ * has none (a unit test's). */
+static inline struct talas_metrics_slot *talas_worker_ctx_metrics(const struct talas_worker_ctx *ctx)
+{
+    static struct talas_metrics_slot sink;
+
+    return ctx != NULL && ctx->metrics != NULL ? ctx->metrics : &sink;
 }
 
 #endif
