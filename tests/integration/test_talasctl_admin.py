@@ -47,6 +47,10 @@ def control_socket(srv):
 
 def test_status_text_and_json_match_the_real_workers(srv):
     pids = srv.wait_worker_pids(2)
+    # a worker is "ready" once it told the master so: on a busy machine that
+    # may come a little after its pid shows
+    tf.wait_for(lambda: all(w["ready"] for w in ctl_json(srv, "status")["master"]["workers"]), 20,
+                what="both workers ready")
     doc = ctl_json(srv, "status")
     assert doc["running"] is True
     m = doc["master"]
