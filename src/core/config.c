@@ -245,6 +245,9 @@ static const char *validate_redis_address(char **value);
 static int check_profile(struct loader *ld, struct scope *sc, void *items, size_t index);
 static int check_config(struct loader *ld, struct scope *sc, void *items, size_t index);
 static int check_key(struct loader *ld, struct scope *sc, void *items, size_t index);
+static int read_library_scalar(struct loader *ld, struct scope *sc, yaml_node_t *node);
+static const char *validate_library_name(char **value);
+static int check_library(struct loader *ld, struct scope *sc, void *items, size_t index);
 
 #define MiB (INT64_C(1) << 20)
 #define GiB (INT64_C(1) << 30)
@@ -273,6 +276,22 @@ static const struct conf_table listen_table = {
     .item_size = sizeof(struct talas_config_listen),
     .scalar = read_listen_scalar,
     .check = check_listen,
+};
+
+#define LP(field) offsetof(struct talas_config_library, field)
+
+static const struct conf_key library_keys[] = {
+    {"path", CONF_PATH, LP(path), 0, 0, NULL, CONF_REQUIRED, NULL},
+    /* NULL: not given; check_library takes the folder's base name */
+    {"name", CONF_STRING, LP(name), 0, 0, NULL, 0, validate_library_name},
+};
+
+static const struct conf_table library_table = {
+    .keys = library_keys,
+    .nkeys = TALAS_ARRAY_SIZE(library_keys),
+    .item_size = sizeof(struct talas_config_library),
+    .scalar = read_library_scalar,
+    .check = check_library,
 };
 
 #define P(field) offsetof(struct talas_config_profile, field)
@@ -365,8 +384,8 @@ static const struct conf_key config_keys[] = {
     {"shutdown_timeout", CONF_DURATION, C(shutdown_timeout_ms), 0, HOUR, "30s", 0, NULL},
 
     {"library", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
-    {"library.paths", CONF_PATH_LIST, C(library_paths), 1, 0, NULL, CONF_REQUIRED, NULL,
-     .count_offset = C(library_path_count)},
+    {"library.paths", CONF_MAPPING_LIST, C(library_paths), 1, 0, NULL, CONF_REQUIRED, NULL,
+     .count_offset = C(library_path_count), .items = &library_table},
     {"library.extensions", CONF_STRING_LIST, C(library_extensions), 1, 0, DEFAULT_EXTENSIONS, 0,
      validate_extension, .count_offset = C(library_extension_count)},
 
@@ -1254,6 +1273,49 @@ static int check_listen(struct loader *ld, struct scope *sc, void *items, size_t
                         strchr(cur->host, ':') ? "[" : "", cur->host, strchr(cur->host, ':') ? "]" : "",
                         cur->port, i);
     }
+    return 0;
+}
+
+/* A bare string in library.paths is the folder's path. */
+static int read_library_scalar(struct loader *ld, struct scope *sc, yaml_node_t *node)
+{
+    return set_scalar(ld, sc, "path", scalar_of(node), node);
+}
+
+/* A library's name is half of every track id under it (store/catalog.h):
+ * one path component, printable. */
+static const char *validate_library_name(char **value)
+{
+    size_t n = strlen(*value);
+
+    if (n == 0 || n > 255)
+        return "must be 1 to 255 bytes long";
+    if (strcmp(*value, ".") == 0 || strcmp(*value, "..") == 0)
+        return "must not be . or ..";
+    for (const unsigned char *p = (const unsigned char *)*value; *p; p++)
+        if (*p == '/' || *p < 0x20 || *p == 0x7f)
+            return "must not contain '/' or control characters";
+    return NULL;
+}
+
+static int check_library(struct loader *ld, struct scope *sc, void *items, size_t index)
+{
+    struct talas_config_library *l = items, *cur = &l[index];
+    const struct conf_key *name = find_key(sc->table, "name");
+    const struct seen *seen = &sc->seen[name - sc->table->keys];
+
+    if (cur->name == NULL) {
+        /* the path is absolute and normalised: its last component, or "/"
+         * for the root itself, which no one serves on purpose */
+        const char *slash = strrchr(cur->path, '/');
+        cur->name = arena_strdup(ld->arena, slash[1] != '\0' ? slash + 1 : "/");
+    }
+    for (size_t i = 0; i < index; i++)
+        if (strcmp(l[i].name, cur->name) == 0)
+            return fail(ld, seen->set && !seen->null ? &seen->mark : &sc->mark, key_path(ld, sc->prefix, "name"),
+                        "\"%s\" is already the name of library.paths[%zu] (%s): track ids would collide; "
+                        "give one of them another name",
+                        cur->name, i, l[i].path);
     return 0;
 }
 

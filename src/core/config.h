@@ -62,6 +62,14 @@ struct talas_config_listen {
     char *tls_key;         /* PEM file, set iff tls_certificate is */
 };
 
+/* One entry of library.paths: a folder and the name its track ids are
+ * made from (store/catalog.h), so that two nodes that mount one library at
+ * different places give its tracks the same ids. */
+struct talas_config_library {
+    char *path; /* path: the folder, made absolute (symlinks resolved when it exists) */
+    char *name; /* name: default the base name of path; unique among the entries */
+};
+
 struct talas_config {
     char *file; /* the file this was loaded from, absolute */
 
@@ -74,7 +82,7 @@ struct talas_config {
     char *group;    /* group: the group to switch to with user, default the user's login group */
     uint64_t shutdown_timeout_ms; /* shutdown_timeout: duration, default 30s */
 
-    char **library_paths; /* library.paths: list of directories (at least one) */
+    struct talas_config_library *library_paths; /* library.paths: (at least one) a PATH or {path, name} */
     size_t library_path_count;
     char **library_extensions; /* library.extensions: file name endings that are scanned,
                                   default the audio formats libavformat reads */

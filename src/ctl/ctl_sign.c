@@ -82,7 +82,7 @@ int talasctl_cmd_sign(const struct talas_config *conf, const char *track, const 
         talas_token_free(auth);
         return 1;
     }
-    rc = talas_catalog_get(st, txn, track, &t);
+    rc = talas_catalog_resolve(st, txn, track, &t);
     if (rc == MDB_NOTFOUND)
         fprintf(stderr, "talasctl: no such track: %s (talasctl tracks lists them)\n", track);
     else if (rc == -1)

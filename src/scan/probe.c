@@ -200,7 +200,7 @@ static int open_regular(const char *path, struct talas_probe_result *r)
     return fd;
 }
 
-int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct talas_probe_result *r)
+int talas_probe_file(const char *id, const char *path, uint64_t size, int64_t mtime_ns, struct talas_probe_result *r)
 {
     static int av_log_quiet;
     struct talas_track *t = &r->track;
@@ -220,7 +220,7 @@ int talas_probe_file(const char *path, uint64_t size, int64_t mtime_ns, struct t
     }
 
     memset(r, 0, sizeof(*r));
-    talas_track_id_for_path(path, t->id);
+    memcpy(t->id, id, TALAS_TRACK_ID_LEN + 1);
     t->path = own(r, OWN_PATH, xstrdup(path));
     t->title = own(r, OWN_TITLE, title_from_path(path));
     t->artist = "";

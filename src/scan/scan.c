@@ -10,7 +10,12 @@
  * dot-directories are skipped. A symlink is followed only when its target
  * resolves inside one of the library folders; a file reached through a
  * symlink is recorded under its resolved path, so it has one id however it
- * is reached.
+ * is reached. The id is made from the name of the library folder that
+ * holds the resolved path (the deepest, when folders nest) and the path
+ * relative to that folder's resolved root (store/catalog.h), so it does not
+ * depend on where, or through which symlink, the folder is mounted. Before
+ * the walk, a catalog of the first id format is moved to these ids once
+ * (migrate_ids.c).
  *
  * Each candidate is first looked up in a short read transaction: a record
  * with the same path, size and mtime is left alone. Otherwise the file is
@@ -49,6 +54,7 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "scan/migrate_ids.h"
 #include "scan/probe.h"
 #include "scan/scan.h"
 #include "store/storage.h"
@@ -147,9 +153,10 @@ struct scan {
     size_t root_count;
     char **missing; /* configured folders that could not be resolved */
     size_t missing_count;
-    struct keyset seen;    /* ids of the candidates of this run */
-    struct keyset visited; /* directories walked */
-    char **stack;          /* directories still to walk */
+    struct talas_scan_library *libs; /* every configured folder, in order, with its name */
+    struct keyset seen;              /* ids of the candidates of this run */
+    struct keyset visited;           /* directories walked */
+    char **stack;                    /* directories still to walk */
     size_t stack_len, stack_cap;
     MDB_txn *rtxn; /* look-ups; reset between them */
     struct talas_probe_result batch[BATCH_FILES];
@@ -296,8 +303,11 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     struct talas_probe_result *r;
     enum lookup state;
     uint64_t now;
+    int lib;
 
-    talas_track_id_for_path(path, id);
+    if ((lib = talas_scan_library_of(s->libs, s->conf->library_path_count, path)) == -1)
+        return 0; /* the walk only ever reaches files under a root */
+    talas_track_id_make(s->libs[lib].name, talas_scan_relative(s->libs[lib].root, path), id);
     /* Reached a second time through a symlink: already handled. */
     if (!keyset_add(&s->seen, id))
         return 0;
@@ -313,7 +323,7 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     } else {
         r = &s->batch[s->batch_len++];
         s->p.probed++;
-        if (talas_probe_file(path, size, mtime_ns, r) == -1) {
+        if (talas_probe_file(id, path, size, mtime_ns, r) == -1) {
             s->p.errors++;
             log_info("%s: not playable: %s", path, r->track.error);
         }
@@ -446,11 +456,14 @@ static void resolve_roots(struct scan *s)
 
     s->roots = xcalloc(conf->library_path_count, sizeof(*s->roots));
     s->missing = xcalloc(conf->library_path_count, sizeof(*s->missing));
+    s->libs = xcalloc(conf->library_path_count, sizeof(*s->libs));
     for (size_t i = 0; i < conf->library_path_count; i++) {
-        const char *path = conf->library_paths[i];
+        const char *path = conf->library_paths[i].path;
         struct stat sb;
         char *real = realpath(path, NULL);
 
+        s->libs[i].configured = path;
+        s->libs[i].name = conf->library_paths[i].name;
         if (real == NULL) {
             log_warn("library folder %s: %s, skipped", path, strerror(errno));
             s->missing[s->missing_count++] = xstrdup(path);
@@ -462,6 +475,7 @@ static void resolve_roots(struct scan *s)
             continue;
         }
         s->roots[s->root_count++] = real;
+        s->libs[i].root = real; /* owned by roots */
     }
 }
 
@@ -663,6 +677,8 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
 
     resolve_roots(&s);
     log_info("scan started: %zu library folder(s)", s.root_count);
+    if (talas_scan_migrate_ids(st, s.libs, conf->library_path_count, &s.error) == -1)
+        goto fail;
 
     for (size_t i = 0; i < s.root_count && s.error == NULL; i++) {
         push_dir(&s, xstrdup(s.roots[i]));
@@ -730,6 +746,7 @@ out:
     for (size_t i = 0; i < s.missing_count; i++)
         free(s.missing[i]);
     free(s.missing);
+    free(s.libs);
     keyset_free(&s.seen);
     keyset_free(&s.visited);
     free(s.error);

@@ -2,10 +2,12 @@
  * catalog.c - the track records in LMDB: ids, the record format, the path
  * index, listing, and the status of the last scan.
  *
- * Entry points: talas_track_id_for_path(), talas_track_id_valid(),
+ * Entry points: talas_track_id_make(), talas_track_id_valid(),
  * talas_track_encode() / talas_track_decode(), talas_catalog_get() /
- * _put() / _del() / _foreach() / _list(), talas_catalog_scan_status_get() /
- * _put() and talas_catalog_mime_for_container().
+ * _resolve() / _put() / _del() / _foreach() / _list(), the aliases
+ * talas_catalog_alias_get() / _put(), the ids marker
+ * talas_catalog_ids_migrated() / _ids_mark(), talas_catalog_scan_status_get()
+ * / _put() and talas_catalog_mime_for_container().
  *
  * Logs nothing: a damaged record is reported to the caller (-1 from
  * talas_catalog_get, the damaged count of talas_catalog_foreach), never
@@ -18,6 +20,12 @@
  * Debian's build) while paths may be longer: such a path is keyed by its
  * first bytes followed by the id, which keeps the order (up to that prefix)
  * and keeps keys unique.
+ *
+ * TALAS_DBI_TRACK_ALIASES maps an id a track had before (an id of the
+ * absolute path, before ids were made from the library's name) to its id
+ * now: u8 version (1), str id. META "track_ids" (u8 version, 2) says the
+ * store's ids are library-relative: the scanner's migration
+ * (scan/migrate_ids.c) writes it once it has moved every record.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -46,16 +54,23 @@
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void talas_track_id_for_path(const char *path, char id_r[TALAS_TRACK_ID_LEN + 1])
+void talas_track_id_make(const char *name, const char *relpath, char id_r[TALAS_TRACK_ID_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     char *o = id_r;
 
-    /* SHA-256 of a few bytes cannot fail short of a broken libcrypto, and
-     * an id made of uninitialised bytes would silently corrupt the catalog. */
-    if (EVP_Digest(path, strlen(path), md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 12)
+    /* SHA-256 of a few bytes cannot fail short of a broken libcrypto (or no
+     * memory), and an id made of uninitialised bytes would silently corrupt
+     * the catalog. "NAME/RELPATH": a name holds no '/', so no two pairs
+     * hash the same bytes. */
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, name, strlen(name)) != 1 || EVP_DigestUpdate(ctx, "/", 1) != 1 ||
+        EVP_DigestUpdate(ctx, relpath, strlen(relpath)) != 1 || EVP_DigestFinal_ex(ctx, md, &md_len) != 1 ||
+        md_len < 12)
         abort();
+    EVP_MD_CTX_free(ctx);
     /* 12 bytes are 96 bits: 16 base64 characters with no padding. */
     for (int i = 0; i < 12; i += 3) {
         uint32_t v = (uint32_t)md[i] << 16 | (uint32_t)md[i + 1] << 8 | md[i + 2];
@@ -428,6 +443,100 @@ int talas_catalog_list(struct talas_storage *st, MDB_txn *txn, const char *query
     if (total_r != NULL)
         *total_r = ls.total;
     return rc;
+}
+
+/* ------------------------------------------------------------- aliases */
+
+#define ALIAS_VERSION 1
+#define IDS_VERSION 2
+
+static const char ids_key[] = "track_ids";
+
+int talas_catalog_alias_get(struct talas_storage *st, MDB_txn *txn, const char *id,
+                            char new_id_r[TALAS_TRACK_ID_LEN + 1])
+{
+    struct talas_record_reader r;
+    MDB_val key, val;
+    const char *to;
+    size_t to_len = 0;
+    int rc;
+
+    if (id == NULL || !talas_track_id_valid(id, strnlen(id, TALAS_TRACK_ID_LEN + 1)))
+        return MDB_NOTFOUND;
+    key.mv_data = (void *)id;
+    key.mv_size = TALAS_TRACK_ID_LEN;
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_ALIASES), &key, &val)) != 0)
+        return rc;
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    if (talas_record_get_u8(&r) != ALIAS_VERSION)
+        return -1;
+    to = talas_record_get_str(&r, &to_len);
+    if (talas_record_reader_end(&r) != 0 || to == NULL || !talas_track_id_valid(to, to_len))
+        return -1;
+    memcpy(new_id_r, to, TALAS_TRACK_ID_LEN + 1);
+    return 0;
+}
+
+int talas_catalog_alias_put(struct talas_storage *st, MDB_txn *txn, const char *old_id, const char *new_id)
+{
+    struct talas_buf rec = {0};
+    struct talas_record_writer w;
+    MDB_val key, val;
+    int rc;
+
+    if (!talas_track_id_valid(old_id, strnlen(old_id, TALAS_TRACK_ID_LEN + 1)) ||
+        !talas_track_id_valid(new_id, strnlen(new_id, TALAS_TRACK_ID_LEN + 1)))
+        return EINVAL;
+    talas_record_writer_buf(&w, &rec);
+    talas_record_put_u8(&w, ALIAS_VERSION);
+    talas_record_put_str(&w, new_id);
+    if (talas_record_writer_end(&w) != 0)
+        abort();
+    key.mv_data = (void *)old_id;
+    key.mv_size = TALAS_TRACK_ID_LEN;
+    val.mv_data = rec.data;
+    val.mv_size = rec.len;
+    rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_ALIASES), &key, &val, 0);
+    talas_buf_free(&rec);
+    return rc;
+}
+
+int talas_catalog_resolve(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_track *t)
+{
+    char to[TALAS_TRACK_ID_LEN + 1];
+    int rc = talas_catalog_get(st, txn, id, t);
+
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    /* One step only: the migration points every alias at a current id. */
+    if ((rc = talas_catalog_alias_get(st, txn, id, to)) != 0)
+        return rc;
+    return talas_catalog_get(st, txn, to, t);
+}
+
+int talas_catalog_ids_migrated(struct talas_storage *st, MDB_txn *txn)
+{
+    MDB_val key = {sizeof(ids_key) - 1, (void *)ids_key}, val;
+    struct talas_record_reader r;
+    int rc;
+
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val)) != 0)
+        return rc == MDB_NOTFOUND ? 0 : -1;
+    talas_record_reader_init(&r, val.mv_data, val.mv_size);
+    return talas_record_get_u8(&r) >= IDS_VERSION && talas_record_reader_ok(&r) == 0;
+}
+
+int talas_catalog_ids_mark(struct talas_storage *st, MDB_txn *txn)
+{
+    MDB_val key = {sizeof(ids_key) - 1, (void *)ids_key}, val;
+    unsigned char rec[1];
+    struct talas_record_writer w;
+
+    talas_record_writer_mem(&w, rec, sizeof(rec));
+    talas_record_put_u8(&w, IDS_VERSION);
+    val.mv_data = rec;
+    val.mv_size = w.len;
+    return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);
 }
 
 /* --------------------------------------------------------- scan status */

@@ -2,8 +2,13 @@
  * catalog.h - tracks in LMDB: ids, the record format, look-ups and listing.
  *
  * A track id is 16 characters of base64url (A-Z a-z 0-9 - _) taken from the
- * SHA-256 of the file's absolute path: stable across rescans, opaque, and
- * never a path, so an id cannot name anything outside the catalog.
+ * SHA-256 of "NAME/RELPATH": the name of the file's library folder
+ * (library.paths[].name, by default the folder's base name) and the file's
+ * path relative to that folder. So the id is stable across rescans and the
+ * same on every node that mounts the library, wherever it is mounted;
+ * opaque, and never a path, so an id cannot name anything outside the
+ * catalog. Ids of the first format (the SHA-256 of the absolute path) live
+ * on as aliases: talas_catalog_resolve() follows them.
  *
  * Records are a versioned binary layout (fixed little-endian fields, then
  * NUL-terminated strings, each with a length). talas_track_decode() checks
@@ -42,8 +47,9 @@ struct talas_track {
     uint64_t scanned_at; /* seconds since the epoch */
 };
 
-/* Computes the id of the file at absolute PATH. */
-void talas_track_id_for_path(const char *path, char id_r[TALAS_TRACK_ID_LEN + 1]);
+/* Computes the id of the file at RELPATH (relative to its library folder,
+ * no leading '/') in the library named NAME (no '/'). */
+void talas_track_id_make(const char *name, const char *relpath, char id_r[TALAS_TRACK_ID_LEN + 1]);
 /* 1 when the LEN bytes at S have the form of a track id, else 0. */
 int talas_track_id_valid(const char *s, size_t len);
 
@@ -56,6 +62,23 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t);
 /* Looks up ID. Returns 0 when found, MDB_NOTFOUND when not, -1 when the
  * stored record is damaged, or another LMDB error code. */
 int talas_catalog_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_track *t);
+/* Like talas_catalog_get, but an ID that is an alias (an id of the first
+ * format, see above) reads the track it now names: T->id is then the
+ * current id, which differs from ID. */
+int talas_catalog_resolve(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_track *t);
+
+/* The alias ID -> the current id, in NEW_ID_R. Returns 0, MDB_NOTFOUND,
+ * -1 for a damaged record, or another LMDB error. */
+int talas_catalog_alias_get(struct talas_storage *st, MDB_txn *txn, const char *id,
+                            char new_id_r[TALAS_TRACK_ID_LEN + 1]);
+/* Records OLD_ID as an alias of NEW_ID. Returns 0, EINVAL or an LMDB error. */
+int talas_catalog_alias_put(struct talas_storage *st, MDB_txn *txn, const char *old_id, const char *new_id);
+/* 1 when the store's ids are library-relative (the migration is done or
+ * was never needed), 0 when not yet, -1 when the marker is unreadable. */
+int talas_catalog_ids_migrated(struct talas_storage *st, MDB_txn *txn);
+/* Writes that marker. Returns 0 or an LMDB error. */
+int talas_catalog_ids_mark(struct talas_storage *st, MDB_txn *txn);
+
 /* Inserts or replaces T (and its path index entry). Returns 0 or an LMDB error. */
 int talas_catalog_put(struct talas_storage *st, MDB_txn *txn, const struct talas_track *t);
 /* Removes track ID and its path index entry. Returns 0, MDB_NOTFOUND or an LMDB error. */

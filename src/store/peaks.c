@@ -2,7 +2,7 @@
  * peaks.c - the stored waveforms (see peaks.h).
  *
  * Entry points: talas_peaks_encode / _decode, talas_peaks_get / _put /
- * _drop, talas_peaks_downsample. Logs nothing: errors go back to the
+ * _drop / _move, talas_peaks_downsample. Logs nothing: errors go back to the
  * caller.
  *
  * Record (TALAS_DBI_PEAKS, key: the track id), little-endian:
@@ -104,6 +104,22 @@ int talas_peaks_put(struct talas_storage *st, const char *track, const void *rec
         return rc;
     }
     return mdb_txn_commit(txn);
+}
+
+int talas_peaks_move(struct talas_storage *st, MDB_txn *txn, const char *from, const char *to)
+{
+    MDB_dbi dbi = talas_storage_dbi(st, TALAS_DBI_PEAKS);
+    MDB_val key = {strlen(from), (void *)from}, nkey = {strlen(to), (void *)to}, val;
+    int rc;
+
+    if ((rc = mdb_get(txn, dbi, &key, &val)) != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    /* the value points into the map, which the put may change: MDB_RESERVE
+     * would not help, so put first (another key) and delete after */
+    rc = mdb_put(txn, dbi, &nkey, &val, MDB_NOOVERWRITE);
+    if (rc != 0 && rc != MDB_KEYEXIST)
+        return rc;
+    return mdb_del(txn, dbi, &key, NULL);
 }
 
 int talas_peaks_drop(struct talas_storage *st, const char *track, uint64_t *count_r)

@@ -68,6 +68,11 @@ int talas_peaks_put(struct talas_storage *st, const char *track, const void *rec
  * error. */
 int talas_peaks_drop(struct talas_storage *st, const char *track, uint64_t *count_r);
 
+/* Moves the record of track FROM to track TO in TXN (a write transaction):
+ * a record TO already has is kept, FROM's dropped. Returns 0 (nothing to
+ * move included) or an LMDB error. */
+int talas_peaks_move(struct talas_storage *st, MDB_txn *txn, const char *from, const char *to);
+
 /* Reduces P to POINTS (>= 1) pairs in MIN_R / MAX_R, in -1..1: point j
  * covers the base buckets [j*B/POINTS, (j+1)*B/POINTS), at least one. */
 void talas_peaks_downsample(const struct talas_peaks *p, uint32_t points, float *min_r, float *max_r);

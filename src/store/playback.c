@@ -3,7 +3,7 @@
  * LMDB (playback.h).
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
- * talas_playback_track_plays, talas_playback_user_sessions,
+ * talas_playback_track_plays, talas_playback_track_move, talas_playback_user_sessions,
  * talas_playback_foreach_state, talas_playback_migrate, and what talasctl
  * users counts and purges: talas_playback_state_usage/purge/foreach_user,
  * talas_listen_sessions_usage/purge/foreach_user.
@@ -399,6 +399,70 @@ static int plays_update(struct talas_storage *st, MDB_txn *txn, const char *trac
     plays_encode(&p, &out);
     rc = put_buf(txn, dbi, &k, &out);
     talas_buf_free(&out);
+    return rc;
+}
+
+int talas_playback_track_move(struct talas_storage *st, MDB_txn *txn, const char *from, const char *to)
+{
+    MDB_dbi plays = talas_storage_dbi(st, TALAS_DBI_TRACK_PLAYS);
+    MDB_dbi listeners = talas_storage_dbi(st, TALAS_DBI_TRACK_LISTENERS);
+    size_t fn = strlen(from), tn = strlen(to);
+    struct talas_track_plays p;
+    struct talas_buf keys = {0};
+    struct talas_record_reader r;
+    MDB_val k = str_val(from), v;
+    char prefix[TALAS_PLAYBACK_ID_MAX + 2];
+    size_t n = 0;
+    int rc;
+
+    if (fn > TALAS_PLAYBACK_ID_MAX || tn > TALAS_PLAYBACK_ID_MAX)
+        return EINVAL;
+    memset(&p, 0, sizeof(p));
+    rc = mdb_get(txn, plays, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    plays_decode(&v, &p); /* another shape moves as zeros */
+    if ((rc = mdb_del(txn, plays, &k, NULL)) != 0)
+        return rc;
+    /* the listeners: FROM NUL USER becomes TO NUL USER; plays_update
+     * counts the ones TO did not have */
+    memcpy(prefix, from, fn);
+    prefix[fn] = '\0';
+    if ((rc = talas_storage_prefix_keys(txn, listeners, prefix, fn + 1, SIZE_MAX, &keys, &n)) != 0)
+        goto out;
+    talas_record_reader_init(&r, keys.data, keys.len);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *key = talas_record_get_blob(&r, &len);
+        char user[TALAS_PLAYBACK_ID_MAX + 1];
+        MDB_val lk = {len, (void *)key};
+
+        if (key == NULL || len <= fn + 1 || len - fn - 1 > TALAS_PLAYBACK_ID_MAX)
+            continue;
+        memcpy(user, key + fn + 1, len - fn - 1);
+        user[len - fn - 1] = '\0';
+        if ((rc = mdb_del(txn, listeners, &lk, NULL)) != 0 ||
+            (rc = plays_update(st, txn, to, 0, 0, user)) != 0)
+            goto out;
+    }
+    rc = plays_update(st, txn, to, p.plays, p.total_listening_ms, NULL);
+    /* listeners recorded before there was a listener index still count */
+    if (rc == 0 && p.listeners > n) {
+        struct talas_track_plays q;
+        struct talas_buf out = {0};
+        MDB_val tk = str_val(to);
+        if ((rc = mdb_get(txn, plays, &tk, &v)) == 0) {
+            plays_decode(&v, &q);
+            q.listeners += p.listeners - n;
+            plays_encode(&q, &out);
+            rc = put_buf(txn, plays, &tk, &out);
+            talas_buf_free(&out);
+        }
+    }
+out:
+    talas_buf_free(&keys);
     return rc;
 }
 

@@ -77,6 +77,15 @@ struct talas_track_plays {
 int talas_playback_track_plays(struct talas_storage *st, MDB_txn *txn, const char *track,
                                struct talas_track_plays *p);
 
+/*
+ * Moves the totals of track FROM to track TO in TXN (a write transaction),
+ * when a track changes id: plays and listening time add up, each listener
+ * counts once. Playback states and listening sessions keep the id they
+ * were recorded with (every route that takes a track id follows the
+ * catalog's aliases). Returns 0 or an LMDB error.
+ */
+int talas_playback_track_move(struct talas_storage *st, MDB_txn *txn, const char *from, const char *to);
+
 /* A listening session. */
 struct talas_listen_session {
     char track_id[TALAS_PLAYBACK_ID_MAX + 1];

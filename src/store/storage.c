@@ -82,6 +82,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_SESSIONS_BY_OWNER] = "sessions_by_owner",
     [TALAS_DBI_USER_SETTINGS] = "user_settings",
     [TALAS_DBI_PLAYLISTS_BY_OWNER] = "playlists_by_owner",
+    [TALAS_DBI_TRACK_ALIASES] = "track_aliases",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

@@ -38,6 +38,7 @@ enum talas_dbi {
     TALAS_DBI_SESSIONS_BY_OWNER, /* owner kind + owner + NUL + session id -> "" (sessions.c) */
     TALAS_DBI_USER_SETTINGS,   /* user id -> that user's settings, e.g. share_listening (users.c) */
     TALAS_DBI_PLAYLISTS_BY_OWNER, /* owner + NUL + playlist id -> "" (playlists.c) */
+    TALAS_DBI_TRACK_ALIASES,   /* former track id -> current track id (catalog.c) */
     TALAS_DBI_COUNT
 };
 

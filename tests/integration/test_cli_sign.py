@@ -52,7 +52,9 @@ def signlib(tmp_path_factory):
     real = os.path.realpath(d)
     for n in range(100000):
         name = f"dash{n}.mp3"
-        tid = base64.urlsafe_b64encode(hashlib.sha256(f"{real}/{name}".encode()).digest()[:12]).decode()
+        # the id: the library's name (its folder's base name) and the path below it
+        tid = base64.urlsafe_b64encode(
+            hashlib.sha256(f"{os.path.basename(real)}/{name}".encode()).digest()[:12]).decode()
         if tid.startswith("-"):
             files["dash"] = tf.make_track(d / name, "Sign Dash", seconds=2, freq=510)
             break

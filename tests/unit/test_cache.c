@@ -69,7 +69,7 @@ static void track_id(int n, char id[TALAS_TRACK_ID_LEN + 1])
     char path[64];
 
     snprintf(path, sizeof(path), "/music/track-%d.flac", n);
-    talas_track_id_for_path(path, id);
+    talas_track_id_make("music", path, id);
 }
 
 /* The deterministic "encoding" of chunk INDEX: LEN bytes that depend on

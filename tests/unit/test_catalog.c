@@ -38,6 +38,14 @@
 
 /* ------------------------------------------------------------ helpers */
 
+/* An id for the tests that only need one of the right form. */
+static void id_of(const char *s, char id_r[TALAS_TRACK_ID_LEN + 1])
+{
+    talas_track_id_make("test", s, id_r);
+}
+
+static const char probe_id[] = "probeprobeprobe0";
+
 static char *make_tmpdir(void)
 {
     char *dir = test_tmpdir("catalog");
@@ -134,7 +142,7 @@ static struct talas_track sample_track(void)
 {
     struct talas_track t = {0};
 
-    talas_track_id_for_path("/music/Caf\xc3\xa9/01 - Intro.flac", t.id);
+    id_of("/music/Caf\xc3\xa9/01 - Intro.flac", t.id);
     t.path = "/music/Caf\xc3\xa9/01 - Intro.flac";
     t.title = "Intro";
     t.artist = "Artiste";
@@ -184,14 +192,14 @@ static void test_track_id(void **state)
 
     (void)state;
     /* Expected values from Python:
-     * base64.urlsafe_b64encode(hashlib.sha256(path).digest()[:12]) */
-    talas_track_id_for_path("/music/a.mp3", a);
-    assert_string_equal(a, "NV2JarXJ8Ls1PusX");
-    talas_track_id_for_path("/srv/music/Caf\xc3\xa9/01 - Intro.flac", a);
-    assert_string_equal(a, "YY-VsTYCL36PRYwE");
+     * base64.urlsafe_b64encode(hashlib.sha256(b"NAME/RELPATH").digest()[:12]) */
+    talas_track_id_make("music", "a.mp3", a);
+    assert_string_equal(a, "eS20vvZ9NC5mRPMO");
+    talas_track_id_make("music", "Caf\xc3\xa9/01 - Intro.flac", a);
+    assert_string_equal(a, "u0sy2Xg-Leo8h973");
 
-    talas_track_id_for_path("/music/b.mp3", b);
-    talas_track_id_for_path("/music/b.mp3", c);
+    talas_track_id_make("music", "b.mp3", b);
+    talas_track_id_make("music", "b.mp3", c);
     assert_string_equal(b, c);
     assert_string_not_equal(a, b);
     assert_int_equal(strlen(b), TALAS_TRACK_ID_LEN);
@@ -203,9 +211,9 @@ static void test_track_id(void **state)
     for (int i = 0; i < 200; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/music/%d.mp3", i);
-        talas_track_id_for_path(path, a);
+        id_of(path, a);
         assert_true(talas_track_id_valid(a, strlen(a)));
-        talas_track_id_for_path(path, c);
+        id_of(path, c);
         assert_string_equal(a, c);
         if (i > 0)
             assert_string_not_equal(a, b);
@@ -401,7 +409,7 @@ static void test_storage_open(void **state)
     assert_int_equal(talas_storage_write_begin(st, &txn), 0);
     for (int i = 0; i < 3000; i++) {
         char *path = xasprintf("/music/padding/%05d-%0400d.mp3", i, i);
-        talas_track_id_for_path(path, t.id);
+        id_of(path, t.id);
         t.path = path;
         assert_int_equal(talas_catalog_put(st, txn, &t), 0);
         free(path);
@@ -416,7 +424,7 @@ static void test_storage_open(void **state)
     {
         char *path = xasprintf("/music/padding/%05d-%0400d.mp3", 2999, 2999);
         char id[TALAS_TRACK_ID_LEN + 1];
-        talas_track_id_for_path(path, id);
+        id_of(path, id);
         assert_int_equal(talas_catalog_get(st, txn, id, &d), 0);
         assert_string_equal(d.path, path);
         free(path);
@@ -477,7 +485,7 @@ static void put_track(struct talas_storage *st, MDB_txn *txn, const char *path, 
 {
     struct talas_track t = sample_track();
 
-    talas_track_id_for_path(path, t.id);
+    id_of(path, t.id);
     t.path = path;
     t.title = title;
     t.artist = artist;
@@ -513,15 +521,15 @@ static void test_catalog_crud_list(void **state)
     assert_int_equal(talas_storage_read_begin(st, &txn), 0);
 
     /* get */
-    talas_track_id_for_path("/m/b.mp3", id);
+    id_of("/m/b.mp3", id);
     assert_int_equal(talas_catalog_get(st, txn, id, &t), 0);
     assert_string_equal(t.title, "Bravo");
     assert_string_equal(t.path, "/m/b.mp3");
     assert_null(t.error);
-    talas_track_id_for_path("/m/c.mp3", id);
+    id_of("/m/c.mp3", id);
     assert_int_equal(talas_catalog_get(st, txn, id, &t), 0);
     assert_string_equal(t.error, "Invalid data found when processing input");
-    talas_track_id_for_path("/m/nope.mp3", id);
+    id_of("/m/nope.mp3", id);
     assert_int_equal(talas_catalog_get(st, txn, id, &t), MDB_NOTFOUND);
     assert_int_equal(talas_catalog_get(st, txn, "../etc/passwd", &t), MDB_NOTFOUND);
 
@@ -604,16 +612,16 @@ static void test_catalog_crud_list(void **state)
 
     /* Rewriting an id under another path moves its index entry. */
     assert_int_equal(talas_storage_write_begin(st, &txn), 0);
-    talas_track_id_for_path("/m/a.mp3", id);
+    id_of("/m/a.mp3", id);
     assert_int_equal(talas_catalog_get(st, txn, id, &t), 0);
     t.path = "/m/y.mp3";
     t.title = "Alpha moved";
     assert_int_equal(talas_catalog_put(st, txn, &t), 0);
     /* and back to a long path, and then the long one is deleted */
-    talas_track_id_for_path(long_path, id);
+    id_of(long_path, id);
     assert_int_equal(talas_catalog_del(st, txn, id), 0);
     assert_int_equal(talas_catalog_del(st, txn, id), MDB_NOTFOUND);
-    talas_track_id_for_path("/m/d.mp3", id);
+    id_of("/m/d.mp3", id);
     assert_int_equal(talas_catalog_del(st, txn, id), 0);
     assert_int_equal(talas_catalog_get(st, txn, id, &t), MDB_NOTFOUND);
     assert_int_equal(mdb_txn_commit(txn), 0);
@@ -642,7 +650,7 @@ static void test_catalog_crud_list(void **state)
     assert_int_equal(talas_storage_write_begin(st, &txn), 0);
     {
         MDB_val key, val;
-        talas_track_id_for_path("/m/b.mp3", id);
+        id_of("/m/b.mp3", id);
         key.mv_data = id;
         key.mv_size = TALAS_TRACK_ID_LEN;
         val.mv_data = "\x01garbage";
@@ -733,14 +741,12 @@ static void test_probe(void **state)
 {
     char *dir = make_tmpdir(), *path;
     struct talas_probe_result r;
-    char id[TALAS_TRACK_ID_LEN + 1];
 
     (void)state;
     path = xasprintf("%s/Stereo Track.wav", dir);
     write_wav(path, 44100, 2, 44100 * 3 / 2, NULL, NULL);
-    assert_int_equal(talas_probe_file(path, 1000, 42, &r), 0);
-    talas_track_id_for_path(path, id);
-    assert_string_equal(r.track.id, id);
+    assert_int_equal(talas_probe_file(probe_id, path, 1000, 42, &r), 0);
+    assert_string_equal(r.track.id, probe_id);
     assert_string_equal(r.track.path, path);
     assert_string_equal(r.track.title, "Stereo Track");
     assert_string_equal(r.track.artist, "");
@@ -761,7 +767,7 @@ static void test_probe(void **state)
     /* Latin-1 tags come out as UTF-8. */
     path = xasprintf("%s/tagged.wav", dir);
     write_wav(path, 8000, 1, 800, "Ch\xe9ri", "Fran\xe7oise");
-    assert_int_equal(talas_probe_file(path, 1, 0, &r), 0);
+    assert_int_equal(talas_probe_file(probe_id, path, 1, 0, &r), 0);
     assert_string_equal(r.track.title, "Ch\xc3\xa9ri");
     assert_string_equal(r.track.artist, "Fran\xc3\xa7oise");
     assert_int_equal(r.track.duration_ms, 100);
@@ -770,7 +776,7 @@ static void test_probe(void **state)
 
     path = xasprintf("%s/empty.mp3", dir);
     write_file(path, "", 0);
-    assert_int_equal(talas_probe_file(path, 0, 0, &r), -1);
+    assert_int_equal(talas_probe_file(probe_id, path, 0, 0, &r), -1);
     assert_string_equal(r.track.error, "empty file");
     assert_string_equal(r.track.title, "empty");
     talas_probe_result_free(&r);
@@ -778,7 +784,7 @@ static void test_probe(void **state)
 
     path = xasprintf("%s/notes.mp3", dir);
     write_file(path, "these are not notes\n", 20);
-    assert_int_equal(talas_probe_file(path, 20, 0, &r), -1);
+    assert_int_equal(talas_probe_file(probe_id, path, 20, 0, &r), -1);
     assert_non_null(r.track.error);
     assert_true(strlen(r.track.error) > 0);
     assert_string_equal(r.track.title, "notes");
@@ -786,7 +792,7 @@ static void test_probe(void **state)
     free(path);
 
     path = xasprintf("%s/missing.mp3", dir);
-    assert_int_equal(talas_probe_file(path, 20, 0, &r), -1);
+    assert_int_equal(talas_probe_file(probe_id, path, 20, 0, &r), -1);
     assert_string_equal(r.track.error, strerror(ENOENT));
     talas_probe_result_free(&r);
     free(path);
@@ -826,19 +832,35 @@ static const char *find_title(struct collected *c, const char *title)
     return NULL;
 }
 
+struct by_path {
+    const char *path;
+    char id[TALAS_TRACK_ID_LEN + 1];
+};
+
+static int match_path(const struct talas_track *t, void *arg)
+{
+    struct by_path *bp = arg;
+
+    if (strcmp(t->path, bp->path) != 0)
+        return 0;
+    memcpy(bp->id, t->id, sizeof(bp->id));
+    return 1;
+}
+
 static void get_by_path(struct talas_storage *st, const char *path, struct talas_track *t, MDB_txn *txn)
 {
-    char id[TALAS_TRACK_ID_LEN + 1];
+    struct by_path bp = {path, ""};
 
-    talas_track_id_for_path(path, id);
-    assert_int_equal(talas_catalog_get(st, txn, id, t), 0);
+    assert_int_equal(talas_catalog_foreach(st, txn, match_path, &bp, NULL), 0);
+    assert_int_equal(strlen(bp.id), TALAS_TRACK_ID_LEN);
+    assert_int_equal(talas_catalog_get(st, txn, bp.id, t), 0);
 }
 
 static void test_scan(void **state)
 {
     char *dir = make_tmpdir(), *lib, *outside, *db, *p, *error = NULL;
     char *exts[] = {"mp3", ".wav", "flac"};
-    char *roots[2];
+    struct talas_config_library roots[2];
     struct talas_config conf = {0};
     struct talas_storage *st;
     struct talas_scan_progress res;
@@ -892,8 +914,10 @@ static void test_scan(void **state)
     assert_int_equal(symlink("../a.wav", LIB("sub/alias.wav")), 0);
     assert_int_equal(symlink("nowhere", LIB("dangling.wav")), 0);
 
-    roots[0] = lib;
-    roots[1] = xasprintf("%s/not-there", dir);
+    roots[0].path = lib;
+    roots[0].name = "lib";
+    roots[1].path = xasprintf("%s/not-there", dir);
+    roots[1].name = "not-there";
     conf.library_paths = roots;
     conf.library_path_count = 2;
     conf.library_extensions = exts;
@@ -969,7 +993,7 @@ static void test_scan(void **state)
     LIB("sub/alias.wav");
     {
         char id[TALAS_TRACK_ID_LEN + 1];
-        talas_track_id_for_path(p, id);
+        talas_track_id_make("lib", "sub/alias.wav", id);
         assert_int_equal(talas_catalog_get(st, txn, id, &t), MDB_NOTFOUND);
     }
     mdb_txn_abort(txn);
@@ -1062,7 +1086,7 @@ static void test_scan(void **state)
 
     talas_storage_close(st);
     free(p);
-    free(roots[1]);
+    free(roots[1].path);
     free(lib);
     free(outside);
     free(db);
@@ -1075,7 +1099,8 @@ static void test_scan(void **state)
 static void test_scan_batches_and_lock(void **state)
 {
     char *dir = make_tmpdir(), *lib = xasprintf("%s/lib", dir), *db = xasprintf("%s/db", dir), *p;
-    char *exts[] = {"wav"}, *roots[] = {lib}, *error = NULL;
+    char *exts[] = {"wav"}, *error = NULL;
+    struct talas_config_library roots[] = {{lib, "lib"}};
     struct talas_config conf = {0};
     struct talas_scan_progress res;
     struct talas_storage *st;
@@ -1143,6 +1168,91 @@ static void test_scan_batches_and_lock(void **state)
     free(dir);
 }
 
+/* The id of a scanned file is its library's name and its path below the
+ * library's folder, nothing else: the same tree at two places (two nodes'
+ * mounts) gives the same ids, another name other ids, and a name given in
+ * the configuration overrides the folder's own. */
+struct ids_seen {
+    char ids[4][TALAS_TRACK_ID_LEN + 1];
+    size_t n;
+};
+
+static int collect_id(const struct talas_track *t, void *arg)
+{
+    struct ids_seen *seen = arg;
+
+    if (seen->n < 4)
+        memcpy(seen->ids[seen->n++], t->id, TALAS_TRACK_ID_LEN + 1);
+    return 0;
+}
+
+static void scan_ids(const char *dir, const char *root, const char *name, const char *db, struct ids_seen *seen)
+{
+    char *exts[] = {"wav"}, *error = NULL, *path = xasprintf("%s/%s", dir, root), *dbp = xasprintf("%s/%s", dir, db);
+    struct talas_config_library lib = {path, (char *)name};
+    struct talas_config conf = {0};
+    struct talas_scan_progress res;
+    struct talas_storage *st;
+    MDB_txn *txn;
+
+    conf.library_paths = &lib;
+    conf.library_path_count = 1;
+    conf.library_extensions = exts;
+    conf.library_extension_count = 1;
+    st = open_storage(dbp);
+    if (talas_scan_run(&conf, st, 0, NULL, NULL, &res, &error) != 0)
+        fail_msg("scan: %s", error);
+    assert_int_equal(res.added, 2);
+    memset(seen, 0, sizeof(*seen));
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(talas_catalog_foreach(st, txn, collect_id, seen, NULL), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(seen->n, 2);
+    talas_storage_close(st);
+    free(path);
+    free(dbp);
+}
+
+static void test_scan_ids_relative(void **state)
+{
+    const char *trees[] = {"a/music", "b/deeper/music", "c/other"};
+    char *dir = make_tmpdir(), want[TALAS_TRACK_ID_LEN + 1];
+    struct ids_seen a, b, c, named;
+
+    (void)state;
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(trees); i++) {
+        char *p = xasprintf("%s/%s/sub", dir, trees[i]);
+        char *cmd = xasprintf("mkdir -p '%s'", p);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        free(p);
+        p = xasprintf("%s/%s/x.wav", dir, trees[i]);
+        write_wav(p, 8000, 1, 80, NULL, NULL);
+        free(p);
+        p = xasprintf("%s/%s/sub/y.wav", dir, trees[i]);
+        write_wav(p, 8000, 1, 80, NULL, NULL);
+        free(p);
+    }
+    scan_ids(dir, "a/music", "music", "db-a", &a);
+    scan_ids(dir, "b/deeper/music", "music", "db-b", &b);
+    scan_ids(dir, "c/other", "other", "db-c", &c);
+    scan_ids(dir, "c/other", "music", "db-named", &named);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(a.ids[i], b.ids[i]);
+        assert_string_equal(a.ids[i], named.ids[i]);
+        assert_string_not_equal(a.ids[i], c.ids[i]);
+    }
+    /* path order: sub/y.wav sorts after x.wav? "/sub" < "/x.wav" */
+    talas_track_id_make("music", "sub/y.wav", want);
+    assert_string_equal(a.ids[0], want);
+    talas_track_id_make("music", "x.wav", want);
+    assert_string_equal(a.ids[1], want);
+    talas_track_id_make("other", "x.wav", want);
+    assert_string_equal(c.ids[1], want);
+    test_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1157,6 +1267,7 @@ int main(void)
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_scan_batches_and_lock),
+        cmocka_unit_test(test_scan_ids_relative),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

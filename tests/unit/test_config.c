@@ -90,7 +90,7 @@ static void test_defaults(void **state)
     assert_null(c->user);
     assert_int_equal(c->shutdown_timeout_ms, 30000);
     assert_int_equal(c->library_path_count, 1);
-    assert_string_equal(c->library_paths[0], "/nonexistent/music");
+    assert_string_equal(c->library_paths[0].path, "/nonexistent/music");
     assert_int_equal(c->library_extension_count, 20);
     assert_string_equal(c->library_extensions[0], "mp3");
     assert_string_equal(c->library_extensions[1], "flac");
@@ -193,9 +193,8 @@ static void test_all_keys(void **state)
     assert_string_equal(c->user, "talas");
     assert_int_equal(c->shutdown_timeout_ms, 500);
     assert_int_equal(c->library_path_count, 2);
-    assert_string_equal(c->library_paths[0], "/nonexistent/a");
-    assert_string_equal(c->library_paths[1], "/nonexistent/b");
-    assert_null(c->library_paths[2]);
+    assert_string_equal(c->library_paths[0].path, "/nonexistent/a");
+    assert_string_equal(c->library_paths[1].path, "/nonexistent/b");
     assert_int_equal(c->library_extension_count, 2);
     assert_string_equal(c->library_extensions[0], "FLAC");
     assert_string_equal(c->library_extensions[1], "mp3");
@@ -314,6 +313,58 @@ static void test_listen_scalars(void **state)
     assert_load_error("listen:\n  - 127.0.0.1:0\n", "t.yaml:2:5: listen[0].port: must be 1..65535");
 }
 
+/* library.paths: strings or {path, name}; the name defaults to the base
+ * name; two entries may not share a name (their ids would collide). */
+static void test_library_names(void **state)
+{
+    struct talas_config *c;
+
+    (void)state;
+    c = load_ok("listen: [8082]\n"
+                "library:\n"
+                "  paths:\n"
+                "    - /nonexistent/srv/music\n"
+                "    - {path: /nonexistent/mnt/music, name: nas}\n"
+                "    - path: /nonexistent/x/\n"
+                "storage: {path: /nonexistent/db}\n");
+    assert_int_equal(c->library_path_count, 3);
+    assert_string_equal(c->library_paths[0].path, "/nonexistent/srv/music");
+    assert_string_equal(c->library_paths[0].name, "music");
+    assert_string_equal(c->library_paths[1].path, "/nonexistent/mnt/music");
+    assert_string_equal(c->library_paths[1].name, "nas");
+    assert_string_equal(c->library_paths[2].name, "x");
+    talas_config_free(c);
+
+    assert_load_error("listen: [8082]\n"
+                      "library:\n"
+                      "  paths:\n"
+                      "    - /nonexistent/srv/music\n"
+                      "    - /nonexistent/mnt/music\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:5:7: library.paths[1].name: \"music\" is already the name of library.paths[0] "
+                      "(/nonexistent/srv/music): track ids would collide; give one of them another name");
+    assert_load_error("listen: [8082]\n"
+                      "library:\n"
+                      "  paths:\n"
+                      "    - {path: /nonexistent/a, name: same}\n"
+                      "    - {path: /nonexistent/b, name: same}\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:5:36: library.paths[1].name: \"same\" is already the name of library.paths[0] "
+                      "(/nonexistent/a): track ids would collide; give one of them another name");
+    assert_load_error("listen: [8082]\n"
+                      "library: {paths: [{path: /nonexistent/a, name: a/b}]}\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:2:48: library.paths[0].name: must not contain '/' or control characters");
+    assert_load_error("listen: [8082]\n"
+                      "library: {paths: [{name: a}]}\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:2:19: library.paths[0].path: is required");
+    assert_load_error("listen: [8082]\n"
+                      "library: {paths: [{path: /nonexistent/a, nmae: a}]}\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:2:42: library.paths[0].nmae: unknown key");
+}
+
 /* Relative paths: realpath() when the file exists, else joined with the
  * working directory and cleaned. */
 static void test_relative_paths(void **state)
@@ -330,17 +381,19 @@ static void test_relative_paths(void **state)
 
     c = load_ok("listen: [{port: 8082}]\n"
                 "library:\n"
-                "  paths: [music, ./link/, var/../other//x/.]\n"
+                "  paths: [music, {path: ./link/, name: linked}, var/../other//x/.]\n"
                 "storage:\n"
                 "  path: ./var/talas.lmdb\n"
                 "pid_file: ../../../../../../../../../x.pid\n"
                 "log:\n"
                 "  access: var/log/access.log\n");
     snprintf(want, sizeof(want), "%s/music", dir);
-    assert_string_equal(c->library_paths[0], want);
-    assert_string_equal(c->library_paths[1], want); /* resolved through the symlink */
+    assert_string_equal(c->library_paths[0].path, want);
+    assert_string_equal(c->library_paths[1].path, want); /* resolved through the symlink */
+    assert_string_equal(c->library_paths[0].name, "music");
+    assert_string_equal(c->library_paths[1].name, "linked");
     snprintf(want, sizeof(want), "%s/other/x", dir);
-    assert_string_equal(c->library_paths[2], want);
+    assert_string_equal(c->library_paths[2].path, want);
     snprintf(want, sizeof(want), "%s/var/talas.lmdb", dir);
     assert_string_equal(c->storage_path, want);
     assert_string_equal(c->pid_file, "/x.pid");
@@ -447,7 +500,7 @@ static const struct error_case error_cases[] = {
     {"listen:\n  - [8082]\n", "t.yaml:2:5: listen[0]: must be a mapping, not a list"},
     {"library: 3\n", "t.yaml:1:10: library: must be a mapping, not a scalar"},
     {"library:\n  paths: /music\n", "t.yaml:2:10: library.paths: must be a list, not a scalar"},
-    {"library:\n  paths: [/a, {b: c}]\n", "t.yaml:2:15: library.paths[1]: must be a path, not a mapping"},
+    {"library:\n  paths: [/a, {b: c}]\n", "t.yaml:2:16: library.paths[1].b: unknown key"},
     {"library:\n  extensions: [mp3, a/b]\n",
      "t.yaml:2:21: library.extensions[1]: must be a file name extension such as flac"},
     {"library:\n  extensions: [\".\"]\n",
@@ -745,8 +798,10 @@ static void test_dump(void **state)
                                  "shutdown_timeout: 30s\n"
                                  "library:\n"
                                  "  paths:\n"
-                                 "    - \"/nonexistent/a\"\n"
-                                 "    - \"/nonexistent/b\"\n"
+                                 "    - path: \"/nonexistent/a\"\n"
+                                 "      name: \"a\"\n"
+                                 "    - path: \"/nonexistent/b\"\n"
+                                 "      name: \"b\"\n"
                                  "  extensions: [\"mp3\", \"flac\", "));
     assert_non_null(strstr(text, "\"mpc\"]\n"
                                  "storage:\n"
@@ -1018,9 +1073,9 @@ static void test_sample_config(void **state)
          * symlink, the loader resolves it (realpath) */
         char resolved[PATH_MAX];
         if (realpath("var/library", resolved) != NULL)
-            assert_string_equal(c->library_paths[0], resolved);
+            assert_string_equal(c->library_paths[0].path, resolved);
         else
-            assert_non_null(strstr(c->library_paths[0], "/var/library"));
+            assert_non_null(strstr(c->library_paths[0].path, "/var/library"));
     }
     assert_non_null(strstr(c->storage_path, "/var/talas.lmdb"));
     assert_true(c->storage_path[0] == '/');
@@ -1043,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_sizes_and_durations),
         cmocka_unit_test(test_listen_scalars),
         cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_library_names),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_transcode_keys),
         cmocka_unit_test(test_cluster_keys),

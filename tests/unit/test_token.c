@@ -117,8 +117,8 @@ static int group_setup(void **state)
     rsa_pub_pem = read_file("rsa.pub");
     rsa_priv_pem = read_file("rsa.key");
     ec_priv_pem = read_file("ec.key");
-    talas_track_id_for_path("/music/a.flac", track);
-    talas_track_id_for_path("/music/b.flac", other_track);
+    talas_track_id_make("music", "/music/a.flac", track);
+    talas_track_id_make("music", "/music/b.flac", other_track);
     return 0;
 }
 

@@ -552,7 +552,7 @@ static enum grpc_status find_track(const char *id, const char **error_r)
         *error_r = mdb_strerror(rc);
         return GRPC_INTERNAL;
     }
-    rc = talas_catalog_get(st, txn, id, &t);
+    rc = talas_catalog_resolve(st, txn, id, &t); /* a former id mints for itself: it resolves on every route */
     if (rc == 0)
         status = t.error == NULL ? GRPC_OK : GRPC_NOT_FOUND; /* a file that failed to probe is not playable */
     else if (rc == MDB_NOTFOUND)

@@ -359,14 +359,25 @@ int talas_api_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
         return 0;
     if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_catalog_get(ctx->storage, txn, id_buf, &t);
+    rc = talas_catalog_resolve(ctx->storage, txn, id_buf, &t);
     if (rc == 0 && t.error == NULL) {
         talas_json_init(&json, &body);
         track_json(&json, &t, NULL);
         talas_buf_append(&body, "\n", 1);
+        /* a former id (an alias): the track lives at its id now, which a
+         * client should store; 308 is followed by every HTTP library, and
+         * the body is the track already, for one that does not follow */
+        if (strcmp(t.id, id_buf) != 0) {
+            h2o_iovec_t location = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/api/tracks/")),
+                                              h2o_strdup(&req->pool, t.id, TALAS_TRACK_ID_LEN));
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, location.base, location.len);
+            rc = 308;
+        }
     }
     mdb_txn_abort(txn);
-    if (rc == 0 && t.error == NULL)
+    if (rc == 308)
+        talas_http_send_json(req, 308, &body);
+    else if (rc == 0 && t.error == NULL)
         talas_http_send_json(req, 200, &body);
     else if (rc == 0 || rc == MDB_NOTFOUND)
         talas_http_send_error(req, 404, "not_found", "no such track");
@@ -469,7 +480,7 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     if (begin(ctx, req, &txn) != 0)
         return 0;
-    rc = talas_catalog_get(ctx->storage, txn, r.args.track, &t);
+    rc = talas_catalog_resolve(ctx->storage, txn, r.args.track, &t);
     if (rc == 0 && t.error != NULL)
         rc = MDB_NOTFOUND;
     mdb_txn_abort(txn);

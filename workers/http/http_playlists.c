@@ -88,14 +88,15 @@ static void on_track(const char *track, size_t index, void *arg)
     struct reading *rd = arg;
     struct talas_track t;
     int found = talas_track_id_valid(track, strlen(track)) &&
-                talas_catalog_get(rd->storage, rd->txn, track, &t) == 0 && t.error == NULL;
+                talas_catalog_resolve(rd->storage, rd->txn, track, &t) == 0 && t.error == NULL;
 
     to_section(rd, 2);
     talas_json_object_begin(rd->json);
     talas_json_key(rd->json, "position");
     talas_json_uint(rd->json, index);
+    /* a former id (an alias) is listed as the track's id now */
     talas_json_key(rd->json, "track_id");
-    talas_json_string(rd->json, track);
+    talas_json_string(rd->json, found ? t.id : track);
     talas_json_key(rd->json, "title");
     talas_json_string(rd->json, found ? t.title : NULL);
     talas_json_key(rd->json, "artist");

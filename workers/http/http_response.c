@@ -25,6 +25,7 @@ const char *talas_http_reason(int status)
     case 204: return "No Content";
     case 206: return "Partial Content";
     case 304: return "Not Modified";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";

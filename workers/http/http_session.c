@@ -220,7 +220,7 @@ static uint64_t session_token_ttl(const struct talas_worker_ctx *ctx, const char
 
     if (talas_storage_read_begin(ctx->storage, &txn) != 0)
         return ttl;
-    if (talas_catalog_get(ctx->storage, txn, track, &t) == 0) {
+    if (talas_catalog_resolve(ctx->storage, txn, track, &t) == 0) {
         want = t.duration_ms / 1000 * 2 + 60;
         if (want > ttl)
             ttl = want;
@@ -548,7 +548,7 @@ static int track_exists(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
         send_storage_error(req, "reading the catalog", rc);
         return 0;
     }
-    rc = talas_catalog_get(ctx->storage, txn, id, &t);
+    rc = talas_catalog_resolve(ctx->storage, txn, id, &t);
     if (rc == 0 && t.error != NULL)
         rc = MDB_NOTFOUND;
     mdb_txn_abort(txn);

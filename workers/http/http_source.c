@@ -78,7 +78,7 @@ void talas_http_send_precondition(h2o_req_t *req, int status)
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
-int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         h2o_iovec_t *mime_r)
 {
     struct talas_storage *st = ctx->storage;
@@ -90,8 +90,9 @@ int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
         log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
         return -1;
     }
-    rc = talas_catalog_get(st, txn, id, &t);
+    rc = talas_catalog_resolve(st, txn, id, &t);
     if (rc == 0 && t.error == NULL) {
+        memcpy(id, t.id, TALAS_TRACK_ID_LEN + 1);
         *path_r = h2o_mem_alloc_pool(&req->pool, strlen(t.path) + 1);
         memcpy(*path_r, t.path, strlen(t.path) + 1);
         *mime_r = h2o_strdup(&req->pool, t.mime, SIZE_MAX);
@@ -117,7 +118,7 @@ void talas_stream_refuse(h2o_req_t *req, const char *id, const char *path, int e
     talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
 }
 
-int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         struct talas_cache_source *identity_r)
 {
     h2o_iovec_t mime;

@@ -13,10 +13,13 @@
 #include "worker/worker_ctx.h"
 
 /* The path (and Content-Type of the original) of playable track ID, copied
- * into the request pool. Returns 0, MDB_NOTFOUND (unknown, or recorded as
+ * into the request pool. ID (TALAS_TRACK_ID_LEN + 1 bytes) may be a former
+ * id (an alias, store/catalog.h): it is then replaced by the track's id
+ * now, so that caches and waveforms are kept under one id; call it after
+ * the token check, which holds the id of the URL. Returns 0, MDB_NOTFOUND (unknown, or recorded as
  * not playable), or another value when the catalog could not be read
  * (logged). */
-int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         h2o_iovec_t *mime_r);
 
 /* RFC 9110 section 13.2.2 preconditions for a representation with ETAG and
@@ -28,14 +31,14 @@ int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, 
 void talas_http_send_precondition(h2o_req_t *req, int status);
 
 /* The file of playable track ID as it is now, for the routes that decode
- * it (transcodes, previews, HLS, peaks): opened and checked as the
+ * it (transcodes, previews, HLS, peaks; ID as for talas_stream_lookup): opened and checked as the
  * transcoder will open it (talas_track_open: no symbolic link on its path
  * since the scan, a regular file), then closed; its path (request pool)
  * and identity (size and modification time: a changed file is another
  * transcode). Answers the error itself and returns -1 when it cannot be
  * served (404 unknown track, 500 unreadable catalog, or as
  * talas_stream_refuse); else 0. */
-int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, char **path_r,
+int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         struct talas_cache_source *identity_r);
 
 /* The one answer of every media route, /stream/{id} included, for a

@@ -227,7 +227,9 @@ int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t
     if (preamble(ctx, req, id, len, track) != 0 || read_begin(ctx, req, &txn) != 0)
         return 0;
     known = talas_track_id_valid(track, strlen(track)) &&
-            talas_catalog_get(ctx->storage, txn, track, &t) == 0 && t.error == NULL;
+            talas_catalog_resolve(ctx->storage, txn, track, &t) == 0 && t.error == NULL;
+    if (known)
+        memcpy(track, t.id, TALAS_TRACK_ID_LEN + 1); /* totals move with a former id (an alias) */
     rc = talas_playback_track_plays(ctx->storage, txn, track, &p);
     mdb_txn_abort(txn);
     if (!known) {

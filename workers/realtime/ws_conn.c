@@ -146,7 +146,7 @@ static int find_track(const struct talas_worker_ctx *ctx, const char *track, uin
         *error_r = "the catalog could not be read";
         return -1;
     }
-    rc = talas_catalog_get(ctx->storage, txn, track, &t);
+    rc = talas_catalog_resolve(ctx->storage, txn, track, &t);
     if (rc == 0 && t.error == NULL)
         *duration_r = t.duration_ms;
     mdb_txn_abort(txn);
