@@ -33,6 +33,7 @@
 
 #include "core/record.h"
 #include "core/util.h"
+#include "store/catalog.h"
 #include "store/playlists.h"
 
 #define RECORD_VERSION 2
@@ -391,13 +392,19 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
     }
     if (!may_edit(&c, user, r))
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
-    for (size_t i = 0; i < c.p.track_count; i++)
-        if (strcmp(c.p.tracks[i], track) == 0) {
+    for (size_t i = 0; i < c.p.track_count; i++) {
+        char now[TALAS_TRACK_ID_LEN + 1];
+
+        /* an entry stored under a track's former id (before ids became
+         * library-relative) is listed, and so removed, by its current id */
+        if (strcmp(c.p.tracks[i], track) == 0 ||
+            (talas_catalog_alias_get(st, c.txn, c.p.tracks[i], now) == 0 && strcmp(now, track) == 0)) {
             memmove(c.p.tracks + i, c.p.tracks + i + 1, (c.p.track_count - i - 1) * sizeof(*c.p.tracks));
             c.p.track_count--;
             r->position = i;
             return change_end(&c, 0, 0);
         }
+    }
     r->reason = "this track is not in the playlist";
     return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
 }

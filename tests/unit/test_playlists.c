@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "store/playback.h"
+#include "store/catalog.h"
 #include "store/playlists.h"
 #include "store/storage.h"
 #include "store/user_data.h"
@@ -173,6 +174,27 @@ static void test_order(void **state)
     assert_int_equal(talas_playlist_remove(st, "al", "pl", "e", &r), 0);
     assert_true(r.position == 0);
     expect(st, "pl", "al||a d c b ");
+}
+
+/* An entry stored under a track's former id (the first id format) is
+ * removed by the id the playlist now lists: the current one. */
+static void test_remove_by_current_id(void **state)
+{
+    struct fixture *fx = *state;
+    struct talas_storage *st = fx->st;
+    struct talas_playlist_result r;
+    MDB_txn *txn;
+
+    assert_int_equal(add(fx, "al", "pl", "OLDOLDOLDOLDOLD1", &r), 0);
+    assert_int_equal(add(fx, "al", "pl", "b", &r), 0);
+    assert_int_equal(mdb_txn_begin(talas_storage_env(st), NULL, 0, &txn), 0);
+    assert_int_equal(talas_catalog_alias_put(st, txn, "OLDOLDOLDOLDOLD1", "NEWNEWNEWNEWNEW1"), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(talas_playlist_remove(st, "al", "pl", "NEWNEWNEWNEWNEW1", &r), 0);
+    assert_true(r.position == 0);
+    expect(st, "pl", "al||b ");
+    /* and an id no entry was ever stored under is still refused */
+    assert_int_equal(talas_playlist_remove(st, "al", "pl", "NEWNEWNEWNEWNEW1", &r), TALAS_PLAYLIST_REFUSED);
 }
 
 static void test_ownership_and_sharing(void **state)
@@ -544,6 +566,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_by_current_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ownership_and_sharing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_per_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_total, setup, teardown),
