@@ -64,7 +64,8 @@ PGconn *talasctl_pg_connect(const struct talas_config *conf)
 /* Runs SQL with N PARAMS; the result, or NULL after saying why (WHAT). */
 static PGresult *exec(PGconn *conn, const char *what, const char *sql, int n, const char *const *params)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    /* without parameters, the simple protocol: a migration is several statements */
+    PGresult *res = n == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
 
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
