@@ -237,13 +237,43 @@ def test_quotas_hold_across_nodes_with_local_words(cluster, talas_server, clib, 
     assert sum(r["success"] for r in got) == MAX_PER_USER, got
     assert all(r["success"] or "playlists.max_per_user" in r["error"] for r in got), got
     assert postgres.psql(dbname, "SELECT count(*) FROM talas_playlists WHERE owner = 'zoe'") == [[str(MAX_PER_USER)]]
+    first = [f"zoe-{i}" for i, r in enumerate(got) if r["success"]][0]
 
     # one playlist filled from both nodes at once: never past max_tracks
     async def fill():
-        return await asyncio.gather(*(one((a, b)[i % 2], "zoe", add("zoe-0", x)) for i in range(12)))
+        return await asyncio.gather(*(one((a, b)[i % 2], "zoe", add(first, x)) for i in range(12)))
     got = run(fill())
-    assert len(tracks_of(b, "zoe-0")) == MAX_TRACKS
+    assert len(tracks_of(b, first)) == MAX_TRACKS
     assert sum(r["success"] for r in got) == MAX_TRACKS - 1
+
+
+def psql_session(postgres, dbname, *statements):
+    """psql running STATEMENTS (each its own -c) in the background."""
+    cmd = ["runuser", "-u", "postgres", "--", str(cf.PG_BIN / "psql"), "-h", str(postgres.dir), "-U", "postgres",
+           "-d", dbname, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+    for st in statements:
+        cmd += ["-c", st]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=postgres.dir)
+
+
+def test_a_creation_waits_for_the_one_in_flight(cluster, postgres):
+    """Two creations by one user with max_per_user 1, the first's
+    transaction still open when the second runs: the second waits for it,
+    then counts it (without the lock it would count 0 and get through)."""
+    _, _, dbname = cluster
+    first = psql_session(postgres, dbname, "BEGIN",
+                         "SELECT outcome FROM talas_playlist_add('zed', 'race-1', 't', NULL, 1, 1000, 10)",
+                         "SELECT pg_sleep(3)", "COMMIT")
+    try:
+        tf.wait_for(lambda: postgres.psql(dbname, "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                                                  "'SELECT pg_sleep(3)' AND state = 'active'") == [["1"]],
+                    20, what="the first creation's transaction to be open")
+        second = postgres.psql(dbname, "SELECT outcome, detail FROM talas_playlist_add('zed', 'race-2', 't', NULL, "
+                                       "1, 1000, 10)")
+        assert second == [["quota", "playlists.max_per_user"]]
+    finally:
+        out, err = first.communicate(timeout=30)
+    assert first.returncode == 0 and "ok" in out, err
 
 
 def test_nothing_committed_is_lost_across_restarts(cluster, postgres):
