@@ -13,11 +13,18 @@
  * serving meanwhile; what it removed before an error stays removed. In a
  * map so full that even deletes fail, it grows the map by 1/64 (at least
  * 1MiB) once and goes on, and says so: storage compact gives it back.
+ *
+ * In cluster mode (cluster.postgres), playlists live in the shared
+ * PostgreSQL record store, not in this node's LMDB: their kind is counted,
+ * listed and purged there (ctl_db.c, libpq's blocking API), every other
+ * kind in the node's storage as before.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpq-fe.h>
 
 #include "core/json.h"
 #include "ctl/talasctl.h"
@@ -56,8 +63,45 @@ static void user_list_free(struct user_list *l)
     free(l->users);
 }
 
+/* cluster.postgres: the record store, where playlists live (NULL: LMDB) */
+static PGconn *records;
+/* what a kind's function returns when the record store failed (said) */
+#define RECORDS_FAILED (-1)
+
+/* Whether KIND lives in the cluster record store. */
+static int in_records(const struct talas_user_data_kind *kind)
+{
+    return records != NULL && strcmp(kind->name, "playlists") == 0;
+}
+
+static int kind_usage(const struct talas_user_data_kind *kind, struct talas_storage *st, MDB_txn *txn,
+                      const char *user, uint64_t *count_r, uint64_t *bytes_r)
+{
+    if (in_records(kind))
+        return talasctl_pg_playlists_usage(records, user, count_r, bytes_r) == 0 ? 0 : RECORDS_FAILED;
+    return kind->usage(st, txn, user, count_r, bytes_r);
+}
+
+static int kind_foreach(const struct talas_user_data_kind *kind, struct talas_storage *st, MDB_txn *txn,
+                        talas_user_data_user_fn *fn, void *arg)
+{
+    if (in_records(kind))
+        return talasctl_pg_playlists_owners(records, fn, arg) == 0 ? 0 : RECORDS_FAILED;
+    return kind->foreach_user(st, txn, fn, arg);
+}
+
+static int kind_purge(const struct talas_user_data_kind *kind, struct talas_storage *st, const char *user,
+                      uint64_t *removed_r)
+{
+    if (in_records(kind))
+        return talasctl_pg_playlists_purge(records, user, removed_r) == 0 ? 0 : RECORDS_FAILED;
+    return kind->purge(st, user, removed_r);
+}
+
 static int storage_failed(const char *what, int rc)
 {
+    if (rc == RECORDS_FAILED)
+        return TALASCTL_FAILURE; /* ctl_db.c said why */
     fprintf(stderr, "talasctl: %s failed: %s\n", what, mdb_strerror(rc));
     return TALASCTL_FAILURE;
 }
@@ -69,7 +113,7 @@ static int usage(struct talas_storage *st, MDB_txn *txn, const char *user, uint6
     int rc;
 
     for (size_t k = 0; k < talas_user_data_kind_count; k++)
-        if ((rc = talas_user_data_kinds[k].usage(st, txn, user, &counts[k], &bytes[k])) != 0)
+        if ((rc = kind_usage(&talas_user_data_kinds[k], st, txn, user, &counts[k], &bytes[k])) != 0)
             return rc;
     return 0;
 }
@@ -90,7 +134,7 @@ static int cmd_ls(const struct talas_config *conf)
     if ((rc = talas_storage_read_begin(st, &txn)) != 0)
         goto fail;
     for (size_t k = 0; k < talas_user_data_kind_count && rc == 0; k++)
-        rc = talas_user_data_kinds[k].foreach_user(st, txn, collect_user, &users);
+        rc = kind_foreach(&talas_user_data_kinds[k], st, txn, collect_user, &users);
     if (rc != 0)
         goto fail_txn;
     qsort(users.users, users.count, sizeof(*users.users), compare_users);
@@ -231,7 +275,7 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
 
         if (only != NULL && only != kind)
             continue;
-        rc = kind->purge(st, user, &removed);
+        rc = kind_purge(kind, st, user, &removed);
         if (rc == MDB_MAP_FULL) {
             /* not a page left, even to delete: a little more map, once */
             uint64_t more = 0, size, extra = conf->storage_map_size / 64;
@@ -242,7 +286,7 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
                         "talasctl: the storage is full: its map grew to %" PRIu64 " bytes for the purge "
                         "(talasctl storage compact, with the master stopped, gives the room back)\n",
                         size);
-                rc = kind->purge(st, user, &more);
+                rc = kind_purge(kind, st, user, &more);
                 removed += more;
             }
         }
@@ -251,8 +295,9 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
         talas_json_key(&json, kind->name);
         talas_json_uint(&json, removed);
         if (rc != 0) {
-            fprintf(stderr, "talasctl: purging %s of \"%s\" failed: %s\n", kind->name, user,
-                    mdb_strerror(rc));
+            if (rc != RECORDS_FAILED)
+                fprintf(stderr, "talasctl: purging %s of \"%s\" failed: %s\n", kind->name, user,
+                        mdb_strerror(rc));
             break;
         }
     }
@@ -265,7 +310,22 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
     return rc == 0 ? TALASCTL_OK : TALASCTL_FAILURE;
 }
 
+static int dispatch(const struct talas_config *conf, char **args, int nargs, const char *kind);
+
 int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind)
+{
+    int rc;
+
+    if (conf->cluster_postgres != NULL && (records = talasctl_pg_connect(conf)) == NULL)
+        return TALASCTL_FAILURE;
+    rc = dispatch(conf, args, nargs, kind);
+    if (records != NULL)
+        PQfinish(records);
+    records = NULL;
+    return rc;
+}
+
+static int dispatch(const struct talas_config *conf, char **args, int nargs, const char *kind)
 {
     const struct talas_user_data_kind *only = NULL;
     size_t len;

@@ -8,7 +8,7 @@
  *   tracks             ctl_tracks.c     cache           ctl_cache.c
  *   sign               ctl_sign.c       sessions        ctl_sessions.c
  *   check-config       ctl_config.c     users           ctl_users.c
- *   storage compact    ctl_storage.c
+ *   storage compact    ctl_storage.c    db              ctl_db.c
  *   reload, stop, ws stats, broadcast   ctl_master.c
  *
  * talasctl reads the same configuration file as talas-master. Commands
@@ -94,6 +94,10 @@ static const struct command {
     {"storage", 1, 1, 0,
      "  storage compact    rewrite the storage without its free pages (the master\n"
      "                     must be stopped)\n"},
+    {"db", 1, 1, 0,
+     "  db migrate         create or upgrade the cluster record store's schema\n"
+     "                     (cluster.postgres) to this build's version; print it\n"
+     "  db status          the record store's schema version against this build's\n"},
     {"ws", 1, 1, 0, "  ws stats           realtime (/api/ws) figures of every worker\n"},
     {"broadcast", 1, 1, OPT_LEVEL,
      "  broadcast MESSAGE [--level info|warning|error]\n"
@@ -317,6 +321,8 @@ int main(int argc, char **argv)
         rc = talasctl_cmd_users(conf, args, nargs, kind);
     else if (strcmp(cmd, "storage") == 0)
         rc = talasctl_cmd_storage(conf, args, nargs);
+    else if (strcmp(cmd, "db") == 0)
+        rc = talasctl_cmd_db(conf, args, nargs);
     else if (strcmp(cmd, "ws") == 0)
         rc = talasctl_cmd_ws_stats(conf);
     else if (strcmp(cmd, "broadcast") == 0)

@@ -17,6 +17,7 @@
 #include "core/util.h"
 
 struct talas_storage;
+struct pg_conn; /* libpq's PGconn */
 
 /* Exit codes, documented in talasctl(8). */
 enum {
@@ -97,6 +98,18 @@ int talasctl_cmd_sessions(const struct talas_config *conf);
  * [--kind KIND] (KIND NULL: every kind); ARGS are the words after
  * "users". */
 int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind);
+
+/* ctl_db.c: db migrate, db status (cluster.postgres's schema). */
+int talasctl_cmd_db(const struct talas_config *conf, char **args, int nargs);
+
+/* ctl_db.c: a blocking connection to cluster.postgres (with its password
+ * file), or NULL after saying why on stderr. The caller PQfinish()es it. */
+struct pg_conn *talasctl_pg_connect(const struct talas_config *conf);
+/* ctl_db.c: the cluster store's playlists, for talasctl users: each
+ * returns 0, FN's value (owners), or -1 after saying why on stderr. */
+int talasctl_pg_playlists_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r);
+int talasctl_pg_playlists_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r);
+int talasctl_pg_playlists_owners(struct pg_conn *conn, int (*fn)(const char *owner, void *arg), void *arg);
 
 /* ctl_storage.c: storage compact, refused while the master runs. */
 int talasctl_cmd_storage(const struct talas_config *conf, char **args, int nargs);

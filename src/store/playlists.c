@@ -39,6 +39,17 @@
 #define RECORD_VERSION 2
 #define PURGE_BATCH 256
 
+const char talas_playlist_forbidden_edit[] =
+    "forbidden: only the owner of this playlist and the users it is shared with may change it";
+const char talas_playlist_forbidden_share[] = "forbidden: only the owner of this playlist may share it";
+const char talas_playlist_forbidden_ownerless[] =
+    "forbidden: this playlist has no owner (it predates owners); only the backend may share it";
+const char talas_playlist_bad_id[] = "playlist_id: must be 1 to 128 bytes long";
+const char talas_playlist_bad_user[] = "a playlist needs a user id of 1 to 128 bytes";
+const char talas_playlist_bad_position[] = "position: past the end of the playlist";
+const char talas_playlist_no_such[] = "no such playlist";
+const char talas_playlist_no_track[] = "this track is not in the playlist";
+const char talas_playlist_bad_to_users[] = "to_users: user ids are 1 to 128 bytes long";
 static const char damaged_reason[] = "the stored record of this playlist is damaged";
 
 void talas_playlist_limits_of(const struct talas_config *conf, struct talas_playlist_limits *l)
@@ -255,7 +266,7 @@ static int change_begin(struct change *c, struct talas_storage *st, const char *
     c->key.mv_data = (void *)playlist;
     c->p.owner = "";
     if (c->key.mv_size == 0 || c->key.mv_size > TALAS_PLAYLIST_ID_MAX) {
-        r->reason = "playlist_id: must be 1 to 128 bytes long";
+        r->reason = talas_playlist_bad_id;
         return TALAS_PLAYLIST_REFUSED;
     }
     if ((rc = talas_storage_write_begin(st, &c->txn)) != 0)
@@ -304,18 +315,13 @@ static int change_end(struct change *c, int rc, int new_owner)
     return rc;
 }
 
-static const char forbidden_edit[] =
-    "forbidden: only the owner of this playlist and the users it is shared with may change it";
-static const char forbidden_share[] = "forbidden: only the owner of this playlist may share it";
-static const char forbidden_ownerless[] =
-    "forbidden: this playlist has no owner (it predates owners); only the backend may share it";
 
 /* Whether USER may change C's playlist; else sets R->reason. */
 static int may_edit(const struct change *c, const char *user, struct talas_playlist_result *r)
 {
     if (is_owner(&c->p, user) || is_editor(&c->p, user))
         return 1;
-    r->reason = c->p.owner[0] == '\0' ? forbidden_ownerless : forbidden_edit;
+    r->reason = c->p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_edit;
     return 0;
 }
 
@@ -328,7 +334,7 @@ static int check_create(struct change *c, const struct talas_playlist_limits *li
     int rc;
 
     if (strlen(user) == 0 || strlen(user) > TALAS_PLAYLIST_ID_MAX) {
-        r->reason = "a playlist needs a user id of 1 to 128 bytes";
+        r->reason = talas_playlist_bad_user;
         return TALAS_PLAYLIST_REFUSED;
     }
     if ((rc = walk_owner(c->st, c->txn, user, lim->max_per_user, &owned, NULL)) != 0)
@@ -364,7 +370,7 @@ int talas_playlist_add(struct talas_storage *st, const struct talas_playlist_lim
         return change_end(&c, talas_quota_refuse(&r->refusal, "playlists.max_tracks", lim->max_tracks), 0);
     }
     if (has_position && position > c.p.track_count) {
-        r->reason = "position: past the end of the playlist";
+        r->reason = talas_playlist_bad_position;
         return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
     }
     if ((rc = talas_quota_user_data_check(st, c.txn, lim->user_data_max, &r->refusal)) != 0)
@@ -387,7 +393,7 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
     if ((rc = change_begin(&c, st, playlist, r)) != 0)
         return rc;
     if (!c.exists) {
-        r->reason = "no such playlist";
+        r->reason = talas_playlist_no_such;
         return change_end(&c, MDB_NOTFOUND, 0);
     }
     if (!may_edit(&c, user, r))
@@ -405,7 +411,7 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
             return change_end(&c, 0, 0);
         }
     }
-    r->reason = "this track is not in the playlist";
+    r->reason = talas_playlist_no_track;
     return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
 }
 
@@ -421,18 +427,18 @@ int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_l
     if ((rc = change_begin(&c, st, playlist, r)) != 0)
         return rc;
     if (!c.exists) {
-        r->reason = "no such playlist";
+        r->reason = talas_playlist_no_such;
         return change_end(&c, MDB_NOTFOUND, 0);
     }
     if (user != NULL && !is_owner(&c.p, user)) {
-        r->reason = c.p.owner[0] == '\0' ? forbidden_ownerless : forbidden_share;
+        r->reason = c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_share;
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
     }
     before = c.p.editor_count;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(to_users[i]);
         if (len == 0 || len > TALAS_PLAYLIST_ID_MAX) {
-            r->reason = "to_users: user ids are 1 to 128 bytes long";
+            r->reason = talas_playlist_bad_to_users;
             return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
         }
         if (!is_owner(&c.p, to_users[i]) && !is_editor(&c.p, to_users[i]))

@@ -35,6 +35,18 @@
 #define TALAS_PLAYLIST_FORBIDDEN (-40102) /* the user may not change it: reason begins "forbidden: " */
 #define TALAS_PLAYLIST_DAMAGED (-40103)   /* talas_playlist_get: the record is of no known shape */
 
+/* The reasons of refusals, one text whichever store refuses (the cluster
+ * backend, workers/state/, gives the same ones). */
+extern const char talas_playlist_forbidden_edit[];      /* not the owner nor an editor */
+extern const char talas_playlist_forbidden_share[];     /* an editor, not the owner, shares */
+extern const char talas_playlist_forbidden_ownerless[]; /* a playlist from before owners */
+extern const char talas_playlist_bad_id[];              /* a playlist id of 0 or > 128 bytes */
+extern const char talas_playlist_bad_user[];            /* a creator id of 0 or > 128 bytes */
+extern const char talas_playlist_bad_position[];        /* past the end */
+extern const char talas_playlist_no_such[];             /* no such playlist */
+extern const char talas_playlist_no_track[];            /* remove: the track is not in it */
+extern const char talas_playlist_bad_to_users[];        /* share: a user id of 0 or > 128 bytes */
+
 /* The bounds a change is held to: the playlists.* keys and
  * storage.user_data_max (0: no budget). */
 struct talas_playlist_limits {

@@ -171,7 +171,7 @@ def test_foreground_start_refuses_broken_config(cfg):
 
 # ---------------------------------------------------------------- talasctl
 
-CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "ws", "broadcast",
+CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "db", "ws", "broadcast",
                 "reload", "stop", "check-config", "help"]
 
 

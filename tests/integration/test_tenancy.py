@@ -6,7 +6,8 @@ quotas, with real clients (python3-websockets, tokens minted with PyJWT):
 
 - playlists have owners: another user can neither add to nor remove from
   one, until its owner (over /api/ws) or the backend (POST /api/events)
-  shares it with them;
+  shares it with them; in local mode (LMDB) and in cluster mode (a real
+  PostgreSQL, the record store of cluster.postgres);
 - a flood of fresh playlists from many users over many connections is
   refused by the store, each refusal naming its limit
   (playlists.max_per_user, playlists.max_total, storage.user_data_max),
@@ -26,6 +27,7 @@ import time
 import pytest
 
 import auth_keys as ak
+import cluster_fixtures as cf
 import talas_fixtures as tf
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
@@ -61,8 +63,9 @@ def copy_lib(src, dst):
     return dst
 
 
-def make_server(srv, keys, playlists_yaml, map_size="64MiB", extra=""):
-    """Configures SRV (a TalasServer not started yet) and starts it."""
+def make_server(srv, keys, playlists_yaml, map_size="64MiB", extra="", before_start=None):
+    """Configures SRV (a TalasServer not started yet) and starts it
+    (BEFORE_START(srv), when given, runs once its configuration is written)."""
     text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False))
     assert "  map_size: 256MiB\n" in text
     text = text.replace("  map_size: 256MiB\n", f"  map_size: {map_size}\n" + extra)
@@ -70,6 +73,8 @@ def make_server(srv, keys, playlists_yaml, map_size="64MiB", extra=""):
     # tests: the store's limits must hold against any number of commands
     text += "ws:\n  rate_limit: 1000000\n  user_rate_limit: 0\n" + playlists_yaml
     srv.write_config(text=text)
+    if before_start is not None:
+        before_start(srv)
     srv.start(wait_scan=True)
     srv.keys = keys
     srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
@@ -88,6 +93,32 @@ def srv(tmp_path_factory, tlib, keys):
     s = make_server(tf.TalasServer(tmp_path_factory.mktemp("tenancy"), [tlib]), keys,
                     f"playlists:\n  max_per_user: {MAX_PER_USER}\n  max_total: {MAX_TOTAL}\n"
                     f"  max_editors: {MAX_EDITORS}\n  max_tracks: 50\n")
+    try:
+        yield s
+    finally:
+        s.kill()
+
+
+@pytest.fixture(params=["local", "cluster"])
+def owners_srv(request, srv, tmp_path, tlib, keys):
+    """The module's server (LMDB), or a node of its own in cluster mode
+    whose playlists live in a real PostgreSQL (cluster_fixtures): the
+    ownership test runs against both stores."""
+    if request.param == "local":
+        yield srv
+        return
+    cf.require_engines()
+    redis = request.getfixturevalue("redis_server")
+    _, conninfo = request.getfixturevalue("pg_database")
+
+    def migrate(s):
+        r = s.talasctl("db", "migrate")
+        assert r.returncode == 0, r.stderr
+
+    s = make_server(tf.TalasServer(tmp_path / "cluster", [tlib]), keys,
+                    f"playlists:\n  max_per_user: {MAX_PER_USER}\n  max_total: {MAX_TOTAL}\n"
+                    f"  max_editors: {MAX_EDITORS}\n  max_tracks: 50\n"
+                    + cf.cluster_yaml("tenancy", redis.address, conninfo), before_start=migrate)
     try:
         yield s
     finally:
@@ -177,7 +208,8 @@ async def flood(srv, users, conns_per_user, per_conn, track):
 
 # --------------------------------------------------------------- ownership
 
-def test_playlists_have_owners(srv):
+def test_playlists_have_owners(owners_srv):
+    srv = owners_srv
     a, b = srv.ids["Tenancy A"], srv.ids["Tenancy B"]
     pl = f"mix-{secrets.token_hex(4)}"
 

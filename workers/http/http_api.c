@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "state/state.h"
 #include "store/cache.h"
 #include "store/catalog.h"
 #include "core/config.h"
@@ -212,6 +213,8 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     } else {
         talas_json_null(&json);
     }
+    /* cluster mode: the record store, "degraded" while it cannot serve */
+    talas_state_health(ctx, &json);
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);

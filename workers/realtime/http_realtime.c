@@ -5,9 +5,10 @@
  * POST /api/events always needs the backend key ("Authorization: Bearer
  * KEY", auth.backend_key_file). A PlaylistShared it publishes also makes
  * its to_users editors of the playlist, when Talas stores one of that id
- * (playlists.c; the backend may share any playlist): a refused quota
- * answers 429 (playlists.max_editors) or 507 (storage.user_data_max) and
- * publishes nothing. Analytics are open when auth.required is false and
+ * (state/state_playlists.h; the backend may share any playlist): a
+ * refused quota answers 429 (playlists.max_editors) or 507
+ * (storage.user_data_max) and publishes nothing; so does a cluster store
+ * that cannot be reached (503 store_unavailable). Analytics are open when auth.required is false and
  * need the backend key when it is true: they are the platform backend's
  * view of its users. /api/ws/stats is open, like /api/stats. Reads take
  * one LMDB read transaction each.
@@ -25,7 +26,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "store/playback.h"
-#include "store/playlists.h"
+#include "state/state_playlists.h"
 #include "realtime/ws_hub.h"
 
 #define MAX_WORKERS 300
@@ -100,47 +101,96 @@ int talas_realtime_ws_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     return 0;
 }
 
+/* Publishes P and answers; SHARED is how many editors its PlaylistShared
+ * added, or -1 when Talas stores no playlist of that id. */
+static void publish(h2o_req_t *req, const struct talas_ws_publish *p, long shared)
+{
+    struct talas_buf body = {0};
+    struct talas_json json;
+
+    talas_ws_hub_publish(p->target, p->to, p->json.data, p->json.len);
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "published");
+    talas_json_bool(&json, 1);
+    talas_json_key(&json, "target");
+    talas_json_string(&json, p->target == TALAS_WS_TO_ALL    ? "all"
+                             : p->target == TALAS_WS_TO_USER ? "user"
+                                                             : "connection");
+    if (p->playlist_id != NULL) {
+        talas_json_key(&json, "editors_added");
+        if (shared >= 0)
+            talas_json_uint(&json, (uint64_t)shared);
+        else
+            talas_json_null(&json); /* Talas stores no playlist of that id */
+    }
+    talas_json_object_end(&json);
+    send_json(req, &body);
+}
+
+/* A PlaylistShared waiting for the store; in the request's pool, it owns
+ * the parsed event and cancels the share if the request goes first. */
+struct share_request {
+    h2o_req_t *req;
+    struct talas_ws_publish p;
+    struct talas_state_op *op;
+};
+
+static void share_dispose(void *data)
+{
+    struct share_request *s = data;
+
+    if (s->op != NULL)
+        talas_state_cancel(s->op);
+    talas_ws_publish_free(&s->p);
+}
+
 /*
  * The store's part of a PlaylistShared from the backend: its to_users
- * become editors. Returns how many were new; -2 when Talas stores no such
- * playlist (the event is the backend's own business, and still
- * published); -1 when it answered a refusal or a storage error.
+ * become editors, then the event is published. A playlist Talas does not
+ * store is the backend's own business: the event is still published. A
+ * refusal or a failure of the store answers, and publishes nothing.
  */
-static long share(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_ws_publish *p)
+static void on_shared(void *data, const struct talas_state_playlist_result *r)
 {
-    struct talas_playlist_limits lim;
-    struct talas_playlist_result r;
-    int rc;
+    struct share_request *s = data;
+    h2o_req_t *req = s->req;
 
-    talas_playlist_limits_of(ctx->conf, &lim);
-    rc = talas_playlist_share(ctx->storage, &lim, NULL, p->playlist_id, (const char *const *)p->to_users,
-                              p->to_user_count, &r);
-    if (rc == 0)
-        return (long)r.editors_added;
-    if (rc == MDB_NOTFOUND)
-        return -2;
-    if (rc == TALAS_QUOTA_EXCEEDED)
-        talas_http_send_refusal(req, strcmp(r.refusal.limit, "storage.user_data_max") == 0 ? 507 : 429,
-                                &r.refusal);
-    else if (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN)
-        talas_http_send_error(req, 409, "playlist_refused", "%s", r.reason);
-    else {
-        talas_storage_log_write_error("POST /api/events: sharing a playlist", rc);
-        if (rc == MDB_MAP_FULL)
-            talas_http_send_error(req, 507, "storage_full",
-                                  "the storage is full: the playlist was not shared");
-        else
-            talas_http_send_error(req, 500, "storage_error", "the playlist could not be shared");
+    s->op = NULL;
+    switch (r->outcome) {
+    case TALAS_STATE_OK:
+        publish(req, &s->p, (long)r->editors_added);
+        break;
+    case TALAS_STATE_NOT_FOUND:
+        publish(req, &s->p, -1);
+        break;
+    case TALAS_STATE_QUOTA:
+        talas_http_send_refusal(req, strcmp(r->refusal.limit, "storage.user_data_max") == 0 ? 507 : 429,
+                                &r->refusal);
+        break;
+    case TALAS_STATE_REFUSED:
+    case TALAS_STATE_FORBIDDEN:
+        talas_http_send_error(req, 409, "playlist_refused", "%s", r->reason);
+        break;
+    case TALAS_STATE_UNAVAILABLE:
+        talas_http_send_error(req, 503, "store_unavailable", "playlists unavailable: %s: the playlist was not "
+                                                             "shared, nothing was published",
+                              r->reason);
+        break;
+    case TALAS_STATE_FULL:
+        talas_http_send_error(req, 507, "storage_full", "the storage is full: the playlist was not shared");
+        break;
+    default:
+        talas_http_send_error(req, 500, "storage_error", "the playlist could not be shared");
+        break;
     }
-    return -1;
 }
 
 int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
+    struct share_request *s;
+    struct talas_state_op *op;
     struct talas_ws_publish p;
-    struct talas_buf body = {0};
-    struct talas_json json;
-    long shared = -2;
     char *error;
 
     if (!talas_http_method_is(req, "POST")) {
@@ -156,29 +206,19 @@ int talas_realtime_events(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         free(error);
         return 0;
     }
-    if (p.playlist_id != NULL && (shared = share(ctx, req, &p)) == -1) {
+    if (p.playlist_id == NULL) {
+        publish(req, &p, -1);
         talas_ws_publish_free(&p);
         return 0;
     }
-    talas_ws_hub_publish(p.target, p.to, p.json.data, p.json.len);
-    talas_json_init(&json, &body);
-    talas_json_object_begin(&json);
-    talas_json_key(&json, "published");
-    talas_json_bool(&json, 1);
-    talas_json_key(&json, "target");
-    talas_json_string(&json, p.target == TALAS_WS_TO_ALL    ? "all"
-                             : p.target == TALAS_WS_TO_USER ? "user"
-                                                            : "connection");
-    if (p.playlist_id != NULL) {
-        talas_json_key(&json, "editors_added");
-        if (shared >= 0)
-            talas_json_uint(&json, (uint64_t)shared);
-        else
-            talas_json_null(&json); /* Talas stores no playlist of that id */
-    }
-    talas_json_object_end(&json);
-    talas_ws_publish_free(&p);
-    send_json(req, &body);
+    s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), share_dispose);
+    s->req = req;
+    s->p = p;
+    s->op = NULL;
+    /* on_shared answers, now (LMDB) or later (the cluster store) */
+    if ((op = talas_state_playlist_share(ctx, NULL, s->p.playlist_id, (const char *const *)s->p.to_users,
+                                         s->p.to_user_count, on_shared, s)) != NULL)
+        s->op = op;
     return 0;
 }
 

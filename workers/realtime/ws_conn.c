@@ -20,9 +20,11 @@
  * identity is known before the upgrade, so no connection is opened only
  * to be closed.
  *
- * Playback and playlist commands write their change to LMDB in one short
- * transaction (playback.c, playlists.c) and publish their event through
- * the hub. A playback event is private unless its user shares their
+ * Playback commands write their change to LMDB in one short transaction
+ * (playback.c); playlist commands go to the playlists' store
+ * (state/state_playlists.h: LMDB, or PostgreSQL in cluster mode, whose
+ * answer comes later: a later command's answer may overtake it), and
+ * each publishes its event through the hub once stored. A playback event is private unless its user shares their
  * listening (share_listening, store/users.h, read at publish time): then
  * only that user's own connections receive it (ws_hub.c). Playlist
  * commands need a user: the store checks that they own or were given the
@@ -45,7 +47,7 @@
 #include "core/log.h"
 #include "store/playback.h"
 #include "store/users.h"
-#include "store/playlists.h"
+#include "state/state_playlists.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
 
@@ -293,56 +295,108 @@ static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command 
     respond(c, cmd->command_id, 0, NULL, error);
 }
 
+/*
+ * A playlist command waiting for the store (state_playlists.h): it owns
+ * the parsed command, and sits in its connection's list until the answer
+ * comes; a connection that closes first detaches it
+ * (talas__ws_conn_detach), and the answer then goes nowhere.
+ */
+struct talas__ws_pending {
+    struct talas__ws_conn *c; /* NULL once detached */
+    struct talas__ws_pending *next, **pprev;
+    struct talas_state_op *op;
+    struct talas_ws_command cmd;
+};
+
+static struct talas__ws_pending *pending_new(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    struct talas__ws_pending *p = xcalloc(1, sizeof(*p));
+
+    p->c = c;
+    p->cmd = *cmd;
+    memset(cmd, 0, sizeof(*cmd)); /* the pending owns its strings now */
+    if ((p->next = c->pending) != NULL)
+        p->next->pprev = &p->next;
+    p->pprev = &c->pending;
+    c->pending = p;
+    return p;
+}
+
+static void pending_free(struct talas__ws_pending *p)
+{
+    if (p->pprev != NULL) {
+        *p->pprev = p->next;
+        if (p->next != NULL)
+            p->next->pprev = p->pprev;
+    }
+    talas_ws_command_free(&p->cmd);
+    free(p);
+}
+
+/* Starts OP for P: the store's call returns the pending operation, or NULL
+ * when it already answered (and P is gone). */
+static void pending_started(struct talas__ws_pending *p, struct talas_state_op *op)
+{
+    if (op != NULL)
+        p->op = op;
+}
+
+void talas__ws_conn_detach(struct talas__ws_conn *c)
+{
+    while (c->pending != NULL) {
+        struct talas__ws_pending *p = c->pending;
+        talas_state_cancel(p->op);
+        pending_free(p);
+    }
+}
+
 /* The failed CommandResponse of a playlist change that did not happen. */
-static void playlist_refused(struct talas__ws_conn *c, const struct talas_ws_command *cmd, int rc,
-                             const struct talas_playlist_result *r)
+static void playlist_refused(struct talas__ws_conn *c, const struct talas_ws_command *cmd,
+                             const struct talas_state_playlist_result *r)
 {
     char msg[256];
 
-    if (rc == TALAS_QUOTA_EXCEEDED) {
+    switch (r->outcome) {
+    case TALAS_STATE_QUOTA:
         /* the limit by its configuration key, as talas_http_send_refusal */
         snprintf(msg, sizeof(msg), "quota exceeded: limit %s (%llu) reached", r->refusal.limit,
                  (unsigned long long)r->refusal.max);
         respond(c, cmd->command_id, 0, NULL, msg);
-    } else if (r->reason != NULL &&
-               (rc == TALAS_PLAYLIST_REFUSED || rc == TALAS_PLAYLIST_FORBIDDEN || rc == MDB_NOTFOUND)) {
+        break;
+    case TALAS_STATE_REFUSED:
+    case TALAS_STATE_FORBIDDEN:
+    case TALAS_STATE_NOT_FOUND:
         respond(c, cmd->command_id, 0, NULL, r->reason);
-    } else {
-        respond(c, cmd->command_id, 0, NULL, storage_failed("ws: a playlist change", rc));
+        break;
+    case TALAS_STATE_UNAVAILABLE:
+        snprintf(msg, sizeof(msg), "playlists unavailable: %s", r->reason);
+        respond(c, cmd->command_id, 0, NULL, msg);
+        break;
+    case TALAS_STATE_FULL:
+        respond(c, cmd->command_id, 0, NULL, "storage full: the change could not be stored");
+        break;
+    default:
+        respond(c, cmd->command_id, 0, NULL, "the change could not be stored");
+        break;
     }
 }
 
-static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+static void on_playlist_done(void *data, const struct talas_state_playlist_result *r)
 {
-    struct talas_playlist_limits lim;
-    struct talas_playlist_result r;
-    struct talas_buf data = {0}, ev = {0};
+    struct talas__ws_pending *p = data;
+    struct talas__ws_conn *c = p->c;
+    const struct talas_ws_command *cmd = &p->cmd;
+    struct talas_buf payload = {0}, ev = {0};
     struct talas_json json;
-    const char *error = NULL;
-    uint64_t duration;
-    int rc, add = cmd->type == TALAS_WS_ADD_TO_PLAYLIST;
+    int add = cmd->type == TALAS_WS_ADD_TO_PLAYLIST;
 
-    if (c->user == NULL) {
-        respond(c, cmd->command_id, 0, NULL, "playlists need a user: connect with ?user_id= (or a token)");
+    if (r->outcome != TALAS_STATE_OK) {
+        playlist_refused(c, cmd, r);
+        pending_free(p);
         return;
     }
-    talas_playlist_limits_of(c->ctx->conf, &lim);
-    if (add) {
-        if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0) {
-            respond(c, cmd->command_id, 0, NULL, error);
-            return;
-        }
-        rc = talas_playlist_add(c->ctx->storage, &lim, c->user, cmd->playlist_id, cmd->track_id,
-                                cmd->has_position, cmd->position, &r);
-    } else {
-        rc = talas_playlist_remove(c->ctx->storage, c->user, cmd->playlist_id, cmd->track_id, &r);
-    }
-    if (rc != 0) {
-        playlist_refused(c, cmd, rc, &r);
-        return;
-    }
-    data_uint(&data, "position", r.position);
-    respond(c, cmd->command_id, 1, &data, NULL);
+    data_uint(&payload, "position", r->position);
+    respond(c, cmd->command_id, 1, &payload, NULL);
     talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, cmd->playlist_id);
@@ -351,40 +405,52 @@ static void do_playlist(struct talas__ws_conn *c, const struct talas_ws_command 
     talas_json_key(&json, "track_id");
     talas_json_string(&json, cmd->track_id);
     talas_json_key(&json, "position");
-    talas_json_uint(&json, r.position);
+    talas_json_uint(&json, r->position);
     talas_json_object_end(&json);
     talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
     talas_buf_free(&ev);
-    talas_buf_free(&data);
+    talas_buf_free(&payload);
+    pending_free(p);
 }
 
-/* PlaylistShared from a client: its owner makes to_users editors; each of
- * them gets the event, as from the backend with send_to_user. */
-static void do_share(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+static void do_playlist(struct talas__ws_conn *c, struct talas_ws_command *cmd)
 {
-    struct talas_playlist_limits lim;
-    struct talas_playlist_result r;
-    struct talas_buf data = {0}, ev = {0};
-    struct talas_json json;
-    int rc;
+    struct talas__ws_pending *p;
+    const char *error = NULL;
+    uint64_t duration;
 
     if (c->user == NULL) {
         respond(c, cmd->command_id, 0, NULL, "playlists need a user: connect with ?user_id= (or a token)");
         return;
     }
-    if (cmd->from_user != NULL && strcmp(cmd->from_user, c->user) != 0) {
-        respond(c, cmd->command_id, 0, NULL, "forbidden: from_user must be the user of this connection");
+    if (cmd->type == TALAS_WS_ADD_TO_PLAYLIST && find_track(c->ctx, cmd->track_id, &duration, &error) != 0) {
+        respond(c, cmd->command_id, 0, NULL, error);
         return;
     }
-    talas_playlist_limits_of(c->ctx->conf, &lim);
-    rc = talas_playlist_share(c->ctx->storage, &lim, c->user, cmd->playlist_id,
-                              (const char *const *)cmd->to_users, cmd->to_user_count, &r);
-    if (rc != 0) {
-        playlist_refused(c, cmd, rc, &r);
+    p = pending_new(c, cmd);
+    if (p->cmd.type == TALAS_WS_ADD_TO_PLAYLIST)
+        pending_started(p, talas_state_playlist_add(c->ctx, c->user, p->cmd.playlist_id, p->cmd.track_id,
+                                                    p->cmd.has_position, p->cmd.position, on_playlist_done, p));
+    else
+        pending_started(p, talas_state_playlist_remove(c->ctx, c->user, p->cmd.playlist_id, p->cmd.track_id,
+                                                       on_playlist_done, p));
+}
+
+static void on_share_done(void *data, const struct talas_state_playlist_result *r)
+{
+    struct talas__ws_pending *p = data;
+    struct talas__ws_conn *c = p->c;
+    const struct talas_ws_command *cmd = &p->cmd;
+    struct talas_buf payload = {0}, ev = {0};
+    struct talas_json json;
+
+    if (r->outcome != TALAS_STATE_OK) {
+        playlist_refused(c, cmd, r);
+        pending_free(p);
         return;
     }
-    data_uint(&data, "editors_added", r.editors_added);
-    respond(c, cmd->command_id, 1, &data, NULL);
+    data_uint(&payload, "editors_added", r->editors_added);
+    respond(c, cmd->command_id, 1, &payload, NULL);
     talas_ws_event_begin(&json, &ev, "PlaylistShared");
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, cmd->playlist_id);
@@ -399,7 +465,28 @@ static void do_share(struct talas__ws_conn *c, const struct talas_ws_command *cm
     for (size_t i = 0; i < cmd->to_user_count; i++)
         talas_ws_hub_publish(TALAS_WS_TO_USER, cmd->to_users[i], ev.data, ev.len);
     talas_buf_free(&ev);
-    talas_buf_free(&data);
+    talas_buf_free(&payload);
+    pending_free(p);
+}
+
+/* PlaylistShared from a client: its owner makes to_users editors; each of
+ * them gets the event, as from the backend with send_to_user. */
+static void do_share(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    struct talas__ws_pending *p;
+
+    if (c->user == NULL) {
+        respond(c, cmd->command_id, 0, NULL, "playlists need a user: connect with ?user_id= (or a token)");
+        return;
+    }
+    if (cmd->from_user != NULL && strcmp(cmd->from_user, c->user) != 0) {
+        respond(c, cmd->command_id, 0, NULL, "forbidden: from_user must be the user of this connection");
+        return;
+    }
+    p = pending_new(c, cmd);
+    pending_started(p, talas_state_playlist_share(c->ctx, c->user, p->cmd.playlist_id,
+                                                  (const char *const *)p->cmd.to_users, p->cmd.to_user_count,
+                                                  on_share_done, p));
 }
 
 static void subs_json(struct talas_json *json, const struct talas__ws_conn *c, int with_filters)

@@ -160,6 +160,7 @@ struct talas__ws_conn *talas__ws_conn_new(void)
 
 void talas__ws_conn_free(struct talas__ws_conn *c)
 {
+    talas__ws_conn_detach(c);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -90,6 +90,7 @@ struct talas__ws_conn {
     int closing;                /* a close frame is queued: nothing else goes out */
     int close_after_drain;      /* the send queue overflowed: close once the warning is out */
     uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
+    struct talas__ws_pending *pending; /* playlist commands awaiting the store (ws_conn.c) */
 };
 
 /* Registers a new connection (ws set, user malloc'd or NULL); NULL when the
@@ -97,6 +98,9 @@ struct talas__ws_conn {
 struct talas__ws_conn *talas__ws_conn_new(void);
 /* Whether another connection may be accepted. */
 int talas__ws_hub_has_room(void);
+/* Detaches C's commands that await the store (ws_conn.c): their answers
+ * will not reach it. talas__ws_conn_free calls it. */
+void talas__ws_conn_detach(struct talas__ws_conn *c);
 /* Unregisters and frees C (its websocket is closed by the caller). */
 void talas__ws_conn_free(struct talas__ws_conn *c);
 /* Queues a text message to C (copied); applies ws.max_send_queue. */

@@ -50,6 +50,8 @@
 #include "worker/worker_ctx.h"
 #include "realtime/ws_hub.h"
 #include "store/cache.h"
+#include "store/pg_schema.h"
+#include "state/state.h"
 
 struct listener {
     h2o_accept_ctx_t accept_ctx;
@@ -331,7 +333,7 @@ void talas_worker_main(const struct talas_worker_args *args)
 {
     uint64_t filecache_cleared_at = 0;
     h2o_evloop_t *loop;
-    char *error;
+    char *error, *pg_password = NULL;
 
     w.conf = args->conf;
     w.slot = args->slot;
@@ -340,6 +342,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     setup_signals();
     /* before dropping privileges: key files may be readable by root only */
     if (talas_token_create(w.conf, &w.auth, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
+    if (w.conf->cluster_postgres_password_file != NULL &&
+        talas_pg_password_read(w.conf->cluster_postgres_password_file, &pg_password, &error) != 0) {
         log_error("%s", error);
         exit(2);
     }
@@ -368,6 +375,9 @@ void talas_worker_main(const struct talas_worker_args *args)
     /* LiveStats: the hub counts the listeners that media responses report */
     wctx.counters.stream_started = talas_ws_hub_count_stream;
     wctx.counters.data = NULL;
+    /* cluster.postgres: the record store's connection, made on the loop */
+    talas_state_open(&wctx, pg_password);
+    free(pg_password);
     talas_conn_limits_init(&wctx);
     talas_transcode_jobs_init(&wctx);
     release_dead_claims(args);

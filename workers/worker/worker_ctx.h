@@ -25,6 +25,7 @@
 #include "store/storage.h"
 
 struct talas_pool;
+struct talas_pg;
 
 /* The counters that media handlers feed: a response that streams a track
  * counts as one listener of it until the request ends (LiveStats). The
@@ -42,6 +43,7 @@ struct talas_worker_ctx {
     struct talas_pool *pool;         /* the encoder threads (worker_pool.h) */
     h2o_loop_t *loop;                /* the worker's event loop */
     struct talas_stream_counters counters;
+    struct talas_pg *records;        /* cluster.postgres: the record store (cluster/pg.h); NULL: LMDB only */
     int slot;            /* 0 .. workers-1 */
     unsigned generation; /* bumped by each reload */
     /* The node's figures (core/metrics.h): this worker counts into

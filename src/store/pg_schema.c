@@ -1,0 +1,242 @@
+/*
+ * pg_schema.c - the cluster record store's schema on PostgreSQL
+ * (pg_schema.h): the SQL of every version, the version check, the
+ * password file.
+ *
+ * Entry points: talas_pg_migrations, talas_pg_schema_check_sql,
+ * talas_pg_schema_judge, talas_pg_password_read. Logs nothing.
+ *
+ * Version 1, playlists (the LMDB ones of store/playlists.c, on a shared
+ * database): a playlist row (id, owner, created), its editors in the order
+ * they were added, its tracks by position. Every change is one call of a
+ * SQL function, so one round trip and one transaction, in which the
+ * quotas are checked:
+ *   - the playlist's row is locked (SELECT ... FOR UPDATE): changes of one
+ *     playlist, from any node, run one after the other, so
+ *     playlists.max_tracks and max_editors hold;
+ *   - creating a playlist takes a transaction-level advisory lock, one for
+ *     the whole database, and counts after it: playlists.max_per_user and
+ *     max_total hold across nodes (creations are rare next to edits);
+ *   - positions are shifted in one statement: their unique constraint is
+ *     checked at its end (DEFERRABLE).
+ * Each function answers one row (outcome, detail, value, created):
+ * outcome 'ok' (value: the position, or the editors added), 'not_found',
+ * 'forbidden' or 'refused' (detail: which reason, playlists.h's texts),
+ * 'quota' (detail: the limit's key, value: its value). Creating is
+ * idempotent under a retry of the same id (the second call finds the
+ * first's row); sharing too (editors are a set).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "store/pg_schema.h"
+
+static const char v1[] =
+    "CREATE TABLE talas_playlists (\n"
+    "    id text PRIMARY KEY,\n"
+    "    owner text NOT NULL,\n"
+    "    created timestamptz NOT NULL DEFAULT now()\n"
+    ");\n"
+    "CREATE INDEX talas_playlists_by_owner ON talas_playlists (owner);\n"
+    "CREATE TABLE talas_playlist_editors (\n"
+    "    playlist text NOT NULL REFERENCES talas_playlists (id) ON DELETE CASCADE,\n"
+    "    editor text NOT NULL,\n"
+    "    seq bigint GENERATED ALWAYS AS IDENTITY,\n"
+    "    PRIMARY KEY (playlist, editor)\n"
+    ");\n"
+    "CREATE TABLE talas_playlist_tracks (\n"
+    "    playlist text NOT NULL REFERENCES talas_playlists (id) ON DELETE CASCADE,\n"
+    "    position integer NOT NULL,\n"
+    "    track text NOT NULL,\n"
+    "    CONSTRAINT talas_playlist_tracks_position UNIQUE (playlist, position)\n"
+    "        DEFERRABLE INITIALLY IMMEDIATE\n"
+    ");\n"
+    /* may USER change a playlist owned by O? */
+    "CREATE FUNCTION talas_playlist_may_edit(p_playlist text, o text, p_user text) RETURNS boolean\n"
+    "LANGUAGE sql STABLE AS $$\n"
+    "    SELECT (o <> '' AND o = p_user) OR EXISTS (SELECT 1 FROM talas_playlist_editors\n"
+    "        WHERE playlist = p_playlist AND editor = p_user)\n"
+    "$$;\n"
+    "CREATE FUNCTION talas_playlist_add(p_user text, p_playlist text, p_track text, p_position bigint,\n"
+    "    max_per_user bigint, max_total bigint, max_tracks bigint,\n"
+    "    OUT outcome text, OUT detail text, OUT value bigint, OUT created boolean)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    o text;\n"
+    "    found_it boolean;\n"
+    "    n bigint;\n"
+    "BEGIN\n"
+    "    created := false;\n"
+    "    SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "    found_it := FOUND;\n"
+    "    IF NOT found_it THEN\n"
+    "        IF octet_length(p_user) NOT BETWEEN 1 AND 128 THEN\n"
+    "            outcome := 'refused'; detail := 'user_id'; RETURN;\n"
+    "        END IF;\n"
+    "        -- creations one at a time, cluster-wide: the counts below hold\n"
+    "        PERFORM pg_advisory_xact_lock(5786149417349279745);\n"
+    "        SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "        found_it := FOUND;\n"
+    "    END IF;\n"
+    "    IF NOT found_it THEN\n"
+    "        SELECT count(*) INTO n FROM (SELECT 1 FROM talas_playlists WHERE owner = p_user\n"
+    "            LIMIT max_per_user) s;\n"
+    "        IF n >= max_per_user THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_per_user'; value := max_per_user; RETURN;\n"
+    "        END IF;\n"
+    "        SELECT count(*) INTO n FROM (SELECT 1 FROM talas_playlists LIMIT max_total) s;\n"
+    "        IF n >= max_total THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_total'; value := max_total; RETURN;\n"
+    "        END IF;\n"
+    "        IF p_position IS NOT NULL AND p_position > 0 THEN\n"
+    "            outcome := 'refused'; detail := 'position'; RETURN;\n"
+    "        END IF;\n"
+    "        INSERT INTO talas_playlists (id, owner) VALUES (p_playlist, p_user);\n"
+    "        created := true;\n"
+    "        n := 0;\n"
+    "    ELSE\n"
+    "        IF NOT talas_playlist_may_edit(p_playlist, o, p_user) THEN\n"
+    "            outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'edit' END;\n"
+    "            RETURN;\n"
+    "        END IF;\n"
+    "        SELECT count(*) INTO n FROM talas_playlist_tracks WHERE playlist = p_playlist;\n"
+    "        IF n >= max_tracks THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_tracks'; value := max_tracks; RETURN;\n"
+    "        END IF;\n"
+    "        IF p_position IS NOT NULL AND p_position > n THEN\n"
+    "            outcome := 'refused'; detail := 'position'; RETURN;\n"
+    "        END IF;\n"
+    "    END IF;\n"
+    "    value := coalesce(p_position, n);\n"
+    "    UPDATE talas_playlist_tracks SET position = position + 1\n"
+    "        WHERE playlist = p_playlist AND position >= value;\n"
+    "    INSERT INTO talas_playlist_tracks (playlist, position, track) VALUES (p_playlist, value, p_track);\n"
+    "    outcome := 'ok';\n"
+    "END $$;\n"
+    "CREATE FUNCTION talas_playlist_remove(p_user text, p_playlist text, p_track text,\n"
+    "    OUT outcome text, OUT detail text, OUT value bigint, OUT created boolean)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    o text;\n"
+    "    pos integer;\n"
+    "BEGIN\n"
+    "    created := false;\n"
+    "    SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "    IF NOT FOUND THEN\n"
+    "        outcome := 'not_found'; RETURN;\n"
+    "    END IF;\n"
+    "    IF NOT talas_playlist_may_edit(p_playlist, o, p_user) THEN\n"
+    "        outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'edit' END; RETURN;\n"
+    "    END IF;\n"
+    "    SELECT min(position) INTO pos FROM talas_playlist_tracks\n"
+    "        WHERE playlist = p_playlist AND track = p_track;\n"
+    "    IF pos IS NULL THEN\n"
+    "        outcome := 'refused'; detail := 'not_in_playlist'; RETURN;\n"
+    "    END IF;\n"
+    "    DELETE FROM talas_playlist_tracks WHERE playlist = p_playlist AND position = pos;\n"
+    "    UPDATE talas_playlist_tracks SET position = position - 1\n"
+    "        WHERE playlist = p_playlist AND position > pos;\n"
+    "    outcome := 'ok'; value := pos;\n"
+    "END $$;\n"
+    /* p_user NULL: the backend, which may share any playlist */
+    "CREATE FUNCTION talas_playlist_share(p_user text, p_playlist text, p_to json, max_editors bigint,\n"
+    "    OUT outcome text, OUT detail text, OUT value bigint, OUT created boolean)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    o text;\n"
+    "    have bigint;\n"
+    "BEGIN\n"
+    "    created := false;\n"
+    "    SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "    IF NOT FOUND THEN\n"
+    "        outcome := 'not_found'; RETURN;\n"
+    "    END IF;\n"
+    "    IF p_user IS NOT NULL AND (o = '' OR o <> p_user) THEN\n"
+    "        outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'share' END; RETURN;\n"
+    "    END IF;\n"
+    "    IF EXISTS (SELECT 1 FROM json_array_elements_text(p_to) AS t(u)\n"
+    "               WHERE octet_length(u) NOT BETWEEN 1 AND 128) THEN\n"
+    "        outcome := 'refused'; detail := 'to_users'; RETURN;\n"
+    "    END IF;\n"
+    "    SELECT count(*) INTO have FROM talas_playlist_editors WHERE playlist = p_playlist;\n"
+    "    SELECT count(DISTINCT u) INTO value FROM json_array_elements_text(p_to) AS t(u)\n"
+    "        WHERE u <> o AND NOT EXISTS (SELECT 1 FROM talas_playlist_editors\n"
+    "            WHERE playlist = p_playlist AND editor = u);\n"
+    "    IF value = 0 THEN\n"
+    "        outcome := 'ok'; RETURN;\n"
+    "    END IF;\n"
+    "    IF have + value > max_editors THEN\n"
+    "        outcome := 'quota'; detail := 'playlists.max_editors'; value := max_editors; RETURN;\n"
+    "    END IF;\n"
+    "    INSERT INTO talas_playlist_editors (playlist, editor)\n"
+    "        SELECT p_playlist, u FROM (SELECT u, min(i) AS first\n"
+    "            FROM json_array_elements_text(p_to) WITH ORDINALITY AS t(u, i) GROUP BY u) s\n"
+    "        WHERE u <> o AND NOT EXISTS (SELECT 1 FROM talas_playlist_editors\n"
+    "            WHERE playlist = p_playlist AND editor = u)\n"
+    "        ORDER BY first\n"
+    "        ON CONFLICT DO NOTHING;\n"
+    "    outcome := 'ok';\n"
+    "END $$;\n";
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1};
+
+const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
+
+int talas_pg_schema_judge(const char *version, char *reason, size_t size)
+{
+    char *end;
+    long v;
+
+    if (version == NULL) {
+        snprintf(reason, size, "the database has no Talas schema: run \"talasctl db migrate\" (this build "
+                               "needs version %d)",
+                 TALAS_PG_SCHEMA_VERSION);
+        return -1;
+    }
+    errno = 0;
+    v = strtol(version, &end, 10);
+    if (errno != 0 || end == version || *end != '\0' || v < 0) {
+        snprintf(reason, size, "talas_schema holds \"%.32s\", not a version", version);
+        return -1;
+    }
+    if (v < TALAS_PG_SCHEMA_VERSION) {
+        snprintf(reason, size, "the schema is at version %ld, older than this build's %d: run \"talasctl db "
+                               "migrate\"",
+                 v, TALAS_PG_SCHEMA_VERSION);
+        return -1;
+    }
+    if (v > TALAS_PG_SCHEMA_VERSION) {
+        snprintf(reason, size, "the schema is at version %ld, newer than this build knows (%d): upgrade "
+                               "Talas on this node",
+                 v, TALAS_PG_SCHEMA_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+int talas_pg_password_read(const char *path, char **password_r, char **error_r)
+{
+    char line[1024];
+    FILE *fp = fopen(path, "r");
+    size_t len;
+
+    *password_r = NULL;
+    if (fp == NULL) {
+        *error_r = xasprintf("%s: cannot read the PostgreSQL password: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fgets(line, sizeof(line), fp) == NULL)
+        line[0] = '\0';
+    fclose(fp);
+    len = strcspn(line, "\r\n");
+    line[len] = '\0';
+    if (len == 0) {
+        *error_r = xasprintf("%s: the PostgreSQL password file is empty", path);
+        return -1;
+    }
+    *password_r = xstrdup(line);
+    return 0;
+}

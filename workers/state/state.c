@@ -1,0 +1,56 @@
+/*
+ * state.c - opening the shared state's cluster store in a worker
+ * (state.h): the PostgreSQL connection and the judge of its schema; the
+ * store's part of /api/health.
+ *
+ * Entry points: talas_state_open (worker.c), talas_state_health
+ * (http_api.c). Logs through cluster/pg.c: connected, lost, refused (the
+ * schema's reason), once per change.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/pg.h"
+#include "state/state.h"
+#include "store/pg_schema.h"
+
+/* The check of each fresh connection: talas_schema's version. */
+static int check_schema(const PGresult *res, char *reason, size_t size)
+{
+    const char *state;
+
+    if (res == NULL) {
+        snprintf(reason, size, "the schema check got no answer");
+        return -1;
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return talas_pg_schema_judge(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : NULL, reason, size);
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state != NULL && strcmp(state, "42P01") == 0) /* undefined_table */
+        return talas_pg_schema_judge(NULL, reason, size);
+    snprintf(reason, size, "the schema check failed: %s", PQresultErrorMessage(res));
+    return -1;
+}
+
+void talas_state_open(struct talas_worker_ctx *ctx, const char *password)
+{
+    if (ctx->conf->cluster_postgres == NULL)
+        return;
+    ctx->records =
+        talas_pg_create(ctx->loop, ctx->conf->cluster_postgres, password, talas_pg_schema_check_sql, check_schema);
+}
+
+void talas_state_health(const struct talas_worker_ctx *ctx, struct talas_json *json)
+{
+    if (ctx->records == NULL)
+        return;
+    talas_json_key(json, "postgres");
+    talas_json_object_begin(json);
+    talas_json_key(json, "status");
+    talas_json_string(json, talas_pg_ready(ctx->records) ? "ok" : "degraded");
+    if (!talas_pg_ready(ctx->records)) {
+        talas_json_key(json, "reason");
+        talas_json_string(json, talas_pg_reason(ctx->records));
+    }
+    talas_json_object_end(json);
+}
