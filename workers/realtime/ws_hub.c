@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster_bus.h"
 #include "store/catalog.h"
 #include "core/ipc.h"
 #include "core/log.h"
@@ -402,6 +403,14 @@ static void publish(const struct talas_ipc_event *ev)
     if (talas_ipc_event_encode(&frame, ev) == 0)
         ipc_send_frame(&frame);
     talas_buf_free(&frame);
+    /* the other nodes: once, from the worker where the event was made */
+    if (hub.ctx->cluster != NULL)
+        talas_cluster_bus_publish(hub.ctx->cluster, ev);
+}
+
+void talas_ws_hub_deliver_local(const struct talas_ipc_event *ev)
+{
+    deliver(ev);
 }
 
 void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len)
@@ -637,6 +646,8 @@ static void on_live(h2o_timeout_entry_t *entry)
     struct talas_buf b = {0};
     struct talas_json json;
     struct top *tops = NULL;
+    const struct talas_cluster_totals *totals;
+    uint64_t listeners;
     size_t nper, ntop = 0;
     double load[1] = {0};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -666,13 +677,25 @@ static void on_live(h2o_timeout_entry_t *entry)
             }
             tops[k].n += per[w].tracks[t].listeners;
         }
+    listeners = sum.open_streams;
+    /* in a cluster, every node's figures as of the last read (this node's
+     * alone while Redis cannot be reached) */
+    if (hub.ctx->cluster != NULL && (totals = talas_cluster_bus_totals(hub.ctx->cluster)) != NULL) {
+        listeners = totals->listeners;
+        ntop = totals->track_count < 10 ? totals->track_count : 10;
+        tops = xrealloc(tops, (ntop + 1) * sizeof(*tops));
+        for (size_t k = 0; k < ntop; k++) {
+            memcpy(tops[k].id, totals->tracks[k].id, sizeof(tops[k].id));
+            tops[k].n = totals->tracks[k].listeners;
+        }
+    }
     if (ntop > 1)
         qsort(tops, ntop, sizeof(*tops), by_top);
     getloadavg(load, 1);
 
     talas_ws_event_begin(&json, &b, "LiveStats");
     talas_json_key(&json, "concurrent_listeners");
-    talas_json_uint(&json, sum.open_streams);
+    talas_json_uint(&json, listeners);
     talas_json_key(&json, "top_tracks");
     talas_json_array_begin(&json);
     if (talas_storage_read_begin(hub.ctx->storage, &txn) == 0) {
@@ -707,8 +730,26 @@ static void on_live(h2o_timeout_entry_t *entry)
     free(per);
 }
 
+/* The figures cluster_bus.c writes to Redis: this worker's, and its
+ * node's as the master last relayed them. */
+static void cluster_figures(struct talas_ipc_stats *mine, struct talas_ipc_stats *node, uint32_t *node_workers)
+{
+    struct talas_ipc_stats *per = xcalloc(MAX_WORKERS, sizeof(*per));
+    size_t n;
+
+    talas_ws_hub_stats(node, per, MAX_WORKERS, &n);
+    *mine = hub.mine;
+    *node_workers = (uint32_t)n;
+    free(per);
+}
+
 void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
 {
+    static const struct talas_cluster_hooks hooks = {
+        .deliver = talas_ws_hub_deliver_local,
+        .figures = cluster_figures,
+    };
+
     h2o_loop_t *loop = ctx->loop;
     const struct talas_config *conf = ctx->conf;
 
@@ -729,6 +770,8 @@ void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
         hub.ipc = h2o_evloop_socket_create(loop, ipc_fd, 0);
         h2o_socket_read_start(hub.ipc, on_ipc_read);
     }
+    if (ctx->cluster != NULL)
+        talas_cluster_bus_start(ctx->cluster, loop, &hooks);
 }
 
 void talas_ws_hub_shutdown(void)

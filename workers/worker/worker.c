@@ -49,6 +49,7 @@
 #include "worker/worker_ctx.h"
 #include "realtime/ws_hub.h"
 #include "store/cache.h"
+#include "cluster/cluster_bus.h"
 
 struct listener {
     h2o_accept_ctx_t accept_ctx;
@@ -309,6 +310,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     setup_signals();
     /* before dropping privileges: key files may be readable by root only */
     if (talas_token_create(w.conf, &w.auth, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
+    /* the Redis password file, too (cluster mode; NULL otherwise) */
+    if (talas_cluster_bus_create(w.conf, args->slot, &wctx.cluster, &error) != 0) {
         log_error("%s", error);
         exit(2);
     }

@@ -24,6 +24,7 @@
 #include "store/storage.h"
 
 struct talas_pool;
+struct talas_cluster_bus;
 
 /* The counters that media handlers feed: a response that streams a track
  * counts as one listener of it until the request ends (LiveStats). The
@@ -41,6 +42,7 @@ struct talas_worker_ctx {
     struct talas_pool *pool;         /* the encoder threads (worker_pool.h) */
     h2o_loop_t *loop;                /* the worker's event loop */
     struct talas_stream_counters counters;
+    struct talas_cluster_bus *cluster; /* cluster mode's realtime plane (cluster/cluster_bus.h); NULL outside it */
     int slot;            /* 0 .. workers-1 */
     unsigned generation; /* bumped by each reload */
 };
