@@ -188,8 +188,11 @@ def test_events_cross_nodes_with_filters_targets_and_privacy(nodes):
         priv = await websockets.connect(url(a, "user_id=priv"))
         priv_b = await websockets.connect(url(b, "user_id=priv"))
         spy = await websockets.connect(url(b, "user_id=spy"))
+        sam = await websockets.connect(url(a, "user_id=sam"))
         backend = Backend(a)
         try:
+            await subscribe(sam, ["PlaybackStarted", "PlaybackStopped"], {"user_id": "alice"})
+            await subscribe(sam, ["PlaylistUpdated"])
             # a filter that matches on B receives alice's Play on A; one that
             # does not match gets nothing before alice's later Stop
             await subscribe(match, ["PlaybackStarted"], {"user_id": "alice"})
@@ -202,6 +205,20 @@ def test_events_cross_nodes_with_filters_targets_and_privacy(nodes):
             ev = await next_event(other)
             assert ev["event"] == "PlaybackStopped" and ev["user_id"] == "alice", \
                 f"the non-matching filter let an event through: {ev}"
+
+            # on A itself each event arrives once: the master relayed it, and
+            # its copy from Redis is dropped. Once sam's worker has seen both
+            # copies come back from Redis, alice's next event is the barrier.
+            assert [e["event"] for e in [await next_event(sam), await next_event(sam)]] == \
+                ["PlaybackStarted", "PlaybackStopped"]
+            sam_pid = (await status(sam))["worker_pid"]
+            tf.wait_for(lambda: (lambda c: c["worker"]["pid"] == sam_pid and
+                                 c["worker"]["events_own_skipped"] >= 2)(a.get_json("/api/ws/stats")["cluster"]),
+                        10, what="sam's worker skipping its node's own events from Redis")
+            await command(alice, {"command": "AddToPlaylist", "command_id": "p3", "playlist_id": "alicelist",
+                                  "track_id": song})
+            ev = await next_event(sam)
+            assert ev["event"] == "PlaylistUpdated", f"an event of this node came back a second time: {ev}"
 
             # POST /api/events on A: to all (a ServerMessage reaches B's
             # clients without a Subscribe), to a user on both nodes, to one
@@ -241,7 +258,7 @@ def test_events_cross_nodes_with_filters_targets_and_privacy(nodes):
             assert ev["event"] == "PlaylistUpdated", f"a private listening event crossed to another user: {ev}"
         finally:
             backend.close()
-            for ws in (alice, match, other, zed_a, zed_b, priv, priv_b, spy):
+            for ws in (alice, match, other, zed_a, zed_b, priv, priv_b, spy, sam):
                 await ws.close()
 
     run(go())

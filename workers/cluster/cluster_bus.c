@@ -614,6 +614,8 @@ void talas_cluster_bus_json(const struct talas_cluster_bus *bus, struct talas_js
         talas_json_null(json);
     talas_json_key(json, "worker");
     talas_json_object_begin(json);
+    talas_json_key(json, "pid");
+    talas_json_uint(json, (uint64_t)getpid());
     talas_json_key(json, "events_published");
     talas_json_uint(json, bus->count.published);
     talas_json_key(json, "events_not_sent");
