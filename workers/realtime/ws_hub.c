@@ -5,13 +5,17 @@
  *
  * Entry points: talas_ws_hub_init, talas_ws_hub_shutdown,
  * talas_ws_hub_publish, talas_ws_hub_publish_activity,
- * talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
+ * talas_ws_hub_deliver_local, talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
  * and talas_ws_hub_count_stream, which worker.c installs as the counters
  * of its context (worker_ctx.h) for the media routes.
  *
  * Delivery. An event published here is delivered to this worker's
  * connections at once and sent to the master, which relays it to every
  * other worker; an event read from the master is delivered the same way.
+ * In cluster mode it is also published once to the other nodes
+ * (cluster/cluster_bus.h), whose events come back through
+ * talas_ws_hub_deliver_local: to this worker's connections only, by the
+ * same rules, relayed nowhere. LiveStats then sums every node's figures.
  * A connection receives an event addressed to it (send_to_connection), to
  * its user (send_to_user), a ServerMessage sent to all, and any other
  * event sent to all that it subscribed to with matching filters. Privacy
