@@ -121,8 +121,9 @@ static void print(const struct talas_config *conf, const struct node *nodes, siz
     printf("%-24s %10s %12s %8s %10s\n", "NODE", "LISTENERS", "CONNECTIONS", "WORKERS", "SEEN");
     for (size_t i = 0; i < count; i++) {
         double ago = now > nodes[i].last_seen_ms ? (double)(now - nodes[i].last_seen_ms) / 1000 : 0;
-        printf("%-24s %10llu %12llu %8llu %8.1fs%s\n", nodes[i].name, nodes[i].listeners, nodes[i].connections,
-               nodes[i].workers, ago, strcmp(nodes[i].name, conf->cluster_node_name) == 0 ? "  (this node)" : "");
+        printf("%-24s %10llu %12llu %8llu %8.1fs%s\n", nodes[i].name, nodes[i].listeners,
+               nodes[i].connections, nodes[i].workers, ago,
+               strcmp(nodes[i].name, conf->cluster_node_name) == 0 ? "  (this node)" : "");
     }
 }
 

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int inside(const void *p, size_t n, const void *base, size_t len)
 {
-    return n == 0 || ((const char *)p >= (const char *)base && (const char *)p + n <= (const char *)base + len);
+    return n == 0 ||
+           ((const char *)p >= (const char *)base && (const char *)p + n <= (const char *)base + len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (talas_cluster_msg_encode(&b, &m) != 0 || b.len != size || memcmp(b.data, buf, size) != 0)
             abort();
-        if (talas_cluster_msg_decode(b.data, b.len, &again) != 0 || again.pid != m.pid || again.seq != m.seq ||
-            again.event.target != ev->target || again.event.flags != ev->flags)
+        if (talas_cluster_msg_decode(b.data, b.len, &again) != 0 || again.pid != m.pid ||
+            again.seq != m.seq || again.event.target != ev->target || again.event.flags != ev->flags)
             abort();
         talas_buf_free(&b);
     }

@@ -27,7 +27,11 @@ static const struct talas_ipc_event private_play = {
 
 static void test_round_trip(void **state)
 {
-    struct talas_cluster_msg m = {.node = "node-a", .node_len = 6, .pid = 4242, .seq = 9, .event = private_play},
+    struct talas_cluster_msg m = {.node = "node-a",
+                                  .node_len = 6,
+                                  .pid = 4242,
+                                  .seq = 9,
+                                  .event = private_play},
                              got;
     struct talas_buf out = {0};
 

@@ -67,14 +67,14 @@ struct talas_cluster_bus {
     size_t publisher_count;
 
     struct {
-        uint64_t published;         /* PUBLISHed */
-        uint64_t publish_dropped;   /* not sent: Redis unreachable */
-        uint64_t publish_failed;    /* sent, but no answer or an error */
-        uint64_t received;          /* from other nodes, delivered here */
-        uint64_t own;               /* from this node: dropped */
-        uint64_t missed;            /* gaps in publishers' sequences */
-        uint64_t invalid;           /* messages that did not decode */
-        uint64_t refresh_failed;    /* presence writes or reads that failed */
+        uint64_t published;       /* PUBLISHed */
+        uint64_t publish_dropped; /* not sent: Redis unreachable */
+        uint64_t publish_failed;  /* sent, but no answer or an error */
+        uint64_t received;        /* from other nodes, delivered here */
+        uint64_t own;             /* from this node: dropped */
+        uint64_t missed;          /* gaps in publishers' sequences */
+        uint64_t invalid;         /* messages that did not decode */
+        uint64_t refresh_failed;  /* presence writes or reads that failed */
     } count;
 };
 
@@ -161,8 +161,8 @@ static void on_message(struct talas_redis_conn *conn, const char *msg, size_t le
 
     if (talas_cluster_msg_decode(msg, len, &m) != 0) {
         if (bus->count.invalid++ % 1000 == 0)
-            log_debug("cluster: a message on %s that is not an event (%zu bytes): dropped", TALAS_CLUSTER_CHANNEL,
-                      len);
+            log_debug("cluster: a message on %s that is not an event (%zu bytes): dropped",
+                      TALAS_CLUSTER_CHANNEL, len);
         return;
     }
     if (strcmp(m.node, bus->node) == 0) {
@@ -347,7 +347,8 @@ static int queue(struct talas_cluster_bus *bus, struct talas_buf *args, size_t a
     return rc;
 }
 
-static void arg(struct talas_buf *args, size_t *argc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void arg(struct talas_buf *args, size_t *argc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void arg(struct talas_buf *args, size_t *argc, const char *fmt, ...)
 {
@@ -531,8 +532,8 @@ void talas_cluster_bus_start(struct talas_cluster_bus *bus, h2o_loop_t *loop,
     bus->hooks = *hooks;
     bus->sub = talas_redis_conn_new(loop, bus->conf->cluster_redis, bus->password, "events", NULL, NULL, bus);
     talas_redis_conn_subscriber(bus->sub, TALAS_CLUSTER_CHANNEL, on_message);
-    bus->cmd =
-        talas_redis_conn_new(loop, bus->conf->cluster_redis, bus->password, "commands", on_cmd_ready, NULL, bus);
+    bus->cmd = talas_redis_conn_new(loop, bus->conf->cluster_redis, bus->password, "commands", on_cmd_ready,
+                                    NULL, bus);
     h2o_timeout_init(loop, &bus->refresh, TALAS_CLUSTER_REFRESH_MS);
     bus->refresh_entry.cb = on_refresh;
     h2o_timeout_link(loop, &bus->refresh, &bus->refresh_entry);

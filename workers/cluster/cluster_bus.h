@@ -62,7 +62,7 @@ struct talas_cluster_totals {
     struct talas_cluster_track {
         char id[TALAS_IPC_TRACK_ID_LEN + 1];
         uint64_t listeners;
-    } *tracks;
+    } * tracks;
 };
 
 /*

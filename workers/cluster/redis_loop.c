@@ -50,11 +50,11 @@ struct glue {
 struct talas_redis_conn {
     h2o_loop_t *loop;
     char *name;
-    char *unix_path;   /* "unix:" addresses */
-    char *host;        /* else a numeric address, resolved once */
+    char *unix_path; /* "unix:" addresses */
+    char *host;      /* else a numeric address, resolved once */
     int port;
     char *password;
-    char *channel;     /* a subscriber's */
+    char *channel; /* a subscriber's */
     talas_redis_message_fn on_message;
     talas_redis_ready_fn ready;
     talas_redis_down_fn down;
@@ -62,8 +62,7 @@ struct talas_redis_conn {
 
     redisAsyncContext *ac; /* the current context, NULL between attempts */
     int is_ready;
-    int ever_ready;
-    int failing;           /* a failure was logged and no success since */
+    int failing; /* a failure was logged and no success since */
     char why[256];
     uint32_t backoff_ms;
     uint64_t reconnect_at;
@@ -173,7 +172,6 @@ static void become_ready(struct talas_redis_conn *conn)
     else
         log_debug("redis %s: connected%s", conn->name, conn->channel != NULL ? ", subscribed" : "");
     conn->failing = 0;
-    conn->ever_ready = 1;
     if (conn->ready != NULL)
         conn->ready(conn, conn->data);
 }
@@ -196,7 +194,8 @@ static void failed(struct talas_redis_conn *conn, int was_ready, const char *why
         conn->failing = 1;
     }
     conn->reconnect_at = talas_now_ms() + conn->backoff_ms;
-    conn->backoff_ms = conn->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : conn->backoff_ms * 2;
+    conn->backoff_ms =
+        conn->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : conn->backoff_ms * 2;
     if (conn->down != NULL)
         conn->down(conn, conn->why, conn->data);
 }
@@ -428,8 +427,9 @@ static void set_address(struct talas_redis_conn *conn, const char *address)
             conn->host = xstrdup(num);
     }
     if (conn->host == NULL)
-        snprintf(conn->why, sizeof(conn->why), "cannot resolve \"%s\": %s (resolved once, as the worker starts)",
-                 host, rc != 0 ? gai_strerror(rc) : "no address");
+        snprintf(conn->why, sizeof(conn->why),
+                 "cannot resolve \"%s\": %s (resolved once, as the worker starts)", host,
+                 rc != 0 ? gai_strerror(rc) : "no address");
     if (res != NULL)
         freeaddrinfo(res);
     free(host);

@@ -12,9 +12,9 @@
  * connect that takes longer than REDIS_CONNECT_TIMEOUT_MS, a connection
  * that leaves a ping unanswered for REDIS_PING_TIMEOUT_MS, a refused AUTH
  * or a dropped socket end the connection; a new one is tried after a delay
- * that doubles from 100 ms to 2 s (so that a Redis back
- * from an outage is in use again within about 2 s), reset by each success. Pings go every
- * second when the connection is idle (a subscriber's is a repeated
+ * that doubles from 100 ms to 2 s (a Redis back from an outage is in use
+ * again within about 2 s), reset by each success. Pings go every second
+ * when the connection is idle (a subscriber's is a repeated
  * SUBSCRIBE of its channel: in RESP2 a subscribed connection answers
  * PING with an array that hiredis 0.14 hands to no callback).
  *
@@ -58,7 +58,8 @@ typedef void (*talas_redis_down_fn)(struct talas_redis_conn *conn, const char *w
  * before the answer (the command may or may not have run). */
 typedef void (*talas_redis_reply_fn)(struct talas_redis_conn *conn, redisReply *reply, void *data);
 /* A message published on the subscriber's channel. */
-typedef void (*talas_redis_message_fn)(struct talas_redis_conn *conn, const char *msg, size_t len, void *data);
+typedef void (*talas_redis_message_fn)(struct talas_redis_conn *conn, const char *msg, size_t len,
+                                       void *data);
 
 /*
  * A connection to ADDRESS ("unix:/path" or "HOST:PORT", as cluster.redis),

@@ -736,7 +736,8 @@ static void on_live(h2o_timeout_entry_t *entry)
 
 /* The figures cluster_bus.c writes to Redis: this worker's, and its
  * node's as the master last relayed them. */
-static void cluster_figures(struct talas_ipc_stats *mine, struct talas_ipc_stats *node, uint32_t *node_workers)
+static void cluster_figures(struct talas_ipc_stats *mine, struct talas_ipc_stats *node,
+                            uint32_t *node_workers)
 {
     struct talas_ipc_stats *per = xcalloc(MAX_WORKERS, sizeof(*per));
     size_t n;
