@@ -57,15 +57,27 @@ void talas_ipc_frame_begin(struct talas_buf *out, enum talas_ipc_type type, size
  * u32 owner length, u32 json length, then the three byte strings. */
 #define EVENT_FLAGS_KNOWN TALAS_IPC_EVENT_PRIVATE
 
+static int event_fits(const struct talas_ipc_event *ev)
+{
+    return ev->to_len <= TALAS_IPC_MAX_TO && ev->owner_len <= TALAS_IPC_MAX_TO &&
+           ev->json_len <= TALAS_IPC_MAX_EVENT_JSON && (ev->flags & ~EVENT_FLAGS_KNOWN) == 0 &&
+           !((ev->flags & TALAS_IPC_EVENT_PRIVATE) && ev->owner_len == 0);
+}
+
 int talas_ipc_event_encode(struct talas_buf *out, const struct talas_ipc_event *ev)
+{
+    if (!event_fits(ev))
+        return -1;
+    talas_ipc_frame_begin(out, TALAS_IPC_EVENT, 6 * 4 + ev->to_len + ev->owner_len + ev->json_len);
+    return talas_ipc_event_put(out, ev);
+}
+
+int talas_ipc_event_put(struct talas_buf *out, const struct talas_ipc_event *ev)
 {
     struct talas_record_writer w;
 
-    if (ev->to_len > TALAS_IPC_MAX_TO || ev->owner_len > TALAS_IPC_MAX_TO ||
-        ev->json_len > TALAS_IPC_MAX_EVENT_JSON || (ev->flags & ~EVENT_FLAGS_KNOWN) != 0 ||
-        ((ev->flags & TALAS_IPC_EVENT_PRIVATE) && ev->owner_len == 0))
+    if (!event_fits(ev))
         return -1;
-    talas_ipc_frame_begin(out, TALAS_IPC_EVENT, 6 * 4 + ev->to_len + ev->owner_len + ev->json_len);
     talas_record_writer_buf(&w, out);
     talas_record_put_u32(&w, ev->origin_pid);
     talas_record_put_u32(&w, ev->target);

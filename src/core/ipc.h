@@ -100,6 +100,10 @@ struct talas_ipc_event {
 /* Appends a whole EVENT frame to OUT. Returns 0, or -1 (nothing appended)
  * when a part is over its limit. */
 int talas_ipc_event_encode(struct talas_buf *out, const struct talas_ipc_event *ev);
+/* Appends only the payload of an EVENT (no frame header), as cluster mode
+ * carries it inside its own message (workers/cluster/cluster_msg.h); 0 or
+ * -1 as above. */
+int talas_ipc_event_put(struct talas_buf *out, const struct talas_ipc_event *ev);
 /* Decodes an EVENT payload; 0 or -1. */
 int talas_ipc_event_decode(const void *payload, size_t len, struct talas_ipc_event *ev);
 

@@ -9,6 +9,7 @@
  *   sign               ctl_sign.c       sessions        ctl_sessions.c
  *   check-config       ctl_config.c     users           ctl_users.c
  *   storage compact    ctl_storage.c    db              ctl_db.c
+ *   cluster status     ctl_cluster.c
  *   reload, stop, ws stats, broadcast   ctl_master.c
  *
  * talasctl reads the same configuration file as talas-master. Commands
@@ -99,6 +100,9 @@ static const struct command {
      "                     (cluster.postgres) to this build's version; print it\n"
      "  db status          the record store's schema version against this build's\n"},
     {"ws", 1, 1, 0, "  ws stats           realtime (/api/ws) figures of every worker\n"},
+    {"cluster", 1, 1, 0,
+     "  cluster status     the live nodes of the cluster (from Redis): listeners,\n"
+     "                     WebSocket connections, workers, when last seen\n"},
     {"broadcast", 1, 1, OPT_LEVEL,
      "  broadcast MESSAGE [--level info|warning|error]\n"
      "                     send a ServerMessage to every realtime (/api/ws) connection\n"},
@@ -274,7 +278,8 @@ int main(int argc, char **argv)
         }
     }
     if (nargs < command->min_args || nargs > command->max_args || (given & ~command->opts) != 0 ||
-        (strcmp(cmd, "ws") == 0 && strcmp(args[0], "stats") != 0)) {
+        (strcmp(cmd, "ws") == 0 && strcmp(args[0], "stats") != 0) ||
+        (strcmp(cmd, "cluster") == 0 && strcmp(args[0], "status") != 0)) {
         talasctl_usage(stderr, command->name);
         free(args);
         return TALASCTL_USAGE;
@@ -325,6 +330,8 @@ int main(int argc, char **argv)
         rc = talasctl_cmd_db(conf, args, nargs);
     else if (strcmp(cmd, "ws") == 0)
         rc = talasctl_cmd_ws_stats(conf);
+    else if (strcmp(cmd, "cluster") == 0)
+        rc = talasctl_cmd_cluster(conf, args, nargs);
     else if (strcmp(cmd, "broadcast") == 0)
         rc = talasctl_cmd_broadcast(conf, args[0], level != NULL ? level : "Info");
     else if (strcmp(cmd, "reload") == 0)

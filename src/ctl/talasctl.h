@@ -114,6 +114,9 @@ int talasctl_pg_playlists_owners(struct pg_conn *conn, int (*fn)(const char *own
 /* ctl_storage.c: storage compact, refused while the master runs. */
 int talasctl_cmd_storage(const struct talas_config *conf, char **args, int nargs);
 
+/* ctl_cluster.c: cluster status, the live nodes from Redis (cluster mode). */
+int talasctl_cmd_cluster(const struct talas_config *conf, char **args, int nargs);
+
 /* ctl_config.c: check-config (--keys is main's: it needs no file). */
 int talasctl_cmd_check_config(const struct talas_config *conf);
 

@@ -171,7 +171,8 @@ def test_foreground_start_refuses_broken_config(cfg):
 
 # ---------------------------------------------------------------- talasctl
 
-CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "db", "ws", "broadcast",
+CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "db", "ws", "cluster",
+                "broadcast",
                 "reload", "stop", "check-config", "help"]
 
 

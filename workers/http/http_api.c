@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "state/state.h"
+#include "cluster/cluster_bus.h"
 #include "store/cache.h"
 #include "store/catalog.h"
 #include "core/config.h"
@@ -169,7 +170,8 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_buf body = {0};
     struct talas_json json;
     MDB_txn *txn;
-    int have_scan;
+    int have_scan, healthy = 1;
+    const char *redis = NULL;
 
     if (talas_http_reject_unless_get(req))
         return 0;
@@ -182,10 +184,13 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     if (have_scan && scan.running && scan.pid > 0 && kill(scan.pid, 0) == -1 && errno == ESRCH)
         scan.running = 0;
 
+    /* cluster mode: without Redis the node serves on its own (degraded) */
+    if (ctx->cluster != NULL)
+        healthy = talas_cluster_bus_healthy(ctx->cluster, &redis);
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "status");
-    talas_json_string(&json, "ok");
+    talas_json_string(&json, healthy ? "ok" : "degraded");
     talas_json_key(&json, "version");
     talas_json_string(&json, PACKAGE_VERSION);
     talas_json_key(&json, "pid");
@@ -215,6 +220,12 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     /* cluster mode: the record store, "degraded" while it cannot serve */
     talas_state_health(ctx, &json);
+    if (ctx->cluster != NULL) {
+        talas_json_key(&json, "node");
+        talas_json_string(&json, talas_cluster_bus_node(ctx->cluster));
+        talas_json_key(&json, "redis");
+        talas_json_string(&json, redis);
+    }
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);

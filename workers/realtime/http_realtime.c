@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/cluster_bus.h"
 #include "store/catalog.h"
 #include "realtime/http_realtime.h"
 #include "http/http_response.h"
@@ -95,6 +96,11 @@ int talas_realtime_ws_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_json_object_end(&json);
     }
     talas_json_array_end(&json);
+    /* the figures above are this node's; the cluster's are apart */
+    if (ctx->cluster != NULL) {
+        talas_json_key(&json, "cluster");
+        talas_cluster_bus_json(ctx->cluster, &json);
+    }
     talas_json_object_end(&json);
     free(per);
     send_json(req, &body);

@@ -5,13 +5,17 @@
  *
  * Entry points: talas_ws_hub_init, talas_ws_hub_shutdown,
  * talas_ws_hub_publish, talas_ws_hub_publish_activity,
- * talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
+ * talas_ws_hub_deliver_local, talas_ws_hub_stream_begin/end, talas_ws_hub_stats,
  * and talas_ws_hub_count_stream, which worker.c installs as the counters
  * of its context (worker_ctx.h) for the media routes.
  *
  * Delivery. An event published here is delivered to this worker's
  * connections at once and sent to the master, which relays it to every
  * other worker; an event read from the master is delivered the same way.
+ * In cluster mode it is also published once to the other nodes
+ * (cluster/cluster_bus.h), whose events come back through
+ * talas_ws_hub_deliver_local: to this worker's connections only, by the
+ * same rules, relayed nowhere. LiveStats then sums every node's figures.
  * A connection receives an event addressed to it (send_to_connection), to
  * its user (send_to_user), a ServerMessage sent to all, and any other
  * event sent to all that it subscribed to with matching filters. Privacy
@@ -45,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster_bus.h"
 #include "store/catalog.h"
 #include "core/ipc.h"
 #include "core/log.h"
@@ -407,6 +412,14 @@ static void publish(const struct talas_ipc_event *ev)
     if (talas_ipc_event_encode(&frame, ev) == 0)
         ipc_send_frame(&frame);
     talas_buf_free(&frame);
+    /* the other nodes: once, from the worker where the event was made */
+    if (hub.ctx->cluster != NULL)
+        talas_cluster_bus_publish(hub.ctx->cluster, ev);
+}
+
+void talas_ws_hub_deliver_local(const struct talas_ipc_event *ev)
+{
+    deliver(ev);
 }
 
 void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const char *json, size_t len)
@@ -642,6 +655,8 @@ static void on_live(h2o_timeout_entry_t *entry)
     struct talas_buf b = {0};
     struct talas_json json;
     struct top *tops = NULL;
+    const struct talas_cluster_totals *totals;
+    uint64_t listeners;
     size_t nper, ntop = 0;
     double load[1] = {0};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -671,13 +686,25 @@ static void on_live(h2o_timeout_entry_t *entry)
             }
             tops[k].n += per[w].tracks[t].listeners;
         }
+    listeners = sum.open_streams;
+    /* in a cluster, every node's figures as of the last read (this node's
+     * alone while Redis cannot be reached) */
+    if (hub.ctx->cluster != NULL && (totals = talas_cluster_bus_totals(hub.ctx->cluster)) != NULL) {
+        listeners = totals->listeners;
+        ntop = totals->track_count < 10 ? totals->track_count : 10;
+        tops = xrealloc(tops, (ntop + 1) * sizeof(*tops));
+        for (size_t k = 0; k < ntop; k++) {
+            memcpy(tops[k].id, totals->tracks[k].id, sizeof(tops[k].id));
+            tops[k].n = totals->tracks[k].listeners;
+        }
+    }
     if (ntop > 1)
         qsort(tops, ntop, sizeof(*tops), by_top);
     getloadavg(load, 1);
 
     talas_ws_event_begin(&json, &b, "LiveStats");
     talas_json_key(&json, "concurrent_listeners");
-    talas_json_uint(&json, sum.open_streams);
+    talas_json_uint(&json, listeners);
     talas_json_key(&json, "top_tracks");
     talas_json_array_begin(&json);
     if (talas_storage_read_begin(hub.ctx->storage, &txn) == 0) {
@@ -712,8 +739,27 @@ static void on_live(h2o_timeout_entry_t *entry)
     free(per);
 }
 
+/* The figures cluster_bus.c writes to Redis: this worker's, and its
+ * node's as the master last relayed them. */
+static void cluster_figures(struct talas_ipc_stats *mine, struct talas_ipc_stats *node,
+                            uint32_t *node_workers)
+{
+    struct talas_ipc_stats *per = xcalloc(MAX_WORKERS, sizeof(*per));
+    size_t n;
+
+    talas_ws_hub_stats(node, per, MAX_WORKERS, &n);
+    *mine = hub.mine;
+    *node_workers = (uint32_t)n;
+    free(per);
+}
+
 void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
 {
+    static const struct talas_cluster_hooks hooks = {
+        .deliver = talas_ws_hub_deliver_local,
+        .figures = cluster_figures,
+    };
+
     h2o_loop_t *loop = ctx->loop;
     const struct talas_config *conf = ctx->conf;
 
@@ -734,6 +780,8 @@ void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
         hub.ipc = h2o_evloop_socket_create(loop, ipc_fd, 0);
         h2o_socket_read_start(hub.ipc, on_ipc_read);
     }
+    if (ctx->cluster != NULL)
+        talas_cluster_bus_start(ctx->cluster, loop, &hooks);
 }
 
 void talas_ws_hub_shutdown(void)

@@ -46,6 +46,12 @@ void talas_ws_hub_publish(enum talas_ws_target target, const char *to, const cha
  */
 void talas_ws_hub_publish_activity(const char *owner, int is_private, const char *json, size_t len);
 
+/* Delivers EV to this worker's connections only, by the rules of every
+ * event (targets, subscriptions and filters, privacy), and relays it
+ * nowhere: for events from another node of a cluster, which reach each
+ * worker of this node through its own Redis subscription. */
+void talas_ws_hub_deliver_local(const struct talas_ipc_event *ev);
+
 /* A media response (/stream, /preview) for TRACK began or ended on this
  * worker: LiveStats counts them as listeners. */
 void talas_ws_hub_stream_begin(const char *track);

@@ -52,6 +52,7 @@
 #include "store/cache.h"
 #include "store/pg_schema.h"
 #include "state/state.h"
+#include "cluster/cluster_bus.h"
 
 struct listener {
     h2o_accept_ctx_t accept_ctx;
@@ -347,6 +348,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     }
     if (w.conf->cluster_postgres_password_file != NULL &&
         talas_pg_password_read(w.conf->cluster_postgres_password_file, &pg_password, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
+    /* the Redis password file, too (cluster mode; NULL otherwise) */
+    if (talas_cluster_bus_create(w.conf, args->slot, &wctx.cluster, &error) != 0) {
         log_error("%s", error);
         exit(2);
     }

@@ -26,6 +26,7 @@
 
 struct talas_pool;
 struct talas_pg;
+struct talas_cluster_bus;
 
 /* The counters that media handlers feed: a response that streams a track
  * counts as one listener of it until the request ends (LiveStats). The
@@ -44,6 +45,7 @@ struct talas_worker_ctx {
     h2o_loop_t *loop;                /* the worker's event loop */
     struct talas_stream_counters counters;
     struct talas_pg *records;        /* cluster.postgres: the record store (cluster/pg.h); NULL: LMDB only */
+    struct talas_cluster_bus *cluster; /* cluster mode's realtime plane (cluster/cluster_bus.h); NULL outside it */
     int slot;            /* 0 .. workers-1 */
     unsigned generation; /* bumped by each reload */
     /* The node's figures (core/metrics.h): this worker counts into

@@ -1,0 +1,31 @@
+/*
+ * cluster_keys.h - the names and lifetimes of what cluster mode keeps in
+ * Redis, shared by the workers that write them (workers/cluster/
+ * cluster_bus.c) and `talasctl cluster status` (src/ctl/ctl_cluster.c),
+ * which reads them. Plain constants: nothing to link.
+ *
+ *   TALAS_CLUSTER_CHANNEL            the events channel (PUBLISH/SUBSCRIBE)
+ *   TALAS_CLUSTER_PRESENCE           sorted set of live workers, "NODE/PID",
+ *                                    scored by the wall-clock ms they expire
+ *   TALAS_CLUSTER_WORKER_PREFIX NODE/PID   a worker's figures (hash)
+ *   TALAS_CLUSTER_NODES              sorted set of live nodes, scored the same way
+ *   TALAS_CLUSTER_NODE_PREFIX NODE   a node's record (hash): node, listeners,
+ *                                    connections, workers, last_seen_ms
+ *
+ * Figures are written every TALAS_CLUSTER_REFRESH_MS and live
+ * TALAS_CLUSTER_TTL_MS: a node that stops refreshing is gone from every
+ * sum and list within the TTL.
+ */
+#ifndef TALAS_CLUSTER_KEYS_H
+#define TALAS_CLUSTER_KEYS_H
+
+#define TALAS_CLUSTER_CHANNEL "talas:events"
+#define TALAS_CLUSTER_PRESENCE "talas:presence"
+#define TALAS_CLUSTER_WORKER_PREFIX "talas:w:"
+#define TALAS_CLUSTER_NODES "talas:nodes"
+#define TALAS_CLUSTER_NODE_PREFIX "talas:node:"
+
+#define TALAS_CLUSTER_REFRESH_MS 2000
+#define TALAS_CLUSTER_TTL_MS (3 * TALAS_CLUSTER_REFRESH_MS)
+
+#endif
