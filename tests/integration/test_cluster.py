@@ -59,6 +59,9 @@ def node(talas_server, tmp_path, lib, name, redis, pg):
         f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n")
     text += "ws:\n  live_stats_interval: 1s\n" + cf.cluster_yaml(name, redis.address, pg[1])
     srv.write_config(text=text)
+    # the record store's schema (playlists), made once for the database
+    r = srv.talasctl("db", "migrate")
+    assert r.returncode == 0, (r.stdout, r.stderr)
     srv.start(wait_scan=True)
     srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
     return srv
