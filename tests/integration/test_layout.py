@@ -9,7 +9,8 @@ promise, and fails with the files that break it:
 - the media routes reach chunks through the media layer, not the cache;
 - one record codec: no other file writes little-endian helpers of its own;
 - every source file opens with a comment naming itself, and README's map of
-  the tree lists exactly the files there are.
+  the tree lists exactly the files there are;
+- every source file is named in Makefile.am, so the tarball builds.
 """
 import re
 import subprocess
@@ -127,6 +128,15 @@ def test_every_source_opens_with_its_name():
         if not re.match(r"/\*\s*\n?\s*\*?\s*" + re.escape(f.name) + r"\b", head):
             bad.append(rel(f))
     assert not bad, "files whose opening comment does not name them: " + ", ".join(bad)
+
+
+def test_every_source_is_in_the_tarball():
+    """A header no Makefile.am line names is left out of `make dist`, and
+    the tarball's build then fails on its #include."""
+    am = (SRC / "Makefile.am").read_text()
+    names = set(re.findall(r"[\w./-]+\.[ch]\b", am))
+    missing = [rel(f) for f in sources("src", "workers") if rel(f) not in names]
+    assert not missing, "sources Makefile.am does not name: " + ", ".join(missing)
 
 
 def test_readme_map_is_exact():
