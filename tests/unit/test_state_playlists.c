@@ -191,7 +191,10 @@ static void test_cluster_unreachable_answers_at_once(void **state)
     memset(&s, 0, sizeof(s));
     assert_null(talas_state_playlist_get(&fx->ctx, "mix", on_done, &s));
     assert_int_equal(s.outcome, TALAS_STATE_UNAVAILABLE);
+    talas_pg_destroy(fx->ctx.records);
     fx->ctx.records = NULL;
+    h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
     free(conninfo);
 }
 
@@ -227,7 +230,10 @@ static void test_cluster_cancelled_never_calls_back(void **state)
     assert_int_equal(kept.calls, 1);
     assert_int_equal(kept.outcome, TALAS_STATE_UNAVAILABLE);
     assert_int_equal(cancelled.calls, 0);
+    talas_pg_destroy(fx->ctx.records);
     fx->ctx.records = NULL;
+    h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
     free(conninfo);
 }
 

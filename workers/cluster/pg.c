@@ -5,7 +5,7 @@
  * backoff.
  *
  * Entry points: talas_pg_create, talas_pg_query, talas_pg_cancel,
- * talas_pg_ready, talas_pg_reason.
+ * talas_pg_ready, talas_pg_reason, talas_pg_destroy.
  *
  * The socket: libpq owns its descriptor and closes it in PQfinish, so the
  * loop watches a dup() of it (h2o_evloop_socket_create with
@@ -511,4 +511,32 @@ const char *talas_pg_reason(const struct talas_pg *pg)
     if (pg->state == READY)
         return "";
     return unavailable(pg);
+}
+
+void talas_pg_destroy(struct talas_pg *pg)
+{
+    if (pg == NULL)
+        return;
+    unwatch(pg);
+    if (pg->conn != NULL)
+        PQfinish(pg->conn);
+    if (pg->running != NULL)
+        query_free(pg->running);
+    while (!h2o_linklist_is_empty(&pg->queue))
+        query_free(H2O_STRUCT_FROM_MEMBER(struct talas_pg_query, link, pg->queue.next));
+    if (h2o_timeout_is_linked(&pg->connect_entry))
+        h2o_timeout_unlink(&pg->connect_entry);
+    if (h2o_timeout_is_linked(&pg->retry_entry))
+        h2o_timeout_unlink(&pg->retry_entry);
+    if (h2o_timeout_is_linked(&pg->kick_entry))
+        h2o_timeout_unlink(&pg->kick_entry);
+    h2o_timeout_dispose(pg->loop, &pg->query_timeout);
+    h2o_timeout_dispose(pg->loop, &pg->connect_timeout);
+    for (size_t i = 0; i < BACKOFF_STEPS; i++)
+        h2o_timeout_dispose(pg->loop, &pg->retry[i]);
+    h2o_timeout_dispose(pg->loop, &pg->zero);
+    free(pg->conninfo);
+    free(pg->password);
+    free(pg->check_sql);
+    free(pg);
 }

@@ -84,4 +84,8 @@ void talas_pg_cancel(struct talas_pg_query *q);
 int talas_pg_ready(const struct talas_pg *pg);
 const char *talas_pg_reason(const struct talas_pg *pg);
 
+/* Closes PG's connection and frees it with every query it holds, calling
+ * no callback (a worker's exit; the tests). NULL is accepted. */
+void talas_pg_destroy(struct talas_pg *pg);
+
 #endif
