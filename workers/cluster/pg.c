@@ -60,9 +60,9 @@ struct talas_pg {
     enum state state;
     int failing; /* the last attempt failed: queries do not wait */
     PGconn *conn;
-    int fd;              /* PQsocket's, watched through sock (a dup) */
+    int fd; /* PQsocket's, watched through sock (a dup) */
     h2o_socket_t *sock;
-    int write_pending;   /* a notify_write is armed */
+    int write_pending; /* a notify_write is armed */
     h2o_linklist_t queue;
     struct talas_pg_query *running;
     h2o_timeout_t query_timeout, connect_timeout, retry[BACKOFF_STEPS], zero;
