@@ -616,8 +616,10 @@ void talas_transcode_variant(const struct talas_profile *p, const struct talas_l
         snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "m.%u.%u.%u", p->bitrate / 1000, p->sample_rate,
                  p->channels);
     else
-        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "a.%u.%u.%u.%ur%u", p->bitrate / 1000,
-                 p->sample_rate, p->channels, l->chunk_frames, l->ramp_chunks);
+        /* "p64": the pre-roll in frames, which changes the encoded bytes; chunks
+         * cached with another pre-roll (3 before) are never mixed in */
+        snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "a.%u.%u.%u.%ur%u.p%u", p->bitrate / 1000,
+                 p->sample_rate, p->channels, l->chunk_frames, l->ramp_chunks, l->preroll_frames);
 }
 
 void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,

@@ -19,9 +19,9 @@
  *             started at different places compute the same x[i] once past
  *             their filter's warm-up (which is fed and dropped).
  *   encoder   fresh libmp3lame / aac context, fed x from
- *             (first_frame - PREROLL) * frame_samples; its q-th packet is
- *             global frame first_frame - PREROLL + q, the first PREROLL are
- *             dropped. x is zero before 0 and from out_samples on, so the
+ *             (first_frame - P) * frame_samples; its q-th packet is global
+ *             frame first_frame - P + q, the first P are dropped (P: the
+ *             layout's pre-roll; for AAC at most first_frame). x is zero before 0 and from out_samples on, so the
  *             encoder is never flushed: it runs until it has produced the
  *             chunk's frames, exactly as a continuous encode would.
  */
@@ -582,7 +582,10 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
     l.fade_out = (l.window.fade * p->sample_rate + src->sample_rate / 2) / src->sample_rate;
     if (l.fade_out * 2 > l.out_samples)
         l.fade_out = l.out_samples / 2;
-    l.preroll_frames = TALAS_TRANSCODE_PREROLL;
+    l.preroll_frames = p->codec == TALAS_CODEC_MP3
+                           ? TALAS_TRANSCODE_PREROLL
+                           : (unsigned)(((uint64_t)TALAS_TRANSCODE_PREROLL_AAC_MS * p->sample_rate + 1023999) /
+                                        1024000);
 
     if (p->codec == TALAS_CODEC_MP3) {
         struct mp3_format f;
@@ -1244,7 +1247,8 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     uint64_t first, in_rate, out_rate, g, istep, ostep;
     int64_t s_out, b0, warm, need_lo, need_hi, x_end;
     uint32_t count, kept = 0, packets = 0, fed = 0;
-    const unsigned N = l->frame_samples, P = l->preroll_frames;
+    const unsigned N = l->frame_samples;
+    unsigned P = l->preroll_frames;
     size_t chunk_start = out->len;
     char *err = NULL;
     int ret, result = -1;
@@ -1259,6 +1263,12 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     }
     first = talas_layout_chunk_start(l, c);
     count = chunk_frames_of(l, c);
+    /* An AAC encoder started at frame 0 is the continuous encoder itself:
+     * a pre-roll of silence before it would only pull its rate control
+     * away (lambda climbs on silence). MP3 keeps its fixed pre-roll: the
+     * padding pattern of every chunk depends on it. */
+    if (p->codec == TALAS_CODEC_AAC && P > first)
+        P = (unsigned)first;
     s_out = ((int64_t)first - P) * N;
 
     /* the resampler starts on the block grid where source and output

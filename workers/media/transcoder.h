@@ -6,8 +6,8 @@
  * chunks. The output stream is a sequence of encoder frames of
  * frame_samples each; chunk c is frames [c*K, min((c+1)*K, F)), produced by
  * a fresh encoder fed with the source from PREROLL frames before the chunk
- * start (the packets of those frames are dropped; chunk 0 is pre-rolled with
- * silence). Every chunk is a pure function of (file, profile, layout, c): the
+ * start (the packets of those frames are dropped; an MP3 chunk 0 is
+ * pre-rolled with silence, an AAC pre-roll starts no earlier than frame 0). Every chunk is a pure function of (file, profile, layout, c): the
  * same bytes in any process, in any order, so chunks can be cached one by
  * one and a stream can start anywhere (seek, Range, HLS segment N) on its
  * very first play. Concatenating header + chunks 0..C-1 is the stream.
@@ -41,8 +41,16 @@
 #include "core/util.h"
 
 /* Frames encoded and dropped before every chunk, so that a chunk's first
- * frame is coded as in a continuous encode (no click at boundaries). */
+ * frame is coded as in a continuous encode (no click at boundaries). MP3
+ * (libmp3lame without reservoir) settles in 3 frames. FFmpeg's aac encoder
+ * carries adaptive state (rate control lambda, psy bit reservoir, window
+ * switching): with 3 frames its first frames after a boundary were coded
+ * 2-4x worse than a continuous encode's on real music; 1.5 s of pre-roll
+ * (64 frames at 44.1 kHz, 33 at 22.05 kHz) brings them to the continuous
+ * encode's level. An AAC pre-roll never starts before frame 0: chunks
+ * within the first 1.5 s are then exactly the continuous encode. */
 #define TALAS_TRANSCODE_PREROLL 3
+#define TALAS_TRANSCODE_PREROLL_AAC_MS 1500
 /* Largest chunk_frames the layout can describe (the padding bitmap). */
 #define TALAS_LAYOUT_MAX_CHUNK_FRAMES 512
 
