@@ -278,6 +278,8 @@ def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis
         cp = subprocess.run(["node", str(script), f"http://127.0.0.1:{port}", str(out), "Balanced Song"],
                             capture_output=True, text=True, timeout=180, cwd=str(BROWSER_DIR),
                             env=dict(os.environ, CHROMIUM=CHROMIUM))
+        # what the player asked each node, before this test asks anything
+        served = [requests_served(a) - served[0], requests_served(b) - served[1]]
         (out / "lbplayer.json").write_text(cp.stdout)
         (out / "lbplayer.stderr").write_text(cp.stderr)
         try:
@@ -297,7 +299,7 @@ def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis
         assert all(d["performance_metrics"]["reports"] >= 1 for d in docs), docs
         assert docs[0]["performance_metrics"]["reports"] <= docs[1]["performance_metrics"]["reports"]
         assert docs[0]["track_id"] == a.ids["Balanced Song"], docs[0]
+        # both nodes served the player's requests
+        assert served[0] > 0 and served[1] > 0, served
     finally:
         lb.stop()
-    # both nodes served the player's requests
-    assert requests_served(a) > served[0] and requests_served(b) > served[1], served

@@ -2,11 +2,14 @@
  * http_session.c - streaming sessions over HTTP: create, read, change
  * quality, report metrics, end, and the sessions' statistics.
  *
- * Entry points are declared in http_session.h. Sessions are LMDB records
- * (src/store/sessions.c), so a player may talk to any worker; the choices are
- * made by workers/media/adaptive.c. Every handler holds one short transaction
- * (a read, or a write of one session and the totals) and nothing across
- * loop iterations.
+ * Entry points are declared in http_session.h. Sessions are kept behind
+ * the state interface (workers/state/state_sessions.h): LMDB records
+ * (src/store/sessions.c), or in cluster mode Redis, so a player may talk
+ * to any worker of any node; the choices are made by
+ * workers/media/adaptive.c. A handler asks the store and answers in its
+ * callback (at once with LMDB, later on the loop with Redis); a request
+ * that goes away first cancels its operation. Redis unreachable: 503
+ * store_unavailable (the media routes do not need it).
  *
  * Access: with auth.required, a session is created by the platform's
  * backend (its key, as for POST /api/stream-url) or by a listener whose
@@ -1012,7 +1015,6 @@ static void on_metrics(void *data, const struct talas_state_session_result *r)
     free(master);
     free(stream);
 }
-
 
 static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {

@@ -109,8 +109,8 @@ struct talas_state_session_op *talas_state_session_update(const struct talas_wor
 
     if (ctx->cluster != NULL)
         return talas__state_redis_session_update(ctx, id, apply, arg, cb, data);
-    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), ctx->conf->streaming_session_timeout_ms, apply,
-                              arg, &s);
+    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), ctx->conf->streaming_session_timeout_ms,
+                              apply, arg, &s);
     if (rc == MDB_NOTFOUND)
         done(TALAS_STATE_SESSION_NOT_FOUND, NULL, cb, data);
     else if (rc != 0)

@@ -107,9 +107,9 @@ struct talas_state_session_op *talas__state_redis_session_get(const struct talas
                                                               const char *id, talas_state_session_fn *cb,
                                                               void *data);
 struct talas_state_session_op *talas__state_redis_session_update(const struct talas_worker_ctx *ctx,
-                                                                 const char *id, talas_session_update_fn *apply,
-                                                                 void *arg, talas_state_session_fn *cb,
-                                                                 void *data);
+                                                                 const char *id,
+                                                                 talas_session_update_fn *apply, void *arg,
+                                                                 talas_state_session_fn *cb, void *data);
 struct talas_state_session_op *talas__state_redis_session_end(const struct talas_worker_ctx *ctx,
                                                               const char *id, talas_state_session_fn *cb,
                                                               void *data);

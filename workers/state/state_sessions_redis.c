@@ -432,9 +432,9 @@ static struct talas_state_session_op *update_read(struct talas_state_session_op 
 }
 
 struct talas_state_session_op *talas__state_redis_session_update(const struct talas_worker_ctx *ctx,
-                                                                 const char *id, talas_session_update_fn *apply,
-                                                                 void *arg, talas_state_session_fn *cb,
-                                                                 void *data)
+                                                                 const char *id,
+                                                                 talas_session_update_fn *apply, void *arg,
+                                                                 talas_state_session_fn *cb, void *data)
 {
     struct talas_state_session_op *op = op_new(UPDATE_READ, ctx, cb, data);
 
@@ -492,8 +492,8 @@ static void on_stats(struct talas_redis_conn *conn, redisReply *reply, void *dat
     (void)conn;
     if (reply_usable(op, reply, "reading the statistics") != 0)
         return;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
-        reply->element[0]->elements != 5) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[0]->elements != 5) {
         finish_outcome(op, TALAS_STATE_SESSION_FAILED);
         return;
     }
@@ -520,8 +520,13 @@ struct talas_state_session_op *talas__state_redis_session_stats(const struct tal
 {
     struct talas_state_session_op *op = op_new(STATS, ctx, cb, data);
     char now[24];
-    const char *argv[] = {"EVAL", script_stats, "2", TALAS_CLUSTER_SESSIONS, TALAS_CLUSTER_SESSION_TOTALS,
-                          now, TALAS_CLUSTER_SESSION_PREFIX};
+    const char *argv[] = {"EVAL",
+                          script_stats,
+                          "2",
+                          TALAS_CLUSTER_SESSIONS,
+                          TALAS_CLUSTER_SESSION_TOTALS,
+                          now,
+                          TALAS_CLUSTER_SESSION_PREFIX};
 
     snprintf(now, sizeof(now), "%" PRIu64, talas_wall_ms());
     return send_command(op, on_stats, 7, argv, NULL);
