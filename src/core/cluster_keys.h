@@ -11,6 +11,18 @@
  *   TALAS_CLUSTER_NODES              sorted set of live nodes, scored the same way
  *   TALAS_CLUSTER_NODE_PREFIX NODE   a node's record (hash): node, listeners,
  *                                    connections, workers, last_seen_ms
+ *   TALAS_CLUSTER_SESSION_PREFIX ID  a streaming session (hash): rec (its
+ *                                    record, store/sessions.h's layout), ver
+ *                                    (bumped by each change), owner (the key
+ *                                    of its owner's set, "" for none); it
+ *                                    expires streaming.session_timeout after
+ *                                    its last change
+ *   TALAS_CLUSTER_SESSIONS           sorted set of sessions by id, scored by
+ *                                    the wall-clock ms they expire
+ *   TALAS_CLUSTER_SESSION_OWNER_PREFIX KIND ":" OWNER  an owner's sessions
+ *                                    (KIND u: a user, a: an address), scored
+ *                                    the same way
+ *   TALAS_CLUSTER_SESSION_TOTALS     the sessions' running totals (hash)
  *
  * Figures are written every TALAS_CLUSTER_REFRESH_MS and live
  * TALAS_CLUSTER_TTL_MS: a node that stops refreshing is gone from every
@@ -24,6 +36,11 @@
 #define TALAS_CLUSTER_WORKER_PREFIX "talas:w:"
 #define TALAS_CLUSTER_NODES "talas:nodes"
 #define TALAS_CLUSTER_NODE_PREFIX "talas:node:"
+
+#define TALAS_CLUSTER_SESSION_PREFIX "talas:session:"
+#define TALAS_CLUSTER_SESSIONS "talas:sessions"
+#define TALAS_CLUSTER_SESSION_OWNER_PREFIX "talas:sessions:owner:"
+#define TALAS_CLUSTER_SESSION_TOTALS "talas:sessions:totals"
 
 #define TALAS_CLUSTER_REFRESH_MS 2000
 #define TALAS_CLUSTER_TTL_MS (3 * TALAS_CLUSTER_REFRESH_MS)

@@ -138,7 +138,7 @@ static int owner_valid(uint32_t kind, const char *owner)
     return (kind == TALAS_SESSION_OWNER_USER || kind == TALAS_SESSION_OWNER_ADDRESS) && owner[0] != '\0';
 }
 
-static int decode(const MDB_val *val, struct talas_session *s_r)
+int talas_session_decode(const void *data, size_t len, struct talas_session *s_r)
 {
     struct talas_client_capabilities *c = &s_r->client_capabilities;
     struct talas_performance_metrics *m = &s_r->performance_metrics;
@@ -148,10 +148,10 @@ static int decode(const MDB_val *val, struct talas_session *s_r)
     uint8_t version;
 
     memset(s_r, 0, sizeof(*s_r));
-    talas_record_reader_init(&r, val->mv_data, val->mv_size);
+    talas_record_reader_init(&r, data, len);
     version = talas_record_get_u8(&r);
     if (version != SESSION_VERSION && version != SESSION_VERSION_UNOWNED)
-        return MDB_NOTFOUND;
+        return -1;
     id = talas_record_get_str(&r, &id_n);
     track = talas_record_get_str(&r, &track_n);
     client = talas_record_get_str(&r, &client_n);
@@ -186,21 +186,23 @@ static int decode(const MDB_val *val, struct talas_session *s_r)
         get_field(s_r->current_quality, sizeof(s_r->current_quality), quality, quality_n) != 0 ||
         get_field(c->preferred_quality, sizeof(c->preferred_quality), preferred, preferred_n) != 0) {
         memset(s_r, 0, sizeof(*s_r));
-        return MDB_NOTFOUND;
+        return -1;
     }
     return 0;
 }
 
-static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s, unsigned flags)
+static int decode(const MDB_val *val, struct talas_session *s_r)
+{
+    return talas_session_decode(val->mv_data, val->mv_size, s_r) == 0 ? 0 : MDB_NOTFOUND;
+}
+
+void talas_session_encode(const struct talas_session *s, struct talas_buf *out)
 {
     const struct talas_client_capabilities *c = &s->client_capabilities;
     const struct talas_performance_metrics *m = &s->performance_metrics;
-    MDB_val key = id_key(s->session_id), val;
     struct talas_record_writer w;
-    struct talas_buf out = {0};
-    int rc;
 
-    talas_record_writer_buf(&w, &out);
+    talas_record_writer_buf(&w, out);
     talas_record_put_u8(&w, SESSION_VERSION);
     talas_record_put_strn(&w, s->session_id, sizeof(s->session_id));
     talas_record_put_strn(&w, s->track_id, sizeof(s->track_id));
@@ -226,6 +228,15 @@ static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_sessio
     talas_record_put_u64(&w, s->last_updated_ms);
     talas_record_put_u8(&w, (uint8_t)s->owner_kind);
     talas_record_put_strn(&w, s->owner, sizeof(s->owner));
+}
+
+static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_session *s, unsigned flags)
+{
+    MDB_val key = id_key(s->session_id), val;
+    struct talas_buf out = {0};
+    int rc;
+
+    talas_session_encode(s, &out);
     val.mv_data = out.data;
     val.mv_size = out.len;
     rc = mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_SESSIONS), &key, &val, flags);

@@ -127,6 +127,13 @@ int talas_session_id_valid(const char *s, size_t len);
 /* 1 when S has been idle for TIMEOUT_MS at NOW_MS. */
 int talas_session_expired(const struct talas_session *s, uint64_t now_ms, uint64_t timeout_ms);
 
+/* Appends S's record (the record codec's layout, as stored in LMDB and
+ * in the cluster's Redis) to OUT. */
+void talas_session_encode(const struct talas_session *s, struct talas_buf *out);
+/* Decodes a record of LEN bytes into *S_R. Returns 0, or -1 for bytes of
+ * another layout (S_R is zeroed). */
+int talas_session_decode(const void *data, size_t len, struct talas_session *s_r);
+
 /* Reads session ID in TXN into *S_R. Returns 0, MDB_NOTFOUND (also for a
  * record of another layout: a session of an older version is gone), or an
  * LMDB error. Expiry is the caller's to check. */

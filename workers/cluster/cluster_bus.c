@@ -4,7 +4,9 @@
  *
  * Entry points: talas_cluster_bus_create, talas_cluster_bus_start,
  * talas_cluster_bus_publish, talas_cluster_bus_healthy,
- * talas_cluster_bus_totals, talas_cluster_bus_node, talas_cluster_bus_json.
+ * talas_cluster_bus_totals, talas_cluster_bus_node, talas_cluster_bus_json,
+ * talas_cluster_bus_commands (the state's Redis backends borrow the
+ * commands connection).
  *
  * Events. A worker PUBLISHes each event it publishes itself (never one
  * the master relayed to it) once, on its commands connection: Redis keeps
@@ -555,6 +557,11 @@ int talas_cluster_bus_healthy(const struct talas_cluster_bus *bus, const char **
         snprintf(why, sizeof(why), "commands connection: %s", w2);
     *why_r = why;
     return 0;
+}
+
+struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus)
+{
+    return bus->cmd;
 }
 
 const struct talas_cluster_totals *talas_cluster_bus_totals(const struct talas_cluster_bus *bus)

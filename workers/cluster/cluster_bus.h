@@ -38,6 +38,8 @@
 #include "core/ipc.h"
 #include "core/json.h"
 
+struct talas_redis_conn;
+
 struct talas_cluster_bus;
 
 /* What the realtime hub lends the bus (ws_hub.c). */
@@ -87,6 +89,10 @@ int talas_cluster_bus_healthy(const struct talas_cluster_bus *bus, const char **
 /* The sums of the last read, or NULL when there is none younger than the
  * TTL (Redis unreachable: the caller uses its node's own figures). */
 const struct talas_cluster_totals *talas_cluster_bus_totals(const struct talas_cluster_bus *bus);
+/* The commands connection (redis_loop.h), lent to the shared state's
+ * Redis backends (state/state_sessions_redis.c); NULL before the bus is
+ * started. Owned by the bus. */
+struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus);
 /* This node's name. */
 const char *talas_cluster_bus_node(const struct talas_cluster_bus *bus);
 /* Writes the bus's state as a JSON object (the "cluster" member of

@@ -2,11 +2,14 @@
  * http_session.c - streaming sessions over HTTP: create, read, change
  * quality, report metrics, end, and the sessions' statistics.
  *
- * Entry points are declared in http_session.h. Sessions are LMDB records
- * (src/store/sessions.c), so a player may talk to any worker; the choices are
- * made by workers/media/adaptive.c. Every handler holds one short transaction
- * (a read, or a write of one session and the totals) and nothing across
- * loop iterations.
+ * Entry points are declared in http_session.h. Sessions are kept behind
+ * the state interface (workers/state/state_sessions.h): LMDB records
+ * (src/store/sessions.c), or in cluster mode Redis, so a player may talk
+ * to any worker of any node; the choices are made by
+ * workers/media/adaptive.c. A handler asks the store and answers in its
+ * callback (at once with LMDB, later on the loop with Redis); a request
+ * that goes away first cancels its operation. Redis unreachable: 503
+ * store_unavailable (the media routes do not need it).
  *
  * Access: with auth.required, a session is created by the platform's
  * backend (its key, as for POST /api/stream-url) or by a listener whose
@@ -48,13 +51,12 @@
 #include "core/json.h"
 #include "core/json_read.h"
 #include "core/log.h"
+#include "state/state_sessions.h"
 #include "store/sessions.h"
 #include "media/transcode_jobs.h"
 
 /* A session's body is a few hundred bytes; more is not a player talking. */
 #define MAX_BODY 16384
-/* Sessions deleted per sweep: one short write transaction. */
-#define SWEEP_BATCH 256
 
 #define U32_MAX_JSON 4294967295.0
 
@@ -95,6 +97,53 @@ static void send_storage_error(h2o_req_t *req, const char *what, int rc)
 static void send_not_found(h2o_req_t *req)
 {
     talas_http_send_error(req, 404, "not_found", "no such session (it may have ended or expired)");
+}
+
+/* A store's failure (FAILED, logged by the store) or absence (UNAVAILABLE:
+ * Redis cannot be reached; the media routes go on without it). */
+static void send_store_error(h2o_req_t *req, const struct talas_state_session_result *r)
+{
+    if (r->outcome == TALAS_STATE_SESSION_UNAVAILABLE)
+        talas_http_send_error(req, 503, "store_unavailable",
+                              "the sessions' store (cluster.redis) cannot be reached; try again later");
+    else
+        talas_http_send_error(req, 500, "storage_error", "the sessions could not be %s",
+                              r->wrote ? "written" : "read");
+}
+
+/*
+ * A request waiting for the sessions' store: lives in the request's pool,
+ * and cancels the operation if the request goes away first (the client
+ * left). The callbacks clear OP before they answer.
+ */
+struct pending {
+    const struct talas_worker_ctx *ctx;
+    h2o_req_t *req;
+    struct talas_state_session_op *op;
+    void *body; /* what the change's function reads and fills */
+    /* create */
+    const struct talas_config_profile *profile;
+    char *master, *stream;
+    int backend, reserved;
+    uint64_t now;
+};
+
+static void pending_dispose(void *p)
+{
+    struct pending *g = p;
+
+    if (g->op != NULL)
+        talas_state_session_cancel(g->op);
+}
+
+static struct pending *pending_new(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    struct pending *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), pending_dispose);
+
+    memset(g, 0, sizeof(*g));
+    g->ctx = ctx;
+    g->req = req;
+    return g;
 }
 
 static int reject_method(h2o_req_t *req, const char *allow)
@@ -563,17 +612,53 @@ static int track_exists(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     return 1;
 }
 
+static void on_created(void *data, const struct talas_state_session_result *r)
+{
+    struct pending *g = data;
+    const struct talas_config *conf = g->ctx->conf;
+    h2o_req_t *req = g->req;
+    struct talas_buf body = {0};
+    struct talas_json json;
+
+    g->op = NULL;
+    if (r->outcome == TALAS_STATE_SESSION_QUOTA) {
+        talas_http_send_refusal(req, 429, &r->refusal);
+        return;
+    }
+    if (r->outcome == TALAS_STATE_SESSION_FULL) {
+        send_full(g->ctx, req, g->backend, g->reserved);
+        return;
+    }
+    if (r->outcome != TALAS_STATE_SESSION_OK) {
+        send_store_error(req, r);
+        return;
+    }
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "session_id");
+    talas_json_string(&json, r->session->session_id);
+    talas_json_key(&json, "initial_profile");
+    talas_http_profile_json(&json, g->profile);
+    talas_json_key(&json, "master_playlist");
+    talas_json_string(&json, g->master);
+    talas_json_key(&json, "stream_url");
+    talas_json_string(&json, g->stream);
+    time_json(&json, "expires_at", g->now + conf->streaming_session_timeout_ms);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(req, 200, &body);
+    talas_buf_free(&body);
+}
+
 int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     const struct talas_config *conf = ctx->conf;
     struct create_body b;
     struct talas_token_claims claims;
     struct talas_session s;
-    struct talas_buf body = {0};
-    struct talas_json json;
     const struct talas_config_profile *p;
     struct talas_session_limits limits;
-    struct talas_quota_refusal refusal;
+    struct pending *g;
     char *master = NULL, *stream = NULL, *error;
     const char *json_error;
     h2o_iovec_t token;
@@ -641,90 +726,68 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     limits.max_per_user = (size_t)conf->streaming_max_sessions_per_user;
     limits.max_per_address = (size_t)conf->streaming_max_sessions_per_address;
     limits.backend_reserved = (size_t)reserved;
-    rc = talas_session_create(ctx->storage, &s, &limits, access == 1, now, conf->streaming_session_timeout_ms,
-                              &refusal);
-    if (rc == TALAS_QUOTA_EXCEEDED) {
-        talas_http_send_refusal(req, 429, &refusal);
-        goto done;
-    }
-    if (rc == TALAS_SESSION_FULL) {
-        send_full(ctx, req, access == 1, reserved);
-        goto done;
-    }
-    if (rc != 0) {
-        send_storage_error(req, "storing a session (write)", rc);
-        goto done;
-    }
-
-    talas_json_init(&json, &body);
-    talas_json_object_begin(&json);
-    talas_json_key(&json, "session_id");
-    talas_json_string(&json, s.session_id);
-    talas_json_key(&json, "initial_profile");
-    talas_http_profile_json(&json, p);
-    talas_json_key(&json, "master_playlist");
-    talas_json_string(&json, master);
-    talas_json_key(&json, "stream_url");
-    talas_json_string(&json, stream);
-    time_json(&json, "expires_at", now + conf->streaming_session_timeout_ms);
-    talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
-
-done:
+    g = pending_new(ctx, req);
+    g->profile = p;
+    g->master = h2o_strdup(&req->pool, master, SIZE_MAX).base;
+    g->stream = h2o_strdup(&req->pool, stream, SIZE_MAX).base;
+    g->backend = access == 1;
+    g->reserved = reserved;
+    g->now = now;
     free(master);
     free(stream);
+    g->op = talas_state_session_create(ctx, &s, &limits, access == 1, on_created, g);
     return 0;
 }
 
 /* ------------------------------------------------------------ one session */
 
+static void on_read(void *data, const struct talas_state_session_result *r)
+{
+    struct pending *g = data;
+
+    g->op = NULL;
+    if (r->outcome == TALAS_STATE_SESSION_NOT_FOUND)
+        send_not_found(g->req);
+    else if (r->outcome != TALAS_STATE_SESSION_OK)
+        send_store_error(g->req, r);
+    else
+        send_session(g->ctx, g->req, r->session);
+}
+
 static int get_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = ctx->conf;
-    struct talas_session s;
-    MDB_txn *txn;
-    int rc;
+    struct pending *g = pending_new(ctx, req);
 
-    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
-        send_storage_error(req, "reading a session", rc);
-        return 0;
-    }
-    rc = talas_session_get(ctx->storage, txn, id, &s);
-    mdb_txn_abort(txn);
-    /* an expired session is gone already; the sweep deletes and counts it */
-    if (rc == MDB_NOTFOUND ||
-        (rc == 0 && talas_session_expired(&s, talas_wall_ms(), conf->streaming_session_timeout_ms))) {
-        send_not_found(req);
-        return 0;
-    }
-    if (rc != 0) {
-        send_storage_error(req, "reading a session", rc);
-        return 0;
-    }
-    send_session(ctx, req, &s);
+    g->op = talas_state_session_get(ctx, id, on_read, g);
     return 0;
 }
 
-static int end_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
+static void on_ended(void *data, const struct talas_state_session_result *r)
 {
-    const struct talas_config *conf = ctx->conf;
-    int rc = talas_session_end(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms);
     static h2o_generator_t generator = {NULL, NULL};
+    struct pending *g = data;
+    h2o_req_t *req = g->req;
 
-    if (rc == MDB_NOTFOUND) {
+    g->op = NULL;
+    if (r->outcome == TALAS_STATE_SESSION_NOT_FOUND) {
         send_not_found(req);
-        return 0;
+        return;
     }
-    if (rc != 0) {
-        send_storage_error(req, "ending a session (write)", rc);
-        return 0;
+    if (r->outcome != TALAS_STATE_SESSION_OK) {
+        send_store_error(req, r);
+        return;
     }
     req->res.status = 204;
     req->res.reason = talas_http_reason(204);
     h2o_start_response(req, &generator);
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+static int end_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
+{
+    struct pending *g = pending_new(ctx, req);
+
+    g->op = talas_state_session_end(ctx, id, on_ended, g);
     return 0;
 }
 
@@ -767,10 +830,9 @@ static int quality_member(const char *key, const struct talas_json_value *v, voi
 
 static int put_quality(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
 {
-    const struct talas_config *conf = ctx->conf;
     struct quality_body b;
-    struct quality_change q;
-    struct talas_session s;
+    struct quality_change *q;
+    struct pending *g;
     const char *json_error;
     int rc;
 
@@ -792,18 +854,12 @@ static int put_quality(const struct talas_worker_ctx *ctx, h2o_req_t *req, const
         send_field_error(req, "quality", "required");
         return 0;
     }
-    q.quality = b.quality;
-    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms,
-                              apply_quality, &q, &s);
-    if (rc == MDB_NOTFOUND) {
-        send_not_found(req);
-        return 0;
-    }
-    if (rc != 0) {
-        send_storage_error(req, "changing a session's quality (write)", rc);
-        return 0;
-    }
-    send_session(ctx, req, &s);
+    /* the change may run after this frame is gone: its data in the pool */
+    g = pending_new(ctx, req);
+    q = h2o_mem_alloc_pool(&req->pool, sizeof(*q));
+    q->quality = h2o_strdup(&req->pool, b.quality, SIZE_MAX).base;
+    g->body = q;
+    g->op = talas_state_session_update(ctx, id, apply_quality, q, on_read, g);
     return 0;
 }
 
@@ -904,73 +960,50 @@ static int apply_metrics(struct talas_session *s, struct talas_session_counters 
     return 0;
 }
 
-static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
+static void on_metrics(void *data, const struct talas_state_session_result *r)
 {
+    struct pending *g = data;
+    const struct talas_worker_ctx *ctx = g->ctx;
     const struct talas_config *conf = ctx->conf;
-    struct metrics_body b;
-    struct talas_session s;
+    const struct metrics_body *b = g->body;
+    const struct talas_session *s = r->session;
+    h2o_req_t *req = g->req;
     struct talas_buf body = {0};
     struct talas_json json;
-    const char *json_error;
     char *master = NULL, *stream = NULL, *error = NULL;
-    int rc;
 
-    if (!body_ok(req))
-        return 0;
-    memset(&b, 0, sizeof(b));
-    b.p.conf = ctx->conf;
-    b.p.req = req;
-    rc = talas_json_read_object(req->entity.base, req->entity.len, metrics_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
-        return 0;
-    }
-    if (b.p.bad_field != NULL) {
-        send_field_error(req, b.p.bad_field, b.p.bad_reason);
-        return 0;
-    }
-    /* the monitor cannot judge a report without these two */
-    if (!(b.given & (1u << M_BUFFER))) {
-        send_field_error(req, metric_names[M_BUFFER], "required");
-        return 0;
-    }
-    if (!(b.given & (1u << M_SPEED))) {
-        send_field_error(req, metric_names[M_SPEED], "required");
-        return 0;
-    }
-    rc = talas_session_update(ctx->storage, id, talas_wall_ms(), conf->streaming_session_timeout_ms,
-                              apply_metrics, &b, &s);
-    if (rc == MDB_NOTFOUND) {
+    g->op = NULL;
+    if (r->outcome == TALAS_STATE_SESSION_NOT_FOUND) {
         send_not_found(req);
-        return 0;
+        return;
     }
-    if (rc != 0) {
-        send_storage_error(req, "storing metrics (write)", rc);
-        return 0;
+    if (r->outcome != TALAS_STATE_SESSION_OK) {
+        send_store_error(req, r);
+        return;
     }
     /* a progressive player needs the new quality's URL */
-    if (b.advice.sw != TALAS_SWITCH_NONE &&
-        session_urls(ctx, s.track_id, s.current_quality, s.client_id, &master, &stream, &error) != 0) {
-        log_error("%s: minting URLs for %s failed: %s", __func__, s.track_id, error);
+    if (b->advice.sw != TALAS_SWITCH_NONE &&
+        session_urls(ctx, s->track_id, s->current_quality, s->client_id, &master, &stream, &error) != 0) {
+        log_error("%s: minting URLs for %s failed: %s", __func__, s->track_id, error);
         free(error);
     }
 
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "session_id");
-    talas_json_string(&json, s.session_id);
+    talas_json_string(&json, s->session_id);
     talas_json_key(&json, "recommended_quality");
-    talas_json_string(&json, b.recommended);
+    talas_json_string(&json, b->recommended);
     talas_json_key(&json, "switch");
-    talas_json_string(&json, talas_adaptive_switch_name(b.advice.sw));
+    talas_json_string(&json, talas_adaptive_switch_name(b->advice.sw));
     talas_json_key(&json, "reason");
-    talas_json_string(&json, b.advice.reason);
+    talas_json_string(&json, b->advice.reason);
     talas_json_key(&json, "current_quality");
-    talas_json_string(&json, s.current_quality);
+    talas_json_string(&json, s->current_quality);
     talas_json_key(&json, "quality_switches");
-    talas_json_uint(&json, s.performance_metrics.quality_switches);
+    talas_json_uint(&json, s->performance_metrics.quality_switches);
     talas_json_key(&json, "profile");
-    talas_http_profile_json(&json, &conf->transcode_profiles[b.advice.profile]);
+    talas_http_profile_json(&json, &conf->transcode_profiles[b->advice.profile]);
     if (stream != NULL) {
         talas_json_key(&json, "stream_url");
         talas_json_string(&json, stream);
@@ -981,6 +1014,43 @@ static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     talas_buf_free(&body);
     free(master);
     free(stream);
+}
+
+static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
+{
+    struct metrics_body *mb;
+    struct pending *g;
+    const char *json_error;
+    int rc;
+
+    if (!body_ok(req))
+        return 0;
+    /* the change may run after this frame is gone: the body in the pool */
+    mb = h2o_mem_alloc_pool(&req->pool, sizeof(*mb));
+    memset(mb, 0, sizeof(*mb));
+    mb->p.conf = ctx->conf;
+    mb->p.req = req;
+    rc = talas_json_read_object(req->entity.base, req->entity.len, metrics_member, mb, &json_error);
+    if (rc == -1) {
+        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+        return 0;
+    }
+    if (mb->p.bad_field != NULL) {
+        send_field_error(req, mb->p.bad_field, mb->p.bad_reason);
+        return 0;
+    }
+    /* the monitor cannot judge a report without these two */
+    if (!(mb->given & (1u << M_BUFFER))) {
+        send_field_error(req, metric_names[M_BUFFER], "required");
+        return 0;
+    }
+    if (!(mb->given & (1u << M_SPEED))) {
+        send_field_error(req, metric_names[M_SPEED], "required");
+        return 0;
+    }
+    g = pending_new(ctx, req);
+    g->body = mb;
+    g->op = talas_state_session_update(ctx, id, apply_metrics, mb, on_metrics, g);
     return 0;
 }
 
@@ -1117,41 +1187,51 @@ static void stats_json(struct talas_json *json, const struct stats *st,
     talas_json_object_end(json);
 }
 
-int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+static void on_stats(void *data, const struct talas_state_session_result *r)
 {
-    const struct talas_config *conf = ctx->conf;
-    struct stats st = {
-        talas_wall_ms(), conf->streaming_session_timeout_ms, conf, NULL, 0, 0, 0, 0, 0, 0};
-    struct talas_session_counters c;
-    uint64_t segments[2];
+    struct pending *g = data;
+    const struct talas_config *conf = g->ctx->conf;
+    h2o_req_t *req = g->req;
+    struct stats st = {talas_wall_ms(), conf->streaming_session_timeout_ms, conf, NULL, 0, 0, 0, 0, 0, 0};
+    uint64_t segments[2] = {0, 0};
     struct talas_buf body = {0};
     struct talas_json json;
     MDB_txn *txn;
     int rc;
 
-    if (talas_http_reject_unless_get(req))
-        return 0;
-    if ((rc = talas_storage_read_begin(ctx->storage, &txn)) != 0) {
+    g->op = NULL;
+    if (r->outcome != TALAS_STATE_SESSION_OK) {
+        send_store_error(req, r);
+        return;
+    }
+    /* the HLS segments this node served: its own LMDB's counters */
+    if ((rc = talas_storage_read_begin(g->ctx->storage, &txn)) == 0) {
+        rc = talas_storage_counters_get(g->ctx->storage, txn, TALAS_HLS_COUNTERS, segments, 2);
+        mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
         send_storage_error(req, "reading the sessions", rc);
-        return 0;
+        return;
     }
     st.per_quality = h2o_mem_alloc_pool(&req->pool, (conf->transcode_profile_count + 1) * sizeof(uint64_t));
     memset(st.per_quality, 0, (conf->transcode_profile_count + 1) * sizeof(uint64_t));
-    rc = talas_session_counters_get(ctx->storage, txn, &c);
-    if (rc == 0)
-        rc = talas_storage_counters_get(ctx->storage, txn, TALAS_HLS_COUNTERS, segments, 2);
-    if (rc == 0)
-        rc = talas_session_foreach(ctx->storage, txn, stats_one, &st);
-    mdb_txn_abort(txn);
-    if (rc != 0) {
-        send_storage_error(req, "reading the sessions", rc);
-        return 0;
-    }
+    for (size_t i = 0; i < r->count; i++)
+        stats_one(&r->sessions[i], &st);
     talas_json_init(&json, &body);
-    stats_json(&json, &st, &c, segments);
+    stats_json(&json, &st, r->totals, segments);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);
     talas_buf_free(&body);
+}
+
+int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    struct pending *g;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    g = pending_new(ctx, req);
+    g->op = talas_state_session_stats(ctx, on_stats, g);
     return 0;
 }
 
@@ -1159,25 +1239,5 @@ int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 
 void talas_session_api_tick(const struct talas_worker_ctx *ctx)
 {
-    static uint64_t next_ms;
-    const struct talas_config *conf = ctx->conf;
-    uint64_t now = talas_now_ms(), interval = conf->streaming_session_timeout_ms / 2;
-    size_t expired;
-    int rc;
-
-    if (now < next_ms)
-        return;
-    /* often enough that the expired count is current within half a
-     * timeout, seldom enough to cost nothing (a read-only scan) */
-    if (interval < 1000)
-        interval = 1000;
-    if (interval > 30000)
-        interval = 30000;
-    next_ms = now + interval;
-    rc = talas_session_sweep(ctx->storage, talas_wall_ms(), conf->streaming_session_timeout_ms, SWEEP_BATCH,
-                             &expired);
-    if (rc != 0)
-        log_error("streaming sessions: the sweep failed: %s", mdb_strerror(rc));
-    else if (expired > 0)
-        log_debug("streaming sessions: %zu expired", expired);
+    talas_state_session_tick(ctx);
 }
