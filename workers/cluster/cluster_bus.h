@@ -37,6 +37,7 @@
 #include "core/config.h"
 #include "core/ipc.h"
 #include "core/json.h"
+#include "core/metrics.h"
 
 struct talas_cluster_bus;
 
@@ -76,6 +77,15 @@ int talas_cluster_bus_create(const struct talas_config *conf, int slot, struct t
 /* Connects BUS on LOOP (HOOKS is kept). */
 void talas_cluster_bus_start(struct talas_cluster_bus *bus, h2o_loop_t *loop,
                              const struct talas_cluster_hooks *hooks);
+
+/* Counts BUS's Redis connections into SLOT (core/metrics.h: talas_redis_*);
+ * before talas_cluster_bus_start. */
+void talas_cluster_bus_count_into(struct talas_cluster_bus *bus, struct talas_metrics_slot *slot);
+/* The commands connection (NULL before talas_cluster_bus_start), which
+ * other modules of the worker may send their commands on (state_playback's
+ * cluster backend); owned by BUS. */
+struct talas_redis_conn;
+struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus);
 
 /* Publishes EV, which this worker has already delivered here and sent to
  * the master, to the other nodes. Not sent (and counted) while Redis is
