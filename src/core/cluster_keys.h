@@ -11,6 +11,10 @@
  *   TALAS_CLUSTER_NODES              sorted set of live nodes, scored the same way
  *   TALAS_CLUSTER_NODE_PREFIX NODE   a node's record (hash): node, listeners,
  *                                    connections, workers, last_seen_ms
+ *   TALAS_CLUSTER_PLAYBACK_PREFIX USER  a user's playback state (hash,
+ *                                    workers/state/state_playback_redis.c),
+ *                                    living TALAS_CLUSTER_PLAYBACK_TTL_MS
+ *                                    after its last change
  *
  * Figures are written every TALAS_CLUSTER_REFRESH_MS and live
  * TALAS_CLUSTER_TTL_MS: a node that stops refreshing is gone from every
@@ -24,6 +28,9 @@
 #define TALAS_CLUSTER_WORKER_PREFIX "talas:w:"
 #define TALAS_CLUSTER_NODES "talas:nodes"
 #define TALAS_CLUSTER_NODE_PREFIX "talas:node:"
+
+#define TALAS_CLUSTER_PLAYBACK_PREFIX "talas:pb:"
+#define TALAS_CLUSTER_PLAYBACK_TTL_MS (7 * 24 * 3600 * 1000LL)
 
 #define TALAS_CLUSTER_REFRESH_MS 2000
 #define TALAS_CLUSTER_TTL_MS (3 * TALAS_CLUSTER_REFRESH_MS)
