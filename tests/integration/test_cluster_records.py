@@ -74,7 +74,7 @@ def cluster(talas_server, clib, redis_server, pg_database):
     a = node(talas_server, "node-a", clib, (redis_server.address, conninfo))
     b = node(talas_server, "node-b", clib, (redis_server.address, conninfo))
     r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 1 (was 0)" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
     a.start()
     b.start()
     ids = {t["title"]: t["id"] for t in a.tracks()}
