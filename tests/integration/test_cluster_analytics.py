@@ -12,6 +12,8 @@ real PostgreSQL 15; real WebSocket and HTTP clients; promtool.
   driven with psql) counts once;
 - PostgreSQL stopped: analytics answer 503 store_unavailable, Play still
   answers; once it is back, analytics answer again, nodes not restarted;
+- talasctl users data ls/purge reach the listening sessions in
+  PostgreSQL, and a purge leaves the per-track totals;
 - /metrics: talas_redis_* and talas_postgres_* move with cluster
   traffic, promtool accepts them, talas_redis_up goes 0 when Redis dies.
 """
@@ -176,6 +178,26 @@ def test_postgres_down_fails_only_analytics(cluster, postgres):
         postgres.start()
     tf.wait_for(lambda: analytics(a, x)[0] == 200, 30, interval=0.2, what="analytics on A again")
     tf.wait_for(lambda: analytics(b, x)[0] == 200, 30, interval=0.2, what="analytics on B again")
+
+
+def test_talasctl_users_reaches_the_listening_sessions(cluster):
+    a, b, _ = cluster
+    x = a.ids["Analytics A"]
+    for srv in (a, b):
+        assert all(m["success"] for m in run(session(srv, "gus", play(x), verb("Stop", x))))
+    tf.wait_for(lambda: totals(a, x)[0] == 2, 15, interval=0.2, what="both sessions written")
+    r = b.talasctl("--json", "users", "data", "ls", "gus")
+    assert r.returncode == 0, r.stderr
+    kinds = json.loads(r.stdout)["kinds"]
+    assert kinds["listening"]["count"] == 2 and kinds["listening"]["bytes"] > 0, kinds
+    r = a.talasctl("--json", "users", "ls")
+    assert r.returncode == 0, r.stderr
+    assert {u["user"]: u["listening"] for u in json.loads(r.stdout)["users"]}.get("gus") == 2
+    r = a.talasctl("--json", "users", "data", "purge", "gus", "--kind", "listening")
+    assert r.returncode == 0 and json.loads(r.stdout)["removed"]["listening"] == 2, (r.stdout, r.stderr)
+    st, _, body = b.get("/api/analytics/users/gus")
+    assert st == 200 and json.loads(body)["total"] == 0
+    assert totals(b, x) == (2, 1)
 
 
 def scrape(srv):
