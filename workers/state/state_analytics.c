@@ -14,8 +14,9 @@
 #include "core/util.h"
 #include "state/state_analytics.h"
 
-struct talas_state_analytics_op *talas_state_analytics_track(const struct talas_worker_ctx *ctx, const char *track,
-                                                             talas_state_analytics_fn *cb, void *data)
+struct talas_state_analytics_op *talas_state_analytics_track(const struct talas_worker_ctx *ctx,
+                                                             const char *track, talas_state_analytics_fn *cb,
+                                                             void *data)
 {
     struct talas_state_analytics_result r;
     MDB_txn *txn;

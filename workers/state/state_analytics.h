@@ -27,8 +27,9 @@
 struct talas_state_analytics_result {
     enum talas_state_outcome outcome; /* OK, FAILED, UNAVAILABLE (reason) */
     const char *reason;
-    struct talas_track_plays plays;              /* a track's read: zeros when never played */
-    const struct talas_listen_session *sessions; /* a user's read: newest first, live until the callback returns */
+    struct talas_track_plays plays; /* a track's read: zeros when never played */
+    const struct talas_listen_session
+        *sessions; /* a user's read: newest first, live until the callback returns */
     size_t count;
     size_t total; /* the user's sessions, all of them */
 };
@@ -38,8 +39,9 @@ typedef void talas_state_analytics_fn(void *data, const struct talas_state_analy
 struct talas_state_analytics_op;
 
 /* TRACK's totals (TRACK: a canonical id, aliases resolved by the caller). */
-struct talas_state_analytics_op *talas_state_analytics_track(const struct talas_worker_ctx *ctx, const char *track,
-                                                             talas_state_analytics_fn *cb, void *data);
+struct talas_state_analytics_op *talas_state_analytics_track(const struct talas_worker_ctx *ctx,
+                                                             const char *track, talas_state_analytics_fn *cb,
+                                                             void *data);
 /* USER's sessions, newest first, at most LIMIT, and how many there are. */
 struct talas_state_analytics_op *talas_state_analytics_sessions(const struct talas_worker_ctx *ctx,
                                                                 const char *user, size_t limit,
@@ -64,8 +66,8 @@ void talas_state_analytics_record(const struct talas_worker_ctx *ctx, const char
 /* -------------------------------------------------------- internals */
 
 struct talas_state_analytics_op *talas__state_analytics_pg_track(const struct talas_worker_ctx *ctx,
-                                                                 const char *track, talas_state_analytics_fn *cb,
-                                                                 void *data);
+                                                                 const char *track,
+                                                                 talas_state_analytics_fn *cb, void *data);
 struct talas_state_analytics_op *talas__state_analytics_pg_sessions(const struct talas_worker_ctx *ctx,
                                                                     const char *user, size_t limit,
                                                                     talas_state_analytics_fn *cb, void *data);

@@ -68,8 +68,8 @@ void talas_state_analytics_record(const struct talas_worker_ctx *ctx, const char
                                   const struct talas_playback_session_write *w, const char *sid)
 {
     char started[24], ended[24], position[24], played[24];
-    const char *params[9] = {sid,     user,    w->state.track_id, w->state.quality, w->state.platform,
-                             started, NULL,    position,          played};
+    const char *params[9] = {
+        sid, user, w->state.track_id, w->state.quality, w->state.platform, started, NULL, position, played};
 
     if (ctx->records == NULL)
         return;
@@ -132,9 +132,9 @@ static void on_result(void *data, const PGresult *res, const char *error)
     free(op);
 }
 
-static struct talas_state_analytics_op *start(const struct talas_worker_ctx *ctx, enum kind kind, const char *sql,
-                                              int n, const char *const *params, talas_state_analytics_fn *cb,
-                                              void *data)
+static struct talas_state_analytics_op *start(const struct talas_worker_ctx *ctx, enum kind kind,
+                                              const char *sql, int n, const char *const *params,
+                                              talas_state_analytics_fn *cb, void *data)
 {
     struct talas_state_analytics_op *op = xcalloc(1, sizeof(*op));
     struct talas_pg_query *q;
@@ -149,8 +149,8 @@ static struct talas_state_analytics_op *start(const struct talas_worker_ctx *ctx
 }
 
 struct talas_state_analytics_op *talas__state_analytics_pg_track(const struct talas_worker_ctx *ctx,
-                                                                 const char *track, talas_state_analytics_fn *cb,
-                                                                 void *data)
+                                                                 const char *track,
+                                                                 talas_state_analytics_fn *cb, void *data)
 {
     const char *params[1] = {track};
 

@@ -18,7 +18,8 @@
 
 #include "state/state_playback.h"
 
-struct talas_state_playback_op *talas_state_playback_change(const struct talas_worker_ctx *ctx, const char *user,
+struct talas_state_playback_op *talas_state_playback_change(const struct talas_worker_ctx *ctx,
+                                                            const char *user,
                                                             const struct talas_playback_command *cmd,
                                                             talas_state_playback_fn *cb, void *data)
 {
@@ -31,7 +32,8 @@ struct talas_state_playback_op *talas_state_playback_change(const struct talas_w
     switch (cmd->verb) {
     case TALAS_PLAYBACK_DO_PLAY:
         rc = talas_playback_play(ctx->storage, user, cmd->track, cmd->duration_ms, cmd->has_position,
-                                 cmd->position_ms, cmd->quality, cmd->platform, cmd->now_ms, &r.change, &r.reason);
+                                 cmd->position_ms, cmd->quality, cmd->platform, cmd->now_ms, &r.change,
+                                 &r.reason);
         break;
     case TALAS_PLAYBACK_DO_PAUSE:
         rc = talas_playback_pause(ctx->storage, user, cmd->track, cmd->now_ms, &r.change, &r.reason);

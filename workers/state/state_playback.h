@@ -39,7 +39,8 @@ typedef void talas_state_playback_fn(void *data, const struct talas_state_playba
 struct talas_state_playback_op;
 
 /* Applies CMD (strings copied) to USER's state. */
-struct talas_state_playback_op *talas_state_playback_change(const struct talas_worker_ctx *ctx, const char *user,
+struct talas_state_playback_op *talas_state_playback_change(const struct talas_worker_ctx *ctx,
+                                                            const char *user,
                                                             const struct talas_playback_command *cmd,
                                                             talas_state_playback_fn *cb, void *data);
 /* Reads USER's state. */

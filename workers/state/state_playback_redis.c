@@ -139,7 +139,8 @@ static void on_written(struct talas_redis_conn *conn, redisReply *reply, void *d
 }
 
 /* HSET of every field of S, then PEXPIRE; -1 when not sent. */
-static int write_state(struct talas_state_playback_op *op, const struct talas_playback_state *s, const char *sid)
+static int write_state(struct talas_state_playback_op *op, const struct talas_playback_state *s,
+                       const char *sid)
 {
     char num[7][24], ttl[24];
     const char *argv[24];
@@ -209,8 +210,8 @@ static void on_read(struct talas_redis_conn *conn, redisReply *reply, void *data
         fail(op);
 }
 
-static struct talas_state_playback_op *start(const struct talas_worker_ctx *ctx, const char *user, int is_change,
-                                             talas_state_playback_fn *cb, void *data)
+static struct talas_state_playback_op *start(const struct talas_worker_ctx *ctx, const char *user,
+                                             int is_change, talas_state_playback_fn *cb, void *data)
 {
     struct talas_state_playback_op *op = xcalloc(1, sizeof(*op));
     const char *argv[2];
