@@ -23,6 +23,10 @@
  *                                    (KIND u: a user, a: an address), scored
  *                                    the same way
  *   TALAS_CLUSTER_SESSION_TOTALS     the sessions' running totals (hash)
+ *   TALAS_CLUSTER_PLAYBACK_PREFIX USER  a user's playback state (hash,
+ *                                    workers/state/state_playback_redis.c),
+ *                                    living TALAS_CLUSTER_PLAYBACK_TTL_MS
+ *                                    after its last change
  *
  * Figures are written every TALAS_CLUSTER_REFRESH_MS and live
  * TALAS_CLUSTER_TTL_MS: a node that stops refreshing is gone from every
@@ -41,6 +45,8 @@
 #define TALAS_CLUSTER_SESSIONS "talas:sessions"
 #define TALAS_CLUSTER_SESSION_OWNER_PREFIX "talas:sessions:owner:"
 #define TALAS_CLUSTER_SESSION_TOTALS "talas:sessions:totals"
+#define TALAS_CLUSTER_PLAYBACK_PREFIX "talas:pb:"
+#define TALAS_CLUSTER_PLAYBACK_TTL_MS (7 * 24 * 3600 * 1000LL)
 
 #define TALAS_CLUSTER_REFRESH_MS 2000
 #define TALAS_CLUSTER_TTL_MS (3 * TALAS_CLUSTER_REFRESH_MS)

@@ -41,7 +41,9 @@ static const char *const bucket_le[TALAS_METRICS_BUCKETS + 1] = {
 
 /* ------------------------------------------------------------ the table */
 
-enum family_type { FAMILY_COUNTER, FAMILY_GAUGE, FAMILY_HISTOGRAM, FAMILY_INFO };
+/* FAMILY_UP: 1 when the gauge at sum_offset (connections held) is not 0
+ * and the one at offset (those not ready) is 0, else 0. */
+enum family_type { FAMILY_COUNTER, FAMILY_GAUGE, FAMILY_HISTOGRAM, FAMILY_INFO, FAMILY_UP };
 
 /* A label and the values it takes; a family's samples are indexed in the
  * order of its dimensions (row-major), like the C arrays they read. */
@@ -147,6 +149,83 @@ static const struct family families[] = {
      FAMILY_COUNTER,
      "WebSocket events and answers delivered.",
      S(count.ws_events_out),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_redis_up",
+     FAMILY_UP,
+     "1 when every Redis connection of every worker is ready; 0 when one is not, or outside cluster mode.",
+     S(gauge.redis.down),
+     {NULL, NULL},
+     1,
+     S(gauge.redis.conns)},
+    {"talas_redis_commands_total",
+     FAMILY_COUNTER,
+     "Commands sent to Redis.",
+     S(count.redis.commands),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_redis_errors_total",
+     FAMILY_COUNTER,
+     "Redis commands that failed: refused while not connected, answered with an error, or left unanswered.",
+     S(count.redis.errors),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_redis_reconnects_total",
+     FAMILY_COUNTER,
+     "Connection attempts to Redis after a failure or a loss.",
+     S(count.redis.reconnects),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_redis_round_trip_seconds",
+     FAMILY_HISTOGRAM,
+     "Time from sending a command to Redis to its answer.",
+     S(count.redis.round_trip),
+     {NULL, NULL},
+     US,
+     S(count.redis.round_trip_us)},
+    {"talas_postgres_up",
+     FAMILY_UP,
+     "1 when every PostgreSQL connection of every worker is ready; 0 when one is not, or outside cluster mode.",
+     S(gauge.postgres.down),
+     {NULL, NULL},
+     1,
+     S(gauge.postgres.conns)},
+    {"talas_postgres_commands_total",
+     FAMILY_COUNTER,
+     "Queries sent to PostgreSQL.",
+     S(count.postgres.commands),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_postgres_errors_total",
+     FAMILY_COUNTER,
+     "PostgreSQL queries that failed: refused while not connected, answered with an error, or left unanswered.",
+     S(count.postgres.errors),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_postgres_reconnects_total",
+     FAMILY_COUNTER,
+     "Connection attempts to PostgreSQL after a failure or a loss.",
+     S(count.postgres.reconnects),
+     {NULL, NULL},
+     1,
+     0},
+    {"talas_postgres_round_trip_seconds",
+     FAMILY_HISTOGRAM,
+     "Time from sending a query to PostgreSQL to its answer.",
+     S(count.postgres.round_trip),
+     {NULL, NULL},
+     US,
+     S(count.postgres.round_trip_us)},
+    {"talas_listen_sessions_dropped_total",
+     FAMILY_COUNTER,
+     "Listening session writes that PostgreSQL could not take (cluster mode): dropped, never retried.",
+     S(count.listen_sessions_dropped),
      {NULL, NULL},
      1,
      0},
@@ -413,7 +492,7 @@ static void put_histogram(struct talas_buf *out, const struct family *f, const s
 
 void talas_metrics_format(const struct talas_metrics_slot *sum, const char *version, struct talas_buf *out)
 {
-    static const char *const type_names[] = {"counter", "gauge", "histogram", "gauge"};
+    static const char *const type_names[] = {"counter", "gauge", "histogram", "gauge", "gauge"};
 
     for (size_t k = 0; k < TALAS_ARRAY_SIZE(families); k++) {
         const struct family *f = &families[k];
@@ -427,6 +506,10 @@ void talas_metrics_format(const struct talas_metrics_slot *sum, const char *vers
             break;
         case FAMILY_HISTOGRAM:
             put_histogram(out, f, sum);
+            break;
+        case FAMILY_UP:
+            put_name(out, f, "", 0, NULL);
+            put_value(out, word(sum, f->sum_offset, 0) > 0 && word(sum, f->offset, 0) == 0, 1);
             break;
         default:
             for (size_t i = 0; i < samples_of(f); i++) {

@@ -40,7 +40,7 @@
 #include "core/util.h"
 
 #define TALAS_METRICS_MAGIC UINT32_C(0x4d4c4154) /* "TALM" in memory order */
-#define TALAS_METRICS_VERSION 1
+#define TALAS_METRICS_VERSION 2
 /* Worker processes that can count at once: two generations of the largest
  * worker count during a reload, and room for workers still finishing their
  * responses after earlier reloads. A worker started when all are taken
@@ -77,9 +77,29 @@ extern const uint64_t talas_metrics_bucket_us[TALAS_METRICS_BUCKETS];
 
 /* The gauges of a slot: its live owner's, zeroed when the slot changes
  * hands, summed over the slots in use. Plain _Atomic uint64_t fields only. */
+/* A cluster engine's connections (redis_loop.c, pg.c): how many this
+ * worker holds, and how many of them are not ready. */
+struct talas_metrics_engine_gauges {
+    _Atomic uint64_t conns;
+    _Atomic uint64_t down;
+};
+
 struct talas_metrics_gauges {
     _Atomic uint64_t encodes_running;
     _Atomic uint64_t ws_connections;
+    struct talas_metrics_engine_gauges redis, postgres;
+};
+
+/* A cluster engine's traffic: commands (queries) sent, those answered with
+ * an error or never answered, connections made again after a loss or a
+ * failed attempt, and the round trips of the answered ones (a histogram on
+ * talas_metrics_bucket_us, and its sum in microseconds). */
+struct talas_metrics_engine {
+    _Atomic uint64_t commands;
+    _Atomic uint64_t errors;
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t round_trip[TALAS_METRICS_BUCKETS + 1];
+    _Atomic uint64_t round_trip_us;
 };
 
 /* The counters of a slot: never reset while the master lives, summed over
@@ -97,6 +117,8 @@ struct talas_metrics_counters {
     _Atomic uint64_t encode_cpu_us; /* encoder threads' CPU time */
     _Atomic uint64_t ws_events_in;
     _Atomic uint64_t ws_events_out;
+    struct talas_metrics_engine redis, postgres;
+    _Atomic uint64_t listen_sessions_dropped; /* cluster: not written to PostgreSQL */
 };
 
 /* One worker process's figures, updated with relaxed atomics. */
@@ -118,6 +140,10 @@ struct talas_metrics_header {
     uint32_t pad[11];            /* slots start on a cache line */
 };
 
+/* The bucket of a first byte (or a round trip) after US microseconds
+ * (TALAS_METRICS_BUCKETS: the +Inf one). */
+unsigned talas_metrics_bucket(uint64_t us);
+
 static inline void talas_metrics_add(_Atomic uint64_t *field, uint64_t n)
 {
     atomic_fetch_add_explicit(field, n, memory_order_relaxed);
@@ -126,6 +152,13 @@ static inline void talas_metrics_add(_Atomic uint64_t *field, uint64_t n)
 static inline void talas_metrics_sub(_Atomic uint64_t *field, uint64_t n)
 {
     atomic_fetch_sub_explicit(field, n, memory_order_relaxed);
+}
+
+/* Counts one answered round trip of US microseconds into E. */
+static inline void talas_metrics_round_trip(struct talas_metrics_engine *e, uint64_t us)
+{
+    talas_metrics_add(&e->round_trip[talas_metrics_bucket(us)], 1);
+    talas_metrics_add(&e->round_trip_us, us);
 }
 
 /* The segment's size in bytes. */
@@ -168,9 +201,6 @@ void talas_metrics_format(const struct talas_metrics_slot *sum, const char *vers
  * newline). */
 void talas_metrics_escape_label(struct talas_buf *out, const char *s);
 
-/* The bucket of a first byte after US microseconds (TALAS_METRICS_BUCKETS:
- * the +Inf one). */
-unsigned talas_metrics_bucket(uint64_t us);
 
 /* The status label of a status code; -1 for none (0: no response). */
 int talas_metrics_status_class(int status);

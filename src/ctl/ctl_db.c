@@ -8,8 +8,8 @@
  *   db status    the database's version against this build's
  *
  * Entry points (talasctl.h): talasctl_cmd_db; talasctl_pg_connect and the
- * playlists' usage, purge and owners for talasctl users in cluster mode
- * (ctl_users.c). talasctl is no worker: it uses libpq's blocking API.
+ * playlists' and listening sessions' usage, purge and users for talasctl
+ * users in cluster mode (ctl_users.c). talasctl is no worker: it uses libpq's blocking API.
  *
  * A migration locks talas_schema for its whole transaction, so that two
  * operators (or two nodes' deploy scripts) migrating at once run one after
@@ -248,6 +248,51 @@ int talasctl_pg_playlists_owners(struct pg_conn *conn, int (*fn)(const char *own
 {
     PGresult *res = exec(conn, "listing the playlists' owners",
                          "SELECT DISTINCT owner FROM talas_playlists WHERE owner <> '' ORDER BY 1", 0, NULL);
+    int rc = 0;
+
+    if (res == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+        rc = fn(PQgetvalue(res, i, 0), arg);
+    PQclear(res);
+    return rc;
+}
+
+int talasctl_pg_listening_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r)
+{
+    /* bytes: what the rows hold (strings, and four 8-byte figures) */
+    static const char sql[] = "SELECT count(*), coalesce(sum(octet_length(id) + octet_length(user_id) + "
+                              "octet_length(track) + octet_length(quality) + octet_length(platform) + 32), 0) "
+                              "FROM talas_listen_sessions WHERE user_id = $1";
+    const char *params[1] = {user};
+    PGresult *res = exec(conn, "counting the user's listening sessions", sql, 1, params);
+
+    if (res == NULL)
+        return -1;
+    *count_r = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    *bytes_r = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int talasctl_pg_listening_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r)
+{
+    const char *params[1] = {user};
+    PGresult *res = exec(conn, "removing the user's listening sessions",
+                         "DELETE FROM talas_listen_sessions WHERE user_id = $1", 1, params);
+
+    *removed_r = 0;
+    if (res == NULL)
+        return -1;
+    *removed_r = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int talasctl_pg_listening_users(struct pg_conn *conn, int (*fn)(const char *user, void *arg), void *arg)
+{
+    PGresult *res = exec(conn, "listing the listeners",
+                         "SELECT DISTINCT user_id FROM talas_listen_sessions ORDER BY 1", 0, NULL);
     int rc = 0;
 
     if (res == NULL)

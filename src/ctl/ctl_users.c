@@ -14,10 +14,12 @@
  * map so full that even deletes fail, it grows the map by 1/64 (at least
  * 1MiB) once and goes on, and says so: storage compact gives it back.
  *
- * In cluster mode (cluster.postgres), playlists live in the shared
- * PostgreSQL record store, not in this node's LMDB: their kind is counted,
- * listed and purged there (ctl_db.c, libpq's blocking API), every other
- * kind in the node's storage as before.
+ * In cluster mode (cluster.postgres), playlists and listening sessions
+ * live in the shared PostgreSQL record store, not in this node's LMDB:
+ * those kinds are counted, listed and purged there (ctl_db.c, libpq's
+ * blocking API), every other kind in the node's storage as before. The
+ * playback state lives in Redis then: it is not listed here, and expires
+ * a week after its last change (core/cluster_keys.h).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -71,12 +73,19 @@ static PGconn *records;
 /* Whether KIND lives in the cluster record store. */
 static int in_records(const struct talas_user_data_kind *kind)
 {
-    return records != NULL && strcmp(kind->name, "playlists") == 0;
+    return records != NULL && (strcmp(kind->name, "playlists") == 0 || strcmp(kind->name, "listening") == 0);
+}
+
+static int is_listening(const struct talas_user_data_kind *kind)
+{
+    return strcmp(kind->name, "listening") == 0;
 }
 
 static int kind_usage(const struct talas_user_data_kind *kind, struct talas_storage *st, MDB_txn *txn,
                       const char *user, uint64_t *count_r, uint64_t *bytes_r)
 {
+    if (in_records(kind) && is_listening(kind))
+        return talasctl_pg_listening_usage(records, user, count_r, bytes_r) == 0 ? 0 : RECORDS_FAILED;
     if (in_records(kind))
         return talasctl_pg_playlists_usage(records, user, count_r, bytes_r) == 0 ? 0 : RECORDS_FAILED;
     return kind->usage(st, txn, user, count_r, bytes_r);
@@ -85,6 +94,8 @@ static int kind_usage(const struct talas_user_data_kind *kind, struct talas_stor
 static int kind_foreach(const struct talas_user_data_kind *kind, struct talas_storage *st, MDB_txn *txn,
                         talas_user_data_user_fn *fn, void *arg)
 {
+    if (in_records(kind) && is_listening(kind))
+        return talasctl_pg_listening_users(records, fn, arg) == 0 ? 0 : RECORDS_FAILED;
     if (in_records(kind))
         return talasctl_pg_playlists_owners(records, fn, arg) == 0 ? 0 : RECORDS_FAILED;
     return kind->foreach_user(st, txn, fn, arg);
@@ -93,6 +104,8 @@ static int kind_foreach(const struct talas_user_data_kind *kind, struct talas_st
 static int kind_purge(const struct talas_user_data_kind *kind, struct talas_storage *st, const char *user,
                       uint64_t *removed_r)
 {
+    if (in_records(kind) && is_listening(kind))
+        return talasctl_pg_listening_purge(records, user, removed_r) == 0 ? 0 : RECORDS_FAILED;
     if (in_records(kind))
         return talasctl_pg_playlists_purge(records, user, removed_r) == 0 ? 0 : RECORDS_FAILED;
     return kind->purge(st, user, removed_r);

@@ -110,6 +110,11 @@ struct pg_conn *talasctl_pg_connect(const struct talas_config *conf);
 int talasctl_pg_playlists_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r);
 int talasctl_pg_playlists_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r);
 int talasctl_pg_playlists_owners(struct pg_conn *conn, int (*fn)(const char *owner, void *arg), void *arg);
+/* ctl_db.c: the cluster store's listening sessions (the "listening" kind),
+ * the same way. A purge leaves the per-track totals, as in LMDB. */
+int talasctl_pg_listening_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r);
+int talasctl_pg_listening_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r);
+int talasctl_pg_listening_users(struct pg_conn *conn, int (*fn)(const char *user, void *arg), void *arg);
 
 /* ctl_storage.c: storage compact, refused while the master runs. */
 int talasctl_cmd_storage(const struct talas_config *conf, char **args, int nargs);

@@ -25,6 +25,22 @@
  * 'quota' (detail: the limit's key, value: its value). Creating is
  * idempotent under a retry of the same id (the second call finds the
  * first's row); sharing too (editors are a set).
+ *
+ * Version 2, listening (the LMDB listening sessions and per-track totals of
+ * store/playback.c): talas_listen_sessions, one row per listening session,
+ * keyed by the session's id (the worker makes it: user, node, pid, start);
+ * talas_track_totals (plays, listeners, listening time) and
+ * talas_track_listeners (who ever listened to a track, so that a listener
+ * counts once). A worker writes a session with one call of
+ * talas_listen_session_put at each change of it (Play, Pause, Seek, Stop):
+ * the first call inserts the row (INSERT ... ON CONFLICT DO NOTHING) and,
+ * only when it did, counts a play and perhaps a listener; a later call
+ * adds to the track's listening time what the session heard since the
+ * row's last write, and never makes it smaller nor reopens a closed
+ * session. So a call repeated (a retry after a lost answer) changes
+ * nothing, and each session counts once whichever node writes it. All of
+ * it in the function's one transaction. It answers 'new', 'updated' or
+ * 'unchanged'.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -181,7 +197,60 @@ static const char v1[] =
     "    outcome := 'ok';\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1};
+static const char v2[] =
+    "CREATE TABLE talas_listen_sessions (\n"
+    "    id text PRIMARY KEY,\n"
+    "    user_id text NOT NULL,\n"
+    "    track text NOT NULL,\n"
+    "    quality text NOT NULL,\n"
+    "    platform text NOT NULL,\n"
+    "    started_ms bigint NOT NULL,\n"
+    "    ended_ms bigint,\n"
+    "    position_ms bigint NOT NULL,\n"
+    "    played_ms bigint NOT NULL\n"
+    ");\n"
+    "CREATE INDEX talas_listen_sessions_by_user ON talas_listen_sessions (user_id, started_ms);\n"
+    "CREATE TABLE talas_track_totals (\n"
+    "    track text PRIMARY KEY,\n"
+    "    plays bigint NOT NULL,\n"
+    "    listeners bigint NOT NULL,\n"
+    "    listening_ms bigint NOT NULL\n"
+    ");\n"
+    "CREATE TABLE talas_track_listeners (\n"
+    "    track text NOT NULL,\n"
+    "    user_id text NOT NULL,\n"
+    "    PRIMARY KEY (track, user_id)\n"
+    ");\n"
+    "CREATE FUNCTION talas_listen_session_put(p_id text, p_user text, p_track text, p_quality text,\n"
+    "    p_platform text, p_started bigint, p_ended bigint, p_position bigint, p_played bigint)\n"
+    "RETURNS text LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    s talas_listen_sessions%ROWTYPE;\n"
+    "    new_listener integer := 0;\n"
+    "BEGIN\n"
+    "    INSERT INTO talas_listen_sessions VALUES (p_id, p_user, p_track, p_quality, p_platform, p_started,\n"
+    "        p_ended, p_position, p_played) ON CONFLICT (id) DO NOTHING;\n"
+    "    IF FOUND THEN\n"
+    "        INSERT INTO talas_track_listeners VALUES (p_track, p_user) ON CONFLICT DO NOTHING;\n"
+    "        IF FOUND THEN new_listener := 1; END IF;\n"
+    "        INSERT INTO talas_track_totals AS t VALUES (p_track, 1, new_listener, p_played)\n"
+    "            ON CONFLICT (track) DO UPDATE SET plays = t.plays + 1,\n"
+    "                listeners = t.listeners + new_listener, listening_ms = t.listening_ms + p_played;\n"
+    "        RETURN 'new';\n"
+    "    END IF;\n"
+    "    SELECT * INTO s FROM talas_listen_sessions WHERE id = p_id FOR UPDATE;\n"
+    "    IF s.ended_ms IS NOT NULL OR p_played < s.played_ms\n"
+    "        OR (p_played = s.played_ms AND p_position = s.position_ms AND p_ended IS NULL) THEN\n"
+    "        RETURN 'unchanged';\n"
+    "    END IF;\n"
+    "    UPDATE talas_listen_sessions SET ended_ms = p_ended, position_ms = p_position, played_ms = p_played\n"
+    "        WHERE id = p_id;\n"
+    "    UPDATE talas_track_totals SET listening_ms = listening_ms + (p_played - s.played_ms)\n"
+    "        WHERE track = s.track;\n"
+    "    RETURN 'updated';\n"
+    "END $$;\n";
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

@@ -3,6 +3,8 @@
  * LMDB (playback.h).
  *
  * Entry points: talas_playback_play/pause/seek/stop/get,
+ * talas_playback_apply (the rules of a change, shared with the cluster
+ * backend, workers/state/state_playback_redis.c),
  * talas_playback_track_plays, talas_playback_track_move, talas_playback_user_sessions,
  * talas_playback_foreach_state, talas_playback_migrate, and what talasctl
  * users counts and purges: talas_playback_state_usage/purge/foreach_user,
@@ -482,32 +484,121 @@ static uint64_t accrue(struct talas_playback_state *s, uint64_t now_ms)
     return d;
 }
 
-struct change {
-    struct talas_storage *st;
-    MDB_txn *txn;
-    struct talas_playback_state s;
-};
-
-static int change_begin(struct change *c, struct talas_storage *st, const char *user)
+int talas_playback_apply(struct talas_playback_state *s, const struct talas_playback_command *cmd,
+                         struct talas_playback_result *r, struct talas_playback_effects *fx,
+                         const char **reason_r)
 {
+    uint64_t now = cmd->now_ms, d;
+
+    memset(r, 0, sizeof(*r));
+    memset(fx, 0, sizeof(*fx));
+    if (cmd->verb == TALAS_PLAYBACK_DO_PLAY) {
+        if (cmd->has_position && cmd->duration_ms > 0 && cmd->position_ms > cmd->duration_ms) {
+            *reason_r = "start_position_ms: past the end of the track";
+            return 1;
+        }
+        if (s->status == TALAS_PLAYBACK_PAUSED && strcmp(s->track_id, cmd->track) == 0) {
+            accrue(s, now);
+            if (cmd->has_position)
+                s->position_ms = cmd->position_ms;
+            s->status = TALAS_PLAYBACK_PLAYING;
+            r->resumed = 1;
+            r->position_ms = s->position_ms;
+            fx->session[fx->count++].state = *s;
+            return 0;
+        }
+        if (s->status != TALAS_PLAYBACK_STOPPED) {
+            /* another track (or the same one again): its session ends here */
+            d = accrue(s, now);
+            r->stopped_previous = 1;
+            copy_id(r->previous_track, sizeof(r->previous_track), s->track_id);
+            r->previous_played_ms = s->played_ms;
+            fx->session[fx->count].state = *s;
+            fx->session[fx->count].ended_ms = now;
+            fx->session[fx->count++].listened_ms = d;
+        }
+        memset(s, 0, sizeof(*s));
+        s->status = TALAS_PLAYBACK_PLAYING;
+        copy_id(s->track_id, sizeof(s->track_id), cmd->track);
+        copy_id(s->quality, sizeof(s->quality), cmd->quality);
+        copy_id(s->platform, sizeof(s->platform), cmd->platform);
+        s->duration_ms = cmd->duration_ms;
+        s->position_ms = cmd->has_position ? cmd->position_ms : 0;
+        s->updated_ms = s->session_started_ms = now;
+        s->session_pid = (uint32_t)getpid();
+        r->position_ms = s->position_ms;
+        fx->session[fx->count].state = *s;
+        fx->session[fx->count++].new_play = 1;
+        return 0;
+    }
+    /* Pause, Seek, Stop: the state must be on the track (and playing, to
+     * pause) */
+    if (s->status == TALAS_PLAYBACK_STOPPED || strcmp(s->track_id, cmd->track) != 0) {
+        *reason_r = "this track is not playing: send Play first";
+        return 1;
+    }
+    if (cmd->verb == TALAS_PLAYBACK_DO_PAUSE && s->status != TALAS_PLAYBACK_PLAYING) {
+        *reason_r = "this track is already paused";
+        return 1;
+    }
+    if (cmd->verb == TALAS_PLAYBACK_DO_SEEK && s->duration_ms > 0 && cmd->position_ms > s->duration_ms) {
+        *reason_r = "position_ms: past the end of the track";
+        return 1;
+    }
+    d = accrue(s, now);
+    if (cmd->verb == TALAS_PLAYBACK_DO_PAUSE)
+        s->status = TALAS_PLAYBACK_PAUSED;
+    else if (cmd->verb == TALAS_PLAYBACK_DO_SEEK)
+        s->position_ms = cmd->position_ms;
+    r->position_ms = s->position_ms;
+    r->total_played_ms = cmd->verb == TALAS_PLAYBACK_DO_STOP ? s->played_ms : 0;
+    fx->session[fx->count].state = *s;
+    fx->session[fx->count].ended_ms = cmd->verb == TALAS_PLAYBACK_DO_STOP ? now : 0;
+    fx->session[fx->count++].listened_ms = d;
+    if (cmd->verb == TALAS_PLAYBACK_DO_STOP)
+        s->status = TALAS_PLAYBACK_STOPPED;
+    return 0;
+}
+
+/* One change in one write transaction: the state read, CMD applied, the
+ * sessions and totals it touched written, the state written. */
+static int change(struct talas_storage *st, const char *user, const struct talas_playback_command *cmd,
+                  struct talas_playback_result *r, const char **reason_r)
+{
+    struct talas_playback_effects fx;
+    struct talas_playback_state s;
+    MDB_txn *txn;
     int rc;
 
-    c->st = st;
+    memset(r, 0, sizeof(*r));
+    /* refused before any transaction, as before */
+    if (cmd->verb == TALAS_PLAYBACK_DO_PLAY && cmd->has_position && cmd->duration_ms > 0 &&
+        cmd->position_ms > cmd->duration_ms) {
+        *reason_r = "start_position_ms: past the end of the track";
+        return 1;
+    }
     /* the first change of a process migrates an old store (once) */
     if ((rc = talas_playback_migrate(st, NULL)) != 0)
         return rc;
-    if ((rc = talas_storage_write_begin(st, &c->txn)) != 0)
+    if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         return rc;
-    if ((rc = state_read(st, c->txn, user, &c->s)) != 0)
-        mdb_txn_abort(c->txn);
-    return rc;
-}
-
-static int change_end(struct change *c, const char *user, int rc)
-{
-    if (rc == 0 && (rc = state_write(c->st, c->txn, user, &c->s)) == 0)
-        return mdb_txn_commit(c->txn);
-    mdb_txn_abort(c->txn);
+    if ((rc = state_read(st, txn, user, &s)) != 0 ||
+        (rc = talas_playback_apply(&s, cmd, r, &fx, reason_r)) != 0)
+        goto fail;
+    for (size_t i = 0; i < fx.count; i++) {
+        const struct talas_playback_session_write *w = &fx.session[i];
+        if ((w->listened_ms > 0 || w->new_play) &&
+            (rc = plays_update(st, txn, w->state.track_id, (uint64_t)w->new_play, w->listened_ms,
+                               w->new_play ? user : NULL)) != 0)
+            goto fail;
+        if ((rc = session_write(st, txn, user, &w->state, w->ended_ms)) != 0)
+            goto fail;
+    }
+    if ((rc = state_write(st, txn, user, &s)) != 0)
+        goto fail;
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
     return rc;
 }
 
@@ -515,129 +606,39 @@ int talas_playback_play(struct talas_storage *st, const char *user, const char *
                         int has_start, uint64_t start_ms, const char *quality, const char *platform,
                         uint64_t now_ms, struct talas_playback_result *r, const char **reason_r)
 {
-    struct change c;
-    uint64_t d;
-    int rc;
+    struct talas_playback_command cmd = {TALAS_PLAYBACK_DO_PLAY, track,    duration_ms, has_start,
+                                         start_ms,               quality,  platform,    now_ms};
 
-    memset(r, 0, sizeof(*r));
-    if (has_start && duration_ms > 0 && start_ms > duration_ms) {
-        *reason_r = "start_position_ms: past the end of the track";
-        return 1;
-    }
-    if ((rc = change_begin(&c, st, user)) != 0)
-        return rc;
-    if (c.s.status == TALAS_PLAYBACK_PAUSED && strcmp(c.s.track_id, track) == 0) {
-        accrue(&c.s, now_ms);
-        if (has_start)
-            c.s.position_ms = start_ms;
-        c.s.status = TALAS_PLAYBACK_PLAYING;
-        r->resumed = 1;
-        r->position_ms = c.s.position_ms;
-        rc = session_write(st, c.txn, user, &c.s, 0);
-        return change_end(&c, user, rc);
-    }
-    if (c.s.status != TALAS_PLAYBACK_STOPPED) {
-        /* another track (or the same one again): its session ends here */
-        d = accrue(&c.s, now_ms);
-        r->stopped_previous = 1;
-        copy_id(r->previous_track, sizeof(r->previous_track), c.s.track_id);
-        r->previous_played_ms = c.s.played_ms;
-        if ((rc = plays_update(st, c.txn, c.s.track_id, 0, d, NULL)) != 0 ||
-            (rc = session_write(st, c.txn, user, &c.s, now_ms)) != 0)
-            return change_end(&c, user, rc);
-    }
-    memset(&c.s, 0, sizeof(c.s));
-    c.s.status = TALAS_PLAYBACK_PLAYING;
-    copy_id(c.s.track_id, sizeof(c.s.track_id), track);
-    copy_id(c.s.quality, sizeof(c.s.quality), quality);
-    copy_id(c.s.platform, sizeof(c.s.platform), platform);
-    c.s.duration_ms = duration_ms;
-    c.s.position_ms = has_start ? start_ms : 0;
-    c.s.updated_ms = c.s.session_started_ms = now_ms;
-    c.s.session_pid = (uint32_t)getpid();
-    r->position_ms = c.s.position_ms;
-    if ((rc = plays_update(st, c.txn, track, 1, 0, user)) == 0)
-        rc = session_write(st, c.txn, user, &c.s, 0);
-    return change_end(&c, user, rc);
-}
-
-/* The state must be on TRACK (and playing, when PLAYING_ONLY). */
-static int check_track(struct change *c, const char *track, int playing_only, const char **reason_r)
-{
-    if (c->s.status == TALAS_PLAYBACK_STOPPED || strcmp(c->s.track_id, track) != 0) {
-        *reason_r = "this track is not playing: send Play first";
-        return 1;
-    }
-    if (playing_only && c->s.status != TALAS_PLAYBACK_PLAYING) {
-        *reason_r = "this track is already paused";
-        return 1;
-    }
-    return 0;
+    return change(st, user, &cmd, r, reason_r);
 }
 
 int talas_playback_pause(struct talas_storage *st, const char *user, const char *track, uint64_t now_ms,
                          struct talas_playback_result *r, const char **reason_r)
 {
-    struct change c;
-    uint64_t d;
-    int rc;
+    struct talas_playback_command cmd = {TALAS_PLAYBACK_DO_PAUSE, track, 0, 0, 0, "", "", now_ms};
 
-    memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, user)) != 0)
-        return rc;
-    if ((rc = check_track(&c, track, 1, reason_r)) != 0)
-        return change_end(&c, user, rc);
-    d = accrue(&c.s, now_ms);
-    c.s.status = TALAS_PLAYBACK_PAUSED;
-    r->position_ms = c.s.position_ms;
-    if ((rc = plays_update(st, c.txn, track, 0, d, NULL)) == 0)
-        rc = session_write(st, c.txn, user, &c.s, 0);
-    return change_end(&c, user, rc);
+    return change(st, user, &cmd, r, reason_r);
 }
 
 int talas_playback_seek(struct talas_storage *st, const char *user, const char *track, uint64_t position_ms,
                         uint64_t now_ms, struct talas_playback_result *r, const char **reason_r)
 {
-    struct change c;
-    uint64_t d;
-    int rc;
+    struct talas_playback_command cmd = {TALAS_PLAYBACK_DO_SEEK, track, 0, 1, position_ms, "", "", now_ms};
 
-    memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, user)) != 0)
-        return rc;
-    if ((rc = check_track(&c, track, 0, reason_r)) != 0)
-        return change_end(&c, user, rc);
-    if (c.s.duration_ms > 0 && position_ms > c.s.duration_ms) {
-        *reason_r = "position_ms: past the end of the track";
-        return change_end(&c, user, 1);
-    }
-    d = accrue(&c.s, now_ms);
-    c.s.position_ms = position_ms;
-    r->position_ms = position_ms;
-    if ((rc = plays_update(st, c.txn, track, 0, d, NULL)) == 0)
-        rc = session_write(st, c.txn, user, &c.s, 0);
-    return change_end(&c, user, rc);
+    return change(st, user, &cmd, r, reason_r);
 }
 
 int talas_playback_stop(struct talas_storage *st, const char *user, const char *track, uint64_t now_ms,
                         struct talas_playback_result *r, const char **reason_r)
 {
-    struct change c;
-    uint64_t d;
-    int rc;
+    struct talas_playback_command cmd = {TALAS_PLAYBACK_DO_STOP, track, 0, 0, 0, "", "", now_ms};
 
-    memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, user)) != 0)
-        return rc;
-    if ((rc = check_track(&c, track, 0, reason_r)) != 0)
-        return change_end(&c, user, rc);
-    d = accrue(&c.s, now_ms);
-    r->position_ms = c.s.position_ms;
-    r->total_played_ms = c.s.played_ms;
-    if ((rc = plays_update(st, c.txn, track, 0, d, NULL)) == 0)
-        rc = session_write(st, c.txn, user, &c.s, now_ms);
-    c.s.status = TALAS_PLAYBACK_STOPPED;
-    return change_end(&c, user, rc);
+    return change(st, user, &cmd, r, reason_r);
+}
+
+void talas_playback_accrue(struct talas_playback_state *s, uint64_t now_ms)
+{
+    accrue(s, now_ms);
 }
 
 int talas_playback_get(struct talas_storage *st, MDB_txn *txn, const char *user,

@@ -49,6 +49,55 @@ struct talas_playback_result {
     uint64_t total_played_ms; /* Stop: the session's listening time */
 };
 
+/* A change, as the rules see it (talas_playback_apply). Strings are
+ * borrowed; quality and platform matter to Play only, position_ms to Play
+ * (when has_position) and Seek. */
+enum talas_playback_verb {
+    TALAS_PLAYBACK_DO_PLAY,
+    TALAS_PLAYBACK_DO_PAUSE,
+    TALAS_PLAYBACK_DO_SEEK,
+    TALAS_PLAYBACK_DO_STOP
+};
+struct talas_playback_command {
+    enum talas_playback_verb verb;
+    const char *track;
+    uint64_t duration_ms; /* Play: the track's, 0 unknown */
+    int has_position;
+    uint64_t position_ms;
+    const char *quality, *platform;
+    uint64_t now_ms;
+};
+
+/* What a change writes besides the state: the listening sessions it
+ * touched (at most two: a Play that ends another track's session and
+ * starts one), each as the state it records (session_started_ms and
+ * session_pid say which session), its end (0: it goes on), the listening
+ * time it added to its track, and whether it is a new play. */
+struct talas_playback_session_write {
+    struct talas_playback_state state;
+    uint64_t ended_ms;
+    uint64_t listened_ms;
+    int new_play;
+};
+struct talas_playback_effects {
+    size_t count;
+    struct talas_playback_session_write session[2];
+};
+
+/*
+ * The rules of a change, on a state in memory, whatever store keeps it:
+ * applies CMD to *S, fills *R for the events and *FX for the store.
+ * Returns 0, or 1 with a static reason in *reason_r when the state forbids
+ * it (S is then unchanged). Pure but for the pid of a new session.
+ */
+int talas_playback_apply(struct talas_playback_state *s, const struct talas_playback_command *cmd,
+                         struct talas_playback_result *r, struct talas_playback_effects *fx,
+                         const char **reason_r);
+
+/* Brings S, as stored at its updated_ms, to NOW_MS: a playing state's
+ * position and listening time advance (what a reader should see). */
+void talas_playback_accrue(struct talas_playback_state *s, uint64_t now_ms);
+
 /*
  * The changes. Each returns 0; 1 when the state forbids it (Pause of a
  * track that is not playing...), with a static reason in *reason_r; or an

@@ -74,7 +74,7 @@ def cluster(talas_server, clib, redis_server, pg_database):
     a = node(talas_server, "node-a", clib, (redis_server.address, conninfo))
     b = node(talas_server, "node-b", clib, (redis_server.address, conninfo))
     r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 1 (was 0)" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
     a.start()
     b.start()
     ids = {t["title"]: t["id"] for t in a.tracks()}
@@ -339,7 +339,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert "schema" in r["error"]
     st, doc = playlist(a, "newer")
     assert st == 503 and doc["error"]["code"] == "store_unavailable"
-    why = "refusing the record store: the schema is at version 2, newer than this build knows (1)"
+    why = "refusing the record store: the schema is at version 3, newer than this build knows (2)"
     log = tf.wait_for(lambda: (lambda t: t if why in t else None)(tf.read_text(a.error_log, limit=10 ** 7)), 10,
                       what="the refusal in the error log")
     assert log.count(why) <= 2  # once per worker, whatever the retries
@@ -349,7 +349,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert r.returncode == 1 and "newer than this build knows" in r.stdout, (r.stdout, r.stderr)
     r = a.talasctl("db", "migrate")
     assert r.returncode == 1 and "newer than this build knows" in r.stderr
-    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [["2"]]
+    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [["3"]]
 
 
 def test_talasctl_users_reaches_the_cluster_playlists(cluster):

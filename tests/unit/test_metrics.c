@@ -182,6 +182,17 @@ static void test_families_once(void **state)
         "talas_ws_connections",
         "talas_ws_events_in_total",
         "talas_ws_events_out_total",
+        "talas_redis_up",
+        "talas_redis_commands_total",
+        "talas_redis_errors_total",
+        "talas_redis_reconnects_total",
+        "talas_redis_round_trip_seconds",
+        "talas_postgres_up",
+        "talas_postgres_commands_total",
+        "talas_postgres_errors_total",
+        "talas_postgres_reconnects_total",
+        "talas_postgres_round_trip_seconds",
+        "talas_listen_sessions_dropped_total",
     };
     struct talas_metrics_slot sum;
     char *text, line[128];
@@ -200,6 +211,21 @@ static void test_families_once(void **state)
     assert_int_equal(count_of(text, "# TYPE "), sizeof(names) / sizeof(names[0]));
     assert_true(has_line(text, "# TYPE talas_http_first_byte_seconds histogram"));
     assert_true(has_line(text, "# TYPE talas_ws_connections gauge"));
+    /* up: 0 without connections, 1 when all are ready, 0 when one is not */
+    assert_true(has_line(text, "talas_redis_up 0"));
+    free(text);
+    talas_metrics_add(&sum.gauge.redis.conns, 2);
+    text = format(&sum, "0.1.0");
+    assert_true(has_line(text, "talas_redis_up 1"));
+    assert_true(has_line(text, "talas_postgres_up 0"));
+    free(text);
+    talas_metrics_add(&sum.gauge.redis.down, 1);
+    talas_metrics_round_trip(&sum.count.redis, 3000);
+    text = format(&sum, "0.1.0");
+    assert_true(has_line(text, "talas_redis_up 0"));
+    assert_true(has_line(text, "talas_redis_round_trip_seconds_bucket{le=\"0.005\"} 1"));
+    assert_true(has_line(text, "talas_redis_round_trip_seconds_bucket{le=\"0.0025\"} 0"));
+    assert_true(has_line(text, "talas_redis_round_trip_seconds_sum 0.003000"));
     assert_true(has_line(text, "# TYPE talas_cache_hits_total counter"));
     assert_true(has_line(text, "talas_build_info{version=\"0.1.0\"} 1"));
     assert_true(has_line(text, "talas_encoded_seconds_total 1.500000"));

@@ -5,8 +5,8 @@
  * Entry points: talas_cluster_bus_create, talas_cluster_bus_start,
  * talas_cluster_bus_publish, talas_cluster_bus_healthy,
  * talas_cluster_bus_totals, talas_cluster_bus_node, talas_cluster_bus_json,
- * talas_cluster_bus_commands (the state's Redis backends borrow the
- * commands connection).
+ * talas_cluster_bus_count_into, talas_cluster_bus_commands (the state's
+ * Redis backends borrow the commands connection).
  *
  * Events. A worker PUBLISHes each event it publishes itself (never one
  * the master relayed to it) once, on its commands connection: Redis keeps
@@ -57,6 +57,7 @@ struct talas_cluster_bus {
     char *member; /* "NODE/PID" */
     char *password;
     struct talas_redis_conn *sub, *cmd;
+    struct talas_metrics_slot *metrics; /* given to both connections */
     uint64_t seq;
 
     h2o_timeout_t refresh;
@@ -536,9 +537,21 @@ void talas_cluster_bus_start(struct talas_cluster_bus *bus, h2o_loop_t *loop,
     talas_redis_conn_subscriber(bus->sub, TALAS_CLUSTER_CHANNEL, on_message);
     bus->cmd = talas_redis_conn_new(loop, bus->conf->cluster_redis, bus->password, "commands", on_cmd_ready,
                                     NULL, bus);
+    talas_redis_conn_count_into(bus->sub, bus->metrics);
+    talas_redis_conn_count_into(bus->cmd, bus->metrics);
     h2o_timeout_init(loop, &bus->refresh, TALAS_CLUSTER_REFRESH_MS);
     bus->refresh_entry.cb = on_refresh;
     h2o_timeout_link(loop, &bus->refresh, &bus->refresh_entry);
+}
+
+void talas_cluster_bus_count_into(struct talas_cluster_bus *bus, struct talas_metrics_slot *slot)
+{
+    bus->metrics = slot;
+}
+
+struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus)
+{
+    return bus->cmd;
 }
 
 int talas_cluster_bus_healthy(const struct talas_cluster_bus *bus, const char **why_r)
@@ -557,11 +570,6 @@ int talas_cluster_bus_healthy(const struct talas_cluster_bus *bus, const char **
         snprintf(why, sizeof(why), "commands connection: %s", w2);
     *why_r = why;
     return 0;
-}
-
-struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus)
-{
-    return bus->cmd;
 }
 
 const struct talas_cluster_totals *talas_cluster_bus_totals(const struct talas_cluster_bus *bus)

@@ -37,6 +37,7 @@
 #include "core/config.h"
 #include "core/ipc.h"
 #include "core/json.h"
+#include "core/metrics.h"
 
 struct talas_redis_conn;
 
@@ -79,6 +80,15 @@ int talas_cluster_bus_create(const struct talas_config *conf, int slot, struct t
 void talas_cluster_bus_start(struct talas_cluster_bus *bus, h2o_loop_t *loop,
                              const struct talas_cluster_hooks *hooks);
 
+/* Counts BUS's Redis connections into SLOT (core/metrics.h: talas_redis_*);
+ * before talas_cluster_bus_start. */
+void talas_cluster_bus_count_into(struct talas_cluster_bus *bus, struct talas_metrics_slot *slot);
+/* The commands connection (NULL before talas_cluster_bus_start), lent to
+ * the shared state's Redis backends (state_sessions_redis.c,
+ * state_playback_redis.c); owned by BUS. */
+struct talas_redis_conn;
+struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus);
+
 /* Publishes EV, which this worker has already delivered here and sent to
  * the master, to the other nodes. Not sent (and counted) while Redis is
  * unreachable. */
@@ -89,10 +99,6 @@ int talas_cluster_bus_healthy(const struct talas_cluster_bus *bus, const char **
 /* The sums of the last read, or NULL when there is none younger than the
  * TTL (Redis unreachable: the caller uses its node's own figures). */
 const struct talas_cluster_totals *talas_cluster_bus_totals(const struct talas_cluster_bus *bus);
-/* The commands connection (redis_loop.h), lent to the shared state's
- * Redis backends (state/state_sessions_redis.c); NULL before the bus is
- * started. Owned by the bus. */
-struct talas_redis_conn *talas_cluster_bus_commands(const struct talas_cluster_bus *bus);
 /* This node's name. */
 const char *talas_cluster_bus_node(const struct talas_cluster_bus *bus);
 /* Writes the bus's state as a JSON object (the "cluster" member of

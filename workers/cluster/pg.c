@@ -51,6 +51,7 @@ struct talas_pg_query {
     talas_pg_result_fn *cb; /* NULL once cancelled */
     void *data;
     int is_check;
+    uint64_t sent_us; /* 0: never sent */
 };
 
 struct talas_pg {
@@ -70,6 +71,8 @@ struct talas_pg {
     size_t backoff;
     char reason[512];
     char logged[512]; /* the last reason logged */
+    struct talas_metrics_slot *metrics; /* NULL: counts nothing there */
+    int counted_down;                   /* counted in metrics->gauge.postgres.down */
 };
 
 static void start_connect(struct talas_pg *pg);
@@ -92,12 +95,31 @@ static void query_free(struct talas_pg_query *q)
     free(q);
 }
 
+/* Keeps the node's count of connections not ready (talas_postgres_up). */
+static void count_down(struct talas_pg *pg, int down)
+{
+    if (pg->metrics == NULL || pg->counted_down == down)
+        return;
+    if (down)
+        talas_metrics_add(&pg->metrics->gauge.postgres.down, 1);
+    else
+        talas_metrics_sub(&pg->metrics->gauge.postgres.down, 1);
+    pg->counted_down = down;
+}
+
 /* Calls Q's callback (unless cancelled) and frees Q. */
 static void complete(struct talas_pg_query *q, const PGresult *res, const char *error)
 {
     talas_pg_result_fn *cb = q->cb;
     void *data = q->data;
+    struct talas_metrics_slot *m = q->pg->metrics;
 
+    if (m != NULL) {
+        if (res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR || q->sent_us == 0)
+            talas_metrics_add(&m->count.postgres.errors, 1);
+        else
+            talas_metrics_round_trip(&m->count.postgres, talas_now_us() - q->sent_us);
+    }
     q->cb = NULL;
     if (cb != NULL)
         cb(data, res, error);
@@ -184,6 +206,7 @@ static void drop(struct talas_pg *pg, enum state to)
     pg->state = to;
     pg->failing = 1;
     pg->running = NULL;
+    count_down(pg, 1);
     h2o_timeout_link(pg->loop, &pg->retry[pg->backoff], &pg->retry_entry);
     if (pg->backoff + 1 < BACKOFF_STEPS)
         pg->backoff++;
@@ -246,6 +269,7 @@ static void read_results(struct talas_pg *pg)
                 return;
             }
             pg->state = READY;
+            count_down(pg, 0);
             pg->failing = 0;
             pg->backoff = 0;
             set_reason(pg, "connected to PostgreSQL, schema checked", NULL);
@@ -290,6 +314,11 @@ static void on_writable(h2o_socket_t *sock, const char *err)
 static void run(struct talas_pg *pg, struct talas_pg_query *q)
 {
     pg->running = q;
+    if (!q->is_check) {
+        q->sent_us = talas_now_us();
+        if (pg->metrics != NULL)
+            talas_metrics_add(&pg->metrics->count.postgres.commands, 1);
+    }
     if (!PQsendQueryParams(pg->conn, q->sql, q->n, NULL, (const char *const *)q->params, NULL, NULL, 0) ||
         flush(pg) != 0)
         lost(pg, "sending a query to PostgreSQL failed: ");
@@ -407,6 +436,8 @@ static void start_connect(struct talas_pg *pg)
 
     if (pg->password == NULL)
         keys[1] = NULL;
+    if (pg->failing && pg->metrics != NULL)
+        talas_metrics_add(&pg->metrics->count.postgres.reconnects, 1);
     pg->state = CONNECTING;
     pg->conn = PQconnectStartParams(keys, values, 1);
     if (pg->conn == NULL) {
@@ -470,6 +501,8 @@ struct talas_pg_query *talas_pg_query(struct talas_pg *pg, const char *sql, int 
     struct talas_pg_query *q;
 
     if (pg->state == DOWN || pg->state == REFUSED || (pg->state != READY && pg->failing)) {
+        if (pg->metrics != NULL)
+            talas_metrics_add(&pg->metrics->count.postgres.errors, 1);
         cb(data, NULL, unavailable(pg));
         return NULL;
     }
@@ -499,6 +532,15 @@ void talas_pg_cancel(struct talas_pg_query *q)
         return;
     }
     query_free(q);
+}
+
+void talas_pg_count_into(struct talas_pg *pg, struct talas_metrics_slot *slot)
+{
+    if (pg->metrics != NULL || slot == NULL)
+        return;
+    pg->metrics = slot;
+    talas_metrics_add(&slot->gauge.postgres.conns, 1);
+    count_down(pg, pg->state != READY);
 }
 
 int talas_pg_ready(const struct talas_pg *pg)

@@ -32,6 +32,8 @@
 #include <h2o.h>
 #include <libpq-fe.h>
 
+#include "core/metrics.h"
+
 /* How long a query may wait and run, in milliseconds. */
 #define TALAS_PG_QUERY_TIMEOUT_MS 5000
 /* How long a connection attempt may take. */
@@ -77,6 +79,11 @@ struct talas_pg_query *talas_pg_query(struct talas_pg *pg, const char *sql, int 
  * run on the server (a change then happens or not: callers that cancel a
  * change say so). */
 void talas_pg_cancel(struct talas_pg_query *q);
+
+/* Counts PG into SLOT from now on (the worker's metrics slot, which
+ * outlives PG): talas_postgres_* (queries asked, failed, round trips,
+ * reconnection attempts, whether the connection is ready). Once. */
+void talas_pg_count_into(struct talas_pg *pg, struct talas_metrics_slot *slot);
 
 /* Whether queries may run now ("ok"), or not yet / not at all
  * ("degraded"), with the reason in the latter case (static or owned by

@@ -5,7 +5,8 @@
  *
  * Entry points: talas_redis_conn_new, talas_redis_conn_subscriber,
  * talas_redis_conn_command, talas_redis_conn_state,
- * talas_redis_conn_counters, talas_redis_conn_free.
+ * talas_redis_conn_counters, talas_redis_conn_count_into,
+ * talas_redis_conn_free.
  *
  * The adapter. hiredis asks for read and write readiness through the
  * hooks of redisAsyncContext.ev; here the socket is wrapped as an h2o
@@ -22,6 +23,11 @@
  * the current one, and is cleared when it is given up: every hiredis
  * callback checks it first. A tick every 100 ms drives the rest: the
  * reconnect delay, the connect deadline, the idle ping and its deadline.
+ *
+ * Metrics (core/metrics.h, once talas_redis_conn_count_into gave a slot):
+ * the connections held and those not ready (talas_redis_up), commands sent
+ * through talas_redis_conn_command (not the pings), the failed ones (not
+ * sent, error answer, no answer), reconnection attempts, round trips.
  *
  * Logs: the first failure after a success (warn), the return of a
  * connection that had failed (info); never one line per retry.
@@ -72,12 +78,15 @@ struct talas_redis_conn {
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
     struct talas_redis_counters counters;
+    struct talas_metrics_slot *metrics; /* NULL: counts nothing there */
+    int counted_down;                   /* counted in metrics->gauge.redis.down */
 };
 
 struct command {
     struct talas_redis_conn *conn;
     talas_redis_reply_fn fn;
     void *data;
+    uint64_t sent_us;
 };
 
 /* ---------------------------------------------------------------- adapter */
@@ -160,12 +169,25 @@ static void attach(struct talas_redis_conn *conn, redisAsyncContext *ac)
 
 /* ------------------------------------------------------------------ state */
 
+/* Keeps the node's count of connections not ready (talas_redis_up). */
+static void count_down(struct talas_redis_conn *conn, int down)
+{
+    if (conn->metrics == NULL || conn->counted_down == down)
+        return;
+    if (down)
+        talas_metrics_add(&conn->metrics->gauge.redis.down, 1);
+    else
+        talas_metrics_sub(&conn->metrics->gauge.redis.down, 1);
+    conn->counted_down = down;
+}
+
 static void become_ready(struct talas_redis_conn *conn)
 {
     conn->is_ready = 1;
     conn->backoff_ms = REDIS_BACKOFF_MIN_MS;
     conn->ping_sent_ms = 0;
     conn->counters.connects++;
+    count_down(conn, 0);
     snprintf(conn->why, sizeof(conn->why), "ok");
     if (conn->failing)
         log_info("redis %s: connected again%s", conn->name, conn->channel != NULL ? ", subscribed" : "");
@@ -182,6 +204,7 @@ static void failed(struct talas_redis_conn *conn, int was_ready, const char *why
 {
     conn->is_ready = 0;
     conn->ping_sent_ms = 0;
+    count_down(conn, 1);
     if (was_ready)
         conn->counters.disconnects++;
     else
@@ -334,6 +357,8 @@ static void start_connect(struct talas_redis_conn *conn)
     redisAsyncContext *ac;
     char why[200];
 
+    if (conn->failing && conn->metrics != NULL)
+        talas_metrics_add(&conn->metrics->count.redis.reconnects, 1);
     if (conn->unix_path != NULL)
         ac = redisAsyncConnectUnix(conn->unix_path);
     else if (conn->host != NULL)
@@ -466,10 +491,23 @@ void talas_redis_conn_subscriber(struct talas_redis_conn *conn, const char *chan
     conn->on_message = on_message;
 }
 
+void talas_redis_conn_count_into(struct talas_redis_conn *conn, struct talas_metrics_slot *slot)
+{
+    if (conn->metrics != NULL || slot == NULL)
+        return;
+    conn->metrics = slot;
+    talas_metrics_add(&slot->gauge.redis.conns, 1);
+    count_down(conn, !conn->is_ready);
+}
+
 void talas_redis_conn_free(struct talas_redis_conn *conn)
 {
     if (conn == NULL)
         return;
+    if (conn->metrics != NULL) {
+        count_down(conn, 0);
+        talas_metrics_sub(&conn->metrics->gauge.redis.conns, 1);
+    }
     if (h2o_timeout_is_linked(&conn->tick_entry))
         h2o_timeout_unlink(&conn->tick_entry);
     h2o_timeout_dispose(conn->loop, &conn->tick);
@@ -502,6 +540,12 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (error_reply(r))
             conn->counters.error_replies++;
     }
+    if (conn->metrics != NULL) {
+        if (r == NULL || error_reply(r))
+            talas_metrics_add(&conn->metrics->count.redis.errors, 1);
+        else
+            talas_metrics_round_trip(&conn->metrics->count.redis, talas_now_us() - cmd->sent_us);
+    }
     if (cmd->fn != NULL)
         cmd->fn(conn, r, cmd->data);
     free(cmd);
@@ -514,18 +558,25 @@ int talas_redis_conn_command(struct talas_redis_conn *conn, talas_redis_reply_fn
 
     if (!conn->is_ready || conn->ac == NULL || conn->channel != NULL) {
         conn->counters.commands_refused++;
+        if (conn->metrics != NULL)
+            talas_metrics_add(&conn->metrics->count.redis.errors, 1);
         return -1;
     }
     cmd = xmalloc(sizeof(*cmd));
     cmd->conn = conn;
     cmd->fn = fn;
     cmd->data = data;
+    cmd->sent_us = talas_now_us();
     if (redisAsyncCommandArgv(conn->ac, on_command_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
         /* the context is going away */
         free(cmd);
         conn->counters.commands_refused++;
+        if (conn->metrics != NULL)
+            talas_metrics_add(&conn->metrics->count.redis.errors, 1);
         return -1;
     }
+    if (conn->metrics != NULL)
+        talas_metrics_add(&conn->metrics->count.redis.commands, 1);
     return 0;
 }
 

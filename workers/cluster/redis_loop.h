@@ -32,6 +32,8 @@
 #include <h2o.h>
 #include <hiredis/hiredis.h>
 
+#include "core/metrics.h"
+
 #define REDIS_CONNECT_TIMEOUT_MS 2000
 #define REDIS_PING_INTERVAL_MS 1000
 #define REDIS_PING_TIMEOUT_MS 3000
@@ -73,6 +75,9 @@ struct talas_redis_conn *talas_redis_conn_new(h2o_loop_t *loop, const char *addr
  * ON_MESSAGE for every message. Call it right after _new. */
 void talas_redis_conn_subscriber(struct talas_redis_conn *conn, const char *channel,
                                  talas_redis_message_fn on_message);
+/* Counts CONN into SLOT from now on (the worker's metrics slot, which
+ * outlives CONN): talas_redis_*. Once; NULL counts nothing. */
+void talas_redis_conn_count_into(struct talas_redis_conn *conn, struct talas_metrics_slot *slot);
 /* Closes and frees CONN (the callbacks of commands in flight get a NULL
  * reply; READY and DOWN are not called). */
 void talas_redis_conn_free(struct talas_redis_conn *conn);

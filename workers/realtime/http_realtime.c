@@ -10,8 +10,10 @@
  * (storage.user_data_max) and publishes nothing; so does a cluster store
  * that cannot be reached (503 store_unavailable). Analytics are open when auth.required is false and
  * need the backend key when it is true: they are the platform backend's
- * view of its users. /api/ws/stats is open, like /api/stats. Reads take
- * one LMDB read transaction each.
+ * view of its users. /api/ws/stats is open, like /api/stats. Analytics
+ * read their store (state/state_analytics.h: LMDB, or PostgreSQL in
+ * cluster mode, which answers later, and 503 store_unavailable when it
+ * cannot be reached).
  *
  * Logs: refused backend keys, storage errors (a full map once a minute).
  */
@@ -27,6 +29,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "store/playback.h"
+#include "state/state_analytics.h"
 #include "state/state_playlists.h"
 #include "realtime/ws_hub.h"
 
@@ -247,45 +250,58 @@ static int preamble(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
     return 0;
 }
 
-static int read_begin(const struct talas_worker_ctx *ctx, h2o_req_t *req, MDB_txn **txn_r)
+/* An analytics read waiting for its store (state_analytics.h); in the
+ * request's pool, it cancels the read if the request goes first. */
+struct analytics_request {
+    h2o_req_t *req;
+    struct talas_state_analytics_op *op;
+    char id[TALAS_PLAYBACK_ID_MAX + 1];
+};
+
+static void analytics_dispose(void *data)
 {
-    if (talas_storage_read_begin(ctx->storage, txn_r) != 0) {
-        talas_http_send_error(req, 500, "storage_error", "the storage could not be read");
-        return -1;
-    }
-    return 0;
+    struct analytics_request *a = data;
+
+    if (a->op != NULL)
+        talas_state_analytics_cancel(a->op);
 }
 
-int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
-                                   size_t len)
+static struct analytics_request *analytics_request(h2o_req_t *req, const char *id)
 {
-    char track[TALAS_PLAYBACK_ID_MAX + 1];
-    struct talas_track_plays p;
+    struct analytics_request *a = h2o_mem_alloc_shared(&req->pool, sizeof(*a), analytics_dispose);
+
+    a->req = req;
+    a->op = NULL;
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    return a;
+}
+
+/* Answers a read that failed; 1 when it did. */
+static int analytics_failed(h2o_req_t *req, const struct talas_state_analytics_result *r, const char *what)
+{
+    if (r->outcome == TALAS_STATE_OK)
+        return 0;
+    if (r->outcome == TALAS_STATE_UNAVAILABLE)
+        talas_http_send_error(req, 503, "store_unavailable", "analytics unavailable: %s", r->reason);
+    else
+        talas_http_send_error(req, 500, "storage_error", "%s could not be read", what);
+    return 1;
+}
+
+static void on_track_read(void *data, const struct talas_state_analytics_result *r)
+{
+    struct analytics_request *a = data;
+    h2o_req_t *req = a->req;
+    const char *track = a->id;
     struct talas_ipc_stats sum, *per;
     struct talas_buf body = {0};
     struct talas_json json;
-    struct talas_track t;
     uint64_t current = 0;
     size_t n;
-    MDB_txn *txn;
-    int rc, known;
 
-    if (preamble(ctx, req, id, len, track) != 0 || read_begin(ctx, req, &txn) != 0)
-        return 0;
-    known = talas_track_id_valid(track, strlen(track)) &&
-            talas_catalog_resolve(ctx->storage, txn, track, &t) == 0 && t.error == NULL;
-    if (known)
-        memcpy(track, t.id, TALAS_TRACK_ID_LEN + 1); /* totals move with a former id (an alias) */
-    rc = talas_playback_track_plays(ctx->storage, txn, track, &p);
-    mdb_txn_abort(txn);
-    if (!known) {
-        talas_http_send_error(req, 404, "not_found", "no such track");
-        return 0;
-    }
-    if (rc != 0) {
-        talas_http_send_error(req, 500, "storage_error", "the figures of this track could not be read");
-        return 0;
-    }
+    a->op = NULL;
+    if (analytics_failed(req, r, "the figures of this track"))
+        return;
     per = xcalloc(MAX_WORKERS, sizeof(*per));
     talas_ws_hub_stats(&sum, per, MAX_WORKERS, &n);
     for (size_t i = 0; i < n; i++)
@@ -298,15 +314,46 @@ int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t
     talas_json_key(&json, "track_id");
     talas_json_string(&json, track);
     talas_json_key(&json, "plays");
-    talas_json_uint(&json, p.plays);
+    talas_json_uint(&json, r->plays.plays);
     talas_json_key(&json, "listeners");
-    talas_json_uint(&json, p.listeners);
+    talas_json_uint(&json, r->plays.listeners);
     talas_json_key(&json, "total_listening_time_ms");
-    talas_json_uint(&json, p.total_listening_ms);
+    talas_json_uint(&json, r->plays.total_listening_ms);
     talas_json_key(&json, "current_listeners");
     talas_json_uint(&json, current);
     talas_json_object_end(&json);
     send_json(req, &body);
+}
+
+int talas_realtime_track_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                   size_t len)
+{
+    char track[TALAS_PLAYBACK_ID_MAX + 1];
+    struct analytics_request *a;
+    struct talas_state_analytics_op *op;
+    struct talas_track t;
+    MDB_txn *txn;
+    int known;
+
+    if (preamble(ctx, req, id, len, track) != 0)
+        return 0;
+    if (talas_storage_read_begin(ctx->storage, &txn) != 0) {
+        talas_http_send_error(req, 500, "storage_error", "the storage could not be read");
+        return 0;
+    }
+    known = talas_track_id_valid(track, strlen(track)) &&
+            talas_catalog_resolve(ctx->storage, txn, track, &t) == 0 && t.error == NULL;
+    if (known)
+        memcpy(track, t.id, TALAS_TRACK_ID_LEN + 1); /* totals move with a former id (an alias) */
+    mdb_txn_abort(txn);
+    if (!known) {
+        talas_http_send_error(req, 404, "not_found", "no such track");
+        return 0;
+    }
+    a = analytics_request(req, track);
+    /* on_track_read answers, now (LMDB) or later (the cluster store) */
+    if ((op = talas_state_analytics_track(ctx, a->id, on_track_read, a)) != NULL)
+        a->op = op;
     return 0;
 }
 
@@ -335,15 +382,39 @@ static void session_json(const struct talas_listen_session *s, void *arg)
     talas_json_object_end(json);
 }
 
+static void on_sessions_read(void *data, const struct talas_state_analytics_result *r)
+{
+    struct analytics_request *a = data;
+    h2o_req_t *req = a->req;
+    struct talas_buf body = {0};
+    struct talas_json json;
+
+    a->op = NULL;
+    if (analytics_failed(req, r, "the history"))
+        return;
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, a->id);
+    talas_json_key(&json, "history");
+    talas_json_array_begin(&json);
+    for (size_t i = 0; i < r->count; i++)
+        session_json(&r->sessions[i], &json);
+    talas_json_array_end(&json);
+    talas_json_key(&json, "total");
+    talas_json_uint(&json, r->total);
+    talas_json_object_end(&json);
+    send_json(req, &body);
+}
+
 int talas_realtime_user_analytics(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
                                   size_t len)
 {
     char user[TALAS_PLAYBACK_ID_MAX + 1];
-    struct talas_buf body = {0};
-    struct talas_json json;
-    size_t total, limit = 50;
+    size_t limit = 50;
     h2o_iovec_t v;
-    MDB_txn *txn;
+    struct analytics_request *a;
+    struct talas_state_analytics_op *op;
     int rc;
 
     if (preamble(ctx, req, id, len, user) != 0)
@@ -359,25 +430,8 @@ int talas_realtime_user_analytics(const struct talas_worker_ctx *ctx, h2o_req_t 
         }
         limit = n;
     }
-    if (read_begin(ctx, req, &txn) != 0)
-        return 0;
-    talas_json_init(&json, &body);
-    talas_json_object_begin(&json);
-    talas_json_key(&json, "user_id");
-    talas_json_string(&json, user);
-    talas_json_key(&json, "history");
-    talas_json_array_begin(&json);
-    rc = talas_playback_user_sessions(ctx->storage, txn, user, limit, session_json, &json, &total);
-    mdb_txn_abort(txn);
-    if (rc != 0) {
-        talas_buf_free(&body);
-        talas_http_send_error(req, 500, "storage_error", "the history could not be read");
-        return 0;
-    }
-    talas_json_array_end(&json);
-    talas_json_key(&json, "total");
-    talas_json_uint(&json, total);
-    talas_json_object_end(&json);
-    send_json(req, &body);
+    a = analytics_request(req, user);
+    if ((op = talas_state_analytics_sessions(ctx, a->id, limit, on_sessions_read, a)) != NULL)
+        a->op = op;
     return 0;
 }

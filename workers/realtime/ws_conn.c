@@ -47,6 +47,7 @@
 #include "core/log.h"
 #include "store/playback.h"
 #include "store/users.h"
+#include "state/state_playback.h"
 #include "state/state_playlists.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
@@ -194,107 +195,6 @@ static void data_uint(struct talas_buf *b, const char *key, uint64_t v)
     talas_json_object_end(&json);
 }
 
-/* The answer to a change that the storage failed; logged through
- * talas_storage_log_write_error, so that a full map under a flood writes
- * one line a minute, not one per command. */
-static const char *storage_failed(const char *what, int rc)
-{
-    talas_storage_log_write_error(what, rc);
-    return rc == MDB_MAP_FULL ? "storage full: the change could not be stored"
-                              : "the change could not be stored";
-}
-
-static void do_playback(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
-{
-    const struct talas_config *conf = c->ctx->conf;
-    struct talas_playback_result r;
-    struct talas_buf data = {0};
-    const char *error = NULL, *quality;
-    uint64_t duration = 0, now = talas_wall_ms();
-    int rc = 0, private;
-
-    if (c->user == NULL) {
-        respond(c, cmd->command_id, 0, NULL, "playback needs a user: connect with ?user_id= (or a token)");
-        return;
-    }
-    /* the user's consent as it stands now (a read transaction): their
-     * events reach other users only while they share their listening */
-    private = !talas_user_shares_listening(c->ctx->storage, c->user);
-    switch (cmd->type) {
-    case TALAS_WS_PLAY:
-        quality = cmd->quality != NULL ? cmd->quality : conf->transcode_profiles[0].name;
-        if (cmd->quality != NULL) {
-            size_t i;
-            for (i = 0; i < conf->transcode_profile_count; i++)
-                if (strcmp(conf->transcode_profiles[i].name, cmd->quality) == 0)
-                    break;
-            if (i == conf->transcode_profile_count) {
-                respond(c, cmd->command_id, 0, NULL, "quality: not a transcode profile of this server");
-                return;
-            }
-        }
-        if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0)
-            break;
-        rc = talas_playback_play(c->ctx->storage, c->user, cmd->track_id, duration, cmd->has_position_ms,
-                                 cmd->position_ms, quality, cmd->platform ? cmd->platform : "unknown", now,
-                                 &r, &error);
-        if (rc != 0)
-            break;
-        {
-            struct talas_json json;
-            talas_json_init(&json, &data);
-            talas_json_object_begin(&json);
-            talas_json_key(&json, "track_duration_ms");
-            talas_json_uint(&json, duration);
-            talas_json_key(&json, "quality");
-            talas_json_string(&json, quality);
-            talas_json_object_end(&json);
-        }
-        respond(c, cmd->command_id, 1, &data, NULL);
-        if (r.stopped_previous)
-            playback_event(c, private, "PlaybackStopped", r.previous_track, "total_played_ms",
-                           r.previous_played_ms, 0, 0);
-        if (r.resumed)
-            playback_event(c, private, "PlaybackResumed", cmd->track_id, "position_ms", r.position_ms, 0, 0);
-        else
-            playback_event(c, private, "PlaybackStarted", cmd->track_id, "timestamp", now / 1000, 0, 0);
-        talas_buf_free(&data);
-        return;
-    case TALAS_WS_PAUSE:
-        if ((rc = talas_playback_pause(c->ctx->storage, c->user, cmd->track_id, now, &r, &error)) != 0)
-            break;
-        data_uint(&data, "position_ms", r.position_ms);
-        respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, private, "PlaybackPaused", cmd->track_id, "position_ms", r.position_ms, 0, 0);
-        talas_buf_free(&data);
-        return;
-    case TALAS_WS_SEEK:
-        if ((rc = talas_playback_seek(c->ctx->storage, c->user, cmd->track_id, cmd->position_ms, now, &r,
-                                      &error)) != 0)
-            break;
-        data_uint(&data, "position_ms", r.position_ms);
-        respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, private, "PlaybackProgress", cmd->track_id, "position_ms", r.position_ms, 1,
-                       cmd->has_buffer_percentage ? cmd->buffer_percentage : 0.0);
-        talas_buf_free(&data);
-        return;
-    case TALAS_WS_STOP:
-        if ((rc = talas_playback_stop(c->ctx->storage, c->user, cmd->track_id, now, &r, &error)) != 0)
-            break;
-        data_uint(&data, "total_played_ms", r.total_played_ms);
-        respond(c, cmd->command_id, 1, &data, NULL);
-        playback_event(c, private, "PlaybackStopped", cmd->track_id, "total_played_ms", r.total_played_ms, 0,
-                       0);
-        talas_buf_free(&data);
-        return;
-    default:
-        return;
-    }
-    if (rc > 1 || rc < 0)
-        error = storage_failed("ws: a playback change", rc);
-    respond(c, cmd->command_id, 0, NULL, error);
-}
-
 /*
  * A playlist command waiting for the store (state_playlists.h): it owns
  * the parsed command, and sits in its connection's list until the answer
@@ -305,7 +205,12 @@ struct talas__ws_pending {
     struct talas__ws_conn *c; /* NULL once detached */
     struct talas__ws_pending *next, **pprev;
     struct talas_state_op *op;
+    struct talas_state_playback_op *playback_op; /* playback commands (state_playback.h) */
     struct talas_ws_command cmd;
+    /* a playback change's: what its events need */
+    int private;
+    uint64_t now_ms, duration_ms;
+    const char *quality; /* the config's or the command's */
 };
 
 static struct talas__ws_pending *pending_new(struct talas__ws_conn *c, struct talas_ws_command *cmd)
@@ -341,11 +246,139 @@ static void pending_started(struct talas__ws_pending *p, struct talas_state_op *
         p->op = op;
 }
 
+/* The answer to a playback change (state_playback.h), when it comes. */
+static void on_playback_done(void *data, const struct talas_state_playback_result *res)
+{
+    struct talas__ws_pending *p = data;
+    struct talas__ws_conn *c = p->c;
+    const struct talas_ws_command *cmd = &p->cmd;
+    const struct talas_playback_result *r = &res->change;
+    struct talas_buf payload = {0};
+    char msg[256];
+    int private = p->private;
+
+    if (res->outcome == TALAS_STATE_REFUSED) {
+        respond(c, cmd->command_id, 0, NULL, res->reason);
+    } else if (res->outcome == TALAS_STATE_FULL) {
+        respond(c, cmd->command_id, 0, NULL, "storage full: the change could not be stored");
+    } else if (res->outcome == TALAS_STATE_UNAVAILABLE) {
+        snprintf(msg, sizeof(msg), "playback unavailable: %s", res->reason);
+        respond(c, cmd->command_id, 0, NULL, msg);
+    } else if (res->outcome != TALAS_STATE_OK) {
+        respond(c, cmd->command_id, 0, NULL, "the change could not be stored");
+    } else if (cmd->type == TALAS_WS_PLAY) {
+        struct talas_json json;
+        talas_json_init(&json, &payload);
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "track_duration_ms");
+        talas_json_uint(&json, p->duration_ms);
+        talas_json_key(&json, "quality");
+        talas_json_string(&json, p->quality);
+        talas_json_object_end(&json);
+        respond(c, cmd->command_id, 1, &payload, NULL);
+        if (r->stopped_previous)
+            playback_event(c, private, "PlaybackStopped", r->previous_track, "total_played_ms",
+                           r->previous_played_ms, 0, 0);
+        if (r->resumed)
+            playback_event(c, private, "PlaybackResumed", cmd->track_id, "position_ms", r->position_ms, 0, 0);
+        else
+            playback_event(c, private, "PlaybackStarted", cmd->track_id, "timestamp", p->now_ms / 1000, 0, 0);
+    } else if (cmd->type == TALAS_WS_PAUSE) {
+        data_uint(&payload, "position_ms", r->position_ms);
+        respond(c, cmd->command_id, 1, &payload, NULL);
+        playback_event(c, private, "PlaybackPaused", cmd->track_id, "position_ms", r->position_ms, 0, 0);
+    } else if (cmd->type == TALAS_WS_SEEK) {
+        data_uint(&payload, "position_ms", r->position_ms);
+        respond(c, cmd->command_id, 1, &payload, NULL);
+        playback_event(c, private, "PlaybackProgress", cmd->track_id, "position_ms", r->position_ms, 1,
+                       cmd->has_buffer_percentage ? cmd->buffer_percentage : 0.0);
+    } else {
+        data_uint(&payload, "total_played_ms", r->total_played_ms);
+        respond(c, cmd->command_id, 1, &payload, NULL);
+        playback_event(c, private, "PlaybackStopped", cmd->track_id, "total_played_ms", r->total_played_ms, 0,
+                       0);
+    }
+    talas_buf_free(&payload);
+    pending_free(p);
+}
+
+static void do_playback(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    const struct talas_config *conf = c->ctx->conf;
+    struct talas_playback_command pc;
+    struct talas_state_playback_op *op;
+    struct talas__ws_pending *p;
+    const char *error = NULL, *quality = "";
+    uint64_t duration = 0, now = talas_wall_ms();
+    int private;
+
+    if (c->user == NULL) {
+        respond(c, cmd->command_id, 0, NULL, "playback needs a user: connect with ?user_id= (or a token)");
+        return;
+    }
+    /* the user's consent as it stands now (a read transaction): their
+     * events reach other users only while they share their listening */
+    private = !talas_user_shares_listening(c->ctx->storage, c->user);
+    memset(&pc, 0, sizeof(pc));
+    switch (cmd->type) {
+    case TALAS_WS_PLAY:
+        pc.verb = TALAS_PLAYBACK_DO_PLAY;
+        quality = cmd->quality != NULL ? cmd->quality : conf->transcode_profiles[0].name;
+        if (cmd->quality != NULL) {
+            size_t i;
+            for (i = 0; i < conf->transcode_profile_count; i++)
+                if (strcmp(conf->transcode_profiles[i].name, cmd->quality) == 0)
+                    break;
+            if (i == conf->transcode_profile_count) {
+                respond(c, cmd->command_id, 0, NULL, "quality: not a transcode profile of this server");
+                return;
+            }
+            quality = conf->transcode_profiles[i].name; /* outlives the command */
+        }
+        if (find_track(c->ctx, cmd->track_id, &duration, &error) != 0) {
+            respond(c, cmd->command_id, 0, NULL, error);
+            return;
+        }
+        pc.has_position = cmd->has_position_ms;
+        pc.position_ms = cmd->position_ms;
+        break;
+    case TALAS_WS_PAUSE:
+        pc.verb = TALAS_PLAYBACK_DO_PAUSE;
+        break;
+    case TALAS_WS_SEEK:
+        pc.verb = TALAS_PLAYBACK_DO_SEEK;
+        pc.has_position = 1;
+        pc.position_ms = cmd->position_ms;
+        break;
+    case TALAS_WS_STOP:
+        pc.verb = TALAS_PLAYBACK_DO_STOP;
+        break;
+    default:
+        return;
+    }
+    pc.track = cmd->track_id;
+    pc.duration_ms = duration;
+    pc.quality = quality;
+    pc.platform = cmd->platform != NULL ? cmd->platform : "unknown";
+    pc.now_ms = now;
+    p = pending_new(c, cmd);
+    p->private = private;
+    p->now_ms = now;
+    p->duration_ms = duration;
+    p->quality = quality;
+    /* pc's strings point into p->cmd, which the store copies */
+    pc.track = p->cmd.track_id;
+    pc.platform = p->cmd.platform != NULL ? p->cmd.platform : "unknown";
+    if ((op = talas_state_playback_change(c->ctx, c->user, &pc, on_playback_done, p)) != NULL)
+        p->playback_op = op;
+}
+
 void talas__ws_conn_detach(struct talas__ws_conn *c)
 {
     while (c->pending != NULL) {
         struct talas__ws_pending *p = c->pending;
         talas_state_cancel(p->op);
+        talas_state_playback_cancel(p->playback_op);
         pending_free(p);
     }
 }
@@ -557,22 +590,20 @@ static void do_subscribe(struct talas__ws_conn *c, struct talas_ws_command *cmd)
     talas_buf_free(&data);
 }
 
-static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+static void on_status(void *data, const struct talas_state_playback_result *res)
 {
-    struct talas_playback_state s;
+    struct talas__ws_pending *p = data;
+    struct talas__ws_conn *c = p->c;
+    const struct talas_ws_command *cmd = &p->cmd;
+    const struct talas_playback_state *st = &res->state;
     struct talas_ipc_stats sum, per[1];
-    struct talas_buf data = {0};
+    struct talas_buf data_buf = {0}, *dbuf = &data_buf;
     struct talas_json json;
     size_t n;
-    MDB_txn *txn;
-    int have = 0;
+    int have = res->outcome == TALAS_STATE_OK;
 
-    if (c->user != NULL && talas_storage_read_begin(c->ctx->storage, &txn) == 0) {
-        have = talas_playback_get(c->ctx->storage, txn, c->user, &s) == 0;
-        mdb_txn_abort(txn);
-    }
     talas_ws_hub_stats(&sum, per, 0, &n);
-    talas_json_init(&json, &data);
+    talas_json_init(&json, dbuf);
     talas_json_object_begin(&json);
     talas_json_key(&json, "connection_id");
     talas_json_string(&json, c->id);
@@ -587,16 +618,16 @@ static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *c
     talas_json_key(&json, "subscriptions");
     subs_json(&json, c, 1);
     talas_json_key(&json, "playback");
-    if (have && s.status != TALAS_PLAYBACK_STOPPED) {
+    if (have && st->status != TALAS_PLAYBACK_STOPPED) {
         talas_json_object_begin(&json);
         talas_json_key(&json, "state");
-        talas_json_string(&json, s.status == TALAS_PLAYBACK_PLAYING ? "playing" : "paused");
+        talas_json_string(&json, st->status == TALAS_PLAYBACK_PLAYING ? "playing" : "paused");
         talas_json_key(&json, "track_id");
-        talas_json_string(&json, s.track_id);
+        talas_json_string(&json, st->track_id);
         talas_json_key(&json, "position_ms");
-        talas_json_uint(&json, s.position_ms);
+        talas_json_uint(&json, st->position_ms);
         talas_json_key(&json, "quality");
-        talas_json_string(&json, s.quality);
+        talas_json_string(&json, st->quality);
         talas_json_object_end(&json);
     } else {
         talas_json_null(&json);
@@ -615,8 +646,24 @@ static void do_status(struct talas__ws_conn *c, const struct talas_ws_command *c
     talas_json_uint(&json, sum.open_streams);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    respond(c, cmd->command_id, 1, &data, NULL);
-    talas_buf_free(&data);
+    respond(c, cmd->command_id, 1, dbuf, NULL);
+    talas_buf_free(dbuf);
+    pending_free(p);
+}
+
+static void do_status(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    struct talas_state_playback_result none;
+    struct talas__ws_pending *p = pending_new(c, cmd);
+    struct talas_state_playback_op *op;
+
+    if (c->user == NULL) {
+        memset(&none, 0, sizeof(none));
+        on_status(p, &none);
+        return;
+    }
+    if ((op = talas_state_playback_get(c->ctx, c->user, on_status, p)) != NULL)
+        p->playback_op = op;
 }
 
 static void do_ping(struct talas__ws_conn *c, const struct talas_ws_command *cmd)

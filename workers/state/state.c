@@ -38,6 +38,7 @@ void talas_state_open(struct talas_worker_ctx *ctx, const char *password)
         return;
     ctx->records =
         talas_pg_create(ctx->loop, ctx->conf->cluster_postgres, password, talas_pg_schema_check_sql, check_schema);
+    talas_pg_count_into(ctx->records, ctx->metrics);
 }
 
 void talas_state_health(const struct talas_worker_ctx *ctx, struct talas_json *json)

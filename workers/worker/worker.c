@@ -378,6 +378,8 @@ void talas_worker_main(const struct talas_worker_args *args)
     wctx.slot = w.slot;
     wctx.generation = w.generation;
     map_metrics(args);
+    if (wctx.cluster != NULL)
+        talas_cluster_bus_count_into(wctx.cluster, wctx.metrics);
     /* LiveStats: the hub counts the listeners that media responses report */
     wctx.counters.stream_started = talas_ws_hub_count_stream;
     wctx.counters.data = NULL;
