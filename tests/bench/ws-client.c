@@ -15,10 +15,14 @@
  * connection have arrived (at most 60 s) and prints one JSON line, as
  * tests/bench/ws-clients.mjs does:
  * {"lat": [[broadcast, seconds]...], "burst_seen", "burst_last", "got",
- * "expected", "bad", "cpu_ready", "cpu_burst0", "cpu_last"}: the process's
- * user+system CPU seconds once the connections are open, when the first
- * burst message arrived and when the last expected message arrived (or at
- * the end).
+ * "expected", "bad", "dup", "conns_wrong", "cpu_ready", "cpu_burst0",
+ * "cpu_last"}: "dup" counts messages whose broadcast or burst number had
+ * already reached that connection, "conns_wrong" the connections that did
+ * not get exactly EXPECTED messages (so with both 0 every connection got
+ * each event once, as scripts/bench-cluster checks); the cpu_ figures are
+ * the process's user+system CPU seconds once the connections are open,
+ * when the first burst message arrived and when the last expected message
+ * arrived (or at the end).
  *
  *   talas-bench-ws-client --bare COUNT ROUNDS
  *
@@ -51,6 +55,9 @@ struct conn {
     int fd;
     int drained; /* the last read() came back short: the socket is empty */
     wslay_event_context_ptr ctx;
+    uint64_t got;
+    /* broadcast and burst numbers seen here, one bit each below EXPECTED */
+    uint64_t *seen_t, *seen_burst;
 };
 
 struct stamp {
@@ -59,7 +66,8 @@ struct stamp {
 };
 
 static struct {
-    uint64_t got, expected, burst_seen, bad;
+    uint64_t got, expected, burst_seen, bad, dup;
+    uint64_t expected_per_conn;
     double burst_last, cpu_ready, cpu_burst0, cpu_last;
     struct stamp *lat;
     size_t lat_count, lat_cap;
@@ -157,6 +165,16 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
     return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
+/* Counts a duplicate when number N already reached this connection. */
+static void mark_seen(uint64_t *seen, long n)
+{
+    if (n < 0 || (uint64_t)n >= st.expected_per_conn)
+        return;
+    if (seen[n / 64] & (UINT64_C(1) << (n % 64)))
+        st.dup++;
+    seen[n / 64] |= UINT64_C(1) << (n % 64);
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -172,11 +190,13 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
     static const char t_key[] = "\\\"t\\\": ", i_key[] = "\\\"i\\\": ", burst_key[] = "{\\\"burst\\\":";
     double at = wall();
+    struct conn *c = user;
     const char *msg = (const char *)arg->msg, *p;
     char text[512];
 
     if (arg->opcode != WSLAY_TEXT_FRAME)
         return;
+    c->got++;
     if (++st.got == st.expected)
         st.cpu_last = cpu_seconds();
     if (arg->msg_length >= sizeof(text)) {
@@ -196,7 +216,9 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         }
         st.lat[st.lat_count].broadcast = i != NULL ? atoi(i + sizeof(i_key) - 1) : -1;
         st.lat[st.lat_count++].latency = at - strtod(p + sizeof(t_key) - 1, NULL);
-    } else if (strstr(text, burst_key) != NULL) {
+        mark_seen(c->seen_t, st.lat[st.lat_count - 1].broadcast);
+    } else if ((p = strstr(text, burst_key)) != NULL) {
+        mark_seen(c->seen_burst, strtol(p + sizeof(burst_key) - 1, NULL, 10));
         if (st.burst_seen++ == 0)
             st.cpu_burst0 = cpu_seconds();
         st.burst_last = at;
@@ -260,15 +282,20 @@ static void ws_open(struct conn *c, int port, const char *user)
         die("wslay_event_context_client_init()");
 }
 
-static void print_result(void)
+static void print_result(const struct conn *conns, int count)
 {
+    uint64_t wrong = 0;
+
+    for (int i = 0; i < count; i++)
+        wrong += conns[i].got != st.expected_per_conn;
     printf("{\"lat\":[");
     for (size_t i = 0; i < st.lat_count; i++)
         printf("%s[%d,%.6f]", i ? "," : "", st.lat[i].broadcast, st.lat[i].latency);
     printf("],\"burst_seen\":%llu,\"burst_last\":%.6f,\"got\":%llu,\"expected\":%llu,\"bad\":%llu,"
-           "\"cpu_ready\":%.6f,\"cpu_burst0\":%.6f,\"cpu_last\":%.6f}\n",
+           "\"dup\":%llu,\"conns_wrong\":%llu,\"cpu_ready\":%.6f,\"cpu_burst0\":%.6f,\"cpu_last\":%.6f}\n",
            (unsigned long long)st.burst_seen, st.burst_last, (unsigned long long)st.got,
-           (unsigned long long)st.expected, (unsigned long long)st.bad, st.cpu_ready, st.cpu_burst0,
+           (unsigned long long)st.expected, (unsigned long long)st.bad, (unsigned long long)st.dup,
+           (unsigned long long)wrong, st.cpu_ready, st.cpu_burst0,
            st.cpu_last > 0 ? st.cpu_last : cpu_seconds());
     fflush(stdout);
 }
@@ -284,7 +311,12 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
     if (conns == NULL || ep == -1)
         die("setup");
     st.expected = (uint64_t)count * (uint64_t)per_conn;
+    st.expected_per_conn = (uint64_t)per_conn;
     for (int i = 0; i < count; i++) {
+        size_t words = ((size_t)per_conn + 63) / 64;
+        if ((conns[i].seen_t = calloc(words ? words : 1, sizeof(uint64_t))) == NULL ||
+            (conns[i].seen_burst = calloc(words ? words : 1, sizeof(uint64_t))) == NULL)
+            die("calloc()");
         snprintf(user, sizeof(user), "%s_%d", prefix, i);
         ws_open(&conns[i], port, user);
         ev.events = EPOLLIN;
@@ -325,8 +357,10 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
             }
         }
     }
-    print_result();
+    print_result(conns, count);
     for (int i = 0; i < count; i++) {
+        free(conns[i].seen_t);
+        free(conns[i].seen_burst);
         wslay_event_context_free(conns[i].ctx);
         if (conns[i].fd != -1)
             close(conns[i].fd);
