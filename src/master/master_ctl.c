@@ -178,6 +178,47 @@ static int is_worker(const struct talas_child *c)
     return c->kind == TALAS_CHILD_WORKER;
 }
 
+/* "ok" when every worker's connections to a cluster engine are ready,
+ * "degraded" when one is not or none holds one (core/metrics.h gauges,
+ * which the workers keep: read, never waited for). */
+static const char *engine_state(const struct talas_metrics_engine_gauges *g)
+{
+    uint64_t conns = atomic_load_explicit(&g->conns, memory_order_relaxed);
+    uint64_t down = atomic_load_explicit(&g->down, memory_order_relaxed);
+
+    return conns > 0 && down == 0 ? "ok" : "degraded";
+}
+
+/* The "cluster" member of status: null outside cluster mode, else the
+ * node's name and the state of its engines as the workers count them, the
+ * same figures /metrics shows as talas_redis_up and talas_postgres_up. */
+static void status_cluster(struct talas_master *m, struct talas_json *json)
+{
+    struct talas_metrics_slot *sum;
+    const char *redis, *postgres;
+
+    talas_json_key(json, "cluster");
+    if (!m->conf->cluster_enabled || m->metrics == NULL) {
+        talas_json_null(json);
+        return;
+    }
+    sum = xmalloc(sizeof(*sum));
+    talas_metrics_sum(m->metrics, sum);
+    redis = engine_state(&sum->gauge.redis);
+    postgres = engine_state(&sum->gauge.postgres);
+    talas_json_object_begin(json);
+    talas_json_key(json, "node");
+    talas_json_string(json, m->conf->cluster_node_name);
+    talas_json_key(json, "status");
+    talas_json_string(json, strcmp(redis, "ok") == 0 && strcmp(postgres, "ok") == 0 ? "ok" : "degraded");
+    talas_json_key(json, "redis");
+    talas_json_string(json, redis);
+    talas_json_key(json, "postgres");
+    talas_json_string(json, postgres);
+    talas_json_object_end(json);
+    free(sum);
+}
+
 static void cmd_status(struct talas_master *m, struct client *c)
 {
     uint64_t now = talas_now_ms();
@@ -252,6 +293,7 @@ static void cmd_status(struct talas_master *m, struct client *c)
         talas_json_int(&json, scanner);
     else
         talas_json_null(&json);
+    status_cluster(m, &json);
     talas_json_object_end(&json);
     answer(c, &b, CLIENT_WRITING);
     talas_buf_free(&b);

@@ -17,6 +17,7 @@ never sleeps that an assertion relies on.
 import asyncio
 import http.client
 import json
+import re
 import secrets
 import socket
 import threading
@@ -309,6 +310,13 @@ def test_live_stats_and_cluster_status_sum_nodes_and_forget_a_dead_one(nodes):
         sb.close()
 
 
+def ctl_cluster_state(srv):
+    """The cluster member of talasctl status (the master's part)."""
+    cp = srv.talasctl("--json", "status", timeout=20)
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)["master"]["cluster"]
+
+
 def test_redis_outage_is_degraded_not_down(nodes, redis_server):
     a, b = nodes
     short = a.ids["Short Song"]
@@ -339,6 +347,11 @@ def test_redis_outage_is_degraded_not_down(nodes, redis_server):
                             what=f"{srv.workdir.name}: degraded on every worker")
             h = a.health()
             assert h["status"] == "degraded" and h["redis"] != "ok" and h["node"] == "node-a", h
+            # talasctl status says it too, from the master's control socket
+            c = ctl_cluster_state(a)
+            assert c == {"node": "node-a", "status": "degraded", "redis": "degraded", "postgres": "ok"}, c
+            text = a.talasctl("status", timeout=20).stdout
+            assert re.search(r"^\s*status: degraded$", text, re.M), text
 
             # local delivery goes on: a ServerMessage on A reaches A's client
             backend = Backend(a)
@@ -365,6 +378,7 @@ def test_redis_outage_is_degraded_not_down(nodes, redis_server):
             assert got is not None, "no event from A reached B within 5 s of Redis returning"
             for srv in (a, b):
                 tf.wait_for(lambda: all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: ok again")
+            tf.wait_for(lambda: ctl_cluster_state(a)["status"] == "ok", 10, what="talasctl status: ok again")
             # the WebSocket connections lived through it
             assert (await status(on_a))["user_id"] == "ua"
             assert (await status(on_b))["user_id"] == "ub"
@@ -391,5 +405,6 @@ def test_local_mode_has_no_cluster(talas_server, clib):
     h = srv.health()
     assert h["status"] == "ok" and "redis" not in h
     assert "cluster" not in srv.get_json("/api/ws/stats")
+    assert ctl_cluster_state(srv) is None
     cp = srv.talasctl("cluster", "status")
     assert cp.returncode == 1 and "cluster mode is off" in cp.stderr
