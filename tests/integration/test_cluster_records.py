@@ -315,6 +315,9 @@ def test_postgres_down_fails_only_the_records(cluster, postgres, clib):
         h = tf.wait_for(lambda: (lambda d: d if d["postgres"]["status"] == "degraded" else None)(a.health()),
                         10, what="health saying degraded")
         assert h["status"] == "ok" and h["postgres"]["reason"]
+        cp = a.talasctl("--json", "status", timeout=20)
+        c = json.loads(cp.stdout)["master"]["cluster"]
+        assert c["postgres"] == "degraded" and c["redis"] == "ok" and c["status"] == "degraded", c
         # the master's check of a configuration needs no database
         cp = subprocess.run([str(tf.TALAS_MASTER), "-t", "-c", str(a.config_path)], capture_output=True,
                             text=True, timeout=30)
