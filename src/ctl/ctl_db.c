@@ -209,96 +209,98 @@ int talasctl_cmd_db(const struct talas_config *conf, char **args, int nargs)
     return rc;
 }
 
+/* ------------------------------------------ a user's rows, for talasctl users */
+
+/* SQL takes the user as $1 and yields one row: a count and a byte size. */
+static int user_usage(PGconn *conn, const char *what, const char *sql, const char *user, uint64_t *count_r,
+                      uint64_t *bytes_r)
+{
+    const char *params[1] = {user};
+    PGresult *res = exec(conn, what, sql, 1, params);
+
+    if (res == NULL)
+        return -1;
+    *count_r = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    *bytes_r = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* SQL deletes the user's ($1) rows; *removed_r is how many went. */
+static int user_purge(PGconn *conn, const char *what, const char *sql, const char *user, uint64_t *removed_r)
+{
+    const char *params[1] = {user};
+    PGresult *res = exec(conn, what, sql, 1, params);
+
+    *removed_r = 0;
+    if (res == NULL)
+        return -1;
+    *removed_r = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* FN on the first column of each row of SQL, until it returns non-zero. */
+static int each_name(PGconn *conn, const char *what, const char *sql, int (*fn)(const char *name, void *arg),
+                     void *arg)
+{
+    PGresult *res = exec(conn, what, sql, 0, NULL);
+    int rc = 0;
+
+    if (res == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+        rc = fn(PQgetvalue(res, i, 0), arg);
+    PQclear(res);
+    return rc;
+}
+
 /* ------------------------------------------ playlists, for talasctl users */
 
 int talasctl_pg_playlists_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r)
 {
     /* bytes: what the rows hold (ids, owner, editors, tracks) */
-    static const char sql[] =
-        "SELECT count(*), coalesce(sum(octet_length(p.id) + octet_length(p.owner)"
-        " + coalesce((SELECT sum(octet_length(track) + 4) FROM talas_playlist_tracks WHERE playlist = p.id), 0)"
-        " + coalesce((SELECT sum(octet_length(editor)) FROM talas_playlist_editors WHERE playlist = p.id), 0)"
-        "), 0) FROM talas_playlists p WHERE owner = $1";
-    const char *params[1] = {user};
-    PGresult *res = exec(conn, "counting the user's playlists", sql, 1, params);
+    static const char sql[] = "SELECT count(*), coalesce(sum(octet_length(p.id) + octet_length(p.owner)"
+                              " + coalesce((SELECT sum(octet_length(track) + 4) FROM talas_playlist_tracks"
+                              " WHERE playlist = p.id), 0)"
+                              " + coalesce((SELECT sum(octet_length(editor)) FROM talas_playlist_editors"
+                              " WHERE playlist = p.id), 0)"
+                              "), 0) FROM talas_playlists p WHERE owner = $1";
 
-    if (res == NULL)
-        return -1;
-    *count_r = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-    *bytes_r = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    return 0;
+    return user_usage(conn, "counting the user's playlists", sql, user, count_r, bytes_r);
 }
 
 int talasctl_pg_playlists_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r)
 {
-    const char *params[1] = {user};
-    PGresult *res = exec(conn, "removing the user's playlists", "DELETE FROM talas_playlists WHERE owner = $1", 1,
-                         params);
-
-    *removed_r = 0;
-    if (res == NULL)
-        return -1;
-    *removed_r = strtoull(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return 0;
+    return user_purge(conn, "removing the user's playlists", "DELETE FROM talas_playlists WHERE owner = $1",
+                      user, removed_r);
 }
 
 int talasctl_pg_playlists_owners(struct pg_conn *conn, int (*fn)(const char *owner, void *arg), void *arg)
 {
-    PGresult *res = exec(conn, "listing the playlists' owners",
-                         "SELECT DISTINCT owner FROM talas_playlists WHERE owner <> '' ORDER BY 1", 0, NULL);
-    int rc = 0;
-
-    if (res == NULL)
-        return -1;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
-        rc = fn(PQgetvalue(res, i, 0), arg);
-    PQclear(res);
-    return rc;
+    return each_name(conn, "listing the playlists' owners",
+                     "SELECT DISTINCT owner FROM talas_playlists WHERE owner <> '' ORDER BY 1", fn, arg);
 }
 
 int talasctl_pg_listening_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r)
 {
     /* bytes: what the rows hold (strings, and four 8-byte figures) */
-    static const char sql[] = "SELECT count(*), coalesce(sum(octet_length(id) + octet_length(user_id) + "
-                              "octet_length(track) + octet_length(quality) + octet_length(platform) + 32), 0) "
-                              "FROM talas_listen_sessions WHERE user_id = $1";
-    const char *params[1] = {user};
-    PGresult *res = exec(conn, "counting the user's listening sessions", sql, 1, params);
+    static const char sql[] =
+        "SELECT count(*), coalesce(sum(octet_length(id) + octet_length(user_id) + "
+        "octet_length(track) + octet_length(quality) + octet_length(platform) + 32), 0) "
+        "FROM talas_listen_sessions WHERE user_id = $1";
 
-    if (res == NULL)
-        return -1;
-    *count_r = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-    *bytes_r = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    return 0;
+    return user_usage(conn, "counting the user's listening sessions", sql, user, count_r, bytes_r);
 }
 
 int talasctl_pg_listening_purge(struct pg_conn *conn, const char *user, uint64_t *removed_r)
 {
-    const char *params[1] = {user};
-    PGresult *res = exec(conn, "removing the user's listening sessions",
-                         "DELETE FROM talas_listen_sessions WHERE user_id = $1", 1, params);
-
-    *removed_r = 0;
-    if (res == NULL)
-        return -1;
-    *removed_r = strtoull(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return 0;
+    return user_purge(conn, "removing the user's listening sessions",
+                      "DELETE FROM talas_listen_sessions WHERE user_id = $1", user, removed_r);
 }
 
 int talasctl_pg_listening_users(struct pg_conn *conn, int (*fn)(const char *user, void *arg), void *arg)
 {
-    PGresult *res = exec(conn, "listing the listeners",
-                         "SELECT DISTINCT user_id FROM talas_listen_sessions ORDER BY 1", 0, NULL);
-    int rc = 0;
-
-    if (res == NULL)
-        return -1;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
-        rc = fn(PQgetvalue(res, i, 0), arg);
-    PQclear(res);
-    return rc;
+    return each_name(conn, "listing the listeners",
+                     "SELECT DISTINCT user_id FROM talas_listen_sessions ORDER BY 1", fn, arg);
 }
