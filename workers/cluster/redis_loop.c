@@ -270,37 +270,42 @@ static int error_reply(const redisReply *r)
     return r != NULL && r->type == REDIS_REPLY_ERROR;
 }
 
+/* R answers CMD, one of the connection's own commands (AUTH, PING,
+ * SUBSCRIBE): the server is alive; an error answer gives the context up.
+ * Returns -1 when it did, else 0. */
+static int own_reply(struct talas_redis_conn *conn, const redisReply *r, const char *cmd)
+{
+    char why[200];
+
+    conn->last_reply_ms = talas_now_ms();
+    if (!error_reply(r))
+        return 0;
+    snprintf(why, sizeof(why), "%s refused: %.160s", cmd, r->str);
+    drop(conn, why);
+    return -1;
+}
+
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct talas_redis_conn *conn = ac->data;
     redisReply *r = reply;
-    char why[200];
 
     if (conn == NULL || r == NULL)
         return;
-    conn->last_reply_ms = talas_now_ms();
-    if (error_reply(r)) {
-        snprintf(why, sizeof(why), "AUTH refused: %.160s", r->str);
-        drop(conn, why);
-    }
+    own_reply(conn, r, "AUTH");
 }
 
 static void on_pong(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct talas_redis_conn *conn = ac->data;
     redisReply *r = reply;
-    char why[200];
 
     if (conn == NULL || r == NULL)
         return;
-    conn->last_reply_ms = talas_now_ms();
     conn->ping_sent_ms = 0;
-    if (error_reply(r)) {
-        /* NOAUTH: a password is needed, or was refused */
-        snprintf(why, sizeof(why), "PING refused: %.160s", r->str);
-        drop(conn, why);
+    /* NOAUTH: a password is needed, or was refused */
+    if (own_reply(conn, r, "PING") != 0)
         return;
-    }
     if (!conn->is_ready)
         become_ready(conn);
 }
@@ -311,16 +316,11 @@ static void on_subscribed(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct talas_redis_conn *conn = ac->data;
     redisReply *r = reply, *kind;
-    char why[200];
 
     if (conn == NULL || r == NULL)
         return;
-    conn->last_reply_ms = talas_now_ms();
-    if (error_reply(r)) {
-        snprintf(why, sizeof(why), "SUBSCRIBE refused: %.160s", r->str);
-        drop(conn, why);
+    if (own_reply(conn, r, "SUBSCRIBE") != 0)
         return;
-    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
         return;
     kind = r->element[0];
