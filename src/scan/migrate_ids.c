@@ -182,7 +182,8 @@ int talas_scan_migrate_ids(struct talas_storage *st, const struct talas_scan_lib
     if (rc != MDB_NOTFOUND)
         goto fail;
 
-    for (size_t i = 0; i < count;) {
+    /* the marker goes in with the last batch, or alone when nothing moves */
+    for (size_t i = 0; count > 0 || pending == 0;) {
         call = "mdb_txn_begin";
         if ((rc = talas_storage_write_begin(st, &txn)) != 0)
             goto fail;
@@ -190,6 +191,7 @@ int talas_scan_migrate_ids(struct talas_storage *st, const struct talas_scan_lib
         for (size_t end = i + BATCH_TRACKS; i < count && i < end; i++)
             if ((rc = move_one(st, txn, &moves[i])) != 0)
                 goto fail;
+        call = "talas_catalog_ids_mark";
         if (i == count && pending == 0 && (rc = talas_catalog_ids_mark(st, txn)) != 0)
             goto fail;
         call = "mdb_txn_commit";
@@ -197,19 +199,8 @@ int talas_scan_migrate_ids(struct talas_storage *st, const struct talas_scan_lib
         txn = NULL;
         if (rc != 0)
             goto fail;
-    }
-    if (count == 0 && pending == 0) {
-        call = "mdb_txn_begin";
-        if ((rc = talas_storage_write_begin(st, &txn)) != 0)
-            goto fail;
-        call = "talas_catalog_ids_mark";
-        if ((rc = talas_catalog_ids_mark(st, txn)) != 0)
-            goto fail;
-        call = "mdb_txn_commit";
-        rc = mdb_txn_commit(txn);
-        txn = NULL;
-        if (rc != 0)
-            goto fail;
+        if (i == count)
+            break;
     }
     /* transcodes are made again under the new id on demand: the old ones
      * would only take room until the LRU reached them */
