@@ -21,30 +21,36 @@
 #include "state/state_playlists.h"
 #include "store/playlists.h"
 
-/* The outcome of a local change RC with R, as the interface says it. */
-static void local_outcome(int rc, const struct talas_playlist_result *pr, const char *what,
-                          struct talas_state_playlist_result *r)
+/* Completes a local change: CB hears its outcome (RC with PR) as the
+ * interface says it. Returns NULL, as the local backend leaves nothing
+ * pending. */
+static struct talas_state_op *local_done(int rc, const struct talas_playlist_result *pr, const char *what,
+                                         talas_state_playlist_fn *cb, void *data)
 {
-    memset(r, 0, sizeof(*r));
-    r->position = pr->position;
-    r->created = pr->created;
-    r->editors_added = pr->editors_added;
-    r->reason = pr->reason;
-    r->refusal = pr->refusal;
+    struct talas_state_playlist_result r;
+
+    memset(&r, 0, sizeof(r));
+    r.position = pr->position;
+    r.created = pr->created;
+    r.editors_added = pr->editors_added;
+    r.reason = pr->reason;
+    r.refusal = pr->refusal;
     if (rc == 0)
-        r->outcome = TALAS_STATE_OK;
+        r.outcome = TALAS_STATE_OK;
     else if (rc == TALAS_QUOTA_EXCEEDED)
-        r->outcome = TALAS_STATE_QUOTA;
+        r.outcome = TALAS_STATE_QUOTA;
     else if (rc == TALAS_PLAYLIST_FORBIDDEN && pr->reason != NULL)
-        r->outcome = TALAS_STATE_FORBIDDEN;
+        r.outcome = TALAS_STATE_FORBIDDEN;
     else if (rc == TALAS_PLAYLIST_REFUSED && pr->reason != NULL)
-        r->outcome = TALAS_STATE_REFUSED;
+        r.outcome = TALAS_STATE_REFUSED;
     else if (rc == MDB_NOTFOUND && pr->reason != NULL)
-        r->outcome = TALAS_STATE_NOT_FOUND;
+        r.outcome = TALAS_STATE_NOT_FOUND;
     else {
         talas_storage_log_write_error(what, rc);
-        r->outcome = rc == MDB_MAP_FULL ? TALAS_STATE_FULL : TALAS_STATE_FAILED;
+        r.outcome = rc == MDB_MAP_FULL ? TALAS_STATE_FULL : TALAS_STATE_FAILED;
     }
+    cb(data, &r);
+    return NULL;
 }
 
 struct talas_state_op *talas_state_playlist_add(const struct talas_worker_ctx *ctx, const char *user,
@@ -53,16 +59,13 @@ struct talas_state_op *talas_state_playlist_add(const struct talas_worker_ctx *c
 {
     struct talas_playlist_limits lim;
     struct talas_playlist_result pr;
-    struct talas_state_playlist_result r;
     int rc;
 
     talas_playlist_limits_of(ctx->conf, &lim);
     if (ctx->records != NULL)
         return talas__state_pg_add(ctx, &lim, user, playlist, track, has_position, position, cb, data);
     rc = talas_playlist_add(ctx->storage, &lim, user, playlist, track, has_position, position, &pr);
-    local_outcome(rc, &pr, "playlists: adding a track", &r);
-    cb(data, &r);
-    return NULL;
+    return local_done(rc, &pr, "playlists: adding a track", cb, data);
 }
 
 struct talas_state_op *talas_state_playlist_remove(const struct talas_worker_ctx *ctx, const char *user,
@@ -70,15 +73,12 @@ struct talas_state_op *talas_state_playlist_remove(const struct talas_worker_ctx
                                                    talas_state_playlist_fn *cb, void *data)
 {
     struct talas_playlist_result pr;
-    struct talas_state_playlist_result r;
     int rc;
 
     if (ctx->records != NULL)
         return talas__state_pg_remove(ctx, user, playlist, track, cb, data);
     rc = talas_playlist_remove(ctx->storage, user, playlist, track, &pr);
-    local_outcome(rc, &pr, "playlists: removing a track", &r);
-    cb(data, &r);
-    return NULL;
+    return local_done(rc, &pr, "playlists: removing a track", cb, data);
 }
 
 struct talas_state_op *talas_state_playlist_share(const struct talas_worker_ctx *ctx, const char *user,
@@ -87,16 +87,13 @@ struct talas_state_op *talas_state_playlist_share(const struct talas_worker_ctx 
 {
     struct talas_playlist_limits lim;
     struct talas_playlist_result pr;
-    struct talas_state_playlist_result r;
     int rc;
 
     talas_playlist_limits_of(ctx->conf, &lim);
     if (ctx->records != NULL)
         return talas__state_pg_share(ctx, &lim, user, playlist, to_users, n, cb, data);
     rc = talas_playlist_share(ctx->storage, &lim, user, playlist, to_users, n, &pr);
-    local_outcome(rc, &pr, "playlists: sharing", &r);
-    cb(data, &r);
-    return NULL;
+    return local_done(rc, &pr, "playlists: sharing", cb, data);
 }
 
 /* ----------------------------------------------------------- local read */
