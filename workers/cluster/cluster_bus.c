@@ -367,6 +367,43 @@ static void arg(struct talas_buf *args, size_t *argc, const char *fmt, ...)
     (*argc)++;
 }
 
+/* Each of the two records (a worker's, its node's) lives TALAS_CLUSTER_TTL_MS
+ * past its last refresh, in a hash and as a member of a sorted set scored by
+ * its expiry; the members whose score passed are the dead. */
+static void queue_pexpire(struct talas_cluster_bus *bus, struct talas_buf *a, const char *prefix,
+                          const char *name)
+{
+    size_t n = 0;
+
+    arg(a, &n, "PEXPIRE");
+    arg(a, &n, "%s%s", prefix, name);
+    arg(a, &n, "%d", TALAS_CLUSTER_TTL_MS);
+    queue(bus, a, n);
+}
+
+static void queue_zadd(struct talas_cluster_bus *bus, struct talas_buf *a, const char *set, uint64_t expires,
+                       const char *member)
+{
+    size_t n = 0;
+
+    arg(a, &n, "ZADD");
+    arg(a, &n, "%s", set);
+    arg(a, &n, "%llu", (unsigned long long)expires);
+    arg(a, &n, "%s", member);
+    queue(bus, a, n);
+}
+
+static void queue_trim(struct talas_cluster_bus *bus, struct talas_buf *a, const char *set, uint64_t now)
+{
+    size_t n = 0;
+
+    arg(a, &n, "ZREMRANGEBYSCORE");
+    arg(a, &n, "%s", set);
+    arg(a, &n, "-inf");
+    arg(a, &n, "%llu", (unsigned long long)now);
+    queue(bus, a, n);
+}
+
 static void write_figures(struct talas_cluster_bus *bus)
 {
     struct talas_ipc_stats mine, node;
@@ -403,17 +440,8 @@ static void write_figures(struct talas_cluster_bus *bus)
         arg(&a, &n, "%u", (unsigned)mine.tracks[i].listeners);
     }
     queue(bus, &a, n);
-    n = 0;
-    arg(&a, &n, "PEXPIRE");
-    arg(&a, &n, TALAS_CLUSTER_WORKER_PREFIX "%s", bus->member);
-    arg(&a, &n, "%d", TALAS_CLUSTER_TTL_MS);
-    queue(bus, &a, n);
-    n = 0;
-    arg(&a, &n, "ZADD");
-    arg(&a, &n, TALAS_CLUSTER_PRESENCE);
-    arg(&a, &n, "%llu", (unsigned long long)expires);
-    arg(&a, &n, "%s", bus->member);
-    queue(bus, &a, n);
+    queue_pexpire(bus, &a, TALAS_CLUSTER_WORKER_PREFIX, bus->member);
+    queue_zadd(bus, &a, TALAS_CLUSTER_PRESENCE, expires, bus->member);
     n = 0;
     arg(&a, &n, "HSET");
     arg(&a, &n, TALAS_CLUSTER_NODE_PREFIX "%s", bus->node);
@@ -428,30 +456,11 @@ static void write_figures(struct talas_cluster_bus *bus)
     arg(&a, &n, "last_seen_ms");
     arg(&a, &n, "%llu", (unsigned long long)now);
     queue(bus, &a, n);
-    n = 0;
-    arg(&a, &n, "PEXPIRE");
-    arg(&a, &n, TALAS_CLUSTER_NODE_PREFIX "%s", bus->node);
-    arg(&a, &n, "%d", TALAS_CLUSTER_TTL_MS);
-    queue(bus, &a, n);
-    n = 0;
-    arg(&a, &n, "ZADD");
-    arg(&a, &n, TALAS_CLUSTER_NODES);
-    arg(&a, &n, "%llu", (unsigned long long)expires);
-    arg(&a, &n, "%s", bus->node);
-    queue(bus, &a, n);
+    queue_pexpire(bus, &a, TALAS_CLUSTER_NODE_PREFIX, bus->node);
+    queue_zadd(bus, &a, TALAS_CLUSTER_NODES, expires, bus->node);
     /* the dead: members whose figures were not refreshed in time */
-    n = 0;
-    arg(&a, &n, "ZREMRANGEBYSCORE");
-    arg(&a, &n, TALAS_CLUSTER_PRESENCE);
-    arg(&a, &n, "-inf");
-    arg(&a, &n, "%llu", (unsigned long long)now);
-    queue(bus, &a, n);
-    n = 0;
-    arg(&a, &n, "ZREMRANGEBYSCORE");
-    arg(&a, &n, TALAS_CLUSTER_NODES);
-    arg(&a, &n, "-inf");
-    arg(&a, &n, "%llu", (unsigned long long)now);
-    queue(bus, &a, n);
+    queue_trim(bus, &a, TALAS_CLUSTER_PRESENCE, now);
+    queue_trim(bus, &a, TALAS_CLUSTER_NODES, now);
     if (talas_redis_conn_command(bus->cmd, on_written, bus, 1, exec, NULL) != 0)
         goto fail;
     talas_buf_free(&a);
