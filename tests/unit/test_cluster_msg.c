@@ -25,6 +25,22 @@ static const struct talas_ipc_event private_play = {
     .flags = TALAS_IPC_EVENT_PRIVATE,
 };
 
+/* MSG: a message from node-a (pid 1, sequence 1) around PAYLOAD, an event
+ * as talas_ipc_event_put writes it, written field by field so that the
+ * event inside can be one the encoder would refuse. */
+static void wrap(struct talas_buf *msg, const struct talas_buf *payload)
+{
+    struct talas_record_writer w;
+
+    msg->len = 0;
+    talas_record_writer_buf(&w, msg);
+    talas_record_put_u32(&w, TALAS_CLUSTER_MSG_MAGIC);
+    talas_record_put_str(&w, "node-a");
+    talas_record_put_u32(&w, 1);
+    talas_record_put_u64(&w, 1);
+    talas_record_put_blob(&w, payload->data, payload->len);
+}
+
 static void test_round_trip(void **state)
 {
     struct talas_cluster_msg m = {.node = "node-a",
@@ -115,7 +131,6 @@ static void test_refused(void **state)
     /* the event inside is checked as the IPC checks it: private, no owner */
     {
         struct talas_buf payload = {0}, msg = {0};
-        struct talas_record_writer w;
         struct talas_ipc_event ev = private_play;
 
         ev.flags = 0;
@@ -123,22 +138,11 @@ static void test_refused(void **state)
         /* flags at offset 8 of the payload, owner length at 16: make it
          * private and ownerless by hand */
         ((unsigned char *)payload.data)[8] = TALAS_IPC_EVENT_PRIVATE;
-        talas_record_writer_buf(&w, &msg);
-        talas_record_put_u32(&w, TALAS_CLUSTER_MSG_MAGIC);
-        talas_record_put_str(&w, "node-a");
-        talas_record_put_u32(&w, 1);
-        talas_record_put_u64(&w, 1);
-        talas_record_put_blob(&w, payload.data, payload.len);
+        wrap(&msg, &payload);
         assert_int_equal(talas_cluster_msg_decode(msg.data, msg.len, &got), 0);
         memset(payload.data + 16, 0, 4);
         /* now the owner's 5 bytes are trailing: refused either way */
-        msg.len = 0;
-        talas_record_writer_buf(&w, &msg);
-        talas_record_put_u32(&w, TALAS_CLUSTER_MSG_MAGIC);
-        talas_record_put_str(&w, "node-a");
-        talas_record_put_u32(&w, 1);
-        talas_record_put_u64(&w, 1);
-        talas_record_put_blob(&w, payload.data, payload.len);
+        wrap(&msg, &payload);
         assert_int_equal(talas_cluster_msg_decode(msg.data, msg.len, &got), -1);
         talas_buf_free(&payload);
         talas_buf_free(&msg);
