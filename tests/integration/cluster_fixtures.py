@@ -12,14 +12,30 @@ PostgresServer(dir)      a PostgreSQL 15 cluster made by initdb in DIR;
                          .create_database(name) gives a libpq connection
                          string for cluster.postgres
 cluster_yaml(...)        the cluster section of a node's talas.yaml
+
+And what the cluster tests share about their nodes and clients:
+
+with_backend_key(srv, key)   SRV's config text with a backend key file
+start_node(...)              a node whose talasctl migrates the database,
+                             then started
+two_nodes(...)               nodes A and B as start_node makes them, once
+                             every worker of both says ok
+migrate_and_start(a, b)      an empty database migrated through A's
+                             talasctl, then A and B started
+all_workers_say(srv, status) /api/health answered STATUS from every worker
+run(coro), command(ws, cmd)  a client coroutine with a deadline; a
+                             WebSocket command's CommandResponse
 """
 
+import asyncio
+import json
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import talas_fixtures as tf
@@ -146,3 +162,76 @@ def cluster_yaml(node_name, redis, postgres):
             f"  redis: \"{redis}\"\n"
             f"  postgres: \"{postgres}\"\n")
 
+
+
+# ------------------------------------------------- nodes and their clients
+
+def with_backend_key(srv, key):
+    """SRV's configuration text, its auth section naming a file (in SRV's
+    workdir) that holds KEY as the backend key."""
+    path = srv.workdir / "backend.key"
+    path.write_text(key + "\n")
+    return srv.config_text().replace(
+        "auth:\n  required: false\n",
+        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(path))}\n")
+
+
+def start_node(make, lib, name, redis, pg, backend_key, extra=""):
+    """Node NAME (made by MAKE, conftest's talas_server; two workers) over
+    LIB, with BACKEND_KEY and the EXTRA yaml, in the cluster of REDIS (a
+    RedisServer) and PG (pg_database's (dbname, conninfo)). Its talasctl
+    migrates the database (a no-op when a node did already), then it starts;
+    .ids maps track titles to ids."""
+    srv = make([lib], start=False, name=name, workers=2)
+    text = with_backend_key(srv, backend_key) + extra + cluster_yaml(name, redis.address, pg[1])
+    srv.write_config(text=text)
+    r = srv.talasctl("db", "migrate")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    srv.start(wait_scan=True)
+    srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
+    return srv
+
+
+def two_nodes(make, lib, redis, pg, backend_key, extra=""):
+    """Nodes node-a and node-b as start_node makes them, returned once every
+    worker of both says ok in /api/health (connected to the engines)."""
+    a = start_node(make, lib, "node-a", redis, pg, backend_key, extra)
+    b = start_node(make, lib, "node-b", redis, pg, backend_key, extra)
+    for srv in (a, b):
+        tf.wait_for(lambda: all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: redis ok on every worker")
+    return a, b
+
+
+def migrate_and_start(a, b):
+    """Migrates the nodes' empty database through A's talasctl to this
+    build's schema, then starts A and B."""
+    r = a.talasctl("db", "migrate")
+    assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
+    a.start()
+    b.start()
+
+
+def all_workers_say(srv, status):
+    """True once /api/health answered STATUS from every worker."""
+    seen = {}
+    for _ in range(40):
+        h = srv.health()
+        seen[h["pid"]] = h
+        if len(seen) == srv.workers:
+            break
+    return len(seen) == srv.workers and all(h["status"] == status for h in seen.values())
+
+
+def run(coro, timeout=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def command(ws, cmd, timeout=15):
+    """Send CMD (with its command_id); its CommandResponse (events before
+    it are dropped)."""
+    await ws.send(json.dumps(cmd))
+    deadline = time.monotonic() + timeout
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
+        if m.get("event") == "CommandResponse" and m["command_id"] == cmd["command_id"]:
+            return m

@@ -49,44 +49,11 @@ def clib(tmp_path_factory):
     return d
 
 
-def node(talas_server, tmp_path, lib, name, redis, pg):
-    workdir = tmp_path / name
-    workdir.mkdir(parents=True, exist_ok=True)
-    key = workdir / "backend.key"
-    key.write_text(BACKEND_KEY + "\n")
-    srv = talas_server([lib], start=False, name=name, workers=2)
-    text = srv.config_text().replace(
-        "auth:\n  required: false\n",
-        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n")
-    text += "ws:\n  live_stats_interval: 1s\n" + cf.cluster_yaml(name, redis.address, pg[1])
-    srv.write_config(text=text)
-    # the record store's schema (playlists), made once for the database
-    r = srv.talasctl("db", "migrate")
-    assert r.returncode == 0, (r.stdout, r.stderr)
-    srv.start(wait_scan=True)
-    srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
-    return srv
-
-
 @pytest.fixture
-def nodes(talas_server, tmp_path, clib, redis_server, pg_database):
-    a = node(talas_server, tmp_path, clib, "node-a", redis_server, pg_database)
-    b = node(talas_server, tmp_path, clib, "node-b", redis_server, pg_database)
+def nodes(talas_server, clib, redis_server, pg_database):
     # both nodes' workers are connected (health says so) before any test
-    for srv in (a, b):
-        tf.wait_for(lambda: all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: redis ok on every worker")
-    return a, b
-
-
-def all_workers_say(srv, status):
-    """True once /api/health answered STATUS from every worker."""
-    seen = {}
-    for _ in range(40):
-        h = srv.health()
-        seen[h["pid"]] = h
-        if len(seen) == srv.workers:
-            break
-    return len(seen) == srv.workers and all(h["status"] == status for h in seen.values())
+    return cf.two_nodes(talas_server, clib, redis_server, pg_database, BACKEND_KEY,
+                        "ws:\n  live_stats_interval: 1s\n")
 
 
 def url(srv, query=""):
@@ -343,7 +310,7 @@ def test_redis_outage_is_degraded_not_down(nodes, redis_server):
         try:
             redis_server.kill()
             for srv in (a, b):
-                tf.wait_for(lambda: all_workers_say(srv, "degraded"), 10,
+                tf.wait_for(lambda: cf.all_workers_say(srv, "degraded"), 10,
                             what=f"{srv.workdir.name}: degraded on every worker")
             h = a.health()
             assert h["status"] == "degraded" and h["redis"] != "ok" and h["node"] == "node-a", h
@@ -377,7 +344,7 @@ def test_redis_outage_is_degraded_not_down(nodes, redis_server):
                     pass
             assert got is not None, "no event from A reached B within 5 s of Redis returning"
             for srv in (a, b):
-                tf.wait_for(lambda: all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: ok again")
+                tf.wait_for(lambda: cf.all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: ok again")
             tf.wait_for(lambda: ctl_cluster_state(a)["status"] == "ok", 10, what="talasctl status: ok again")
             # the WebSocket connections lived through it
             assert (await status(on_a))["user_id"] == "ua"

@@ -43,45 +43,9 @@ def slib(tmp_path_factory):
     return d
 
 
-def node(talas_server, tmp_path, lib, name, redis, pg, extra=""):
-    workdir = tmp_path / name
-    workdir.mkdir(parents=True, exist_ok=True)
-    key = workdir / "backend.key"
-    key.write_text(BACKEND_KEY + "\n")
-    srv = talas_server([lib], start=False, name=name, workers=2)
-    text = srv.config_text().replace(
-        "auth:\n  required: false\n",
-        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n")
-    text += STREAMING + extra + cf.cluster_yaml(name, redis.address, pg[1])
-    srv.write_config(text=text)
-    r = srv.talasctl("db", "migrate")
-    assert r.returncode == 0, (r.stdout, r.stderr)
-    srv.start(wait_scan=True)
-    srv.ids = {t["title"]: t["id"] for t in srv.tracks()}
-    return srv
-
-
-def all_workers_say(srv, status):
-    seen = {}
-    for _ in range(40):
-        h = srv.health()
-        seen[h["pid"]] = h
-        if len(seen) == srv.workers:
-            break
-    return len(seen) == srv.workers and all(h["status"] == status for h in seen.values())
-
-
-def two_nodes(talas_server, tmp_path, lib, redis, pg, extra=""):
-    a = node(talas_server, tmp_path, lib, "node-a", redis, pg, extra)
-    b = node(talas_server, tmp_path, lib, "node-b", redis, pg, extra)
-    for srv in (a, b):
-        tf.wait_for(lambda: all_workers_say(srv, "ok"), 10, what=f"{srv.workdir.name}: redis ok on every worker")
-    return a, b
-
-
 @pytest.fixture
-def nodes(talas_server, tmp_path, slib, redis_server, pg_database):
-    return two_nodes(talas_server, tmp_path, slib, redis_server, pg_database)
+def nodes(talas_server, slib, redis_server, pg_database):
+    return cf.two_nodes(talas_server, slib, redis_server, pg_database, BACKEND_KEY, STREAMING)
 
 
 def request(srv, method, path, body=None, headers=None):
@@ -192,7 +156,7 @@ def test_redis_down_refuses_sessions_but_streams(nodes, redis_server, slib):
     st, doc = create(a, track)
     assert st == 200, doc
     redis_server.kill()
-    tf.wait_for(lambda: all_workers_say(a, "degraded"), 10, what="node-a degraded on every worker")
+    tf.wait_for(lambda: cf.all_workers_say(a, "degraded"), 10, what="node-a degraded on every worker")
     # every worker: several requests, new connections each
     for _ in range(4):
         st, doc = create(a, track)
@@ -267,7 +231,7 @@ def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis
     # the URLs a node hands out (master playlists) name the balancer
     extra = (f"http:\n  www_root: {json.dumps(str(web_dist()))}\n"
              f"  public_url: \"http://127.0.0.1:{port}\"\n")
-    a, b = two_nodes(talas_server, tmp_path, lib, redis_server, pg_database, extra)
+    a, b = cf.two_nodes(talas_server, lib, redis_server, pg_database, BACKEND_KEY, STREAMING + extra)
     lb = NginxBalancer(tmp_path / "nginx", (a, b), port).start()
     served = [requests_served(a), requests_served(b)]
     try:
