@@ -18,11 +18,9 @@ real PostgreSQL 15; real WebSocket and HTTP clients; promtool.
   traffic, promtool accepts them, talas_redis_up goes 0 when Redis dies.
 """
 
-import asyncio
 import json
 import re
 import secrets
-import time
 
 import pytest
 
@@ -54,33 +52,15 @@ def cluster(talas_server, alib, redis_server, pg_database):
     dbname, conninfo = pg_database
     a = node(talas_server, "node-a", alib, redis_server.address, conninfo)
     b = node(talas_server, "node-b", alib, redis_server.address, conninfo)
-    r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
-    a.start()
-    b.start()
+    cf.migrate_and_start(a, b)
     a.ids = b.ids = {t["title"]: t["id"] for t in a.tracks()}
     return a, b, dbname
-
-
-def run(coro, timeout=120):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def command(ws, cmd, timeout=15):
-    """Send CMD; its CommandResponse (events before it are dropped)."""
-    cmd = dict(cmd, command_id=secrets.token_hex(4))
-    await ws.send(json.dumps(cmd))
-    deadline = time.monotonic() + timeout
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if m.get("event") == "CommandResponse" and m["command_id"] == cmd["command_id"]:
-            return m
 
 
 async def session(srv, user, *cmds):
     """The CommandResponses of CMDS sent on one connection of USER."""
     async with websockets.connect(f"ws://127.0.0.1:{srv.port}/api/ws?user_id={user}") as ws:
-        return [await command(ws, c) for c in cmds]
+        return [await cf.command(ws, dict(c, command_id=secrets.token_hex(4))) for c in cmds]
 
 
 def play(track, start=None):
@@ -110,17 +90,17 @@ def totals(srv, track):
 def test_play_on_a_is_the_state_on_b(cluster):
     a, b, _ = cluster
     x = a.ids["Analytics A"]
-    r = run(session(a, "ada", play(x, 4000), verb("Pause", x)))
+    r = cf.run(session(a, "ada", play(x, 4000), verb("Pause", x)))
     assert all(m["success"] for m in r), r
     paused_at = r[1]["data"]["position_ms"]
     assert paused_at >= 4000
-    (st,) = run(session(b, "ada", {"command": "GetStatus"}))
+    (st,) = cf.run(session(b, "ada", {"command": "GetStatus"}))
     assert st["success"], st
     assert st["data"]["playback"] == {"state": "paused", "track_id": x, "position_ms": paused_at,
                                       "quality": st["data"]["playback"]["quality"]}, st
     # and B's change is A's state: Stop on B, then A has nothing playing
-    assert run(session(b, "ada", verb("Stop", x)))[0]["success"]
-    (st,) = run(session(a, "ada", {"command": "GetStatus"}))
+    assert cf.run(session(b, "ada", verb("Stop", x)))[0]["success"]
+    (st,) = cf.run(session(a, "ada", {"command": "GetStatus"}))
     assert st["data"]["playback"] is None, st
 
 
@@ -128,7 +108,7 @@ def test_plays_on_both_nodes_add_up_and_survive_restarts(cluster, postgres):
     a, b, _ = cluster
     x = a.ids["Analytics B"]
     for srv, user in ((a, "bo"), (b, "cy"), (b, "bo")):
-        r = run(session(srv, user, play(x), verb("Stop", x)))
+        r = cf.run(session(srv, user, play(x), verb("Stop", x)))
         assert all(m["success"] for m in r), r
     # written after the answer: wait for the third, then both nodes agree
     tf.wait_for(lambda: totals(a, x) == (3, 2), 15, interval=0.2, what="3 plays by 2 listeners on A")
@@ -172,7 +152,7 @@ def test_postgres_down_fails_only_analytics(cluster, postgres):
         assert st == 503 and doc["error"]["code"] == "store_unavailable", doc
         st, _, body = b.get("/api/analytics/users/eve")
         assert st == 503 and json.loads(body)["error"]["code"] == "store_unavailable"
-        r = run(session(b, "eve", play(x), verb("Stop", x)))
+        r = cf.run(session(b, "eve", play(x), verb("Stop", x)))
         assert all(m["success"] for m in r), r
     finally:
         postgres.start()
@@ -184,7 +164,7 @@ def test_talasctl_users_reaches_the_listening_sessions(cluster):
     a, b, _ = cluster
     x = a.ids["Analytics A"]
     for srv in (a, b):
-        assert all(m["success"] for m in run(session(srv, "gus", play(x), verb("Stop", x))))
+        assert all(m["success"] for m in cf.run(session(srv, "gus", play(x), verb("Stop", x))))
     tf.wait_for(lambda: totals(a, x)[0] == 2, 15, interval=0.2, what="both sessions written")
     r = b.talasctl("--json", "users", "data", "ls", "gus")
     assert r.returncode == 0, r.stderr
@@ -226,7 +206,7 @@ def test_engine_metrics_move_and_redis_up_falls(cluster, redis_server):
                                         tv[1]["talas_postgres_up"] == 1 else None)(scrape(a)),
                                15, interval=0.2, what="both engines up on A")
     promtool_check(text)
-    assert run(session(a, "fay", play(x), verb("Stop", x)))[0]["success"]
+    assert cf.run(session(a, "fay", play(x), verb("Stop", x)))[0]["success"]
     assert analytics(a, x)[0] == 200
     text, after = scrape(a)
     promtool_check(text)
@@ -239,6 +219,6 @@ def test_engine_metrics_move_and_redis_up_falls(cluster, redis_server):
     promtool_check(text)
     assert down["talas_postgres_up"] == 1
     # Play now fails with a reason, and the failures are counted
-    r = run(session(a, "fay", play(x)))[0]
+    r = cf.run(session(a, "fay", play(x)))[0]
     assert r["success"] is False and "playback unavailable" in r["error"], r
     assert scrape(a)[1]["talas_redis_errors_total"] > after["talas_redis_errors_total"]

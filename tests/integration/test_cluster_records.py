@@ -26,7 +26,6 @@ import asyncio
 import json
 import secrets
 import subprocess
-import time
 
 import pytest
 
@@ -54,11 +53,7 @@ def node(make, name, lib, cluster=None):
     """A node (not started): CLUSTER is (redis address, conninfo) or None
     for a local-mode node."""
     srv = make([lib], start=False, name=name, workers=2)
-    key = srv.workdir / "backend.key"
-    key.write_text(BACKEND_KEY + "\n")
-    text = srv.config_text().replace(
-        "auth:\n  required: false\n",
-        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n")
+    text = cf.with_backend_key(srv, BACKEND_KEY)
     text += "ws:\n  rate_limit: 1000000\n  user_rate_limit: 0\n"
     text += f"playlists:\n  max_per_user: {MAX_PER_USER}\n  max_tracks: {MAX_TRACKS}\n"
     if cluster is not None:
@@ -73,32 +68,15 @@ def cluster(talas_server, clib, redis_server, pg_database):
     dbname, conninfo = pg_database
     a = node(talas_server, "node-a", clib, (redis_server.address, conninfo))
     b = node(talas_server, "node-b", clib, (redis_server.address, conninfo))
-    r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
-    a.start()
-    b.start()
+    cf.migrate_and_start(a, b)
     ids = {t["title"]: t["id"] for t in a.tracks()}
     assert ids == {t["title"]: t["id"] for t in b.tracks()}
     a.ids = b.ids = ids
     return a, b, dbname
 
 
-def run(coro, timeout=120):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
 def ws_url(srv, user):
     return f"ws://127.0.0.1:{srv.port}/api/ws?user_id={user}"
-
-
-async def command(ws, cmd, timeout=15):
-    """Send CMD; its CommandResponse (events before it are dropped)."""
-    await ws.send(json.dumps(cmd))
-    deadline = time.monotonic() + timeout
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if m.get("event") == "CommandResponse" and m["command_id"] == cmd["command_id"]:
-            return m
 
 
 def add(pl, track, position=None):
@@ -120,7 +98,7 @@ def share(pl, users):
 
 async def one(srv, user, cmd):
     async with websockets.connect(ws_url(srv, user)) as ws:
-        return await command(ws, cmd)
+        return await cf.command(ws, cmd)
 
 
 def playlist(srv, pl):
@@ -154,7 +132,7 @@ def test_playlists_are_shared_by_the_nodes(cluster):
                 websockets.connect(ws_url(a, "bob")) as bob_a, \
                 websockets.connect(ws_url(b, "bob")) as bob_b:
             for cmd, pos in ((add(pl, x), 0), (add(pl, y), 1), (add(pl, z, position=0), 0)):
-                r = await command(alice_a, cmd)
+                r = await cf.command(alice_a, cmd)
                 assert r["success"] and r["data"] == {"position": pos}, r
             # B reads what A wrote, in order
             st, doc = playlist(b, pl)
@@ -162,26 +140,26 @@ def test_playlists_are_shared_by_the_nodes(cluster):
             assert [t["track_id"] for t in doc["tracks"]] == [z, x, y]
             assert doc["tracks"][0]["title"] == "Cluster C"  # B's own catalog
             # B removes, A sees it
-            r = await command(alice_b, remove(pl, x))
+            r = await cf.command(alice_b, remove(pl, x))
             assert r["success"] and r["data"] == {"position": 1}, r
             assert tracks_of(a, pl) == [z, y]
             # another user may change it on neither node, nor share it
             for ws, cmd in ((bob_a, add(pl, x)), (bob_b, add(pl, x)), (bob_b, remove(pl, y)),
                             (bob_a, share(pl, ["bob"]))):
-                r = await command(ws, cmd)
+                r = await cf.command(ws, cmd)
                 assert r["success"] is False and r["error"].startswith("forbidden: "), r
             # shared by its owner on B, bob may change it on A
-            r = await command(alice_b, share(pl, ["bob", "bob"]))
+            r = await cf.command(alice_b, share(pl, ["bob", "bob"]))
             assert r["success"] and r["data"] == {"editors_added": 1}, r
-            r = await command(bob_a, add(pl, x))
+            r = await cf.command(bob_a, add(pl, x))
             assert r["success"] and r["data"] == {"position": 2}, r
-            r = await command(bob_b, remove(pl, z))
+            r = await cf.command(bob_b, remove(pl, z))
             assert r["success"] and r["data"] == {"position": 0}, r
             # the owner only may share; the backend may too
-            r = await command(bob_a, share(pl, ["carol"]))
+            r = await cf.command(bob_a, share(pl, ["carol"]))
             assert r["success"] is False and r["error"].startswith("forbidden: "), r
 
-    run(go())
+    cf.run(go())
     st, body = post_event(a, {"event": "PlaylistShared", "playlist_id": pl, "from_user": "alice",
                               "to_users": ["carol"]})
     assert st == 200 and body["editors_added"] == 1, body
@@ -214,7 +192,7 @@ def quota_answers(nodes, lib_ids, user):
                 ok += 1
             else:
                 errors.append(r["error"])
-    run(go())
+    cf.run(go())
     return errors, ok
 
 
@@ -233,7 +211,7 @@ def test_quotas_hold_across_nodes_with_local_words(cluster, talas_server, clib, 
 
     async def flood():
         return await asyncio.gather(*(one((a, b)[i % 2], "zoe", add(f"zoe-{i}", x)) for i in range(16)))
-    got = run(flood())
+    got = cf.run(flood())
     assert sum(r["success"] for r in got) == MAX_PER_USER, got
     assert all(r["success"] or "playlists.max_per_user" in r["error"] for r in got), got
     assert postgres.psql(dbname, "SELECT count(*) FROM talas_playlists WHERE owner = 'zoe'") == [[str(MAX_PER_USER)]]
@@ -242,7 +220,7 @@ def test_quotas_hold_across_nodes_with_local_words(cluster, talas_server, clib, 
     # one playlist filled from both nodes at once: never past max_tracks
     async def fill():
         return await asyncio.gather(*(one((a, b)[i % 2], "zoe", add(first, x)) for i in range(12)))
-    got = run(fill())
+    got = cf.run(fill())
     assert len(tracks_of(b, first)) == MAX_TRACKS
     assert sum(r["success"] for r in got) == MAX_TRACKS - 1
 
@@ -286,7 +264,7 @@ def test_nothing_committed_is_lost_across_restarts(cluster, postgres):
             r = await one(srv, "kim", add(pl, t))
             assert r["success"], r
         assert (await one(b, "kim", share(pl, ["lou"])))["success"]
-    run(go())
+    cf.run(go())
     before = playlist(a, pl)
     a.stop()
     b.stop()
@@ -302,10 +280,10 @@ def test_postgres_down_fails_only_the_records(cluster, postgres, clib):
     a, b, _ = cluster
     x = a.ids["Cluster A"]
     pl = f"down-{secrets.token_hex(4)}"
-    assert run(one(a, "max", add(pl, x)))["success"]
+    assert cf.run(one(a, "max", add(pl, x)))["success"]
     postgres.stop()
     try:
-        r = run(one(a, "max", add(pl, x)))
+        r = cf.run(one(a, "max", add(pl, x)))
         assert r["success"] is False and r["error"] == UNAVAILABLE, r
         st, doc = playlist(b, pl)
         assert st == 503 and doc["error"]["code"] == "store_unavailable", doc
@@ -325,7 +303,7 @@ def test_postgres_down_fails_only_the_records(cluster, postgres, clib):
     finally:
         postgres.start()
     # back without restarting the nodes
-    tf.wait_for(lambda: run(one(a, "max", add(pl, x)))["success"], 30, interval=0.2,
+    tf.wait_for(lambda: cf.run(one(a, "max", add(pl, x)))["success"], 30, interval=0.2,
                 what="AddToPlaylist on A to succeed again")
     tf.wait_for(lambda: playlist(b, pl)[0] == 200, 30, interval=0.2, what="B to read the playlist again")
     assert tracks_of(b, pl)[0] == x
@@ -337,7 +315,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     postgres.psql(dbname, "UPDATE talas_schema SET version = version + 1")
     a.stop()
     a.start()
-    r = run(one(a, "ned", add("newer", x)))
+    r = cf.run(one(a, "ned", add("newer", x)))
     assert r["success"] is False and r["error"].startswith("playlists unavailable: "), r
     assert "schema" in r["error"]
     st, doc = playlist(a, "newer")
@@ -363,7 +341,7 @@ def test_talasctl_users_reaches_the_cluster_playlists(cluster):
         for i in range(2):
             assert (await one((a, b)[i], "pat", add(f"pat-{i}", x)))["success"]
         assert (await one(b, "quinn", add("quinn-0", x)))["success"]
-    run(go())
+    cf.run(go())
     r = a.talasctl("--json", "users", "data", "ls", "pat")
     assert r.returncode == 0, r.stderr
     kinds = json.loads(r.stdout)["kinds"]
