@@ -209,6 +209,21 @@ def migrate_and_start(a, b):
     assert r.returncode == 0 and "schema version 2 (was 0)" in r.stdout, (r.stdout, r.stderr)
     a.start()
     b.start()
+    for srv in (a, b):
+        tf.wait_for(lambda: engines_ready(srv), 10, what=f"{srv.workdir.name}: every worker on Redis and PostgreSQL")
+
+
+def engines_ready(srv):
+    """True once every worker's /api/health says it reaches Redis and the
+    record store (commands sent before that fail as unavailable)."""
+    seen = {}
+    for _ in range(40):
+        h = srv.health()
+        seen[h["pid"]] = h
+        if len(seen) == srv.workers:
+            break
+    return len(seen) == srv.workers and all(
+        h["status"] == "ok" and h.get("postgres", {"status": "ok"})["status"] == "ok" for h in seen.values())
 
 
 def all_workers_say(srv, status):
