@@ -47,6 +47,9 @@
 /* aubio's beat tracker: window and hop at 44.1/48 kHz, scaled with the rate */
 #define TEMPO_WINDOW 1024
 #define TEMPO_HOP 512
+/* Below this mean confidence of aubio's tracker there is no steady beat:
+ * noise and sines read 0 to 0.03, drum loops 1.5 and more. */
+#define MIN_CONFIDENCE 0.1
 
 struct measure {
     AVFormatContext *fmt;
@@ -438,8 +441,8 @@ static int results(struct measure *m, uint64_t duration_ms, struct talas_track_a
         double bpm = beats_bpm(m);
         double confidence = m->beat_count > 0 ? m->confidence_sum / (double)m->beat_count : 0;
 
-        /* no confidence: beats "found" in a sine or in silence */
-        if (!isfinite(bpm) || bpm <= 0 || !(confidence > 0))
+        /* beats "found" in noise, a sine or silence are no tempo */
+        if (!isfinite(bpm) || bpm <= 0 || !(confidence >= MIN_CONFIDENCE))
             bpm = confidence = 0;
         a->bpm = round(bpm * 100) / 100;
         a->bpm_confidence = confidence;
