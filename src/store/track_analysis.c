@@ -36,12 +36,7 @@ double talas_track_analysis_gain_db(const struct talas_track_analysis *a)
  * that, and 17 significant digits of noise help no client. */
 static void number(struct talas_json *json, double v, int digits)
 {
-    double scale = digits == 2 ? 100.0 : 1000000.0;
-
-    if (!isfinite(v))
-        talas_json_null(json);
-    else
-        talas_json_double(json, round(v * scale) / scale);
+    talas_json_double_digits(json, v, digits);
 }
 
 void talas_track_analysis_json(struct talas_json *json, const struct talas_track_analysis *a)
