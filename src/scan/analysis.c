@@ -49,9 +49,9 @@ static int collect(const struct talas_track *t, void *arg)
 {
     struct pass *ps = arg;
     const struct talas_config *conf = ps->conf;
-    uint32_t want = talas_track_analysis_wanted(&t->analysis, t->error == NULL, t->duration_ms,
-                                                conf->analysis_loudness, conf->analysis_tempo,
-                                                conf->analysis_tempo_max_duration_ms);
+    uint32_t want =
+        talas_track_analysis_wanted(&t->analysis, t->error == NULL, t->duration_ms, conf->analysis_loudness,
+                                    conf->analysis_tempo, conf->analysis_tempo_max_duration_ms);
     struct job *j;
 
     if (want == 0)
@@ -129,8 +129,8 @@ fail:
     return -1;
 }
 
-int talas_analysis_run(const struct talas_config *conf, struct talas_storage *st, talas_analysis_progress_fn fn,
-                       void *arg, char **error_r)
+int talas_analysis_run(const struct talas_config *conf, struct talas_storage *st,
+                       talas_analysis_progress_fn fn, void *arg, char **error_r)
 {
     struct talas_analysis_progress p = {0};
     struct pass ps = {conf, st, NULL, 0, 0};

@@ -30,7 +30,7 @@ typedef void (*talas_analysis_progress_fn)(const struct talas_analysis_progress 
  * and marked, and not tried again until it changes. Returns 0, or -1 with
  * a malloc'd message in *error_r for a storage failure.
  */
-int talas_analysis_run(const struct talas_config *conf, struct talas_storage *st, talas_analysis_progress_fn fn,
-                       void *arg, char **error_r);
+int talas_analysis_run(const struct talas_config *conf, struct talas_storage *st,
+                       talas_analysis_progress_fn fn, void *arg, char **error_r);
 
 #endif

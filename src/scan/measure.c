@@ -71,7 +71,7 @@ struct measure {
     double *beats; /* the tracker's beats, in seconds */
     size_t beat_count, beat_cap;
     double confidence_sum; /* its confidence at each beat */
-    uint64_t decoded; /* sample frames */
+    uint64_t decoded;      /* sample frames */
     uint64_t deadline;
     char *error;
 };
@@ -411,8 +411,8 @@ static int results(struct measure *m, uint64_t duration_ms, struct talas_track_a
         return -1;
     }
     if (duration_ms > 0 && decoded_ms < MIN_DECODED_SHARE * (double)duration_ms) {
-        set_error(m, "truncated: %.1f s of audio decoded where the header announces %.1f s", decoded_ms / 1000,
-                  (double)duration_ms / 1000);
+        set_error(m, "truncated: %.1f s of audio decoded where the header announces %.1f s",
+                  decoded_ms / 1000, (double)duration_ms / 1000);
         return -1;
     }
     memset(a, 0, sizeof(*a));
@@ -451,8 +451,8 @@ static int results(struct measure *m, uint64_t duration_ms, struct talas_track_a
     return 0;
 }
 
-int talas_measure_file(const char *path, uint64_t duration_ms, uint32_t what, struct talas_track_analysis *a_r,
-                       char **error_r)
+int talas_measure_file(const char *path, uint64_t duration_ms, uint32_t what,
+                       struct talas_track_analysis *a_r, char **error_r)
 {
     struct measure m = {0};
     int rc = -1;

@@ -22,7 +22,7 @@
  * markedly less audio than its header announces (truncated), one whose
  * format changes midway. Never crashes on a broken file; logs nothing.
  */
-int talas_measure_file(const char *path, uint64_t duration_ms, uint32_t what, struct talas_track_analysis *a_r,
-                       char **error_r);
+int talas_measure_file(const char *path, uint64_t duration_ms, uint32_t what,
+                       struct talas_track_analysis *a_r, char **error_r);
 
 #endif

@@ -59,7 +59,7 @@ void talas_track_analysis_json(struct talas_json *json, const struct talas_track
 
 /* The filters of /api/tracks: a bound < 0 is not set. */
 struct talas_track_filter {
-    double bpm_min, bpm_max;  /* tracks with a known tempo in [min, max] */
+    double bpm_min, bpm_max; /* tracks with a known tempo in [min, max] */
     int64_t max_duration_ms; /* tracks no longer than this */
 };
 

@@ -79,10 +79,11 @@ static void test_json(void **state)
     a.integrated_lufs = -INFINITY;
     a.true_peak_dbtp = -INFINITY;
     a.sample_peak_dbfs = -INFINITY;
-    assert_string_equal(render(&a, &out),
-                        "{\"loudness\":{\"integrated_lufs\":null,\"range_lu\":0,\"true_peak_dbtp\":null,"
-                        "\"sample_peak_dbfs\":null},\"replay_gain\":{\"track_gain_db\":null,\"track_peak\":0},"
-                        "\"tempo\":null}");
+    assert_string_equal(
+        render(&a, &out),
+        "{\"loudness\":{\"integrated_lufs\":null,\"range_lu\":0,\"true_peak_dbtp\":null,"
+        "\"sample_peak_dbfs\":null},\"replay_gain\":{\"track_gain_db\":null,\"track_peak\":0},"
+        "\"tempo\":null}");
     talas_buf_free(&out);
 
     a.integrated_lufs = -23.004;
