@@ -498,6 +498,12 @@ static const struct conf_key config_keys[] = {
     {"ws.max_connections_per_address", CONF_INT, C(ws_max_connections_per_address), 0, 1000000, "64", 0, NULL},
     {"ws.user_rate_limit", CONF_INT, C(ws_user_rate_limit), 0, 1000000, "300", 0, NULL},
 
+    {"analysis", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"analysis.loudness", CONF_BOOL, C(analysis_loudness), 0, 0, "true", 0, NULL},
+    {"analysis.tempo", CONF_BOOL, C(analysis_tempo), 0, 0, "true", 0, NULL},
+    {"analysis.tempo_max_duration", CONF_DURATION, C(analysis_tempo_max_duration_ms), 0, 24 * HOUR, "300", 0,
+     NULL},
+
     {"metrics", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"metrics.enabled", CONF_BOOL, C(metrics_enabled), 0, 0, "true", 0, NULL},
     {"metrics.allow", CONF_STRING_LIST, C(metrics_allow), 1, 0, "127.0.0.0/8 ::1", 0, validate_cidr,

@@ -202,6 +202,12 @@ struct talas_config {
     int ws_user_rate_limit;             /* ws.user_rate_limit: commands per ws.rate_limit_window of one user
                                            (or address) on one worker, 0 (no limit)..1000000, default 300 */
 
+    /* analysis: loudness and tempo measured by the scanner (scan/analysis.c) */
+    int analysis_loudness;                   /* analysis.loudness: EBU R128, default true */
+    int analysis_tempo;                      /* analysis.tempo: BPM, default true */
+    uint64_t analysis_tempo_max_duration_ms; /* analysis.tempo_max_duration: tempo only for tracks
+                                                shorter than this, 0..24h, default 300s */
+
     /* metrics: GET /metrics (workers/http/http_metrics.c) */
     int metrics_enabled;       /* metrics.enabled: default true; false: a 404 like any unknown path */
     char **metrics_allow;      /* metrics.allow: addresses or networks (core/cidr.h) that may scrape,

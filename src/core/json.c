@@ -109,6 +109,35 @@ void talas_json_double(struct talas_json *json, double v)
         talas_buf_printf(json->out, "%.17g", v);
 }
 
+void talas_json_double_digits(struct talas_json *json, double v, int digits)
+{
+    char buf[64];
+    int len;
+
+    before_value(json);
+    if (!isfinite(v) || fabs(v) >= 1e15) {
+        if (isfinite(v))
+            talas_buf_printf(json->out, "%.17g", v);
+        else
+            talas_buf_puts(json->out, "null");
+        return;
+    }
+    if (digits < 0)
+        digits = 0;
+    if (digits > 9)
+        digits = 9;
+    len = snprintf(buf, sizeof(buf), "%.*f", digits, v);
+    if (digits > 0) {
+        while (buf[len - 1] == '0')
+            len--;
+        if (buf[len - 1] == '.')
+            len--;
+    }
+    buf[len] = '\0';
+    /* "-0" is valid JSON, but reads as a sign where there is none */
+    talas_buf_puts(json->out, strcmp(buf, "-0") == 0 ? "0" : buf);
+}
+
 void talas_json_bool(struct talas_json *json, int v)
 {
     before_value(json);

@@ -34,6 +34,9 @@ void talas_json_string_n(struct talas_json *json, const char *s, size_t len);
 void talas_json_int(struct talas_json *json, int64_t v);
 void talas_json_uint(struct talas_json *json, uint64_t v);
 void talas_json_double(struct talas_json *json, double v);
+/* V with at most DIGITS (0..9) decimals, trailing zeros dropped ("-23.4",
+ * "120"): measurements, whose last digits would be noise. Non-finite: null. */
+void talas_json_double_digits(struct talas_json *json, double v, int digits);
 void talas_json_bool(struct talas_json *json, int v);
 void talas_json_null(struct talas_json *json);
 

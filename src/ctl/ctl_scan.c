@@ -3,6 +3,9 @@
  * (scan.h), serialised with the master's scanner by the scan lock, with a
  * progress bar on a terminal or progress lines otherwise, on stderr.
  *
+ * The analysis pass that follows the walk (loudness, tempo) reports "N of
+ * M tracks analysed" the same way.
+ *
  * Entry point (talasctl.h): talasctl_cmd_scan. Prints the totals on
  * stdout (one JSON document with --json); scan errors go to stderr.
  */
@@ -31,6 +34,16 @@ static void on_progress(const struct talas_scan_progress *p, void *arg)
 
     if (p->current != NULL && now - ps->last_ms < (ps->tty ? 100 : 1000))
         return;
+    if (p->analysing) {
+        /* the second pass: decoding every track to measure, in batches */
+        if (!ps->tty)
+            fprintf(stderr, "analysis: %zu of %zu tracks analysed, %zu failed\n", p->analysed, p->to_analyse,
+                    p->analysis_errors);
+        else
+            fprintf(stderr, "\r\033[Kanalysing: %zu of %zu tracks, %zu failed", p->analysed, p->to_analyse,
+                    p->analysis_errors);
+        return;
+    }
     ps->last_ms = now;
     if (!ps->tty) {
         fprintf(stderr, "scan: %zu files, %zu probed, %zu unchanged, %zu errors%s\n", p->files, p->probed,
@@ -78,14 +91,15 @@ int talasctl_cmd_scan(const struct talas_config *conf, int full)
     if (talasctl_json)
         printf(
             "{\"files\":%zu,\"added\":%zu,\"updated\":%zu,\"removed\":%zu,\"unchanged\":%zu,\"errors\":%zu,"
-            "\"probed\":%zu,\"seconds\":%.3f}\n",
+            "\"probed\":%zu,\"analysed\":%zu,\"analysis_errors\":%zu,\"seconds\":%.3f}\n",
             result.files, result.added, result.updated, result.removed, result.unchanged, result.errors,
-            result.probed, secs);
+            result.probed, result.analysed, result.analysis_errors, secs);
     else
         printf(
-            "scanned %zu files in %.1f s: %zu added, %zu updated, %zu removed, %zu unchanged, %zu errors\n",
+            "scanned %zu files in %.1f s: %zu added, %zu updated, %zu removed, %zu unchanged, %zu errors; "
+            "%zu analysed, %zu not analysable\n",
             result.files, secs, result.added, result.updated, result.removed, result.unchanged,
-            result.errors);
+            result.errors, result.analysed, result.analysis_errors);
     talas_storage_close(st);
     return TALASCTL_OK;
 }

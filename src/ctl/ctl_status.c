@@ -127,6 +127,10 @@ int talasctl_cmd_status(const struct talas_config *conf)
                                              : "idle");
         talas_json_key(&j, "last_scan");
         talas_json_uint(&j, have_scan ? scan.finished_at : 0);
+        talas_json_key(&j, "to_analyse");
+        talas_json_uint(&j, have_scan ? scan.to_analyse : 0);
+        talas_json_key(&j, "analysed");
+        talas_json_uint(&j, have_scan ? scan.analysed : 0);
         talas_json_object_end(&j);
         talas_json_key(&j, "storage");
         talas_json_object_begin(&j);
@@ -180,6 +184,8 @@ int talasctl_cmd_status(const struct talas_config *conf)
                 printf("scan: interrupted (pid %d is gone)\n", (int)scan.pid);
             else
                 printf("scan: %s\n", scan.running ? "running" : "idle");
+            /* the scan's analysis pass (loudness, tempo): this run's figures */
+            printf("analysis: %" PRIu64 " of %" PRIu64 " tracks analysed\n", scan.analysed, scan.to_analyse);
             print_time("last scan", scan.finished_at);
         } else {
             printf("tracks: 0\nscan: never\n");

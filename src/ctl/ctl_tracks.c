@@ -63,6 +63,12 @@ static void track_json(struct talas_json *j, const struct talas_track *t)
         talas_json_string(j, t->error);
     else
         talas_json_null(j);
+    talas_track_analysis_json(j, &t->analysis);
+    talas_json_key(j, "analysis_error");
+    if (t->analysis.flags & TALAS_ANALYSIS_FAILED)
+        talas_json_string(j, t->analysis.error);
+    else
+        talas_json_null(j);
     talas_json_object_end(j);
 }
 

@@ -27,6 +27,10 @@
  * those under a library folder that is missing right now (an unmounted
  * disk must not empty the catalog).
  *
+ * After the walk and the pruning, the analysis pass (analysis.c) measures
+ * the loudness and tempo of the tracks that lack them; the status record
+ * carries its figures (to analyse, analysed) while it runs.
+ *
  * Progress figures: "errors" counts the candidates whose record carries an
  * error, whether probed in this run or unchanged since a previous one, so
  * that it reads the same on every rescan.
@@ -54,6 +58,7 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "scan/analysis.h"
 #include "scan/migrate_ids.h"
 #include "scan/probe.h"
 #include "scan/scan.h"
@@ -628,6 +633,29 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
                     talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
                     char **error_r);
 
+struct analysis_step {
+    struct scan *s;
+    struct talas_scan_status *status;
+};
+
+/* After each batch of the analysis: the caller's progress, and the status
+ * record, so that /api/health and talasctl status show how far it is. */
+static void on_analysis(const struct talas_analysis_progress *ap, void *arg)
+{
+    struct analysis_step *as = arg;
+    struct scan *s = as->s;
+
+    s->p.analysing = 1;
+    s->p.to_analyse = ap->to_analyse;
+    s->p.analysed = ap->analysed;
+    s->p.analysis_errors = ap->failed;
+    as->status->to_analyse = ap->to_analyse;
+    as->status->analysed = ap->analysed;
+    if (ap->to_analyse > 0)
+        put_status(s, as->status); /* a failure here is the next write's too */
+    report(s);
+}
+
 int talas_scan_run(const struct talas_config *conf, struct talas_storage *st, int wait,
                    talas_scan_progress_fn progress, void *arg, struct talas_scan_progress *result_r,
                    char **error_r)
@@ -672,6 +700,7 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
     status.started_at = (uint64_t)time(NULL);
     status.finished_at = 0;
     status.files = status.added = status.updated = status.removed = status.unchanged = 0;
+    status.to_analyse = status.analysed = 0;
     if (put_status(&s, &status) == -1)
         goto fail;
 
@@ -697,6 +726,18 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
     if (prune(&s, &status.tracks, &status.errors) == -1)
         goto fail;
 
+    {
+        struct analysis_step as = {&s, &status};
+        status.files = s.p.files;
+        status.added = s.p.added;
+        status.updated = s.p.updated;
+        status.removed = s.p.removed;
+        status.unchanged = s.p.unchanged;
+        if (talas_analysis_run(conf, st, on_analysis, &as, &s.error) == -1)
+            goto fail;
+        s.p.analysing = 0;
+    }
+
     status.running = 0;
     status.finished_at = (uint64_t)time(NULL);
     status.files = s.p.files;
@@ -708,9 +749,9 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
         goto fail;
 
     log_info("scan finished in %llu ms: %zu files, %zu added, %zu updated, %zu removed, %zu unchanged, "
-             "%zu not playable; %llu tracks",
+             "%zu not playable; %llu tracks, %zu analysed",
              (unsigned long long)(talas_now_ms() - started_ms), s.p.files, s.p.added, s.p.updated,
-             s.p.removed, s.p.unchanged, s.p.errors, (unsigned long long)status.tracks);
+             s.p.removed, s.p.unchanged, s.p.errors, (unsigned long long)status.tracks, s.p.analysed);
     s.p.current = NULL;
     report(&s);
     if (result_r != NULL)

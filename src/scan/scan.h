@@ -5,7 +5,9 @@
  * folder (and never into a loop). Incremental: a file whose size and mtime
  * match its record is not probed again; records of files that disappeared
  * are removed. Files whose name ends in one of library.extensions are
- * candidates; one that fails to probe is recorded with its error.
+ * candidates; one that fails to probe is recorded with its error. Then
+ * the tracks whose loudness or tempo is not known yet are measured
+ * (scan/analysis.h); the scan runs until that is done.
  *
  * Writes go in short transactions (a batch of files each), so readers and
  * other writers are never held up for long. Only one scan runs at a time
@@ -28,9 +30,15 @@ struct talas_scan_progress {
     size_t added, updated, removed;
     size_t errors;           /* candidates that failed to probe */
     const char *current;     /* file being looked at, or NULL */
+    /* the analysis pass after the walk (scan/analysis.h) */
+    int analysing;           /* 1 while it runs */
+    size_t to_analyse;       /* tracks it measures */
+    size_t analysed;         /* of them, done */
+    size_t analysis_errors;  /* of them, that could not be analysed */
 };
 
-/* Called after each candidate file and once at the end (current NULL). */
+/* Called after each candidate file, after each batch of the analysis
+ * (analysing 1), and once at the end (current NULL, analysing 0). */
 typedef void (*talas_scan_progress_fn)(const struct talas_scan_progress *p, void *arg);
 
 /*

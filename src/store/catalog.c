@@ -4,7 +4,8 @@
  *
  * Entry points: talas_track_id_make(), talas_track_id_valid(),
  * talas_track_encode() / talas_track_decode(), talas_catalog_get() /
- * _resolve() / _put() / _del() / _foreach() / _list(), the aliases
+ * _resolve() / _put() / _del() / _foreach() / _list() / _list_filtered(),
+ * talas_catalog_analysis_put(), the aliases
  * talas_catalog_alias_get() / _put(), the ids marker
  * talas_catalog_ids_migrated() / _ids_mark(), talas_catalog_scan_status_get()
  * / _put() and talas_catalog_mime_for_container().
@@ -26,6 +27,10 @@
  * now: u8 version (1), str id. META "track_ids" (u8 version, 2) says the
  * store's ids are library-relative: the scanner's migration
  * (scan/migrate_ids.c) writes it once it has moved every record.
+ *
+ * A track record carries its analysis (store/track_analysis.h) since
+ * version 2; talas_catalog_analysis_put() adds it to a record that still
+ * describes the measured file.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -42,11 +47,18 @@
 #include "store/storage.h"
 #include "core/util.h"
 
-#define TRACK_VERSION 1
+/* Version 2 appends the analysis: u32 flags, f64 integrated LUFS, range
+ * LU, true peak dBTP, sample peak dBFS, sample peak (linear), bpm, its
+ * confidence, and a string (why the analysis failed). A version 1 record
+ * reads as one not analysed yet. */
+#define TRACK_VERSION 2
+#define TRACK_VERSION_1 1
 #define TRACK_FLAG_FAILED 0x01 /* the error string is meaningful */
 
-#define SCAN_STATUS_VERSION 1
-#define SCAN_STATUS_LEN (1 + 1 + 4 + 9 * 8)
+/* Version 2 adds u64 to_analyse, analysed; version 1 reads them as 0. */
+#define SCAN_STATUS_VERSION 2
+#define SCAN_STATUS_LEN_1 (1 + 1 + 4 + 9 * 8)
+#define SCAN_STATUS_LEN (SCAN_STATUS_LEN_1 + 2 * 8)
 
 /* Large enough for any LMDB build's key limit we would meet; a larger limit
  * is simply not used in full. */
@@ -120,6 +132,15 @@ void talas_track_encode(const struct talas_track *t, struct talas_buf *out)
     talas_record_put_str(&w, t->container);
     talas_record_put_str(&w, t->mime);
     talas_record_put_str(&w, t->error);
+    talas_record_put_u32(&w, t->analysis.flags);
+    talas_record_put_f64(&w, t->analysis.integrated_lufs);
+    talas_record_put_f64(&w, t->analysis.range_lu);
+    talas_record_put_f64(&w, t->analysis.true_peak_dbtp);
+    talas_record_put_f64(&w, t->analysis.sample_peak_dbfs);
+    talas_record_put_f64(&w, t->analysis.sample_peak);
+    talas_record_put_f64(&w, t->analysis.bpm);
+    talas_record_put_f64(&w, t->analysis.bpm_confidence);
+    talas_record_put_str(&w, (t->analysis.flags & TALAS_ANALYSIS_FAILED) ? t->analysis.error : NULL);
     /* Nothing Talas stores comes near 4 GiB; a string that long would not
      * read back as the same string. */
     if (talas_record_writer_end(&w) != 0)
@@ -138,7 +159,8 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t)
     talas_record_reader_init(&r, data, len);
     version = talas_record_get_u8(&r);
     flags = talas_record_get_u8(&r);
-    if (talas_record_reader_ok(&r) != 0 || version != TRACK_VERSION || (flags & ~TRACK_FLAG_FAILED) != 0)
+    if (talas_record_reader_ok(&r) != 0 || (version != TRACK_VERSION && version != TRACK_VERSION_1) ||
+        (flags & ~TRACK_FLAG_FAILED) != 0)
         return -1;
     t->duration_ms = talas_record_get_u64(&r);
     t->sample_rate = talas_record_get_u32(&r);
@@ -161,6 +183,26 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t)
     t->container = talas_record_get_str(&r, NULL);
     t->mime = talas_record_get_str(&r, NULL);
     t->error = talas_record_get_str(&r, NULL);
+    memset(&t->analysis, 0, sizeof(t->analysis));
+    if (version >= 2) {
+        struct talas_track_analysis *a = &t->analysis;
+        a->flags = talas_record_get_u32(&r);
+        a->integrated_lufs = talas_record_get_f64(&r);
+        a->range_lu = talas_record_get_f64(&r);
+        a->true_peak_dbtp = talas_record_get_f64(&r);
+        a->sample_peak_dbfs = talas_record_get_f64(&r);
+        a->sample_peak = talas_record_get_f64(&r);
+        a->bpm = talas_record_get_f64(&r);
+        a->bpm_confidence = talas_record_get_f64(&r);
+        a->error = talas_record_get_str(&r, NULL);
+        if ((a->flags & ~TALAS_ANALYSIS_FLAGS) != 0 || a->error == NULL)
+            return -1;
+        if (!(a->flags & TALAS_ANALYSIS_FAILED)) {
+            if (*a->error != '\0')
+                return -1;
+            a->error = NULL;
+        }
+    }
     if (talas_record_reader_end(&r) != 0 || path_len == 0)
         return -1;
     if (!(flags & TRACK_FLAG_FAILED)) {
@@ -326,6 +368,23 @@ int talas_catalog_del(struct talas_storage *st, MDB_txn *txn, const char *id)
     return mdb_del(txn, tracks, &key, NULL);
 }
 
+int talas_catalog_analysis_put(struct talas_storage *st, MDB_txn *txn, const char *id, uint64_t size,
+                               int64_t mtime_ns, const struct talas_track_analysis *a)
+{
+    struct talas_track t;
+    int rc;
+
+    if ((rc = talas_catalog_get(st, txn, id, &t)) != 0)
+        return rc;
+    if (t.size != size || t.mtime_ns != mtime_ns || t.error != NULL)
+        return MDB_NOTFOUND;
+    /* T's strings point into the stored record; talas_catalog_put encodes
+     * them before its mdb_put can touch that page, and the path (same as
+     * stored) needs no index change. */
+    t.analysis = *a;
+    return talas_catalog_put(st, txn, &t);
+}
+
 /* ------------------------------------------------------------- listing */
 
 int talas_catalog_foreach(struct talas_storage *st, MDB_txn *txn, talas_catalog_each_fn fn, void *arg,
@@ -400,6 +459,7 @@ static int contains(const char *hay, const char *needle, size_t needle_len)
 }
 
 struct list_state {
+    const struct talas_track_filter *filter;
     const char *query;
     size_t query_len;
     size_t offset, limit;
@@ -419,6 +479,8 @@ static int list_one(const struct talas_track *t, void *arg)
     if (ls->query_len != 0 && !contains(t->title, ls->query, ls->query_len) &&
         !contains(t->artist, ls->query, ls->query_len) && !contains(t->album, ls->query, ls->query_len))
         return 0;
+    if (ls->filter != NULL && !talas_track_filter_match(ls->filter, t->duration_ms, &t->analysis))
+        return 0;
     index = ls->total++;
     /* The walk goes on after the page is full, or after FN asked to stop:
      * the total counts every match. */
@@ -430,9 +492,17 @@ static int list_one(const struct talas_track *t, void *arg)
 int talas_catalog_list(struct talas_storage *st, MDB_txn *txn, const char *query, size_t offset, size_t limit,
                        talas_catalog_each_fn fn, void *arg, size_t *total_r)
 {
+    return talas_catalog_list_filtered(st, txn, query, NULL, offset, limit, fn, arg, total_r);
+}
+
+int talas_catalog_list_filtered(struct talas_storage *st, MDB_txn *txn, const char *query,
+                                const struct talas_track_filter *filter, size_t offset, size_t limit,
+                                talas_catalog_each_fn fn, void *arg, size_t *total_r)
+{
     struct list_state ls = {0};
     int rc;
 
+    ls.filter = filter;
     ls.query = query != NULL ? query : "";
     ls.query_len = strlen(ls.query);
     ls.offset = offset;
@@ -566,8 +636,13 @@ int talas_catalog_scan_status_get(struct talas_storage *st, MDB_txn *txn, struct
     s->updated = talas_record_get_u64(&r);
     s->removed = talas_record_get_u64(&r);
     s->unchanged = talas_record_get_u64(&r);
-    if (val.mv_size != SCAN_STATUS_LEN || talas_record_reader_end(&r) != 0 ||
-        version != SCAN_STATUS_VERSION || running > 1)
+    s->to_analyse = s->analysed = 0;
+    if (version >= 2) {
+        s->to_analyse = talas_record_get_u64(&r);
+        s->analysed = talas_record_get_u64(&r);
+    }
+    if (val.mv_size != (version >= 2 ? SCAN_STATUS_LEN : SCAN_STATUS_LEN_1) || talas_record_reader_end(&r) != 0 ||
+        (version != SCAN_STATUS_VERSION && version != 1) || running > 1)
         return -1;
     s->running = running;
     s->pid = (int32_t)pid;
@@ -593,6 +668,8 @@ int talas_catalog_scan_status_put(struct talas_storage *st, MDB_txn *txn, const 
     talas_record_put_u64(&w, s->updated);
     talas_record_put_u64(&w, s->removed);
     talas_record_put_u64(&w, s->unchanged);
+    talas_record_put_u64(&w, s->to_analyse);
+    talas_record_put_u64(&w, s->analysed);
     val.mv_data = rec;
     val.mv_size = w.len;
     return mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_META), &key, &val, 0);

@@ -24,6 +24,7 @@
 #include <lmdb.h>
 
 #include "store/storage.h"
+#include "store/track_analysis.h"
 #include "core/util.h"
 
 #define TALAS_TRACK_ID_LEN 16
@@ -45,6 +46,9 @@ struct talas_track {
     uint64_t size;     /* file size in bytes when scanned */
     int64_t mtime_ns;  /* file modification time when scanned, ns since the epoch */
     uint64_t scanned_at; /* seconds since the epoch */
+    /* loudness and tempo, measured after the probe (scan/analysis.c); all
+     * zero (flags 0) until then, and again once the file changes */
+    struct talas_track_analysis analysis;
 };
 
 /* Computes the id of the file at RELPATH (relative to its library folder,
@@ -100,6 +104,18 @@ int talas_catalog_foreach(struct talas_storage *st, MDB_txn *txn, talas_catalog_
  */
 int talas_catalog_list(struct talas_storage *st, MDB_txn *txn, const char *query, size_t offset, size_t limit,
                        talas_catalog_each_fn fn, void *arg, size_t *total_r);
+/* The same, keeping only the tracks FILTER (may be NULL) lets through. */
+int talas_catalog_list_filtered(struct talas_storage *st, MDB_txn *txn, const char *query,
+                                const struct talas_track_filter *filter, size_t offset, size_t limit,
+                                talas_catalog_each_fn fn, void *arg, size_t *total_r);
+
+/* Stores A as the analysis of track ID, but only while its record still
+ * describes the file that was measured (SIZE and MTIME_NS): a file that
+ * changed meanwhile is measured again after its next probe. Returns 0,
+ * MDB_NOTFOUND (no such record, or another file now), -1 for a damaged
+ * record, or an LMDB error. */
+int talas_catalog_analysis_put(struct talas_storage *st, MDB_txn *txn, const char *id, uint64_t size,
+                               int64_t mtime_ns, const struct talas_track_analysis *a);
 
 /* The last scan, kept in the META database under "scan". */
 struct talas_scan_status {
@@ -111,6 +127,9 @@ struct talas_scan_status {
     uint64_t tracks;         /* playable tracks in the catalog */
     uint64_t errors;         /* files recorded with a probe error */
     uint64_t added, updated, removed, unchanged;
+    /* the analysis after the walk (scan/analysis.c): tracks to measure in
+     * this run, and how many of them are done (ok or failed) */
+    uint64_t to_analyse, analysed;
 };
 int talas_catalog_scan_status_get(struct talas_storage *st, MDB_txn *txn, struct talas_scan_status *s);
 int talas_catalog_scan_status_put(struct talas_storage *st, MDB_txn *txn, const struct talas_scan_status *s);

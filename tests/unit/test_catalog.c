@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -271,6 +272,65 @@ static void test_encode_decode(void **state)
     assert_int_equal(talas_track_decode(NULL, 0, &d), -1);
 }
 
+/* Version 2 carries the analysis; silence's -inf and a failure's reason
+ * read back as written. */
+static void test_encode_decode_analysis(void **state)
+{
+    struct talas_track t = sample_track(), d;
+    struct talas_buf b = {0};
+
+    (void)state;
+    t.analysis.flags = TALAS_ANALYSIS_LOUDNESS | TALAS_ANALYSIS_TEMPO;
+    t.analysis.integrated_lufs = -INFINITY;
+    t.analysis.range_lu = 4.25;
+    t.analysis.true_peak_dbtp = -0.5;
+    t.analysis.sample_peak_dbfs = -1.25;
+    t.analysis.sample_peak = 0.865;
+    t.analysis.bpm = 120.07;
+    t.analysis.bpm_confidence = 1.5;
+    talas_track_encode(&t, &b);
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), 0);
+    assert_int_equal(d.analysis.flags, t.analysis.flags);
+    assert_true(isinf(d.analysis.integrated_lufs) && d.analysis.integrated_lufs < 0);
+    assert_true(d.analysis.range_lu == 4.25 && d.analysis.true_peak_dbtp == -0.5);
+    assert_true(d.analysis.sample_peak_dbfs == -1.25 && d.analysis.sample_peak == 0.865);
+    assert_true(d.analysis.bpm == 120.07 && d.analysis.bpm_confidence == 1.5);
+    assert_null(d.analysis.error);
+    talas_buf_free(&b);
+
+    memset(&t.analysis, 0, sizeof(t.analysis));
+    t.analysis.flags = TALAS_ANALYSIS_FAILED;
+    t.analysis.error = "truncated";
+    talas_track_encode(&t, &b);
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), 0);
+    assert_int_equal(d.analysis.flags, TALAS_ANALYSIS_FAILED);
+    assert_string_equal(d.analysis.error, "truncated");
+    talas_buf_free(&b);
+}
+
+/* A record of version 1 (before the analysis) still reads: as a track not
+ * analysed yet, which the next scan measures. Its bytes are version 2's
+ * without the analysis block. */
+static void test_decode_version_1(void **state)
+{
+    struct talas_track t = sample_track(), d;
+    struct talas_buf b = {0};
+    size_t tail = 4 + 7 * 8 + 4 + 1; /* flags, 7 doubles, an empty string */
+
+    (void)state;
+    talas_track_encode(&t, &b);
+    assert_true(b.len > tail);
+    b.data[0] = 1;
+    assert_int_equal(talas_track_decode(b.data, b.len - tail, &d), 0);
+    assert_tracks_equal(&t, &d);
+    assert_int_equal(d.analysis.flags, 0);
+    /* version 1 with the analysis block is damaged, not version 2 */
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), -1);
+    b.data[0] = 3;
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), -1);
+    talas_buf_free(&b);
+}
+
 /* Decodes LEN bytes from a heap copy of exactly that size (so that a
  * sanitizer sees any overread) and checks the strings stay inside. */
 static int decode_exact(const void *data, size_t len)
@@ -319,16 +379,21 @@ static void test_decode_corrupted(void **state)
     struct talas_track t = sample_track();
     struct talas_buf b = {0};
     size_t fixed = 1 + 1 + 8 + 4 + 4 + 8 + 8 + 8 + 8, pos, nstrings = 0;
-    size_t len_at[16], str_len[16];
+    size_t len_at[16], str_len[16], analysis_at = 0;
     uint32_t seed = 12345;
 
     (void)state;
     t.error = "x";
     talas_track_encode(&t, &b);
 
-    /* Where the string lengths are. */
+    /* Where the string lengths are: 9 strings, the analysis (u32 flags, 7
+     * doubles), its error string. */
     pos = fixed;
     while (pos < b.len) {
+        if (nstrings == 9) {
+            analysis_at = pos;
+            pos += 4 + 7 * 8;
+        }
         uint32_t l = (uint32_t)(unsigned char)b.data[pos] | (uint32_t)(unsigned char)b.data[pos + 1] << 8 |
                      (uint32_t)(unsigned char)b.data[pos + 2] << 16 |
                      (uint32_t)(unsigned char)b.data[pos + 3] << 24;
@@ -338,7 +403,7 @@ static void test_decode_corrupted(void **state)
         pos += 4 + l + 1;
     }
     assert_int_equal(pos, b.len);
-    assert_int_equal(nstrings, 9); /* id and 8 strings */
+    assert_int_equal(nstrings, 10); /* id, 8 strings, the analysis error */
 
     /* Every byte, several flips: never a crash, never a string outside. */
     for (size_t i = 0; i < b.len; i++) {
@@ -347,6 +412,10 @@ static void test_decode_corrupted(void **state)
              * one bit is defined, and it must agree with the error
              * string), a length, a terminator, a NUL inside a string. */
             int must_fail = i <= 1;
+            /* the analysis flags: 3 bits defined */
+            if ((i == analysis_at && (flips[f] & ~TALAS_ANALYSIS_FLAGS) != 0) ||
+                (i > analysis_at && i < analysis_at + 4))
+                must_fail = 1;
             b.data[i] ^= flips[f];
             for (size_t s = 0; s < nstrings; s++) {
                 size_t text = len_at[s] + 4, nul = text + str_len[s];
@@ -1260,6 +1329,8 @@ int main(void)
         cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_corrupted),
+        cmocka_unit_test(test_encode_decode_analysis),
+        cmocka_unit_test(test_decode_version_1),
         cmocka_unit_test(test_storage_open),
         cmocka_unit_test(test_catalog_crud_list),
         cmocka_unit_test(test_scan_status),

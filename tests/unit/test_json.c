@@ -96,9 +96,34 @@ static void test_parse_units(void **state)
     assert_int_equal(talas_parse_duration_ms("1y", &v), -1);
 }
 
+static void test_double_digits(void **state)
+{
+    static const struct {
+        double v;
+        int digits;
+        const char *text;
+    } cases[] = {
+        {-20.420000000000002, 2, "-20.42"}, {120.0, 2, "120"},   {0.5, 6, "0.5"}, {-0.001, 2, "0"},
+        {1.0 / 0.0, 2, "null"},             {-1.0 / 0.0, 2, "null"}, {3.14159, 0, "3"}, {-23.456, 1, "-23.5"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct talas_buf out = {0};
+        struct talas_json j;
+
+        talas_json_init(&j, &out);
+        talas_json_double_digits(&j, cases[i].v, cases[i].digits);
+        talas_buf_append(&out, "", 1);
+        assert_string_equal(out.data, cases[i].text);
+        talas_buf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_double_digits),
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_utf8),

@@ -65,6 +65,8 @@ static void track_json(struct talas_json *json, const struct talas_track *t, con
     talas_json_uint(json, t->size);
     talas_json_key(json, "mime");
     talas_json_string(json, t->mime);
+    /* loudness, replay_gain, tempo: null until the scanner measured them */
+    talas_track_analysis_json(json, &t->analysis);
     if (stream_url != NULL) {
         talas_json_key(json, "stream_url");
         talas_json_string(json, stream_url);
@@ -214,6 +216,11 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_json_uint(&json, scan.tracks);
         talas_json_key(&json, "errors");
         talas_json_uint(&json, scan.errors);
+        /* the analysis pass of the scan: tracks measured of those to measure */
+        talas_json_key(&json, "to_analyse");
+        talas_json_uint(&json, scan.to_analyse);
+        talas_json_key(&json, "analysed");
+        talas_json_uint(&json, scan.analysed);
         talas_json_object_end(&json);
     } else {
         talas_json_null(&json);
@@ -255,6 +262,51 @@ static int uint_param(h2o_req_t *req, const char *name, size_t def, size_t max, 
     }
     talas_http_send_error(req, 400, "invalid_parameter", "%s: must be an integer from 0 to %zu", name, max);
     return -1;
+}
+
+/* Reads a non-negative decimal parameter (bpm_min=120, bpm_max=127.5) up
+ * to MAX into *V_R, left alone when absent; answers 400 and returns -1
+ * when it is malformed or out of range. */
+static int decimal_param(h2o_req_t *req, const char *name, double max, double *v_r)
+{
+    h2o_iovec_t v;
+    double d;
+    char *end;
+    int found = talas_http_query_param(req, name, &v);
+
+    if (found == 0)
+        return 0;
+    if (found == 1 && v.len > 0 && v.base[0] >= '0' && v.base[0] <= '9') {
+        errno = 0;
+        d = strtod(v.base, &end);
+        /* strtod also reads "1e3", "0x10", "inf": only digits and one point */
+        if (errno == 0 && *end == '\0' && strspn(v.base, "0123456789.") == v.len && d <= max) {
+            *v_r = d;
+            return 0;
+        }
+    }
+    talas_http_send_error(req, 400, "invalid_parameter", "%s: must be a number from 0 to %g", name, max);
+    return -1;
+}
+
+/* bpm_min, bpm_max (beats per minute) and max_duration (seconds) of
+ * /api/tracks into F; answers 400 and returns -1 for a bad one. */
+static int filter_params(h2o_req_t *req, struct talas_track_filter *f)
+{
+    double max_duration = -1;
+
+    talas_track_filter_init(f);
+    if (decimal_param(req, "bpm_min", 1000, &f->bpm_min) != 0 ||
+        decimal_param(req, "bpm_max", 1000, &f->bpm_max) != 0 ||
+        decimal_param(req, "max_duration", 1e9, &max_duration) != 0)
+        return -1;
+    if (max_duration >= 0)
+        f->max_duration_ms = (int64_t)(max_duration * 1000 + 0.5);
+    if (f->bpm_min >= 0 && f->bpm_max >= 0 && f->bpm_min > f->bpm_max) {
+        talas_http_send_error(req, 400, "invalid_parameter", "bpm_min: must not be above bpm_max");
+        return -1;
+    }
+    return 0;
 }
 
 struct list_ctx {
@@ -305,6 +357,7 @@ int talas_api_tracks(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_buf body = {0};
     struct talas_json json;
     struct list_ctx lc = {ctx->token, &json, 0, NULL};
+    struct talas_track_filter filter;
     size_t limit, offset, total = 0;
     h2o_iovec_t q = {NULL, 0};
     MDB_txn *txn;
@@ -325,13 +378,15 @@ int talas_api_tracks(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_http_send_error(req, 400, "invalid_parameter", "q: malformed percent-encoding");
         return 0;
     }
+    if (filter_params(req, &filter) != 0)
+        return 0;
     if (begin(ctx, req, &txn) != 0)
         return 0;
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "tracks");
     talas_json_array_begin(&json);
-    rc = talas_catalog_list(ctx->storage, txn, q.base, offset, limit, list_one, &lc, &total);
+    rc = talas_catalog_list_filtered(ctx->storage, txn, q.base, &filter, offset, limit, list_one, &lc, &total);
     mdb_txn_abort(txn);
     if (lc.sign_error != NULL) {
         log_error("%s: signing stream URLs failed: %s", __func__, lc.sign_error);
