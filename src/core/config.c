@@ -498,6 +498,13 @@ static const struct conf_key config_keys[] = {
     {"ws.max_connections_per_address", CONF_INT, C(ws_max_connections_per_address), 0, 1000000, "64", 0, NULL},
     {"ws.user_rate_limit", CONF_INT, C(ws_user_rate_limit), 0, 1000000, "300", 0, NULL},
 
+    {"subsonic", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"subsonic.enabled", CONF_BOOL, C(subsonic_enabled), 0, 0, "false", 0, NULL},
+    {"subsonic.password_key_file", CONF_PATH, C(subsonic_password_key_file), 0, 0, NULL, 0, NULL},
+    {"subsonic.max_failed_logins", CONF_INT, C(subsonic_max_failed_logins), 0, 1000000, "10", 0, NULL},
+    {"subsonic.failed_login_window", CONF_DURATION, C(subsonic_failed_login_window_ms), SECOND, 24 * HOUR, "5m",
+     0, NULL},
+
     {"metrics", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"metrics.enabled", CONF_BOOL, C(metrics_enabled), 0, 0, "true", 0, NULL},
     {"metrics.allow", CONF_STRING_LIST, C(metrics_allow), 1, 0, "127.0.0.0/8 ::1", 0, validate_cidr,
@@ -1599,6 +1606,9 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
                                               strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
                                               l->port);
     }
+    if (c->subsonic_enabled && c->subsonic_password_key_file == NULL)
+        return fail(ld, section_mark(sc, "subsonic"), "subsonic.password_key_file",
+                    "is required with subsonic.enabled (openssl rand -hex 32 > FILE)");
     row = find_key(sc->table, "ws.auth_required");
     if (!sc->seen[row - sc->table->keys].set || sc->seen[row - sc->table->keys].null)
         c->ws_auth_required = c->auth_required;

@@ -202,6 +202,14 @@ struct talas_config {
     int ws_user_rate_limit;             /* ws.user_rate_limit: commands per ws.rate_limit_window of one user
                                            (or address) on one worker, 0 (no limit)..1000000, default 300 */
 
+    /* subsonic: the Subsonic API at /rest/ (workers/http/http_subsonic.c) */
+    int subsonic_enabled;              /* subsonic.enabled: bool, default false (a 404 like any unknown path) */
+    char *subsonic_password_key_file;  /* subsonic.password_key_file: seals the accounts' passwords
+                                          (store/accounts.h); required when enabled */
+    int subsonic_max_failed_logins;    /* subsonic.max_failed_logins: per worker, client address and user
+                                          name in one window, 0 (no limit)..1000000, default 10 */
+    uint64_t subsonic_failed_login_window_ms; /* subsonic.failed_login_window: 1s..1d, default 5m */
+
     /* metrics: GET /metrics (workers/http/http_metrics.c) */
     int metrics_enabled;       /* metrics.enabled: default true; false: a 404 like any unknown path */
     char **metrics_allow;      /* metrics.allow: addresses or networks (core/cidr.h) that may scrape,
