@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/config.h"
 #include "core/util.h"
 #include "http/http_parse.h"
 #include "http/subsonic_args.h"
@@ -332,4 +333,37 @@ int talas_subsonic_token_ok(const char *password, size_t len, const char *salt, 
     for (size_t i = 0; i < 32; i++)
         got[i] = token[i] >= 'A' && token[i] <= 'F' ? (char)(token[i] - 'A' + 'a') : token[i];
     return CRYPTO_memcmp(want, got, 32) == 0;
+}
+
+const struct talas_config_profile *talas_subsonic_pick_profile(const struct talas_config *conf,
+                                                               const char *format, int64_t max_kbps,
+                                                               uint64_t source_bps)
+{
+    const struct talas_config_profile *best = NULL, *lowest = NULL;
+    int want = -1, any_of_want = 0;
+
+    if (format != NULL && strcmp(format, "raw") == 0)
+        return NULL;
+    if (format != NULL && strcmp(format, "mp3") == 0)
+        want = TALAS_CONFIG_CODEC_MP3;
+    else if (format != NULL && (strcmp(format, "aac") == 0 || strcmp(format, "m4a") == 0))
+        want = TALAS_CONFIG_CODEC_AAC;
+    if (want == -1 && (max_kbps <= 0 || (source_bps > 0 && source_bps <= (uint64_t)max_kbps * 1000)))
+        return NULL;
+    for (size_t i = 0; i < conf->transcode_profile_count; i++)
+        any_of_want |= (int)conf->transcode_profiles[i].codec == want;
+    for (size_t i = 0; i < conf->transcode_profile_count; i++) {
+        const struct talas_config_profile *p = &conf->transcode_profiles[i];
+        if (any_of_want && (int)p->codec != want)
+            continue;
+        if (lowest == NULL || p->bitrate < lowest->bitrate ||
+            (p->bitrate == lowest->bitrate && p->codec == TALAS_CONFIG_CODEC_MP3))
+            lowest = p;
+        if (max_kbps > 0 && p->bitrate > max_kbps)
+            continue;
+        if (best == NULL || p->bitrate > best->bitrate ||
+            (p->bitrate == best->bitrate && p->codec == TALAS_CONFIG_CODEC_MP3))
+            best = p;
+    }
+    return best != NULL ? best : lowest;
 }

@@ -120,4 +120,20 @@ void talas_subsonic_auth_free(struct talas_subsonic_auth *auth);
  * compared in constant time; else 0. */
 int talas_subsonic_token_ok(const char *password, size_t len, const char *salt, const char *token);
 
+/*
+ * What /rest/stream sends for format FORMAT (NULL when absent) and
+ * maxBitRate MAX_KBPS (0: no limit) of a source of SOURCE_BPS bits per
+ * second (0: unknown): NULL for the original file (format "raw"; no
+ * format and no limit; no format and a source within the limit), else
+ * the transcode profile of CONF to use: of the codec FORMAT names (mp3;
+ * aac or m4a) when CONF has one, the highest bit rate within MAX_KBPS
+ * (MP3 first among equals: every Subsonic app plays it), or the lowest
+ * when none is within it.
+ */
+struct talas_config;
+struct talas_config_profile;
+const struct talas_config_profile *talas_subsonic_pick_profile(const struct talas_config *conf,
+                                                               const char *format, int64_t max_kbps,
+                                                               uint64_t source_bps);
+
 #endif
