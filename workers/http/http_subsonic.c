@@ -1182,9 +1182,9 @@ static int authenticate(struct sreq *r)
     talas_http_client_ip(r->req, address);
     who = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? "" : auth.user;
     if (talas_login_limits_blocked(address, who, now, &retry_ms)) {
+        code = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY : TALAS_SUBSONIC_E_CREDENTIALS;
         talas_subsonic_auth_free(&auth);
-        send_error(r, auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY
-                                                              : TALAS_SUBSONIC_E_CREDENTIALS,
+        send_error(r, code,
                    "too many failed logins from this address: subsonic.max_failed_logins (%d) reached, retry in %" PRIu64
                    " s",
                    r->ctx->conf->subsonic_max_failed_logins, (retry_ms + 999) / 1000);
