@@ -134,8 +134,8 @@ static int cmd_put(const struct talas_config *conf, const char *name, enum talas
     OPENSSL_cleanse(password, sizeof(password));
     OPENSSL_cleanse(&key, sizeof(key));
     if (rc == EEXIST) {
-        fprintf(stderr, "talasctl: user \"%s\" exists (talasctl users passwd %s changes the password)\n", name,
-                name);
+        fprintf(stderr, "talasctl: user \"%s\" exists (talasctl users passwd %s changes the password)\n",
+                name, name);
         return TALASCTL_FAILURE;
     }
     if (rc == MDB_NOTFOUND) {

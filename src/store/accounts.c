@@ -357,7 +357,7 @@ static int apikey_hash(const char *key, size_t len, unsigned char hash_r[KEY_BYT
         raw[i] = (unsigned char)v;
     }
     return EVP_Digest(raw, sizeof(raw), hash_r, &md_len, EVP_sha256(), NULL) == 1 && md_len == KEY_BYTES ? 0
-                                                                                                       : -1;
+                                                                                                         : -1;
 }
 
 int talas_apikey_create(struct talas_storage *st, const char *name, char key_r[TALAS_APIKEY_TEXT_LEN + 1])

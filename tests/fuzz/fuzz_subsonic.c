@@ -30,8 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(q, data, size);
     if (talas_subsonic_method(q, size, method) == 0) {
         size_t n = strlen(method);
-        if (n == 0 || n > TALAS_SUBSONIC_METHOD_MAX || strspn(method, "abcdefghijklmnopqrstuvwxyz"
-                                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != n)
+        if (n == 0 || n > TALAS_SUBSONIC_METHOD_MAX ||
+            strspn(method, "abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != n)
             abort();
     }
     if (talas_subsonic_args_parse(&a, q, size) == 0)
@@ -41,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)talas_subsonic_arg_all(&a, "id", all, 4);
     (void)talas_subsonic_arg_int(&a, "size", 0, 500, 10, &v, &error);
     if (talas_subsonic_format(&a, &f, &cb, &error) == 0 && f == TALAS_SUBSONIC_JSONP &&
-        (cb == NULL || strspn(cb, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$.") != strlen(cb)))
+        (cb == NULL ||
+         strspn(cb, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$.") != strlen(cb)))
         abort();
     if (talas_subsonic_auth_parse(&a, &auth, &error) == 0) {
         if (auth.mode == TALAS_SUBSONIC_AUTH_PASSWORD &&

@@ -319,9 +319,9 @@ static void m_extensions(struct sreq *r)
 
 static void m_user(struct sreq *r)
 {
-    static const char *const roles[] = {"adminRole",    "settingsRole",        "uploadRole",   "coverArtRole",
-                                        "commentRole",  "podcastRole",         "jukeboxRole",  "shareRole",
-                                        "videoConversionRole"};
+    static const char *const roles[] = {"adminRole",    "settingsRole", "uploadRole",
+                                        "coverArtRole", "commentRole",  "podcastRole",
+                                        "jukeboxRole",  "shareRole",    "videoConversionRole"};
     const char *name = required(r, "username");
     const struct talas_config *conf = r->ctx->conf;
     struct talas_subsonic_writer w;
@@ -563,7 +563,8 @@ static const struct talas_subsonic_album *sort_albums;
 
 static int by_name(const void *a, const void *b)
 {
-    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a], *y = &sort_albums[*(const size_t *)b];
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
     int c = strcasecmp(x->name, y->name);
 
     return c != 0 ? c : strcmp(x->id, y->id);
@@ -571,7 +572,8 @@ static int by_name(const void *a, const void *b)
 
 static int by_newest(const void *a, const void *b)
 {
-    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a], *y = &sort_albums[*(const size_t *)b];
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
 
     if (x->created != y->created)
         return x->created > y->created ? -1 : 1;
@@ -591,10 +593,10 @@ static void album_list(struct sreq *r, int id3)
     if (type == NULL || int_arg(r, "size", 0, LIST_MAX, 10, &size) != 0 ||
         int_arg(r, "offset", 0, INT32_MAX, 0, &offset) != 0)
         return;
-    if (strcmp(type, "random") != 0 && strcmp(type, "newest") != 0 && strcmp(type, "alphabeticalByName") != 0 &&
-        strcmp(type, "alphabeticalByArtist") != 0 && strcmp(type, "frequent") != 0 &&
-        strcmp(type, "recent") != 0 && strcmp(type, "highest") != 0 && strcmp(type, "starred") != 0 &&
-        strcmp(type, "byYear") != 0 && strcmp(type, "byGenre") != 0) {
+    if (strcmp(type, "random") != 0 && strcmp(type, "newest") != 0 &&
+        strcmp(type, "alphabeticalByName") != 0 && strcmp(type, "alphabeticalByArtist") != 0 &&
+        strcmp(type, "frequent") != 0 && strcmp(type, "recent") != 0 && strcmp(type, "highest") != 0 &&
+        strcmp(type, "starred") != 0 && strcmp(type, "byYear") != 0 && strcmp(type, "byGenre") != 0) {
         send_error(r, TALAS_SUBSONIC_E_GENERIC, "type: unknown list type \"%.64s\"", type);
         return;
     }
@@ -721,7 +723,8 @@ static void search(struct sreq *r, int id3)
     talas_subsonic_list_begin(&w, "album");
     matched = 0;
     for (size_t i = 0; i < lib.album_count; i++) {
-        if ((!talas_subsonic_contains(lib.albums[i].name, q) && !talas_subsonic_contains(lib.albums[i].artist, q)) ||
+        if ((!talas_subsonic_contains(lib.albums[i].name, q) &&
+             !talas_subsonic_contains(lib.albums[i].artist, q)) ||
             matched++ < (size_t)offsets[1])
             continue;
         if (matched > (size_t)(offsets[1] + counts[1]))
@@ -907,8 +910,8 @@ static void m_unstar(struct sreq *r)
 }
 
 /* A playback event of the request's user, as /api/ws publishes it. */
-static void playback_event(struct sreq *r, int private, const char *name, const char *track, const char *field,
-                           uint64_t value)
+static void playback_event(struct sreq *r, int private, const char *name, const char *track,
+                           const char *field, uint64_t value)
 {
     struct talas_buf b = {0};
     struct talas_json json;
@@ -950,8 +953,8 @@ static void m_scrobble(struct sreq *r)
                 duration = t.duration_ms;
             mdb_txn_abort(txn);
         }
-        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0, r->ctx->conf->transcode_profiles[0].name,
-                                 "subsonic", now, &res, &reason);
+        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0,
+                                 r->ctx->conf->transcode_profiles[0].name, "subsonic", now, &res, &reason);
         if (rc != 0)
             break;
         if (res.stopped_previous)
@@ -988,8 +991,8 @@ static void playlist_failed(struct sreq *r, const struct talas_state_playlist_re
         send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
         break;
     case TALAS_STATE_QUOTA:
-        send_error(r, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached", res->refusal.limit,
-                   res->refusal.max);
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
+                   res->refusal.limit, res->refusal.max);
         break;
     case TALAS_STATE_REFUSED:
     case TALAS_STATE_UNAVAILABLE:
@@ -1182,11 +1185,12 @@ static int authenticate(struct sreq *r)
     talas_http_client_ip(r->req, address);
     who = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? "" : auth.user;
     if (talas_login_limits_blocked(address, who, now, &retry_ms)) {
-        code = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY : TALAS_SUBSONIC_E_CREDENTIALS;
+        code =
+            auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY : TALAS_SUBSONIC_E_CREDENTIALS;
         talas_subsonic_auth_free(&auth);
         send_error(r, code,
-                   "too many failed logins from this address: subsonic.max_failed_logins (%d) reached, retry in %" PRIu64
-                   " s",
+                   "too many failed logins from this address: subsonic.max_failed_logins (%d) reached, retry "
+                   "in %" PRIu64 " s",
                    r->ctx->conf->subsonic_max_failed_logins, (retry_ms + 999) / 1000);
         return -1;
     }
@@ -1223,7 +1227,7 @@ static int authenticate(struct sreq *r)
     if (!ok) {
         talas_login_limits_failed(address, who, now);
         log_warn("subsonic: failed login of \"%.128s\" from %s (%s)", who[0] ? who : "(API key)", address,
-                 auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? "API key"
+                 auth.mode == TALAS_SUBSONIC_AUTH_APIKEY  ? "API key"
                  : auth.mode == TALAS_SUBSONIC_AUTH_TOKEN ? "token"
                                                           : "password");
         if (auth.mode == TALAS_SUBSONIC_AUTH_APIKEY)
@@ -1244,7 +1248,8 @@ static int body_is_form(h2o_req_t *req)
     const h2o_iovec_t *type = talas_http_header(req, H2O_TOKEN_CONTENT_TYPE);
     static const char form[] = "application/x-www-form-urlencoded";
 
-    return type == NULL || (type->len >= sizeof(form) - 1 && strncasecmp(type->base, form, sizeof(form) - 1) == 0);
+    return type == NULL ||
+           (type->len >= sizeof(form) - 1 && strncasecmp(type->base, form, sizeof(form) - 1) == 0);
 }
 
 int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
@@ -1275,7 +1280,8 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         (talas_http_method_is(req, "POST") && body_is_form(req) &&
          talas_subsonic_args_parse(&r->args, req->entity.base, req->entity.len) != 0)) {
         /* the format may be what failed to parse: XML */
-        send_error(r, TALAS_SUBSONIC_E_GENERIC, "malformed parameters (percent-encoding, a NUL byte, or more than %d)",
+        send_error(r, TALAS_SUBSONIC_E_GENERIC,
+                   "malformed parameters (percent-encoding, a NUL byte, or more than %d)",
                    TALAS_SUBSONIC_MAX_PARAMS);
         return 0;
     }

@@ -100,7 +100,8 @@ const char *talas_subsonic_arg(const struct talas_subsonic_args *a, const char *
     return NULL;
 }
 
-size_t talas_subsonic_arg_all(const struct talas_subsonic_args *a, const char *name, const char **out, size_t max)
+size_t talas_subsonic_arg_all(const struct talas_subsonic_args *a, const char *name, const char **out,
+                              size_t max)
 {
     size_t n = 0;
 
@@ -216,8 +217,9 @@ int talas_subsonic_format(const struct talas_subsonic_args *a, enum talas_subson
 int talas_subsonic_auth_parse(const struct talas_subsonic_args *a, struct talas_subsonic_auth *auth,
                               const char **error_r)
 {
-    const char *u = talas_subsonic_arg(a, "u"), *p = talas_subsonic_arg(a, "p"), *t = talas_subsonic_arg(a, "t"),
-               *s = talas_subsonic_arg(a, "s"), *key = talas_subsonic_arg(a, "apiKey");
+    const char *u = talas_subsonic_arg(a, "u"), *p = talas_subsonic_arg(a, "p"),
+               *t = talas_subsonic_arg(a, "t"), *s = talas_subsonic_arg(a, "s"),
+               *key = talas_subsonic_arg(a, "apiKey");
 
     memset(auth, 0, sizeof(*auth));
     if (key != NULL) {
@@ -322,7 +324,8 @@ int talas_subsonic_token_ok(const char *password, size_t len, const char *salt, 
         return 0;
     }
     ok = c != NULL && EVP_DigestInit_ex(c, EVP_md5(), NULL) == 1 && EVP_DigestUpdate(c, password, len) == 1 &&
-         EVP_DigestUpdate(c, salt, strlen(salt)) == 1 && EVP_DigestFinal_ex(c, md, &md_len) == 1 && md_len == 16;
+         EVP_DigestUpdate(c, salt, strlen(salt)) == 1 && EVP_DigestFinal_ex(c, md, &md_len) == 1 &&
+         md_len == 16;
     EVP_MD_CTX_free(c);
     if (!ok)
         return 0;

@@ -19,14 +19,14 @@
 
 /* The API's error codes. */
 enum {
-    TALAS_SUBSONIC_E_GENERIC = 0,       /* also "not implemented" */
-    TALAS_SUBSONIC_E_MISSING = 10,      /* a required parameter is missing */
-    TALAS_SUBSONIC_E_CREDENTIALS = 40,  /* wrong username or password */
-    TALAS_SUBSONIC_E_AUTH_MECH = 42,    /* this authentication mechanism is not supported */
+    TALAS_SUBSONIC_E_GENERIC = 0,        /* also "not implemented" */
+    TALAS_SUBSONIC_E_MISSING = 10,       /* a required parameter is missing */
+    TALAS_SUBSONIC_E_CREDENTIALS = 40,   /* wrong username or password */
+    TALAS_SUBSONIC_E_AUTH_MECH = 42,     /* this authentication mechanism is not supported */
     TALAS_SUBSONIC_E_AUTH_CONFLICT = 43, /* several conflicting mechanisms in one request */
-    TALAS_SUBSONIC_E_APIKEY = 44,       /* invalid API key */
-    TALAS_SUBSONIC_E_FORBIDDEN = 50,    /* the user is not authorized */
-    TALAS_SUBSONIC_E_NOT_FOUND = 70,    /* the data was not found */
+    TALAS_SUBSONIC_E_APIKEY = 44,        /* invalid API key */
+    TALAS_SUBSONIC_E_FORBIDDEN = 50,     /* the user is not authorized */
+    TALAS_SUBSONIC_E_NOT_FOUND = 70,     /* the data was not found */
 };
 
 #define TALAS_SUBSONIC_MAX_PARAMS 1024 /* a request with more is refused */
@@ -95,12 +95,12 @@ enum talas_subsonic_auth_mode {
 
 struct talas_subsonic_auth {
     enum talas_subsonic_auth_mode mode;
-    const char *user;     /* u (PASSWORD, TOKEN); points into the args */
-    char *password;       /* PASSWORD: the clear password (enc: decoded), malloc'd; NULL otherwise */
+    const char *user; /* u (PASSWORD, TOKEN); points into the args */
+    char *password;   /* PASSWORD: the clear password (enc: decoded), malloc'd; NULL otherwise */
     size_t password_len;
-    const char *token;    /* TOKEN: 32 hex digits */
-    const char *salt;     /* TOKEN */
-    const char *apikey;   /* APIKEY */
+    const char *token;  /* TOKEN: 32 hex digits */
+    const char *salt;   /* TOKEN */
+    const char *apikey; /* APIKEY */
 };
 
 /*

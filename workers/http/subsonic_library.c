@@ -154,7 +154,7 @@ void talas_subsonic_library_free(struct talas_subsonic_library *lib)
 }
 
 const struct talas_subsonic_song *talas_subsonic_song_find(const struct talas_subsonic_library *lib,
-                                                            const char *id)
+                                                           const char *id)
 {
     for (size_t i = 0; i < lib->song_count; i++)
         if (strcmp(lib->songs[i].t.id, id) == 0)
@@ -163,7 +163,7 @@ const struct talas_subsonic_song *talas_subsonic_song_find(const struct talas_su
 }
 
 const struct talas_subsonic_album *talas_subsonic_album_find(const struct talas_subsonic_library *lib,
-                                                              const char *id)
+                                                             const char *id)
 {
     for (size_t i = 0; i < lib->album_count; i++)
         if (strcmp(lib->albums[i].id, id) == 0)
@@ -172,7 +172,7 @@ const struct talas_subsonic_album *talas_subsonic_album_find(const struct talas_
 }
 
 const struct talas_subsonic_artist *talas_subsonic_artist_find(const struct talas_subsonic_library *lib,
-                                                                const char *id)
+                                                               const char *id)
 {
     for (size_t i = 0; i < lib->artist_count; i++)
         if (strcmp(lib->artists[i].id, id) == 0)

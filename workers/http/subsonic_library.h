@@ -73,11 +73,11 @@ void talas_subsonic_library_free(struct talas_subsonic_library *lib);
 
 /* Look-ups by id; NULL when LIB has none. */
 const struct talas_subsonic_song *talas_subsonic_song_find(const struct talas_subsonic_library *lib,
-                                                            const char *id);
+                                                           const char *id);
 const struct talas_subsonic_album *talas_subsonic_album_find(const struct talas_subsonic_library *lib,
-                                                              const char *id);
+                                                             const char *id);
 const struct talas_subsonic_artist *talas_subsonic_artist_find(const struct talas_subsonic_library *lib,
-                                                                const char *id);
+                                                               const char *id);
 
 /* 1 when HAY contains NEEDLE, ASCII letters compared without case ("" is
  * in everything). */
