@@ -503,6 +503,12 @@ static const struct conf_key config_keys[] = {
     {"analysis.tempo", CONF_BOOL, C(analysis_tempo), 0, 0, "true", 0, NULL},
     {"analysis.tempo_max_duration", CONF_DURATION, C(analysis_tempo_max_duration_ms), 0, 24 * HOUR, "300", 0,
      NULL},
+    {"subsonic", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"subsonic.enabled", CONF_BOOL, C(subsonic_enabled), 0, 0, "false", 0, NULL},
+    {"subsonic.password_key_file", CONF_PATH, C(subsonic_password_key_file), 0, 0, NULL, 0, NULL},
+    {"subsonic.max_failed_logins", CONF_INT, C(subsonic_max_failed_logins), 0, 1000000, "10", 0, NULL},
+    {"subsonic.failed_login_window", CONF_DURATION, C(subsonic_failed_login_window_ms), SECOND, 24 * HOUR, "5m",
+     0, NULL},
 
     {"metrics", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"metrics.enabled", CONF_BOOL, C(metrics_enabled), 0, 0, "true", 0, NULL},
@@ -1605,6 +1611,9 @@ static int check_config(struct loader *ld, struct scope *sc, void *items, size_t
                                               strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
                                               l->port);
     }
+    if (c->subsonic_enabled && c->subsonic_password_key_file == NULL)
+        return fail(ld, section_mark(sc, "subsonic"), "subsonic.password_key_file",
+                    "is required with subsonic.enabled (openssl rand -hex 32 > FILE)");
     row = find_key(sc->table, "ws.auth_required");
     if (!sc->seen[row - sc->table->keys].set || sc->seen[row - sc->table->keys].null)
         c->ws_auth_required = c->auth_required;

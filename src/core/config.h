@@ -207,6 +207,13 @@ struct talas_config {
     int analysis_tempo;                      /* analysis.tempo: BPM, default true */
     uint64_t analysis_tempo_max_duration_ms; /* analysis.tempo_max_duration: tempo only for tracks
                                                 shorter than this, 0..24h, default 300s */
+    /* subsonic: the Subsonic API at /rest/ (workers/http/http_subsonic.c) */
+    int subsonic_enabled;              /* subsonic.enabled: bool, default false (a 404 like any unknown path) */
+    char *subsonic_password_key_file;  /* subsonic.password_key_file: seals the accounts' passwords
+                                          (store/accounts.h); required when enabled */
+    int subsonic_max_failed_logins;    /* subsonic.max_failed_logins: per worker, client address and user
+                                          name in one window, 0 (no limit)..1000000, default 10 */
+    uint64_t subsonic_failed_login_window_ms; /* subsonic.failed_login_window: 1s..1d, default 5m */
 
     /* metrics: GET /metrics (workers/http/http_metrics.c) */
     int metrics_enabled;       /* metrics.enabled: default true; false: a 404 like any unknown path */

@@ -115,8 +115,7 @@ void talas_token_format_time(time_t t, char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Reads PATH whole into a malloc'd, NUL-terminated buffer. */
-static int read_key_file(const char *path, const char *what, int strip, unsigned char **data_r, size_t *len_r,
+int talas_token_read_key_file(const char *path, const char *what, int strip, unsigned char **data_r, size_t *len_r,
                          char **error_r)
 {
     struct stat st;
@@ -223,7 +222,7 @@ static int load_key(const struct talas_config_key *ck, int is_main, struct auth_
                 what = xasprintf("%s%s%s: secret_file", where, k->kid ? " kid " : "", k->kid ? k->kid : "");
                 if (ck->secret_file == NULL) {
                     *error_r = xasprintf("%s is required with %s", what, k->alg_name);
-                } else if (read_key_file(ck->secret_file, what, 1, &k->verify, &k->verify_len, error_r) ==
+                } else if (talas_token_read_key_file(ck->secret_file, what, 1, &k->verify, &k->verify_len, error_r) ==
                            0) {
                     if (k->verify_len < algorithms[i].min_secret)
                         *error_r = xasprintf(
@@ -247,7 +246,7 @@ static int load_key(const struct talas_config_key *ck, int is_main, struct auth_
         *error_r = xasprintf("%s is required with %s", what, k->alg_name);
         goto done;
     }
-    if (read_key_file(ck->public_key_file, what, 0, &k->verify, &k->verify_len, error_r) != 0)
+    if (talas_token_read_key_file(ck->public_key_file, what, 0, &k->verify, &k->verify_len, error_r) != 0)
         goto done;
     if ((problem = pem_problem(k->verify, k->verify_len, 0, k->alg, &pub)) != NULL) {
         *error_r = xasprintf("%s: \"%s\" is %s", what, ck->public_key_file, problem);
@@ -256,7 +255,7 @@ static int load_key(const struct talas_config_key *ck, int is_main, struct auth_
     if (ck->private_key_file != NULL) {
         free(what);
         what = xasprintf("%s%s%s: private_key_file", where, k->kid ? " kid " : "", k->kid ? k->kid : "");
-        if (read_key_file(ck->private_key_file, what, 0, &k->sign, &k->sign_len, error_r) != 0)
+        if (talas_token_read_key_file(ck->private_key_file, what, 0, &k->sign, &k->sign_len, error_r) != 0)
             goto done;
         if ((problem = pem_problem(k->sign, k->sign_len, 1, k->alg, &priv)) != NULL) {
             *error_r = xasprintf("%s: \"%s\" is %s", what, ck->private_key_file, problem);
@@ -320,7 +319,7 @@ int talas_token_create(const struct talas_config *conf, struct talas_token **aut
     if (auth->key_count > 0)
         auth->signer = &auth->keys[0];
     if (conf->auth_backend_key_file != NULL) {
-        if (read_key_file(conf->auth_backend_key_file, "auth.backend_key_file", 1, &auth->backend_key,
+        if (talas_token_read_key_file(conf->auth_backend_key_file, "auth.backend_key_file", 1, &auth->backend_key,
                           &auth->backend_key_len, &error) != 0)
             goto fail;
         if (auth->backend_key_len < BACKEND_KEY_MIN) {

@@ -95,6 +95,16 @@ int talas_token_mint_url(struct talas_token *auth, const char *track, const char
                         enum talas_token_kind kind, uint64_t ttl_s, char **url_r, time_t *exp_r,
                         char **error_r);
 
+/*
+ * Reads the key file PATH whole into a malloc'd, NUL-terminated buffer
+ * (*data_r, *len_r; the caller cleanses and frees it): a regular file, not
+ * empty, at most 64 KiB; with STRIP, the line ends after the key are not
+ * part of it. Returns 0, or -1 with a malloc'd message that starts with
+ * WHAT (the configuration key) and names the file.
+ */
+int talas_token_read_key_file(const char *path, const char *what, int strip, unsigned char **data_r,
+                              size_t *len_r, char **error_r);
+
 /* "stream", "preview", "hls" for one kind; "all" for TALAS_TOKEN_ALL. */
 const char *talas_token_kind_name(enum talas_token_kind kind);
 

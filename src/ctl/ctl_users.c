@@ -7,6 +7,10 @@
  *   users data ls USER                    USER's records per kind: count, bytes
  *   users data purge USER [--kind KIND]   removes them (every kind, or KIND)
  *
+ * users ls also lists the accounts of Subsonic apps (store/accounts.h),
+ * with their API keys; the account commands themselves are in
+ * ctl_accounts.c.
+ *
  * Entry point (talasctl.h): talasctl_cmd_users. Tab-separated lines or one
  * JSON document (--json) on stdout; errors on stderr. A purge runs in short
  * write transactions (the store's), so the master and its workers keep
@@ -30,6 +34,7 @@
 
 #include "core/json.h"
 #include "ctl/talasctl.h"
+#include "store/accounts.h"
 #include "store/storage.h"
 #include "store/user_data.h"
 
@@ -51,6 +56,31 @@ static int collect_user(const char *user, void *arg)
     }
     l->users[l->count++] = xstrdup(user);
     return 0;
+}
+
+/* the accounts, their API keys in a second list (same order, as text) */
+struct account_list {
+    struct user_list names;
+    uint64_t *apikeys;
+};
+
+static int collect_account(const char *name, uint64_t created_ms, uint64_t apikeys, void *arg)
+{
+    struct account_list *a = arg;
+
+    collect_user(name, &a->names);
+    a->apikeys = xrealloc(a->apikeys, a->names.cap * sizeof(*a->apikeys));
+    a->apikeys[a->names.count - 1] = apikeys;
+    return 0;
+}
+
+/* USER's API keys when it has an account, else -1 (names in order). */
+static int64_t account_of(const struct account_list *a, const char *user)
+{
+    for (size_t i = 0; i < a->names.count; i++)
+        if (strcmp(a->names.users[i], user) == 0)
+            return (int64_t)a->apikeys[i];
+    return -1;
 }
 
 static int compare_users(const void *a, const void *b)
@@ -138,6 +168,7 @@ static int cmd_ls(const struct talas_config *conf)
     uint64_t *counts = xcalloc(talas_user_data_kind_count, sizeof(*counts));
     uint64_t *bytes = xcalloc(talas_user_data_kind_count, sizeof(*bytes));
     struct user_list users = {0};
+    struct account_list accounts = {0};
     struct talas_buf out = {0};
     struct talas_json json;
     size_t n = 0;
@@ -148,8 +179,12 @@ static int cmd_ls(const struct talas_config *conf)
         goto fail;
     for (size_t k = 0; k < talas_user_data_kind_count && rc == 0; k++)
         rc = kind_foreach(&talas_user_data_kinds[k], st, txn, collect_user, &users);
+    if (rc == 0)
+        rc = talas_account_foreach(st, txn, collect_account, &accounts);
     if (rc != 0)
         goto fail_txn;
+    for (size_t i = 0; i < accounts.names.count; i++)
+        collect_user(accounts.names.users[i], &users);
     qsort(users.users, users.count, sizeof(*users.users), compare_users);
     talas_json_init(&json, &out);
     talas_json_object_begin(&json);
@@ -159,11 +194,12 @@ static int cmd_ls(const struct talas_config *conf)
         printf("user");
         for (size_t k = 0; k < talas_user_data_kind_count; k++)
             printf("\t%s", talas_user_data_kinds[k].name);
-        printf("\n");
+        printf("\tapikeys\n");
     }
     for (size_t i = 0; i < users.count; i++) {
         if (i > 0 && strcmp(users.users[i], users.users[i - 1]) == 0)
             continue; /* a user with records of several kinds */
+        int64_t apikeys = account_of(&accounts, users.users[i]);
         if ((rc = usage(st, txn, users.users[i], counts, bytes)) != 0)
             goto fail_txn;
         n++;
@@ -171,7 +207,10 @@ static int cmd_ls(const struct talas_config *conf)
             printf("%s", users.users[i]);
             for (size_t k = 0; k < talas_user_data_kind_count; k++)
                 printf("\t%" PRIu64, counts[k]);
-            printf("\n");
+            if (apikeys < 0)
+                printf("\t-\n"); /* no account */
+            else
+                printf("\t%" PRId64 "\n", apikeys);
             continue;
         }
         talas_json_object_begin(&json);
@@ -181,6 +220,10 @@ static int cmd_ls(const struct talas_config *conf)
             talas_json_key(&json, talas_user_data_kinds[k].name);
             talas_json_uint(&json, counts[k]);
         }
+        talas_json_key(&json, "account");
+        talas_json_bool(&json, apikeys >= 0);
+        talas_json_key(&json, "apikeys");
+        talas_json_uint(&json, apikeys >= 0 ? (uint64_t)apikeys : 0);
         talas_json_object_end(&json);
     }
     mdb_txn_abort(txn);
@@ -194,6 +237,8 @@ static int cmd_ls(const struct talas_config *conf)
         printf("%zu user(s)\n", n);
     talas_buf_free(&out);
     user_list_free(&users);
+    user_list_free(&accounts.names);
+    free(accounts.apikeys);
     free(counts);
     free(bytes);
     talas_storage_close(st);
@@ -204,6 +249,8 @@ fail_txn:
 fail:
     talas_buf_free(&out);
     user_list_free(&users);
+    user_list_free(&accounts.names);
+    free(accounts.apikeys);
     free(counts);
     free(bytes);
     talas_storage_close(st);
@@ -325,10 +372,23 @@ static int cmd_data_purge(const struct talas_config *conf, const char *user,
 
 static int dispatch(const struct talas_config *conf, char **args, int nargs, const char *kind);
 
-int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind)
+int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind,
+                       const char *revoke)
 {
     int rc;
 
+    if (nargs >= 1 && (strcmp(args[0], "add") == 0 || strcmp(args[0], "rm") == 0 ||
+                       strcmp(args[0], "passwd") == 0 || strcmp(args[0], "apikey") == 0)) {
+        if (kind != NULL) {
+            talasctl_usage(stderr, "users");
+            return TALASCTL_USAGE;
+        }
+        return talasctl_cmd_accounts(conf, args, nargs, revoke);
+    }
+    if (revoke != NULL) {
+        talasctl_usage(stderr, "users");
+        return TALASCTL_USAGE;
+    }
     if (conf->cluster_postgres != NULL && (records = talasctl_pg_connect(conf)) == NULL)
         return TALASCTL_FAILURE;
     rc = dispatch(conf, args, nargs, kind);

@@ -54,6 +54,7 @@ enum {
     OPT_FULL = 1 << 4,
     OPT_KEYS = 1 << 5,
     OPT_KIND = 1 << 6, /* users data purge --kind */
+    OPT_REVOKE = 1 << 7, /* users apikey NAME --revoke KEY */
 };
 
 /* The commands, in the order of the usage message; USAGE is the command's
@@ -85,8 +86,14 @@ static const struct command {
      "  cache verify [--fix]\n"
      "                     check every cache record (CRCs included); --fix removes damaged ones\n"},
     {"sessions", 0, 0, 0, "  sessions           streaming sessions and listening sessions\n"},
-    {"users", 1, 3, OPT_KIND,
-     "  users ls           the users who have stored data, with their counts per kind\n"
+    {"users", 1, 3, OPT_KIND | OPT_REVOKE,
+     "  users ls           the users who have stored data or an account, with their\n"
+     "                     counts per kind\n"
+     "  users add NAME     an account for Subsonic apps; its password from stdin\n"
+     "  users passwd NAME  a new password for it, from stdin\n"
+     "  users rm NAME      remove the account and its API keys\n"
+     "  users apikey NAME [--revoke KEY]\n"
+     "                     print a new API key for the account, or revoke one\n"
      "  users data ls USER\n"
      "                     what USER has stored, per kind (playlists, playback,\n"
      "                     listening): count and bytes\n"
@@ -169,8 +176,9 @@ int main(int argc, char **argv)
         {"user", required_argument, NULL, 'u'}, {"level", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},       {"full", no_argument, NULL, 'F'},
         {"keys", no_argument, NULL, 'K'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
-    const char *level = NULL, *kind = NULL;
+        {"version", no_argument, NULL, 'V'},    {"revoke", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0}};
+    const char *level = NULL, *kind = NULL, *revoke = NULL;
     struct talasctl_sign_opts so = {0, 0, TALAS_TOKEN_STREAM, NULL};
     const struct command *command = NULL;
     struct talas_config *conf;
@@ -254,6 +262,9 @@ int main(int argc, char **argv)
             /* the kinds of user data: checked by ctl_users.c */
             kind = optarg;
             given |= OPT_KIND;
+        } else if (opt == 'r' && strcmp(command->name, "users") == 0) {
+            revoke = optarg;
+            given |= OPT_REVOKE;
         } else if (opt == 'k' && talasctl_sign_parse_kind(optarg, &so.kind) == 0)
             given |= OPT_SIGN;
         else if (opt == 'u') {
@@ -323,7 +334,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "sessions") == 0)
         rc = talasctl_cmd_sessions(conf);
     else if (strcmp(cmd, "users") == 0)
-        rc = talasctl_cmd_users(conf, args, nargs, kind);
+        rc = talasctl_cmd_users(conf, args, nargs, kind, revoke);
     else if (strcmp(cmd, "storage") == 0)
         rc = talasctl_cmd_storage(conf, args, nargs);
     else if (strcmp(cmd, "db") == 0)

@@ -96,8 +96,13 @@ int talasctl_cmd_sessions(const struct talas_config *conf);
 
 /* ctl_users.c: users ls, users data ls USER, users data purge USER
  * [--kind KIND] (KIND NULL: every kind); ARGS are the words after
- * "users". */
-int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind);
+ * "users". The account subcommands (add, passwd, rm, apikey [--revoke
+ * REVOKE]) go to ctl_accounts.c. */
+int talasctl_cmd_users(const struct talas_config *conf, char **args, int nargs, const char *kind,
+                       const char *revoke);
+/* ctl_accounts.c: users add|passwd|rm|apikey NAME [--revoke KEY]; ARGS
+ * are the words after "users". */
+int talasctl_cmd_accounts(const struct talas_config *conf, char **args, int nargs, const char *revoke);
 
 /* ctl_db.c: db migrate, db status (cluster.postgres's schema). */
 int talasctl_cmd_db(const struct talas_config *conf, char **args, int nargs);

@@ -83,6 +83,8 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_USER_SETTINGS] = "user_settings",
     [TALAS_DBI_PLAYLISTS_BY_OWNER] = "playlists_by_owner",
     [TALAS_DBI_TRACK_ALIASES] = "track_aliases",
+    [TALAS_DBI_ACCOUNTS] = "accounts",
+    [TALAS_DBI_API_KEYS] = "api_keys",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

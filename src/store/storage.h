@@ -39,6 +39,8 @@ enum talas_dbi {
     TALAS_DBI_USER_SETTINGS,   /* user id -> that user's settings, e.g. share_listening (users.c) */
     TALAS_DBI_PLAYLISTS_BY_OWNER, /* owner + NUL + playlist id -> "" (playlists.c) */
     TALAS_DBI_TRACK_ALIASES,   /* former track id -> current track id (catalog.c) */
+    TALAS_DBI_ACCOUNTS,        /* Subsonic account name -> its sealed password (accounts.c) */
+    TALAS_DBI_API_KEYS,        /* SHA-256 of an API key -> its account (accounts.c) */
     TALAS_DBI_COUNT
 };
 

@@ -20,6 +20,7 @@
 #include "http/http_playlists.h"
 #include "http/http_session.h"
 #include "http/http_stream.h"
+#include "http/http_subsonic.h"
 #include "http/http_users.h"
 #include "realtime/http_realtime.h"
 #include "http/http_transcode.h"
@@ -100,6 +101,8 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_playlists_get(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/metrics"))
         return talas_metrics_serve(ctx, req);
+    if (has_prefix(path, "/rest/", &at))
+        return talas_subsonic_serve(ctx, req);
     talas_http_send_error(req, 404, "not_found", "no such resource");
     return 0;
 }

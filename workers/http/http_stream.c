@@ -313,7 +313,34 @@ static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
     c->path_hash = path_hash(path);
 }
 
+static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id_buf,
+                          const struct talas_token_claims *claims);
+
 int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
+{
+    char id_buf[TALAS_TRACK_ID_LEN + 1];
+    struct talas_token_claims claims;
+
+    if (talas_http_track_request(req, id, len, id_buf) != 0)
+        return 0;
+    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM, &claims) != 0)
+        return 0;
+    return serve_original(ctx, req, id_buf, &claims);
+}
+
+int talas_stream_original_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id)
+{
+    char id_buf[TALAS_TRACK_ID_LEN + 1];
+    struct talas_token_claims claims;
+
+    memset(&claims, 0, sizeof(claims));
+    claims.exp = time(NULL); /* a user's answer: "private" (talas_http_media_cache_control) */
+    snprintf(id_buf, sizeof(id_buf), "%s", id);
+    return serve_original(ctx, req, id_buf, &claims);
+}
+
+static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id_buf,
+                          const struct talas_token_claims *claims)
 {
     struct talas_range ranges[TALAS_RANGE_MAX];
     struct stream_gen *gen;
@@ -322,17 +349,12 @@ int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     enum talas_range_verdict verdict = TALAS_RANGE_IGNORE;
     size_t range_count = 0, etag_len;
     uint64_t size, content_length;
-    char id_buf[TALAS_TRACK_ID_LEN + 1], etag[64], *path, *lm;
+    char etag[64], *path, *lm;
     h2o_iovec_t mime, cache_control;
-    struct talas_token_claims claims;
     int64_t mtime;
     int status, rc;
 
-    if (talas_http_track_request(req, id, len, id_buf) != 0)
-        return 0;
-    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM, &claims) != 0)
-        return 0;
-    cache_control = talas_http_media_cache_control(req, &claims);
+    cache_control = talas_http_media_cache_control(req, claims);
     if ((rc = talas_stream_lookup(ctx, req, id_buf, &path, &mime)) != 0) {
         if (rc == MDB_NOTFOUND)
             talas_http_send_error(req, 404, "not_found", "no such track");

@@ -16,4 +16,9 @@
  */
 int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len);
 
+/* The same for a request its route has authorized itself (the Subsonic
+ * API's /rest/stream, /rest/download): no token is checked, and the
+ * answer is marked private. ID is a valid track id (NUL-terminated). */
+int talas_stream_original_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id);
+
 #endif

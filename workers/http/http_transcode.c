@@ -586,11 +586,12 @@ static void request_dispose(void *p)
     talas_transcode_measure_cancel(&rq->measure);
 }
 
+static int start(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tx_request *rq, int preview);
+
 int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
                           int preview)
 {
     struct tx_request *rq;
-    char *path;
 
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
@@ -605,6 +606,28 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
+    return start(ctx, req, rq, preview);
+}
+
+int talas_transcode_serve_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                     const struct talas_config_profile *cp, double t)
+{
+    struct tx_request *rq;
+
+    rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
+    memset(rq, 0, sizeof(*rq));
+    snprintf(rq->key.track, sizeof(rq->key.track), "%s", id);
+    rq->claims.exp = time(NULL); /* a user's answer: "private" (talas_http_media_cache_control) */
+    talas_transcode_profile(ctx->conf, cp, &rq->profile);
+    rq->t = t;
+    return start(ctx, req, rq, 0);
+}
+
+/* Measures the source of RQ, whose parameters are set; on_measured goes on. */
+static int start(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tx_request *rq, int preview)
+{
+    char *path;
+
     if (talas_stream_source(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
         return 0;
     rq->ctx = ctx;

@@ -21,4 +21,12 @@ int talas_transcode_requested(h2o_req_t *req);
 int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len,
                           int preview);
 
+/* A transcode of track ID (valid, NUL-terminated) with profile CP, from T
+ * seconds in, for a request its route has authorized itself (the Subsonic
+ * API's /rest/stream): no token is checked, and the answer is marked
+ * private. Always answers; returns 0. */
+struct talas_config_profile;
+int talas_transcode_serve_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
+                                     const struct talas_config_profile *cp, double t);
+
 #endif

@@ -33,6 +33,7 @@
 
 #include "worker/access_log.h"
 #include "http/conn_limits.h"
+#include "http/http_subsonic.h"
 #include "core/daemon.h"
 #include "grpc/grpc_server.h"
 #include "http/http_limits.h"
@@ -353,6 +354,11 @@ void talas_worker_main(const struct talas_worker_args *args)
     }
     /* the Redis password file, too (cluster mode; NULL otherwise) */
     if (talas_cluster_bus_create(w.conf, args->slot, &wctx.cluster, &error) != 0) {
+        log_error("%s", error);
+        exit(2);
+    }
+    /* subsonic.password_key_file, likewise */
+    if (talas_subsonic_setup(w.conf, &error) != 0) {
         log_error("%s", error);
         exit(2);
     }

@@ -1,0 +1,1314 @@
+/*
+ * http_subsonic.c - the Subsonic API (OpenSubsonic), /rest/NAME and
+ * /rest/NAME.view, GET or form POST, so that Subsonic apps play from
+ * Talas.
+ *
+ * Entry points: talas_subsonic_setup (before privileges are dropped: the
+ * password key file), talas_subsonic_serve (the router, any /rest/ path).
+ *
+ * A request is parsed (subsonic_args.c), its user authenticated against
+ * the accounts that talasctl writes (store/accounts.h: u+p, u+t+s or
+ * apiKey; failures counted per address and user, login_limits.c), then
+ * answered by its method in XML, JSON or JSONP (subsonic_response.c).
+ * Errors are HTTP 200 with status "failed" and the API's codes. Browsing
+ * reads the catalog through subsonic_library.c in one read transaction;
+ * stream and download hand over to the media routes (http_stream.c,
+ * http_transcode.c) without their token check; star publishes TrackLiked,
+ * scrobble records playback (store/playback.h) and its events, and
+ * playlists go through the state interface (state/state_playlists.h).
+ *
+ * Logs: failed logins (warn, with the address and user), storage errors.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "core/log.h"
+#include "core/token.h"
+#include "http/http_response.h"
+#include "http/http_stream.h"
+#include "http/http_subsonic.h"
+#include "http/http_transcode.h"
+#include "http/login_limits.h"
+#include "http/subsonic_args.h"
+#include "http/subsonic_library.h"
+#include "http/subsonic_response.h"
+#include "realtime/ws_hub.h"
+#include "realtime/ws_protocol.h"
+#include "state/state_playlists.h"
+#include "store/accounts.h"
+#include "store/catalog.h"
+#include "store/playback.h"
+#include "store/users.h"
+
+#define LIST_MAX 500 /* songs, albums or artists in one answer */
+#define IDS_MAX 500  /* ids in one star, scrobble or createPlaylist */
+
+static struct {
+    struct talas_account_key key;
+    int have_key;
+} sub;
+
+int talas_subsonic_setup(const struct talas_config *conf, char **error_r)
+{
+    if (!conf->subsonic_enabled)
+        return 0;
+    if (talas_account_key_load(conf->subsonic_password_key_file, &sub.key, error_r) != 0)
+        return -1;
+    sub.have_key = 1;
+    talas_login_limits_init(conf);
+    return 0;
+}
+
+/* One request, in its pool; its args are freed with it. */
+struct sreq {
+    const struct talas_worker_ctx *ctx;
+    h2o_req_t *req;
+    struct talas_subsonic_args args;
+    enum talas_subsonic_format format;
+    const char *callback;
+    char user[TALAS_ACCOUNT_NAME_MAX + 1];
+    /* createPlaylist: the adds, one after the other, then the read */
+    struct talas_state_op *op;
+    const char **songs;
+    size_t song_count, next;
+    char *playlist;
+};
+
+static void sreq_dispose(void *p)
+{
+    struct sreq *r = p;
+
+    if (r->op != NULL)
+        talas_state_cancel(r->op);
+    talas_subsonic_args_free(&r->args);
+}
+
+static void send_doc(struct sreq *r, struct talas_subsonic_writer *w)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = r->req;
+    h2o_iovec_t buf = h2o_strdup(&req->pool, w->out.data ? w->out.data : "", w->out.len);
+    const char *type = talas_subsonic_content_type(w->format);
+
+    talas_buf_free(&w->out);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = buf.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &generator);
+    if (talas_http_method_is(req, "HEAD"))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_error(struct sreq *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void send_error(struct sreq *r, int code, const char *fmt, ...)
+{
+    struct talas_subsonic_writer w;
+    char message[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    talas_subsonic_write_error(&w, r->format, r->callback, code, message);
+    send_doc(r, &w);
+}
+
+static void begin_ok(struct sreq *r, struct talas_subsonic_writer *w)
+{
+    talas_subsonic_writer_begin(w, r->format, r->callback, 1);
+}
+
+static void finish(struct sreq *r, struct talas_subsonic_writer *w)
+{
+    talas_subsonic_writer_end(w);
+    send_doc(r, w);
+}
+
+/* A required parameter; answers error 10 and returns NULL when absent. */
+static const char *required(struct sreq *r, const char *name)
+{
+    const char *v = talas_subsonic_arg(&r->args, name);
+
+    if (v == NULL || *v == '\0') {
+        send_error(r, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: %s", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* An integer parameter; answers error 0 and returns -1 when malformed. */
+static int int_arg(struct sreq *r, const char *name, int64_t min, int64_t max, int64_t def, int64_t *v_r)
+{
+    const char *error;
+
+    if (talas_subsonic_arg_int(&r->args, name, min, max, def, v_r, &error) == 0)
+        return 0;
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s: must be an integer from %" PRId64 " to %" PRId64, name, min,
+               max);
+    return -1;
+}
+
+static void iso_time(uint64_t seconds, char buf[32])
+{
+    talas_token_format_time((time_t)seconds, buf);
+}
+
+/* ---------------------------------------------------------------- items */
+
+static const char *suffix_of(const char *path)
+{
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+
+    return dot != NULL && (slash == NULL || dot > slash) ? dot + 1 : "";
+}
+
+static void song_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_song *s)
+{
+    char created[32];
+
+    iso_time(s->t.scanned_at, created);
+    talas_subsonic_attr_str(w, "id", s->t.id);
+    talas_subsonic_attr_str(w, "parent", s->album_id);
+    talas_subsonic_attr_bool(w, "isDir", 0);
+    talas_subsonic_attr_str(w, "title", s->t.title);
+    talas_subsonic_attr_str(w, "album", s->album);
+    talas_subsonic_attr_str(w, "artist", s->artist);
+    talas_subsonic_attr_int(w, "size", (int64_t)s->t.size);
+    talas_subsonic_attr_str(w, "contentType", s->t.mime);
+    talas_subsonic_attr_str(w, "suffix", suffix_of(s->t.path));
+    talas_subsonic_attr_int(w, "duration", (int64_t)((s->t.duration_ms + 500) / 1000));
+    talas_subsonic_attr_int(w, "bitRate", (int64_t)((s->t.bit_rate + 500) / 1000));
+    talas_subsonic_attr_str(w, "path", s->relpath);
+    talas_subsonic_attr_bool(w, "isVideo", 0);
+    talas_subsonic_attr_str(w, "created", created);
+    talas_subsonic_attr_str(w, "albumId", s->album_id);
+    talas_subsonic_attr_str(w, "artistId", s->artist_id);
+    talas_subsonic_attr_str(w, "type", "music");
+    talas_subsonic_attr_str(w, "mediaType", "song");
+    talas_subsonic_attr_int(w, "samplingRate", s->t.sample_rate);
+    talas_subsonic_attr_int(w, "channelCount", s->t.channels);
+}
+
+static void song_item(struct talas_subsonic_writer *w, const struct talas_subsonic_song *s)
+{
+    talas_subsonic_item_begin(w);
+    song_attrs(w, s);
+    talas_subsonic_elem_end(w);
+}
+
+/* An album in the ID3 shape (getAlbum, getArtist, getAlbumList2, search3). */
+static void album_id3_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_album *a)
+{
+    char created[32];
+
+    iso_time(a->created, created);
+    talas_subsonic_attr_str(w, "id", a->id);
+    talas_subsonic_attr_str(w, "name", a->name);
+    talas_subsonic_attr_str(w, "artist", a->artist);
+    talas_subsonic_attr_str(w, "artistId", a->artist_id);
+    talas_subsonic_attr_int(w, "songCount", (int64_t)a->count);
+    talas_subsonic_attr_int(w, "duration", (int64_t)((a->duration_ms + 500) / 1000));
+    talas_subsonic_attr_str(w, "created", created);
+}
+
+/* An album as a directory (getAlbumList, getMusicDirectory, search2). */
+static void album_child_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_album *a)
+{
+    char created[32];
+
+    iso_time(a->created, created);
+    talas_subsonic_attr_str(w, "id", a->id);
+    talas_subsonic_attr_str(w, "parent", a->artist_id);
+    talas_subsonic_attr_bool(w, "isDir", 1);
+    talas_subsonic_attr_str(w, "title", a->name);
+    talas_subsonic_attr_str(w, "name", a->name);
+    talas_subsonic_attr_str(w, "album", a->name);
+    talas_subsonic_attr_str(w, "artist", a->artist);
+    talas_subsonic_attr_str(w, "artistId", a->artist_id);
+    talas_subsonic_attr_int(w, "songCount", (int64_t)a->count);
+    talas_subsonic_attr_int(w, "duration", (int64_t)((a->duration_ms + 500) / 1000));
+    talas_subsonic_attr_str(w, "created", created);
+}
+
+static void artist_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_artist *a, int id3)
+{
+    talas_subsonic_attr_str(w, "id", a->id);
+    talas_subsonic_attr_str(w, "name", a->name);
+    if (id3)
+        talas_subsonic_attr_int(w, "albumCount", (int64_t)a->count);
+}
+
+/* ------------------------------------------------------------ the view */
+
+/* The library of the request's musicFolderId (all without one), in *TXN_R
+ * (abort it after use). Answers the error and returns -1 when it cannot. */
+static int load_library(struct sreq *r, MDB_txn **txn_r, struct talas_subsonic_library *lib)
+{
+    int64_t folder;
+    int rc;
+
+    if (int_arg(r, "musicFolderId", 0, (int64_t)r->ctx->conf->library_path_count, 0, &folder) != 0)
+        return -1;
+    if ((rc = talas_storage_read_begin(r->ctx->storage, txn_r)) == 0 &&
+        (rc = talas_subsonic_library_load(r->ctx->storage, *txn_r, r->ctx->conf, (unsigned)folder, lib)) != 0)
+        mdb_txn_abort(*txn_r);
+    if (rc != 0) {
+        log_error("subsonic: reading the catalog failed: %s", mdb_strerror(rc));
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return -1;
+    }
+    return 0;
+}
+
+static void done_library(MDB_txn *txn, struct talas_subsonic_library *lib)
+{
+    talas_subsonic_library_free(lib);
+    mdb_txn_abort(txn);
+}
+
+/* ------------------------------------------------------------- methods */
+
+static void m_ping(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+static void m_license(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "license");
+    talas_subsonic_attr_bool(&w, "valid", 1);
+    talas_subsonic_elem_end(&w);
+    finish(r, &w);
+}
+
+static void m_extensions(struct sreq *r)
+{
+    static const char *const names[] = {"apiKeyAuthentication", "formPost", "transcodeOffset"};
+    static const int64_t one = 1;
+    struct talas_subsonic_writer w;
+
+    begin_ok(r, &w);
+    talas_subsonic_list_begin(&w, "openSubsonicExtensions");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        talas_subsonic_item_begin(&w);
+        talas_subsonic_attr_str(&w, "name", names[i]);
+        talas_subsonic_values(&w, "versions", &one, 1);
+        talas_subsonic_elem_end(&w);
+    }
+    talas_subsonic_list_end(&w);
+    finish(r, &w);
+}
+
+static void m_user(struct sreq *r)
+{
+    static const char *const roles[] = {"adminRole",    "settingsRole", "uploadRole",
+                                        "coverArtRole", "commentRole",  "podcastRole",
+                                        "jukeboxRole",  "shareRole",    "videoConversionRole"};
+    const char *name = required(r, "username");
+    const struct talas_config *conf = r->ctx->conf;
+    struct talas_subsonic_writer w;
+    int64_t folders[64];
+    size_t n = 0;
+
+    if (name == NULL)
+        return;
+    if (strcmp(name, r->user) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "%s may read only their own user", r->user);
+        return;
+    }
+    for (size_t i = 0; i < conf->library_path_count && n < 64; i++)
+        folders[n++] = (int64_t)i + 1;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "user");
+    talas_subsonic_attr_str(&w, "username", r->user);
+    talas_subsonic_attr_bool(&w, "scrobblingEnabled", 1);
+    talas_subsonic_attr_bool(&w, "streamRole", 1);
+    talas_subsonic_attr_bool(&w, "downloadRole", 1);
+    talas_subsonic_attr_bool(&w, "playlistRole", 1);
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        talas_subsonic_attr_bool(&w, roles[i], 0);
+    talas_subsonic_values(&w, "folder", folders, n);
+    talas_subsonic_elem_end(&w);
+    finish(r, &w);
+}
+
+static void m_folders(struct sreq *r)
+{
+    const struct talas_config *conf = r->ctx->conf;
+    struct talas_subsonic_writer w;
+
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "musicFolders");
+    talas_subsonic_list_begin(&w, "musicFolder");
+    for (size_t i = 0; i < conf->library_path_count; i++) {
+        talas_subsonic_item_begin(&w);
+        talas_subsonic_attr_int(&w, "id", (int64_t)i + 1);
+        talas_subsonic_attr_str(&w, "name", conf->library_paths[i].name);
+        talas_subsonic_elem_end(&w);
+    }
+    finish(r, &w);
+}
+
+/* The index letter of NAME: its first ASCII letter upper-cased, else "#". */
+static char index_of(const char *name)
+{
+    char c = name[0];
+
+    if (c >= 'a' && c <= 'z')
+        return (char)(c - 'a' + 'A');
+    return c >= 'A' && c <= 'Z' ? c : '#';
+}
+
+/* getIndexes (ID3 0) and getArtists (ID3 1): artists by index letter. */
+static void artists_by_index(struct sreq *r, int id3)
+{
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+    char letter = 0;
+
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, id3 ? "artists" : "indexes");
+    talas_subsonic_attr_str(&w, "ignoredArticles", "");
+    if (!id3)
+        talas_subsonic_attr_int(&w, "lastModified", (int64_t)talas_wall_ms());
+    talas_subsonic_list_begin(&w, "index");
+    /* artists come sorted by name without case: "#" ones may interleave */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < lib.artist_count; i++) {
+            char c = index_of(lib.artists[i].name);
+            if ((pass == 0) == (c == '#'))
+                continue;
+            if (c != letter) {
+                char name[2] = {c, '\0'};
+                if (letter != 0) {
+                    talas_subsonic_list_end(&w);
+                    talas_subsonic_elem_end(&w);
+                }
+                talas_subsonic_item_begin(&w);
+                talas_subsonic_attr_str(&w, "name", name);
+                talas_subsonic_list_begin(&w, "artist");
+                letter = c;
+            }
+            talas_subsonic_item_begin(&w);
+            artist_attrs(&w, &lib.artists[i], id3);
+            talas_subsonic_elem_end(&w);
+        }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_indexes(struct sreq *r)
+{
+    artists_by_index(r, 0);
+}
+
+static void m_artists(struct sreq *r)
+{
+    artists_by_index(r, 1);
+}
+
+static void m_directory(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    const struct talas_subsonic_artist *ar;
+    const struct talas_subsonic_album *al;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (id == NULL || load_library(r, &txn, &lib) != 0)
+        return;
+    if ((ar = talas_subsonic_artist_find(&lib, id)) != NULL) {
+        begin_ok(r, &w);
+        talas_subsonic_elem_begin(&w, "directory");
+        talas_subsonic_attr_str(&w, "id", ar->id);
+        talas_subsonic_attr_str(&w, "name", ar->name);
+        talas_subsonic_list_begin(&w, "child");
+        for (size_t i = 0; i < ar->count; i++) {
+            talas_subsonic_item_begin(&w);
+            album_child_attrs(&w, &lib.albums[ar->first + i]);
+            talas_subsonic_elem_end(&w);
+        }
+    } else if ((al = talas_subsonic_album_find(&lib, id)) != NULL) {
+        begin_ok(r, &w);
+        talas_subsonic_elem_begin(&w, "directory");
+        talas_subsonic_attr_str(&w, "id", al->id);
+        talas_subsonic_attr_str(&w, "parent", al->artist_id);
+        talas_subsonic_attr_str(&w, "name", al->name);
+        talas_subsonic_list_begin(&w, "child");
+        for (size_t i = 0; i < al->count; i++)
+            song_item(&w, &lib.songs[al->first + i]);
+    } else {
+        done_library(txn, &lib);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "directory not found");
+        return;
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_artist(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    const struct talas_subsonic_artist *ar;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (id == NULL || load_library(r, &txn, &lib) != 0)
+        return;
+    if ((ar = talas_subsonic_artist_find(&lib, id)) == NULL) {
+        done_library(txn, &lib);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "artist not found");
+        return;
+    }
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "artist");
+    artist_attrs(&w, ar, 1);
+    talas_subsonic_list_begin(&w, "album");
+    for (size_t i = 0; i < ar->count; i++) {
+        talas_subsonic_item_begin(&w);
+        album_id3_attrs(&w, &lib.albums[ar->first + i]);
+        talas_subsonic_elem_end(&w);
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_album(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    const struct talas_subsonic_album *al;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (id == NULL || load_library(r, &txn, &lib) != 0)
+        return;
+    if ((al = talas_subsonic_album_find(&lib, id)) == NULL) {
+        done_library(txn, &lib);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "album not found");
+        return;
+    }
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "album");
+    album_id3_attrs(&w, al);
+    talas_subsonic_list_begin(&w, "song");
+    for (size_t i = 0; i < al->count; i++)
+        song_item(&w, &lib.songs[al->first + i]);
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_song(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    const struct talas_subsonic_song *s;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (id == NULL || load_library(r, &txn, &lib) != 0)
+        return;
+    if ((s = talas_subsonic_song_find(&lib, id)) == NULL) {
+        done_library(txn, &lib);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "song not found");
+        return;
+    }
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "song");
+    song_attrs(&w, s);
+    talas_subsonic_elem_end(&w);
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+/* A random permutation of 0..N-1 into ORDER (malloc'd). */
+static size_t *shuffled(size_t n)
+{
+    size_t *order = xcalloc(n + 1, sizeof(*order));
+
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)random() % i, t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    return order;
+}
+
+static const struct talas_subsonic_album *sort_albums;
+
+static int by_name(const void *a, const void *b)
+{
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
+    int c = strcasecmp(x->name, y->name);
+
+    return c != 0 ? c : strcmp(x->id, y->id);
+}
+
+static int by_newest(const void *a, const void *b)
+{
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
+
+    if (x->created != y->created)
+        return x->created > y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* getAlbumList (ID3 0) and getAlbumList2 (ID3 1). */
+static void album_list(struct sreq *r, int id3)
+{
+    const char *type = required(r, "type");
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    int64_t size, offset;
+    size_t *order = NULL, n = 0;
+    MDB_txn *txn;
+
+    if (type == NULL || int_arg(r, "size", 0, LIST_MAX, 10, &size) != 0 ||
+        int_arg(r, "offset", 0, INT32_MAX, 0, &offset) != 0)
+        return;
+    if (strcmp(type, "random") != 0 && strcmp(type, "newest") != 0 &&
+        strcmp(type, "alphabeticalByName") != 0 && strcmp(type, "alphabeticalByArtist") != 0 &&
+        strcmp(type, "frequent") != 0 && strcmp(type, "recent") != 0 && strcmp(type, "highest") != 0 &&
+        strcmp(type, "starred") != 0 && strcmp(type, "byYear") != 0 && strcmp(type, "byGenre") != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "type: unknown list type \"%.64s\"", type);
+        return;
+    }
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    /* no ratings, stars, years or genres in the catalog: those lists are
+     * empty; frequent and recent are not counted per album yet */
+    if (strcmp(type, "highest") != 0 && strcmp(type, "starred") != 0 && strcmp(type, "byYear") != 0 &&
+        strcmp(type, "byGenre") != 0 && strcmp(type, "frequent") != 0 && strcmp(type, "recent") != 0) {
+        n = lib.album_count;
+        if (strcmp(type, "random") == 0) {
+            order = shuffled(n);
+        } else {
+            order = xcalloc(n + 1, sizeof(*order));
+            for (size_t i = 0; i < n; i++)
+                order[i] = i;
+            sort_albums = lib.albums;
+            if (strcmp(type, "alphabeticalByName") == 0)
+                qsort(order, n, sizeof(*order), by_name);
+            else if (strcmp(type, "newest") == 0)
+                qsort(order, n, sizeof(*order), by_newest);
+        }
+    }
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, id3 ? "albumList2" : "albumList");
+    talas_subsonic_list_begin(&w, "album");
+    for (size_t i = (size_t)offset; i < n && i < (size_t)offset + (size_t)size; i++) {
+        talas_subsonic_item_begin(&w);
+        if (id3)
+            album_id3_attrs(&w, &lib.albums[order[i]]);
+        else
+            album_child_attrs(&w, &lib.albums[order[i]]);
+        talas_subsonic_elem_end(&w);
+    }
+    free(order);
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_album_list(struct sreq *r)
+{
+    album_list(r, 0);
+}
+
+static void m_album_list2(struct sreq *r)
+{
+    album_list(r, 1);
+}
+
+static void m_random_songs(struct sreq *r)
+{
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    int64_t size;
+    size_t *order;
+    MDB_txn *txn;
+
+    if (int_arg(r, "size", 0, LIST_MAX, 10, &size) != 0 || load_library(r, &txn, &lib) != 0)
+        return;
+    order = shuffled(lib.song_count);
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "randomSongs");
+    talas_subsonic_list_begin(&w, "song");
+    for (size_t i = 0; i < lib.song_count && i < (size_t)size; i++)
+        song_item(&w, &lib.songs[order[i]]);
+    free(order);
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_genres(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    /* the catalog keeps no genre yet */
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "genres");
+    talas_subsonic_list_begin(&w, "genre");
+    finish(r, &w);
+}
+
+/* search2 (ID3 0) and search3 (ID3 1): artists, albums and songs whose
+ * names contain query, each list paged; an empty query (or "") matches
+ * everything, which is how apps sync a whole library. */
+static void search(struct sreq *r, int id3)
+{
+    const char *query = talas_subsonic_arg(&r->args, "query");
+    int64_t counts[3], offsets[3];
+    static const char *const count_names[] = {"artistCount", "albumCount", "songCount"};
+    static const char *const offset_names[] = {"artistOffset", "albumOffset", "songOffset"};
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    char q[256];
+    size_t matched;
+    MDB_txn *txn;
+
+    if (query == NULL && !id3) {
+        send_error(r, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: query");
+        return;
+    }
+    snprintf(q, sizeof(q), "%s", query != NULL ? query : "");
+    if (strcmp(q, "\"\"") == 0 || strcmp(q, "*") == 0)
+        q[0] = '\0';
+    for (int k = 0; k < 3; k++)
+        if (int_arg(r, count_names[k], 0, LIST_MAX, 20, &counts[k]) != 0 ||
+            int_arg(r, offset_names[k], 0, INT32_MAX, 0, &offsets[k]) != 0)
+            return;
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, id3 ? "searchResult3" : "searchResult2");
+    talas_subsonic_list_begin(&w, "artist");
+    matched = 0;
+    for (size_t i = 0; i < lib.artist_count; i++) {
+        if (!talas_subsonic_contains(lib.artists[i].name, q) || matched++ < (size_t)offsets[0])
+            continue;
+        if (matched > (size_t)(offsets[0] + counts[0]))
+            break;
+        talas_subsonic_item_begin(&w);
+        artist_attrs(&w, &lib.artists[i], id3);
+        talas_subsonic_elem_end(&w);
+    }
+    talas_subsonic_list_end(&w);
+    talas_subsonic_list_begin(&w, "album");
+    matched = 0;
+    for (size_t i = 0; i < lib.album_count; i++) {
+        if ((!talas_subsonic_contains(lib.albums[i].name, q) &&
+             !talas_subsonic_contains(lib.albums[i].artist, q)) ||
+            matched++ < (size_t)offsets[1])
+            continue;
+        if (matched > (size_t)(offsets[1] + counts[1]))
+            break;
+        talas_subsonic_item_begin(&w);
+        if (id3)
+            album_id3_attrs(&w, &lib.albums[i]);
+        else
+            album_child_attrs(&w, &lib.albums[i]);
+        talas_subsonic_elem_end(&w);
+    }
+    talas_subsonic_list_end(&w);
+    talas_subsonic_list_begin(&w, "song");
+    matched = 0;
+    for (size_t i = 0; i < lib.song_count; i++) {
+        const struct talas_subsonic_song *s = &lib.songs[i];
+        if ((!talas_subsonic_contains(s->t.title, q) && !talas_subsonic_contains(s->artist, q) &&
+             !talas_subsonic_contains(s->album, q)) ||
+            matched++ < (size_t)offsets[2])
+            continue;
+        if (matched > (size_t)(offsets[2] + counts[2]))
+            break;
+        song_item(&w, s);
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void m_search2(struct sreq *r)
+{
+    search(r, 0);
+}
+
+static void m_search3(struct sreq *r)
+{
+    search(r, 1);
+}
+
+/* The playable track ID into *T (strings valid while TXN is): 0, or -1
+ * when it answered error 70 (or 0 for a storage error). */
+static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas_track *t)
+{
+    int rc = MDB_NOTFOUND;
+
+    if (talas_track_id_valid(id, strlen(id)))
+        rc = talas_catalog_get(r->ctx->storage, txn, id, t);
+    if (rc == 0 && t->error == NULL)
+        return 0;
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != -1) {
+        log_error("subsonic: reading track %s failed: %s", id, mdb_strerror(rc));
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+    } else {
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", id);
+    }
+    return -1;
+}
+
+/* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
+ * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
+ * timeOffset seconds in. */
+static void media(struct sreq *r, int download)
+{
+    const char *id = required(r, "id"), *format = talas_subsonic_arg(&r->args, "format");
+    const struct talas_config_profile *cp = NULL;
+    struct talas_track t;
+    int64_t max_kbps = 0, offset = 0;
+    uint64_t source_bps;
+    char track[TALAS_TRACK_ID_LEN + 1];
+    MDB_txn *txn;
+    int rc;
+
+    if (id == NULL)
+        return;
+    if (!download && (int_arg(r, "maxBitRate", 0, 100000, 0, &max_kbps) != 0 ||
+                      int_arg(r, "timeOffset", 0, INT32_MAX, 0, &offset) != 0))
+        return;
+    if ((rc = talas_storage_read_begin(r->ctx->storage, &txn)) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return;
+    }
+    if (find_track(r, txn, id, &t) != 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    snprintf(track, sizeof(track), "%s", t.id);
+    source_bps = t.bit_rate;
+    mdb_txn_abort(txn);
+    if (format != NULL && *format == '\0')
+        format = NULL;
+    if (!download)
+        cp = talas_subsonic_pick_profile(r->ctx->conf, format, max_kbps, source_bps);
+    /* the original from an offset: only a transcode can start there */
+    if (!download && cp == NULL && offset > 0 && (format == NULL || strcmp(format, "raw") != 0))
+        cp = talas_subsonic_pick_profile(r->ctx->conf, "mp3", max_kbps > 0 ? max_kbps : 100000, 0);
+    if (cp == NULL)
+        talas_stream_original_authorized(r->ctx, r->req, track);
+    else
+        talas_transcode_serve_authorized(r->ctx, r->req, track, cp, (double)offset);
+}
+
+static void m_stream(struct sreq *r)
+{
+    media(r, 0);
+}
+
+static void m_download(struct sreq *r)
+{
+    media(r, 1);
+}
+
+/* The song ids of "id" (star, scrobble), each a playable track: their
+ * count, or -1 when it answered. IDS has room for IDS_MAX. */
+static long checked_ids(struct sreq *r, const char *name, const char **ids, int need_one)
+{
+    size_t n = talas_subsonic_arg_all(&r->args, name, ids, IDS_MAX);
+    struct talas_track t;
+    MDB_txn *txn;
+
+    if (n == 0 && need_one) {
+        send_error(r, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: %s", name);
+        return -1;
+    }
+    if (n > IDS_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s: at most %d in one request", name, IDS_MAX);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    if (talas_storage_read_begin(r->ctx->storage, &txn) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (find_track(r, txn, ids[i], &t) != 0) {
+            mdb_txn_abort(txn);
+            return -1;
+        }
+    mdb_txn_abort(txn);
+    return (long)n;
+}
+
+static void m_star(struct sreq *r)
+{
+    const char *ids[IDS_MAX];
+    struct talas_subsonic_writer w;
+    long n;
+
+    /* albums and artists have no like in Talas: only songs count */
+    if ((n = checked_ids(r, "id", ids, 0)) < 0)
+        return;
+    if (n == 0 && talas_subsonic_arg(&r->args, "albumId") == NULL &&
+        talas_subsonic_arg(&r->args, "artistId") == NULL) {
+        send_error(r, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id, albumId or artistId");
+        return;
+    }
+    for (long i = 0; i < n; i++) {
+        struct talas_buf b = {0};
+        struct talas_json json;
+
+        talas_ws_event_begin(&json, &b, "TrackLiked");
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, ids[i]);
+        talas_json_key(&json, "user_id");
+        talas_json_string(&json, r->user);
+        talas_json_object_end(&json);
+        talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, b.data, b.len);
+        talas_buf_free(&b);
+    }
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+static void m_unstar(struct sreq *r)
+{
+    const char *ids[IDS_MAX];
+    struct talas_subsonic_writer w;
+
+    /* a like is an event that went out: nothing stored to take back */
+    if (checked_ids(r, "id", ids, 0) < 0)
+        return;
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+/* A playback event of the request's user, as /api/ws publishes it. */
+static void playback_event(struct sreq *r, int private, const char *name, const char *track,
+                           const char *field, uint64_t value)
+{
+    struct talas_buf b = {0};
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, &b, name);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, r->user);
+    talas_json_key(&json, field);
+    talas_json_uint(&json, value);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish_activity(r->user, private, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+/* scrobble: submission=false is "now playing" (a Play: PlaybackStarted);
+ * true (the default) a play that happened: a Play and its Stop, so that it
+ * counts in the track's plays and the user's listening history. */
+static void m_scrobble(struct sreq *r)
+{
+    const char *ids[IDS_MAX], *submission = talas_subsonic_arg(&r->args, "submission"), *reason = NULL;
+    struct talas_subsonic_writer w;
+    struct talas_playback_result res;
+    struct talas_storage *st = r->ctx->storage;
+    int submit = submission == NULL || strcmp(submission, "false") != 0, private, rc = 0;
+    long n;
+
+    if ((n = checked_ids(r, "id", ids, 1)) < 0)
+        return;
+    private = !talas_user_shares_listening(st, r->user);
+    for (long i = 0; i < n && rc == 0; i++) {
+        uint64_t now = talas_wall_ms(), duration = 0;
+        struct talas_track t;
+        MDB_txn *txn;
+
+        if (talas_storage_read_begin(st, &txn) == 0) {
+            if (talas_catalog_get(st, txn, ids[i], &t) == 0)
+                duration = t.duration_ms;
+            mdb_txn_abort(txn);
+        }
+        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0,
+                                 r->ctx->conf->transcode_profiles[0].name, "subsonic", now, &res, &reason);
+        if (rc != 0)
+            break;
+        if (res.stopped_previous)
+            playback_event(r, private, "PlaybackStopped", res.previous_track, "total_played_ms",
+                           res.previous_played_ms);
+        playback_event(r, private, "PlaybackStarted", ids[i], "timestamp", now / 1000);
+        if (!submit)
+            continue;
+        if ((rc = talas_playback_stop(st, r->user, ids[i], now, &res, &reason)) != 0)
+            break;
+        playback_event(r, private, "PlaybackStopped", ids[i], "total_played_ms", res.total_played_ms);
+    }
+    if (rc != 0) {
+        if (rc != 1)
+            talas_storage_log_write_error("subsonic: a scrobble", rc);
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s", reason ? ": " : "",
+                   reason ? reason : "");
+        return;
+    }
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+/* ------------------------------------------------------------ playlists */
+
+/* The answer of a playlist store outcome that is not OK. */
+static void playlist_failed(struct sreq *r, const struct talas_state_playlist_result *res)
+{
+    switch (res->outcome) {
+    case TALAS_STATE_FORBIDDEN:
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "%s", res->reason);
+        break;
+    case TALAS_STATE_NOT_FOUND:
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+        break;
+    case TALAS_STATE_QUOTA:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
+                   res->refusal.limit, res->refusal.max);
+        break;
+    case TALAS_STATE_REFUSED:
+    case TALAS_STATE_UNAVAILABLE:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s", res->reason != NULL ? res->reason : "refused");
+        break;
+    default:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the playlist could not be stored");
+    }
+}
+
+/* Writes playlist ID (as read) with its entries; songs gone from the
+ * catalog are left out. */
+static void playlist_answer(struct sreq *r, const char *id, const struct talas_state_playlist *p)
+{
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    uint64_t duration = 0;
+    size_t count = 0;
+    MDB_txn *txn;
+
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    for (size_t i = 0; i < p->track_count; i++) {
+        const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
+        if (s != NULL) {
+            count++;
+            duration += s->t.duration_ms;
+        }
+    }
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "playlist");
+    talas_subsonic_attr_str(&w, "id", id);
+    talas_subsonic_attr_str(&w, "name", id);
+    talas_subsonic_attr_str(&w, "owner", p->owner);
+    talas_subsonic_attr_bool(&w, "public", 0);
+    talas_subsonic_attr_int(&w, "songCount", (int64_t)count);
+    talas_subsonic_attr_int(&w, "duration", (int64_t)((duration + 500) / 1000));
+    talas_subsonic_attr_str(&w, "created", "1970-01-01T00:00:00Z");
+    talas_subsonic_attr_str(&w, "changed", "1970-01-01T00:00:00Z");
+    talas_subsonic_list_begin(&w, "entry");
+    for (size_t i = 0; i < p->track_count; i++) {
+        const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
+        if (s != NULL)
+            song_item(&w, s);
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+static void on_playlist_read(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    /* a playlist shared with nobody is its owner's and its editors' only */
+    if (res->playlist->owner[0] != '\0' && strcmp(res->playlist->owner, r->user) != 0) {
+        int editor = 0;
+        for (size_t i = 0; i < res->playlist->editor_count; i++)
+            editor |= strcmp(res->playlist->editors[i], r->user) == 0;
+        if (!editor) {
+            send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "the playlist is not shared with %s", r->user);
+            return;
+        }
+    }
+    playlist_answer(r, r->playlist, res->playlist);
+}
+
+static void m_playlist(struct sreq *r)
+{
+    const char *id = required(r, "id");
+
+    if (id == NULL)
+        return;
+    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(id) + 1);
+    strcpy(r->playlist, id);
+    r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
+}
+
+static void add_next(struct sreq *r);
+
+static void on_added(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+    struct talas_buf ev = {0};
+    struct talas_json json;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
+    talas_json_key(&json, "playlist_id");
+    talas_json_string(&json, r->playlist);
+    talas_json_key(&json, "action");
+    talas_json_string(&json, "Added");
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, r->songs[r->next - 1]);
+    talas_json_key(&json, "position");
+    talas_json_uint(&json, res->position);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
+    talas_buf_free(&ev);
+    add_next(r);
+}
+
+/* The next song of createPlaylist, or the answer once all are in. */
+static void add_next(struct sreq *r)
+{
+    if (r->next == r->song_count) {
+        r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
+        return;
+    }
+    r->next++;
+    r->op = talas_state_playlist_add(r->ctx, r->user, r->playlist, r->songs[r->next - 1], 0, 0, on_added, r);
+}
+
+/* createPlaylist: a Talas playlist whose id is the name given (or
+ * playlistId: more songs for an existing one), with the songs of songId
+ * in order. Talas keeps no empty playlist: one song at least. */
+static void m_create_playlist(struct sreq *r)
+{
+    const char *name = talas_subsonic_arg(&r->args, "playlistId");
+    long n;
+
+    if (name == NULL && (name = required(r, "name")) == NULL)
+        return;
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
+    if ((n = checked_ids(r, "songId", r->songs, 1)) < 0)
+        return;
+    r->song_count = (size_t)n;
+    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(name) + 1);
+    strcpy(r->playlist, name);
+    add_next(r);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static const struct method {
+    const char *name;
+    int open; /* answered without credentials */
+    void (*fn)(struct sreq *r);
+} methods[] = {
+    {"ping", 0, m_ping},
+    {"getLicense", 0, m_license},
+    {"getOpenSubsonicExtensions", 1, m_extensions},
+    {"getUser", 0, m_user},
+    {"getMusicFolders", 0, m_folders},
+    {"getIndexes", 0, m_indexes},
+    {"getMusicDirectory", 0, m_directory},
+    {"getArtists", 0, m_artists},
+    {"getArtist", 0, m_artist},
+    {"getAlbum", 0, m_album},
+    {"getSong", 0, m_song},
+    {"getAlbumList", 0, m_album_list},
+    {"getAlbumList2", 0, m_album_list2},
+    {"getRandomSongs", 0, m_random_songs},
+    {"getGenres", 0, m_genres},
+    {"search2", 0, m_search2},
+    {"search3", 0, m_search3},
+    {"stream", 0, m_stream},
+    {"download", 0, m_download},
+    {"getPlaylist", 0, m_playlist},
+    {"createPlaylist", 0, m_create_playlist},
+    {"star", 0, m_star},
+    {"unstar", 0, m_unstar},
+    {"scrobble", 0, m_scrobble},
+};
+
+/* Checks the request's credentials; R->user is then the account. Answers
+ * and returns -1 when they fail. */
+static int authenticate(struct sreq *r)
+{
+    char address[64], password[TALAS_ACCOUNT_PASSWORD_MAX + 1];
+    struct talas_subsonic_auth auth;
+    const char *error, *who;
+    uint64_t now = talas_now_ms(), retry_ms;
+    size_t len = 0;
+    MDB_txn *txn;
+    int code, rc, ok = 0;
+
+    if ((code = talas_subsonic_auth_parse(&r->args, &auth, &error)) != 0) {
+        send_error(r, code, "%s", error);
+        return -1;
+    }
+    talas_http_client_ip(r->req, address);
+    who = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? "" : auth.user;
+    if (talas_login_limits_blocked(address, who, now, &retry_ms)) {
+        code =
+            auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY : TALAS_SUBSONIC_E_CREDENTIALS;
+        talas_subsonic_auth_free(&auth);
+        send_error(r, code,
+                   "too many failed logins from this address: subsonic.max_failed_logins (%d) reached, retry "
+                   "in %" PRIu64 " s",
+                   r->ctx->conf->subsonic_max_failed_logins, (retry_ms + 999) / 1000);
+        return -1;
+    }
+    if ((rc = talas_storage_read_begin(r->ctx->storage, &txn)) != 0) {
+        talas_subsonic_auth_free(&auth);
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the accounts could not be read");
+        return -1;
+    }
+    if (auth.mode == TALAS_SUBSONIC_AUTH_APIKEY) {
+        rc = talas_apikey_user(r->ctx->storage, txn, auth.apikey, strlen(auth.apikey), r->user);
+        ok = rc == 0;
+    } else {
+        rc = talas_account_password(r->ctx->storage, txn, sub.have_key ? &sub.key : NULL, auth.user, password,
+                                    sizeof(password), &len);
+        if (rc == 0 && auth.mode == TALAS_SUBSONIC_AUTH_PASSWORD)
+            ok = len == auth.password_len && CRYPTO_memcmp(password, auth.password, len) == 0;
+        else if (rc == 0)
+            ok = talas_subsonic_token_ok(password, len, auth.salt, auth.token);
+        if (rc == -1)
+            log_error("subsonic: the password of \"%s\" does not open with subsonic.password_key_file "
+                      "(another key, or a damaged record)",
+                      auth.user);
+        if (ok)
+            snprintf(r->user, sizeof(r->user), "%s", auth.user);
+        OPENSSL_cleanse(password, sizeof(password));
+    }
+    mdb_txn_abort(txn);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != -1) {
+        log_error("subsonic: reading the accounts failed: %s", mdb_strerror(rc));
+        talas_subsonic_auth_free(&auth);
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the accounts could not be read");
+        return -1;
+    }
+    if (!ok) {
+        talas_login_limits_failed(address, who, now);
+        log_warn("subsonic: failed login of \"%.128s\" from %s (%s)", who[0] ? who : "(API key)", address,
+                 auth.mode == TALAS_SUBSONIC_AUTH_APIKEY  ? "API key"
+                 : auth.mode == TALAS_SUBSONIC_AUTH_TOKEN ? "token"
+                                                          : "password");
+        if (auth.mode == TALAS_SUBSONIC_AUTH_APIKEY)
+            send_error(r, TALAS_SUBSONIC_E_APIKEY, "invalid API key");
+        else
+            send_error(r, TALAS_SUBSONIC_E_CREDENTIALS, "wrong username or password");
+        talas_subsonic_auth_free(&auth);
+        return -1;
+    }
+    talas_login_limits_succeeded(address, who);
+    talas_subsonic_auth_free(&auth);
+    return 0;
+}
+
+/* Whether a POST's body is a form (no Content-Type counts as one). */
+static int body_is_form(h2o_req_t *req)
+{
+    const h2o_iovec_t *type = talas_http_header(req, H2O_TOKEN_CONTENT_TYPE);
+    static const char form[] = "application/x-www-form-urlencoded";
+
+    return type == NULL ||
+           (type->len >= sizeof(form) - 1 && strncasecmp(type->base, form, sizeof(form) - 1) == 0);
+}
+
+int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    char name[TALAS_SUBSONIC_METHOD_MAX + 1];
+    const char *error;
+    struct sreq *r;
+    size_t i;
+
+    if (!ctx->conf->subsonic_enabled) {
+        talas_http_send_error(req, 404, "not_found", "no such resource (subsonic.enabled is off)");
+        return 0;
+    }
+    r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), sreq_dispose);
+    memset(r, 0, sizeof(*r));
+    r->ctx = ctx;
+    r->req = req;
+    r->format = TALAS_SUBSONIC_XML;
+    if (!talas_http_method_is(req, "GET") && !talas_http_method_is(req, "HEAD") &&
+        !talas_http_method_is(req, "POST")) {
+        req->res.status = 405;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD, POST"));
+        talas_http_send_error(req, 405, "method_not_allowed", "the Subsonic API takes GET and form POST");
+        return 0;
+    }
+    if ((req->query_at != SIZE_MAX && talas_subsonic_args_parse(&r->args, req->path.base + req->query_at + 1,
+                                                                req->path.len - req->query_at - 1) != 0) ||
+        (talas_http_method_is(req, "POST") && body_is_form(req) &&
+         talas_subsonic_args_parse(&r->args, req->entity.base, req->entity.len) != 0)) {
+        /* the format may be what failed to parse: XML */
+        send_error(r, TALAS_SUBSONIC_E_GENERIC,
+                   "malformed parameters (percent-encoding, a NUL byte, or more than %d)",
+                   TALAS_SUBSONIC_MAX_PARAMS);
+        return 0;
+    }
+    if (talas_subsonic_format(&r->args, &r->format, &r->callback, &error) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s", error);
+        return 0;
+    }
+    if (talas_http_method_is(req, "POST") && !body_is_form(req)) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "a POST's body must be application/x-www-form-urlencoded");
+        return 0;
+    }
+    if (talas_subsonic_method(req->path_normalized.base, req->path_normalized.len, name) != 0)
+        name[0] = '\0';
+    for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strcmp(methods[i].name, name) == 0)
+            break;
+    if (i < sizeof(methods) / sizeof(methods[0]) && methods[i].open) {
+        methods[i].fn(r);
+        return 0;
+    }
+    /* credentials first: an unknown method tells nothing to a stranger */
+    if (authenticate(r) != 0)
+        return 0;
+    if (i == sizeof(methods) / sizeof(methods[0])) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "not implemented: %s", name[0] ? name : "(no method)");
+        return 0;
+    }
+    methods[i].fn(r);
+    return 0;
+}
