@@ -216,11 +216,20 @@ def requests_served(srv):
 @pytest.mark.skipif(os.environ.get("TALAS_SKIP_BROWSER") == "1", reason="TALAS_SKIP_BROWSER=1")
 def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis_server, pg_database,
                                                    tmp_path_factory):
-    from test_browser import BROWSER_DIR, CHROMIUM
+    from test_browser import BROWSER_DIR, CHROMIUM, _node_modules
     from test_web_player import web_dist
 
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+    nm = _node_modules()
+    if nm is None:
         pytest.fail(f"playwright-core is not in {BROWSER_DIR}/node_modules (run `npm ci` there)")
+    player_dir = BROWSER_DIR
+    if nm != BROWSER_DIR / "node_modules":
+        # lbplayer.mjs resolves playwright-core from its own folder: a copy
+        # next to the node_modules found elsewhere (the sanitizer tree's)
+        player_dir = tmp_path_factory.mktemp("lbbrowser")
+        shutil.copy(BROWSER_DIR / "lbplayer.mjs", player_dir / "lbplayer.mjs")
+        (player_dir / "package.json").write_text('{"type": "module"}\n')
+        (player_dir / "node_modules").symlink_to(nm)
     lib = tmp_path_factory.mktemp("lblib")
     tf.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
             "-f", "lavfi", "-i", "sine=frequency=523:duration=40",
@@ -238,9 +247,9 @@ def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis
         out = tf.BUILDDIR / "tests" / "artifacts" / "cluster-lb"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
-        script = BROWSER_DIR / "lbplayer.mjs"
+        script = player_dir / "lbplayer.mjs"
         cp = subprocess.run(["node", str(script), f"http://127.0.0.1:{port}", str(out), "Balanced Song"],
-                            capture_output=True, text=True, timeout=180, cwd=str(BROWSER_DIR),
+                            capture_output=True, text=True, timeout=180, cwd=str(player_dir),
                             env=dict(os.environ, CHROMIUM=CHROMIUM))
         # what the player asked each node, before this test asks anything
         served = [requests_served(a) - served[0], requests_served(b) - served[1]]
