@@ -213,28 +213,30 @@ def migrate_and_start(a, b):
         tf.wait_for(lambda: engines_ready(srv), 10, what=f"{srv.workdir.name}: every worker on Redis and PostgreSQL")
 
 
-def engines_ready(srv):
-    """True once every worker's /api/health says it reaches Redis and the
-    record store (commands sent before that fail as unavailable)."""
+def worker_healths(srv):
+    """/api/health of every worker (asked until each pid answered, at most
+    40 times), or None when some worker was not reached."""
     seen = {}
     for _ in range(40):
         h = srv.health()
         seen[h["pid"]] = h
         if len(seen) == srv.workers:
-            break
-    return len(seen) == srv.workers and all(
-        h["status"] == "ok" and h.get("postgres", {"status": "ok"})["status"] == "ok" for h in seen.values())
+            return list(seen.values())
+    return None
+
+
+def engines_ready(srv):
+    """True once every worker's /api/health says it reaches Redis and the
+    record store (commands sent before that fail as unavailable)."""
+    hs = worker_healths(srv)
+    return hs is not None and all(
+        h["status"] == "ok" and h.get("postgres", {"status": "ok"})["status"] == "ok" for h in hs)
 
 
 def all_workers_say(srv, status):
     """True once /api/health answered STATUS from every worker."""
-    seen = {}
-    for _ in range(40):
-        h = srv.health()
-        seen[h["pid"]] = h
-        if len(seen) == srv.workers:
-            break
-    return len(seen) == srv.workers and all(h["status"] == status for h in seen.values())
+    hs = worker_healths(srv)
+    return hs is not None and all(h["status"] == status for h in hs)
 
 
 def run(coro, timeout=120):

@@ -32,7 +32,7 @@ int talas_http_query_find(const char *query, size_t len, const char *name, const
     return found;
 }
 
-static int hex_value(char c)
+int talas_http_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -51,7 +51,7 @@ ssize_t talas_http_percent_decode(const char *in, size_t len, char *out)
     for (; v < end; v++) {
         if (*v == '%') {
             int hi, lo;
-            if (end - v < 3 || (hi = hex_value(v[1])) < 0 || (lo = hex_value(v[2])) < 0)
+            if (end - v < 3 || (hi = talas_http_hex_value(v[1])) < 0 || (lo = talas_http_hex_value(v[2])) < 0)
                 return -1;
             out[n++] = (char)(hi << 4 | lo);
             v += 2;

@@ -32,6 +32,9 @@ int talas_http_query_find(const char *query, size_t len, const char *name, const
  */
 ssize_t talas_http_percent_decode(const char *in, size_t len, char *out);
 
+/* The value of hex digit C (either case), or -1. */
+int talas_http_hex_value(char c);
+
 /*
  * Reads an Authorization header VALUE (LEN bytes). Returns 1 when its
  * scheme is Bearer (any case), with the credentials, spaces and tabs around

@@ -45,7 +45,7 @@ const char *talas_http_reason(int status)
     }
 }
 
-void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *body)
+void talas_http_send_body(h2o_req_t *req, int status, const char *type, const struct talas_buf *body)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t buf = h2o_strdup(&req->pool, body->data ? body->data : "", body->len);
@@ -53,13 +53,18 @@ void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *bo
     req->res.status = status;
     req->res.reason = talas_http_reason(status);
     req->res.content_length = buf.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_start_response(req, &generator);
     if (talas_http_method_is(req, "HEAD"))
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *body)
+{
+    talas_http_send_body(req, status, "application/json; charset=utf-8", body);
 }
 
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)

@@ -15,6 +15,9 @@
 /* The standard reason phrase of STATUS ("Not Found"), or "Unknown". */
 const char *talas_http_reason(int status);
 
+/* Answers STATUS with BODY (copied) as TYPE, not to be cached; no body
+ * for HEAD. */
+void talas_http_send_body(h2o_req_t *req, int status, const char *type, const struct talas_buf *body);
 /* Sends STATUS with BODY (copied; the caller keeps ownership of BODY) as
  * application/json; charset=utf-8, with a Content-Length. HEAD gets the
  * headers only. */

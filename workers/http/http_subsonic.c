@@ -92,22 +92,8 @@ static void sreq_dispose(void *p)
 
 static void send_doc(struct sreq *r, struct talas_subsonic_writer *w)
 {
-    static h2o_generator_t generator = {NULL, NULL};
-    h2o_req_t *req = r->req;
-    h2o_iovec_t buf = h2o_strdup(&req->pool, w->out.data ? w->out.data : "", w->out.len);
-    const char *type = talas_subsonic_content_type(w->format);
-
+    talas_http_send_body(r->req, 200, talas_subsonic_content_type(w->format), &w->out);
     talas_buf_free(&w->out);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    req->res.content_length = buf.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_start_response(req, &generator);
-    if (talas_http_method_is(req, "HEAD"))
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-    else
-        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
 static void send_error(struct sreq *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -24,17 +24,6 @@
 #define APIKEY_MAX 128
 #define CALLBACK_MAX 128
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes LEN bytes of form encoding into a malloc'd string
  * (http_parse.c's decoder); NULL when malformed or it holds a NUL. */
 static char *form_decode(const char *s, size_t len)
@@ -262,7 +251,7 @@ int talas_subsonic_auth_parse(const struct talas_subsonic_args *a, struct talas_
                 goto bad_credentials;
             auth->password = xmalloc(hex / 2 + 1);
             for (size_t i = 0; i < hex / 2; i++) {
-                int hi = hex_digit(p[4 + 2 * i]), lo = hex_digit(p[5 + 2 * i]);
+                int hi = talas_http_hex_value(p[4 + 2 * i]), lo = talas_http_hex_value(p[5 + 2 * i]);
                 if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                     talas_subsonic_auth_free(auth);
                     goto bad_credentials;
@@ -289,7 +278,7 @@ int talas_subsonic_auth_parse(const struct talas_subsonic_args *a, struct talas_
     if (strlen(t) != 32 || strlen(s) > SALT_MAX)
         goto bad_credentials;
     for (size_t i = 0; i < 32; i++)
-        if (hex_digit(t[i]) < 0)
+        if (talas_http_hex_value(t[i]) < 0)
             goto bad_credentials;
     auth->mode = TALAS_SUBSONIC_AUTH_TOKEN;
     auth->token = t;
