@@ -1317,10 +1317,19 @@ static int check_library(struct loader *ld, struct scope *sc, void *items, size_
     const struct seen *seen = &sc->seen[name - sc->table->keys];
 
     if (cur->name == NULL) {
-        /* the path is absolute and normalised: its last component, or "/"
-         * for the root itself, which no one serves on purpose */
+        /* the path is absolute and normalised: its last component, which
+         * must make a name as an explicit one would (the dump writes it
+         * back as name:); the root itself has none */
         const char *slash = strrchr(cur->path, '/');
-        cur->name = arena_strdup(ld->arena, slash[1] != '\0' ? slash + 1 : "/");
+        const struct conf_key *path = find_key(sc->table, "path");
+        const struct seen *pseen = &sc->seen[path - sc->table->keys];
+        char *derived = arena_strdup(ld->arena, slash + 1);
+        const char *why = validate_library_name(&derived);
+
+        if (why != NULL)
+            return fail(ld, &pseen->mark, key_path(ld, sc->prefix, "path"),
+                        "its last component cannot name the library (a name %s); set name:", why);
+        cur->name = derived;
     }
     for (size_t i = 0; i < index; i++)
         if (strcmp(l[i].name, cur->name) == 0)

@@ -355,6 +355,20 @@ static void test_library_names(void **state)
                       "library: {paths: [{path: /nonexistent/a, name: a/b}]}\n"
                       "storage: {path: /nonexistent/db}\n",
                       "t.yaml:2:48: library.paths[0].name: must not contain '/' or control characters");
+    /* a name taken from the path obeys the same rule (the dump writes it
+     * back as name:, found by fuzz_config) */
+    assert_load_error("listen: [8082]\n"
+                      "library:\n"
+                      "  paths:\n"
+                      "    - \"/nonexistent/a\\tb\"\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:4:7: library.paths[0].path: its last component cannot name the library "
+                      "(a name must not contain '/' or control characters); set name:");
+    assert_load_error("listen: [8082]\n"
+                      "library: {paths: [{path: /}]}\n"
+                      "storage: {path: /nonexistent/db}\n",
+                      "t.yaml:2:26: library.paths[0].path: its last component cannot name the library "
+                      "(a name must be 1 to 255 bytes long); set name:");
     assert_load_error("listen: [8082]\n"
                       "library: {paths: [{name: a}]}\n"
                       "storage: {path: /nonexistent/db}\n",
