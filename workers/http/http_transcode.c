@@ -38,6 +38,7 @@
 #include "store/catalog.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
+#include "http/http_normalize.h"
 #include "http/http_source.h"
 #include "http/http_transcode.h"
 #include "core/log.h"
@@ -78,6 +79,7 @@ struct tx_request {
     struct talas_profile profile;
     int preview;
     double t;
+    int normalize_dlu; /* ?normalize=, tenths of LUFS; 0: none */
     struct talas_token_claims claims;
 };
 
@@ -455,6 +457,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     if (rq->preview)
         snprintf(gen->src.key.variant, sizeof(gen->src.key.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
                  layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
+    if (rq->preview)
+        talas_transcode_variant_normalized(&rq->profile, gen->src.key.variant);
     else
         talas_transcode_variant(&rq->profile, &layout, gen->src.key.variant);
 
@@ -606,6 +610,8 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
+    if (talas_http_normalize_param(req, &rq->normalize_dlu) != 0)
+        return 0;
     return start(ctx, req, rq, preview);
 }
 
@@ -629,6 +635,9 @@ static int start(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tx_r
     char *path;
 
     if (talas_stream_source(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
+        return 0;
+    if (talas_http_normalize_apply(ctx, req, rq->key.track, &rq->key.identity, rq->normalize_dlu,
+                                   &rq->profile) != 0)
         return 0;
     rq->ctx = ctx;
     rq->req = req;

@@ -42,6 +42,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "media/normalize.h"
 #include "media/track_file.h"
 #include "scan/media_input.h"
 #include "media/transcoder.h"
@@ -1104,6 +1105,9 @@ struct chunk_job {
     AVCodecContext *enc;
     AVFrame *eframe;
     AVPacket *epkt;
+    /* the loudness stage (p->normalize_dlu), fed from its own frame */
+    struct talas_normalizer *norm;
+    float *norm_in[2];
 };
 
 static int encoder_open(const struct talas_profile *p, const struct talas_layout *l, AVCodecContext **enc_r,
@@ -1234,6 +1238,69 @@ static void chunk_job_free(struct chunk_job *job)
     av_frame_free(&job->eframe);
     av_packet_free(&job->epkt);
     avcodec_free_context(&job->enc);
+    talas_normalizer_free(job->norm);
+    free(job->norm_in[0]);
+    free(job->norm_in[1]);
+}
+
+/* The encoder's input before normalization, positions [I0, I0 + N) into
+ * DST: resampled source, zero outside [0, out_samples), with the window's
+ * fades. */
+static int signal_frame(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
+{
+    const struct talas_layout *l = job->l;
+    int64_t x_end = (int64_t)l->out_samples;
+
+    if (i0 + (int64_t)n <= 0 || i0 >= x_end) {
+        for (unsigned ch = 0; ch < l->out_channels; ch++)
+            memset(dst[ch], 0, n * sizeof(float));
+        return 0;
+    }
+    if (resample_fill(job, i0, (int)n, error_r) < 0)
+        return -1;
+    for (unsigned ch = 0; ch < l->out_channels; ch++) {
+        const float *src = job->buf[ch] + job->buf_start + (i0 - job->buf_pos);
+
+        if (l->fade_out == 0 && i0 >= 0 && i0 + (int64_t)n <= x_end) {
+            memcpy(dst[ch], src, n * sizeof(float));
+            continue;
+        }
+        for (unsigned k = 0; k < n; k++) {
+            int64_t i = i0 + k;
+            float v = (i < 0 || i >= x_end) ? 0.0f : src[k];
+
+            if (l->fade_out > 0 && i >= 0 && i < x_end) {
+                if (i < (int64_t)l->fade_out)
+                    v *= (float)((double)(i + 0.5) / (double)l->fade_out);
+                if (x_end - i <= (int64_t)l->fade_out)
+                    v *= (float)((double)(x_end - i - 0.5) / (double)l->fade_out);
+            }
+            dst[ch][k] = v;
+        }
+    }
+    return 0;
+}
+
+/* The encoder's input, positions [I0, I0 + N) into DST: the signal, or
+ * with normalization the loudness stage's output, fed as far as needed. */
+static int encoder_input(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
+{
+    int ret;
+
+    if (job->norm == NULL)
+        return signal_frame(job, i0, n, dst, error_r);
+    while ((ret = talas_normalizer_read(job->norm, i0, n, dst)) == 0) {
+        int64_t at = talas_normalizer_next_input(job->norm);
+
+        if (signal_frame(job, at, n, job->norm_in, error_r) < 0 ||
+            talas_normalizer_feed(job->norm, (const float *const *)job->norm_in, n, error_r) < 0)
+            return -1;
+    }
+    if (ret < 0) {
+        *error_r = xasprintf("normalize: samples at %" PRId64 " asked for after later ones", i0);
+        return -1;
+    }
+    return 0;
 }
 
 int talas_transcode_chunk(const char *path, const struct talas_profile *p, const struct talas_layout *l,
@@ -1245,7 +1312,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     AVChannelLayout out_layout = {0};
     uint32_t *sizes = NULL;
     uint64_t first, in_rate, out_rate, g, istep, ostep;
-    int64_t s_out, b0, warm, need_lo, need_hi, x_end;
+    int64_t s_out, s_in, b0, warm, need_lo, need_hi;
     uint32_t count, kept = 0, packets = 0, fed = 0;
     const unsigned N = l->frame_samples;
     unsigned P = l->preroll_frames;
@@ -1279,7 +1346,12 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     istep = in_rate / g;
     ostep = out_rate / g;
     warm = 64 + 32 * (int64_t)((out_rate + in_rate - 1) / in_rate);
-    b0 = floor_div(s_out - warm, (int64_t)ostep);
+    /* the loudness stage starts earlier still: its limiter must have the
+     * continuous stream's state by the encoder's first sample */
+    s_in = s_out;
+    if (p->normalize_dlu != 0)
+        s_in -= (int64_t)(TALAS_NORMALIZE_HISTORY_MS * out_rate / 1000);
+    b0 = floor_div(s_in - warm, (int64_t)ostep);
     job.buf_pos = b0 * (int64_t)ostep;
     job.in_next = (int64_t)l->window.start + b0 * (int64_t)istep;
 
@@ -1342,8 +1414,12 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         fatal("%s: av_frame_get_buffer failed", __func__);
     if (frame_sizes_r != NULL)
         sizes = xmalloc((count ? count : 1) * sizeof(*sizes));
-
-    x_end = (int64_t)l->out_samples;
+    if (p->normalize_dlu != 0) {
+        if (talas_normalizer_open((unsigned)out_rate, p->channels, p->gain_db, s_in, &job.norm, &err) < 0)
+            goto done;
+        for (unsigned ch = 0; ch < p->channels; ch++)
+            job.norm_in[ch] = xmalloc(N * sizeof(float));
+    }
     while (kept < count) {
         int64_t i0 = s_out + (int64_t)fed * N;
 
@@ -1359,34 +1435,8 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         }
         if (av_frame_make_writable(job.eframe) < 0)
             fatal("%s: av_frame_make_writable failed", __func__);
-        if (i0 + (int64_t)N <= 0 || i0 >= x_end) {
-            for (unsigned ch = 0; ch < p->channels; ch++)
-                memset(job.eframe->extended_data[ch], 0, N * sizeof(float));
-        } else {
-            if (resample_fill(&job, i0, (int)N, &err) < 0)
-                goto done;
-            for (unsigned ch = 0; ch < p->channels; ch++) {
-                float *dst = (float *)job.eframe->extended_data[ch];
-                const float *src = job.buf[ch] + job.buf_start + (i0 - job.buf_pos);
-
-                if (l->fade_out == 0 && i0 >= 0 && i0 + (int64_t)N <= x_end) {
-                    memcpy(dst, src, N * sizeof(float));
-                    continue;
-                }
-                for (unsigned k = 0; k < N; k++) {
-                    int64_t i = i0 + k;
-                    float v = (i < 0 || i >= x_end) ? 0.0f : src[k];
-
-                    if (l->fade_out > 0 && i >= 0 && i < x_end) {
-                        if (i < (int64_t)l->fade_out)
-                            v *= (float)((double)(i + 0.5) / (double)l->fade_out);
-                        if (x_end - i <= (int64_t)l->fade_out)
-                            v *= (float)((double)(x_end - i - 0.5) / (double)l->fade_out);
-                    }
-                    dst[k] = v;
-                }
-            }
-        }
+        if (encoder_input(&job, i0, N, (float *const *)job.eframe->extended_data, &err) < 0)
+            goto done;
         job.eframe->pts = i0;
         ret = avcodec_send_frame(job.enc, job.eframe);
         fed++;

@@ -70,6 +70,12 @@ struct talas_profile {
     unsigned sample_rate; /* output Hz */
     unsigned channels;    /* output channels (1 or 2) */
     unsigned chunk_ms;    /* AAC: length of a full chunk (an HLS segment), 0: 6000 */
+    /* Loudness normalization (media/normalize.h): the target in tenths of
+     * LUFS, 0 for none; then GAIN_DB (the target less the track's
+     * integrated loudness) and the true-peak limiter run before the
+     * encoder. Part of the cache variant (talas_transcode_variant). */
+    int normalize_dlu;
+    double gain_db;
 };
 
 struct talas_config_profile;
