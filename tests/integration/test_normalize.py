@@ -254,3 +254,24 @@ def test_original_route_ignores_normalize(nsrv, library):
     assert st == 200 and body == original
     st, _, part = nsrv.get(f"/stream/{tid}?normalize=-23", headers={"Range": "bytes=100-199"})
     assert st == 206 and part == original[100:200]
+
+
+@pytest.mark.parametrize("route", ["mp3", "aac", "hls"])
+def test_true_peak_holds_under_heavy_limiting(nsrv, tmp_path, route):
+    """Dense loud noise raised 5 dB (to -5 LUFS): the limiter works all the
+    time, and the encoder's overshoot must stay within its margin. The
+    loudness falls short of the target there (the limiter takes it away):
+    only the peak is held."""
+    tid = track(nsrv, "loud")
+    template, suffix = ROUTES[route]
+    if template is None:
+        out = fetch_hls(nsrv, tid, -5, tmp_path)
+    else:
+        st, _, body = nsrv.get(template.format(id=tid, target=-5), timeout=180)
+        assert st == 200, body[:300]
+        out = tmp_path / f"{route}.{suffix}"
+        out.write_bytes(body)
+    integrated, peak = ebur128(out)
+    print(f"loud {route} -5: I {integrated} LUFS, true peak {peak} dBTP")
+    assert peak <= -1.0, f"loud {route} to -5: true peak {peak} dBTP"
+    assert integrated > nsrv.by_title["loud"]["loudness"]["integrated_lufs"], integrated

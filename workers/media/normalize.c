@@ -55,16 +55,16 @@ static char *av_error(const char *what, int err)
     return xasprintf("normalize: %s: %s", what, msg);
 }
 
-int talas_normalizer_open(unsigned rate, unsigned channels, double gain_db, int64_t first,
-                          struct talas_normalizer **n_r, char **error_r)
+int talas_normalizer_open(unsigned rate, unsigned channels, double gain_db, double ceiling_dbtp,
+                          int64_t first, struct talas_normalizer **n_r, char **error_r)
 {
     struct talas_normalizer *n = xcalloc(1, sizeof(*n));
     AVFilterInOut *outputs = NULL, *inputs = NULL;
     char args[160], desc[400];
-    double limit = pow(10.0, (TALAS_NORMALIZE_PEAK_DBTP - TALAS_NORMALIZE_MARGIN_DB) / 20.0);
+    double limit = pow(10.0, ceiling_dbtp / 20.0);
     int ret;
 
-    if (channels < 1 || channels > 2 || rate == 0 || !isfinite(gain_db)) {
+    if (channels < 1 || channels > 2 || rate == 0 || !isfinite(gain_db) || !(limit >= 0.0625 && limit <= 1)) {
         free(n);
         *error_r = xasprintf("normalize: unsupported stream (%u Hz, %u channels, gain %g dB)", rate,
                              channels, gain_db);

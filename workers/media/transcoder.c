@@ -1415,7 +1415,11 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     if (frame_sizes_r != NULL)
         sizes = xmalloc((count ? count : 1) * sizeof(*sizes));
     if (p->normalize_dlu != 0) {
-        if (talas_normalizer_open((unsigned)out_rate, p->channels, p->gain_db, s_in, &job.norm, &err) < 0)
+        double ceiling = TALAS_NORMALIZE_PEAK_DBTP - (p->codec == TALAS_CODEC_MP3 ? TALAS_NORMALIZE_MARGIN_MP3_DB
+                                                                               : TALAS_NORMALIZE_MARGIN_AAC_DB);
+
+        if (talas_normalizer_open((unsigned)out_rate, p->channels, p->gain_db, ceiling, s_in, &job.norm,
+                                  &err) < 0)
             goto done;
         for (unsigned ch = 0; ch < p->channels; ch++)
             job.norm_in[ch] = xmalloc(N * sizeof(float));
