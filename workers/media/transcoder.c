@@ -583,10 +583,14 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
     l.fade_out = (l.window.fade * p->sample_rate + src->sample_rate / 2) / src->sample_rate;
     if (l.fade_out * 2 > l.out_samples)
         l.fade_out = l.out_samples / 2;
-    l.preroll_frames = p->codec == TALAS_CODEC_MP3
-                           ? TALAS_TRANSCODE_PREROLL
-                           : (unsigned)(((uint64_t)TALAS_TRANSCODE_PREROLL_AAC_MS * p->sample_rate + 1023999) /
-                                        1024000);
+    {
+        uint64_t aac_ms =
+            p->normalize_dlu != 0 ? TALAS_TRANSCODE_PREROLL_AAC_NORMALIZED_MS : TALAS_TRANSCODE_PREROLL_AAC_MS;
+
+        l.preroll_frames = p->codec == TALAS_CODEC_MP3
+                               ? TALAS_TRANSCODE_PREROLL
+                               : (unsigned)((aac_ms * p->sample_rate + 1023999) / 1024000);
+    }
 
     if (p->codec == TALAS_CODEC_MP3) {
         struct mp3_format f;
