@@ -32,9 +32,9 @@ export interface PlayerBarProps {
 
 /** The Loudness match menu: ?normalize= targets. */
 const MATCHES: readonly { value: string; label: string }[] = [
-  { value: 'off', label: 'Loudness match: off' },
-  { value: '-14', label: 'Match −14 LUFS' },
-  { value: '-23', label: 'Match −23 LUFS' },
+  { value: 'off', label: 'Match: off' },
+  { value: '-14', label: '−14 LUFS' },
+  { value: '-23', label: '−23 LUFS' },
 ];
 
 const num = (v: number | null | undefined, digits: number) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : null);
