@@ -100,8 +100,8 @@ static void test_history_gives_the_continuous_samples(void **state)
     size_t n = 20000;
     /* chunks starting in a burst, while the limiter releases after one
      * (its gain still down), and in quiet */
-    static const int64_t starts[] = {9000 * 4 + 500, 9000 * 5 + 40, 9000 * 5 + 1500, 9000 * 5 + 3000,
-                                     9000 * 6 + 3000, 123457};
+    static const int64_t starts[] = {9000 * 4 + 500,  9000 * 5 + 40,   9000 * 5 + 1500,
+                                     9000 * 5 + 3000, 9000 * 6 + 3000, 123457};
 
     for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
         float *whole = run(12, -3, -history, starts[s], n);

@@ -11,7 +11,8 @@
  * The token is checked first (scope "hls"), before the catalog is read or
  * anything is opened or encoded, for playlists and segments alike; the
  * playlists carry it on every URL they list, so players need nothing but
- * the master playlist's URL. Every object waits for the worker's verdict
+ * the master playlist's URL; a ?normalize= target (http_normalize.c) rides
+ * along the same way. Every object waits for the worker's verdict
  * on the source (talas_transcode_measure, memoised): a track that cannot
  * be transcoded gets a 422 for its ladder too, not a playlist of segments
  * that all fail. Segment n is chunk n of the rung's AAC

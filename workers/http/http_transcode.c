@@ -23,6 +23,9 @@
  * a listener never waits on an encode that could have started earlier, and
  * cancels them when it goes away.
  *
+ * ?normalize=LUFS (http_normalize.c) gives the profile a gain from the
+ * track's measured loudness, and the variant its target.
+ *
  * Logs: sources that cannot be measured or laid out (warn), failed chunks
  * (transcode_jobs.c).
  */

@@ -66,8 +66,8 @@ int talas_normalizer_open(unsigned rate, unsigned channels, double gain_db, doub
 
     if (channels < 1 || channels > 2 || rate == 0 || !isfinite(gain_db) || !(limit >= 0.0625 && limit <= 1)) {
         free(n);
-        *error_r = xasprintf("normalize: unsupported stream (%u Hz, %u channels, gain %g dB)", rate,
-                             channels, gain_db);
+        *error_r = xasprintf("normalize: unsupported stream (%u Hz, %u channels, gain %g dB)", rate, channels,
+                             gain_db);
         return -1;
     }
     n->rate = rate;

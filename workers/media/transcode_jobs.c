@@ -623,7 +623,8 @@ void talas_transcode_variant(const struct talas_profile *p, const struct talas_l
     talas_transcode_variant_normalized(p, variant_r);
 }
 
-void talas_transcode_variant_normalized(const struct talas_profile *p, char variant_r[TALAS_CACHE_VARIANT_MAX + 1])
+void talas_transcode_variant_normalized(const struct talas_profile *p,
+                                        char variant_r[TALAS_CACHE_VARIANT_MAX + 1])
 {
     size_t len = strlen(variant_r);
 

@@ -24,6 +24,11 @@
  *             layout's pre-roll; for AAC at most first_frame). x is zero before 0 and from out_samples on, so the
  *             encoder is never flushed: it runs until it has produced the
  *             chunk's frames, exactly as a continuous encode would.
+ *
+ * A normalized profile (p->normalize_dlu) puts a fourth stage between the
+ * resampler and the encoder: media/normalize.c's gain and true-peak
+ * limiter, fed from TALAS_NORMALIZE_HISTORY_MS before the encoder's first
+ * sample so that its state is the continuous stream's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -584,8 +589,8 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
     if (l.fade_out * 2 > l.out_samples)
         l.fade_out = l.out_samples / 2;
     {
-        uint64_t aac_ms =
-            p->normalize_dlu != 0 ? TALAS_TRANSCODE_PREROLL_AAC_NORMALIZED_MS : TALAS_TRANSCODE_PREROLL_AAC_MS;
+        uint64_t aac_ms = p->normalize_dlu != 0 ? TALAS_TRANSCODE_PREROLL_AAC_NORMALIZED_MS
+                                                : TALAS_TRANSCODE_PREROLL_AAC_MS;
 
         l.preroll_frames = p->codec == TALAS_CODEC_MP3
                                ? TALAS_TRANSCODE_PREROLL
@@ -1419,8 +1424,9 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     if (frame_sizes_r != NULL)
         sizes = xmalloc((count ? count : 1) * sizeof(*sizes));
     if (p->normalize_dlu != 0) {
-        double ceiling = TALAS_NORMALIZE_PEAK_DBTP - (p->codec == TALAS_CODEC_MP3 ? TALAS_NORMALIZE_MARGIN_MP3_DB
-                                                                               : TALAS_NORMALIZE_MARGIN_AAC_DB);
+        double margin =
+            p->codec == TALAS_CODEC_MP3 ? TALAS_NORMALIZE_MARGIN_MP3_DB : TALAS_NORMALIZE_MARGIN_AAC_DB;
+        double ceiling = TALAS_NORMALIZE_PEAK_DBTP - margin;
 
         if (talas_normalizer_open((unsigned)out_rate, p->channels, p->gain_db, ceiling, s_in, &job.norm,
                                   &err) < 0)
