@@ -20,6 +20,7 @@ import urllib.parse
 
 import pytest
 
+import auth_keys as ak
 import talas_fixtures as tf
 
 TARGETS = (-14, -23)
@@ -275,3 +276,30 @@ def test_true_peak_holds_under_heavy_limiting(nsrv, tmp_path, route):
     print(f"loud {route} -5: I {integrated} LUFS, true peak {peak} dBTP")
     assert peak <= -1.0, f"loud {route} to -5: true peak {peak} dBTP"
     assert integrated > nsrv.by_title["loud"]["loudness"]["integrated_lufs"], integrated
+
+
+def test_hls_with_a_token_carries_both(talas_server, library, tmp_path):
+    """With auth.required, the playlists list every URL with the token and
+    the target; a player given the master playlist's URL alone plays the
+    normalized rendition."""
+    keys = ak.Keys(tmp_path / "keys")
+    srv = talas_server([library], start=False)
+    srv.write_config(text=ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False)))
+    srv.start(wait_scan=True)
+    key = {"Authorization": "Bearer " + keys.backend_key}
+    st, _, body = srv.get("/api/tracks?limit=100", headers=key)
+    tid = next(t["id"] for t in json.loads(body)["tracks"] if t["title"] == "quiet")
+    token = ak.pyjwt_token(keys, "HS256", ak.claims(tid, scope="hls"), kid="k2")
+    st, _, master = srv.get(f"/hls/{tid}/master.m3u8?normalize=-23&token={token}")
+    assert st == 200, master[:300]
+    uris = [line for line in master.decode().split("\n") if line and not line.startswith("#")]
+    assert uris and all(u.endswith(f"?token={token}&normalize=-23.0") for u in uris), master
+    st, _, pl = srv.get(f"/hls/{tid}/{uris[0]}")
+    assert st == 200, pl[:300]
+    segs = [line for line in pl.decode().split("\n") if line and not line.startswith("#")]
+    assert all(u.endswith(f"?token={token}&normalize=-23.0") for u in segs), pl
+    out = tmp_path / "played.wav"
+    tf.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i",
+            f"{srv.base_url}/hls/{tid}/master.m3u8?token={token}&normalize=-23", str(out)], timeout=120)
+    integrated, peak = ebur128(out)
+    assert abs(integrated - -23) <= 0.5 and peak <= -1.0, (integrated, peak)
