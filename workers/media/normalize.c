@@ -141,8 +141,9 @@ static int drain(struct talas_normalizer *n, char **error_r)
             return -1;
         }
         if (n->out_start + n->out_len + count > n->out_cap) {
-            for (unsigned ch = 0; ch < n->channels; ch++)
-                memmove(n->buf[ch], n->buf[ch] + n->out_start, n->out_len * sizeof(float));
+            if (n->out_len > 0 && n->out_start > 0)
+                for (unsigned ch = 0; ch < n->channels; ch++)
+                    memmove(n->buf[ch], n->buf[ch] + n->out_start, n->out_len * sizeof(float));
             n->out_start = 0;
             if (n->out_len + count > n->out_cap) {
                 n->out_cap = 2 * (n->out_len + count) + 4096;
@@ -150,7 +151,7 @@ static int drain(struct talas_normalizer *n, char **error_r)
                     n->buf[ch] = xrealloc(n->buf[ch], n->out_cap * sizeof(float));
             }
         }
-        for (unsigned ch = 0; ch < n->channels; ch++)
+        for (unsigned ch = 0; ch < n->channels && count > 0; ch++)
             memcpy(n->buf[ch] + n->out_start + n->out_len, n->out->extended_data[ch], count * sizeof(float));
         n->out_len += count;
         av_frame_unref(n->out);
@@ -194,7 +195,7 @@ int talas_normalizer_read(struct talas_normalizer *n, int64_t at, unsigned count
     if (at + (int64_t)count > n->out_pos + (int64_t)n->out_len)
         return 0;
     skip = (size_t)(at - n->out_pos);
-    for (unsigned ch = 0; ch < n->channels; ch++)
+    for (unsigned ch = 0; ch < n->channels && count > 0; ch++)
         memcpy(planes[ch], n->buf[ch] + n->out_start + skip, count * sizeof(float));
     /* what comes before AT is never asked for again */
     n->out_start += skip;
