@@ -208,7 +208,7 @@ static void check_media_playlist(const struct talas_layout *l, const char *query
 static void test_media_playlist(void **state)
 {
     const struct talas_profile *high = builtin("high");
-    struct talas_profile four = {"four", TALAS_CODEC_AAC, 128000, 48000, 1, 4000};
+    struct talas_profile four = {"four", TALAS_CODEC_AAC, 128000, 48000, 1, 4000, 0, 0.0};
     struct talas_layout l;
 
     /* 20 s of 48 kHz into 44.1 kHz: the ramp of short chunks, then 6 s ones */
@@ -408,7 +408,7 @@ static void check_init_segment(const struct talas_profile *p, int freq_index)
 
 static void test_init_segment(void **state)
 {
-    struct talas_profile mono48 = {"m", TALAS_CODEC_AAC, 64000, 48000, 1, 0};
+    struct talas_profile mono48 = {"m", TALAS_CODEC_AAC, 64000, 48000, 1, 0, 0, 0.0};
     struct talas_profile bad = mono48;
     struct talas_buf b = {0};
 

@@ -55,6 +55,8 @@ export function App() {
         onNext={player.next}
         onSeek={player.seek}
         onQuality={player.changeQuality}
+        match={player.match}
+        onMatch={player.changeMatch}
       />
     </div>
   );

@@ -3,7 +3,7 @@
 // bar draws the track's waveform (GET /api/tracks/ID/peaks) when the server
 // has it, and is a plain bar otherwise.
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { fetchPeaks, formatTime, type Peaks, type Track } from './api';
+import { fetchPeaks, formatTime, normalizable, type LoudnessMatch, type Peaks, type Track } from './api';
 import type { Quality, SourceInfo } from './engine';
 import type { QualityOption } from './quality';
 
@@ -25,6 +25,27 @@ export interface PlayerBarProps {
   onNext: () => void;
   onSeek: (t: number) => void;
   onQuality: (q: Quality) => void;
+  /** Loudness match: null (off), or a target in LUFS */
+  match: LoudnessMatch;
+  onMatch: (m: LoudnessMatch) => void;
+}
+
+/** The Loudness match menu: ?normalize= targets. */
+const MATCHES: readonly { value: string; label: string }[] = [
+  { value: 'off', label: 'Match: off' },
+  { value: '-14', label: '−14 LUFS' },
+  { value: '-23', label: '−23 LUFS' },
+];
+
+const num = (v: number | null | undefined, digits: number) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : null);
+
+/** "−9.8 LUFS · TP −0.4 dBTP · 120 BPM": what the scan measured, the parts
+ * it knows. */
+export function analysisText(t: Pick<Track, 'loudness' | 'tempo'>): string {
+  const lufs = num(t.loudness?.integrated_lufs, 1);
+  const tp = num(t.loudness?.true_peak_dbtp, 1);
+  const bpm = t.tempo && t.tempo.bpm > 0 ? num(t.tempo.bpm, 0) : null;
+  return [lufs && `${lufs} LUFS`, tp && `TP ${tp} dBTP`, bpm && `${bpm} BPM`].filter(Boolean).join(' · ').replace(/-/g, '−');
 }
 
 const POINTS = 600;
@@ -165,6 +186,20 @@ export function PlayerBar(p: PlayerBarProps) {
           </button>
         </div>
         <label className="quality">
+          <span className="visually-hidden">Loudness match</span>
+          <select
+            aria-label="Loudness match"
+            value={p.match === null ? 'off' : String(p.match)}
+            onChange={(e) => p.onMatch(e.target.value === 'off' ? null : Number(e.target.value))}
+            title={p.track && !normalizable(p.track) ? 'this track’s loudness is not measured: it plays as it is' : undefined}
+            data-testid="match-select"
+          >
+            {MATCHES.map((m) => (
+              <option key={m.value} value={m.value}>{m.label}</option>
+            ))}
+          </select>
+        </label>
+        <label className="quality">
           <span className="visually-hidden">Quality</span>
           <select aria-label="Quality" value={p.quality} onChange={(e) => p.onQuality(e.target.value)} data-testid="quality-select">
             {p.qualities.map((q) => (
@@ -180,6 +215,7 @@ export function PlayerBar(p: PlayerBarProps) {
       </div>
       <div className="player-row status" aria-live="polite">
         <span data-testid="source">{p.source ? (p.preview ? 'Preview' : p.source.label) : ''}</span>
+        {p.track && analysisText(p.track) && <span className="analysis" data-testid="analysis">{analysisText(p.track)}</span>}
         {p.source?.rung && <span className="rung" data-testid="rung">Rung: {p.source.rung}</span>}
         {p.source?.fallback && <span className="notice" data-testid="fallback">{p.source.fallback}</span>}
       </div>

@@ -2,7 +2,7 @@
 // of the answers, and the errors it raises.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  ApiError, endSession, fetchPeaks, fetchProfiles, formatTime, listTracks, masterPlaylistUrl, openSession,
+  ApiError, endSession, fetchPeaks, fetchProfiles, formatTime, listTracks, masterPlaylistUrl, normalizable, openSession,
   previewUrl, reportMetrics, streamUrl, tokenOf, type TranscodeProfile, type Track,
 } from './api';
 
@@ -58,6 +58,14 @@ describe('listTracks', () => {
     await listTracks('', 0, 50);
     expect(f.mock.calls[0][0]).toBe('api/tracks?limit=50&offset=0');
   });
+
+  it('sends the tempo and duration filters that are set', async () => {
+    const f = fakeFetch(() => json({ tracks: [], total: 0, offset: 0, limit: 50 }));
+    await listTracks('', 0, 50, undefined, { bpmMin: 100, bpmMax: 130.5, maxDuration: null });
+    expect(f.mock.calls[0][0]).toBe('api/tracks?limit=50&offset=0&bpm_min=100&bpm_max=130.5');
+    await listTracks('x', 0, 50, undefined, { bpmMin: null, bpmMax: null, maxDuration: 240 });
+    expect(f.mock.calls[1][0]).toBe('api/tracks?limit=50&offset=0&q=x&max_duration=240');
+  });
 });
 
 describe('errors', () => {
@@ -109,6 +117,21 @@ describe('media URLs', () => {
     expect(streamUrl(track({ id: 't1' }), 'low & co')).toBe('stream/t1?profile=low%20%26%20co');
     expect(previewUrl(signed)).toBe('preview/t1?token=s%2Fk');
     expect(masterPlaylistUrl(signed)).toBe('hls/t1/master.m3u8?token=s%2Fk');
+  });
+
+  it('carry a loudness target to transcodes, previews and HLS, never to the original', () => {
+    expect(streamUrl(signed, 'mp3', -14)).toBe('stream/t1?profile=mp3&normalize=-14&token=s%2Fk');
+    expect(streamUrl(track({ id: 't1' }), null, -14)).toBe('stream/t1');
+    expect(previewUrl(track({ id: 't1' }), -23)).toBe('preview/t1?normalize=-23');
+    expect(masterPlaylistUrl(signed, -23)).toBe('hls/t1/master.m3u8?normalize=-23&token=s%2Fk');
+  });
+
+  it('know which tracks can be normalized', () => {
+    expect(normalizable(track())).toBe(false);
+    expect(normalizable(track({ loudness: null }))).toBe(false);
+    const silent = { integrated_lufs: null, range_lu: null, true_peak_dbtp: null, sample_peak_dbfs: null };
+    expect(normalizable(track({ loudness: silent }))).toBe(false);
+    expect(normalizable(track({ loudness: { ...silent, integrated_lufs: -20.1 } }))).toBe(true);
   });
 });
 

@@ -15,6 +15,37 @@ export interface Track {
   mime: string;
   /** a signed URL, present when the list came through the platform's backend */
   stream_url?: string;
+  /** what the scan measured (EBU R128): null until measured */
+  loudness?: Loudness | null;
+  /** the beat the scan found: null when none (or not measured) */
+  tempo?: { bpm: number; confidence: number } | null;
+}
+
+export interface Loudness {
+  /** null for silence */
+  integrated_lufs: number | null;
+  range_lu: number | null;
+  true_peak_dbtp: number | null;
+  sample_peak_dbfs: number | null;
+}
+
+/** The filters of GET /api/tracks: null when not set. */
+export interface TrackFilters {
+  bpmMin: number | null;
+  bpmMax: number | null;
+  /** seconds */
+  maxDuration: number | null;
+}
+
+export const NO_FILTERS: TrackFilters = { bpmMin: null, bpmMax: null, maxDuration: null };
+
+/** The targets of the Loudness match menu (LUFS): ?normalize= takes them. */
+export type LoudnessMatch = number | null;
+
+/** Whether ?normalize= can apply to TRACK: the server answers 409 for a
+ * track whose loudness it has not measured (or a silent one). */
+export function normalizable(track: Pick<Track, 'loudness'>): boolean {
+  return typeof track.loudness?.integrated_lufs === 'number';
 }
 
 export interface TrackPage {
@@ -51,9 +82,13 @@ async function json<T>(r: Response): Promise<T> {
   return r.json() as Promise<T>;
 }
 
-export async function listTracks(q: string, offset: number, limit: number, signal?: AbortSignal): Promise<TrackPage> {
+export async function listTracks(q: string, offset: number, limit: number, signal?: AbortSignal,
+  filters: TrackFilters = NO_FILTERS): Promise<TrackPage> {
   const p = new URLSearchParams({ limit: String(limit), offset: String(offset) });
   if (q) p.set('q', q);
+  if (filters.bpmMin !== null) p.set('bpm_min', String(filters.bpmMin));
+  if (filters.bpmMax !== null) p.set('bpm_max', String(filters.bpmMax));
+  if (filters.maxDuration !== null) p.set('max_duration', String(filters.maxDuration));
   return json<TrackPage>(await fetch(`api/tracks?${p}`, { signal }));
 }
 
@@ -72,19 +107,25 @@ function withToken(url: string, token: string | null): string {
   return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token);
 }
 
-/** The progressive URL of TRACK: its original, or a transcode profile. */
-export function streamUrl(track: Track, profile: string | null): string {
+function withNormalize(url: string, target: LoudnessMatch): string {
+  if (target === null) return url;
+  return url + (url.includes('?') ? '&' : '?') + 'normalize=' + String(target);
+}
+
+/** The progressive URL of TRACK: its original, or a transcode profile,
+ * normalized to TARGET LUFS (a transcode only: the original never is). */
+export function streamUrl(track: Track, profile: string | null, target: LoudnessMatch = null): string {
   if (track.stream_url && !profile) return track.stream_url;
   const base = `stream/${encodeURIComponent(track.id)}` + (profile ? `?profile=${encodeURIComponent(profile)}` : '');
-  return withToken(base, tokenOf(track));
+  return withToken(withNormalize(base, profile ? target : null), tokenOf(track));
 }
 
-export function previewUrl(track: Track): string {
-  return withToken(`preview/${encodeURIComponent(track.id)}`, tokenOf(track));
+export function previewUrl(track: Track, target: LoudnessMatch = null): string {
+  return withToken(withNormalize(`preview/${encodeURIComponent(track.id)}`, target), tokenOf(track));
 }
 
-export function masterPlaylistUrl(track: Track): string {
-  return withToken(`hls/${encodeURIComponent(track.id)}/master.m3u8`, tokenOf(track));
+export function masterPlaylistUrl(track: Track, target: LoudnessMatch = null): string {
+  return withToken(withNormalize(`hls/${encodeURIComponent(track.id)}/master.m3u8`, target), tokenOf(track));
 }
 
 type NetworkInformation = { downlink?: number; effectiveType?: string; type?: string };

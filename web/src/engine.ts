@@ -5,7 +5,7 @@
 // progressive original at the same position.
 import type HlsType from 'hls.js';
 import type { Level } from 'hls.js';
-import { endSession, masterPlaylistUrl, openSession, previewUrl, reportMetrics, streamUrl, type Track } from './api';
+import { endSession, masterPlaylistUrl, normalizable, openSession, previewUrl, reportMetrics, streamUrl, type LoudnessMatch, type Track } from './api';
 
 /** 'adaptive' (the HLS ladder), 'original' (the file as it is), or the name
  * of one of the server's transcode profiles (GET /api/profiles). */
@@ -70,28 +70,33 @@ export class Engine {
     }
   }
 
-  /** Loads TRACK at START seconds, and plays it when AUTOPLAY. */
-  async load(track: Track, quality: Quality, preview: boolean, start = 0, autoplay = true): Promise<void> {
+  /** Loads TRACK at START seconds, and plays it when AUTOPLAY; with MATCH,
+   * at that loudness (?normalize=), when the server measured the track's:
+   * the original file, which is never normalized, becomes the mp3
+   * transcode. */
+  async load(track: Track, quality: Quality, preview: boolean, start = 0, autoplay = true, match: LoudnessMatch = null): Promise<void> {
     this.reset();
     const gen = this.generation;
     this.track = track;
     this.autoplay = autoplay;
     const a = this.audio;
+    const target = match !== null && normalizable(track) ? match : null;
+    const matched = target !== null ? ` · ${target} LUFS` : '';
     if (preview) {
-      this.progressive(previewUrl(track), start, { label: 'Preview · MP3 30 s', kind: 'preview', rung: null, fallback: null });
+      this.progressive(previewUrl(track, target), start, { label: `Preview · MP3 30 s${matched}`, kind: 'preview', rung: null, fallback: null });
       return;
     }
     if (quality !== 'adaptive') {
-      const profile = quality === 'original' ? null : quality;
-      const label = profile ? `Transcode · ${profile}` : originalLabel(track);
-      this.progressive(streamUrl(track, profile), start, { label, kind: 'progressive', rung: null, fallback: null });
+      const profile = quality === 'original' ? (target !== null ? 'mp3' : null) : quality;
+      const label = (profile ? `Transcode · ${profile}` : originalLabel(track)) + matched;
+      this.progressive(streamUrl(track, profile, target), start, { label, kind: 'progressive', rung: null, fallback: null });
       if (profile) this.fallbackOnError(gen, `the ${profile} transcode failed`);
       return;
     }
 
     // Adaptive: the streaming session picks the first rung from what the
     // browser says of its connection; the ladder works without one too.
-    let master = masterPlaylistUrl(track);
+    let master = masterPlaylistUrl(track, target);
     let first: string | null = null;
     try {
       const s = await openSession(track);
@@ -99,7 +104,7 @@ export class Engine {
       if (gen === this.generation) this.session = s.session_id;
       else endSession(s.session_id);
       const token = new URL(s.master_playlist, location.href).searchParams.get('token');
-      if (token && !master.includes('token=')) master += `?token=${encodeURIComponent(token)}`;
+      if (token && !master.includes('token=')) master += `${master.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
     } catch {
       /* no session: hls.js starts from the master playlist's first rung */
     }
@@ -115,7 +120,7 @@ export class Engine {
     if (Hls && Hls.isSupported()) {
       const hls = new Hls({ startPosition: start, maxBufferLength: 30, backBufferLength: 30 });
       this.hls = hls;
-      const info: SourceInfo = { label: 'HLS (hls.js)', kind: 'hls', rung: first ? `${first} (starting)` : null, fallback: null };
+      const info: SourceInfo = { label: `HLS (hls.js)${matched}`, kind: 'hls', rung: first ? `${first} (starting)` : null, fallback: null };
       this.onInfo(info);
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => {
         const i = first ? d.levels.findIndex((l) => rungName(l).startsWith(first + ' ')) : -1;

@@ -4,7 +4,7 @@
 // element's events, which move it on and tell the realtime channel
 // (Play/Pause/Seek/Stop) what the listener does.
 import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, type RefObject } from 'react';
-import { fetchProfiles, type TranscodeProfile, type Track } from './api';
+import { fetchProfiles, type LoudnessMatch, type TranscodeProfile, type Track } from './api';
 import { Engine, type Quality, type SourceInfo } from './engine';
 import { FIXED_QUALITIES, qualityOptions, savedQuality, saveQuality } from './quality';
 
@@ -54,6 +54,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const [preview, setPreview] = useState(false);
   const [profiles, setProfiles] = useState<TranscodeProfile[] | null>(null);
   const [quality, setQuality] = useState<Quality>(initialQuality);
+  const [match, setMatch] = useState<LoudnessMatch>(null);
   const [playing, setPlaying] = useState(false);
   const [time, setTime] = useState(0);
   const [duration, setDuration] = useState(0);
@@ -67,8 +68,10 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const current = useRef<Announced>({ track: null, preview: false, quality: 'original', announced: false });
   const sourceRef = useRef<SourceInfo | null>(null);
 
-  /** Loads LIST[I] in quality Q at AT seconds, and plays it when AUTOPLAY. */
-  const load = useCallback((list: Track[], i: number, asPreview: boolean, at: number, autoplay: boolean, q: Quality) => {
+  /** Loads LIST[I] in quality Q at AT seconds, at loudness M, and plays it
+   * when AUTOPLAY. */
+  const load = useCallback((list: Track[], i: number, asPreview: boolean, at: number, autoplay: boolean, q: Quality,
+    m: LoudnessMatch) => {
     const t = list[i];
     const a = audioRef.current;
     if (!t || !a) return;
@@ -85,10 +88,11 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     setBuffered([]);
     current.current = { track: t, preview: asPreview, quality: q, announced: false };
     if (!autoplay) setPlaying(false);
-    void engine.current.load(t, q, asPreview, at, autoplay);
+    void engine.current.load(t, q, asPreview, at, autoplay, m);
   }, [audioRef]);
 
-  const start = useCallback((list: Track[], i: number, asPreview: boolean) => load(list, i, asPreview, 0, true, quality), [load, quality]);
+  const start = useCallback((list: Track[], i: number, asPreview: boolean) => load(list, i, asPreview, 0, true, quality, match),
+    [load, quality, match]);
 
   const toggle = useCallback(() => {
     const a = audioRef.current;
@@ -126,7 +130,16 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     if (remember) saveQuality(q);
     const a = audioRef.current;
     const c = current.current;
-    if (a && c.track && !c.preview) load(queue, index, false, a.currentTime, !a.paused, q);
+    if (a && c.track && !c.preview) load(queue, index, false, a.currentTime, !a.paused, q, match);
+  };
+
+  // Loudness match: the same quality at the target (or plain), from where
+  // the track is, playing or paused as it was; a preview too.
+  const changeMatch = (m: LoudnessMatch) => {
+    setMatch(m);
+    const a = audioRef.current;
+    const c = current.current;
+    if (a && c.track) load(queue, index, c.preview, a.currentTime, !a.paused, quality, m);
   };
 
   // The menu gets the server's profiles, and the profile chosen on an
@@ -215,9 +228,10 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   useEffect(() => () => engine.current?.destroy(), []);
 
   return {
-    track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError,
+    track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError, match,
     hasPrev: index > 0 || time > 3,
     hasNext: index + 1 < queue.length,
     start, toggle, seek, seekBy, next, prev, changeQuality: (q: Quality) => changeQuality(q),
+    changeMatch: (m: LoudnessMatch) => changeMatch(m),
   };
 }

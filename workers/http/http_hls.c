@@ -11,7 +11,8 @@
  * The token is checked first (scope "hls"), before the catalog is read or
  * anything is opened or encoded, for playlists and segments alike; the
  * playlists carry it on every URL they list, so players need nothing but
- * the master playlist's URL. Every object waits for the worker's verdict
+ * the master playlist's URL; a ?normalize= target (http_normalize.c) rides
+ * along the same way. Every object waits for the worker's verdict
  * on the source (talas_transcode_measure, memoised): a track that cannot
  * be transcoded gets a 422 for its ladder too, not a playlist of segments
  * that all fail. Segment n is chunk n of the rung's AAC
@@ -38,6 +39,7 @@
 #include "http/http_hls.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
+#include "http/http_normalize.h"
 #include "http/http_source.h"
 #include "core/log.h"
 #include "media/transcode_jobs.h"
@@ -60,7 +62,8 @@ struct hls_request {
     char *path;
     struct talas_profile profile;
     struct talas_token_claims claims;
-    const char *query; /* "?token=..." or "" */
+    const char *query; /* "?token=...&normalize=..." or "" */
+    int normalize_dlu; /* ?normalize=, tenths of LUFS; 0: none */
     struct talas_measure_waiter measure;
     struct talas_transcode_source *src;
     struct talas_chunk_waiter waiter;
@@ -245,6 +248,7 @@ static size_t ladder(struct hls_request *rq, struct talas_profile *profiles, str
         if (!cp->hls)
             continue;
         talas_transcode_profile(conf, cp, &profiles[n]);
+        profiles[n].normalize_dlu = rq->profile.normalize_dlu; /* the variant measured */
         sorted[n].name = cp->name;
         sorted[n].profile = &profiles[n];
         if (measured_bandwidth(rq, &profiles[n], &sorted[n].bandwidth, &sorted[n].avg_bandwidth) != 0)
@@ -443,20 +447,23 @@ static void request_dispose(void *p)
     talas_chunk_cancel(&rq->waiter);
 }
 
-/* "?token=T" when the request was authorised by a token, for the URLs a
- * playlist lists. */
-static const char *token_query(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+/* "?token=T" when the request was authorised by a token, and
+ * "normalize=N" when it asked for one, for the URLs a playlist lists. */
+static const char *playlist_query(const struct talas_worker_ctx *ctx, h2o_req_t *req, int normalize_dlu)
 {
-    h2o_iovec_t token;
-    const char *reason;
+    h2o_iovec_t token = {NULL, 0};
+    const char *reason, *norm = talas_http_normalize_query(req, normalize_dlu);
+    size_t len;
     char *q;
 
     if (!ctx->conf->auth_required || talas_http_token(req, &token, &reason) != 1)
+        token.len = 0;
+    if (token.len == 0 && *norm == '\0')
         return "";
-    q = h2o_mem_alloc_pool(&req->pool, token.len + 8);
-    memcpy(q, "?token=", 7);
-    memcpy(q + 7, token.base, token.len);
-    q[token.len + 7] = '\0';
+    len = 1 + (token.len > 0 ? 6 + token.len : 0) + (token.len > 0 && *norm ? 1 : 0) + strlen(norm);
+    q = h2o_mem_alloc_pool(&req->pool, len + 1);
+    snprintf(q, len + 1, "?%s%.*s%s%s", token.len > 0 ? "token=" : "", (int)token.len,
+             token.len > 0 ? token.base : "", token.len > 0 && *norm ? "&" : "", norm);
     return q;
 }
 
@@ -489,10 +496,16 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
         }
         talas_transcode_profile(ctx->conf, cp, &rq->profile);
     }
+    if (talas_http_normalize_param(req, &rq->normalize_dlu) != 0)
+        return 0;
     if (talas_stream_source(ctx, req, rq->key.track, &file, &rq->key.identity) != 0)
         return 0;
+    /* the master playlist too: a track it cannot normalize gets no ladder */
+    if (talas_http_normalize_apply(ctx, req, rq->key.track, &rq->key.identity, rq->normalize_dlu,
+                                   &rq->profile) != 0)
+        return 0;
     rq->path = file;
-    rq->query = token_query(ctx, req);
+    rq->query = playlist_query(ctx, req, rq->normalize_dlu);
     /* every object, playlists included, waits for the verdict on the source
      * (memoised per worker): an undecodable track is a 422 everywhere */
     rq->measure.cb = on_measured;

@@ -23,6 +23,9 @@
  * a listener never waits on an encode that could have started earlier, and
  * cancels them when it goes away.
  *
+ * ?normalize=LUFS (http_normalize.c) gives the profile a gain from the
+ * track's measured loudness, and the variant its target.
+ *
  * Logs: sources that cannot be measured or laid out (warn), failed chunks
  * (transcode_jobs.c).
  */
@@ -38,6 +41,7 @@
 #include "store/catalog.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
+#include "http/http_normalize.h"
 #include "http/http_source.h"
 #include "http/http_transcode.h"
 #include "core/log.h"
@@ -78,6 +82,7 @@ struct tx_request {
     struct talas_profile profile;
     int preview;
     double t;
+    int normalize_dlu; /* ?normalize=, tenths of LUFS; 0: none */
     struct talas_token_claims claims;
 };
 
@@ -455,6 +460,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     if (rq->preview)
         snprintf(gen->src.key.variant, sizeof(gen->src.key.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
                  layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
+    if (rq->preview)
+        talas_transcode_variant_normalized(&rq->profile, gen->src.key.variant);
     else
         talas_transcode_variant(&rq->profile, &layout, gen->src.key.variant);
 
@@ -606,6 +613,8 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     } else if (parse_params(ctx, req, &rq->profile, &rq->t) != 0) {
         return 0;
     }
+    if (talas_http_normalize_param(req, &rq->normalize_dlu) != 0)
+        return 0;
     return start(ctx, req, rq, preview);
 }
 
@@ -629,6 +638,9 @@ static int start(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tx_r
     char *path;
 
     if (talas_stream_source(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
+        return 0;
+    if (talas_http_normalize_apply(ctx, req, rq->key.track, &rq->key.identity, rq->normalize_dlu,
+                                   &rq->profile) != 0)
         return 0;
     rq->ctx = ctx;
     rq->req = req;

@@ -620,6 +620,19 @@ void talas_transcode_variant(const struct talas_profile *p, const struct talas_l
          * cached with another pre-roll (3 before) are never mixed in */
         snprintf(variant_r, TALAS_CACHE_VARIANT_MAX + 1, "a.%u.%u.%u.%ur%u.p%u", p->bitrate / 1000,
                  p->sample_rate, p->channels, l->chunk_frames, l->ramp_chunks, l->preroll_frames);
+    talas_transcode_variant_normalized(p, variant_r);
+}
+
+void talas_transcode_variant_normalized(const struct talas_profile *p,
+                                        char variant_r[TALAS_CACHE_VARIANT_MAX + 1])
+{
+    size_t len = strlen(variant_r);
+
+    /* ".n140": normalized to -14.0 LUFS. The gain is not in the name: it
+     * follows from the track's loudness, measured once per version of its
+     * file (size and mtime), which the cache's identity already holds. */
+    if (p->normalize_dlu != 0)
+        snprintf(variant_r + len, TALAS_CACHE_VARIANT_MAX + 1 - len, ".n%d", -p->normalize_dlu);
 }
 
 void talas_transcode_profile(const struct talas_config *conf, const struct talas_config_profile *cp,

@@ -143,6 +143,11 @@ void talas_transcode_profile(const struct talas_config *conf, const struct talas
  * HLS segments of one profile share it. */
 void talas_transcode_variant(const struct talas_profile *p, const struct talas_layout *l,
                              char variant_r[TALAS_CACHE_VARIANT_MAX + 1]);
+/* Appends P's normalization target to the variant name VARIANT_R (".n140"
+ * for -14.0 LUFS; nothing without one): two targets never share a chunk,
+ * and none shares with the plain profile. */
+void talas_transcode_variant_normalized(const struct talas_profile *p,
+                                        char variant_r[TALAS_CACHE_VARIANT_MAX + 1]);
 
 /* Stops: cancels what runs, releases this worker's claims. */
 void talas_transcode_jobs_stop(void);

@@ -24,6 +24,11 @@
  *             layout's pre-roll; for AAC at most first_frame). x is zero before 0 and from out_samples on, so the
  *             encoder is never flushed: it runs until it has produced the
  *             chunk's frames, exactly as a continuous encode would.
+ *
+ * A normalized profile (p->normalize_dlu) puts a fourth stage between the
+ * resampler and the encoder: media/normalize.c's gain and true-peak
+ * limiter, fed from TALAS_NORMALIZE_HISTORY_MS before the encoder's first
+ * sample so that its state is the continuous stream's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +47,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "media/normalize.h"
 #include "media/track_file.h"
 #include "scan/media_input.h"
 #include "media/transcoder.h"
@@ -582,10 +588,14 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
     l.fade_out = (l.window.fade * p->sample_rate + src->sample_rate / 2) / src->sample_rate;
     if (l.fade_out * 2 > l.out_samples)
         l.fade_out = l.out_samples / 2;
-    l.preroll_frames = p->codec == TALAS_CODEC_MP3
-                           ? TALAS_TRANSCODE_PREROLL
-                           : (unsigned)(((uint64_t)TALAS_TRANSCODE_PREROLL_AAC_MS * p->sample_rate + 1023999) /
-                                        1024000);
+    {
+        uint64_t aac_ms = p->normalize_dlu != 0 ? TALAS_TRANSCODE_PREROLL_AAC_NORMALIZED_MS
+                                                : TALAS_TRANSCODE_PREROLL_AAC_MS;
+
+        l.preroll_frames = p->codec == TALAS_CODEC_MP3
+                               ? TALAS_TRANSCODE_PREROLL
+                               : (unsigned)((aac_ms * p->sample_rate + 1023999) / 1024000);
+    }
 
     if (p->codec == TALAS_CODEC_MP3) {
         struct mp3_format f;
@@ -1104,6 +1114,9 @@ struct chunk_job {
     AVCodecContext *enc;
     AVFrame *eframe;
     AVPacket *epkt;
+    /* the loudness stage (p->normalize_dlu), fed from its own frame */
+    struct talas_normalizer *norm;
+    float *norm_in[2];
 };
 
 static int encoder_open(const struct talas_profile *p, const struct talas_layout *l, AVCodecContext **enc_r,
@@ -1234,6 +1247,69 @@ static void chunk_job_free(struct chunk_job *job)
     av_frame_free(&job->eframe);
     av_packet_free(&job->epkt);
     avcodec_free_context(&job->enc);
+    talas_normalizer_free(job->norm);
+    free(job->norm_in[0]);
+    free(job->norm_in[1]);
+}
+
+/* The encoder's input before normalization, positions [I0, I0 + N) into
+ * DST: resampled source, zero outside [0, out_samples), with the window's
+ * fades. */
+static int signal_frame(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
+{
+    const struct talas_layout *l = job->l;
+    int64_t x_end = (int64_t)l->out_samples;
+
+    if (i0 + (int64_t)n <= 0 || i0 >= x_end) {
+        for (unsigned ch = 0; ch < l->out_channels; ch++)
+            memset(dst[ch], 0, n * sizeof(float));
+        return 0;
+    }
+    if (resample_fill(job, i0, (int)n, error_r) < 0)
+        return -1;
+    for (unsigned ch = 0; ch < l->out_channels; ch++) {
+        const float *src = job->buf[ch] + job->buf_start + (i0 - job->buf_pos);
+
+        if (l->fade_out == 0 && i0 >= 0 && i0 + (int64_t)n <= x_end) {
+            memcpy(dst[ch], src, n * sizeof(float));
+            continue;
+        }
+        for (unsigned k = 0; k < n; k++) {
+            int64_t i = i0 + k;
+            float v = (i < 0 || i >= x_end) ? 0.0f : src[k];
+
+            if (l->fade_out > 0 && i >= 0 && i < x_end) {
+                if (i < (int64_t)l->fade_out)
+                    v *= (float)((double)(i + 0.5) / (double)l->fade_out);
+                if (x_end - i <= (int64_t)l->fade_out)
+                    v *= (float)((double)(x_end - i - 0.5) / (double)l->fade_out);
+            }
+            dst[ch][k] = v;
+        }
+    }
+    return 0;
+}
+
+/* The encoder's input, positions [I0, I0 + N) into DST: the signal, or
+ * with normalization the loudness stage's output, fed as far as needed. */
+static int encoder_input(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
+{
+    int ret;
+
+    if (job->norm == NULL)
+        return signal_frame(job, i0, n, dst, error_r);
+    while ((ret = talas_normalizer_read(job->norm, i0, n, dst)) == 0) {
+        int64_t at = talas_normalizer_next_input(job->norm);
+
+        if (signal_frame(job, at, n, job->norm_in, error_r) < 0 ||
+            talas_normalizer_feed(job->norm, (const float *const *)job->norm_in, n, error_r) < 0)
+            return -1;
+    }
+    if (ret < 0) {
+        *error_r = xasprintf("normalize: samples at %" PRId64 " asked for after later ones", i0);
+        return -1;
+    }
+    return 0;
 }
 
 int talas_transcode_chunk(const char *path, const struct talas_profile *p, const struct talas_layout *l,
@@ -1245,7 +1321,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     AVChannelLayout out_layout = {0};
     uint32_t *sizes = NULL;
     uint64_t first, in_rate, out_rate, g, istep, ostep;
-    int64_t s_out, b0, warm, need_lo, need_hi, x_end;
+    int64_t s_out, s_in, b0, warm, need_lo, need_hi;
     uint32_t count, kept = 0, packets = 0, fed = 0;
     const unsigned N = l->frame_samples;
     unsigned P = l->preroll_frames;
@@ -1279,7 +1355,12 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     istep = in_rate / g;
     ostep = out_rate / g;
     warm = 64 + 32 * (int64_t)((out_rate + in_rate - 1) / in_rate);
-    b0 = floor_div(s_out - warm, (int64_t)ostep);
+    /* the loudness stage starts earlier still: its limiter must have the
+     * continuous stream's state by the encoder's first sample */
+    s_in = s_out;
+    if (p->normalize_dlu != 0)
+        s_in -= (int64_t)(TALAS_NORMALIZE_HISTORY_MS * out_rate / 1000);
+    b0 = floor_div(s_in - warm, (int64_t)ostep);
     job.buf_pos = b0 * (int64_t)ostep;
     job.in_next = (int64_t)l->window.start + b0 * (int64_t)istep;
 
@@ -1342,8 +1423,17 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         fatal("%s: av_frame_get_buffer failed", __func__);
     if (frame_sizes_r != NULL)
         sizes = xmalloc((count ? count : 1) * sizeof(*sizes));
+    if (p->normalize_dlu != 0) {
+        double margin =
+            p->codec == TALAS_CODEC_MP3 ? TALAS_NORMALIZE_MARGIN_MP3_DB : TALAS_NORMALIZE_MARGIN_AAC_DB;
+        double ceiling = TALAS_NORMALIZE_PEAK_DBTP - margin;
 
-    x_end = (int64_t)l->out_samples;
+        if (talas_normalizer_open((unsigned)out_rate, p->channels, p->gain_db, ceiling, s_in, &job.norm,
+                                  &err) < 0)
+            goto done;
+        for (unsigned ch = 0; ch < p->channels; ch++)
+            job.norm_in[ch] = xmalloc(N * sizeof(float));
+    }
     while (kept < count) {
         int64_t i0 = s_out + (int64_t)fed * N;
 
@@ -1359,34 +1449,8 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         }
         if (av_frame_make_writable(job.eframe) < 0)
             fatal("%s: av_frame_make_writable failed", __func__);
-        if (i0 + (int64_t)N <= 0 || i0 >= x_end) {
-            for (unsigned ch = 0; ch < p->channels; ch++)
-                memset(job.eframe->extended_data[ch], 0, N * sizeof(float));
-        } else {
-            if (resample_fill(&job, i0, (int)N, &err) < 0)
-                goto done;
-            for (unsigned ch = 0; ch < p->channels; ch++) {
-                float *dst = (float *)job.eframe->extended_data[ch];
-                const float *src = job.buf[ch] + job.buf_start + (i0 - job.buf_pos);
-
-                if (l->fade_out == 0 && i0 >= 0 && i0 + (int64_t)N <= x_end) {
-                    memcpy(dst, src, N * sizeof(float));
-                    continue;
-                }
-                for (unsigned k = 0; k < N; k++) {
-                    int64_t i = i0 + k;
-                    float v = (i < 0 || i >= x_end) ? 0.0f : src[k];
-
-                    if (l->fade_out > 0 && i >= 0 && i < x_end) {
-                        if (i < (int64_t)l->fade_out)
-                            v *= (float)((double)(i + 0.5) / (double)l->fade_out);
-                        if (x_end - i <= (int64_t)l->fade_out)
-                            v *= (float)((double)(x_end - i - 0.5) / (double)l->fade_out);
-                    }
-                    dst[k] = v;
-                }
-            }
-        }
+        if (encoder_input(&job, i0, N, (float *const *)job.eframe->extended_data, &err) < 0)
+            goto done;
         job.eframe->pts = i0;
         ret = avcodec_send_frame(job.enc, job.eframe);
         fed++;

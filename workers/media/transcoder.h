@@ -51,6 +51,10 @@
  * within the first 1.5 s are then exactly the continuous encode. */
 #define TALAS_TRANSCODE_PREROLL 3
 #define TALAS_TRANSCODE_PREROLL_AAC_MS 1500
+/* A normalized AAC stream (louder, limited) needed 3 s: with 1.5 s one
+ * boundary of real music still coded 1.7x worse than a continuous encode
+ * (tests/integration/test_seams.py). Its pre-roll is in its variant. */
+#define TALAS_TRANSCODE_PREROLL_AAC_NORMALIZED_MS 3000
 /* Largest chunk_frames the layout can describe (the padding bitmap). */
 #define TALAS_LAYOUT_MAX_CHUNK_FRAMES 512
 
@@ -70,6 +74,12 @@ struct talas_profile {
     unsigned sample_rate; /* output Hz */
     unsigned channels;    /* output channels (1 or 2) */
     unsigned chunk_ms;    /* AAC: length of a full chunk (an HLS segment), 0: 6000 */
+    /* Loudness normalization (media/normalize.h): the target in tenths of
+     * LUFS, 0 for none; then GAIN_DB (the target less the track's
+     * integrated loudness) and the true-peak limiter run before the
+     * encoder. Part of the cache variant (talas_transcode_variant). */
+    int normalize_dlu;
+    double gain_db;
 };
 
 struct talas_config_profile;
