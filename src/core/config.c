@@ -455,6 +455,8 @@ static const struct conf_key config_keys[] = {
     {"playlists.max_tracks", CONF_INT, C(playlists_max_tracks), 1, 100000, "10000", 0, NULL},
     {"playlists.max_total", CONF_INT, C(playlists_max_total), 1, 100000000, "100000", 0, NULL},
     {"playlists.max_editors", CONF_INT, C(playlists_max_editors), 0, 10000, "100", 0, NULL},
+    {"comments", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
+    {"comments.max_body", CONF_INT, C(comments_max_body), 1, 16384, "2000", 0, NULL},
 
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */

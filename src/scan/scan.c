@@ -27,7 +27,8 @@
  * those under a library folder that is missing right now (an unmounted
  * disk must not empty the catalog).
  *
- * After the walk and the pruning, the analysis pass (analysis.c) measures
+ * After the walk and the pruning, the tracks are grouped into songs by
+ * their file names (group_versions.c); then the analysis pass (analysis.c) measures
  * the loudness and tempo of the tracks that lack them; the status record
  * carries its figures (to analyse, analysed) while it runs.
  *
@@ -59,6 +60,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "scan/analysis.h"
+#include "scan/group_versions.h"
 #include "scan/migrate_ids.h"
 #include "scan/probe.h"
 #include "scan/scan.h"
@@ -725,6 +727,12 @@ static int scan_run(const struct talas_config *conf, struct talas_storage *st, i
     }
     if (prune(&s, &status.tracks, &status.errors) == -1)
         goto fail;
+    {
+        size_t songs, added;
+        if (talas_group_versions(st, &songs, &added, &s.error) == -1)
+            goto fail;
+        log_info("scan: %zu song(s) with versions, %zu version(s) added", songs, added);
+    }
 
     {
         struct analysis_step as = {&s, &status};

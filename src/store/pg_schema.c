@@ -41,6 +41,16 @@
  * nothing, and each session counts once whichever node writes it. All of
  * it in the function's one transaction. It answers 'new', 'updated' or
  * 'unchanged'.
+ *
+ * Version 3, timed comments (the LMDB ones of store/comments.c):
+ * talas_comments, one row per comment, a reply's parent the first comment
+ * of its thread (ON DELETE CASCADE: deleting it deletes its replies),
+ * indexed by (track, at_ms). talas_comment_add checks the parent in its
+ * transaction and answers (outcome, parent): 'ok' with the thread's first
+ * comment, 'no_parent', 'parent_elsewhere'. talas_comment_change edits
+ * (p_body not NULL) or deletes as P_USER (NULL: the backend) and answers
+ * the row as it is (edit) or was (delete) with outcome 'ok', or
+ * 'not_found', 'forbidden'. The body is text, stored as sent.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -250,7 +260,58 @@ static const char v2[] =
     "    RETURN 'updated';\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2};
+static const char v3[] =
+    "CREATE TABLE talas_comments (\n"
+    "    id text PRIMARY KEY,\n"
+    "    track text NOT NULL,\n"
+    "    user_id text NOT NULL,\n"
+    "    parent text REFERENCES talas_comments (id) ON DELETE CASCADE,\n"
+    "    at_ms bigint NOT NULL,\n"
+    "    created_ms bigint NOT NULL,\n"
+    "    edited_ms bigint NOT NULL DEFAULT 0,\n"
+    "    body text NOT NULL\n"
+    ");\n"
+    "CREATE INDEX talas_comments_by_track ON talas_comments (track, at_ms);\n"
+    "CREATE FUNCTION talas_comment_add(p_id text, p_track text, p_user text, p_parent text, p_at bigint,\n"
+    "    p_now bigint, p_body text, OUT outcome text, OUT parent text)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    p talas_comments%ROWTYPE;\n"
+    "BEGIN\n"
+    "    parent := NULL;\n"
+    "    IF p_parent IS NOT NULL THEN\n"
+    "        SELECT * INTO p FROM talas_comments WHERE id = p_parent FOR SHARE;\n"
+    "        IF NOT FOUND THEN outcome := 'no_parent'; RETURN; END IF;\n"
+    "        IF p.track <> p_track THEN outcome := 'parent_elsewhere'; RETURN; END IF;\n"
+    "        parent := coalesce(p.parent, p.id);\n"
+    "    END IF;\n"
+    "    INSERT INTO talas_comments (id, track, user_id, parent, at_ms, created_ms, body)\n"
+    "        VALUES (p_id, p_track, p_user, parent, p_at, p_now, p_body);\n"
+    "    outcome := 'ok';\n"
+    "END $$;\n"
+    "CREATE FUNCTION talas_comment_change(p_id text, p_user text, p_body text, p_now bigint,\n"
+    "    OUT outcome text, OUT track text, OUT user_id text, OUT parent text, OUT at_ms bigint,\n"
+    "    OUT created_ms bigint, OUT edited_ms bigint, OUT body text)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    c talas_comments%ROWTYPE;\n"
+    "BEGIN\n"
+    "    SELECT * INTO c FROM talas_comments WHERE id = p_id FOR UPDATE;\n"
+    "    IF NOT FOUND THEN outcome := 'not_found'; RETURN; END IF;\n"
+    "    IF p_user IS NOT NULL AND c.user_id <> p_user THEN outcome := 'forbidden'; RETURN; END IF;\n"
+    "    IF p_body IS NULL THEN\n"
+    "        DELETE FROM talas_comments WHERE id = p_id;\n"
+    "    ELSE\n"
+    "        UPDATE talas_comments SET body = p_body, edited_ms = p_now WHERE id = p_id;\n"
+    "        c.body := p_body;\n"
+    "        c.edited_ms := p_now;\n"
+    "    END IF;\n"
+    "    outcome := 'ok';\n"
+    "    track := c.track; user_id := c.user_id; parent := c.parent; at_ms := c.at_ms;\n"
+    "    created_ms := c.created_ms; edited_ms := c.edited_ms; body := c.body;\n"
+    "END $$;\n";
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

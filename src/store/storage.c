@@ -85,6 +85,12 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_TRACK_ALIASES] = "track_aliases",
     [TALAS_DBI_ACCOUNTS] = "accounts",
     [TALAS_DBI_API_KEYS] = "api_keys",
+    [TALAS_DBI_SONGS] = "songs",
+    [TALAS_DBI_TRACK_SONGS] = "track_songs",
+    [TALAS_DBI_VERSION_LINKS] = "version_links",
+    [TALAS_DBI_VERSION_EVENTS] = "version_events",
+    [TALAS_DBI_COMMENTS] = "comments",
+    [TALAS_DBI_TRACK_COMMENTS] = "track_comments",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

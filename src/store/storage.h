@@ -41,6 +41,12 @@ enum talas_dbi {
     TALAS_DBI_TRACK_ALIASES,   /* former track id -> current track id (catalog.c) */
     TALAS_DBI_ACCOUNTS,        /* Subsonic account name -> its sealed password (accounts.c) */
     TALAS_DBI_API_KEYS,        /* SHA-256 of an API key -> its account (accounts.c) */
+    TALAS_DBI_SONGS,           /* song id -> its versions in order, with dates (song_versions.c) */
+    TALAS_DBI_TRACK_SONGS,     /* track id -> the song it is a version of (song_versions.c) */
+    TALAS_DBI_VERSION_LINKS,   /* track id -> the song an explicit version-of put it in (song_versions.c) */
+    TALAS_DBI_VERSION_EVENTS,  /* sequence (be64) -> a version the scanner added to a song (song_versions.c) */
+    TALAS_DBI_COMMENTS,        /* comment id -> a timed comment on a track (comments.c) */
+    TALAS_DBI_TRACK_COMMENTS,  /* track id + NUL + at_ms (be64) + comment id -> "" (comments.c) */
     TALAS_DBI_COUNT
 };
 

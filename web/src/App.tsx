@@ -1,6 +1,8 @@
 // The Talas web player: the search box, the track list, the live panel and
 // the player bar, put together; each of their jobs lives in its own file.
 import { useRef, useState } from 'react';
+import { fetchTrack } from './api';
+import { FeedbackPanel, useFeedback } from './Feedback';
 import { LivePanel } from './LivePanel';
 import { PlayerBar } from './PlayerBar';
 import { TrackList, useTrackList } from './TrackList';
@@ -17,6 +19,10 @@ export function App() {
   const player = usePlayer(audioRef, rt.send, rt.reconnects);
   useKeyboard(player.track !== null, player.toggle, player.seekBy);
   useMediaSession(player.track, player.playing, player.prev, player.next);
+  const feedback = useFeedback(player.track);
+  const switchVersion = (id: string) => {
+    fetchTrack(id).then((t) => player.switchTrack(t), () => {});
+  };
 
   return (
     <div className="app">
@@ -35,6 +41,9 @@ export function App() {
         <TrackList list={list} current={player.track} preview={player.preview} onPlay={player.start}>
           {player.mediaError && <p className="error" role="alert" data-testid="media-error">{player.mediaError}</p>}
         </TrackList>
+        {player.track && (
+          <FeedbackPanel track={player.track} time={player.time} feedback={feedback} onSeek={player.seek} onSwitch={switchVersion} />
+        )}
         <LivePanel state={rt.state} retryIn={rt.retryIn} events={rt.events} listeners={rt.listeners} stats={rt.stats} me={me} known={list.known} />
       </div>
       <audio ref={audioRef} id="audio" preload="auto" />
@@ -57,6 +66,7 @@ export function App() {
         onQuality={player.changeQuality}
         match={player.match}
         onMatch={player.changeMatch}
+        markers={feedback.threads}
       />
     </div>
   );

@@ -1,9 +1,9 @@
 // The player bar: title and artist, previous / play-pause / next, the seek
 // bar (with what is buffered), elapsed and total time, the quality. The seek
 // bar draws the track's waveform (GET /api/tracks/ID/peaks) when the server
-// has it, and is a plain bar otherwise.
+// has it, and is a plain bar otherwise; timed comments are markers on it.
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { fetchPeaks, formatTime, normalizable, type LoudnessMatch, type Peaks, type Track } from './api';
+import { fetchPeaks, formatTime, normalizable, type Comment, type LoudnessMatch, type Peaks, type Track } from './api';
 import type { Quality, SourceInfo } from './engine';
 import type { QualityOption } from './quality';
 
@@ -28,6 +28,8 @@ export interface PlayerBarProps {
   /** Loudness match: null (off), or a target in LUFS */
   match: LoudnessMatch;
   onMatch: (m: LoudnessMatch) => void;
+  /** timed comments, drawn as markers on the seek bar; a click seeks there */
+  markers?: readonly Comment[];
 }
 
 /** The Loudness match menu: ?normalize= targets. */
@@ -82,8 +84,9 @@ function usePeaks(track: Track | null): Peaks | null {
   return got && got.id === id && got.url === url ? got.peaks : null;
 }
 
-function SeekBar({ track, time, duration, buffered, onSeek, disabled }: {
+function SeekBar({ track, time, duration, buffered, onSeek, disabled, markers }: {
   track: Track | null; time: number; duration: number; buffered: [number, number][]; onSeek: (t: number) => void; disabled: boolean;
+  markers: readonly Comment[];
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const peaks = usePeaks(track);
@@ -151,6 +154,23 @@ function SeekBar({ track, time, duration, buffered, onSeek, disabled }: {
           <div className="seek-thumb" style={{ left: `${pct(time)}%` }} />
         </div>
       )}
+      {duration > 0 && markers.map((m) => (
+        <button
+          key={m.comment_id}
+          type="button"
+          className="marker"
+          style={{ left: `${pct(m.at_ms / 1000)}%` }}
+          title={`${formatTime(m.at_ms / 1000)} ${m.user_id}: ${m.body}`}
+          aria-label={`Comment at ${formatTime(m.at_ms / 1000)} by ${m.user_id}`}
+          data-testid="marker"
+          data-at-ms={m.at_ms}
+          onPointerDown={(e) => e.stopPropagation()}
+          onClick={(e) => {
+            e.stopPropagation();
+            onSeek(m.at_ms / 1000);
+          }}
+        />
+      ))}
     </div>
   );
 }
@@ -210,7 +230,7 @@ export function PlayerBar(p: PlayerBarProps) {
       </div>
       <div className="player-row progress">
         <span className="time" data-testid="elapsed">{formatTime(p.time)}</span>
-        <SeekBar track={p.track} time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} />
+        <SeekBar track={p.track} time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} markers={p.markers ?? []} />
         <span className="time" data-testid="total">{formatTime(p.duration)}</span>
       </div>
       <div className="player-row status" aria-live="polite">

@@ -229,3 +229,84 @@ export async function reportMetrics(sessionId: string, m: SessionMetrics): Promi
 export function endSession(sessionId: string): void {
   fetch(`api/streaming/session/${encodeURIComponent(sessionId)}`, { method: 'DELETE', keepalive: true }).catch(() => {});
 }
+
+// ------------------------------------------------ versions and timed comments
+
+/** A track as GET /api/tracks/ID gives it: with its song and versions. */
+export interface TrackDetail extends Track {
+  song_id: string | null;
+  /** "v2", "final", or null (the original, or in no song) */
+  version: string | null;
+  /** every version's id in order, this one included; [] in no song */
+  versions: string[];
+}
+
+export interface SongVersion {
+  position: number;
+  track_id: string;
+  version: string | null;
+  date_ms: number;
+  explicit: boolean;
+  title: string | null;
+  duration_ms: number | null;
+}
+
+export interface Comment {
+  comment_id: string;
+  track_id: string;
+  version: string | null;
+  user_id: string;
+  parent_id: string | null;
+  at_ms: number;
+  /** as typed: render it as text, never as HTML */
+  body: string;
+  created_ms: number;
+  edited_ms: number | null;
+  replies?: Comment[];
+}
+
+/** The user token the page was opened with (#token=... or a stored one):
+ * posting a comment needs a user, the token's sub. */
+export function userToken(): string | null {
+  const fromHash = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+  if (fromHash) {
+    try {
+      localStorage.setItem('talas.userToken', fromHash);
+    } catch {
+      /* private mode */
+    }
+    return fromHash;
+  }
+  try {
+    return localStorage.getItem('talas.userToken');
+  } catch {
+    return null;
+  }
+}
+
+function authHeaders(): Record<string, string> {
+  const t = userToken();
+  return t ? { Authorization: `Bearer ${t}` } : {};
+}
+
+export async function fetchTrack(id: string, signal?: AbortSignal): Promise<TrackDetail> {
+  return json<TrackDetail>(await fetch(`api/tracks/${encodeURIComponent(id)}`, { signal, headers: authHeaders() }));
+}
+
+export async function fetchSong(id: string, signal?: AbortSignal): Promise<{ song_id: string; versions: SongVersion[] }> {
+  return json(await fetch(`api/songs/${encodeURIComponent(id)}`, { signal, headers: authHeaders() }));
+}
+
+export async function fetchComments(trackId: string, signal?: AbortSignal): Promise<{ threads: Comment[] }> {
+  return json(await fetch(`api/tracks/${encodeURIComponent(trackId)}/comments`, { signal, headers: authHeaders() }));
+}
+
+export async function postComment(trackId: string, atMs: number, body: string, parentId: string | null): Promise<Comment> {
+  const doc: Record<string, unknown> = { at_ms: Math.max(0, Math.round(atMs)), body };
+  if (parentId) doc.parent_id = parentId;
+  return json<Comment>(await fetch(`api/tracks/${encodeURIComponent(trackId)}/comments`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...authHeaders() },
+    body: JSON.stringify(doc),
+  }));
+}

@@ -123,6 +123,17 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     else if (index > 0) start(queue, index - 1, preview);
   }, [audioRef, index, queue, preview, start, seek]);
 
+  // Another version of the song in place of the current track, from the
+  // same position, playing or paused as it was.
+  const switchTrack = useCallback((t: Track) => {
+    const a = audioRef.current;
+    const c = current.current;
+    if (!a || !c.track) return;
+    const list = queue.slice();
+    list[index] = t;
+    load(list, index, c.preview, a.currentTime, !a.paused, c.quality, match);
+  }, [audioRef, queue, index, load, match]);
+
   // A new quality applies at once, from where the track is, playing or
   // paused as it was; a preview stays a preview.
   const changeQuality = (q: Quality, remember = true) => {
@@ -231,7 +242,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError, match,
     hasPrev: index > 0 || time > 3,
     hasNext: index + 1 < queue.length,
-    start, toggle, seek, seekBy, next, prev, changeQuality: (q: Quality) => changeQuality(q),
+    start, toggle, seek, seekBy, next, prev, switchTrack, changeQuality: (q: Quality) => changeQuality(q),
     changeMatch: (m: LoudnessMatch) => changeMatch(m),
   };
 }

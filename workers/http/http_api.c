@@ -25,6 +25,7 @@
 #include "store/catalog.h"
 #include "core/config.h"
 #include "http/http_api.h"
+#include "http/http_versions.h"
 #include "http/http_profile.h"
 #include "http/http_authorize.h"
 #include "http/http_response.h"
@@ -37,8 +38,9 @@
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
-/* STREAM_URL: a signed URL to add, or NULL. */
-static void track_json(struct talas_json *json, const struct talas_track *t, const char *stream_url)
+/* A track's members, its object left open; STREAM_URL: a signed URL to
+ * add, or NULL. */
+static void track_json_open(struct talas_json *json, const struct talas_track *t, const char *stream_url)
 {
     talas_json_object_begin(json);
     talas_json_key(json, "id");
@@ -71,6 +73,11 @@ static void track_json(struct talas_json *json, const struct talas_track *t, con
         talas_json_key(json, "stream_url");
         talas_json_string(json, stream_url);
     }
+}
+
+static void track_json(struct talas_json *json, const struct talas_track *t, const char *stream_url)
+{
+    track_json_open(json, t, stream_url);
     talas_json_object_end(json);
 }
 
@@ -431,7 +438,9 @@ int talas_api_track(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
     rc = talas_catalog_resolve(ctx->storage, txn, id_buf, &t);
     if (rc == 0 && t.error == NULL) {
         talas_json_init(&json, &body);
-        track_json(&json, &t, NULL);
+        track_json_open(&json, &t, NULL);
+        talas_versions_track_members(ctx->storage, txn, t.id, &json); /* song_id, versions */
+        talas_json_object_end(&json);
         talas_buf_append(&body, "\n", 1);
         /* a former id (an alias): the track lives at its id now, which a
          * client should store; 308 is followed by every HTTP library, and

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "http/http_api.h"
+#include "http/http_comments.h"
+#include "http/http_versions.h"
 #include "http/http_response.h"
 #include "http/http_router.h"
 #include "http/http_hls.h"
@@ -70,8 +72,18 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 6 &&
         memcmp(path.base + path.len - 6, "/peaks", 6) == 0)
         return talas_peaks_serve(ctx, req, path.base + at, path.len - at - 6);
+    if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 9 &&
+        memcmp(path.base + path.len - 9, "/comments", 9) == 0)
+        return talas_comments_track_serve(ctx, req, path.base + at, path.len - at - 9);
+    if (has_prefix(path, "/api/tracks/", &at) && path.len - at > 11 &&
+        memcmp(path.base + path.len - 11, "/version-of", 11) == 0)
+        return talas_versions_link_serve(ctx, req, path.base + at, path.len - at - 11);
     if (has_prefix(path, "/api/tracks/", &at))
         return talas_api_track(ctx, req, path.base + at, path.len - at);
+    if (has_prefix(path, "/api/songs/", &at))
+        return talas_versions_song_serve(ctx, req, path.base + at, path.len - at);
+    if (has_prefix(path, "/api/comments/", &at))
+        return talas_comments_serve(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))
         return talas_api_stream_url(ctx, req);
     if (is_path(path, "/api/profiles"))

@@ -269,7 +269,8 @@ static const char *const command_names[] = {
 static const char *const event_names[] = {
     "PlaybackStarted", "PlaybackPaused",   "PlaybackResumed", "PlaybackStopped", "PlaybackProgress",
     "PlaylistUpdated", "PlaylistShared",   "TrackLiked",      "TrackShared",     "UserFollowed",
-    "ServerMessage",   "RateLimitWarning", "CommandResponse", "LiveStats",
+    "ServerMessage",   "RateLimitWarning", "CommandResponse", "LiveStats",       "TrackCommented",
+    "TrackVersionAdded",
 };
 
 const char *talas_ws_command_name(enum talas_ws_command_type type)

@@ -49,6 +49,7 @@
 #include "core/util.h"
 #include "worker/worker.h"
 #include "worker/worker_ctx.h"
+#include "realtime/version_events.h"
 #include "realtime/ws_hub.h"
 #include "store/cache.h"
 #include "store/pg_schema.h"
@@ -398,6 +399,7 @@ void talas_worker_main(const struct talas_worker_args *args)
     talas_peaks_jobs_init(&wctx);
     talas_transcode_limit_init(&wctx);
     talas_ws_hub_init(&wctx, args->ipc_fd);
+    talas_version_events_init(&wctx); /* slot 0: the scanner's TrackVersionAdded */
     setup_listeners(args->listen_fds);
     /* the gRPC sockets follow the HTTP ones (listen.h) */
     if (talas_grpc_server_start(&wctx, args->listen_fds + w.conf->listen_count, &error) != 0) {

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// feedback.mjs BASE_URL OUTDIR desktop|mobile
+//
+// Drives the web player's feedback panel in Debian's headless Chromium
+// (playwright-core; no browser is downloaded), at a desktop viewport or as
+// a phone ('Pixel 5'). The page is opened with #token=USER_TOKEN (a user's
+// token, so that it may post). Steps:
+//
+//   play "V1_TITLE" and seek to AT_S seconds; focus the comment box (which
+//   pins the time), type a comment, post it; its marker appears on the seek
+//   bar at AT_S; seek elsewhere, click the marker: the audio is back at
+//   AT_S; post a hostile body (HTML that would run script if it were
+//   parsed): it shows exactly as typed, as text, and no script ran; switch
+//   to the other version with the version menu: the position is kept.
+//
+// Prints one JSON summary on stdout and saves screenshots in OUTDIR; exit
+// status 0 when every step worked, 1 otherwise ("failure").
+//
+// Environment: CHROMIUM, USER_TOKEN, V1_TITLE, V2_TITLE, AT_S (5), HOSTILE,
+// WAIT_MS (20000).
+import { chromium, devices } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [baseArg, outDir, mode = 'desktop'] = process.argv.slice(2);
+if (!baseArg || !outDir || !['desktop', 'mobile'].includes(mode)) {
+  process.stderr.write('usage: node feedback.mjs BASE_URL OUTDIR desktop|mobile\n');
+  process.exit(2);
+}
+const base = baseArg.replace(/\/+$/, '');
+const env = process.env;
+const waitMs = Number(env.WAIT_MS || 20000);
+const V1 = env.V1_TITLE || 'Take v1';
+const V2 = env.V2_TITLE || 'Take v2';
+const AT = Number(env.AT_S || 5);
+const HOSTILE = env.HOSTILE || '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+const mobile = mode === 'mobile';
+
+const summary = {
+  ok: false, mode, failure: null, steps: [], posted: null, marker: null, marker_seek: null,
+  hostile: null, switched: null, page_errors: [], console_errors: [], screenshots: [],
+};
+
+class Failure extends Error {}
+const fail = (msg) => { throw new Failure(msg); };
+
+async function until(page, fn, arg, what, ms = waitMs) {
+  try {
+    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
+    return await h.jsonValue();
+  } catch {
+    fail(`timed out after ${ms} ms waiting for ${what}`);
+  }
+}
+
+const audioTime = (page) => page.evaluate(() => document.getElementById('audio').currentTime);
+
+async function shot(page, name) {
+  const file = path.join(outDir, `${mode}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  summary.screenshots.push(file);
+}
+
+async function tapOrClick(locator) {
+  if (mobile) await locator.tap();
+  else await locator.click();
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    summary.steps.push({ name, ms: Date.now() - t0, ok: true });
+  } catch (e) {
+    summary.steps.push({ name, ms: Date.now() - t0, ok: false });
+    if (e instanceof Failure) throw new Failure(`${name}: ${e.message}`);
+    throw new Failure(`${name}: ${e.name}: ${e.message}`);
+  }
+}
+
+async function post(page, text) {
+  const box = page.getByTestId('comment-body');
+  await box.focus();
+  await box.fill(text);
+  const n = await page.getByTestId('comment').count();
+  await tapOrClick(page.getByTestId('comment-post'));
+  await until(page, (k) => document.querySelectorAll('[data-testid=comment]').length > k, n, 'the comment listed');
+}
+
+let browser;
+let page;
+let exitCode = 1;
+try {
+  fs.mkdirSync(outDir, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
+      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
+  });
+  const context = await browser.newContext(mobile ? { ...devices['Pixel 5'] } : { viewport: { width: 1280, height: 800 } });
+  page = await context.newPage();
+  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') summary.console_errors.push(m.text()); });
+
+  await step('load and play', async () => {
+    const res = await page.goto(`${base}/#token=${encodeURIComponent(env.USER_TOKEN || '')}`, { waitUntil: 'load', timeout: waitMs });
+    if (!res || !res.ok()) fail(`GET / answered ${res ? res.status() : 'nothing'}`);
+    const row = page.locator('[data-testid=tracks] li').filter({ has: page.locator('.t-title', { hasText: V1 }) });
+    await row.first().waitFor({ timeout: waitMs });
+    await tapOrClick(row.first().locator('.track-play'));
+    await until(page, () => { const a = document.getElementById('audio'); return a.currentTime > 0.5 && !a.paused; },
+      null, 'the track to play');
+    await page.getByTestId('feedback').waitFor({ timeout: waitMs });
+    await page.evaluate((t) => { document.getElementById('audio').currentTime = t; }, AT);
+    await until(page, (t) => Math.abs(document.getElementById('audio').currentTime - t) < 0.5, AT, `the seek to ${AT} s`);
+    await page.evaluate(() => document.getElementById('audio').pause());
+  });
+
+  await step('comment at a time', async () => {
+    const text = `the snare is late here (${mode})`;
+    await post(page, text);
+    const c = page.getByTestId('comment').filter({ hasText: text });
+    const at = Number(await c.first().getAttribute('data-at-ms'));
+    if (Math.abs(at - AT * 1000) > 600) fail(`the comment is at ${at} ms, not near ${AT * 1000}`);
+    summary.posted = { at_ms: at };
+    await shot(page, 'commented');
+  });
+
+  await step('marker seeks', async () => {
+    // this comment's marker (a run before this one may have left its own)
+    const m = page.locator(`[data-testid=marker][data-at-ms="${summary.posted.at_ms}"]`);
+    await m.waitFor({ timeout: waitMs });
+    const at = Number(await m.getAttribute('data-at-ms'));
+    const box = await m.boundingBox();
+    const bar = await page.getByTestId('seek').boundingBox();
+    summary.marker = { at_ms: at, x: box.x + box.width / 2, bar_x: bar.x, bar_w: bar.width };
+    await page.evaluate(() => { document.getElementById('audio').currentTime = 1; });
+    await until(page, () => document.getElementById('audio').currentTime < 1.5, null, 'the seek to 1 s');
+    await tapOrClick(m);
+    await until(page, (t) => Math.abs(document.getElementById('audio').currentTime - t) < 0.3, at / 1000,
+      'the marker to seek to its time');
+    summary.marker_seek = await audioTime(page);
+  });
+
+  await step('hostile body as text', async () => {
+    await post(page, HOSTILE);
+    const shown = await until(page, (h) => {
+      const el = [...document.querySelectorAll('[data-testid=comment-text]')].find((e) => e.textContent === h);
+      return el ? { text: el.textContent, children: el.children.length } : false;
+    }, HOSTILE, 'the hostile body shown as typed');
+    const pwned = await page.evaluate(() => window.__pwned ?? null);
+    const imgs = await page.locator('[data-testid=comments] img, [data-testid=comments] script').count();
+    summary.hostile = { ...shown, pwned, injected_elements: imgs };
+    if (shown.children !== 0 || pwned !== null || imgs !== 0) fail(`the body was parsed as HTML: ${JSON.stringify(summary.hostile)}`);
+    await shot(page, 'hostile');
+  });
+
+  await step('switch version keeps the position', async () => {
+    await page.evaluate(() => { document.getElementById('audio').currentTime = 7; });
+    await until(page, () => Math.abs(document.getElementById('audio').currentTime - 7) < 0.3, null, 'the seek to 7 s');
+    const sel = page.getByTestId('version-select');
+    await sel.waitFor({ timeout: waitMs });
+    const value = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    const current = await sel.inputValue();
+    const other = value.find((v) => v !== current);
+    if (!other) fail(`the version menu has no other version: ${JSON.stringify(value)}`);
+    await sel.selectOption(other);
+    await until(page, (v2) => (document.querySelector('[data-testid=now-playing]')?.textContent ?? '').includes(v2), V2,
+      'the other version playing');
+    await until(page, () => { const a = document.getElementById('audio'); return a.readyState >= 1 && Math.abs(a.currentTime - 7) < 1; },
+      null, 'the position kept');
+    summary.switched = { to: other, time: await audioTime(page) };
+    await shot(page, 'switched');
+  });
+
+  summary.ok = true;
+  exitCode = 0;
+} catch (e) {
+  summary.failure = e instanceof Error ? e.message : String(e);
+  if (page) await shot(page, 'failure').catch(() => {});
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  process.exit(exitCode);
+}
