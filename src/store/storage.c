@@ -85,6 +85,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_TRACK_ALIASES] = "track_aliases",
     [TALAS_DBI_ACCOUNTS] = "accounts",
     [TALAS_DBI_API_KEYS] = "api_keys",
+    [TALAS_DBI_STARS] = "stars",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

@@ -41,6 +41,7 @@ enum talas_dbi {
     TALAS_DBI_TRACK_ALIASES,   /* former track id -> current track id (catalog.c) */
     TALAS_DBI_ACCOUNTS,        /* Subsonic account name -> its sealed password (accounts.c) */
     TALAS_DBI_API_KEYS,        /* SHA-256 of an API key -> its account (accounts.c) */
+    TALAS_DBI_STARS,           /* user id + NUL + item id -> when starred, the rating (stars.c) */
     TALAS_DBI_COUNT
 };
 

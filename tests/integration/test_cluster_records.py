@@ -320,7 +320,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert "schema" in r["error"]
     st, doc = playlist(a, "newer")
     assert st == 503 and doc["error"]["code"] == "store_unavailable"
-    why = "refusing the record store: the schema is at version 3, newer than this build knows (2)"
+    why = "refusing the record store: the schema is at version 4, newer than this build knows (3)"
     log = tf.wait_for(lambda: (lambda t: t if why in t else None)(tf.read_text(a.error_log, limit=10 ** 7)), 10,
                       what="the refusal in the error log")
     assert log.count(why) <= 2  # once per worker, whatever the retries
@@ -330,7 +330,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert r.returncode == 1 and "newer than this build knows" in r.stdout, (r.stdout, r.stderr)
     r = a.talasctl("db", "migrate")
     assert r.returncode == 1 and "newer than this build knows" in r.stderr
-    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [["3"]]
+    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [["4"]]
 
 
 def test_talasctl_users_reaches_the_cluster_playlists(cluster):
