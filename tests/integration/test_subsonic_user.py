@@ -6,10 +6,19 @@ publishes TrackLiked."""
 import os
 import signal
 
+import pytest
+
 import talas_fixtures as tf
 from test_subsonic import PASSWORDS, alice, error_code, lib, node_client, rest_json, srv  # noqa: F401
 
 AUTH = {"username": "alice", "password": PASSWORDS["alice"]}
+
+
+@pytest.fixture(scope="module")
+def clib_for_stars(tmp_path_factory):
+    d = tmp_path_factory.mktemp("starlib")
+    tf.make_track(d / "x.mp3", "Star X", seconds=3, freq=300)
+    return d
 
 
 def starred2(srv):
@@ -71,3 +80,26 @@ def test_album_and_artist_stars(srv):
     assert [a["id"] for a in old["album"]] == [album["id"]] and old["album"][0]["isDir"] is True
     assert rest_json(srv, "unstar", alice(albumId=album["id"], artistId=album["artistId"]))["status"] == "ok"
     assert not starred2(srv).get("album")
+
+
+def test_cluster_star_on_a_is_starred_on_b(talas_server, clib_for_stars, redis_server, pg_database, tmp_path):
+    """Cluster mode: stars go to PostgreSQL, so a star and a rating made on
+    node A are in getStarred2 on node B."""
+    import json
+    import subprocess
+
+    import cluster_fixtures as cf
+    key = tmp_path / "subsonic.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    extra = f"subsonic:\n  enabled: true\n  password_key_file: {json.dumps(str(key))}\n  max_failed_logins: 0\n"
+    a, b = cf.two_nodes(talas_server, clib_for_stars, redis_server, pg_database, "k" * 40, extra)
+    for srv in (a, b):  # accounts are each node's own
+        r = subprocess.run([str(tf.TALASCTL), "-c", str(srv.config_path), "users", "add", "alice"],
+                           input=PASSWORDS["alice"].encode(), capture_output=True, timeout=30)
+        assert r.returncode == 0, r
+    x = a.ids["Star X"]
+    assert rest_json(a, "star", alice(id=x))["status"] == "ok"
+    assert rest_json(a, "setRating", alice(id=x, rating="5"))["status"] == "ok"
+    songs = rest_json(b, "getStarred2", alice())["starred2"]["song"]
+    assert [(s["id"], s["userRating"]) for s in songs] == [(x, 5)]
