@@ -51,6 +51,13 @@
  * (p_body not NULL) or deletes as P_USER (NULL: the backend) and answers
  * the row as it is (edit) or was (delete) with outcome 'ok', or
  * 'not_found', 'forbidden'. The body is text, stored as sent.
+ *
+ * Version 4, stars (the LMDB marks of store/stars.c): talas_stars, one row
+ * per user and item, when it was first starred (NULL: not starred) and its
+ * rating (0: none, 1..5); a row with neither is deleted in the same call.
+ * talas_stars_set stars or unstars a JSON array of items in one call,
+ * talas_stars_rate sets one rating; each is one transaction, and either
+ * repeated (a retry after a lost answer) changes nothing more.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -311,7 +318,44 @@ static const char v3[] =
     "    created_ms := c.created_ms; edited_ms := c.edited_ms; body := c.body;\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3};
+static const char v4[] =
+    "CREATE TABLE talas_stars (\n"
+    "    user_id text NOT NULL,\n"
+    "    item text NOT NULL,\n"
+    "    starred_ms bigint,\n"
+    "    rating smallint NOT NULL DEFAULT 0 CHECK (rating BETWEEN 0 AND 5),\n"
+    "    PRIMARY KEY (user_id, item)\n"
+    ");\n"
+    /* p_starred NULL: unstar */
+    "CREATE FUNCTION talas_stars_set(p_user text, p_items json, p_starred bigint) RETURNS bigint\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF p_starred IS NULL THEN\n"
+    "        UPDATE talas_stars SET starred_ms = NULL WHERE user_id = p_user\n"
+    "            AND item IN (SELECT json_array_elements_text(p_items));\n"
+    "        DELETE FROM talas_stars WHERE user_id = p_user AND starred_ms IS NULL AND rating = 0;\n"
+    "    ELSE\n"
+    "        INSERT INTO talas_stars (user_id, item, starred_ms)\n"
+    "            SELECT DISTINCT p_user, u, p_starred FROM json_array_elements_text(p_items) AS t(u)\n"
+    "            ON CONFLICT (user_id, item)\n"
+    "            DO UPDATE SET starred_ms = coalesce(talas_stars.starred_ms, EXCLUDED.starred_ms);\n"
+    "    END IF;\n"
+    "    RETURN 0;\n"
+    "END $$;\n"
+    "CREATE FUNCTION talas_stars_rate(p_user text, p_item text, p_rating integer) RETURNS bigint\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF p_rating = 0 THEN\n"
+    "        DELETE FROM talas_stars WHERE user_id = p_user AND item = p_item AND starred_ms IS NULL;\n"
+    "        UPDATE talas_stars SET rating = 0 WHERE user_id = p_user AND item = p_item;\n"
+    "    ELSE\n"
+    "        INSERT INTO talas_stars (user_id, item, rating) VALUES (p_user, p_item, p_rating)\n"
+    "            ON CONFLICT (user_id, item) DO UPDATE SET rating = EXCLUDED.rating;\n"
+    "    END IF;\n"
+    "    RETURN 0;\n"
+    "END $$;\n";
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

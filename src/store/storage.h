@@ -47,6 +47,7 @@ enum talas_dbi {
     TALAS_DBI_VERSION_EVENTS,  /* sequence (be64) -> a version the scanner added to a song (song_versions.c) */
     TALAS_DBI_COMMENTS,        /* comment id -> a timed comment on a track (comments.c) */
     TALAS_DBI_TRACK_COMMENTS,  /* track id + NUL + at_ms (be64) + comment id -> "" (comments.c) */
+    TALAS_DBI_STARS,           /* user id + NUL + item id -> when starred, the rating (stars.c) */
     TALAS_DBI_COUNT
 };
 

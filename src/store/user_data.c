@@ -11,6 +11,7 @@
 #include "store/playback.h"
 #include "store/playlists.h"
 #include "store/sessions.h"
+#include "store/stars.h"
 #include "store/users.h"
 #include "store/user_data.h"
 
@@ -65,6 +66,8 @@ const struct talas_user_data_kind talas_user_data_kinds[] = {
      talas_session_owner_usage, sessions_purge, talas_session_foreach_user},
     {"settings", "the user's settings (share_listening); purged, they return to the defaults",
      talas_user_settings_usage, settings_purge, talas_user_settings_foreach_user},
+    {"stars", "the songs, albums and artists the user starred or rated (Subsonic apps)", talas_stars_usage,
+     talas_stars_purge, talas_stars_foreach_user},
 };
 
 const size_t talas_user_data_kind_count = TALAS_ARRAY_SIZE(talas_user_data_kinds);

@@ -217,7 +217,7 @@ def migrate_and_start(a, b):
     """Migrates the nodes' empty database through A's talasctl to this
     build's schema, then starts A and B."""
     r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 3 (was 0)" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and "schema version 4 (was 0)" in r.stdout, (r.stdout, r.stderr)
     a.start()
     b.start()
     for srv in (a, b):

@@ -13,8 +13,8 @@
  * Errors are HTTP 200 with status "failed" and the API's codes. Browsing
  * reads the catalog through subsonic_library.c in one read transaction;
  * stream and download hand over to the media routes (http_stream.c,
- * http_transcode.c) without their token check; star publishes TrackLiked,
- * scrobble records playback (store/playback.h) and its events, and
+ * http_transcode.c) without their token check; the calls on a user's own
+ * state (stars, ratings) are subsonic_user.c's; scrobble records playback (store/playback.h) and its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
@@ -39,6 +39,7 @@
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
 #include "http/subsonic_response.h"
+#include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_playlists.h"
@@ -852,49 +853,6 @@ static long checked_ids(struct sreq *r, const char *name, const char **ids, int 
     return (long)n;
 }
 
-static void m_star(struct sreq *r)
-{
-    const char *ids[IDS_MAX];
-    struct talas_subsonic_writer w;
-    long n;
-
-    /* albums and artists have no like in Talas: only songs count */
-    if ((n = checked_ids(r, "id", ids, 0)) < 0)
-        return;
-    if (n == 0 && talas_subsonic_arg(&r->args, "albumId") == NULL &&
-        talas_subsonic_arg(&r->args, "artistId") == NULL) {
-        send_error(r, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id, albumId or artistId");
-        return;
-    }
-    for (long i = 0; i < n; i++) {
-        struct talas_buf b = {0};
-        struct talas_json json;
-
-        talas_ws_event_begin(&json, &b, "TrackLiked");
-        talas_json_key(&json, "track_id");
-        talas_json_string(&json, ids[i]);
-        talas_json_key(&json, "user_id");
-        talas_json_string(&json, r->user);
-        talas_json_object_end(&json);
-        talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, b.data, b.len);
-        talas_buf_free(&b);
-    }
-    begin_ok(r, &w);
-    finish(r, &w);
-}
-
-static void m_unstar(struct sreq *r)
-{
-    const char *ids[IDS_MAX];
-    struct talas_subsonic_writer w;
-
-    /* a like is an event that went out: nothing stored to take back */
-    if (checked_ids(r, "id", ids, 0) < 0)
-        return;
-    begin_ok(r, &w);
-    finish(r, &w);
-}
-
 /* A playback event of the request's user, as /api/ws publishes it. */
 static void playback_event(struct sreq *r, int private, const char *name, const char *track,
                            const char *field, uint64_t value)
@@ -1147,8 +1105,6 @@ static const struct method {
     {"download", 0, m_download},
     {"getPlaylist", 0, m_playlist},
     {"createPlaylist", 0, m_create_playlist},
-    {"star", 0, m_star},
-    {"unstar", 0, m_unstar},
     {"scrobble", 0, m_scrobble},
 };
 
@@ -1228,6 +1184,17 @@ static int authenticate(struct sreq *r)
     return 0;
 }
 
+/* Hands R to a method of subsonic_user.c, with this file's elements. */
+static void user_call(struct sreq *r, talas_subsonic_call_fn *fn)
+{
+    struct talas_subsonic_call *c = h2o_mem_alloc_pool(&r->req->pool, sizeof(*c));
+
+    *c = (struct talas_subsonic_call){r->ctx,           r->req,      &r->args,         r->format,
+                                      r->callback,      r->user,     song_attrs,       album_id3_attrs,
+                                      album_child_attrs, artist_attrs};
+    fn(c);
+}
+
 /* Whether a POST's body is a form (no Content-Type counts as one). */
 static int body_is_form(h2o_req_t *req)
 {
@@ -1292,6 +1259,11 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     if (authenticate(r) != 0)
         return 0;
     if (i == sizeof(methods) / sizeof(methods[0])) {
+        talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
+        if (fn != NULL) {
+            user_call(r, fn);
+            return 0;
+        }
         send_error(r, TALAS_SUBSONIC_E_GENERIC, "not implemented: %s", name[0] ? name : "(no method)");
         return 0;
     }
