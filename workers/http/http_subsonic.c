@@ -240,16 +240,16 @@ static void album_child_attrs(struct talas_subsonic_writer *w, const struct tala
     talas_subsonic_attr_str(w, "parent", a->artist_id);
     talas_subsonic_attr_bool(w, "isDir", 1);
     talas_subsonic_attr_str(w, "title", a->name);
-    talas_subsonic_attr_str(w, "name", a->name);
     talas_subsonic_attr_str(w, "album", a->name);
     talas_subsonic_attr_str(w, "artist", a->artist);
-    talas_subsonic_attr_str(w, "artistId", a->artist_id);
+    album_tags(w, a);
     if (a->cover != NULL)
         talas_subsonic_attr_str(w, "coverArt", a->cover);
-    talas_subsonic_attr_int(w, "songCount", (int64_t)a->count);
     talas_subsonic_attr_int(w, "duration", (int64_t)((a->duration_ms + 500) / 1000));
     talas_subsonic_attr_str(w, "created", created);
-    album_tags(w, a);
+    /* the Child type of the XSD has no name or songCount */
+    talas_subsonic_attr_str(w, "albumId", a->id);
+    talas_subsonic_attr_str(w, "artistId", a->artist_id);
 }
 
 static void artist_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_artist *a, int id3)
