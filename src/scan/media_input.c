@@ -76,6 +76,11 @@ static char **field(struct talas_media_tags *tags, const uint8_t *key, size_t le
         {"albumartist", offsetof(struct talas_media_tags, album_artist)},
         {"album_artist", offsetof(struct talas_media_tags, album_artist)},
         {"album", offsetof(struct talas_media_tags, album)},
+        {"genre", offsetof(struct talas_media_tags, genre)},
+        {"date", offsetof(struct talas_media_tags, date)},
+        {"year", offsetof(struct talas_media_tags, date)},
+        {"tracknumber", offsetof(struct talas_media_tags, track)},
+        {"discnumber", offsetof(struct talas_media_tags, disc)},
     };
 
     for (size_t i = 0; i < TALAS_ARRAY_SIZE(fields); i++)
@@ -119,7 +124,8 @@ void talas_media_tags_parse(const uint8_t *block, size_t len, struct talas_media
         if (vlen == 0)
             continue;
         *slot = xstrndup((const char *)value, talas_media_tag_cut((const char *)value, vlen));
-        if (tags->title != NULL && tags->artist != NULL && tags->album_artist != NULL && tags->album != NULL)
+        if (tags->title != NULL && tags->artist != NULL && tags->album_artist != NULL && tags->album != NULL &&
+            tags->genre != NULL && tags->date != NULL && tags->track != NULL && tags->disc != NULL)
             return;
     }
 }
@@ -132,6 +138,10 @@ void talas_media_tags_free(struct talas_media_tags *tags)
     free(tags->artist);
     free(tags->album_artist);
     free(tags->album);
+    free(tags->genre);
+    free(tags->date);
+    free(tags->track);
+    free(tags->disc);
     memset(tags, 0, sizeof(*tags));
 }
 

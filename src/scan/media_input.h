@@ -43,6 +43,10 @@ struct talas_media_tags {
     char *artist;
     char *album_artist; /* ALBUMARTIST or ALBUM_ARTIST */
     char *album;
+    char *genre;
+    char *date;  /* DATE or YEAR: the year is its first four digits */
+    char *track; /* TRACKNUMBER: "3" or "3/12" */
+    char *disc;  /* DISCNUMBER: likewise */
 };
 
 /*

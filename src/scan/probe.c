@@ -48,7 +48,23 @@
 #define PROBE_DEADLINE_MS 5000
 
 /* Slots of talas_probe_result.owned */
-enum { OWN_PATH, OWN_TITLE, OWN_ARTIST, OWN_ALBUM, OWN_CONTAINER, OWN_ERROR };
+enum {
+    OWN_PATH,
+    OWN_TITLE,
+    OWN_ARTIST,
+    OWN_ALBUM,
+    OWN_CONTAINER,
+    OWN_ERROR,
+    OWN_ALBUM_ARTIST,
+    OWN_GENRE,
+    OWN_COVER_FILE
+};
+
+/* Pictures of a folder that stand for the album of each track in it, in
+ * the order they are preferred. */
+static const char *const folder_covers[] = {"cover.jpg", "folder.jpg", "cover.jpeg", "folder.jpeg",
+                                            "cover.png", "folder.png", "Cover.jpg",  "Folder.jpg",
+                                            "Cover.png", "Folder.png", "front.jpg",  "Front.jpg"};
 
 static const char *own(struct talas_probe_result *r, int slot, char *s)
 {
@@ -139,6 +155,81 @@ static char *tag(const AVFormatContext *fmt, const AVStream *st, const char *hid
     return NULL;
 }
 
+/* The leading number of a tag ("3", "3/12", "2019-05-01"), at most MAX;
+ * 0 when it starts with no digit or the number is larger. */
+static uint32_t tag_number(const char *s, uint32_t max)
+{
+    uint64_t v = 0;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if ((v = v * 10 + (uint64_t)(*s - '0')) > max)
+            return 0;
+    return (uint32_t)v;
+}
+
+/* A number tag: KEY's value (or HIDDEN's) read as by tag_number. */
+static uint32_t number_tag(const AVFormatContext *fmt, const AVStream *st, const char *hidden, const char *key,
+                           uint32_t max)
+{
+    char *s = tag(fmt, st, hidden, key);
+    uint32_t v = tag_number(s, max);
+
+    free(s);
+    return v;
+}
+
+/* The year of a date tag: "2019", "2019-05-01", "2019-05-01T10:00". */
+static uint32_t year_tag(const AVFormatContext *fmt, const AVStream *st, const char *hidden)
+{
+    char *s = tag(fmt, st, hidden, "date");
+    uint32_t v;
+
+    if (s == NULL)
+        s = tag(fmt, st, NULL, "year");
+    v = s != NULL && strlen(s) >= 4 ? tag_number(s, 9999) : 0;
+    free(s);
+    return v;
+}
+
+/* Where the track's picture is: an attached picture of the file (JPEG or
+ * PNG, what getCoverArt can scale), else a picture file beside it. */
+static void find_cover(struct talas_probe_result *r, const AVFormatContext *fmt, const char *path)
+{
+    struct talas_track *t = &r->track;
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int dfd;
+
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        const AVStream *st = fmt->streams[i];
+        if ((st->disposition & AV_DISPOSITION_ATTACHED_PIC) && st->attached_pic.size > 0 &&
+            (st->codecpar->codec_id == AV_CODEC_ID_MJPEG || st->codecpar->codec_id == AV_CODEC_ID_PNG)) {
+            t->cover = TALAS_COVER_EMBEDDED;
+            return;
+        }
+    }
+    if (slash == NULL)
+        return;
+    dir = xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (dfd == -1)
+        return;
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(folder_covers); i++) {
+        struct stat sb;
+        /* a regular file, never through a symbolic link (as the tracks) */
+        if (fstatat(dfd, folder_covers[i], &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+            sb.st_size > 0) {
+            t->cover = TALAS_COVER_FOLDER;
+            t->cover_file = own(r, OWN_COVER_FILE, xstrdup(folder_covers[i]));
+            break;
+        }
+    }
+    close(dfd);
+}
+
 static int has_extension(const char *path, const char *ext)
 {
     size_t plen = strlen(path), elen = strlen(ext);
@@ -225,6 +316,10 @@ int talas_probe_file(const char *id, const char *path, uint64_t size, int64_t mt
     t->title = own(r, OWN_TITLE, title_from_path(path));
     t->artist = "";
     t->album = "";
+    t->album_artist = "";
+    t->genre = "";
+    t->cover_file = "";
+    t->record_version = TALAS_TRACK_TAGS_VERSION;
     t->codec = "";
     t->container = "";
     t->mime = talas_catalog_mime_for_container(NULL);
@@ -277,6 +372,14 @@ int talas_probe_file(const char *id, const char *path, uint64_t size, int64_t mt
         t->artist = own(r, OWN_ARTIST, s);
     if ((s = tag(fmt, st, hidden.album, "album")) != NULL)
         t->album = own(r, OWN_ALBUM, s);
+    if ((s = tag(fmt, st, hidden.album_artist, "album_artist")) != NULL)
+        t->album_artist = own(r, OWN_ALBUM_ARTIST, s);
+    if ((s = tag(fmt, st, hidden.genre, "genre")) != NULL)
+        t->genre = own(r, OWN_GENRE, s);
+    t->track_number = number_tag(fmt, st, hidden.track, "track", 99999);
+    t->disc_number = number_tag(fmt, st, hidden.disc, "disc", 9999);
+    t->year = year_tag(fmt, st, hidden.date);
+    find_cover(r, fmt, path);
     talas_media_tags_free(&hidden);
 
     if (st == NULL) {

@@ -12,7 +12,7 @@
 /* What talas_probe_file fills in; the strings are owned by the result. */
 struct talas_probe_result {
     struct talas_track track; /* string fields point at the owned copies below */
-    char *owned[8];
+    char *owned[10];
 };
 
 /*

@@ -18,7 +18,9 @@
  * (migrate_ids.c).
  *
  * Each candidate is first looked up in a short read transaction: a record
- * with the same path, size and mtime is left alone. Otherwise the file is
+ * with the same path, size and mtime is left alone (unless it was written
+ * before the catalog kept tags: then the file is probed again and its
+ * measured analysis kept). Otherwise the file is
  * probed (with no transaction open: probing may take seconds) and the
  * result queued; the queue is written in one write transaction every
  * BATCH_FILES files or BATCH_MS milliseconds, so other writers are never
@@ -268,10 +270,12 @@ out:
     return rc != 0 ? -1 : 0;
 }
 
-enum lookup { LOOKUP_NEW, LOOKUP_CHANGED, LOOKUP_UNCHANGED, LOOKUP_UNCHANGED_FAILED };
+/* LOOKUP_RETAG: the file is as it was, but its record predates the tags
+ * (TALAS_TRACK_TAGS_VERSION): probed again, its analysis kept. */
+enum lookup { LOOKUP_NEW, LOOKUP_CHANGED, LOOKUP_UNCHANGED, LOOKUP_UNCHANGED_FAILED, LOOKUP_RETAG };
 
 static int lookup(struct scan *s, const char *id, const char *path, uint64_t size, int64_t mtime_ns,
-                  enum lookup *result_r)
+                  enum lookup *result_r, struct talas_track_analysis *keep_r)
 {
     struct talas_track t;
     int rc;
@@ -288,7 +292,15 @@ static int lookup(struct scan *s, const char *id, const char *path, uint64_t siz
         return -1;
     }
     rc = talas_catalog_get(s->st, s->rtxn, id, &t);
-    if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0)
+    memset(keep_r, 0, sizeof(*keep_r));
+    if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0 &&
+        t.error == NULL && t.record_version < TALAS_TRACK_TAGS_VERSION) {
+        *result_r = LOOKUP_RETAG;
+        /* a measurement stays good (its error string would die with the
+         * transaction: a failed one is simply made again) */
+        if (!(t.analysis.flags & TALAS_ANALYSIS_FAILED))
+            *keep_r = t.analysis;
+    } else if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0)
         *result_r = t.error != NULL ? LOOKUP_UNCHANGED_FAILED : LOOKUP_UNCHANGED;
     else if (rc == 0 || rc == -1) /* changed, or damaged: probe and rewrite */
         *result_r = LOOKUP_CHANGED;
@@ -308,6 +320,7 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     uint64_t size = (uint64_t)sb->st_size;
     int64_t mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
     struct talas_probe_result *r;
+    struct talas_track_analysis keep;
     enum lookup state;
     uint64_t now;
     int lib;
@@ -321,7 +334,7 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     s->p.files++;
     s->p.current = path;
 
-    if (lookup(s, id, path, size, mtime_ns, &state) == -1)
+    if (lookup(s, id, path, size, mtime_ns, &state, &keep) == -1)
         return -1;
     if (state == LOOKUP_UNCHANGED || state == LOOKUP_UNCHANGED_FAILED) {
         s->p.unchanged++;
@@ -333,6 +346,8 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
         if (talas_probe_file(id, path, size, mtime_ns, r) == -1) {
             s->p.errors++;
             log_info("%s: not playable: %s", path, r->track.error);
+        } else if (state == LOOKUP_RETAG) {
+            r->track.analysis = keep;
         }
         if (state == LOOKUP_NEW)
             s->p.added++;

@@ -51,7 +51,12 @@
  * LU, true peak dBTP, sample peak dBFS, sample peak (linear), bpm, its
  * confidence, and a string (why the analysis failed). A version 1 record
  * reads as one not analysed yet. */
-#define TRACK_VERSION 2
+/* Version 3 appends the tags and the cover art source: str album artist,
+ * str genre, u32 track number, u32 disc number, u32 year, u8 cover
+ * (TALAS_COVER_*), str cover file. Records of versions 1 and 2 read with
+ * those empty (record_version tells the scanner to read them). */
+#define TRACK_VERSION TALAS_TRACK_TAGS_VERSION
+#define TRACK_VERSION_2 2
 #define TRACK_VERSION_1 1
 #define TRACK_FLAG_FAILED 0x01 /* the error string is meaningful */
 
@@ -141,6 +146,13 @@ void talas_track_encode(const struct talas_track *t, struct talas_buf *out)
     talas_record_put_f64(&w, t->analysis.bpm);
     talas_record_put_f64(&w, t->analysis.bpm_confidence);
     talas_record_put_str(&w, (t->analysis.flags & TALAS_ANALYSIS_FAILED) ? t->analysis.error : NULL);
+    talas_record_put_str(&w, t->album_artist);
+    talas_record_put_str(&w, t->genre);
+    talas_record_put_u32(&w, t->track_number);
+    talas_record_put_u32(&w, t->disc_number);
+    talas_record_put_u32(&w, t->year);
+    talas_record_put_u8(&w, t->cover);
+    talas_record_put_str(&w, t->cover == TALAS_COVER_FOLDER ? t->cover_file : NULL);
     /* Nothing Talas stores comes near 4 GiB; a string that long would not
      * read back as the same string. */
     if (talas_record_writer_end(&w) != 0)
@@ -159,7 +171,7 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t)
     talas_record_reader_init(&r, data, len);
     version = talas_record_get_u8(&r);
     flags = talas_record_get_u8(&r);
-    if (talas_record_reader_ok(&r) != 0 || (version != TRACK_VERSION && version != TRACK_VERSION_1) ||
+    if (talas_record_reader_ok(&r) != 0 || version < TRACK_VERSION_1 || version > TRACK_VERSION ||
         (flags & ~TRACK_FLAG_FAILED) != 0)
         return -1;
     t->duration_ms = talas_record_get_u64(&r);
@@ -184,7 +196,11 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t)
     t->mime = talas_record_get_str(&r, NULL);
     t->error = talas_record_get_str(&r, NULL);
     memset(&t->analysis, 0, sizeof(t->analysis));
-    if (version >= 2) {
+    t->record_version = version;
+    t->album_artist = t->genre = t->cover_file = "";
+    t->track_number = t->disc_number = t->year = 0;
+    t->cover = TALAS_COVER_NONE;
+    if (version >= TRACK_VERSION_2) {
         struct talas_track_analysis *a = &t->analysis;
         a->flags = talas_record_get_u32(&r);
         a->integrated_lufs = talas_record_get_f64(&r);
@@ -202,6 +218,18 @@ int talas_track_decode(const void *data, size_t len, struct talas_track *t)
                 return -1;
             a->error = NULL;
         }
+    }
+    if (version >= TALAS_TRACK_TAGS_VERSION) {
+        t->album_artist = talas_record_get_str(&r, NULL);
+        t->genre = talas_record_get_str(&r, NULL);
+        t->track_number = talas_record_get_u32(&r);
+        t->disc_number = talas_record_get_u32(&r);
+        t->year = talas_record_get_u32(&r);
+        t->cover = talas_record_get_u8(&r);
+        t->cover_file = talas_record_get_str(&r, NULL);
+        if (t->album_artist == NULL || t->genre == NULL || t->cover_file == NULL ||
+            t->cover > TALAS_COVER_FOLDER || (t->cover == TALAS_COVER_FOLDER) != (*t->cover_file != '\0'))
+            return -1;
     }
     if (talas_record_reader_end(&r) != 0 || path_len == 0)
         return -1;

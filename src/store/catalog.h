@@ -29,12 +29,32 @@
 
 #define TALAS_TRACK_ID_LEN 16
 
+/* The record version since which the tags (album artist, genre, numbers,
+ * year) and the cover art source are stored. */
+#define TALAS_TRACK_TAGS_VERSION 3
+
+enum { TALAS_COVER_NONE = 0, TALAS_COVER_EMBEDDED = 1, TALAS_COVER_FOLDER = 2 };
+
 struct talas_track {
     char id[TALAS_TRACK_ID_LEN + 1];
     const char *path;      /* absolute path of the file */
     const char *title;     /* from the tags, else the file name without its extension */
     const char *artist;    /* "" when unknown */
     const char *album;     /* "" when unknown */
+    const char *album_artist; /* "" when unknown (the album's artist when it is not the track's) */
+    const char *genre;     /* "" when unknown */
+    uint32_t track_number; /* 0 when unknown ("3/12" is 3) */
+    uint32_t disc_number;  /* 0 when unknown */
+    uint32_t year;         /* 0 when unknown */
+    /* Where its picture is, noted at scan (the image itself is not
+     * stored): TALAS_COVER_NONE, _EMBEDDED (an attached picture stream in
+     * the file) or _FOLDER (cover_file, a file name in the track's folder). */
+    uint8_t cover;
+    const char *cover_file; /* "" unless cover is TALAS_COVER_FOLDER */
+    /* the version of the stored record it was read from: below
+     * TALAS_TRACK_TAGS_VERSION, the tags above were never read (the
+     * scanner probes such a file again) */
+    uint8_t record_version;
     const char *codec;     /* libavcodec name: "mp3", "flac", "pcm_s16le", "vorbis", "aac" ... */
     const char *container; /* short container name: "mp3", "flac", "wav", "ogg", "mp4" ... */
     const char *mime;      /* Content-Type of the original file */

@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "core/record.h"
 #include "store/catalog.h"
 #include "core/config.h"
 #include "scan/probe.h"
@@ -315,7 +316,9 @@ static void test_decode_version_1(void **state)
 {
     struct talas_track t = sample_track(), d;
     struct talas_buf b = {0};
-    size_t tail = 4 + 7 * 8 + 4 + 1; /* flags, 7 doubles, an empty string */
+    /* flags, 7 doubles, an empty string; then version 3's tags: two empty
+     * strings, three u32, a u8, an empty string */
+    size_t tail = 4 + 7 * 8 + 4 + 1 + 2 * 5 + 3 * 4 + 1 + 5;
 
     (void)state;
     talas_track_encode(&t, &b);
@@ -326,7 +329,102 @@ static void test_decode_version_1(void **state)
     assert_int_equal(d.analysis.flags, 0);
     /* version 1 with the analysis block is damaged, not version 2 */
     assert_int_equal(talas_track_decode(b.data, b.len, &d), -1);
-    b.data[0] = 3;
+    b.data[0] = 4;
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), -1);
+    talas_buf_free(&b);
+}
+
+/* A record as version 2 wrote it (before the tags), field by field: it
+ * still reads, with its analysis, empty tags and no cover, and says it
+ * is version 2 (the scanner reads the file's tags again). */
+static void put_version_2(const struct talas_track *t, struct talas_buf *b)
+{
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, b);
+    talas_record_put_u8(&w, 2);
+    talas_record_put_u8(&w, 0);
+    talas_record_put_u64(&w, t->duration_ms);
+    talas_record_put_u32(&w, t->sample_rate);
+    talas_record_put_u32(&w, t->channels);
+    talas_record_put_u64(&w, t->bit_rate);
+    talas_record_put_u64(&w, t->size);
+    talas_record_put_i64(&w, t->mtime_ns);
+    talas_record_put_u64(&w, t->scanned_at);
+    talas_record_put_str(&w, t->id);
+    talas_record_put_str(&w, t->path);
+    talas_record_put_str(&w, t->title);
+    talas_record_put_str(&w, t->artist);
+    talas_record_put_str(&w, t->album);
+    talas_record_put_str(&w, t->codec);
+    talas_record_put_str(&w, t->container);
+    talas_record_put_str(&w, t->mime);
+    talas_record_put_str(&w, NULL);
+    talas_record_put_u32(&w, TALAS_ANALYSIS_LOUDNESS);
+    for (int i = 0; i < 7; i++)
+        talas_record_put_f64(&w, -14.5);
+    talas_record_put_str(&w, NULL);
+    assert_int_equal(talas_record_writer_end(&w), 0);
+}
+
+static void test_decode_version_2(void **state)
+{
+    struct talas_track t = sample_track(), d;
+    struct talas_buf b = {0};
+
+    (void)state;
+    put_version_2(&t, &b);
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), 0);
+    assert_tracks_equal(&t, &d);
+    assert_int_equal(d.record_version, 2);
+    assert_int_equal(d.analysis.flags, TALAS_ANALYSIS_LOUDNESS);
+    assert_true(d.analysis.integrated_lufs == -14.5);
+    assert_string_equal(d.album_artist, "");
+    assert_string_equal(d.genre, "");
+    assert_int_equal(d.track_number, 0);
+    assert_int_equal(d.disc_number, 0);
+    assert_int_equal(d.year, 0);
+    assert_int_equal(d.cover, TALAS_COVER_NONE);
+    talas_buf_free(&b);
+}
+
+/* Version 3 keeps the tags and the cover's source. */
+static void test_encode_decode_tags(void **state)
+{
+    struct talas_track t = sample_track(), d;
+    struct talas_buf b = {0};
+
+    (void)state;
+    t.album_artist = "Various Artists";
+    t.genre = "Jazz";
+    t.track_number = 7;
+    t.disc_number = 2;
+    t.year = 1999;
+    t.cover = TALAS_COVER_FOLDER;
+    t.cover_file = "cover.jpg";
+    talas_track_encode(&t, &b);
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), 0);
+    assert_tracks_equal(&t, &d);
+    assert_int_equal(d.record_version, TALAS_TRACK_TAGS_VERSION);
+    assert_string_equal(d.album_artist, "Various Artists");
+    assert_string_equal(d.genre, "Jazz");
+    assert_int_equal(d.track_number, 7);
+    assert_int_equal(d.disc_number, 2);
+    assert_int_equal(d.year, 1999);
+    assert_int_equal(d.cover, TALAS_COVER_FOLDER);
+    assert_string_equal(d.cover_file, "cover.jpg");
+    talas_buf_free(&b);
+
+    /* an embedded picture names no file; a folder picture must */
+    t.cover = TALAS_COVER_EMBEDDED;
+    talas_track_encode(&t, &b);
+    assert_int_equal(talas_track_decode(b.data, b.len, &d), 0);
+    assert_int_equal(d.cover, TALAS_COVER_EMBEDDED);
+    assert_string_equal(d.cover_file, "");
+    talas_buf_free(&b);
+    t.cover = TALAS_COVER_FOLDER;
+    t.cover_file = "";
+    talas_track_encode(&t, &b);
     assert_int_equal(talas_track_decode(b.data, b.len, &d), -1);
     talas_buf_free(&b);
 }
@@ -379,20 +477,28 @@ static void test_decode_corrupted(void **state)
     struct talas_track t = sample_track();
     struct talas_buf b = {0};
     size_t fixed = 1 + 1 + 8 + 4 + 4 + 8 + 8 + 8 + 8, pos, nstrings = 0;
-    size_t len_at[16], str_len[16], analysis_at = 0;
+    size_t len_at[16], str_len[16], analysis_at = 0, cover_at = 0;
     uint32_t seed = 12345;
 
     (void)state;
     t.error = "x";
-    talas_track_encode(&t, &b);
 
     /* Where the string lengths are: 9 strings, the analysis (u32 flags, 7
-     * doubles), its error string. */
+     * doubles), its error string, album artist, genre, three u32 and the
+     * cover (u8), the cover file. */
+    t.album_artist = "Various";
+    t.genre = "Pop";
+    t.track_number = 3;
+    talas_track_encode(&t, &b);
     pos = fixed;
     while (pos < b.len) {
         if (nstrings == 9) {
             analysis_at = pos;
             pos += 4 + 7 * 8;
+        }
+        if (nstrings == 12) {
+            cover_at = pos + 3 * 4;
+            pos += 3 * 4 + 1;
         }
         uint32_t l = (uint32_t)(unsigned char)b.data[pos] | (uint32_t)(unsigned char)b.data[pos + 1] << 8 |
                      (uint32_t)(unsigned char)b.data[pos + 2] << 16 |
@@ -403,7 +509,7 @@ static void test_decode_corrupted(void **state)
         pos += 4 + l + 1;
     }
     assert_int_equal(pos, b.len);
-    assert_int_equal(nstrings, 10); /* id, 8 strings, the analysis error */
+    assert_int_equal(nstrings, 13); /* id, 8 strings, the analysis error, 2 tags, the cover file */
 
     /* Every byte, several flips: never a crash, never a string outside. */
     for (size_t i = 0; i < b.len; i++) {
@@ -415,6 +521,9 @@ static void test_decode_corrupted(void **state)
             /* the analysis flags: 3 bits defined */
             if ((i == analysis_at && (flips[f] & ~TALAS_ANALYSIS_FLAGS) != 0) ||
                 (i > analysis_at && i < analysis_at + 4))
+                must_fail = 1;
+            /* the cover: 0 (none) and 1 (embedded) need no file, 2 does */
+            if (i == cover_at && flips[f] >= TALAS_COVER_FOLDER)
                 must_fail = 1;
             b.data[i] ^= flips[f];
             for (size_t s = 0; s < nstrings; s++) {
@@ -1331,6 +1440,8 @@ int main(void)
         cmocka_unit_test(test_decode_corrupted),
         cmocka_unit_test(test_encode_decode_analysis),
         cmocka_unit_test(test_decode_version_1),
+        cmocka_unit_test(test_decode_version_2),
+        cmocka_unit_test(test_encode_decode_tags),
         cmocka_unit_test(test_storage_open),
         cmocka_unit_test(test_catalog_crud_list),
         cmocka_unit_test(test_scan_status),

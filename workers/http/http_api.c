@@ -38,6 +38,15 @@
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
+static void number_or_null(struct talas_json *json, const char *key, uint32_t v)
+{
+    talas_json_key(json, key);
+    if (v != 0)
+        talas_json_uint(json, v);
+    else
+        talas_json_null(json);
+}
+
 /* A track's members, its object left open; STREAM_URL: a signed URL to
  * add, or NULL. */
 static void track_json_open(struct talas_json *json, const struct talas_track *t, const char *stream_url)
@@ -51,6 +60,14 @@ static void track_json_open(struct talas_json *json, const struct talas_track *t
     talas_json_string(json, t->artist);
     talas_json_key(json, "album");
     talas_json_string(json, t->album);
+    talas_json_key(json, "album_artist");
+    talas_json_string(json, t->album_artist);
+    talas_json_key(json, "genre");
+    talas_json_string(json, t->genre);
+    /* numbers the tags did not give are null */
+    number_or_null(json, "disc", t->disc_number);
+    number_or_null(json, "track", t->track_number);
+    number_or_null(json, "year", t->year);
     talas_json_key(json, "duration_ms");
     talas_json_uint(json, t->duration_ms);
     talas_json_key(json, "codec");

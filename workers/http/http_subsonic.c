@@ -172,6 +172,14 @@ static void song_attrs(struct talas_subsonic_writer *w, const struct talas_subso
     talas_subsonic_attr_str(w, "title", s->t.title);
     talas_subsonic_attr_str(w, "album", s->album);
     talas_subsonic_attr_str(w, "artist", s->artist);
+    if (s->t.track_number != 0)
+        talas_subsonic_attr_int(w, "track", s->t.track_number);
+    if (s->t.year != 0)
+        talas_subsonic_attr_int(w, "year", s->t.year);
+    if (s->t.genre[0] != '\0')
+        talas_subsonic_attr_str(w, "genre", s->t.genre);
+    if (s->cover != NULL)
+        talas_subsonic_attr_str(w, "coverArt", s->cover);
     talas_subsonic_attr_int(w, "size", (int64_t)s->t.size);
     talas_subsonic_attr_str(w, "contentType", s->t.mime);
     talas_subsonic_attr_str(w, "suffix", suffix_of(s->t.path));
@@ -179,6 +187,8 @@ static void song_attrs(struct talas_subsonic_writer *w, const struct talas_subso
     talas_subsonic_attr_int(w, "bitRate", (int64_t)((s->t.bit_rate + 500) / 1000));
     talas_subsonic_attr_str(w, "path", s->relpath);
     talas_subsonic_attr_bool(w, "isVideo", 0);
+    if (s->t.disc_number != 0)
+        talas_subsonic_attr_int(w, "discNumber", s->t.disc_number);
     talas_subsonic_attr_str(w, "created", created);
     talas_subsonic_attr_str(w, "albumId", s->album_id);
     talas_subsonic_attr_str(w, "artistId", s->artist_id);
@@ -195,6 +205,14 @@ static void song_item(struct talas_subsonic_writer *w, const struct talas_subson
     talas_subsonic_elem_end(w);
 }
 
+static void album_tags(struct talas_subsonic_writer *w, const struct talas_subsonic_album *a)
+{
+    if (a->year != 0)
+        talas_subsonic_attr_int(w, "year", a->year);
+    if (a->genre[0] != '\0')
+        talas_subsonic_attr_str(w, "genre", a->genre);
+}
+
 /* An album in the ID3 shape (getAlbum, getArtist, getAlbumList2, search3). */
 static void album_id3_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_album *a)
 {
@@ -205,9 +223,12 @@ static void album_id3_attrs(struct talas_subsonic_writer *w, const struct talas_
     talas_subsonic_attr_str(w, "name", a->name);
     talas_subsonic_attr_str(w, "artist", a->artist);
     talas_subsonic_attr_str(w, "artistId", a->artist_id);
+    if (a->cover != NULL)
+        talas_subsonic_attr_str(w, "coverArt", a->cover);
     talas_subsonic_attr_int(w, "songCount", (int64_t)a->count);
     talas_subsonic_attr_int(w, "duration", (int64_t)((a->duration_ms + 500) / 1000));
     talas_subsonic_attr_str(w, "created", created);
+    album_tags(w, a);
 }
 
 /* An album as a directory (getAlbumList, getMusicDirectory, search2). */
@@ -220,13 +241,16 @@ static void album_child_attrs(struct talas_subsonic_writer *w, const struct tala
     talas_subsonic_attr_str(w, "parent", a->artist_id);
     talas_subsonic_attr_bool(w, "isDir", 1);
     talas_subsonic_attr_str(w, "title", a->name);
-    talas_subsonic_attr_str(w, "name", a->name);
     talas_subsonic_attr_str(w, "album", a->name);
     talas_subsonic_attr_str(w, "artist", a->artist);
-    talas_subsonic_attr_str(w, "artistId", a->artist_id);
-    talas_subsonic_attr_int(w, "songCount", (int64_t)a->count);
+    album_tags(w, a);
+    if (a->cover != NULL)
+        talas_subsonic_attr_str(w, "coverArt", a->cover);
     talas_subsonic_attr_int(w, "duration", (int64_t)((a->duration_ms + 500) / 1000));
     talas_subsonic_attr_str(w, "created", created);
+    /* the Child type of the XSD has no name or songCount */
+    talas_subsonic_attr_str(w, "albumId", a->id);
+    talas_subsonic_attr_str(w, "artistId", a->artist_id);
 }
 
 static void artist_attrs(struct talas_subsonic_writer *w, const struct talas_subsonic_artist *a, int id3)
@@ -567,13 +591,37 @@ static int by_newest(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+static int by_artist_name(const void *a, const void *b)
+{
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
+    int c = strcasecmp(x->artist, y->artist);
+
+    return c != 0 ? c : by_name(a, b);
+}
+
+static int by_year_up(const void *a, const void *b)
+{
+    const struct talas_subsonic_album *x = &sort_albums[*(const size_t *)a],
+                                      *y = &sort_albums[*(const size_t *)b];
+
+    if (x->year != y->year)
+        return x->year < y->year ? -1 : 1;
+    return by_name(a, b);
+}
+
+static int by_year_down(const void *a, const void *b)
+{
+    return by_year_up(b, a);
+}
+
 /* getAlbumList (ID3 0) and getAlbumList2 (ID3 1). */
 static void album_list(struct sreq *r, int id3)
 {
-    const char *type = required(r, "type");
+    const char *type = required(r, "type"), *genre = NULL;
     struct talas_subsonic_library lib;
     struct talas_subsonic_writer w;
-    int64_t size, offset;
+    int64_t size, offset, from = 0, to = 0;
     size_t *order = NULL, n = 0;
     MDB_txn *txn;
 
@@ -587,24 +635,47 @@ static void album_list(struct sreq *r, int id3)
         send_error(r, TALAS_SUBSONIC_E_GENERIC, "type: unknown list type \"%.64s\"", type);
         return;
     }
+    if (strcmp(type, "byYear") == 0) {
+        if (required(r, "fromYear") == NULL || required(r, "toYear") == NULL ||
+            int_arg(r, "fromYear", 0, 9999, 0, &from) != 0 || int_arg(r, "toYear", 0, 9999, 0, &to) != 0)
+            return;
+    } else if (strcmp(type, "byGenre") == 0 && (genre = required(r, "genre")) == NULL) {
+        return;
+    }
     if (load_library(r, &txn, &lib) != 0)
         return;
-    /* no ratings, stars, years or genres in the catalog: those lists are
-     * empty; frequent and recent are not counted per album yet */
-    if (strcmp(type, "highest") != 0 && strcmp(type, "starred") != 0 && strcmp(type, "byYear") != 0 &&
-        strcmp(type, "byGenre") != 0 && strcmp(type, "frequent") != 0 && strcmp(type, "recent") != 0) {
-        n = lib.album_count;
+    /* no ratings or stars in the catalog: those lists are empty; frequent
+     * and recent are not counted per album yet */
+    if (strcmp(type, "highest") != 0 && strcmp(type, "starred") != 0 && strcmp(type, "frequent") != 0 &&
+        strcmp(type, "recent") != 0) {
+        order = xcalloc(lib.album_count + 1, sizeof(*order));
+        for (size_t i = 0; i < lib.album_count; i++) {
+            const struct talas_subsonic_album *a = &lib.albums[i];
+            /* byYear: fromYear > toYear lists the range newest first */
+            if (genre != NULL && strcasecmp(a->genre, genre) != 0)
+                continue;
+            if (from != 0 || to != 0) {
+                if (a->year < (from < to ? from : to) || a->year > (from < to ? to : from))
+                    continue;
+            }
+            order[n++] = i;
+        }
+        sort_albums = lib.albums;
         if (strcmp(type, "random") == 0) {
-            order = shuffled(n);
-        } else {
-            order = xcalloc(n + 1, sizeof(*order));
+            size_t *perm = shuffled(n), *o = xcalloc(n + 1, sizeof(*o));
             for (size_t i = 0; i < n; i++)
-                order[i] = i;
-            sort_albums = lib.albums;
-            if (strcmp(type, "alphabeticalByName") == 0)
-                qsort(order, n, sizeof(*order), by_name);
-            else if (strcmp(type, "newest") == 0)
-                qsort(order, n, sizeof(*order), by_newest);
+                o[i] = order[perm[i]];
+            free(perm);
+            free(order);
+            order = o;
+        } else if (strcmp(type, "alphabeticalByName") == 0 || strcmp(type, "byGenre") == 0) {
+            qsort(order, n, sizeof(*order), by_name);
+        } else if (strcmp(type, "alphabeticalByArtist") == 0) {
+            qsort(order, n, sizeof(*order), by_artist_name);
+        } else if (strcmp(type, "newest") == 0) {
+            qsort(order, n, sizeof(*order), by_newest);
+        } else if (strcmp(type, "byYear") == 0) {
+            qsort(order, n, sizeof(*order), from <= to ? by_year_up : by_year_down);
         }
     }
     begin_ok(r, &w);
@@ -654,14 +725,78 @@ static void m_random_songs(struct sreq *r)
     finish(r, &w);
 }
 
+static int by_genre(const void *a, const void *b)
+{
+    const struct talas_subsonic_song *x = *(const struct talas_subsonic_song *const *)a,
+                                     *y = *(const struct talas_subsonic_song *const *)b;
+    int c = strcasecmp(x->t.genre, y->t.genre);
+
+    if (c == 0 && (c = strcmp(x->t.genre, y->t.genre)) == 0)
+        c = strcmp(x->album_id, y->album_id);
+    return c;
+}
+
+/* getGenres: each genre tag (as written: "Rock" and "rock" are two), how
+ * many songs and albums carry it (an album counts in each of its songs'
+ * genres). */
 static void m_genres(struct sreq *r)
 {
+    struct talas_subsonic_library lib;
     struct talas_subsonic_writer w;
+    const struct talas_subsonic_song **byg;
+    size_t n = 0;
+    MDB_txn *txn;
 
-    /* the catalog keeps no genre yet */
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    byg = xcalloc(lib.song_count + 1, sizeof(*byg));
+    for (size_t i = 0; i < lib.song_count; i++)
+        if (lib.songs[i].t.genre[0] != '\0')
+            byg[n++] = &lib.songs[i];
+    qsort(byg, n, sizeof(*byg), by_genre);
     begin_ok(r, &w);
     talas_subsonic_elem_begin(&w, "genres");
     talas_subsonic_list_begin(&w, "genre");
+    for (size_t i = 0, j; i < n; i = j) {
+        size_t albums = 0;
+        /* sorted by genre, then album: each album of the genre starts a run */
+        for (j = i; j < n && strcmp(byg[j]->t.genre, byg[i]->t.genre) == 0; j++)
+            albums += j == i || strcmp(byg[j]->album_id, byg[j - 1]->album_id) != 0;
+        talas_subsonic_item_begin(&w);
+        talas_subsonic_attr_str(&w, "value", byg[i]->t.genre);
+        talas_subsonic_attr_int(&w, "songCount", (int64_t)(j - i));
+        talas_subsonic_attr_int(&w, "albumCount", (int64_t)albums);
+        talas_subsonic_elem_end(&w);
+    }
+    free(byg);
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+/* getSongsByGenre: the songs of one genre tag, in album order, paged. */
+static void m_songs_by_genre(struct sreq *r)
+{
+    const char *genre = required(r, "genre");
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    int64_t count, offset;
+    size_t matched = 0;
+    MDB_txn *txn;
+
+    if (genre == NULL || int_arg(r, "count", 0, LIST_MAX, 10, &count) != 0 ||
+        int_arg(r, "offset", 0, INT32_MAX, 0, &offset) != 0 || load_library(r, &txn, &lib) != 0)
+        return;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "songsByGenre");
+    talas_subsonic_list_begin(&w, "song");
+    for (size_t i = 0; i < lib.song_count; i++) {
+        if (strcmp(lib.songs[i].t.genre, genre) != 0 || matched++ < (size_t)offset)
+            continue;
+        if (matched > (size_t)(offset + count))
+            break;
+        song_item(&w, &lib.songs[i]);
+    }
+    done_library(txn, &lib);
     finish(r, &w);
 }
 
@@ -1099,6 +1234,7 @@ static const struct method {
     {"getAlbumList2", 0, m_album_list2},
     {"getRandomSongs", 0, m_random_songs},
     {"getGenres", 0, m_genres},
+    {"getSongsByGenre", 0, m_songs_by_genre},
     {"search2", 0, m_search2},
     {"search3", 0, m_search3},
     {"stream", 0, m_stream},

@@ -78,11 +78,12 @@ static int add_track(const struct talas_track *t, void *arg)
     s->t = *t;
     s->artist = t->artist[0] != '\0' ? t->artist : UNKNOWN_ARTIST;
     s->album = t->album[0] != '\0' ? t->album : UNKNOWN_ALBUM;
+    s->album_artist = t->album_artist[0] != '\0' ? t->album_artist : s->artist;
     s->relpath = rel;
     s->folder = folder;
     s->seq = lib->song_count;
-    make_id("ar", s->artist, "", s->artist_id);
-    make_id("al", s->artist, s->album, s->album_id);
+    make_id("ar", s->album_artist, "", s->artist_id);
+    make_id("al", s->album_artist, s->album, s->album_id);
     lib->song_count++;
     return 0;
 }
@@ -92,10 +93,15 @@ static int by_artist_album(const void *a, const void *b)
     const struct talas_subsonic_song *x = a, *y = b;
     int c;
 
-    if ((c = strcasecmp(x->artist, y->artist)) != 0 || (c = strcmp(x->artist, y->artist)) != 0)
+    if ((c = strcasecmp(x->album_artist, y->album_artist)) != 0 ||
+        (c = strcmp(x->album_artist, y->album_artist)) != 0)
         return c;
     if ((c = strcasecmp(x->album, y->album)) != 0 || (c = strcmp(x->album, y->album)) != 0)
         return c;
+    if (x->t.disc_number != y->t.disc_number)
+        return x->t.disc_number < y->t.disc_number ? -1 : 1;
+    if (x->t.track_number != y->t.track_number)
+        return x->t.track_number < y->t.track_number ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -123,7 +129,7 @@ int talas_subsonic_library_load(struct talas_storage *st, MDB_txn *txn, const st
         if (i == 0 || strcmp(s->artist_id, lib->songs[i - 1].artist_id) != 0) {
             ar = &lib->artists[lib->artist_count++];
             memcpy(ar->id, s->artist_id, sizeof(ar->id));
-            ar->name = s->artist;
+            ar->name = s->album_artist;
             ar->first = lib->album_count;
         }
         ar = &lib->artists[lib->artist_count - 1];
@@ -131,7 +137,8 @@ int talas_subsonic_library_load(struct talas_storage *st, MDB_txn *txn, const st
             al = &lib->albums[lib->album_count++];
             memcpy(al->id, s->album_id, sizeof(al->id));
             al->name = s->album;
-            al->artist = s->artist;
+            al->artist = s->album_artist;
+            al->genre = "";
             al->artist_id = ar->id;
             al->first = i;
             ar->count++;
@@ -141,7 +148,19 @@ int talas_subsonic_library_load(struct talas_storage *st, MDB_txn *txn, const st
         al->duration_ms += s->t.duration_ms;
         if (s->t.scanned_at > al->created)
             al->created = s->t.scanned_at;
+        if (s->t.year > al->year)
+            al->year = s->t.year;
+        if (al->genre[0] == '\0')
+            al->genre = s->t.genre;
+        if (al->cover == NULL && s->t.cover != TALAS_COVER_NONE)
+            al->cover = s->t.id;
     }
+    /* a song without a picture of its own shows its album's */
+    for (size_t i = 0; i < lib->album_count; i++)
+        for (size_t k = 0; k < lib->albums[i].count; k++) {
+            struct talas_subsonic_song *s = &lib->songs[lib->albums[i].first + k];
+            s->cover = s->t.cover != TALAS_COVER_NONE ? s->t.id : lib->albums[i].cover;
+        }
     return 0;
 }
 

@@ -2,11 +2,16 @@
  * subsonic_library.h - the catalog seen as the Subsonic API sees music:
  * artists, their albums, the albums' songs, in music folders.
  *
- * Talas's catalog keeps tracks (title, artist, album, path); this view
- * groups them: an artist is a distinct artist tag, an album a distinct
- * (artist, album) pair, a song a playable track, and a music folder an
- * entry of library.paths (id 1, 2, ... in the configuration's order).
- * Empty tags read as "[Unknown Artist]" / "[Unknown Album]".
+ * Talas's catalog keeps tracks (title, artist, album artist, album, disc
+ * and track numbers, year, genre, path); this view groups them: an artist
+ * is a distinct album artist (the album_artist tag, else the artist tag),
+ * an album a distinct (album artist, album) pair, so that a compilation of
+ * many artists is one album, its songs in disc, track, then path order; a
+ * song a playable track, and a music folder an entry of library.paths (id
+ * 1, 2, ... in the configuration's order). Empty tags read as
+ * "[Unknown Artist]" / "[Unknown Album]". An album's year is the latest
+ * of its songs', its genre the first one given, its cover art the first
+ * song's that has one.
  *
  * Ids are stable across rescans and nodes: a song's is its track id (16
  * base64url characters); an artist's "ar" and an album's "al" followed by
@@ -32,7 +37,9 @@
 struct talas_subsonic_song {
     struct talas_track t;
     const char *artist;  /* the tag, or "[Unknown Artist]" */
+    const char *album_artist; /* the album_artist tag, else artist: whose album it is */
     const char *album;   /* likewise */
+    const char *cover;   /* the coverArt id (a track id: its own, else its album's), NULL: none */
     const char *relpath; /* below its music folder */
     char artist_id[TALAS_SUBSONIC_ID_LEN + 1];
     char album_id[TALAS_SUBSONIC_ID_LEN + 1];
@@ -47,6 +54,9 @@ struct talas_subsonic_album {
     size_t first, count;  /* its songs: songs[first .. first + count - 1], in path order */
     uint64_t duration_ms; /* all of them */
     uint64_t created;     /* the latest scan of one of them, seconds since the epoch */
+    uint32_t year;        /* 0: none known */
+    const char *genre;    /* "": none */
+    const char *cover;    /* the coverArt id (a song's track id), NULL: none */
 };
 
 struct talas_subsonic_artist {
@@ -56,7 +66,7 @@ struct talas_subsonic_artist {
 };
 
 struct talas_subsonic_library {
-    struct talas_subsonic_song *songs; /* by artist, album, then path */
+    struct talas_subsonic_song *songs; /* by album artist, album, disc, track, then path */
     size_t song_count;
     struct talas_subsonic_album *albums; /* by artist, then name */
     size_t album_count;
