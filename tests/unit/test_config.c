@@ -900,6 +900,8 @@ static void test_dump(void **state)
                                  "  max_tracks: 10000\n"
                                  "  max_total: 100000\n"
                                  "  max_editors: 100\n"
+                                 "comments:\n"
+                                 "  max_body: 2000\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"
