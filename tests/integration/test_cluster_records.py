@@ -24,6 +24,7 @@ WebSocket and HTTP clients.
 
 import asyncio
 import json
+import re
 import secrets
 import subprocess
 
@@ -37,6 +38,9 @@ websockets = pytest.importorskip("websockets", reason="install Debian package py
 MAX_PER_USER = 3
 MAX_TRACKS = 4
 BACKEND_KEY = secrets.token_urlsafe(32)
+# this build's schema version, as src/store/pg_schema.h sets it
+SCHEMA = int(re.search(r"#define TALAS_PG_SCHEMA_VERSION (\d+)",
+                       (tf.SRCDIR / "src" / "store" / "pg_schema.h").read_text()).group(1))
 UNAVAILABLE = "playlists unavailable: the record store cannot be reached"
 
 
@@ -320,7 +324,8 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert "schema" in r["error"]
     st, doc = playlist(a, "newer")
     assert st == 503 and doc["error"]["code"] == "store_unavailable"
-    why = "refusing the record store: the schema is at version 4, newer than this build knows (3)"
+    why = (f"refusing the record store: the schema is at version {SCHEMA + 1}, newer than this build knows "
+           f"({SCHEMA})")
     log = tf.wait_for(lambda: (lambda t: t if why in t else None)(tf.read_text(a.error_log, limit=10 ** 7)), 10,
                       what="the refusal in the error log")
     assert log.count(why) <= 2  # once per worker, whatever the retries
@@ -330,7 +335,7 @@ def test_newer_schema_is_refused_with_a_reason(cluster, postgres):
     assert r.returncode == 1 and "newer than this build knows" in r.stdout, (r.stdout, r.stderr)
     r = a.talasctl("db", "migrate")
     assert r.returncode == 1 and "newer than this build knows" in r.stderr
-    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [["4"]]
+    assert postgres.psql(dbname, "SELECT version FROM talas_schema") == [[str(SCHEMA + 1)]]
 
 
 def test_talasctl_users_reaches_the_cluster_playlists(cluster):
