@@ -182,7 +182,8 @@ int talas_group_versions(struct talas_storage *st, size_t *songs_r, size_t *adde
     }
 
     /* the names: a base with two or more files, one of them versioned */
-    qsort(w.e, w.n, sizeof(*w.e), by_group);
+    if (w.n > 1)
+        qsort(w.e, w.n, sizeof(*w.e), by_group);
     for (size_t i = 0; i < w.n;) {
         size_t j = i, linked = 0;
         int versioned = 0;
