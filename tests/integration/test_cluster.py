@@ -258,9 +258,19 @@ def test_live_stats_and_cluster_status_sum_nodes_and_forget_a_dead_one(nodes):
         top = [t for t in ev["top_tracks"] if t["track_id"] == big]
         assert top and top[0]["current_listeners"] == 2 and top[0]["title"] == "Big WAV", ev
 
-        st = tf.wait_for(lambda: (lambda s: s if set(s) == {"node-a", "node-b"} and
-                                  s["node-b"]["listeners"] == 1 else None)(cluster_status(a)),
-                         15, what="talasctl cluster status listing both nodes")
+        # each node's record is rewritten every refresh from what the
+        # master last relayed of its workers, so a node's worker count
+        # grows to 2 once both of its workers have reported (slow under
+        # the sanitizers): wait for the settled figures, then check them
+        def settled(s):
+            if set(s) != {"node-a", "node-b"}:
+                return None
+            if any(s[n]["listeners"] != 1 or s[n]["workers"] != 2 for n in s):
+                return None
+            return s
+
+        st = tf.wait_for(lambda: settled(cluster_status(a)), 15,
+                         what="talasctl cluster status listing both nodes, one listener and two workers each")
         assert st["node-a"]["listeners"] == 1 and st["node-a"]["workers"] == 2
         cp = a.talasctl("cluster", "status")
         assert cp.returncode == 0 and "node-a" in cp.stdout and "node-b" in cp.stdout, cp.stdout
