@@ -39,6 +39,7 @@
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
 #include "http/subsonic_response.h"
+#include "http/subsonic_lyrics.h"
 #include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
@@ -312,7 +313,7 @@ static void m_license(struct sreq *r)
 
 static void m_extensions(struct sreq *r)
 {
-    static const char *const names[] = {"apiKeyAuthentication", "formPost", "transcodeOffset"};
+    static const char *const names[] = {"apiKeyAuthentication", "formPost", "songLyrics", "transcodeOffset"};
     static const int64_t one = 1;
     struct talas_subsonic_writer w;
 
@@ -1396,6 +1397,8 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     if (i == sizeof(methods) / sizeof(methods[0])) {
         talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_lyrics_method(name);
         if (fn != NULL) {
             user_call(r, fn);
             return 0;
