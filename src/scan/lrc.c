@@ -166,7 +166,8 @@ static int metadata(const char *p, const char *end, struct talas_lyrics *l)
     } else if (klen == 2 && strncasecmp(key, "ti", 2) == 0) {
         free(l->title);
         l->title = text_value(v, (size_t)(ve - v), TALAS_LRC_LINE_MAX);
-    } else if ((klen == 2 && strncasecmp(key, "la", 2) == 0) || (klen == 4 && strncasecmp(key, "lang", 4) == 0)) {
+    } else if ((klen == 2 && strncasecmp(key, "la", 2) == 0) ||
+               (klen == 4 && strncasecmp(key, "lang", 4) == 0)) {
         free(l->lang);
         l->lang = text_value(v, (size_t)(ve - v), LANG_MAX);
     } else if (klen == 6 && strncasecmp(key, "offset", 6) == 0) {

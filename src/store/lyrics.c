@@ -149,7 +149,8 @@ static int make_key(const char *id, MDB_val *key)
     return 0;
 }
 
-int talas_lyrics_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_lyrics_record *rec_r)
+int talas_lyrics_get(struct talas_storage *st, MDB_txn *txn, const char *id,
+                     struct talas_lyrics_record *rec_r)
 {
     MDB_val key, val;
     int rc;

@@ -90,7 +90,8 @@ int talas_lyrics_next_line(struct talas_lyrics_set *set, int64_t *start_ms_r, co
 
 /* The record of track ID in TXN's map (valid until TXN ends). Returns 0,
  * MDB_NOTFOUND, -1 (damaged) or another LMDB error. */
-int talas_lyrics_get(struct talas_storage *st, MDB_txn *txn, const char *id, struct talas_lyrics_record *rec_r);
+int talas_lyrics_get(struct talas_storage *st, MDB_txn *txn, const char *id,
+                     struct talas_lyrics_record *rec_r);
 /* Stores REC (LEN bytes) for track ID in TXN (a write transaction).
  * Returns 0 or an LMDB error. */
 int talas_lyrics_put(struct talas_storage *st, MDB_txn *txn, const char *id, const void *rec, size_t len);

@@ -176,7 +176,8 @@ static void m_lyrics(struct talas_subsonic_call *c)
         return;
     }
     /* no artist and no title ask for nothing */
-    for (size_t i = 0; ((artist != NULL && *artist) || (title != NULL && *title)) && i < lib.song_count; i++) {
+    for (size_t i = 0; ((artist != NULL && *artist) || (title != NULL && *title)) && i < lib.song_count;
+         i++) {
         const struct talas_subsonic_song *s = &lib.songs[i];
 
         if ((artist != NULL && *artist && strcasecmp(s->artist, artist) != 0) ||
