@@ -25,7 +25,7 @@ AUTH = {"username": "alice", "password": PASSWORDS["alice"]}
 HOSTILE_TEXT = 'a <b>&amp; "quoted" \'x\' </lyrics> ünï 漢字'
 
 SYNCED_LRC = ("\ufeff[ar:LRC Artist]\r\n"
-              "[ti:LRC Title]\r\n"
+              "[ti:LRC <Title> & \"more\" [Live]]\r\n"
               "[la:eng]\r\n"
               "[offset:+250]\r\n"
               "[by:ignored]\r\n"
@@ -133,7 +133,7 @@ def test_extension_advertised(srv):
 def test_synced_sidecar(srv):
     sets = by_song(srv, "Synced Song")
     assert sets == [{
-        "displayArtist": "LRC Artist", "displayTitle": "LRC Title", "lang": "eng", "offset": 250,
+        "displayArtist": "LRC Artist", "displayTitle": 'LRC <Title> & "more" [Live]', "lang": "eng", "offset": 250,
         "synced": True,
         "line": [{"start": 1000, "value": "first line"}, {"start": 3500, "value": "chorus"},
                  {"start": 5000, "value": HOSTILE_TEXT}, {"start": 10250, "value": "chorus"}],
@@ -196,8 +196,8 @@ def test_xml_escaped_and_exact(srv):
     root = ET.fromstring(body)
     sl = root.find(f"{NS}lyricsList/{NS}structuredLyrics")
     assert sl is not None, body
-    assert (sl.get("displayArtist"), sl.get("lang"), sl.get("offset"), sl.get("synced")) == \
-        ("LRC Artist", "eng", "250", "true")
+    assert (sl.get("displayArtist"), sl.get("displayTitle"), sl.get("lang"), sl.get("offset"),
+            sl.get("synced")) == ("LRC Artist", 'LRC <Title> & "more" [Live]', "eng", "250", "true")
     lines = [(x.get("start"), x.text or "") for x in sl.findall(f"{NS}line")]
     assert lines == [("1000", "first line"), ("3500", "chorus"), ("5000", HOSTILE_TEXT),
                      ("10250", "chorus")], body
