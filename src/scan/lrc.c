@@ -23,6 +23,10 @@
 #define STAMPS_MAX 64 /* time tags of one line; more are ignored */
 #define LANG_MAX 64
 
+_Static_assert(TALAS_LRC_MAX_BYTES == 512 * 1024 && TALAS_LRC_MAX_LINES == 10000 &&
+                   TALAS_LRC_MAX_TEXT == 1024 * 1024,
+               "the error messages name these bounds");
+
 struct entry {
     int64_t start_ms;
     size_t seq;
@@ -42,7 +46,8 @@ static void entries_free(struct entries *e)
     memset(e, 0, sizeof(*e));
 }
 
-static void entries_add(struct entries *e, int64_t start_ms, char *value)
+/* Returns the length of VALUE, which E now owns. */
+static size_t entries_add(struct entries *e, int64_t start_ms, char *value)
 {
     if (e->count == e->cap) {
         e->cap = e->cap != 0 ? 2 * e->cap : 64;
@@ -52,6 +57,7 @@ static void entries_add(struct entries *e, int64_t start_ms, char *value)
     e->v[e->count].seq = e->count;
     e->v[e->count].value = value;
     e->count++;
+    return strlen(value);
 }
 
 static int is_blank(char c)
@@ -189,7 +195,7 @@ int talas_lrc_parse(const char *data, size_t len, struct talas_lyrics *l_r, cons
 {
     struct entries synced = {0}, plain = {0};
     const char *p = data, *end = data + len;
-    size_t first, last;
+    size_t first, last, text = 0;
 
     memset(l_r, 0, sizeof(*l_r));
     if (len > TALAS_LRC_MAX_BYTES) {
@@ -232,14 +238,18 @@ int talas_lrc_parse(const char *data, size_t len, struct talas_lyrics *l_r, cons
             if (synced.count + nstamps > TALAS_LRC_MAX_LINES)
                 goto too_many;
             for (size_t i = 0; i < nstamps; i++)
-                entries_add(&synced, stamps[i], text_value(q, (size_t)(le - q), TALAS_LRC_LINE_MAX));
+                text += entries_add(&synced, stamps[i], text_value(q, (size_t)(le - q), TALAS_LRC_LINE_MAX));
+            if (text > TALAS_LRC_MAX_TEXT)
+                goto too_much;
             continue;
         }
         if (metadata(ls, le, l_r) == 0)
             continue;
         if (plain.count + 1 > TALAS_LRC_MAX_LINES)
             goto too_many;
-        entries_add(&plain, 0, text_value(ls, (size_t)(le - ls), TALAS_LRC_LINE_MAX));
+        text += entries_add(&plain, 0, text_value(ls, (size_t)(le - ls), TALAS_LRC_LINE_MAX));
+        if (text > TALAS_LRC_MAX_TEXT)
+            goto too_much;
     }
 
     if (l_r->lang == NULL)
@@ -275,9 +285,13 @@ int talas_lrc_parse(const char *data, size_t len, struct talas_lyrics *l_r, cons
     return 0;
 
 too_many:
+    *error_r = "more lines than the most lyrics read (10000)";
+    goto fail;
+too_much:
+    *error_r = "more text than the most lyrics kept (1 MiB, time tags repeating lines included)";
+fail:
     entries_free(&synced);
     entries_free(&plain);
     talas_lyrics_free(l_r);
-    *error_r = "more lines than the most lyrics read (10000)";
     return -1;
 }

@@ -12,7 +12,8 @@
  * core/util.h talas_utf8_sanitize), so every value is valid UTF-8.
  *
  * Bounds: input over TALAS_LRC_MAX_BYTES, more than TALAS_LRC_MAX_LINES
- * lines out, or a NUL byte (a binary file) make the parse fail: the caller
+ * lines or TALAS_LRC_MAX_TEXT bytes of text out (time tags repeat a line),
+ * or a NUL byte (a binary file) make the parse fail: the caller
  * drops the lyrics. A line's text is cut to TALAS_LRC_LINE_MAX bytes at a
  * character boundary. No I/O, no logging.
  */
@@ -26,6 +27,8 @@
 #define TALAS_LRC_MAX_BYTES (512 * 1024)
 #define TALAS_LRC_MAX_LINES 10000
 #define TALAS_LRC_LINE_MAX 1024
+/* the bytes of all lines out: time tags repeat a line's text */
+#define TALAS_LRC_MAX_TEXT (1024 * 1024)
 
 /*
  * Parses the LEN bytes at DATA into *L_R (zeroed first). Returns 0 (L_R

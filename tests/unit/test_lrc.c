@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -142,6 +143,16 @@ static void test_invalid_utf8_and_bounds(void **state)
     for (n = 0; n + 2 <= 2 * (TALAS_LRC_MAX_LINES + 1); n += 2)
         memcpy(big + n, "a\n", 2);
     assert_int_equal(talas_lrc_parse(big, n, &l, &error), -1);
+    /* 64 time tags repeat a long line: the text out is bounded too */
+    for (n = 0; n + 2000 <= TALAS_LRC_MAX_BYTES;) {
+        for (int i = 0; i < 64; i++)
+            n += (size_t)sprintf(big + n, "[00:%02d]", i % 60);
+        memset(big + n, 'y', 1000);
+        n += 1000;
+        big[n++] = '\n';
+    }
+    assert_int_equal(talas_lrc_parse(big, n, &l, &error), -1);
+    assert_non_null(strstr(error, "more text"));
     free(big);
 }
 
