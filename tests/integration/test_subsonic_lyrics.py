@@ -276,3 +276,26 @@ def test_rescan_sees_edited_and_removed_sidecar(srv, lib):
     # a rescan with nothing changed probes nothing again
     got = json.loads(srv.talasctl("--json", "scan", check=True).stdout)
     assert got["probed"] == 0 and got["unchanged"] == got["files"] == len(srv.ids), got
+
+
+def test_cluster_each_node_serves_lyrics(talas_server, tmp_path, redis_server, pg_database):
+    """Cluster mode: lyrics are catalog data, read by each node's own
+    scanner into its own storage; both nodes answer the same."""
+    import cluster_fixtures as cf
+    lib = tmp_path / "clib"
+    sine(lib / "c.flac", metadata=["title=Cluster Song", "artist=Cluster Artist"])
+    (lib / "c.lrc").write_text("[la:fra]\n[00:00.75]sur deux nœuds\n")
+    key = tmp_path / "subsonic.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    extra = f"subsonic:\n  enabled: true\n  password_key_file: {json.dumps(str(key))}\n  max_failed_logins: 0\n"
+    a, b = cf.two_nodes(talas_server, lib, redis_server, pg_database, "k" * 40, extra)
+    for srv in (a, b):
+        add_user(srv, "alice", PASSWORDS["alice"])
+    song = a.ids["Cluster Song"]
+    assert b.ids["Cluster Song"] == song
+    for srv in (a, b):
+        doc = rest_json(srv, "getLyricsBySongId", alice(id=song))
+        assert doc["lyricsList"]["structuredLyrics"] == [{
+            "displayArtist": "Cluster Artist", "displayTitle": "Cluster Song", "lang": "fra", "offset": 0,
+            "synced": True, "line": [{"start": 750, "value": "sur deux nœuds"}]}], doc
