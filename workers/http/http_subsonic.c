@@ -14,7 +14,8 @@
  * reads the catalog through subsonic_library.c in one read transaction;
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
- * state (stars, ratings) are subsonic_user.c's; scrobble records playback (store/playback.h) and its events, and
+ * state (stars, ratings) are subsonic_user.c's, the lyrics calls
+ * subsonic_lyrics.c's; scrobble records playback (store/playback.h) and its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
