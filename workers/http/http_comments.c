@@ -23,7 +23,7 @@
  * song, each with its track_id and version, as threads by at_ms (replies
  * by their creation). Each change is published on /api/ws as
  * TrackCommented, to the connections subscribed to it (a track_id filter
- * picks one track).
+ * picks one track, a song_id filter every version of a song).
  *
  * Logs: refused credentials (warn, with the address, never the token).
  */
