@@ -14,7 +14,7 @@ then, while the track plays, another user comments through the API
 marker and the text appear live without a reload, inert, then its edit
 and its deletion, and the page's own comment is listed once (its POST
 answer and its event merge); last it switches to the other version with
-the position kept. The comments are then read back over HTTP. Screenshots
+the position kept, and a comment posted on that version arrives live. The comments are then read back over HTTP. Screenshots
 go to $TALAS_BUILDDIR/tests/artifacts/feedback/. TALAS_SKIP_BROWSER=1
 skips. (Overlong UTF-8 cannot come from a page, whose strings are UTF-16:
 test_comments.py refuses it at the API.)
@@ -60,15 +60,15 @@ class OtherUser:
     """Answers the driver's "ASK {json}" lines (on its stderr) by acting as
     another user through the API; one JSON line back on its stdin each."""
 
-    def __init__(self, srv, proc, track, token):
-        self.srv, self.proc, self.track, self.token = srv, proc, track, token
+    def __init__(self, srv, proc, tracks, token):
+        self.srv, self.proc, self.tracks, self.token = srv, proc, tracks, token
         self.done, self.stderr, self.errors = [], [], []
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def act(self, ask):
         if ask["action"] == "post":
-            st, c = api(self.srv, "POST", f"/api/tracks/{self.track}/comments", self.token,
+            st, c = api(self.srv, "POST", f"/api/tracks/{self.tracks[ask.get('on', 'v1')]}/comments", self.token,
                         {"at_ms": ask["at_ms"], "body": LIVE})
         elif ask["action"] == "edit":
             st, c = api(self.srv, "PATCH", f"/api/comments/{ask['comment_id']}", self.token, {"body": LIVE_EDITED})
@@ -133,7 +133,8 @@ def test_feedback_in_the_browser(player, fsrv, mode):  # noqa: F811
     v1 = fsrv.track_by_title("Take v1")["id"]
     proc = subprocess.Popen(["node", str(script), fsrv.base_url, str(out), mode], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(script.parent), env=env)
-    other = OtherUser(fsrv, proc, v1,
+    v2 = fsrv.track_by_title("Take v2")["id"]
+    other = OtherUser(fsrv, proc, {"v1": v1, "v2": v2},
                       ak.pyjwt_token(fsrv.keys, "HS256", ak.claims(None, sub=f"reviewer-{mode}", ttl=600), kid="k2"))
     try:
         stdout = proc.stdout.read()
@@ -158,12 +159,13 @@ def test_feedback_in_the_browser(player, fsrv, mode):  # noqa: F811
     # another user's comment arrived live while playing, as typed and inert,
     # then its edit and its deletion; ours is listed once
     live = summary["live"]
-    assert other.done == [("post", 201), ("edit", 200), ("delete", 200)], other.done
+    assert other.done == [("post", 201), ("edit", 200), ("delete", 200), ("post", 201), ("delete", 200)], other.done
     assert live["text"] == LIVE and live["user"] == f"reviewer-{mode}" and live["at_ms"] == live_at_s * 1000
     assert live["playing"] and live["pwned"] is None and live["children"] == 0 and live["injected_elements"] == 0
     assert live["edited"] == LIVE_EDITED and live["deleted"] and live["listings_fetched"] == 0
     assert summary["own_listed"] == 1
     assert abs(summary["switched"]["time"] - 7) < 1
+    assert summary["live_after_switch"]["track_id"] == v2
     assert not summary["page_errors"], summary["page_errors"]
     assert {os.path.basename(f) for f in summary["screenshots"]} >= {
         f"{mode}-{n}.png" for n in ("commented", "hostile", "live", "switched")}

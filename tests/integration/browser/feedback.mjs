@@ -16,7 +16,7 @@
 //   test asks for it, see below): the marker and the text appear without a
 //   reload, rendered inert, then the edit and the deletion show; our own
 //   comment is listed once; switch to the other version with the version
-//   menu: the position is kept.
+//   menu: the position is kept, and a comment on that version arrives live.
 //
 // Asking the test: the driver writes one line "ASK {json}" on stderr and
 // reads the answer, one JSON line, on stdin (the test posts, edits or
@@ -58,7 +58,7 @@ async function ask(what) {
 
 const summary = {
   ok: false, mode, failure: null, steps: [], posted: null, marker: null, marker_seek: null,
-  hostile: null, nul: null, live: null, own_listed: null, switched: null, page_errors: [], console_errors: [],
+  hostile: null, nul: null, live: null, own_listed: null, switched: null, live_after_switch: null, page_errors: [], console_errors: [],
   screenshots: [],
 };
 
@@ -252,6 +252,23 @@ try {
       null, 'the position kept');
     summary.switched = { to: other, time: await audioTime(page) };
     await shot(page, 'switched');
+  });
+
+  await step('live comments follow the switch', async () => {
+    // the page now plays the other version: a comment on it arrives live
+    const listingsBefore = listings;
+    const posted = await ask({ action: 'post', at_ms: (LIVE_AT + 2) * 1000, on: 'v2' });
+    const id = posted.comment_id;
+    await until(page, (cid) => {
+      const c = document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`);
+      return !!c && !!document.querySelector(`[data-testid=marker][data-at-ms="${c.getAttribute('data-at-ms')}"]`);
+    }, id, 'a comment on the version now playing, live');
+    const fetched = listings - listingsBefore;
+    if (fetched !== 0) fail(`the comment came with a listing fetched again (${fetched}), not live`);
+    await ask({ action: 'delete', comment_id: id });
+    await until(page, (cid) => !document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`), id,
+      'its deletion, live');
+    summary.live_after_switch = { comment_id: id, track_id: posted.track_id };
   });
 
   summary.ok = true;
