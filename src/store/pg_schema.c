@@ -58,6 +58,14 @@
  * talas_stars_set stars or unstars a JSON array of items in one call,
  * talas_stars_rate sets one rating; each is one transaction, and either
  * repeated (a retry after a lost answer) changes nothing more.
+ *
+ * Version 5, a cap on comments per track (comments.max_per_track):
+ * talas_comment_add_capped takes a transaction-level advisory lock keyed
+ * by the track, then counts the track's comments (replies too) in a
+ * statement of its own, so with a snapshot taken after the lock: adds to
+ * one track, from any node, run one after the other and the cap holds
+ * exactly. Past it, outcome 'full'; otherwise it answers as
+ * talas_comment_add, which it calls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -355,7 +363,20 @@ static const char v4[] =
     "    RETURN 0;\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4};
+static const char v5[] =
+    "CREATE FUNCTION talas_comment_add_capped(p_id text, p_track text, p_user text, p_parent text,\n"
+    "    p_at bigint, p_now bigint, p_body text, p_max bigint, OUT outcome text, OUT parent text)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    PERFORM pg_advisory_xact_lock(hashtextextended('talas_comments:' || p_track, 0));\n"
+    "    IF (SELECT count(*) FROM talas_comments WHERE track = p_track) >= p_max THEN\n"
+    "        outcome := 'full'; parent := NULL; RETURN;\n"
+    "    END IF;\n"
+    "    SELECT a.outcome, a.parent INTO outcome, parent\n"
+    "        FROM talas_comment_add(p_id, p_track, p_user, p_parent, p_at, p_now, p_body) AS a;\n"
+    "END $$;\n";
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 
