@@ -525,8 +525,8 @@ const char *talas_playlist_edit_check(const struct talas_playlist_edit *e)
     if (e->name != NULL &&
         (strlen(e->name) > TALAS_PLAYLIST_NAME_MAX || !talas_utf8_valid(e->name, strlen(e->name))))
         return talas_playlist_bad_name;
-    if (e->comment != NULL &&
-        (strlen(e->comment) > TALAS_PLAYLIST_COMMENT_MAX || !talas_utf8_valid(e->comment, strlen(e->comment))))
+    if (e->comment != NULL && (strlen(e->comment) > TALAS_PLAYLIST_COMMENT_MAX ||
+                               !talas_utf8_valid(e->comment, strlen(e->comment))))
         return talas_playlist_bad_comment;
     return NULL;
 }
@@ -561,7 +561,8 @@ static int edit_tracks(struct change *c, const struct talas_playlist_limits *lim
             size_t at = (size_t)gone[i];
             if (i > 0 && gone[i] == gone[i - 1])
                 continue;
-            memmove(c->p.tracks + at, c->p.tracks + at + 1, (c->p.track_count - at - 1) * sizeof(*c->p.tracks));
+            memmove(c->p.tracks + at, c->p.tracks + at + 1,
+                    (c->p.track_count - at - 1) * sizeof(*c->p.tracks));
             c->p.track_count--;
         }
         free(gone);
@@ -606,7 +607,8 @@ int talas_playlist_edit(struct talas_storage *st, const struct talas_playlist_li
         c.p.owner = user;
         r->created = 1;
     } else if (user != NULL && details && !is_owner(&c.p, user)) {
-        r->reason = c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
+        r->reason =
+            c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
     } else if (user != NULL && tracks && !may_edit(&c, user, r)) {
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
@@ -640,7 +642,8 @@ int talas_playlist_delete(struct talas_storage *st, const char *user, const char
         return change_end(&c, MDB_NOTFOUND, 0);
     }
     if (user != NULL && !is_owner(&c.p, user)) {
-        r->reason = c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
+        r->reason =
+            c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
     }
     rc = mdb_del(c.txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &c.key, NULL);

@@ -164,6 +164,10 @@ def test_errors(srv):
         ("updatePlaylist", {"playlistId": pid, "songIndexToRemove": "x"}, 0),
         ("updatePlaylist", {"playlistId": pid, "public": "maybe"}, 0),
         ("createPlaylist", {"name": "x" * 1025}, 0),
+        ("createPlaylist", {"name": b"not \xff UTF-8"}, 0),
+        ("updatePlaylist", {"playlistId": pid, "comment": b"\xfe\xff"}, 0),
+        ("updatePlaylist", {"playlistId": pid, "name": "x" * 1025}, 0),
+        ("updatePlaylist", {"playlistId": pid, "songIndexToRemove": "99999999999999999999999"}, 0),
     ]
     for method, params, code in cases:
         doc = rest_json(srv, method, as_user("alice", **params))

@@ -50,7 +50,7 @@ enum talas_state_outcome {
 /* A playlist as read. Strings and arrays live until the callback returns. */
 struct talas_state_playlist {
     const char *id;
-    const char *owner; /* "" when nobody owns it (one from before owners) */
+    const char *owner;          /* "" when nobody owns it (one from before owners) */
     const char *name, *comment; /* "" when it has none (a playlist from before names) */
     int public_;
     uint64_t created_ms, changed_ms; /* wall clock; 0 when unknown */
@@ -62,12 +62,12 @@ struct talas_state_playlist {
 
 struct talas_state_playlist_result {
     enum talas_state_outcome outcome;
-    uint64_t position;                  /* add: where the track went; remove: where it was */
-    int created;                        /* add: the playlist is new, the user's */
-    size_t editors_added;               /* share */
-    const char *reason;                 /* REFUSED, FORBIDDEN, NOT_FOUND, UNAVAILABLE */
-    struct talas_quota_refusal refusal; /* QUOTA */
-    const struct talas_state_playlist *playlist; /* get, OK */
+    uint64_t position;                            /* add: where the track went; remove: where it was */
+    int created;                                  /* add: the playlist is new, the user's */
+    size_t editors_added;                         /* share */
+    const char *reason;                           /* REFUSED, FORBIDDEN, NOT_FOUND, UNAVAILABLE */
+    struct talas_quota_refusal refusal;           /* QUOTA */
+    const struct talas_state_playlist *playlist;  /* get, OK */
     const struct talas_state_playlist *playlists; /* list, OK: PLAYLIST_COUNT of them, in id order */
     size_t playlist_count;
 };

@@ -51,18 +51,22 @@ static const char sql_add[] = "SELECT outcome, detail, value, created FROM talas
 static const char sql_remove[] = "SELECT outcome, detail, value, created FROM talas_playlist_remove($1, $2, $3)";
 static const char sql_share[] =
     "SELECT outcome, detail, value, created FROM talas_playlist_share($1, $2, $3::json, $4::bigint)";
-static const char sql_get[] = "SELECT 0 AS part, 0::bigint AS i, owner AS v FROM talas_playlists WHERE id = $1 "
-                              "UNION ALL SELECT 1, seq, editor FROM talas_playlist_editors WHERE playlist = $1 "
-                              "UNION ALL SELECT 2, position, track FROM talas_playlist_tracks WHERE playlist = $1 "
-                              "UNION ALL SELECT 3, d.i, d.v FROM talas_playlists p, LATERAL (VALUES (0, p.name), "
-                              "(1, p.comment), (2, p.public::text), "
-                              "(3, (extract(epoch FROM p.created) * 1000)::bigint::text), "
-                              "(4, (extract(epoch FROM p.changed) * 1000)::bigint::text)) AS d(i, v) "
-                              "WHERE p.id = $1 "
-                              "ORDER BY 1, 2";
-static const char sql_edit[] = "SELECT outcome, detail, value, created FROM talas_playlist_edit($1, $2, $3::boolean, "
-                               "$4, $5, $6::boolean, $7::boolean, $8::json, $9::json, $10::bigint, $11::bigint, "
-                               "$12::bigint)";
+/* parts: 0 the owner, 1 the editors, 2 the tracks, 3 the details (by i:
+ * name, comment, public, created and changed in ms) */
+static const char sql_get[] =
+    "SELECT 0 AS part, 0::bigint AS i, owner AS v FROM talas_playlists WHERE id = $1 "
+    "UNION ALL SELECT 1, seq, editor FROM talas_playlist_editors WHERE playlist = $1 "
+    "UNION ALL SELECT 2, position, track FROM talas_playlist_tracks WHERE playlist = $1 "
+    "UNION ALL SELECT 3, d.i, d.v FROM talas_playlists p, LATERAL (VALUES (0, p.name), "
+    "(1, p.comment), (2, p.public::text), "
+    "(3, (extract(epoch FROM p.created) * 1000)::bigint::text), "
+    "(4, (extract(epoch FROM p.changed) * 1000)::bigint::text)) AS d(i, v) "
+    "WHERE p.id = $1 "
+    "ORDER BY 1, 2";
+static const char sql_edit[] =
+    "SELECT outcome, detail, value, created FROM talas_playlist_edit($1, $2, $3::boolean, "
+    "$4, $5, $6::boolean, $7::boolean, $8::json, $9::json, $10::bigint, $11::bigint, "
+    "$12::bigint)";
 static const char sql_delete[] = "SELECT outcome, detail, value, created FROM talas_playlist_delete($1, $2)";
 static const char sql_list[] =
     "SELECT p.id, p.owner, p.name, p.comment, p.public::text, "
@@ -248,8 +252,8 @@ static void on_result(void *data, const PGresult *res, const char *error)
         /* pg.c logged why, once */
         r.reason = error != NULL && strncmp(error, "refusing", 8) == 0 ? wrong_schema : unreachable;
     } else if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-        log_error("records: a playlist %s failed: %s", op->kind == GET || op->kind == LIST ? "read" : "change",
-                  PQresultErrorMessage(res));
+        log_error("records: a playlist %s failed: %s",
+                  op->kind == GET || op->kind == LIST ? "read" : "change", PQresultErrorMessage(res));
         r.outcome = TALAS_STATE_FAILED;
     } else if (op->kind == LIST) {
         if (list_result(res, &ps, &r.playlist_count, &tracks) == 0)
@@ -402,12 +406,15 @@ struct talas_state_op *talas__state_pg_edit(const struct talas_worker_ctx *ctx,
     struct talas_state_op *op;
     char per_user[24], total[24], tracks[24];
     const char *reason;
-    const char *params[12] = {user, playlist, e->create ? "true" : "false", e->name, e->comment,
-                              e->public_ < 0 ? NULL : e->public_ ? "true" : "false",
+    const char *pub = NULL;
+    const char *params[12] = {user, playlist, e->create ? "true" : "false", e->name, e->comment, pub,
                               e->replace ? "true" : "false", NULL, NULL, per_user, total, tracks};
 
     if (bad_id(playlist, cb, data))
         return NULL;
+    if (e->public_ >= 0)
+        pub = e->public_ ? "true" : "false";
+    params[5] = pub;
     if ((reason = talas_playlist_edit_check(e)) != NULL) {
         struct talas_state_playlist_result r;
         memset(&r, 0, sizeof(r));
