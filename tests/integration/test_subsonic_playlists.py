@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import pytest
 
+import auth_keys as ak
 import cluster_fixtures as cf
 import talas_fixtures as tf
 from test_subsonic_library import OPEN_SUBSONIC_ATTRS
@@ -306,6 +307,40 @@ def test_api_fields_list_delete(srv):
     st, _, body = srv.get(f"/api/playlists/{pid}", headers=backend(), method="DELETE")
     assert st == 200 and json.loads(body) == {"playlist_id": pid, "deleted": True}
     assert pid not in [x["playlist_id"] for x in srv.get_json("/api/playlists?user=alice")["playlists"]]
+
+
+def test_api_delete_by_token(tmp_path, lib):
+    """With auth.required: reading takes a token; a delete the owner's
+    token (another user's is 403) or the backend key."""
+    keys = ak.Keys(tmp_path / "keys")
+    s = subsonic_server(tmp_path / "srv", lib)
+    s.write_config(text=ak.config_with_auth(s, ak.auth_yaml(keys, extra_keys=False)))
+    for name, pw in PASSWORDS.items():
+        add_user(s, name, pw)
+    s.start(wait_scan=True)
+
+    def bearer(sub):
+        return {"Authorization": f"Bearer {ak.pyjwt_token(keys, 'HS256', ak.claims(None, sub=sub), kid='k2')}"}
+
+    try:
+        pid = create(s, "alice", "mine")["id"]
+        st, _, body = s.get("/api/playlists?user=alice")
+        assert st == 401 and json.loads(body)["error"]["code"] == "unauthorized"
+        st, _, body = s.get("/api/playlists?user=alice", headers=bearer("bob"))
+        assert st == 403 and json.loads(body)["error"]["code"] == "forbidden", body
+        st, _, body = s.get("/api/playlists?user=bob", headers=bearer("bob"))
+        assert st == 200 and pid not in [x["playlist_id"] for x in json.loads(body)["playlists"]]
+        st, _, body = s.get("/api/playlists?user=alice", headers=bearer("alice"))
+        assert st == 200 and pid in [x["playlist_id"] for x in json.loads(body)["playlists"]]
+        st, _, body = s.get("/api/playlists?user=alice", headers={"Authorization": f"Bearer {keys.backend_key}"})
+        assert st == 200 and pid in [x["playlist_id"] for x in json.loads(body)["playlists"]]
+        st, _, body = s.get(f"/api/playlists/{pid}", headers=bearer("bob"), method="DELETE")
+        assert st == 403 and json.loads(body)["error"]["code"] == "forbidden", body
+        st, _, body = s.get(f"/api/playlists/{pid}", headers=bearer("alice"), method="DELETE")
+        assert st == 200 and json.loads(body)["deleted"] is True, body
+        assert error_code(rest_json(s, "getPlaylist", as_user("alice", id=pid))) == 70
+    finally:
+        s.kill()
 
 
 # --------------------------------------------- kill -9 and a restart

@@ -6,8 +6,10 @@
  * list (owned, shared with U, public), without their tracks.
  *
  * Entry points: talas_playlists_get, talas_playlists_list (http_router.c).
- * Anyone may read: with auth.required, any valid token (whoever it names;
- * a token for a track will do) or the backend key; without it, anyone.
+ * Anyone may read a playlist: with auth.required, any valid token
+ * (whoever it names; a token for a track will do) or the backend key;
+ * without it, anyone. A list, which shows private playlists, takes with
+ * auth.required the backend key or a token whose sub is the user.
  * A delete takes the backend key (any playlist) or a token whose sub owns
  * the playlist, and publishes a PlaylistUpdated event (action Deleted,
  * deleted true).
@@ -302,12 +304,24 @@ int talas_playlists_list(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_state_op *op;
     h2o_iovec_t user;
 
-    if (talas_http_reject_unless_get(req) || !may_read(ctx, req))
+    char sub[TALAS_PLAYLIST_ID_MAX + 1] = "";
+    int backend = 0;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    /* a user's list shows their private playlists: with auth.required,
+     * the backend key's or their own token's */
+    if (ctx->conf->auth_required && !who_asks(ctx, req, &backend, sub))
         return 0;
     if (talas_http_query_param(req, "user", &user) != 1 || user.len == 0 ||
         user.len > TALAS_PLAYLIST_ID_MAX || !talas_utf8_valid(user.base, user.len) ||
         memchr(user.base, '\0', user.len) != NULL) {
         talas_http_send_error(req, 400, "bad_request", "user: a user id of 1 to 128 bytes is required");
+        return 0;
+    }
+    if (ctx->conf->auth_required && !backend &&
+        (strlen(sub) != user.len || memcmp(sub, user.base, user.len) != 0)) {
+        talas_http_send_error(req, 403, "forbidden", "a token lists its own user's playlists only");
         return 0;
     }
     g = request_new(ctx, req);
