@@ -408,8 +408,9 @@ def test_cluster_created_on_a_updated_on_b(talas_server, tmp_path, lib, redis_se
     got = rest_json(a, "getPlaylist", as_user("bob", id=pid))["playlist"]
     assert entries(got) == [noise, three] and got["owner"] == "alice"
     assert error_code(rest_json(a, "updatePlaylist", as_user("bob", playlistId=pid, name="x"))) == 50
-    assert error_code(rest_json(a, "updatePlaylist", as_user("alice", playlistId=pid,
-                                                             songIndexToRemove=5))) == 0
+    for index in (5, 2 ** 31, 2 ** 64 - 1):
+        doc = rest_json(a, "updatePlaylist", as_user("alice", playlistId=pid, songIndexToRemove=index))
+        assert error_code(doc) == 0 and "past the end" in doc["error"]["message"], doc
     api = a.get_json(f"/api/playlists/{pid}")
     assert (api["name"], api["comment"], api["public"]) == ("on b", COMMENT, True)
     assert pid in [x["playlist_id"] for x in b.get_json("/api/playlists?user=bob")["playlists"]]

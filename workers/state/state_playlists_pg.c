@@ -415,7 +415,12 @@ struct talas_state_op *talas__state_pg_edit(const struct talas_worker_ctx *ctx,
     if (e->public_ >= 0)
         pub = e->public_ ? "true" : "false";
     params[5] = pub;
-    if ((reason = talas_playlist_edit_check(e)) != NULL) {
+    reason = talas_playlist_edit_check(e);
+    /* the store's positions are integers: an index beyond is past any end */
+    for (size_t i = 0; reason == NULL && !e->replace && i < e->remove_count; i++)
+        if (e->removes[i] > INT32_MAX)
+            reason = talas_playlist_bad_index;
+    if (reason != NULL) {
         struct talas_state_playlist_result r;
         memset(&r, 0, sizeof(r));
         r.outcome = TALAS_STATE_REFUSED;
