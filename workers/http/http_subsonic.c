@@ -1177,9 +1177,22 @@ static char *pool_strdup(struct sreq *r, const char *s)
     return copy;
 }
 
+/* A playlist id parameter NAME: NULL when it answered (missing: 10; an id
+ * no playlist can have: 70). */
+static const char *playlist_id(struct sreq *r, const char *name)
+{
+    const char *id = required(r, name);
+
+    if (id != NULL && strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+        return NULL;
+    }
+    return id;
+}
+
 static void m_playlist(struct sreq *r)
 {
-    const char *id = required(r, "id");
+    const char *id = playlist_id(r, "id");
 
     if (id == NULL)
         return;
@@ -1308,6 +1321,10 @@ static void m_create_playlist(struct sreq *r)
     e.adds = r->songs;
     e.add_count = r->song_count;
     if (id != NULL && *id != '\0') {
+        if (strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+            send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+            return;
+        }
         e.replace = 1;
         r->playlist = pool_strdup(r, id);
         r->changed_details = 1;
@@ -1342,7 +1359,7 @@ static int bool_arg(struct sreq *r, const char *name)
  * songIdToAdd, in one change. */
 static void m_update_playlist(struct sreq *r)
 {
-    const char *id = required(r, "playlistId");
+    const char *id = playlist_id(r, "playlistId");
     const char **raw;
     uint64_t *indexes;
     struct talas_playlist_edit e;
@@ -1402,7 +1419,7 @@ static void on_deleted(void *data, const struct talas_state_playlist_result *res
 /* deletePlaylist: the owner's only. */
 static void m_delete_playlist(struct sreq *r)
 {
-    const char *id = required(r, "id");
+    const char *id = playlist_id(r, "id");
 
     if (id == NULL)
         return;
