@@ -216,7 +216,7 @@ def test_extensions_open_and_formats(srv):
     doc = rest_json(srv, "getOpenSubsonicExtensions", {})
     assert doc["status"] == "ok"
     assert {e["name"]: e["versions"] for e in doc["openSubsonicExtensions"]} == {
-        "apiKeyAuthentication": [1], "formPost": [1], "transcodeOffset": [1]}
+        "apiKeyAuthentication": [1], "formPost": [1], "songLyrics": [1], "transcodeOffset": [1]}
 
     for params in ({}, alice()):
         st, hdrs, body = rest(srv, "getOpenSubsonicExtensions" if not params else "getArtists", params)

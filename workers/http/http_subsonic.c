@@ -14,7 +14,8 @@
  * reads the catalog through subsonic_library.c in one read transaction;
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
- * state (stars, ratings) are subsonic_user.c's; scrobble records playback (store/playback.h) and its events, and
+ * state (stars, ratings) are subsonic_user.c's, the lyrics calls
+ * subsonic_lyrics.c's; scrobble records playback (store/playback.h) and its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
@@ -40,6 +41,7 @@
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
 #include "http/subsonic_response.h"
+#include "http/subsonic_lyrics.h"
 #include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
@@ -315,7 +317,7 @@ static void m_license(struct sreq *r)
 
 static void m_extensions(struct sreq *r)
 {
-    static const char *const names[] = {"apiKeyAuthentication", "formPost", "transcodeOffset"};
+    static const char *const names[] = {"apiKeyAuthentication", "formPost", "songLyrics", "transcodeOffset"};
     static const int64_t one = 1;
     struct talas_subsonic_writer w;
 
@@ -1614,6 +1616,8 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     if (i == sizeof(methods) / sizeof(methods[0])) {
         talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_lyrics_method(name);
         if (fn != NULL) {
             user_call(r, fn);
             return 0;
