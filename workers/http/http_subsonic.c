@@ -20,6 +20,7 @@
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_playlists.h"
+#include "store/playlists.h"
 #include "store/accounts.h"
 #include "store/catalog.h"
 #include "store/playback.h"
@@ -77,11 +79,12 @@ struct sreq {
     enum talas_subsonic_format format;
     const char *callback;
     char user[TALAS_ACCOUNT_NAME_MAX + 1];
-    /* createPlaylist: the adds, one after the other, then the read */
+    /* the playlist calls: the pending store operation, the songs added */
     struct talas_state_op *op;
     const char **songs;
-    size_t song_count, next;
+    size_t song_count;
     char *playlist;
+    int changed_details, edit_create, answer_playlist;
 };
 
 static void sreq_dispose(void *p)
@@ -1084,35 +1087,61 @@ static void playlist_failed(struct sreq *r, const struct talas_state_playlist_re
     }
 }
 
-/* Writes playlist ID (as read) with its entries; songs gone from the
- * catalog are left out. */
-static void playlist_answer(struct sreq *r, const char *id, const struct talas_state_playlist *p)
+/* Whether R's user may read P: its owner, an editor, or anyone when it is
+ * public. */
+static int may_read_playlist(const struct sreq *r, const struct talas_state_playlist *p)
 {
-    struct talas_subsonic_library lib;
-    struct talas_subsonic_writer w;
+    if (p->public_ || p->owner[0] == '\0' || strcmp(p->owner, r->user) == 0)
+        return 1;
+    for (size_t i = 0; i < p->editor_count; i++)
+        if (strcmp(p->editors[i], r->user) == 0)
+            return 1;
+    return 0;
+}
+
+/* Begins a <playlist> element of P with its attributes; songs gone from
+ * the catalog count for nothing. */
+static void playlist_begin(struct talas_subsonic_writer *w, const struct talas_subsonic_library *lib,
+                           const struct talas_state_playlist *p)
+{
+    char created[32], changed[32];
     uint64_t duration = 0;
     size_t count = 0;
-    MDB_txn *txn;
 
-    if (load_library(r, &txn, &lib) != 0)
-        return;
     for (size_t i = 0; i < p->track_count; i++) {
-        const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
+        const struct talas_subsonic_song *s = talas_subsonic_song_find(lib, p->tracks[i]);
         if (s != NULL) {
             count++;
             duration += s->t.duration_ms;
         }
     }
+    iso_time(p->created_ms / 1000, created);
+    iso_time(p->changed_ms / 1000, changed);
+    talas_subsonic_attr_str(w, "id", p->id);
+    /* a playlist from before names is named by its id */
+    talas_subsonic_attr_str(w, "name", p->name[0] != '\0' ? p->name : p->id);
+    if (p->comment[0] != '\0')
+        talas_subsonic_attr_str(w, "comment", p->comment);
+    talas_subsonic_attr_str(w, "owner", p->owner);
+    talas_subsonic_attr_bool(w, "public", p->public_);
+    talas_subsonic_attr_int(w, "songCount", (int64_t)count);
+    talas_subsonic_attr_int(w, "duration", (int64_t)((duration + 500) / 1000));
+    talas_subsonic_attr_str(w, "created", created);
+    talas_subsonic_attr_str(w, "changed", changed);
+}
+
+/* Writes playlist P with its entries. */
+static void playlist_answer(struct sreq *r, const struct talas_state_playlist *p)
+{
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (load_library(r, &txn, &lib) != 0)
+        return;
     begin_ok(r, &w);
     talas_subsonic_elem_begin(&w, "playlist");
-    talas_subsonic_attr_str(&w, "id", id);
-    talas_subsonic_attr_str(&w, "name", id);
-    talas_subsonic_attr_str(&w, "owner", p->owner);
-    talas_subsonic_attr_bool(&w, "public", 0);
-    talas_subsonic_attr_int(&w, "songCount", (int64_t)count);
-    talas_subsonic_attr_int(&w, "duration", (int64_t)((duration + 500) / 1000));
-    talas_subsonic_attr_str(&w, "created", "1970-01-01T00:00:00Z");
-    talas_subsonic_attr_str(&w, "changed", "1970-01-01T00:00:00Z");
+    playlist_begin(&w, &lib, p);
     talas_subsonic_list_begin(&w, "entry");
     for (size_t i = 0; i < p->track_count; i++) {
         const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
@@ -1132,86 +1161,272 @@ static void on_playlist_read(void *data, const struct talas_state_playlist_resul
         playlist_failed(r, res);
         return;
     }
-    /* a playlist shared with nobody is its owner's and its editors' only */
-    if (res->playlist->owner[0] != '\0' && strcmp(res->playlist->owner, r->user) != 0) {
-        int editor = 0;
-        for (size_t i = 0; i < res->playlist->editor_count; i++)
-            editor |= strcmp(res->playlist->editors[i], r->user) == 0;
-        if (!editor) {
-            send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "the playlist is not shared with %s", r->user);
-            return;
-        }
+    /* a private playlist is its owner's and its editors' only */
+    if (!may_read_playlist(r, res->playlist)) {
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "the playlist is not shared with %s", r->user);
+        return;
     }
-    playlist_answer(r, r->playlist, res->playlist);
+    playlist_answer(r, res->playlist);
+}
+
+/* Copies S into the request's pool. */
+static char *pool_strdup(struct sreq *r, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *copy = h2o_mem_alloc_pool(&r->req->pool, n);
+
+    memcpy(copy, s, n);
+    return copy;
+}
+
+/* A playlist id parameter NAME: NULL when it answered (missing: 10; an id
+ * no playlist can have: 70). */
+static const char *playlist_id(struct sreq *r, const char *name)
+{
+    const char *id = required(r, name);
+
+    if (id != NULL && strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+        return NULL;
+    }
+    return id;
 }
 
 static void m_playlist(struct sreq *r)
 {
-    const char *id = required(r, "id");
+    const char *id = playlist_id(r, "id");
 
     if (id == NULL)
         return;
-    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(id) + 1);
-    strcpy(r->playlist, id);
+    r->playlist = pool_strdup(r, id);
     r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
 }
 
-static void add_next(struct sreq *r);
-
-static void on_added(void *data, const struct talas_state_playlist_result *res)
+static void on_listed(void *data, const struct talas_state_playlist_result *res)
 {
     struct sreq *r = data;
-    struct talas_buf ev = {0};
-    struct talas_json json;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
 
     r->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
         playlist_failed(r, res);
         return;
     }
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "playlists");
+    talas_subsonic_list_begin(&w, "playlist");
+    for (size_t i = 0; i < res->playlist_count; i++) {
+        talas_subsonic_item_begin(&w);
+        playlist_begin(&w, &lib, &res->playlists[i]);
+        talas_subsonic_elem_end(&w);
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+/* getPlaylists: the user's own, those shared with them, and the public
+ * ones. Another user's (username) is for an admin, and Subsonic accounts
+ * here are none. */
+static void m_playlists(struct sreq *r)
+{
+    const char *who = talas_subsonic_arg(&r->args, "username");
+
+    if (who != NULL && strcmp(who, r->user) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "only an admin may list the playlists of another user");
+        return;
+    }
+    r->op = talas_state_playlist_list(r->ctx, r->user, on_listed, r);
+}
+
+/* A PlaylistUpdated event of R's playlist: ACTION "Added" (TRACK at
+ * POSITION), "Changed" (its details or tracks otherwise) or "Deleted". */
+static void playlist_event(struct sreq *r, const char *action, const char *track, uint64_t position)
+{
+    struct talas_buf ev = {0};
+    struct talas_json json;
+
     talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, r->playlist);
     talas_json_key(&json, "action");
-    talas_json_string(&json, "Added");
-    talas_json_key(&json, "track_id");
-    talas_json_string(&json, r->songs[r->next - 1]);
-    talas_json_key(&json, "position");
-    talas_json_uint(&json, res->position);
+    talas_json_string(&json, action);
+    if (track != NULL) {
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, track);
+        talas_json_key(&json, "position");
+        talas_json_uint(&json, position);
+    }
+    if (strcmp(action, "Deleted") == 0) {
+        talas_json_key(&json, "deleted");
+        talas_json_bool(&json, 1);
+    }
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, r->user);
     talas_json_object_end(&json);
     talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
     talas_buf_free(&ev);
-    add_next(r);
 }
 
-/* The next song of createPlaylist, or the answer once all are in. */
-static void add_next(struct sreq *r)
+/* The events of an edit done: one Changed for the details and removals,
+ * one Added per song appended (the track count after is COUNT). */
+static void edit_events(struct sreq *r, uint64_t count)
 {
-    if (r->next == r->song_count) {
+    if (r->changed_details || (r->song_count == 0 && r->edit_create))
+        playlist_event(r, "Changed", NULL, 0);
+    for (size_t i = 0; i < r->song_count; i++)
+        playlist_event(r, "Added", r->songs[i], count - r->song_count + i);
+}
+
+static void on_edited(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+    struct talas_subsonic_writer w;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    edit_events(r, res->position);
+    if (r->answer_playlist) {
         r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
         return;
     }
-    r->next++;
-    r->op = talas_state_playlist_add(r->ctx, r->user, r->playlist, r->songs[r->next - 1], 0, 0, on_added, r);
+    begin_ok(r, &w);
+    finish(r, &w);
 }
 
-/* createPlaylist: a Talas playlist whose id is the name given (or
- * playlistId: more songs for an existing one), with the songs of songId
- * in order. Talas keeps no empty playlist: one song at least. */
+/* createPlaylist: a new playlist of the user named NAME (its id made
+ * here), or (playlistId) an existing one whose songs become those of
+ * songId, in order; answers the playlist. */
 static void m_create_playlist(struct sreq *r)
 {
-    const char *name = talas_subsonic_arg(&r->args, "playlistId");
+    const char *id = talas_subsonic_arg(&r->args, "playlistId");
+    const char *name = talas_subsonic_arg(&r->args, "name");
+    struct talas_playlist_edit e;
+    char made[TALAS_PLAYLIST_NEW_ID_LEN + 1];
     long n;
 
-    if (name == NULL && (name = required(r, "name")) == NULL)
+    if ((id == NULL || *id == '\0') && (name = required(r, "name")) == NULL)
         return;
-    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
-    if ((n = checked_ids(r, "songId", r->songs, 1)) < 0)
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*r->songs));
+    if ((n = checked_ids(r, "songId", r->songs, 0)) < 0)
         return;
     r->song_count = (size_t)n;
-    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(name) + 1);
-    strcpy(r->playlist, name);
-    add_next(r);
+    memset(&e, 0, sizeof(e));
+    e.public_ = -1;
+    e.name = name;
+    e.adds = r->songs;
+    e.add_count = r->song_count;
+    if (id != NULL && *id != '\0') {
+        if (strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+            send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+            return;
+        }
+        e.replace = 1;
+        r->playlist = pool_strdup(r, id);
+        r->changed_details = 1;
+    } else {
+        e.create = 1;
+        talas_playlist_id_make(made);
+        r->playlist = pool_strdup(r, made);
+        r->edit_create = 1;
+    }
+    r->answer_playlist = 1;
+    r->op = talas_state_playlist_edit(r->ctx, r->user, r->playlist, &e, on_edited, r);
+}
+
+/* The value of a boolean parameter NAME: -1 when absent, -2 (answered)
+ * when malformed. */
+static int bool_arg(struct sreq *r, const char *name)
+{
+    const char *v = talas_subsonic_arg(&r->args, name);
+
+    if (v == NULL)
+        return -1;
+    if (strcmp(v, "true") == 0)
+        return 1;
+    if (strcmp(v, "false") == 0)
+        return 0;
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s: must be true or false", name);
+    return -2;
+}
+
+/* updatePlaylist: the details (name, comment, public: the owner only),
+ * songIndexToRemove (indexes into the playlist as it was) then
+ * songIdToAdd, in one change. */
+static void m_update_playlist(struct sreq *r)
+{
+    const char *id = playlist_id(r, "playlistId");
+    const char **raw;
+    uint64_t *indexes;
+    struct talas_playlist_edit e;
+    size_t n;
+    long songs;
+
+    if (id == NULL)
+        return;
+    memset(&e, 0, sizeof(e));
+    if ((e.public_ = bool_arg(r, "public")) == -2)
+        return;
+    e.name = talas_subsonic_arg(&r->args, "name");
+    e.comment = talas_subsonic_arg(&r->args, "comment");
+    raw = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*raw));
+    n = talas_subsonic_arg_all(&r->args, "songIndexToRemove", raw, IDS_MAX);
+    if (n > IDS_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "songIndexToRemove: at most %d in one request", IDS_MAX);
+        return;
+    }
+    indexes = h2o_mem_alloc_pool(&r->req->pool, (n + 1) * sizeof(*indexes));
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        if (raw[i][0] < '0' || raw[i][0] > '9' ||
+            (errno = 0, indexes[i] = strtoull(raw[i], &end, 10), errno != 0 || *end != '\0')) {
+            send_error(r, TALAS_SUBSONIC_E_GENERIC, "songIndexToRemove: must be an index from 0");
+            return;
+        }
+    }
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*r->songs));
+    if ((songs = checked_ids(r, "songIdToAdd", r->songs, 0)) < 0)
+        return;
+    r->song_count = (size_t)songs;
+    e.adds = r->songs;
+    e.add_count = r->song_count;
+    e.removes = indexes;
+    e.remove_count = n;
+    r->changed_details = e.name != NULL || e.comment != NULL || e.public_ >= 0 || n > 0;
+    r->playlist = pool_strdup(r, id);
+    r->op = talas_state_playlist_edit(r->ctx, r->user, r->playlist, &e, on_edited, r);
+}
+
+static void on_deleted(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+    struct talas_subsonic_writer w;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    playlist_event(r, "Deleted", NULL, 0);
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+/* deletePlaylist: the owner's only. */
+static void m_delete_playlist(struct sreq *r)
+{
+    const char *id = playlist_id(r, "id");
+
+    if (id == NULL)
+        return;
+    r->playlist = pool_strdup(r, id);
+    r->op = talas_state_playlist_delete(r->ctx, r->user, r->playlist, on_deleted, r);
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -1241,8 +1456,11 @@ static const struct method {
     {"search3", 0, m_search3},
     {"stream", 0, m_stream},
     {"download", 0, m_download},
+    {"getPlaylists", 0, m_playlists},
     {"getPlaylist", 0, m_playlist},
     {"createPlaylist", 0, m_create_playlist},
+    {"updatePlaylist", 0, m_update_playlist},
+    {"deletePlaylist", 0, m_delete_playlist},
     {"scrobble", 0, m_scrobble},
 };
 
