@@ -14,7 +14,8 @@
  * reads the catalog through subsonic_library.c in one read transaction;
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
- * state (stars, ratings) are subsonic_user.c's; scrobble records playback (store/playback.h) and its events, and
+ * state (stars, ratings) are subsonic_user.c's, the play queue and now
+ * playing subsonic_queue.c's; scrobble records playback (store/playback.h) and its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
@@ -38,6 +39,7 @@
 #include "http/login_limits.h"
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
+#include "http/subsonic_queue.h"
 #include "http/subsonic_response.h"
 #include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
@@ -1396,6 +1398,8 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     if (i == sizeof(methods) / sizeof(methods[0])) {
         talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_queue_method(name);
         if (fn != NULL) {
             user_call(r, fn);
             return 0;
