@@ -15,7 +15,8 @@
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
  * state (stars, ratings) are subsonic_user.c's, the play queue and now
- * playing subsonic_queue.c's; scrobble records playback (store/playback.h) and its events, and
+ * playing subsonic_queue.c's; scrobble records playback through the state interface
+ * (state/state_playback.h) with its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
@@ -44,6 +45,7 @@
 #include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
+#include "state/state_playback.h"
 #include "state/state_playlists.h"
 #include "store/accounts.h"
 #include "store/catalog.h"
@@ -77,11 +79,14 @@ struct sreq {
     enum talas_subsonic_format format;
     const char *callback;
     char user[TALAS_ACCOUNT_NAME_MAX + 1];
-    /* createPlaylist: the adds, one after the other, then the read */
+    /* createPlaylist: the adds, one after the other, then the read;
+     * scrobble: the plays (and stops), one after the other */
     struct talas_state_op *op;
+    struct talas_state_playback_op *pop;
     const char **songs;
     size_t song_count, next;
     char *playlist;
+    int submit, private;
 };
 
 static void sreq_dispose(void *p)
@@ -90,6 +95,8 @@ static void sreq_dispose(void *p)
 
     if (r->op != NULL)
         talas_state_cancel(r->op);
+    if (r->pop != NULL)
+        talas_state_playback_cancel(r->pop);
     talas_subsonic_args_free(&r->args);
 }
 
@@ -1009,54 +1016,100 @@ static void playback_event(struct sreq *r, int private, const char *name, const 
     talas_buf_free(&b);
 }
 
+/* A playback change of scrobble that did not go through. */
+static void scrobble_failed(struct sreq *r, const struct talas_state_playback_result *res)
+{
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s",
+               res->reason != NULL ? ": " : "", res->reason != NULL ? res->reason : "");
+}
+
+static void scrobble_next(struct sreq *r);
+
+static void on_scrobble_stopped(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    playback_event(r, r->private, "PlaybackStopped", r->songs[r->next], "total_played_ms",
+                   res->change.total_played_ms);
+    r->next++;
+    scrobble_next(r);
+}
+
+static void on_scrobble_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+    struct talas_playback_command cmd;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->change.stopped_previous)
+        playback_event(r, r->private, "PlaybackStopped", res->change.previous_track, "total_played_ms",
+                       res->change.previous_played_ms);
+    playback_event(r, r->private, "PlaybackStarted", r->songs[r->next], "timestamp", talas_wall_ms() / 1000);
+    if (!r->submit) {
+        r->next++;
+        scrobble_next(r);
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_STOP;
+    cmd.track = r->songs[r->next];
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_stopped, r);
+}
+
+/* The Play of the next song of scrobble, or the answer once all are in. */
+static void scrobble_next(struct sreq *r)
+{
+    struct talas_playback_command cmd;
+    struct talas_subsonic_writer w;
+    struct talas_track t;
+    MDB_txn *txn;
+
+    if (r->next == r->song_count) {
+        begin_ok(r, &w);
+        finish(r, &w);
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = r->songs[r->next];
+    if (talas_storage_read_begin(r->ctx->storage, &txn) == 0) {
+        if (talas_catalog_get(r->ctx->storage, txn, cmd.track, &t) == 0)
+            cmd.duration_ms = t.duration_ms;
+        mdb_txn_abort(txn);
+    }
+    cmd.quality = r->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_played, r);
+}
+
 /* scrobble: submission=false is "now playing" (a Play: PlaybackStarted);
  * true (the default) a play that happened: a Play and its Stop, so that it
- * counts in the track's plays and the user's listening history. */
+ * counts in the track's plays and the user's listening history. Each goes
+ * through the playback state interface (state/state_playback.h): LMDB, or
+ * in cluster mode Redis and the analytics store, as a Play on /api/ws. */
 static void m_scrobble(struct sreq *r)
 {
-    const char *ids[IDS_MAX], *submission = talas_subsonic_arg(&r->args, "submission"), *reason = NULL;
-    struct talas_subsonic_writer w;
-    struct talas_playback_result res;
-    struct talas_storage *st = r->ctx->storage;
-    int submit = submission == NULL || strcmp(submission, "false") != 0, private, rc = 0;
+    const char *submission = talas_subsonic_arg(&r->args, "submission");
     long n;
 
-    if ((n = checked_ids(r, "id", ids, 1)) < 0)
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
+    if ((n = checked_ids(r, "id", r->songs, 1)) < 0)
         return;
-    private = !talas_user_shares_listening(st, r->user);
-    for (long i = 0; i < n && rc == 0; i++) {
-        uint64_t now = talas_wall_ms(), duration = 0;
-        struct talas_track t;
-        MDB_txn *txn;
-
-        if (talas_storage_read_begin(st, &txn) == 0) {
-            if (talas_catalog_get(st, txn, ids[i], &t) == 0)
-                duration = t.duration_ms;
-            mdb_txn_abort(txn);
-        }
-        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0,
-                                 r->ctx->conf->transcode_profiles[0].name, "subsonic", now, &res, &reason);
-        if (rc != 0)
-            break;
-        if (res.stopped_previous)
-            playback_event(r, private, "PlaybackStopped", res.previous_track, "total_played_ms",
-                           res.previous_played_ms);
-        playback_event(r, private, "PlaybackStarted", ids[i], "timestamp", now / 1000);
-        if (!submit)
-            continue;
-        if ((rc = talas_playback_stop(st, r->user, ids[i], now, &res, &reason)) != 0)
-            break;
-        playback_event(r, private, "PlaybackStopped", ids[i], "total_played_ms", res.total_played_ms);
-    }
-    if (rc != 0) {
-        if (rc != 1)
-            talas_storage_log_write_error("subsonic: a scrobble", rc);
-        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s", reason ? ": " : "",
-                   reason ? reason : "");
-        return;
-    }
-    begin_ok(r, &w);
-    finish(r, &w);
+    r->song_count = (size_t)n;
+    r->submit = submission == NULL || strcmp(submission, "false") != 0;
+    r->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    scrobble_next(r);
 }
 
 /* ------------------------------------------------------------ playlists */
