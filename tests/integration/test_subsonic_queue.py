@@ -4,7 +4,7 @@ through npm's subsonic-api and as raw XML validated against the Subsonic
 XSD, the queue cleared, its limit, kept from other users, surviving a
 worker's kill -9 and a restart, shared by two cluster nodes through
 PostgreSQL; getNowPlaying shows two users whose "now playing" scrobbles
-landed on two different workers."""
+landed on two different workers, and in cluster mode on another node."""
 import json
 import os
 import secrets
@@ -204,7 +204,8 @@ def test_now_playing_two_users_two_workers(nsrv, tmp_path):
 
 def test_cluster_queue_saved_on_a_read_on_b(talas_server, redis_server, pg_database, tmp_path):
     """Cluster mode: the queue goes to PostgreSQL (schema version of this
-    build, src/store/pg_schema.h), so one saved on node A is read on B."""
+    build, src/store/pg_schema.h), so one saved on node A is read on B; the
+    playback states are in Redis, so "now playing" is the same on both."""
     import json
 
     import cluster_fixtures as cf
@@ -229,3 +230,11 @@ def test_cluster_queue_saved_on_a_read_on_b(talas_server, redis_server, pg_datab
     # cleared on B, gone on A
     assert rest_json(b, "savePlayQueue", alice())["status"] == "ok"
     assert "playQueue" not in rest_json(a, "getPlayQueue", alice())
+
+    # now playing: the playback state is in Redis, so a scrobble on A is
+    # "now playing" on B, and a finished play on B ends it on A
+    assert rest_json(a, "scrobble", alice(id=two, submission="false"))["status"] == "ok"
+    entries = rest_json(b, "getNowPlaying", alice())["nowPlaying"]["entry"]
+    assert [(e["username"], e["id"], e["minutesAgo"]) for e in entries] == [("alice", two, 0)], entries
+    assert rest_json(b, "scrobble", alice(id=one))["status"] == "ok"
+    assert not rest_json(a, "getNowPlaying", alice())["nowPlaying"].get("entry"), "still now playing"

@@ -122,6 +122,8 @@ struct talas_state_playback_op *talas_state_playback_now_playing(const struct ta
     struct now_list l = {now_ms, NULL, 0};
     MDB_txn *txn;
 
+    if (ctx->cluster != NULL)
+        return talas__state_playback_redis_now_playing(ctx, now_ms, cb, data);
     memset(&r, 0, sizeof(r));
     if (talas_storage_read_begin(ctx->storage, &txn) != 0) {
         r.outcome = TALAS_STATE_FAILED;

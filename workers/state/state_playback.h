@@ -54,8 +54,10 @@ struct talas_state_playback_op *talas_state_playback_get(const struct talas_work
  * unknown). A user who left a track playing and went away thus drops out
  * by himself. Entries are by user; CB gets them, brought to NOW_MS, valid
  * during the call. The states are those the playback changes of every
- * worker write (this node's LMDB); see the report of the cluster case in
- * README. At most TALAS_NOW_PLAYING_MAX entries, the most recent first.
+ * worker write: this node's LMDB, or in cluster mode Redis (every node's,
+ * through the sorted set TALAS_CLUSTER_NOW_PLAYING). At most
+ * TALAS_NOW_PLAYING_MAX entries, the most recent first. Outcomes: OK,
+ * FAILED (LMDB), UNAVAILABLE (Redis).
  */
 #define TALAS_NOW_PLAYING_GRACE_MS (5 * 60 * 1000)
 #define TALAS_NOW_PLAYING_MAX 500
@@ -65,7 +67,7 @@ struct talas_state_now_playing {
     struct talas_playback_state state;
 };
 struct talas_state_now_playing_result {
-    enum talas_state_outcome outcome; /* OK, FAILED */
+    enum talas_state_outcome outcome; /* OK, FAILED, UNAVAILABLE */
     const struct talas_state_now_playing *entries;
     size_t count;
 };
@@ -87,6 +89,10 @@ struct talas_state_playback_op *talas__state_playback_redis_change(const struct 
 struct talas_state_playback_op *talas__state_playback_redis_get(const struct talas_worker_ctx *ctx,
                                                                 const char *user, talas_state_playback_fn *cb,
                                                                 void *data);
+struct talas_state_playback_op *talas__state_playback_redis_now_playing(const struct talas_worker_ctx *ctx,
+                                                                        uint64_t now_ms,
+                                                                        talas_state_now_playing_fn *cb,
+                                                                        void *data);
 void talas__state_playback_redis_cancel(struct talas_state_playback_op *op);
 
 #endif
