@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
 
 import pytest
 
@@ -238,3 +239,28 @@ def test_cluster_queue_saved_on_a_read_on_b(talas_server, redis_server, pg_datab
     assert [(e["username"], e["id"], e["minutesAgo"]) for e in entries] == [("alice", two, 0)], entries
     assert rest_json(b, "scrobble", alice(id=one))["status"] == "ok"
     assert not rest_json(a, "getNowPlaying", alice())["nowPlaying"].get("entry"), "still now playing"
+
+
+def test_stream_is_now_playing_and_one_play(nsrv):
+    """A stream from its start is "now playing"; more range requests of the
+    same track, the app's scrobble with submission=false then its scrobble
+    of the finished play make one listening session: one play."""
+    srv = nsrv
+    title = sorted(t for t in srv.tracks_by_title if t not in ("Tone Two", "Noise One"))[0]
+    track = srv.tracks_by_title[title]["id"]
+    before = srv.get_json(f"/api/analytics/tracks/{track}")["plays"]
+    q = urlencode(dict(bob(id=track), c="tester"))
+    st, _, body = srv.get(f"/rest/stream?{q}")
+    assert st == 200 and len(body) > 1000
+    entries = [e for e in now_playing(srv, **bob()) if e["username"] == "bob"]
+    assert [(e["id"], e["playerName"]) for e in entries] == [(track, "subsonic")], entries
+    st, _, _ = srv.get(f"/rest/stream?{q}", headers={"Range": "bytes=1000-"})
+    assert st == 206
+    assert rest_json(srv, "scrobble", bob(id=track, submission="false"))["status"] == "ok"
+    assert rest_json(srv, "scrobble", bob(id=track))["status"] == "ok"
+    assert srv.get_json(f"/api/analytics/tracks/{track}")["plays"] == before + 1
+    assert not [e for e in now_playing(srv, **bob()) if e["username"] == "bob"]
+    # a download is not a listening
+    st, _, _ = srv.get(f"/rest/download?{q}")
+    assert st == 200
+    assert not [e for e in now_playing(srv, **bob()) if e["username"] == "bob"]

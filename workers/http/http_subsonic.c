@@ -916,6 +916,93 @@ static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas
 /* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
  * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
  * timeOffset seconds in. */
+/* A playback event of USER, as /api/ws publishes it. */
+static void publish_playback(const char *user, int private, const char *name, const char *track,
+                             const char *field, uint64_t value)
+{
+    struct talas_buf b = {0};
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, &b, name);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, user);
+    talas_json_key(&json, field);
+    talas_json_uint(&json, value);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish_activity(user, private, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+/* A playback event of the request's user. */
+static void playback_event(struct sreq *r, int private, const char *name, const char *track,
+                           const char *field, uint64_t value)
+{
+    publish_playback(r->user, private, name, track, field, value);
+}
+
+/*
+ * A stream from its start is "now playing": the user's playback state
+ * goes to the track (a Play, with its events), unless it is already
+ * playing it, so that the range requests of one listening and the
+ * scrobble that ends it make one session. The response does not wait for
+ * it: the change lives in its own memory until its callback, whether or
+ * not the request is still there.
+ */
+struct stream_play {
+    const struct talas_worker_ctx *ctx;
+    char user[TALAS_ACCOUNT_NAME_MAX + 1];
+    char track[TALAS_TRACK_ID_LEN + 1];
+    uint64_t duration_ms;
+    int private;
+};
+
+static void on_stream_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+
+    if (res->outcome == TALAS_STATE_OK) {
+        if (res->change.stopped_previous)
+            publish_playback(p->user, p->private, "PlaybackStopped", res->change.previous_track,
+                             "total_played_ms", res->change.previous_played_ms);
+        publish_playback(p->user, p->private, "PlaybackStarted", p->track, "timestamp", talas_wall_ms() / 1000);
+    }
+    free(p);
+}
+
+static void on_stream_state(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+    struct talas_playback_command cmd;
+
+    if (res->outcome != TALAS_STATE_OK ||
+        (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, p->track) == 0)) {
+        free(p);
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = p->track;
+    cmd.duration_ms = p->duration_ms;
+    cmd.quality = p->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    talas_state_playback_change(p->ctx, p->user, &cmd, on_stream_played, p);
+}
+
+static void stream_now_playing(struct sreq *r, const char *track, uint64_t duration_ms)
+{
+    struct stream_play *p = xcalloc(1, sizeof(*p));
+
+    p->ctx = r->ctx;
+    snprintf(p->user, sizeof(p->user), "%s", r->user);
+    snprintf(p->track, sizeof(p->track), "%s", track);
+    p->duration_ms = duration_ms;
+    p->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    talas_state_playback_get(r->ctx, r->user, on_stream_state, p);
+}
+
 static void media(struct sreq *r, int download)
 {
     const char *id = required(r, "id"), *format = talas_subsonic_arg(&r->args, "format");
@@ -943,6 +1030,8 @@ static void media(struct sreq *r, int download)
     snprintf(track, sizeof(track), "%s", t.id);
     source_bps = t.bit_rate;
     mdb_txn_abort(txn);
+    if (!download && offset == 0 && talas_http_method_is(r->req, "GET"))
+        stream_now_playing(r, track, t.duration_ms);
     if (format != NULL && *format == '\0')
         format = NULL;
     if (!download)
@@ -997,25 +1086,6 @@ static long checked_ids(struct sreq *r, const char *name, const char **ids, int 
     return (long)n;
 }
 
-/* A playback event of the request's user, as /api/ws publishes it. */
-static void playback_event(struct sreq *r, int private, const char *name, const char *track,
-                           const char *field, uint64_t value)
-{
-    struct talas_buf b = {0};
-    struct talas_json json;
-
-    talas_ws_event_begin(&json, &b, name);
-    talas_json_key(&json, "track_id");
-    talas_json_string(&json, track);
-    talas_json_key(&json, "user_id");
-    talas_json_string(&json, r->user);
-    talas_json_key(&json, field);
-    talas_json_uint(&json, value);
-    talas_json_object_end(&json);
-    talas_ws_hub_publish_activity(r->user, private, b.data, b.len);
-    talas_buf_free(&b);
-}
-
 /* A playback change of scrobble that did not go through. */
 static void scrobble_failed(struct sreq *r, const struct talas_state_playback_result *res)
 {
@@ -1024,6 +1094,7 @@ static void scrobble_failed(struct sreq *r, const struct talas_state_playback_re
 }
 
 static void scrobble_next(struct sreq *r);
+static void scrobble_stop(struct sreq *r);
 
 static void on_scrobble_stopped(void *data, const struct talas_state_playback_result *res)
 {
@@ -1043,7 +1114,6 @@ static void on_scrobble_stopped(void *data, const struct talas_state_playback_re
 static void on_scrobble_played(void *data, const struct talas_state_playback_result *res)
 {
     struct sreq *r = data;
-    struct talas_playback_command cmd;
 
     r->pop = NULL;
     if (res->outcome != TALAS_STATE_OK) {
@@ -1059,6 +1129,13 @@ static void on_scrobble_played(void *data, const struct talas_state_playback_res
         scrobble_next(r);
         return;
     }
+    scrobble_stop(r);
+}
+
+static void scrobble_stop(struct sreq *r)
+{
+    struct talas_playback_command cmd;
+
     memset(&cmd, 0, sizeof(cmd));
     cmd.verb = TALAS_PLAYBACK_DO_STOP;
     cmd.track = r->songs[r->next];
@@ -1066,17 +1143,28 @@ static void on_scrobble_played(void *data, const struct talas_state_playback_res
     r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_stopped, r);
 }
 
-/* The Play of the next song of scrobble, or the answer once all are in. */
-static void scrobble_next(struct sreq *r)
+/* The user's state, read before each song: a song already playing (a
+ * stream from its start, a scrobble with submission=false) is not played
+ * again, so that its listening is one session and one play. */
+static void on_scrobble_state(void *data, const struct talas_state_playback_result *res)
 {
+    struct sreq *r = data;
     struct talas_playback_command cmd;
-    struct talas_subsonic_writer w;
     struct talas_track t;
     MDB_txn *txn;
 
-    if (r->next == r->song_count) {
-        begin_ok(r, &w);
-        finish(r, &w);
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, r->songs[r->next]) == 0) {
+        if (r->submit) {
+            scrobble_stop(r);
+        } else {
+            r->next++;
+            scrobble_next(r);
+        }
         return;
     }
     memset(&cmd, 0, sizeof(cmd));
@@ -1093,9 +1181,23 @@ static void scrobble_next(struct sreq *r)
     r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_played, r);
 }
 
+/* The next song of scrobble, or the answer once all are in. */
+static void scrobble_next(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    if (r->next == r->song_count) {
+        begin_ok(r, &w);
+        finish(r, &w);
+        return;
+    }
+    r->pop = talas_state_playback_get(r->ctx, r->user, on_scrobble_state, r);
+}
+
 /* scrobble: submission=false is "now playing" (a Play: PlaybackStarted);
  * true (the default) a play that happened: a Play and its Stop, so that it
- * counts in the track's plays and the user's listening history. Each goes
+ * counts in the track's plays and the user's listening history; a song
+ * already playing is only stopped (on_scrobble_state). Each goes
  * through the playback state interface (state/state_playback.h): LMDB, or
  * in cluster mode Redis and the analytics store, as a Play on /api/ws. */
 static void m_scrobble(struct sreq *r)
