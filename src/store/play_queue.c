@@ -192,7 +192,8 @@ int talas_play_queue_foreach_user(struct talas_storage *st, MDB_txn *txn, talas_
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAY_QUEUES), &cur)) != 0)
         return rc;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == 0 || k.mv_size > TALAS_PLAY_QUEUE_ID_MAX || memchr(k.mv_data, '\0', k.mv_size) != NULL)
+        if (k.mv_size == 0 || k.mv_size > TALAS_PLAY_QUEUE_ID_MAX ||
+            memchr(k.mv_data, '\0', k.mv_size) != NULL)
             continue;
         memcpy(user, k.mv_data, k.mv_size);
         user[k.mv_size] = '\0';

@@ -60,7 +60,8 @@ int talas_play_queue_save(struct talas_storage *st, const char *user, const stru
                           uint64_t budget, struct talas_quota_refusal *r);
 /* Reads USER's queue in TXN into *Q (release it after). Returns 0,
  * MDB_NOTFOUND (none, or a damaged record), or an LMDB error. */
-int talas_play_queue_get(struct talas_storage *st, MDB_txn *txn, const char *user, struct talas_play_queue *q);
+int talas_play_queue_get(struct talas_storage *st, MDB_txn *txn, const char *user,
+                         struct talas_play_queue *q);
 
 /* For talasctl users (store/user_data.h): USER's queue (one record or
  * none), its removal, the users who have one. */

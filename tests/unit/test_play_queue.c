@@ -58,10 +58,10 @@ static int teardown(void **state)
 static void test_record_bytes(void **state)
 {
     static const unsigned char want[] = {
-        1, 0, 0, 0,                     /* version, reserved */
-        2, 0, 0, 0,                     /* count */
-        0x39, 0x30, 0, 0, 0, 0, 0, 0,  /* position 12345 */
-        0xe8, 0x03, 0, 0, 0, 0, 0, 0,  /* changed 1000 */
+        1,    0,    0, 0,             /* version, reserved */
+        2,    0,    0, 0,             /* count */
+        0x39, 0x30, 0, 0, 0, 0, 0, 0, /* position 12345 */
+        0xe8, 0x03, 0, 0, 0, 0, 0, 0, /* changed 1000 */
     };
     const char *tracks[] = {"t1", "t2"};
     struct talas_play_queue q = {tracks, 2, "t2", 12345, 1000, "app"}, back;

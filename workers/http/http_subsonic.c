@@ -966,7 +966,8 @@ static void on_stream_played(void *data, const struct talas_state_playback_resul
         if (res->change.stopped_previous)
             publish_playback(p->user, p->private, "PlaybackStopped", res->change.previous_track,
                              "total_played_ms", res->change.previous_played_ms);
-        publish_playback(p->user, p->private, "PlaybackStarted", p->track, "timestamp", talas_wall_ms() / 1000);
+        publish_playback(p->user, p->private, "PlaybackStarted", p->track, "timestamp",
+                         talas_wall_ms() / 1000);
     }
     free(p);
 }

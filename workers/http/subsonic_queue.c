@@ -148,8 +148,9 @@ static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, si
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        rc = talas_track_id_valid(ids[i], strlen(ids[i])) ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
-                                                          : MDB_NOTFOUND;
+        rc = talas_track_id_valid(ids[i], strlen(ids[i]))
+                 ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
+                 : MDB_NOTFOUND;
         if (rc == 0 && t.error != NULL)
             rc = MDB_NOTFOUND;
         if (rc != 0) {

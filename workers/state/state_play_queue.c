@@ -48,7 +48,8 @@ static struct talas_state_play_queue_op *local_done(int rc, const struct talas_q
 }
 
 struct talas_state_play_queue_op *talas_state_play_queue_save(const struct talas_worker_ctx *ctx,
-                                                              const char *user, const struct talas_play_queue *q,
+                                                              const char *user,
+                                                              const struct talas_play_queue *q,
                                                               talas_state_play_queue_fn *cb, void *data)
 {
     struct talas_quota_refusal refusal = {NULL, 0};

@@ -27,7 +27,8 @@ struct talas_state_play_queue_result {
     enum talas_state_outcome outcome;
     const char *reason;                 /* REFUSED, UNAVAILABLE */
     struct talas_quota_refusal refusal; /* QUOTA */
-    const struct talas_play_queue *queue; /* a read, OK: NULL when the user saved none; valid during the callback */
+    const struct talas_play_queue
+        *queue; /* a read, OK: NULL when the user saved none; valid during the callback */
 };
 
 typedef void talas_state_play_queue_fn(void *data, const struct talas_state_play_queue_result *r);
@@ -37,7 +38,8 @@ struct talas_state_play_queue_op;
 /* Saves Q (copied; its changed_ms is set to now) as USER's queue; an empty
  * Q clears it. */
 struct talas_state_play_queue_op *talas_state_play_queue_save(const struct talas_worker_ctx *ctx,
-                                                              const char *user, const struct talas_play_queue *q,
+                                                              const char *user,
+                                                              const struct talas_play_queue *q,
                                                               talas_state_play_queue_fn *cb, void *data);
 /* Reads USER's queue. */
 struct talas_state_play_queue_op *talas_state_play_queue_get(const struct talas_worker_ctx *ctx,
@@ -56,8 +58,8 @@ struct talas_state_play_queue_op *talas__state_play_queue_pg_save(const struct t
                                                                   const struct talas_play_queue *q,
                                                                   talas_state_play_queue_fn *cb, void *data);
 struct talas_state_play_queue_op *talas__state_play_queue_pg_get(const struct talas_worker_ctx *ctx,
-                                                                 const char *user, talas_state_play_queue_fn *cb,
-                                                                 void *data);
+                                                                 const char *user,
+                                                                 talas_state_play_queue_fn *cb, void *data);
 void talas__state_play_queue_pg_cancel(struct talas_state_play_queue_op *op);
 
 #endif

@@ -35,7 +35,8 @@ struct talas_state_play_queue_op {
 };
 
 static const char unreachable[] = "the record store cannot be reached";
-static const char wrong_schema[] = "the record store's schema is not the one this node serves (see its error log)";
+static const char wrong_schema[] =
+    "the record store's schema is not the one this node serves (see its error log)";
 static const char too_big[] = "a play queue holds at most 1000 songs, ids of 1 to 128 bytes, and a client "
                               "name of at most 256 bytes";
 
@@ -106,8 +107,8 @@ struct talas_state_play_queue_op *talas__state_play_queue_pg_save(const struct t
     struct talas_json json;
     struct talas_state_play_queue_op *op;
     char position[24], changed[24];
-    const char *params[6] = {user, NULL, q->current != NULL ? q->current : "", position, changed,
-                             q->changed_by != NULL ? q->changed_by : ""};
+    const char *params[6] = {user,     NULL,    q->current != NULL ? q->current : "",
+                             position, changed, q->changed_by != NULL ? q->changed_by : ""};
 
     /* what the local store refuses (EINVAL) */
     if (talas_play_queue_check(user, q) != 0) {
@@ -133,8 +134,8 @@ struct talas_state_play_queue_op *talas__state_play_queue_pg_save(const struct t
 }
 
 struct talas_state_play_queue_op *talas__state_play_queue_pg_get(const struct talas_worker_ctx *ctx,
-                                                                 const char *user, talas_state_play_queue_fn *cb,
-                                                                 void *data)
+                                                                 const char *user,
+                                                                 talas_state_play_queue_fn *cb, void *data)
 {
     const char *params[1] = {user};
 

@@ -115,8 +115,8 @@ static int by_recent(const void *a, const void *b)
 }
 
 struct talas_state_playback_op *talas_state_playback_now_playing(const struct talas_worker_ctx *ctx,
-                                                                 uint64_t now_ms, talas_state_now_playing_fn *cb,
-                                                                 void *data)
+                                                                 uint64_t now_ms,
+                                                                 talas_state_now_playing_fn *cb, void *data)
 {
     struct talas_state_now_playing_result r;
     struct now_list l = {now_ms, NULL, 0};

@@ -73,8 +73,8 @@ struct talas_state_now_playing_result {
 };
 typedef void talas_state_now_playing_fn(void *data, const struct talas_state_now_playing_result *r);
 struct talas_state_playback_op *talas_state_playback_now_playing(const struct talas_worker_ctx *ctx,
-                                                                 uint64_t now_ms, talas_state_now_playing_fn *cb,
-                                                                 void *data);
+                                                                 uint64_t now_ms,
+                                                                 talas_state_now_playing_fn *cb, void *data);
 
 /* Detaches OP from its caller: its callback will not run. */
 void talas_state_playback_cancel(struct talas_state_playback_op *op);
