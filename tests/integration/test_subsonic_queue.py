@@ -111,6 +111,12 @@ def test_limits_and_bad_input(srv):
     assert error_code(rest_json(srv, "savePlayQueue", alice(id=tone, c="c" * 300))) == 0
     assert len(queue(srv)["entry"]) == 1000
     assert rest_json(srv, "savePlayQueue", alice())["status"] == "ok"
+    # the most songs one scrobble takes, each a play after the other on the
+    # worker's loop: answered, and the worker still there
+    pids = srv.worker_pids()
+    st, _, body = rest(srv, "scrobble", dict(alice(id=[tone, noise] * 250), f="json"), post=True)
+    assert st == 200 and b'"ok"' in body, body[:300]
+    assert srv.worker_pids() == pids
 
 
 def test_survives_kill_and_restart(srv):
