@@ -76,6 +76,13 @@
  * talas_playlist_delete deletes one (its editors and tracks cascade):
  * 'ok', 'not_found', 'forbidden' ('owner' or 'ownerless'). Version 1's
  * add, remove and share set the changed time too.
+ *
+ * Version 7, saved play queues (the LMDB records of store/play_queue.c):
+ * talas_play_queues, one row per user, its track ids in order (text[]),
+ * the current track ('' none), the position, when and by which client it
+ * was saved. talas_play_queue_save replaces the row, or deletes it for an
+ * empty JSON array of tracks, in one statement: repeated, it changes
+ * nothing more.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -511,7 +518,36 @@ static const char v6[] =
     "    outcome := 'ok';\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5, v6};
+
+static const char v7[] =
+    "CREATE TABLE talas_play_queues (\n"
+    "    user_id text PRIMARY KEY,\n"
+    "    tracks text[] NOT NULL,\n"
+    "    current text NOT NULL DEFAULT '',\n"
+    "    position_ms bigint NOT NULL DEFAULT 0,\n"
+    "    changed_ms bigint NOT NULL,\n"
+    "    changed_by text NOT NULL DEFAULT ''\n"
+    ");\n"
+    "CREATE FUNCTION talas_play_queue_save(p_user text, p_tracks json, p_current text, p_position bigint,\n"
+    "                                      p_changed bigint, p_by text) RETURNS bigint\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF json_array_length(p_tracks) = 0 THEN\n"
+    "        DELETE FROM talas_play_queues WHERE user_id = p_user;\n"
+    "    ELSE\n"
+    "        INSERT INTO talas_play_queues (user_id, tracks, current, position_ms, changed_ms, changed_by)\n"
+    "            VALUES (p_user, ARRAY(SELECT t FROM json_array_elements_text(p_tracks) WITH ORDINALITY\n"
+    "                                  AS a(t, n) ORDER BY n),\n"
+    "                    p_current, p_position, p_changed, p_by)\n"
+    "            ON CONFLICT (user_id) DO UPDATE SET tracks = EXCLUDED.tracks, current = EXCLUDED.current,\n"
+    "                position_ms = EXCLUDED.position_ms, changed_ms = EXCLUDED.changed_ms,\n"
+    "                changed_by = EXCLUDED.changed_by;\n"
+    "    END IF;\n"
+    "    RETURN 0;\n"
+    "END $$;\n";
+
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5, v6, v7};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

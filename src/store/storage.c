@@ -93,6 +93,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_TRACK_COMMENTS] = "track_comments",
     [TALAS_DBI_STARS] = "stars",
     [TALAS_DBI_LYRICS] = "lyrics",
+    [TALAS_DBI_PLAY_QUEUES] = "play_queues",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 

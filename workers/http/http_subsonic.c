@@ -15,7 +15,9 @@
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
  * state (stars, ratings) are subsonic_user.c's, the lyrics calls
- * subsonic_lyrics.c's; scrobble records playback (store/playback.h) and its events, and
+ * subsonic_lyrics.c's, the play queue and now playing subsonic_queue.c's;
+ * scrobble records playback through the state interface
+ * (state/state_playback.h) with its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
@@ -40,11 +42,13 @@
 #include "http/login_limits.h"
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
+#include "http/subsonic_queue.h"
 #include "http/subsonic_response.h"
 #include "http/subsonic_lyrics.h"
 #include "http/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
+#include "state/state_playback.h"
 #include "state/state_playlists.h"
 #include "store/playlists.h"
 #include "store/accounts.h"
@@ -79,12 +83,15 @@ struct sreq {
     enum talas_subsonic_format format;
     const char *callback;
     char user[TALAS_ACCOUNT_NAME_MAX + 1];
-    /* the playlist calls: the pending store operation, the songs added */
+    /* the playlist calls: the pending store operation, the songs added;
+     * scrobble: the plays (and stops), one after the other */
     struct talas_state_op *op;
+    struct talas_state_playback_op *pop;
     const char **songs;
     size_t song_count;
     char *playlist;
     int changed_details, edit_create, answer_playlist;
+    int submit, private;
 };
 
 static void sreq_dispose(void *p)
@@ -93,6 +100,8 @@ static void sreq_dispose(void *p)
 
     if (r->op != NULL)
         talas_state_cancel(r->op);
+    if (r->pop != NULL)
+        talas_state_playback_cancel(r->pop);
     talas_subsonic_args_free(&r->args);
 }
 
@@ -912,6 +921,94 @@ static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas
 /* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
  * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
  * timeOffset seconds in. */
+/* A playback event of USER, as /api/ws publishes it. */
+static void publish_playback(const char *user, int private, const char *name, const char *track,
+                             const char *field, uint64_t value)
+{
+    struct talas_buf b = {0};
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, &b, name);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, user);
+    talas_json_key(&json, field);
+    talas_json_uint(&json, value);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish_activity(user, private, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+/* A playback event of the request's user. */
+static void playback_event(struct sreq *r, int private, const char *name, const char *track,
+                           const char *field, uint64_t value)
+{
+    publish_playback(r->user, private, name, track, field, value);
+}
+
+/*
+ * A stream from its start is "now playing": the user's playback state
+ * goes to the track (a Play, with its events), unless it is already
+ * playing it, so that the range requests of one listening and the
+ * scrobble that ends it make one session. The response does not wait for
+ * it: the change lives in its own memory until its callback, whether or
+ * not the request is still there.
+ */
+struct stream_play {
+    const struct talas_worker_ctx *ctx;
+    char user[TALAS_ACCOUNT_NAME_MAX + 1];
+    char track[TALAS_TRACK_ID_LEN + 1];
+    uint64_t duration_ms;
+    int private;
+};
+
+static void on_stream_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+
+    if (res->outcome == TALAS_STATE_OK) {
+        if (res->change.stopped_previous)
+            publish_playback(p->user, p->private, "PlaybackStopped", res->change.previous_track,
+                             "total_played_ms", res->change.previous_played_ms);
+        publish_playback(p->user, p->private, "PlaybackStarted", p->track, "timestamp",
+                         talas_wall_ms() / 1000);
+    }
+    free(p);
+}
+
+static void on_stream_state(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+    struct talas_playback_command cmd;
+
+    if (res->outcome != TALAS_STATE_OK ||
+        (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, p->track) == 0)) {
+        free(p);
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = p->track;
+    cmd.duration_ms = p->duration_ms;
+    cmd.quality = p->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    talas_state_playback_change(p->ctx, p->user, &cmd, on_stream_played, p);
+}
+
+static void stream_now_playing(struct sreq *r, const char *track, uint64_t duration_ms)
+{
+    struct stream_play *p = xcalloc(1, sizeof(*p));
+
+    p->ctx = r->ctx;
+    snprintf(p->user, sizeof(p->user), "%s", r->user);
+    snprintf(p->track, sizeof(p->track), "%s", track);
+    p->duration_ms = duration_ms;
+    p->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    talas_state_playback_get(r->ctx, r->user, on_stream_state, p);
+}
+
 static void media(struct sreq *r, int download)
 {
     const char *id = required(r, "id"), *format = talas_subsonic_arg(&r->args, "format");
@@ -939,6 +1036,8 @@ static void media(struct sreq *r, int download)
     snprintf(track, sizeof(track), "%s", t.id);
     source_bps = t.bit_rate;
     mdb_txn_abort(txn);
+    if (!download && offset == 0 && talas_http_method_is(r->req, "GET"))
+        stream_now_playing(r, track, t.duration_ms);
     if (format != NULL && *format == '\0')
         format = NULL;
     if (!download)
@@ -993,73 +1092,132 @@ static long checked_ids(struct sreq *r, const char *name, const char **ids, int 
     return (long)n;
 }
 
-/* A playback event of the request's user, as /api/ws publishes it. */
-static void playback_event(struct sreq *r, int private, const char *name, const char *track,
-                           const char *field, uint64_t value)
+/* A playback change of scrobble that did not go through. */
+static void scrobble_failed(struct sreq *r, const struct talas_state_playback_result *res)
 {
-    struct talas_buf b = {0};
-    struct talas_json json;
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s",
+               res->reason != NULL ? ": " : "", res->reason != NULL ? res->reason : "");
+}
 
-    talas_ws_event_begin(&json, &b, name);
-    talas_json_key(&json, "track_id");
-    talas_json_string(&json, track);
-    talas_json_key(&json, "user_id");
-    talas_json_string(&json, r->user);
-    talas_json_key(&json, field);
-    talas_json_uint(&json, value);
-    talas_json_object_end(&json);
-    talas_ws_hub_publish_activity(r->user, private, b.data, b.len);
-    talas_buf_free(&b);
+static void scrobble_next(struct sreq *r);
+static void scrobble_stop(struct sreq *r);
+
+static void on_scrobble_stopped(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    playback_event(r, r->private, "PlaybackStopped", r->songs[r->next], "total_played_ms",
+                   res->change.total_played_ms);
+    r->next++;
+    scrobble_next(r);
+}
+
+static void on_scrobble_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->change.stopped_previous)
+        playback_event(r, r->private, "PlaybackStopped", res->change.previous_track, "total_played_ms",
+                       res->change.previous_played_ms);
+    playback_event(r, r->private, "PlaybackStarted", r->songs[r->next], "timestamp", talas_wall_ms() / 1000);
+    if (!r->submit) {
+        r->next++;
+        scrobble_next(r);
+        return;
+    }
+    scrobble_stop(r);
+}
+
+static void scrobble_stop(struct sreq *r)
+{
+    struct talas_playback_command cmd;
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_STOP;
+    cmd.track = r->songs[r->next];
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_stopped, r);
+}
+
+/* The user's state, read before each song: a song already playing (a
+ * stream from its start, a scrobble with submission=false) is not played
+ * again, so that its listening is one session and one play. */
+static void on_scrobble_state(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+    struct talas_playback_command cmd;
+    struct talas_track t;
+    MDB_txn *txn;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, r->songs[r->next]) == 0) {
+        if (r->submit) {
+            scrobble_stop(r);
+        } else {
+            r->next++;
+            scrobble_next(r);
+        }
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = r->songs[r->next];
+    if (talas_storage_read_begin(r->ctx->storage, &txn) == 0) {
+        if (talas_catalog_get(r->ctx->storage, txn, cmd.track, &t) == 0)
+            cmd.duration_ms = t.duration_ms;
+        mdb_txn_abort(txn);
+    }
+    cmd.quality = r->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_played, r);
+}
+
+/* The next song of scrobble, or the answer once all are in. */
+static void scrobble_next(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    if (r->next == r->song_count) {
+        begin_ok(r, &w);
+        finish(r, &w);
+        return;
+    }
+    r->pop = talas_state_playback_get(r->ctx, r->user, on_scrobble_state, r);
 }
 
 /* scrobble: submission=false is "now playing" (a Play: PlaybackStarted);
  * true (the default) a play that happened: a Play and its Stop, so that it
- * counts in the track's plays and the user's listening history. */
+ * counts in the track's plays and the user's listening history; a song
+ * already playing is only stopped (on_scrobble_state). Each goes
+ * through the playback state interface (state/state_playback.h): LMDB, or
+ * in cluster mode Redis and the analytics store, as a Play on /api/ws. */
 static void m_scrobble(struct sreq *r)
 {
-    const char *ids[IDS_MAX], *submission = talas_subsonic_arg(&r->args, "submission"), *reason = NULL;
-    struct talas_subsonic_writer w;
-    struct talas_playback_result res;
-    struct talas_storage *st = r->ctx->storage;
-    int submit = submission == NULL || strcmp(submission, "false") != 0, private, rc = 0;
+    const char *submission = talas_subsonic_arg(&r->args, "submission");
     long n;
 
-    if ((n = checked_ids(r, "id", ids, 1)) < 0)
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
+    if ((n = checked_ids(r, "id", r->songs, 1)) < 0)
         return;
-    private = !talas_user_shares_listening(st, r->user);
-    for (long i = 0; i < n && rc == 0; i++) {
-        uint64_t now = talas_wall_ms(), duration = 0;
-        struct talas_track t;
-        MDB_txn *txn;
-
-        if (talas_storage_read_begin(st, &txn) == 0) {
-            if (talas_catalog_get(st, txn, ids[i], &t) == 0)
-                duration = t.duration_ms;
-            mdb_txn_abort(txn);
-        }
-        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0,
-                                 r->ctx->conf->transcode_profiles[0].name, "subsonic", now, &res, &reason);
-        if (rc != 0)
-            break;
-        if (res.stopped_previous)
-            playback_event(r, private, "PlaybackStopped", res.previous_track, "total_played_ms",
-                           res.previous_played_ms);
-        playback_event(r, private, "PlaybackStarted", ids[i], "timestamp", now / 1000);
-        if (!submit)
-            continue;
-        if ((rc = talas_playback_stop(st, r->user, ids[i], now, &res, &reason)) != 0)
-            break;
-        playback_event(r, private, "PlaybackStopped", ids[i], "total_played_ms", res.total_played_ms);
-    }
-    if (rc != 0) {
-        if (rc != 1)
-            talas_storage_log_write_error("subsonic: a scrobble", rc);
-        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s", reason ? ": " : "",
-                   reason ? reason : "");
-        return;
-    }
-    begin_ok(r, &w);
-    finish(r, &w);
+    r->song_count = (size_t)n;
+    r->submit = submission == NULL || strcmp(submission, "false") != 0;
+    r->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    scrobble_next(r);
 }
 
 /* ------------------------------------------------------------ playlists */
@@ -1618,6 +1776,8 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
         if (fn == NULL)
             fn = talas_subsonic_lyrics_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_queue_method(name);
         if (fn != NULL) {
             user_call(r, fn);
             return 0;
