@@ -88,7 +88,7 @@ struct sreq {
     struct talas_state_op *op;
     struct talas_state_playback_op *pop;
     const char **songs;
-    size_t song_count;
+    size_t song_count, next;
     char *playlist;
     int changed_details, edit_create, answer_playlist;
     int submit, private;
