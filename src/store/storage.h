@@ -48,6 +48,8 @@ enum talas_dbi {
     TALAS_DBI_COMMENTS,        /* comment id -> a timed comment on a track (comments.c) */
     TALAS_DBI_TRACK_COMMENTS,  /* track id + NUL + at_ms (be64) + comment id -> "" (comments.c) */
     TALAS_DBI_STARS,           /* user id + NUL + item id -> when starred, the rating (stars.c) */
+    TALAS_DBI_SHARES,          /* share id -> a private link, its permissions and analytics (shares.c) */
+    TALAS_DBI_SHARE_LISTENERS, /* share id + listener id -> "" (shares.c) */
     TALAS_DBI_COUNT
 };
 
