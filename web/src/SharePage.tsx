@@ -74,6 +74,7 @@ function PasswordForm({ error, onSubmit }: { error: string | null; onSubmit: (pa
   return (
     <form
       className="share-password"
+      data-testid="share-password"
       onSubmit={(e) => {
         e.preventDefault();
         onSubmit(password);
@@ -81,7 +82,7 @@ function PasswordForm({ error, onSubmit }: { error: string | null; onSubmit: (pa
     >
       <label>
         This link needs a password
-        <input type="password" autoComplete="off" value={password} onChange={(e) => setPassword(e.target.value)} />
+        <input type="password" data-testid="share-password-input" autoComplete="off" value={password} onChange={(e) => setPassword(e.target.value)} />
       </label>
       <button type="submit">Open</button>
       {error && (
@@ -106,7 +107,7 @@ function ShareView({ u }: { u: Unlocked }) {
 
   return (
     <section className="share-view">
-      <h1 className="share-title">{title}</h1>
+      <h1 className="share-title" data-testid="share-title">{title}</h1>
       <p className="share-artist">{current.artist}</p>
       {tracks.length > 1 && (
         <ul className="share-versions" aria-label="Versions">
@@ -114,6 +115,7 @@ function ShareView({ u }: { u: Unlocked }) {
             <li key={t.id}>
               <button
                 type="button"
+                data-testid="share-version"
                 aria-pressed={t.id === current.id}
                 onClick={() => {
                   setCurrent(t);
@@ -140,6 +142,7 @@ function ShareView({ u }: { u: Unlocked }) {
         <button
           type="button"
           className="share-play"
+          data-testid="share-play"
           aria-label={playing ? 'Pause' : 'Play'}
           onClick={() => {
             const a = audio.current;
@@ -154,13 +157,14 @@ function ShareView({ u }: { u: Unlocked }) {
           {clock(positionMs)} / {clock(current.duration_ms)}
         </span>
         {perms.includes('download') && (
-          <a className="share-download" href={downloadUrl(current, u.token)} download>
+          <a className="share-download" data-testid="share-download" href={downloadUrl(current, u.token)} download>
             Download
           </a>
         )}
       </div>
       <audio
         ref={audio}
+        id="share-audio"
         key={current.id}
         src={playUrl(current, u.token, perms)}
         preload="none"
@@ -210,6 +214,7 @@ function Waveform(props: { track: SharedTrack; token: string; positionMs: number
     <canvas
       ref={canvas}
       className="share-wave"
+      data-testid="share-wave"
       data-ready={p ? 'yes' : 'no'}
       aria-label="Waveform: click to seek"
       onClick={(e) => {
@@ -237,7 +242,7 @@ function Comments({ track, token, positionMs }: { track: SharedTrack; token: str
     <section className="share-comments" aria-label="Comments">
       <ul>
         {list.flatMap((c) => [c, ...(c.replies ?? [])]).map((c) => (
-          <li key={c.comment_id}>
+          <li key={c.comment_id} data-testid="share-comment">
             <span className="share-at">{clock(c.at_ms)}</span> {c.body}
           </li>
         ))}
@@ -256,13 +261,16 @@ function Comments({ track, token, positionMs }: { track: SharedTrack; token: str
         }}
       >
         <input
+          data-testid="share-comment-body"
           aria-label={`Comment at ${clock(positionMs)}`}
           placeholder={`Comment at ${clock(positionMs)}`}
           value={text}
           maxLength={2000}
           onChange={(e) => setText(e.target.value)}
         />
-        <button type="submit">Post</button>
+        <button type="submit" data-testid="share-comment-post">
+          Post
+        </button>
       </form>
       {error && (
         <p className="share-error" role="alert">
