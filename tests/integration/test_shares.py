@@ -436,3 +436,28 @@ def test_talasctl_shares(ssrv):
     assert cp.returncode == 1 and "no such link" in cp.stderr
     cp = tf.run([str(tf.TALASCTL), "-c", str(ssrv.config_path), "shares", "frob"], check=False)
     assert cp.returncode == 2
+
+
+# -------------------------------------------------------------- cluster
+
+
+def test_cluster_mode_is_a_documented_501(talas_server, slib, keys, redis_server, pg_database):
+    """No PostgreSQL store for links yet: cluster mode says so, clearly."""
+    import cluster_fixtures as cf
+
+    srv = talas_server([slib], start=False, name="node-a", workers=1)
+    text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False))
+    srv.write_config(text=text + cf.cluster_yaml("node-a", redis_server.address, pg_database[1]))
+    r = srv.talasctl("db", "migrate")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    srv.start()
+    tf.wait_for(lambda: cf.engines_ready(srv), 15, what="engines")
+    backend = {"Authorization": f"Bearer {keys.backend_key}"}
+    st, _, body = srv.get("/api/tracks?limit=10", headers=backend)
+    t = json.loads(body)["tracks"][0]["id"]
+    st, e = call(srv, "POST", "/api/shares", backend, {"track_id": t, "expires_in": 60, "permissions": ["stream"]})
+    error_of(st, e, 501, "shares_unavailable")
+    st, e = call(srv, "GET", "/api/shares", backend)
+    error_of(st, e, 501, "shares_unavailable")
+    st, e = unlock(srv, "AAAAAAAAAAAAAAAA")
+    error_of(st, e, 501, "shares_unavailable")
