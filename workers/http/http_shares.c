@@ -20,8 +20,9 @@
  * a revoked or expired link fails at the next range request or segment.
  *
  * Passwords are stored as PBKDF2-HMAC-SHA256 (random 16-byte salt,
- * PBKDF2_ITERATIONS rounds: a few milliseconds, bounded, on the loop), and
- * compared in constant time. Failed unlocks are limited per client
+ * PBKDF2_ITERATIONS rounds, about 35 ms of CPU: hashed and checked on the
+ * worker's pool threads, never on the loop, worker_pool.h), and compared
+ * in constant time. Failed unlocks are limited per client
  * address and link: UNLOCK_MAX_FAILURES in UNLOCK_WINDOW_MS, then 429
  * until the window ends (login_limits.h, a table of its own).
  *
@@ -56,6 +57,7 @@
 #include "state/state_shares.h"
 #include "store/catalog.h"
 #include "store/song_versions.h"
+#include "worker/worker_pool.h"
 
 #define PBKDF2_ITERATIONS 20000
 #define SALT_LEN 16
@@ -213,6 +215,92 @@ static int password_ok(const char *stored, const char *password, size_t len)
     ok = CRYPTO_memcmp(got, want, HASH_LEN) == 0;
     OPENSSL_cleanse(got, sizeof(got));
     return ok;
+}
+
+/* A password hashed or checked on a pool thread (PBKDF2 costs tens of
+ * milliseconds: never on the loop). The job is malloc'd and outlives the
+ * request if it must; the request's pool holds a link that detaches it
+ * when the client goes away first. */
+struct pw_job {
+    h2o_req_t *req; /* NULL once the request is gone */
+    const struct talas_worker_ctx *ctx;
+    struct talas_share share;
+    char *password; /* malloc'd, cleansed */
+    size_t password_len;
+    char listener[TALAS_SHARE_ID_LEN + 1];
+    int unlocking; /* 0: hash for a new link; 1: check for an unlock */
+    int ok;        /* the result: hashed, or matched */
+    char ip[64];
+};
+
+struct pw_link {
+    struct pw_job *job;
+};
+
+static void pw_link_dispose(void *p)
+{
+    struct pw_link *l = p;
+
+    if (l->job != NULL)
+        l->job->req = NULL;
+}
+
+static void pw_work(void *arg)
+{
+    struct pw_job *j = arg;
+
+    if (j->unlocking)
+        j->ok = password_ok(j->share.password_hash, j->password, j->password_len);
+    else
+        j->ok = hash_password(j->password, j->password_len, j->share.password_hash) == 0;
+}
+
+static void created(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_share *s, int hashed);
+static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_share *s,
+                     const char *listener, const char *ip, int matched);
+
+static void pw_done(void *arg, int cancelled)
+{
+    struct pw_job *j = arg;
+
+    if (j->req != NULL) {
+        if (cancelled)
+            talas_http_send_error(j->req, 503, "shutting_down", "the worker is stopping");
+        else if (j->unlocking)
+            unlocked(j->ctx, j->req, &j->share, j->listener, j->ip, j->ok);
+        else
+            created(j->ctx, j->req, &j->share, j->ok);
+    }
+    OPENSSL_cleanse(j->password, j->password_len);
+    free(j->password);
+    free(j);
+}
+
+/* Hashes (UNLOCKING 0) or checks (1) PASSWORD for S off the loop, then
+ * goes on in created() or unlocked(). */
+static void pw_submit(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_share *s,
+                      const char *password, size_t len, int unlocking, const char *listener, const char *ip)
+{
+    struct pw_job *j = xcalloc(1, sizeof(*j));
+    struct pw_link *l = h2o_mem_alloc_shared(&req->pool, sizeof(*l), pw_link_dispose);
+
+    j->req = req;
+    j->ctx = ctx;
+    j->share = *s;
+    j->password = xmalloc(len + 1);
+    memcpy(j->password, password, len + 1);
+    j->password_len = len;
+    j->unlocking = unlocking;
+    if (listener != NULL)
+        memcpy(j->listener, listener, sizeof(j->listener));
+    snprintf(j->ip, sizeof(j->ip), "%s", ip != NULL ? ip : "");
+    l->job = j;
+    if (ctx->pool == NULL) { /* a context without threads (tests): here */
+        pw_work(j);
+        pw_done(j, 0);
+        return;
+    }
+    talas_pool_submit(ctx->pool, pw_work, pw_done, j, 1);
 }
 
 /* ----------------------------------------------------------- share JSON */
@@ -504,16 +592,25 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     s.expires_ms = b.has_expires_in ? now + (uint64_t)b.expires_in * 1000 : (uint64_t)b.expires_at * 1000;
     s.permissions = b.permissions;
     s.max_listeners = (uint32_t)b.max_listeners;
-    if (b.password != NULL && hash_password(b.password, b.password_len, s.password_hash) != 0) {
-        talas_http_send_error(req, 500, "internal_error", "the password could not be hashed");
+    if (b.password != NULL) {
+        pw_submit(ctx, req, &s, b.password, b.password_len, 0, NULL, NULL);
+        OPENSSL_cleanse(b.password, b.password_len);
         return 0;
     }
-    if (b.password != NULL)
-        OPENSSL_cleanse(b.password, b.password_len);
-    if (unavailable(req, talas_state_share_create(ctx, &s)))
-        return 0;
-    send_share(ctx, req, 201, &s);
+    created(ctx, req, &s, 1);
     return 0;
+}
+
+/* The end of a creation, on the loop: S with its password hashed (HASHED). */
+static void created(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_share *s, int hashed)
+{
+    if (!hashed) {
+        talas_http_send_error(req, 500, "internal_error", "the password could not be hashed");
+        return;
+    }
+    if (unavailable(req, talas_state_share_create(ctx, s)))
+        return;
+    send_share(ctx, req, 201, s);
 }
 
 /* ------------------------------------------------------------ listing */
@@ -753,13 +850,10 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
 {
     struct unlock_body b;
     struct talas_share s;
-    struct talas_buf body = {0};
-    struct talas_json json;
     enum talas_state_outcome o;
     const char *json_error = NULL;
-    char ip[64], key[TALAS_SHARE_ID_LEN + 8], *token = NULL, *error = NULL, expires[32];
-    uint64_t now = talas_now_ms(), retry_ms = 0, ttl;
-    time_t exp;
+    char ip[64], key[TALAS_SHARE_ID_LEN + 8];
+    uint64_t now = talas_now_ms(), retry_ms = 0;
     int rc;
 
     memset(&b, 0, sizeof(b));
@@ -799,30 +893,55 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
             refuse(req, 401, "password_required", "%s", "this link needs its password");
             return 0;
         }
-        if (!password_ok(s.password_hash, b.password, b.password_len)) {
-            talas_login_limits_failed(unlock_limits, ip, key, now);
+        pw_submit(ctx, req, &s, b.password, b.password_len, 1, b.listener, ip);
+        OPENSSL_cleanse(b.password, b.password_len);
+        return 0;
+    }
+    unlocked(ctx, req, &s, b.listener, ip, 1);
+    return 0;
+}
+
+/* The end of an unlock, on the loop: the password MATCHED (or there is
+ * none); LISTENER "" for a new one. */
+static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_share *s,
+                     const char *listener_in, const char *ip, int matched)
+{
+    struct talas_buf body = {0};
+    struct talas_json json;
+    enum talas_state_outcome o;
+    char key[TALAS_SHARE_ID_LEN + 8], *token = NULL, *error = NULL, expires[32];
+    char listener[TALAS_SHARE_ID_LEN + 1];
+    const char *sid = s->id;
+    uint64_t ttl;
+    time_t exp;
+
+    snprintf(key, sizeof(key), "share:%s", sid);
+    if (s->password_hash[0] != '\0') {
+        if (!matched) {
+            talas_login_limits_failed(unlock_limits, ip, key, talas_now_ms());
             refuse(req, 403, "wrong_password", "%s", "wrong password for this link");
-            return 0;
+            return;
         }
         talas_login_limits_succeeded(unlock_limits, ip, key);
     }
-    if (b.listener[0] == '\0')
-        talas_share_id_make(b.listener);
-    o = talas_state_share_admit(ctx, sid, b.listener);
+    snprintf(listener, sizeof(listener), "%s", listener_in);
+    if (listener[0] == '\0')
+        talas_share_id_make(listener);
+    o = talas_state_share_admit(ctx, sid, listener);
     if (o == TALAS_STATE_REFUSED) {
         refuse(req, 403, "listener_limit_reached", "%s", "this link has all the listeners it may have");
-        return 0;
+        return;
     }
-    if (live(req, o, &s) != 0)
-        return 0;
-    ttl = (s.expires_ms - talas_wall_ms() + 999) / 1000;
+    if (live(req, o, s) != 0)
+        return;
+    ttl = (s->expires_ms - talas_wall_ms() + 999) / 1000;
     if (ttl > SHARE_TOKEN_TTL_S)
         ttl = SHARE_TOKEN_TTL_S;
-    if (talas_token_mint_share(ctx->token, sid, b.listener, ttl, &token, &exp, &error) != 0) {
+    if (talas_token_mint_share(ctx->token, sid, listener, ttl, &token, &exp, &error) != 0) {
         log_error("shares: minting a share token failed: %s", error);
         free(error);
         talas_http_send_error(req, 500, "internal_error", "no share token could be made");
-        return 0;
+        return;
     }
     talas_token_format_time(exp, expires);
     talas_json_init(&json, &body);
@@ -832,32 +951,31 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
     talas_json_key(&json, "expires_at");
     talas_json_string(&json, expires);
     talas_json_key(&json, "listener");
-    talas_json_string(&json, b.listener);
+    talas_json_string(&json, listener);
     talas_json_key(&json, "share");
     talas_json_object_begin(&json);
     talas_json_key(&json, "id");
-    talas_json_string(&json, s.id);
+    talas_json_string(&json, s->id);
     talas_json_key(&json, "kind");
-    talas_json_string(&json, s.track[0] ? "track" : "song");
+    talas_json_string(&json, s->track[0] ? "track" : "song");
     talas_json_key(&json, "permissions");
     talas_json_array_begin(&json);
-    if (s.permissions & TALAS_SHARE_STREAM)
+    if (s->permissions & TALAS_SHARE_STREAM)
         talas_json_string(&json, "stream");
-    if (s.permissions & TALAS_SHARE_DOWNLOAD)
+    if (s->permissions & TALAS_SHARE_DOWNLOAD)
         talas_json_string(&json, "download");
-    if (s.permissions & TALAS_SHARE_COMMENT)
+    if (s->permissions & TALAS_SHARE_COMMENT)
         talas_json_string(&json, "comment");
     talas_json_array_end(&json);
     talas_json_key(&json, "expires_at");
-    talas_json_uint(&json, s.expires_ms / 1000);
-    tracks_json(ctx, &json, &s);
+    talas_json_uint(&json, s->expires_ms / 1000);
+    tracks_json(ctx, &json, s);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);
     talas_http_send_json(req, 200, &body);
     talas_buf_free(&body);
     free(token);
-    return 0;
 }
 
 int talas_shares_page(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *rest, size_t len)
