@@ -168,7 +168,8 @@ int talas_share_delete(struct talas_storage *st, const char *id, struct talas_sh
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_SHARE_LISTENERS), &cur)) != 0)
         goto fail;
     lk = k;
-    for (rc = mdb_cursor_get(cur, &lk, &lv, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &lk, &lv, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
         if (lk.mv_size < TALAS_SHARE_ID_LEN || memcmp(lk.mv_data, id, TALAS_SHARE_ID_LEN) != 0)
             break;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
@@ -270,7 +271,10 @@ int talas_share_list(struct talas_storage *st, MDB_txn *txn, const char *owner, 
 void talas_share_permissions_text(uint32_t permissions, char buf[32])
 {
     snprintf(buf, 32, "%s%s%s%s%s", permissions & TALAS_SHARE_STREAM ? "stream" : "",
-             (permissions & TALAS_SHARE_STREAM) && (permissions & (TALAS_SHARE_DOWNLOAD | TALAS_SHARE_COMMENT)) ? " " : "",
+             (permissions & TALAS_SHARE_STREAM) &&
+                     (permissions & (TALAS_SHARE_DOWNLOAD | TALAS_SHARE_COMMENT))
+                 ? " "
+                 : "",
              permissions & TALAS_SHARE_DOWNLOAD ? "download" : "",
              (permissions & TALAS_SHARE_DOWNLOAD) && (permissions & TALAS_SHARE_COMMENT) ? " " : "",
              permissions & TALAS_SHARE_COMMENT ? "comment" : "");

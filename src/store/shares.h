@@ -75,7 +75,8 @@ int talas_share_count(struct talas_storage *st, const char *id, uint64_t plays, 
 /* Calls FN for each share (OWNER NULL) or each of OWNER's, by id; FN
  * returns 0 to go on. 0 or an LMDB error. */
 typedef int talas_share_fn(const struct talas_share *s, void *arg);
-int talas_share_list(struct talas_storage *st, MDB_txn *txn, const char *owner, talas_share_fn *fn, void *arg);
+int talas_share_list(struct talas_storage *st, MDB_txn *txn, const char *owner, talas_share_fn *fn,
+                     void *arg);
 
 /* "stream download comment" (those set, space-separated) into BUF. */
 void talas_share_permissions_text(uint32_t permissions, char buf[32]);

@@ -115,7 +115,8 @@ int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
     char ip[64];
     int found;
 
-    enum talas_share_use use = kind & TALAS_TOKEN_ORIGINAL ? TALAS_SHARE_USE_DOWNLOAD : TALAS_SHARE_USE_STREAM;
+    enum talas_share_use use =
+        kind & TALAS_TOKEN_ORIGINAL ? TALAS_SHARE_USE_DOWNLOAD : TALAS_SHARE_USE_STREAM;
 
     memset(claims_r, 0, sizeof(*claims_r));
     talas_http_client_ip(req, ip);

@@ -80,8 +80,8 @@ static void refuse(h2o_req_t *req, int status, const char *code, const char *fmt
     char ip[64];
 
     log_warn("shares: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base,
-             talas_http_client_ip(req, ip), code);
+             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
+             req->path_normalized.base, talas_http_client_ip(req, ip), code);
     if (status == 401 && strcmp(code, "unauthorized") == 0)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"talas\""));
@@ -127,8 +127,8 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tal
         refuse(req, 401, "unauthorized", "%s", "the backend key or the owner's token is required");
         return -1;
     }
-    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), claims_r,
-                           &reason);
+    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
+                           claims_r, &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
         refuse(req, 403, "forbidden", "%s", reason);
         return -1;
@@ -160,8 +160,8 @@ static void hex(const unsigned char *in, size_t n, char *out)
 static int pbkdf2(const char *password, size_t len, const unsigned char *salt, unsigned iterations,
                   unsigned char out[HASH_LEN])
 {
-    return PKCS5_PBKDF2_HMAC(password, (int)len, salt, SALT_LEN, (int)iterations, EVP_sha256(), HASH_LEN, out) ==
-                   1
+    return PKCS5_PBKDF2_HMAC(password, (int)len, salt, SALT_LEN, (int)iterations, EVP_sha256(), HASH_LEN,
+                             out) == 1
                ? 0
                : -1;
 }
@@ -305,8 +305,8 @@ static void pw_submit(const struct talas_worker_ctx *ctx, h2o_req_t *req, const 
 
 /* ----------------------------------------------------------- share JSON */
 
-static void share_json(const struct talas_worker_ctx *ctx, struct talas_json *json, const struct talas_share *s,
-                       int analytics)
+static void share_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
+                       const struct talas_share *s, int analytics)
 {
     char perms[32];
     const char *names[] = {"stream", "download", "comment"};
@@ -314,7 +314,8 @@ static void share_json(const struct talas_worker_ctx *ctx, struct talas_json *js
     struct talas_buf url = {0};
 
     talas_share_permissions_text(s->permissions, perms);
-    talas_buf_printf(&url, "%s/s/%s", ctx->conf->http_public_url != NULL ? ctx->conf->http_public_url : "", s->id);
+    talas_buf_printf(&url, "%s/s/%s", ctx->conf->http_public_url != NULL ? ctx->conf->http_public_url : "",
+                     s->id);
     talas_buf_append(&url, "", 1);
     talas_json_object_begin(json);
     talas_json_key(json, "id");
@@ -361,7 +362,8 @@ static void share_json(const struct talas_worker_ctx *ctx, struct talas_json *js
     talas_buf_free(&url);
 }
 
-static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int status, const struct talas_share *s)
+static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int status,
+                       const struct talas_share *s)
 {
     struct talas_buf body = {0};
     struct talas_json json;
@@ -387,11 +389,11 @@ struct create_body {
     h2o_mem_pool_t *pool;
 };
 
-#define BAD(f, why)                                                                                            \
-    do {                                                                                                       \
-        b->bad_field = (f);                                                                                    \
-        b->bad_reason = (why);                                                                                 \
-        return 1;                                                                                              \
+#define BAD(f, why)                                                                                          \
+    do {                                                                                                     \
+        b->bad_field = (f);                                                                                  \
+        b->bad_reason = (why);                                                                               \
+        return 1;                                                                                            \
     } while (0)
 
 static int permission_member(const char *key, const struct talas_json_value *v, void *arg)
@@ -466,7 +468,8 @@ static int create_member(const char *key, const struct talas_json_value *v, void
         return 0;
     }
     snprintf(b->field, sizeof(b->field), "%.64s", key);
-    BAD(b->field, "not a member (track_id, song_id, expires_in, expires_at, password, permissions, max_listeners)");
+    BAD(b->field,
+        "not a member (track_id, song_id, expires_in, expires_at, password, permissions, max_listeners)");
 }
 
 /* Whether TRACK is SONG's version (or is TRACK itself when SONG is ""):
@@ -544,12 +547,14 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     }
     if (b.has_expires_in == b.has_expires_at) {
-        talas_http_send_error(req, 400, "invalid_parameter", "expires_in or expires_at: exactly one is required");
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "expires_in or expires_at: exactly one is required");
         return 0;
     }
     if (b.has_expires_at &&
         (b.expires_at <= (int64_t)(now / 1000) || b.expires_at > (int64_t)(now / 1000) + EXPIRES_MAX_S)) {
-        talas_http_send_error(req, 400, "invalid_parameter", "expires_at: must be in the future, within a year");
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "expires_at: must be in the future, within a year");
         return 0;
     }
     if (!b.has_permissions || b.permissions == 0) {
@@ -740,7 +745,8 @@ static int page(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     }
     /* the link is in the address: no Referer carries it elsewhere */
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL,
+                          H2O_STRLIT("DENY"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL,
                           H2O_STRLIT("no-referrer"));
     talas_http_send_body(req, 200, "text/html; charset=utf-8", &body);
@@ -791,7 +797,8 @@ static int unlock_member(const char *key, const struct talas_json_value *v, void
     if (strcmp(key, "listener") == 0) {
         if (v->type == TALAS_JSON_NULL)
             return 0;
-        if (v->type != TALAS_JSON_STRING || v->len != TALAS_SHARE_ID_LEN || !talas_track_id_valid(v->str, v->len))
+        if (v->type != TALAS_JSON_STRING || v->len != TALAS_SHARE_ID_LEN ||
+            !talas_track_id_valid(v->str, v->len))
             BAD("listener", "must be the listener id of an earlier unlock");
         memcpy(b->listener, v->str, v->len + 1);
         return 0;
@@ -801,7 +808,8 @@ static int unlock_member(const char *key, const struct talas_json_value *v, void
 }
 
 /* The tracks of S, for the page: the track, or the song's versions. */
-static void tracks_json(const struct talas_worker_ctx *ctx, struct talas_json *json, const struct talas_share *s)
+static void tracks_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
+                        const struct talas_share *s)
 {
     struct talas_song song;
     MDB_txn *txn;
@@ -835,8 +843,8 @@ static void tracks_json(const struct talas_worker_ctx *ctx, struct talas_json *j
         talas_json_key(json, "album");
         talas_json_string(json, t.album);
         talas_json_key(json, "version");
-        talas_json_string(json, song.members[i].label != NULL && song.members[i].label[0] ? song.members[i].label
-                                                                                          : NULL);
+        talas_json_string(
+            json, song.members[i].label != NULL && song.members[i].label[0] ? song.members[i].label : NULL);
         talas_json_key(json, "duration_ms");
         talas_json_uint(json, t.duration_ms);
         talas_json_object_end(json);
@@ -884,9 +892,10 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
         if (talas_login_limits_blocked(unlock_limits, ip, key, now, &retry_ms)) {
             char retry[24];
             snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(retry_ms + 999) / 1000);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, retry, SIZE_MAX).base,
-                           strlen(retry));
-            refuse(req, 429, "too_many_attempts", "%s", "too many wrong passwords for this link: try again later");
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                           h2o_strdup(&req->pool, retry, SIZE_MAX).base, strlen(retry));
+            refuse(req, 429, "too_many_attempts", "%s",
+                   "too many wrong passwords for this link: try again later");
             return 0;
         }
         if (b.password == NULL) {
@@ -1007,12 +1016,13 @@ int talas_shares_page(const struct talas_worker_ctx *ctx, h2o_req_t *req, const 
 
 /* ---------------------------------------------------- the media routes */
 
-int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_token_claims *claims,
-                       const char *track, enum talas_share_use use)
+int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req,
+                       const struct talas_token_claims *claims, const char *track, enum talas_share_use use)
 {
     static const uint32_t need[] = {TALAS_SHARE_STREAM, TALAS_SHARE_DOWNLOAD, TALAS_SHARE_COMMENT};
     static const char *const code[] = {"stream_not_granted", "download_not_granted", "comment_not_granted"};
-    static const char *const what[] = {"this link does not grant streaming", "this link does not grant downloading the original file",
+    static const char *const what[] = {"this link does not grant streaming",
+                                       "this link does not grant downloading the original file",
                                        "this link does not grant comments"};
     struct talas_share s;
     int rc;
@@ -1033,8 +1043,8 @@ int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req, const
     return 0;
 }
 
-void talas_shares_count(const struct talas_worker_ctx *ctx, const struct talas_token_claims *claims, uint64_t plays,
-                        uint64_t listening_ms)
+void talas_shares_count(const struct talas_worker_ctx *ctx, const struct talas_token_claims *claims,
+                        uint64_t plays, uint64_t listening_ms)
 {
     if (claims->share[0] == '\0' || (plays == 0 && listening_ms == 0))
         return;

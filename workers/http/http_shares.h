@@ -35,13 +35,13 @@ enum talas_share_use {
  * comment_not_granted); in cluster mode 501 shares_unavailable. Returns 0,
  * or -1 when it answered (and logged).
  */
-int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req, const struct talas_token_claims *claims,
-                       const char *track, enum talas_share_use use);
+int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req,
+                       const struct talas_token_claims *claims, const char *track, enum talas_share_use use);
 
 /* Counts a play (PLAYS) and LISTENING_MS of listening for the share of
  * CLAIMS, when it is a share token; nothing otherwise. */
-void talas_shares_count(const struct talas_worker_ctx *ctx, const struct talas_token_claims *claims, uint64_t plays,
-                        uint64_t listening_ms);
+void talas_shares_count(const struct talas_worker_ctx *ctx, const struct talas_token_claims *claims,
+                        uint64_t plays, uint64_t listening_ms);
 
 /* 1 when REQ asks for its resource from the start (no Range, or a Range
  * from byte 0): a play, for the shares' analytics. */

@@ -106,7 +106,8 @@ void talas_login_limits_free(struct talas_login_limits *t)
     free(t);
 }
 
-int talas_login_limits_blocked(struct talas_login_limits *t, const char *address, const char *user, uint64_t now_ms, uint64_t *retry_ms_r)
+int talas_login_limits_blocked(struct talas_login_limits *t, const char *address, const char *user,
+                               uint64_t now_ms, uint64_t *retry_ms_r)
 {
     struct pair **slot;
     uint64_t window;
@@ -126,7 +127,8 @@ int talas_login_limits_blocked(struct talas_login_limits *t, const char *address
     return 1;
 }
 
-void talas_login_limits_failed(struct talas_login_limits *t, const char *address, const char *user, uint64_t now_ms)
+void talas_login_limits_failed(struct talas_login_limits *t, const char *address, const char *user,
+                               uint64_t now_ms)
 {
     struct pair **slot, *p;
     size_t n;

@@ -33,7 +33,8 @@ static enum talas_state_outcome outcome(int rc, const char *what)
     }
 }
 
-enum talas_state_outcome talas_state_share_create(const struct talas_worker_ctx *ctx, const struct talas_share *s)
+enum talas_state_outcome talas_state_share_create(const struct talas_worker_ctx *ctx,
+                                                  const struct talas_share *s)
 {
     if (ctx->records != NULL)
         return TALAS_STATE_UNAVAILABLE;

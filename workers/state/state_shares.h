@@ -22,7 +22,8 @@
 
 extern const char talas_state_shares_no_cluster[];
 
-enum talas_state_outcome talas_state_share_create(const struct talas_worker_ctx *ctx, const struct talas_share *s);
+enum talas_state_outcome talas_state_share_create(const struct talas_worker_ctx *ctx,
+                                                  const struct talas_share *s);
 /* Reads share ID into *S_R. */
 enum talas_state_outcome talas_state_share_get(const struct talas_worker_ctx *ctx, const char *id,
                                                struct talas_share *s_r);
