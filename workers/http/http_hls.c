@@ -324,14 +324,16 @@ static void send_segment(struct hls_request *rq, const uint8_t *adts, size_t len
         talas_buf_free(&body);
         return;
     }
-    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src->key.variant, rq->segment);
-    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
-    talas_buf_free(&body);
+    /* counted before it is sent: whoever reads the link's analytics after
+     * the segment arrived sees it */
     if (rq->claims.share[0] != '\0' && rq->profile.sample_rate != 0) {
         uint64_t start, length;
         talas_hls_segment_span(&rq->src->layout, rq->segment, &start, &length);
         talas_shares_count(rq->ctx, &rq->claims, 0, length * 1000 / rq->profile.sample_rate);
     }
+    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src->key.variant, rq->segment);
+    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
+    talas_buf_free(&body);
 }
 
 /* -------------------------------------------------------------- segments */
