@@ -13,6 +13,8 @@ export default defineConfig({
     sourcemap: false,
     chunkSizeWarningLimit: 450,
     rollupOptions: {
+      // the player, and the share page of a private link (/s/{id})
+      input: { index: 'index.html', share: 'share.html' },
       output: {
         // React in a chunk of its own: the player's own code stays a small
         // file that changes alone from one release to the next.
@@ -31,6 +33,7 @@ export default defineConfig({
       '/stream': 'http://127.0.0.1:8082',
       '/preview': 'http://127.0.0.1:8082',
       '/hls': 'http://127.0.0.1:8082',
+      '/s/': 'http://127.0.0.1:8082',
     },
   },
 });

@@ -274,6 +274,7 @@ static int read_literal(struct reader *r, const char *word, enum talas_json_type
 }
 
 static int read_nested_object(struct reader *r, struct talas_json_value *v);
+static int read_nested_array(struct reader *r, struct talas_json_value *v);
 
 static int read_value(struct reader *r, struct talas_json_value *v)
 {
@@ -295,6 +296,8 @@ static int read_value(struct reader *r, struct talas_json_value *v)
             return read_nested_object(r, v);
         return fail(r, "nested objects and arrays are not accepted");
     case '[':
+        if (r->nest > 0)
+            return read_nested_array(r, v);
         return fail(r, "nested objects and arrays are not accepted");
     default:
         return read_number(r, v);
@@ -371,6 +374,25 @@ static int read_nested_object(struct reader *r, struct talas_json_value *v)
     if (rc != 0)
         return -1;
     v->type = TALAS_JSON_OBJECT;
+    v->str = start;
+    v->len = (size_t)(r->p - start);
+    return 0;
+}
+
+/* At '[' of a member's value, when one more level of nesting is allowed:
+ * checks that it is an array of strings and hands its raw text over. */
+static int read_nested_array(struct reader *r, struct talas_json_value *v)
+{
+    const char *start = r->p;
+    int rc;
+
+    r->p++;
+    r->nest--;
+    rc = read_members(r, '[', ']', NULL, NULL);
+    r->nest++;
+    if (rc != 0)
+        return -1;
+    v->type = TALAS_JSON_ARRAY;
     v->str = start;
     v->len = (size_t)(r->p - start);
     return 0;

@@ -25,6 +25,7 @@ enum talas_json_type {
     TALAS_JSON_FALSE,
     TALAS_JSON_NULL,
     TALAS_JSON_OBJECT, /* talas_json_read_object_nested only: see there */
+    TALAS_JSON_ARRAY,  /* talas_json_read_object_nested only: an array of strings, its raw text */
 };
 
 struct talas_json_value {
@@ -51,7 +52,8 @@ int talas_json_read_object(const char *text, size_t len, talas_json_member_fn *f
  * The same, but a member may also be an object (one level: nothing nests in
  * it). FN gets it as TALAS_JSON_OBJECT with STR/LEN the object's raw text
  * from '{' to '}' (not NUL-terminated, in TEXT), checked already, to read
- * with talas_json_read_object.
+ * with talas_json_read_object. An array of strings comes the same way as
+ * TALAS_JSON_ARRAY (read it with talas_json_read_string_array).
  */
 int talas_json_read_object_nested(const char *text, size_t len, talas_json_member_fn *fn, void *arg,
                                   const char **error_r);

@@ -69,6 +69,9 @@ struct cache_entry {
     int ip_family; /* AF_UNSPEC: not bound */
     unsigned char ip[16];
     char sub[128];
+    char share[TALAS_TRACK_ID_LEN + 1];    /* a share token's share id; "" for others */
+    char listener[TALAS_TRACK_ID_LEN + 1]; /* a share token's listener id */
+    int owner;                            /* "owner": true, the sub owns the track */
 };
 
 struct talas_token {
@@ -640,6 +643,26 @@ static enum talas_token_result decode(struct talas_token *auth, const char *toke
         INVALID("sub is not a string");
     if (rc == 1)
         snprintf(e->sub, sizeof(e->sub), "%s", s);
+    e->share[0] = e->listener[0] = '\0';
+    if ((rc = str_claim(jwt, "share", &s)) == -1 || (rc == 1 && !talas_track_id_valid(s, strlen(s))))
+        INVALID("share is not a share id");
+    if (rc == 1) {
+        strcpy(e->share, s);
+        if (str_claim(jwt, "lid", &s) != 1 || !talas_track_id_valid(s, strlen(s)))
+            INVALID("a share token without a listener id (lid)");
+        strcpy(e->listener, s);
+        if (e->track[0] != '\0' || e->sub[0] != '\0')
+            INVALID("a share token names no track and no user");
+    }
+    e->owner = 0;
+    if (has_claim(jwt, "owner")) {
+        char *json = jwt_get_grants_json(jwt, "owner");
+        int yes = json != NULL && strcmp(json, "true") == 0;
+        free(json);
+        if (!yes)
+            INVALID("owner must be true when present");
+        e->owner = 1;
+    }
     result = TALAS_TOKEN_OK;
 
 done:
@@ -715,11 +738,16 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
         *reason_r = "not yet valid (nbf)";
         return TALAS_TOKEN_INVALID;
     }
-    if (track != NULL && e->track[0] == '\0') {
+    if (e->share[0] != '\0' && !(kind & TALAS_TOKEN_SHARE)) {
+        *reason_r = "a share token is good only for its share's media";
+        return TALAS_TOKEN_FORBIDDEN;
+    }
+    kind &= TALAS_TOKEN_ALL;
+    if (track != NULL && e->track[0] == '\0' && e->share[0] == '\0') {
         *reason_r = "the token names no track";
         return TALAS_TOKEN_FORBIDDEN;
     }
-    if (track != NULL && strcmp(e->track, track) != 0) {
+    if (track != NULL && e->share[0] == '\0' && strcmp(e->track, track) != 0) {
         *reason_r = "the token is for another track";
         return TALAS_TOKEN_FORBIDDEN;
     }
@@ -741,6 +769,9 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
         memcpy(claims_r->sub, e->sub, sizeof(claims_r->sub));
         claims_r->kinds = e->kinds;
         claims_r->exp = e->exp;
+        memcpy(claims_r->share, e->share, sizeof(claims_r->share));
+        memcpy(claims_r->listener, e->listener, sizeof(claims_r->listener));
+        claims_r->owner = e->owner;
     }
     return TALAS_TOKEN_OK;
 }
@@ -816,6 +847,40 @@ int talas_token_mint_url(struct talas_token *auth, const char *track, const char
 
 done:
     free(token);
+    jwt_free(jwt);
+    return rc;
+}
+
+int talas_token_mint_share(struct talas_token *auth, const char *share, const char *listener, uint64_t ttl_s,
+                           char **token_r, time_t *exp_r, char **error_r)
+{
+    const struct talas_config *conf = auth->conf;
+    struct auth_key *k = auth->signer;
+    time_t now = time(NULL), exp = now + (time_t)ttl_s;
+    jwt_t *jwt = NULL;
+    int rc = -1;
+
+    *token_r = NULL;
+    if (k == NULL || k->sign == NULL) {
+        *error_r = xasprintf("no key that can sign is configured");
+        return -1;
+    }
+    if (jwt_new(&jwt) != 0) {
+        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
+        jwt_add_grant(jwt, "share", share) != 0 || jwt_add_grant(jwt, "lid", listener) != 0 ||
+        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
+        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
+        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
+        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (*token_r = jwt_encode_str(jwt)) == NULL) {
+        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
+        goto done;
+    }
+    *exp_r = exp;
+    rc = 0;
+done:
     jwt_free(jwt);
     return rc;
 }

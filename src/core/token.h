@@ -10,7 +10,8 @@
  * (PLATFORM.md: libjwt 1.10 verifies with the token's own algorithm and
  * does not check exp).
  *
- * Claims: exp (required), track (the track id, required for media), scope
+ * Claims: exp (required), owner (true: the sub owns the track and may
+ * share it, POST /api/shares), share and lid (a share token), track (the track id, required for media), scope
  * ("stream", "preview", "hls", "all", or a space-separated list of them;
  * absent means all), sub (user), ip (optional binding), nbf, iss, aud
  * (checked when configured; a token with an aud when auth.audience is not
@@ -39,6 +40,14 @@ enum talas_token_kind {
     TALAS_TOKEN_PREVIEW = 2, /* /preview/{id} */
     TALAS_TOKEN_HLS = 4,     /* /hls/{id}/... playlists and segments */
     TALAS_TOKEN_ALL = 7,
+    /* Not a scope: a caller's flag. Without it a share token (claims
+     * "share" and "lid", minted by POST /s/{id}/unlock) is refused
+     * (FORBIDDEN); with it, it passes whatever the track, and the caller
+     * checks the share (http_shares.h). */
+    TALAS_TOKEN_SHARE = 8,
+    /* Not a scope either: the request is for the original file (a
+     * download, for a share's permissions); checked as STREAM. */
+    TALAS_TOKEN_ORIGINAL = 16,
 };
 
 enum talas_token_result {
@@ -54,6 +63,9 @@ struct talas_token_claims {
     char sub[128];  /* the user, "" when absent */
     int kinds;      /* enum talas_token_kind bits */
     time_t exp;
+    char share[17];    /* a share token's share id; "" for any other token */
+    char listener[17]; /* a share token's listener id (claim "lid") */
+    int owner;         /* claim "owner": true: sub owns track (may share it) */
 };
 
 struct talas_token; /* opaque; one per worker process, built after fork */
@@ -94,6 +106,12 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
 int talas_token_mint_url(struct talas_token *auth, const char *track, const char *sub,
                         enum talas_token_kind kind, uint64_t ttl_s, char **url_r, time_t *exp_r,
                         char **error_r);
+
+/* Mints a share token: claims share (SHARE), lid (LISTENER), exp (now +
+ * TTL_S), no track, no sub. 0 with a malloc'd *token_r (libjwt's: free())
+ * and its expiry in *exp_r, or -1 with a malloc'd message. */
+int talas_token_mint_share(struct talas_token *auth, const char *share, const char *listener, uint64_t ttl_s,
+                           char **token_r, time_t *exp_r, char **error_r);
 
 /*
  * Reads the key file PATH whole into a malloc'd, NUL-terminated buffer

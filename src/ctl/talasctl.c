@@ -7,6 +7,7 @@
  *   status             ctl_status.c     scan            ctl_scan.c
  *   tracks             ctl_tracks.c     cache           ctl_cache.c
  *   sign               ctl_sign.c       sessions        ctl_sessions.c
+ *   shares             ctl_shares.c
  *   check-config       ctl_config.c     users           ctl_users.c
  *   storage compact    ctl_storage.c    db              ctl_db.c
  *   cluster status     ctl_cluster.c
@@ -86,6 +87,10 @@ static const struct command {
      "  cache verify [--fix]\n"
      "                     check every cache record (CRCs included); --fix removes damaged ones\n"},
     {"sessions", 0, 0, 0, "  sessions           streaming sessions and listening sessions\n"},
+    {"shares", 0, 2, 0,
+     "  shares [ls]        the private links: target, owner, expiry, permissions, plays,\n"
+     "                     listeners, listening time\n"
+     "  shares rm ID       revoke a private link at once\n"},
     {"users", 1, 3, OPT_KIND | OPT_REVOKE,
      "  users ls           the users who have stored data or an account, with their\n"
      "                     counts per kind\n"
@@ -333,6 +338,8 @@ int main(int argc, char **argv)
         rc = talasctl_cmd_sign(conf, args[0], &so);
     else if (strcmp(cmd, "sessions") == 0)
         rc = talasctl_cmd_sessions(conf);
+    else if (strcmp(cmd, "shares") == 0)
+        rc = talasctl_cmd_shares(conf, args, nargs);
     else if (strcmp(cmd, "users") == 0)
         rc = talasctl_cmd_users(conf, args, nargs, kind, revoke);
     else if (strcmp(cmd, "storage") == 0)

@@ -75,6 +75,9 @@ int talasctl_print_text(FILE *fp, const char *json, int indent);
 
 /* ------------------------------------------- the storage's command groups */
 
+/* ctl_shares.c: shares [ls], shares rm ID (the private links). */
+int talasctl_cmd_shares(const struct talas_config *conf, char **args, int nargs);
+
 /* ctl_status.c: status, the master's part (control socket) and the
  * storage's. Returns TALASCTL_NOT_RUNNING when the master does not run,
  * after printing the rest. */

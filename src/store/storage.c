@@ -51,7 +51,9 @@
  * the slots used so far. Running out would fail requests with
  * MDB_READERS_FULL. */
 #define STORAGE_MAX_READERS 8192
-#define STORAGE_MAX_DBS 32
+/* room for the DBIs of branches merged side by side (TALAS_DBI_COUNT is
+ * checked against it at build time) */
+#define STORAGE_MAX_DBS 64
 
 /* Set by talas_storage_forbid_writes (the master). */
 static int writes_forbidden;
@@ -94,8 +96,11 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_STARS] = "stars",
     [TALAS_DBI_LYRICS] = "lyrics",
     [TALAS_DBI_PLAY_QUEUES] = "play_queues",
+    [TALAS_DBI_SHARES] = "shares",
+    [TALAS_DBI_SHARE_LISTENERS] = "share_listeners",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
+_Static_assert(TALAS_DBI_COUNT <= STORAGE_MAX_DBS, "raise STORAGE_MAX_DBS: more named databases than LMDB is told of");
 
 /* mkdir -p: every missing component is created 0750, so that the catalog
  * is not readable by other users even when the umask is lax. */

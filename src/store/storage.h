@@ -50,6 +50,8 @@ enum talas_dbi {
     TALAS_DBI_STARS,           /* user id + NUL + item id -> when starred, the rating (stars.c) */
     TALAS_DBI_LYRICS,          /* track id -> its lyrics and the identity of its .lrc sidecar (lyrics.c) */
     TALAS_DBI_PLAY_QUEUES,     /* user id -> that user's saved play queue (play_queue.c) */
+    TALAS_DBI_SHARES,          /* share id -> a private link, its permissions and analytics (shares.c) */
+    TALAS_DBI_SHARE_LISTENERS, /* share id + listener id -> "" (shares.c) */
     TALAS_DBI_COUNT
 };
 

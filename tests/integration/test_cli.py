@@ -171,7 +171,7 @@ def test_foreground_start_refuses_broken_config(cfg):
 
 # ---------------------------------------------------------------- talasctl
 
-CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "users", "storage", "db", "ws", "cluster",
+CTL_COMMANDS = ["status", "scan", "tracks", "sign", "cache", "sessions", "shares", "users", "storage", "db", "ws", "cluster",
                 "broadcast",
                 "reload", "stop", "check-config", "help"]
 

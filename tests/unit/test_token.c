@@ -554,6 +554,64 @@ static void test_claims(void **state)
     fx_done(&fx);
 }
 
+/* Share tokens (claims share, lid): minted here, good only where the
+ * caller accepts them (TALAS_TOKEN_SHARE), for any track (the caller
+ * checks the link); a share token naming a track or a user, or without
+ * lid, is refused; owner must be true when present. */
+static void test_share_tokens(void **state)
+{
+    static const char share[] = "ShAreIdShAreId12", lid[] = "LiStEnErLiStEn34";
+    struct talas_token_claims cl;
+    struct fixture fx;
+    const char *reason;
+    char *t, *c, *error = NULL;
+    time_t exp;
+
+    (void)state;
+    fx_init(&fx, HS256_MAIN);
+    assert_int_equal(talas_token_mint_share(fx.auth, share, lid, 60, &t, &exp, &error), 0);
+    assert_true(exp > time(NULL) + 55 && exp <= time(NULL) + 60);
+    assert_verdict(&fx, t, track, TALAS_TOKEN_STREAM, NULL, TALAS_TOKEN_FORBIDDEN, "share token");
+    assert_verdict(&fx, t, NULL, 0, NULL, TALAS_TOKEN_FORBIDDEN, "share token");
+    memset(&cl, 0, sizeof(cl));
+    assert_int_equal(talas_token_verify(fx.auth, t, strlen(t), other_track,
+                                        TALAS_TOKEN_HLS | TALAS_TOKEN_SHARE | TALAS_TOKEN_ORIGINAL, NULL, &cl,
+                                        &reason),
+                     TALAS_TOKEN_OK);
+    assert_string_equal(cl.share, share);
+    assert_string_equal(cl.listener, lid);
+    assert_string_equal(cl.track, "");
+    assert_string_equal(cl.sub, "");
+    free(t);
+    /* forged shapes */
+    c = xasprintf("{\"exp\":%ld,\"share\":\"%s\"}", (long)time(NULL) + 300, share);
+    t = forge(JWT_ALG_HS256, SECRET, strlen(SECRET), NULL, c);
+    assert_verdict(&fx, t, NULL, TALAS_TOKEN_SHARE, NULL, TALAS_TOKEN_INVALID, "lid");
+    free(t);
+    free(c);
+    t = forge_hs(SECRET, NULL, 300, "\"share\":\"ShAreIdShAreId12\",\"lid\":\"LiStEnErLiStEn34\"");
+    assert_verdict(&fx, t, track, TALAS_TOKEN_STREAM | TALAS_TOKEN_SHARE, NULL, TALAS_TOKEN_INVALID, "no track");
+    free(t);
+    t = forge_hs(SECRET, NULL, 300, "\"share\":\"x\"");
+    assert_verdict(&fx, t, track, TALAS_TOKEN_STREAM | TALAS_TOKEN_SHARE, NULL, TALAS_TOKEN_INVALID, "share id");
+    free(t);
+    /* owner */
+    t = forge_hs(SECRET, NULL, 300, "\"sub\":\"alice\",\"owner\":true");
+    assert_int_equal(talas_token_verify(fx.auth, t, strlen(t), track, TALAS_TOKEN_STREAM, NULL, &cl, &reason),
+                     TALAS_TOKEN_OK);
+    assert_int_equal(cl.owner, 1);
+    free(t);
+    t = forge_hs(SECRET, NULL, 300, "\"sub\":\"alice\",\"owner\":\"yes\"");
+    assert_verdict(&fx, t, track, TALAS_TOKEN_STREAM, NULL, TALAS_TOKEN_INVALID, "owner");
+    free(t);
+    t = forge_hs(SECRET, NULL, 300, "\"sub\":\"alice\"");
+    assert_int_equal(talas_token_verify(fx.auth, t, strlen(t), track, TALAS_TOKEN_STREAM, NULL, &cl, &reason),
+                     TALAS_TOKEN_OK);
+    assert_int_equal(cl.owner, 0);
+    free(t);
+    fx_done(&fx);
+}
+
 /* iss and aud when configured; an aud nobody asked for is refused. */
 static void test_issuer_and_audience(void **state)
 {
@@ -711,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_issuer_and_audience),
         cmocka_unit_test(test_kid_selection),
         cmocka_unit_test(test_backend_key),
+        cmocka_unit_test(test_share_tokens),
         cmocka_unit_test(test_bad_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -19,6 +19,7 @@
 #include "http/http_authorize.h"
 #include "http/http_parse.h"
 #include "http/http_response.h"
+#include "http/http_shares.h"
 
 int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *id_r)
 {
@@ -127,10 +128,23 @@ int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
     char ip[64];
     int found;
 
+    enum talas_share_use use =
+        kind & TALAS_TOKEN_ORIGINAL ? TALAS_SHARE_USE_DOWNLOAD : TALAS_SHARE_USE_STREAM;
+
     memset(claims_r, 0, sizeof(*claims_r));
-    if (!ctx->conf->auth_required)
-        return 0;
     talas_http_client_ip(req, ip);
+    kind |= TALAS_TOKEN_SHARE;
+    if (!ctx->conf->auth_required) {
+        /* media are open to all; a share token is still its link's: a
+         * revoked link fails, and its plays count */
+        if (talas_http_token(req, &token, &reason) == 1 &&
+            talas_token_verify(ctx->token, token.base, token.len, track, kind, ip, claims_r, &reason) ==
+                TALAS_TOKEN_OK &&
+            claims_r->share[0] != '\0')
+            return talas_shares_check(ctx, req, claims_r, track, use);
+        memset(claims_r, 0, sizeof(*claims_r));
+        return 0;
+    }
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
         refuse(req, 401, reason, ip);
         return -1;
@@ -138,6 +152,8 @@ int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
     switch (talas_token_verify(ctx->token, token.base, found ? token.len : 0, track, kind, ip, claims_r,
                                &reason)) {
     case TALAS_TOKEN_OK:
+        if (claims_r->share[0] != '\0')
+            return talas_shares_check(ctx, req, claims_r, track, use);
         return 0;
     case TALAS_TOKEN_FORBIDDEN:
         refuse(req, 403, reason, ip);

@@ -30,7 +30,11 @@ int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *i
  * (missing or invalid token, with WWW-Authenticate: Bearer) or 403 (a valid
  * token for another track, scope or address), logged one line with the
  * reason and the client address (never the token), and returns -1.
- * CLAIMS_R must not be NULL.
+ * CLAIMS_R must not be NULL. A share token (claims_r->share set, minted
+ * by POST /s/{id}/unlock) is checked against its link on every request,
+ * with or without auth.required (talas_shares_check: 404, 410 or 403 with
+ * the link's JSON error); KIND with TALAS_TOKEN_ORIGINAL asks for the
+ * link's download permission rather than its stream one.
  */
 /*
  * Answers STATUS with the JSON error CODE and REASON for a request refused

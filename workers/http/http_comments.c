@@ -10,6 +10,8 @@
  * token with a sub, who becomes the author (a media token, one that names
  * a track, only for that track's comments). Editing and deleting: the
  * author's token (not a media token), or the backend key for anyone's.
+ * A share token (http_shares.h) may read and post on its link's tracks
+ * when the link grants comments, as the user "share:LINK:LISTENER".
  *
  * A body is checked here, before any store sees it: valid UTF-8 without
  * NUL (the JSON reader refuses both), not empty nor only white space, at
@@ -35,6 +37,7 @@
 #include "http/http_authorize.h"
 #include "http/http_comments.h"
 #include "http/http_response.h"
+#include "http/http_shares.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_comments.h"
@@ -83,8 +86,8 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, int need_u
                                                      "a valid token or the backend key is required");
         return -1;
     }
-    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
-                           &reason);
+    r = talas_token_verify(ctx->token, token.base, token.len, NULL, TALAS_TOKEN_SHARE,
+                           talas_http_client_ip(req, ip), &claims, &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
         talas_http_refuse(req, 403, "forbidden", reason);
         return -1;
@@ -92,6 +95,18 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, int need_u
     if (r != TALAS_TOKEN_OK) {
         talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
+    }
+    if (r == TALAS_TOKEN_OK && claims.share[0] != '\0') {
+        /* a private link's listener: on its link's tracks, when it grants
+         * comments, as the user "share:LINK:LISTENER" */
+        if (track == NULL) {
+            refuse(req, 403, "forbidden", "a share token may only read and post comments on its link's tracks");
+            return -1;
+        }
+        if (talas_shares_check(ctx, req, &claims, track, TALAS_SHARE_USE_COMMENT) != 0)
+            return -1;
+        snprintf(sub_r, USER_MAX + 1, "share:%s:%s", claims.share, claims.listener);
+        return CALLER_USER;
     }
     if (claims.track[0] != '\0' && (track == NULL || strcmp(claims.track, track) != 0)) {
         talas_http_refuse(req, 403, "forbidden", "a media token names another track: use a user's token");

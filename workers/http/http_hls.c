@@ -39,6 +39,7 @@
 #include "http/http_hls.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
+#include "http/http_shares.h"
 #include "http/http_normalize.h"
 #include "http/http_source.h"
 #include "core/log.h"
@@ -323,6 +324,13 @@ static void send_segment(struct hls_request *rq, const uint8_t *adts, size_t len
         talas_buf_free(&body);
         return;
     }
+    /* counted before it is sent: whoever reads the link's analytics after
+     * the segment arrived sees it */
+    if (rq->claims.share[0] != '\0' && rq->profile.sample_rate != 0) {
+        uint64_t start, length;
+        talas_hls_segment_span(&rq->src->layout, rq->segment, &start, &length);
+        talas_shares_count(rq->ctx, &rq->claims, 0, length * 1000 / rq->profile.sample_rate);
+    }
     snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src->key.variant, rq->segment);
     send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
     talas_buf_free(&body);
@@ -498,6 +506,9 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
     }
     if (talas_http_normalize_param(req, &rq->normalize_dlu) != 0)
         return 0;
+    /* a share's analytics: the master playlist starts a play (each
+     * segment served adds its length: send_segment) */
+    talas_shares_count(ctx, &rq->claims, rq->object == HLS_MASTER, 0);
     if (talas_stream_source(ctx, req, rq->key.track, &file, &rq->key.identity) != 0)
         return 0;
     /* the master playlist too: a track it cannot normalize gets no ladder */

@@ -21,6 +21,7 @@
 #include "http/http_peaks.h"
 #include "http/http_playlists.h"
 #include "http/http_session.h"
+#include "http/http_shares.h"
 #include "http/http_stream.h"
 #include "http/http_subsonic.h"
 #include "http/http_users.h"
@@ -84,6 +85,12 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_versions_song_serve(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/api/comments/", &at))
         return talas_comments_serve(ctx, req, path.base + at, path.len - at);
+    if (is_path(path, "/api/shares") || is_path(path, "/api/shares/"))
+        return talas_shares_api(ctx, req);
+    if (has_prefix(path, "/api/shares/", &at))
+        return talas_shares_api_one(ctx, req, path.base + at, path.len - at);
+    if (has_prefix(path, "/s/", &at))
+        return talas_shares_page(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))
         return talas_api_stream_url(ctx, req);
     if (is_path(path, "/api/profiles"))

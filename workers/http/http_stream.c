@@ -47,6 +47,7 @@
 #include "store/catalog.h"
 #include "http/conn_limits.h"
 #include "http/http_authorize.h"
+#include "http/http_shares.h"
 #include "http/http_response.h"
 #include "http/http_source.h"
 #include "http/http_stream.h"
@@ -323,8 +324,9 @@ int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
 
     if (talas_http_track_request(req, id, len, id_buf) != 0)
         return 0;
-    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM, &claims) != 0)
+    if (talas_http_authorize(ctx, req, id_buf, TALAS_TOKEN_STREAM | TALAS_TOKEN_ORIGINAL, &claims) != 0)
         return 0;
+    talas_shares_count(ctx, &claims, talas_shares_from_start(req), 0);
     return serve_original(ctx, req, id_buf, &claims);
 }
 

@@ -62,6 +62,7 @@
 static struct {
     struct talas_account_key key;
     int have_key;
+    struct talas_login_limits *limits; /* failed logins (login_limits.h) */
 } sub;
 
 int talas_subsonic_setup(const struct talas_config *conf, char **error_r)
@@ -71,7 +72,9 @@ int talas_subsonic_setup(const struct talas_config *conf, char **error_r)
     if (talas_account_key_load(conf->subsonic_password_key_file, &sub.key, error_r) != 0)
         return -1;
     sub.have_key = 1;
-    talas_login_limits_init(conf);
+    talas_login_limits_free(sub.limits);
+    sub.limits = talas_login_limits_new("subsonic", conf->subsonic_max_failed_logins,
+                                        conf->subsonic_failed_login_window_ms);
     return 0;
 }
 
@@ -1635,7 +1638,7 @@ static int authenticate(struct sreq *r)
     }
     talas_http_client_ip(r->req, address);
     who = auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? "" : auth.user;
-    if (talas_login_limits_blocked(address, who, now, &retry_ms)) {
+    if (talas_login_limits_blocked(sub.limits, address, who, now, &retry_ms)) {
         code =
             auth.mode == TALAS_SUBSONIC_AUTH_APIKEY ? TALAS_SUBSONIC_E_APIKEY : TALAS_SUBSONIC_E_CREDENTIALS;
         talas_subsonic_auth_free(&auth);
@@ -1676,7 +1679,7 @@ static int authenticate(struct sreq *r)
         return -1;
     }
     if (!ok) {
-        talas_login_limits_failed(address, who, now);
+        talas_login_limits_failed(sub.limits, address, who, now);
         log_warn("subsonic: failed login of \"%.128s\" from %s (%s)", who[0] ? who : "(API key)", address,
                  auth.mode == TALAS_SUBSONIC_AUTH_APIKEY  ? "API key"
                  : auth.mode == TALAS_SUBSONIC_AUTH_TOKEN ? "token"
@@ -1688,7 +1691,7 @@ static int authenticate(struct sreq *r)
         talas_subsonic_auth_free(&auth);
         return -1;
     }
-    talas_login_limits_succeeded(address, who);
+    talas_login_limits_succeeded(sub.limits, address, who);
     talas_subsonic_auth_free(&auth);
     return 0;
 }

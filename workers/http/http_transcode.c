@@ -41,6 +41,7 @@
 #include "store/catalog.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
+#include "http/http_shares.h"
 #include "http/http_normalize.h"
 #include "http/http_source.h"
 #include "http/http_transcode.h"
@@ -615,6 +616,8 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
     }
     if (talas_http_normalize_param(req, &rq->normalize_dlu) != 0)
         return 0;
+    if (!preview)
+        talas_shares_count(ctx, &rq->claims, talas_shares_from_start(req), 0);
     return start(ctx, req, rq, preview);
 }
 

@@ -231,7 +231,7 @@ static void setup_h2o(void)
         /* the application's routes go to the router; everything else is a
          * static file of the web player */
         static const char *index_files[] = {"index.html", NULL};
-        static const char *const routed[] = {"/api", "/stream", "/preview", "/hls", "/metrics"};
+        static const char *const routed[] = {"/api", "/stream", "/preview", "/hls", "/metrics", "/s"};
         for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
             register_path(hostconf, routed[i]);
         pathconf = h2o_config_register_path(hostconf, "/", 0);
