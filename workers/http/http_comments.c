@@ -100,7 +100,7 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, int need_u
         /* a private link's listener: on its link's tracks, when it grants
          * comments, as the user "share:LINK:LISTENER" */
         if (track == NULL) {
-            refuse(req, 403, "forbidden", "a share token may only read and post comments on its link's tracks");
+            talas_http_refuse(req, 403, "forbidden", "a share token may only read and post comments on its link's tracks");
             return -1;
         }
         if (talas_shares_check(ctx, req, &claims, track, TALAS_SHARE_USE_COMMENT) != 0)

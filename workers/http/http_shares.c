@@ -75,19 +75,6 @@ enum caller { CALLER_BACKEND, CALLER_USER };
 
 static struct talas_login_limits *unlock_limits; /* this worker's */
 
-static void refuse(h2o_req_t *req, int status, const char *code, const char *fmt, const char *reason)
-{
-    char ip[64];
-
-    log_warn("shares: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
-             req->path_normalized.base, talas_http_client_ip(req, ip), code);
-    if (status == 401 && strcmp(code, "unauthorized") == 0)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                       H2O_STRLIT("Bearer realm=\"talas\""));
-    talas_http_send_error(req, status, code, fmt, reason);
-}
-
 static int unavailable(h2o_req_t *req, enum talas_state_outcome o)
 {
     switch (o) {
@@ -120,25 +107,25 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tal
     if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return CALLER_BACKEND;
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        refuse(req, 401, "invalid_token", "%s", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (found == 0) {
-        refuse(req, 401, "unauthorized", "%s", "the backend key or the owner's token is required");
+        talas_http_refuse(req, 401, "unauthorized", "the backend key or the owner's token is required");
         return -1;
     }
     r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
                            claims_r, &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
-        refuse(req, 403, "forbidden", "%s", reason);
+        talas_http_refuse(req, 403, "forbidden", reason);
         return -1;
     }
     if (r != TALAS_TOKEN_OK) {
-        refuse(req, 401, "invalid_token", "%s", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (claims_r->sub[0] == '\0' || strlen(claims_r->sub) > TALAS_SHARE_OWNER_MAX) {
-        refuse(req, 403, "forbidden", "%s", "the token names no user (sub)");
+        talas_http_refuse(req, 403, "forbidden", "the token names no user (sub)");
         return -1;
     }
     return CALLER_USER;
@@ -577,9 +564,9 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         /* the backend names the owner: "owner": true with the track */
         if (!claims.owner || claims.track[0] == '\0' ||
             (rc = covers(ctx, b.track, b.song, claims.track)) == 0) {
-            refuse(req, 403, "not_owner", "%s",
-                   "only the backend key, or a token with \"owner\": true for this track (or one of this "
-                   "song's versions), may share it");
+            talas_http_refuse(req, 403, "not_owner",
+                              "only the backend key, or a token with \"owner\": true for this track (or one of this "
+                              "song's versions), may share it");
             return 0;
         }
         if (rc < 0) {
@@ -761,11 +748,11 @@ static int live(h2o_req_t *req, enum talas_state_outcome o, const struct talas_s
     if (unavailable(req, o))
         return -1;
     if (o == TALAS_STATE_NOT_FOUND) {
-        refuse(req, 404, "share_not_found", "%s", "no such link (revoked or unknown)");
+        talas_http_refuse(req, 404, "share_not_found", "no such link (revoked or unknown)");
         return -1;
     }
     if (talas_wall_ms() >= s->expires_ms) {
-        refuse(req, 410, "share_expired", "%s", "this link has expired");
+        talas_http_refuse(req, 410, "share_expired", "this link has expired");
         return -1;
     }
     return 0;
@@ -894,12 +881,11 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
             snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(retry_ms + 999) / 1000);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
                            h2o_strdup(&req->pool, retry, SIZE_MAX).base, strlen(retry));
-            refuse(req, 429, "too_many_attempts", "%s",
-                   "too many wrong passwords for this link: try again later");
+            talas_http_refuse(req, 429, "too_many_attempts", "too many wrong passwords for this link: try again later");
             return 0;
         }
         if (b.password == NULL) {
-            refuse(req, 401, "password_required", "%s", "this link needs its password");
+            talas_http_refuse(req, 401, "password_required", "this link needs its password");
             return 0;
         }
         pw_submit(ctx, req, &s, b.password, b.password_len, 1, b.listener, ip);
@@ -928,7 +914,7 @@ static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct 
     if (s->password_hash[0] != '\0') {
         if (!matched) {
             talas_login_limits_failed(unlock_limits, ip, key, talas_now_ms());
-            refuse(req, 403, "wrong_password", "%s", "wrong password for this link");
+            talas_http_refuse(req, 403, "wrong_password", "wrong password for this link");
             return;
         }
         talas_login_limits_succeeded(unlock_limits, ip, key);
@@ -938,7 +924,7 @@ static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct 
         talas_share_id_make(listener);
     o = talas_state_share_admit(ctx, sid, listener);
     if (o == TALAS_STATE_REFUSED) {
-        refuse(req, 403, "listener_limit_reached", "%s", "this link has all the listeners it may have");
+        talas_http_refuse(req, 403, "listener_limit_reached", "this link has all the listeners it may have");
         return;
     }
     if (live(req, o, s) != 0)
@@ -1033,11 +1019,11 @@ int talas_shares_check(const struct talas_worker_ctx *ctx, h2o_req_t *req,
         if (rc < 0)
             talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         else
-            refuse(req, 403, "forbidden", "%s", "this link is for another track");
+            talas_http_refuse(req, 403, "forbidden", "this link is for another track");
         return -1;
     }
     if (!(s.permissions & need[use])) {
-        refuse(req, 403, code[use], "%s", what[use]);
+        talas_http_refuse(req, 403, code[use], what[use]);
         return -1;
     }
     return 0;
