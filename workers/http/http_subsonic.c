@@ -40,6 +40,8 @@
 #include "http/subsonic_library.h"
 #include "http/subsonic_response.h"
 #include "http/subsonic_user.h"
+#include "media/cover_image.h"
+#include "media/cover_jobs.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_playlists.h"
@@ -80,6 +82,8 @@ struct sreq {
     const char **songs;
     size_t song_count, next;
     char *playlist;
+    /* getCoverArt: waiting for its picture */
+    struct talas_cover_waiter cover;
 };
 
 static void sreq_dispose(void *p)
@@ -88,6 +92,7 @@ static void sreq_dispose(void *p)
 
     if (r->op != NULL)
         talas_state_cancel(r->op);
+    talas_cover_jobs_cancel(&r->cover);
     talas_subsonic_args_free(&r->args);
 }
 
@@ -957,6 +962,76 @@ static void m_download(struct sreq *r)
     media(r, 1);
 }
 
+/* getCoverArt's answer, once its job is done. */
+static void on_cover(struct talas_cover_waiter *w, enum talas_cover_status status, const void *data, size_t len,
+                     const char *type)
+{
+    struct sreq *r = w->data;
+    struct talas_buf body = {(char *)data, len, len};
+
+    switch (status) {
+    case TALAS_COVER_OK:
+        talas_http_send_body(r->req, 200, type, &body); /* a copy: DATA goes */
+        return;
+    case TALAS_COVER_MISSING:
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "cover art not found");
+        return;
+    case TALAS_COVER_UNDECODABLE:
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "the cover art cannot be read or decoded");
+        return;
+    case TALAS_COVER_BUSY:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "too many pictures are being resized; retry shortly");
+        return;
+    case TALAS_COVER_STOPPING:
+    default:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the server is stopping");
+        return;
+    }
+}
+
+/* getCoverArt: the picture of the coverArt id the library calls give (a
+ * track id whose track has a picture), as it is, or with size the longest
+ * side resized to that many pixels (JPEG). Reading and resizing run on the
+ * pool (media/cover_jobs.h), which answers. */
+static void m_cover_art(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    struct talas_cover_source src;
+    struct talas_track t;
+    int64_t size = 0;
+    MDB_txn *txn;
+    int rc = MDB_NOTFOUND;
+
+    if (id == NULL || int_arg(r, "size", 1, TALAS_COVER_SIZE_MAX, 0, &size) != 0)
+        return;
+    if ((rc = talas_storage_read_begin(r->ctx->storage, &txn)) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return;
+    }
+    rc = MDB_NOTFOUND;
+    if (talas_track_id_valid(id, strlen(id)))
+        rc = talas_catalog_get(r->ctx->storage, txn, id, &t);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != -1) {
+        mdb_txn_abort(txn);
+        log_error("subsonic: reading track %s failed: %s", id, mdb_strerror(rc));
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return;
+    }
+    if (rc != 0 || t.cover == TALAS_COVER_NONE) {
+        mdb_txn_abort(txn);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "cover art not found: %.32s", id);
+        return;
+    }
+    src.id = t.id;
+    src.path = t.path;
+    src.embedded = t.cover == TALAS_COVER_EMBEDDED;
+    src.file = t.cover_file;
+    r->cover.cb = on_cover;
+    r->cover.data = r;
+    talas_cover_jobs_get(&src, (uint32_t)size, &r->cover); /* copies SRC's strings */
+    mdb_txn_abort(txn);
+}
+
 /* The song ids of "id" (star, scrobble), each a playable track: their
  * count, or -1 when it answered. IDS has room for IDS_MAX. */
 static long checked_ids(struct sreq *r, const char *name, const char **ids, int need_one)
@@ -1239,6 +1314,7 @@ static const struct method {
     {"search3", 0, m_search3},
     {"stream", 0, m_stream},
     {"download", 0, m_download},
+    {"getCoverArt", 0, m_cover_art},
     {"getPlaylist", 0, m_playlist},
     {"createPlaylist", 0, m_create_playlist},
     {"scrobble", 0, m_scrobble},
