@@ -911,10 +911,13 @@ static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas
 
 /* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
  * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
- * timeOffset seconds in. */
+ * timeOffset seconds in; estimateContentLength=true gives a transcode of
+ * unknown length (AAC not yet cached) an estimated Content-Length that its
+ * body then has exactly (http_transcode.h). */
 static void media(struct sreq *r, int download)
 {
     const char *id = required(r, "id"), *format = talas_subsonic_arg(&r->args, "format");
+    const char *estimate = talas_subsonic_arg(&r->args, "estimateContentLength");
     const struct talas_config_profile *cp = NULL;
     struct talas_track t;
     int64_t max_kbps = 0, offset = 0;
@@ -949,7 +952,8 @@ static void media(struct sreq *r, int download)
     if (cp == NULL)
         talas_stream_original_authorized(r->ctx, r->req, track);
     else
-        talas_transcode_serve_authorized(r->ctx, r->req, track, cp, (double)offset);
+        talas_transcode_serve_authorized(r->ctx, r->req, track, cp, (double)offset,
+                                         estimate != NULL && strcasecmp(estimate, "true") == 0);
 }
 
 static void m_stream(struct sreq *r)
