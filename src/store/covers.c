@@ -79,8 +79,8 @@ static int evict(MDB_txn *txn, MDB_dbi dbi)
         return rc;
     if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
         return rc;
-    for (int i = 0; i < EVICT_BATCH && (rc = mdb_cursor_get(cur, &key, &val, i == 0 ? MDB_FIRST : MDB_NEXT)) == 0;
-         i++)
+    for (int i = 0;
+         i < EVICT_BATCH && (rc = mdb_cursor_get(cur, &key, &val, i == 0 ? MDB_FIRST : MDB_NEXT)) == 0; i++)
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
     mdb_cursor_close(cur);

@@ -149,9 +149,9 @@ static void test_resize(void **state)
         uint32_t size;
         int want_w, want_h;
     } cases[] = {
-        {AV_CODEC_ID_PNG, 200, 100, 64, 64, 32},  {AV_CODEC_ID_MJPEG, 100, 300, 64, 21, 64},
+        {AV_CODEC_ID_PNG, 200, 100, 64, 64, 32},      {AV_CODEC_ID_MJPEG, 100, 300, 64, 21, 64},
         {AV_CODEC_ID_MJPEG, 320, 240, 500, 500, 375}, {AV_CODEC_ID_PNG, 7, 7, 1, 1, 1},
-        {AV_CODEC_ID_PNG, 1000, 3, 100, 100, 1},  {AV_CODEC_ID_MJPEG, 64, 64, 2048, 2048, 2048},
+        {AV_CODEC_ID_PNG, 1000, 3, 100, 100, 1},      {AV_CODEC_ID_MJPEG, 64, 64, 2048, 2048, 2048},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -278,8 +278,8 @@ static void test_silence(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_store),  cmocka_unit_test(test_types),
-        cmocka_unit_test(test_resize), cmocka_unit_test(test_resize_refuses_junk),
+        cmocka_unit_test(test_store),   cmocka_unit_test(test_types),
+        cmocka_unit_test(test_resize),  cmocka_unit_test(test_resize_refuses_junk),
         cmocka_unit_test(test_silence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

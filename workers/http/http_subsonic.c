@@ -967,8 +967,8 @@ static void m_download(struct sreq *r)
 }
 
 /* getCoverArt's answer, once its job is done. */
-static void on_cover(struct talas_cover_waiter *w, enum talas_cover_status status, const void *data, size_t len,
-                     const char *type)
+static void on_cover(struct talas_cover_waiter *w, enum talas_cover_status status, const void *data,
+                     size_t len, const char *type)
 {
     struct sreq *r = w->data;
     struct talas_buf body = {(char *)data, len, len};

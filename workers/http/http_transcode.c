@@ -570,7 +570,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
      * one silent frame (the body is then padded or cut to it) */
     if (!gen->exact && rq->estimate && rq->profile.codec == TALAS_CODEC_AAC &&
         (rq->profile.channels == 1 || rq->profile.channels == 2)) {
-        uint64_t first = (uint64_t)gen->chunk < layout.chunks ? talas_layout_chunk_start(&layout, gen->chunk) : 0;
+        uint64_t first =
+            (uint64_t)gen->chunk < layout.chunks ? talas_layout_chunk_start(&layout, gen->chunk) : 0;
         uint64_t frames = layout.frames - first - gen->skip_frames;
         double per_frame = (double)rq->profile.bitrate * layout.frame_samples / 8.0 / layout.out_rate + 7.0;
         size_t min = talas_adts_silence_min(rq->profile.channels);

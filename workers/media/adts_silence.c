@@ -88,7 +88,7 @@ static void adts_header(uint8_t *h, unsigned rate, unsigned channels, size_t len
         if (rates[i] == rate)
             idx = i;
     h[0] = 0xFF;
-    h[1] = 0xF1; /* MPEG-4, layer 0, no CRC */
+    h[1] = 0xF1;                                         /* MPEG-4, layer 0, no CRC */
     h[2] = (uint8_t)(1 << 6 | idx << 2 | channels >> 2); /* AAC LC */
     h[3] = (uint8_t)((channels & 3) << 6 | len >> 11);
     h[4] = (uint8_t)(len >> 3);

@@ -178,7 +178,7 @@ static enum AVCodecID codec_of(const char *type)
            : strcmp(type, "image/gif") == 0  ? AV_CODEC_ID_GIF
            : strcmp(type, "image/webp") == 0 ? AV_CODEC_ID_WEBP
            : strcmp(type, "image/bmp") == 0  ? AV_CODEC_ID_BMP
-                                              : AV_CODEC_ID_NONE;
+                                             : AV_CODEC_ID_NONE;
 }
 
 /* Decodes the first frame of DATA into FRAME. */

@@ -15,7 +15,7 @@
  * largest picture read (bytes) or decoded (pixels). */
 #define TALAS_COVER_SIZE_MAX 2048
 #define TALAS_COVER_BYTES_MAX (32u << 20)
-#define TALAS_COVER_PIXELS_MAX (64u << 20)
+#define TALAS_COVER_PIXELS_MAX (6000u * 6000u) /* ~140 MiB of RGBA at most */
 
 /*
  * Reads the picture of a track: the attached picture of the audio file at

@@ -21,19 +21,19 @@
 
 /* How a request for a picture ends. */
 enum talas_cover_status {
-    TALAS_COVER_OK = 0,       /* the picture */
-    TALAS_COVER_MISSING,      /* the source is gone or has no picture */
-    TALAS_COVER_UNDECODABLE,  /* the picture does not decode (logged) */
-    TALAS_COVER_BUSY,         /* too many jobs in this worker: retry shortly */
-    TALAS_COVER_STOPPING,     /* the worker is stopping */
+    TALAS_COVER_OK = 0,      /* the picture */
+    TALAS_COVER_MISSING,     /* the source is gone or has no picture */
+    TALAS_COVER_UNDECODABLE, /* the picture does not decode (logged) */
+    TALAS_COVER_BUSY,        /* too many jobs in this worker: retry shortly */
+    TALAS_COVER_STOPPING,    /* the worker is stopping */
 };
 
 struct talas_cover_waiter;
 /* Called on the loop thread, once per talas_cover_jobs_get: STATUS, and
  * with TALAS_COVER_OK the picture DATA (LEN bytes) of Content-Type TYPE,
  * valid during the call only. */
-typedef void (*talas_cover_fn)(struct talas_cover_waiter *w, enum talas_cover_status status,
-                               const void *data, size_t len, const char *type);
+typedef void (*talas_cover_fn)(struct talas_cover_waiter *w, enum talas_cover_status status, const void *data,
+                               size_t len, const char *type);
 
 /* Owned by the caller (e.g. in a request's pool), zeroed once; set CB and
  * DATA before talas_cover_jobs_get. */
