@@ -27,6 +27,10 @@
  *                                    workers/state/state_playback_redis.c),
  *                                    living TALAS_CLUSTER_PLAYBACK_TTL_MS
  *                                    after its last change
+ *   TALAS_CLUSTER_NOW_PLAYING        sorted set of the users whose state is
+ *                                    playing, scored by the wall-clock ms
+ *                                    their "now playing" expires (the
+ *                                    Subsonic API's getNowPlaying)
  *
  * Figures are written every TALAS_CLUSTER_REFRESH_MS and live
  * TALAS_CLUSTER_TTL_MS: a node that stops refreshing is gone from every
@@ -47,6 +51,7 @@
 #define TALAS_CLUSTER_SESSION_TOTALS "talas:sessions:totals"
 #define TALAS_CLUSTER_PLAYBACK_PREFIX "talas:pb:"
 #define TALAS_CLUSTER_PLAYBACK_TTL_MS (7 * 24 * 3600 * 1000LL)
+#define TALAS_CLUSTER_NOW_PLAYING "talas:nowplaying"
 
 #define TALAS_CLUSTER_REFRESH_MS 2000
 #define TALAS_CLUSTER_TTL_MS (3 * TALAS_CLUSTER_REFRESH_MS)

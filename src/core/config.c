@@ -457,6 +457,8 @@ static const struct conf_key config_keys[] = {
     {"playlists.max_editors", CONF_INT, C(playlists_max_editors), 0, 10000, "100", 0, NULL},
     {"comments", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     {"comments.max_body", CONF_INT, C(comments_max_body), 1, 16384, "2000", 0, NULL},
+    /* no more than a listing reads (TALAS_COMMENT_LIST_MAX) */
+    {"comments.max_per_track", CONF_INT, C(comments_max_per_track), 1, 10000, "10000", 0, NULL},
 
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */

@@ -158,6 +158,8 @@ struct talas_config {
     int playlists_max_editors;  /* playlists.max_editors: users one playlist is shared with,
                                    0..10000, default 100 */
     int comments_max_body;      /* comments.max_body: bytes of one timed comment, 1..16384, default 2000 */
+    int comments_max_per_track; /* comments.max_per_track: comments (replies too) on one track,
+                                   1..10000, default 10000 */
 
     uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
                                 storage.map_size; default 1GiB or 1/2 of map_size if smaller */

@@ -3,7 +3,8 @@
  * their sum, and the Prometheus text exposition (format 0.0.4).
  *
  * Entry points (metrics.h): talas_metrics_create (the master, once),
- * talas_metrics_claim / _release (the master, per worker), talas_metrics_map
+ * talas_metrics_claim / _release (the master, per worker; a release also
+ * empties the dead worker's census table, core/census.c), talas_metrics_map
  * and talas_metrics_reset_gauges (a worker at start), talas_metrics_sum and
  * talas_metrics_format (a scrape, GET /metrics), and the pure helpers
  * talas_metrics_bucket, talas_metrics_status_class,
@@ -21,9 +22,12 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/census.h"
 #include "core/metrics.h"
 
 _Static_assert(sizeof(struct talas_metrics_gauges) % sizeof(uint64_t) == 0, "gauges are uint64_t only");
@@ -233,21 +237,30 @@ static const struct family families[] = {
 
 /* ---------------------------------------------------------- the segment */
 
+/* The header, the slots, then the census (core/census.h). */
+static size_t slots_end(void)
+{
+    return sizeof(struct talas_metrics_header) + (size_t)TALAS_METRICS_SLOTS * sizeof(struct talas_metrics_slot);
+}
+
 size_t talas_metrics_size(void)
 {
-    return sizeof(struct talas_metrics_header) +
-           (size_t)TALAS_METRICS_SLOTS * sizeof(struct talas_metrics_slot);
+    return slots_end() + talas_census_size();
 }
 
 void talas_metrics_init(void *mem)
 {
     struct talas_metrics_header *hdr = mem;
+    uint64_t seed;
 
     hdr->magic = TALAS_METRICS_MAGIC;
     hdr->version = TALAS_METRICS_VERSION;
     hdr->slot_size = (uint32_t)sizeof(struct talas_metrics_slot);
     hdr->slot_count = TALAS_METRICS_SLOTS;
     atomic_store_explicit(&hdr->high_water, 0, memory_order_relaxed);
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        seed = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)time(NULL);
+    talas_census_init((char *)mem + slots_end(), seed);
 }
 
 int talas_metrics_create(int *fd_r, struct talas_metrics_header **hdr_r, char **error_r)
@@ -356,6 +369,8 @@ void talas_metrics_release(struct talas_metrics_header *hdr, int i)
     slot = talas_metrics_slot(hdr, (unsigned)i);
     /* its owner is dead: what it had open is closed */
     talas_metrics_reset_gauges(slot);
+    if (talas_census_table(hdr, (unsigned)i)->used != 0)
+        talas_census_clear(talas_census_table(hdr, (unsigned)i));
     atomic_store_explicit(&slot->pid, 0, memory_order_relaxed);
     atomic_store_explicit(&slot->in_use, 0, memory_order_relaxed);
 }

@@ -40,7 +40,7 @@
 #include "core/util.h"
 
 #define TALAS_METRICS_MAGIC UINT32_C(0x4d4c4154) /* "TALM" in memory order */
-#define TALAS_METRICS_VERSION 2
+#define TALAS_METRICS_VERSION 3
 /* Worker processes that can count at once: two generations of the largest
  * worker count during a reload, and room for workers still finishing their
  * responses after earlier reloads. A worker started when all are taken
@@ -130,7 +130,8 @@ struct talas_metrics_slot {
     struct talas_metrics_counters count;
 };
 
-/* The segment: this header, then TALAS_METRICS_SLOTS slots. */
+/* The segment: this header, then TALAS_METRICS_SLOTS slots, then the
+ * census (core/census.h). */
 struct talas_metrics_header {
     uint32_t magic;
     uint32_t version;

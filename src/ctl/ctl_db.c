@@ -259,8 +259,9 @@ static int each_name(PGconn *conn, const char *what, const char *sql, int (*fn)(
 
 int talasctl_pg_playlists_usage(struct pg_conn *conn, const char *user, uint64_t *count_r, uint64_t *bytes_r)
 {
-    /* bytes: what the rows hold (ids, owner, editors, tracks) */
+    /* bytes: what the rows hold (ids, owner, name, comment, editors, tracks) */
     static const char sql[] = "SELECT count(*), coalesce(sum(octet_length(p.id) + octet_length(p.owner)"
+                              " + octet_length(p.name) + octet_length(p.comment)"
                               " + coalesce((SELECT sum(octet_length(track) + 4) FROM talas_playlist_tracks"
                               " WHERE playlist = p.id), 0)"
                               " + coalesce((SELECT sum(octet_length(editor)) FROM talas_playlist_editors"

@@ -21,8 +21,10 @@
 #define _GNU_SOURCE
 #endif
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -153,6 +155,50 @@ static char *tag(const AVFormatContext *fmt, const AVStream *st, const char *hid
             return s;
     }
     return NULL;
+}
+
+/* Whether KEY names a lyrics tag; its language (a three-letter suffix,
+ * as libavformat makes "lyrics-eng" of an ID3 USLT frame) into LANG. */
+static int lyrics_key(const char *key, char lang[8])
+{
+    const char *dash;
+
+    lang[0] = '\0';
+    if (strcasecmp(key, "lyrics") == 0 || strcasecmp(key, "unsyncedlyrics") == 0 ||
+        strcasecmp(key, "unsynced lyrics") == 0)
+        return 1;
+    if (strncasecmp(key, "lyrics-", 7) != 0)
+        return 0;
+    dash = strrchr(key, '-');
+    if (strlen(dash + 1) == 3 && isalpha((unsigned char)dash[1]) && isalpha((unsigned char)dash[2]) &&
+        isalpha((unsigned char)dash[3]) && strcasecmp(dash + 1, "xxx") != 0)
+        snprintf(lang, 8, "%s", dash + 1);
+    return 1;
+}
+
+/* The embedded lyrics tags of the container and of the audio stream (Ogg
+ * and Opus keep them there), raw: the scanner parses them (scan/lrc.h). */
+static void find_lyrics(struct talas_probe_result *r, const AVFormatContext *fmt, const AVStream *st)
+{
+    const AVDictionary *dicts[2] = {fmt->metadata, st != NULL ? st->metadata : NULL};
+
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(dicts); i++) {
+        const AVDictionaryEntry *e = NULL;
+
+        while ((e = av_dict_get(dicts[i], "", e, AV_DICT_IGNORE_SUFFIX)) != NULL) {
+            char lang[8];
+            size_t j;
+
+            if (!lyrics_key(e->key, lang) || e->value[0] == '\0')
+                continue;
+            for (j = 0; j < r->lyrics_count && strcmp(r->lyrics[j], e->value) != 0; j++)
+                ;
+            if (j < r->lyrics_count || r->lyrics_count == TALAS_LYRICS_SETS_MAX)
+                continue;
+            memcpy(r->lyrics_lang[r->lyrics_count], lang, sizeof(lang));
+            r->lyrics[r->lyrics_count++] = xstrdup(e->value);
+        }
+    }
 }
 
 /* The leading number of a tag ("3", "3/12", "2019-05-01"), at most MAX;
@@ -380,6 +426,7 @@ int talas_probe_file(const char *id, const char *path, uint64_t size, int64_t mt
     t->disc_number = number_tag(fmt, st, hidden.disc, "disc", 9999);
     t->year = year_tag(fmt, st, hidden.date);
     find_cover(r, fmt, path);
+    find_lyrics(r, fmt, st);
     talas_media_tags_free(&hidden);
 
     if (st == NULL) {
@@ -420,4 +467,10 @@ void talas_probe_result_free(struct talas_probe_result *r)
         free(r->owned[i]);
         r->owned[i] = NULL;
     }
+    for (size_t i = 0; i < r->lyrics_count; i++) {
+        free(r->lyrics[i]);
+        r->lyrics[i] = NULL;
+    }
+    r->lyrics_count = 0;
+    talas_buf_free(&r->lyrics_record);
 }

@@ -8,11 +8,22 @@
 #define TALAS_PROBE_H
 
 #include "store/catalog.h"
+#include "store/lyrics.h"
 
 /* What talas_probe_file fills in; the strings are owned by the result. */
 struct talas_probe_result {
     struct talas_track track; /* string fields point at the owned copies below */
     char *owned[10];
+    /* The values of the embedded lyrics tags (lyrics, lyrics-LANG as
+     * libavformat names ID3 USLT frames, UNSYNCEDLYRICS), raw and owned,
+     * each with the language its key names ("" when none); at most
+     * TALAS_LYRICS_SETS_MAX, identical texts once. */
+    char *lyrics[TALAS_LYRICS_SETS_MAX];
+    char lyrics_lang[TALAS_LYRICS_SETS_MAX][8];
+    size_t lyrics_count;
+    /* The encoded lyrics record (store/lyrics.h) the scanner stores with
+     * the track; len 0: none. Filled by the scanner, freed here. */
+    struct talas_buf lyrics_record;
 };
 
 /*

@@ -63,9 +63,11 @@
 #include "core/log.h"
 #include "scan/analysis.h"
 #include "scan/group_versions.h"
+#include "scan/lrc.h"
 #include "scan/migrate_ids.h"
 #include "scan/probe.h"
 #include "scan/scan.h"
+#include "store/lyrics.h"
 #include "store/storage.h"
 #include "core/util.h"
 
@@ -255,8 +257,19 @@ static int flush(struct scan *s)
         goto out;
     }
     for (size_t i = 0; i < s->batch_len; i++) {
-        if ((rc = talas_catalog_put(s->st, txn, &s->batch[i].track)) != 0) {
+        const struct talas_probe_result *r = &s->batch[i];
+        if ((rc = talas_catalog_put(s->st, txn, &r->track)) != 0) {
             fail_lmdb(s, "talas_catalog_put", rc);
+            mdb_txn_abort(txn);
+            goto out;
+        }
+        /* an unplayable file keeps no lyrics */
+        if (r->lyrics_record.len > 0)
+            rc = talas_lyrics_put(s->st, txn, r->track.id, r->lyrics_record.data, r->lyrics_record.len);
+        else if ((rc = talas_lyrics_del(s->st, txn, r->track.id)) == MDB_NOTFOUND)
+            rc = 0;
+        if (rc != 0) {
+            fail_lmdb(s, "talas_lyrics_put", rc);
             mdb_txn_abort(txn);
             goto out;
         }
@@ -271,14 +284,18 @@ out:
 }
 
 /* LOOKUP_RETAG: the file is as it was, but its record predates the tags
- * (TALAS_TRACK_TAGS_VERSION): probed again, its analysis kept. */
+ * (TALAS_TRACK_TAGS_VERSION), or its lyrics record is missing or was made
+ * with another sidecar .lrc (one appeared, changed or went away): probed
+ * again, its analysis kept. */
 enum lookup { LOOKUP_NEW, LOOKUP_CHANGED, LOOKUP_UNCHANGED, LOOKUP_UNCHANGED_FAILED, LOOKUP_RETAG };
 
 static int lookup(struct scan *s, const char *id, const char *path, uint64_t size, int64_t mtime_ns,
-                  enum lookup *result_r, struct talas_track_analysis *keep_r)
+                  const struct talas_lyrics_sidecar *sidecar, enum lookup *result_r,
+                  struct talas_track_analysis *keep_r)
 {
+    struct talas_lyrics_record lyrics;
     struct talas_track t;
-    int rc;
+    int rc, lrc = 0;
 
     /* One read transaction, renewed for each look-up: it never pins an
      * old snapshot while files are being probed. */
@@ -300,6 +317,16 @@ static int lookup(struct scan *s, const char *id, const char *path, uint64_t siz
          * transaction: a failed one is simply made again) */
         if (!(t.analysis.flags & TALAS_ANALYSIS_FAILED))
             *keep_r = t.analysis;
+    } else if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0 &&
+               t.error == NULL &&
+               ((lrc = talas_lyrics_get(s->st, s->rtxn, id, &lyrics)) != 0 ||
+                lyrics.sidecar.present != sidecar->present || lyrics.sidecar.size != sidecar->size ||
+                lyrics.sidecar.mtime_ns != sidecar->mtime_ns)) {
+        *result_r = LOOKUP_RETAG;
+        if (!(t.analysis.flags & TALAS_ANALYSIS_FAILED))
+            *keep_r = t.analysis;
+        if (lrc == MDB_NOTFOUND || lrc == -1)
+            lrc = 0;
     } else if (rc == 0 && !s->full && t.size == size && t.mtime_ns == mtime_ns && strcmp(t.path, path) == 0)
         *result_r = t.error != NULL ? LOOKUP_UNCHANGED_FAILED : LOOKUP_UNCHANGED;
     else if (rc == 0 || rc == -1) /* changed, or damaged: probe and rewrite */
@@ -311,7 +338,129 @@ static int lookup(struct scan *s, const char *id, const char *path, uint64_t siz
         fail_lmdb(s, "mdb_get", rc);
         return -1;
     }
+    if (lrc != 0) {
+        fail_lmdb(s, "talas_lyrics_get", lrc);
+        return -1;
+    }
     return 0;
+}
+
+/* The sidecar lyrics of the track at PATH: the same name with ".lrc" (or
+ * ".LRC") for its extension, in *PATH_R (malloc'd, NULL when there is
+ * none) with its identity in *SC_R. Only a regular file counts: a symlink
+ * could lead out of the library, a FIFO would block the scan. */
+static void find_sidecar(const char *path, char **path_r, struct talas_lyrics_sidecar *sc_r)
+{
+    static const char *const exts[] = {".lrc", ".LRC"};
+    const char *base = strrchr(path, '/'), *dot;
+    struct stat sb;
+    size_t stem;
+
+    memset(sc_r, 0, sizeof(*sc_r));
+    *path_r = NULL;
+    base = base != NULL ? base + 1 : path;
+    dot = strrchr(base, '.');
+    stem = dot != NULL && dot != base ? (size_t)(dot - path) : strlen(path);
+    for (size_t i = 0; i < TALAS_ARRAY_SIZE(exts); i++) {
+        char *lrc = xasprintf("%.*s%s", (int)stem, path, exts[i]);
+        if (lstat(lrc, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            sc_r->present = 1;
+            sc_r->size = (uint64_t)sb.st_size;
+            sc_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+            *path_r = lrc;
+            return;
+        }
+        free(lrc);
+    }
+}
+
+/* The text of the sidecar at PATH into *L_R. Returns 0, or -1 with the
+ * reason logged (the lyrics are dropped). */
+static int read_sidecar(const char *path, struct talas_lyrics *l_r)
+{
+    const char *error;
+    struct stat sb;
+    char *data = NULL;
+    size_t got = 0;
+    ssize_t n;
+    int fd, rc = -1;
+
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1) {
+        log_info("%s: lyrics not read: open() failed: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+        log_info("%s: lyrics not read: not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)sb.st_size > TALAS_LRC_MAX_BYTES) {
+        log_info("%s: lyrics dropped: %lld bytes, more than the %d read", path, (long long)sb.st_size,
+                 TALAS_LRC_MAX_BYTES);
+        goto out;
+    }
+    /* one byte more than allowed: a file that grew since fstat is seen */
+    data = xmalloc(TALAS_LRC_MAX_BYTES + 1);
+    while (got < TALAS_LRC_MAX_BYTES + 1 && (n = read(fd, data + got, TALAS_LRC_MAX_BYTES + 1 - got)) != 0) {
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            log_info("%s: lyrics not read: read() failed: %s", path, strerror(errno));
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    if (talas_lrc_parse(data, got, l_r, &error) != 0) {
+        log_info("%s: lyrics dropped: %s", path, error);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(data);
+    close(fd);
+    return rc;
+}
+
+/* Makes the lyrics record of the playable track R (at PATH; its sidecar
+ * SC at SC_PATH): the sidecar's lyrics, else one set per embedded tag. */
+static void make_lyrics(const char *path, const char *sc_path, const struct talas_lyrics_sidecar *sc,
+                        struct talas_probe_result *r)
+{
+    struct talas_lyrics sets[TALAS_LYRICS_SETS_MAX];
+    enum talas_lyrics_source source = TALAS_LYRICS_NONE;
+    size_t count = 0;
+
+    if (sc_path != NULL && read_sidecar(sc_path, &sets[0]) == 0) {
+        if (sets[0].count > 0) {
+            count = 1;
+            source = TALAS_LYRICS_SIDECAR;
+        } else {
+            talas_lyrics_free(&sets[0]);
+        }
+    }
+    for (size_t i = 0; source == TALAS_LYRICS_NONE && i < r->lyrics_count && count < TALAS_LYRICS_SETS_MAX;
+         i++) {
+        struct talas_lyrics *l = &sets[count];
+        const char *error;
+
+        if (talas_lrc_parse(r->lyrics[i], strlen(r->lyrics[i]), l, &error) != 0) {
+            log_info("%s: embedded lyrics dropped: %s", path, error);
+            continue;
+        }
+        if (l->count == 0) {
+            talas_lyrics_free(l);
+            continue;
+        }
+        if (l->lang[0] == '\0' && r->lyrics_lang[i][0] != '\0') {
+            free(l->lang);
+            l->lang = xstrdup(r->lyrics_lang[i]);
+        }
+        count++;
+    }
+    if (count > 0 && source == TALAS_LYRICS_NONE)
+        source = TALAS_LYRICS_EMBEDDED;
+    talas_lyrics_encode(sc, source, sets, count, &r->lyrics_record);
+    for (size_t i = 0; i < count; i++)
+        talas_lyrics_free(&sets[i]);
 }
 
 static int handle_file(struct scan *s, const char *path, const struct stat *sb)
@@ -321,7 +470,9 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     int64_t mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
     struct talas_probe_result *r;
     struct talas_track_analysis keep;
+    struct talas_lyrics_sidecar sidecar;
     enum lookup state;
+    char *sidecar_path;
     uint64_t now;
     int lib;
 
@@ -334,8 +485,11 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
     s->p.files++;
     s->p.current = path;
 
-    if (lookup(s, id, path, size, mtime_ns, &state, &keep) == -1)
+    find_sidecar(path, &sidecar_path, &sidecar);
+    if (lookup(s, id, path, size, mtime_ns, &sidecar, &state, &keep) == -1) {
+        free(sidecar_path);
         return -1;
+    }
     if (state == LOOKUP_UNCHANGED || state == LOOKUP_UNCHANGED_FAILED) {
         s->p.unchanged++;
         if (state == LOOKUP_UNCHANGED_FAILED)
@@ -346,8 +500,10 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
         if (talas_probe_file(id, path, size, mtime_ns, r) == -1) {
             s->p.errors++;
             log_info("%s: not playable: %s", path, r->track.error);
-        } else if (state == LOOKUP_RETAG) {
-            r->track.analysis = keep;
+        } else {
+            if (state == LOOKUP_RETAG)
+                r->track.analysis = keep;
+            make_lyrics(path, sidecar_path, &sidecar, r);
         }
         if (state == LOOKUP_NEW)
             s->p.added++;
@@ -356,6 +512,7 @@ static int handle_file(struct scan *s, const char *path, const struct stat *sb)
         if (s->batch_len == 1)
             s->batch_started_ms = talas_now_ms();
     }
+    free(sidecar_path);
 
     now = talas_now_ms();
     if (s->batch_len == BATCH_FILES || (s->batch_len > 0 && now - s->batch_started_ms >= BATCH_MS)) {

@@ -44,6 +44,7 @@
 
 #include "core/record.h"
 #include "store/catalog.h"
+#include "store/lyrics.h"
 #include "store/storage.h"
 #include "core/util.h"
 
@@ -393,7 +394,11 @@ int talas_catalog_del(struct talas_storage *st, MDB_txn *txn, const char *id)
         return rc;
     if ((rc = unlink_path(st, txn, id, &val, NULL)) != 0)
         return rc;
-    return mdb_del(txn, tracks, &key, NULL);
+    if ((rc = mdb_del(txn, tracks, &key, NULL)) != 0)
+        return rc;
+    /* the track's lyrics go with it (lyrics.h) */
+    rc = talas_lyrics_del(st, txn, id);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int talas_catalog_analysis_put(struct talas_storage *st, MDB_txn *txn, const char *id, uint64_t size,

@@ -123,8 +123,29 @@ static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_commen
     return rc;
 }
 
-int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, char *parent_r)
+/* How many comments TRACK has, counting no further than MAX. */
+static int count_upto(struct talas_storage *st, MDB_txn *txn, const char *track, size_t max, size_t *n_r)
 {
+    size_t len = strlen(track) + 1, n = 0;
+    MDB_val k = {len, (void *)track}, v;
+    MDB_cursor *cur;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_COMMENTS), &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < max && k.mv_size > len && memcmp(k.mv_data, track, len) == 0) {
+        n++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    *n_r = n;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r)
+{
+    size_t n;
     struct talas_comment p, stored = *c;
     char root[TALAS_COMMENT_ID_LEN + 1] = "";
     MDB_txn *txn;
@@ -132,6 +153,12 @@ int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, c
 
     if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         return rc;
+    if ((rc = count_upto(st, txn, c->track, max, &n)) != 0)
+        goto fail;
+    if (n >= max) {
+        rc = TALAS_COMMENT_TRACK_FULL;
+        goto fail;
+    }
     if (c->parent[0] != '\0') {
         rc = get(st, txn, c->parent, &p);
         if (rc == MDB_NOTFOUND || rc == TALAS_COMMENT_DAMAGED) {

@@ -32,6 +32,7 @@
 #define TALAS_COMMENT_PARENT_ELSEWHERE (-40202) /* add: the parent is on another track */
 #define TALAS_COMMENT_FORBIDDEN (-40203)        /* edit, delete: another user's comment */
 #define TALAS_COMMENT_DAMAGED (-40204)          /* the stored record is of no known shape */
+#define TALAS_COMMENT_TRACK_FULL (-40205)       /* add: the track has comments.max_per_track */
 
 /* The reasons, the same from both stores. */
 extern const char talas_comment_no_parent[];
@@ -52,10 +53,12 @@ struct talas_comment {
 void talas_comment_id_make(char id_r[TALAS_COMMENT_ID_LEN + 1]);
 
 /* Adds C (its parent replaced by the thread's first comment when it is a
- * reply); PARENT_R (TALAS_COMMENT_ID_LEN + 1, may be NULL) gets the parent
- * stored. 0, TALAS_COMMENT_NO_PARENT, _PARENT_ELSEWHERE or an LMDB error;
- * one short write transaction. */
-int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, char *parent_r);
+ * reply) unless its track already holds MAX comments (replies count);
+ * PARENT_R (TALAS_COMMENT_ID_LEN + 1, may be NULL) gets the parent stored.
+ * 0, TALAS_COMMENT_NO_PARENT, _PARENT_ELSEWHERE, _TRACK_FULL or an LMDB
+ * error; one short write transaction, in which the count is taken (LMDB
+ * has one writer: the cap holds exactly, across workers). */
+int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r);
 
 /* Changes the body of comment ID, as USER (NULL: the backend, anyone's).
  * On 0, *OUT (strings in a malloc'd block *mem_r, the caller frees) is the

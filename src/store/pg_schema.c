@@ -58,6 +58,31 @@
  * talas_stars_set stars or unstars a JSON array of items in one call,
  * talas_stars_rate sets one rating; each is one transaction, and either
  * repeated (a retry after a lost answer) changes nothing more.
+ *
+ * Version 5, a cap on comments per track (comments.max_per_track):
+ * talas_comment_add_capped takes a transaction-level advisory lock keyed
+ * by the track, then counts the track's comments (replies too) in a
+ * statement of its own, so with a snapshot taken after the lock: adds to
+ * one track, from any node, run one after the other and the cap holds
+ * exactly. Past it, outcome 'full'; otherwise it answers as
+ * talas_comment_add, which it calls.
+ *
+ * Version 6, playlist details (the Subsonic playlist calls): a playlist's
+ * name, comment, public flag and changed time (rows of version 1 get '',
+ * '', false, their created time). talas_playlist_edit creates or changes
+ * one in one call (the details, the tracks: replaced, or indexes removed
+ * then songs appended), quotas checked before anything changes, and
+ * answers as version 1's functions ('ok', value: the track count after);
+ * talas_playlist_delete deletes one (its editors and tracks cascade):
+ * 'ok', 'not_found', 'forbidden' ('owner' or 'ownerless'). Version 1's
+ * add, remove and share set the changed time too.
+ *
+ * Version 7, saved play queues (the LMDB records of store/play_queue.c):
+ * talas_play_queues, one row per user, its track ids in order (text[]),
+ * the current track ('' none), the position, when and by which client it
+ * was saved. talas_play_queue_save replaces the row, or deletes it for an
+ * empty JSON array of tracks, in one statement: repeated, it changes
+ * nothing more.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -355,7 +380,174 @@ static const char v4[] =
     "    RETURN 0;\n"
     "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4};
+static const char v5[] =
+    "CREATE FUNCTION talas_comment_add_capped(p_id text, p_track text, p_user text, p_parent text,\n"
+    "    p_at bigint, p_now bigint, p_body text, p_max bigint, OUT outcome text, OUT parent text)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    PERFORM pg_advisory_xact_lock(hashtextextended('talas_comments:' || p_track, 0));\n"
+    "    IF (SELECT count(*) FROM talas_comments WHERE track = p_track) >= p_max THEN\n"
+    "        outcome := 'full'; parent := NULL; RETURN;\n"
+    "    END IF;\n"
+    "    SELECT a.outcome, a.parent INTO outcome, parent\n"
+    "        FROM talas_comment_add(p_id, p_track, p_user, p_parent, p_at, p_now, p_body) AS a;\n"
+    "END $$;\n";
+
+static const char v6[] =
+    "ALTER TABLE talas_playlists ADD COLUMN name text NOT NULL DEFAULT '',\n"
+    "    ADD COLUMN comment text NOT NULL DEFAULT '',\n"
+    "    ADD COLUMN public boolean NOT NULL DEFAULT false,\n"
+    "    ADD COLUMN changed timestamptz;\n"
+    "UPDATE talas_playlists SET changed = created;\n"
+    "ALTER TABLE talas_playlists ALTER COLUMN changed SET DEFAULT now(), ALTER COLUMN changed SET NOT NULL;\n"
+    "CREATE INDEX talas_playlists_public ON talas_playlists (id) WHERE public;\n"
+    /* version 1's changes touch the changed time (one trigger per row change
+     * of a track or an editor) */
+    "CREATE FUNCTION talas_playlist_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    UPDATE talas_playlists SET changed = now()\n"
+    "        WHERE id = (CASE WHEN TG_OP = 'DELETE' THEN OLD.playlist ELSE NEW.playlist END)\n"
+    "        AND changed <> now();\n"
+    "    RETURN NULL;\n"
+    "END $$;\n"
+    "CREATE TRIGGER talas_playlist_tracks_touch AFTER INSERT OR DELETE ON talas_playlist_tracks\n"
+    "    FOR EACH ROW EXECUTE FUNCTION talas_playlist_touch();\n"
+    "CREATE TRIGGER talas_playlist_editors_touch AFTER INSERT ON talas_playlist_editors\n"
+    "    FOR EACH ROW EXECUTE FUNCTION talas_playlist_touch();\n"
+    /* p_user NULL: the backend; p_name, p_comment, p_public NULL: unchanged */
+    "CREATE FUNCTION talas_playlist_edit(p_user text, p_playlist text, p_create boolean, p_name text,\n"
+    "    p_comment text, p_public boolean, p_replace boolean, p_adds json, p_removes json,\n"
+    "    max_per_user bigint, max_total bigint, max_tracks bigint,\n"
+    "    OUT outcome text, OUT detail text, OUT value bigint, OUT created boolean)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    o text;\n"
+    "    found_it boolean;\n"
+    "    n bigint;\n"
+    "    gone bigint;\n"
+    "    adds bigint := json_array_length(p_adds);\n"
+    "BEGIN\n"
+    "    created := false;\n"
+    "    SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "    found_it := FOUND;\n"
+    "    IF NOT found_it AND NOT p_create THEN\n"
+    "        outcome := 'not_found'; RETURN;\n"
+    "    END IF;\n"
+    "    IF found_it AND p_create THEN\n"
+    "        outcome := 'refused'; detail := 'exists'; RETURN;\n"
+    "    END IF;\n"
+    "    IF p_create THEN\n"
+    "        IF octet_length(p_user) NOT BETWEEN 1 AND 128 OR p_user IS NULL THEN\n"
+    "            outcome := 'refused'; detail := 'user_id'; RETURN;\n"
+    "        END IF;\n"
+    "        PERFORM pg_advisory_xact_lock(5786149417349279745);\n"
+    "        IF EXISTS (SELECT 1 FROM talas_playlists WHERE id = p_playlist) THEN\n"
+    "            outcome := 'refused'; detail := 'exists'; RETURN;\n"
+    "        END IF;\n"
+    "        SELECT count(*) INTO n FROM (SELECT 1 FROM talas_playlists WHERE owner = p_user\n"
+    "            LIMIT max_per_user) s;\n"
+    "        IF n >= max_per_user THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_per_user'; value := max_per_user; RETURN;\n"
+    "        END IF;\n"
+    "        SELECT count(*) INTO n FROM (SELECT 1 FROM talas_playlists LIMIT max_total) s;\n"
+    "        IF n >= max_total THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_total'; value := max_total; RETURN;\n"
+    "        END IF;\n"
+    "        IF adds > max_tracks THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_tracks'; value := max_tracks; RETURN;\n"
+    "        END IF;\n"
+    "        INSERT INTO talas_playlists (id, owner, name, comment, public)\n"
+    "            VALUES (p_playlist, p_user, coalesce(p_name, ''), coalesce(p_comment, ''),\n"
+    "                coalesce(p_public, false));\n"
+    "        created := true;\n"
+    "        n := 0;\n"
+    "    ELSE\n"
+    "        IF p_user IS NOT NULL AND (p_name IS NOT NULL OR p_comment IS NOT NULL OR p_public IS NOT NULL)\n"
+    "            AND (o = '' OR o <> p_user) THEN\n"
+    "            outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'owner' END;\n"
+    "            RETURN;\n"
+    "        END IF;\n"
+    "        IF p_user IS NOT NULL AND (p_replace OR adds > 0 OR json_array_length(p_removes) > 0)\n"
+    "            AND NOT talas_playlist_may_edit(p_playlist, o, p_user) THEN\n"
+    "            outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'edit' END;\n"
+    "            RETURN;\n"
+    "        END IF;\n"
+    "        SELECT count(*) INTO n FROM talas_playlist_tracks WHERE playlist = p_playlist;\n"
+    "        IF NOT p_replace AND EXISTS (SELECT 1 FROM json_array_elements_text(p_removes) AS t(i)\n"
+    "                                     WHERE i::bigint < 0 OR i::bigint >= n) THEN\n"
+    "            outcome := 'refused'; detail := 'index'; RETURN;\n"
+    "        END IF;\n"
+    "        gone := CASE WHEN p_replace THEN n\n"
+    "            ELSE (SELECT count(DISTINCT i::bigint) FROM json_array_elements_text(p_removes) AS t(i)) END;\n"
+    "        IF adds > 0 AND n - gone + adds > max_tracks THEN\n"
+    "            outcome := 'quota'; detail := 'playlists.max_tracks'; value := max_tracks; RETURN;\n"
+    "        END IF;\n"
+    "        IF p_replace THEN\n"
+    "            DELETE FROM talas_playlist_tracks WHERE playlist = p_playlist;\n"
+    "        ELSIF gone > 0 THEN\n"
+    "            DELETE FROM talas_playlist_tracks WHERE playlist = p_playlist\n"
+    "                AND position IN (SELECT i::integer FROM json_array_elements_text(p_removes) AS t(i));\n"
+    "            UPDATE talas_playlist_tracks t SET position = s.rn - 1\n"
+    "                FROM (SELECT position, row_number() OVER (ORDER BY position) AS rn\n"
+    "                      FROM talas_playlist_tracks WHERE playlist = p_playlist) s\n"
+    "                WHERE t.playlist = p_playlist AND t.position = s.position AND t.position <> s.rn - 1;\n"
+    "        END IF;\n"
+    "        n := n - gone;\n"
+    "        UPDATE talas_playlists SET name = coalesce(p_name, name), comment = coalesce(p_comment, comment),\n"
+    "            public = coalesce(p_public, public), changed = now() WHERE id = p_playlist;\n"
+    "    END IF;\n"
+    "    INSERT INTO talas_playlist_tracks (playlist, position, track)\n"
+    "        SELECT p_playlist, n + i - 1, u FROM json_array_elements_text(p_adds) WITH ORDINALITY AS t(u, i);\n"
+    "    outcome := 'ok'; value := n + adds;\n"
+    "END $$;\n"
+    "CREATE FUNCTION talas_playlist_delete(p_user text, p_playlist text,\n"
+    "    OUT outcome text, OUT detail text, OUT value bigint, OUT created boolean)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    o text;\n"
+    "BEGIN\n"
+    "    created := false;\n"
+    "    SELECT owner INTO o FROM talas_playlists WHERE id = p_playlist FOR UPDATE;\n"
+    "    IF NOT FOUND THEN\n"
+    "        outcome := 'not_found'; RETURN;\n"
+    "    END IF;\n"
+    "    IF p_user IS NOT NULL AND (o = '' OR o <> p_user) THEN\n"
+    "        outcome := 'forbidden'; detail := CASE WHEN o = '' THEN 'ownerless' ELSE 'owner' END; RETURN;\n"
+    "    END IF;\n"
+    "    DELETE FROM talas_playlists WHERE id = p_playlist;\n"
+    "    outcome := 'ok';\n"
+    "END $$;\n";
+
+
+static const char v7[] =
+    "CREATE TABLE talas_play_queues (\n"
+    "    user_id text PRIMARY KEY,\n"
+    "    tracks text[] NOT NULL,\n"
+    "    current text NOT NULL DEFAULT '',\n"
+    "    position_ms bigint NOT NULL DEFAULT 0,\n"
+    "    changed_ms bigint NOT NULL,\n"
+    "    changed_by text NOT NULL DEFAULT ''\n"
+    ");\n"
+    "CREATE FUNCTION talas_play_queue_save(p_user text, p_tracks json, p_current text, p_position bigint,\n"
+    "                                      p_changed bigint, p_by text) RETURNS bigint\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF json_array_length(p_tracks) = 0 THEN\n"
+    "        DELETE FROM talas_play_queues WHERE user_id = p_user;\n"
+    "    ELSE\n"
+    "        INSERT INTO talas_play_queues (user_id, tracks, current, position_ms, changed_ms, changed_by)\n"
+    "            VALUES (p_user, ARRAY(SELECT t FROM json_array_elements_text(p_tracks) WITH ORDINALITY\n"
+    "                                  AS a(t, n) ORDER BY n),\n"
+    "                    p_current, p_position, p_changed, p_by)\n"
+    "            ON CONFLICT (user_id) DO UPDATE SET tracks = EXCLUDED.tracks, current = EXCLUDED.current,\n"
+    "                position_ms = EXCLUDED.position_ms, changed_ms = EXCLUDED.changed_ms,\n"
+    "                changed_by = EXCLUDED.changed_by;\n"
+    "    END IF;\n"
+    "    RETURN 0;\n"
+    "END $$;\n";
+
+
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5, v6, v7};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

@@ -3,21 +3,25 @@
  * limits on what users store, and the owner index that counts, lists and
  * purges them.
  *
- * Entry points: talas_playlist_add/remove/share/get,
+ * Entry points: talas_playlist_add/remove/share/get/edit/delete/list,
+ * talas_playlist_id_make, talas_playlist_edit_check,
  * talas_playlist_owner_usage/owner_purge/foreach_owner, talas_playlist_total,
  * talas_playlist_limits_of.
  *
  * Records (the record codec, core/record.h; strings are length-prefixed):
- *   TALAS_DBI_PLAYLISTS          playlist id -> u8 version (2), str owner
- *     ("" for nobody), u32 editor count, str editor..., u32 track count,
+ *   TALAS_DBI_PLAYLISTS          playlist id -> u8 version (3), str owner
+ *     ("" for nobody), str name, str comment, u8 public, u64 created_ms,
+ *     u64 changed_ms, u32 editor count, str editor..., u32 track count,
  *     str track...
  *   TALAS_DBI_PLAYLISTS_BY_OWNER owner NUL playlist id -> empty
- * The previous layout (layout 1: the track ids, each NUL-terminated, and
- * nothing else) is read as a playlist owned by nobody, with no editors; it
- * is rewritten in the current layout by its next change. Its first byte is
- * a track id's (base64url) or there is none, never the version byte 2. A
- * record of neither shape is damaged: changes refuse it, readers get
- * TALAS_PLAYLIST_DAMAGED.
+ * The previous layouts are read, and rewritten in the current one by
+ * their next change: layout 2 (u8 2, str owner, the editors, the tracks,
+ * as layout 3 without the details) reads with no name nor comment,
+ * private, times 0; layout 1 (the track ids, each NUL-terminated, and
+ * nothing else) as a playlist owned by nobody too, with no editors. A
+ * layout 1 record's first byte is a track id's (base64url) or there is
+ * none, never a version byte. A record of no known shape is damaged:
+ * changes refuse it, readers get TALAS_PLAYLIST_DAMAGED.
  *
  * Limits, checked in each change's write transaction so that concurrent
  * writers in other processes cannot overshoot them: a user's count walks
@@ -29,6 +33,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 
 #include "core/record.h"
@@ -36,7 +41,8 @@
 #include "store/catalog.h"
 #include "store/playlists.h"
 
-#define RECORD_VERSION 2
+#define RECORD_VERSION 3
+#define RECORD_VERSION_2 2 /* before names, comments, public, times */
 #define PURGE_BATCH 256
 
 const char talas_playlist_forbidden_edit[] =
@@ -50,6 +56,11 @@ const char talas_playlist_bad_position[] = "position: past the end of the playli
 const char talas_playlist_no_such[] = "no such playlist";
 const char talas_playlist_no_track[] = "this track is not in the playlist";
 const char talas_playlist_bad_to_users[] = "to_users: user ids are 1 to 128 bytes long";
+const char talas_playlist_forbidden_owner[] = "forbidden: only the owner of this playlist may do this";
+const char talas_playlist_bad_name[] = "name: must be UTF-8 text of at most 1024 bytes";
+const char talas_playlist_bad_comment[] = "comment: must be UTF-8 text of at most 4096 bytes";
+const char talas_playlist_bad_index[] = "index: past the end of the playlist";
+const char talas_playlist_exists[] = "a playlist of this id exists";
 static const char damaged_reason[] = "the stored record of this playlist is damaged";
 
 void talas_playlist_limits_of(const struct talas_config *conf, struct talas_playlist_limits *l)
@@ -67,6 +78,9 @@ void talas_playlist_limits_of(const struct talas_config *conf, struct talas_play
  * arguments), the arrays are malloc'd. */
 struct playlist {
     const char *owner;
+    const char *name, *comment;
+    int public_;
+    uint64_t created_ms, changed_ms;
     const char **editors;
     size_t editor_count, editor_cap;
     const char **tracks;
@@ -107,13 +121,28 @@ static int decode_list(struct talas_record_reader *rd, const char ***list, size_
     return 0;
 }
 
-static int decode_current(const MDB_val *v, struct playlist *p)
+/* Layouts 3 and 2 (VERSION): 2 has no details. */
+static int decode_current(const MDB_val *v, struct playlist *p, uint8_t version)
 {
     struct talas_record_reader rd;
 
     talas_record_reader_init(&rd, v->mv_data, v->mv_size);
-    if (talas_record_get_u8(&rd) != RECORD_VERSION || (p->owner = talas_record_get_str(&rd, NULL)) == NULL ||
-        decode_list(&rd, &p->editors, &p->editor_count, &p->editor_cap) != 0 ||
+    p->name = p->comment = "";
+    if (talas_record_get_u8(&rd) != version || (p->owner = talas_record_get_str(&rd, NULL)) == NULL)
+        return -1;
+    if (version == RECORD_VERSION) {
+        uint8_t pub;
+        if ((p->name = talas_record_get_str(&rd, NULL)) == NULL ||
+            (p->comment = talas_record_get_str(&rd, NULL)) == NULL)
+            return -1;
+        pub = talas_record_get_u8(&rd);
+        p->created_ms = talas_record_get_u64(&rd);
+        p->changed_ms = talas_record_get_u64(&rd);
+        if (talas_record_reader_ok(&rd) != 0 || pub > 1)
+            return -1;
+        p->public_ = pub;
+    }
+    if (decode_list(&rd, &p->editors, &p->editor_count, &p->editor_cap) != 0 ||
         decode_list(&rd, &p->tracks, &p->track_count, &p->track_cap) != 0 ||
         talas_record_reader_end(&rd) != 0)
         return -1;
@@ -126,7 +155,7 @@ static int decode_legacy(const MDB_val *v, struct playlist *p)
     const char *s = v->mv_data;
     size_t off = 0;
 
-    p->owner = "";
+    p->owner = p->name = p->comment = "";
     if (v->mv_size > 0 && s[v->mv_size - 1] != '\0')
         return -1;
     while (off < v->mv_size) {
@@ -144,9 +173,11 @@ static int decode(const MDB_val *v, struct playlist *p)
 {
     int rc;
 
+    uint8_t first = v->mv_size > 0 ? ((const unsigned char *)v->mv_data)[0] : 0;
+
     memset(p, 0, sizeof(*p));
-    if (v->mv_size > 0 && ((const unsigned char *)v->mv_data)[0] == RECORD_VERSION)
-        rc = decode_current(v, p);
+    if (first == RECORD_VERSION || first == RECORD_VERSION_2)
+        rc = decode_current(v, p, first);
     else
         rc = decode_legacy(v, p);
     if (rc != 0)
@@ -161,6 +192,11 @@ static void encode(const struct playlist *p, struct talas_buf *out)
     talas_record_writer_buf(&w, out);
     talas_record_put_u8(&w, RECORD_VERSION);
     talas_record_put_str(&w, p->owner);
+    talas_record_put_str(&w, p->name);
+    talas_record_put_str(&w, p->comment);
+    talas_record_put_u8(&w, (uint8_t)(p->public_ != 0));
+    talas_record_put_u64(&w, p->created_ms);
+    talas_record_put_u64(&w, p->changed_ms);
     talas_record_put_u32(&w, (uint32_t)p->editor_count);
     for (size_t i = 0; i < p->editor_count; i++)
         talas_record_put_str(&w, p->editors[i]);
@@ -264,7 +300,7 @@ static int change_begin(struct change *c, struct talas_storage *st, const char *
     c->st = st;
     c->key.mv_size = strlen(playlist);
     c->key.mv_data = (void *)playlist;
-    c->p.owner = "";
+    c->p.owner = c->p.name = c->p.comment = "";
     if (c->key.mv_size == 0 || c->key.mv_size > TALAS_PLAYLIST_ID_MAX) {
         r->reason = talas_playlist_bad_id;
         return TALAS_PLAYLIST_REFUSED;
@@ -294,6 +330,9 @@ static int change_end(struct change *c, int rc, int new_owner)
 
     if (rc == 0) {
         MDB_val v;
+        c->p.changed_ms = talas_wall_ms();
+        if (new_owner)
+            c->p.created_ms = c->p.changed_ms;
         encode(&c->p, &out);
         v.mv_size = out.len;
         v.mv_data = out.data;
@@ -462,7 +501,196 @@ int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_l
     return change_end(&c, 0, 0);
 }
 
+void talas_playlist_id_make(char id_r[TALAS_PLAYLIST_NEW_ID_LEN + 1])
+{
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char r[TALAS_PLAYLIST_NEW_ID_LEN - 2];
+    size_t got = 0;
+
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n <= 0)
+            abort(); /* only a broken kernel; a guessable id would be worse */
+        got += (size_t)n;
+    }
+    id_r[0] = 'p';
+    id_r[1] = 'l';
+    for (size_t i = 0; i < sizeof(r); i++)
+        id_r[2 + i] = b64url[r[i] & 63];
+    id_r[TALAS_PLAYLIST_NEW_ID_LEN] = '\0';
+}
+
+const char *talas_playlist_edit_check(const struct talas_playlist_edit *e)
+{
+    if (e->name != NULL &&
+        (strlen(e->name) > TALAS_PLAYLIST_NAME_MAX || !talas_utf8_valid(e->name, strlen(e->name))))
+        return talas_playlist_bad_name;
+    if (e->comment != NULL && (strlen(e->comment) > TALAS_PLAYLIST_COMMENT_MAX ||
+                               !talas_utf8_valid(e->comment, strlen(e->comment))))
+        return talas_playlist_bad_comment;
+    return NULL;
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Applies E's track changes to C's playlist: 0, or a refusal. */
+static int edit_tracks(struct change *c, const struct talas_playlist_limits *lim,
+                       const struct talas_playlist_edit *e, struct talas_playlist_result *r)
+{
+    uint64_t *gone = NULL;
+    size_t left;
+
+    if (e->replace) {
+        c->p.track_count = 0;
+    } else if (e->remove_count > 0) {
+        for (size_t i = 0; i < e->remove_count; i++)
+            if (e->removes[i] >= c->p.track_count) {
+                r->reason = talas_playlist_bad_index;
+                return TALAS_PLAYLIST_REFUSED;
+            }
+        gone = xmalloc(e->remove_count * sizeof(*gone));
+        memcpy(gone, e->removes, e->remove_count * sizeof(*gone));
+        /* from the end, so that each index still means the same entry */
+        qsort(gone, e->remove_count, sizeof(*gone), cmp_u64_desc);
+        for (size_t i = 0; i < e->remove_count; i++) {
+            size_t at = (size_t)gone[i];
+            if (i > 0 && gone[i] == gone[i - 1])
+                continue;
+            memmove(c->p.tracks + at, c->p.tracks + at + 1,
+                    (c->p.track_count - at - 1) * sizeof(*c->p.tracks));
+            c->p.track_count--;
+        }
+        free(gone);
+    }
+    left = c->p.track_count;
+    if (e->add_count > 0 && (uint64_t)left + e->add_count > lim->max_tracks)
+        return talas_quota_refuse(&r->refusal, "playlists.max_tracks", lim->max_tracks);
+    for (size_t i = 0; i < e->add_count; i++)
+        push(&c->p.tracks, &c->p.track_count, &c->p.track_cap, e->adds[i]);
+    return 0;
+}
+
+int talas_playlist_edit(struct talas_storage *st, const struct talas_playlist_limits *lim, const char *user,
+                        const char *playlist, const struct talas_playlist_edit *e,
+                        struct talas_playlist_result *r)
+{
+    int details = e->name != NULL || e->comment != NULL || e->public_ >= 0;
+    int tracks = e->replace || e->add_count > 0 || e->remove_count > 0;
+    struct change c;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    if ((r->reason = talas_playlist_edit_check(e)) != NULL)
+        return TALAS_PLAYLIST_REFUSED;
+    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+        return rc;
+    if (!c.exists && !e->create) {
+        r->reason = talas_playlist_no_such;
+        return change_end(&c, MDB_NOTFOUND, 0);
+    }
+    if (c.exists && e->create) {
+        r->reason = talas_playlist_exists;
+        return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+    }
+    if (e->create) {
+        if (user == NULL) {
+            r->reason = talas_playlist_bad_user;
+            return change_end(&c, TALAS_PLAYLIST_REFUSED, 0);
+        }
+        if ((rc = check_create(&c, lim, user, r)) != 0)
+            return change_end(&c, rc, 0);
+        c.p.owner = user;
+        r->created = 1;
+    } else if (user != NULL && details && !is_owner(&c.p, user)) {
+        r->reason =
+            c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    } else if (user != NULL && tracks && !may_edit(&c, user, r)) {
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    }
+    if (e->name != NULL)
+        c.p.name = e->name;
+    if (e->comment != NULL)
+        c.p.comment = e->comment;
+    if (e->public_ >= 0)
+        c.p.public_ = e->public_ != 0;
+    if ((rc = edit_tracks(&c, lim, e, r)) != 0)
+        return change_end(&c, rc, 0);
+    if ((e->create || e->add_count > 0 || e->name != NULL || e->comment != NULL) &&
+        (rc = talas_quota_user_data_check(st, c.txn, lim->user_data_max, &r->refusal)) != 0)
+        return change_end(&c, rc, 0);
+    r->position = c.p.track_count;
+    return change_end(&c, 0, r->created);
+}
+
+int talas_playlist_delete(struct talas_storage *st, const char *user, const char *playlist,
+                          struct talas_playlist_result *r)
+{
+    struct change c;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+        return rc;
+    if (!c.exists) {
+        r->reason = talas_playlist_no_such;
+        return change_end(&c, MDB_NOTFOUND, 0);
+    }
+    if (user != NULL && !is_owner(&c.p, user)) {
+        r->reason =
+            c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;
+        return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
+    }
+    rc = mdb_del(c.txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &c.key, NULL);
+    if (rc == 0 && c.p.owner[0] != '\0') {
+        char ik[TALAS_PLAYLIST_ID_MAX * 2 + 2];
+        MDB_val k = {index_key(ik, c.p.owner, c.key.mv_data), ik};
+        if (k.mv_size > 0) {
+            rc = mdb_del(c.txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER), &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(c.txn);
+    else
+        mdb_txn_abort(c.txn);
+    playlist_free(&c.p);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- reads */
+
+int talas_playlist_list(struct talas_storage *st, MDB_txn *txn, const char *user, talas_playlist_id_fn *fn,
+                        void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &cur)) != 0)
+        return rc;
+    /* every playlist, as public ones are not indexed: bounded by
+     * playlists.max_total */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct playlist p;
+        int shown;
+
+        if (decode(&v, &p) != 0)
+            continue;
+        shown = p.public_ || is_owner(&p, user) || is_editor(&p, user);
+        playlist_free(&p);
+        if (shown && (rc = fn(k.mv_data, k.mv_size, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
 
 int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playlist,
                        const struct talas_playlist_reader *rd, void *arg)
@@ -477,6 +705,10 @@ int talas_playlist_get(struct talas_storage *st, MDB_txn *txn, const char *playl
         return TALAS_PLAYLIST_DAMAGED;
     if (rd->owner != NULL)
         rd->owner(p.owner, arg);
+    if (rd->meta != NULL) {
+        struct talas_playlist_meta m = {p.name, p.comment, p.public_, p.created_ms, p.changed_ms};
+        rd->meta(&m, arg);
+    }
     for (size_t i = 0; rd->editor != NULL && i < p.editor_count; i++)
         rd->editor(p.editors[i], i, arg);
     for (size_t i = 0; rd->track != NULL && i < p.track_count; i++)

@@ -18,6 +18,7 @@ static const enum talas_dbi user_dbis[] = {
     TALAS_DBI_USER_SETTINGS,
     TALAS_DBI_PLAYLISTS_BY_OWNER,
     TALAS_DBI_STARS,
+    TALAS_DBI_PLAY_QUEUES,
 };
 
 int talas_quota_refuse(struct talas_quota_refusal *r, const char *limit, uint64_t max)

@@ -92,6 +92,8 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_COMMENTS] = "comments",
     [TALAS_DBI_TRACK_COMMENTS] = "track_comments",
     [TALAS_DBI_STARS] = "stars",
+    [TALAS_DBI_LYRICS] = "lyrics",
+    [TALAS_DBI_PLAY_QUEUES] = "play_queues",
     [TALAS_DBI_COVERS] = "covers",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");

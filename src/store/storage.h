@@ -48,6 +48,8 @@ enum talas_dbi {
     TALAS_DBI_COMMENTS,        /* comment id -> a timed comment on a track (comments.c) */
     TALAS_DBI_TRACK_COMMENTS,  /* track id + NUL + at_ms (be64) + comment id -> "" (comments.c) */
     TALAS_DBI_STARS,           /* user id + NUL + item id -> when starred, the rating (stars.c) */
+    TALAS_DBI_LYRICS,          /* track id -> its lyrics and the identity of its .lrc sidecar (lyrics.c) */
+    TALAS_DBI_PLAY_QUEUES,     /* user id -> that user's saved play queue (play_queue.c) */
     TALAS_DBI_COVERS,          /* cover id + NUL + size (be32) -> a resized JPEG and its source's identity (covers.c) */
     TALAS_DBI_COUNT
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "store/play_queue.h"
 #include "store/playback.h"
 #include "store/playlists.h"
 #include "store/sessions.h"
@@ -68,6 +69,8 @@ const struct talas_user_data_kind talas_user_data_kinds[] = {
      talas_user_settings_usage, settings_purge, talas_user_settings_foreach_user},
     {"stars", "the songs, albums and artists the user starred or rated (Subsonic apps)", talas_stars_usage,
      talas_stars_purge, talas_stars_foreach_user},
+    {"play_queue", "the play queue the user saved (Subsonic apps)", talas_play_queue_usage,
+     talas_play_queue_purge, talas_play_queue_foreach_user},
 };
 
 const size_t talas_user_data_kind_count = TALAS_ARRAY_SIZE(talas_user_data_kinds);

@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -213,11 +214,17 @@ def two_nodes(make, lib, redis, pg, backend_key, extra=""):
     return a, b
 
 
+def schema_version():
+    """This build's PostgreSQL schema version, as src/store/pg_schema.h sets it."""
+    text = (tf.SRCDIR / "src" / "store" / "pg_schema.h").read_text()
+    return int(re.search(r"#define TALAS_PG_SCHEMA_VERSION (\d+)", text).group(1))
+
+
 def migrate_and_start(a, b):
     """Migrates the nodes' empty database through A's talasctl to this
     build's schema, then starts A and B."""
     r = a.talasctl("db", "migrate")
-    assert r.returncode == 0 and "schema version 4 (was 0)" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and f"schema version {schema_version()} (was 0)" in r.stdout, (r.stdout, r.stderr)
     a.start()
     b.start()
     for srv in (a, b):

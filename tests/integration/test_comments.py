@@ -12,17 +12,25 @@ library generated with ffmpeg, with real clients (HTTP, python3-websockets):
 - hostile bodies stored and given back byte for byte (HTML, an RTL
   override), an overlong UTF-8 sequence refused as invalid, NUL refused;
 - comments survive a worker killed with SIGKILL and a restart;
-- TrackCommented reaches the /api/ws client subscribed with that track's
-  track_id filter, on another worker, and not the one subscribed to
-  another track;
+- TrackCommented reaches the /api/ws clients subscribed with that track's
+  track_id filter on two workers (each connection's worker pid checked),
+  with its delivery time printed, and none of the clients subscribed to
+  another track on those same workers; a song_id filter follows every
+  version of a song;
+- comments.max_per_track: the next POST is refused with 429
+  quota_exceeded naming the key, replies count, a deletion makes room, and
+  concurrent posts from many clients store exactly the cap (LMDB: one
+  writer);
 - cluster mode: a comment posted on node A is listed on node B (the
-  PostgreSQL store).
+  PostgreSQL store), and posts racing on both nodes store exactly the cap
+  (an advisory lock per track in the schema's function).
 """
 
 import asyncio
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -275,6 +283,77 @@ def test_comments_survive_a_killed_worker_and_a_restart(csrv):
     call(csrv, "DELETE", f"/api/comments/{c['comment_id']}", "backend")
 
 
+# ------------------------------------------------------------ the cap
+
+CAP = 3
+
+
+def race(posts):
+    """Runs the (srv, track, user, doc) POSTs at once, one thread each;
+    their statuses."""
+    statuses = [None] * len(posts)
+    go = threading.Barrier(len(posts))
+
+    def run(i):
+        go.wait()
+        statuses[i] = post(*posts[i])[0]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(posts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return statuses
+
+
+@pytest.fixture(scope="module")
+def capsrv(tmp_path_factory, clib, keys):
+    srv = tf.TalasServer(tmp_path_factory.mktemp("commentcap"), [clib], workers=2)
+    configure(srv, keys, f"comments:\n  max_per_track: {CAP}\n")
+    srv.start()
+    srv.ids = ids_of(srv)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+def test_max_per_track(capsrv):
+    v1, v2 = capsrv.ids["Take v1"]["id"], capsrv.ids["Take v2"]["id"]
+    st, first = post(capsrv, v1, "ann", {"at_ms": 10, "body": "one"})
+    assert st == 201
+    st, _ = post(capsrv, v1, "ben", {"at_ms": 20, "body": "a reply counts",
+                                     "parent_id": first["comment_id"]})
+    assert st == 201
+    st, _ = post(capsrv, v1, "ann", {"at_ms": 30, "body": "three"})
+    assert st == 201
+    st, e = post(capsrv, v1, "cid", {"at_ms": 40, "body": "four"})
+    assert st == 429, e
+    assert e["error"]["code"] == "quota_exceeded" and e["error"]["limit"] == "comments.max_per_track"
+    assert e["error"]["max"] == CAP and "comments.max_per_track" in e["error"]["message"]
+    assert len(all_comments(listing(capsrv, v1))) == CAP
+    # a reply is refused the same way; editing stays possible
+    st, e = post(capsrv, v1, "cid", {"at_ms": 40, "body": "r", "parent_id": first["comment_id"]})
+    assert st == 429 and e["error"]["code"] == "quota_exceeded"
+    st, _ = call(capsrv, "PATCH", f"/api/comments/{first['comment_id']}", "ann", {"body": "one, edited"})
+    assert st == 200
+    # the cap is per track: the song's other version takes its own
+    st, other = post(capsrv, v2, "cid", {"at_ms": 40, "body": "on v2"})
+    assert st == 201
+    # deleting the thread (two comments) makes room for two
+    st, _ = call(capsrv, "DELETE", f"/api/comments/{first['comment_id']}", "ann")
+    assert st == 200
+    assert [post(capsrv, v1, "dan", {"at_ms": 50, "body": f"again {i}"})[0] for i in range(3)] == [201, 201, 429]
+    for c in all_comments(listing(capsrv, v1)):
+        call(capsrv, "DELETE", f"/api/comments/{c['comment_id']}", "backend")
+
+
+def test_max_per_track_under_a_race(capsrv):
+    tid = capsrv.ids["Elsewhere"]["id"]
+    statuses = race([(capsrv, tid, f"racer{i}", {"at_ms": i, "body": f"race {i}"}) for i in range(12)])
+    assert sorted(statuses) == [201] * CAP + [429] * (12 - CAP), statuses
+    assert len(all_comments(listing(capsrv, tid))) == CAP
+
+
 # ------------------------------------------------------------ WebSocket
 
 async def recv_json(ws, timeout=10):
@@ -307,39 +386,102 @@ async def next_commented(ws):
             return m
 
 
+async def timed_commented(ws):
+    """The next TrackCommented on WS, and when it arrived (wall clock, ms)."""
+    ev = await next_commented(ws)
+    return ev, time.time() * 1000
+
+
+async def subscribe(ws, filters):
+    r = await command(ws, {"command": "Subscribe", "command_id": "s", "events": ["TrackCommented"],
+                           "filters": filters})
+    assert r["success"], r
+
+
 def test_track_commented_reaches_only_the_track_subscribers(csrv):
     t1, t2 = csrv.ids["Take v1"]["id"], csrv.ids["Elsewhere"]["id"]
+    song = csrv.get_json(f"/api/tracks/{t1}", headers=csrv.backend)["song_id"]
+    assert song
 
     async def scenario():
+        # on each of the two workers, one connection follows t1 and one t2:
+        # whichever worker serves the POST, one t1 follower is on the other
+        # worker (the event crossed the master), and each t2 follower shares
+        # a worker with a t1 follower (the event was there, and filtered)
         a, pid_a = await connect(csrv, "wa")
         b, pid_b = await connect(csrv, "wb", not_pid=pid_a)
-        assert pid_a != pid_b
+        na, pid_na = await connect(csrv, "na")
+        while pid_na != pid_a:
+            await na.close()
+            na, pid_na = await connect(csrv, "na", not_pid=pid_b)
+        nb, pid_nb = await connect(csrv, "nb", not_pid=pid_a)
+        assert pid_a != pid_b and pid_na == pid_a and pid_nb == pid_b
+        conns = (a, b, na, nb)
         try:
-            for ws, t in ((a, t1), (b, t2)):
-                r = await command(ws, {"command": "Subscribe", "command_id": "s", "events": ["TrackCommented"],
-                                       "filters": {"track_id": t}})
-                assert r["success"], r
-            st, c1 = await asyncio.to_thread(post, csrv, t1, "poster", {"at_ms": 42, "body": "<b>on t1</b>"})
+            for ws, t in ((a, t1), (b, t1), (na, t2), (nb, t2)):
+                await subscribe(ws, {"track_id": t})
+            waits = [asyncio.create_task(timed_commented(ws)) for ws in (a, b)]
+            sent = time.time() * 1000
+            st, c1 = await asyncio.to_thread(post, csrv, t1, "wa", {"at_ms": 42, "body": "<b>on t1</b>"})
             assert st == 201
-            ev = await next_commented(a)
-            assert ev == {"event": "TrackCommented", "track_id": t1, "comment_id": c1["comment_id"],
-                          "action": "created", "user_id": "poster", "at_ms": 42, "parent_id": None,
-                          "body": "<b>on t1</b>"}
-            st, c2 = await asyncio.to_thread(post, csrv, t2, "poster", {"at_ms": 7, "body": "on t2"})
-            # b's first TrackCommented is t2's: t1's never reached it
-            ev = await next_commented(b)
-            assert ev["track_id"] == t2 and ev["comment_id"] == c2["comment_id"]
-            st, _ = await asyncio.to_thread(call, csrv, "PATCH", f"/api/comments/{c1['comment_id']}", "poster",
+            for (ev, got), who, pid in zip(await asyncio.gather(*waits), ("a", "b"), (pid_a, pid_b)):
+                assert ev == {"event": "TrackCommented", "track_id": t1, "song_id": song,
+                              "comment_id": c1["comment_id"], "action": "created", "user_id": "wa",
+                              "at_ms": 42, "parent_id": None, "body": "<b>on t1</b>"}
+                # the figure asked for is 100 ms; it is printed, and only a
+                # bound that no working server misses is asserted
+                # created_ms is stamped before the store's write (an LMDB
+                # commit, synced): both figures are upper bounds of delivery
+                print(f"TrackCommented to {who} (worker {pid}): {got - c1['created_ms']:.3f} ms after "
+                      f"created_ms, {got - sent:.3f} ms after the POST was sent")
+                assert got - sent < 5000
+            # the t2 followers' first TrackCommented is t2's: t1's reached
+            # their workers and was filtered out
+            waits = [asyncio.create_task(next_commented(ws)) for ws in (na, nb)]
+            st, c2 = await asyncio.to_thread(post, csrv, t2, "wb", {"at_ms": 7, "body": "on t2"})
+            assert st == 201
+            for ev in await asyncio.gather(*waits):
+                assert ev["track_id"] == t2 and ev["comment_id"] == c2["comment_id"], ev
+            st, _ = await asyncio.to_thread(call, csrv, "PATCH", f"/api/comments/{c1['comment_id']}", "wa",
                                             {"body": "edited"})
             ev = await next_commented(a)
             assert (ev["action"], ev["body"]) == ("edited", "edited")
             st, _ = await asyncio.to_thread(call, csrv, "DELETE", f"/api/comments/{c1['comment_id']}", "backend")
             ev = await next_commented(a)
-            assert ev["action"] == "deleted" and "body" not in ev and ev["user_id"] == "poster"
+            assert ev["action"] == "deleted" and "body" not in ev and ev["user_id"] == "wa"
             await asyncio.to_thread(call, csrv, "DELETE", f"/api/comments/{c2['comment_id']}", "backend")
+            # and b saw t1's edit and deletion, never anything of t2
+            for action in ("edited", "deleted"):
+                ev = await next_commented(b)
+                assert (ev["track_id"], ev["action"]) == (t1, action), ev
         finally:
-            await a.close()
-            await b.close()
+            for ws in conns:
+                await ws.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_track_commented_song_filter_follows_the_versions(csrv):
+    v1, v2, other = csrv.ids["Take v1"]["id"], csrv.ids["Take v2"]["id"], csrv.ids["Elsewhere"]["id"]
+    song = csrv.get_json(f"/api/tracks/{v1}", headers=csrv.backend)["song_id"]
+
+    async def scenario():
+        ws, _ = await connect(csrv, "follower")
+        try:
+            await subscribe(ws, {"song_id": song})
+            posted = []
+            for t in (other, v2, v1):
+                st, c = await asyncio.to_thread(post, csrv, t, "poster", {"at_ms": 5, "body": "v"})
+                assert st == 201
+                posted.append(c)
+            got = [await next_commented(ws) for _ in range(2)]
+            assert [(e["track_id"], e["song_id"]) for e in got] == [(v2, song), (v1, song)]
+            for c in posted:
+                await asyncio.to_thread(call, csrv, "DELETE", f"/api/comments/{c['comment_id']}", "backend")
+            # deletions: the two of the song, never the other track's
+            got = [await next_commented(ws) for _ in range(2)]
+            assert {e["comment_id"] for e in got} == {posted[1]["comment_id"], posted[2]["comment_id"]}
+        finally:
+            await ws.close()
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
@@ -349,7 +491,8 @@ def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_ser
     nodes = []
     for name in ("node-a", "node-b"):
         srv = talas_server([clib], start=False, name=name, workers=2)
-        configure(srv, keys, cf.cluster_yaml(name, redis_server.address, pg_database[1]))
+        configure(srv, keys, cf.cluster_yaml(name, redis_server.address, pg_database[1]).rstrip("\n") +
+                  f"\ncomments:\n  max_per_track: {CAP}\n")
         r = srv.talasctl("db", "migrate")
         assert r.returncode == 0, (r.stdout, r.stderr)
         srv.start()
@@ -369,3 +512,10 @@ def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_ser
     st, _ = call(b, "DELETE", f"/api/comments/{c['comment_id']}", "alice")
     assert st == 200
     assert c["comment_id"] not in [x["comment_id"] for x in all_comments(listing(a, tid))]
+    # comments.max_per_track holds across nodes: posts racing on both
+    # store exactly the cap, and the rest are refused with 429
+    other = a.ids["Elsewhere"]["id"]
+    statuses = race([(n, other, f"racer{i}", {"at_ms": i, "body": f"race {i}"})
+                     for i in range(12) for n in (a, b)])
+    assert sorted(statuses) == [201] * CAP + [429] * (24 - CAP), statuses
+    assert len(all_comments(listing(b, other))) == CAP

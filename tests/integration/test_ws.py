@@ -1157,10 +1157,11 @@ def test_settings_past_the_user_data_budget(talas_server, wslib, tmp_path):
 
 
 # ------------------------------------------------- limits per user and address
-# ws.max_connections_per_user, ws.max_connections_per_address and
-# ws.user_rate_limit (ws_limits.c) are counted per worker, like
-# http.max_connections_per_ip: these servers have one worker, so that every
-# connection counts against the same table.
+# ws.max_connections_per_user and ws.max_connections_per_address
+# (ws_limits.c) are counted for the node, through the census of the shared
+# segment (core/census.c); ws.user_rate_limit is counted per worker. Most
+# of these servers have one worker, so that every command counts against
+# the same table; nodecapsrv has two.
 
 def upgrade_answer(srv, query, headers=""):
     """The answer to a WebSocket handshake for /api/ws?QUERY on a raw
@@ -1236,6 +1237,70 @@ def test_connections_per_user_cap(limitsrv):
     finally:
         for s in held:
             s.close()
+
+
+@pytest.fixture(scope="module")
+def nodecapsrv(tmp_path_factory, wslib):
+    srv = auth_ws_server(tmp_path_factory.mktemp("wsnodecap"), wslib, workers=2,
+                         extra="  max_connections_per_user: 3\n")
+    srv.start(wait_scan=False)
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+def test_connections_per_user_cap_holds_across_workers(nodecapsrv):
+    """ws.max_connections_per_user is the node's: with a user's 3
+    connections spread over both workers, every further upgrade gets 429
+    on whichever worker it lands; when a worker is killed, the connections
+    it held stop counting and the user may connect again.
+
+    Checked with the census ignored (ws_limits.c counting this worker's
+    connections only): the 4th upgrades landing on a worker that held 1 or
+    2 got 101 and the test failed."""
+    srv = nodecapsrv
+    user = f"spread-{secrets.token_hex(3)}"
+    query = "token=" + ws_token(user)
+
+    async def go():
+        a = await websockets.connect(url(srv, query), max_size=None)
+        here = (await status(a))["worker_pid"]
+        # the second on the other worker (the kernel picks: retry; each
+        # miss is closed before the next try)
+        b, sb = await connect_on_other_worker(srv, query, here)
+        there = sb["worker_pid"]
+        c = await websockets.connect(url(srv, query), max_size=None)
+        held = [a, b, c]
+        try:
+            refused = {}
+            for _ in range(12):
+                st, doc, sock = upgrade_answer(srv, query)
+                sock.close()
+                assert st == 429, (st, doc)
+                assert doc["error"]["limit"] == "ws.max_connections_per_user" and doc["error"]["max"] == 3, doc
+                refused[st] = refused.get(st, 0) + 1
+            # another user is not counted with this one
+            other = await websockets.connect(url(srv, "token=" + ws_token(user + "-other")), max_size=None)
+            await other.close()
+
+            # the worker holding b dies: b no longer counts
+            os.kill(there, signal.SIGKILL)
+
+            def reopened():
+                st, _, sock = upgrade_answer(srv, query)
+                sock.close()
+                return st == 101
+            tf.wait_for(reopened, 20, interval=0.2, what="a place freed by the killed worker's connection")
+        finally:
+            for ws in held:
+                try:
+                    await ws.close()
+                except Exception:
+                    pass
+        assert here != there
+
+    run(go())
 
 
 def test_user_rate_limit_spans_connections(limitsrv):

@@ -902,6 +902,7 @@ static void test_dump(void **state)
                                  "  max_editors: 100\n"
                                  "comments:\n"
                                  "  max_body: 2000\n"
+                                 "  max_per_track: 10000\n"
                                  "cache:\n"
                                  "  max_size: 512KiB\n"
                                  "log:\n"

@@ -3,7 +3,9 @@
  * (src/store/playlists.c): order of adds and removes, ownership and
  * sharing, each quota (playlists.max_per_user, max_total, max_tracks,
  * max_editors) and the user-data budget (storage.user_data_max), records
- * of the previous layout read as owned by nobody, damaged records, and
+ * of the previous layouts (before owners: owned by nobody; before names:
+ * no details) read and rewritten, damaged records, the details (name,
+ * comment, public, times) with edit, delete and list, and
  * what talasctl users counts and purges (the owner index, the table of
  * kinds in user_data.c).
  */
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/record.h"
 #include "store/playback.h"
 #include "store/catalog.h"
 #include "store/playlists.h"
@@ -92,7 +95,7 @@ static void seen_track(const char *track, size_t index, void *arg)
 
 static int get(struct talas_storage *st, const char *playlist, struct seen *s)
 {
-    static const struct talas_playlist_reader rd = {seen_owner, seen_editor, seen_track};
+    static const struct talas_playlist_reader rd = {seen_owner, seen_editor, seen_track, NULL};
     MDB_txn *txn;
     int rc;
 
@@ -134,6 +137,97 @@ static void usage(struct talas_storage *st, const char *owner, uint64_t *count, 
 
     assert_int_equal(talas_storage_read_begin(st, &txn), 0);
     assert_int_equal(talas_playlist_owner_usage(st, txn, owner, count, bytes), 0);
+    mdb_txn_abort(txn);
+}
+
+/* What a reader saw of a playlist's details. */
+struct seen_meta {
+    char name[1200], comment[4200];
+    int public_;
+    uint64_t created_ms, changed_ms;
+};
+
+static void seen_meta(const struct talas_playlist_meta *m, void *arg)
+{
+    struct seen_meta *s = arg;
+
+    snprintf(s->name, sizeof(s->name), "%s", m->name);
+    snprintf(s->comment, sizeof(s->comment), "%s", m->comment);
+    s->public_ = m->public_;
+    s->created_ms = m->created_ms;
+    s->changed_ms = m->changed_ms;
+}
+
+static void meta(struct talas_storage *st, const char *playlist, struct seen_meta *m)
+{
+    static const struct talas_playlist_reader rd = {NULL, NULL, NULL, seen_meta};
+    MDB_txn *txn;
+
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(talas_playlist_get(st, txn, playlist, &rd, m), 0);
+    mdb_txn_abort(txn);
+}
+
+/* The first byte of PLAYLIST's record: its layout. */
+static int layout_of(struct talas_storage *st, const char *playlist)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(playlist), (void *)playlist}, v;
+    int first;
+
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS), &k, &v), 0);
+    first = v.mv_size > 0 ? ((const unsigned char *)v.mv_data)[0] : -1;
+    mdb_txn_abort(txn);
+    return first;
+}
+
+/* A writer of layout 2 (before names), as that build wrote it: u8 2, str
+ * owner, u32 editor count, str editor..., u32 track count, str track... */
+static void put_layout2(struct talas_storage *st, const char *playlist, const char *owner,
+                        const char *const *editors, size_t ne, const char *const *tracks, size_t nt)
+{
+    struct talas_buf out = {0};
+    struct talas_record_writer w;
+
+    talas_record_writer_buf(&w, &out);
+    talas_record_put_u8(&w, 2);
+    talas_record_put_str(&w, owner);
+    talas_record_put_u32(&w, (uint32_t)ne);
+    for (size_t i = 0; i < ne; i++)
+        talas_record_put_str(&w, editors[i]);
+    talas_record_put_u32(&w, (uint32_t)nt);
+    for (size_t i = 0; i < nt; i++)
+        talas_record_put_str(&w, tracks[i]);
+    raw_put(st, TALAS_DBI_PLAYLISTS, playlist, out.data, out.len);
+    talas_buf_free(&out);
+}
+
+static struct talas_playlist_edit edit_none(void)
+{
+    struct talas_playlist_edit e;
+
+    memset(&e, 0, sizeof(e));
+    e.public_ = -1;
+    return e;
+}
+
+/* Collects listed ids: "id id ". */
+static int collect_id(const char *id, size_t len, void *arg)
+{
+    strncat(arg, id, len);
+    strcat(arg, " ");
+    return 0;
+}
+
+static void list(struct talas_storage *st, const char *user, char *out)
+{
+    MDB_txn *txn;
+
+    out[0] = '\0';
+    assert_int_equal(talas_storage_read_begin(st, &txn), 0);
+    assert_int_equal(talas_playlist_list(st, txn, user, collect_id, out), 0);
     mdb_txn_abort(txn);
 }
 
@@ -403,6 +497,195 @@ static void test_previous_layout(void **state)
     assert_non_null(strstr(r.reason, "damaged"));
 }
 
+static void test_layout_2(void **state)
+{
+    struct fixture *fx = *state;
+    struct talas_storage *st = fx->st;
+    struct talas_playlist_edit e = edit_none();
+    struct talas_playlist_result r;
+    const char *editors[] = {"bob"}, *tracks[] = {"t1", "t2", "t3"};
+    struct seen_meta m;
+    uint64_t count, bytes;
+    char ids[256];
+
+    /* what the build before names stored, with its index entry */
+    put_layout2(st, "two", "al", editors, 1, tracks, 3);
+    {
+        MDB_txn *txn;
+        MDB_val k = {7, (void *)"al\0two"}, v = {0, (void *)""};
+        assert_int_equal(mdb_txn_begin(talas_storage_env(st), NULL, 0, &txn), 0);
+        assert_int_equal(mdb_put(txn, talas_storage_dbi(st, TALAS_DBI_PLAYLISTS_BY_OWNER), &k, &v, 0), 0);
+        assert_int_equal(mdb_txn_commit(txn), 0);
+    }
+    expect(st, "two", "al|bob |t1 t2 t3 ");
+    meta(st, "two", &m);
+    assert_string_equal(m.name, "");
+    assert_string_equal(m.comment, "");
+    assert_false(m.public_);
+    assert_int_equal(m.created_ms, 0);
+    assert_int_equal(m.changed_ms, 0);
+    assert_int_equal(layout_of(st, "two"), 2);
+    list(st, "al", ids);
+    assert_string_equal(ids, "two ");
+    list(st, "bob", ids);
+    assert_string_equal(ids, "two ");
+    list(st, "carol", ids);
+    assert_string_equal(ids, "");
+
+    /* its next change writes layout 3, keeping what it had */
+    e.name = "Named at last";
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", "two", &e, &r), 0);
+    assert_int_equal(layout_of(st, "two"), 3);
+    expect(st, "two", "al|bob |t1 t2 t3 ");
+    meta(st, "two", &m);
+    assert_string_equal(m.name, "Named at last");
+    assert_int_equal(m.created_ms, 0); /* unknown, and stays so */
+    assert_true(m.changed_ms > 0);
+    usage(st, "al", &count, &bytes);
+    assert_int_equal(count, 1);
+
+    /* a layout 2 or 3 record that lies is damaged */
+    raw_put(st, TALAS_DBI_PLAYLISTS, "bad3", "\x03\x00", 2);
+    assert_int_equal(get(st, "bad3", &(struct seen){{0}}), TALAS_PLAYLIST_DAMAGED);
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", "bad3", &e, &r), TALAS_PLAYLIST_REFUSED);
+}
+
+static void test_edit_delete_list(void **state)
+{
+    struct fixture *fx = *state;
+    struct talas_storage *st = fx->st;
+    struct talas_playlist_edit e = edit_none();
+    struct talas_playlist_result r;
+    const char *songs[] = {"a", "b", "c", "d"}, *bob[] = {"bob"};
+    const char *name = "<b>\"Mix\"</b> & \xe2\x98\x83";
+    uint64_t rm[] = {3, 0, 3}, bad_rm[] = {1, 4};
+    struct seen_meta m;
+    uint64_t count, bytes, created;
+    char ids[256], id[TALAS_PLAYLIST_NEW_ID_LEN + 1], id2[TALAS_PLAYLIST_NEW_ID_LEN + 1];
+    char long_name[TALAS_PLAYLIST_NAME_MAX + 2];
+
+    talas_playlist_id_make(id);
+    talas_playlist_id_make(id2);
+    assert_int_equal(strlen(id), TALAS_PLAYLIST_NEW_ID_LEN);
+    assert_string_not_equal(id, id2);
+
+    /* create: the user's, with its details and songs, stored exactly */
+    e.create = 1;
+    e.name = name;
+    e.comment = "line one\nline two";
+    e.adds = songs;
+    e.add_count = 4;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), 0);
+    assert_true(r.created);
+    assert_int_equal(r.position, 4);
+    expect(st, id, "al||a b c d ");
+    meta(st, id, &m);
+    assert_string_equal(m.name, name);
+    assert_string_equal(m.comment, "line one\nline two");
+    assert_false(m.public_);
+    assert_true(m.created_ms > 0 && m.changed_ms == m.created_ms);
+    created = m.created_ms;
+    usage(st, "al", &count, &bytes);
+    assert_int_equal(count, 1);
+    /* the same id again is refused */
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), TALAS_PLAYLIST_REFUSED);
+    assert_ptr_equal(r.reason, talas_playlist_exists);
+
+    /* removes: indexes into the playlist as it was, a repeat counting once */
+    e = edit_none();
+    e.removes = rm;
+    e.remove_count = 3;
+    e.adds = songs + 1;
+    e.add_count = 1;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), 0);
+    assert_int_equal(r.position, 3);
+    expect(st, id, "al||b c b ");
+    /* an index past the end: refused, nothing changed */
+    e = edit_none();
+    e.removes = bad_rm;
+    e.remove_count = 2;
+    e.name = "never";
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), TALAS_PLAYLIST_REFUSED);
+    assert_ptr_equal(r.reason, talas_playlist_bad_index);
+    expect(st, id, "al||b c b ");
+    meta(st, id, &m);
+    assert_string_equal(m.name, name);
+
+    /* details: the owner only; tracks: the owner and editors */
+    assert_int_equal(talas_playlist_share(st, &fx->lim, "al", id, bob, 1, &r), 0);
+    e = edit_none();
+    e.public_ = 1;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "bob", id, &e, &r), TALAS_PLAYLIST_FORBIDDEN);
+    assert_ptr_equal(r.reason, talas_playlist_forbidden_owner);
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), 0);
+    e = edit_none();
+    e.replace = 1;
+    e.adds = songs + 3;
+    e.add_count = 1;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "bob", id, &e, &r), 0);
+    expect(st, id, "al|bob |d ");
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "carol", id, &e, &r), TALAS_PLAYLIST_FORBIDDEN);
+    meta(st, id, &m);
+    assert_true(m.public_);
+    assert_int_equal(m.created_ms, created);
+    assert_true(m.changed_ms >= created);
+
+    /* bad details refused before anything */
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    e = edit_none();
+    e.name = long_name;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), TALAS_PLAYLIST_REFUSED);
+    assert_ptr_equal(r.reason, talas_playlist_bad_name);
+    e.name = NULL;
+    e.comment = "\xff\xfe";
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), TALAS_PLAYLIST_REFUSED);
+    assert_ptr_equal(r.reason, talas_playlist_bad_comment);
+    /* no such playlist, without create */
+    e = edit_none();
+    e.name = "x";
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", "nope", &e, &r), MDB_NOTFOUND);
+    /* max_tracks holds on the count after */
+    fx->lim.max_tracks = 3;
+    e = edit_none();
+    e.adds = songs;
+    e.add_count = 3;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), TALAS_QUOTA_EXCEEDED);
+    assert_string_equal(r.refusal.limit, "playlists.max_tracks");
+    e.replace = 1;
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "al", id, &e, &r), 0);
+    expect(st, id, "al|bob |a b c ");
+
+    /* lists: own, edited, public; a private one of another is not listed */
+    e = edit_none();
+    e.create = 1;
+    e.name = "private";
+    assert_int_equal(talas_playlist_edit(st, &fx->lim, "carol", id2, &e, &r), 0);
+    list(st, "al", ids);
+    assert_non_null(strstr(ids, id));
+    assert_null(strstr(ids, id2));
+    list(st, "carol", ids);
+    assert_non_null(strstr(ids, id)); /* public */
+    assert_non_null(strstr(ids, id2));
+    list(st, "dave", ids);
+    assert_non_null(strstr(ids, id));
+    assert_null(strstr(ids, id2));
+
+    /* delete: the owner or the backend */
+    assert_int_equal(talas_playlist_delete(st, "bob", id, &r), TALAS_PLAYLIST_FORBIDDEN);
+    assert_int_equal(talas_playlist_delete(st, "al", id, &r), 0);
+    assert_int_equal(get(st, id, &(struct seen){{0}}), MDB_NOTFOUND);
+    assert_int_equal(talas_playlist_delete(st, "al", id, &r), MDB_NOTFOUND);
+    assert_ptr_equal(r.reason, talas_playlist_no_such);
+    usage(st, "al", &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(talas_playlist_delete(st, NULL, id2, &r), 0);
+    usage(st, "carol", &count, &bytes);
+    assert_int_equal(count, 0);
+    list(st, "carol", ids);
+    assert_string_equal(ids, "");
+}
+
 static int collect_owner(const char *owner, void *arg)
 {
     strcat(arg, owner);
@@ -573,6 +856,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota_tracks_and_editors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_data_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_previous_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_layout_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edit_delete_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_data_kinds, setup, teardown),

@@ -3,7 +3,10 @@
  * (workers/state/state_playlists.c) with its local backend on a real LMDB
  * store: each call completes before it returns, with the outcomes of
  * store/playlists.c (created, position, forbidden, quota by key, not
- * found, the whole playlist read); and its cluster backend on
+ * found, the whole playlist read; edit, delete and list with the details:
+ * name, comment, public, times); the PostgreSQL migration that adds the
+ * details (the columns and functions state_playlists_pg.c calls); and its
+ * cluster backend on
  * workers/cluster/pg.c without a server: a store that cannot be reached
  * answers unavailable at once, and an operation cancelled while it waits
  * never calls back.
@@ -24,6 +27,7 @@
 #include "state/state.h"
 #include "state/state_playlists.h"
 #include "store/pg_schema.h"
+#include "store/playlists.h"
 #include "tmpdir.h"
 
 struct fixture {
@@ -91,7 +95,9 @@ static void on_done(void *data, const struct talas_state_playlist_result *r)
     s->text[0] = '\0';
     if (r->playlist != NULL) {
         const struct talas_state_playlist *p = r->playlist;
-        snprintf(s->text, sizeof(s->text), "%s|", p->owner);
+        snprintf(s->text, sizeof(s->text), "%s%s%s%s|", p->public_ ? "+" : "", p->name,
+                 p->comment[0] != '\0' ? "/" : "", p->comment);
+        strcat(strcat(s->text, p->owner), "|");
         for (size_t i = 0; i < p->editor_count; i++)
             strcat(strcat(s->text, p->editors[i]), " ");
         strcat(s->text, "|");
@@ -159,10 +165,109 @@ static void test_local_completes_at_once(void **state)
     memset(&s, 0, sizeof(s));
     assert_null(talas_state_playlist_get(&fx->ctx, "mix", on_done, &s));
     assert_int_equal(s.outcome, TALAS_STATE_OK);
-    assert_string_equal(s.text, "alice|bob |t2 t3 ");
+    assert_string_equal(s.text, "|alice|bob |t2 t3 "); /* no name, private */
     memset(&s, 0, sizeof(s));
     assert_null(talas_state_playlist_get(&fx->ctx, "none", on_done, &s));
     assert_int_equal(s.outcome, TALAS_STATE_NOT_FOUND);
+}
+
+/* The ids of a list, "id:count id:count ". */
+static void on_listed(void *data, const struct talas_state_playlist_result *r)
+{
+    struct seen *s = data;
+
+    on_done(data, r);
+    for (size_t i = 0; i < r->playlist_count; i++)
+        snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), "%s:%s:%zu ",
+                 r->playlists[i].id, r->playlists[i].name, r->playlists[i].track_count);
+}
+
+static void test_local_edit_delete_list(void **state)
+{
+    struct fixture *fx = *state;
+    const char *songs[] = {"t1", "t2"};
+    uint64_t rm[] = {0};
+    struct talas_playlist_edit e;
+    struct seen s;
+
+    memset(&e, 0, sizeof(e));
+    e.create = 1;
+    e.name = "Mix <1>";
+    e.public_ = -1;
+    e.adds = songs;
+    e.add_count = 2;
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_edit(&fx->ctx, "alice", "pl1", &e, on_done, &s));
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.outcome, TALAS_STATE_OK);
+    assert_true(s.created);
+    assert_int_equal(s.position, 2);
+
+    memset(&e, 0, sizeof(e));
+    e.comment = "c";
+    e.public_ = 1;
+    e.removes = rm;
+    e.remove_count = 1;
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_edit(&fx->ctx, "bob", "pl1", &e, on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_FORBIDDEN);
+    assert_string_equal(s.reason, talas_playlist_forbidden_owner);
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_edit(&fx->ctx, "alice", "pl1", &e, on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_OK);
+    assert_int_equal(s.position, 1);
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_get(&fx->ctx, "pl1", on_done, &s));
+    assert_string_equal(s.text, "+Mix <1>/c|alice||t2 ");
+
+    e.public_ = -1;
+    e.comment = NULL;
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_edit(&fx->ctx, "alice", "nope", &e, on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_NOT_FOUND);
+
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_list(&fx->ctx, "bob", on_listed, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_OK);
+    assert_string_equal(s.text, "pl1:Mix <1>:1 ");
+
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_delete(&fx->ctx, "bob", "pl1", on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_FORBIDDEN);
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_delete(&fx->ctx, "alice", "pl1", on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_OK);
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_delete(&fx->ctx, "alice", "pl1", on_done, &s));
+    assert_int_equal(s.outcome, TALAS_STATE_NOT_FOUND);
+    memset(&s, 0, sizeof(s));
+    assert_null(talas_state_playlist_list(&fx->ctx, "alice", on_listed, &s));
+    assert_string_equal(s.text, "");
+}
+
+/* The migration of the details: after version 4, the columns and the
+ * functions that state_playlists_pg.c names. */
+static void test_migration_of_details(void **state)
+{
+    const char *m = NULL;
+
+    (void)state;
+    assert_true(TALAS_PG_SCHEMA_VERSION >= 5);
+    /* the lead may renumber it at a merge: find it rather than count */
+    for (int v = 0; v < TALAS_PG_SCHEMA_VERSION; v++)
+        if (strstr(talas_pg_migrations[v], "CREATE FUNCTION talas_playlist_edit(") != NULL)
+            m = talas_pg_migrations[v];
+    assert_non_null(m);
+    assert_non_null(strstr(m, "ALTER TABLE talas_playlists ADD COLUMN name text"));
+    assert_non_null(strstr(m, "ADD COLUMN comment text"));
+    assert_non_null(strstr(m, "ADD COLUMN public boolean"));
+    assert_non_null(strstr(m, "ADD COLUMN changed timestamptz"));
+    assert_non_null(strstr(m, "CREATE FUNCTION talas_playlist_delete("));
+    /* an existing row gets its created time as changed, before NOT NULL */
+    assert_true(strstr(m, "SET changed = created") < strstr(m, "SET NOT NULL"));
+    for (int v = 0; v < TALAS_PG_SCHEMA_VERSION; v++)
+        if (talas_pg_migrations[v] != m)
+            assert_null(strstr(talas_pg_migrations[v], "talas_playlist_edit("));
 }
 
 static int no_check(const PGresult *res, char *reason, size_t size)
@@ -241,6 +346,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_local_completes_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_edit_delete_list, setup, teardown),
+        cmocka_unit_test(test_migration_of_details),
         cmocka_unit_test_setup_teardown(test_cluster_unreachable_answers_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_cancelled_never_calls_back, setup, teardown),
     };

@@ -3,7 +3,8 @@
  * realtime channel (workers/realtime/ws_limits.c): connection caps that
  * name their key, users and addresses counted apart, one command budget
  * shared by an identity's connections, windows that end, and identities
- * kept until their window ends (so reconnecting does not reset a budget).
+ * kept until their window ends (so reconnecting does not reset a budget),
+ * and connection caps that count every worker's through the census.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/census.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "realtime/ws_limits.h"
 
 static struct talas_config conf;
@@ -151,6 +154,50 @@ static void test_sweep_keeps_running_windows(void **state)
     assert_int_equal(b.remaining, 4);
 }
 
+/* Shared through the node's census: connections of the same user on
+ * another worker (another slot's table) count against the cap here, and
+ * stop counting when that worker's slot is released. */
+static void test_connections_across_workers(void **state)
+{
+    struct talas_metrics_header *hdr = calloc(1, talas_metrics_size());
+    struct talas_quota_refusal r = {0};
+    struct talas_census_table *other;
+    struct talas_ws_identity *id;
+    int here, there;
+
+    (void)state;
+    assert_non_null(hdr);
+    talas_metrics_init(hdr);
+    here = talas_metrics_claim(hdr, 100);
+    there = talas_metrics_claim(hdr, 200);
+    other = talas_census_table(hdr, (unsigned)there);
+    talas_ws_limits_share(hdr, talas_census_table(hdr, (unsigned)here));
+
+    /* the other worker holds 2 of alice's connections: one more fits */
+    talas_census_add(other, talas_census_key(hdr, 'u', "alice"), +1);
+    talas_census_add(other, talas_census_key(hdr, 'u', "alice"), +1);
+    id = talas_ws_limits_open("alice", "192.0.2.1", &r);
+    assert_non_null(id);
+    assert_null(talas_ws_limits_open("alice", "192.0.2.1", &r));
+    assert_string_equal(r.limit, "ws.max_connections_per_user");
+    /* ours is in the census, for the other worker to see */
+    assert_int_equal(talas_census_total(hdr, talas_census_key(hdr, 'u', "alice")), 3);
+    /* an address is counted apart from a user of the same name */
+    assert_non_null(talas_ws_limits_open(NULL, "alice", &r));
+
+    /* the other worker dies: its connections no longer count */
+    talas_metrics_release(hdr, there);
+    assert_non_null(talas_ws_limits_open("alice", "192.0.2.1", &r));
+    assert_non_null(talas_ws_limits_open("alice", "192.0.2.1", &r));
+    assert_null(talas_ws_limits_open("alice", "192.0.2.1", &r));
+    talas_ws_limits_close(id);
+    assert_int_equal(talas_census_total(hdr, talas_census_key(hdr, 'u', "alice")), 2);
+    assert_non_null(talas_ws_limits_open("alice", "192.0.2.1", &r));
+
+    talas_ws_limits_init(&conf); /* forgets the census before it is freed */
+    free(hdr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +205,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connections_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_budget_is_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_keeps_running_windows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_across_workers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ export function App() {
   const player = usePlayer(audioRef, rt.send, rt.reconnects);
   useKeyboard(player.track !== null, player.toggle, player.seekBy);
   useMediaSession(player.track, player.playing, player.prev, player.next);
-  const feedback = useFeedback(player.track);
+  const feedback = useFeedback(player.track, rt);
   const switchVersion = (id: string) => {
     fetchTrack(id).then((t) => player.switchTrack(t), () => {});
   };

@@ -2,46 +2,115 @@
 // (a switcher that keeps the position) and its timed comments (threads, a
 // comment box that pins the time it was opened at, replies). Bodies are
 // rendered as text by React (text nodes, never innerHTML): a comment is
-// shown exactly as typed, whatever markup it holds.
-import { useCallback, useEffect, useState } from 'react';
+// shown exactly as typed, whatever markup it holds. Others' comments arrive
+// live: the panel follows TrackCommented for the playing song (every
+// version) or track, and merges the events (commentsLive.ts).
+import { useCallback, useEffect, useRef, useState } from 'react';
 import {
   fetchComments, fetchSong, fetchTrack, formatTime, postComment, userToken,
   type Comment, type SongVersion, type Track,
 } from './api';
+import { addComment, applyCommentEvent, commentEvent, followFilter, type CommentEvent } from './commentsLive';
+import type { LiveEvent } from './realtime';
 
 export interface Feedback {
   threads: Comment[];
   versions: SongVersion[];
-  /** the comments again (after a post) */
+  /** the comments again */
   reload: () => void;
+  /** our own comment, as POST answered it (listed once, whatever comes first) */
+  add: (c: Comment) => void;
 }
 
-/** The comments and versions of TRACK, fetched when it changes. */
-export function useFeedback(track: Track | null): Feedback {
+/** What the panel needs of the realtime channel (useRealtime). */
+export interface LiveComments {
+  follow: (event: string, filters: Record<string, string> | null) => void;
+  listen: (fn: (ev: LiveEvent) => void) => () => void;
+  /** changes at each new connection: the events in between are lost */
+  reconnects: number;
+}
+
+/** The comments and versions of TRACK, fetched when it changes (and after
+ * a reconnection), kept current with LIVE's TrackCommented events. */
+export function useFeedback(track: Track | null, live: LiveComments): Feedback {
   const [threads, setThreads] = useState<Comment[]>([]);
   const [versions, setVersions] = useState<SongVersion[]>([]);
+  /** the song of a track (null: in none), as fetched */
+  const [song, setSong] = useState<{ track: string; id: string | null } | null>(null);
   const [generation, setGeneration] = useState(0);
+  const versionsRef = useRef<SongVersion[]>([]);
+  /** the events that came while a listing was on its way (null: none is) */
+  const pending = useRef<CommentEvent[] | null>(null);
   const id = track?.id;
+  const { follow, listen, reconnects } = live;
+  /** undefined while the track's song is not known */
+  const songId = song && song.track === id ? song.id : undefined;
+
+  useEffect(() => {
+    versionsRef.current = versions;
+  }, [versions]);
 
   useEffect(() => {
     if (id === undefined) return;
     const ac = new AbortController();
     fetchTrack(id, ac.signal).then(async (t) => {
+      setSong({ track: id, id: t.song_id });
       const song = t.song_id ? await fetchSong(t.song_id, ac.signal) : null;
       setVersions(song ? song.versions : []);
-    }).catch(() => setVersions([]));
+    }).catch(() => {
+      if (ac.signal.aborted) return;
+      setVersions([]);
+      setSong({ track: id, id: null });
+    });
     return () => ac.abort();
   }, [id]);
+
+  // follow the track at once, then its whole song once it is known
+  useEffect(() => {
+    follow('TrackCommented', id === undefined ? null : followFilter(id, songId));
+  }, [follow, id, songId]);
+  useEffect(() => () => follow('TrackCommented', null), [follow]);
+
+  useEffect(() => {
+    if (id === undefined) return;
+    return listen((ev: LiveEvent) => {
+      const ce = commentEvent(ev);
+      if (!ce) return;
+      const mine = ce.track_id === id || (!!songId && ce.song_id === songId) ||
+        versionsRef.current.some((v) => v.track_id === ce.track_id);
+      if (!mine) return;
+      pending.current?.push(ce);
+      const now = Date.now();
+      setThreads((prev) => applyCommentEvent(prev, ce, now, versionsRef.current));
+    });
+  }, [listen, id, songId]);
 
   useEffect(() => {
     if (id === undefined) return;
     const ac = new AbortController();
-    fetchComments(id, ac.signal).then((c) => setThreads(c.threads), () => setThreads([]));
+    pending.current = [];
+    fetchComments(id, ac.signal).then((c) => {
+      const missed = pending.current ?? [];
+      pending.current = null;
+      const now = Date.now();
+      setThreads(missed.reduce((t, ev) => applyCommentEvent(t, ev, now, versionsRef.current), c.threads));
+    }, () => {
+      if (ac.signal.aborted) return;
+      pending.current = null;
+      setThreads([]);
+    });
     return () => ac.abort();
-  }, [id, generation]);
+  }, [id, generation, reconnects]);
 
   const reload = useCallback(() => setGeneration((g) => g + 1), []);
-  return id === undefined ? { threads: [], versions: [], reload } : { threads, versions, reload };
+  const add = useCallback((c: Comment) => {
+    pending.current?.push({
+      event: 'TrackCommented', track_id: c.track_id, comment_id: c.comment_id, action: 'created',
+      user_id: c.user_id, at_ms: c.at_ms, parent_id: c.parent_id, body: c.body,
+    });
+    setThreads((prev) => addComment(prev, c));
+  }, []);
+  return id === undefined ? { threads: [], versions: [], reload, add } : { threads, versions, reload, add };
 }
 
 function versionLabel(v: { version: string | null }): string {
@@ -84,11 +153,11 @@ export function FeedbackPanel({ track, time, feedback, onSeek, onSwitch }: {
     setError(null);
     try {
       const at = parent ? parent.at_ms : (pinned ?? time) * 1000;
-      await postComment(track.id, at, body, parent?.comment_id ?? null);
+      const c = await postComment(track.id, at, body, parent?.comment_id ?? null);
       setBody('');
       setPinned(null);
       setParent(null);
-      feedback.reload();
+      feedback.add({ ...c, version: feedback.versions.find((v) => v.track_id === c.track_id)?.version ?? null });
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     } finally {

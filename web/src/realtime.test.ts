@@ -119,6 +119,28 @@ describe('RealtimeChannel', () => {
     expect(reconnections()).toBe(0);
   });
 
+  it('follows an event with a filter, replaces it, sends it again after a reconnection, and stops', () => {
+    const { ch } = channel();
+    ch.follow('TrackCommented', { track_id: 'T1' }); // before any connection: kept
+    ch.open();
+    last().accept();
+    expect(last().commands()).toHaveLength(2);
+    expect(last().commands()[1]).toMatchObject({ command: 'Subscribe', events: ['TrackCommented'], filters: { track_id: 'T1' } });
+    expect(last().commands()[1].command_id).toMatch(/^sub_\d+$/);
+    ch.follow('TrackCommented', { song_id: 'S1' });
+    expect(last().commands()[2]).toMatchObject({ command: 'Subscribe', events: ['TrackCommented'], filters: { song_id: 'S1' } });
+    last().drop();
+    vi.advanceTimersByTime(30000);
+    last().accept();
+    // the new connection follows the last filter only
+    expect(last().commands()).toHaveLength(2);
+    expect(last().commands()[1]).toMatchObject({ command: 'Subscribe', events: ['TrackCommented'], filters: { song_id: 'S1' } });
+    ch.follow('TrackCommented', null);
+    expect(last().commands()[2]).toMatchObject({ command: 'Unsubscribe', events: ['TrackCommented'] });
+    ch.follow('TrackCommented', null); // nothing more to say
+    expect(last().commands()).toHaveLength(3);
+  });
+
   it('reconnects after a drop, waiting longer after each failed attempt', () => {
     const { ch, statuses, reconnections } = channel();
     ch.open();
@@ -294,6 +316,11 @@ describe('applyEvent', () => {
     const live = applyEvent(NO_LIVE, stats, 1);
     expect(live.stats).toEqual(stats);
     expect(live.events).toEqual([]);
+  });
+
+  it('leaves comments to the comment panel', () => {
+    const ev = { event: 'TrackCommented', track_id: 'T', comment_id: 'C', action: 'created', user_id: 'u', at_ms: 1, parent_id: null, body: 'x' };
+    expect(applyEvent(NO_LIVE, ev, 1)).toBe(NO_LIVE);
   });
 
   it('leaves out the answers to our commands', () => {

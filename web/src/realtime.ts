@@ -1,6 +1,9 @@
 // The realtime channel: GET /api/ws (talas-master(8), REALTIME), with
 // automatic reconnection. One connection per page; the player sends its
 // Play/Pause/Seek/Stop commands on it and the live panel shows its events.
+// Other parts follow an event with a filter (the comment panel:
+// TrackCommented of the playing song) and listen for it; a follow is sent
+// again on every new connection.
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 export type WsState = 'connecting' | 'connected' | 'reconnecting';
@@ -89,7 +92,8 @@ export const NO_LIVE: Live = { events: [], listeners: {}, stats: null };
  * the list (the last MAX_EVENTS kept). Answers to our commands are not
  * events. */
 export function applyEvent(live: Live, ev: LiveEvent, now: number): Live {
-  if (ev.event === 'CommandResponse') return live;
+  // comments belong to the comment panel (commentsLive.ts)
+  if (ev.event === 'CommandResponse' || ev.event === 'TrackCommented') return live;
   if (ev.event === 'LiveStats') return { ...live, stats: ev as unknown as LiveStats };
   let listeners = live.listeners;
   const uid = typeof ev.user_id === 'string' ? ev.user_id : null;
@@ -126,8 +130,28 @@ export class RealtimeChannel {
   private retryIn = 0;
   private everConnected = false;
   private timer: number | undefined;
+  private follows = new Map<string, Record<string, string>>();
 
   constructor(private url: string, private hooks: ChannelHooks) {}
+
+  /** Follows EVENT with FILTERS (one filter set per event: a new one
+   * replaces the last), or stops following it (null); kept for the
+   * connections to come. */
+  follow(event: string, filters: Record<string, string> | null) {
+    const before = this.follows.get(event);
+    if (filters) this.follows.set(event, filters);
+    else this.follows.delete(event);
+    if (!filters && !before) return;
+    const sock = this.sock;
+    if (sock && sock.readyState === WebSocket.OPEN) this.sendFollow(sock, event, filters);
+  }
+
+  private sendFollow(sock: WebSocket, event: string, filters: Record<string, string> | null) {
+    const id = `${filters ? 'sub' : 'unsub'}_${++commandSeq}`;
+    sock.send(JSON.stringify(filters
+      ? { command: 'Subscribe', command_id: id, events: [event], filters }
+      : { command: 'Unsubscribe', command_id: id, events: [event] }));
+  }
 
   open() {
     this.connect();
@@ -149,6 +173,7 @@ export class RealtimeChannel {
       this.retryIn = 0;
       this.hooks.status('connected', 0);
       sock.send(JSON.stringify({ command: 'Subscribe', command_id: `sub_${++commandSeq}`, events: SUBSCRIBED }));
+      for (const [event, filters] of this.follows) this.sendFollow(sock, event, filters);
       if (this.everConnected) this.hooks.reconnected();
       this.everConnected = true;
     };
@@ -198,13 +223,16 @@ export class RealtimeChannel {
 
 /** The page's connection, for as long as the component lives: its state,
  * the live panel's events, a count of the reconnections (each one a new
- * connection that does not know what plays), and send() for commands. */
+ * connection that does not know what plays), send() for commands, and
+ * follow() and listen() for the parts that want other events. */
 export function useRealtime(userId: string) {
   const [state, setState] = useState<WsState>('connecting');
   const [retryIn, setRetryIn] = useState(0);
   const [live, setLive] = useState<Live>(NO_LIVE);
   const [reconnects, setReconnects] = useState(0);
   const channel = useRef<RealtimeChannel | null>(null);
+  const listeners = useRef(new Set<(ev: LiveEvent) => void>());
+  const follows = useRef(new Map<string, Record<string, string>>());
 
   useEffect(() => {
     const ch = new RealtimeChannel(wsUrl(userId), {
@@ -217,10 +245,12 @@ export function useRealtime(userId: string) {
           console.warn(`talas: command ${String(ev.command_id)} refused: ${String(ev.error)}`);
         const now = Date.now();
         setLive((prev) => applyEvent(prev, ev, now));
+        for (const fn of listeners.current) fn(ev);
       },
       reconnected: () => setReconnects((n) => n + 1),
     });
     channel.current = ch;
+    for (const [event, filters] of follows.current) ch.follow(event, filters);
     const now = () => ch.retryNow();
     const visible = () => {
       if (document.visibilityState === 'visible') now();
@@ -237,6 +267,16 @@ export function useRealtime(userId: string) {
   }, [userId]);
 
   const send = useCallback((command: string, fields: Record<string, unknown>) => channel.current?.send(command, fields) ?? false, []);
+  const follow = useCallback((event: string, filters: Record<string, string> | null) => {
+    if (filters) follows.current.set(event, filters);
+    else follows.current.delete(event);
+    channel.current?.follow(event, filters);
+  }, []);
+  /** Calls FN with every event until the function it returns is called. */
+  const listen = useCallback((fn: (ev: LiveEvent) => void) => {
+    listeners.current.add(fn);
+    return () => { listeners.current.delete(fn); };
+  }, []);
 
-  return { state, retryIn, ...live, reconnects, send };
+  return { state, retryIn, ...live, reconnects, send, follow, listen };
 }

@@ -15,12 +15,15 @@
  * NUL (the JSON reader refuses both), not empty nor only white space, at
  * most comments.max_body bytes; at_ms within the track (0 ..
  * duration_ms). It is stored byte for byte and written back JSON-escaped.
+ * A track takes at most comments.max_per_track comments, replies included
+ * (429 quota_exceeded naming the key): counted in the store's write
+ * transaction, so racing workers and nodes cannot pass it.
  * The store is state/state_comments.h (LMDB, or PostgreSQL in cluster
  * mode). A listing holds the comments of every version of the track's
  * song, each with its track_id and version, as threads by at_ms (replies
  * by their creation). Each change is published on /api/ws as
  * TrackCommented, to the connections subscribed to it (a track_id filter
- * picks one track).
+ * picks one track, a song_id filter every version of a song).
  *
  * Logs: refused credentials (warn, with the address, never the token).
  */
@@ -36,6 +39,7 @@
 #include "realtime/ws_protocol.h"
 #include "state/state_comments.h"
 #include "store/catalog.h"
+#include "store/quota.h"
 #include "store/song_versions.h"
 
 #define USER_MAX 127
@@ -250,15 +254,27 @@ static void comment_members(struct talas_json *json, const struct talas_comment 
         talas_json_null(json);
 }
 
-/* TrackCommented to the connections subscribed to it. */
-static void publish(const struct talas_comment *c, const char *action)
+/* TrackCommented to the connections subscribed to it. The song_id lets a
+ * player follow every version of what it plays with one subscription (a
+ * filter matches one value); it comes right after track_id, among the
+ * first string members that filters see. */
+static void publish(const struct talas_worker_ctx *ctx, const struct talas_comment *c, const char *action)
 {
+    char song[TALAS_SONG_ID_LEN + 1] = "";
     struct talas_buf ev = {0};
     struct talas_json json;
+    MDB_txn *txn;
 
+    if (talas_storage_read_begin(ctx->storage, &txn) == 0) {
+        if (talas_track_song_get(ctx->storage, txn, c->track, song) != 0)
+            song[0] = '\0';
+        mdb_txn_abort(txn);
+    }
     talas_ws_event_begin(&json, &ev, "TrackCommented");
     talas_json_key(&json, "track_id");
     talas_json_string(&json, c->track);
+    talas_json_key(&json, "song_id");
+    talas_json_string(&json, song[0] != '\0' ? song : NULL);
     talas_json_key(&json, "comment_id");
     talas_json_string(&json, c->id);
     talas_json_key(&json, "action");
@@ -279,11 +295,19 @@ static void publish(const struct talas_comment *c, const char *action)
 }
 
 /* An answer of the store that is not OK; 1 when it answered. */
-static int store_error(h2o_req_t *req, const struct talas_state_comment_result *r)
+static int store_error(const struct talas_worker_ctx *ctx, h2o_req_t *req,
+                       const struct talas_state_comment_result *r)
 {
+    struct talas_quota_refusal full;
+
     switch (r->outcome) {
     case TALAS_STATE_OK:
         return 0;
+    case TALAS_STATE_QUOTA:
+        full.limit = "comments.max_per_track";
+        full.max = (uint64_t)ctx->conf->comments_max_per_track;
+        talas_http_send_refusal(req, 429, &full);
+        break;
     case TALAS_STATE_REFUSED:
         talas_http_send_error(req, 400, r->reason == talas_comment_parent_elsewhere ? "parent_elsewhere"
                                                                                     : "unknown_parent",
@@ -313,6 +337,7 @@ static int store_error(h2o_req_t *req, const struct talas_state_comment_result *
 /* A request waiting for the store; in the request's pool, cancelling the
  * operation when the request goes first. */
 struct pending {
+    const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
     struct talas_state_comment_op *op;
     const char *action;
@@ -331,11 +356,12 @@ static void pending_dispose(void *p)
         talas_state_comment_cancel(pd->op);
 }
 
-static struct pending *pending_new(h2o_req_t *req)
+static struct pending *pending_new(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct pending *pd = h2o_mem_alloc_shared(&req->pool, sizeof(*pd), pending_dispose);
 
     memset(pd, 0, sizeof(*pd));
+    pd->ctx = ctx;
     pd->req = req;
     return pd;
 }
@@ -347,9 +373,9 @@ static void on_changed(void *data, const struct talas_state_comment_result *r)
     struct talas_json json;
 
     pd->op = NULL;
-    if (store_error(pd->req, r))
+    if (store_error(pd->ctx, pd->req, r))
         return;
-    publish(r->comment, pd->action);
+    publish(pd->ctx, r->comment, pd->action);
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     comment_members(&json, r->comment);
@@ -410,7 +436,7 @@ static void on_listed(void *data, const struct talas_state_comment_result *r)
     struct talas_json json;
 
     pd->op = NULL;
-    if (store_error(pd->req, r))
+    if (store_error(pd->ctx, pd->req, r))
         return;
     roots = xcalloc(r->count + 1, sizeof(*roots));
     replies = xcalloc(r->count + 1, sizeof(*replies));
@@ -524,7 +550,7 @@ int talas_comments_track_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     track[len] = '\0';
     if (caller(ctx, req, !is_get, track, user) == -1)
         return 0;
-    pd = pending_new(req);
+    pd = pending_new(ctx, req);
     if (find_track(ctx, req, track, track, &duration, is_get ? pd : NULL) != 0)
         return 0;
     if (is_get) {
@@ -586,7 +612,7 @@ int talas_comments_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
     comment[len] = '\0';
     if (is_patch && read_body(ctx, req, &b, 1) != 0)
         return 0;
-    pd = pending_new(req);
+    pd = pending_new(ctx, req);
     pd->action = is_patch ? "edited" : "deleted";
     if ((op = talas_state_comment_change(ctx, comment, who == CALLER_BACKEND ? NULL : user,
                                          is_patch ? b.text : NULL, is_patch ? b.text_len : 0, on_changed, pd)) !=

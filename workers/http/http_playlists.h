@@ -1,6 +1,8 @@
 /*
- * http_playlists.h - GET /api/playlists/{id} (http_playlists.c): a
- * playlist's owner, editors and tracks, in order.
+ * http_playlists.h - /api/playlists (http_playlists.c): GET
+ * /api/playlists/{id}, a playlist's details, owner, editors and tracks in
+ * order; DELETE /api/playlists/{id}; GET /api/playlists?user=U, the
+ * playlists U may list.
  */
 #ifndef TALAS_HTTP_PLAYLISTS_H
 #define TALAS_HTTP_PLAYLISTS_H
@@ -9,7 +11,10 @@
 
 #include "worker/worker_ctx.h"
 
-/* Answers the request for the playlist ID (LEN bytes, from the path). */
+/* Answers GET /api/playlists?user=U. */
+int talas_playlists_list(const struct talas_worker_ctx *ctx, h2o_req_t *req);
+
+/* Answers GET or DELETE of the playlist ID (LEN bytes, from the path). */
 int talas_playlists_get(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len);
 
 #endif

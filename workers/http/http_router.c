@@ -109,6 +109,11 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     if (has_prefix(path, "/api/users/", &at) && path.len - at >= 9 &&
         memcmp(path.base + path.len - 9, "/settings", 9) == 0)
         return talas_users_settings_serve(ctx, req, path.base + at, path.len - at - 9);
+    if (is_path(path, "/api/playlists"))
+        return talas_playlists_list(ctx, req);
+    if (has_prefix(path, "/api/users/", &at) && path.len - at >= 6 &&
+        memcmp(path.base + path.len - 6, "/likes", 6) == 0)
+        return talas_users_likes_serve(ctx, req, path.base + at, path.len - at - 6);
     if (has_prefix(path, "/api/playlists/", &at))
         return talas_playlists_get(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/metrics"))

@@ -14,11 +14,15 @@
  * reads the catalog through subsonic_library.c in one read transaction;
  * stream and download hand over to the media routes (http_stream.c,
  * http_transcode.c) without their token check; the calls on a user's own
- * state (stars, ratings) are subsonic_user.c's; scrobble records playback (store/playback.h) and its events, and
+ * state (stars, ratings) are subsonic_user.c's, the lyrics calls
+ * subsonic_lyrics.c's, the play queue and now playing subsonic_queue.c's;
+ * scrobble records playback through the state interface
+ * (state/state_playback.h) with its events, and
  * playlists go through the state interface (state/state_playlists.h).
  *
  * Logs: failed logins (warn, with the address and user), storage errors.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +42,17 @@
 #include "http/login_limits.h"
 #include "http/subsonic_args.h"
 #include "http/subsonic_library.h"
+#include "http/subsonic_queue.h"
 #include "http/subsonic_response.h"
+#include "http/subsonic_lyrics.h"
 #include "http/subsonic_user.h"
 #include "media/cover_image.h"
 #include "media/cover_jobs.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
+#include "state/state_playback.h"
 #include "state/state_playlists.h"
+#include "store/playlists.h"
 #include "store/accounts.h"
 #include "store/catalog.h"
 #include "store/playback.h"
@@ -77,13 +85,17 @@ struct sreq {
     enum talas_subsonic_format format;
     const char *callback;
     char user[TALAS_ACCOUNT_NAME_MAX + 1];
-    /* createPlaylist: the adds, one after the other, then the read */
+    /* the playlist calls: the pending store operation, the songs added;
+     * scrobble: the plays (and stops), one after the other */
     struct talas_state_op *op;
+    struct talas_state_playback_op *pop;
     const char **songs;
-    size_t song_count, next;
+    size_t song_count, next; /* scrobble: the song being played */
     char *playlist;
     /* getCoverArt: waiting for its picture */
     struct talas_cover_waiter cover;
+    int changed_details, edit_create, answer_playlist;
+    int submit, private;
 };
 
 static void sreq_dispose(void *p)
@@ -93,6 +105,8 @@ static void sreq_dispose(void *p)
     if (r->op != NULL)
         talas_state_cancel(r->op);
     talas_cover_jobs_cancel(&r->cover);
+    if (r->pop != NULL)
+        talas_state_playback_cancel(r->pop);
     talas_subsonic_args_free(&r->args);
 }
 
@@ -317,7 +331,7 @@ static void m_license(struct sreq *r)
 
 static void m_extensions(struct sreq *r)
 {
-    static const char *const names[] = {"apiKeyAuthentication", "formPost", "transcodeOffset"};
+    static const char *const names[] = {"apiKeyAuthentication", "formPost", "songLyrics", "transcodeOffset"};
     static const int64_t one = 1;
     struct talas_subsonic_writer w;
 
@@ -909,6 +923,94 @@ static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas
     return -1;
 }
 
+/* A playback event of USER, as /api/ws publishes it. */
+static void publish_playback(const char *user, int private, const char *name, const char *track,
+                             const char *field, uint64_t value)
+{
+    struct talas_buf b = {0};
+    struct talas_json json;
+
+    talas_ws_event_begin(&json, &b, name);
+    talas_json_key(&json, "track_id");
+    talas_json_string(&json, track);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, user);
+    talas_json_key(&json, field);
+    talas_json_uint(&json, value);
+    talas_json_object_end(&json);
+    talas_ws_hub_publish_activity(user, private, b.data, b.len);
+    talas_buf_free(&b);
+}
+
+/* A playback event of the request's user. */
+static void playback_event(struct sreq *r, int private, const char *name, const char *track,
+                           const char *field, uint64_t value)
+{
+    publish_playback(r->user, private, name, track, field, value);
+}
+
+/*
+ * A stream from its start is "now playing": the user's playback state
+ * goes to the track (a Play, with its events), unless it is already
+ * playing it, so that the range requests of one listening and the
+ * scrobble that ends it make one session. The response does not wait for
+ * it: the change lives in its own memory until its callback, whether or
+ * not the request is still there.
+ */
+struct stream_play {
+    const struct talas_worker_ctx *ctx;
+    char user[TALAS_ACCOUNT_NAME_MAX + 1];
+    char track[TALAS_TRACK_ID_LEN + 1];
+    uint64_t duration_ms;
+    int private;
+};
+
+static void on_stream_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+
+    if (res->outcome == TALAS_STATE_OK) {
+        if (res->change.stopped_previous)
+            publish_playback(p->user, p->private, "PlaybackStopped", res->change.previous_track,
+                             "total_played_ms", res->change.previous_played_ms);
+        publish_playback(p->user, p->private, "PlaybackStarted", p->track, "timestamp",
+                         talas_wall_ms() / 1000);
+    }
+    free(p);
+}
+
+static void on_stream_state(void *data, const struct talas_state_playback_result *res)
+{
+    struct stream_play *p = data;
+    struct talas_playback_command cmd;
+
+    if (res->outcome != TALAS_STATE_OK ||
+        (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, p->track) == 0)) {
+        free(p);
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = p->track;
+    cmd.duration_ms = p->duration_ms;
+    cmd.quality = p->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    talas_state_playback_change(p->ctx, p->user, &cmd, on_stream_played, p);
+}
+
+static void stream_now_playing(struct sreq *r, const char *track, uint64_t duration_ms)
+{
+    struct stream_play *p = xcalloc(1, sizeof(*p));
+
+    p->ctx = r->ctx;
+    snprintf(p->user, sizeof(p->user), "%s", r->user);
+    snprintf(p->track, sizeof(p->track), "%s", track);
+    p->duration_ms = duration_ms;
+    p->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    talas_state_playback_get(r->ctx, r->user, on_stream_state, p);
+}
+
 /* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
  * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
  * timeOffset seconds in; estimateContentLength=true gives a transcode of
@@ -942,6 +1044,8 @@ static void media(struct sreq *r, int download)
     snprintf(track, sizeof(track), "%s", t.id);
     source_bps = t.bit_rate;
     mdb_txn_abort(txn);
+    if (!download && offset == 0 && talas_http_method_is(r->req, "GET"))
+        stream_now_playing(r, track, t.duration_ms);
     if (format != NULL && *format == '\0')
         format = NULL;
     if (!download)
@@ -1067,73 +1171,132 @@ static long checked_ids(struct sreq *r, const char *name, const char **ids, int 
     return (long)n;
 }
 
-/* A playback event of the request's user, as /api/ws publishes it. */
-static void playback_event(struct sreq *r, int private, const char *name, const char *track,
-                           const char *field, uint64_t value)
+/* A playback change of scrobble that did not go through. */
+static void scrobble_failed(struct sreq *r, const struct talas_state_playback_result *res)
 {
-    struct talas_buf b = {0};
-    struct talas_json json;
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s",
+               res->reason != NULL ? ": " : "", res->reason != NULL ? res->reason : "");
+}
 
-    talas_ws_event_begin(&json, &b, name);
-    talas_json_key(&json, "track_id");
-    talas_json_string(&json, track);
-    talas_json_key(&json, "user_id");
-    talas_json_string(&json, r->user);
-    talas_json_key(&json, field);
-    talas_json_uint(&json, value);
-    talas_json_object_end(&json);
-    talas_ws_hub_publish_activity(r->user, private, b.data, b.len);
-    talas_buf_free(&b);
+static void scrobble_next(struct sreq *r);
+static void scrobble_stop(struct sreq *r);
+
+static void on_scrobble_stopped(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    playback_event(r, r->private, "PlaybackStopped", r->songs[r->next], "total_played_ms",
+                   res->change.total_played_ms);
+    r->next++;
+    scrobble_next(r);
+}
+
+static void on_scrobble_played(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->change.stopped_previous)
+        playback_event(r, r->private, "PlaybackStopped", res->change.previous_track, "total_played_ms",
+                       res->change.previous_played_ms);
+    playback_event(r, r->private, "PlaybackStarted", r->songs[r->next], "timestamp", talas_wall_ms() / 1000);
+    if (!r->submit) {
+        r->next++;
+        scrobble_next(r);
+        return;
+    }
+    scrobble_stop(r);
+}
+
+static void scrobble_stop(struct sreq *r)
+{
+    struct talas_playback_command cmd;
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_STOP;
+    cmd.track = r->songs[r->next];
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_stopped, r);
+}
+
+/* The user's state, read before each song: a song already playing (a
+ * stream from its start, a scrobble with submission=false) is not played
+ * again, so that its listening is one session and one play. */
+static void on_scrobble_state(void *data, const struct talas_state_playback_result *res)
+{
+    struct sreq *r = data;
+    struct talas_playback_command cmd;
+    struct talas_track t;
+    MDB_txn *txn;
+
+    r->pop = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        scrobble_failed(r, res);
+        return;
+    }
+    if (res->state.status == TALAS_PLAYBACK_PLAYING && strcmp(res->state.track_id, r->songs[r->next]) == 0) {
+        if (r->submit) {
+            scrobble_stop(r);
+        } else {
+            r->next++;
+            scrobble_next(r);
+        }
+        return;
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.verb = TALAS_PLAYBACK_DO_PLAY;
+    cmd.track = r->songs[r->next];
+    if (talas_storage_read_begin(r->ctx->storage, &txn) == 0) {
+        if (talas_catalog_get(r->ctx->storage, txn, cmd.track, &t) == 0)
+            cmd.duration_ms = t.duration_ms;
+        mdb_txn_abort(txn);
+    }
+    cmd.quality = r->ctx->conf->transcode_profiles[0].name;
+    cmd.platform = "subsonic";
+    cmd.now_ms = talas_wall_ms();
+    r->pop = talas_state_playback_change(r->ctx, r->user, &cmd, on_scrobble_played, r);
+}
+
+/* The next song of scrobble, or the answer once all are in. */
+static void scrobble_next(struct sreq *r)
+{
+    struct talas_subsonic_writer w;
+
+    if (r->next == r->song_count) {
+        begin_ok(r, &w);
+        finish(r, &w);
+        return;
+    }
+    r->pop = talas_state_playback_get(r->ctx, r->user, on_scrobble_state, r);
 }
 
 /* scrobble: submission=false is "now playing" (a Play: PlaybackStarted);
  * true (the default) a play that happened: a Play and its Stop, so that it
- * counts in the track's plays and the user's listening history. */
+ * counts in the track's plays and the user's listening history; a song
+ * already playing is only stopped (on_scrobble_state). Each goes
+ * through the playback state interface (state/state_playback.h): LMDB, or
+ * in cluster mode Redis and the analytics store, as a Play on /api/ws. */
 static void m_scrobble(struct sreq *r)
 {
-    const char *ids[IDS_MAX], *submission = talas_subsonic_arg(&r->args, "submission"), *reason = NULL;
-    struct talas_subsonic_writer w;
-    struct talas_playback_result res;
-    struct talas_storage *st = r->ctx->storage;
-    int submit = submission == NULL || strcmp(submission, "false") != 0, private, rc = 0;
+    const char *submission = talas_subsonic_arg(&r->args, "submission");
     long n;
 
-    if ((n = checked_ids(r, "id", ids, 1)) < 0)
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
+    if ((n = checked_ids(r, "id", r->songs, 1)) < 0)
         return;
-    private = !talas_user_shares_listening(st, r->user);
-    for (long i = 0; i < n && rc == 0; i++) {
-        uint64_t now = talas_wall_ms(), duration = 0;
-        struct talas_track t;
-        MDB_txn *txn;
-
-        if (talas_storage_read_begin(st, &txn) == 0) {
-            if (talas_catalog_get(st, txn, ids[i], &t) == 0)
-                duration = t.duration_ms;
-            mdb_txn_abort(txn);
-        }
-        rc = talas_playback_play(st, r->user, ids[i], duration, 0, 0,
-                                 r->ctx->conf->transcode_profiles[0].name, "subsonic", now, &res, &reason);
-        if (rc != 0)
-            break;
-        if (res.stopped_previous)
-            playback_event(r, private, "PlaybackStopped", res.previous_track, "total_played_ms",
-                           res.previous_played_ms);
-        playback_event(r, private, "PlaybackStarted", ids[i], "timestamp", now / 1000);
-        if (!submit)
-            continue;
-        if ((rc = talas_playback_stop(st, r->user, ids[i], now, &res, &reason)) != 0)
-            break;
-        playback_event(r, private, "PlaybackStopped", ids[i], "total_played_ms", res.total_played_ms);
-    }
-    if (rc != 0) {
-        if (rc != 1)
-            talas_storage_log_write_error("subsonic: a scrobble", rc);
-        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the scrobble could not be recorded%s%s", reason ? ": " : "",
-                   reason ? reason : "");
-        return;
-    }
-    begin_ok(r, &w);
-    finish(r, &w);
+    r->song_count = (size_t)n;
+    r->submit = submission == NULL || strcmp(submission, "false") != 0;
+    r->private = !talas_user_shares_listening(r->ctx->storage, r->user);
+    scrobble_next(r);
 }
 
 /* ------------------------------------------------------------ playlists */
@@ -1161,35 +1324,61 @@ static void playlist_failed(struct sreq *r, const struct talas_state_playlist_re
     }
 }
 
-/* Writes playlist ID (as read) with its entries; songs gone from the
- * catalog are left out. */
-static void playlist_answer(struct sreq *r, const char *id, const struct talas_state_playlist *p)
+/* Whether R's user may read P: its owner, an editor, or anyone when it is
+ * public. */
+static int may_read_playlist(const struct sreq *r, const struct talas_state_playlist *p)
 {
-    struct talas_subsonic_library lib;
-    struct talas_subsonic_writer w;
+    if (p->public_ || p->owner[0] == '\0' || strcmp(p->owner, r->user) == 0)
+        return 1;
+    for (size_t i = 0; i < p->editor_count; i++)
+        if (strcmp(p->editors[i], r->user) == 0)
+            return 1;
+    return 0;
+}
+
+/* Begins a <playlist> element of P with its attributes; songs gone from
+ * the catalog count for nothing. */
+static void playlist_begin(struct talas_subsonic_writer *w, const struct talas_subsonic_library *lib,
+                           const struct talas_state_playlist *p)
+{
+    char created[32], changed[32];
     uint64_t duration = 0;
     size_t count = 0;
-    MDB_txn *txn;
 
-    if (load_library(r, &txn, &lib) != 0)
-        return;
     for (size_t i = 0; i < p->track_count; i++) {
-        const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
+        const struct talas_subsonic_song *s = talas_subsonic_song_find(lib, p->tracks[i]);
         if (s != NULL) {
             count++;
             duration += s->t.duration_ms;
         }
     }
+    iso_time(p->created_ms / 1000, created);
+    iso_time(p->changed_ms / 1000, changed);
+    talas_subsonic_attr_str(w, "id", p->id);
+    /* a playlist from before names is named by its id */
+    talas_subsonic_attr_str(w, "name", p->name[0] != '\0' ? p->name : p->id);
+    if (p->comment[0] != '\0')
+        talas_subsonic_attr_str(w, "comment", p->comment);
+    talas_subsonic_attr_str(w, "owner", p->owner);
+    talas_subsonic_attr_bool(w, "public", p->public_);
+    talas_subsonic_attr_int(w, "songCount", (int64_t)count);
+    talas_subsonic_attr_int(w, "duration", (int64_t)((duration + 500) / 1000));
+    talas_subsonic_attr_str(w, "created", created);
+    talas_subsonic_attr_str(w, "changed", changed);
+}
+
+/* Writes playlist P with its entries. */
+static void playlist_answer(struct sreq *r, const struct talas_state_playlist *p)
+{
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
+
+    if (load_library(r, &txn, &lib) != 0)
+        return;
     begin_ok(r, &w);
     talas_subsonic_elem_begin(&w, "playlist");
-    talas_subsonic_attr_str(&w, "id", id);
-    talas_subsonic_attr_str(&w, "name", id);
-    talas_subsonic_attr_str(&w, "owner", p->owner);
-    talas_subsonic_attr_bool(&w, "public", 0);
-    talas_subsonic_attr_int(&w, "songCount", (int64_t)count);
-    talas_subsonic_attr_int(&w, "duration", (int64_t)((duration + 500) / 1000));
-    talas_subsonic_attr_str(&w, "created", "1970-01-01T00:00:00Z");
-    talas_subsonic_attr_str(&w, "changed", "1970-01-01T00:00:00Z");
+    playlist_begin(&w, &lib, p);
     talas_subsonic_list_begin(&w, "entry");
     for (size_t i = 0; i < p->track_count; i++) {
         const struct talas_subsonic_song *s = talas_subsonic_song_find(&lib, p->tracks[i]);
@@ -1209,86 +1398,272 @@ static void on_playlist_read(void *data, const struct talas_state_playlist_resul
         playlist_failed(r, res);
         return;
     }
-    /* a playlist shared with nobody is its owner's and its editors' only */
-    if (res->playlist->owner[0] != '\0' && strcmp(res->playlist->owner, r->user) != 0) {
-        int editor = 0;
-        for (size_t i = 0; i < res->playlist->editor_count; i++)
-            editor |= strcmp(res->playlist->editors[i], r->user) == 0;
-        if (!editor) {
-            send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "the playlist is not shared with %s", r->user);
-            return;
-        }
+    /* a private playlist is its owner's and its editors' only */
+    if (!may_read_playlist(r, res->playlist)) {
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "the playlist is not shared with %s", r->user);
+        return;
     }
-    playlist_answer(r, r->playlist, res->playlist);
+    playlist_answer(r, res->playlist);
+}
+
+/* Copies S into the request's pool. */
+static char *pool_strdup(struct sreq *r, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *copy = h2o_mem_alloc_pool(&r->req->pool, n);
+
+    memcpy(copy, s, n);
+    return copy;
+}
+
+/* A playlist id parameter NAME: NULL when it answered (missing: 10; an id
+ * no playlist can have: 70). */
+static const char *playlist_id(struct sreq *r, const char *name)
+{
+    const char *id = required(r, name);
+
+    if (id != NULL && strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+        return NULL;
+    }
+    return id;
 }
 
 static void m_playlist(struct sreq *r)
 {
-    const char *id = required(r, "id");
+    const char *id = playlist_id(r, "id");
 
     if (id == NULL)
         return;
-    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(id) + 1);
-    strcpy(r->playlist, id);
+    r->playlist = pool_strdup(r, id);
     r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
 }
 
-static void add_next(struct sreq *r);
-
-static void on_added(void *data, const struct talas_state_playlist_result *res)
+static void on_listed(void *data, const struct talas_state_playlist_result *res)
 {
     struct sreq *r = data;
-    struct talas_buf ev = {0};
-    struct talas_json json;
+    struct talas_subsonic_library lib;
+    struct talas_subsonic_writer w;
+    MDB_txn *txn;
 
     r->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
         playlist_failed(r, res);
         return;
     }
+    if (load_library(r, &txn, &lib) != 0)
+        return;
+    begin_ok(r, &w);
+    talas_subsonic_elem_begin(&w, "playlists");
+    talas_subsonic_list_begin(&w, "playlist");
+    for (size_t i = 0; i < res->playlist_count; i++) {
+        talas_subsonic_item_begin(&w);
+        playlist_begin(&w, &lib, &res->playlists[i]);
+        talas_subsonic_elem_end(&w);
+    }
+    done_library(txn, &lib);
+    finish(r, &w);
+}
+
+/* getPlaylists: the user's own, those shared with them, and the public
+ * ones. Another user's (username) is for an admin, and Subsonic accounts
+ * here are none. */
+static void m_playlists(struct sreq *r)
+{
+    const char *who = talas_subsonic_arg(&r->args, "username");
+
+    if (who != NULL && strcmp(who, r->user) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_FORBIDDEN, "only an admin may list the playlists of another user");
+        return;
+    }
+    r->op = talas_state_playlist_list(r->ctx, r->user, on_listed, r);
+}
+
+/* A PlaylistUpdated event of R's playlist: ACTION "Added" (TRACK at
+ * POSITION), "Changed" (its details or tracks otherwise) or "Deleted". */
+static void playlist_event(struct sreq *r, const char *action, const char *track, uint64_t position)
+{
+    struct talas_buf ev = {0};
+    struct talas_json json;
+
     talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, r->playlist);
     talas_json_key(&json, "action");
-    talas_json_string(&json, "Added");
-    talas_json_key(&json, "track_id");
-    talas_json_string(&json, r->songs[r->next - 1]);
-    talas_json_key(&json, "position");
-    talas_json_uint(&json, res->position);
+    talas_json_string(&json, action);
+    if (track != NULL) {
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, track);
+        talas_json_key(&json, "position");
+        talas_json_uint(&json, position);
+    }
+    if (strcmp(action, "Deleted") == 0) {
+        talas_json_key(&json, "deleted");
+        talas_json_bool(&json, 1);
+    }
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, r->user);
     talas_json_object_end(&json);
     talas_ws_hub_publish(TALAS_WS_TO_ALL, NULL, ev.data, ev.len);
     talas_buf_free(&ev);
-    add_next(r);
 }
 
-/* The next song of createPlaylist, or the answer once all are in. */
-static void add_next(struct sreq *r)
+/* The events of an edit done: one Changed for the details and removals,
+ * one Added per song appended (the track count after is COUNT). */
+static void edit_events(struct sreq *r, uint64_t count)
 {
-    if (r->next == r->song_count) {
+    if (r->changed_details || (r->song_count == 0 && r->edit_create))
+        playlist_event(r, "Changed", NULL, 0);
+    for (size_t i = 0; i < r->song_count; i++)
+        playlist_event(r, "Added", r->songs[i], count - r->song_count + i);
+}
+
+static void on_edited(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+    struct talas_subsonic_writer w;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    edit_events(r, res->position);
+    if (r->answer_playlist) {
         r->op = talas_state_playlist_get(r->ctx, r->playlist, on_playlist_read, r);
         return;
     }
-    r->next++;
-    r->op = talas_state_playlist_add(r->ctx, r->user, r->playlist, r->songs[r->next - 1], 0, 0, on_added, r);
+    begin_ok(r, &w);
+    finish(r, &w);
 }
 
-/* createPlaylist: a Talas playlist whose id is the name given (or
- * playlistId: more songs for an existing one), with the songs of songId
- * in order. Talas keeps no empty playlist: one song at least. */
+/* createPlaylist: a new playlist of the user named NAME (its id made
+ * here), or (playlistId) an existing one whose songs become those of
+ * songId, in order; answers the playlist. */
 static void m_create_playlist(struct sreq *r)
 {
-    const char *name = talas_subsonic_arg(&r->args, "playlistId");
+    const char *id = talas_subsonic_arg(&r->args, "playlistId");
+    const char *name = talas_subsonic_arg(&r->args, "name");
+    struct talas_playlist_edit e;
+    char made[TALAS_PLAYLIST_NEW_ID_LEN + 1];
     long n;
 
-    if (name == NULL && (name = required(r, "name")) == NULL)
+    if ((id == NULL || *id == '\0') && (name = required(r, "name")) == NULL)
         return;
-    r->songs = h2o_mem_alloc_pool(&r->req->pool, IDS_MAX * sizeof(*r->songs));
-    if ((n = checked_ids(r, "songId", r->songs, 1)) < 0)
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*r->songs));
+    if ((n = checked_ids(r, "songId", r->songs, 0)) < 0)
         return;
     r->song_count = (size_t)n;
-    r->playlist = h2o_mem_alloc_pool(&r->req->pool, strlen(name) + 1);
-    strcpy(r->playlist, name);
-    add_next(r);
+    memset(&e, 0, sizeof(e));
+    e.public_ = -1;
+    e.name = name;
+    e.adds = r->songs;
+    e.add_count = r->song_count;
+    if (id != NULL && *id != '\0') {
+        if (strlen(id) > TALAS_PLAYLIST_ID_MAX) {
+            send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "playlist not found");
+            return;
+        }
+        e.replace = 1;
+        r->playlist = pool_strdup(r, id);
+        r->changed_details = 1;
+    } else {
+        e.create = 1;
+        talas_playlist_id_make(made);
+        r->playlist = pool_strdup(r, made);
+        r->edit_create = 1;
+    }
+    r->answer_playlist = 1;
+    r->op = talas_state_playlist_edit(r->ctx, r->user, r->playlist, &e, on_edited, r);
+}
+
+/* The value of a boolean parameter NAME: -1 when absent, -2 (answered)
+ * when malformed. */
+static int bool_arg(struct sreq *r, const char *name)
+{
+    const char *v = talas_subsonic_arg(&r->args, name);
+
+    if (v == NULL)
+        return -1;
+    if (strcmp(v, "true") == 0)
+        return 1;
+    if (strcmp(v, "false") == 0)
+        return 0;
+    send_error(r, TALAS_SUBSONIC_E_GENERIC, "%s: must be true or false", name);
+    return -2;
+}
+
+/* updatePlaylist: the details (name, comment, public: the owner only),
+ * songIndexToRemove (indexes into the playlist as it was) then
+ * songIdToAdd, in one change. */
+static void m_update_playlist(struct sreq *r)
+{
+    const char *id = playlist_id(r, "playlistId");
+    const char **raw;
+    uint64_t *indexes;
+    struct talas_playlist_edit e;
+    size_t n;
+    long songs;
+
+    if (id == NULL)
+        return;
+    memset(&e, 0, sizeof(e));
+    if ((e.public_ = bool_arg(r, "public")) == -2)
+        return;
+    e.name = talas_subsonic_arg(&r->args, "name");
+    e.comment = talas_subsonic_arg(&r->args, "comment");
+    raw = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*raw));
+    n = talas_subsonic_arg_all(&r->args, "songIndexToRemove", raw, IDS_MAX);
+    if (n > IDS_MAX) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "songIndexToRemove: at most %d in one request", IDS_MAX);
+        return;
+    }
+    indexes = h2o_mem_alloc_pool(&r->req->pool, (n + 1) * sizeof(*indexes));
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        if (raw[i][0] < '0' || raw[i][0] > '9' ||
+            (errno = 0, indexes[i] = strtoull(raw[i], &end, 10), errno != 0 || *end != '\0')) {
+            send_error(r, TALAS_SUBSONIC_E_GENERIC, "songIndexToRemove: must be an index from 0");
+            return;
+        }
+    }
+    r->songs = h2o_mem_alloc_pool(&r->req->pool, (IDS_MAX + 1) * sizeof(*r->songs));
+    if ((songs = checked_ids(r, "songIdToAdd", r->songs, 0)) < 0)
+        return;
+    r->song_count = (size_t)songs;
+    e.adds = r->songs;
+    e.add_count = r->song_count;
+    e.removes = indexes;
+    e.remove_count = n;
+    r->changed_details = e.name != NULL || e.comment != NULL || e.public_ >= 0 || n > 0;
+    r->playlist = pool_strdup(r, id);
+    r->op = talas_state_playlist_edit(r->ctx, r->user, r->playlist, &e, on_edited, r);
+}
+
+static void on_deleted(void *data, const struct talas_state_playlist_result *res)
+{
+    struct sreq *r = data;
+    struct talas_subsonic_writer w;
+
+    r->op = NULL;
+    if (res->outcome != TALAS_STATE_OK) {
+        playlist_failed(r, res);
+        return;
+    }
+    playlist_event(r, "Deleted", NULL, 0);
+    begin_ok(r, &w);
+    finish(r, &w);
+}
+
+/* deletePlaylist: the owner's only. */
+static void m_delete_playlist(struct sreq *r)
+{
+    const char *id = playlist_id(r, "id");
+
+    if (id == NULL)
+        return;
+    r->playlist = pool_strdup(r, id);
+    r->op = talas_state_playlist_delete(r->ctx, r->user, r->playlist, on_deleted, r);
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -1319,8 +1694,11 @@ static const struct method {
     {"stream", 0, m_stream},
     {"download", 0, m_download},
     {"getCoverArt", 0, m_cover_art},
+    {"getPlaylists", 0, m_playlists},
     {"getPlaylist", 0, m_playlist},
     {"createPlaylist", 0, m_create_playlist},
+    {"updatePlaylist", 0, m_update_playlist},
+    {"deletePlaylist", 0, m_delete_playlist},
     {"scrobble", 0, m_scrobble},
 };
 
@@ -1476,6 +1854,10 @@ int talas_subsonic_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     if (i == sizeof(methods) / sizeof(methods[0])) {
         talas_subsonic_call_fn *fn = talas_subsonic_user_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_lyrics_method(name);
+        if (fn == NULL)
+            fn = talas_subsonic_queue_method(name);
         if (fn != NULL) {
             user_call(r, fn);
             return 0;

@@ -1,8 +1,11 @@
 /*
  * http_users.c - GET and PUT /api/users/{id}/settings: a user's settings,
- * for now "share my listening" (share_listening, store/users.h).
+ * for now "share my listening" (share_listening, store/users.h); and GET
+ * /api/users/{id}/likes: the songs the user liked (starred, from a
+ * Subsonic app: workers/state/state_stars.h, LMDB or PostgreSQL).
  *
- * Entry point: talas_users_settings_serve (http_router.c).
+ * Entry points: talas_users_settings_serve, talas_users_likes_serve
+ * (http_router.c).
  *
  * Who may: the platform's backend with its key ("Authorization: Bearer
  * KEY", auth.backend_key_file), for any user; or the user, with a token
@@ -31,6 +34,8 @@
 #include "http/http_authorize.h"
 #include "http/http_response.h"
 #include "http/http_users.h"
+#include "state/state_stars.h"
+#include "store/catalog.h"
 #include "store/users.h"
 
 /* A settings document is a few dozen bytes. */
@@ -241,4 +246,109 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
         return 0;
     }
     return put ? serve_put(ctx, req, user) : serve_get(ctx, req, user);
+}
+
+/* ------------------------------------------------------------- likes */
+
+/* A likes request while the store answers, in the request's pool. */
+struct likes_call {
+    const struct talas_worker_ctx *ctx;
+    h2o_req_t *req;
+    struct talas_state_stars_op *op;
+    char user[TALAS_USERS_ID_MAX + 1];
+};
+
+static void likes_dispose(void *p)
+{
+    struct likes_call *l = p;
+
+    if (l->op != NULL)
+        talas_state_stars_cancel(l->op);
+}
+
+static void on_likes(void *data, const struct talas_state_stars_result *res)
+{
+    struct likes_call *l = data;
+    struct talas_buf body = {0};
+    struct talas_json json;
+    struct talas_track t;
+    uint64_t total = 0;
+    MDB_txn *txn;
+    int rc;
+
+    l->op = NULL;
+    if (res->outcome == TALAS_STATE_UNAVAILABLE) {
+        talas_http_send_error(l->req, 503, "store_unavailable", "%s", res->reason);
+        return;
+    }
+    if (res->outcome != TALAS_STATE_OK) {
+        talas_http_send_error(l->req, 500, "storage_error", "the likes could not be read");
+        return;
+    }
+    if ((rc = talas_storage_read_begin(l->ctx->storage, &txn)) != 0) {
+        log_error("likes: reading the catalog failed: %s", mdb_strerror(rc));
+        talas_http_send_error(l->req, 500, "storage_error", "the catalog could not be read");
+        return;
+    }
+    talas_json_init(&json, &body);
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "user_id");
+    talas_json_string(&json, l->user);
+    talas_json_key(&json, "likes");
+    talas_json_array_begin(&json);
+    /* songs only (a star may be an album's or an artist's), still in the
+     * catalog; by track id */
+    for (size_t i = 0; i < res->count; i++) {
+        const struct talas_star *s = &res->stars[i];
+        if (s->starred_ms == 0 || !talas_track_id_valid(s->item, strlen(s->item)) ||
+            talas_catalog_get(l->ctx->storage, txn, s->item, &t) != 0)
+            continue;
+        talas_json_object_begin(&json);
+        talas_json_key(&json, "track_id");
+        talas_json_string(&json, s->item);
+        talas_json_key(&json, "liked_at_ms");
+        talas_json_uint(&json, s->starred_ms);
+        talas_json_object_end(&json);
+        total++;
+    }
+    mdb_txn_abort(txn);
+    talas_json_array_end(&json);
+    talas_json_key(&json, "total");
+    talas_json_uint(&json, total);
+    talas_json_object_end(&json);
+    talas_buf_append(&body, "\n", 1);
+    talas_http_send_json(l->req, 200, &body);
+    talas_buf_free(&body);
+}
+
+int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
+{
+    char sub[TALAS_USERS_ID_MAX + 1];
+    struct likes_call *l;
+    int who;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    /* credentials first: without them, nothing about the user */
+    if ((who = caller(ctx, req, sub)) == -1)
+        return 0;
+    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
+        memchr(id, '/', len) != NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
+                              TALAS_USERS_ID_MAX);
+        return 0;
+    }
+    if (who == CALLER_USER && (strlen(sub) != len || memcmp(sub, id, len) != 0)) {
+        refuse(req, 403, "forbidden", "a user may read only their own likes");
+        return 0;
+    }
+    l = h2o_mem_alloc_shared(&req->pool, sizeof(*l), likes_dispose);
+    memset(l, 0, sizeof(*l));
+    l->ctx = ctx;
+    l->req = req;
+    memcpy(l->user, id, len);
+    l->user[len] = '\0';
+    l->op = talas_state_stars_list(ctx, l->user, on_likes, l);
+    return 0;
 }

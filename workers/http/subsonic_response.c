@@ -215,6 +215,17 @@ void talas_subsonic_values(struct talas_subsonic_writer *w, const char *name, co
         talas_buf_printf(&w->out, "<%s>%" PRId64 "</%s>", name, v[i], name);
 }
 
+void talas_subsonic_text(struct talas_subsonic_writer *w, const char *value)
+{
+    if (!is_xml(w)) {
+        talas_json_key(&w->json, "value");
+        talas_json_string(&w->json, value);
+        return;
+    }
+    close_tag(w);
+    xml_escape(&w->out, value);
+}
+
 void talas_subsonic_writer_end(struct talas_subsonic_writer *w)
 {
     while (w->depth > 1) {

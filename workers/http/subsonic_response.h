@@ -55,6 +55,10 @@ void talas_subsonic_attr_bool(struct talas_subsonic_writer *w, const char *key, 
 /* Child elements NAME holding numbers (XML: <NAME>1</NAME>...; JSON:
  * "NAME":[1,...]). */
 void talas_subsonic_values(struct talas_subsonic_writer *w, const char *name, const int64_t *v, size_t n);
+/* The text content of the element just begun, after its attributes and
+ * instead of children (XML: <NAME ...>VALUE</NAME>; JSON: the member
+ * "value", as OpenSubsonic maps text content). */
+void talas_subsonic_text(struct talas_subsonic_writer *w, const char *value);
 /* Closes the document; the caller then owns W->out (free it). */
 void talas_subsonic_writer_end(struct talas_subsonic_writer *w);
 

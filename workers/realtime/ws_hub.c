@@ -768,6 +768,8 @@ void talas_ws_hub_init(const struct talas_worker_ctx *ctx, int ipc_fd)
     hub.conf = conf;
     hub.mine.pid = (uint32_t)getpid();
     talas_ws_limits_init(conf);
+    if (ctx->metrics_node != NULL && ctx->census != NULL)
+        talas_ws_limits_share(ctx->metrics_node, ctx->census);
     h2o_timeout_init(loop, &hub.zero, 0);
     h2o_timeout_init(loop, &hub.second, 1000);
     h2o_timeout_init(loop, &hub.live, conf->ws_live_stats_interval_ms);

@@ -2,13 +2,17 @@
  * ws_limits.c - per-user and per-address connections and command budget
  * of one worker's realtime channel (ws_limits.h).
  *
- * Entry points: talas_ws_limits_init, talas_ws_limits_open / _close,
+ * Entry points: talas_ws_limits_init, talas_ws_limits_share,
+ * talas_ws_limits_open / _close,
  * talas_ws_limits_command, talas_ws_identity_is_user,
  * talas_ws_limits_sweep, talas_ws_limits_count.
  *
  * Identities live in a chained hash table keyed by a kind byte ('u' user,
  * 'a' address) and the name, so a user called "127.0.0.1" is not the
- * address 127.0.0.1. The command budget is a fixed window per identity,
+ * address 127.0.0.1. Once shared (talas_ws_limits_share), connections are
+ * also counted in the node's census (core/census.h), and an upgrade is
+ * decided on the node's count, every worker's; without it, on this
+ * worker's. The command budget is a fixed window per identity,
  * like ws.rate_limit's per connection: it starts with the first command
  * and holds ws.user_rate_limit commands until ws.rate_limit_window has
  * passed.
@@ -28,7 +32,9 @@
 
 struct talas_ws_identity {
     struct talas_ws_identity *next;
+    uint64_t census_key; /* its key in the node's census; 0 without one */
     uint32_t connections;
+    uint32_t unshared;        /* of them, those the census had no room for */
     uint32_t used;            /* commands in the current window */
     uint64_t window_start_ms; /* monotonic; 0: no window yet */
     char key[];               /* kind byte, then the name, NUL-terminated */
@@ -36,6 +42,8 @@ struct talas_ws_identity {
 
 static struct {
     const struct talas_config *conf;
+    const struct talas_metrics_header *node; /* the census; NULL: this worker's counts only */
+    struct talas_census_table *mine;
     struct talas_ws_identity *buckets[BUCKETS];
     size_t count;
     uint64_t refusal_logged_ms;
@@ -57,6 +65,8 @@ void talas_ws_limits_init(const struct talas_config *conf)
 {
     free_all();
     t.conf = conf;
+    t.node = NULL;
+    t.mine = NULL;
     t.refusal_logged_ms = 0;
     t.refused = 0;
 }
@@ -107,6 +117,19 @@ static void log_refusal(const char *limit, const struct talas_ws_identity *id)
     t.refused = 0;
 }
 
+static void log_census_full(void)
+{
+    static uint64_t logged_ms;
+    uint64_t now = talas_now_ms();
+
+    if (logged_ms != 0 && now - logged_ms < REFUSAL_LOG_INTERVAL_MS)
+        return;
+    log_warn("ws: this worker's census table is full (%d identities with connections): the connections "
+             "that do not fit count on this worker only",
+             TALAS_CENSUS_ENTRIES * 3 / 4);
+    logged_ms = now;
+}
+
 struct talas_ws_identity *talas_ws_limits_open(const char *user, const char *address,
                                                struct talas_quota_refusal *r)
 {
@@ -114,10 +137,23 @@ struct talas_ws_identity *talas_ws_limits_open(const char *user, const char *add
     const char *limit = user != NULL ? "ws.max_connections_per_user" : "ws.max_connections_per_address";
     int max = user != NULL ? t.conf->ws_max_connections_per_user : t.conf->ws_max_connections_per_address;
 
-    if (max > 0 && id->connections >= (uint32_t)max) {
+    uint64_t held = id->connections;
+
+    if (t.node != NULL) {
+        if (id->census_key == 0)
+            id->census_key = talas_census_key(t.node, id->key[0], id->key + 1);
+        /* the node's count: every worker's, ours among them, and what
+         * ours holds that the census had no room for */
+        held = talas_census_total(t.node, id->census_key) + id->unshared;
+    }
+    if (max > 0 && held >= (uint64_t)max) {
         log_refusal(limit, id);
         talas_quota_refuse(r, limit, (uint64_t)max);
         return NULL;
+    }
+    if (t.node != NULL && talas_census_add(t.mine, id->census_key, +1) != 0) {
+        id->unshared++;
+        log_census_full();
     }
     id->connections++;
     return id;
@@ -125,8 +161,13 @@ struct talas_ws_identity *talas_ws_limits_open(const char *user, const char *add
 
 void talas_ws_limits_close(struct talas_ws_identity *id)
 {
-    if (id->connections > 0)
-        id->connections--;
+    if (id->connections == 0)
+        return;
+    id->connections--;
+    if (id->unshared > 0)
+        id->unshared--;
+    else if (t.node != NULL)
+        talas_census_add(t.mine, id->census_key, -1);
 }
 
 int talas_ws_identity_is_user(const struct talas_ws_identity *id)
@@ -177,6 +218,12 @@ void talas_ws_limits_sweep(uint64_t now_ms)
             }
         }
     }
+}
+
+void talas_ws_limits_share(const struct talas_metrics_header *node, struct talas_census_table *mine)
+{
+    t.node = node;
+    t.mine = mine;
 }
 
 size_t talas_ws_limits_count(void)

@@ -1,6 +1,6 @@
 /*
  * ws_limits.h - what one user, or one client address, may do on the
- * realtime channel of one worker: how many WebSocket connections it holds
+ * realtime channel: how many WebSocket connections it holds on the node
  * (ws.max_connections_per_user, ws.max_connections_per_address) and how
  * many commands it sends per window across all of them
  * (ws.user_rate_limit per ws.rate_limit_window), beside the limits of each
@@ -8,9 +8,12 @@
  *
  * Whose: with ws.auth_required, the user the token names (its sub); else
  * the client's address, since a ?user_id= is then only a claim that costs
- * nothing to change. The counts are this worker's, like
- * http.max_connections_per_ip: with N workers a user may hold up to N
- * times as much.
+ * nothing to change. Connections are counted for the whole node, through
+ * the census of the node's shared segment (core/census.h): the limit holds
+ * whichever workers the connections land on (two workers deciding the same
+ * identity's upgrade at the same instant may exceed it by one each). The
+ * command budget is this worker's: with N workers a user may send up to N
+ * times ws.user_rate_limit.
  *
  * The table is the worker's own (one per process, on its loop; nothing here
  * is thread-safe); an identity lives while it has connections or its
@@ -23,22 +26,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/census.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "store/quota.h"
 
 struct talas_ws_identity; /* opaque; owned by this module */
 
 /* Starts an empty table with CONF's limits (CONF is kept: it must outlive
- * the table). Forgets any previous table (tests). */
+ * the table). Forgets any previous table (tests), and the census. */
 void talas_ws_limits_init(const struct talas_config *conf);
+
+/* From now on, connections count in the census of NODE, this worker's in
+ * its table MINE (both must outlive the table). */
+void talas_ws_limits_share(const struct talas_metrics_header *node, struct talas_census_table *mine);
 
 /*
  * Counts a new connection of USER (authenticated, non-NULL) or, when USER
  * is NULL, of the client address ADDRESS (text form). Returns its
  * identity, to hand to talas_ws_limits_close when the connection ends;
  * or NULL when the identity already holds ws.max_connections_per_user (or
- * _per_address) connections on this worker, with that key and its value
- * in *R. Refusals are logged, at most every 10 seconds with a count.
+ * _per_address) connections (on the node once shared), with that key and its value
+ * in *R (the node's count, once shared). Refusals are logged, at most every 10 seconds with a count.
  */
 struct talas_ws_identity *talas_ws_limits_open(const char *user, const char *address,
                                                struct talas_quota_refusal *r);

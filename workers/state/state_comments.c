@@ -34,6 +34,9 @@ static void local_done(int rc, const struct talas_comment *c, const char *what, 
         r.outcome = TALAS_STATE_REFUSED;
         r.reason = talas_comment_parent_elsewhere;
         break;
+    case TALAS_COMMENT_TRACK_FULL:
+        r.outcome = TALAS_STATE_QUOTA;
+        break;
     case TALAS_COMMENT_FORBIDDEN:
         r.outcome = TALAS_STATE_FORBIDDEN;
         r.reason = talas_comment_forbidden;
@@ -63,7 +66,7 @@ struct talas_state_comment_op *talas_state_comment_add(const struct talas_worker
 
     if (ctx->records != NULL)
         return talas__state_comment_pg_add(ctx, c, cb, data);
-    rc = talas_comment_add(ctx->storage, c, parent);
+    rc = talas_comment_add(ctx->storage, c, (size_t)ctx->conf->comments_max_per_track, parent);
     stored = *c;
     stored.parent = parent;
     local_done(rc, &stored, "comments: adding", cb, data);

@@ -10,7 +10,8 @@
  *
  * Each call returns a pending operation to cancel, or NULL when the
  * callback has already run. The outcome is one of state_playlists.h's:
- * OK, REFUSED (no parent, parent on another track: reason), FORBIDDEN
+ * OK, REFUSED (no parent, parent on another track: reason), QUOTA (add:
+ * the track holds comments.max_per_track, exactly in both stores), FORBIDDEN
  * (another user's comment), NOT_FOUND (no such comment), FULL, FAILED
  * (logged here), UNAVAILABLE (the cluster store: reason).
  */

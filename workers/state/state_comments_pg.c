@@ -6,8 +6,9 @@
  * talas__state_comment_pg_add, _change, _list, _cancel.
  *
  * Each change is one call of the schema's SQL function (store/pg_schema.c
- * version 3), one round trip, the parent or the author checked in its
- * transaction; the refusals carry store/comments.h's reasons, so both
+ * versions 3 and 5), one round trip, the parent or the author checked in
+ * its transaction, and an add counted against comments.max_per_track
+ * under a lock on the track (exact across nodes); the refusals carry store/comments.h's reasons, so both
  * stores refuse in the same words. A listing is one statement. Nothing is
  * resent: a change whose answer was lost completes as unavailable.
  *
@@ -39,8 +40,8 @@ struct talas_state_comment_op {
 static const char unreachable[] = "the record store cannot be reached";
 static const char wrong_schema[] = "the record store's schema is not the one this node serves (see its error log)";
 
-static const char sql_add[] = "SELECT outcome, parent FROM talas_comment_add($1, $2, $3, $4, $5::bigint, "
-                              "$6::bigint, $7)";
+static const char sql_add[] = "SELECT outcome, parent FROM talas_comment_add_capped($1, $2, $3, $4, "
+                              "$5::bigint, $6::bigint, $7, $8::bigint)";
 static const char sql_change[] = "SELECT outcome, track, user_id, parent, at_ms, created_ms, edited_ms, body "
                                  "FROM talas_comment_change($1, $2, $3, $4::bigint)";
 static const char sql_list[] = "SELECT id, track, user_id, coalesce(parent, ''), at_ms, created_ms, edited_ms, "
@@ -99,6 +100,8 @@ static void on_result(void *data, const PGresult *res, const char *error)
                     one.parent = "";
             }
             r.comment = &one;
+        } else if (strcmp(outcome, "full") == 0) {
+            r.outcome = TALAS_STATE_QUOTA;
         } else if (strcmp(outcome, "no_parent") == 0) {
             r.outcome = TALAS_STATE_REFUSED;
             r.reason = talas_comment_no_parent;
@@ -141,8 +144,8 @@ struct talas_state_comment_op *talas__state_comment_pg_add(const struct talas_wo
 {
     struct talas_state_comment_op *op = xcalloc(1, sizeof(*op));
     size_t lt = strlen(c->track) + 1, lu = strlen(c->user) + 1;
-    char at[24], now[24];
-    const char *params[7];
+    char at[24], now[24], max[24];
+    const char *params[8];
 
     op->kind = ADD;
     op->cb = cb;
@@ -156,6 +159,7 @@ struct talas_state_comment_op *talas__state_comment_pg_add(const struct talas_wo
     op->mem[lt + lu + c->body_len] = '\0';
     snprintf(at, sizeof(at), "%" PRId64, c->at_ms);
     snprintf(now, sizeof(now), "%" PRIu64, c->created_ms);
+    snprintf(max, sizeof(max), "%d", ctx->conf->comments_max_per_track);
     params[0] = c->id;
     params[1] = op->c.track;
     params[2] = op->c.user;
@@ -163,7 +167,8 @@ struct talas_state_comment_op *talas__state_comment_pg_add(const struct talas_wo
     params[4] = at;
     params[5] = now;
     params[6] = op->c.body;
-    return start(ctx, op, sql_add, 7, params);
+    params[7] = max;
+    return start(ctx, op, sql_add, 8, params);
 }
 
 struct talas_state_comment_op *talas__state_comment_pg_change(const struct talas_worker_ctx *ctx,

@@ -20,6 +20,14 @@
  * Between the read and the write another node may change the same user:
  * the last write wins.
  *
+ * Now playing: each write also puts the user in the sorted set
+ * TALAS_CLUSTER_NOW_PLAYING, scored by when their "now playing" expires
+ * (the rest of the track plus TALAS_NOW_PLAYING_GRACE_MS after the
+ * change), or takes them out of it when the state is not playing. A
+ * listing drops the expired members (ZREMRANGEBYSCORE), reads the others
+ * (ZRANGEBYSCORE, at most TALAS_NOW_PLAYING_MAX), then their states
+ * (HGETALL each, pipelined), and keeps those still playing.
+ *
  * Redis unreachable: changes and reads answer unavailable at once (the
  * bus's connection comes back by itself). Logs nothing (redis_loop.c logs
  * the connection's changes).
@@ -52,10 +60,25 @@ struct talas_state_playback_op {
     struct talas_state_playback_result r;
     struct talas_playback_effects fx;
     char sid[SID_MAX], new_sid[SID_MAX];
+    /* a now-playing listing: its answers still to come, the entries */
+    talas_state_now_playing_fn *now_cb; /* NULL once cancelled */
+    uint64_t now_ms;
+    size_t pending, answered, user_count;
+    int now_failed;
+    char **users; /* the members listed; an answer's user moves to its entry */
+    struct talas_state_now_playing *entries;
+    size_t count;
 };
 
 static void op_free(struct talas_state_playback_op *op)
 {
+    for (size_t i = 0; i < op->count; i++)
+        free((char *)op->entries[i].user);
+    free(op->entries);
+    /* the users whose answer never came (their command was not sent) */
+    for (size_t i = op->answered; i < op->user_count; i++)
+        free(op->users[i]);
+    free(op->users);
     free(op->key);
     free(op->user);
     free(op->track);
@@ -168,6 +191,19 @@ static int write_state(struct talas_state_playback_op *op, const struct talas_pl
     argv[argc++] = "sid", argv[argc++] = sid;
     if (talas_redis_conn_command(op->conn, NULL, NULL, argc, argv, NULL) != 0)
         return -1;
+    if (s->status == TALAS_PLAYBACK_PLAYING) {
+        uint64_t until = s->updated_ms + TALAS_NOW_PLAYING_GRACE_MS;
+        if (s->duration_ms > s->position_ms)
+            until += s->duration_ms - s->position_ms;
+        snprintf(ttl, sizeof(ttl), "%" PRIu64, until);
+        argv[0] = "ZADD", argv[1] = TALAS_CLUSTER_NOW_PLAYING, argv[2] = ttl, argv[3] = op->user;
+        argc = 4;
+    } else {
+        argv[0] = "ZREM", argv[1] = TALAS_CLUSTER_NOW_PLAYING, argv[2] = op->user;
+        argc = 3;
+    }
+    if (talas_redis_conn_command(op->conn, NULL, NULL, argc, argv, NULL) != 0)
+        return -1;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)TALAS_CLUSTER_PLAYBACK_TTL_MS);
     argv[0] = "PEXPIRE";
     argv[1] = op->key;
@@ -239,7 +275,9 @@ struct talas_state_playback_op *talas__state_playback_redis_change(const struct 
 {
     struct talas_state_playback_op *op;
     struct talas_playback_command copy = *cmd;
-    char *track = xstrdup(cmd->track), *quality = xstrdup(cmd->quality), *platform = xstrdup(cmd->platform);
+    /* quality and platform matter to a Play only: another change may leave them NULL */
+    char *track = xstrdup(cmd->track), *quality = xstrdup(cmd->quality != NULL ? cmd->quality : ""),
+         *platform = xstrdup(cmd->platform != NULL ? cmd->platform : "");
 
     copy.track = track;
     copy.quality = quality;
@@ -264,8 +302,133 @@ struct talas_state_playback_op *talas__state_playback_redis_get(const struct tal
     return start(ctx, user, 0, cb, data);
 }
 
+/* ------------------------------------------------------ now playing */
+
+static int by_recent(const void *a, const void *b)
+{
+    const struct talas_state_now_playing *x = a, *y = b;
+
+    if (x->changed_ms != y->changed_ms)
+        return x->changed_ms < y->changed_ms ? 1 : -1;
+    return strcmp(x->user, y->user);
+}
+
+/* Once every state has answered: the listing to its caller. */
+static void now_done(struct talas_state_playback_op *op)
+{
+    struct talas_state_now_playing_result r;
+
+    memset(&r, 0, sizeof(r));
+    if (op->now_failed) {
+        r.outcome = TALAS_STATE_UNAVAILABLE;
+    } else {
+        if (op->count > 0)
+            qsort(op->entries, op->count, sizeof(*op->entries), by_recent);
+        r.entries = op->entries;
+        r.count = op->count;
+    }
+    if (op->now_cb != NULL)
+        op->now_cb(op->data, &r);
+    op_free(op);
+}
+
+static void on_now_state(struct talas_redis_conn *conn, redisReply *reply, void *data)
+{
+    struct talas_state_playback_op *op = data;
+    struct talas_playback_state s;
+    char sid[SID_MAX];
+    uint64_t age, window = TALAS_NOW_PLAYING_GRACE_MS;
+    /* the answers come back in the order of the commands */
+    char *user = op->users[op->answered++];
+
+    (void)conn;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        op->now_failed = 1;
+    } else {
+        decode(reply, &s, sid, sizeof(sid));
+        age = op->now_ms > s.updated_ms ? op->now_ms - s.updated_ms : 0;
+        if (s.duration_ms > s.position_ms)
+            window += s.duration_ms - s.position_ms;
+        if (s.status == TALAS_PLAYBACK_PLAYING && age < window) {
+            struct talas_state_now_playing *e = &op->entries[op->count++];
+            e->user = user;
+            e->changed_ms = s.updated_ms;
+            e->state = s;
+            talas_playback_accrue(&e->state, op->now_ms);
+            user = NULL;
+        }
+    }
+    free(user);
+    if (--op->pending == 0)
+        now_done(op);
+}
+
+static void on_now_users(struct talas_redis_conn *conn, redisReply *reply, void *data)
+{
+    struct talas_state_playback_op *op = data;
+    const char *argv[2];
+    size_t n;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        op->now_failed = 1;
+        now_done(op);
+        return;
+    }
+    n = reply->elements;
+    op->users = xcalloc(n + 1, sizeof(*op->users));
+    op->entries = xcalloc(n + 1, sizeof(*op->entries));
+    for (size_t i = 0; i < n; i++)
+        op->users[i] = reply->element[i]->str != NULL
+                           ? xstrndup(reply->element[i]->str, reply->element[i]->len)
+                           : xstrdup("");
+    op->user_count = n;
+    op->pending = 1; /* released below: no answer ends the listing before every command is sent */
+    for (size_t i = 0; i < n; i++) {
+        char *key = xasprintf("%s%s", TALAS_CLUSTER_PLAYBACK_PREFIX, op->users[i]);
+        int rc;
+        argv[0] = "HGETALL";
+        argv[1] = key;
+        rc = talas_redis_conn_command(conn, on_now_state, op, 2, argv, NULL);
+        free(key);
+        if (rc != 0) { /* the connection went: the rest is not sent */
+            op->now_failed = 1;
+            break;
+        }
+        op->pending++;
+    }
+    if (--op->pending == 0)
+        now_done(op);
+}
+
+struct talas_state_playback_op *talas__state_playback_redis_now_playing(const struct talas_worker_ctx *ctx,
+                                                                        uint64_t now_ms,
+                                                                        talas_state_now_playing_fn *cb,
+                                                                        void *data)
+{
+    struct talas_state_playback_op *op = xcalloc(1, sizeof(*op));
+    char now[24], max[24];
+    const char *drop[4] = {"ZREMRANGEBYSCORE", TALAS_CLUSTER_NOW_PLAYING, "-inf", now};
+    const char *list[7] = {"ZRANGEBYSCORE", TALAS_CLUSTER_NOW_PLAYING, now, "+inf", "LIMIT", "0", max};
+
+    op->ctx = ctx;
+    op->conn = talas_cluster_bus_commands(ctx->cluster);
+    op->now_cb = cb;
+    op->data = data;
+    op->now_ms = now_ms;
+    snprintf(now, sizeof(now), "%" PRIu64, now_ms);
+    snprintf(max, sizeof(max), "%d", TALAS_NOW_PLAYING_MAX);
+    if (op->conn == NULL || talas_redis_conn_command(op->conn, NULL, NULL, 4, drop, NULL) != 0 ||
+        talas_redis_conn_command(op->conn, on_now_users, op, 7, list, NULL) != 0) {
+        op->now_failed = 1;
+        now_done(op);
+        return NULL;
+    }
+    return op;
+}
+
 void talas__state_playback_redis_cancel(struct talas_state_playback_op *op)
 {
     /* a command sent cannot be taken back: its answer finds no caller */
     op->cb = NULL;
+    op->now_cb = NULL;
 }

@@ -2,7 +2,7 @@
  * state_playlists.c - playlists behind one interface (state_playlists.h):
  * the dispatch to the worker's backend, and the local one.
  *
- * Entry points: talas_state_playlist_add/remove/share/get,
+ * Entry points: talas_state_playlist_add/remove/share/get/edit/delete/list,
  * talas_state_cancel.
  *
  * The local backend calls store/playlists.c in one short LMDB transaction
@@ -96,10 +96,39 @@ struct talas_state_op *talas_state_playlist_share(const struct talas_worker_ctx 
     return local_done(rc, &pr, "playlists: sharing", cb, data);
 }
 
+struct talas_state_op *talas_state_playlist_edit(const struct talas_worker_ctx *ctx, const char *user,
+                                                 const char *playlist, const struct talas_playlist_edit *e,
+                                                 talas_state_playlist_fn *cb, void *data)
+{
+    struct talas_playlist_limits lim;
+    struct talas_playlist_result pr;
+    int rc;
+
+    talas_playlist_limits_of(ctx->conf, &lim);
+    if (ctx->records != NULL)
+        return talas__state_pg_edit(ctx, &lim, user, playlist, e, cb, data);
+    rc = talas_playlist_edit(ctx->storage, &lim, user, playlist, e, &pr);
+    return local_done(rc, &pr, "playlists: editing", cb, data);
+}
+
+struct talas_state_op *talas_state_playlist_delete(const struct talas_worker_ctx *ctx, const char *user,
+                                                   const char *playlist, talas_state_playlist_fn *cb,
+                                                   void *data)
+{
+    struct talas_playlist_result pr;
+    int rc;
+
+    if (ctx->records != NULL)
+        return talas__state_pg_delete(ctx, user, playlist, cb, data);
+    rc = talas_playlist_delete(ctx->storage, user, playlist, &pr);
+    return local_done(rc, &pr, "playlists: deleting", cb, data);
+}
+
 /* ----------------------------------------------------------- local read */
 
 struct reading {
     const char *owner;
+    struct talas_playlist_meta meta;
     const char **editors, **tracks;
     size_t editor_count, track_count;
 };
@@ -107,6 +136,26 @@ struct reading {
 static void on_owner(const char *owner, void *arg)
 {
     ((struct reading *)arg)->owner = owner;
+}
+
+static void on_meta(const struct talas_playlist_meta *m, void *arg)
+{
+    ((struct reading *)arg)->meta = *m;
+}
+
+static void reading_to(const struct reading *rd, const char *id, struct talas_state_playlist *p)
+{
+    p->id = id;
+    p->owner = rd->owner;
+    p->name = rd->meta.name;
+    p->comment = rd->meta.comment;
+    p->public_ = rd->meta.public_;
+    p->created_ms = rd->meta.created_ms;
+    p->changed_ms = rd->meta.changed_ms;
+    p->editors = rd->editors;
+    p->editor_count = rd->editor_count;
+    p->tracks = rd->tracks;
+    p->track_count = rd->track_count;
 }
 
 static void on_editor(const char *user, size_t index, void *arg)
@@ -130,10 +179,10 @@ static void on_track(const char *track, size_t index, void *arg)
 struct talas_state_op *talas_state_playlist_get(const struct talas_worker_ctx *ctx, const char *playlist,
                                                 talas_state_playlist_fn *cb, void *data)
 {
-    static const struct talas_playlist_reader reader = {on_owner, on_editor, on_track};
+    static const struct talas_playlist_reader reader = {on_owner, on_editor, on_track, on_meta};
     struct talas_state_playlist_result r;
     struct talas_state_playlist p;
-    struct reading rd = {"", NULL, NULL, 0, 0};
+    struct reading rd = {"", {"", "", 0, 0, 0}, NULL, NULL, 0, 0};
     MDB_txn *txn;
     int rc;
 
@@ -149,11 +198,7 @@ struct talas_state_op *talas_state_playlist_get(const struct talas_worker_ctx *c
      * transaction */
     rc = talas_playlist_get(ctx->storage, txn, playlist, &reader, &rd);
     if (rc == 0) {
-        p.owner = rd.owner;
-        p.editors = rd.editors;
-        p.editor_count = rd.editor_count;
-        p.tracks = rd.tracks;
-        p.track_count = rd.track_count;
+        reading_to(&rd, playlist, &p);
         r.playlist = &p;
     } else if (rc == MDB_NOTFOUND) {
         r.outcome = TALAS_STATE_NOT_FOUND;
@@ -165,6 +210,80 @@ struct talas_state_op *talas_state_playlist_get(const struct talas_worker_ctx *c
     mdb_txn_abort(txn);
     free(rd.editors);
     free(rd.tracks);
+    return NULL;
+}
+
+/* The playlists of a local list, as they are read. */
+struct listing {
+    struct talas_storage *st;
+    MDB_txn *txn;
+    struct reading *reads;
+    char **ids;
+    size_t count;
+};
+
+static int list_one(const char *id, size_t len, void *arg)
+{
+    static const struct talas_playlist_reader reader = {on_owner, on_editor, on_track, on_meta};
+    struct listing *l = arg;
+    struct reading *rd;
+    char *copy = xmalloc(len + 1);
+
+    memcpy(copy, id, len);
+    copy[len] = '\0';
+    l->reads = xrealloc(l->reads, (l->count + 1) * sizeof(*l->reads));
+    l->ids = xrealloc(l->ids, (l->count + 1) * sizeof(*l->ids));
+    rd = &l->reads[l->count];
+    memset(rd, 0, sizeof(*rd));
+    rd->owner = "";
+    rd->meta.name = rd->meta.comment = "";
+    if (talas_playlist_get(l->st, l->txn, copy, &reader, rd) != 0) {
+        free(rd->editors);
+        free(rd->tracks);
+        free(copy);
+        return 0; /* listed by a damaged record: left out */
+    }
+    l->ids[l->count++] = copy;
+    return 0;
+}
+
+struct talas_state_op *talas_state_playlist_list(const struct talas_worker_ctx *ctx, const char *user,
+                                                 talas_state_playlist_fn *cb, void *data)
+{
+    struct talas_state_playlist_result r;
+    struct talas_state_playlist *ps = NULL;
+    struct listing l;
+    int rc;
+
+    if (ctx->records != NULL)
+        return talas__state_pg_list(ctx, user, cb, data);
+    memset(&r, 0, sizeof(r));
+    memset(&l, 0, sizeof(l));
+    l.st = ctx->storage;
+    if ((rc = talas_storage_read_begin(ctx->storage, &l.txn)) != 0) {
+        r.outcome = TALAS_STATE_FAILED;
+        cb(data, &r);
+        return NULL;
+    }
+    if ((rc = talas_playlist_list(ctx->storage, l.txn, user, list_one, &l)) == 0) {
+        ps = xcalloc(l.count + 1, sizeof(*ps));
+        for (size_t i = 0; i < l.count; i++)
+            reading_to(&l.reads[i], l.ids[i], &ps[i]);
+        r.playlists = ps;
+        r.playlist_count = l.count;
+    } else {
+        r.outcome = TALAS_STATE_FAILED;
+    }
+    cb(data, &r);
+    mdb_txn_abort(l.txn);
+    for (size_t i = 0; i < l.count; i++) {
+        free(l.reads[i].editors);
+        free(l.reads[i].tracks);
+        free(l.ids[i]);
+    }
+    free(l.reads);
+    free(l.ids);
+    free(ps);
     return NULL;
 }
 

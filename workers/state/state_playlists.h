@@ -49,7 +49,11 @@ enum talas_state_outcome {
 
 /* A playlist as read. Strings and arrays live until the callback returns. */
 struct talas_state_playlist {
-    const char *owner; /* "" when nobody owns it (one from before owners) */
+    const char *id;
+    const char *owner;          /* "" when nobody owns it (one from before owners) */
+    const char *name, *comment; /* "" when it has none (a playlist from before names) */
+    int public_;
+    uint64_t created_ms, changed_ms; /* wall clock; 0 when unknown */
     const char *const *editors;
     size_t editor_count;
     const char *const *tracks; /* in order */
@@ -58,12 +62,14 @@ struct talas_state_playlist {
 
 struct talas_state_playlist_result {
     enum talas_state_outcome outcome;
-    uint64_t position;                  /* add: where the track went; remove: where it was */
-    int created;                        /* add: the playlist is new, the user's */
-    size_t editors_added;               /* share */
-    const char *reason;                 /* REFUSED, FORBIDDEN, NOT_FOUND, UNAVAILABLE */
-    struct talas_quota_refusal refusal; /* QUOTA */
-    const struct talas_state_playlist *playlist; /* get, OK */
+    uint64_t position;                            /* add: where the track went; remove: where it was */
+    int created;                                  /* add: the playlist is new, the user's */
+    size_t editors_added;                         /* share */
+    const char *reason;                           /* REFUSED, FORBIDDEN, NOT_FOUND, UNAVAILABLE */
+    struct talas_quota_refusal refusal;           /* QUOTA */
+    const struct talas_state_playlist *playlist;  /* get, OK */
+    const struct talas_state_playlist *playlists; /* list, OK: PLAYLIST_COUNT of them, in id order */
+    size_t playlist_count;
 };
 
 typedef void talas_state_playlist_fn(void *data, const struct talas_state_playlist_result *r);
@@ -89,6 +95,20 @@ struct talas_state_op *talas_state_playlist_share(const struct talas_worker_ctx 
 struct talas_state_op *talas_state_playlist_get(const struct talas_worker_ctx *ctx, const char *playlist,
                                                 talas_state_playlist_fn *cb, void *data);
 
+/* The changes of store/playlists.h's talas_playlist_edit and
+ * talas_playlist_delete (USER NULL: the backend); E's arrays and strings
+ * are copied. Edit's result position is the track count after. */
+struct talas_playlist_edit;
+struct talas_state_op *talas_state_playlist_edit(const struct talas_worker_ctx *ctx, const char *user,
+                                                 const char *playlist, const struct talas_playlist_edit *e,
+                                                 talas_state_playlist_fn *cb, void *data);
+struct talas_state_op *talas_state_playlist_delete(const struct talas_worker_ctx *ctx, const char *user,
+                                                   const char *playlist, talas_state_playlist_fn *cb,
+                                                   void *data);
+/* The playlists USER may list (owned, edited, public), each whole. */
+struct talas_state_op *talas_state_playlist_list(const struct talas_worker_ctx *ctx, const char *user,
+                                                 talas_state_playlist_fn *cb, void *data);
+
 /* Detaches OP from its caller: its callback will not run. */
 void talas_state_cancel(struct talas_state_op *op);
 
@@ -110,6 +130,14 @@ struct talas_state_op *talas__state_pg_share(const struct talas_worker_ctx *ctx,
                                              talas_state_playlist_fn *cb, void *data);
 struct talas_state_op *talas__state_pg_get(const struct talas_worker_ctx *ctx, const char *playlist,
                                            talas_state_playlist_fn *cb, void *data);
+struct talas_state_op *talas__state_pg_edit(const struct talas_worker_ctx *ctx,
+                                            const struct talas_playlist_limits *lim, const char *user,
+                                            const char *playlist, const struct talas_playlist_edit *e,
+                                            talas_state_playlist_fn *cb, void *data);
+struct talas_state_op *talas__state_pg_delete(const struct talas_worker_ctx *ctx, const char *user,
+                                              const char *playlist, talas_state_playlist_fn *cb, void *data);
+struct talas_state_op *talas__state_pg_list(const struct talas_worker_ctx *ctx, const char *user,
+                                            talas_state_playlist_fn *cb, void *data);
 void talas__state_pg_cancel(struct talas_state_op *op);
 
 #endif

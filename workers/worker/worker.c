@@ -323,6 +323,9 @@ static void map_metrics(const struct talas_worker_args *args)
         /* the master zeroed them when it gave the slot; a gauge of a
          * previous owner must never show as ours */
         talas_metrics_reset_gauges(wctx.metrics);
+        /* so is the census table: a previous owner's counts are not ours */
+        wctx.census = talas_census_table(hdr, (unsigned)args->metrics_slot);
+        talas_census_clear(wctx.census);
     } else {
         if (hdr != NULL)
             log_warn("metrics: no slot of the node's figures is free: this worker's are left out of /metrics");

@@ -20,6 +20,7 @@
 #include <h2o.h>
 
 #include "core/config.h"
+#include "core/census.h"
 #include "core/metrics.h"
 #include "core/token.h"
 #include "store/storage.h"
@@ -54,6 +55,9 @@ struct talas_worker_ctx {
      * when the master's segment could not be mapped). */
     struct talas_metrics_slot *metrics;
     const struct talas_metrics_header *metrics_node;
+    /* This worker's table of the node's census (core/census.h), where it
+     * counts what each identity holds here; NULL without a slot. */
+    struct talas_census_table *census;
 };
 
 /* Counts a listener of track_id for as long as req lives. */

@@ -10,17 +10,27 @@
 //   pins the time), type a comment, post it; its marker appears on the seek
 //   bar at AT_S; seek elsewhere, click the marker: the audio is back at
 //   AT_S; post a hostile body (HTML that would run script if it were
-//   parsed): it shows exactly as typed, as text, and no script ran; switch
-//   to the other version with the version menu: the position is kept.
+//   parsed): it shows exactly as typed, as text, and no script ran; a body
+//   with NUL is refused as documented (the error shows, nothing is listed);
+//   while the track plays, another user comments through the API (the
+//   test asks for it, see below): the marker and the text appear without a
+//   reload, rendered inert, then the edit and the deletion show; our own
+//   comment is listed once; switch to the other version with the version
+//   menu: the position is kept, and a comment on that version arrives live.
+//
+// Asking the test: the driver writes one line "ASK {json}" on stderr and
+// reads the answer, one JSON line, on stdin (the test posts, edits or
+// deletes as the other user, with urllib and that user's token).
 //
 // Prints one JSON summary on stdout and saves screenshots in OUTDIR; exit
 // status 0 when every step worked, 1 otherwise ("failure").
 //
 // Environment: CHROMIUM, USER_TOKEN, V1_TITLE, V2_TITLE, AT_S (5), HOSTILE,
-// WAIT_MS (20000).
+// LIVE_AT_S (13), WAIT_MS (20000).
 import { chromium, devices } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 
 const [baseArg, outDir, mode = 'desktop'] = process.argv.slice(2);
 if (!baseArg || !outDir || !['desktop', 'mobile'].includes(mode)) {
@@ -34,11 +44,22 @@ const V1 = env.V1_TITLE || 'Take v1';
 const V2 = env.V2_TITLE || 'Take v2';
 const AT = Number(env.AT_S || 5);
 const HOSTILE = env.HOSTILE || '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+const LIVE_AT = Number(env.LIVE_AT_S || 13);
 const mobile = mode === 'mobile';
+
+// the test's answers, one JSON line each, in order
+const answers = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(what) {
+  process.stderr.write(`ASK ${JSON.stringify(what)}\n`);
+  const { value, done } = await answers.next();
+  if (done) fail(`no answer from the test to ${JSON.stringify(what)}`);
+  return JSON.parse(value);
+}
 
 const summary = {
   ok: false, mode, failure: null, steps: [], posted: null, marker: null, marker_seek: null,
-  hostile: null, switched: null, page_errors: [], console_errors: [], screenshots: [],
+  hostile: null, nul: null, live: null, own_listed: null, switched: null, live_after_switch: null, page_errors: [], console_errors: [],
+  screenshots: [],
 };
 
 class Failure extends Error {}
@@ -104,6 +125,9 @@ try {
   page = await context.newPage();
   page.on('pageerror', (e) => summary.page_errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') summary.console_errors.push(m.text()); });
+  // listings of comments fetched: live arrival must not need one
+  let listings = 0;
+  page.on('request', (r) => { if (r.method() === 'GET' && /\/api\/tracks\/[^/]+\/comments/.test(r.url())) listings++; });
 
   await step('load and play', async () => {
     const res = await page.goto(`${base}/#token=${encodeURIComponent(env.USER_TOKEN || '')}`, { waitUntil: 'load', timeout: waitMs });
@@ -125,7 +149,7 @@ try {
     const c = page.getByTestId('comment').filter({ hasText: text });
     const at = Number(await c.first().getAttribute('data-at-ms'));
     if (Math.abs(at - AT * 1000) > 600) fail(`the comment is at ${at} ms, not near ${AT * 1000}`);
-    summary.posted = { at_ms: at };
+    summary.posted = { at_ms: at, comment_id: await c.first().getAttribute('data-comment-id') };
     await shot(page, 'commented');
   });
 
@@ -158,6 +182,60 @@ try {
     await shot(page, 'hostile');
   });
 
+  await step('NUL refused as documented', async () => {
+    const n = await page.getByTestId('comment').count();
+    const box = page.getByTestId('comment-body');
+    await box.focus();
+    await box.fill('a\u0000b');
+    const typed = await box.inputValue();
+    await tapOrClick(page.getByTestId('comment-post'));
+    const error = await until(page, () => document.querySelector('[data-testid=comment-error]')?.textContent ?? false,
+      null, 'the refusal shown');
+    summary.nul = { typed_has_nul: typed.includes('\u0000'), error, listed: await page.getByTestId('comment').count() - n };
+    if (summary.nul.listed !== 0) fail(`a body with NUL was listed: ${JSON.stringify(summary.nul)}`);
+    await box.fill('');
+  });
+
+  await step('live comments of another user', async () => {
+    // from the start: the track must not end (and the next one load) here
+    await page.evaluate(() => { const a = document.getElementById('audio'); a.currentTime = 1; return a.play(); });
+    await until(page, () => !document.getElementById('audio').paused, null, 'the track to play again');
+    const listingsBefore = listings;
+    const posted = await ask({ action: 'post', at_ms: LIVE_AT * 1000 });
+    const id = posted.comment_id;
+    const shown = await until(page, ([cid, body]) => {
+      const c = document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`);
+      const t = c?.querySelector('[data-testid=comment-text]');
+      const m = document.querySelector(`[data-testid=marker][data-at-ms="${c?.getAttribute('data-at-ms')}"]`);
+      return t && m && t.textContent === body
+        ? { text: t.textContent, children: t.children.length, at_ms: Number(c.getAttribute('data-at-ms')),
+          user: c.querySelector('.c-user')?.textContent ?? null }
+        : false;
+    }, [id, posted.body], 'the other user\'s comment and its marker, live');
+    const playing = await page.evaluate(() => !document.getElementById('audio').paused);
+    const fetched = listings - listingsBefore;
+    if (fetched !== 0) fail(`the comment came with a listing fetched again (${fetched}), not live`);
+    const pwned = await page.evaluate(() => window.__pwned ?? null);
+    const injected = await page.locator('[data-testid=comments] img, [data-testid=comments] script').count();
+    await page.evaluate((cid) => document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`).scrollIntoView({ block: "center" }), id);
+    await shot(page, 'live');
+    const edited = await ask({ action: 'edit', comment_id: id });
+    await until(page, ([cid, body]) => document.querySelector(
+      `[data-testid=comment][data-comment-id="${cid}"] [data-testid=comment-text]`)?.textContent === body,
+    [id, edited.body], 'the edit, live');
+    await ask({ action: 'delete', comment_id: id });
+    await until(page, ([cid, at]) => !document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`) &&
+      !document.querySelector(`[data-testid=marker][data-at-ms="${at}"]`), [id, shown.at_ms], 'the deletion, live');
+    summary.live = { ...shown, comment_id: id, playing, pwned, injected_elements: injected, edited: edited.body, deleted: true,
+      listings_fetched: listings - listingsBefore };
+    if (summary.live.listings_fetched !== 0) fail(`the page fetched the listing again: ${JSON.stringify(summary.live)}`);
+    if (shown.children !== 0 || pwned !== null || injected !== 0) fail(`the live body was parsed as HTML: ${JSON.stringify(summary.live)}`);
+    // our own comment: the POST answered it and its event came too; once
+    summary.own_listed = await page.locator(`[data-testid=comment][data-comment-id="${summary.posted.comment_id}"]`).count();
+    if (summary.own_listed !== 1) fail(`our own comment is listed ${summary.own_listed} times`);
+    await page.evaluate(() => document.getElementById('audio').pause());
+  });
+
   await step('switch version keeps the position', async () => {
     await page.evaluate(() => { document.getElementById('audio').currentTime = 7; });
     await until(page, () => Math.abs(document.getElementById('audio').currentTime - 7) < 0.3, null, 'the seek to 7 s');
@@ -174,6 +252,23 @@ try {
       null, 'the position kept');
     summary.switched = { to: other, time: await audioTime(page) };
     await shot(page, 'switched');
+  });
+
+  await step('live comments follow the switch', async () => {
+    // the page now plays the other version: a comment on it arrives live
+    const listingsBefore = listings;
+    const posted = await ask({ action: 'post', at_ms: (LIVE_AT + 2) * 1000, on: 'v2' });
+    const id = posted.comment_id;
+    await until(page, (cid) => {
+      const c = document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`);
+      return !!c && !!document.querySelector(`[data-testid=marker][data-at-ms="${c.getAttribute('data-at-ms')}"]`);
+    }, id, 'a comment on the version now playing, live');
+    const fetched = listings - listingsBefore;
+    if (fetched !== 0) fail(`the comment came with a listing fetched again (${fetched}), not live`);
+    await ask({ action: 'delete', comment_id: id });
+    await until(page, (cid) => !document.querySelector(`[data-testid=comment][data-comment-id="${cid}"]`), id,
+      'its deletion, live');
+    summary.live_after_switch = { comment_id: id, track_id: posted.track_id };
   });
 
   summary.ok = true;
