@@ -119,13 +119,14 @@ def test_subsonic_activity_in_talas_api_and_events(asrv):
             started = await recv_until(ws, event("PlaybackStarted", track_id=tone))
             stopped = await recv_until(ws, event("PlaybackStopped", track_id=tone))
             now = (await asyncio.to_thread(other, "getNowPlaying"))["nowPlaying"].get("entry", [])
-            await asyncio.to_thread(other, "createPlaylist", name="act list", songId=[noise, tone])
-            added = [await recv_until(ws, event("PlaylistUpdated", playlist_id="act list", track_id=t))
+            made = await asyncio.to_thread(other, "createPlaylist", name="act list", songId=[noise, tone])
+            pid = made["playlist"]["id"]  # made by Talas, not the name
+            added = [await recv_until(ws, event("PlaylistUpdated", playlist_id=pid, track_id=t))
                      for t in (noise, tone)]
             other.close()
-            return liked, started, stopped, now, added
+            return liked, started, stopped, now, added, pid
 
-    liked, started, stopped, now, added = asyncio.run(asyncio.wait_for(go(), 120))
+    liked, started, stopped, now, added, pid = asyncio.run(asyncio.wait_for(go(), 120))
     assert liked["user_id"] == "alice"
     assert started["user_id"] == "alice" and stopped["user_id"] == "alice"
     assert [a["action"] for a in added] == ["Added", "Added"]
@@ -150,5 +151,5 @@ def test_subsonic_activity_in_talas_api_and_events(asrv):
     assert any(h["track_id"] == tone for h in hist["history"])
 
     # the playlist in /api/playlists
-    pl = srv.get_json("/api/playlists/act%20list")
-    assert pl["owner"] == "alice" and [t["track_id"] for t in pl["tracks"]] == [noise, tone]
+    pl = srv.get_json(f"/api/playlists/{pid}")
+    assert pl["name"] == "act list" and pl["owner"] == "alice" and [t["track_id"] for t in pl["tracks"]] == [noise, tone]

@@ -23,37 +23,8 @@
 #include "core/util.h"
 #include "store/play_queue.h"
 #include "store/storage.h"
-#include "tmpdir.h"
-
-#define MAP_SIZE (64ull * 1024 * 1024)
-
-struct fixture {
-    char *dir;
-    struct talas_storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    char *error = NULL;
-
-    f->dir = test_tmpdir("play_queue");
-    assert_non_null(f->dir);
-    assert_int_equal(talas_storage_open(f->dir, MAP_SIZE, &f->st, &error), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    talas_storage_close(f->st);
-    test_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+#define STORE_FIXTURE_NAME "play_queue"
+#include "store_fixture.h"
 
 static void test_record_bytes(void **state)
 {
@@ -124,7 +95,7 @@ static int count_user(const char *user, void *arg)
 
 static void test_save_get(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     const char *tracks[] = {"a", "b", "c"};
     struct talas_play_queue q = {tracks, 3, "b", 5000, 42, "DSub"}, got;
     struct talas_quota_refusal refusal = {NULL, 0};

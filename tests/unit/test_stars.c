@@ -21,37 +21,8 @@
 #include "core/util.h"
 #include "store/stars.h"
 #include "store/storage.h"
-#include "tmpdir.h"
-
-#define MAP_SIZE (64ull * 1024 * 1024)
-
-struct fixture {
-    char *dir;
-    struct talas_storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    char *error = NULL;
-
-    f->dir = test_tmpdir("stars");
-    assert_non_null(f->dir);
-    assert_int_equal(talas_storage_open(f->dir, MAP_SIZE, &f->st, &error), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    talas_storage_close(f->st);
-    test_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+#define STORE_FIXTURE_NAME "stars"
+#include "store_fixture.h"
 
 static void test_record_bytes(void **state)
 {
@@ -114,7 +85,7 @@ static int count_user(const char *user, void *arg)
 
 static void test_star_rate_list(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     const char *ab[] = {"song-b", "song-a"}, *a[] = {"song-a"}, *empty[] = {""};
     uint64_t count, bytes, removed;
     struct seen v;

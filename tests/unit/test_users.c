@@ -21,37 +21,8 @@
 #include "store/quota.h"
 #include "store/storage.h"
 #include "store/users.h"
-#include "tmpdir.h"
-
-#define MAP_SIZE (64ull * 1024 * 1024)
-
-struct fixture {
-    char *dir;
-    struct talas_storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    char *error = NULL;
-
-    f->dir = test_tmpdir("users");
-    assert_non_null(f->dir);
-    assert_int_equal(talas_storage_open(f->dir, MAP_SIZE, &f->st, &error), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    talas_storage_close(f->st);
-    test_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+#define STORE_FIXTURE_NAME "users"
+#include "store_fixture.h"
 
 static int get(struct talas_storage *st, const char *user, struct talas_user_settings *s)
 {
@@ -139,7 +110,7 @@ static void test_damaged_records_are_private(void **state)
 
 static void test_defaults_and_round_trip(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct talas_user_settings s = {1, 1234}, got;
     uint64_t count, bytes;
 
@@ -180,7 +151,7 @@ static void test_defaults_and_round_trip(void **state)
 
 static void test_damaged_record_in_the_store(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     static const unsigned char junk[5] = {1, 1, 0, 0, 9};
     struct talas_user_settings got;
 
@@ -195,7 +166,7 @@ static void test_damaged_record_in_the_store(void **state)
 
 static void test_purge(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct talas_user_settings s = {1, 1};
     uint64_t count, bytes;
 
@@ -216,7 +187,7 @@ static void test_purge(void **state)
  * return to the defaults (withdrawing consent). */
 static void test_budget(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct talas_quota_refusal r = {0};
     struct talas_user_settings on = {1, 1}, off = {0, 2};
     uint64_t bytes;

@@ -106,6 +106,19 @@ static void refuse(h2o_req_t *req, int status, const char *reason, const char *i
                               "%s", strcmp(reason, "no token") == 0 ? "a token is required" : reason);
 }
 
+void talas_http_refuse(h2o_req_t *req, int status, const char *code, const char *reason)
+{
+    char ip[64];
+
+    log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
+             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
+             req->path_normalized.base, talas_http_client_ip(req, ip), reason);
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"talas\""));
+    talas_http_send_error(req, status, code, "%s", reason);
+}
+
 int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *track,
                          enum talas_token_kind kind, struct talas_token_claims *claims_r)
 {

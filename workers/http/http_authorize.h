@@ -32,6 +32,14 @@ int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *i
  * reason and the client address (never the token), and returns -1.
  * CLAIMS_R must not be NULL.
  */
+/*
+ * Answers STATUS with the JSON error CODE and REASON for a request refused
+ * for who is asking (no or wrong credentials: 401, with the Bearer
+ * challenge; not allowed: 403), and logs it (warn: the method, the
+ * normalised path, never the token, the address, the reason).
+ */
+void talas_http_refuse(h2o_req_t *req, int status, const char *code, const char *reason);
+
 int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *track,
                          enum talas_token_kind kind, struct talas_token_claims *claims_r);
 

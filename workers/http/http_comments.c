@@ -46,19 +46,6 @@
 
 enum caller { CALLER_ANYONE, CALLER_BACKEND, CALLER_USER };
 
-static void refuse(h2o_req_t *req, int status, const char *code, const char *reason)
-{
-    char ip[64];
-
-    log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base,
-             talas_http_client_ip(req, ip), reason);
-    if (status == 401)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                       H2O_STRLIT("Bearer realm=\"talas\""));
-    talas_http_send_error(req, status, code, "%s", reason);
-}
-
 /*
  * Who is asking. NEED_USER: a user's token is required (the backend key
  * will not do); TRACK: the track a media token may name (NULL: none may).
@@ -80,38 +67,38 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, int need_u
     sub_r[0] = '\0';
     if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len)) {
         if (need_user) {
-            refuse(req, 403, "forbidden", "a comment is a user's: post it with that user's token");
+            talas_http_refuse(req, 403, "forbidden", "a comment is a user's: post it with that user's token");
             return -1;
         }
         return CALLER_BACKEND;
     }
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        refuse(req, 401, "invalid_token", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (found == 0) {
         if (!need_user && !ctx->conf->auth_required)
             return CALLER_ANYONE;
-        refuse(req, 401, "unauthorized", need_user ? "a user's token is required" :
+        talas_http_refuse(req, 401, "unauthorized", need_user ? "a user's token is required" :
                                                      "a valid token or the backend key is required");
         return -1;
     }
     r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
                            &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
-        refuse(req, 403, "forbidden", reason);
+        talas_http_refuse(req, 403, "forbidden", reason);
         return -1;
     }
     if (r != TALAS_TOKEN_OK) {
-        refuse(req, 401, "invalid_token", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (claims.track[0] != '\0' && (track == NULL || strcmp(claims.track, track) != 0)) {
-        refuse(req, 403, "forbidden", "a media token names another track: use a user's token");
+        talas_http_refuse(req, 403, "forbidden", "a media token names another track: use a user's token");
         return -1;
     }
     if (need_user && (claims.sub[0] == '\0' || strlen(claims.sub) > USER_MAX)) {
-        refuse(req, 403, "forbidden", "the token names no user (sub)");
+        talas_http_refuse(req, 403, "forbidden", "the token names no user (sub)");
         return -1;
     }
     strcpy(sub_r, claims.sub);
@@ -389,6 +376,19 @@ static void on_changed(void *data, const struct talas_state_comment_result *r)
     talas_buf_free(&body);
 }
 
+/* The creation time of a new comment: the wall clock, but after the last
+ * one this worker stamped, so that two comments posted in one
+ * millisecond (a reply and the next) still list in the order they were
+ * made. */
+static uint64_t creation_stamp(void)
+{
+    static uint64_t last;
+    uint64_t now = talas_wall_ms();
+
+    last = now > last ? now : last + 1;
+    return last;
+}
+
 static int by_time(const void *pa, const void *pb)
 {
     const struct talas_comment *a = *(const struct talas_comment *const *)pa,
@@ -574,7 +574,7 @@ int talas_comments_track_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     c.user = user;
     c.parent = b.has_parent ? b.parent : "";
     c.at_ms = b.at_ms;
-    c.created_ms = talas_wall_ms();
+    c.created_ms = creation_stamp();
     c.body = b.text;
     c.body_len = b.text_len;
     pd->action = "created";
@@ -601,7 +601,7 @@ int talas_comments_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
     if ((who = caller(ctx, req, 0, NULL, user)) == -1)
         return 0;
     if (who == CALLER_ANYONE || (who == CALLER_USER && user[0] == '\0')) {
-        refuse(req, 401, "unauthorized", "the author's token or the backend key is required");
+        talas_http_refuse(req, 401, "unauthorized", "the author's token or the backend key is required");
         return 0;
     }
     if (len != TALAS_COMMENT_ID_LEN || !talas_track_id_valid(id, len)) {

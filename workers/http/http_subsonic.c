@@ -90,7 +90,7 @@ struct sreq {
     struct talas_state_op *op;
     struct talas_state_playback_op *pop;
     const char **songs;
-    size_t song_count, next; /* scrobble: the song being played */
+    size_t song_count, next;
     char *playlist;
     /* getCoverArt: waiting for its picture */
     struct talas_cover_waiter cover;
@@ -112,23 +112,18 @@ static void sreq_dispose(void *p)
 
 static void send_doc(struct sreq *r, struct talas_subsonic_writer *w)
 {
-    talas_http_send_body(r->req, 200, talas_subsonic_content_type(w->format), &w->out);
-    talas_buf_free(&w->out);
+    talas_subsonic_send_doc(r->req, w);
 }
 
 static void send_error(struct sreq *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void send_error(struct sreq *r, int code, const char *fmt, ...)
 {
-    struct talas_subsonic_writer w;
-    char message[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
+    talas_subsonic_send_verror(r->req, r->format, r->callback, code, fmt, ap);
     va_end(ap);
-    talas_subsonic_write_error(&w, r->format, r->callback, code, message);
-    send_doc(r, &w);
 }
 
 static void begin_ok(struct sreq *r, struct talas_subsonic_writer *w)

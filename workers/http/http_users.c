@@ -43,19 +43,6 @@
 
 enum caller { CALLER_BACKEND, CALLER_USER };
 
-static void refuse(h2o_req_t *req, int status, const char *code, const char *reason)
-{
-    char ip[64];
-
-    log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
-             req->path_normalized.base, talas_http_client_ip(req, ip), reason);
-    if (status == 401)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                       H2O_STRLIT("Bearer realm=\"talas\""));
-    talas_http_send_error(req, status, code, "%s", reason);
-}
-
 /*
  * Who is asking: CALLER_BACKEND, or CALLER_USER with the token's sub in
  * SUB_R (TALAS_USERS_ID_MAX + 1 bytes); -1 when answered (401, or 403 for
@@ -74,29 +61,29 @@ static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *sub_
     if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
         return CALLER_BACKEND;
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        refuse(req, 401, "invalid_token", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (found == 0) {
-        refuse(req, 401, "unauthorized", "the backend key or the user's own token is required");
+        talas_http_refuse(req, 401, "unauthorized", "the backend key or the user's own token is required");
         return -1;
     }
     r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
                            &reason);
     if (r == TALAS_TOKEN_FORBIDDEN) {
-        refuse(req, 403, "forbidden", reason);
+        talas_http_refuse(req, 403, "forbidden", reason);
         return -1;
     }
     if (r != TALAS_TOKEN_OK) {
-        refuse(req, 401, "invalid_token", reason);
+        talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
     if (claims.track[0] != '\0') {
-        refuse(req, 403, "forbidden", "a media token (it names a track) cannot read or change settings");
+        talas_http_refuse(req, 403, "forbidden", "a media token (it names a track) cannot read or change settings");
         return -1;
     }
     if (claims.sub[0] == '\0' || strlen(claims.sub) > TALAS_USERS_ID_MAX) {
-        refuse(req, 403, "forbidden", "the token names no user (sub)");
+        talas_http_refuse(req, 403, "forbidden", "the token names no user (sub)");
         return -1;
     }
     strcpy(sub_r, claims.sub);
@@ -242,7 +229,7 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     memcpy(user, id, len);
     user[len] = '\0';
     if (who == CALLER_USER && strcmp(sub, user) != 0) {
-        refuse(req, 403, "forbidden", "a user may read and change only their own settings");
+        talas_http_refuse(req, 403, "forbidden", "a user may read and change only their own settings");
         return 0;
     }
     return put ? serve_put(ctx, req, user) : serve_get(ctx, req, user);
@@ -340,7 +327,7 @@ int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, 
         return 0;
     }
     if (who == CALLER_USER && (strlen(sub) != len || memcmp(sub, id, len) != 0)) {
-        refuse(req, 403, "forbidden", "a user may read only their own likes");
+        talas_http_refuse(req, 403, "forbidden", "a user may read only their own likes");
         return 0;
     }
     l = h2o_mem_alloc_shared(&req->pool, sizeof(*l), likes_dispose);

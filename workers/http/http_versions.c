@@ -29,19 +29,6 @@
 
 #define MAX_BODY 1024
 
-static void refuse(h2o_req_t *req, int status, const char *code, const char *reason)
-{
-    char ip[64];
-
-    log_warn("auth: %d for %.*s %.*s from %s: %s", status, (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base,
-             talas_http_client_ip(req, ip), reason);
-    if (status == 401)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                       H2O_STRLIT("Bearer realm=\"talas\""));
-    talas_http_send_error(req, status, code, "%s", reason);
-}
-
 /* 1 when the request may read the catalog; else it answered 401, 0. */
 static int may_read(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
@@ -58,7 +45,7 @@ static int may_read(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), NULL,
                            &reason) == TALAS_TOKEN_OK)
         return 1;
-    refuse(req, 401, "unauthorized", "a valid token or the backend key is required");
+    talas_http_refuse(req, 401, "unauthorized", "a valid token or the backend key is required");
     return 0;
 }
 
@@ -255,9 +242,9 @@ int talas_versions_link_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req
     }
     if (h == NULL || !talas_token_backend_key_ok(ctx->token, h->base, h->len)) {
         if (talas_http_token(req, &token, &reason) == 1)
-            refuse(req, 403, "forbidden", "only the backend key may link versions");
+            talas_http_refuse(req, 403, "forbidden", "only the backend key may link versions");
         else
-            refuse(req, 401, "unauthorized", "the backend key is required");
+            talas_http_refuse(req, 401, "unauthorized", "the backend key is required");
         return 0;
     }
     if (!talas_track_id_valid(id, len)) {

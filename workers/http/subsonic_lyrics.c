@@ -30,32 +30,10 @@
 #include "store/catalog.h"
 #include "store/lyrics.h"
 
-static void send_doc(struct talas_subsonic_call *c, struct talas_subsonic_writer *w)
-{
-    talas_http_send_body(c->req, 200, talas_subsonic_content_type(w->format), &w->out);
-    talas_buf_free(&w->out);
-}
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-{
-    struct talas_subsonic_writer w;
-    char message[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
-    talas_subsonic_write_error(&w, c->format, c->callback, code, message);
-    send_doc(c, &w);
-}
-
 static void read_failed(struct talas_subsonic_call *c, int rc)
 {
     log_error("subsonic: reading the lyrics failed: %s", rc == -1 ? "damaged record" : mdb_strerror(rc));
-    send_error(c, TALAS_SUBSONIC_E_GENERIC, "the lyrics could not be read");
+    talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the lyrics could not be read");
 }
 
 /* ------------------------------------------------- getLyricsBySongId */
@@ -103,7 +81,7 @@ static void m_lyrics_by_song(struct talas_subsonic_call *c)
     int rc;
 
     if (id == NULL || *id == '\0') {
-        send_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id");
         return;
     }
     if ((rc = talas_storage_read_begin(c->ctx->storage, &txn)) != 0) {
@@ -113,7 +91,7 @@ static void m_lyrics_by_song(struct talas_subsonic_call *c)
     rc = talas_catalog_get(c->ctx->storage, txn, id, &t);
     if (rc == MDB_NOTFOUND || (rc == 0 && t.error != NULL)) {
         mdb_txn_abort(txn);
-        send_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found");
         return;
     }
     if (rc == 0 && (rc = talas_lyrics_get(c->ctx->storage, txn, id, &rec)) == MDB_NOTFOUND) {
@@ -132,7 +110,7 @@ static void m_lyrics_by_song(struct talas_subsonic_call *c)
     talas_subsonic_elem_end(&w);
     talas_subsonic_writer_end(&w);
     mdb_txn_abort(txn);
-    send_doc(c, &w);
+    talas_subsonic_send_doc(c->req, &w);
 }
 
 /* ---------------------------------------------------------- getLyrics */
@@ -209,7 +187,7 @@ static void m_lyrics(struct talas_subsonic_call *c)
     talas_subsonic_writer_end(&w);
     talas_subsonic_library_free(&lib);
     mdb_txn_abort(txn);
-    send_doc(c, &w);
+    talas_subsonic_send_doc(c->req, &w);
 }
 
 /* ------------------------------------------------------------- dispatch */

@@ -66,50 +66,19 @@ static struct qcall *qcall_new(struct talas_subsonic_call *c)
     return q;
 }
 
-static void send_doc(struct talas_subsonic_call *c, struct talas_subsonic_writer *w)
-{
-    talas_http_send_body(c->req, 200, talas_subsonic_content_type(w->format), &w->out);
-    talas_buf_free(&w->out);
-}
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-{
-    struct talas_subsonic_writer w;
-    char message[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
-    talas_subsonic_write_error(&w, c->format, c->callback, code, message);
-    send_doc(c, &w);
-}
-
-static void send_empty(struct talas_subsonic_call *c)
-{
-    struct talas_subsonic_writer w;
-
-    talas_subsonic_writer_begin(&w, c->format, c->callback, 1);
-    talas_subsonic_writer_end(&w);
-    send_doc(c, &w);
-}
-
 static void store_failed(struct talas_subsonic_call *c, const struct talas_state_play_queue_result *res)
 {
     switch (res->outcome) {
     case TALAS_STATE_QUOTA:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
                    res->refusal.limit, res->refusal.max);
         break;
     case TALAS_STATE_REFUSED:
     case TALAS_STATE_UNAVAILABLE:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", res->reason != NULL ? res->reason : "refused");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", res->reason != NULL ? res->reason : "refused");
         break;
     default:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the play queue could not be stored");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the play queue could not be stored");
     }
 }
 
@@ -127,7 +96,7 @@ static int load_library(struct talas_subsonic_call *c, MDB_txn **txn_r, struct t
         mdb_txn_abort(*txn_r);
     if (rc != 0) {
         log_error("subsonic: reading the catalog failed: %s", mdb_strerror(rc));
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
         return -1;
     }
     return 0;
@@ -144,7 +113,7 @@ static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, si
     if (n == 0)
         return 1;
     if (talas_storage_read_begin(c->ctx->storage, &txn) != 0) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -156,7 +125,7 @@ static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, si
         if (rc != 0) {
             if (rc != MDB_NOTFOUND && rc != -1)
                 log_error("subsonic: reading track %s failed: %s", ids[i], mdb_strerror(rc));
-            send_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
+            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
             break;
         }
     }
@@ -175,7 +144,7 @@ static void on_saved(void *data, const struct talas_state_play_queue_result *res
         store_failed(q->c, res);
         return;
     }
-    send_empty(q->c);
+    talas_subsonic_call_empty(q->c);
 }
 
 static void m_save(struct talas_subsonic_call *c)
@@ -190,16 +159,16 @@ static void m_save(struct talas_subsonic_call *c)
     int in = 0;
 
     if (n > TALAS_PLAY_QUEUE_MAX) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "a play queue holds at most %d songs (%zu given)",
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "a play queue holds at most %d songs (%zu given)",
                    TALAS_PLAY_QUEUE_MAX, n);
         return;
     }
     if (talas_subsonic_arg_int(c->args, "position", 0, INT64_MAX, 0, &position, &error) != 0) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", error);
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", error);
         return;
     }
     if (client != NULL && strlen(client) > TALAS_PLAY_QUEUE_CLIENT_MAX) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "c: a client name of at most %d bytes",
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "c: a client name of at most %d bytes",
                    TALAS_PLAY_QUEUE_CLIENT_MAX);
         return;
     }
@@ -208,7 +177,7 @@ static void m_save(struct talas_subsonic_call *c)
     for (size_t i = 0; current != NULL && i < n; i++)
         in |= strcmp(ids[i], current) == 0;
     if (current != NULL && !in) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "current: %.32s is not in the queue", current);
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "current: %.32s is not in the queue", current);
         return;
     }
     if (!songs_exist(c, ids, n))
@@ -239,7 +208,7 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
         return;
     }
     if (pq == NULL) {
-        send_empty(c);
+        talas_subsonic_call_empty(c);
         return;
     }
     if (load_library(c, &txn, &lib) != 0)
@@ -268,7 +237,7 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
     talas_subsonic_library_free(&lib);
     mdb_txn_abort(txn);
     talas_subsonic_writer_end(&w);
-    send_doc(c, &w);
+    talas_subsonic_send_doc(c->req, &w);
 }
 
 static void m_get(struct talas_subsonic_call *c)
@@ -291,7 +260,7 @@ static void on_now(void *data, const struct talas_state_now_playing_result *res)
 
     q->now_op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the playback states could not be read");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the playback states could not be read");
         return;
     }
     if (load_library(c, &txn, &lib) != 0)
@@ -321,7 +290,7 @@ static void on_now(void *data, const struct talas_state_now_playing_result *res)
     talas_subsonic_library_free(&lib);
     mdb_txn_abort(txn);
     talas_subsonic_writer_end(&w);
-    send_doc(c, &w);
+    talas_subsonic_send_doc(c->req, &w);
 }
 
 static void m_now_playing(struct talas_subsonic_call *c)

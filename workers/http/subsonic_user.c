@@ -64,52 +64,21 @@ static struct ucall *ucall_new(struct talas_subsonic_call *c)
 
 /* ------------------------------------------------------------- answers */
 
-static void send_doc(struct talas_subsonic_call *c, struct talas_subsonic_writer *w)
-{
-    talas_http_send_body(c->req, 200, talas_subsonic_content_type(w->format), &w->out);
-    talas_buf_free(&w->out);
-}
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void send_error(struct talas_subsonic_call *c, int code, const char *fmt, ...)
-{
-    struct talas_subsonic_writer w;
-    char message[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
-    talas_subsonic_write_error(&w, c->format, c->callback, code, message);
-    send_doc(c, &w);
-}
-
-static void send_empty(struct talas_subsonic_call *c)
-{
-    struct talas_subsonic_writer w;
-
-    talas_subsonic_writer_begin(&w, c->format, c->callback, 1);
-    talas_subsonic_writer_end(&w);
-    send_doc(c, &w);
-}
-
 /* The answer of a store outcome that is not OK. */
 static void store_failed(struct talas_subsonic_call *c, enum talas_state_outcome outcome, const char *reason,
                          const struct talas_quota_refusal *refusal)
 {
     switch (outcome) {
     case TALAS_STATE_QUOTA:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached", refusal->limit,
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached", refusal->limit,
                    refusal->max);
         break;
     case TALAS_STATE_REFUSED:
     case TALAS_STATE_UNAVAILABLE:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", reason != NULL ? reason : "refused");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", reason != NULL ? reason : "refused");
         break;
     default:
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the change could not be stored");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the change could not be stored");
     }
 }
 
@@ -145,7 +114,7 @@ static int load_library(struct talas_subsonic_call *c, MDB_txn **txn_r, struct t
         mdb_txn_abort(*txn_r);
     if (rc != 0) {
         log_error("subsonic: reading the catalog failed: %s", mdb_strerror(rc));
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
         return -1;
     }
     return 0;
@@ -162,7 +131,7 @@ static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, si
     if (n == 0)
         return 1;
     if (talas_storage_read_begin(c->ctx->storage, &txn) != 0) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -173,7 +142,7 @@ static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, si
         if (rc != 0) {
             if (rc != MDB_NOTFOUND && rc != -1)
                 log_error("subsonic: reading track %s failed: %s", ids[i], mdb_strerror(rc));
-            send_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
+            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
             break;
         }
     }
@@ -196,12 +165,12 @@ static int others_exist(struct talas_subsonic_call *c, const char *const *albums
         return 0;
     for (size_t i = 0; i < na && ok; i++)
         if (talas_subsonic_album_find(&lib, albums[i]) == NULL) {
-            send_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "album not found: %.32s", albums[i]);
+            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "album not found: %.32s", albums[i]);
             ok = 0;
         }
     for (size_t i = 0; i < nr && ok; i++)
         if (talas_subsonic_artist_find(&lib, artists[i]) == NULL) {
-            send_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "artist not found: %.32s", artists[i]);
+            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "artist not found: %.32s", artists[i]);
             ok = 0;
         }
     talas_subsonic_library_free(&lib);
@@ -222,13 +191,13 @@ static int gather(struct ucall *u, int check)
     for (int k = 0; k < 3; k++) {
         n[k] = talas_subsonic_arg_all(c->args, names[k], u->items + total, IDS_MAX);
         if (n[k] > IDS_MAX) {
-            send_error(c, TALAS_SUBSONIC_E_GENERIC, "%s: at most %d in one request", names[k], IDS_MAX);
+            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s: at most %d in one request", names[k], IDS_MAX);
             return -1;
         }
         total += n[k];
     }
     if (total == 0) {
-        send_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id, albumId or artistId");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: id, albumId or artistId");
         return -1;
     }
     u->count = total;
@@ -266,7 +235,7 @@ static void on_starred(void *data, const struct talas_state_stars_result *res)
     }
     for (size_t i = 0; i < u->songs; i++)
         publish_liked(u->c, u->items[i]);
-    send_empty(u->c);
+    talas_subsonic_call_empty(u->c);
 }
 
 static void on_changed(void *data, const struct talas_state_stars_result *res)
@@ -278,7 +247,7 @@ static void on_changed(void *data, const struct talas_state_stars_result *res)
         store_failed(u->c, res->outcome, res->reason, &res->refusal);
         return;
     }
-    send_empty(u->c);
+    talas_subsonic_call_empty(u->c);
 }
 
 static void m_star(struct talas_subsonic_call *c)
@@ -309,11 +278,11 @@ static void m_set_rating(struct talas_subsonic_call *c)
     int ok;
 
     if (id == NULL || *id == '\0' || rating == NULL || *rating == '\0') {
-        send_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: %s", id == NULL || *id == '\0' ? "id" : "rating");
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_MISSING, "required parameter is missing: %s", id == NULL || *id == '\0' ? "id" : "rating");
         return;
     }
     if (talas_subsonic_arg_int(c->args, "rating", 0, TALAS_STARS_RATING_MAX, 0, &v, &error) != 0) {
-        send_error(c, TALAS_SUBSONIC_E_GENERIC, "rating: must be an integer from 0 to %d (0 removes the rating)",
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "rating: must be an integer from 0 to %d (0 removes the rating)",
                    TALAS_STARS_RATING_MAX);
         return;
     }
@@ -385,7 +354,7 @@ static void on_listed(void *data, const struct talas_state_stars_result *res)
     talas_subsonic_library_free(&lib);
     mdb_txn_abort(txn);
     talas_subsonic_writer_end(&w);
-    send_doc(c, &w);
+    talas_subsonic_send_doc(c->req, &w);
 }
 
 static void starred(struct talas_subsonic_call *c, int id3)

@@ -1,16 +1,20 @@
 /*
  * state.c - opening the shared state's cluster store in a worker
  * (state.h): the PostgreSQL connection and the judge of its schema; the
- * store's part of /api/health.
+ * store's part of /api/health; how a cluster backend tells a finished
+ * query's outcome.
  *
  * Entry points: talas_state_open (worker.c), talas_state_health
- * (http_api.c). Logs through cluster/pg.c: connected, lost, refused (the
- * schema's reason), once per change.
+ * (http_api.c), talas_state_pg_outcome (the state_*_pg.c backends).
+ * Logs through cluster/pg.c: connected, lost, refused (the schema's
+ * reason), once per change; here, a query the server answered with an
+ * error.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cluster/pg.h"
+#include "core/log.h"
 #include "state/state.h"
 #include "store/pg_schema.h"
 
@@ -54,4 +58,20 @@ void talas_state_health(const struct talas_worker_ctx *ctx, struct talas_json *j
         talas_json_string(json, talas_pg_reason(ctx->records));
     }
     talas_json_object_end(json);
+}
+
+enum talas_state_outcome talas_state_pg_outcome(const struct pg_result *res, const char *error, const char *what,
+                                                const char **reason_r)
+{
+    if (res == NULL) {
+        *reason_r = error != NULL && strncmp(error, "refusing", 8) == 0
+                        ? "the record store's schema is not the one this node serves (see its error log)"
+                        : "the record store cannot be reached";
+        return TALAS_STATE_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("records: %s failed: %s", what, PQresultErrorMessage(res));
+        return TALAS_STATE_FAILED;
+    }
+    return TALAS_STATE_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * state.h - the shared state's setup in a worker: the cluster record
  * store (cluster.postgres) opened on the loop, with its schema check, and
- * its part of /api/health.
+ * its part of /api/health; the outcomes every kind's operations answer,
+ * and how its cluster backends tell a finished query's.
  *
  * In local mode (no cluster section) there is nothing to open: every
  * kind's local backend is the worker's LMDB store.
@@ -11,6 +12,30 @@
 
 #include "core/json.h"
 #include "worker/worker_ctx.h"
+
+struct pg_result; /* libpq's PGresult */
+
+enum talas_state_outcome {
+    TALAS_STATE_OK = 0,
+    TALAS_STATE_REFUSED,     /* the request or the playlist's state: reason */
+    TALAS_STATE_FORBIDDEN,   /* the user may not: reason begins "forbidden: " */
+    TALAS_STATE_NOT_FOUND,   /* no such playlist: reason */
+    TALAS_STATE_QUOTA,       /* refusal names the limit */
+    TALAS_STATE_FULL,        /* the local map is full (logged) */
+    TALAS_STATE_FAILED,      /* the store failed (logged) */
+    TALAS_STATE_UNAVAILABLE, /* the cluster store cannot be reached, or serves another schema: reason */
+};
+
+/*
+ * For a cluster backend (PostgreSQL): the outcome of a query that ended
+ * with RES, or with no result (RES NULL; ERROR says why, pg.c logged it
+ * once). TALAS_STATE_OK when RES holds rows to read; TALAS_STATE_FAILED
+ * when the server answered an error, logged as "records: WHAT failed:
+ * ..."; TALAS_STATE_UNAVAILABLE with *REASON_R set to what the client is
+ * told (the store cannot be reached, or serves another schema).
+ */
+enum talas_state_outcome talas_state_pg_outcome(const struct pg_result *res, const char *error, const char *what,
+                                                const char **reason_r);
 
 /*
  * With cluster.postgres, starts the worker's connection (cluster/pg.h) on

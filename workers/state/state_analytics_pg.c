@@ -83,13 +83,6 @@ void talas_state_analytics_record(const struct talas_worker_ctx *ctx, const char
     talas_pg_query(ctx->records, sql_put, 9, params, on_put, ctx->metrics);
 }
 
-static const char *unavailable_reason(const char *error)
-{
-    return error != NULL && strncmp(error, "refusing", 8) == 0
-               ? "the record store's schema is not the one this node serves (see its error log)"
-               : "the record store cannot be reached";
-}
-
 static void on_result(void *data, const PGresult *res, const char *error)
 {
     struct talas_state_analytics_op *op = data;
@@ -97,12 +90,9 @@ static void on_result(void *data, const PGresult *res, const char *error)
     struct talas_listen_session *sessions = NULL;
 
     memset(&r, 0, sizeof(r));
-    if (res == NULL) {
-        r.outcome = TALAS_STATE_UNAVAILABLE;
-        r.reason = unavailable_reason(error);
-    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("records: an analytics read failed: %s", PQresultErrorMessage(res));
-        r.outcome = TALAS_STATE_FAILED;
+    r.outcome = talas_state_pg_outcome(res, error, "an analytics read", &r.reason);
+    if (r.outcome != TALAS_STATE_OK) {
+        /* r says why */
     } else if (op->kind == TRACK) {
         if (PQntuples(res) == 1) {
             r.plays.plays = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

@@ -37,8 +37,6 @@ struct talas_state_comment_op {
     int deleting;
 };
 
-static const char unreachable[] = "the record store cannot be reached";
-static const char wrong_schema[] = "the record store's schema is not the one this node serves (see its error log)";
 
 static const char sql_add[] = "SELECT outcome, parent FROM talas_comment_add_capped($1, $2, $3, $4, "
                               "$5::bigint, $6::bigint, $7, $8::bigint)";
@@ -71,13 +69,10 @@ static void on_result(void *data, const PGresult *res, const char *error)
     struct talas_comment one, *list = NULL;
 
     memset(&r, 0, sizeof(r));
-    if (res == NULL) {
-        r.outcome = TALAS_STATE_UNAVAILABLE;
-        r.reason = error != NULL && strncmp(error, "refusing", 8) == 0 ? wrong_schema : unreachable;
-    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("records: a comment %s failed: %s", op->kind == LIST ? "listing" : "change",
-                  PQresultErrorMessage(res));
-        r.outcome = TALAS_STATE_FAILED;
+    r.outcome =
+        talas_state_pg_outcome(res, error, op->kind == LIST ? "a comment listing" : "a comment change", &r.reason);
+    if (r.outcome != TALAS_STATE_OK) {
+        /* r says why */
     } else if (op->kind == LIST) {
         int rows = PQntuples(res);
         list = xcalloc(rows ? (size_t)rows : 1, sizeof(*list));

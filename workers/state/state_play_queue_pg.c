@@ -34,9 +34,6 @@ struct talas_state_play_queue_op {
     void *data;
 };
 
-static const char unreachable[] = "the record store cannot be reached";
-static const char wrong_schema[] =
-    "the record store's schema is not the one this node serves (see its error log)";
 static const char too_big[] = "a play queue holds at most 1000 songs, ids of 1 to 128 bytes, and a client "
                               "name of at most 256 bytes";
 
@@ -53,14 +50,10 @@ static void on_result(void *data, const PGresult *res, const char *error)
 
     memset(&r, 0, sizeof(r));
     memset(&q, 0, sizeof(q));
-    if (res == NULL) {
-        r.outcome = TALAS_STATE_UNAVAILABLE;
-        /* pg.c logged why, once */
-        r.reason = error != NULL && strncmp(error, "refusing", 8) == 0 ? wrong_schema : unreachable;
-    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("records: a play queue %s failed: %s", op->kind == GET ? "read" : "save",
-                  PQresultErrorMessage(res));
-        r.outcome = TALAS_STATE_FAILED;
+    r.outcome =
+        talas_state_pg_outcome(res, error, op->kind == GET ? "a play queue read" : "a play queue save", &r.reason);
+    if (r.outcome != TALAS_STATE_OK) {
+        /* r says why */
     } else if (op->kind == GET) {
         int rows = PQntuples(res);
         if (PQnfields(res) != 5) {

@@ -33,19 +33,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "state/state.h"
 #include "store/quota.h"
 #include "worker/worker_ctx.h"
 
-enum talas_state_outcome {
-    TALAS_STATE_OK = 0,
-    TALAS_STATE_REFUSED,     /* the request or the playlist's state: reason */
-    TALAS_STATE_FORBIDDEN,   /* the user may not: reason begins "forbidden: " */
-    TALAS_STATE_NOT_FOUND,   /* no such playlist: reason */
-    TALAS_STATE_QUOTA,       /* refusal names the limit */
-    TALAS_STATE_FULL,        /* the local map is full (logged) */
-    TALAS_STATE_FAILED,      /* the store failed (logged) */
-    TALAS_STATE_UNAVAILABLE, /* the cluster store cannot be reached, or serves another schema: reason */
-};
 
 /* A playlist as read. Strings and arrays live until the callback returns. */
 struct talas_state_playlist {

@@ -43,8 +43,6 @@ struct talas_state_op {
     void *data;
 };
 
-static const char unreachable[] = "the record store cannot be reached";
-static const char wrong_schema[] = "the record store's schema is not the one this node serves (see its error log)";
 
 static const char sql_add[] = "SELECT outcome, detail, value, created FROM talas_playlist_add($1, $2, $3, "
                               "$4::bigint, $5::bigint, $6::bigint, $7::bigint)";
@@ -247,14 +245,11 @@ static void on_result(void *data, const PGresult *res, const char *error)
     const char **editors = NULL, **tracks = NULL;
 
     memset(&r, 0, sizeof(r));
-    if (res == NULL) {
-        r.outcome = TALAS_STATE_UNAVAILABLE;
-        /* pg.c logged why, once */
-        r.reason = error != NULL && strncmp(error, "refusing", 8) == 0 ? wrong_schema : unreachable;
-    } else if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-        log_error("records: a playlist %s failed: %s",
-                  op->kind == GET || op->kind == LIST ? "read" : "change", PQresultErrorMessage(res));
-        r.outcome = TALAS_STATE_FAILED;
+    r.outcome = talas_state_pg_outcome(res, error,
+                                       op->kind == GET || op->kind == LIST ? "a playlist read" : "a playlist change",
+                                       &r.reason);
+    if (r.outcome != TALAS_STATE_OK) {
+        /* r says why */
     } else if (op->kind == LIST) {
         if (list_result(res, &ps, &r.playlist_count, &tracks) == 0)
             r.playlists = ps;

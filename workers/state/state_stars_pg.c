@@ -34,8 +34,6 @@ struct talas_state_stars_op {
     void *data;
 };
 
-static const char unreachable[] = "the record store cannot be reached";
-static const char wrong_schema[] = "the record store's schema is not the one this node serves (see its error log)";
 static const char bad_id[] = "an id must be 1 to 128 bytes, and a rating 0 to 5";
 
 static const char sql_set[] = "SELECT talas_stars_set($1, $2::json, $3::bigint)";
@@ -50,14 +48,9 @@ static void on_result(void *data, const PGresult *res, const char *error)
     struct talas_star *stars = NULL;
 
     memset(&r, 0, sizeof(r));
-    if (res == NULL) {
-        r.outcome = TALAS_STATE_UNAVAILABLE;
-        /* pg.c logged why, once */
-        r.reason = error != NULL && strncmp(error, "refusing", 8) == 0 ? wrong_schema : unreachable;
-    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("records: a stars %s failed: %s", op->kind == LIST ? "read" : "change",
-                  PQresultErrorMessage(res));
-        r.outcome = TALAS_STATE_FAILED;
+    r.outcome = talas_state_pg_outcome(res, error, op->kind == LIST ? "a stars read" : "a stars change", &r.reason);
+    if (r.outcome != TALAS_STATE_OK) {
+        /* r says why */
     } else if (op->kind == LIST) {
         int rows = PQntuples(res);
         if (PQnfields(res) != 3) {
