@@ -52,6 +52,7 @@ enum talas_dbi {
     TALAS_DBI_PLAY_QUEUES,     /* user id -> that user's saved play queue (play_queue.c) */
     TALAS_DBI_SHARES,          /* share id -> a private link, its permissions and analytics (shares.c) */
     TALAS_DBI_SHARE_LISTENERS, /* share id + listener id -> "" (shares.c) */
+    TALAS_DBI_COVERS,          /* cover id + NUL + size (be32) -> a resized JPEG and its source's identity (covers.c) */
     TALAS_DBI_COUNT
 };
 

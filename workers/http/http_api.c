@@ -33,6 +33,7 @@
 #include "core/json_read.h"
 #include "core/log.h"
 #include "core/mint_args.h"
+#include "store/covers.h"
 #include "store/peaks.h"
 
 #define LIST_LIMIT_DEFAULT 100
@@ -124,7 +125,7 @@ int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 #undef F
     };
     struct talas_cache_stats stats;
-    uint64_t peaks[2];
+    uint64_t peaks[2], covers[2];
     struct talas_buf body = {0};
     struct talas_json json;
     MDB_txn *txn;
@@ -137,6 +138,8 @@ int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     rc = talas_cache_stats_get(ctx->storage, txn, &stats);
     if (rc == 0)
         rc = talas_storage_counters_get(ctx->storage, txn, TALAS_PEAKS_COUNTERS, peaks, 2);
+    if (rc == 0)
+        rc = talas_storage_counters_get(ctx->storage, txn, TALAS_COVERS_COUNTERS, covers, 2);
     mdb_txn_abort(txn);
     if (rc != 0) {
         talas_http_send_error(req, 500, "storage_error", "the cache's figures could not be read");
@@ -160,6 +163,15 @@ int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_uint(&json, peaks[0]);
     talas_json_key(&json, "failed");
     talas_json_uint(&json, peaks[1]);
+    talas_json_object_end(&json);
+    /* cover art resizes (Subsonic getCoverArt with a size): a request
+     * answered from the covers database counts nothing */
+    talas_json_key(&json, "covers");
+    talas_json_object_begin(&json);
+    talas_json_key(&json, "resized");
+    talas_json_uint(&json, covers[0]);
+    talas_json_key(&json, "failed");
+    talas_json_uint(&json, covers[1]);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
     talas_buf_append(&body, "\n", 1);

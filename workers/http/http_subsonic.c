@@ -46,6 +46,8 @@
 #include "http/subsonic_response.h"
 #include "http/subsonic_lyrics.h"
 #include "http/subsonic_user.h"
+#include "media/cover_image.h"
+#include "media/cover_jobs.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_playback.h"
@@ -93,6 +95,8 @@ struct sreq {
     const char **songs;
     size_t song_count, next;
     char *playlist;
+    /* getCoverArt: waiting for its picture */
+    struct talas_cover_waiter cover;
     int changed_details, edit_create, answer_playlist;
     int submit, private;
 };
@@ -103,6 +107,7 @@ static void sreq_dispose(void *p)
 
     if (r->op != NULL)
         talas_state_cancel(r->op);
+    talas_cover_jobs_cancel(&r->cover);
     if (r->pop != NULL)
         talas_state_playback_cancel(r->pop);
     talas_subsonic_args_free(&r->args);
@@ -916,9 +921,6 @@ static int find_track(struct sreq *r, MDB_txn *txn, const char *id, struct talas
     return -1;
 }
 
-/* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
- * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
- * timeOffset seconds in. */
 /* A playback event of USER, as /api/ws publishes it. */
 static void publish_playback(const char *user, int private, const char *name, const char *track,
                              const char *field, uint64_t value)
@@ -1007,9 +1009,15 @@ static void stream_now_playing(struct sreq *r, const char *track, uint64_t durat
     talas_state_playback_get(r->ctx, r->user, on_stream_state, p);
 }
 
+/* stream (DOWNLOAD 0) and download (1): the original file, or a transcode
+ * chosen from format and maxBitRate (talas_subsonic_pick_profile), from
+ * timeOffset seconds in; estimateContentLength=true gives a transcode of
+ * unknown length (AAC not yet cached) an estimated Content-Length that its
+ * body then has exactly (http_transcode.h). */
 static void media(struct sreq *r, int download)
 {
     const char *id = required(r, "id"), *format = talas_subsonic_arg(&r->args, "format");
+    const char *estimate = talas_subsonic_arg(&r->args, "estimateContentLength");
     const struct talas_config_profile *cp = NULL;
     struct talas_track t;
     int64_t max_kbps = 0, offset = 0;
@@ -1046,7 +1054,8 @@ static void media(struct sreq *r, int download)
     if (cp == NULL)
         talas_stream_original_authorized(r->ctx, r->req, track);
     else
-        talas_transcode_serve_authorized(r->ctx, r->req, track, cp, (double)offset);
+        talas_transcode_serve_authorized(r->ctx, r->req, track, cp, (double)offset,
+                                         estimate != NULL && strcasecmp(estimate, "true") == 0);
 }
 
 static void m_stream(struct sreq *r)
@@ -1057,6 +1066,76 @@ static void m_stream(struct sreq *r)
 static void m_download(struct sreq *r)
 {
     media(r, 1);
+}
+
+/* getCoverArt's answer, once its job is done. */
+static void on_cover(struct talas_cover_waiter *w, enum talas_cover_status status, const void *data,
+                     size_t len, const char *type)
+{
+    struct sreq *r = w->data;
+    struct talas_buf body = {(char *)data, len, len};
+
+    switch (status) {
+    case TALAS_COVER_OK:
+        talas_http_send_body(r->req, 200, type, &body); /* a copy: DATA goes */
+        return;
+    case TALAS_COVER_MISSING:
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "cover art not found");
+        return;
+    case TALAS_COVER_UNDECODABLE:
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "the cover art cannot be read or decoded");
+        return;
+    case TALAS_COVER_BUSY:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "too many pictures are being resized; retry shortly");
+        return;
+    case TALAS_COVER_STOPPING:
+    default:
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the server is stopping");
+        return;
+    }
+}
+
+/* getCoverArt: the picture of the coverArt id the library calls give (a
+ * track id whose track has a picture), as it is, or with size the longest
+ * side resized to that many pixels (JPEG). Reading and resizing run on the
+ * pool (media/cover_jobs.h), which answers. */
+static void m_cover_art(struct sreq *r)
+{
+    const char *id = required(r, "id");
+    struct talas_cover_source src;
+    struct talas_track t;
+    int64_t size = 0;
+    MDB_txn *txn;
+    int rc = MDB_NOTFOUND;
+
+    if (id == NULL || int_arg(r, "size", 1, TALAS_COVER_SIZE_MAX, 0, &size) != 0)
+        return;
+    if ((rc = talas_storage_read_begin(r->ctx->storage, &txn)) != 0) {
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return;
+    }
+    rc = MDB_NOTFOUND;
+    if (talas_track_id_valid(id, strlen(id)))
+        rc = talas_catalog_get(r->ctx->storage, txn, id, &t);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != -1) {
+        mdb_txn_abort(txn);
+        log_error("subsonic: reading track %s failed: %s", id, mdb_strerror(rc));
+        send_error(r, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
+        return;
+    }
+    if (rc != 0 || t.cover == TALAS_COVER_NONE) {
+        mdb_txn_abort(txn);
+        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "cover art not found: %.32s", id);
+        return;
+    }
+    src.id = t.id;
+    src.path = t.path;
+    src.embedded = t.cover == TALAS_COVER_EMBEDDED;
+    src.file = t.cover_file;
+    r->cover.cb = on_cover;
+    r->cover.data = r;
+    talas_cover_jobs_get(&src, (uint32_t)size, &r->cover); /* copies SRC's strings */
+    mdb_txn_abort(txn);
 }
 
 /* The song ids of "id" (star, scrobble), each a playable track: their
@@ -1612,6 +1691,7 @@ static const struct method {
     {"search3", 0, m_search3},
     {"stream", 0, m_stream},
     {"download", 0, m_download},
+    {"getCoverArt", 0, m_cover_art},
     {"getPlaylists", 0, m_playlists},
     {"getPlaylist", 0, m_playlist},
     {"createPlaylist", 0, m_create_playlist},

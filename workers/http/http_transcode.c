@@ -47,6 +47,7 @@
 #include "http/http_transcode.h"
 #include "core/log.h"
 #include "http/range.h"
+#include "media/adts_silence.h"
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
 #include "worker/worker_ctx.h"
@@ -71,6 +72,11 @@ struct tx_gen {
     struct talas_chunk_waiter ahead[READ_AHEAD];
     int counted;
     int done;
+    /* estimateContentLength on a stream of unknown length (AAC not yet
+     * cached): the length announced, the bytes sent so far; whole frames
+     * go out while they fit, the rest is silent frames (adts_silence.h) */
+    uint64_t estimate, sent;
+    int trimmed;
 };
 
 /* A request waiting for its source to be measured. */
@@ -84,6 +90,7 @@ struct tx_request {
     int preview;
     double t;
     int normalize_dlu; /* ?normalize=, tenths of LUFS; 0: none */
+    int estimate;      /* announce an estimated length when the exact one is unknown */
     struct talas_token_claims claims;
 };
 
@@ -252,11 +259,56 @@ static void fail(struct tx_gen *gen, const char *why)
     h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
 
+/* estimateContentLength: the end (in CHUNK) of the whole frames from
+ * frame FIRST (at byte FROM) that fit in the estimate, leaving nothing or
+ * room for one silent frame at least; counts them as sent. A frame that
+ * does not fit ends the stream (gen->trimmed). */
+static uint64_t fit_frames(struct tx_gen *gen, struct talas_chunk *chunk, size_t first, uint64_t from)
+{
+    uint64_t to = from, left = gen->estimate - gen->sent;
+    size_t min = talas_adts_silence_min(gen->src.profile.channels);
+
+    for (size_t i = first; i < chunk->frame_count; i++) {
+        uint64_t size = talas_chunk_frame_size(chunk, i);
+        if (size > left || (left - size != 0 && left - size < min) || to + size > chunk->len) {
+            gen->trimmed = 1;
+            break;
+        }
+        to += size;
+        left -= size;
+    }
+    gen->sent += to - from;
+    return to;
+}
+
+/* estimateContentLength, at the end of the stream: silent frames for the
+ * bytes the estimate still owes, into *VEC (the request's pool). Returns
+ * 0, or -1 when nothing is owed. */
+static int pad_to_estimate(struct tx_gen *gen, h2o_iovec_t *vec)
+{
+    size_t left = (size_t)(gen->estimate - gen->sent);
+    uint8_t *pad;
+
+    if (left == 0)
+        return -1;
+    pad = h2o_mem_alloc_pool(&gen->req->pool, left);
+    if (talas_adts_silence(pad, left, gen->src.profile.sample_rate, gen->src.profile.channels) < 0) {
+        /* cannot happen: fit_frames leaves 0 or a fillable length */
+        log_error("transcode %s/%s: %zu bytes of padding cannot be made", gen->src.key.track,
+                  gen->src.key.variant, left);
+        memset(pad, 0, left);
+    }
+    gen->sent += left;
+    *vec = h2o_iovec_init(pad, left);
+    return 0;
+}
+
 /* Sends from CHUNK, chunk C of the stream (a reference the generator now
  * holds until h2o asks for more). */
 static void send_chunk(struct tx_gen *gen, uint32_t c, struct talas_chunk *chunk)
 {
-    h2o_iovec_t vec;
+    h2o_iovec_t vec[2];
+    size_t first_frame = 0, nvec = 1;
     uint64_t from, to;
 
     gen->held = chunk;
@@ -276,20 +328,26 @@ static void send_chunk(struct tx_gen *gen, uint32_t c, struct talas_chunk *chunk
         if (gen->skip_frames > 0) {
             for (size_t i = 0; i < gen->skip_frames && i < chunk->frame_count; i++)
                 from += talas_chunk_frame_size(chunk, i);
+            first_frame = gen->skip_frames;
             gen->skip_frames = 0;
             if (from > chunk->len)
                 from = chunk->len;
         }
         to = chunk->len;
         gen->chunk = c + 1;
+        if (gen->estimate > 0)
+            to = fit_frames(gen, chunk, first_frame, from);
     }
-    read_ahead(gen, c);
-    vec = h2o_iovec_init(chunk->data + from, (size_t)(to - from));
-    if (gen->exact ? gen->pos >= gen->end : gen->chunk >= gen->src.layout.chunks) {
+    if (!gen->trimmed)
+        read_ahead(gen, c);
+    vec[0] = h2o_iovec_init(chunk->data + from, (size_t)(to - from));
+    if (gen->exact ? gen->pos >= gen->end : gen->chunk >= gen->src.layout.chunks || gen->trimmed) {
         gen->done = 1;
-        h2o_send(gen->req, &vec, 1, H2O_SEND_STATE_FINAL);
+        if (gen->estimate > 0 && pad_to_estimate(gen, &vec[1]) == 0)
+            nvec = 2;
+        h2o_send(gen->req, vec, nvec, H2O_SEND_STATE_FINAL);
     } else {
-        h2o_send(gen->req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
+        h2o_send(gen->req, vec, 1, H2O_SEND_STATE_IN_PROGRESS);
     }
 }
 
@@ -508,6 +566,21 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         }
     }
 
+    /* estimateContentLength, when the length is not known: the frames
+     * left at the profile's rate plus their ADTS headers; never less than
+     * one silent frame (the body is then padded or cut to it) */
+    if (!gen->exact && rq->estimate && rq->profile.codec == TALAS_CODEC_AAC &&
+        (rq->profile.channels == 1 || rq->profile.channels == 2)) {
+        uint64_t first =
+            (uint64_t)gen->chunk < layout.chunks ? talas_layout_chunk_start(&layout, gen->chunk) : 0;
+        uint64_t frames = layout.frames - first - gen->skip_frames;
+        double per_frame = (double)rq->profile.bitrate * layout.frame_samples / 8.0 / layout.out_rate + 7.0;
+        size_t min = talas_adts_silence_min(rq->profile.channels);
+        gen->estimate = (uint64_t)(frames * per_frame + 0.5);
+        if (gen->estimate < min)
+            gen->estimate = min;
+    }
+
     etag_len = (size_t)snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%s-%" PRIx64 "\"",
                                 (uint64_t)mtime, rq->key.identity.size, gen->src.key.variant, rep_start);
     lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
@@ -563,6 +636,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         return;
     if (gen->exact)
         req->res.content_length = gen->end - gen->pos;
+    else if (gen->estimate > 0)
+        req->res.content_length = gen->estimate;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    rq->profile.codec == TALAS_CODEC_MP3 ? "audio/mpeg" : "audio/aac",
                    rq->profile.codec == TALAS_CODEC_MP3 ? 10 : 9);
@@ -622,7 +697,7 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
 }
 
 int talas_transcode_serve_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
-                                     const struct talas_config_profile *cp, double t)
+                                     const struct talas_config_profile *cp, double t, int estimate)
 {
     struct tx_request *rq;
 
@@ -632,6 +707,7 @@ int talas_transcode_serve_authorized(const struct talas_worker_ctx *ctx, h2o_req
     rq->claims.exp = time(NULL); /* a user's answer: "private" (talas_http_media_cache_control) */
     talas_transcode_profile(ctx->conf, cp, &rq->profile);
     rq->t = t;
+    rq->estimate = estimate;
     return start(ctx, req, rq, 0);
 }
 

@@ -24,9 +24,12 @@ int talas_transcode_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, co
 /* A transcode of track ID (valid, NUL-terminated) with profile CP, from T
  * seconds in, for a request its route has authorized itself (the Subsonic
  * API's /rest/stream): no token is checked, and the answer is marked
- * private. Always answers; returns 0. */
+ * private. ESTIMATE (Subsonic's estimateContentLength): a stream whose
+ * length is not known yet (AAC not cached) announces an estimate, and its
+ * body is cut by whole frames or padded with silent ones to that length
+ * exactly. Always answers; returns 0. */
 struct talas_config_profile;
 int talas_transcode_serve_authorized(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id,
-                                     const struct talas_config_profile *cp, double t);
+                                     const struct talas_config_profile *cp, double t, int estimate);
 
 #endif

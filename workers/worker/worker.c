@@ -38,6 +38,7 @@
 #include "grpc/grpc_server.h"
 #include "http/http_limits.h"
 #include "http/http_metrics.h"
+#include "media/cover_jobs.h"
 #include "media/peaks_jobs.h"
 #include "http/http_router.h"
 #include "http/http_session.h"
@@ -400,6 +401,7 @@ void talas_worker_main(const struct talas_worker_args *args)
     talas_transcode_jobs_init(&wctx);
     release_dead_claims(args);
     talas_peaks_jobs_init(&wctx);
+    talas_cover_jobs_init(&wctx);
     talas_transcode_limit_init(&wctx);
     talas_ws_hub_init(&wctx, args->ipc_fd);
     talas_version_events_init(&wctx); /* slot 0: the scanner's TrackVersionAdded */
@@ -447,6 +449,7 @@ void talas_worker_main(const struct talas_worker_args *args)
      * return within a frame, and no cache write is cut in half */
     talas_transcode_jobs_stop();
     talas_peaks_jobs_stop();
+    talas_cover_jobs_stop();
     talas_pool_destroy(w.pool);
     talas_transcode_limit_stop();
     talas_storage_close(w.storage);
