@@ -210,7 +210,7 @@ struct talas_config {
     int analysis_tempo;                      /* analysis.tempo: BPM, default true */
     uint64_t analysis_tempo_max_duration_ms; /* analysis.tempo_max_duration: tempo only for tracks
                                                 shorter than this, 0..24h, default 300s */
-    /* subsonic: the Subsonic API at /rest/ (workers/http/http_subsonic.c) */
+    /* subsonic: the Subsonic API at /rest/ (workers/subsonic/http_subsonic.c) */
     int subsonic_enabled;              /* subsonic.enabled: bool, default false (a 404 like any unknown path) */
     char *subsonic_password_key_file;  /* subsonic.password_key_file: seals the accounts' passwords
                                           (store/accounts.h); required when enabled */

@@ -8,7 +8,7 @@
  * sidecar that appeared, changed or went away even when the audio file
  * did not change, and a track without a record (a catalog made before
  * lyrics were kept) is probed again. Workers only read records
- * (workers/http/subsonic_lyrics.c).
+ * (workers/subsonic/subsonic_lyrics.c).
  *
  * A record holds up to TALAS_LYRICS_SETS_MAX sets of lyrics (one from a
  * sidecar, or one per embedded lyrics tag), each synced (lines with a

@@ -4,7 +4,7 @@
  * getStarred and the songs' starred and userRating attributes.
  *
  * An item is a song (its track id), an album or an artist (the ids of
- * http/subsonic_library.h); this store does not tell them apart nor check
+ * subsonic/subsonic_library.h); this store does not tell them apart nor check
  * that they exist: the caller does. One record per user and item, which
  * holds when it was starred (0: not starred) and its rating (0: none, or
  * 1..5); a record with neither is removed. Every change is one short write

@@ -1,5 +1,5 @@
 /*
- * fuzz_subsonic.c - the Subsonic request parser (workers/http/subsonic_args.c):
+ * fuzz_subsonic.c - the Subsonic request parser (workers/subsonic/subsonic_args.c):
  * form fields, integers, the format and callback, the credentials and the
  * token check, and the method of a /rest/ path.
  *
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/subsonic_args.h"
+#include "subsonic/subsonic_args.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

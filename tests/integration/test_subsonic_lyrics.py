@@ -1,7 +1,7 @@
 """Lyrics for Subsonic apps (issue 19): the scanner reads a sidecar .lrc or
 embedded lyrics tags (src/scan/lrc.c, src/scan/scan.c) into the lyrics
 records (src/store/lyrics.c), and the Subsonic API serves them
-(workers/http/subsonic_lyrics.c): getLyricsBySongId (OpenSubsonic
+(workers/subsonic/subsonic_lyrics.c): getLyricsBySongId (OpenSubsonic
 songLyrics) through npm's subsonic-api client and as XML, the classic
 getLyrics validated against the Subsonic 1.16.1 XSD, hostile .lrc files
 that crash nothing, and a rescan that sees an edited or removed .lrc while

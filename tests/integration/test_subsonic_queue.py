@@ -1,4 +1,4 @@
-"""The Subsonic play queue and now playing (workers/http/subsonic_queue.c),
+"""The Subsonic play queue and now playing (workers/subsonic/subsonic_queue.c),
 against a real talas-master: savePlayQueue / getPlayQueue round trip
 through npm's subsonic-api and as raw XML validated against the Subsonic
 XSD, the queue cleared, its limit, kept from other users, surviving a

@@ -1,4 +1,4 @@
-"""The Subsonic calls on a user's own state (workers/http/subsonic_user.c),
+"""The Subsonic calls on a user's own state (workers/subsonic/subsonic_user.c),
 driven by the npm subsonic-api client against a real talas-master: stars
 and ratings persist per user across a restart and a worker's kill -9,
 getStarred2 lists them, setRating keeps to its bounds, and star still

@@ -1,6 +1,6 @@
 /*
  * test_subsonic_args.c - the pure Subsonic request parser of
- * workers/http/subsonic_args.c: form fields (query and body, repeats,
+ * workers/subsonic/subsonic_args.c: form fields (query and body, repeats,
  * bare names, bad escapes and NUL bytes, the field cap), integers, method
  * names from /rest/ paths, the answer's format and jsonp callbacks, and
  * the credentials: each mechanism, each error code, enc: passwords and
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "http/subsonic_args.h"
+#include "subsonic/subsonic_args.h"
 
 static int parse(struct talas_subsonic_args *a, const char *s)
 {

@@ -23,7 +23,7 @@
 #include "http/http_session.h"
 #include "http/http_shares.h"
 #include "http/http_stream.h"
-#include "http/http_subsonic.h"
+#include "subsonic/http_subsonic.h"
 #include "http/http_users.h"
 #include "realtime/http_realtime.h"
 #include "http/http_transcode.h"

@@ -33,7 +33,7 @@
 
 #include "worker/access_log.h"
 #include "http/conn_limits.h"
-#include "http/http_subsonic.h"
+#include "subsonic/http_subsonic.h"
 #include "core/daemon.h"
 #include "grpc/grpc_server.h"
 #include "http/http_limits.h"

@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "http/http_response.h"
-#include "http/subsonic_call.h"
+#include "subsonic/subsonic_call.h"
 
 void talas_subsonic_send_doc(h2o_req_t *req, struct talas_subsonic_writer *w)
 {

@@ -28,7 +28,7 @@
 #include "core/log.h"
 #include "core/token.h"
 #include "http/http_response.h"
-#include "http/subsonic_user.h"
+#include "subsonic/subsonic_user.h"
 #include "realtime/ws_hub.h"
 #include "realtime/ws_protocol.h"
 #include "state/state_stars.h"

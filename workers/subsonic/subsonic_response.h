@@ -18,7 +18,7 @@
 
 #include "core/json.h"
 #include "core/util.h"
-#include "http/subsonic_args.h"
+#include "subsonic/subsonic_args.h"
 
 #define TALAS_SUBSONIC_API_VERSION "1.16.1"
 #define TALAS_SUBSONIC_DEPTH_MAX 16

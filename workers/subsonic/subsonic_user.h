@@ -10,7 +10,7 @@
 #ifndef TALAS_SUBSONIC_USER_H
 #define TALAS_SUBSONIC_USER_H
 
-#include "http/subsonic_call.h"
+#include "subsonic/subsonic_call.h"
 
 /* The method NAME of this module, or NULL. The method answers C's request,
  * now or later on the loop (when the request goes first, it stops). */

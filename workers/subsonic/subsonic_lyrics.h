@@ -10,7 +10,7 @@
 #ifndef TALAS_SUBSONIC_LYRICS_H
 #define TALAS_SUBSONIC_LYRICS_H
 
-#include "http/subsonic_user.h"
+#include "subsonic/subsonic_user.h"
 
 /* The method NAME of this module, or NULL. It answers at once (LMDB reads
  * on the loop, as the rest of /rest/). */

@@ -16,9 +16,9 @@
 
 #include <h2o.h>
 
-#include "http/subsonic_args.h"
-#include "http/subsonic_library.h"
-#include "http/subsonic_response.h"
+#include "subsonic/subsonic_args.h"
+#include "subsonic/subsonic_library.h"
+#include "subsonic/subsonic_response.h"
 #include "worker/worker_ctx.h"
 
 /* One authenticated request, in its pool (which owns every pointer). */

@@ -26,7 +26,7 @@
 
 #include "core/log.h"
 #include "http/http_response.h"
-#include "http/subsonic_lyrics.h"
+#include "subsonic/subsonic_lyrics.h"
 #include "store/catalog.h"
 #include "store/lyrics.h"
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "http/subsonic_response.h"
+#include "subsonic/subsonic_response.h"
 
 const char *talas_subsonic_content_type(enum talas_subsonic_format format)
 {

@@ -16,7 +16,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "http/http_parse.h"
-#include "http/subsonic_args.h"
+#include "subsonic/subsonic_args.h"
 
 #define USER_MAX 128
 #define PASSWORD_MAX 256

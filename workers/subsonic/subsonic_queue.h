@@ -10,7 +10,7 @@
 #ifndef TALAS_SUBSONIC_QUEUE_H
 #define TALAS_SUBSONIC_QUEUE_H
 
-#include "http/subsonic_user.h"
+#include "subsonic/subsonic_user.h"
 
 /* The method NAME of this module, or NULL. The method answers C's request,
  * now or later on the loop (when the request goes first, it stops). */

@@ -34,7 +34,7 @@
 #include "core/log.h"
 #include "core/token.h"
 #include "http/http_response.h"
-#include "http/subsonic_queue.h"
+#include "subsonic/subsonic_queue.h"
 #include "state/state_play_queue.h"
 #include "state/state_playback.h"
 #include "store/catalog.h"

@@ -15,7 +15,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "http/subsonic_library.h"
+#include "subsonic/subsonic_library.h"
 
 #define UNKNOWN_ARTIST "[Unknown Artist]"
 #define UNKNOWN_ALBUM "[Unknown Album]"
