@@ -58,16 +58,22 @@ def clib(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def csrv(tmp_path_factory, clib, keys):
-    srv = tf.TalasServer(tmp_path_factory.mktemp("comments"), [clib])
-    ak.configure(srv, keys)
+def serve(workdir, clib, keys, extra=""):
+    """A generator for a module fixture: a server on CLIB, auth required with
+    KEYS, EXTRA settings, its tracks by title in srv.ids; killed after."""
+    srv = tf.TalasServer(workdir, [clib], workers=2)
+    ak.configure(srv, keys, extra)
     srv.start()
     srv.ids = ak.tracks_by_title(srv)
     try:
         yield srv
     finally:
         srv.kill()
+
+
+@pytest.fixture(scope="module")
+def csrv(tmp_path_factory, clib, keys):
+    yield from serve(tmp_path_factory.mktemp("comments"), clib, keys)
 
 
 def token(srv, sub, track=None):
@@ -294,14 +300,7 @@ def race(posts):
 
 @pytest.fixture(scope="module")
 def capsrv(tmp_path_factory, clib, keys):
-    srv = tf.TalasServer(tmp_path_factory.mktemp("commentcap"), [clib], workers=2)
-    ak.configure(srv, keys, f"comments:\n  max_per_track: {CAP}\n")
-    srv.start()
-    srv.ids = ak.tracks_by_title(srv)
-    try:
-        yield srv
-    finally:
-        srv.kill()
+    yield from serve(tmp_path_factory.mktemp("commentcap"), clib, keys, f"comments:\n  max_per_track: {CAP}\n")
 
 
 def test_max_per_track(capsrv):
