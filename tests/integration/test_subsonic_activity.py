@@ -16,11 +16,11 @@ import asyncio
 import http.client
 import json
 import secrets
-import time
 from urllib.parse import urlencode
 
 import pytest
 
+import subsonic_fixtures as sf
 from subsonic_fixtures import PASSWORDS, lib, serve  # noqa: F401
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
@@ -56,12 +56,8 @@ class Rest:
         self.conn.close()
 
 
-async def recv_until(ws, pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if pred(m):
-            return m
+async def recv_until(ws, pred):
+    return await sf.recv_until(ws, pred, timeout=15)
 
 
 def event(name, **fields):

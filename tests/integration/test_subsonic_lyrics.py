@@ -15,6 +15,7 @@ import pytest
 
 import talas_fixtures as tf
 from subsonic_fixtures import NS, PASSWORDS, add_user, alice, error_code, node_client, rest, rest_json, serve, xsd_valid
+from test_hostile_tags import syncsafe
 
 AUTH = {"username": "alice", "password": PASSWORDS["alice"]}
 
@@ -41,10 +42,6 @@ def sine(path, seconds=2, freq=440, metadata=()):
         args += ["-metadata", m]
     tf.run(args + [str(path)])
     return path
-
-
-def syncsafe(n):
-    return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
 
 
 def mp3_with_uslt(tmp, dst, title, text, lang=b"deu"):
