@@ -1,4 +1,4 @@
-// driver.mjs - what the browser drivers (share, feedback, webplayer,
+// driver.mjs - what the browser drivers (share, feedback, webplayer, lbplayer,
 // loudness) share: their arguments, Debian's headless Chromium through
 // playwright-core (no browser is downloaded) at a desktop viewport or as a
 // phone ('Pixel 5'), page-error and console-error capture, and the helpers
