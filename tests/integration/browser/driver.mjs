@@ -65,7 +65,20 @@ export function helpers({ summary, outDir, mode, mobile, waitMs, fullPage = fals
     }
   }
 
-  return { until, shot, tapOrClick, step };
+  // a run's failure: its message in summary.failure, a screenshot of PAGE
+  async function failed(e, page) {
+    summary.failure = e instanceof Error ? e.message : String(e);
+    if (page) await shot(page, 'failure').catch(() => {});
+  }
+
+  return { until, shot, tapOrClick, step, failed };
+}
+
+// The end of a run: closes BROWSER, prints SUMMARY as one JSON line, exits.
+export async function finish(browser, summary, exitCode) {
+  if (browser) await browser.close().catch(() => {});
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  process.exit(exitCode);
 }
 
 // Makes OUTDIR, launches Chromium (CHROMIUM, else /usr/bin/chromium) and opens

@@ -28,7 +28,7 @@
 // Environment: CHROMIUM, USER_TOKEN, V1_TITLE, V2_TITLE, AT_S (5), HOSTILE,
 // LIVE_AT_S (13), WAIT_MS (20000).
 import readline from 'node:readline';
-import { fail, helpers, launch, parseArgs } from './driver.mjs';
+import { fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
 const { base, outDir, mode, mobile, waitMs } = parseArgs('feedback.mjs');
 const env = process.env;
@@ -53,7 +53,7 @@ const summary = {
   screenshots: [],
 };
 
-const { until, shot, tapOrClick, step } = helpers({ summary, outDir, mode, mobile, waitMs });
+const { until, shot, tapOrClick, step, failed } = helpers({ summary, outDir, mode, mobile, waitMs });
 
 const audioTime = (page) => page.evaluate(() => document.getElementById('audio').currentTime);
 
@@ -220,10 +220,7 @@ try {
   summary.ok = true;
   exitCode = 0;
 } catch (e) {
-  summary.failure = e instanceof Error ? e.message : String(e);
-  if (page) await shot(page, 'failure').catch(() => {});
+  await failed(e, page);
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

@@ -15,7 +15,7 @@
 //
 // Environment: CHROMIUM, WAIT_MS (30000).
 import path from 'node:path';
-import { Failure, fail, helpers, launch } from './driver.mjs';
+import { Failure, fail, finish, helpers, launch } from './driver.mjs';
 
 const [baseArg, outDir, title] = process.argv.slice(2);
 if (!baseArg || !outDir || !title) {
@@ -83,7 +83,5 @@ try {
 } catch (e) {
   summary.failure = e instanceof Failure ? e.message : `${e.name}: ${e.message}`;
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

@@ -16,7 +16,7 @@
 //
 // Environment: CHROMIUM, TRACK_TITLE (the track to play), BPM_MIN, BPM_MAX,
 // IN_RANGE (titles the filter keeps, comma-separated), WAIT_MS (20000).
-import { Failure, fail, helpers, launch, parseArgs } from './driver.mjs';
+import { Failure, fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
 const { base, outDir, mode, mobile, waitMs } = parseArgs('loudness.mjs');
 const env = process.env;
@@ -121,7 +121,5 @@ try {
 } catch (e) {
   summary.failure = e instanceof Failure ? e.message : `${e.name}: ${e.message}`;
 } finally {
-  await browser?.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

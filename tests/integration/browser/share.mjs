@@ -18,7 +18,7 @@
 // worked, 1 otherwise ("failure").
 //
 // Environment: CHROMIUM, PASSWORD, TITLE, COMMENT, WAIT_MS (20000).
-import { fail, helpers, launch, parseArgs } from './driver.mjs';
+import { fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
 const { base, args: [shareId], outDir, mode, mobile, waitMs } = parseArgs('share.mjs', ['SHARE_ID']);
 const env = process.env;
@@ -28,7 +28,7 @@ const summary = {
   download_href: null, commented: null, wrong_password_shown: false, page_errors: [], screenshots: [],
 };
 
-const { until, shot, tapOrClick, step } = helpers({ summary, outDir, mode, mobile, waitMs, fullPage: true });
+const { until, shot, tapOrClick, step, failed } = helpers({ summary, outDir, mode, mobile, waitMs, fullPage: true });
 
 function tokenOf(request) {
   const u = new URL(request.url());
@@ -101,10 +101,7 @@ try {
   summary.ok = true;
   exitCode = 0;
 } catch (e) {
-  summary.failure = e instanceof Error ? e.message : String(e);
-  if (page) await shot(page, 'failure').catch(() => {});
+  await failed(e, page);
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }
