@@ -149,3 +149,20 @@ def config_with_auth(srv, auth_section):
     default = "auth:\n  required: false\n"
     assert default in text
     return text.replace(default, auth_section)
+
+
+def configure(srv, keys, extra="", **auth):
+    """Writes SRV's configuration: the auth section of KEYS (auth_yaml's
+    AUTH arguments, its extra keys off), then EXTRA; sets srv.keys and
+    srv.backend (the headers of a request made with the backend key)."""
+    srv.write_config(text=config_with_auth(srv, auth_yaml(keys, extra_keys=False, **auth)) + extra)
+    srv.keys = keys
+    srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
+
+
+def tracks_by_title(srv):
+    """SRV's tracks by title, as GET /api/tracks lists them to the backend
+    key (srv.backend, set by configure)."""
+    st, _, body = srv.get("/api/tracks?limit=100", headers=srv.backend)
+    assert st == 200, body
+    return {t["title"]: t for t in json.loads(body)["tracks"]}

@@ -224,10 +224,12 @@ def test_web_player_through_a_round_robin_balancer(talas_server, tmp_path, redis
         pytest.fail(f"playwright-core is not in {BROWSER_DIR}/node_modules (run `npm ci` there)")
     player_dir = BROWSER_DIR
     if nm != BROWSER_DIR / "node_modules":
-        # lbplayer.mjs resolves playwright-core from its own folder: a copy
-        # next to the node_modules found elsewhere (the sanitizer tree's)
+        # lbplayer.mjs (and driver.mjs, which it imports) resolves
+        # playwright-core from its own folder: a copy next to the
+        # node_modules found elsewhere (the sanitizer tree's)
         player_dir = tmp_path_factory.mktemp("lbbrowser")
-        shutil.copy(BROWSER_DIR / "lbplayer.mjs", player_dir / "lbplayer.mjs")
+        for script in ("lbplayer.mjs", "driver.mjs"):
+            shutil.copy(BROWSER_DIR / script, player_dir / script)
         (player_dir / "package.json").write_text('{"type": "module"}\n')
         (player_dir / "node_modules").symlink_to(nm)
     lib = tmp_path_factory.mktemp("lblib")

@@ -58,29 +58,22 @@ def clib(tmp_path_factory):
     return d
 
 
-def configure(srv, keys, extra=""):
-    text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False)) + extra
-    srv.write_config(text=text)
-    srv.keys = keys
-    srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
-
-
-@pytest.fixture(scope="module")
-def csrv(tmp_path_factory, clib, keys):
-    srv = tf.TalasServer(tmp_path_factory.mktemp("comments"), [clib])
-    configure(srv, keys)
+def serve(workdir, clib, keys, extra=""):
+    """A generator for a module fixture: a server on CLIB, auth required with
+    KEYS, EXTRA settings, its tracks by title in srv.ids; killed after."""
+    srv = tf.TalasServer(workdir, [clib], workers=2)
+    ak.configure(srv, keys, extra)
     srv.start()
-    srv.ids = ids_of(srv)
+    srv.ids = ak.tracks_by_title(srv)
     try:
         yield srv
     finally:
         srv.kill()
 
 
-def ids_of(srv):
-    st, _, body = srv.get("/api/tracks?limit=100", headers=srv.backend)
-    assert st == 200, body
-    return {t["title"]: t for t in json.loads(body)["tracks"]}
+@pytest.fixture(scope="module")
+def csrv(tmp_path_factory, clib, keys):
+    yield from serve(tmp_path_factory.mktemp("comments"), clib, keys)
 
 
 def token(srv, sub, track=None):
@@ -307,14 +300,7 @@ def race(posts):
 
 @pytest.fixture(scope="module")
 def capsrv(tmp_path_factory, clib, keys):
-    srv = tf.TalasServer(tmp_path_factory.mktemp("commentcap"), [clib], workers=2)
-    configure(srv, keys, f"comments:\n  max_per_track: {CAP}\n")
-    srv.start()
-    srv.ids = ids_of(srv)
-    try:
-        yield srv
-    finally:
-        srv.kill()
+    yield from serve(tmp_path_factory.mktemp("commentcap"), clib, keys, f"comments:\n  max_per_track: {CAP}\n")
 
 
 def test_max_per_track(capsrv):
@@ -491,13 +477,13 @@ def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_ser
     nodes = []
     for name in ("node-a", "node-b"):
         srv = talas_server([clib], start=False, name=name, workers=2)
-        configure(srv, keys, cf.cluster_yaml(name, redis_server.address, pg_database[1]).rstrip("\n") +
+        ak.configure(srv, keys, cf.cluster_yaml(name, redis_server.address, pg_database[1]).rstrip("\n") +
                   f"\ncomments:\n  max_per_track: {CAP}\n")
         r = srv.talasctl("db", "migrate")
         assert r.returncode == 0, (r.stdout, r.stderr)
         srv.start()
         tf.wait_for(lambda: cf.engines_ready(srv), 15, what=f"{name}: engines")
-        srv.ids = ids_of(srv)
+        srv.ids = ak.tracks_by_title(srv)
         nodes.append(srv)
     a, b = nodes
     tid = a.ids["Take v1"]["id"]

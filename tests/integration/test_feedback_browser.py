@@ -105,11 +105,8 @@ def fsrv(tmp_path_factory, keys):
     tf.make_track(lib / "take v1.mp3", "Take v1", artist="Demo Band", seconds=20, freq=330)
     tf.make_track(lib / "take v2.mp3", "Take v2", artist="Demo Band", seconds=20, freq=440)
     srv = tf.TalasServer(tmp_path_factory.mktemp("feedbacksrv"), [lib], workers=2)
-    text = ak.config_with_auth(srv, ak.auth_yaml(keys, required=False, extra_keys=False))
-    text += f"http:\n  www_root: {json.dumps(str(dist))}\n"
-    srv.write_config(text=text)
+    ak.configure(srv, keys, f"http:\n  www_root: {json.dumps(str(dist))}\n", required=False)
     srv.start()
-    srv.keys = keys
     try:
         yield srv
     finally:

@@ -47,11 +47,8 @@ def bsrv(tmp_path_factory, keys):
     tf.make_track(lib / "demo v1.mp3", "Demo v1", artist="Demo Band", seconds=20, freq=330)
     tf.make_track(lib / "demo v2.mp3", "Demo v2", artist="Demo Band", seconds=20, freq=440)
     srv = tf.TalasServer(tmp_path_factory.mktemp("sharebrowsersrv"), [lib], workers=2)
-    text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False))
-    text += f"http:\n  www_root: {json.dumps(str(dist))}\n"
-    srv.write_config(text=text)
+    ak.configure(srv, keys, f"http:\n  www_root: {json.dumps(str(dist))}\n")
     srv.start()
-    srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
     try:
         yield srv
     finally:

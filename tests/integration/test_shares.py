@@ -52,15 +52,9 @@ def ssrv(tmp_path_factory, slib, keys):
     www.mkdir()
     (www / "share.html").write_text("<!doctype html><title>Talas share</title><div id=share></div>\n")
     srv = tf.TalasServer(work, [slib])
-    text = ak.config_with_auth(srv, ak.auth_yaml(keys, extra_keys=False))
-    text += f"http:\n  www_root: {json.dumps(str(www))}\n"
-    srv.write_config(text=text)
-    srv.keys = keys
-    srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
+    ak.configure(srv, keys, f"http:\n  www_root: {json.dumps(str(www))}\n")
     srv.start()
-    st, _, body = srv.get("/api/tracks?limit=100", headers=srv.backend)
-    assert st == 200, body
-    srv.ids = {t["title"]: t for t in json.loads(body)["tracks"]}
+    srv.ids = ak.tracks_by_title(srv)
     for t in srv.ids.values():  # the song: GET /api/tracks/{id} carries it
         st, _, one = srv.get(f"/api/tracks/{t['id']}", headers=srv.backend)
         assert st == 200, one

@@ -12,141 +12,15 @@ transcodes. The library is generated with ffmpeg.
 import asyncio
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 
 import talas_fixtures as tf
+from subsonic_fixtures import (NS, PASSWORDS, TRACKS, add_user, alice, ctl, error_code, lib, md5,  # noqa: F401
+                               node_client, recv_until, rest, rest_json, srv, subsonic_server, ws_url)
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
-
-CLIENT_DIR = Path(__file__).resolve().parent / "subsonic"
-NS = "{http://subsonic.org/restapi}"
-PASSWORDS = {"alice": "sesame", "bob": "p@ss w&rd=+%;"}
-
-# relative path: (title, artist, album, ffmpeg source and codec arguments)
-TRACKS = {
-    "Alpha/First/01.flac": ("Noise One", "Alpha", "First",
-                            ["-f", "lavfi", "-i", "anoisesrc=d=6:c=white:a=0.5", "-ac", "2", "-c:a", "flac"]),
-    "Alpha/First/02.mp3": ("Tone Two", "Alpha", "First",
-                           ["-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-c:a", "libmp3lame", "-b:a", "128k"]),
-    "Beta/Second/03.ogg": ("Tone Three", "Beta", "Second",
-                           ["-f", "lavfi", "-i", "sine=frequency=550:duration=3", "-c:a", "libvorbis"]),
-    "Beta/Third/04.mp3": ("Tone Four", "Beta", "Third",
-                          ["-f", "lavfi", "-i", "sine=frequency=660:duration=3", "-c:a", "libmp3lame", "-b:a", "96k"]),
-    "Gamma/05.mp3": ('Quote "x" & <y>', "Gamma & <Co>", "Ümlaut",
-                     ["-f", "lavfi", "-i", "sine=frequency=770:duration=3", "-c:a", "libmp3lame", "-b:a", "128k"]),
-    "loose/06.mp3": (None, None, None,
-                     ["-f", "lavfi", "-i", "sine=frequency=880:duration=3", "-c:a", "libmp3lame", "-b:a", "128k"]),
-}
-
-
-def make_library(d):
-    for rel, (title, artist, album, args) in TRACKS.items():
-        p = d / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        meta = []
-        for k, v in (("title", title), ("artist", artist), ("album", album)):
-            if v is not None:
-                meta += ["-metadata", f"{k}={v}"]
-        tf.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"] + args + meta + [str(p)])
-    return d
-
-
-def subsonic_server(workdir, lib, workers=2, extra=""):
-    workdir.mkdir(parents=True, exist_ok=True)
-    key = workdir / "subsonic.key"
-    key.write_text(os.urandom(32).hex() + "\n")
-    key.chmod(0o600)
-    srv = tf.TalasServer(workdir, [lib], workers=workers,
-                         extra_yaml=f"subsonic:\n  enabled: true\n  password_key_file: {json.dumps(str(key))}\n"
-                         + extra)
-    return srv
-
-
-def add_user(srv, name, password, expect=0):
-    r = subprocess.run([str(tf.TALASCTL), "-c", str(srv.config_path), "users", "add", name],
-                       input=password.encode(), capture_output=True, timeout=30)
-    assert r.returncode == expect, r
-    return r
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    return make_library(tmp_path_factory.mktemp("sslib"))
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, lib):
-    # the wrong passwords tried here must not lock the right ones out:
-    # test_failed_login_limit has a server of its own for that
-    s = subsonic_server(tmp_path_factory.mktemp("sssrv"), lib, extra="  max_failed_logins: 0\n")
-    for name, pw in PASSWORDS.items():
-        add_user(s, name, pw)
-    s.start(wait_scan=True)
-    try:
-        s.tracks_by_title = {t["title"]: t for t in s.tracks()}
-        yield s
-    finally:
-        s.kill()
-
-
-def node_client(srv, auth, calls, post=False, tmp=None):
-    node = shutil.which("node")
-    if node is None or not (CLIENT_DIR / "node_modules" / "subsonic-api" / "package.json").is_file():
-        pytest.fail("the Subsonic client is missing: node and `npm ci` in tests/integration/subsonic "
-                    "(scripts/deps test installs it)")
-    plan = {"url": srv.base_url, "auth": auth, "post": post, "calls": calls}
-    path = srv.workdir / f"plan-{time.monotonic_ns()}.json"
-    path.write_text(json.dumps(plan))
-    r = subprocess.run([node, str(CLIENT_DIR / "client.mjs"), str(path)], capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr.decode()
-    return json.loads(r.stdout)
-
-
-def rest(srv, method, params=None, post=False, headers=None):
-    """A raw request: (HTTP status, headers, body bytes)."""
-    q = urlencode(params or {}, doseq=True)
-    if post:
-        h = {"Content-Type": "application/x-www-form-urlencoded"}
-        h.update(headers or {})
-        return srv.get(f"/rest/{method}", method="POST", body=q.encode(), headers=h)
-    return srv.get(f"/rest/{method}?{q}", headers=headers)
-
-
-def rest_json(srv, method, params):
-    st, hdrs, body = rest(srv, method, dict(params, f="json"))
-    assert st == 200, body
-    assert hdrs.get("content-type", "").startswith("application/json"), hdrs
-    doc = json.loads(body)["subsonic-response"]
-    for k, v in (("version", "1.16.1"), ("type", "talas"), ("serverVersion", tf.VERSION), ("openSubsonic", True)):
-        assert doc[k] == v, doc
-    return doc
-
-
-def alice(**kw):
-    return dict({"u": "alice", "p": PASSWORDS["alice"]}, **kw)
-
-
-def error_code(doc):
-    assert doc["status"] == "failed", doc
-    return doc["error"]["code"]
-
-
-def md5(s):
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-def ctl(srv, *args, input=None):
-    return subprocess.run([str(tf.TALASCTL), "-c", str(srv.config_path)] + list(args),
-                          input=input, capture_output=True, timeout=30)
-
 
 # ------------------------------------------------------------ auth
 
@@ -376,18 +250,6 @@ def test_stream_and_download(srv, lib, tmp_path):
 
 
 # ------------------------------------------------- Talas's own view
-
-def ws_url(srv, user):
-    return f"ws://127.0.0.1:{srv.port}/api/ws?user_id={user}"
-
-
-async def recv_until(ws, pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if pred(m):
-            return m
-
 
 def test_star_scrobble_playlist_show_in_talas(srv):
     """star is a TrackLiked event; scrobble a play in /api/analytics with

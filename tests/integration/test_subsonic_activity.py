@@ -16,12 +16,12 @@ import asyncio
 import http.client
 import json
 import secrets
-import time
 from urllib.parse import urlencode
 
 import pytest
 
-from test_subsonic import PASSWORDS, add_user, lib, subsonic_server  # noqa: F401
+import subsonic_fixtures as sf
+from subsonic_fixtures import PASSWORDS, lib, serve  # noqa: F401
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
 
@@ -32,20 +32,7 @@ EVENTS = ["TrackLiked", "PlaybackStarted", "PlaybackStopped", "PlaylistUpdated"]
 @pytest.fixture(scope="module")
 def asrv(tmp_path_factory, lib):
     workdir = tmp_path_factory.mktemp("actsrv")
-    s = subsonic_server(workdir, lib, extra="  max_failed_logins: 0\n")
-    key = workdir / "backend.key"
-    key.write_text(BACKEND_KEY + "\n")
-    s.write_config(text=s.config_text().replace(
-        "auth:\n  required: false\n",
-        f"auth:\n  required: false\n  backend_key_file: {json.dumps(str(key))}\n"))
-    for name, pw in PASSWORDS.items():
-        add_user(s, name, pw)
-    s.start(wait_scan=True)
-    try:
-        s.tracks_by_title = {t["title"]: t for t in s.tracks()}
-        yield s
-    finally:
-        s.kill()
+    yield from serve(workdir, lib, extra="  max_failed_logins: 0\n", backend_key=BACKEND_KEY)
 
 
 class Rest:
@@ -69,12 +56,8 @@ class Rest:
         self.conn.close()
 
 
-async def recv_until(ws, pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if pred(m):
-            return m
+async def recv_until(ws, pred):
+    return await sf.recv_until(ws, pred, timeout=15)
 
 
 def event(name, **fields):

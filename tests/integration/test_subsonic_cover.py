@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 import talas_fixtures as tf
-from test_subsonic import PASSWORDS, add_user, alice, error_code, node_client, rest, rest_json, subsonic_server
+from subsonic_fixtures import PASSWORDS, add_user, alice, error_code, node_client, rest, rest_json, subsonic_server
 
 FF = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
 

@@ -9,15 +9,13 @@ the audio file stays the same."""
 import json
 import os
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import talas_fixtures as tf
-from test_subsonic import NS, PASSWORDS, add_user, alice, error_code, node_client, rest, rest_json, \
-    subsonic_server
-from test_subsonic_library import XSD
+from subsonic_fixtures import NS, PASSWORDS, add_user, alice, error_code, node_client, rest, rest_json, serve, xsd_valid
+from test_hostile_tags import syncsafe
 
 AUTH = {"username": "alice", "password": PASSWORDS["alice"]}
 
@@ -44,10 +42,6 @@ def sine(path, seconds=2, freq=440, metadata=()):
         args += ["-metadata", m]
     tf.run(args + [str(path)])
     return path
-
-
-def syncsafe(n):
-    return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
 
 
 def mp3_with_uslt(tmp, dst, title, text, lang=b"deu"):
@@ -107,15 +101,7 @@ def lib(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, lib):
-    s = subsonic_server(tmp_path_factory.mktemp("lyrsrv"), lib, extra="  max_failed_logins: 0\n")
-    for name, pw in PASSWORDS.items():
-        add_user(s, name, pw)
-    s.start(wait_scan=True)
-    try:
-        s.ids = {t["title"]: t["id"] for t in s.tracks()}
-        yield s
-    finally:
-        s.kill()
+    yield from serve(tmp_path_factory.mktemp("lyrsrv"), lib, extra="  max_failed_logins: 0\n")
 
 
 def by_song(srv, title):
@@ -206,15 +192,7 @@ def test_xml_escaped_and_exact(srv):
 
 
 def validate_xml(tmp_path, body, name):
-    root = ET.fromstring(body)
-    for e in root.iter():
-        for a in {"type", "serverVersion", "openSubsonic"} & set(e.attrib):
-            del e.attrib[a]
-    path = tmp_path / f"{name}.xml"
-    path.write_bytes(ET.tostring(root, encoding="utf-8"))
-    r = subprocess.run(["xmllint", "--noout", "--schema", str(XSD), str(path)], capture_output=True)
-    assert r.returncode == 0, (r.stderr.decode()[-2000:], body[:2000])
-    return root
+    return xsd_valid(tmp_path, name, body, strip={"type", "serverVersion", "openSubsonic"})
 
 
 def test_get_lyrics_classic(srv, tmp_path):

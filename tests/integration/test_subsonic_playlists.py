@@ -25,9 +25,7 @@ import re
 import secrets
 import shutil
 import signal
-import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -35,13 +33,11 @@ import pytest
 import auth_keys as ak
 import cluster_fixtures as cf
 import talas_fixtures as tf
-from test_subsonic_library import OPEN_SUBSONIC_ATTRS
-from test_subsonic import (PASSWORDS, add_user, error_code, make_library, node_client, recv_until, rest,
-                           rest_json, subsonic_server, ws_url)
+from subsonic_fixtures import (PASSWORDS, add_user, error_code, make_library, node_client, recv_until, rest,
+                               rest_json, serve, subsonic_server, ws_url, xsd_valid)
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
 
-XSD = Path(__file__).resolve().parent / "subsonic" / "subsonic-rest-api-1.16.1.xsd"
 BACKEND_KEY = secrets.token_urlsafe(32)
 NAME = 'Road <trip> & "co" ☃'
 COMMENT = "for the <b>drive</b> & back\nline two"
@@ -71,16 +67,7 @@ def lib(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, lib):
-    s = subsonic_server(tmp_path_factory.mktemp("spsrv"), lib, extra="  max_failed_logins: 0\n")
-    configure(s)
-    for name, pw in PASSWORDS.items():
-        add_user(s, name, pw)
-    s.start(wait_scan=True)
-    try:
-        s.ids = {t["title"]: t["id"] for t in s.tracks()}
-        yield s
-    finally:
-        s.kill()
+    yield from serve(tmp_path_factory.mktemp("spsrv"), lib, extra="  max_failed_logins: 0\n", backend_key=BACKEND_KEY)
 
 
 def create(srv, user, name, songs=(), **kw):
@@ -215,15 +202,7 @@ def test_private_refused_public_readable(srv):
 def validate_xml(srv, tmp_path, method, params):
     st, _, body = rest(srv, method, params)
     assert st == 200
-    root = ET.fromstring(body)
-    for e in root.iter():
-        for a in OPEN_SUBSONIC_ATTRS & set(e.attrib):
-            del e.attrib[a]
-    path = tmp_path / f"{method}.xml"
-    path.write_bytes(ET.tostring(root, encoding="utf-8"))
-    r = subprocess.run(["xmllint", "--noout", "--schema", str(XSD), str(path)], capture_output=True)
-    assert r.returncode == 0, (method, r.stderr.decode()[-2000:], body[:2000])
-    return root
+    return xsd_valid(tmp_path, method, body)
 
 
 def test_xml_matches_xsd(srv, tmp_path):

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 import talas_fixtures as tf
-from test_subsonic import PASSWORDS, add_user, alice, error_code, node_client, rest, subsonic_server
+from subsonic_fixtures import PASSWORDS, alice, error_code, node_client, rest, serve
 
 FF = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
 # a rising chirp, 100 Hz + 40 Hz/s: every moment has its own frequency
@@ -40,15 +40,7 @@ def lib(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, lib):
-    s = subsonic_server(tmp_path_factory.mktemp("streamsrv"), lib)
-    for name, pw in PASSWORDS.items():
-        add_user(s, name, pw)
-    s.start(wait_scan=True)
-    try:
-        s.tracks_by_title = {t["title"]: t for t in s.tracks()}
-        yield s
-    finally:
-        s.kill()
+    yield from serve(tmp_path_factory.mktemp("streamsrv"), lib)
 
 
 def tid(srv, title):

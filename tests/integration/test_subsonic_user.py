@@ -9,7 +9,8 @@ import signal
 import pytest
 
 import talas_fixtures as tf
-from test_subsonic import PASSWORDS, alice, error_code, lib, node_client, rest_json, srv  # noqa: F401
+from subsonic_fixtures import (PASSWORDS, add_user, alice, cluster_extra, error_code, lib,  # noqa: F401
+                               node_client, rest_json, srv)
 
 AUTH = {"username": "alice", "password": PASSWORDS["alice"]}
 
@@ -85,19 +86,11 @@ def test_album_and_artist_stars(srv):
 def test_cluster_star_on_a_is_starred_on_b(talas_server, clib_for_stars, redis_server, pg_database, tmp_path):
     """Cluster mode: stars go to PostgreSQL, so a star and a rating made on
     node A are in getStarred2 on node B."""
-    import json
-    import subprocess
-
     import cluster_fixtures as cf
-    key = tmp_path / "subsonic.key"
-    key.write_text(os.urandom(32).hex() + "\n")
-    key.chmod(0o600)
-    extra = f"subsonic:\n  enabled: true\n  password_key_file: {json.dumps(str(key))}\n  max_failed_logins: 0\n"
+    extra = cluster_extra(tmp_path)
     a, b = cf.two_nodes(talas_server, clib_for_stars, redis_server, pg_database, "k" * 40, extra)
     for srv in (a, b):  # accounts are each node's own
-        r = subprocess.run([str(tf.TALASCTL), "-c", str(srv.config_path), "users", "add", "alice"],
-                           input=PASSWORDS["alice"].encode(), capture_output=True, timeout=30)
-        assert r.returncode == 0, r
+        add_user(srv, "alice", PASSWORDS["alice"])
     x = a.ids["Star X"]
     assert rest_json(a, "star", alice(id=x))["status"] == "ok"
     assert rest_json(a, "setRating", alice(id=x, rating="5"))["status"] == "ok"

@@ -70,10 +70,8 @@ def vlib(tmp_path_factory):
 @pytest.fixture(scope="module")
 def vsrv(tmp_path_factory, vlib, keys):
     srv = tf.TalasServer(tmp_path_factory.mktemp("versions"), [vlib])
-    srv.write_config(text=ak.config_with_auth(srv, ak.auth_yaml(keys, required=False, extra_keys=False)))
+    ak.configure(srv, keys, required=False)
     srv.start()
-    srv.backend = {"Authorization": f"Bearer {keys.backend_key}"}
-    srv.keys = keys
     try:
         yield srv
     finally:

@@ -1186,15 +1186,21 @@ def upgrade_answer(srv, query, headers=""):
     return status, json.loads(rest[:length]), s
 
 
-@pytest.fixture(scope="module")
-def limitsrv(tmp_path_factory, wslib):
-    srv = auth_ws_server(tmp_path_factory.mktemp("wslimits"), wslib, workers=1,
-                         extra="  max_connections_per_user: 4\n  user_rate_limit: 50\n")
+def serve_auth_ws(workdir, lib, workers, extra):
+    """A generator for a module fixture: auth_ws_server's server, started
+    (no scan awaited), killed after."""
+    srv = auth_ws_server(workdir, lib, workers=workers, extra=extra)
     srv.start(wait_scan=False)
     try:
         yield srv
     finally:
         srv.kill()
+
+
+@pytest.fixture(scope="module")
+def limitsrv(tmp_path_factory, wslib):
+    yield from serve_auth_ws(tmp_path_factory.mktemp("wslimits"), wslib, 1,
+                             "  max_connections_per_user: 4\n  user_rate_limit: 50\n")
 
 
 def test_connections_per_user_cap(limitsrv):
@@ -1241,13 +1247,7 @@ def test_connections_per_user_cap(limitsrv):
 
 @pytest.fixture(scope="module")
 def nodecapsrv(tmp_path_factory, wslib):
-    srv = auth_ws_server(tmp_path_factory.mktemp("wsnodecap"), wslib, workers=2,
-                         extra="  max_connections_per_user: 3\n")
-    srv.start(wait_scan=False)
-    try:
-        yield srv
-    finally:
-        srv.kill()
+    yield from serve_auth_ws(tmp_path_factory.mktemp("wsnodecap"), wslib, 2, "  max_connections_per_user: 3\n")
 
 
 def test_connections_per_user_cap_holds_across_workers(nodecapsrv):

@@ -1,7 +1,8 @@
 /*
  * store_fixture.h - a temporary LMDB environment for the unit tests of the
  * store's record modules (src/store/): cmocka's setup opens one in a new
- * directory, teardown closes it and removes the directory. Include after
+ * directory, teardown closes it and removes the directory;
+ * store_fixture_count_user counts the users a foreach_user names. Include after
  * cmocka.h; define STORE_FIXTURE_NAME (the directory's name) first.
  */
 #ifndef TALAS_TEST_STORE_FIXTURE_H
@@ -40,6 +41,14 @@ static int teardown(void **state)
     test_rm_rf(f->dir);
     free(f->dir);
     free(f);
+    return 0;
+}
+
+/* A callback of the modules' foreach_user: counts the users in *(int *)ARG. */
+static inline int store_fixture_count_user(const char *user, void *arg)
+{
+    (void)user;
+    (*(int *)arg)++;
     return 0;
 }
 

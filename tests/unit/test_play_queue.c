@@ -86,13 +86,6 @@ static void get(struct talas_storage *st, const char *user, int want_rc, size_t 
     mdb_txn_abort(txn);
 }
 
-static int count_user(const char *user, void *arg)
-{
-    (void)user;
-    (*(int *)arg)++;
-    return 0;
-}
-
 static void test_save_get(void **state)
 {
     struct store_fixture *f = *state;
@@ -158,7 +151,7 @@ static void test_save_get(void **state)
     assert_int_equal(talas_play_queue_usage(f->st, txn, "alice", &count, &bytes), 0);
     assert_int_equal(count, 1);
     assert_true(bytes > 0);
-    assert_int_equal(talas_play_queue_foreach_user(f->st, txn, count_user, &users), 0);
+    assert_int_equal(talas_play_queue_foreach_user(f->st, txn, store_fixture_count_user, &users), 0);
     assert_int_equal(users, 2);
     mdb_txn_abort(txn);
 

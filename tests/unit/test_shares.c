@@ -19,37 +19,8 @@
 #include "core/util.h"
 #include "store/shares.h"
 #include "store/storage.h"
-#include "tmpdir.h"
-
-#define MAP_SIZE (64ull * 1024 * 1024)
-
-struct fixture {
-    char *dir;
-    struct talas_storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    char *error = NULL;
-
-    f->dir = test_tmpdir("shares");
-    assert_non_null(f->dir);
-    assert_int_equal(talas_storage_open(f->dir, MAP_SIZE, &f->st, &error), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    talas_storage_close(f->st);
-    test_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+#define STORE_FIXTURE_NAME "shares"
+#include "store_fixture.h"
 
 static void sample(struct talas_share *s, const char *owner)
 {
@@ -107,7 +78,7 @@ static int count_one(const struct talas_share *s, void *arg)
 
 static void test_store(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct talas_share s, other, got;
     char l1[TALAS_SHARE_ID_LEN + 1], l2[TALAS_SHARE_ID_LEN + 1], l3[TALAS_SHARE_ID_LEN + 1];
     MDB_txn *txn;

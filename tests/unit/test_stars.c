@@ -76,13 +76,6 @@ static void list(struct talas_storage *st, const char *user, struct seen *v)
     mdb_txn_abort(txn);
 }
 
-static int count_user(const char *user, void *arg)
-{
-    (void)user;
-    (*(int *)arg)++;
-    return 0;
-}
-
 static void test_star_rate_list(void **state)
 {
     struct store_fixture *f = *state;
@@ -126,7 +119,7 @@ static void test_star_rate_list(void **state)
     assert_int_equal(talas_stars_usage(f->st, txn, "alice", &count, &bytes), 0);
     assert_int_equal(count, 1);
     assert_true(bytes > 0);
-    assert_int_equal(talas_stars_foreach_user(f->st, txn, count_user, &users), 0);
+    assert_int_equal(talas_stars_foreach_user(f->st, txn, store_fixture_count_user, &users), 0);
     assert_int_equal(users, 2);
     mdb_txn_abort(txn);
     assert_int_equal(talas_stars_purge(f->st, "alice", &removed), 0);

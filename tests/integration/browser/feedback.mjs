@@ -27,25 +27,16 @@
 //
 // Environment: CHROMIUM, USER_TOKEN, V1_TITLE, V2_TITLE, AT_S (5), HOSTILE,
 // LIVE_AT_S (13), WAIT_MS (20000).
-import { chromium, devices } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
 import readline from 'node:readline';
+import { fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
-const [baseArg, outDir, mode = 'desktop'] = process.argv.slice(2);
-if (!baseArg || !outDir || !['desktop', 'mobile'].includes(mode)) {
-  process.stderr.write('usage: node feedback.mjs BASE_URL OUTDIR desktop|mobile\n');
-  process.exit(2);
-}
-const base = baseArg.replace(/\/+$/, '');
+const { base, outDir, mode, mobile, waitMs } = parseArgs('feedback.mjs');
 const env = process.env;
-const waitMs = Number(env.WAIT_MS || 20000);
 const V1 = env.V1_TITLE || 'Take v1';
 const V2 = env.V2_TITLE || 'Take v2';
 const AT = Number(env.AT_S || 5);
 const HOSTILE = env.HOSTILE || '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 const LIVE_AT = Number(env.LIVE_AT_S || 13);
-const mobile = mode === 'mobile';
 
 // the test's answers, one JSON line each, in order
 const answers = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -62,42 +53,9 @@ const summary = {
   screenshots: [],
 };
 
-class Failure extends Error {}
-const fail = (msg) => { throw new Failure(msg); };
-
-async function until(page, fn, arg, what, ms = waitMs) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
-    return await h.jsonValue();
-  } catch {
-    fail(`timed out after ${ms} ms waiting for ${what}`);
-  }
-}
+const { until, shot, tapOrClick, step, failed } = helpers({ summary, outDir, mode, mobile, waitMs });
 
 const audioTime = (page) => page.evaluate(() => document.getElementById('audio').currentTime);
-
-async function shot(page, name) {
-  const file = path.join(outDir, `${mode}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  summary.screenshots.push(file);
-}
-
-async function tapOrClick(locator) {
-  if (mobile) await locator.tap();
-  else await locator.click();
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    summary.steps.push({ name, ms: Date.now() - t0, ok: true });
-  } catch (e) {
-    summary.steps.push({ name, ms: Date.now() - t0, ok: false });
-    if (e instanceof Failure) throw new Failure(`${name}: ${e.message}`);
-    throw new Failure(`${name}: ${e.name}: ${e.message}`);
-  }
-}
 
 async function post(page, text) {
   const box = page.getByTestId('comment-body');
@@ -112,19 +70,7 @@ let browser;
 let page;
 let exitCode = 1;
 try {
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
-  });
-  const context = await browser.newContext(mobile ? { ...devices['Pixel 5'] } : { viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') summary.console_errors.push(m.text()); });
+  ({ browser, page } = await launch({ base, outDir, mobile, summary }));
   // listings of comments fetched: live arrival must not need one
   let listings = 0;
   page.on('request', (r) => { if (r.method() === 'GET' && /\/api\/tracks\/[^/]+\/comments/.test(r.url())) listings++; });
@@ -274,10 +220,7 @@ try {
   summary.ok = true;
   exitCode = 0;
 } catch (e) {
-  summary.failure = e instanceof Error ? e.message : String(e);
-  if (page) await shot(page, 'failure').catch(() => {});
+  await failed(e, page);
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

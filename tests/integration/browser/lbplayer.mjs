@@ -14,9 +14,8 @@
 // status 0 when it all worked, 1 otherwise ("failure").
 //
 // Environment: CHROMIUM, WAIT_MS (30000).
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
+import { Failure, fail, finish, helpers, launch } from './driver.mjs';
 
 const [baseArg, outDir, title] = process.argv.slice(2);
 if (!baseArg || !outDir || !title) {
@@ -28,32 +27,14 @@ const waitMs = Number(process.env.WAIT_MS || 30000);
 const summary = { ok: false, failure: null, session_id: null, played_s: 0, source: null, rung: null,
   segments: 0, requests: [], page_errors: [] };
 
-class Failure extends Error {}
-const fail = (msg) => { throw new Failure(msg); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(page, fn, arg, what) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: waitMs, polling: 100 });
-    return await h.jsonValue();
-  } catch (e) {
-    fail(`timed out after ${waitMs} ms waiting for ${what}`);
-  }
-}
+const { until } = helpers({ summary, waitMs });
 
 let browser;
 let exitCode = 1;
 try {
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
-  });
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  let page;
+  ({ browser, page } = await launch({ base, outDir, mobile: false, summary }));
   page.on('request', (req) => {
     const u = new URL(req.url());
     if (!/^\/(stream|hls|api)\//.test(u.pathname)) return;
@@ -61,7 +42,6 @@ try {
     summary.requests.push(rec);
     req.response().then((res) => { if (res) rec.status = res.status(); }).catch(() => {});
   });
-  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
 
   const res = await page.goto(base + '/', { waitUntil: 'load', timeout: waitMs });
   if (!res || !res.ok()) fail(`GET / answered ${res ? res.status() : 'nothing'}`);
@@ -103,7 +83,5 @@ try {
 } catch (e) {
   summary.failure = e instanceof Failure ? e.message : `${e.name}: ${e.message}`;
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

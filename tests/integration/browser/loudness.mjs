@@ -16,19 +16,10 @@
 //
 // Environment: CHROMIUM, TRACK_TITLE (the track to play), BPM_MIN, BPM_MAX,
 // IN_RANGE (titles the filter keeps, comma-separated), WAIT_MS (20000).
-import { chromium, devices } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { Failure, fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
-const [baseArg, outDir, mode = 'desktop'] = process.argv.slice(2);
-if (!baseArg || !outDir || !['desktop', 'mobile'].includes(mode)) {
-  process.stderr.write('usage: node loudness.mjs BASE_URL OUTDIR desktop|mobile\n');
-  process.exit(2);
-}
-const base = baseArg.replace(/\/+$/, '');
+const { base, outDir, mode, mobile, waitMs } = parseArgs('loudness.mjs');
 const env = process.env;
-const waitMs = Number(env.WAIT_MS || 20000);
-const mobile = mode === 'mobile';
 const TITLE = env.TRACK_TITLE;
 const IN_RANGE = (env.IN_RANGE || '').split(',').filter(Boolean);
 
@@ -37,9 +28,6 @@ const summary = {
   page_errors: [], screenshots: [],
 };
 
-class Failure extends Error {}
-const fail = (msg) => { throw new Failure(msg); };
-
 const audioState = (page) => page.evaluate(() => {
   const a = document.getElementById('audio');
   return { src: a.currentSrc || a.src, t: a.currentTime, paused: a.paused, seeking: a.seeking, ready: a.readyState,
@@ -47,31 +35,10 @@ const audioState = (page) => page.evaluate(() => {
     source: document.querySelector('[data-testid=source]')?.textContent ?? '' };
 });
 
-async function until(page, fn, arg, what, ms = waitMs) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 50 });
-    return await h.jsonValue();
-  } catch {
-    fail(`timed out after ${ms} ms waiting for ${what} (audio: ${JSON.stringify(await audioState(page).catch(() => null))})`);
-  }
-}
-
-async function shot(page, name) {
-  const file = path.join(outDir, `${mode}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  summary.screenshots.push(file);
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    summary.steps.push({ name, ms: Date.now() - t0, ok: true });
-  } catch (e) {
-    summary.steps.push({ name, ms: Date.now() - t0, ok: false });
-    throw new Failure(`${name}: ${e instanceof Failure ? '' : e.name + ': '}${e.message}`);
-  }
-}
+const { until, shot, step } = helpers({
+  summary, outDir, mode, mobile, waitMs, polling: 50,
+  detail: async (page) => ` (audio: ${JSON.stringify(await audioState(page).catch(() => null))})`,
+});
 
 function row(page, title) {
   return page.locator('[data-testid=tracks] li').filter({ has: page.locator('.t-title', { hasText: title }) });
@@ -80,17 +47,8 @@ function row(page, title) {
 let browser;
 let exitCode = 1;
 try {
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
-  });
-  const context = await browser.newContext(mobile ? { ...devices['Pixel 5'] } : { viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
+  let page;
+  ({ browser, page } = await launch({ base, outDir, mobile, summary }));
   const listed = await (await fetch(`${base}/api/tracks?limit=1000`)).json();
   const track = listed.tracks.find((t) => t.title === TITLE) ?? fail(`no track ${TITLE} in /api/tracks`);
 
@@ -163,7 +121,5 @@ try {
 } catch (e) {
   summary.failure = e instanceof Failure ? e.message : `${e.name}: ${e.message}`;
 } finally {
-  await browser?.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

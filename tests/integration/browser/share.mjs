@@ -18,59 +18,17 @@
 // worked, 1 otherwise ("failure").
 //
 // Environment: CHROMIUM, PASSWORD, TITLE, COMMENT, WAIT_MS (20000).
-import { chromium, devices } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
-const [baseArg, shareId, outDir, mode = 'desktop'] = process.argv.slice(2);
-if (!baseArg || !shareId || !outDir || !['desktop', 'mobile'].includes(mode)) {
-  process.stderr.write('usage: node share.mjs BASE_URL SHARE_ID OUTDIR desktop|mobile\n');
-  process.exit(2);
-}
-const base = baseArg.replace(/\/+$/, '');
+const { base, args: [shareId], outDir, mode, mobile, waitMs } = parseArgs('share.mjs', ['SHARE_ID']);
 const env = process.env;
-const waitMs = Number(env.WAIT_MS || 20000);
-const mobile = mode === 'mobile';
 
 const summary = {
   ok: false, mode, failure: null, steps: [], requests: [], title: null, played: null,
   download_href: null, commented: null, wrong_password_shown: false, page_errors: [], screenshots: [],
 };
 
-class Failure extends Error {}
-const fail = (msg) => { throw new Failure(msg); };
-
-async function until(page, fn, arg, what, ms = waitMs) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
-    return await h.jsonValue();
-  } catch {
-    fail(`timed out after ${ms} ms waiting for ${what}`);
-  }
-}
-
-async function shot(page, name) {
-  const file = path.join(outDir, `${mode}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  summary.screenshots.push(file);
-}
-
-async function tapOrClick(locator) {
-  if (mobile) await locator.tap();
-  else await locator.click();
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    summary.steps.push({ name, ms: Date.now() - t0, ok: true });
-  } catch (e) {
-    summary.steps.push({ name, ms: Date.now() - t0, ok: false });
-    if (e instanceof Failure) throw new Failure(`${name}: ${e.message}`);
-    throw new Failure(`${name}: ${e.name}: ${e.message}`);
-  }
-}
+const { until, shot, tapOrClick, step, failed } = helpers({ summary, outDir, mode, mobile, waitMs, fullPage: true });
 
 function tokenOf(request) {
   const u = new URL(request.url());
@@ -84,18 +42,7 @@ let browser;
 let page;
 let exitCode = 1;
 try {
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
-  });
-  const context = await browser.newContext(mobile ? { ...devices['Pixel 5'] } : { viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
+  ({ browser, page } = await launch({ base, outDir, mobile, summary }));
   page.on('request', (r) => { if (new URL(r.url()).origin === new URL(base).origin) summary.requests.push(tokenOf(r)); });
 
   await step('open the link', async () => {
@@ -154,10 +101,7 @@ try {
   summary.ok = true;
   exitCode = 0;
 } catch (e) {
-  summary.failure = e instanceof Error ? e.message : String(e);
-  if (page) await shot(page, 'failure').catch(() => {});
+  await failed(e, page);
 } finally {
-  if (browser) await browser.close().catch(() => {});
-  process.stdout.write(JSON.stringify(summary) + '\n');
-  process.exit(exitCode);
+  await finish(browser, summary, exitCode);
 }

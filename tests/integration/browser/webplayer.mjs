@@ -23,23 +23,15 @@
 //
 // Environment: CHROMIUM, BACKEND_KEY, MASTER_PID, LONG_TITLE, HLS_TITLE,
 // SHORT_TITLES (comma-separated, in list order), SEARCH, WAIT_MS (20000).
-import { chromium, devices } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
+import { Failure, fail, helpers, launch, parseArgs } from './driver.mjs';
 
-const [baseArg, outDir, mode = 'desktop'] = process.argv.slice(2);
-if (!baseArg || !outDir || !['desktop', 'mobile'].includes(mode)) {
-  process.stderr.write('usage: node webplayer.mjs BASE_URL OUTDIR desktop|mobile\n');
-  process.exit(2);
-}
-const base = baseArg.replace(/\/+$/, '');
+const { base, outDir, mode, mobile, waitMs } = parseArgs('webplayer.mjs');
 const env = process.env;
-const waitMs = Number(env.WAIT_MS || 20000);
 const LONG = env.LONG_TITLE || 'Long Drive';
 const HLS = env.HLS_TITLE || 'Ladder Song';
 const SHORTS = (env.SHORT_TITLES || 'Alpha One,Beta Two,Gamma Three').split(',');
 const SEARCH = env.SEARCH || 'short band';
-const mobile = mode === 'mobile';
 
 const summary = {
   ok: false, mode, failure: null, steps: [],
@@ -51,19 +43,7 @@ const summary = {
   screenshots: [],
 };
 
-class Failure extends Error {}
-const fail = (msg) => { throw new Failure(msg); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(page, fn, arg, what, ms = waitMs) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
-    return await h.jsonValue();
-  } catch (e) {
-    const st = await audioState(page).catch(() => null);
-    fail(`timed out after ${ms} ms waiting for ${what} (audio: ${JSON.stringify(st)})`);
-  }
-}
 
 const audioState = (page) => page.evaluate(() => {
   const a = document.getElementById('audio');
@@ -78,11 +58,10 @@ const audioState = (page) => page.evaluate(() => {
   };
 });
 
-async function shot(page, name) {
-  const file = path.join(outDir, `${mode}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  summary.screenshots.push(file);
-}
+const { until, shot, tapOrClick, step } = helpers({
+  summary, outDir, mode, mobile, waitMs,
+  detail: async (page) => ` (audio: ${JSON.stringify(await audioState(page).catch(() => null))})`,
+});
 
 async function noSidewaysScroll(page, where) {
   const m = await page.evaluate(() => ({
@@ -92,25 +71,8 @@ async function noSidewaysScroll(page, where) {
   if (m.scroll > m.client || m.body > m.client) summary.horizontal_overflow.push({ where, ...m });
 }
 
-async function tapOrClick(locator) {
-  if (mobile) await locator.tap();
-  else await locator.click();
-}
-
 function row(page, title) {
   return page.locator('[data-testid=tracks] li').filter({ has: page.locator('.t-title', { hasText: title }) });
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    summary.steps.push({ name, ms: Date.now() - t0, ok: true });
-  } catch (e) {
-    summary.steps.push({ name, ms: Date.now() - t0, ok: false });
-    if (e instanceof Failure) throw new Failure(`${name}: ${e.message}`);
-    throw new Failure(`${name}: ${e.name}: ${e.message}`);
-  }
 }
 
 async function postEvent(event) {
@@ -126,17 +88,7 @@ let browser;
 let page;
 let exitCode = 1;
 try {
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-      `--explicitly-allowed-ports=${new URL(base).port || 80}`],
-  });
-  const context = await browser.newContext(mobile ? { ...devices['Pixel 5'] } : { viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
+  ({ browser, page } = await launch({ base, outDir, mobile, summary }));
   const started = Date.now();
   page.on('request', (req) => {
     const u = new URL(req.url());
@@ -147,8 +99,6 @@ try {
     summary.requests.push(rec);
     req.response().then((res) => { if (res) rec.status = res.status(); }).catch(() => {});
   });
-  page.on('pageerror', (e) => summary.page_errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') summary.console_errors.push(m.text()); });
 
   await step('load', async () => {
     const res = await page.goto(base + '/', { waitUntil: 'load', timeout: waitMs });
