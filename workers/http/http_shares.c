@@ -96,34 +96,11 @@ static int unavailable(h2o_req_t *req, enum talas_state_outcome o)
  * empty). Returns the caller, or -1 when it answered. */
 static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_token_claims *claims_r)
 {
-    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
-    enum talas_token_result r;
-    const char *reason = NULL;
-    h2o_iovec_t token;
-    char ip[64];
-    int found;
+    int rc;
 
-    memset(claims_r, 0, sizeof(*claims_r));
-    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
-        return CALLER_BACKEND;
-    if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
-    if (found == 0) {
-        talas_http_refuse(req, 401, "unauthorized", "the backend key or the owner's token is required");
-        return -1;
-    }
-    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
-                           claims_r, &reason);
-    if (r == TALAS_TOKEN_FORBIDDEN) {
-        talas_http_refuse(req, 403, "forbidden", reason);
-        return -1;
-    }
-    if (r != TALAS_TOKEN_OK) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
+    if ((rc = talas_http_backend_or_token(ctx, req, "the backend key or the owner's token is required",
+                                          claims_r)) != 0)
+        return rc > 0 ? CALLER_BACKEND : -1;
     if (claims_r->sub[0] == '\0' || strlen(claims_r->sub) > TALAS_SHARE_OWNER_MAX) {
         talas_http_refuse(req, 403, "forbidden", "the token names no user (sub)");
         return -1;
