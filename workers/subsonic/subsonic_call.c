@@ -59,8 +59,9 @@ void talas_subsonic_call_store_failed(struct talas_subsonic_call *c, enum talas_
 {
     switch (outcome) {
     case TALAS_STATE_QUOTA:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
-                                  refusal->limit, refusal->max);
+        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC,
+                                  "quota exceeded: limit %s (%" PRIu64 ") reached", refusal->limit,
+                                  refusal->max);
         break;
     case TALAS_STATE_REFUSED:
     case TALAS_STATE_UNAVAILABLE:
@@ -100,8 +101,9 @@ int talas_subsonic_call_songs_exist(struct talas_subsonic_call *c, const char *c
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        rc = talas_track_id_valid(ids[i], strlen(ids[i])) ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
-                                                          : MDB_NOTFOUND;
+        rc = talas_track_id_valid(ids[i], strlen(ids[i]))
+                 ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
+                 : MDB_NOTFOUND;
         if (rc == 0 && t.error != NULL)
             rc = MDB_NOTFOUND;
         if (rc != 0) {

@@ -78,7 +78,8 @@ static void on_saved(void *data, const struct talas_state_play_queue_result *res
 
     q->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        talas_subsonic_call_store_failed(q->c, res->outcome, res->reason, &res->refusal, "the play queue could not be stored");
+        talas_subsonic_call_store_failed(q->c, res->outcome, res->reason, &res->refusal,
+                                         "the play queue could not be stored");
         return;
     }
     talas_subsonic_call_empty(q->c);
@@ -141,7 +142,8 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
 
     q->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal, "the play queue could not be stored");
+        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal,
+                                         "the play queue could not be stored");
         return;
     }
     if (pq == NULL) {

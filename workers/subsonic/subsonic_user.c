@@ -136,7 +136,8 @@ static int gather(struct ucall *u, int check)
     }
     u->count = total;
     u->songs = n[0];
-    if (check && (!talas_subsonic_call_songs_exist(c, u->items, n[0]) || !others_exist(c, u->items + n[0], n[1], u->items + n[0] + n[1], n[2])))
+    if (check && (!talas_subsonic_call_songs_exist(c, u->items, n[0]) ||
+                  !others_exist(c, u->items + n[0], n[1], u->items + n[0] + n[1], n[2])))
         return -1;
     return 0;
 }
@@ -164,7 +165,8 @@ static void on_starred(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal, "the change could not be stored");
+        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
     for (size_t i = 0; i < u->songs; i++)
@@ -178,7 +180,8 @@ static void on_changed(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal, "the change could not be stored");
+        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
     talas_subsonic_call_empty(u->c);
@@ -244,7 +247,8 @@ static void on_listed(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal, "the change could not be stored");
+        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
     if (talas_subsonic_call_load_library(c, &txn, &lib) != 0)
