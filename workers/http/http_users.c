@@ -183,6 +183,18 @@ static int serve_put(const struct talas_worker_ctx *ctx, h2o_req_t *req, const c
     return 0;
 }
 
+/* Whether ID (LEN bytes, from the path) can name a user; else answers 400. */
+static int user_id_ok(h2o_req_t *req, const char *id, size_t len)
+{
+    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
+        memchr(id, '/', len) != NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
+                              TALAS_USERS_ID_MAX);
+        return 0;
+    }
+    return 1;
+}
 int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     char user[TALAS_USERS_ID_MAX + 1], sub[TALAS_USERS_ID_MAX + 1];
@@ -197,13 +209,8 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     /* credentials first: without them, nothing about the user or the body */
     if ((who = caller(ctx, req, sub)) == -1)
         return 0;
-    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
-        memchr(id, '/', len) != NULL) {
-        talas_http_send_error(req, 400, "invalid_parameter",
-                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
-                              TALAS_USERS_ID_MAX);
+    if (!user_id_ok(req, id, len))
         return 0;
-    }
     memcpy(user, id, len);
     user[len] = '\0';
     if (who == CALLER_USER && strcmp(sub, user) != 0) {
@@ -297,13 +304,8 @@ int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, 
     /* credentials first: without them, nothing about the user */
     if ((who = caller(ctx, req, sub)) == -1)
         return 0;
-    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
-        memchr(id, '/', len) != NULL) {
-        talas_http_send_error(req, 400, "invalid_parameter",
-                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
-                              TALAS_USERS_ID_MAX);
+    if (!user_id_ok(req, id, len))
         return 0;
-    }
     if (who == CALLER_USER && (strlen(sub) != len || memcmp(sub, id, len) != 0)) {
         talas_http_refuse(req, 403, "forbidden", "a user may read only their own likes");
         return 0;
