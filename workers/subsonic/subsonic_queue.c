@@ -70,6 +70,19 @@ static void iso_ms(uint64_t ms, char buf[32])
     talas_token_format_time((time_t)(ms / 1000), buf);
 }
 
+/* Ends W's list and the element that holds it, releases the catalog
+ * (LIB, read in TXN) and sends W's document. */
+static void send_list(struct talas_subsonic_call *c, MDB_txn *txn, struct talas_subsonic_library *lib,
+                      struct talas_subsonic_writer *w)
+{
+    talas_subsonic_list_end(w);
+    talas_subsonic_elem_end(w);
+    talas_subsonic_library_free(lib);
+    mdb_txn_abort(txn);
+    talas_subsonic_writer_end(w);
+    talas_subsonic_send_doc(c->req, w);
+}
+
 /* ------------------------------------------------------ the play queue */
 
 static void on_saved(void *data, const struct talas_state_play_queue_result *res)
@@ -171,12 +184,7 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
         c->song_attrs(&w, s);
         talas_subsonic_elem_end(&w);
     }
-    talas_subsonic_list_end(&w);
-    talas_subsonic_elem_end(&w);
-    talas_subsonic_library_free(&lib);
-    mdb_txn_abort(txn);
-    talas_subsonic_writer_end(&w);
-    talas_subsonic_send_doc(c->req, &w);
+    send_list(c, txn, &lib, &w);
 }
 
 static void m_get(struct talas_subsonic_call *c)
@@ -224,12 +232,7 @@ static void on_now(void *data, const struct talas_state_now_playing_result *res)
         talas_subsonic_attr_str(&w, "playerName", e->state.platform);
         talas_subsonic_elem_end(&w);
     }
-    talas_subsonic_list_end(&w);
-    talas_subsonic_elem_end(&w);
-    talas_subsonic_library_free(&lib);
-    mdb_txn_abort(txn);
-    talas_subsonic_writer_end(&w);
-    talas_subsonic_send_doc(c->req, &w);
+    send_list(c, txn, &lib, &w);
 }
 
 static void m_now_playing(struct talas_subsonic_call *c)
