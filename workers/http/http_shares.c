@@ -341,6 +341,21 @@ static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int s
 
 /* ------------------------------------------------------------ creating */
 
+/* After a JSON body was read with RC: 1 when it answered 400 (RC -1: not
+ * a JSON object, JSON_ERROR; another RC: FIELD was bad, REASON), else 0. */
+static int body_refused(h2o_req_t *req, int rc, const char *json_error, const char *field, const char *reason)
+{
+    if (rc == -1) {
+        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+        return 1;
+    }
+    if (rc != 0) {
+        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", field, reason);
+        return 1;
+    }
+    return 0;
+}
+
 struct create_body {
     char track[TALAS_TRACK_ID_LEN + 1], song[TALAS_SONG_ID_LEN + 1];
     int has_expires_in, has_expires_at, has_permissions;
@@ -498,14 +513,8 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     }
     rc = talas_json_read_object_nested(req->entity.base, req->entity.len, create_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
         return 0;
-    }
-    if (rc != 0) {
-        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
-        return 0;
-    }
     if ((b.track[0] != '\0') == (b.song[0] != '\0')) {
         talas_http_send_error(req, 400, "invalid_parameter", "track_id or song_id: exactly one is required");
         return 0;
@@ -836,14 +845,8 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
     }
     if (req->entity.len > 0) {
         rc = talas_json_read_object(req->entity.base, req->entity.len, unlock_member, &b, &json_error);
-        if (rc == -1) {
-            talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+        if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
             return 0;
-        }
-        if (rc != 0) {
-            talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
-            return 0;
-        }
     }
     o = talas_state_share_get(ctx, sid, &s);
     if (live(req, o, &s) != 0)
