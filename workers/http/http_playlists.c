@@ -168,14 +168,6 @@ static int answered_ok(struct get_request *g, const struct talas_state_playlist_
     return 1;
 }
 
-/* Sends BODY, a JSON document, with 200, and frees it. */
-static void send_ok(h2o_req_t *req, struct talas_buf *body)
-{
-    talas_buf_append(body, "\n", 1);
-    talas_http_send_json(req, 200, body);
-    talas_buf_free(body);
-}
-
 static void track_json(struct talas_json *json, struct talas_storage *st, MDB_txn *txn, const char *track,
                        size_t index)
 {
@@ -232,7 +224,7 @@ static void on_read(void *data, const struct talas_state_playlist_result *r)
     if (txn != NULL)
         mdb_txn_abort(txn);
     talas_json_object_end(&json);
-    send_ok(g->req, &body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static void on_deleted(void *data, const struct talas_state_playlist_result *r)
@@ -262,7 +254,7 @@ static void on_deleted(void *data, const struct talas_state_playlist_result *r)
     talas_json_key(&json, "deleted");
     talas_json_bool(&json, 1);
     talas_json_object_end(&json);
-    send_ok(g->req, &body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static void on_listed(void *data, const struct talas_state_playlist_result *r)
@@ -290,7 +282,7 @@ static void on_listed(void *data, const struct talas_state_playlist_result *r)
     }
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    send_ok(g->req, &body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static struct get_request *request_new(const struct talas_worker_ctx *ctx, h2o_req_t *req)

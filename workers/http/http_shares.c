@@ -334,9 +334,7 @@ static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int s
 
     talas_json_init(&json, &body);
     share_json(ctx, &json, s, 1);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 /* ------------------------------------------------------------ creating */
@@ -623,9 +621,7 @@ static int list(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -947,9 +943,7 @@ static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct 
     tracks_json(ctx, &json, s);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     free(token);
 }
 

@@ -85,9 +85,7 @@ static void send_settings(h2o_req_t *req, int status, const char *user, const st
     else
         talas_json_null(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 static int serve_get(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *user)
@@ -288,9 +286,7 @@ static void on_likes(void *data, const struct talas_state_stars_result *res)
     talas_json_key(&json, "total");
     talas_json_uint(&json, total);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(l->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(l->req, 200, &body);
 }
 
 int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
