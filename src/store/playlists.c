@@ -355,7 +355,22 @@ static int change_end(struct change *c, int rc, int new_owner)
 }
 
 
-/* Whether USER may change C's playlist; else sets R->reason. */
+/* change_begin for a playlist that must exist: 0, or the outcome with the
+ * change ended (MDB_NOTFOUND and R->reason when there is none). */
+static int change_existing(struct change *c, struct talas_storage *st, const char *playlist,
+                           struct talas_playlist_result *r)
+{
+    int rc;
+
+    if ((rc = change_begin(c, st, playlist, r)) != 0)
+        return rc;
+    if (!c->exists) {
+        r->reason = talas_playlist_no_such;
+        return change_end(c, MDB_NOTFOUND, 0);
+    }
+    return 0;
+}
+
 static int may_edit(const struct change *c, const char *user, struct talas_playlist_result *r)
 {
     if (is_owner(&c->p, user) || is_editor(&c->p, user))
@@ -429,12 +444,8 @@ int talas_playlist_remove(struct talas_storage *st, const char *user, const char
     int rc;
 
     memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+    if ((rc = change_existing(&c, st, playlist, r)) != 0)
         return rc;
-    if (!c.exists) {
-        r->reason = talas_playlist_no_such;
-        return change_end(&c, MDB_NOTFOUND, 0);
-    }
     if (!may_edit(&c, user, r))
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
     for (size_t i = 0; i < c.p.track_count; i++) {
@@ -463,12 +474,8 @@ int talas_playlist_share(struct talas_storage *st, const struct talas_playlist_l
     int rc;
 
     memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+    if ((rc = change_existing(&c, st, playlist, r)) != 0)
         return rc;
-    if (!c.exists) {
-        r->reason = talas_playlist_no_such;
-        return change_end(&c, MDB_NOTFOUND, 0);
-    }
     if (user != NULL && !is_owner(&c.p, user)) {
         r->reason = c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_share;
         return change_end(&c, TALAS_PLAYLIST_FORBIDDEN, 0);
@@ -635,12 +642,8 @@ int talas_playlist_delete(struct talas_storage *st, const char *user, const char
     int rc;
 
     memset(r, 0, sizeof(*r));
-    if ((rc = change_begin(&c, st, playlist, r)) != 0)
+    if ((rc = change_existing(&c, st, playlist, r)) != 0)
         return rc;
-    if (!c.exists) {
-        r->reason = talas_playlist_no_such;
-        return change_end(&c, MDB_NOTFOUND, 0);
-    }
     if (user != NULL && !is_owner(&c.p, user)) {
         r->reason =
             c.p.owner[0] == '\0' ? talas_playlist_forbidden_ownerless : talas_playlist_forbidden_owner;

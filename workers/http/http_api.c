@@ -174,9 +174,7 @@ int talas_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_uint(&json, covers[1]);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -196,9 +194,7 @@ int talas_api_profiles(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_http_profile_json(&json, &conf->transcode_profiles[i]);
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -270,9 +266,7 @@ int talas_api_health(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_json_string(&json, redis);
     }
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -445,9 +439,7 @@ int talas_api_tracks(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_key(&json, "limit");
     talas_json_uint(&json, limit);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -613,9 +605,7 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     talas_json_key(&json, "expires_at");
     talas_json_string(&json, expires);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     free(url);
     return 0;
 }

@@ -1,6 +1,8 @@
 /*
  * http_authorize.c - who may ask for a track: the preamble of the track
- * routes and the token check of the media routes.
+ * routes and the token check of the media routes; who calls an API open
+ * to the backend and to a user for himself (http_shares.c,
+ * http_users.c).
  *
  * Entry points are declared in http_authorize.h. The token comes from
  * ?token= or "Authorization: Bearer" (never both, unless they agree) and
@@ -179,4 +181,38 @@ h2o_iovec_t talas_http_media_cache_control(h2o_req_t *req, const struct talas_to
         left = 3600;
     v = h2o_mem_alloc_pool(&req->pool, 48);
     return h2o_iovec_init(v, (size_t)snprintf(v, 48, "private, max-age=%ld", (long)left));
+}
+
+int talas_http_backend_or_token(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *required,
+                                struct talas_token_claims *claims_r)
+{
+    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
+    enum talas_token_result r;
+    const char *reason = NULL;
+    h2o_iovec_t token;
+    char ip[64];
+    int found;
+
+    memset(claims_r, 0, sizeof(*claims_r));
+    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
+        return 1;
+    if ((found = talas_http_token(req, &token, &reason)) == -1) {
+        talas_http_refuse(req, 401, "invalid_token", reason);
+        return -1;
+    }
+    if (found == 0) {
+        talas_http_refuse(req, 401, "unauthorized", required);
+        return -1;
+    }
+    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
+                           claims_r, &reason);
+    if (r == TALAS_TOKEN_FORBIDDEN) {
+        talas_http_refuse(req, 403, "forbidden", reason);
+        return -1;
+    }
+    if (r != TALAS_TOKEN_OK) {
+        talas_http_refuse(req, 401, "invalid_token", reason);
+        return -1;
+    }
+    return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * http_authorize.h - who may ask for a track: the preamble of every
- * /{route}/{id} handler and the token check of the media routes.
+ * /{route}/{id} handler and the token check of the media routes; who
+ * calls an API open to the backend and to a user for himself.
  *
  * What these functions allocate lives in the request's pool.
  */
@@ -43,6 +44,17 @@ int talas_http_track_request(h2o_req_t *req, const char *id, size_t len, char *i
  * normalised path, never the token, the address, the reason).
  */
 void talas_http_refuse(h2o_req_t *req, int status, const char *code, const char *reason);
+
+/*
+ * The caller of an API that the backend or a user may call for himself
+ * (shares, user settings): returns 1 for the backend key in
+ * Authorization; 0 for a valid token, its claims in *CLAIMS_R (zeroed
+ * first); -1 once it answered (talas_http_refuse): 401 "unauthorized"
+ * with REQUIRED when there is no token, 401 "invalid_token" or 403
+ * "forbidden" for one that does not verify.
+ */
+int talas_http_backend_or_token(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *required,
+                                struct talas_token_claims *claims_r);
 
 int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *track,
                          enum talas_token_kind kind, struct talas_token_claims *claims_r);

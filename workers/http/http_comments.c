@@ -386,9 +386,7 @@ static void on_changed(void *data, const struct talas_state_comment_result *r)
         talas_json_bool(&json, 1);
     }
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(pd->req, strcmp(pd->action, "created") == 0 ? 201 : 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(pd->req, strcmp(pd->action, "created") == 0 ? 201 : 200, &body);
 }
 
 /* The creation time of a new comment: the wall clock, but after the last
@@ -487,9 +485,7 @@ static void on_listed(void *data, const struct talas_state_comment_result *r)
     }
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(pd->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(pd->req, 200, &body);
     free(roots);
     free(replies);
 }

@@ -156,6 +156,18 @@ static void request_dispose(void *p)
         talas_state_cancel(g->op);
 }
 
+/* The store answered G with R: 1 when R is OK, else answers the failure
+ * and returns 0. */
+static int answered_ok(struct get_request *g, const struct talas_state_playlist_result *r)
+{
+    g->op = NULL;
+    if (r->outcome != TALAS_STATE_OK) {
+        failed(g->req, r);
+        return 0;
+    }
+    return 1;
+}
+
 static void track_json(struct talas_json *json, struct talas_storage *st, MDB_txn *txn, const char *track,
                        size_t index)
 {
@@ -189,11 +201,8 @@ static void on_read(void *data, const struct talas_state_playlist_result *r)
     struct talas_json json;
     MDB_txn *txn = NULL;
 
-    g->op = NULL;
-    if (r->outcome != TALAS_STATE_OK) {
-        failed(g->req, r);
+    if (!answered_ok(g, r))
         return;
-    }
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "playlist_id");
@@ -215,9 +224,7 @@ static void on_read(void *data, const struct talas_state_playlist_result *r)
     if (txn != NULL)
         mdb_txn_abort(txn);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(g->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static void on_deleted(void *data, const struct talas_state_playlist_result *r)
@@ -226,11 +233,8 @@ static void on_deleted(void *data, const struct talas_state_playlist_result *r)
     struct talas_buf ev = {0}, body = {0};
     struct talas_json json;
 
-    g->op = NULL;
-    if (r->outcome != TALAS_STATE_OK) {
-        failed(g->req, r);
+    if (!answered_ok(g, r))
         return;
-    }
     talas_ws_event_begin(&json, &ev, "PlaylistUpdated");
     talas_json_key(&json, "playlist_id");
     talas_json_string(&json, g->playlist);
@@ -250,9 +254,7 @@ static void on_deleted(void *data, const struct talas_state_playlist_result *r)
     talas_json_key(&json, "deleted");
     talas_json_bool(&json, 1);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(g->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static void on_listed(void *data, const struct talas_state_playlist_result *r)
@@ -261,11 +263,8 @@ static void on_listed(void *data, const struct talas_state_playlist_result *r)
     struct talas_buf body = {0};
     struct talas_json json;
 
-    g->op = NULL;
-    if (r->outcome != TALAS_STATE_OK) {
-        failed(g->req, r);
+    if (!answered_ok(g, r))
         return;
-    }
     talas_json_init(&json, &body);
     talas_json_object_begin(&json);
     talas_json_key(&json, "user");
@@ -283,9 +282,7 @@ static void on_listed(void *data, const struct talas_state_playlist_result *r)
     }
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(g->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(g->req, 200, &body);
 }
 
 static struct get_request *request_new(const struct talas_worker_ctx *ctx, h2o_req_t *req)

@@ -67,6 +67,13 @@ void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *bo
     talas_http_send_body(req, status, "application/json; charset=utf-8", body);
 }
 
+void talas_http_send_json_doc(h2o_req_t *req, int status, struct talas_buf *body)
+{
+    talas_buf_append(body, "\n", 1);
+    talas_http_send_json(req, status, body);
+    talas_buf_free(body);
+}
+
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
 {
     struct talas_buf body = {0};
@@ -88,9 +95,7 @@ void talas_http_send_error(h2o_req_t *req, int status, const char *code, const c
     talas_json_string(&json, message);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 void talas_http_send_refusal(h2o_req_t *req, int status, const struct talas_quota_refusal *r)
@@ -114,9 +119,7 @@ void talas_http_send_refusal(h2o_req_t *req, int status, const struct talas_quot
     talas_json_string(&json, message);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 int talas_http_method_is(h2o_req_t *req, const char *method)

@@ -22,6 +22,9 @@ void talas_http_send_body(h2o_req_t *req, int status, const char *type, const st
  * application/json; charset=utf-8, with a Content-Length. HEAD gets the
  * headers only. */
 void talas_http_send_json(h2o_req_t *req, int status, const struct talas_buf *body);
+/* Ends the JSON document in BODY with a newline, sends it as
+ * talas_http_send_json does, and frees BODY. */
+void talas_http_send_json_doc(h2o_req_t *req, int status, struct talas_buf *body);
 
 /* Sends {"error":{"code":CODE,"message":MESSAGE}} with STATUS. */
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)

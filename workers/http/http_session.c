@@ -82,9 +82,7 @@ static void send_field_error(h2o_req_t *req, const char *field, const char *reas
     talas_json_string(&json, field);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 400, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 400, &body);
 }
 
 static void send_storage_error(h2o_req_t *req, const char *what, int rc)
@@ -249,9 +247,7 @@ static void send_session(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
 
     talas_json_init(&json, &body);
     session_json(ctx, &json, s);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
 }
 
 /* ---------------------------------------------------------------- URLs */
@@ -645,9 +641,7 @@ static void on_created(void *data, const struct talas_state_session_result *r)
     talas_json_string(&json, g->stream);
     time_json(&json, "expires_at", g->now + conf->streaming_session_timeout_ms);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
 }
 
 int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
@@ -1009,9 +1003,7 @@ static void on_metrics(void *data, const struct talas_state_session_result *r)
         talas_json_string(&json, stream);
     }
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     free(master);
     free(stream);
 }
@@ -1219,9 +1211,7 @@ static void on_stats(void *data, const struct talas_state_session_result *r)
         stats_one(&r->sessions[i], &st);
     talas_json_init(&json, &body);
     stats_json(&json, &st, r->totals, segments);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
 }
 
 int talas_session_api_stats(const struct talas_worker_ctx *ctx, h2o_req_t *req)

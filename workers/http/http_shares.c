@@ -96,34 +96,11 @@ static int unavailable(h2o_req_t *req, enum talas_state_outcome o)
  * empty). Returns the caller, or -1 when it answered. */
 static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct talas_token_claims *claims_r)
 {
-    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
-    enum talas_token_result r;
-    const char *reason = NULL;
-    h2o_iovec_t token;
-    char ip[64];
-    int found;
+    int rc;
 
-    memset(claims_r, 0, sizeof(*claims_r));
-    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
-        return CALLER_BACKEND;
-    if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
-    if (found == 0) {
-        talas_http_refuse(req, 401, "unauthorized", "the backend key or the owner's token is required");
-        return -1;
-    }
-    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
-                           claims_r, &reason);
-    if (r == TALAS_TOKEN_FORBIDDEN) {
-        talas_http_refuse(req, 403, "forbidden", reason);
-        return -1;
-    }
-    if (r != TALAS_TOKEN_OK) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
+    if ((rc = talas_http_backend_or_token(ctx, req, "the backend key or the owner's token is required",
+                                          claims_r)) != 0)
+        return rc > 0 ? CALLER_BACKEND : -1;
     if (claims_r->sub[0] == '\0' || strlen(claims_r->sub) > TALAS_SHARE_OWNER_MAX) {
         talas_http_refuse(req, 403, "forbidden", "the token names no user (sub)");
         return -1;
@@ -357,12 +334,25 @@ static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int s
 
     talas_json_init(&json, &body);
     share_json(ctx, &json, s, 1);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 /* ------------------------------------------------------------ creating */
+
+/* After a JSON body was read with RC: 1 when it answered 400 (RC -1: not
+ * a JSON object, JSON_ERROR; another RC: FIELD was bad, REASON), else 0. */
+static int body_refused(h2o_req_t *req, int rc, const char *json_error, const char *field, const char *reason)
+{
+    if (rc == -1) {
+        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+        return 1;
+    }
+    if (rc != 0) {
+        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", field, reason);
+        return 1;
+    }
+    return 0;
+}
 
 struct create_body {
     char track[TALAS_TRACK_ID_LEN + 1], song[TALAS_SONG_ID_LEN + 1];
@@ -521,14 +511,8 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     }
     rc = talas_json_read_object_nested(req->entity.base, req->entity.len, create_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
         return 0;
-    }
-    if (rc != 0) {
-        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
-        return 0;
-    }
     if ((b.track[0] != '\0') == (b.song[0] != '\0')) {
         talas_http_send_error(req, 400, "invalid_parameter", "track_id or song_id: exactly one is required");
         return 0;
@@ -637,9 +621,7 @@ static int list(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     talas_json_array_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -859,14 +841,8 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
     }
     if (req->entity.len > 0) {
         rc = talas_json_read_object(req->entity.base, req->entity.len, unlock_member, &b, &json_error);
-        if (rc == -1) {
-            talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+        if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
             return 0;
-        }
-        if (rc != 0) {
-            talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
-            return 0;
-        }
     }
     o = talas_state_share_get(ctx, sid, &s);
     if (live(req, o, &s) != 0)
@@ -967,9 +943,7 @@ static void unlocked(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct 
     tracks_json(ctx, &json, s);
     talas_json_object_end(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     free(token);
 }
 

@@ -50,34 +50,12 @@ enum caller { CALLER_BACKEND, CALLER_USER };
  */
 static int caller(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *sub_r)
 {
-    const h2o_iovec_t *h = talas_http_header(req, H2O_TOKEN_AUTHORIZATION);
     struct talas_token_claims claims;
-    enum talas_token_result r;
-    const char *reason = NULL;
-    h2o_iovec_t token;
-    char ip[64];
-    int found;
+    int rc;
 
-    if (h != NULL && talas_token_backend_key_ok(ctx->token, h->base, h->len))
-        return CALLER_BACKEND;
-    if ((found = talas_http_token(req, &token, &reason)) == -1) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
-    if (found == 0) {
-        talas_http_refuse(req, 401, "unauthorized", "the backend key or the user's own token is required");
-        return -1;
-    }
-    r = talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
-                           &reason);
-    if (r == TALAS_TOKEN_FORBIDDEN) {
-        talas_http_refuse(req, 403, "forbidden", reason);
-        return -1;
-    }
-    if (r != TALAS_TOKEN_OK) {
-        talas_http_refuse(req, 401, "invalid_token", reason);
-        return -1;
-    }
+    if ((rc = talas_http_backend_or_token(ctx, req, "the backend key or the user's own token is required",
+                                          &claims)) != 0)
+        return rc > 0 ? CALLER_BACKEND : -1;
     if (claims.track[0] != '\0') {
         talas_http_refuse(req, 403, "forbidden", "a media token (it names a track) cannot read or change settings");
         return -1;
@@ -107,9 +85,7 @@ static void send_settings(h2o_req_t *req, int status, const char *user, const st
     else
         talas_json_null(&json);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, status, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, status, &body);
 }
 
 static int serve_get(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *user)
@@ -205,6 +181,18 @@ static int serve_put(const struct talas_worker_ctx *ctx, h2o_req_t *req, const c
     return 0;
 }
 
+/* Whether ID (LEN bytes, from the path) can name a user; else answers 400. */
+static int user_id_ok(h2o_req_t *req, const char *id, size_t len)
+{
+    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
+        memchr(id, '/', len) != NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
+                              TALAS_USERS_ID_MAX);
+        return 0;
+    }
+    return 1;
+}
 int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     char user[TALAS_USERS_ID_MAX + 1], sub[TALAS_USERS_ID_MAX + 1];
@@ -219,13 +207,8 @@ int talas_users_settings_serve(const struct talas_worker_ctx *ctx, h2o_req_t *re
     /* credentials first: without them, nothing about the user or the body */
     if ((who = caller(ctx, req, sub)) == -1)
         return 0;
-    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
-        memchr(id, '/', len) != NULL) {
-        talas_http_send_error(req, 400, "invalid_parameter",
-                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
-                              TALAS_USERS_ID_MAX);
+    if (!user_id_ok(req, id, len))
         return 0;
-    }
     memcpy(user, id, len);
     user[len] = '\0';
     if (who == CALLER_USER && strcmp(sub, user) != 0) {
@@ -303,9 +286,7 @@ static void on_likes(void *data, const struct talas_state_stars_result *res)
     talas_json_key(&json, "total");
     talas_json_uint(&json, total);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(l->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(l->req, 200, &body);
 }
 
 int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
@@ -319,13 +300,8 @@ int talas_users_likes_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, 
     /* credentials first: without them, nothing about the user */
     if ((who = caller(ctx, req, sub)) == -1)
         return 0;
-    if (len == 0 || len > TALAS_USERS_ID_MAX || !talas_utf8_valid(id, len) || memchr(id, '\0', len) != NULL ||
-        memchr(id, '/', len) != NULL) {
-        talas_http_send_error(req, 400, "invalid_parameter",
-                              "user id: must be 1 to %d bytes of UTF-8, without NUL or /",
-                              TALAS_USERS_ID_MAX);
+    if (!user_id_ok(req, id, len))
         return 0;
-    }
     if (who == CALLER_USER && (strlen(sub) != len || memcmp(sub, id, len) != 0)) {
         talas_http_refuse(req, 403, "forbidden", "a user may read only their own likes");
         return 0;

@@ -139,9 +139,7 @@ int talas_versions_song_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req
     talas_json_object_end(&json);
     mdb_txn_abort(txn);
     talas_song_free(&s);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(req, 200, &body);
     return 0;
 }
 
@@ -219,9 +217,7 @@ static void on_linked(void *data, const struct talas_state_version_result *r)
     talas_json_key(&json, "song_id");
     talas_json_string(&json, r->song);
     talas_json_object_end(&json);
-    talas_buf_append(&body, "\n", 1);
-    talas_http_send_json(a->req, 200, &body);
-    talas_buf_free(&body);
+    talas_http_send_json_doc(a->req, 200, &body);
 }
 
 int talas_versions_link_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)

@@ -2,7 +2,8 @@
  * state.h - the shared state's setup in a worker: the cluster record
  * store (cluster.postgres) opened on the loop, with its schema check, and
  * its part of /api/health; the outcomes every kind's operations answer,
- * and how its cluster backends tell a finished query's.
+ * and how its cluster and local backends tell a finished call's; the
+ * JSON list parameter of the cluster backends' queries.
  *
  * In local mode (no cluster section) there is nothing to open: every
  * kind's local backend is the worker's LMDB store.
@@ -36,6 +37,21 @@ enum talas_state_outcome {
  */
 enum talas_state_outcome talas_state_pg_outcome(const struct pg_result *res, const char *error, const char *what,
                                                 const char **reason_r);
+
+/* For a cluster backend: a query parameter that is a JSON array of N
+ * strings (IDS) or, when IDS is NULL, numbers (NUMS), NUL-terminated in
+ * OUT (the caller frees it). */
+void talas_state_pg_json_list(struct talas_buf *out, const char *const *ids, const uint64_t *nums, size_t n);
+
+/*
+ * For a local backend (LMDB): the outcome of a store call that returned
+ * RC, not 0. TALAS_STATE_REFUSED for EINVAL, with *REASON_R set to
+ * REFUSED; TALAS_STATE_QUOTA for TALAS_QUOTA_EXCEEDED (the caller copies
+ * the refusal); else TALAS_STATE_FULL (MDB_MAP_FULL) or TALAS_STATE_FAILED,
+ * logged as a write error of WHAT.
+ */
+enum talas_state_outcome talas_state_local_outcome(int rc, const char *what, const char *refused,
+                                                   const char **reason_r);
 
 /*
  * With cluster.postgres, starts the worker's connection (cluster/pg.h) on

@@ -12,9 +12,8 @@
  * cluster.postgres).
  *
  * Logs: storage failures of the local store (a full map once a minute,
- * talas_storage_log_write_error).
+ * talas_storage_log_write_error, through state.c's talas_state_local_outcome).
  */
-#include <errno.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -33,15 +32,8 @@ static struct talas_state_play_queue_op *local_done(int rc, const struct talas_q
     if (rc == 0 || rc == MDB_NOTFOUND) {
         r.outcome = TALAS_STATE_OK;
         r.queue = rc == 0 ? q : NULL;
-    } else if (rc == EINVAL) {
-        r.outcome = TALAS_STATE_REFUSED;
-        r.reason = too_big;
-    } else if (rc == TALAS_QUOTA_EXCEEDED) {
-        r.outcome = TALAS_STATE_QUOTA;
+    } else if ((r.outcome = talas_state_local_outcome(rc, what, too_big, &r.reason)) == TALAS_STATE_QUOTA) {
         r.refusal = *refusal;
-    } else {
-        talas_storage_log_write_error(what, rc);
-        r.outcome = rc == MDB_MAP_FULL ? TALAS_STATE_FULL : TALAS_STATE_FAILED;
     }
     cb(data, &r);
     return NULL;

@@ -97,7 +97,6 @@ struct talas_state_play_queue_op *talas__state_play_queue_pg_save(const struct t
                                                                   talas_state_play_queue_fn *cb, void *data)
 {
     struct talas_buf list = {0};
-    struct talas_json json;
     struct talas_state_play_queue_op *op;
     char position[24], changed[24];
     const char *params[6] = {user,     NULL,    q->current != NULL ? q->current : "",
@@ -112,12 +111,7 @@ struct talas_state_play_queue_op *talas__state_play_queue_pg_save(const struct t
         cb(data, &r);
         return NULL;
     }
-    talas_json_init(&json, &list);
-    talas_json_array_begin(&json);
-    for (size_t i = 0; i < q->count; i++)
-        talas_json_string(&json, q->tracks[i]);
-    talas_json_array_end(&json);
-    talas_buf_append(&list, "", 1);
+    talas_state_pg_json_list(&list, q->tracks, NULL, q->count);
     params[1] = list.data;
     snprintf(position, sizeof(position), "%" PRIu64, q->position_ms);
     snprintf(changed, sizeof(changed), "%" PRIu64, q->changed_ms);

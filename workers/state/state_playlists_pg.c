@@ -347,19 +347,13 @@ struct talas_state_op *talas__state_pg_share(const struct talas_worker_ctx *ctx,
                                              talas_state_playlist_fn *cb, void *data)
 {
     struct talas_buf to = {0};
-    struct talas_json json;
     struct talas_state_op *op;
     char max[24];
     const char *params[4] = {user, playlist, NULL, max};
 
     if (bad_id(playlist, cb, data))
         return NULL;
-    talas_json_init(&json, &to);
-    talas_json_array_begin(&json);
-    for (size_t i = 0; i < n; i++)
-        talas_json_string(&json, to_users[i]);
-    talas_json_array_end(&json);
-    talas_buf_append(&to, "", 1);
+    talas_state_pg_json_list(&to, to_users, NULL, n);
     params[2] = to.data;
     snprintf(max, sizeof(max), "%" PRIu64, lim->max_editors);
     op = start(ctx, SHARE, sql_share, 4, params, cb, data);
@@ -373,23 +367,6 @@ struct talas_state_op *talas__state_pg_get(const struct talas_worker_ctx *ctx, c
     const char *params[1] = {playlist};
 
     return start(ctx, GET, sql_get, 1, params, cb, data);
-}
-
-/* A JSON array of N strings (IDS) or numbers (NUMS), NUL-terminated in OUT. */
-static void json_list(struct talas_buf *out, const char *const *ids, const uint64_t *nums, size_t n)
-{
-    struct talas_json json;
-
-    talas_json_init(&json, out);
-    talas_json_array_begin(&json);
-    for (size_t i = 0; i < n; i++) {
-        if (ids != NULL)
-            talas_json_string(&json, ids[i]);
-        else
-            talas_json_uint(&json, nums[i]);
-    }
-    talas_json_array_end(&json);
-    talas_buf_append(out, "", 1);
 }
 
 struct talas_state_op *talas__state_pg_edit(const struct talas_worker_ctx *ctx,
@@ -423,8 +400,8 @@ struct talas_state_op *talas__state_pg_edit(const struct talas_worker_ctx *ctx,
         cb(data, &r);
         return NULL;
     }
-    json_list(&adds, e->adds, NULL, e->add_count);
-    json_list(&removes, NULL, e->removes, e->replace ? 0 : e->remove_count);
+    talas_state_pg_json_list(&adds, e->adds, NULL, e->add_count);
+    talas_state_pg_json_list(&removes, NULL, e->removes, e->replace ? 0 : e->remove_count);
     params[7] = adds.data;
     params[8] = removes.data;
     snprintf(per_user, sizeof(per_user), "%" PRIu64, lim->max_per_user);

@@ -10,9 +10,8 @@
  * when the worker has a record store (ctx->records, cluster.postgres).
  *
  * Logs: storage failures of the local store (a full map once a minute,
- * talas_storage_log_write_error).
+ * talas_storage_log_write_error, through state.c's talas_state_local_outcome).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +32,8 @@ static struct talas_state_stars_op *local_done(int rc, const struct talas_quota_
         r.outcome = TALAS_STATE_OK;
         r.stars = stars;
         r.count = count;
-    } else if (rc == EINVAL) {
-        r.outcome = TALAS_STATE_REFUSED;
-        r.reason = bad_id;
-    } else if (rc == TALAS_QUOTA_EXCEEDED) {
-        r.outcome = TALAS_STATE_QUOTA;
+    } else if ((r.outcome = talas_state_local_outcome(rc, what, bad_id, &r.reason)) == TALAS_STATE_QUOTA) {
         r.refusal = *refusal;
-    } else {
-        talas_storage_log_write_error(what, rc);
-        r.outcome = rc == MDB_MAP_FULL ? TALAS_STATE_FULL : TALAS_STATE_FAILED;
     }
     cb(data, &r);
     return NULL;

@@ -114,7 +114,6 @@ struct talas_state_stars_op *talas__state_stars_pg_set(const struct talas_worker
                                                        uint64_t now_ms, talas_state_stars_fn *cb, void *data)
 {
     struct talas_buf list = {0};
-    struct talas_json json;
     struct talas_state_stars_op *op;
     char when[24];
     const char *params[3] = {user, NULL, star ? when : NULL};
@@ -124,12 +123,7 @@ struct talas_state_stars_op *talas__state_stars_pg_set(const struct talas_worker
         bad |= id_bad(items[i]);
     if (refuse(bad, cb, data))
         return NULL;
-    talas_json_init(&json, &list);
-    talas_json_array_begin(&json);
-    for (size_t i = 0; i < n; i++)
-        talas_json_string(&json, items[i]);
-    talas_json_array_end(&json);
-    talas_buf_append(&list, "", 1);
+    talas_state_pg_json_list(&list, items, NULL, n);
     params[1] = list.data;
     snprintf(when, sizeof(when), "%" PRIu64, now_ms > 0 ? now_ms : 1);
     op = start(ctx, CHANGE, sql_set, 3, params, cb, data);

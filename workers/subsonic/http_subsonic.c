@@ -306,6 +306,13 @@ static void done_library(MDB_txn *txn, struct talas_subsonic_library *lib)
     mdb_txn_abort(txn);
 }
 
+/* A lookup by id found nothing: release the catalog and answer error 70. */
+static void not_found(struct sreq *r, MDB_txn *txn, struct talas_subsonic_library *lib, const char *message)
+{
+    done_library(txn, lib);
+    send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, message);
+}
+
 /* ------------------------------------------------------------- methods */
 
 static void m_ping(struct sreq *r)
@@ -488,8 +495,7 @@ static void m_directory(struct sreq *r)
         for (size_t i = 0; i < al->count; i++)
             song_item(&w, &lib.songs[al->first + i]);
     } else {
-        done_library(txn, &lib);
-        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "directory not found");
+        not_found(r, txn, &lib, "directory not found");
         return;
     }
     done_library(txn, &lib);
@@ -507,8 +513,7 @@ static void m_artist(struct sreq *r)
     if (id == NULL || load_library(r, &txn, &lib) != 0)
         return;
     if ((ar = talas_subsonic_artist_find(&lib, id)) == NULL) {
-        done_library(txn, &lib);
-        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "artist not found");
+        not_found(r, txn, &lib, "artist not found");
         return;
     }
     begin_ok(r, &w);
@@ -535,8 +540,7 @@ static void m_album(struct sreq *r)
     if (id == NULL || load_library(r, &txn, &lib) != 0)
         return;
     if ((al = talas_subsonic_album_find(&lib, id)) == NULL) {
-        done_library(txn, &lib);
-        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "album not found");
+        not_found(r, txn, &lib, "album not found");
         return;
     }
     begin_ok(r, &w);
@@ -560,8 +564,7 @@ static void m_song(struct sreq *r)
     if (id == NULL || load_library(r, &txn, &lib) != 0)
         return;
     if ((s = talas_subsonic_song_find(&lib, id)) == NULL) {
-        done_library(txn, &lib);
-        send_error(r, TALAS_SUBSONIC_E_NOT_FOUND, "song not found");
+        not_found(r, txn, &lib, "song not found");
         return;
     }
     begin_ok(r, &w);

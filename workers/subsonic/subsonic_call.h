@@ -7,7 +7,9 @@
  * http_subsonic.c parses and authenticates a request, then hands a method
  * it does not answer itself to the module whose table names it, as a
  * struct talas_subsonic_call, with the functions that write its catalog's
- * elements (so that a song looks the same in every answer).
+ * elements (so that a song looks the same in every answer). The modules
+ * share here what they all need: the catalog read, the check of song ids,
+ * the answer of a store outcome that is not OK.
  */
 #ifndef TALAS_SUBSONIC_CALL_H
 #define TALAS_SUBSONIC_CALL_H
@@ -16,6 +18,10 @@
 
 #include <h2o.h>
 
+#include <lmdb.h>
+
+#include "state/state.h"
+#include "store/quota.h"
 #include "subsonic/subsonic_args.h"
 #include "subsonic/subsonic_library.h"
 #include "subsonic/subsonic_response.h"
@@ -53,5 +59,22 @@ void talas_subsonic_call_error(struct talas_subsonic_call *c, int code, const ch
 
 /* Answers C with an ok document and nothing in it. */
 void talas_subsonic_call_empty(struct talas_subsonic_call *c);
+
+/* Answers C with error 0 for a store OUTCOME that is not OK: the quota
+ * REFUSAL's limit, REASON (REFUSED, UNAVAILABLE), else FAILED. */
+void talas_subsonic_call_store_failed(struct talas_subsonic_call *c, enum talas_state_outcome outcome,
+                                      const char *reason, const struct talas_quota_refusal *refusal,
+                                      const char *failed);
+
+/* Loads the whole library (every folder) in *TXN_R, a read the caller
+ * aborts after use; returns 0, or answers C, logs and returns -1 when the
+ * catalog cannot be read. */
+int talas_subsonic_call_load_library(struct talas_subsonic_call *c, MDB_txn **txn_r,
+                                     struct talas_subsonic_library *lib);
+
+/* Whether every one of the N songs IDS is a playable track: 1, or 0 once
+ * C is answered (70 for the first that is not, 0 when the catalog cannot
+ * be read). */
+int talas_subsonic_call_songs_exist(struct talas_subsonic_call *c, const char *const *ids, size_t n);
 
 #endif

@@ -23,15 +23,14 @@
  * state in the request's pool, and a request that goes away cancels it.
  * Catalog look-ups are LMDB reads on the loop, as the rest of /rest/.
  *
- * Logs: catalog read errors; the state interface logs store failures.
+ * Logs: nothing itself: subsonic_call.c logs catalog read errors, the state
+ * interface store failures.
  */
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "core/log.h"
 #include "core/token.h"
 #include "http/http_response.h"
 #include "subsonic/subsonic_queue.h"
@@ -66,71 +65,22 @@ static struct qcall *qcall_new(struct talas_subsonic_call *c)
     return q;
 }
 
-static void store_failed(struct talas_subsonic_call *c, const struct talas_state_play_queue_result *res)
-{
-    switch (res->outcome) {
-    case TALAS_STATE_QUOTA:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached",
-                   res->refusal.limit, res->refusal.max);
-        break;
-    case TALAS_STATE_REFUSED:
-    case TALAS_STATE_UNAVAILABLE:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", res->reason != NULL ? res->reason : "refused");
-        break;
-    default:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the play queue could not be stored");
-    }
-}
-
 static void iso_ms(uint64_t ms, char buf[32])
 {
     talas_token_format_time((time_t)(ms / 1000), buf);
 }
 
-static int load_library(struct talas_subsonic_call *c, MDB_txn **txn_r, struct talas_subsonic_library *lib)
+/* Ends W's list and the element that holds it, releases the catalog
+ * (LIB, read in TXN) and sends W's document. */
+static void send_list(struct talas_subsonic_call *c, MDB_txn *txn, struct talas_subsonic_library *lib,
+                      struct talas_subsonic_writer *w)
 {
-    int rc;
-
-    if ((rc = talas_storage_read_begin(c->ctx->storage, txn_r)) == 0 &&
-        (rc = talas_subsonic_library_load(c->ctx->storage, *txn_r, c->ctx->conf, 0, lib)) != 0)
-        mdb_txn_abort(*txn_r);
-    if (rc != 0) {
-        log_error("subsonic: reading the catalog failed: %s", mdb_strerror(rc));
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
-        return -1;
-    }
-    return 0;
-}
-
-/* Whether every one of the N songs IDS is a playable track (else answers
- * 70, or 0 when the catalog cannot be read). */
-static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, size_t n)
-{
-    struct talas_track t;
-    MDB_txn *txn;
-    int rc = 0;
-
-    if (n == 0)
-        return 1;
-    if (talas_storage_read_begin(c->ctx->storage, &txn) != 0) {
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        rc = talas_track_id_valid(ids[i], strlen(ids[i]))
-                 ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
-                 : MDB_NOTFOUND;
-        if (rc == 0 && t.error != NULL)
-            rc = MDB_NOTFOUND;
-        if (rc != 0) {
-            if (rc != MDB_NOTFOUND && rc != -1)
-                log_error("subsonic: reading track %s failed: %s", ids[i], mdb_strerror(rc));
-            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
-            break;
-        }
-    }
+    talas_subsonic_list_end(w);
+    talas_subsonic_elem_end(w);
+    talas_subsonic_library_free(lib);
     mdb_txn_abort(txn);
-    return rc == 0;
+    talas_subsonic_writer_end(w);
+    talas_subsonic_send_doc(c->req, w);
 }
 
 /* ------------------------------------------------------ the play queue */
@@ -141,7 +91,8 @@ static void on_saved(void *data, const struct talas_state_play_queue_result *res
 
     q->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        store_failed(q->c, res);
+        talas_subsonic_call_store_failed(q->c, res->outcome, res->reason, &res->refusal,
+                                         "the play queue could not be stored");
         return;
     }
     talas_subsonic_call_empty(q->c);
@@ -180,7 +131,7 @@ static void m_save(struct talas_subsonic_call *c)
         talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "current: %.32s is not in the queue", current);
         return;
     }
-    if (!songs_exist(c, ids, n))
+    if (!talas_subsonic_call_songs_exist(c, ids, n))
         return;
     memset(&pq, 0, sizeof(pq));
     pq.tracks = ids;
@@ -204,14 +155,15 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
 
     q->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        store_failed(c, res);
+        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal,
+                                         "the play queue could not be stored");
         return;
     }
     if (pq == NULL) {
         talas_subsonic_call_empty(c);
         return;
     }
-    if (load_library(c, &txn, &lib) != 0)
+    if (talas_subsonic_call_load_library(c, &txn, &lib) != 0)
         return;
     talas_subsonic_writer_begin(&w, c->format, c->callback, 1);
     talas_subsonic_elem_begin(&w, "playQueue");
@@ -232,12 +184,7 @@ static void on_queue(void *data, const struct talas_state_play_queue_result *res
         c->song_attrs(&w, s);
         talas_subsonic_elem_end(&w);
     }
-    talas_subsonic_list_end(&w);
-    talas_subsonic_elem_end(&w);
-    talas_subsonic_library_free(&lib);
-    mdb_txn_abort(txn);
-    talas_subsonic_writer_end(&w);
-    talas_subsonic_send_doc(c->req, &w);
+    send_list(c, txn, &lib, &w);
 }
 
 static void m_get(struct talas_subsonic_call *c)
@@ -263,7 +210,7 @@ static void on_now(void *data, const struct talas_state_now_playing_result *res)
         talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the playback states could not be read");
         return;
     }
-    if (load_library(c, &txn, &lib) != 0)
+    if (talas_subsonic_call_load_library(c, &txn, &lib) != 0)
         return;
     talas_subsonic_writer_begin(&w, c->format, c->callback, 1);
     talas_subsonic_elem_begin(&w, "nowPlaying");
@@ -285,12 +232,7 @@ static void on_now(void *data, const struct talas_state_now_playing_result *res)
         talas_subsonic_attr_str(&w, "playerName", e->state.platform);
         talas_subsonic_elem_end(&w);
     }
-    talas_subsonic_list_end(&w);
-    talas_subsonic_elem_end(&w);
-    talas_subsonic_library_free(&lib);
-    mdb_txn_abort(txn);
-    talas_subsonic_writer_end(&w);
-    talas_subsonic_send_doc(c->req, &w);
+    send_list(c, txn, &lib, &w);
 }
 
 static void m_now_playing(struct talas_subsonic_call *c)

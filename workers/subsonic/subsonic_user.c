@@ -17,15 +17,14 @@
  * state in the request's pool, and a request that goes away cancels it.
  * Catalog look-ups are LMDB reads on the loop, as the rest of /rest/.
  *
- * Logs: catalog read errors; the state interface logs store failures.
+ * Logs: nothing itself: subsonic_call.c logs catalog read errors, the state
+ * interface store failures.
  */
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "core/log.h"
 #include "core/token.h"
 #include "http/http_response.h"
 #include "subsonic/subsonic_user.h"
@@ -64,24 +63,6 @@ static struct ucall *ucall_new(struct talas_subsonic_call *c)
 
 /* ------------------------------------------------------------- answers */
 
-/* The answer of a store outcome that is not OK. */
-static void store_failed(struct talas_subsonic_call *c, enum talas_state_outcome outcome, const char *reason,
-                         const struct talas_quota_refusal *refusal)
-{
-    switch (outcome) {
-    case TALAS_STATE_QUOTA:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "quota exceeded: limit %s (%" PRIu64 ") reached", refusal->limit,
-                   refusal->max);
-        break;
-    case TALAS_STATE_REFUSED:
-    case TALAS_STATE_UNAVAILABLE:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "%s", reason != NULL ? reason : "refused");
-        break;
-    default:
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the change could not be stored");
-    }
-}
-
 /* ISO 8601 of MS since the epoch. */
 static void iso_ms(uint64_t ms, char buf[32])
 {
@@ -103,53 +84,6 @@ static void mark_attrs(struct talas_subsonic_writer *w, const struct talas_star 
 
 /* ------------------------------------------------------------- the ids */
 
-/* The library in *TXN_R (abort it after use); answers and returns -1 when
- * it cannot be read. */
-static int load_library(struct talas_subsonic_call *c, MDB_txn **txn_r, struct talas_subsonic_library *lib)
-{
-    int rc;
-
-    if ((rc = talas_storage_read_begin(c->ctx->storage, txn_r)) == 0 &&
-        (rc = talas_subsonic_library_load(c->ctx->storage, *txn_r, c->ctx->conf, 0, lib)) != 0)
-        mdb_txn_abort(*txn_r);
-    if (rc != 0) {
-        log_error("subsonic: reading the catalog failed: %s", mdb_strerror(rc));
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
-        return -1;
-    }
-    return 0;
-}
-
-/* Whether every one of the N songs IDS is a playable track (else answers
- * 70, or 0 when the catalog cannot be read). */
-static int songs_exist(struct talas_subsonic_call *c, const char *const *ids, size_t n)
-{
-    struct talas_track t;
-    MDB_txn *txn;
-    int rc = 0;
-
-    if (n == 0)
-        return 1;
-    if (talas_storage_read_begin(c->ctx->storage, &txn) != 0) {
-        talas_subsonic_call_error(c, TALAS_SUBSONIC_E_GENERIC, "the catalog could not be read");
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        rc = talas_track_id_valid(ids[i], strlen(ids[i])) ? talas_catalog_get(c->ctx->storage, txn, ids[i], &t)
-                                                          : MDB_NOTFOUND;
-        if (rc == 0 && t.error != NULL)
-            rc = MDB_NOTFOUND;
-        if (rc != 0) {
-            if (rc != MDB_NOTFOUND && rc != -1)
-                log_error("subsonic: reading track %s failed: %s", ids[i], mdb_strerror(rc));
-            talas_subsonic_call_error(c, TALAS_SUBSONIC_E_NOT_FOUND, "song not found: %.32s", ids[i]);
-            break;
-        }
-    }
-    mdb_txn_abort(txn);
-    return rc == 0;
-}
-
 /* Whether every album of ALBUMS and artist of ARTISTS is in the library
  * (else answers 70). */
 static int others_exist(struct talas_subsonic_call *c, const char *const *albums, size_t na,
@@ -161,7 +95,7 @@ static int others_exist(struct talas_subsonic_call *c, const char *const *albums
 
     if (na + nr == 0)
         return 1;
-    if (load_library(c, &txn, &lib) != 0)
+    if (talas_subsonic_call_load_library(c, &txn, &lib) != 0)
         return 0;
     for (size_t i = 0; i < na && ok; i++)
         if (talas_subsonic_album_find(&lib, albums[i]) == NULL) {
@@ -202,7 +136,8 @@ static int gather(struct ucall *u, int check)
     }
     u->count = total;
     u->songs = n[0];
-    if (check && (!songs_exist(c, u->items, n[0]) || !others_exist(c, u->items + n[0], n[1], u->items + n[0] + n[1], n[2])))
+    if (check && (!talas_subsonic_call_songs_exist(c, u->items, n[0]) ||
+                  !others_exist(c, u->items + n[0], n[1], u->items + n[0] + n[1], n[2])))
         return -1;
     return 0;
 }
@@ -230,7 +165,8 @@ static void on_starred(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        store_failed(u->c, res->outcome, res->reason, &res->refusal);
+        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
     for (size_t i = 0; i < u->songs; i++)
@@ -244,7 +180,8 @@ static void on_changed(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        store_failed(u->c, res->outcome, res->reason, &res->refusal);
+        talas_subsonic_call_store_failed(u->c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
     talas_subsonic_call_empty(u->c);
@@ -291,7 +228,7 @@ static void m_set_rating(struct talas_subsonic_call *c)
     else if (strncmp(id, "ar", 2) == 0 && strlen(id) == TALAS_SUBSONIC_ID_LEN)
         ok = others_exist(c, NULL, 0, &id, 1);
     else
-        ok = songs_exist(c, &id, 1);
+        ok = talas_subsonic_call_songs_exist(c, &id, 1);
     if (!ok)
         return;
     u = ucall_new(c);
@@ -310,10 +247,11 @@ static void on_listed(void *data, const struct talas_state_stars_result *res)
 
     u->op = NULL;
     if (res->outcome != TALAS_STATE_OK) {
-        store_failed(c, res->outcome, res->reason, &res->refusal);
+        talas_subsonic_call_store_failed(c, res->outcome, res->reason, &res->refusal,
+                                         "the change could not be stored");
         return;
     }
-    if (load_library(c, &txn, &lib) != 0)
+    if (talas_subsonic_call_load_library(c, &txn, &lib) != 0)
         return;
     talas_subsonic_writer_begin(&w, c->format, c->callback, 1);
     talas_subsonic_elem_begin(&w, u->id3 ? "starred2" : "starred");
