@@ -75,7 +75,10 @@ def call(srv, method, path, headers=None, doc=None):
     if doc is not None:
         h["Content-Type"] = "application/json"
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    st, hdrs, raw = srv.get(path, method=method, headers=h, body=body)
+    # a generous wait: under the sanitizers, with other tests running, a
+    # transcode's read-ahead of the test before can keep the worker's
+    # store writes waiting for seconds (seen: past the default 10 s)
+    st, hdrs, raw = srv.get(path, method=method, headers=h, body=body, timeout=60)
     try:
         parsed = json.loads(raw) if raw else None
     except ValueError:
@@ -107,7 +110,7 @@ def share_token(srv, sid, **doc):
 
 def media(srv, path, token, headers=None):
     sep = "&" if "?" in path else "?"
-    st, hdrs, raw = srv.get(f"{path}{sep}token={token}", headers=headers or {})
+    st, hdrs, raw = srv.get(f"{path}{sep}token={token}", headers=headers or {}, timeout=60)
     return st, raw
 
 
