@@ -185,8 +185,11 @@ static int password_ok(const char *stored, const char *password, size_t len)
  * milliseconds: never on the loop). The job is malloc'd and outlives the
  * request if it must; the request's pool holds a link that detaches it
  * when the client goes away first. */
+struct pw_link;
+
 struct pw_job {
-    h2o_req_t *req; /* NULL once the request is gone */
+    h2o_req_t *req;        /* NULL once the request is gone */
+    struct pw_link *link;  /* in req's pool: valid while req is not NULL */
     const struct talas_worker_ctx *ctx;
     struct talas_share share;
     char *password; /* malloc'd, cleansed */
@@ -228,6 +231,8 @@ static void pw_done(void *arg, int cancelled)
     struct pw_job *j = arg;
 
     if (j->req != NULL) {
+        /* the request outlives the job: its link must not reach back */
+        j->link->job = NULL;
         if (cancelled)
             talas_http_send_error(j->req, 503, "shutting_down", "the worker is stopping");
         else if (j->unlocking)
@@ -259,6 +264,7 @@ static void pw_submit(const struct talas_worker_ctx *ctx, h2o_req_t *req, const 
         memcpy(j->listener, listener, sizeof(j->listener));
     snprintf(j->ip, sizeof(j->ip), "%s", ip != NULL ? ip : "");
     l->job = j;
+    j->link = l;
     if (ctx->pool == NULL) { /* a context without threads (tests): here */
         pw_work(j);
         pw_done(j, 0);
