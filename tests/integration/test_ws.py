@@ -872,7 +872,9 @@ def test_bench_ws_runs_with_every_client_library():
 # /api/users/{id}/settings, store/users.c), decided by the publishing
 # worker and carried across workers in the IPC message (ws_hub.c).
 
-WS_SECRET = secrets.token_bytes(32)
+# hex: the key file is read with its trailing white space (a newline) cut,
+# so random bytes ending in one would lose it
+WS_SECRET = secrets.token_hex(32).encode()
 
 
 def ws_token(sub, **claims):
