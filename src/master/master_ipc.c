@@ -271,9 +271,17 @@ int talas_master_ipc_tick(struct talas_master *m, uint64_t now)
     if (now - m->ipc_stats_sent_ms < STATS_PERIOD_MS)
         return (int)(STATS_PERIOD_MS - (now - m->ipc_stats_sent_ms));
     all = xcalloc(m->child_count + 1, sizeof(*all));
-    for (size_t i = 0; i < m->child_count; i++)
-        if (m->children[i].ipc != NULL && m->children[i].ipc->have_stats)
-            all[count++] = m->children[i].ipc->stats;
+    /* every live worker is a row, the ones that have not reported yet with
+     * zeros: a node's worker count (cluster status) is the rows' count */
+    for (size_t i = 0; i < m->child_count; i++) {
+        if (m->children[i].ipc == NULL)
+            continue;
+        if (m->children[i].ipc->have_stats)
+            all[count] = m->children[i].ipc->stats;
+        else
+            all[count].pid = (uint32_t)m->children[i].pid;
+        count++;
+    }
     all[count++] = m->ipc_retired; /* pid 0: the workers that are gone */
     talas_ipc_stats_all_encode(&frame, all, count);
     for (size_t i = 0; i < m->child_count; i++) {
