@@ -4,6 +4,7 @@
  *
  *   talas-transcode measure FILE
  *   talas-transcode layout FILE PROFILE [--window START_S LEN_S FADE_S] [--frames]
+ *                          [--normalize LUFS]
  *   talas-transcode encode FILE PROFILE [--order seq|reverse|random] [--seed N]
  *                          [--window START_S LEN_S FADE_S] [-o OUT]
  *   talas-transcode chunk FILE PROFILE C [--window ...] [-o OUT]
@@ -32,6 +33,7 @@
 static const char *usage_text =
     "usage: talas-transcode measure FILE\n"
     "       talas-transcode layout FILE PROFILE [--window START_S LEN_S FADE_S] [--frames]\n"
+    "                              [--normalize LUFS]\n"
     "       talas-transcode encode FILE PROFILE [--order seq|reverse|random] [--seed N]\n"
     "                              [--window START_S LEN_S FADE_S] [-o OUT]\n"
     "       talas-transcode chunk FILE PROFILE C [--window START_S LEN_S FADE_S] [-o OUT]\n";
@@ -139,6 +141,14 @@ int main(int argc, char **argv)
             seed = strtoul(argv[++argi], NULL, 10);
         } else if (strcmp(argv[argi], "-o") == 0 && argi + 1 < argc) {
             out_path = argv[++argi];
+        } else if (strcmp(argv[argi], "--normalize") == 0 && argi + 1 < argc) {
+            /* the layout of a normalized rendition: its longer pre-roll */
+            char *end;
+            double lufs = strtod(argv[++argi], &end);
+
+            if (*end != '\0' || lufs >= 0 || lufs < -70)
+                usage();
+            p->normalize_dlu = (int)(lufs * 10 - 0.5);
         } else if (strcmp(argv[argi], "--frames") == 0) {
             want_frames = 1;
         } else if (strcmp(argv[argi], "-v") == 0) {
@@ -209,6 +219,13 @@ int main(int argc, char **argv)
         talas_json_array_begin(&j);
         for (uint32_t c = 0; c < l.chunks; c++)
             talas_json_uint(&j, talas_layout_chunk_start(&l, c));
+        talas_json_array_end(&j);
+        /* where each chunk's fresh encoder starts: its pre-roll's first
+         * frame (MP3's chunk 0: before frame 0, on silence) */
+        talas_json_key(&j, "encoder_starts");
+        talas_json_array_begin(&j);
+        for (uint32_t c = 0; c < l.chunks; c++)
+            talas_json_int(&j, (int64_t)talas_layout_chunk_start(&l, c) - talas_layout_chunk_preroll(p, &l, c));
         talas_json_array_end(&j);
         talas_json_key(&j, "out_samples");
         talas_json_uint(&j, l.out_samples);

@@ -492,6 +492,17 @@ uint64_t talas_layout_chunk_start(const struct talas_layout *l, uint32_t c)
     return ramp_frames(l) + (uint64_t)(c - l->ramp_chunks) * l->chunk_frames;
 }
 
+unsigned talas_layout_chunk_preroll(const struct talas_profile *p, const struct talas_layout *l, uint32_t c)
+{
+    uint64_t first = talas_layout_chunk_start(l, c);
+
+    /* A pre-roll of silence before frame 0 would only pull an AAC
+     * encoder's rate control away (lambda climbs on silence). */
+    if (p->codec == TALAS_CODEC_AAC && l->preroll_frames > first)
+        return (unsigned)first;
+    return l->preroll_frames;
+}
+
 uint32_t talas_layout_chunk_frame_count(const struct talas_layout *l, uint32_t c)
 {
     if (c >= l->chunks)
@@ -1324,7 +1335,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     int64_t s_out, s_in, b0, warm, need_lo, need_hi;
     uint32_t count, kept = 0, packets = 0, fed = 0;
     const unsigned N = l->frame_samples;
-    unsigned P = l->preroll_frames;
+    unsigned P;
     size_t chunk_start = out->len;
     char *err = NULL;
     int ret, result = -1;
@@ -1339,12 +1350,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     }
     first = talas_layout_chunk_start(l, c);
     count = chunk_frames_of(l, c);
-    /* An AAC encoder started at frame 0 is the continuous encoder itself:
-     * a pre-roll of silence before it would only pull its rate control
-     * away (lambda climbs on silence). MP3 keeps its fixed pre-roll: the
-     * padding pattern of every chunk depends on it. */
-    if (p->codec == TALAS_CODEC_AAC && P > first)
-        P = (unsigned)first;
+    P = talas_layout_chunk_preroll(p, l, c);
     s_out = ((int64_t)first - P) * N;
 
     /* the resampler starts on the block grid where source and output

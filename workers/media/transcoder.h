@@ -203,6 +203,13 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
 uint64_t talas_layout_chunk_start(const struct talas_layout *l, uint32_t c);
 /* The number of frames of chunk C (< l->chunks). */
 uint32_t talas_layout_chunk_frame_count(const struct talas_layout *l, uint32_t c);
+/* The pre-roll of chunk C (< l->chunks) under profile P: the frames its
+ * fresh encoder codes and drops before the chunk's first frame. AAC: the
+ * layout's pre-roll, but never before frame 0 (an encoder started there
+ * is the continuous one). MP3: always the layout's (the padding pattern of
+ * every chunk depends on it). The encoder is fed from source sample
+ * (talas_layout_chunk_start - pre-roll) * frame_samples. */
+unsigned talas_layout_chunk_preroll(const struct talas_profile *p, const struct talas_layout *l, uint32_t c);
 /* The chunk holding frame J (J < F). */
 uint32_t talas_layout_chunk_of_frame(const struct talas_layout *l, uint64_t j);
 
