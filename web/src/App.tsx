@@ -1,23 +1,40 @@
 // The Talas web player: the search box, the track list, the live panel and
 // the player bar, put together; each of their jobs lives in its own file.
 import { useRef, useState } from 'react';
-import { fetchTrack } from './api';
+import { fetchTrack, userToken } from './api';
 import { FeedbackPanel, useFeedback } from './Feedback';
 import { LivePanel } from './LivePanel';
 import { PlayerBar } from './PlayerBar';
 import { TrackList, useTrackList } from './TrackList';
 import { useKeyboard } from './keyboard';
 import { useMediaSession } from './mediaSession';
-import { listenerId, useRealtime } from './realtime';
+import { listenerId, tokenSub, useRealtime } from './realtime';
+import { RoomsPanel } from './rooms/RoomsPanel';
+import { useRoom } from './rooms/useRoom';
 import { usePlayer } from './usePlayer';
 
 export function App() {
   const list = useTrackList();
-  const [me] = useState(listenerId);
-  const rt = useRealtime(me);
+  // a page opened with a user's token is that user (rooms need one)
+  const [token] = useState(userToken);
+  const [me] = useState(() => tokenSub(token) ?? listenerId());
+  const rt = useRealtime(me, token);
   const audioRef = useRef<HTMLAudioElement>(null);
   const player = usePlayer(audioRef, rt.send, rt.reconnects);
-  useKeyboard(player.track !== null, player.toggle, player.seekBy);
+  const room = useRoom(rt, audioRef, player, me);
+  // in a room, the player's controls command the room (when allowed):
+  // the room's position is everyone's
+  const inRoom = room.room !== null;
+  const toggle = inRoom ? () => void (room.control && room.toggle()) : player.toggle;
+  const seek = inRoom ? (t: number) => void (room.control && room.seekTo(t * 1000)) : player.seek;
+  const seekBy = inRoom ? (s: number) => void (room.control && room.seekBy(s)) : player.seekBy;
+  const play: typeof player.start = inRoom
+    ? (list, i) => {
+        const t = list[i];
+        if (t) void (room.control ? room.playTrack(t.id) : room.queueAdd({ track_id: t.id }));
+      }
+    : player.start;
+  useKeyboard(player.track !== null, toggle, seekBy);
   useMediaSession(player.track, player.playing, player.prev, player.next);
   const feedback = useFeedback(player.track, rt);
   const switchVersion = (id: string) => {
@@ -36,13 +53,28 @@ export function App() {
           onChange={(e) => list.setQuery(e.target.value)}
           data-testid="search"
         />
+        <button
+          type="button"
+          className="rooms-toggle"
+          aria-expanded={room.open}
+          aria-controls="rooms-panel"
+          onClick={() => room.setOpen(!room.open)}
+          data-testid="rooms-toggle"
+        >
+          {inRoom ? 'Room •' : 'Rooms'}
+        </button>
       </header>
       <div className="main">
-        <TrackList list={list} current={player.track} preview={player.preview} onPlay={player.start}>
+        {room.open && (
+          <div id="rooms-panel" className="rooms-wrap">
+            <RoomsPanel room={room} current={player.track} known={list.known} />
+          </div>
+        )}
+        <TrackList list={list} current={player.track} preview={player.preview} onPlay={play}>
           {player.mediaError && <p className="error" role="alert" data-testid="media-error">{player.mediaError}</p>}
         </TrackList>
         {player.track && (
-          <FeedbackPanel track={player.track} time={player.time} feedback={feedback} onSeek={player.seek} onSwitch={switchVersion} />
+          <FeedbackPanel track={player.track} time={player.time} feedback={feedback} onSeek={seek} onSwitch={switchVersion} />
         )}
         <LivePanel state={rt.state} retryIn={rt.retryIn} events={rt.events} listeners={rt.listeners} stats={rt.stats} me={me} known={list.known} />
       </div>
@@ -57,12 +89,12 @@ export function App() {
         quality={player.quality}
         qualities={player.qualities}
         source={player.source}
-        hasPrev={player.hasPrev}
-        hasNext={player.hasNext}
-        onToggle={player.toggle}
-        onPrev={player.prev}
-        onNext={player.next}
-        onSeek={player.seek}
+        hasPrev={inRoom ? room.control : player.hasPrev}
+        hasNext={inRoom ? room.control : player.hasNext}
+        onToggle={toggle}
+        onPrev={inRoom ? () => seek(0) : player.prev}
+        onNext={inRoom ? () => void (room.control && room.skip()) : player.next}
+        onSeek={seek}
         onQuality={player.changeQuality}
         match={player.match}
         onMatch={player.changeMatch}

@@ -284,7 +284,7 @@ export function userToken(): string | null {
   }
 }
 
-function authHeaders(): Record<string, string> {
+export function authHeaders(): Record<string, string> {
   const t = userToken();
   return t ? { Authorization: `Bearer ${t}` } : {};
 }

@@ -2,7 +2,7 @@
 // connection, its reconnection with backoff, the commands), the frames it
 // takes for events, and what the live panel makes of them.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { applyEvent, backoffDelay, NO_LIVE, parseEvent, RealtimeChannel, wsUrl, type LiveEvent, type WsState } from './realtime';
+import { applyEvent, backoffDelay, NO_LIVE, parseEvent, RealtimeChannel, tokenSub, wsUrl, type LiveEvent, type WsState } from './realtime';
 
 class FakeWebSocket {
   static readonly CONNECTING = 0;
@@ -87,6 +87,24 @@ describe('wsUrl', () => {
   it('is api/ws beside the page, ws: or wss: as the page', () => {
     expect(wsUrl('me', new URL('http://talas.test:8080/'))).toBe('ws://talas.test:8080/api/ws?user_id=me');
     expect(wsUrl('a b&c', new URL('https://example.test/music/index.html?x=1'))).toBe('wss://example.test/music/api/ws?user_id=a%20b%26c');
+  });
+  it('carries the user token when the page has one', () => {
+    expect(wsUrl('u1', new URL('http://talas.test/'), 'a.b+c')).toBe('ws://talas.test/api/ws?user_id=u1&token=a.b%2Bc');
+  });
+});
+
+describe('tokenSub', () => {
+  const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  it('reads the sub of a JWT, UTF-8 included', () => {
+    expect(tokenSub(`${b64({ alg: 'HS256' })}.${b64({ sub: 'alice' })}.sig`)).toBe('alice');
+    const utf8 = btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify({ sub: 'zoë' }))));
+    expect(tokenSub(`x.${utf8.replace(/=+$/, '')}.y`)).toBe('zoë');
+  });
+  it('is null without a token, a sub, or for garbage', () => {
+    expect(tokenSub(null)).toBeNull();
+    expect(tokenSub('nodots')).toBeNull();
+    expect(tokenSub(`x.${b64({ iss: 'a' })}.y`)).toBeNull();
+    expect(tokenSub('x.%%%.y')).toBeNull();
   });
 });
 

@@ -60,10 +60,27 @@ let commandSeq = 0;
 
 /** ws: or wss: (as the page), to api/ws beside the page (the player may be
  * served under a prefix by a proxy). */
-export function wsUrl(userId: string, loc: Pick<Location, 'protocol' | 'href'> = location): string {
+export function wsUrl(userId: string, loc: Pick<Location, 'protocol' | 'href'> = location, token: string | null = null): string {
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   const base = new URL('.', loc.href);
-  return `${proto}//${base.host}${base.pathname}api/ws?user_id=${encodeURIComponent(userId)}`;
+  // with ws.auth_required the server takes the user from the token's sub
+  const auth = token ? `&token=${encodeURIComponent(token)}` : '';
+  return `${proto}//${base.host}${base.pathname}api/ws?user_id=${encodeURIComponent(userId)}${auth}`;
+}
+
+/** The user a JWT names (its "sub"), read without checking it (the server
+ * does): who the page is when opened with a user's token; null otherwise. */
+export function tokenSub(token: string | null): string | null {
+  const part = token?.split('.')[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)) as { sub?: unknown } | null;
+    return typeof claims?.sub === 'string' && claims.sub !== '' ? claims.sub : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The event a text frame carries, or null: binary frames, what is not
@@ -207,10 +224,17 @@ export class RealtimeChannel {
 
   /** Sends a command; false when there is no open connection to send on. */
   send(command: string, fields: Record<string, unknown>): boolean {
+    return this.sendWithId(command, fields) !== null;
+  }
+
+  /** Sends a command; its command_id, or null when there is no open
+   * connection to send on. */
+  sendWithId(command: string, fields: Record<string, unknown>): string | null {
     const sock = this.sock;
-    if (!sock || sock.readyState !== WebSocket.OPEN) return false;
-    sock.send(JSON.stringify({ command, command_id: `${command.toLowerCase()}_${++commandSeq}`, ...fields }));
-    return true;
+    if (!sock || sock.readyState !== WebSocket.OPEN) return null;
+    const id = `${command.toLowerCase()}_${++commandSeq}`;
+    sock.send(JSON.stringify({ command, command_id: id, ...fields }));
+    return id;
   }
 
   close() {
@@ -225,7 +249,7 @@ export class RealtimeChannel {
  * the live panel's events, a count of the reconnections (each one a new
  * connection that does not know what plays), send() for commands, and
  * follow() and listen() for the parts that want other events. */
-export function useRealtime(userId: string) {
+export function useRealtime(userId: string, token: string | null = null) {
   const [state, setState] = useState<WsState>('connecting');
   const [retryIn, setRetryIn] = useState(0);
   const [live, setLive] = useState<Live>(NO_LIVE);
@@ -235,7 +259,7 @@ export function useRealtime(userId: string) {
   const follows = useRef(new Map<string, Record<string, string>>());
 
   useEffect(() => {
-    const ch = new RealtimeChannel(wsUrl(userId), {
+    const ch = new RealtimeChannel(wsUrl(userId, location, token), {
       status: (s, ms) => {
         setState(s);
         setRetryIn(ms);
@@ -264,7 +288,7 @@ export function useRealtime(userId: string) {
       ch.close();
       if (channel.current === ch) channel.current = null;
     };
-  }, [userId]);
+  }, [userId, token]);
 
   const send = useCallback((command: string, fields: Record<string, unknown>) => channel.current?.send(command, fields) ?? false, []);
   const follow = useCallback((event: string, filters: Record<string, string> | null) => {
@@ -278,5 +302,32 @@ export function useRealtime(userId: string) {
     return () => { listeners.current.delete(fn); };
   }, []);
 
-  return { state, retryIn, ...live, reconnects, send, follow, listen };
+  /** Sends a command and waits for its CommandResponse: its data, or an
+   * Error with the server's words ("forbidden: ..."); an Error too when
+   * not connected, or without an answer in TIMEOUT ms. */
+  const request = useCallback((command: string, fields: Record<string, unknown>, timeout = 10000) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = channel.current?.sendWithId(command, fields) ?? null;
+      if (id === null) {
+        reject(new Error('not connected'));
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        listeners.current.delete(fn);
+      };
+      const fn = (ev: LiveEvent) => {
+        if (ev.event !== 'CommandResponse' || ev.command_id !== id) return;
+        done();
+        if (ev.success === true) resolve(ev.data);
+        else reject(new Error(typeof ev.error === 'string' && ev.error ? ev.error : `${command} failed`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`${command}: no answer`));
+      }, timeout);
+      listeners.current.add(fn);
+    }), []);
+
+  return { state, retryIn, ...live, reconnects, send, follow, listen, request };
 }

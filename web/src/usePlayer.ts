@@ -94,6 +94,11 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const start = useCallback((list: Track[], i: number, asPreview: boolean) => load(list, i, asPreview, 0, true, quality, match),
     [load, quality, match]);
 
+  /** TRACK alone, whole, at AT seconds, playing when AUTOPLAY: what a
+   * listening room plays (rooms/useRoom.ts), in the quality chosen. */
+  const playAt = useCallback((t: Track, at: number, autoplay: boolean) => load([t], 0, false, at, autoplay, quality, match),
+    [load, quality, match]);
+
   const toggle = useCallback(() => {
     const a = audioRef.current;
     if (!a || !current.current.track) return;
@@ -242,7 +247,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError, match,
     hasPrev: index > 0 || time > 3,
     hasNext: index + 1 < queue.length,
-    start, toggle, seek, seekBy, next, prev, switchTrack, changeQuality: (q: Quality) => changeQuality(q),
+    start, playAt, toggle, seek, seekBy, next, prev, switchTrack, changeQuality: (q: Quality) => changeQuality(q),
     changeMatch: (m: LoudnessMatch) => changeMatch(m),
   };
 }

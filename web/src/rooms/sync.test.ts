@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clockOffset, driftAction, inviteLink, inviteOf, isRoomState, mayControl, memberSync, positionAt, roomNow, syncStep,
+  clockOffset, driftAction, inviteLink, learnLead, inviteOf, isRoomState, mayControl, memberSync, positionAt, roomNow, syncStep,
   type RoomEntry, type RoomPlayback,
 } from './sync';
 
@@ -80,7 +80,7 @@ describe('drift', () => {
 
 describe('syncStep', () => {
   const now = { track_id: 't1', entry_id: 'e1', index: 0, position_ms: 5000, playing: true };
-  const el = { track_id: 't1', position_ms: 5000, paused: false, buffering: false };
+  const el = { track_id: 't1', position_ms: 5000, paused: false, buffering: false, ended: false };
   it('loads another track at the computed position (a late joiner)', () => {
     expect(syncStep(now, { ...el, track_id: null, paused: true })).toEqual({ kind: 'load', track_id: 't1', at_ms: 5000, playing: true });
     expect(syncStep({ ...now, playing: false }, { ...el, track_id: 't9' })).toEqual({ kind: 'load', track_id: 't1', at_ms: 5000, playing: false });
@@ -92,6 +92,9 @@ describe('syncStep', () => {
     expect(syncStep(now, el)).toEqual({ kind: 'drift', action: { kind: 'none', rate: 1 } });
     expect(syncStep(now, { ...el, position_ms: 4900 })).toEqual({ kind: 'drift', action: { kind: 'rate', rate: 1.05 } });
     expect(syncStep(now, { ...el, position_ms: 1000 })).toEqual({ kind: 'drift', action: { kind: 'seek', to_ms: 5000, rate: 1 } });
+  });
+  it('waits at the end of a track for the room to pass to the next entry', () => {
+    expect(syncStep(now, { ...el, paused: true, ended: true })).toEqual({ kind: 'idle' });
   });
   it('leaves a buffering element to fill', () => {
     expect(syncStep(now, { ...el, position_ms: 1000, buffering: true })).toEqual({ kind: 'idle' });
@@ -107,6 +110,16 @@ describe('syncStep', () => {
     const none = { track_id: null, entry_id: null, index: -1, position_ms: 0, playing: false };
     expect(syncStep(none, el)).toEqual({ kind: 'pause', at_ms: null });
     expect(syncStep(none, { ...el, paused: true })).toEqual({ kind: 'idle' });
+  });
+});
+
+describe('learnLead', () => {
+  it('adds the drift seen after a seek to the lead, within 0..1500 ms', () => {
+    expect(learnLead(0, 120)).toBe(120);
+    expect(learnLead(120, -30)).toBe(90);
+    expect(learnLead(10, -50)).toBe(0);
+    expect(learnLead(1400, 400)).toBe(1500);
+    expect(learnLead(80, NaN)).toBe(80);
   });
 });
 

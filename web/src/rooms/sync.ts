@@ -153,6 +153,8 @@ export interface ElementState {
   paused: boolean;
   /** waiting for data (it cannot play on yet) */
   buffering: boolean;
+  /** at the end of its track (the room passes to the next entry itself) */
+  ended: boolean;
 }
 
 /** The step that brings EL to NOW. A paused room holds every element
@@ -168,10 +170,28 @@ export function syncStep(now: RoomNow, el: ElementState): SyncStep {
     if (!el.paused) return { kind: 'pause', at_ms: off ? now.position_ms : null };
     return off ? { kind: 'pause', at_ms: now.position_ms } : { kind: 'idle' };
   }
+  if (el.ended) return { kind: 'idle' };
   if (el.paused) return { kind: 'play', at_ms: now.position_ms };
   if (el.buffering) return { kind: 'idle' };
   return { kind: 'drift', action: driftAction(el.position_ms, now.position_ms) };
 }
+
+/** How far ahead of the room a seek (or a start) aims (ms): an element
+ * stands still from the seek until it plays again. Learnt: the drift
+ * measured once the element plays after a seek of ours is added to the
+ * lead the seek had (within 0..MAX_LEAD_MS), so the next seek lands on
+ * the room. */
+export const MAX_LEAD_MS = 1500;
+export function learnLead(lead: number, driftAfterSeek: number): number {
+  if (!Number.isFinite(driftAfterSeek)) return lead;
+  return Math.round(Math.max(0, Math.min(MAX_LEAD_MS, lead + driftAfterSeek)));
+}
+
+/** Right after a seek of ours (the settling window), a drift over this
+ * (ms) is corrected by another seek, with the learnt lead, rather than by
+ * the rate: a start (a late joiner, a resume, a seek) lands on the room in
+ * a second or two, where the rate alone would take seconds per 100 ms. */
+export const SETTLE_SEEK_MS = 2 * DRIFT_DEADBAND_MS;
 
 // ------------------------------------------------------- members
 
