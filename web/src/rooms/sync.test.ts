@@ -71,6 +71,12 @@ describe('drift', () => {
     expect(driftAction(10400, 10000)).toEqual({ kind: 'rate', rate: 0.95 });
     expect(driftAction(10000, 10500)).toEqual({ kind: 'rate', rate: 1.05 });
   });
+  it('once correcting, goes on down to 8 ms', () => {
+    expect(driftAction(10000, 10020, true)).toEqual({ kind: 'rate', rate: 1.01 });
+    expect(driftAction(10020, 10000, true)).toEqual({ kind: 'rate', rate: 0.99 });
+    expect(driftAction(10000, 10007, true)).toEqual({ kind: 'none', rate: 1 });
+    expect(driftAction(10000, 10020, false)).toEqual({ kind: 'none', rate: 1 });
+  });
   it('seeks beyond 500 ms', () => {
     expect(driftAction(10000, 10501)).toEqual({ kind: 'seek', to_ms: 10501, rate: 1 });
     expect(driftAction(20000, 10000)).toEqual({ kind: 'seek', to_ms: 10000, rate: 1 });
@@ -92,6 +98,8 @@ describe('syncStep', () => {
     expect(syncStep(now, el)).toEqual({ kind: 'drift', action: { kind: 'none', rate: 1 } });
     expect(syncStep(now, { ...el, position_ms: 4900 })).toEqual({ kind: 'drift', action: { kind: 'rate', rate: 1.05 } });
     expect(syncStep(now, { ...el, position_ms: 1000 })).toEqual({ kind: 'drift', action: { kind: 'seek', to_ms: 5000, rate: 1 } });
+    expect(syncStep(now, { ...el, position_ms: 4985 })).toEqual({ kind: 'drift', action: { kind: 'none', rate: 1 } });
+    expect(syncStep(now, { ...el, position_ms: 4985, correcting: true })).toEqual({ kind: 'drift', action: { kind: 'rate', rate: 1.008 } });
   });
   it('waits at the end of a track for the room to pass to the next entry', () => {
     expect(syncStep(now, { ...el, paused: true, ended: true })).toEqual({ kind: 'idle' });

@@ -115,6 +115,10 @@ export const DRIFT_SEEK_MS = 500;
 export const RATE_SPAN = 0.05;
 /** The rate's correction per ms of drift: 100 ms late plays at 1.05. */
 export const RATE_GAIN = 0.0005;
+/** Once the rate corrects a drift, it corrects it down to this (ms) before
+ * going back to 1: a member left at the edge of the dead band would stay up
+ * to 25 ms off, and two such members 50 ms apart. */
+export const DRIFT_AIM_MS = 8;
 
 export type DriftAction =
   | { kind: 'none'; rate: 1 }
@@ -124,12 +128,14 @@ export type DriftAction =
 /** What to do with an element that plays at ACTUAL ms when the room is at
  * TARGET ms: within the dead band, nothing (rate 1); up to DRIFT_SEEK_MS,
  * a rate in proportion to the drift (faster when behind, slower when
- * ahead, within 1 ± RATE_SPAN); beyond, a seek to the target. */
-export function driftAction(actual: number, target: number): DriftAction {
+ * ahead, within 1 ± RATE_SPAN); beyond, a seek to the target. CORRECTING
+ * (the rate is not 1 yet) narrows the dead band to DRIFT_AIM_MS: a
+ * correction, once started, ends close to the room. */
+export function driftAction(actual: number, target: number, correcting = false): DriftAction {
   const drift = target - actual; // > 0: the element is behind
   const a = Math.abs(drift);
   if (!Number.isFinite(drift)) return { kind: 'seek', to_ms: target, rate: 1 };
-  if (a < DRIFT_DEADBAND_MS) return { kind: 'none', rate: 1 };
+  if (a < (correcting ? DRIFT_AIM_MS : DRIFT_DEADBAND_MS)) return { kind: 'none', rate: 1 };
   if (a > DRIFT_SEEK_MS) return { kind: 'seek', to_ms: target, rate: 1 };
   const rate = 1 + Math.max(-RATE_SPAN, Math.min(RATE_SPAN, drift * RATE_GAIN));
   return { kind: 'rate', rate: Math.round(rate * 1000) / 1000 };
@@ -155,6 +161,8 @@ export interface ElementState {
   buffering: boolean;
   /** at the end of its track (the room passes to the next entry itself) */
   ended: boolean;
+  /** its rate is being nudged (playbackRate is not 1) */
+  correcting?: boolean;
 }
 
 /** The step that brings EL to NOW. A paused room holds every element
@@ -173,7 +181,7 @@ export function syncStep(now: RoomNow, el: ElementState): SyncStep {
   if (el.ended) return { kind: 'idle' };
   if (el.paused) return { kind: 'play', at_ms: now.position_ms };
   if (el.buffering) return { kind: 'idle' };
-  return { kind: 'drift', action: driftAction(el.position_ms, now.position_ms) };
+  return { kind: 'drift', action: driftAction(el.position_ms, now.position_ms, el.correcting ?? false) };
 }
 
 /** How far ahead of the room a seek (or a start) aims (ms): an element
@@ -191,7 +199,7 @@ export function learnLead(lead: number, driftAfterSeek: number): number {
  * (ms) is corrected by another seek, with the learnt lead, rather than by
  * the rate: a start (a late joiner, a resume, a seek) lands on the room in
  * a second or two, where the rate alone would take seconds per 100 ms. */
-export const SETTLE_SEEK_MS = 2 * DRIFT_DEADBAND_MS;
+export const SETTLE_SEEK_MS = DRIFT_DEADBAND_MS;
 
 // ------------------------------------------------------- members
 

@@ -247,7 +247,7 @@ export function useRoom(rt: RoomChannel, audioRef: RefObject<HTMLAudioElement | 
     const ready = a.readyState >= 3 && !a.seeking;
     const step = syncStep(now, {
       track_id: held, position_ms: a.currentTime * 1000, paused: a.paused, ended: a.ended,
-      buffering: !a.paused && !ready,
+      buffering: !a.paused && !ready, correcting: a.playbackRate !== 1,
     });
     if (step.kind !== 'drift' && a.playbackRate !== 1) a.playbackRate = 1;
     switch (step.kind) {
