@@ -112,6 +112,8 @@ describe('syncStep', () => {
     expect(syncStep(paused, el)).toEqual({ kind: 'pause', at_ms: null });
     expect(syncStep(paused, { ...el, position_ms: 5300 })).toEqual({ kind: 'pause', at_ms: 5000 });
     expect(syncStep(paused, { ...el, paused: true })).toEqual({ kind: 'idle' });
+    expect(syncStep(paused, { ...el, paused: true, position_ms: 5002 })).toEqual({ kind: 'idle' });
+    expect(syncStep(paused, { ...el, paused: true, position_ms: 5010 })).toEqual({ kind: 'pause', at_ms: 5000 });
     expect(syncStep(paused, { ...el, paused: true, position_ms: 9000 })).toEqual({ kind: 'pause', at_ms: 5000 });
   });
   it('stops an element when the room has nothing to play', () => {

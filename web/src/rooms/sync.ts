@@ -141,6 +141,11 @@ export function driftAction(actual: number, target: number, correcting = false):
   return { kind: 'rate', rate: Math.round(rate * 1000) / 1000 };
 }
 
+/** A paused element is set to the room's position when further than this
+ * (ms): a seek of a paused element costs nothing, and every member then
+ * resumes from the same point. */
+export const PAUSED_EXACT_MS = 3;
+
 /** What the page should do with its element, given the room now (NOW) and
  * the element: which track it must hold (a load when it holds another),
  * whether it plays, and the drift correction when it does. */
@@ -166,7 +171,7 @@ export interface ElementState {
 }
 
 /** The step that brings EL to NOW. A paused room holds every element
- * paused at its position (a seek only when more than the dead band away);
+ * paused at its position (a seek when more than PAUSED_EXACT_MS away);
  * a playing room plays each element from the computed position, then
  * keeps it there by driftAction. A buffering element is left to fill: its
  * position is set again, to the room's, when it plays on. */
@@ -174,7 +179,7 @@ export function syncStep(now: RoomNow, el: ElementState): SyncStep {
   if (now.track_id === null) return el.paused ? { kind: 'idle' } : { kind: 'pause', at_ms: null };
   if (el.track_id !== now.track_id) return { kind: 'load', track_id: now.track_id, at_ms: now.position_ms, playing: now.playing };
   if (!now.playing) {
-    const off = Math.abs(el.position_ms - now.position_ms) >= DRIFT_DEADBAND_MS;
+    const off = Math.abs(el.position_ms - now.position_ms) > PAUSED_EXACT_MS;
     if (!el.paused) return { kind: 'pause', at_ms: off ? now.position_ms : null };
     return off ? { kind: 'pause', at_ms: now.position_ms } : { kind: 'idle' };
   }

@@ -12,7 +12,7 @@ import { useCallback, useEffect, useEffectEvent, useRef, useState, type RefObjec
 import { authHeaders, fetchTrack, type Track } from '../api';
 import type { LiveEvent, WsState } from '../realtime';
 import {
-  DRIFT_DEADBAND_MS, SETTLE_SEEK_MS, clockOffset, inviteOf, isRoomState, learnLead, mayControl, roomNow, syncStep,
+  DRIFT_DEADBAND_MS, SETTLE_SEEK_MS, clockOffset, driftAction, inviteOf, isRoomState, learnLead, mayControl, roomNow, syncStep,
   type ClockSample, type RoomState,
 } from './sync';
 
@@ -297,7 +297,8 @@ export function useRoom(rt: RoomChannel, audioRef: RefObject<HTMLAudioElement | 
           }
           settle.current = null;
         }
-        const act = step.action;
+        // the end of a settling: what is left is corrected down to the aim
+        const act = s ? driftAction(a.currentTime * 1000, now.position_ms, true) : step.action;
         if (act.kind === 'seek') {
           a.playbackRate = 1;
           a.currentTime = (act.to_ms + lead.current) / 1000;
