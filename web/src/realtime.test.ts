@@ -304,6 +304,11 @@ describe('parseEvent', () => {
 describe('applyEvent', () => {
   const ev = (event: string, fields: Record<string, unknown> = {}): LiveEvent => ({ event, ...fields });
 
+  it('leaves a listening room\'s events to the Rooms panel', () => {
+    for (const e of ['RoomState', 'RoomMemberJoined', 'RoomMemberLeft', 'RoomQueueUpdated'])
+      expect(applyEvent(NO_LIVE, ev(e, { room_id: 'r' }), 1)).toBe(NO_LIVE);
+  });
+
   it('follows who listens to what', () => {
     let live = applyEvent(NO_LIVE, ev('PlaybackStarted', { user_id: 'u1', track_id: 't1' }), 1000);
     live = applyEvent(live, ev('PlaybackStarted', { user_id: 'u2', track_id: 't2' }), 1001);

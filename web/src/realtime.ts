@@ -111,6 +111,8 @@ export const NO_LIVE: Live = { events: [], listeners: {}, stats: null };
 export function applyEvent(live: Live, ev: LiveEvent, now: number): Live {
   // comments belong to the comment panel (commentsLive.ts)
   if (ev.event === 'CommandResponse' || ev.event === 'TrackCommented') return live;
+  // a listening room's events belong to the Rooms panel (rooms/useRoom.ts)
+  if (ev.event.startsWith('Room')) return live;
   if (ev.event === 'LiveStats') return { ...live, stats: ev as unknown as LiveStats };
   let listeners = live.listeners;
   const uid = typeof ev.user_id === 'string' ? ev.user_id : null;
