@@ -16,17 +16,19 @@
 //   a row) is the late joiner's convergence; the guest's controls are
 //   disabled (host mode); screenshots of the panel on both pages;
 //   then every 500 ms for 20 s, each page's audio position is sampled with
-//   its own clock mapped to the server's (Date.now() + the offset the page
+//   its own clock (the guest's set CLOCK_SKEW_MS off) mapped to the server's (Date.now() + the offset the page
 //   measured with TimeSync, which the panel shows in data-clock-offset),
 //   while the host seeks (+10 s) at 6 s, pauses at 12 s and plays at 16 s:
-//   the two positions, brought to one server instant, are compared.
+//   the two positions, brought to one server instant, are compared; last,
+//   the host page reads the room with GET api/rooms/ID (server_room).
 //
 // Prints one JSON summary on stdout (the samples, the differences, the
 // convergence) and saves screenshots in OUTDIR; exit status 0 when every
 // step worked, 1 otherwise ("failure"). The test judges the figures.
 //
 // Environment: CHROMIUM, HOST_TOKEN, GUEST_TOKEN, ROOM_NAME, TRACK_TITLE,
-// LATE_MS (3000), WAIT_MS (20000).
+// LATE_MS (3000), CLOCK_SKEW_MS (0: how far the guest page's Date.now() is
+// set off the machine's clock), WAIT_MS (20000).
 import { devices } from 'playwright-core';
 import { fail, finish, helpers, launch, parseArgs } from './driver.mjs';
 
@@ -35,6 +37,7 @@ const env = process.env;
 const ROOM_NAME = env.ROOM_NAME || 'Room';
 const TITLE = env.TRACK_TITLE || 'Sync Song';
 const LATE_MS = Number(env.LATE_MS || 3000);
+const SKEW_MS = Number(env.CLOCK_SKEW_MS || 0);
 const CONVERGED_MS = 50;
 const SAMPLE_MS = 500;
 const SAMPLES_FOR_MS = 20000;
@@ -42,7 +45,7 @@ const SAMPLES_FOR_MS = 20000;
 const summary = {
   ok: false, failure: null, steps: [], room_id: null, invite: null, name_shown: null, pwned: null,
   guest_controls_disabled: null, clock: {}, convergence_ms: null, convergence_trace: [], samples: [],
-  actions: [], members: null, page_errors: [], console_errors: [], screenshots: [],
+  actions: [], members: null, server_room: null, page_errors: [], console_errors: [], screenshots: [],
 };
 
 const desk = helpers({ summary, outDir, mode: 'desktop', mobile: false, waitMs });
@@ -80,6 +83,12 @@ let exitCode = 1;
 try {
   ({ browser, page: host } = await launch({ base, outDir, mobile: false, summary }));
   const ctx = await browser.newContext({ ...devices['Pixel 5'] });
+  // the phone's clock is off by CLOCK_SKEW_MS: its TimeSync offset must
+  // make up for it (both pages run on one machine, one clock otherwise)
+  await ctx.addInitScript((skew) => {
+    const now = Date.now.bind(Date);
+    Date.now = () => now() + skew;
+  }, SKEW_MS);
   guest = await ctx.newPage();
   guest.on('pageerror', (e) => summary.page_errors.push(`guest: ${String(e)}`));
   guest.on('console', (m) => { if (m.type() === 'error') summary.console_errors.push(`guest: ${m.text()}`); });
@@ -178,6 +187,12 @@ try {
     if (last.host.paused || last.guest.paused) fail('the room is not playing again after the host\'s play');
     summary.members = await host.evaluate(() => Array.from(document.querySelectorAll('[data-testid=room-members] li'),
       (li) => ({ user: li.getAttribute('data-user'), sync: li.getAttribute('data-sync') })));
+    // what the server holds, read by the host page with its token while
+    // both pages are still in the room (a closed page leaves it)
+    summary.server_room = await host.evaluate(async ([id, token]) => {
+      const r = await fetch(`api/rooms/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+      return { status: r.status, body: await r.json() };
+    }, [summary.room_id, env.HOST_TOKEN || '']);
     await desk.shot(host, 'room-after');
     await phone.shot(guest, 'room-after');
   });
