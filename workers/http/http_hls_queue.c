@@ -108,8 +108,9 @@ static int hex_value(int c)
     return -1;
 }
 
-/* Percent-decodes [S, S + LEN) into the request pool. NULL when malformed,
- * empty, with a NUL byte or '/' once decoded, or not UTF-8. */
+/* Percent-decodes [S, S + LEN) into the request pool (an encoded '/' is
+ * a byte of the name, as in "AC%2FDC"). NULL when malformed, empty, with a
+ * NUL byte once decoded, or not UTF-8. */
 static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
 {
     char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
@@ -127,7 +128,7 @@ static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
             c = hi << 4 | lo;
             i += 2;
         }
-        if (c == 0 || c == '/')
+        if (c == 0)
             return NULL;
         out[n++] = (char)c;
     }
