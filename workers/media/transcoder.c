@@ -1389,6 +1389,11 @@ static int queue_signal(struct chunk_job *job, int64_t i0, unsigned n, float *co
                                                                           : end - at;
         float *sub[2];
 
+        if (len <= 0) {
+            /* never with talas_queue_place's timeline, which has no holes */
+            *error_r = xasprintf("queue: no track at sample %" PRId64, at);
+            return -1;
+        }
         /* the tracks before are done with: one file open at a time, mostly */
         for (size_t k = 0; k < t; k++)
             if (job->parts[k].l != NULL) {
