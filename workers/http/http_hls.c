@@ -7,6 +7,7 @@
  *   /hls/{id}/{q}/playlist.m3u8    VOD media playlist of rung q
  *   /hls/{id}/{q}/init.mp4         its initialization segment
  *   /hls/{id}/{q}/{n}.m4s          media segment n
+ *   /hls/queue/...                 a queue as one stream: http_hls_queue.c
  *
  * The token is checked first (scope "hls"), before the catalog is read or
  * anything is opened or encoded, for playlists and segments alike; the
@@ -37,6 +38,7 @@
 #include "store/catalog.h"
 #include "media/hls.h"
 #include "http/http_hls.h"
+#include "http/http_hls_queue.h"
 #include "http/http_response.h"
 #include "http/http_authorize.h"
 #include "http/http_shares.h"
@@ -482,6 +484,9 @@ int talas_hls_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req, const ch
     const struct talas_config_profile *cp = NULL;
     char *file;
 
+    /* a queue's continuous stream ("queue" is no track id) */
+    if (len >= 6 && memcmp(path, "queue/", 6) == 0)
+        return talas_hls_queue_serve(ctx, req);
     rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
     memset(rq, 0, sizeof(*rq));
     rq->ctx = ctx;

@@ -34,6 +34,7 @@
 #include <libavutil/log.h>
 
 #include "core/log.h"
+#include "media/queue_timeline.h"
 #include "media/transcode_jobs.h"
 #include "core/util.h"
 #include "worker/worker_pool.h"
@@ -139,8 +140,12 @@ static void job_work(void *arg)
     }
     talas_metrics_add(&s.metrics->gauge.encodes_running, 1);
     cpu0 = thread_cpu_us();
-    rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index, &sup->cancel,
-                               &out, &frame_sizes, &sup->error);
+    if (sup->src.queue != NULL)
+        rc = talas_transcode_queue_chunk(sup->src.queue, &sup->src.profile, &sup->src.layout, sup->index,
+                                         &sup->cancel, &out, &frame_sizes, &sup->error);
+    else
+        rc = talas_transcode_chunk(sup->src.path, &sup->src.profile, &sup->src.layout, sup->index,
+                                   &sup->cancel, &out, &frame_sizes, &sup->error);
     talas_metrics_add(&s.metrics->count.encode_cpu_us, thread_cpu_us() - cpu0);
     talas_metrics_sub(&s.metrics->gauge.encodes_running, 1);
     sup->encode_ms = talas_now_ms() - t0;
@@ -184,6 +189,13 @@ release:
     free(frame_sizes);
 }
 
+/* Frees SUP (unlinked, without waiters) and its reference to a queue. */
+static void supply_free(struct talas_supply *sup)
+{
+    talas_queue_unref(sup->src.queue);
+    free(sup);
+}
+
 static void unlink_supply(struct talas_supply *sup)
 {
     if (h2o_linklist_is_linked(&sup->link))
@@ -223,7 +235,7 @@ static void job_done(void *arg, int cancelled)
     }
     talas_chunk_release(sup->chunk);
     free(sup->error);
-    free(sup);
+    supply_free(sup);
 }
 
 static struct talas_supply *new_supply(enum supply_kind kind, const struct talas_transcode_source *src,
@@ -233,6 +245,8 @@ static struct talas_supply *new_supply(enum supply_kind kind, const struct talas
 
     sup->kind = kind;
     sup->src = *src;
+    if (src->queue != NULL)
+        sup->src.queue = talas_queue_ref(src->queue);
     sup->index = index;
     h2o_linklist_init_anchor(&sup->waiters);
     h2o_linklist_insert(&s.supplies, &sup->link);
@@ -280,7 +294,7 @@ static void on_watch_tick(h2o_timeout_entry_t *entry)
             else
                 notify(sup, TALAS_CHUNK_RETRY, NULL); /* evicted at once, or unreadable */
             talas_chunk_release(chunk);
-            free(sup);
+            supply_free(sup);
             break;
         }
         case TALAS_CLAIM_OWNED:
@@ -417,7 +431,7 @@ void talas_chunk_cancel(struct talas_chunk_waiter *w)
     if (sup->kind == SUPPLY_WATCH) {
         unlink_supply(sup);
         s.watches--;
-        free(sup);
+        supply_free(sup);
         return;
     }
     /* nobody listens any more: stop the encoder (within a frame) and let a

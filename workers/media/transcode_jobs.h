@@ -35,6 +35,10 @@ struct talas_transcode_source {
     char path[4096];
     struct talas_profile profile;
     struct talas_layout layout;
+    /* A queue's continuous stream (media/queue_timeline.h) instead of the
+     * file at PATH: the caller's reference; each encode of it takes its
+     * own. NULL for a track. */
+    struct talas_queue *queue;
 };
 
 /* How a chunk request ends. */

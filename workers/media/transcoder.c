@@ -48,6 +48,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "media/normalize.h"
+#include "media/queue_timeline.h"
 #include "media/track_file.h"
 #include "scan/media_input.h"
 #include "media/transcoder.h"
@@ -1128,6 +1129,13 @@ struct chunk_job {
     /* the loudness stage (p->normalize_dlu), fed from its own frame */
     struct talas_normalizer *norm;
     float *norm_in[2];
+    /* a queue (talas_transcode_queue_chunk): one reader per track, each a
+     * job of its own over the track's layout, opened when the encoder
+     * first needs that track and closed once it is past it */
+    const struct talas_queue *queue;
+    struct chunk_job *parts;
+    struct io_guard *guard;
+    unsigned part_errors;
 };
 
 static int encoder_open(const struct talas_profile *p, const struct talas_layout *l, AVCodecContext **enc_r,
@@ -1261,6 +1269,12 @@ static void chunk_job_free(struct chunk_job *job)
     talas_normalizer_free(job->norm);
     free(job->norm_in[0]);
     free(job->norm_in[1]);
+    if (job->parts != NULL) {
+        for (size_t t = 0; t < job->queue->count; t++)
+            chunk_job_free(&job->parts[t]);
+        free(job->parts);
+        job->parts = NULL;
+    }
 }
 
 /* The encoder's input before normalization, positions [I0, I0 + N) into
@@ -1301,12 +1315,117 @@ static int signal_frame(struct chunk_job *job, int64_t i0, unsigned n, float *co
     return 0;
 }
 
+/* Opens JOB's reader of PATH (JOB->l is its layout, JOB->p the profile):
+ * the demuxer and decoder positioned before output sample S_IN, and the
+ * resampler, which starts on the block grid where source and output
+ * samples coincide, warm-up output samples early (so that any two readers
+ * compute the same samples past their warm-up). Decode errors in source
+ * samples [WATCH_FROM, WATCH_TO) are counted in job->src.errors. Returns 0,
+ * or -1 with *error_r malloc'd. */
+static int reader_open(struct chunk_job *job, const char *path, int64_t s_in, struct io_guard *guard,
+                       int64_t watch_from, int64_t watch_to, char **error_r)
+{
+    const struct talas_layout *l = job->l;
+    uint64_t in_rate = l->source.sample_rate, out_rate = l->out_rate, g = gcd_u64(in_rate, out_rate);
+    int64_t istep = (int64_t)(in_rate / g), ostep = (int64_t)(out_rate / g),
+            warm = 64 + 32 * (int64_t)((out_rate + in_rate - 1) / in_rate), b0;
+    int ret;
+
+    b0 = floor_div(s_in - warm, ostep);
+    job->buf_pos = b0 * ostep;
+    job->in_next = (int64_t)l->window.start + b0 * istep;
+    job->src.path = path;
+    job->src.guard = guard;
+    job->src.sample_fmt = AV_SAMPLE_FMT_NONE;
+    job->src.limit = (int64_t)l->source.samples;
+    job->src.watch_from = watch_from;
+    job->src.watch_to = watch_to;
+    if (source_open(&job->src, error_r) < 0)
+        return -1;
+    if (job->src.rate != in_rate || job->src.layout.nb_channels != (int)l->source.channels) {
+        *error_r = xasprintf("%s: decodes as %u Hz %d ch, measured %u Hz %u ch", path, job->src.rate,
+                             job->src.layout.nb_channels, l->source.sample_rate, l->source.channels);
+        return -1;
+    }
+    {
+        int channels = job->src.layout.nb_channels;
+
+        if (av_samples_alloc_array_and_samples(&job->src.zeros, NULL, channels, RUN_MAX, job->src.sample_fmt,
+                                               0) < 0)
+            fatal("%s: av_samples_alloc failed", __func__);
+        av_samples_set_silence(job->src.zeros, 0, RUN_MAX, channels, job->src.sample_fmt);
+        job->src.planes = xcalloc((size_t)channels, sizeof(*job->src.planes));
+    }
+    job->src.errors = 0;
+    if (job->in_next > 0 && source_prepare(&job->src, job->in_next, error_r) < 0)
+        return -1;
+    /* as frame_converts checked before the response began */
+    ret = resampler_open(&job->swr, &job->src.layout, job->src.sample_fmt, (unsigned)in_rate, l->out_channels,
+                         (unsigned)out_rate);
+    if (ret < 0) {
+        *error_r = av_error(path, "cannot set up the resampler", ret);
+        return -1;
+    }
+    return 0;
+}
+
+/* The queue's signal, timeline positions [I0, I0 + N) into DST: each
+ * track's own signal (signal_frame over its layout) where it plays, one
+ * after the other with nothing between them, zero outside the timeline. */
+static int queue_signal(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
+{
+    const struct talas_queue *q = job->queue;
+    int64_t end = i0 + (int64_t)n, at = i0 < 0 ? 0 : i0;
+    unsigned channels = job->l->out_channels;
+
+    for (unsigned ch = 0; ch < channels; ch++)
+        memset(dst[ch], 0, n * sizeof(float));
+    while (at < end && (uint64_t)at < q->total) {
+        size_t t = talas_queue_track_at(q, (uint64_t)at);
+        const struct talas_queue_track *tr = &q->tracks[t];
+        struct chunk_job *part = &job->parts[t];
+        int64_t local = at - (int64_t)tr->start,
+                len = (int64_t)tr->layout.out_samples - local < end - at ? (int64_t)tr->layout.out_samples - local
+                                                                          : end - at;
+        float *sub[2];
+
+        if (len <= 0) {
+            /* never with talas_queue_place's timeline, which has no holes */
+            *error_r = xasprintf("queue: no track at sample %" PRId64, at);
+            return -1;
+        }
+        /* the tracks before are done with: one file open at a time, mostly */
+        for (size_t k = 0; k < t; k++)
+            if (job->parts[k].l != NULL) {
+                job->part_errors += job->parts[k].src.errors;
+                chunk_job_free(&job->parts[k]);
+                memset(&job->parts[k], 0, sizeof(job->parts[k]));
+                job->parts[k].l = NULL;
+            }
+        if (part->l == NULL) {
+            part->p = job->p;
+            part->l = &tr->layout;
+            if (reader_open(part, tr->path, local, job->guard, 0, (int64_t)tr->layout.source.samples, error_r) <
+                0)
+                return -1;
+        }
+        for (unsigned ch = 0; ch < channels; ch++)
+            sub[ch] = dst[ch] + (at - i0);
+        if (signal_frame(part, local, (unsigned)len, sub, error_r) < 0)
+            return -1;
+        at += len;
+    }
+    return 0;
+}
+
 /* The encoder's input, positions [I0, I0 + N) into DST: the signal, or
  * with normalization the loudness stage's output, fed as far as needed. */
 static int encoder_input(struct chunk_job *job, int64_t i0, unsigned n, float *const *dst, char **error_r)
 {
     int ret;
 
+    if (job->queue != NULL)
+        return queue_signal(job, i0, n, dst, error_r);
     if (job->norm == NULL)
         return signal_frame(job, i0, n, dst, error_r);
     while ((ret = talas_normalizer_read(job->norm, i0, n, dst)) == 0) {
@@ -1323,16 +1442,18 @@ static int encoder_input(struct chunk_job *job, int64_t i0, unsigned n, float *c
     return 0;
 }
 
-int talas_transcode_chunk(const char *path, const struct talas_profile *p, const struct talas_layout *l,
-                          uint32_t c, volatile const int *cancel, struct talas_buf *out,
-                          uint32_t **frame_sizes_r, char **error_r)
+/* Chunk C of the stream L describes, from the file at PATH or, with QUEUE,
+ * from the queue's timeline (PATH then only names it in messages). */
+static int chunk_encode(const char *path, const struct talas_queue *queue, const struct talas_profile *p,
+                        const struct talas_layout *l, uint32_t c, volatile const int *cancel,
+                        struct talas_buf *out, uint32_t **frame_sizes_r, char **error_r)
 {
     struct io_guard guard = {talas_now_ms() + CHUNK_DEADLINE_MS, cancel};
     struct chunk_job job;
     AVChannelLayout out_layout = {0};
     uint32_t *sizes = NULL;
-    uint64_t first, in_rate, out_rate, g, istep, ostep;
-    int64_t s_out, s_in, b0, warm, need_lo, need_hi;
+    uint64_t first, in_rate = l->source.sample_rate, out_rate = l->out_rate;
+    int64_t s_out, s_in, need_lo = 0, need_hi = 0;
     uint32_t count, kept = 0, packets = 0, fed = 0;
     const unsigned N = l->frame_samples;
     unsigned P;
@@ -1345,7 +1466,7 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     job.l = l;
     if (c >= l->chunks || l->out_rate != p->sample_rate || l->out_channels != p->channels ||
         l->source.sample_rate == 0) {
-        err = xasprintf("%s: chunk %" PRIu32 " does not belong to this layout/profile", path, c);
+        *error_r = xasprintf("%s: chunk %" PRIu32 " does not belong to this layout/profile", path, c);
         return -1;
     }
     first = talas_layout_chunk_start(l, c);
@@ -1353,68 +1474,30 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
     P = talas_layout_chunk_preroll(p, l, c);
     s_out = ((int64_t)first - P) * N;
 
-    /* the resampler starts on the block grid where source and output
-     * samples coincide, warm_up output samples early */
-    in_rate = l->source.sample_rate;
-    out_rate = l->out_rate;
-    g = gcd_u64(in_rate, out_rate);
-    istep = in_rate / g;
-    ostep = out_rate / g;
-    warm = 64 + 32 * (int64_t)((out_rate + in_rate - 1) / in_rate);
-    /* the loudness stage starts earlier still: its limiter must have the
-     * continuous stream's state by the encoder's first sample */
+    /* the loudness stage starts earlier than the encoder: its limiter must
+     * have the continuous stream's state by the encoder's first sample */
     s_in = s_out;
     if (p->normalize_dlu != 0)
-        s_in -= (int64_t)(TALAS_NORMALIZE_HISTORY_MS * out_rate / 1000);
-    b0 = floor_div(s_in - warm, (int64_t)ostep);
-    job.buf_pos = b0 * (int64_t)ostep;
-    job.in_next = (int64_t)l->window.start + b0 * (int64_t)istep;
-
-    /* the source span this chunk's frames carry (for INCOMPLETE) */
-    need_lo = (int64_t)l->window.start +
-              floor_div(((int64_t)first * N - l->encoder_delay) * (int64_t)in_rate, (int64_t)out_rate);
-    need_hi = (int64_t)l->window.start +
-              floor_div(((int64_t)(first + count) * N - l->encoder_delay) * (int64_t)in_rate + out_rate - 1,
-                        (int64_t)out_rate);
-    if (need_lo < (int64_t)l->window.start)
-        need_lo = (int64_t)l->window.start;
-    if (need_hi > (int64_t)(l->window.start + l->window.length))
-        need_hi = (int64_t)(l->window.start + l->window.length);
-
-    job.src.path = path;
-    job.src.guard = &guard;
-    job.src.sample_fmt = AV_SAMPLE_FMT_NONE;
-    job.src.limit = (int64_t)l->source.samples;
-    job.src.watch_from = need_lo;
-    job.src.watch_to = need_hi;
-    if (source_open(&job.src, &err) < 0)
-        goto done;
-    if (job.src.rate != in_rate || job.src.layout.nb_channels != (int)l->source.channels) {
-        err = xasprintf("%s: decodes as %u Hz %d ch, measured %u Hz %u ch", path, job.src.rate,
-                        job.src.layout.nb_channels, l->source.sample_rate, l->source.channels);
-        goto done;
+        s_in -= (int64_t)(TALAS_NORMALIZE_HISTORY_MS * l->out_rate / 1000);
+    if (queue != NULL) {
+        job.queue = queue;
+        job.guard = &guard;
+        job.parts = xcalloc(queue->count > 0 ? queue->count : 1, sizeof(*job.parts));
+    } else {
+        /* the source span this chunk's frames carry (for INCOMPLETE) */
+        need_lo = (int64_t)l->window.start +
+                  floor_div(((int64_t)first * N - l->encoder_delay) * (int64_t)in_rate, (int64_t)out_rate);
+        need_hi = (int64_t)l->window.start +
+                  floor_div(((int64_t)(first + count) * N - l->encoder_delay) * (int64_t)in_rate + out_rate - 1,
+                            (int64_t)out_rate);
+        if (need_lo < (int64_t)l->window.start)
+            need_lo = (int64_t)l->window.start;
+        if (need_hi > (int64_t)(l->window.start + l->window.length))
+            need_hi = (int64_t)(l->window.start + l->window.length);
+        if (reader_open(&job, path, s_in, &guard, need_lo, need_hi, &err) < 0)
+            goto done;
     }
-    {
-        int channels = job.src.layout.nb_channels;
-
-        if (av_samples_alloc_array_and_samples(&job.src.zeros, NULL, channels, RUN_MAX, job.src.sample_fmt,
-                                               0) < 0)
-            fatal("%s: av_samples_alloc failed", __func__);
-        av_samples_set_silence(job.src.zeros, 0, RUN_MAX, channels, job.src.sample_fmt);
-        job.src.planes = xcalloc((size_t)channels, sizeof(*job.src.planes));
-    }
-    job.src.errors = 0;
-    if (job.in_next > 0 && source_prepare(&job.src, job.in_next, &err) < 0)
-        goto done;
-
     av_channel_layout_default(&out_layout, (int)p->channels);
-    /* as frame_converts checked before the response began */
-    ret = resampler_open(&job.swr, &job.src.layout, job.src.sample_fmt, (unsigned)in_rate, p->channels,
-                         (unsigned)out_rate);
-    if (ret < 0) {
-        err = av_error(path, "cannot set up the resampler", ret);
-        goto done;
-    }
     if (encoder_open(p, l, &job.enc, &err) < 0)
         goto done;
     job.eframe = av_frame_alloc();
@@ -1500,7 +1583,15 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
         goto done;
     }
     result = 0;
-    if (job.src.errors > 0 ||
+    if (queue != NULL) {
+        for (size_t t = 0; t < queue->count; t++)
+            job.part_errors += job.parts[t].src.errors;
+        if (job.part_errors > 0) {
+            result = TALAS_TRANSCODE_INCOMPLETE;
+            err = xasprintf("%s: chunk %" PRIu32 ": %u decode errors in its tracks (silence there)", path, c,
+                            job.part_errors);
+        }
+    } else if (job.src.errors > 0 ||
         (job.src.eof && job.src.decoded_to < need_hi && need_hi <= job.src.limit && job.in_next >= need_hi)) {
         result = TALAS_TRANSCODE_INCOMPLETE;
         if (job.src.errors > 0)
@@ -1529,6 +1620,24 @@ done:
     av_channel_layout_uninit(&out_layout);
     chunk_job_free(&job);
     return result;
+}
+
+int talas_transcode_chunk(const char *path, const struct talas_profile *p, const struct talas_layout *l,
+                          uint32_t c, volatile const int *cancel, struct talas_buf *out,
+                          uint32_t **frame_sizes_r, char **error_r)
+{
+    return chunk_encode(path, NULL, p, l, c, cancel, out, frame_sizes_r, error_r);
+}
+
+int talas_transcode_queue_chunk(const struct talas_queue *q, const struct talas_profile *p,
+                                const struct talas_layout *l, uint32_t c, volatile const int *cancel,
+                                struct talas_buf *out, uint32_t **frame_sizes_r, char **error_r)
+{
+    if (p->normalize_dlu != 0 || l->out_samples != q->total) {
+        *error_r = xasprintf("queue: chunk %" PRIu32 ": the layout is not the queue's", c);
+        return -1;
+    }
+    return chunk_encode("queue", q, p, l, c, cancel, out, frame_sizes_r, error_r);
 }
 
 /* ------------------------------------------------------------- peaks */

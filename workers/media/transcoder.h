@@ -253,4 +253,18 @@ int talas_transcode_chunk(const char *path, const struct talas_profile *p, const
                           uint32_t c, volatile const int *cancel, struct talas_buf *out,
                           uint32_t **frame_sizes_r, char **error_r);
 
+/*
+ * Chunk C of a queue's continuous stream (media/queue_timeline.h): as
+ * talas_transcode_chunk, over the timeline of Q's tracks (each decoded and
+ * resampled as its own transcode is, laid end to end) instead of one file.
+ * L is the layout of a source of q->total samples at P's rate and
+ * channels; P has no normalization. Q is only read: any number of threads
+ * may encode chunks of one queue at once. Returns as talas_transcode_chunk
+ * (INCOMPLETE when a track did not decode somewhere in the chunk).
+ */
+struct talas_queue;
+int talas_transcode_queue_chunk(const struct talas_queue *q, const struct talas_profile *p,
+                                const struct talas_layout *l, uint32_t c, volatile const int *cancel,
+                                struct talas_buf *out, uint32_t **frame_sizes_r, char **error_r);
+
 #endif

@@ -1,0 +1,744 @@
+/*
+ * http_hls_queue.c - continuous HLS of a queue: a playlist's or an
+ * artist's tracks played as one stream, with no gap and no overlap.
+ *
+ * Entry point: talas_hls_queue_serve, for every path under /hls/queue/:
+ *
+ *   /hls/queue/{kind}/{id}/master.m3u8          the ladder (the tracks' rungs)
+ *   /hls/queue/{kind}/{id}/{q}/playlist.m3u8    VOD media playlist of rung q
+ *   /hls/queue/{kind}/{id}/{q}/init.mp4         its initialization segment
+ *   /hls/queue/{kind}/{id}/{q}/{n}.m4s          media segment n
+ *
+ * KIND is "playlist" (ID a playlist id), "artist" (ID the artist's name,
+ * percent-encoded: the tracks whose artist tag is exactly that, by album,
+ * disc, track number, then path) or "room" (not served yet: 501).
+ *
+ * The queue is a virtual source (media/queue_timeline.h): the tracks'
+ * decoded audio, each resampled to the rung as its own transcode is, end to
+ * end. Its chunks are encoded from that timeline (transcoder.c,
+ * talas_transcode_queue_chunk) on the grid of a transcode of the queue's
+ * total length, with the same pre-roll, and packaged as a track's
+ * segments are (media/hls.h): only the queue's first frame of priming is
+ * left out, and only the last frame's padding is after its end, so track
+ * boundaries are sample-exact. The chunks live in the transcode cache under
+ * a key of their own: the "track" is a hash of the ordered list of the
+ * tracks and their files (ids, sizes, mtimes), the variant is the rung's
+ * prefixed with "q.": the same queue finds its chunks again, a changed one
+ * (another order, a track added, a file changed) makes others.
+ *
+ * Resolution runs on the loop in short steps: the playlist through the
+ * state interface (state_playlists.h), an artist's tracks in one catalog
+ * read transaction, each track's file checked as every media route does
+ * (http_source.h), then each measured off the loop
+ * (talas_transcode_measure, memoised per worker).
+ *
+ * Access: as the tracks' HLS when auth.required is false (open to all).
+ * With auth.required, a valid token of scope "hls" (any track claim: a
+ * queue has no track id; share tokens are refused) is needed on every
+ * object, and for a playlist that is not public its sub must be the owner
+ * or an editor; the token rides on every URL the playlists list. A
+ * ?normalize= target is refused (400): each track would need its own gain.
+ *
+ * Logs: chunks that are not what their layout says (error).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/token.h"
+#include "media/hls.h"
+#include "media/queue_timeline.h"
+#include "media/transcode_jobs.h"
+#include "media/transcode_limit.h"
+#include "state/state_playlists.h"
+#include "store/catalog.h"
+#include "store/playlists.h"
+#include "http/http_authorize.h"
+#include "http/http_hls_queue.h"
+#include "http/http_response.h"
+#include "http/http_source.h"
+#include "worker/worker_ctx.h"
+
+#define MAX_RUNGS 16
+#define SEGMENT_CACHE_CONTROL "public, max-age=31536000, immutable"
+#define PLAYLIST_CACHE_CONTROL "public, max-age=60"
+
+enum queue_object { Q_MASTER, Q_PLAYLIST, Q_INIT, Q_SEGMENT };
+enum queue_kind { KIND_PLAYLIST, KIND_ARTIST, KIND_ROOM };
+
+struct queue_entry {
+    char id[TALAS_TRACK_ID_LEN + 1];
+    char *path; /* request pool */
+    struct talas_cache_source identity;
+    struct talas_source_info info;
+};
+
+/* One request, in its pool. */
+struct queue_request {
+    const struct talas_worker_ctx *ctx;
+    h2o_req_t *req;
+    enum queue_object object;
+    enum queue_kind kind;
+    uint32_t segment;
+    char *name; /* the playlist id or artist name, decoded */
+    struct talas_profile profile;
+    struct talas_token_claims claims;
+    const char *query; /* "?token=..." or "" */
+    struct talas_state_op *op;
+    struct queue_entry *entries;
+    size_t count, measured;
+    int in_measure, measure_answered;
+    struct talas_measure_waiter measure;
+    struct talas_queue *queue;
+    struct talas_transcode_source src;
+    struct talas_chunk_waiter waiter;
+    int encoding;
+};
+
+/* ---------------------------------------------------------------- paths */
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 32) >= 'a' && (c | 32) <= 'f')
+        return (c | 32) - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes [S, S + LEN) into the request pool (an encoded '/' is
+ * a byte of the name, as in "AC%2FDC"). NULL when malformed, empty, with a
+ * NUL byte once decoded, or not UTF-8. */
+static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
+{
+    char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi = i + 2 < len ? hex_value((unsigned char)s[i + 1]) : -1,
+                lo = i + 2 < len ? hex_value((unsigned char)s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0)
+                return NULL;
+            c = hi << 4 | lo;
+            i += 2;
+        }
+        if (c == 0)
+            return NULL;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    if (n == 0 || !talas_utf8_valid(out, n))
+        return NULL;
+    return out;
+}
+
+/* Splits "KIND/ID/master.m3u8" or "KIND/ID/Q/FILE" (the raw path, before
+ * any '?'). Returns 0, or -1 for a path that names nothing here. */
+static int parse_path(struct queue_request *rq, const char *p, size_t len, h2o_iovec_t *q_r)
+{
+    const char *end = p + len, *slash, *file;
+    size_t file_len;
+
+    if ((slash = memchr(p, '/', len)) == NULL)
+        return -1;
+    if (slash - p == 8 && memcmp(p, "playlist", 8) == 0)
+        rq->kind = KIND_PLAYLIST;
+    else if (slash - p == 6 && memcmp(p, "artist", 6) == 0)
+        rq->kind = KIND_ARTIST;
+    else if (slash - p == 4 && memcmp(p, "room", 4) == 0)
+        rq->kind = KIND_ROOM;
+    else
+        return -1;
+    p = slash + 1;
+    if ((slash = memchr(p, '/', (size_t)(end - p))) == NULL ||
+        (rq->name = decode_segment(rq->req, p, (size_t)(slash - p))) == NULL)
+        return -1;
+    p = slash + 1;
+    if (end - p == 11 && memcmp(p, "master.m3u8", 11) == 0) {
+        rq->object = Q_MASTER;
+        return 0;
+    }
+    if ((slash = memchr(p, '/', (size_t)(end - p))) == NULL || slash == p || slash - p > 31)
+        return -1;
+    *q_r = h2o_iovec_init(p, (size_t)(slash - p));
+    file = slash + 1;
+    file_len = (size_t)(end - file);
+    if (file_len == 13 && memcmp(file, "playlist.m3u8", 13) == 0) {
+        rq->object = Q_PLAYLIST;
+        return 0;
+    }
+    if (file_len == 8 && memcmp(file, "init.mp4", 8) == 0) {
+        rq->object = Q_INIT;
+        return 0;
+    }
+    if (file_len > 4 && file_len <= 4 + 10 && memcmp(file + file_len - 4, ".m4s", 4) == 0) {
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < file_len - 4; i++) {
+            if (file[i] < '0' || file[i] > '9' || (i == 0 && file[i] == '0' && file_len > 5))
+                return -1;
+            n = n * 10 + (uint64_t)(file[i] - '0');
+        }
+        if (n >= UINT32_MAX)
+            return -1;
+        rq->object = Q_SEGMENT;
+        rq->segment = (uint32_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+static const struct talas_config_profile *find_rung(const struct talas_worker_ctx *ctx, h2o_iovec_t q)
+{
+    const struct talas_config *conf = ctx->conf;
+
+    for (size_t i = 0; i < conf->transcode_profile_count; i++) {
+        const struct talas_config_profile *cp = &conf->transcode_profiles[i];
+        if (cp->hls && strlen(cp->name) == q.len && memcmp(cp->name, q.base, q.len) == 0)
+            return cp;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ responses */
+
+/* Answers BODY (copied) with an ETag of the queue and WHAT. */
+static void send_body(struct queue_request *rq, const char *type, const char *cache_control, const char *what,
+                      const struct talas_buf *body)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = rq->req;
+    h2o_iovec_t vec, cc;
+    char etag[128];
+    int n, status;
+
+    n = snprintf(etag, sizeof(etag), "\"q-%s-%s\"", rq->src.key.track, what);
+    if (n < 0 || (size_t)n >= sizeof(etag))
+        n = 0;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
+                   h2o_strdup(&req->pool, etag, (size_t)n).base, (size_t)n);
+    if (rq->claims.exp == 0)
+        cc = h2o_iovec_init(cache_control, strlen(cache_control));
+    else
+        cc = talas_http_media_cache_control(req, &rq->claims);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc.base, cc.len);
+    if ((status = talas_http_preconditions(req, etag, (size_t)n, 0)) != 0) {
+        talas_http_send_precondition(req, status);
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = body->len;
+    vec = h2o_strdup(&req->pool, body->data != NULL ? body->data : "", body->len);
+    h2o_start_response(req, &generator);
+    h2o_send(req, &vec, talas_http_method_is(req, "HEAD") ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+/* The ladder in the order http_hls.c lists a track's: the middle rung
+ * first, then from the highest down; bandwidths are the estimates. */
+static void send_master(struct queue_request *rq)
+{
+    const struct talas_config *conf = rq->ctx->conf;
+    struct talas_profile profiles[MAX_RUNGS];
+    struct talas_hls_rung sorted[MAX_RUNGS], rungs[MAX_RUNGS];
+    struct talas_buf body = {0};
+    size_t n = 0, start;
+
+    for (size_t i = 0; i < conf->transcode_profile_count && n < MAX_RUNGS; i++) {
+        const struct talas_config_profile *cp = &conf->transcode_profiles[i];
+        if (!cp->hls)
+            continue;
+        talas_transcode_profile(conf, cp, &profiles[n]);
+        sorted[n].name = cp->name;
+        sorted[n].profile = &profiles[n];
+        talas_hls_bandwidth(&profiles[n], &sorted[n].bandwidth, &sorted[n].avg_bandwidth);
+        n++;
+    }
+    if (n == 0) {
+        talas_http_send_error(rq->req, 404, "no_hls", "no profile is an HLS rung (transcode.profiles: hls)");
+        return;
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && sorted[j].profile->bitrate > sorted[j - 1].profile->bitrate; j--) {
+            struct talas_hls_rung t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    start = n / 2;
+    rungs[0] = sorted[start];
+    for (size_t i = 0, k = 1; i < n; i++)
+        if (i != start)
+            rungs[k++] = sorted[i];
+    talas_hls_master(&body, rungs, n, rq->query);
+    send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, "master", &body);
+    talas_buf_free(&body);
+}
+
+static void send_init(struct queue_request *rq)
+{
+    struct talas_buf body = {0};
+    char what[64];
+
+    if (talas_hls_init_segment(&body, &rq->profile) != 0) {
+        talas_http_send_error(rq->req, 500, "unsupported_profile", "profile %s cannot be packaged as fMP4",
+                              rq->profile.name);
+        talas_buf_free(&body);
+        return;
+    }
+    snprintf(what, sizeof(what), "init.%s.%u.%u", rq->profile.name, rq->profile.bitrate / 1000,
+             rq->profile.sample_rate);
+    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
+    talas_buf_free(&body);
+}
+
+static void send_segment(struct queue_request *rq, const uint8_t *adts, size_t len)
+{
+    struct talas_buf body = {0};
+    const char *error;
+    char what[64];
+
+    if (talas_hls_media_segment(&body, &rq->src.layout, rq->segment, adts, len, &error) != 0) {
+        log_error("hls queue %s/%s segment %" PRIu32 ": %s", rq->src.key.track, rq->src.key.variant,
+                  rq->segment, error);
+        talas_http_send_error(rq->req, 500, "bad_segment", "this segment could not be made");
+        talas_buf_free(&body);
+        return;
+    }
+    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src.key.variant, rq->segment);
+    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
+    talas_buf_free(&body);
+}
+
+/* -------------------------------------------------------------- segments */
+
+static void prefetch_after(struct queue_request *rq)
+{
+    const struct talas_layout *l = &rq->src.layout;
+    uint32_t next = rq->segment + 1;
+
+    talas_chunk_prefetch(&rq->src, next, NULL);
+    if (next < l->chunks && talas_layout_chunk_frame_count(l, next) < l->chunk_frames)
+        talas_chunk_prefetch(&rq->src, next + 1, NULL);
+}
+
+static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status status, struct talas_chunk *chunk)
+{
+    struct queue_request *rq = w->data;
+
+    switch (status) {
+    case TALAS_CHUNK_OK:
+        talas_transcode_count_segment(!rq->encoding);
+        send_segment(rq, (const uint8_t *)chunk->data, chunk->len);
+        talas_chunk_release(chunk);
+        if (!rq->encoding)
+            prefetch_after(rq);
+        return;
+    case TALAS_CHUNK_MISSING:
+        if (talas_transcode_slot_take(rq->req) != 0)
+            return;
+        rq->encoding = 1;
+        talas_chunk_get(&rq->src, rq->segment, TALAS_CHUNK_URGENT | TALAS_CHUNK_COUNT, &rq->waiter);
+        prefetch_after(rq);
+        return;
+    case TALAS_CHUNK_RETRY:
+    case TALAS_CHUNK_ERROR:
+    default:
+        if (rq->encoding)
+            talas_transcode_count_segment(0);
+        talas_http_send_error(rq->req, 503, "encode_failed", "this segment could not be encoded; try again");
+        return;
+    }
+}
+
+/* ---------------------------------------------------------- the queue */
+
+/* The cache key of the queue at this rung: a hash of the ordered tracks
+ * and their files, and the rung's variant marked as a queue's. */
+static void queue_key(struct queue_request *rq)
+{
+    struct talas_buf list = {0};
+    char variant[TALAS_CACHE_VARIANT_MAX + 1];
+
+    for (size_t i = 0; i < rq->count; i++)
+        talas_buf_printf(&list, "%s:%" PRIu64 ":%" PRId64 "\n", rq->entries[i].id, rq->entries[i].identity.size,
+                         rq->entries[i].identity.mtime_ns);
+    talas_buf_append(&list, "", 1);
+    talas_track_id_make("queue", list.data, rq->src.key.track);
+    talas_buf_free(&list);
+    talas_transcode_variant(&rq->profile, &rq->src.layout, variant);
+    snprintf(rq->src.key.variant, sizeof(rq->src.key.variant), "q.%.*s", TALAS_CACHE_VARIANT_MAX - 2, variant);
+    rq->src.key.identity.size = rq->queue->total;
+    rq->src.key.identity.mtime_ns = (int64_t)rq->count;
+}
+
+/* Every track measured: the timeline, the grid, then the object. */
+static void serve_measured(struct queue_request *rq)
+{
+    struct talas_source_info whole;
+    struct talas_queue *q;
+    char *error = NULL;
+
+    if (rq->object == Q_MASTER) {
+        send_master(rq);
+        return;
+    }
+    if (rq->object == Q_INIT) {
+        send_init(rq);
+        return;
+    }
+    q = rq->queue = talas_queue_new(rq->count);
+    for (size_t i = 0; i < rq->count; i++) {
+        struct talas_queue_track *t = &q->tracks[i];
+
+        memcpy(t->id, rq->entries[i].id, sizeof(t->id));
+        t->path = xstrdup(rq->entries[i].path);
+        if (talas_layout_compute(&rq->profile, &rq->entries[i].info, NULL, &t->layout, &error) != 0) {
+            log_warn("hls queue: track %s (%s): %s", t->id, t->path, error);
+            free(error);
+            talas_http_send_error(rq->req, 422, "undecodable", "track %s of this queue cannot be transcoded",
+                                  t->id);
+            return;
+        }
+    }
+    talas_queue_place(q);
+    whole = (struct talas_source_info){.samples = q->total,
+                                       .sample_rate = rq->profile.sample_rate,
+                                       .channels = rq->profile.channels};
+    if (q->total == 0 || talas_layout_compute(&rq->profile, &whole, NULL, &rq->src.layout, &error) != 0) {
+        free(error);
+        talas_http_send_error(rq->req, 422, "undecodable", "this queue has no audio to stream");
+        return;
+    }
+    rq->src.profile = rq->profile;
+    rq->src.queue = q;
+    snprintf(rq->src.path, sizeof(rq->src.path), "queue");
+    queue_key(rq);
+    if (rq->object == Q_PLAYLIST) {
+        struct talas_buf body = {0};
+
+        talas_hls_media_playlist(&body, &rq->src.layout, rq->query);
+        send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, rq->src.key.variant, &body);
+        talas_buf_free(&body);
+        return;
+    }
+    if (rq->segment >= rq->src.layout.chunks) {
+        talas_http_send_error(rq->req, 404, "not_found", "no segment %" PRIu32 " (the queue has %" PRIu32 ")",
+                              rq->segment, rq->src.layout.chunks);
+        return;
+    }
+    rq->waiter.cb = on_chunk;
+    rq->waiter.data = rq;
+    talas_chunk_get(&rq->src, rq->segment, TALAS_CHUNK_CACHED_ONLY | TALAS_CHUNK_COUNT, &rq->waiter);
+}
+
+static void measure_next(struct queue_request *rq);
+
+static void on_measured(struct talas_measure_waiter *w, int status, const struct talas_source_info *info)
+{
+    struct queue_request *rq = w->data;
+
+    if (status != 0) {
+        /* measured stays put: measure_next stops */
+        talas_http_send_error(rq->req, 422, "undecodable", "track %s of this queue cannot be decoded",
+                              rq->entries[rq->measured].id);
+        return;
+    }
+    rq->entries[rq->measured++].info = *info;
+    if (rq->in_measure)
+        rq->measure_answered = 1; /* measure_next's loop goes on */
+    else
+        measure_next(rq);
+}
+
+/* Measures the tracks one after the other: a memoised measure answers at
+ * once (a loop, not a recursion), the others from the pool. */
+static void measure_next(struct queue_request *rq)
+{
+    while (rq->measured < rq->count) {
+        struct talas_chunk_key key;
+        struct queue_entry *e = &rq->entries[rq->measured];
+        size_t before = rq->measured;
+
+        memset(&key, 0, sizeof(key));
+        memcpy(key.track, e->id, sizeof(key.track));
+        key.identity = e->identity;
+        rq->measure.cb = on_measured;
+        rq->measure.data = rq;
+        rq->in_measure = 1;
+        rq->measure_answered = 0;
+        talas_transcode_measure(&key, e->path, &rq->measure);
+        rq->in_measure = 0;
+        if (!rq->measure_answered || rq->measured == before)
+            return; /* later, from the loop; or it failed and answered */
+    }
+    serve_measured(rq);
+}
+
+/* The tracks are known (ids in rq->entries): checks each file as every
+ * media route does, then measures them. */
+static void tracks_known(struct queue_request *rq)
+{
+    if (rq->count == 0) {
+        talas_http_send_error(rq->req, 404, "empty_queue", "this queue has no playable track");
+        return;
+    }
+    for (size_t i = 0; i < rq->count; i++)
+        if (talas_stream_source(rq->ctx, rq->req, rq->entries[i].id, &rq->entries[i].path,
+                                &rq->entries[i].identity) != 0)
+            return; /* answered: unknown track, file gone, outside the library */
+    measure_next(rq);
+}
+
+static void on_playlist(void *data, const struct talas_state_playlist_result *r)
+{
+    struct queue_request *rq = data;
+    const struct talas_state_playlist *p = r->playlist;
+    size_t n = 0;
+
+    rq->op = NULL;
+    switch (r->outcome) {
+    case TALAS_STATE_OK:
+        break;
+    case TALAS_STATE_NOT_FOUND:
+        talas_http_send_error(rq->req, 404, "not_found", "no such playlist");
+        return;
+    case TALAS_STATE_UNAVAILABLE:
+        talas_http_send_error(rq->req, 503, "unavailable", "%s", r->reason != NULL ? r->reason : "store down");
+        return;
+    default:
+        talas_http_send_error(rq->req, 500, "store_failed", "the playlist could not be read");
+        return;
+    }
+    /* with tokens, a private playlist is its owner's and editors' */
+    if (rq->ctx->conf->auth_required && !p->public_) {
+        int may = strcmp(p->owner, rq->claims.sub) == 0;
+
+        for (size_t i = 0; i < p->editor_count && !may; i++)
+            may = strcmp(p->editors[i], rq->claims.sub) == 0;
+        if (!may) {
+            talas_http_refuse(rq->req, 403, "forbidden", "the playlist is not the token's user's, nor public");
+            return;
+        }
+    }
+    if (p->track_count > TALAS_HLS_QUEUE_MAX) {
+        talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
+                              TALAS_HLS_QUEUE_MAX);
+        return;
+    }
+    rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * (p->track_count + 1));
+    memset(rq->entries, 0, sizeof(*rq->entries) * (p->track_count + 1));
+    for (size_t i = 0; i < p->track_count; i++)
+        if (talas_track_id_valid(p->tracks[i], strlen(p->tracks[i])))
+            memcpy(rq->entries[n++].id, p->tracks[i], TALAS_TRACK_ID_LEN + 1);
+    rq->count = n;
+    tracks_known(rq);
+}
+
+/* An artist's tracks, as a catalog walk keeps them. */
+struct artist_scan {
+    const char *artist;
+    struct artist_track {
+        char id[TALAS_TRACK_ID_LEN + 1];
+        char *album, *path;
+        uint32_t disc, number;
+    } *tracks;
+    size_t count, cap;
+    int too_many;
+};
+
+static int collect_artist(const struct talas_track *t, void *arg)
+{
+    struct artist_scan *a = arg;
+    struct artist_track *x;
+
+    if (t->error != NULL || strcmp(t->artist, a->artist) != 0)
+        return 0;
+    if (a->count == TALAS_HLS_QUEUE_MAX) {
+        a->too_many = 1;
+        return 1;
+    }
+    if (a->count == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 16;
+        a->tracks = xrealloc(a->tracks, a->cap * sizeof(*a->tracks));
+    }
+    x = &a->tracks[a->count++];
+    memcpy(x->id, t->id, sizeof(x->id));
+    x->album = xstrdup(t->album);
+    x->path = xstrdup(t->path);
+    x->disc = t->disc_number;
+    x->number = t->track_number;
+    return 0;
+}
+
+static int artist_order(const void *a, const void *b)
+{
+    const struct artist_track *x = a, *y = b;
+    int c = strcmp(x->album, y->album);
+
+    if (c != 0)
+        return c;
+    if (x->disc != y->disc)
+        return x->disc < y->disc ? -1 : 1;
+    if (x->number != y->number)
+        return x->number < y->number ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static void resolve_artist(struct queue_request *rq)
+{
+    struct artist_scan a = {.artist = rq->name};
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = talas_storage_read_begin(rq->ctx->storage, &txn)) != 0) {
+        log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
+        talas_http_send_error(rq->req, 500, "store_failed", "the catalog could not be read");
+        return;
+    }
+    rc = talas_catalog_foreach(rq->ctx->storage, txn, collect_artist, &a, NULL);
+    mdb_txn_abort(txn);
+    if (rc != 0 || a.too_many) {
+        if (a.too_many)
+            talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
+                                  TALAS_HLS_QUEUE_MAX);
+        else
+            talas_http_send_error(rq->req, 500, "store_failed", "the catalog could not be read");
+        goto done;
+    }
+    if (a.count == 0) {
+        talas_http_send_error(rq->req, 404, "not_found", "no track of this artist");
+        goto done;
+    }
+    qsort(a.tracks, a.count, sizeof(*a.tracks), artist_order);
+    rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * a.count);
+    memset(rq->entries, 0, sizeof(*rq->entries) * a.count);
+    for (size_t i = 0; i < a.count; i++)
+        memcpy(rq->entries[i].id, a.tracks[i].id, TALAS_TRACK_ID_LEN + 1);
+    rq->count = a.count;
+    tracks_known(rq);
+done:
+    for (size_t i = 0; i < a.count; i++) {
+        free(a.tracks[i].album);
+        free(a.tracks[i].path);
+    }
+    free(a.tracks);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void request_dispose(void *p)
+{
+    struct queue_request *rq = p;
+
+    if (rq->op != NULL)
+        talas_state_cancel(rq->op);
+    talas_transcode_measure_cancel(&rq->measure);
+    talas_chunk_cancel(&rq->waiter);
+    talas_queue_unref(rq->queue);
+}
+
+/* With auth.required: a valid token of scope hls, not a share's. Returns 0,
+ * or -1 once it answered 401 / 403. */
+static int authorize(struct queue_request *rq)
+{
+    const struct talas_worker_ctx *ctx = rq->ctx;
+    h2o_req_t *req = rq->req;
+    const char *reason = "no token";
+    h2o_iovec_t token = {NULL, 0};
+    char ip[64];
+    int found;
+
+    memset(&rq->claims, 0, sizeof(rq->claims));
+    rq->query = "";
+    if (!ctx->conf->auth_required)
+        return 0;
+    if ((found = talas_http_token(req, &token, &reason)) == -1) {
+        talas_http_refuse(req, 401, "invalid_token", reason);
+        return -1;
+    }
+    switch (talas_token_verify(ctx->token, token.base, found ? token.len : 0, NULL, TALAS_TOKEN_HLS,
+                               talas_http_client_ip(req, ip), &rq->claims, &reason)) {
+    case TALAS_TOKEN_OK:
+        break;
+    case TALAS_TOKEN_FORBIDDEN:
+        talas_http_refuse(req, 403, "forbidden", reason);
+        return -1;
+    default:
+        talas_http_refuse(req, 401, found ? "invalid_token" : "unauthorized", reason);
+        return -1;
+    }
+    if (rq->claims.share[0] != '\0') {
+        talas_http_refuse(req, 403, "forbidden", "a share's token plays its own track only");
+        return -1;
+    }
+    {
+        size_t len = 7 + token.len + 1;
+        char *q = h2o_mem_alloc_pool(&req->pool, len);
+
+        snprintf(q, len, "?token=%.*s", (int)token.len, token.base);
+        rq->query = q;
+    }
+    return 0;
+}
+
+int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
+{
+    struct queue_request *rq;
+    size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len, prefix = strlen("/hls/queue/");
+    h2o_iovec_t q = {NULL, 0}, value;
+    struct talas_state_op *op;
+
+    if (talas_http_reject_unless_get(req))
+        return 0;
+    rq = h2o_mem_alloc_shared(&req->pool, sizeof(*rq), request_dispose);
+    memset(rq, 0, sizeof(*rq));
+    rq->ctx = ctx;
+    rq->req = req;
+    if (raw_len <= prefix || memcmp(req->path.base, "/hls/queue/", prefix) != 0 ||
+        parse_path(rq, req->path.base + prefix, raw_len - prefix, &q) != 0) {
+        talas_http_send_error(req, 404, "not_found", "no such HLS queue resource");
+        return 0;
+    }
+    /* the token first: nothing is read or encoded for a refused request */
+    if (authorize(rq) != 0)
+        return 0;
+    if (rq->object != Q_MASTER) {
+        const struct talas_config_profile *cp = find_rung(ctx, q);
+
+        if (cp == NULL) {
+            talas_http_send_error(req, 404, "unknown_quality", "no HLS rung named \"%.*s\"", (int)q.len, q.base);
+            return 0;
+        }
+        talas_transcode_profile(ctx->conf, cp, &rq->profile);
+    }
+    if (talas_http_query_param(req, "normalize", &value) != 0) {
+        talas_http_send_error(req, 400, "invalid_parameter",
+                              "normalize is not available on a queue (each track would need its own gain)");
+        return 0;
+    }
+    switch (rq->kind) {
+    case KIND_ROOM:
+        talas_http_send_error(req, 501, "not_implemented", "rooms are not available on this server yet");
+        return 0;
+    case KIND_ARTIST:
+        resolve_artist(rq);
+        return 0;
+    case KIND_PLAYLIST:
+    default:
+        if (strlen(rq->name) > TALAS_PLAYLIST_ID_MAX) {
+            talas_http_send_error(req, 404, "not_found", "no such playlist");
+            return 0;
+        }
+        /* on_playlist goes on, now (LMDB) or later (the cluster store) */
+        if ((op = talas_state_playlist_get(ctx, rq->name, on_playlist, rq)) != NULL)
+            rq->op = op;
+        return 0;
+    }
+}
