@@ -1,7 +1,8 @@
 // The Talas web player: the search box, the track list, the live panel and
 // the player bar, put together; each of their jobs lives in its own file.
 import { useRef, useState } from 'react';
-import { fetchTrack, userToken } from './api';
+import { fetchTrack, isQueueTrack, userToken } from './api';
+import { Continuous } from './Continuous';
 import { FeedbackPanel, useFeedback } from './Feedback';
 import { LivePanel } from './LivePanel';
 import { PlayerBar } from './PlayerBar';
@@ -36,7 +37,9 @@ export function App() {
     : player.start;
   useKeyboard(player.track !== null, toggle, seekBy);
   useMediaSession(player.track, player.playing, player.prev, player.next);
-  const feedback = useFeedback(player.track, rt);
+  // a continuous queue is no track of the library: no comments, no versions
+  const libraryTrack = player.track && !isQueueTrack(player.track) ? player.track : null;
+  const feedback = useFeedback(libraryTrack, rt);
   const switchVersion = (id: string) => {
     fetchTrack(id).then((t) => player.switchTrack(t), () => {});
   };
@@ -71,10 +74,11 @@ export function App() {
           </div>
         )}
         <TrackList list={list} current={player.track} preview={player.preview} onPlay={play}>
+          {!inRoom && <Continuous current={player.track} onPlay={player.playQueue} />}
           {player.mediaError && <p className="error" role="alert" data-testid="media-error">{player.mediaError}</p>}
         </TrackList>
-        {player.track && (
-          <FeedbackPanel track={player.track} time={player.time} feedback={feedback} onSeek={seek} onSwitch={switchVersion} />
+        {libraryTrack && (
+          <FeedbackPanel track={libraryTrack} time={player.time} feedback={feedback} onSeek={seek} onSwitch={switchVersion} />
         )}
         <LivePanel state={rt.state} retryIn={rt.retryIn} events={rt.events} listeners={rt.listeners} stats={rt.stats} me={me} known={list.known} />
       </div>

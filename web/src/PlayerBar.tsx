@@ -3,7 +3,7 @@
 // bar draws the track's waveform (GET /api/tracks/ID/peaks) when the server
 // has it, and is a plain bar otherwise; timed comments are markers on it.
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { fetchPeaks, formatTime, normalizable, type Comment, type LoudnessMatch, type Peaks, type Track } from './api';
+import { fetchPeaks, formatTime, isQueueTrack, normalizable, type Comment, type LoudnessMatch, type Peaks, type Track } from './api';
 import type { Quality, SourceInfo } from './engine';
 import type { QualityOption } from './quality';
 
@@ -70,7 +70,8 @@ function usePeaks(track: Track | null): Peaks | null {
   // the peaks are those of the track they were fetched for: none while
   // another track's are on their way
   const [got, setGot] = useState<{ id: string; url: string | undefined; peaks: Peaks } | null>(null);
-  const id = track?.id;
+  // a continuous queue has no peaks of its own
+  const id = track && !isQueueTrack(track) ? track.id : undefined;
   const url = track?.stream_url;
   useEffect(() => {
     if (id === undefined) return;

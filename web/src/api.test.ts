@@ -2,8 +2,8 @@
 // of the answers, and the errors it raises.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  ApiError, endSession, fetchPeaks, fetchProfiles, formatTime, listTracks, masterPlaylistUrl, normalizable, openSession,
-  previewUrl, reportMetrics, streamUrl, tokenOf, type TranscodeProfile, type Track,
+  ApiError, endSession, fetchPeaks, fetchProfiles, formatTime, isQueueTrack, listTracks, masterPlaylistUrl, normalizable, openSession,
+  previewUrl, queueMasterUrl, queueTrack, reportMetrics, streamUrl, tokenOf, type TranscodeProfile, type Track,
 } from './api';
 
 type Route = (url: string, init?: RequestInit) => Response | Promise<Response>;
@@ -260,5 +260,19 @@ describe('formatTime', () => {
     expect(formatTime(NaN)).toBe('0:00');
     expect(formatTime(Infinity)).toBe('0:00');
     expect(formatTime(-3)).toBe('0:00');
+  });
+});
+
+describe('continuous queues', () => {
+  it('name the master playlist of an artist or a playlist, the name encoded', () => {
+    expect(queueMasterUrl({ kind: 'artist', id: 'AC/DC & Co' })).toBe('hls/queue/artist/AC%2FDC%20%26%20Co/master.m3u8');
+    expect(queueMasterUrl({ kind: 'playlist', id: 'p1' }, 't.k')).toBe('hls/queue/playlist/p1/master.m3u8?token=t.k');
+  });
+  it('show as a track that is no library track', () => {
+    const t = queueTrack({ kind: 'artist', id: 'Short Band' });
+    expect(t.title).toBe('Short Band (continuous)');
+    expect(isQueueTrack(t)).toBe(true);
+    expect(isQueueTrack({ id: 'Zvct-r0cvsuLP-26' })).toBe(false);
+    expect(isQueueTrack(null)).toBe(false);
   });
 });

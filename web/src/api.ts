@@ -128,6 +128,37 @@ export function masterPlaylistUrl(track: Track, target: LoudnessMatch = null): s
   return withToken(withNormalize(`hls/${encodeURIComponent(track.id)}/master.m3u8`, target), tokenOf(track));
 }
 
+/** What a continuous queue plays: an artist's tracks (by album, disc and
+ * track number) or a playlist's, as one HLS stream with no gap between the
+ * tracks (GET /hls/queue/{kind}/{id}/master.m3u8). */
+export interface QueueSource {
+  kind: 'artist' | 'playlist';
+  /** the artist's name as tagged, or the playlist's id */
+  id: string;
+}
+
+/** The master playlist of a continuous queue, with TOKEN (an HLS token)
+ * when the page has one. */
+export function queueMasterUrl(q: QueueSource, token: string | null = null): string {
+  return withToken(`hls/queue/${q.kind}/${encodeURIComponent(q.id)}/master.m3u8`, token);
+}
+
+/** The track the player bar shows for a continuous queue: not a track of
+ * the library (its id starts with "queue:", which no track id does), so
+ * nothing asks the server about it as a track. */
+export function queueTrack(q: QueueSource): Track {
+  return {
+    id: `queue:${q.kind}:${q.id}`, title: q.kind === 'artist' ? `${q.id} (continuous)` : `Playlist ${q.id} (continuous)`,
+    artist: q.kind === 'artist' ? q.id : 'Playlist', album: '', duration_ms: 0, codec: '', container: '', sample_rate: 0,
+    channels: 0, bit_rate: 0, size: 0, mime: '', loudness: null, tempo: null,
+  };
+}
+
+/** Whether TRACK is a continuous queue's (queueTrack), not a library track. */
+export function isQueueTrack(track: Pick<Track, 'id'> | null): boolean {
+  return !!track && track.id.startsWith('queue:');
+}
+
 type NetworkInformation = { downlink?: number; effectiveType?: string; type?: string };
 
 function capabilities() {

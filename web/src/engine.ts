@@ -148,6 +148,51 @@ export class Engine {
     this.fallback('this browser plays no HLS');
   }
 
+  /** Loads the continuous queue at MASTER (queueMasterUrl) through hls.js
+   * (or the browser's own HLS), from the start, playing when AUTOPLAY.
+   * There is no progressive stream of a queue to fall back to: a failure
+   * is the element's error. */
+  async loadQueue(master: string, label: string, autoplay = true): Promise<void> {
+    this.reset();
+    const gen = this.generation;
+    this.track = null;
+    this.autoplay = autoplay;
+    const a = this.audio;
+    let Hls: typeof HlsType | null;
+    try {
+      Hls = await loadHls();
+    } catch {
+      Hls = null;
+    }
+    if (gen !== this.generation) return;
+    const info: SourceInfo = { label: `Continuous · ${label}`, kind: 'hls', rung: null, fallback: null };
+    if (Hls && Hls.isSupported()) {
+      const hls = new Hls({ maxBufferLength: 30, backBufferLength: 30 });
+      this.hls = hls;
+      this.onInfo(info);
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        if (this.autoplay) a.play().catch(() => {});
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => {
+        if (gen === this.generation) this.onInfo({ ...info, rung: rungName(hls.levels[d.level]) });
+      });
+      hls.on(Hls.Events.ERROR, (_e, d) => {
+        if (!d.fatal || gen !== this.generation) return;
+        this.onInfo({ ...info, fallback: `the continuous stream failed (${d.details})` });
+        hls.destroy();
+        if (this.hls === hls) this.hls = null;
+      });
+      hls.loadSource(master);
+      hls.attachMedia(a);
+      return;
+    }
+    if (a.canPlayType('application/vnd.apple.mpegurl')) {
+      this.progressive(master, 0, { ...info, kind: 'native-hls', rung: 'chosen by the browser' });
+      return;
+    }
+    this.onInfo({ ...info, fallback: 'this browser plays no HLS: no continuous mode' });
+  }
+
   /** Reports to the streaming session 2 s after the start, then every 10 s:
    * the buffer ahead (against hls.js's 30 s goal), the bandwidth hls.js
    * measures, and the stalls ("waiting" while playing) with their length. */

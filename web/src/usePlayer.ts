@@ -4,7 +4,7 @@
 // element's events, which move it on and tell the realtime channel
 // (Play/Pause/Seek/Stop) what the listener does.
 import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, type RefObject } from 'react';
-import { fetchProfiles, type LoudnessMatch, type TranscodeProfile, type Track } from './api';
+import { fetchProfiles, isQueueTrack, queueMasterUrl, queueTrack, tokenOf, type LoudnessMatch, type QueueSource, type TranscodeProfile, type Track } from './api';
 import { Engine, type Quality, type SourceInfo } from './engine';
 import { FIXED_QUALITIES, qualityOptions, savedQuality, saveQuality } from './quality';
 
@@ -48,6 +48,9 @@ function initialQuality(): Quality {
  * realtime channel, and RECONNECTS counts its reconnections, each of which
  * is told what plays. */
 export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Send, reconnects: number) {
+  // a continuous queue is no track of the library: no commands about it
+  const sendTrack = useCallback((command: string, fields: Record<string, unknown>) =>
+    typeof fields.track_id === 'string' && isQueueTrack({ id: fields.track_id }) ? false : send(command, fields), [send]);
   const engine = useRef<Engine | null>(null);
   const [queue, setQueue] = useState<Track[]>([]);
   const [index, setIndex] = useState(-1);
@@ -99,6 +102,29 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   const playAt = useCallback((t: Track, at: number, autoplay: boolean) => load([t], 0, false, at, autoplay, quality, match),
     [load, quality, match]);
 
+  /** Q, an artist's or a playlist's tracks, as one continuous stream
+   * (GET /hls/queue/...), from its start; with the playing track's token
+   * when it has one. */
+  const playQueue = useCallback((q: QueueSource) => {
+    const a = audioRef.current;
+    if (!a) return;
+    engine.current ??= new Engine(a, (info) => {
+      sourceRef.current = info;
+      setSource(info);
+    });
+    const t = queueTrack(q);
+    const token = current.current.track && !isQueueTrack(current.current.track) ? tokenOf(current.current.track) : null;
+    setQueue([t]);
+    setIndex(0);
+    setPreview(false);
+    setMediaError(null);
+    setTime(0);
+    setDuration(0);
+    setBuffered([]);
+    current.current = { track: t, preview: false, quality: 'adaptive', announced: false };
+    void engine.current.loadQueue(queueMasterUrl(q, token), q.kind === 'artist' ? q.id : `playlist ${q.id}`, true);
+  }, [audioRef]);
+
   const toggle = useCallback(() => {
     const a = audioRef.current;
     if (!a || !current.current.track) return;
@@ -146,7 +172,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     if (remember) saveQuality(q);
     const a = audioRef.current;
     const c = current.current;
-    if (a && c.track && !c.preview) load(queue, index, false, a.currentTime, !a.paused, q, match);
+    if (a && c.track && !c.preview && !isQueueTrack(c.track)) load(queue, index, false, a.currentTime, !a.paused, q, match);
   };
 
   // Loudness match: the same quality at the target (or plain), from where
@@ -155,7 +181,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     setMatch(m);
     const a = audioRef.current;
     const c = current.current;
-    if (a && c.track) load(queue, index, c.preview, a.currentTime, !a.paused, quality, m);
+    if (a && c.track && !isQueueTrack(c.track)) load(queue, index, c.preview, a.currentTime, !a.paused, quality, m);
   };
 
   // The menu gets the server's profiles, and the profile chosen on an
@@ -178,7 +204,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     const a = audioRef.current;
     const c = current.current;
     if (a && c.track && !a.paused) {
-      send('Play', playCommand({ ...c, track: c.track }, a, sourceRef.current));
+      sendTrack('Play', playCommand({ ...c, track: c.track }, a, sourceRef.current));
       c.announced = true;
     }
   });
@@ -189,7 +215,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
   // Continuous play: the next track of the list, not after a preview.
   const ended = useEffectEvent(() => {
     const c = current.current;
-    if (c.track) send('Stop', { track_id: c.track.id });
+    if (c.track) sendTrack('Stop', { track_id: c.track.id });
     c.announced = false;
     if (!preview && index + 1 < queue.length) start(queue, index + 1, false);
     else setPlaying(false);
@@ -204,7 +230,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
         setPlaying(true);
         const cur = c();
         if (cur.track && !cur.announced) {
-          send('Play', playCommand({ ...cur, track: cur.track }, a, sourceRef.current));
+          sendTrack('Play', playCommand({ ...cur, track: cur.track }, a, sourceRef.current));
           cur.announced = true;
         }
       },
@@ -213,13 +239,13 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
         setPlaying(false);
         const cur = c();
         if (cur.track && cur.announced && !a.ended) {
-          send('Pause', { track_id: cur.track.id });
+          sendTrack('Pause', { track_id: cur.track.id });
           cur.announced = false;
         }
       },
       seeked: () => {
         const t = c().track;
-        if (t) send('Seek', { track_id: t.id, position_ms: Math.floor(a.currentTime * 1000) });
+        if (t) sendTrack('Seek', { track_id: t.id, position_ms: Math.floor(a.currentTime * 1000) });
       },
       timeupdate: () => setTime(a.currentTime),
       durationchange: () => {
@@ -239,7 +265,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
       for (const [k, f] of Object.entries(h)) a.removeEventListener(k, f);
       clearInterval(poll);
     };
-  }, [audioRef, send]);
+  }, [audioRef, sendTrack]);
 
   useEffect(() => () => engine.current?.destroy(), []);
 
@@ -247,7 +273,7 @@ export function usePlayer(audioRef: RefObject<HTMLAudioElement | null>, send: Se
     track, preview, playing, time, duration, buffered, quality, qualities, source, mediaError, match,
     hasPrev: index > 0 || time > 3,
     hasNext: index + 1 < queue.length,
-    start, playAt, toggle, seek, seekBy, next, prev, switchTrack, changeQuality: (q: Quality) => changeQuality(q),
+    start, playAt, playQueue, toggle, seek, seekBy, next, prev, switchTrack, changeQuality: (q: Quality) => changeQuality(q),
     changeMatch: (m: LoudnessMatch) => changeMatch(m),
   };
 }
