@@ -132,8 +132,9 @@ def start_server(tmp_path_factory, library, name):
     return srv
 
 
-async def make_playlist(srv, pl, user="gapless"):
-    async with websockets.connect(f"ws://127.0.0.1:{srv.port}/api/ws?user_id={user}") as ws:
+async def make_playlist(srv, pl, user="gapless", token=None):
+    url = f"ws://127.0.0.1:{srv.port}/api/ws?user_id={user}" + (f"&token={token}" if token else "")
+    async with websockets.connect(url) as ws:
         for title, *_ in TRACKS:
             r = await cf.command(ws, {"command": "AddToPlaylist", "command_id": secrets.token_hex(4),
                                       "playlist_id": pl, "track_id": srv.ids[title]})
@@ -328,3 +329,56 @@ def test_bad_requests_get_json_errors(gsrv, path, status, code):
 def test_post_is_refused(gsrv):
     st, _, _ = gsrv.get("/hls/queue/playlist/mix/master.m3u8", method="POST", body=b"x")
     assert st == 405
+
+
+# ----------------------------------------------------------------- tokens
+
+def test_tokens_as_for_a_track_and_private_playlists(tmp_path_factory, library):
+    """With auth.required: an hls token on every object (its track claim
+    not compared: a queue has none), handed on in the playlists' URLs; a
+    private playlist plays for its owner only; share-less errors as JSON."""
+    import asyncio
+    import auth_keys as ak
+
+    keys = ak.Keys(tmp_path_factory.mktemp("gkeys"))
+    srv = tf.TalasServer(tmp_path_factory.mktemp("gasrv"), [library], workers=2)
+    ak.configure(srv, keys)
+    srv.start(wait_scan=True)
+    try:
+        st, _, body = srv.get("/api/tracks", headers=srv.backend)
+        assert st == 200, body
+        srv.ids = {t["title"]: t["id"] for t in json.loads(body)["tracks"]}
+
+        def token(sub, scope="hls"):
+            return ak.pyjwt_token(keys, "HS256", ak.claims(srv.ids["Gap 1 mp3"], scope=scope, sub=sub), kid="k2")
+
+        asyncio.run(make_playlist(srv, "private-mix", user="olivia", token=token("olivia")))
+
+        base = "/hls/queue/playlist/private-mix"
+        paths = [f"{base}/master.m3u8", f"{base}/{RUNG}/playlist.m3u8", f"{base}/{RUNG}/init.mp4",
+                 f"{base}/{RUNG}/0.m4s"]
+        for p in paths:
+            st, h, body = srv.get(p)
+            assert st == 401 and "Bearer" in h["www-authenticate"], (p, st, body)
+            st, _, body = srv.get(p + "?token=garbage")
+            assert st == 401, (p, st, body)
+            st, _, body = srv.get(p + "?token=" + token("olivia", scope="stream"))
+            assert st == 403, (p, st, body)
+            st, _, body = srv.get(p + "?token=" + token("mallory"))
+            assert st == 403 and json.loads(body)["error"]["code"] == "forbidden", (p, st, body)
+            st, h, body = srv.get(p + "?token=" + token("olivia"), timeout=120)
+            assert st == 200, (p, st, body[:300])
+            assert "private" in h["cache-control"]
+        t = token("olivia")
+        st, _, pl = srv.get(f"{base}/{RUNG}/playlist.m3u8", headers={"Authorization": "Bearer " + t})
+        assert st == 200
+        uris = [line for line in pl.decode().split("\n") if line and not line.startswith("#")]
+        assert uris and all(u.endswith("?token=" + t) for u in uris), uris
+        assert f'URI="init.mp4?token={t}"' in pl.decode()
+        # an artist is anybody's with a valid token
+        name = urllib.parse.quote(ARTIST, safe="")
+        st, _, body = srv.get(f"/hls/queue/artist/{name}/master.m3u8?token=" + token("mallory"))
+        assert st == 200, body
+    finally:
+        srv.kill()
+

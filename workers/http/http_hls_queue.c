@@ -250,6 +250,8 @@ static void send_master(struct queue_request *rq)
     struct talas_hls_rung sorted[MAX_RUNGS], rungs[MAX_RUNGS];
     struct talas_buf body = {0};
     size_t n = 0, start;
+    uint32_t hash = 2166136261u;
+    char what[32];
 
     for (size_t i = 0; i < conf->transcode_profile_count && n < MAX_RUNGS; i++) {
         const struct talas_config_profile *cp = &conf->transcode_profiles[i];
@@ -277,7 +279,11 @@ static void send_master(struct queue_request *rq)
         if (i != start)
             rungs[k++] = sorted[i];
     talas_hls_master(&body, rungs, n, rq->query);
-    send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, "master", &body);
+    /* the token in the URLs makes it differ: the ETag names the body */
+    for (size_t i = 0; i < body.len; i++)
+        hash = (hash ^ (uint8_t)body.data[i]) * 16777619u;
+    snprintf(what, sizeof(what), "master-%08" PRIx32, hash);
+    send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, what, &body);
     talas_buf_free(&body);
 }
 
@@ -359,12 +365,11 @@ static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status statu
 
 /* ---------------------------------------------------------- the queue */
 
-/* The cache key of the queue at this rung: a hash of the ordered tracks
- * and their files, and the rung's variant marked as a queue's. */
-static void queue_key(struct queue_request *rq)
+/* The cache key's "track": a hash of the ordered tracks and their files,
+ * the same for every rung (ETags name it too). */
+static void queue_hash(struct queue_request *rq)
 {
     struct talas_buf list = {0};
-    char variant[TALAS_CACHE_VARIANT_MAX + 1];
 
     for (size_t i = 0; i < rq->count; i++)
         talas_buf_printf(&list, "%s:%" PRIu64 ":%" PRId64 "\n", rq->entries[i].id, rq->entries[i].identity.size,
@@ -372,6 +377,14 @@ static void queue_key(struct queue_request *rq)
     talas_buf_append(&list, "", 1);
     talas_track_id_make("queue", list.data, rq->src.key.track);
     talas_buf_free(&list);
+}
+
+/* The rest of the cache key at this rung: the rung's variant marked as a
+ * queue's, and the queue's length as its identity. */
+static void queue_key(struct queue_request *rq)
+{
+    char variant[TALAS_CACHE_VARIANT_MAX + 1];
+
     talas_transcode_variant(&rq->profile, &rq->src.layout, variant);
     snprintf(rq->src.key.variant, sizeof(rq->src.key.variant), "q.%.*s", TALAS_CACHE_VARIANT_MAX - 2, variant);
     rq->src.key.identity.size = rq->queue->total;
@@ -385,6 +398,7 @@ static void serve_measured(struct queue_request *rq)
     struct talas_queue *q;
     char *error = NULL;
 
+    queue_hash(rq);
     if (rq->object == Q_MASTER) {
         send_master(rq);
         return;
