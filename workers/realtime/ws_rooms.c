@@ -191,6 +191,18 @@ void talas_ws_room_publish(const struct talas_worker_ctx *ctx, const char *event
     talas_buf_free(&b);
 }
 
+/* The events of what making R current changed (NORM, talas_room_normalize):
+ * RoomMemberLeft for each member dropped as stale, RoomState for a host
+ * handed over without one. */
+static void publish_normalized(const struct talas_worker_ctx *ctx, const struct talas_room *r, unsigned norm,
+                               uint64_t now)
+{
+    for (size_t i = 0; i < r->dropped_count; i++)
+        talas_ws_room_publish(ctx, "RoomMemberLeft", r, r->dropped[i], now);
+    if ((norm & TALAS_ROOM_NORM_HOST) && r->dropped_count == 0)
+        talas_ws_room_publish(ctx, "RoomState", r, NULL, now);
+}
+
 /* ----------------------------------------------------------- answering */
 
 static void respond(struct talas__ws_conn *c, const char *command_id, const struct talas_buf *data,
@@ -724,11 +736,12 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         respond(c, cmd->command_id, NULL, error);
         if (outcome == TALAS_STATE_NOT_FOUND)
             conn_drop_room(c, cmd->room_id);
-        else if (outcome != TALAS_STATE_UNAVAILABLE && (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST)))
-            talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
+        else if (outcome != TALAS_STATE_UNAVAILABLE)
+            publish_normalized(c->ctx, &r, norm, now);
         talas_room_free(&r);
         return;
     }
+    publish_normalized(c->ctx, &r, norm, now);
     switch (cmd->type) {
     case TALAS_WS_JOIN_ROOM:
         conn_add_room(c, r.id);
@@ -777,7 +790,7 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         talas_json_object_end(&json);
         respond(c, cmd->command_id, &data, NULL);
         talas_buf_free(&data);
-        if (ch.buffering_changed || (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST)))
+        if (ch.buffering_changed)
             talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
         break;
     }
@@ -821,10 +834,9 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c)
         uint64_t now = talas_wall_ms();
         unsigned norm = 0;
         if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) == TALAS_STATE_OK) {
+            publish_normalized(c->ctx, &r, norm, now);
             if (a.left)
                 talas_ws_room_publish(c->ctx, "RoomMemberLeft", &r, c->user, now);
-            else if (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST))
-                talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
         }
         talas_room_free(&r);
     }
