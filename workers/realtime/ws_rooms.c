@@ -270,7 +270,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
     case TALAS_WS_JOIN_ROOM:
         if (talas_room_member_find(r, user) == NULL && !ch->invited && strcmp(r->host, user) != 0 &&
             ch->new_connection)
-            return refuse(ch, TALAS_ROOM_FORBIDDEN, "an invite is required to join this room");
+            return refuse(ch, TALAS_ROOM_FORBIDDEN, cmd->invite != NULL ? "the invite is not valid for this room"
+                                                                      : "an invite is required to join this room");
         return talas_room_join(r, &ch->lim, user, ch->new_connection, now, &ch->joined, &ch->refusal);
     case TALAS_WS_LEAVE_ROOM:
         if ((rc = talas_room_leave(r, user, 0, now)) < 0)
@@ -717,10 +718,6 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
             return;
         }
         ch.invited = invite_ok(c, cmd->invite, cmd->room_id);
-        if (cmd->invite != NULL && !ch.invited) {
-            respond(c, cmd->command_id, NULL, "forbidden: the invite is not valid for this room");
-            return;
-        }
     }
     if (cmd->type == TALAS_WS_ROOM_QUEUE_ADD || (cmd->type == TALAS_WS_ROOM_PLAY && cmd->track_id != NULL)) {
         if ((error = read_entries(c, cmd, &ch, msg, sizeof(msg))) != NULL) {
