@@ -72,9 +72,11 @@ void talas_room_free(struct talas_room *r)
         entry_free(&r->queue[i]);
     free(r->queue);
     free(r->members);
+    free(r->dropped);
     r->queue = NULL;
     r->members = NULL;
-    r->queue_count = r->member_count = 0;
+    r->dropped = NULL;
+    r->queue_count = r->member_count = r->dropped_count = 0;
 }
 
 /* ------------------------------------------------------------- the record */
@@ -254,6 +256,8 @@ unsigned talas_room_normalize(struct talas_room *r, const char *actor, uint64_t 
     for (size_t i = 0; i < r->member_count;) {
         m = &r->members[i];
         if (now >= m->active_ms && now - m->active_ms >= TALAS_ROOM_STALE_MS) {
+            r->dropped = xrealloc(r->dropped, (r->dropped_count + 1) * sizeof(*r->dropped));
+            memcpy(r->dropped[r->dropped_count++], m->user_id, sizeof(*r->dropped));
             drop_member(r, i, m->active_ms + TALAS_ROOM_STALE_MS);
             changed |= TALAS_ROOM_NORM_MEMBERS;
         } else {

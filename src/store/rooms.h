@@ -72,6 +72,10 @@ struct talas_room {
     size_t member_count;
     struct talas_room_entry *queue;
     size_t queue_count;
+    /* not stored: the members talas_room_normalize dropped as stale, for
+     * the caller's events (malloc'd, freed with the room) */
+    char (*dropped)[TALAS_ROOM_USER_MAX + 1];
+    size_t dropped_count;
 };
 
 /* The configuration's rooms.* limits. */
@@ -101,8 +105,8 @@ int talas_room_decode(const char *id, size_t id_len, const void *data, size_t le
 
 /* Makes R current at NOW: ACTOR (may be NULL), when a member, marked
  * active; members silent for TALAS_ROOM_STALE_MS dropped; a host who is
- * no member replaced by the longest-present member; the clock rule. The
- * bits of what changed. */
+ * no member replaced by the longest-present member (R->dropped lists the
+ * members dropped); the clock rule. The bits of what changed. */
 unsigned talas_room_normalize(struct talas_room *r, const char *actor, uint64_t now);
 /* 1 when R has had no member for LIM's idle timeout at NOW. */
 int talas_room_expired(const struct talas_room *r, const struct talas_room_limits *lim, uint64_t now);

@@ -337,6 +337,8 @@ static void test_stale_and_idle(void **state)
     assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm), 0);
     assert_true(norm & TALAS_ROOM_NORM_MEMBERS);
     assert_true(norm & TALAS_ROOM_NORM_HOST);
+    assert_int_equal(r.dropped_count, 1);
+    assert_string_equal(r.dropped[0], "alice");
     assert_int_equal(r.member_count, 1);
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
