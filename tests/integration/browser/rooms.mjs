@@ -20,13 +20,17 @@
 //   measured with TimeSync, which the panel shows in data-clock-offset),
 //   while the host seeks (+10 s) at 6 s, pauses at 12 s and plays at 16 s:
 //   the two positions, brought to one server instant, are compared; last,
-//   the host page reads the room with GET api/rooms/ID (server_room).
+//   the host page reads the room with GET api/rooms/ID (server_room);
+//   then the guest's media requests are held while the host plays
+//   STALL_TITLE: the host's page shows the guest buffering, the host plays
+//   on for STALL_MS, and once the requests go through the guest catches up
+//   (stall.catch_up_ms: from the release to within 50 ms of the host).
 //
 // Prints one JSON summary on stdout (the samples, the differences, the
 // convergence) and saves screenshots in OUTDIR; exit status 0 when every
 // step worked, 1 otherwise ("failure"). The test judges the figures.
 //
-// Environment: CHROMIUM, HOST_TOKEN, GUEST_TOKEN, ROOM_NAME, TRACK_TITLE,
+// Environment: CHROMIUM, HOST_TOKEN, GUEST_TOKEN, ROOM_NAME, TRACK_TITLE, STALL_TITLE,
 // LATE_MS (3000), CLOCK_SKEW_MS (0: how far the guest page's Date.now() is
 // set off the machine's clock), WAIT_MS (20000).
 import { devices } from 'playwright-core';
@@ -38,6 +42,8 @@ const ROOM_NAME = env.ROOM_NAME || 'Room';
 const TITLE = env.TRACK_TITLE || 'Sync Song';
 const LATE_MS = Number(env.LATE_MS || 3000);
 const SKEW_MS = Number(env.CLOCK_SKEW_MS || 0);
+const STALL_TITLE = env.STALL_TITLE || 'Stall Song';
+const STALL_MS = 3000;
 const CONVERGED_MS = 50;
 const SAMPLE_MS = 500;
 const SAMPLES_FOR_MS = 20000;
@@ -45,7 +51,7 @@ const SAMPLES_FOR_MS = 20000;
 const summary = {
   ok: false, failure: null, steps: [], room_id: null, invite: null, name_shown: null, pwned: null,
   guest_controls_disabled: null, clock: {}, convergence_ms: null, convergence_trace: [], samples: [],
-  actions: [], members: null, server_room: null, page_errors: [], console_errors: [], screenshots: [],
+  actions: [], members: null, server_room: null, stall: null, page_errors: [], console_errors: [], screenshots: [],
 };
 
 const desk = helpers({ summary, outDir, mode: 'desktop', mobile: false, waitMs });
@@ -195,6 +201,47 @@ try {
     }, [summary.room_id, env.HOST_TOKEN || '']);
     await desk.shot(host, 'room-after');
     await phone.shot(guest, 'room-after');
+  });
+
+  await step('a stalled guest buffers, the host plays on, the guest catches up', async () => {
+    // the guest's media requests are held while the host starts another
+    // track: the guest waits for data (buffering), the host does not
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await guest.route(/\/stream\//, async (route) => { await held; await route.continue(); });
+    const row = host.locator('[data-testid=tracks] li').filter({ has: host.locator('.t-title', { hasText: STALL_TITLE }) });
+    await desk.tapOrClick(row.first().locator('.track-play'));
+    const id = await row.first().getAttribute('data-track-id');
+    await desk.until(host, (tid) => document.querySelector('[data-testid=room-now]')?.getAttribute('data-track-id') === tid
+      && document.getElementById('audio').currentTime > 0.5 && !document.getElementById('audio').paused, id, 'the host to play the other track');
+    // the server hears of the guest's buffering and tells the room
+    await desk.until(host, () => document.querySelector('[data-testid=room-members] li[data-user=room-guest]')?.getAttribute('data-sync') === 'buffering',
+      null, 'the host page to show the guest buffering');
+    const before = await sample(host);
+    await host.waitForTimeout(STALL_MS);
+    const after = await sample(host);
+    summary.stall = {
+      host_played_ms: Math.round(after.pos - before.pos), host_paused: after.paused,
+      guest_buffering_shown: true,
+    };
+    release();
+    const released = Date.now();
+    let inRow = 0;
+    const trace = [];
+    while (Date.now() - released < 15000) {
+      const p = await pair(host, guest);
+      const ok = !p.g.paused && Number.isFinite(p.diff) && Math.abs(p.diff) < CONVERGED_MS;
+      trace.push({ t: Date.now() - released, diff: Number.isFinite(p.diff) ? Math.round(p.diff) : null });
+      inRow = ok ? inRow + 1 : 0;
+      if (inRow === 3) {
+        summary.stall.catch_up_ms = trace[trace.length - 3].t;
+        break;
+      }
+      await guest.waitForTimeout(100);
+    }
+    summary.stall.trace = trace;
+    await guest.unroute(/\/stream\//);
+    if (summary.stall.catch_up_ms === undefined) fail('the guest never caught up with the host in 15 s after its data came');
   });
 
   summary.ok = true;
