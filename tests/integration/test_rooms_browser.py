@@ -18,6 +18,9 @@ rooms_sync_p95_ms (record_property), with the median and maximum.
 Last, the guest's media requests are held while the host plays another
 track: the host's panel shows the guest buffering, the host plays on,
 and the guest catches up once its data comes (rooms_stall_catch_up_ms).
+Then the shared queue: the host adds the playing track and the artist's
+tracks, moves an entry up and removes it; the guest sees the same queue,
+may not remove (host mode) but adds.
 Screenshots of the panel at both sizes go to
 $TALAS_BUILDDIR/tests/artifacts/rooms/. TALAS_SKIP_BROWSER=1 skips.
 """
@@ -84,7 +87,7 @@ def test_two_browsers_listen_in_sync(player, rsrv, record_property):  # noqa: F8
     token = lambda sub: ak.pyjwt_token(rsrv.keys, "HS256", ak.claims(None, sub=sub, ttl=600), kid="k2")  # noqa: E731
     env = dict(os.environ, CHROMIUM=CHROMIUM, HOST_TOKEN=token("room-host"), GUEST_TOKEN=token("room-guest"),
                ROOM_NAME=ROOM_NAME, TRACK_TITLE=TITLE, LATE_MS="3000", CLOCK_SKEW_MS=str(SKEW_MS),
-               STALL_TITLE=STALL_TITLE)
+               STALL_TITLE=STALL_TITLE, ARTIST="Room Band", ARTIST_TRACKS="2")
     try:
         cp = subprocess.run(["node", str(script), rsrv.base_url, str(ARTIFACTS)], capture_output=True, text=True,
                             timeout=300, cwd=str(script.parent), env=env)
@@ -144,6 +147,14 @@ def test_two_browsers_listen_in_sync(player, rsrv, record_property):  # noqa: F8
     stall = summary["stall"]
     assert stall["guest_buffering_shown"] and not stall["host_paused"], stall
     assert stall["host_played_ms"] > 2500, stall
+    # the shared queue, driven by the host and seen by the guest
+    q = summary["queue"]
+    assert len(q["start"]) == 2, q                                  # the two tracks played in the room
+    assert len(q["added"]) == 5 and q["added"][:2] == q["start"], q  # + the playing track + the artist's two
+    assert q["moved"] == q["added"][:3] + [q["added"][4], q["added"][3]], q
+    assert q["removed"] == q["added"][:4], q
+    assert q["guest"] == q["removed"] and q["guest_move_disabled"] is True, q
+    assert len(q["after_guest_add"]) == 5 and q["after_guest_add"][:4] == q["removed"], q
     # both reported their positions (RoomMemberStatus), and the panel shows
     # them in sync
     assert all(m["reported_at_ms"] is not None for m in room["members"]), room["members"]

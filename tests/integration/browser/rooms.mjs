@@ -24,13 +24,16 @@
 //   then the guest's media requests are held while the host plays
 //   STALL_TITLE: the host's page shows the guest buffering, the host plays
 //   on for STALL_MS, and once the requests go through the guest catches up
-//   (stall.catch_up_ms: from the release to within 50 ms of the host).
+//   (stall.catch_up_ms: from the release to within 50 ms of the host);
+//   last the shared queue: the host adds the playing track and ARTIST's
+//   ARTIST_TRACKS tracks, moves the last entry up and removes it; the guest
+//   sees the same queue, may not remove, and adds its playing track.
 //
 // Prints one JSON summary on stdout (the samples, the differences, the
 // convergence) and saves screenshots in OUTDIR; exit status 0 when every
 // step worked, 1 otherwise ("failure"). The test judges the figures.
 //
-// Environment: CHROMIUM, HOST_TOKEN, GUEST_TOKEN, ROOM_NAME, TRACK_TITLE, STALL_TITLE,
+// Environment: CHROMIUM, HOST_TOKEN, GUEST_TOKEN, ROOM_NAME, TRACK_TITLE, STALL_TITLE, ARTIST, ARTIST_TRACKS,
 // LATE_MS (3000), CLOCK_SKEW_MS (0: how far the guest page's Date.now() is
 // set off the machine's clock), WAIT_MS (20000).
 import { devices } from 'playwright-core';
@@ -44,6 +47,8 @@ const LATE_MS = Number(env.LATE_MS || 3000);
 const SKEW_MS = Number(env.CLOCK_SKEW_MS || 0);
 const STALL_TITLE = env.STALL_TITLE || 'Stall Song';
 const STALL_MS = 3000;
+const ARTIST = env.ARTIST || 'Room Band';
+const ARTIST_TRACKS = Number(env.ARTIST_TRACKS || 2);
 const CONVERGED_MS = 50;
 const SAMPLE_MS = 500;
 const SAMPLES_FOR_MS = 20000;
@@ -51,7 +56,7 @@ const SAMPLES_FOR_MS = 20000;
 const summary = {
   ok: false, failure: null, steps: [], room_id: null, invite: null, name_shown: null, pwned: null,
   guest_controls_disabled: null, clock: {}, convergence_ms: null, convergence_trace: [], samples: [],
-  actions: [], members: null, server_room: null, stall: null, page_errors: [], console_errors: [], screenshots: [],
+  actions: [], members: null, server_room: null, stall: null, queue: null, page_errors: [], console_errors: [], screenshots: [],
 };
 
 const desk = helpers({ summary, outDir, mode: 'desktop', mobile: false, waitMs });
@@ -242,6 +247,37 @@ try {
     summary.stall.trace = trace;
     await guest.unroute(/\/stream\//);
     if (summary.stall.catch_up_ms === undefined) fail('the guest never caught up with the host in 15 s after its data came');
+  });
+
+  await step('the shared queue', async () => {
+    const entries = (page) => page.evaluate(() => Array.from(document.querySelectorAll('[data-testid=room-queue] li[data-entry-id]'),
+      (li) => li.getAttribute('data-entry-id')));
+    const count = (page, n, what) => (page === host ? desk : phone).until(page,
+      (k) => document.querySelectorAll('[data-testid=room-queue] li[data-entry-id]').length === k, n, what);
+    const q = { start: await entries(host) };
+    const n0 = q.start.length;
+    await desk.tapOrClick(host.getByTestId('room-add-current'));
+    await count(host, n0 + 1, 'the playing track added');
+    await host.getByTestId('room-add-artist-input').fill(ARTIST);
+    await desk.tapOrClick(host.getByTestId('room-add-artist'));
+    await count(host, n0 + 1 + ARTIST_TRACKS, "the artist's tracks added");
+    q.added = await entries(host);
+    const last = q.added[q.added.length - 1];
+    await desk.tapOrClick(host.locator(`[data-testid=room-queue] li[data-entry-id="${last}"] button[aria-label^="Move"][aria-label$=" up"]`));
+    await desk.until(host, (id) => { const l = Array.from(document.querySelectorAll('[data-testid=room-queue] li[data-entry-id]'));
+      return l.length > 1 && l[l.length - 2].getAttribute('data-entry-id') === id; }, last, 'the last entry moved up');
+    q.moved = await entries(host);
+    await desk.tapOrClick(host.locator(`[data-testid=room-queue] li[data-entry-id="${last}"] button[aria-label^="Remove"]`));
+    await count(host, q.added.length - 1, 'the entry removed');
+    q.removed = await entries(host);
+    // the guest sees the same queue; in host mode it may add, not reorder or remove
+    await count(guest, q.removed.length, 'the guest to see the queue');
+    q.guest = await entries(guest);
+    q.guest_move_disabled = await guest.locator('[data-testid=room-queue] li[data-entry-id] button[aria-label^="Remove"]').first().isDisabled();
+    await phone.tapOrClick(guest.getByTestId('room-add-current'));
+    await count(host, q.removed.length + 1, "the guest's track added, on the host's page");
+    q.after_guest_add = await entries(host);
+    summary.queue = q;
   });
 
   summary.ok = true;
