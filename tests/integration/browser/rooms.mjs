@@ -18,7 +18,8 @@
 //   then every 500 ms for 20 s, each page's audio position is sampled with
 //   its own clock (the guest's set CLOCK_SKEW_MS off) mapped to the server's (Date.now() + the offset the page
 //   measured with TimeSync, which the panel shows in data-clock-offset),
-//   while the host seeks (+10 s) at 6 s, pauses at 12 s and plays at 16 s:
+//   while the host seeks (+10 s) at 5.75 s, pauses at 11.75 s and plays at
+//   15.75 s (between two samples):
 //   the two positions, brought to one server instant, are compared; last,
 //   the host page reads the room with GET api/rooms/ID (server_room);
 //   then the guest's media requests are held while the host plays
@@ -171,22 +172,26 @@ try {
   });
 
   await step('20 s of sampling while the host seeks and pauses', async () => {
+    // the host's clicks fall midway between two samples: a pair of samples
+    // taken while the room's event is on its way to the two pages would
+    // compare a page that has it with one that has not yet
     const plan = [
-      { at: 6000, name: 'seek +10 s', testid: 'room-forward' },
-      { at: 12000, name: 'pause', testid: 'room-toggle' },
-      { at: 16000, name: 'play', testid: 'room-toggle' },
+      { at: 5750, name: 'seek +10 s', testid: 'room-forward' },
+      { at: 11750, name: 'pause', testid: 'room-toggle' },
+      { at: 15750, name: 'play', testid: 'room-toggle' },
     ];
     const t0 = Date.now();
     let next = 0;
     for (let i = 0; i * SAMPLE_MS < SAMPLES_FOR_MS; i++) {
       const due = t0 + i * SAMPLE_MS;
-      if (Date.now() < due) await host.waitForTimeout(due - Date.now());
-      while (next < plan.length && Date.now() - t0 >= plan[next].at) {
+      while (next < plan.length && t0 + plan[next].at < due) {
         const a = plan[next++];
+        if (Date.now() < t0 + a.at) await host.waitForTimeout(t0 + a.at - Date.now());
         const before = await sample(host);
         await desk.tapOrClick(host.getByTestId(a.testid));
         summary.actions.push({ t: Date.now() - t0, name: a.name, host_pos_before: Math.round(before.pos) });
       }
+      if (Date.now() < due) await host.waitForTimeout(due - Date.now());
       const p = await pair(host, guest);
       summary.samples.push({
         t: Date.now() - t0, diff: Number.isFinite(p.diff) ? p.diff : null,
@@ -217,8 +222,8 @@ try {
     const row = host.locator('[data-testid=tracks] li').filter({ has: host.locator('.t-title', { hasText: STALL_TITLE }) });
     await desk.tapOrClick(row.first().locator('.track-play'));
     const id = await row.first().getAttribute('data-track-id');
-    await desk.until(host, (tid) => document.querySelector('[data-testid=room-now]')?.getAttribute('data-track-id') === tid
-      && document.getElementById('audio').currentTime > 0.5 && !document.getElementById('audio').paused, id, 'the host to play the other track');
+    await desk.until(host, (tid) => { const a = document.getElementById('audio');
+      return a.currentSrc.includes(`/stream/${tid}`) && a.currentTime > 0.5 && !a.paused; }, id, 'the host to play the other track');
     // the server hears of the guest's buffering and tells the room
     await desk.until(host, () => document.querySelector('[data-testid=room-members] li[data-user=room-guest]')?.getAttribute('data-sync') === 'buffering',
       null, 'the host page to show the guest buffering');
