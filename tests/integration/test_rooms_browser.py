@@ -121,6 +121,8 @@ def test_two_browsers_listen_in_sync(player, rsrv, record_property):  # noqa: F8
     # the page's name is shown as typed and ran nothing
     assert summary["name_shown"] == ROOM_NAME and summary["name_shown_guest"] == ROOM_NAME
     assert summary["pwned"] is None
+    # the copy button copied the invite link, the one the guest opened
+    assert summary["copied"] == summary["invite"] and "invite=" in summary["invite"]
     # host mode: the guest's controls are off
     assert summary["guest_controls_disabled"] is True
     # the host's actions happened, and the samples cover 20 s

@@ -8,7 +8,8 @@
 // (clicks and typing), never through the WebSocket directly:
 //
 //   the host opens the panel, types the room's name (ROOM_NAME, hostile
-//   HTML), picks host mode, creates the room, reads the invite link, plays
+//   HTML), picks host mode, creates the room, reads the invite link and
+//   copies it with the panel's button (the clipboard then holds it), plays
 //   TRACK_TITLE from the track list (in a room, that plays it in the room);
 //   after LATE_MS the guest opens the invite link: its panel opens and
 //   joins, and its audio starts at the room's position: the time from the
@@ -55,7 +56,7 @@ const SAMPLE_MS = 500;
 const SAMPLES_FOR_MS = 20000;
 
 const summary = {
-  ok: false, failure: null, steps: [], room_id: null, invite: null, name_shown: null, pwned: null,
+  ok: false, failure: null, steps: [], room_id: null, invite: null, copied: null, name_shown: null, pwned: null,
   guest_controls_disabled: null, clock: {}, convergence_ms: null, convergence_trace: [], samples: [],
   actions: [], members: null, server_room: null, stall: null, queue: null, page_errors: [], console_errors: [], screenshots: [],
 };
@@ -118,6 +119,11 @@ try {
     summary.room_id = await host.getByTestId('rooms').getAttribute('data-room-id');
     summary.invite = await host.getByTestId('room-invite-link').inputValue();
     if (!summary.invite.includes(`room=${summary.room_id}`)) fail(`the invite link ${summary.invite} names another room`);
+    // the copy button puts the link on the clipboard
+    await host.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await desk.tapOrClick(host.getByTestId('room-copy'));
+    await host.getByText('Copied').waitFor({ timeout: waitMs });
+    summary.copied = await host.evaluate(() => navigator.clipboard.readText());
     await desk.until(host, () => document.querySelector('[data-testid=rooms]').getAttribute('data-clock-offset') !== '',
       null, 'the host page to measure its clock');
   });
