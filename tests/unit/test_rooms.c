@@ -188,8 +188,9 @@ static void test_join_leave(void **state)
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
     /* unknown rooms */
-    assert_int_equal(talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL),
-                     MDB_NOTFOUND);
+    assert_int_equal(
+        talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL),
+        MDB_NOTFOUND);
     talas_room_free(&r);
     assert_int_equal(talas_room_update(f->st, &lim, "../x", NULL, T0, NULL, NULL, &r, NULL), MDB_NOTFOUND);
     talas_room_free(&r);
@@ -357,7 +358,8 @@ static void test_stale_and_idle(void **state)
     talas_room_free(&r);
     assert_int_equal(talas_room_sweep(f->st, &lim, T0 + 675000 - 1, 100, &deleted), 0);
     assert_int_equal(deleted, 0);
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL), MDB_NOTFOUND);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL),
+                     MDB_NOTFOUND);
     talas_room_free(&r);
     /* the sweep deletes the idle rooms nobody reads */
     new_room(&r, "carol");

@@ -9,8 +9,8 @@
  * {"name": 1..100 characters, "mode": "host"|"open"} and answers 201
  * {"id","invite_url","invite_token","room"}; the creator hosts the room
  * and is its first member; past rooms.max_per_user, 429 quota_exceeded.
- * GET answers the state to a member, or to the holder of the room's
- * invite (?invite= or X-Room-Invite); 403 otherwise, 404 for an unknown
+ * GET answers the state to a member or the host, or to the holder of the
+ * room's invite (?invite= or X-Room-Invite); 403 otherwise, 404 for an unknown
  * or expired room. In cluster mode both answer 501 rooms_unavailable.
  *
  * Logs: nothing of its own (the store logs its failures).
@@ -43,8 +43,8 @@ static int user_of(const struct talas_worker_ctx *ctx, h2o_req_t *req, char sub_
         talas_http_refuse(req, 401, "unauthorized", "a user's token is required");
         return -1;
     }
-    switch (talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
-                               &reason)) {
+    switch (talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
+                               &claims, &reason)) {
     case TALAS_TOKEN_OK:
         break;
     case TALAS_TOKEN_FORBIDDEN:
@@ -208,8 +208,8 @@ int talas_rooms_api(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     if (!talas_http_method_is(req, "POST")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
-        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here", (int)req->method.len,
-                              req->method.base);
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here",
+                              (int)req->method.len, req->method.base);
         return 0;
     }
     return create(ctx, req);
@@ -271,7 +271,9 @@ int talas_rooms_api_one(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
         talas_http_send_error(req, 500, "storage_error", "the room could not be read");
         return 0;
     }
-    member = talas_room_member_find(&r, user) != NULL;
+    /* the host too: a creator who has not connected yet may have been
+     * dropped as a silent member */
+    member = talas_room_member_find(&r, user) != NULL || strcmp(r.host, user) == 0;
     invite = invite_of(req);
     invited = invite.base != NULL &&
               talas_token_verify(ctx->token, invite.base, invite.len, NULL, TALAS_TOKEN_ROOM, NULL, &claims,

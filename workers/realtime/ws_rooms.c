@@ -43,7 +43,8 @@ char *talas_ws_room_invite(const struct talas_worker_ctx *ctx, const char *id)
     char *token = NULL, *error = NULL;
     time_t exp;
 
-    if (talas_token_mint_room(ctx->token, id, ctx->conf->rooms_invite_ttl_ms / 1000, &token, &exp, &error) != 0) {
+    if (talas_token_mint_room(ctx->token, id, ctx->conf->rooms_invite_ttl_ms / 1000, &token, &exp, &error) !=
+        0) {
         log_warn("rooms: no invite for room %s: %s", id, error);
         free(error);
         return NULL;
@@ -270,9 +271,14 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
     case TALAS_WS_JOIN_ROOM:
         if (talas_room_member_find(r, user) == NULL && !ch->invited && strcmp(r->host, user) != 0 &&
             ch->new_connection)
-            return refuse(ch, TALAS_ROOM_FORBIDDEN, cmd->invite != NULL ? "the invite is not valid for this room"
-                                                                      : "an invite is required to join this room");
-        return talas_room_join(r, &ch->lim, user, ch->new_connection, now, &ch->joined, &ch->refusal);
+            return refuse(ch, TALAS_ROOM_FORBIDDEN,
+                          cmd->invite != NULL ? "the invite is not valid for this room"
+                                              : "an invite is required to join this room");
+        /* a connection still joined to a room whose member was dropped
+         * (stale) counts again */
+        return talas_room_join(r, &ch->lim, user,
+                               ch->new_connection || talas_room_member_find(r, user) == NULL, now,
+                               &ch->joined, &ch->refusal);
     case TALAS_WS_LEAVE_ROOM:
         if ((rc = talas_room_leave(r, user, 0, now)) < 0)
             return refuse(ch, rc, "not a member of this room");
@@ -313,8 +319,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
     case TALAS_WS_ROOM_QUEUE_ADD:
         if (talas_room_member_find(r, user) == NULL)
             return refuse(ch, TALAS_ROOM_FORBIDDEN, "not a member of this room");
-        return talas_room_queue_insert(r, &ch->lim, cmd->has_position ? cmd->position : r->queue_count, ch->add,
-                                       ch->add_count, &ch->refusal);
+        return talas_room_queue_insert(r, &ch->lim, cmd->has_position ? cmd->position : r->queue_count,
+                                       ch->add, ch->add_count, &ch->refusal);
     case TALAS_WS_ROOM_QUEUE_REMOVE:
         if ((rc = may_control(r, ch)) != 0)
             return rc;
@@ -328,7 +334,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
             return refuse(ch, rc, "entry_id: no such entry in the queue");
         return 0;
     case TALAS_WS_ROOM_MEMBER_STATUS:
-        if ((rc = talas_room_report(r, user, cmd->position_ms, cmd->buffering, now, &ch->buffering_changed)) != 0)
+        if ((rc = talas_room_report(r, user, cmd->position_ms, cmd->buffering, now,
+                                    &ch->buffering_changed)) != 0)
             return refuse(ch, rc, "not a member of this room");
         return 0;
     default:
@@ -337,7 +344,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
 }
 
 /* The answer's error for OUTCOME, into BUF; NULL for OK. */
-static const char *error_text(enum talas_state_outcome outcome, const struct change *ch, char *buf, size_t size)
+static const char *error_text(enum talas_state_outcome outcome, const struct change *ch, char *buf,
+                              size_t size)
 {
     switch (outcome) {
     case TALAS_STATE_OK:
@@ -699,7 +707,8 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         return;
     }
     if (c->user == NULL) {
-        respond(c, cmd->command_id, NULL, "forbidden: rooms need a user: connect with a token (or ?user_id=)");
+        respond(c, cmd->command_id, NULL,
+                "forbidden: rooms need a user: connect with a token (or ?user_id=)");
         return;
     }
     if (cmd->type == TALAS_WS_CREATE_ROOM) {
@@ -830,7 +839,8 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c)
         struct talas_room r;
         uint64_t now = talas_wall_ms();
         unsigned norm = 0;
-        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) == TALAS_STATE_OK) {
+        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) ==
+            TALAS_STATE_OK) {
             publish_normalized(c->ctx, &r, norm, now);
             if (a.left)
                 talas_ws_room_publish(c->ctx, "RoomMemberLeft", &r, c->user, now);
