@@ -372,8 +372,8 @@ static void queue_hash(struct queue_request *rq)
     struct talas_buf list = {0};
 
     for (size_t i = 0; i < rq->count; i++)
-        talas_buf_printf(&list, "%s:%" PRIu64 ":%" PRId64 "\n", rq->entries[i].id, rq->entries[i].identity.size,
-                         rq->entries[i].identity.mtime_ns);
+        talas_buf_printf(&list, "%s:%" PRIu64 ":%" PRId64 "\n", rq->entries[i].id,
+                         rq->entries[i].identity.size, rq->entries[i].identity.mtime_ns);
     talas_buf_append(&list, "", 1);
     talas_track_id_make("queue", list.data, rq->src.key.track);
     talas_buf_free(&list);
@@ -386,7 +386,8 @@ static void queue_key(struct queue_request *rq)
     char variant[TALAS_CACHE_VARIANT_MAX + 1];
 
     talas_transcode_variant(&rq->profile, &rq->src.layout, variant);
-    snprintf(rq->src.key.variant, sizeof(rq->src.key.variant), "q.%.*s", TALAS_CACHE_VARIANT_MAX - 2, variant);
+    snprintf(rq->src.key.variant, sizeof(rq->src.key.variant), "q.%.*s", TALAS_CACHE_VARIANT_MAX - 2,
+             variant);
     rq->src.key.identity.size = rq->queue->total;
     rq->src.key.identity.mtime_ns = (int64_t)rq->count;
 }
@@ -422,9 +423,8 @@ static void serve_measured(struct queue_request *rq)
         }
     }
     talas_queue_place(q);
-    whole = (struct talas_source_info){.samples = q->total,
-                                       .sample_rate = rq->profile.sample_rate,
-                                       .channels = rq->profile.channels};
+    whole = (struct talas_source_info){
+        .samples = q->total, .sample_rate = rq->profile.sample_rate, .channels = rq->profile.channels};
     if (q->total == 0 || talas_layout_compute(&rq->profile, &whole, NULL, &rq->src.layout, &error) != 0) {
         free(error);
         talas_http_send_error(rq->req, 422, "undecodable", "this queue has no audio to stream");
@@ -524,7 +524,8 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
         talas_http_send_error(rq->req, 404, "not_found", "no such playlist");
         return;
     case TALAS_STATE_UNAVAILABLE:
-        talas_http_send_error(rq->req, 503, "unavailable", "%s", r->reason != NULL ? r->reason : "store down");
+        talas_http_send_error(rq->req, 503, "unavailable", "%s",
+                              r->reason != NULL ? r->reason : "store down");
         return;
     default:
         talas_http_send_error(rq->req, 500, "store_failed", "the playlist could not be read");
@@ -537,7 +538,8 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
         for (size_t i = 0; i < p->editor_count && !may; i++)
             may = strcmp(p->editors[i], rq->claims.sub) == 0;
         if (!may) {
-            talas_http_refuse(rq->req, 403, "forbidden", "the playlist is not the token's user's, nor public");
+            talas_http_refuse(rq->req, 403, "forbidden",
+                              "the playlist is not the token's user's, nor public");
             return;
         }
     }
@@ -562,7 +564,7 @@ struct artist_scan {
         char id[TALAS_TRACK_ID_LEN + 1];
         char *album, *path;
         uint32_t disc, number;
-    } *tracks;
+    } * tracks;
     size_t count, cap;
     int too_many;
 };
@@ -705,7 +707,8 @@ static int authorize(struct queue_request *rq)
 int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     struct queue_request *rq;
-    size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len, prefix = strlen("/hls/queue/");
+    size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len,
+           prefix = strlen("/hls/queue/");
     h2o_iovec_t q = {NULL, 0}, value;
     struct talas_state_op *op;
 
@@ -727,7 +730,8 @@ int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         const struct talas_config_profile *cp = find_rung(ctx, q);
 
         if (cp == NULL) {
-            talas_http_send_error(req, 404, "unknown_quality", "no HLS rung named \"%.*s\"", (int)q.len, q.base);
+            talas_http_send_error(req, 404, "unknown_quality", "no HLS rung named \"%.*s\"", (int)q.len,
+                                  q.base);
             return 0;
         }
         talas_transcode_profile(ctx->conf, cp, &rq->profile);

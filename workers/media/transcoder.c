@@ -1384,9 +1384,8 @@ static int queue_signal(struct chunk_job *job, int64_t i0, unsigned n, float *co
         size_t t = talas_queue_track_at(q, (uint64_t)at);
         const struct talas_queue_track *tr = &q->tracks[t];
         struct chunk_job *part = &job->parts[t];
-        int64_t local = at - (int64_t)tr->start,
-                len = (int64_t)tr->layout.out_samples - local < end - at ? (int64_t)tr->layout.out_samples - local
-                                                                          : end - at;
+        int64_t local = at - (int64_t)tr->start, left = (int64_t)tr->layout.out_samples - local;
+        int64_t len = left < end - at ? left : end - at;
         float *sub[2];
 
         if (len <= 0) {
@@ -1405,8 +1404,9 @@ static int queue_signal(struct chunk_job *job, int64_t i0, unsigned n, float *co
         if (part->l == NULL) {
             part->p = job->p;
             part->l = &tr->layout;
-            if (reader_open(part, tr->path, local, job->guard, 0, (int64_t)tr->layout.source.samples, error_r) <
-                0)
+            int64_t samples = (int64_t)tr->layout.source.samples;
+
+            if (reader_open(part, tr->path, local, job->guard, 0, samples, error_r) < 0)
                 return -1;
         }
         for (unsigned ch = 0; ch < channels; ch++)
@@ -1487,9 +1487,10 @@ static int chunk_encode(const char *path, const struct talas_queue *queue, const
         /* the source span this chunk's frames carry (for INCOMPLETE) */
         need_lo = (int64_t)l->window.start +
                   floor_div(((int64_t)first * N - l->encoder_delay) * (int64_t)in_rate, (int64_t)out_rate);
-        need_hi = (int64_t)l->window.start +
-                  floor_div(((int64_t)(first + count) * N - l->encoder_delay) * (int64_t)in_rate + out_rate - 1,
-                            (int64_t)out_rate);
+        need_hi =
+            (int64_t)l->window.start +
+            floor_div(((int64_t)(first + count) * N - l->encoder_delay) * (int64_t)in_rate + out_rate - 1,
+                      (int64_t)out_rate);
         if (need_lo < (int64_t)l->window.start)
             need_lo = (int64_t)l->window.start;
         if (need_hi > (int64_t)(l->window.start + l->window.length))
@@ -1591,8 +1592,8 @@ static int chunk_encode(const char *path, const struct talas_queue *queue, const
             err = xasprintf("%s: chunk %" PRIu32 ": %u decode errors in its tracks (silence there)", path, c,
                             job.part_errors);
         }
-    } else if (job.src.errors > 0 ||
-        (job.src.eof && job.src.decoded_to < need_hi && need_hi <= job.src.limit && job.in_next >= need_hi)) {
+    } else if (job.src.errors > 0 || (job.src.eof && job.src.decoded_to < need_hi &&
+                                      need_hi <= job.src.limit && job.in_next >= need_hi)) {
         result = TALAS_TRANSCODE_INCOMPLETE;
         if (job.src.errors > 0)
             err =
