@@ -171,8 +171,9 @@ try {
       host: { offset: Number(await host.getByTestId('rooms').getAttribute('data-clock-offset')), rtt: Number(await host.getByTestId('rooms').getAttribute('data-clock-rtt')) },
       guest: { offset: Number(await guest.getByTestId('rooms').getAttribute('data-clock-offset')), rtt: Number(await guest.getByTestId('rooms').getAttribute('data-clock-rtt')) },
     };
-    await host.getByTestId('rooms').scrollIntoViewIfNeeded();
-    await guest.getByTestId('rooms').scrollIntoViewIfNeeded();
+    // the panel's top under the sticky top bar
+    for (const p of [host, guest])
+      await p.evaluate(() => window.scrollTo(0, document.querySelector('[data-testid=rooms]').getBoundingClientRect().top + window.scrollY - 72));
     await desk.shot(host, 'room');
     await phone.shot(guest, 'room');
   });
