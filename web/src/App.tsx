@@ -103,6 +103,7 @@ export function App() {
         match={player.match}
         onMatch={player.changeMatch}
         markers={feedback.threads}
+        locked={inRoom && !room.control}
       />
     </div>
   );

@@ -30,6 +30,9 @@ export interface PlayerBarProps {
   onMatch: (m: LoudnessMatch) => void;
   /** timed comments, drawn as markers on the seek bar; a click seeks there */
   markers?: readonly Comment[];
+  /** play/pause and the seek bar are not this listener's (a listening
+   * room whose host alone controls playback) */
+  locked?: boolean;
 }
 
 /** The Loudness match menu: ?normalize= targets. */
@@ -195,7 +198,8 @@ export function PlayerBar(p: PlayerBarProps) {
           <button type="button" className="icon" aria-label="Previous track" onClick={p.onPrev} disabled={!p.hasPrev}>
             <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 5h2v14H6zM20 5v14L9 12z" /></svg>
           </button>
-          <button type="button" className="icon play" aria-label={p.playing ? 'Pause' : 'Play'} onClick={p.onToggle} disabled={none} data-testid="toggle">
+          <button type="button" className="icon play" aria-label={p.playing ? 'Pause' : 'Play'} onClick={p.onToggle} disabled={none || p.locked}
+            title={p.locked ? 'The room’s host controls playback' : undefined} data-testid="toggle">
             {p.playing ? (
               <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 5h4v14H6zM14 5h4v14h-4z" /></svg>
             ) : (
@@ -231,7 +235,7 @@ export function PlayerBar(p: PlayerBarProps) {
       </div>
       <div className="player-row progress">
         <span className="time" data-testid="elapsed">{formatTime(p.time)}</span>
-        <SeekBar track={p.track} time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none} markers={p.markers ?? []} />
+        <SeekBar track={p.track} time={p.time} duration={p.duration} buffered={p.buffered} onSeek={p.onSeek} disabled={none || !!p.locked} markers={p.markers ?? []} />
         <span className="time" data-testid="total">{formatTime(p.duration)}</span>
       </div>
       <div className="player-row status" aria-live="polite">

@@ -14,8 +14,8 @@
 //   after LATE_MS the guest opens the invite link: its panel opens and
 //   joins, and its audio starts at the room's position: the time from the
 //   join to a position within CONVERGED_MS of the host's (three samples in
-//   a row) is the late joiner's convergence; the guest's controls are
-//   disabled (host mode); screenshots of the panel on both pages;
+//   a row) is the late joiner's convergence; the guest's room controls and
+//   its player bar's play/pause are disabled (host mode); screenshots of the panel on both pages;
 //   then every 500 ms for 20 s, each page's audio position is sampled with
 //   its own clock (the guest's set CLOCK_SKEW_MS off) mapped to the server's (Date.now() + the offset the page
 //   measured with TimeSync, which the panel shows in data-clock-offset),
@@ -163,7 +163,8 @@ try {
     if (summary.convergence_ms === null) fail('the guest never came within 50 ms of the host in 15 s');
     summary.name_shown_guest = await guest.getByTestId('room-name').textContent();
     summary.guest_controls_disabled = await guest.getByTestId('room-toggle').isDisabled()
-      && await guest.getByTestId('room-forward').isDisabled() && await guest.getByTestId('room-skip').isDisabled();
+      && await guest.getByTestId('room-forward').isDisabled() && await guest.getByTestId('room-skip').isDisabled()
+      && await guest.getByTestId('toggle').isDisabled();
     summary.pwned = await host.evaluate(() => window.__pwned ?? null) ?? await guest.evaluate(() => window.__pwned ?? null);
     await desk.until(host, () => document.querySelectorAll('[data-testid=room-members] li').length === 2, null, 'two members on the host page');
     await phone.until(guest, () => document.querySelectorAll('[data-testid=room-members] li').length === 2, null, 'two members on the guest page');
