@@ -336,9 +336,16 @@ def test_bad_requests_get_json_errors(gsrv, path, status, code):
     assert json.loads(body)["error"]["code"] == code
 
 
-def test_post_is_refused(gsrv):
+def test_post_is_refused_head_is_answered(gsrv):
     st, _, _ = gsrv.get("/hls/queue/playlist/mix/master.m3u8", method="POST", body=b"x")
     assert st == 405
+    st, h, body = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/init.mp4", method="HEAD")
+    assert st == 200 and body == b"" and int(h["content-length"]) > 0
+    # a conditional request for a playlist it has: 304
+    st, h, _ = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/playlist.m3u8")
+    assert st == 200 and h["etag"]
+    st, _, _ = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/playlist.m3u8", headers={"If-None-Match": h["etag"]})
+    assert st == 304
 
 
 # ----------------------------------------------------------------- tokens
