@@ -5,8 +5,9 @@ committed): MP3 44.1 kHz and Opus 48 kHz of real music (the Ogg
 soundtracks of Debian's frozen-bubble-data), FLAC 48 kHz of real music
 with a 660 Hz tone under it, and a mono WAV 22.05 kHz tone of 440 Hz,
 each of a length that is no whole number of AAC frames. Every segment of
-a rung is fetched cold, in order, and again in a scrambled order on a
-fresh server (its own cache); the joined init + segments are decoded with
+the medium and mobile rungs (44.1 and 22.05 kHz) is fetched cold, in
+order, and the medium rung's again in a scrambled order on a fresh server
+(its own cache); the joined init + segments are decoded with
 ffmpeg (fMP4 without an edit list: the queue's priming frame is left out
 of segment 0, so decoded sample 0 is the first track's first sample).
 
@@ -70,13 +71,13 @@ TRACKS = [
      ["-ss", "50", "-i", MUSIC / "frozen-mainzik-2p.ogg"],
      ["-ar", "48000", "-c:a", "libopus", "-b:a", "160k"], "B side", 2),
 ]
-RUNG, RATE, KBPS = "medium", 44100, 192
-WINDOW = 441  # 10 ms
+RUNG = "medium"
+RUNGS = {"medium": (44100, 192), "mobile": (22050, 96)}  # rate, kbit/s
 # Our resampler and ffmpeg's agree to about 1e-6, not bit for bit, and an
 # AAC encoder fed inputs that close codes differently (chaotically): each
 # continuous encode is also made of its input scaled by a hundredth of a dB
 PERTURB_DB = (0.0, -0.01, 0.01)
-PREROLL_FRAMES = 65  # TALAS_TRANSCODE_PREROLL_AAC_MS (1.5 s) at 44.1 kHz, in AAC frames
+PREROLL_MS = 1500  # TALAS_TRANSCODE_PREROLL_AAC_MS
 LIMIT = 1.5
 FLOOR = 1e-4
 
@@ -86,7 +87,7 @@ def ffmpeg(args, timeout=120):
            + [str(a) for a in args], timeout=timeout)
 
 
-def decode(path, rate=RATE):
+def decode(path, rate):
     """Stereo float PCM of PATH at RATE, as two arrays."""
     cp = subprocess.run(["nice", "-n", "10", "ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror",
                          "-i", str(path), "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"],
@@ -152,10 +153,14 @@ def gsrv(tmp_path_factory, library):
         srv.kill()
 
 
-@pytest.fixture(scope="module")
-def references(library):
-    """Each track decoded by ffmpeg at the rung's rate, stereo."""
-    return [decode(library / fname) for _, fname, *_ in TRACKS]
+_references = {}
+
+
+def references(library, rate):
+    """Each track decoded by ffmpeg at RATE, stereo."""
+    if rate not in _references:
+        _references[rate] = [decode(library / fname, rate) for _, fname, *_ in TRACKS]
+    return _references[rate]
 
 
 def fetch_all(srv, base, order_seed=None):
@@ -180,17 +185,20 @@ def fetch_all(srv, base, order_seed=None):
     return init + b"".join(segs), extinfs, segs
 
 
-def check_continuity(tmp_path, data, extinfs, references):
+def check_continuity(tmp_path, data, extinfs, references, rung=RUNG):
+    rate, kbps = RUNGS[rung]
+    window = rate // 100  # 10 ms
+    preroll_frames = -(-PREROLL_MS * rate // 1024000)  # as talas_layout_compute rounds it
     lengths = [len(r[0]) for r in references]
     expected = sum(lengths)
     boundaries = len(lengths) - 1
-    tol = boundaries * RATE // 1000  # 1 ms per boundary
-    listed = round(sum(extinfs) * RATE)
+    tol = boundaries * rate // 1000  # 1 ms per boundary
+    listed = round(sum(extinfs) * rate)
     assert abs(listed - expected) <= tol + 1, (listed, expected)
 
     f = tmp_path / "queue.mp4"
     f.write_bytes(data)
-    ours = decode(f)
+    ours = decode(f, rate)
     # the last AAC frame's padding follows the last track, never a boundary
     assert -tol <= len(ours[0]) - expected <= 1024 + tol, (len(ours[0]), expected)
 
@@ -205,9 +213,9 @@ def check_continuity(tmp_path, data, extinfs, references):
     noise = []
     for _ in range(40):
         t = rnd.randrange(len(lengths))
-        lo, hi = starts[t] + 3 * WINDOW, starts[t + 1] - 4 * WINDOW
+        lo, hi = starts[t] + 3 * window, starts[t + 1] - 4 * window
         at = rnd.randrange(lo, hi)
-        noise.append(rms_diff(ours, at, src, at, 2 * WINDOW))
+        noise.append(rms_diff(ours, at, src, at, 2 * window))
     noise_level = max(max(noise), FLOOR)
 
     # a continuous encode of the joined references by the ffmpeg CLI (same
@@ -225,23 +233,23 @@ def check_continuity(tmp_path, data, extinfs, references):
     # boundaries at least 1 s after its start; e_cont(b) is the worst.
     seg_starts = [0]
     for d in extinfs:
-        seg_starts.append(seg_starts[-1] + round(d * RATE))
+        seg_starts.append(seg_starts[-1] + round(d * rate))
     first_frames = [0] + [(x + 1024) // 1024 for x in seg_starts[1:-1]]
     enc_starts = {0}
     for t in range(1, len(lengths)):
         c = max(n for n, f in enumerate(first_frames) if f * 1024 - 1024 <= starts[t])
-        enc_starts.add(max(0, first_frames[c] - PREROLL_FRAMES) * 1024)
+        enc_starts.add(max(0, first_frames[c] - preroll_frames) * 1024)
     family = []
     for k in sorted(enc_starts):
         for i, db in enumerate(PERTURB_DB):
             out = tmp_path / f"continuous{k}.{i}.m4a"
-            ffmpeg(["-f", "f32le", "-ar", RATE, "-ac", 2, "-i", raw, "-af",
+            ffmpeg(["-f", "f32le", "-ar", rate, "-ac", 2, "-i", raw, "-af",
                     f"atrim=start_sample={k},asetpts=PTS-STARTPTS,volume={db}dB:precision=float",
-                    "-c:a", "aac", "-b:a", f"{KBPS}k", out])
-            family.append((k, decode(out)))
+                    "-c:a", "aac", "-b:a", f"{kbps}k", out])
+            family.append((k, decode(out, rate)))
 
     def e_cont_at(lo):
-        errs = [rms_diff(x, lo - k, src, lo, 2 * WINDOW) for k, x in family if k == 0 or lo - k >= RATE]
+        errs = [rms_diff(x, lo - k, src, lo, 2 * window) for k, x in family if k == 0 or lo - k >= rate]
         return max(errs)
 
     rows = []
@@ -249,22 +257,22 @@ def check_continuity(tmp_path, data, extinfs, references):
         b = starts[t]
         # each side on its own: before b against the end of track t-1,
         # after b against the start of track t
-        for side, lo in (("before", b - 2 * WINDOW), ("after", b)):
-            lags = {lag: rms_diff(ours, lo + lag, src, lo, 2 * WINDOW) for lag in range(-4, 5)}
+        for side, lo in (("before", b - 2 * window), ("after", b)):
+            lags = {lag: rms_diff(ours, lo + lag, src, lo, 2 * window) for lag in range(-4, 5)}
             best = min(lags, key=lags.get)
             e_cont = e_cont_at(lo)
             limit = LIMIT * max(e_cont, FLOOR)
-            rows.append(f"boundary {t} ({b / RATE:.4f} s) {side}: lag {best}, error {lags[0]:.5f}, "
+            rows.append(f"boundary {t} ({b / rate:.4f} s) {side}: lag {best}, error {lags[0]:.5f}, "
                         f"continuous encode {e_cont:.5f}, noise {noise_level:.5f}, limit {limit:.5f}")
             assert abs(best) <= 1, rows[-1] + f" {lags}"
             assert lags[0] <= limit, rows[-1]
         # straddling the boundary: both tracks joined with nothing between
-        e = rms_diff(ours, b - WINDOW, src, b - WINDOW, 2 * WINDOW)
-        e_cont = e_cont_at(b - WINDOW)
+        e = rms_diff(ours, b - window, src, b - window, 2 * window)
+        e_cont = e_cont_at(b - window)
         limit = LIMIT * max(e_cont, FLOOR)
         rows.append(f"boundary {t} straddled: error {e:.5f}, continuous encode {e_cont:.5f}, limit {limit:.5f}")
         assert e <= limit, rows[-1]
-    print("\n" + "\n".join(rows) + f"\ndecoded {len(ours[0])} samples, tracks {expected}, listed {listed}")
+    print(f"\n{rung}:\n" + "\n".join(rows) + f"\ndecoded {len(ours[0])} samples, tracks {expected}, listed {listed}")
 
 
 def test_master_playlist_lists_the_rungs(gsrv):
@@ -276,19 +284,21 @@ def test_master_playlist_lists_the_rungs(gsrv):
     assert h.get("content-type") == "application/vnd.apple.mpegurl"
 
 
-def test_queue_in_order_is_sample_continuous(gsrv, references, tmp_path):
-    data, extinfs, segs = fetch_all(gsrv, f"/hls/queue/playlist/mix/{RUNG}")
-    check_continuity(tmp_path, data, extinfs, references)
-    gsrv.in_order = segs
+@pytest.mark.parametrize("rung", list(RUNGS))
+def test_queue_in_order_is_sample_continuous(gsrv, library, tmp_path, rung):
+    data, extinfs, segs = fetch_all(gsrv, f"/hls/queue/playlist/mix/{rung}")
+    check_continuity(tmp_path, data, extinfs, references(library, RUNGS[rung][0]), rung)
+    if rung == RUNG:
+        gsrv.in_order = segs
 
 
-def test_queue_scrambled_on_a_fresh_server(tmp_path_factory, library, gsrv, references, tmp_path):
+def test_queue_scrambled_on_a_fresh_server(tmp_path_factory, library, gsrv, tmp_path):
     srv = start_server(tmp_path_factory, library, "fresh")
     try:
         import asyncio
         asyncio.run(make_playlist(srv, "mix2"))
         data, extinfs, segs = fetch_all(srv, f"/hls/queue/playlist/mix2/{RUNG}", order_seed=7)
-        check_continuity(tmp_path, data, extinfs, references)
+        check_continuity(tmp_path, data, extinfs, references(library, RUNGS[RUNG][0]))
         if hasattr(gsrv, "in_order"):
             assert segs == gsrv.in_order, "the same queue made its segments otherwise"
     finally:
@@ -326,9 +336,16 @@ def test_bad_requests_get_json_errors(gsrv, path, status, code):
     assert json.loads(body)["error"]["code"] == code
 
 
-def test_post_is_refused(gsrv):
+def test_post_is_refused_head_is_answered(gsrv):
     st, _, _ = gsrv.get("/hls/queue/playlist/mix/master.m3u8", method="POST", body=b"x")
     assert st == 405
+    st, h, body = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/init.mp4", method="HEAD")
+    assert st == 200 and body == b"" and int(h["content-length"]) > 0
+    # a conditional request for a playlist it has: 304
+    st, h, _ = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/playlist.m3u8")
+    assert st == 200 and h["etag"]
+    st, _, _ = gsrv.get(f"/hls/queue/playlist/mix/{RUNG}/playlist.m3u8", headers={"If-None-Match": h["etag"]})
+    assert st == 304
 
 
 # ----------------------------------------------------------------- tokens

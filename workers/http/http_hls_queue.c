@@ -28,7 +28,8 @@
  *
  * Resolution runs on the loop in short steps: the playlist through the
  * state interface (state_playlists.h), an artist's tracks in one catalog
- * read transaction, each track's file checked as every media route does
+ * read transaction on a pool thread (the walk reads every record), each
+ * track's file checked as every media route does
  * (http_source.h), then each measured off the loop
  * (talas_transcode_measure, memoised per worker).
  *
@@ -53,6 +54,7 @@
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
 #include "state/state_playlists.h"
+#include "worker/worker_pool.h"
 #include "store/catalog.h"
 #include "store/playlists.h"
 #include "http/http_authorize.h"
@@ -87,6 +89,7 @@ struct queue_request {
     struct talas_token_claims claims;
     const char *query; /* "?token=..." or "" */
     struct talas_state_op *op;
+    struct artist_scan *artist; /* while its catalog walk runs */
     struct queue_entry *entries;
     size_t count, measured;
     int in_measure, measure_answered;
@@ -557,16 +560,20 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
     tracks_known(rq);
 }
 
-/* An artist's tracks, as a catalog walk keeps them. */
+/* An artist's tracks, collected on a pool thread (the walk reads the whole
+ * catalog: not on the loop). Owned by the job; the request only points to
+ * it, and detaches itself (rq = NULL) when it goes away first. */
 struct artist_scan {
-    const char *artist;
+    struct queue_request *rq; /* NULL once the request is gone */
+    struct talas_storage *st;
+    char *artist; /* owned copy */
     struct artist_track {
         char id[TALAS_TRACK_ID_LEN + 1];
         char *album, *path;
         uint32_t disc, number;
     } * tracks;
     size_t count, cap;
-    int too_many;
+    int too_many, rc;
 };
 
 static int collect_artist(const struct talas_track *t, void *arg)
@@ -607,44 +614,71 @@ static int artist_order(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
+static void artist_scan_free(struct artist_scan *a)
+{
+    for (size_t i = 0; i < a->count; i++) {
+        free(a->tracks[i].album);
+        free(a->tracks[i].path);
+    }
+    free(a->tracks);
+    free(a->artist);
+    free(a);
+}
+
+/* Pool thread: one read transaction over the catalog, then the order. */
+static void artist_work(void *arg)
+{
+    struct artist_scan *a = arg;
+    MDB_txn *txn;
+
+    if ((a->rc = talas_storage_read_begin(a->st, &txn)) != 0)
+        return;
+    a->rc = talas_catalog_foreach(a->st, txn, collect_artist, a, NULL);
+    mdb_txn_abort(txn);
+    if (a->rc == 0 && !a->too_many)
+        qsort(a->tracks, a->count, sizeof(*a->tracks), artist_order);
+}
+
+/* Loop thread: the request goes on with the tracks, unless it is gone. */
+static void artist_done(void *arg, int cancelled)
+{
+    struct artist_scan *a = arg;
+    struct queue_request *rq = a->rq;
+
+    if (rq == NULL)
+        goto done;
+    rq->artist = NULL;
+    if (cancelled) {
+        talas_http_send_error(rq->req, 503, "unavailable", "the worker is stopping; try again");
+    } else if (a->rc != 0) {
+        log_error("hls queue: reading the catalog failed: %s", a->rc > 0 ? mdb_strerror(a->rc) : "damaged");
+        talas_http_send_error(rq->req, 500, "store_failed", "the catalog could not be read");
+    } else if (a->too_many) {
+        talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
+                              TALAS_HLS_QUEUE_MAX);
+    } else if (a->count == 0) {
+        talas_http_send_error(rq->req, 404, "not_found", "no track of this artist");
+    } else {
+        rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * a->count);
+        memset(rq->entries, 0, sizeof(*rq->entries) * a->count);
+        for (size_t i = 0; i < a->count; i++)
+            memcpy(rq->entries[i].id, a->tracks[i].id, TALAS_TRACK_ID_LEN + 1);
+        rq->count = a->count;
+        tracks_known(rq);
+    }
+done:
+    artist_scan_free(a);
+}
+
 static void resolve_artist(struct queue_request *rq)
 {
-    struct artist_scan a = {.artist = rq->name};
-    MDB_txn *txn;
-    int rc;
+    struct artist_scan *a = xcalloc(1, sizeof(*a));
 
-    if ((rc = talas_storage_read_begin(rq->ctx->storage, &txn)) != 0) {
-        log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
-        talas_http_send_error(rq->req, 500, "store_failed", "the catalog could not be read");
-        return;
-    }
-    rc = talas_catalog_foreach(rq->ctx->storage, txn, collect_artist, &a, NULL);
-    mdb_txn_abort(txn);
-    if (rc != 0 || a.too_many) {
-        if (a.too_many)
-            talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
-                                  TALAS_HLS_QUEUE_MAX);
-        else
-            talas_http_send_error(rq->req, 500, "store_failed", "the catalog could not be read");
-        goto done;
-    }
-    if (a.count == 0) {
-        talas_http_send_error(rq->req, 404, "not_found", "no track of this artist");
-        goto done;
-    }
-    qsort(a.tracks, a.count, sizeof(*a.tracks), artist_order);
-    rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * a.count);
-    memset(rq->entries, 0, sizeof(*rq->entries) * a.count);
-    for (size_t i = 0; i < a.count; i++)
-        memcpy(rq->entries[i].id, a.tracks[i].id, TALAS_TRACK_ID_LEN + 1);
-    rq->count = a.count;
-    tracks_known(rq);
-done:
-    for (size_t i = 0; i < a.count; i++) {
-        free(a.tracks[i].album);
-        free(a.tracks[i].path);
-    }
-    free(a.tracks);
+    a->rq = rq;
+    a->st = rq->ctx->storage;
+    a->artist = xstrdup(rq->name);
+    rq->artist = a;
+    talas_pool_submit(rq->ctx->pool, artist_work, artist_done, a, 1);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -655,6 +689,8 @@ static void request_dispose(void *p)
 
     if (rq->op != NULL)
         talas_state_cancel(rq->op);
+    if (rq->artist != NULL)
+        rq->artist->rq = NULL; /* its job frees it */
     talas_transcode_measure_cancel(&rq->measure);
     talas_chunk_cancel(&rq->waiter);
     talas_queue_unref(rq->queue);
