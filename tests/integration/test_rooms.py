@@ -890,7 +890,6 @@ def test_malformed_room_commands(rsrv):
         ("RoomQueueAdd", {"room_id": rid, "artist": 5}, inv),
         ("RoomQueueAdd", {"room_id": rid, "playlist_id": ["x"]}, inv),
         ("RoomQueueAdd", {"room_id": rid, "track_id": long_id, "position": -1}, inv),
-        ("RoomQueueAdd", {"room_id": rid, "track_id": long_id, "position": 99}, inv),
         ("RoomQueueAdd", {"room_id": rid, "track_id": long_id, "position": "0"}, inv),
         ("RoomQueueRemove", {"room_id": rid}, inv),
         ("RoomQueueRemove", {"room_id": rid, "entry_id": "feedbeef"}, inv),
@@ -917,7 +916,6 @@ def test_malformed_room_commands(rsrv):
         st, before = rest(rsrv, "GET", f"/api/rooms/{rid}", alice)
         # entry-level refusals need a real entry too
         extra = [("RoomQueueMove", {"room_id": rid, "entry_id": entry, "position": -1}, inv),
-                 ("RoomQueueMove", {"room_id": rid, "entry_id": entry, "position": 5}, inv),
                  ("RoomQueueMove", {"room_id": rid, "entry_id": entry, "position": "0"}, inv)]
         for command, fields, want in table + extra:
             want = want if isinstance(want, tuple) else (want,)
