@@ -817,7 +817,7 @@ def test_rest_bad_input(rsrv):
         assert st in ((400, 413) if len(body) > 65536 else (400,)) and json_error(err), (body[:40], st, err)
     st, _ = rest(rsrv, "POST", "/api/rooms", None, {"name": "x"})
     assert st == 401
-    for rid in ("nothex" * 4, "0" * 23, "0" * 25, "../../etc", "x" * 300, "%00"):
+    for rid in ("nothex" * 4, "0" * 23, "0" * 25, "x" * 300, "%00"):
         st, err = rest(rsrv, "GET", f"/api/rooms/{rid}", alice)
         assert st in (400, 404) and json_error(err), (rid, st, err)
     assert rsrv.worker_pids() == pids
