@@ -160,6 +160,14 @@ struct talas_config {
     int comments_max_body;      /* comments.max_body: bytes of one timed comment, 1..16384, default 2000 */
     int comments_max_per_track; /* comments.max_per_track: comments (replies too) on one track,
                                    1..10000, default 10000 */
+    /* listening rooms (store/rooms.h) */
+    uint64_t rooms_idle_timeout_ms; /* rooms.idle_timeout: how long a room without members lives,
+                                       1s..7d, default 600 s */
+    int rooms_max_members;          /* rooms.max_members: members of one room, 1..100000, default 1000 */
+    int rooms_max_queue;            /* rooms.max_queue: entries of one room's queue, 1..10000, default 500 */
+    int rooms_max_per_user;         /* rooms.max_per_user: rooms one user hosts at once, 1..1000, default 5 */
+    uint64_t rooms_invite_ttl_ms;   /* rooms.invite_ttl: lifetime of an invite token, 1m..365d,
+                                       default 7 days */
 
     uint64_t cache_max_size; /* cache.max_size: bytes of transcodes kept, 1MiB.., at most 3/4 of
                                 storage.map_size; default 1GiB or 1/2 of map_size if smaller */

@@ -103,7 +103,7 @@ int talas_ipc_event_decode(const void *payload, size_t len, struct talas_ipc_eve
     to_len = talas_record_get_u32(&c);
     owner_len = talas_record_get_u32(&c);
     json_len = talas_record_get_u32(&c);
-    if (talas_record_reader_ok(&c) != 0 || target > 2 || to_len > TALAS_IPC_MAX_TO ||
+    if (talas_record_reader_ok(&c) != 0 || target > TALAS_WS_TO_ROOM || to_len > TALAS_IPC_MAX_TO ||
         owner_len > TALAS_IPC_MAX_TO || json_len > TALAS_IPC_MAX_EVENT_JSON ||
         (target == 0) != (to_len == 0) || (flags & ~EVENT_FLAGS_KNOWN) != 0 ||
         ((flags & TALAS_IPC_EVENT_PRIVATE) && owner_len == 0))

@@ -66,8 +66,9 @@ struct talas_worker_ready_msg {
 /* ---------------------------------------------------------------- EVENT */
 
 /* Who receives a realtime event: every WebSocket connection of every
- * worker, the connections of one user, or one connection (ws_hub.c). */
-enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION };
+ * worker, the connections of one user, one connection, or every
+ * connection joined to one listening room ("to" is the room id; ws_hub.c). */
+enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION, TALAS_WS_TO_ROOM };
 
 /*
  * An event in flight; "to", "json" and "owner" point into the payload.
@@ -82,7 +83,7 @@ enum talas_ws_target { TALAS_WS_TO_ALL, TALAS_WS_TO_USER, TALAS_WS_TO_CONNECTION
 struct talas_ipc_event {
     uint32_t origin_pid; /* the worker that published it */
     uint8_t target;      /* an enum talas_ws_target */
-    const char *to;      /* user or connection id, TO_LEN bytes (0 for all) */
+    const char *to;      /* user, connection or room id, TO_LEN bytes (0 for all) */
     size_t to_len;
     const char *json; /* the event, JSON_LEN bytes */
     size_t json_len;

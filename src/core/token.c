@@ -72,6 +72,7 @@ struct cache_entry {
     char share[TALAS_TRACK_ID_LEN + 1];    /* a share token's share id; "" for others */
     char listener[TALAS_TRACK_ID_LEN + 1]; /* a share token's listener id */
     int owner;                            /* "owner": true, the sub owns the track */
+    char room[TALAS_TOKEN_ROOM_ID_LEN + 1]; /* a room invite's room id; "" for others */
 };
 
 struct talas_token {
@@ -566,6 +567,17 @@ static int str_claim(jwt_t *jwt, const char *name, const char **v_r)
         goto done;                                                                                           \
     } while (0)
 
+/* 24 lowercase hex characters (store/rooms.h's room ids). */
+static int room_id_valid(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return i == TALAS_TOKEN_ROOM_ID_LEN;
+}
+
 /* Verifies the signature and the static claims; fills E (token not set). */
 static enum talas_token_result decode(struct talas_token *auth, const char *token, size_t len,
                                      struct cache_entry *e, const char **reason_r)
@@ -653,6 +665,14 @@ static enum talas_token_result decode(struct talas_token *auth, const char *toke
         strcpy(e->listener, s);
         if (e->track[0] != '\0' || e->sub[0] != '\0')
             INVALID("a share token names no track and no user");
+    }
+    e->room[0] = '\0';
+    if ((rc = str_claim(jwt, "room", &s)) == -1 || (rc == 1 && !room_id_valid(s)))
+        INVALID("room is not a room id");
+    if (rc == 1) {
+        strcpy(e->room, s);
+        if (e->track[0] != '\0' || e->sub[0] != '\0' || e->share[0] != '\0')
+            INVALID("a room invite names no track, user or share");
     }
     e->owner = 0;
     if (has_claim(jwt, "owner")) {
@@ -742,6 +762,11 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
         *reason_r = "a share token is good only for its share's media";
         return TALAS_TOKEN_FORBIDDEN;
     }
+    if ((e->room[0] != '\0') != ((kind & TALAS_TOKEN_ROOM) != 0)) {
+        *reason_r = e->room[0] != '\0' ? "a room invite is good only for joining its room"
+                                       : "not a room invite";
+        return TALAS_TOKEN_FORBIDDEN;
+    }
     kind &= TALAS_TOKEN_ALL;
     if (track != NULL && e->track[0] == '\0' && e->share[0] == '\0') {
         *reason_r = "the token names no track";
@@ -772,6 +797,7 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
         memcpy(claims_r->share, e->share, sizeof(claims_r->share));
         memcpy(claims_r->listener, e->listener, sizeof(claims_r->listener));
         claims_r->owner = e->owner;
+        memcpy(claims_r->room, e->room, sizeof(claims_r->room));
     }
     return TALAS_TOKEN_OK;
 }
@@ -871,6 +897,44 @@ int talas_token_mint_share(struct talas_token *auth, const char *share, const ch
     }
     if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
         jwt_add_grant(jwt, "share", share) != 0 || jwt_add_grant(jwt, "lid", listener) != 0 ||
+        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
+        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
+        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
+        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (*token_r = jwt_encode_str(jwt)) == NULL) {
+        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
+        goto done;
+    }
+    *exp_r = exp;
+    rc = 0;
+done:
+    jwt_free(jwt);
+    return rc;
+}
+
+int talas_token_mint_room(struct talas_token *auth, const char *room, uint64_t ttl_s, char **token_r,
+                          time_t *exp_r, char **error_r)
+{
+    const struct talas_config *conf = auth->conf;
+    struct auth_key *k = auth->signer;
+    time_t now = time(NULL), exp = now + (time_t)ttl_s;
+    jwt_t *jwt = NULL;
+    int rc = -1;
+
+    *token_r = NULL;
+    if (k == NULL || k->sign == NULL) {
+        *error_r = xasprintf("no key that can sign is configured");
+        return -1;
+    }
+    if (!room_id_valid(room)) {
+        *error_r = xasprintf("not a room id");
+        return -1;
+    }
+    if (jwt_new(&jwt) != 0) {
+        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
+        jwt_add_grant(jwt, "room", room) != 0 || jwt_add_grant(jwt, "scope", "room") != 0 ||
         (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
         (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
         (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||

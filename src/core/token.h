@@ -48,7 +48,14 @@ enum talas_token_kind {
     /* Not a scope either: the request is for the original file (a
      * download, for a share's permissions); checked as STREAM. */
     TALAS_TOKEN_ORIGINAL = 16,
+    /* Not a scope: the caller checks a room invite (claim "room", scope
+     * "room", minted by talas_token_mint_room), and only then is one
+     * accepted; the caller compares claims.room with the room. */
+    TALAS_TOKEN_ROOM = 32,
 };
+
+/* A room id's length (store/rooms.h). */
+#define TALAS_TOKEN_ROOM_ID_LEN 24
 
 enum talas_token_result {
     TALAS_TOKEN_OK,
@@ -66,6 +73,7 @@ struct talas_token_claims {
     char share[17];    /* a share token's share id; "" for any other token */
     char listener[17]; /* a share token's listener id (claim "lid") */
     int owner;         /* claim "owner": true: sub owns track (may share it) */
+    char room[TALAS_TOKEN_ROOM_ID_LEN + 1]; /* a room invite's room; "" for any other token */
 };
 
 struct talas_token; /* opaque; one per worker process, built after fork */
@@ -112,6 +120,13 @@ int talas_token_mint_url(struct talas_token *auth, const char *track, const char
  * and its expiry in *exp_r, or -1 with a malloc'd message. */
 int talas_token_mint_share(struct talas_token *auth, const char *share, const char *listener, uint64_t ttl_s,
                            char **token_r, time_t *exp_r, char **error_r);
+
+/* Mints a room invite: claims room (ROOM), scope "room", exp (now +
+ * TTL_S), no track, no sub; it lets a logged-in user join that room only
+ * (TALAS_TOKEN_ROOM). 0 with a malloc'd *token_r (libjwt's: free()) and
+ * its expiry in *exp_r, or -1 with a malloc'd message. */
+int talas_token_mint_room(struct talas_token *auth, const char *room, uint64_t ttl_s, char **token_r,
+                          time_t *exp_r, char **error_r);
 
 /*
  * Reads the key file PATH whole into a malloc'd, NUL-terminated buffer

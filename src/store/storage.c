@@ -99,6 +99,7 @@ static const char *const dbi_names[] = {
     [TALAS_DBI_SHARES] = "shares",
     [TALAS_DBI_SHARE_LISTENERS] = "share_listeners",
     [TALAS_DBI_COVERS] = "covers",
+    [TALAS_DBI_ROOMS] = "rooms",
 };
 _Static_assert(TALAS_ARRAY_SIZE(dbi_names) == TALAS_DBI_COUNT, "a database of enum talas_dbi has no name");
 _Static_assert(TALAS_DBI_COUNT <= STORAGE_MAX_DBS, "raise STORAGE_MAX_DBS: more named databases than LMDB is told of");

@@ -53,6 +53,7 @@ enum talas_dbi {
     TALAS_DBI_SHARES,          /* share id -> a private link, its permissions and analytics (shares.c) */
     TALAS_DBI_SHARE_LISTENERS, /* share id + listener id -> "" (shares.c) */
     TALAS_DBI_COVERS,          /* cover id + NUL + size (be32) -> a resized JPEG and its source's identity (covers.c) */
+    TALAS_DBI_ROOMS,           /* room id -> a listening room: members, queue, playback (rooms.c) */
     TALAS_DBI_COUNT
 };
 

@@ -51,6 +51,7 @@
 #include "state/state_playlists.h"
 #include "realtime/ws_conn.h"
 #include "realtime/ws_hub.h"
+#include "realtime/ws_rooms.h"
 
 static void respond(struct talas__ws_conn *c, const char *command_id, int success,
                     const struct talas_buf *data, const char *error)
@@ -381,6 +382,8 @@ void talas__ws_conn_detach(struct talas__ws_conn *c)
         talas_state_playback_cancel(p->playback_op);
         pending_free(p);
     }
+    /* closing counts as leaving its rooms (ws_rooms.c) */
+    talas__ws_rooms_closed(c);
 }
 
 /* The failed CommandResponse of a playlist change that did not happen. */
@@ -724,6 +727,9 @@ static void on_text(struct talas__ws_conn *c, const char *text, size_t len)
         break;
     case TALAS_WS_PLAYLIST_SHARED:
         do_share(c, &cmd);
+        break;
+    default:
+        talas__ws_rooms_command(c, &cmd);
         break;
     }
     talas_ws_command_free(&cmd);

@@ -316,6 +316,37 @@ static int owned_by(const struct talas__ws_conn *c, const struct talas_ipc_event
            memcmp(c->user, ev->owner, ev->owner_len) == 0;
 }
 
+int talas__ws_conn_in_room(const struct talas__ws_conn *c, const char *room, size_t len)
+{
+    for (size_t i = 0; i < c->room_count; i++)
+        if (strlen(c->rooms[i]) == len && memcmp(c->rooms[i], room, len) == 0)
+            return 1;
+    return 0;
+}
+
+int talas__ws_user_in_room(const struct talas__ws_conn *c, const char *user, const char *room)
+{
+    for (const struct talas__ws_conn *o = hub.head; o != NULL; o = o->next)
+        if (o != c && o->user != NULL && strcmp(o->user, user) == 0 &&
+            talas__ws_conn_in_room(o, room, strlen(room)))
+            return 1;
+    return 0;
+}
+
+void talas__ws_user_drop_room(const char *user, const char *room)
+{
+    for (struct talas__ws_conn *o = hub.head; o != NULL; o = o->next) {
+        if (o->user == NULL || strcmp(o->user, user) != 0)
+            continue;
+        for (size_t i = 0; i < o->room_count; i++)
+            if (strcmp(o->rooms[i], room) == 0) {
+                memmove(&o->rooms[i], &o->rooms[i + 1], (o->room_count - i - 1) * sizeof(o->rooms[0]));
+                o->room_count--;
+                break;
+            }
+    }
+}
+
 static void deliver(const struct talas_ipc_event *ev)
 {
     struct talas_ws_event_info info;
@@ -343,6 +374,10 @@ static void deliver(const struct talas_ipc_event *ev)
             break;
         case TALAS_WS_TO_USER:
             if (c->user != NULL && strlen(c->user) == to_len && memcmp(c->user, to, to_len) == 0)
+                send_frame(c, &frame);
+            break;
+        case TALAS_WS_TO_ROOM:
+            if (talas__ws_conn_in_room(c, to, to_len))
                 send_frame(c, &frame);
             break;
         case TALAS_WS_TO_ALL:

@@ -69,6 +69,11 @@ void talas_ws_hub_stats(struct talas_ipc_stats *sum, struct talas_ipc_stats *per
 
 /* -------------------------------------------------------- internals */
 
+/* Rooms one connection may join at once, and a room id's length
+ * (store/rooms.h: TALAS_ROOM_ID_LEN). */
+#define TALAS__WS_MAX_ROOMS 8
+#define TALAS__WS_ROOM_ID_LEN 24
+
 struct talas__ws_sub {
     char *event;
     struct talas_ws_filter *filters;
@@ -97,6 +102,9 @@ struct talas__ws_conn {
     int close_after_drain;      /* the send queue overflowed: close once the warning is out */
     uint64_t close_deadline_ms; /* monotonic: dropped without ceremony past it */
     struct talas__ws_pending *pending; /* playlist commands awaiting the store (ws_conn.c) */
+    /* the listening rooms it joined (ws_rooms.c): it receives their events */
+    char rooms[TALAS__WS_MAX_ROOMS][TALAS__WS_ROOM_ID_LEN + 1];
+    size_t room_count;
 };
 
 /* Registers a new connection (ws set, user malloc'd or NULL); NULL when the
@@ -114,6 +122,12 @@ void talas__ws_send(struct talas__ws_conn *c, const char *data, size_t len);
 /* Queues a close frame with CODE and REASON; C is dropped if the client
  * does not answer within a few seconds. */
 void talas__ws_close(struct talas__ws_conn *c, uint16_t code, const char *reason);
+/* Whether C joined room ROOM (LEN bytes). */
+int talas__ws_conn_in_room(const struct talas__ws_conn *c, const char *room, size_t len);
+/* Another connection of USER, besides C, that joined ROOM on this worker. */
+int talas__ws_user_in_room(const struct talas__ws_conn *c, const char *user, const char *room);
+/* Takes ROOM out of the joined rooms of every connection of USER here. */
+void talas__ws_user_drop_room(const char *user, const char *room);
 /* Counts a message received. */
 void talas__ws_received(void);
 size_t talas__ws_hub_connections(void);

@@ -264,13 +264,30 @@ static const char *const command_names[] = {
     [TALAS_WS_GET_STATUS] = "GetStatus",
     [TALAS_WS_PING] = "Ping",
     [TALAS_WS_PLAYLIST_SHARED] = "PlaylistShared",
+    [TALAS_WS_CREATE_ROOM] = "CreateRoom",
+    [TALAS_WS_JOIN_ROOM] = "JoinRoom",
+    [TALAS_WS_LEAVE_ROOM] = "LeaveRoom",
+    [TALAS_WS_ROOM_PLAY] = "RoomPlay",
+    [TALAS_WS_ROOM_PAUSE] = "RoomPause",
+    [TALAS_WS_ROOM_SEEK] = "RoomSeek",
+    [TALAS_WS_ROOM_SKIP] = "RoomSkip",
+    [TALAS_WS_ROOM_QUEUE_ADD] = "RoomQueueAdd",
+    [TALAS_WS_ROOM_QUEUE_REMOVE] = "RoomQueueRemove",
+    [TALAS_WS_ROOM_QUEUE_MOVE] = "RoomQueueMove",
+    [TALAS_WS_ROOM_MEMBER_STATUS] = "RoomMemberStatus",
+    [TALAS_WS_TIME_SYNC] = "TimeSync",
 };
+
+int talas_ws_command_is_room(enum talas_ws_command_type type)
+{
+    return type >= TALAS_WS_CREATE_ROOM && type <= TALAS_WS_TIME_SYNC;
+}
 
 static const char *const event_names[] = {
     "PlaybackStarted", "PlaybackPaused",   "PlaybackResumed", "PlaybackStopped", "PlaybackProgress",
     "PlaylistUpdated", "PlaylistShared",   "TrackLiked",      "TrackShared",     "UserFollowed",
     "ServerMessage",   "RateLimitWarning", "CommandResponse", "LiveStats",       "TrackCommented",
-    "TrackVersionAdded",
+    "TrackVersionAdded", "RoomState",      "RoomMemberJoined", "RoomMemberLeft",  "RoomQueueUpdated",
 };
 
 const char *talas_ws_command_name(enum talas_ws_command_type type)
@@ -397,6 +414,159 @@ static int get_string_array(const struct doc *d, const char *key, struct talas_w
         cmd->events[cmd->event_count++] = xstrndup(e->str, e->len);
     }
     return 0;
+}
+
+/* A string member of 1 to MAX bytes without NUL (MAX_CHARS characters
+ * of UTF-8 at most, when not 0). */
+static int get_text(const struct doc *d, const char *key, int required, size_t max, size_t max_chars,
+                    char **v_r, char **error_r)
+{
+    const struct node *n = member(d, 0, key);
+    size_t chars = 0;
+
+    *v_r = NULL;
+    if (n == NULL || (n->type == J_NULL && !required)) {
+        if (!required)
+            return 0;
+        *error_r = errorf("%s: required", key);
+        return -1;
+    }
+    if (n->type != J_STRING) {
+        *error_r = errorf("%s: must be a string, not %s", key, type_name(n->type));
+        return -1;
+    }
+    for (size_t i = 0; i < n->len; i++)
+        chars += ((unsigned char)n->str[i] & 0xc0) != 0x80;
+    if (n->len == 0 || n->len > max || (max_chars != 0 && chars > max_chars) || memchr(n->str, 0, n->len)) {
+        if (max_chars != 0)
+            *error_r = errorf("%s: must be 1 to %zu characters", key, max_chars);
+        else
+            *error_r = errorf("%s: must be 1 to %zu bytes, without NUL", key, max);
+        return -1;
+    }
+    *v_r = xstrndup(n->str, n->len);
+    return 0;
+}
+
+static int get_room_id(const struct doc *d, struct talas_ws_command *cmd, char **error_r)
+{
+    const struct node *n = member(d, 0, "room_id");
+    size_t i;
+
+    if (n == NULL || n->type == J_NULL) {
+        *error_r = errorf("room_id: required");
+        return -1;
+    }
+    if (n->type != J_STRING) {
+        *error_r = errorf("room_id: must be a string, not %s", type_name(n->type));
+        return -1;
+    }
+    for (i = 0; i < n->len; i++)
+        if (!((n->str[i] >= '0' && n->str[i] <= '9') || (n->str[i] >= 'a' && n->str[i] <= 'f')))
+            break;
+    if (n->len != 24 || i != n->len) {
+        *error_r = errorf("room_id: must be 24 lowercase hexadecimal characters");
+        return -1;
+    }
+    cmd->room_id = xstrndup(n->str, n->len);
+    return 0;
+}
+
+static int get_bool(const struct doc *d, const char *key, int *v_r, char **error_r)
+{
+    const struct node *n = member(d, 0, key);
+
+    if (n == NULL) {
+        *error_r = errorf("%s: required", key);
+        return -1;
+    }
+    if (n->type != J_TRUE && n->type != J_FALSE) {
+        *error_r = errorf("%s: must be true or false, not %s", key, type_name(n->type));
+        return -1;
+    }
+    *v_r = n->type == J_TRUE;
+    return 0;
+}
+
+static int parse_room(const struct doc *d, struct talas_ws_command *cmd, char **error_r)
+{
+    const struct node *n;
+    char *mode = NULL;
+    int sources;
+
+    if (cmd->type != TALAS_WS_CREATE_ROOM && cmd->type != TALAS_WS_TIME_SYNC && get_room_id(d, cmd, error_r) != 0)
+        return -1;
+    switch (cmd->type) {
+    case TALAS_WS_CREATE_ROOM:
+        if (get_text(d, "name", 1, 4 * TALAS_WS_ROOM_NAME_CHARS, TALAS_WS_ROOM_NAME_CHARS, &cmd->name, error_r) !=
+                0 ||
+            get_text(d, "mode", 0, 16, 0, &mode, error_r) != 0)
+            return -1;
+        if (mode != NULL && strcmp(mode, "host") != 0 && strcmp(mode, "open") != 0) {
+            free(mode);
+            *error_r = errorf("mode: must be \"host\" or \"open\"");
+            return -1;
+        }
+        cmd->host_mode = mode != NULL && strcmp(mode, "host") == 0;
+        free(mode);
+        return 0;
+    case TALAS_WS_JOIN_ROOM:
+        return get_text(d, "invite", 0, TALAS_WS_INVITE_MAX, 0, &cmd->invite, error_r);
+    case TALAS_WS_LEAVE_ROOM:
+    case TALAS_WS_ROOM_SKIP:
+        return 0;
+    case TALAS_WS_ROOM_PLAY:
+        if (get_id(d, "track_id", 0, &cmd->track_id, error_r) != 0 ||
+            get_id(d, "entry_id", 0, &cmd->entry_id, error_r) != 0 ||
+            get_u64(d, "position_ms", 0, &cmd->position_ms, &cmd->has_position_ms, error_r) != 0)
+            return -1;
+        if (cmd->track_id != NULL && cmd->entry_id != NULL) {
+            *error_r = errorf("track_id, entry_id: give one, not both");
+            return -1;
+        }
+        return 0;
+    case TALAS_WS_ROOM_PAUSE:
+        return get_u64(d, "position_ms", 0, &cmd->position_ms, &cmd->has_position_ms, error_r);
+    case TALAS_WS_ROOM_SEEK:
+        return get_u64(d, "position_ms", 1, &cmd->position_ms, &cmd->has_position_ms, error_r);
+    case TALAS_WS_ROOM_QUEUE_ADD:
+        if (get_id(d, "track_id", 0, &cmd->track_id, error_r) != 0 ||
+            get_text(d, "artist", 0, TALAS_WS_ARTIST_MAX, 0, &cmd->artist, error_r) != 0 ||
+            get_id(d, "playlist_id", 0, &cmd->playlist_id, error_r) != 0 ||
+            get_u64(d, "position", 0, &cmd->position, &cmd->has_position, error_r) != 0)
+            return -1;
+        sources = (cmd->track_id != NULL) + (cmd->artist != NULL) + (cmd->playlist_id != NULL);
+        if (sources != 1) {
+            *error_r = errorf("track_id, artist, playlist_id: give exactly one");
+            return -1;
+        }
+        return 0;
+    case TALAS_WS_ROOM_QUEUE_REMOVE:
+        return get_id(d, "entry_id", 1, &cmd->entry_id, error_r);
+    case TALAS_WS_ROOM_QUEUE_MOVE:
+        return get_id(d, "entry_id", 1, &cmd->entry_id, error_r) != 0 ||
+                       get_u64(d, "position", 1, &cmd->position, &cmd->has_position, error_r) != 0
+                   ? -1
+                   : 0;
+    case TALAS_WS_ROOM_MEMBER_STATUS:
+        return get_u64(d, "position_ms", 1, &cmd->position_ms, &cmd->has_position_ms, error_r) != 0 ||
+                       get_bool(d, "buffering", &cmd->buffering, error_r) != 0
+                   ? -1
+                   : 0;
+    case TALAS_WS_TIME_SYNC:
+        n = member(d, 0, "client_ms");
+        if (n == NULL || n->type == J_NULL)
+            return 0;
+        if (n->type != J_NUMBER || !(n->num >= 0) || n->num > 9007199254740992.0) {
+            *error_r = errorf("client_ms: must be a non-negative number");
+            return -1;
+        }
+        cmd->client_ms = n->num;
+        cmd->has_client_ms = 1;
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 /* PlaylistShared's to_users: 1 to TALAS_WS_MAX_SHARE_USERS user ids. */
@@ -555,10 +725,20 @@ int talas_ws_command_parse(const char *text, size_t len, struct talas_ws_command
     case TALAS_WS_GET_STATUS:
     case TALAS_WS_PING:
         break;
+    default:
+        if (parse_room(&d, cmd, error_r) != 0)
+            goto out;
+        break;
     }
     (void)has;
     rc = 0;
 out:
+    if (rc != 0 && found != -1 && talas_ws_command_is_room((enum talas_ws_command_type)found)) {
+        /* the rooms' errors start with their code */
+        char *why = *error_r;
+        *error_r = errorf("invalid: %s", why);
+        free(why);
+    }
     doc_free(&d);
     return rc;
 }
@@ -582,6 +762,11 @@ void talas_ws_command_free(struct talas_ws_command *cmd)
         free(cmd->to_users[i]);
     free(cmd->to_users);
     free(cmd->from_user);
+    free(cmd->room_id);
+    free(cmd->name);
+    free(cmd->invite);
+    free(cmd->entry_id);
+    free(cmd->artist);
     memset(cmd, 0, sizeof(*cmd));
 }
 

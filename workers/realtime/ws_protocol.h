@@ -7,7 +7,10 @@
  * Commands are JSON objects tagged "command" (Play, Pause, Stop, Seek,
  * AddToPlaylist, RemoveFromPlaylist, Subscribe, Unsubscribe, GetStatus,
  * Ping, and PlaylistShared: the seeds' event, sent by a playlist's owner
- * to share it); events are objects tagged "event". Members a command does not
+ * to share it; the listening rooms' CreateRoom, JoinRoom, LeaveRoom,
+ * RoomPlay, RoomPause, RoomSeek, RoomSkip, RoomQueueAdd, RoomQueueRemove,
+ * RoomQueueMove, RoomMemberStatus, and TimeSync); events are objects
+ * tagged "event". Members a command does not
  * define are ignored (as serde does); members it defines must have the
  * right type. u64 fields take any non-negative JSON number, fractions
  * truncated (a browser sends currentTime * 1000).
@@ -42,7 +45,26 @@ enum talas_ws_command_type {
     TALAS_WS_GET_STATUS,
     TALAS_WS_PING,
     TALAS_WS_PLAYLIST_SHARED,
+    /* listening rooms (ws_rooms.c) */
+    TALAS_WS_CREATE_ROOM,
+    TALAS_WS_JOIN_ROOM,
+    TALAS_WS_LEAVE_ROOM,
+    TALAS_WS_ROOM_PLAY,
+    TALAS_WS_ROOM_PAUSE,
+    TALAS_WS_ROOM_SEEK,
+    TALAS_WS_ROOM_SKIP,
+    TALAS_WS_ROOM_QUEUE_ADD,
+    TALAS_WS_ROOM_QUEUE_REMOVE,
+    TALAS_WS_ROOM_QUEUE_MOVE,
+    TALAS_WS_ROOM_MEMBER_STATUS,
+    TALAS_WS_TIME_SYNC,
 };
+
+/* A room's name: 1 to this many characters (UTF-8). */
+#define TALAS_WS_ROOM_NAME_CHARS 100
+/* The longest invite token and artist name a room command takes. */
+#define TALAS_WS_INVITE_MAX 4096
+#define TALAS_WS_ARTIST_MAX 1024
 
 struct talas_ws_filter {
     char *key, *value;
@@ -70,7 +92,23 @@ struct talas_ws_command {
     char **to_users; /* PlaylistShared: 1 to TALAS_WS_MAX_SHARE_USERS user ids */
     size_t to_user_count;
     char *from_user; /* PlaylistShared: optional, NULL when absent */
+    /* room commands; strings NULL when absent. Their parse errors start
+     * with "invalid: " */
+    char *room_id;   /* every room command but CreateRoom: 24 lowercase hex */
+    char *name;      /* CreateRoom: 1 to TALAS_WS_ROOM_NAME_CHARS characters, no NUL */
+    int host_mode;   /* CreateRoom: mode "host" (1) or "open" (0, the default) */
+    char *invite;    /* JoinRoom: optional */
+    char *entry_id;  /* RoomPlay (optional), RoomQueueRemove, RoomQueueMove */
+    char *artist;    /* RoomQueueAdd: one of track_id, artist, playlist_id */
+    int buffering;   /* RoomMemberStatus */
+    double client_ms; /* TimeSync: optional, echoed */
+    int has_client_ms;
+    /* position_ms: RoomPlay, RoomPause (optional), RoomSeek, RoomMemberStatus;
+     * position: RoomQueueAdd (optional), RoomQueueMove */
 };
+
+/* 1 when TYPE is a room command (or TimeSync). */
+int talas_ws_command_is_room(enum talas_ws_command_type type);
 
 /*
  * Parses one text frame (TEXT, LEN bytes). Returns 0 and fills *CMD; or -1
