@@ -41,7 +41,11 @@
  * last delivery of each round arrived), "joined", "join_failed", "got",
  * "expected", "room_got", "room_expected", "bad", "dup", "other",
  * "conns_wrong", "cpu_ready", "cpu_last", "state_bytes" (the size of the
- * last seek's RoomState)}.
+ * last seek's RoomState), "reports", "report_failed", "join_s" (from the
+ * first JoinRoom sent to the last answered)}. A member silent for
+ * 30 s is dropped from a room, so the first connection of each user that
+ * has joined sends RoomMemberStatus every 10 s, as a player would, the
+ * users spread over those 10 s.
  *
  *   talas-bench-ws-client --bare COUNT ROUNDS
  *
@@ -77,8 +81,10 @@ struct conn {
     uint64_t got;
     /* broadcast and burst numbers seen here, one bit each below EXPECTED */
     uint64_t *seen_t, *seen_burst;
-    /* --room: its JoinRoom answered; seek rounds seen here */
+    /* --room: its JoinRoom answered; seek rounds seen here; when it
+     * reports next */
     int answered;
+    double next_report;
     uint64_t got_room, *seen_room;
 };
 
@@ -89,8 +95,9 @@ struct conn {
 static struct {
     int on;
     const char *id;
-    int rounds;
-    uint64_t joined, join_failed, room_got, other;
+    int rounds, users;
+    double join_s;
+    uint64_t joined, join_failed, room_got, other, reports, report_failed;
     size_t state_bytes;
     struct stamp *arrivals;
     size_t arrival_count, arrival_cap;
@@ -247,6 +254,13 @@ static int room_msg(struct conn *c, const struct wslay_event_on_msg_recv_arg *ar
                 fprintf(stderr, "talas-bench-ws-client: JoinRoom failed: %.*s\n", (int)(len > 400 ? 400 : len),
                         (const char *)msg);
         }
+        return 1;
+    }
+    if (find(msg, len, "\"event\":\"CommandResponse\"") != NULL &&
+        find(msg, len, "\"command_id\":\"status\"") != NULL) {
+        if (find(msg, len, "\"success\":true") == NULL && room.report_failed++ == 0)
+            fprintf(stderr, "talas-bench-ws-client: RoomMemberStatus failed: %.*s\n", (int)(len > 400 ? 400 : len),
+                    (const char *)msg);
         return 1;
     }
     snprintf(want, sizeof(want), "\"room_id\":\"%s\"", room.id);
@@ -504,12 +518,13 @@ static void print_room_result(const struct conn *conns, int count)
         printf("%s%.6f", k ? "," : "", room.room_cpu[k]);
     printf("],\"joined\":%llu,\"join_failed\":%llu,\"got\":%llu,\"expected\":%llu,\"room_got\":%llu,"
            "\"room_expected\":%llu,\"bad\":%llu,\"dup\":%llu,\"other\":%llu,\"conns_wrong\":%llu,"
-           "\"cpu_ready\":%.6f,\"cpu_last\":%.6f,\"state_bytes\":%zu}\n",
+           "\"cpu_ready\":%.6f,\"cpu_last\":%.6f,\"state_bytes\":%zu,\"reports\":%llu,\"report_failed\":%llu,\"join_s\":%.3f}\n",
            (unsigned long long)room.joined, (unsigned long long)room.join_failed, (unsigned long long)st.got,
            (unsigned long long)st.expected, (unsigned long long)room.room_got,
            (unsigned long long)count * (unsigned long long)room.rounds, (unsigned long long)st.bad,
            (unsigned long long)st.dup, (unsigned long long)room.other, (unsigned long long)wrong, st.cpu_ready,
-           cpu_seconds(), room.state_bytes);
+           cpu_seconds(), room.state_bytes, (unsigned long long)room.reports,
+           (unsigned long long)room.report_failed, room.join_s);
     fflush(stdout);
 }
 
@@ -540,6 +555,23 @@ static void pump(int ep, struct conn *conns, int count, int timeout_ms, int *std
             c->fd = -1;
         }
     }
+    /* each user's first connection reports every 10 s, the users spread
+     * over those 10 s as independent players would be */
+    for (int i = 0; i < count && i < room.users; i++) {
+        static const char status[] = "{\"command\":\"RoomMemberStatus\",\"command_id\":\"status\",\"room_id\":\"%s\","
+                                     "\"position_ms\":0,\"buffering\":false}";
+        char text[sizeof(status) + 64];
+        if (conns[i].fd == -1 || !conns[i].answered)
+            continue;
+        if (conns[i].next_report == 0)
+            conns[i].next_report = mono() + 10.0 * (i + 1) / room.users;
+        if (mono() < conns[i].next_report)
+            continue;
+        snprintf(text, sizeof(text), status, room.id);
+        ws_send_text(&conns[i], text);
+        conns[i].next_report += 10;
+        room.reports++;
+    }
     for (int i = 0; i < count; i++)
         if (conns[i].fd != -1 && wslay_event_want_write(conns[i].ctx) && wslay_event_send(conns[i].ctx) != 0) {
             epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
@@ -563,6 +595,7 @@ static int run_room(int port, const char *prefix, int count, int users, const ch
     room.on = 1;
     room.id = room_id;
     room.rounds = rounds;
+    room.users = users;
     if ((room.ref_cpu = calloc((size_t)rounds, sizeof(double))) == NULL ||
         (room.room_cpu = calloc((size_t)rounds, sizeof(double))) == NULL ||
         (join = malloc(strlen(room_id) + strlen(invite) + 128)) == NULL)
@@ -584,12 +617,14 @@ static int run_room(int port, const char *prefix, int count, int users, const ch
             die("epoll_ctl()");
     }
     /* one JoinRoom after another: each member hears those after it */
-    deadline = mono() + 120;
+    room.join_s = mono();
+    deadline = room.join_s + 600;
     for (int i = 0; i < count; i++) {
         ws_send_text(&conns[i], join);
         while (!conns[i].answered && conns[i].fd != -1 && mono() < deadline)
             pump(ep, conns, count, 100, &finishing);
     }
+    room.join_s = mono() - room.join_s;
     ev.events = EPOLLIN;
     ev.data.ptr = NULL; /* stdin */
     if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) != 0)
