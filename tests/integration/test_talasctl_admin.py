@@ -290,7 +290,7 @@ def schema_keys():
 # Keys that are limits a client can reach: their names say so, in the
 # sections a client talks to (the schema's other timeouts and sizes are the
 # operator's: streaming.session_timeout, storage.map_size, cache.max_size).
-LIMIT_SECTIONS = ("http", "http2", "ws", "playlists", "streaming", "transcode", "storage", "subsonic")
+LIMIT_SECTIONS = ("http", "http2", "ws", "playlists", "streaming", "transcode", "storage", "subsonic", "rooms")
 NOT_CLIENT_LIMITS = {"streaming.session_timeout"}
 
 

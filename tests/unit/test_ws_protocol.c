@@ -133,6 +133,113 @@ static void test_refused(void **state)
     }
 }
 
+#define ROOM "\"room_id\":\"0123456789abcdef01234567\""
+
+/* The listening rooms' commands: their members read, their refusals
+ * starting with "invalid: ". */
+static void test_room_commands(void **state)
+{
+    static const struct {
+        const char *text, *error;
+    } refused[] = {
+        {"{\"command\":\"CreateRoom\",\"command_id\":\"a\"}", "invalid: name: required"},
+        {"{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"\"}", "invalid: name: must be 1 to 100"},
+        {"{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"n\",\"mode\":\"solo\"}",
+         "invalid: mode: must be"},
+        {"{\"command\":\"JoinRoom\",\"command_id\":\"a\"}", "invalid: room_id: required"},
+        {"{\"command\":\"JoinRoom\",\"command_id\":\"a\",\"room_id\":\"0123456789ABCDEF01234567\"}",
+         "invalid: room_id: must be 24 lowercase"},
+        {"{\"command\":\"JoinRoom\",\"command_id\":\"a\",\"room_id\":7}", "invalid: room_id: must be a string"},
+        {"{\"command\":\"RoomSeek\",\"command_id\":\"a\"," ROOM "}", "invalid: position_ms: required"},
+        {"{\"command\":\"RoomPlay\",\"command_id\":\"a\"," ROOM ",\"track_id\":\"t\",\"entry_id\":\"e\"}",
+         "invalid: track_id, entry_id: give one"},
+        {"{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM "}", "invalid: track_id, artist, playlist_id"},
+        {"{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM ",\"track_id\":\"t\",\"artist\":\"x\"}",
+         "invalid: track_id, artist, playlist_id: give exactly one"},
+        {"{\"command\":\"RoomQueueMove\",\"command_id\":\"a\"," ROOM ",\"entry_id\":\"e\"}",
+         "invalid: position: required"},
+        {"{\"command\":\"RoomQueueRemove\",\"command_id\":\"a\"," ROOM "}", "invalid: entry_id: required"},
+        {"{\"command\":\"RoomMemberStatus\",\"command_id\":\"a\"," ROOM ",\"position_ms\":5}",
+         "invalid: buffering: required"},
+        {"{\"command\":\"RoomMemberStatus\",\"command_id\":\"a\"," ROOM ",\"position_ms\":5,\"buffering\":1}",
+         "invalid: buffering: must be true or false"},
+        {"{\"command\":\"TimeSync\",\"command_id\":\"a\",\"client_ms\":\"now\"}", "invalid: client_ms"},
+        {"{\"command\":\"TimeSync\"}", "invalid: command_id: required"},
+    };
+    struct talas_ws_command cmd;
+    char *error = NULL, name[128];
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        if (parse(refused[i].text, &cmd, &error) != -1)
+            fail_msg("accepted: %s", refused[i].text);
+        if (strncmp(error, refused[i].error, strlen(refused[i].error)) != 0)
+            fail_msg("%s: error \"%s\" does not start with \"%s\"", refused[i].text, error, refused[i].error);
+        free(error);
+        talas_ws_command_free(&cmd);
+    }
+    /* 100 characters of two bytes each: a name; 101: not */
+    strcpy(name, "{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"mode\":\"host\",\"name\":\"");
+    {
+        struct talas_buf b = {0};
+        talas_buf_append(&b, name, strlen(name));
+        for (int i = 0; i < 100; i++)
+            talas_buf_append(&b, "\xc3\xa9", 2);
+        talas_buf_append(&b, "\"}", 2);
+        assert_int_equal(talas_ws_command_parse(b.data, b.len, &cmd, &error), 0);
+        assert_int_equal(cmd.type, TALAS_WS_CREATE_ROOM);
+        assert_int_equal(cmd.host_mode, 1);
+        assert_int_equal(strlen(cmd.name), 200);
+        talas_ws_command_free(&cmd);
+        b.len -= 2;
+        talas_buf_append(&b, "\xc3\xa9\"}", 4);
+        assert_int_equal(talas_ws_command_parse(b.data, b.len, &cmd, &error), -1);
+        free(error);
+        talas_ws_command_free(&cmd);
+        talas_buf_free(&b);
+    }
+    assert_int_equal(parse("{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"<b>x</b>\"}", &cmd, &error), 0);
+    assert_string_equal(cmd.name, "<b>x</b>");
+    assert_int_equal(cmd.host_mode, 0);
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"JoinRoom\",\"command_id\":\"a\"," ROOM ",\"invite\":\"tok\"}", &cmd, &error), 0);
+    assert_int_equal(cmd.type, TALAS_WS_JOIN_ROOM);
+    assert_string_equal(cmd.room_id, "0123456789abcdef01234567");
+    assert_string_equal(cmd.invite, "tok");
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"RoomPlay\",\"command_id\":\"a\"," ROOM "}", &cmd, &error), 0);
+    assert_int_equal(cmd.type, TALAS_WS_ROOM_PLAY);
+    assert_null(cmd.track_id);
+    assert_null(cmd.entry_id);
+    assert_int_equal(cmd.has_position_ms, 0);
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM ",\"artist\":\"Nina\",\"position\":2}",
+                           &cmd, &error),
+                     0);
+    assert_string_equal(cmd.artist, "Nina");
+    assert_int_equal(cmd.position, 2);
+    assert_int_equal(cmd.has_position, 1);
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"RoomMemberStatus\",\"command_id\":\"a\"," ROOM
+                           ",\"position_ms\":1500.7,\"buffering\":true}",
+                           &cmd, &error),
+                     0);
+    assert_int_equal(cmd.position_ms, 1500);
+    assert_int_equal(cmd.buffering, 1);
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"TimeSync\",\"command_id\":\"a\",\"client_ms\":12.5}", &cmd, &error), 0);
+    assert_int_equal(cmd.type, TALAS_WS_TIME_SYNC);
+    assert_int_equal(cmd.has_client_ms, 1);
+    assert_true(cmd.client_ms == 12.5);
+    assert_true(talas_ws_command_is_room(cmd.type));
+    talas_ws_command_free(&cmd);
+    assert_int_equal(parse("{\"command\":\"TimeSync\",\"command_id\":\"a\"}", &cmd, &error), 0);
+    assert_int_equal(cmd.has_client_ms, 0);
+    talas_ws_command_free(&cmd);
+    assert_false(talas_ws_command_is_room(TALAS_WS_PLAYLIST_SHARED));
+    assert_true(talas_ws_event_name_valid("RoomState"));
+    assert_true(talas_ws_event_name_valid("RoomQueueUpdated"));
+}
+
 /* Every prefix of valid commands, and every byte flipped: never a crash,
  * always 0 or -1 with an error (run under ASan by scripts/check). */
 static void test_mangled(void **state)
@@ -267,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_seed_commands), cmocka_unit_test(test_refused),
         cmocka_unit_test(test_mangled),       cmocka_unit_test(test_command_response),
         cmocka_unit_test(test_filters),       cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_room_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

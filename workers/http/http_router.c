@@ -22,6 +22,7 @@
 #include "http/http_playlists.h"
 #include "http/http_session.h"
 #include "http/http_shares.h"
+#include "http/http_rooms.h"
 #include "http/http_stream.h"
 #include "subsonic/http_subsonic.h"
 #include "http/http_users.h"
@@ -89,6 +90,10 @@ int talas_router_dispatch(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return talas_shares_api(ctx, req);
     if (has_prefix(path, "/api/shares/", &at))
         return talas_shares_api_one(ctx, req, path.base + at, path.len - at);
+    if (is_path(path, "/api/rooms") || is_path(path, "/api/rooms/"))
+        return talas_rooms_api(ctx, req);
+    if (has_prefix(path, "/api/rooms/", &at))
+        return talas_rooms_api_one(ctx, req, path.base + at, path.len - at);
     if (has_prefix(path, "/s/", &at))
         return talas_shares_page(ctx, req, path.base + at, path.len - at);
     if (is_path(path, "/api/stream-url"))

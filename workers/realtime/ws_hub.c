@@ -54,6 +54,7 @@
 #include "core/ipc.h"
 #include "core/log.h"
 #include "realtime/ws_hub.h"
+#include "state/state_rooms.h"
 
 #define CLOSE_GRACE_MS 5000
 /* How long a client whose send queue overflowed has to read its backlog
@@ -64,6 +65,8 @@
 /* Most distinct tracks counted as streaming on one worker. */
 #define MAX_STREAM_TRACKS 4096
 #define MAX_WORKERS 300
+/* How often worker slot 0 deletes idle listening rooms. */
+#define ROOMS_SWEEP_MS 60000
 
 struct stream_count {
     char id[TALAS_IPC_TRACK_ID_LEN + 1];
@@ -83,6 +86,7 @@ static struct {
     h2o_socket_t *ipc;
     struct talas_buf ipc_pending, ipc_inflight;
     uint64_t ipc_dropped;
+    uint64_t rooms_swept_ms; /* monotonic: the last sweep of idle rooms */
 
     struct talas_ipc_stats mine; /* this worker's counters */
     int mine_dirty;
@@ -660,6 +664,12 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         }
     }
     talas_ws_limits_sweep(now);
+    /* listening rooms idle past rooms.idle_timeout that nobody reads: one
+     * worker deletes them, a few a minute (a read deletes one at once) */
+    if (hub.ctx->slot == 0 && now - hub.rooms_swept_ms >= ROOMS_SWEEP_MS) {
+        hub.rooms_swept_ms = now;
+        talas_state_rooms_sweep(hub.ctx, talas_wall_ms());
+    }
     if (hub.mine_dirty && hub.ipc != NULL) {
         struct talas_buf frame = {0};
         fill_mine();
