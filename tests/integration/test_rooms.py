@@ -512,7 +512,9 @@ def test_queue_add_track_artist_playlist_remove_move(rsrv):
         for t in (s2, s1):
             r = await a.cmd("AddToPlaylist", playlist_id=plid, track_id=t)
             assert r["success"], r
-        q = await change(b, "RoomQueueAdd", playlist_id=plid)
+        # bob may not read alice's private playlist into the room
+        await b.refused("RoomQueueAdd", "forbidden:", room_id=rid, playlist_id=plid)
+        q = await change(a, "RoomQueueAdd", playlist_id=plid)
         assert [e["track_id"] for e in q] == [long_id] + artist_order + [s2, s1]
         # at an index
         q = await change(a, "RoomQueueAdd", track_id=s1, position=1)
