@@ -74,10 +74,21 @@ def roomlib(tmp_path_factory):
 def room_server(workdir, lib, extra=""):
     """A server with auth.required (users come from tokens signed with
     SECRET), a backend key and two workers."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    return configure(tf.TalasServer(workdir, [lib], workers=2), extra)
+
+
+def own_room_server(make, lib, name, extra=""):
+    """room_server made by conftest's talas_server (MAKE): killed at the
+    end of the test, pass or fail."""
+    return configure(make([lib], start=False, name=name, workers=2), extra)
+
+
+def configure(srv, extra=""):
+    workdir = srv.workdir
     (workdir / "ws.secret").write_bytes(SECRET)
     (workdir / "backend.key").write_text(BACKEND_KEY + "\n")
-    srv = tf.TalasServer(workdir, [lib], workers=2)
+    for f in ("ws.secret", "backend.key"):
+        os.chmod(workdir / f, 0o600)
     text = srv.config_text().replace(
         "auth:\n  required: false\n",
         "auth:\n  required: true\n"
@@ -952,7 +963,7 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
     plays: the room is intact (GET from anywhere, same queue and same
     start instant), the member on the other worker keeps commanding it,
     the killed worker is respawned, and JoinRoom works on the new one."""
-    srv = start_room_server(room_server(tmp_path / "killsrv", roomlib))
+    srv = start_room_server(own_room_server(talas_server, roomlib, "killsrv"))
     alice, bob, carol = uname("alice"), uname("bob"), uname("carol")
     long_id, s1 = srv.ids["Long Song"], srv.ids["Short One"]
     doc = create_room(srv, alice, "Survivor", "open")
@@ -1014,9 +1025,8 @@ def test_idle_expiry_and_limits(talas_server, roomlib, tmp_path):
     """rooms.idle_timeout: a room left empty is gone after it (404 to GET,
     not_found to JoinRoom) while a room with a member stays; and the
     rooms.max_per_user and rooms.max_queue limits answer as quotas."""
-    srv = start_room_server(room_server(
-        tmp_path / "idlesrv", roomlib,
-        "rooms:\n  idle_timeout: 2\n  max_per_user: 3\n  max_queue: 4\n"))
+    srv = start_room_server(own_room_server(
+        talas_server, roomlib, "idlesrv", "rooms:\n  idle_timeout: 2\n  max_per_user: 3\n  max_queue: 4\n"))
     alice, bob = uname("alice"), uname("bob")
     long_id = srv.ids["Long Song"]
 
@@ -1071,3 +1081,35 @@ def test_config_keys_are_checked(talas_server, roomlib, tmp_path):
                       "  max_per_user: 5\n  invite_ttl: 604800\n")
     cp = tf.run([tf.TALAS_MASTER, "-t", "-c", srv.config_path], check=False)
     assert cp.returncode == 0, cp
+
+
+def test_cluster_mode_answers_unavailable(talas_server, roomlib, redis_server, pg_database):
+    """In cluster mode rooms are not there yet, and say so: REST answers
+    501 with a JSON error, every room command "unavailable: rooms are not
+    available in cluster mode yet"; TimeSync, which needs no room, works."""
+    import cluster_fixtures as cf
+    srv = own_room_server(talas_server, roomlib, "node-a")
+    srv.write_config(text=srv.config_path.read_text()
+                     + cf.cluster_yaml("node-a", redis_server.address, pg_database[1]))
+    r = srv.talasctl("db", "migrate")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    start_room_server(srv)
+    tf.wait_for(lambda: cf.engines_ready(srv), 15, what="every worker on Redis and PostgreSQL")
+    alice = uname("alice")
+    st, err = rest(srv, "POST", "/api/rooms", alice, {"name": "Cluster"})
+    assert st == 501 and json_error(err), (st, err)
+    st, err = rest(srv, "GET", f"/api/rooms/{'0' * 24}", alice)
+    assert st == 501 and json_error(err), (st, err)
+    want = "unavailable: rooms are not available in cluster mode yet"
+
+    async def go():
+        c = await Client.open(srv, alice)
+        for command, fields in (("CreateRoom", {"name": "Cluster"}), ("JoinRoom", {"room_id": "0" * 24}),
+                                ("RoomSeek", {"room_id": "0" * 24, "position_ms": 0}),
+                                ("RoomQueueAdd", {"room_id": "0" * 24, "track_id": srv.ids["Long Song"]})):
+            err = await c.refused(command, "unavailable:", **fields)
+            assert err == want, err
+        assert (await c.ok("TimeSync", client_ms=5))["client_ms"] == 5
+        await c.close()
+
+    run(go())
