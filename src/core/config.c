@@ -464,7 +464,8 @@ static const struct conf_key config_keys[] = {
     {"rooms.max_members", CONF_INT, C(rooms_max_members), 1, 100000, "1000", 0, NULL},
     {"rooms.max_queue", CONF_INT, C(rooms_max_queue), 1, 10000, "500", 0, NULL},
     {"rooms.max_per_user", CONF_INT, C(rooms_max_per_user), 1, 1000, "5", 0, NULL},
-    {"rooms.invite_ttl", CONF_DURATION, C(rooms_invite_ttl_ms), 60 * SECOND, 365 * 24 * HOUR, "604800", 0, NULL},
+    {"rooms.invite_ttl", CONF_DURATION, C(rooms_invite_ttl_ms), 60 * SECOND, 365 * 24 * HOUR, "604800", 0,
+     NULL},
 
     {"cache", CONF_SECTION, 0, 0, 0, NULL, 0, NULL},
     /* 0: not given; check_config derives it from storage.map_size */

@@ -72,9 +72,11 @@ void talas_room_free(struct talas_room *r)
         entry_free(&r->queue[i]);
     free(r->queue);
     free(r->members);
+    free(r->dropped);
     r->queue = NULL;
     r->members = NULL;
-    r->queue_count = r->member_count = 0;
+    r->dropped = NULL;
+    r->queue_count = r->member_count = r->dropped_count = 0;
 }
 
 /* ------------------------------------------------------------- the record */
@@ -254,6 +256,8 @@ unsigned talas_room_normalize(struct talas_room *r, const char *actor, uint64_t 
     for (size_t i = 0; i < r->member_count;) {
         m = &r->members[i];
         if (now >= m->active_ms && now - m->active_ms >= TALAS_ROOM_STALE_MS) {
+            r->dropped = xrealloc(r->dropped, (r->dropped_count + 1) * sizeof(*r->dropped));
+            memcpy(r->dropped[r->dropped_count++], m->user_id, sizeof(*r->dropped));
             drop_member(r, i, m->active_ms + TALAS_ROOM_STALE_MS);
             changed |= TALAS_ROOM_NORM_MEMBERS;
         } else {
@@ -273,8 +277,8 @@ int talas_room_expired(const struct talas_room *r, const struct talas_room_limit
            now - r->empty_since_ms >= lim->idle_timeout_ms;
 }
 
-int talas_room_join(struct talas_room *r, const struct talas_room_limits *lim, const char *user, int connection,
-                    uint64_t now, int *joined_r, struct talas_quota_refusal *refusal)
+int talas_room_join(struct talas_room *r, const struct talas_room_limits *lim, const char *user,
+                    int connection, uint64_t now, int *joined_r, struct talas_quota_refusal *refusal)
 {
     struct talas_room_member *m = talas_room_member_find(r, user);
 
@@ -314,8 +318,8 @@ int talas_room_leave(struct talas_room *r, const char *user, int connection_only
     return TALAS_ROOM_FORBIDDEN;
 }
 
-int talas_room_report(struct talas_room *r, const char *user, uint64_t position_ms, int buffering, uint64_t now,
-                      int *buffering_changed_r)
+int talas_room_report(struct talas_room *r, const char *user, uint64_t position_ms, int buffering,
+                      uint64_t now, int *buffering_changed_r)
 {
     struct talas_room_member *m = talas_room_member_find(r, user);
 
@@ -383,12 +387,14 @@ int talas_room_queue_move(struct talas_room *r, const char *entry, size_t positi
         position = r->queue_count - 1;
     e = r->queue[i];
     memmove(&r->queue[i], &r->queue[i + 1], (r->queue_count - (size_t)i - 1) * sizeof(*r->queue));
-    memmove(&r->queue[position + 1], &r->queue[position], (r->queue_count - 1 - position) * sizeof(*r->queue));
+    memmove(&r->queue[position + 1], &r->queue[position],
+            (r->queue_count - 1 - position) * sizeof(*r->queue));
     r->queue[position] = e;
     return 0;
 }
 
-int talas_room_play(struct talas_room *r, const char *entry, int has_position, uint64_t position_ms, uint64_t now)
+int talas_room_play(struct talas_room *r, const char *entry, int has_position, uint64_t position_ms,
+                    uint64_t now)
 {
     struct talas_room_playback *pb = &r->playback;
     long i;
@@ -496,8 +502,8 @@ static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_room *
 }
 
 /* How many live rooms USER hosts, in TXN (a scan: rooms are few). */
-static int hosted(struct talas_storage *st, MDB_txn *txn, const struct talas_room_limits *lim, const char *user,
-                  uint64_t now, uint32_t *count_r)
+static int hosted(struct talas_storage *st, MDB_txn *txn, const struct talas_room_limits *lim,
+                  const char *user, uint64_t now, uint32_t *count_r)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -520,8 +526,8 @@ static int hosted(struct talas_storage *st, MDB_txn *txn, const struct talas_roo
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int talas_room_create(struct talas_storage *st, const struct talas_room_limits *lim, const struct talas_room *r,
-                      uint64_t now, struct talas_quota_refusal *refusal)
+int talas_room_create(struct talas_storage *st, const struct talas_room_limits *lim,
+                      const struct talas_room *r, uint64_t now, struct talas_quota_refusal *refusal)
 {
     MDB_txn *txn;
     uint32_t count;
@@ -570,8 +576,8 @@ int talas_room_update(struct talas_storage *st, const struct talas_room_limits *
                 write = 1;
                 continue;
             }
-            rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_ROOMS), &(MDB_val){TALAS_ROOM_ID_LEN, room_r->id},
-                         NULL);
+            rc = mdb_del(txn, talas_storage_dbi(st, TALAS_DBI_ROOMS),
+                         &(MDB_val){TALAS_ROOM_ID_LEN, room_r->id}, NULL);
             talas_room_free(room_r);
             if (rc != 0 || (rc = mdb_txn_commit(txn)) != 0)
                 return rc;

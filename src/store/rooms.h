@@ -72,6 +72,10 @@ struct talas_room {
     size_t member_count;
     struct talas_room_entry *queue;
     size_t queue_count;
+    /* not stored: the members talas_room_normalize dropped as stale, for
+     * the caller's events (malloc'd, freed with the room) */
+    char (*dropped)[TALAS_ROOM_USER_MAX + 1];
+    size_t dropped_count;
 };
 
 /* The configuration's rooms.* limits. */
@@ -101,8 +105,8 @@ int talas_room_decode(const char *id, size_t id_len, const void *data, size_t le
 
 /* Makes R current at NOW: ACTOR (may be NULL), when a member, marked
  * active; members silent for TALAS_ROOM_STALE_MS dropped; a host who is
- * no member replaced by the longest-present member; the clock rule. The
- * bits of what changed. */
+ * no member replaced by the longest-present member (R->dropped lists the
+ * members dropped); the clock rule. The bits of what changed. */
 unsigned talas_room_normalize(struct talas_room *r, const char *actor, uint64_t now);
 /* 1 when R has had no member for LIM's idle timeout at NOW. */
 int talas_room_expired(const struct talas_room *r, const struct talas_room_limits *lim, uint64_t now);
@@ -115,16 +119,16 @@ int talas_room_may_control(const struct talas_room *r, const char *user);
 /* USER joins (CONNECTION: by a WebSocket connection, counted): 0 with
  * *joined_r 1 when USER was not a member yet, or TALAS_QUOTA_EXCEEDED
  * (rooms.max_members) in *REFUSAL. */
-int talas_room_join(struct talas_room *r, const struct talas_room_limits *lim, const char *user, int connection,
-                    uint64_t now, int *joined_r, struct talas_quota_refusal *refusal);
+int talas_room_join(struct talas_room *r, const struct talas_room_limits *lim, const char *user,
+                    int connection, uint64_t now, int *joined_r, struct talas_quota_refusal *refusal);
 /* USER leaves: wholly, or (CONNECTION_ONLY) one of its connections, the
  * member leaving with its last one. 1 when USER left, 0 when it stays,
  * TALAS_ROOM_FORBIDDEN when not a member. The host passes to the
  * longest-present member. */
 int talas_room_leave(struct talas_room *r, const char *user, int connection_only, uint64_t now);
 /* Records USER's report. 0 (*buffering_changed_r set) or TALAS_ROOM_FORBIDDEN. */
-int talas_room_report(struct talas_room *r, const char *user, uint64_t position_ms, int buffering, uint64_t now,
-                      int *buffering_changed_r);
+int talas_room_report(struct talas_room *r, const char *user, uint64_t position_ms, int buffering,
+                      uint64_t now, int *buffering_changed_r);
 
 /* Inserts the N entries of ADD (their strings move to R; ADD's entries
  * are then cleared) at POSITION (clamped to the end), each with a fresh
@@ -140,7 +144,8 @@ int talas_room_queue_move(struct talas_room *r, const char *entry, size_t positi
 /* Plays ENTRY (NULL: resumes the current one, or the first of the queue)
  * from POSITION_MS (when HAS_POSITION; else 0, or the paused position
  * when resuming): 0 or TALAS_ROOM_INVALID (no such entry, empty queue). */
-int talas_room_play(struct talas_room *r, const char *entry, int has_position, uint64_t position_ms, uint64_t now);
+int talas_room_play(struct talas_room *r, const char *entry, int has_position, uint64_t position_ms,
+                    uint64_t now);
 /* Pauses at POSITION_MS (when HAS_POSITION; else where it is now). */
 void talas_room_pause(struct talas_room *r, int has_position, uint64_t position_ms, uint64_t now);
 /* Moves to POSITION_MS, playing or not: 0 or TALAS_ROOM_INVALID (no entry). */
@@ -153,8 +158,8 @@ void talas_room_skip(struct talas_room *r, uint64_t now);
 /* Stores the new room R (its creator R->host is its first member): 0, or
  * TALAS_QUOTA_EXCEEDED when R->host already hosts LIM's max_per_user
  * live rooms (rooms.max_per_user, in *REFUSAL), or an LMDB error. */
-int talas_room_create(struct talas_storage *st, const struct talas_room_limits *lim, const struct talas_room *r,
-                      uint64_t now, struct talas_quota_refusal *refusal);
+int talas_room_create(struct talas_storage *st, const struct talas_room_limits *lim,
+                      const struct talas_room *r, uint64_t now, struct talas_quota_refusal *refusal);
 
 /*
  * A change function: changes R (made current at NOW) for ARG; returns 0

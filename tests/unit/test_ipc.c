@@ -89,11 +89,12 @@ static void test_event_refused(void **state)
     assert_int_equal(got.flags, 0);
     {
         /* a room's event crosses with its room id */
-        struct talas_ipc_event room = {1, TALAS_WS_TO_ROOM, "0123456789abcdef01234567", 24, "{}", 2, NULL, 0, 0};
+        struct talas_ipc_event room = {1, TALAS_WS_TO_ROOM, "0123456789abcdef01234567", 24, "{}", 2, NULL, 0,
+                                       0};
         struct talas_buf b = {0};
         assert_int_equal(talas_ipc_event_encode(&b, &room), 0);
-        assert_int_equal(talas_ipc_event_decode(b.data + TALAS_IPC_HEADER_SIZE, b.len - TALAS_IPC_HEADER_SIZE, &got),
-                         0);
+        assert_int_equal(
+            talas_ipc_event_decode(b.data + TALAS_IPC_HEADER_SIZE, b.len - TALAS_IPC_HEADER_SIZE, &got), 0);
         assert_int_equal(got.target, TALAS_WS_TO_ROOM);
         assert_memory_equal(got.to, "0123456789abcdef01234567", 24);
         talas_buf_free(&b);

@@ -135,9 +135,9 @@ static void test_entry_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paused),         cmocka_unit_test(test_playing),
-        cmocka_unit_test(test_one_track_end),  cmocka_unit_test(test_several_track_ends),
-        cmocka_unit_test(test_past_the_last),  cmocka_unit_test(test_entry_gone),
+        cmocka_unit_test(test_paused),        cmocka_unit_test(test_playing),
+        cmocka_unit_test(test_one_track_end), cmocka_unit_test(test_several_track_ends),
+        cmocka_unit_test(test_past_the_last), cmocka_unit_test(test_entry_gone),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -188,8 +188,9 @@ static void test_join_leave(void **state)
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
     /* unknown rooms */
-    assert_int_equal(talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL),
-                     MDB_NOTFOUND);
+    assert_int_equal(
+        talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL),
+        MDB_NOTFOUND);
     talas_room_free(&r);
     assert_int_equal(talas_room_update(f->st, &lim, "../x", NULL, T0, NULL, NULL, &r, NULL), MDB_NOTFOUND);
     talas_room_free(&r);
@@ -337,6 +338,8 @@ static void test_stale_and_idle(void **state)
     assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm), 0);
     assert_true(norm & TALAS_ROOM_NORM_MEMBERS);
     assert_true(norm & TALAS_ROOM_NORM_HOST);
+    assert_int_equal(r.dropped_count, 1);
+    assert_string_equal(r.dropped[0], "alice");
     assert_int_equal(r.member_count, 1);
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
@@ -355,7 +358,8 @@ static void test_stale_and_idle(void **state)
     talas_room_free(&r);
     assert_int_equal(talas_room_sweep(f->st, &lim, T0 + 675000 - 1, 100, &deleted), 0);
     assert_int_equal(deleted, 0);
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL), MDB_NOTFOUND);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL),
+                     MDB_NOTFOUND);
     talas_room_free(&r);
     /* the sweep deletes the idle rooms nobody reads */
     new_room(&r, "carol");

@@ -612,6 +612,55 @@ static void test_share_tokens(void **state)
     fx_done(&fx);
 }
 
+/* Room invites (claims room, scope "room"): minted here, good only where
+ * the caller asks for one (TALAS_TOKEN_ROOM), and nothing else is good
+ * there; an invite naming a user, or a room id of the wrong shape, is
+ * refused. */
+static void test_room_invites(void **state)
+{
+    static const char room[] = "0123456789abcdef01234567";
+    struct talas_token_claims cl;
+    struct fixture fx;
+    const char *reason;
+    char *t, *error = NULL;
+    time_t exp;
+
+    (void)state;
+    fx_init(&fx, HS256_MAIN);
+    assert_int_equal(talas_token_mint_room(fx.auth, room, 3600, &t, &exp, &error), 0);
+    assert_true(exp > time(NULL) + 3595 && exp <= time(NULL) + 3600);
+    memset(&cl, 0, sizeof(cl));
+    assert_int_equal(talas_token_verify(fx.auth, t, strlen(t), NULL, TALAS_TOKEN_ROOM, NULL, &cl, &reason),
+                     TALAS_TOKEN_OK);
+    assert_string_equal(cl.room, room);
+    assert_string_equal(cl.sub, "");
+    /* not a user's token, nor a media token */
+    assert_verdict(&fx, t, NULL, 0, NULL, TALAS_TOKEN_FORBIDDEN, "room invite");
+    assert_verdict(&fx, t, track, TALAS_TOKEN_STREAM, NULL, TALAS_TOKEN_FORBIDDEN, "room invite");
+    free(t);
+    /* a user's token is no invite */
+    t = forge_hs(SECRET, NULL, 300, "\"sub\":\"alice\"");
+    assert_verdict(&fx, t, NULL, TALAS_TOKEN_ROOM, NULL, TALAS_TOKEN_FORBIDDEN, "not a room invite");
+    free(t);
+    t = forge_hs(SECRET, NULL, 300, "\"room\":\"0123456789abcdef01234567\",\"sub\":\"alice\"");
+    assert_verdict(&fx, t, NULL, TALAS_TOKEN_ROOM, NULL, TALAS_TOKEN_INVALID, "names no track, user");
+    free(t);
+    t = forge_hs(SECRET, NULL, 300, "\"room\":\"../etc\"");
+    assert_verdict(&fx, t, NULL, TALAS_TOKEN_ROOM, NULL, TALAS_TOKEN_INVALID, "room id");
+    free(t);
+    {
+        /* the shape of a minted invite, but expired */
+        char *c = xasprintf("{\"exp\":%ld,\"room\":\"%s\",\"scope\":\"room\"}", (long)time(NULL) - 3600, room);
+        t = forge(JWT_ALG_HS256, SECRET, strlen(SECRET), NULL, c);
+        assert_verdict(&fx, t, NULL, TALAS_TOKEN_ROOM, NULL, TALAS_TOKEN_INVALID, "expired");
+        free(t);
+        free(c);
+    }
+    assert_int_equal(talas_token_mint_room(fx.auth, "nope", 60, &t, &exp, &error), -1);
+    free(error);
+    fx_done(&fx);
+}
+
 /* iss and aud when configured; an aud nobody asked for is refused. */
 static void test_issuer_and_audience(void **state)
 {
@@ -770,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_kid_selection),
         cmocka_unit_test(test_backend_key),
         cmocka_unit_test(test_share_tokens),
+        cmocka_unit_test(test_room_invites),
         cmocka_unit_test(test_bad_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

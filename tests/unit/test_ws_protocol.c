@@ -143,17 +143,20 @@ static void test_room_commands(void **state)
         const char *text, *error;
     } refused[] = {
         {"{\"command\":\"CreateRoom\",\"command_id\":\"a\"}", "invalid: name: required"},
-        {"{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"\"}", "invalid: name: must be 1 to 100"},
+        {"{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"\"}",
+         "invalid: name: must be 1 to 100"},
         {"{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"n\",\"mode\":\"solo\"}",
          "invalid: mode: must be"},
         {"{\"command\":\"JoinRoom\",\"command_id\":\"a\"}", "invalid: room_id: required"},
         {"{\"command\":\"JoinRoom\",\"command_id\":\"a\",\"room_id\":\"0123456789ABCDEF01234567\"}",
          "invalid: room_id: must be 24 lowercase"},
-        {"{\"command\":\"JoinRoom\",\"command_id\":\"a\",\"room_id\":7}", "invalid: room_id: must be a string"},
+        {"{\"command\":\"JoinRoom\",\"command_id\":\"a\",\"room_id\":7}",
+         "invalid: room_id: must be a string"},
         {"{\"command\":\"RoomSeek\",\"command_id\":\"a\"," ROOM "}", "invalid: position_ms: required"},
         {"{\"command\":\"RoomPlay\",\"command_id\":\"a\"," ROOM ",\"track_id\":\"t\",\"entry_id\":\"e\"}",
          "invalid: track_id, entry_id: give one"},
-        {"{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM "}", "invalid: track_id, artist, playlist_id"},
+        {"{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM "}",
+         "invalid: track_id, artist, playlist_id"},
         {"{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM ",\"track_id\":\"t\",\"artist\":\"x\"}",
          "invalid: track_id, artist, playlist_id: give exactly one"},
         {"{\"command\":\"RoomQueueMove\",\"command_id\":\"a\"," ROOM ",\"entry_id\":\"e\"}",
@@ -197,11 +200,14 @@ static void test_room_commands(void **state)
         talas_ws_command_free(&cmd);
         talas_buf_free(&b);
     }
-    assert_int_equal(parse("{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"<b>x</b>\"}", &cmd, &error), 0);
+    assert_int_equal(
+        parse("{\"command\":\"CreateRoom\",\"command_id\":\"a\",\"name\":\"<b>x</b>\"}", &cmd, &error), 0);
     assert_string_equal(cmd.name, "<b>x</b>");
     assert_int_equal(cmd.host_mode, 0);
     talas_ws_command_free(&cmd);
-    assert_int_equal(parse("{\"command\":\"JoinRoom\",\"command_id\":\"a\"," ROOM ",\"invite\":\"tok\"}", &cmd, &error), 0);
+    assert_int_equal(
+        parse("{\"command\":\"JoinRoom\",\"command_id\":\"a\"," ROOM ",\"invite\":\"tok\"}", &cmd, &error),
+        0);
     assert_int_equal(cmd.type, TALAS_WS_JOIN_ROOM);
     assert_string_equal(cmd.room_id, "0123456789abcdef01234567");
     assert_string_equal(cmd.invite, "tok");
@@ -212,7 +218,8 @@ static void test_room_commands(void **state)
     assert_null(cmd.entry_id);
     assert_int_equal(cmd.has_position_ms, 0);
     talas_ws_command_free(&cmd);
-    assert_int_equal(parse("{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM ",\"artist\":\"Nina\",\"position\":2}",
+    assert_int_equal(parse("{\"command\":\"RoomQueueAdd\",\"command_id\":\"a\"," ROOM
+                           ",\"artist\":\"Nina\",\"position\":2}",
                            &cmd, &error),
                      0);
     assert_string_equal(cmd.artist, "Nina");
@@ -226,7 +233,8 @@ static void test_room_commands(void **state)
     assert_int_equal(cmd.position_ms, 1500);
     assert_int_equal(cmd.buffering, 1);
     talas_ws_command_free(&cmd);
-    assert_int_equal(parse("{\"command\":\"TimeSync\",\"command_id\":\"a\",\"client_ms\":12.5}", &cmd, &error), 0);
+    assert_int_equal(
+        parse("{\"command\":\"TimeSync\",\"command_id\":\"a\",\"client_ms\":12.5}", &cmd, &error), 0);
     assert_int_equal(cmd.type, TALAS_WS_TIME_SYNC);
     assert_int_equal(cmd.has_client_ms, 1);
     assert_true(cmd.client_ms == 12.5);

@@ -43,8 +43,8 @@ static int user_of(const struct talas_worker_ctx *ctx, h2o_req_t *req, char sub_
         talas_http_refuse(req, 401, "unauthorized", "a user's token is required");
         return -1;
     }
-    switch (talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip), &claims,
-                               &reason)) {
+    switch (talas_token_verify(ctx->token, token.base, token.len, NULL, 0, talas_http_client_ip(req, ip),
+                               &claims, &reason)) {
     case TALAS_TOKEN_OK:
         break;
     case TALAS_TOKEN_FORBIDDEN:
@@ -208,8 +208,8 @@ int talas_rooms_api(const struct talas_worker_ctx *ctx, h2o_req_t *req)
 {
     if (!talas_http_method_is(req, "POST")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
-        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here", (int)req->method.len,
-                              req->method.base);
+        talas_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed here",
+                              (int)req->method.len, req->method.base);
         return 0;
     }
     return create(ctx, req);

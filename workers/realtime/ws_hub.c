@@ -17,7 +17,8 @@
  * talas_ws_hub_deliver_local: to this worker's connections only, by the
  * same rules, relayed nowhere. LiveStats then sums every node's figures.
  * A connection receives an event addressed to it (send_to_connection), to
- * its user (send_to_user), a ServerMessage sent to all, and any other
+ * its user (send_to_user), to a listening room it joined (TALAS_WS_TO_ROOM,
+ * ws_rooms.c), a ServerMessage sent to all, and any other
  * event sent to all that it subscribed to with matching filters. Privacy
  * comes first: an event about a user's listening that the publishing
  * worker marked private (the user's share_listening is off) goes only to
@@ -36,6 +37,7 @@
  * Every second a sweep pings connections silent for ws.ping_interval,
  * closes those silent for ws.idle_timeout (1001), forgets the users and
  * addresses of ws_limits.c that have no connection and no window left,
+ * (worker slot 0, once a minute) deletes the listening rooms left idle,
  * and reports this worker's figures to the master when they changed; every
  * ws.live_stats_interval the LiveStats event goes to the connections
  * subscribed to it.

@@ -94,13 +94,13 @@ struct talas_ws_command {
     char *from_user; /* PlaylistShared: optional, NULL when absent */
     /* room commands; strings NULL when absent. Their parse errors start
      * with "invalid: " */
-    char *room_id;   /* every room command but CreateRoom: 24 lowercase hex */
-    char *name;      /* CreateRoom: 1 to TALAS_WS_ROOM_NAME_CHARS characters, no NUL */
-    int host_mode;   /* CreateRoom: mode "host" (1) or "open" (0, the default) */
-    char *invite;    /* JoinRoom: optional */
-    char *entry_id;  /* RoomPlay (optional), RoomQueueRemove, RoomQueueMove */
-    char *artist;    /* RoomQueueAdd: one of track_id, artist, playlist_id */
-    int buffering;   /* RoomMemberStatus */
+    char *room_id;    /* every room command but CreateRoom: 24 lowercase hex */
+    char *name;       /* CreateRoom: 1 to TALAS_WS_ROOM_NAME_CHARS characters, no NUL */
+    int host_mode;    /* CreateRoom: mode "host" (1) or "open" (0, the default) */
+    char *invite;     /* JoinRoom: optional */
+    char *entry_id;   /* RoomPlay (optional), RoomQueueRemove, RoomQueueMove */
+    char *artist;     /* RoomQueueAdd: one of track_id, artist, playlist_id */
+    int buffering;    /* RoomMemberStatus */
     double client_ms; /* TimeSync: optional, echoed */
     int has_client_ms;
     /* position_ms: RoomPlay, RoomPause (optional), RoomSeek, RoomMemberStatus;

@@ -43,7 +43,8 @@ char *talas_ws_room_invite(const struct talas_worker_ctx *ctx, const char *id)
     char *token = NULL, *error = NULL;
     time_t exp;
 
-    if (talas_token_mint_room(ctx->token, id, ctx->conf->rooms_invite_ttl_ms / 1000, &token, &exp, &error) != 0) {
+    if (talas_token_mint_room(ctx->token, id, ctx->conf->rooms_invite_ttl_ms / 1000, &token, &exp, &error) !=
+        0) {
         log_warn("rooms: no invite for room %s: %s", id, error);
         free(error);
         return NULL;
@@ -191,6 +192,18 @@ void talas_ws_room_publish(const struct talas_worker_ctx *ctx, const char *event
     talas_buf_free(&b);
 }
 
+/* The events of what making R current changed (NORM, talas_room_normalize):
+ * RoomMemberLeft for each member dropped as stale, RoomState for a host
+ * handed over without one. */
+static void publish_normalized(const struct talas_worker_ctx *ctx, const struct talas_room *r, unsigned norm,
+                               uint64_t now)
+{
+    for (size_t i = 0; i < r->dropped_count; i++)
+        talas_ws_room_publish(ctx, "RoomMemberLeft", r, r->dropped[i], now);
+    if ((norm & TALAS_ROOM_NORM_HOST) && r->dropped_count == 0)
+        talas_ws_room_publish(ctx, "RoomState", r, NULL, now);
+}
+
 /* ----------------------------------------------------------- answering */
 
 static void respond(struct talas__ws_conn *c, const char *command_id, const struct talas_buf *data,
@@ -258,7 +271,9 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
     case TALAS_WS_JOIN_ROOM:
         if (talas_room_member_find(r, user) == NULL && !ch->invited && strcmp(r->host, user) != 0 &&
             ch->new_connection)
-            return refuse(ch, TALAS_ROOM_FORBIDDEN, "an invite is required to join this room");
+            return refuse(ch, TALAS_ROOM_FORBIDDEN,
+                          cmd->invite != NULL ? "the invite is not valid for this room"
+                                              : "an invite is required to join this room");
         return talas_room_join(r, &ch->lim, user, ch->new_connection, now, &ch->joined, &ch->refusal);
     case TALAS_WS_LEAVE_ROOM:
         if ((rc = talas_room_leave(r, user, 0, now)) < 0)
@@ -300,8 +315,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
     case TALAS_WS_ROOM_QUEUE_ADD:
         if (talas_room_member_find(r, user) == NULL)
             return refuse(ch, TALAS_ROOM_FORBIDDEN, "not a member of this room");
-        return talas_room_queue_insert(r, &ch->lim, cmd->has_position ? cmd->position : r->queue_count, ch->add,
-                                       ch->add_count, &ch->refusal);
+        return talas_room_queue_insert(r, &ch->lim, cmd->has_position ? cmd->position : r->queue_count,
+                                       ch->add, ch->add_count, &ch->refusal);
     case TALAS_WS_ROOM_QUEUE_REMOVE:
         if ((rc = may_control(r, ch)) != 0)
             return rc;
@@ -315,7 +330,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
             return refuse(ch, rc, "entry_id: no such entry in the queue");
         return 0;
     case TALAS_WS_ROOM_MEMBER_STATUS:
-        if ((rc = talas_room_report(r, user, cmd->position_ms, cmd->buffering, now, &ch->buffering_changed)) != 0)
+        if ((rc = talas_room_report(r, user, cmd->position_ms, cmd->buffering, now,
+                                    &ch->buffering_changed)) != 0)
             return refuse(ch, rc, "not a member of this room");
         return 0;
     default:
@@ -324,7 +340,8 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
 }
 
 /* The answer's error for OUTCOME, into BUF; NULL for OK. */
-static const char *error_text(enum talas_state_outcome outcome, const struct change *ch, char *buf, size_t size)
+static const char *error_text(enum talas_state_outcome outcome, const struct change *ch, char *buf,
+                              size_t size)
 {
     switch (outcome) {
     case TALAS_STATE_OK:
@@ -686,7 +703,8 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         return;
     }
     if (c->user == NULL) {
-        respond(c, cmd->command_id, NULL, "forbidden: rooms need a user: connect with a token (or ?user_id=)");
+        respond(c, cmd->command_id, NULL,
+                "forbidden: rooms need a user: connect with a token (or ?user_id=)");
         return;
     }
     if (cmd->type == TALAS_WS_CREATE_ROOM) {
@@ -705,10 +723,6 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
             return;
         }
         ch.invited = invite_ok(c, cmd->invite, cmd->room_id);
-        if (cmd->invite != NULL && !ch.invited) {
-            respond(c, cmd->command_id, NULL, "forbidden: the invite is not valid for this room");
-            return;
-        }
     }
     if (cmd->type == TALAS_WS_ROOM_QUEUE_ADD || (cmd->type == TALAS_WS_ROOM_PLAY && cmd->track_id != NULL)) {
         if ((error = read_entries(c, cmd, &ch, msg, sizeof(msg))) != NULL) {
@@ -724,11 +738,12 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         respond(c, cmd->command_id, NULL, error);
         if (outcome == TALAS_STATE_NOT_FOUND)
             conn_drop_room(c, cmd->room_id);
-        else if (outcome != TALAS_STATE_UNAVAILABLE && (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST)))
-            talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
+        else if (outcome != TALAS_STATE_UNAVAILABLE)
+            publish_normalized(c->ctx, &r, norm, now);
         talas_room_free(&r);
         return;
     }
+    publish_normalized(c->ctx, &r, norm, now);
     switch (cmd->type) {
     case TALAS_WS_JOIN_ROOM:
         conn_add_room(c, r.id);
@@ -777,7 +792,7 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         talas_json_object_end(&json);
         respond(c, cmd->command_id, &data, NULL);
         talas_buf_free(&data);
-        if (ch.buffering_changed || (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST)))
+        if (ch.buffering_changed)
             talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
         break;
     }
@@ -820,11 +835,11 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c)
         struct talas_room r;
         uint64_t now = talas_wall_ms();
         unsigned norm = 0;
-        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) == TALAS_STATE_OK) {
+        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) ==
+            TALAS_STATE_OK) {
+            publish_normalized(c->ctx, &r, norm, now);
             if (a.left)
                 talas_ws_room_publish(c->ctx, "RoomMemberLeft", &r, c->user, now);
-            else if (norm & (TALAS_ROOM_NORM_MEMBERS | TALAS_ROOM_NORM_HOST))
-                talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
         }
         talas_room_free(&r);
     }

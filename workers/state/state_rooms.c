@@ -56,8 +56,9 @@ static enum talas_state_outcome outcome(int rc, const char *what)
     }
 }
 
-enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *ctx, const struct talas_room *r,
-                                                 uint64_t now, struct talas_quota_refusal *refusal)
+enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *ctx,
+                                                 const struct talas_room *r, uint64_t now,
+                                                 struct talas_quota_refusal *refusal)
 {
     struct talas_room_limits lim;
 

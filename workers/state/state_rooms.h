@@ -26,8 +26,9 @@ extern const char talas_state_rooms_no_cluster[];
 void talas_state_rooms_limits(const struct talas_worker_ctx *ctx, struct talas_room_limits *lim);
 
 /* Stores the new room R (R->host its first member); QUOTA in *REFUSAL. */
-enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *ctx, const struct talas_room *r,
-                                                 uint64_t now, struct talas_quota_refusal *refusal);
+enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *ctx,
+                                                 const struct talas_room *r, uint64_t now,
+                                                 struct talas_quota_refusal *refusal);
 
 /*
  * Room ID made current (ACTOR, may be NULL, marked active) and changed by
