@@ -26,7 +26,7 @@ def test_bench_rooms_runs_and_checks_every_delivery():
     assert re.search(r"0 of \d+ RoomMemberStatus refused\n", out), out
     assert re.search(r"per worker: +pid \d+: \d+, pid \d+: \d+\n", out), out
     assert re.search(r"RoomState size: +\d+ bytes \(9 members listed\)", out), out
-    figure = r"120 deliveries of 3 (broadcasts|seeks): p50 [0-9.]+ ms, p99 [0-9.]+ ms, max [0-9.]+ ms|INVALID"
+    figure = r"120 deliveries of 3 (broadcasts|seeks): p50 [0-9.]+ ms, p99 [0-9.]+ ms, max [0-9.]+ ms, min [0-9.]+ ms|INVALID"
     assert re.search(rf"reference latency: +({figure})", out), out
     assert re.search(rf"seek latency: +({figure})", out), out
     assert re.search(r"seek / reference: +(p50 [0-9.]+ / [0-9.]+ ms = [0-9.]+, p99 [0-9.]+ / [0-9.]+ ms = [0-9.]+"
