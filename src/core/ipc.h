@@ -96,7 +96,9 @@ struct talas_ipc_event {
 #define TALAS_IPC_EVENT_PRIVATE 0x01
 
 #define TALAS_IPC_MAX_TO 128 /* also the longest owner */
-#define TALAS_IPC_MAX_EVENT_JSON (256 * 1024)
+/* a listening room's state (rooms.max_members members, rooms.max_queue
+ * entries, twice in RoomQueueUpdated) fits, within TALAS_IPC_MAX_PAYLOAD */
+#define TALAS_IPC_MAX_EVENT_JSON (768 * 1024)
 
 /* Appends a whole EVENT frame to OUT. Returns 0, or -1 (nothing appended)
  * when a part is over its limit. */

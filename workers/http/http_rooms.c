@@ -9,8 +9,8 @@
  * {"name": 1..100 characters, "mode": "host"|"open"} and answers 201
  * {"id","invite_url","invite_token","room"}; the creator hosts the room
  * and is its first member; past rooms.max_per_user, 429 quota_exceeded.
- * GET answers the state to a member, or to the holder of the room's
- * invite (?invite= or X-Room-Invite); 403 otherwise, 404 for an unknown
+ * GET answers the state to a member or the host, or to the holder of the
+ * room's invite (?invite= or X-Room-Invite); 403 otherwise, 404 for an unknown
  * or expired room. In cluster mode both answer 501 rooms_unavailable.
  *
  * Logs: nothing of its own (the store logs its failures).
@@ -271,7 +271,9 @@ int talas_rooms_api_one(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
         talas_http_send_error(req, 500, "storage_error", "the room could not be read");
         return 0;
     }
-    member = talas_room_member_find(&r, user) != NULL;
+    /* the host too: a creator who has not connected yet may have been
+     * dropped as a silent member */
+    member = talas_room_member_find(&r, user) != NULL || strcmp(r.host, user) == 0;
     invite = invite_of(req);
     invited = invite.base != NULL &&
               talas_token_verify(ctx->token, invite.base, invite.len, NULL, TALAS_TOKEN_ROOM, NULL, &claims,

@@ -45,6 +45,7 @@
  * Logs: the master channel closing, send-queue overflows (debug).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -363,8 +364,14 @@ static void deliver(const struct talas_ipc_event *ev)
     const char *to = ev->to;
     int server_message, private = (ev->flags & TALAS_IPC_EVENT_PRIVATE) != 0;
 
-    if (talas_ws_event_info_read(ev->json, ev->json_len, &info) != 0)
+    if (ev->target == TALAS_WS_TO_ROOM) {
+        /* a room's event goes by its room alone, and a large room's state
+         * has more values than the routing read takes: not read */
+        memset(&info, 0, sizeof(info));
+        snprintf(info.name, sizeof(info.name), "%s", "Room");
+    } else if (talas_ws_event_info_read(ev->json, ev->json_len, &info) != 0) {
         return;
+    }
     server_message = strcmp(info.name, "ServerMessage") == 0;
     talas_ws_frame_text(&frame, ev->json, ev->json_len);
     for (c = hub.head; c != NULL; c = next) {

@@ -274,7 +274,11 @@ static int change_room(struct talas_room *r, uint64_t now, void *arg)
             return refuse(ch, TALAS_ROOM_FORBIDDEN,
                           cmd->invite != NULL ? "the invite is not valid for this room"
                                               : "an invite is required to join this room");
-        return talas_room_join(r, &ch->lim, user, ch->new_connection, now, &ch->joined, &ch->refusal);
+        /* a connection still joined to a room whose member was dropped
+         * (stale) counts again */
+        return talas_room_join(r, &ch->lim, user,
+                               ch->new_connection || talas_room_member_find(r, user) == NULL, now,
+                               &ch->joined, &ch->refusal);
     case TALAS_WS_LEAVE_ROOM:
         if ((rc = talas_room_leave(r, user, 0, now)) < 0)
             return refuse(ch, rc, "not a member of this room");
