@@ -1024,9 +1024,11 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
 def test_idle_expiry_and_limits(talas_server, roomlib, tmp_path):
     """rooms.idle_timeout: a room left empty is gone after it (404 to GET,
     not_found to JoinRoom) while a room with a member stays; and the
-    rooms.max_per_user and rooms.max_queue limits answer as quotas."""
+    rooms.max_per_user, rooms.max_queue and rooms.max_members limits answer
+    as quotas; rooms.invite_ttl sets the invite's lifetime."""
     srv = start_room_server(own_room_server(
-        talas_server, roomlib, "idlesrv", "rooms:\n  idle_timeout: 2\n  max_per_user: 3\n  max_queue: 4\n"))
+        talas_server, roomlib, "idlesrv",
+        "rooms:\n  idle_timeout: 2\n  max_per_user: 3\n  max_queue: 4\n  max_members: 2\n  invite_ttl: 120\n"))
     alice, bob = uname("alice"), uname("bob")
     long_id = srv.ids["Long Song"]
 
@@ -1056,6 +1058,14 @@ def test_idle_expiry_and_limits(talas_server, roomlib, tmp_path):
         err = await b.refused("RoomQueueAdd", "quota:", room_id=kept["id"], track_id=long_id)
         assert "rooms.max_queue" in err, err
         err = await b.refused("RoomQueueAdd", "quota:", room_id=kept["id"], artist="Room Artist")
+
+        # max_members: 2; bob and alice are, carol is refused
+        assert abs(claims_of(kept["invite_token"])["exp"] - (time.time() + 120)) <= 30
+        await a.ok("JoinRoom", room_id=kept["id"], invite=kept["invite_token"])
+        c = await Client.open(srv, uname("carol"))
+        err = await c.refused("JoinRoom", "quota:", room_id=kept["id"], invite=kept["invite_token"])
+        assert "rooms.max_members" in err, err
+        await c.close()
 
         # max_per_user: bob hosts one; two more, then refused (WS and REST)
         await b.ok("CreateRoom", name="Two")
