@@ -758,6 +758,40 @@ def test_host_hands_over_to_the_longest_present_member(rsrv):
     run(go())
 
 
+def test_a_user_leaves_with_the_last_of_its_connections(rsrv):
+    """A closed connection makes its user leave only when it was the user's
+    last joined connection, counted across workers: carol's first
+    connection closes and she stays; her second, on the other worker,
+    closes and she leaves (RoomMemberLeft)."""
+    alice, carol = uname("alice"), uname("carol")
+    doc = create_room(rsrv, alice, "Devices", "open")
+    rid = doc["id"]
+
+    async def go():
+        a = await Client.open(rsrv, alice)
+        await a.ok("JoinRoom", room_id=rid)
+        c1 = await Client.open(rsrv, carol, on=a.pid)
+        c2 = await Client.open(rsrv, carol, off=a.pid)
+        await c1.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
+        await c2.ok("JoinRoom", room_id=rid)
+        a.kept.clear()
+        await c1.close()
+        # the room's state after the close, read by a command of alice's
+        await a.ok("RoomMemberStatus", room_id=rid, position_ms=0, buffering=False)
+        st, got = rest(rsrv, "GET", f"/api/rooms/{rid}", alice)
+        assert [m["user_id"] for m in got["members"]] == [alice, carol], got
+        assert [m for m in a.kept if m.get("event") == "RoomMemberLeft"] == []
+        # still a member: carol's other connection commands the room
+        await c2.ok("RoomQueueAdd", room_id=rid, track_id=rsrv.ids["Short One"])
+        await c2.close()
+        ev = await a.event("RoomMemberLeft", lambda e: e["room_id"] == rid)
+        assert ev["user_id"] == carol and ev["host"] == alice, ev
+        assert [m["user_id"] for m in ev["room"]["members"]] == [alice]
+        await a.close()
+
+    run(go())
+
+
 def test_time_sync(rsrv):
     """TimeSync answers the server's clock within the round trip and echoes
     the client's; several give an offset within the shortest round trip
@@ -962,9 +996,11 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
     """The worker of the host's connection is killed -9 while the room
     plays: the room is intact (GET from anywhere, same queue and same
     start instant), the member on the other worker keeps commanding it,
-    the killed worker is respawned, and JoinRoom works on the new one."""
+    the killed worker is respawned, and JoinRoom works on the new one. A
+    member whose only connection died there is dropped once silent for
+    30 s (the test waits for it: about 35 s)."""
     srv = start_room_server(own_room_server(talas_server, roomlib, "killsrv"))
-    alice, bob, carol = uname("alice"), uname("bob"), uname("carol")
+    alice, bob, carol, dora = uname("alice"), uname("bob"), uname("carol"), uname("dora")
     long_id, s1 = srv.ids["Long Song"], srv.ids["Short One"]
     doc = create_room(srv, alice, "Survivor", "open")
     rid = doc["id"]
@@ -973,6 +1009,9 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
         a, b = await two_workers(srv, alice, bob)
         await a.ok("JoinRoom", room_id=rid)
         await b.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
+        # dora's only connection is on the worker that will be killed
+        d = await Client.open(srv, dora, on=a.pid)
+        await d.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
         await a.ok("RoomQueueAdd", room_id=rid, track_id=long_id)
         await a.ok("RoomQueueAdd", room_id=rid, track_id=s1)
         await play_first(a, rid, position_ms=10000)
@@ -1014,6 +1053,21 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
         for x in (b, c):
             ev = await x.event("RoomState", lambda e: e["room_id"] == rid)
             assert ev["room"]["playback"]["track_id"] == s1
+        # dora's connection died with its worker, without a close: she is
+        # a member until she has been silent for 30 s, then dropped and
+        # announced, while the others keep reporting
+        st, got = rest(srv, "GET", f"/api/rooms/{rid}", bob)
+        assert dora in [m["user_id"] for m in got["members"]], got
+        deadline = time.monotonic() + 60
+        left = None
+        while left is None:
+            assert time.monotonic() < deadline, "dora was never dropped as a silent member"
+            for x in (a2, b, c):
+                await x.ok("RoomMemberStatus", room_id=rid, position_ms=0, buffering=False)
+            left = next((m for m in b.kept if m.get("event") == "RoomMemberLeft" and m["user_id"] == dora), None)
+            if left is None:
+                await asyncio.sleep(2)
+        assert [m["user_id"] for m in left["room"]["members"]] == [alice, bob, carol], left
         for x in (a2, b, c):
             await x.close()
 
