@@ -369,6 +369,47 @@ def test_create_over_rest_then_join_with_the_invite_only(rsrv):
     run(go())
 
 
+def test_an_invite_is_only_an_invite(rsrv):
+    """An invite opens its own room, until it expires, and nothing else: not
+    another room, not a login (REST or WebSocket), even with a sub added;
+    a user's token is no invite."""
+    alice, bob = uname("alice"), uname("bob")
+    doc = create_room(rsrv, alice, "Private")
+    other = create_room(rsrv, alice, "Other")
+    rid, invite = doc["id"], doc["invite_token"]
+    now = int(time.time())
+    expired = jwt.encode({"exp": now - 600, "iat": now - 1200, "room": rid, "scope": "room"}, SECRET, "HS256")
+    with_sub = jwt.encode({"exp": now + 600, "iat": now, "room": rid, "scope": "room", "sub": bob}, SECRET, "HS256")
+    # the forged shape is right: the same claims freshly signed do open the room
+    fresh = jwt.encode({"exp": now + 600, "iat": now, "room": rid, "scope": "room"}, SECRET, "HS256")
+    assert rest(rsrv, "GET", f"/api/rooms/{rid}?invite={fresh}", bob)[0] == 200
+    for bad in (expired, token(bob), other["invite_token"]):
+        st, got = rest(rsrv, "GET", f"/api/rooms/{rid}?invite={bad}", bob)
+        assert st == 403 and json_error(got), (st, got)
+    st, got = rest(rsrv, "GET", f"/api/rooms/{other['id']}?invite={invite}", bob)
+    assert st == 403, (st, got)
+    # refused as a login: 401, or 403 (a token good only elsewhere)
+    for tok in (invite, with_sub):
+        st, _, body = rsrv.get(f"/api/rooms/{rid}", headers={"Authorization": f"Bearer {tok}"})
+        assert st in (401, 403) and json_error(json.loads(body)), (tok, st, body)
+        st, _, body = rsrv.get("/api/rooms", method="POST", body=b'{"name": "x"}',
+                               headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/json"})
+        assert st in (401, 403) and json_error(json.loads(body)), (tok, st, body)
+
+    async def go():
+        for tok in (invite, with_sub):
+            with pytest.raises(websockets.InvalidStatusCode) as exc:
+                await websockets.connect(f"ws://127.0.0.1:{rsrv.port}/api/ws?token={tok}")
+            assert exc.value.status_code in (401, 403)
+        b = await Client.open(rsrv, bob)
+        for bad in (expired, token(bob), other["invite_token"]):
+            await b.refused("JoinRoom", "forbidden:", room_id=rid, invite=bad)
+        await b.ok("JoinRoom", room_id=rid, invite=invite)
+        await b.close()
+
+    run(go())
+
+
 def test_create_over_ws_joins_the_connection(rsrv):
     """CreateRoom answers as POST does and joins its connection: the room's
     events reach it (here a member joining from the other worker)."""
