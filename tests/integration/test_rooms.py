@@ -94,7 +94,7 @@ def configure(srv, extra=""):
         "auth:\n  required: true\n"
         f"  secret_file: {json.dumps(str(workdir / 'ws.secret'))}\n"
         f"  backend_key_file: {json.dumps(str(workdir / 'backend.key'))}\n")
-    text += "ws:\n  rate_limit: 100000\n" + extra
+    text += "ws:\n  rate_limit: 100000\n  user_rate_limit: 0\n" + extra
     srv.write_config(text=text)
     return srv
 
@@ -582,6 +582,42 @@ def test_queue_add_track_artist_playlist_remove_move(rsrv):
         q = await change(b, "RoomQueueMove", entry_id=entries[-1], position=len(q) - 1)
         assert [e["entry_id"] for e in q] == entries[:1] + entries[2:]
         await b.refused("RoomQueueRemove", "invalid:", room_id=rid, entry_id=entries[1])
+        await a.close()
+        await b.close()
+
+    run(go())
+
+
+def test_a_full_queue_reaches_the_other_worker(rsrv):
+    """A queue at rooms.max_queue (500 entries: a room's state near its
+    largest) still travels through the master to the other worker, as
+    RoomQueueUpdated and in JoinRoom's answer; the 501st entry is refused
+    as a quota."""
+    alice, bob = uname("alice"), uname("bob")
+    doc = create_room(rsrv, alice, "Full", "open")
+    rid = doc["id"]
+    long_id = rsrv.ids["Long Song"]
+
+    async def go():
+        a, b = await two_workers(rsrv, alice, bob)
+        await a.ok("JoinRoom", room_id=rid)
+        await b.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
+        # b reads each update as it comes (each carries the whole queue:
+        # a member that stopped reading would be closed as a slow reader)
+        for n in range(166):
+            await a.ok("RoomQueueAdd", room_id=rid, artist="Room Artist")
+            await b.event("RoomQueueUpdated", lambda e: len(e["queue"]) == 3 * (n + 1))
+            a.kept.clear()
+        await a.ok("RoomQueueAdd", room_id=rid, track_id=long_id)
+        await b.event("RoomQueueUpdated", lambda e: len(e["queue"]) == 499)
+        await a.ok("RoomQueueAdd", room_id=rid, track_id=long_id, position=0)
+        ev = await b.event("RoomQueueUpdated", lambda e: e["room_id"] == rid and len(e["queue"]) == 500)
+        assert ev["queue"][0]["track_id"] == long_id and ev["queue"][-1]["track_id"] == long_id
+        assert len({e["entry_id"] for e in ev["queue"]}) == 500
+        err = await b.refused("RoomQueueAdd", "quota:", room_id=rid, track_id=long_id)
+        assert "rooms.max_queue" in err, err
+        room = await b.ok("JoinRoom", room_id=rid)
+        assert room["queue"] == ev["queue"]
         await a.close()
         await b.close()
 
