@@ -624,6 +624,47 @@ def test_a_full_queue_reaches_the_other_worker(rsrv):
     run(go())
 
 
+def test_concurrent_changes_from_both_workers_are_all_kept(rsrv):
+    """Two members on two workers each send 25 RoomQueueAdd back to back,
+    without waiting: every one lands (50 entries, distinct ids) and both
+    hear the same final queue. A
+    change is read, made and written in one transaction, whatever the
+    worker."""
+    alice, bob = uname("alice"), uname("bob")
+    doc = create_room(rsrv, alice, "Race", "open")
+    rid = doc["id"]
+    s1, s2 = rsrv.ids["Short One"], rsrv.ids["Short Two"]
+
+    async def go():
+        a, b = await two_workers(rsrv, alice, bob)
+        await a.ok("JoinRoom", room_id=rid)
+        await b.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
+
+        async def burst(c, track):
+            cids = []
+            for i in range(25):
+                c.n += 1
+                cids.append(f"race-{c.n}")
+                await c.send({"command": "RoomQueueAdd", "command_id": cids[-1], "room_id": rid, "track_id": track})
+            for cid in cids:
+                r = await c.response(cid)
+                assert r["success"], r
+
+        await asyncio.gather(burst(a, s1), burst(b, s2))
+        ea = await a.event("RoomQueueUpdated", lambda e: len(e["queue"]) == 50)
+        eb = await b.event("RoomQueueUpdated", lambda e: len(e["queue"]) == 50)
+        assert ea["queue"] == eb["queue"]
+        q = ea["queue"]
+        assert len({e["entry_id"] for e in q}) == 50
+        assert sorted(e["track_id"] for e in q) == sorted([s1] * 25 + [s2] * 25)
+        st, got = rest(rsrv, "GET", f"/api/rooms/{rid}", alice)
+        assert got["queue"] == q
+        await a.close()
+        await b.close()
+
+    run(go())
+
+
 def test_host_mode_permissions(rsrv):
     """In a host room only the host plays, pauses, seeks, skips, removes and
     moves; any member adds; a user not in the room commands nothing. A
