@@ -24,6 +24,29 @@
  * when the first burst message arrived and when the last expected message
  * arrived (or at the end).
  *
+ *   talas-bench-ws-client --room PORT USER_PREFIX COUNT USERS ROOM_ID INVITE ROUNDS
+ *
+ * scripts/bench-rooms's members: COUNT connections as above, connection n
+ * being user USER_PREFIX_<n % USERS>, each sending JoinRoom ROOM_ID with
+ * INVITE once all are open; "ready" once every JoinRoom was answered
+ * (a failure is counted, its error printed on stderr). Then, for each of
+ * ROUNDS rounds, one reference ServerMessage as above (its "i" the round)
+ * and one RoomState of ROOM_ID whose playback position_ms is
+ * TALAS_BENCH_SEEK_BASE + 1000 x round (the host's RoomSeek); its arrival
+ * is stamped with the wall clock (the script knows when the seek left).
+ * Other events of the room count as "other", anything else (or another
+ * room's) as bad. On "finish" it waits for ROUNDS of each per connection
+ * (at most 60 s) and prints one JSON line: {"lat", "room": [[round, wall
+ * seconds]...], "ref_cpu", "room_cpu" (the process's CPU seconds when the
+ * last delivery of each round arrived), "joined", "join_failed", "got",
+ * "expected", "room_got", "room_expected", "bad", "dup", "other",
+ * "conns_wrong", "cpu_ready", "cpu_last", "state_bytes" (the size of the
+ * last seek's RoomState), "reports", "report_failed", "join_s" (from the
+ * first JoinRoom sent to the last answered)}. A member silent for
+ * 30 s is dropped from a room, so the first connection of each user that
+ * has joined sends RoomMemberStatus every 10 s, as a player would, the
+ * users spread over those 10 s.
+ *
  *   talas-bench-ws-client --bare COUNT ROUNDS
  *
  * The reference: COUNT loopback TCP connections, a reader process that
@@ -58,7 +81,28 @@ struct conn {
     uint64_t got;
     /* broadcast and burst numbers seen here, one bit each below EXPECTED */
     uint64_t *seen_t, *seen_burst;
+    /* --room: its JoinRoom answered; seek rounds seen here; when it
+     * reports next */
+    int answered;
+    double next_report;
+    uint64_t got_room, *seen_room;
 };
+
+/* The position of round 0's seek: far from any position a play or a
+ * pause of the script gives. */
+#define TALAS_BENCH_SEEK_BASE 100007
+
+static struct {
+    int on;
+    const char *id;
+    int rounds, users;
+    double join_s;
+    uint64_t joined, join_failed, room_got, other, reports, report_failed;
+    size_t state_bytes;
+    struct stamp *arrivals;
+    size_t arrival_count, arrival_cap;
+    double *ref_cpu, *room_cpu;
+} room;
 
 struct stamp {
     int broadcast;
@@ -109,12 +153,15 @@ static int connect_loopback(int port)
 {
     struct sockaddr_in sin = {
         .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
     if (fd == -1)
         die("socket()");
     if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
         die("connect()");
+    /* a command (--room) leaves in two writes, frame header and payload:
+     * under Nagle the second waits for the server's delayed ACK, 40 ms */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }
 
@@ -184,6 +231,71 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+static const char *find(const uint8_t *msg, size_t len, const char *what)
+{
+    return memmem(msg, len, what, strlen(what));
+}
+
+/* --room: a message that is not a ServerMessage. 1 when it was handled
+ * here (counted as a seek, other, or bad). */
+static int room_msg(struct conn *c, const struct wslay_event_on_msg_recv_arg *arg, double at)
+{
+    const uint8_t *msg = arg->msg;
+    size_t len = arg->msg_length;
+    char want[64];
+    const char *p, *end = (const char *)msg + len;
+
+    if (find(msg, len, "\"event\":\"ServerMessage\"") != NULL)
+        return 0;
+    if (find(msg, len, "\"event\":\"CommandResponse\"") != NULL &&
+        find(msg, len, "\"command_id\":\"join\"") != NULL && !c->answered) {
+        c->answered = 1;
+        if (find(msg, len, "\"success\":true") != NULL) {
+            room.joined++;
+        } else {
+            if (room.join_failed++ == 0)
+                fprintf(stderr, "talas-bench-ws-client: JoinRoom failed: %.*s\n", (int)(len > 400 ? 400 : len),
+                        (const char *)msg);
+        }
+        return 1;
+    }
+    if (find(msg, len, "\"event\":\"CommandResponse\"") != NULL &&
+        find(msg, len, "\"command_id\":\"status\"") != NULL) {
+        if (find(msg, len, "\"success\":true") == NULL && room.report_failed++ == 0)
+            fprintf(stderr, "talas-bench-ws-client: RoomMemberStatus failed: %.*s\n", (int)(len > 400 ? 400 : len),
+                    (const char *)msg);
+        return 1;
+    }
+    snprintf(want, sizeof(want), "\"room_id\":\"%s\"", room.id);
+    if (find(msg, len, "\"event\":\"Room") == NULL || find(msg, len, want) == NULL) {
+        st.bad++;
+        return 1;
+    }
+    if (find(msg, len, "\"event\":\"RoomState\"") != NULL && (p = find(msg, len, "\"playback\":{")) != NULL &&
+        (p = memmem(p, (size_t)(end - p), "\"position_ms\":", 14)) != NULL) {
+        long long pos = strtoll(p + 14, NULL, 10);
+        if (pos >= TALAS_BENCH_SEEK_BASE && (pos - TALAS_BENCH_SEEK_BASE) % 1000 == 0 &&
+            (pos - TALAS_BENCH_SEEK_BASE) / 1000 < room.rounds) {
+            int k = (int)((pos - TALAS_BENCH_SEEK_BASE) / 1000);
+            if (room.arrival_count == room.arrival_cap) {
+                room.arrival_cap = room.arrival_cap ? room.arrival_cap * 2 : 65536;
+                if ((room.arrivals = realloc(room.arrivals, room.arrival_cap * sizeof(*room.arrivals))) == NULL)
+                    die("realloc()");
+            }
+            room.arrivals[room.arrival_count].broadcast = k;
+            room.arrivals[room.arrival_count++].latency = at;
+            mark_seen(c->seen_room, k);
+            c->got_room++;
+            room.room_got++;
+            room.state_bytes = len;
+            room.room_cpu[k] = cpu_seconds();
+            return 1;
+        }
+    }
+    room.other++;
+    return 1;
+}
+
 /* The ServerMessage's text is itself JSON, escaped inside the event:
  * {"event":"ServerMessage","message":"{\"i\": 3, \"t\": 1763.25}",...} */
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
@@ -195,6 +307,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     char text[512];
 
     if (arg->opcode != WSLAY_TEXT_FRAME)
+        return;
+    if (room.on && room_msg(c, arg, at))
         return;
     c->got++;
     if (++st.got == st.expected)
@@ -217,6 +331,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         st.lat[st.lat_count].broadcast = i != NULL ? atoi(i + sizeof(i_key) - 1) : -1;
         st.lat[st.lat_count++].latency = at - strtod(p + sizeof(t_key) - 1, NULL);
         mark_seen(c->seen_t, st.lat[st.lat_count - 1].broadcast);
+        if (room.on && st.lat[st.lat_count - 1].broadcast >= 0 && st.lat[st.lat_count - 1].broadcast < room.rounds)
+            room.ref_cpu[st.lat[st.lat_count - 1].broadcast] = cpu_seconds();
     } else if ((p = strstr(text, burst_key)) != NULL) {
         mark_seen(c->seen_burst, strtol(p + sizeof(burst_key) - 1, NULL, 10));
         if (st.burst_seen++ == 0)
@@ -371,6 +487,181 @@ static int run_clients(int port, const char *prefix, int count, int per_conn)
     return 0;
 }
 
+/* ------------------------------------------------------------ rooms */
+
+/* Queues TEXT on C and writes what the socket takes; the rest is written
+ * when the loop finds it wants writing. */
+static void ws_send_text(struct conn *c, const char *text)
+{
+    struct wslay_event_msg m = {.opcode = WSLAY_TEXT_FRAME, .msg = (const uint8_t *)text, .msg_length = strlen(text)};
+
+    if (wslay_event_queue_msg(c->ctx, &m) != 0)
+        die("wslay_event_queue_msg()");
+    if (wslay_event_send(c->ctx) != 0)
+        die("wslay_event_send()");
+}
+
+static void print_room_result(const struct conn *conns, int count)
+{
+    uint64_t wrong = 0;
+
+    for (int i = 0; i < count; i++)
+        wrong += conns[i].got != (uint64_t)room.rounds || conns[i].got_room != (uint64_t)room.rounds;
+    printf("{\"lat\":[");
+    for (size_t i = 0; i < st.lat_count; i++)
+        printf("%s[%d,%.6f]", i ? "," : "", st.lat[i].broadcast, st.lat[i].latency);
+    printf("],\"room\":[");
+    for (size_t i = 0; i < room.arrival_count; i++)
+        printf("%s[%d,%.6f]", i ? "," : "", room.arrivals[i].broadcast, room.arrivals[i].latency);
+    printf("],\"ref_cpu\":[");
+    for (int k = 0; k < room.rounds; k++)
+        printf("%s%.6f", k ? "," : "", room.ref_cpu[k]);
+    printf("],\"room_cpu\":[");
+    for (int k = 0; k < room.rounds; k++)
+        printf("%s%.6f", k ? "," : "", room.room_cpu[k]);
+    printf("],\"joined\":%llu,\"join_failed\":%llu,\"got\":%llu,\"expected\":%llu,\"room_got\":%llu,"
+           "\"room_expected\":%llu,\"bad\":%llu,\"dup\":%llu,\"other\":%llu,\"conns_wrong\":%llu,"
+           "\"cpu_ready\":%.6f,\"cpu_last\":%.6f,\"state_bytes\":%zu,\"reports\":%llu,\"report_failed\":%llu,\"join_s\":%.3f}\n",
+           (unsigned long long)room.joined, (unsigned long long)room.join_failed, (unsigned long long)st.got,
+           (unsigned long long)st.expected, (unsigned long long)room.room_got,
+           (unsigned long long)count * (unsigned long long)room.rounds, (unsigned long long)st.bad,
+           (unsigned long long)st.dup, (unsigned long long)room.other, (unsigned long long)wrong, st.cpu_ready,
+           cpu_seconds(), room.state_bytes, (unsigned long long)room.reports,
+           (unsigned long long)room.report_failed, room.join_s);
+    fflush(stdout);
+}
+
+/* Reads every connection that has something, and writes what wslay has
+ * queued; a connection the server closed no longer counts. */
+static void pump(int ep, struct conn *conns, int count, int timeout_ms, int *stdin_line_r)
+{
+    struct epoll_event evs[512];
+    int n = epoll_wait(ep, evs, 512, timeout_ms);
+
+    if (n == -1 && errno != EINTR)
+        die("epoll_wait()");
+    for (int k = 0; k < n; k++) {
+        struct conn *c = evs[k].data.ptr;
+        if (c == NULL) {
+            char line[64];
+            ssize_t r = read(0, line, sizeof(line));
+            if (r <= 0 || memmem(line, (size_t)r, "finish", 6) != NULL) {
+                *stdin_line_r = 1;
+                epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+            }
+            continue;
+        }
+        c->drained = 0;
+        if (wslay_event_recv(c->ctx) != 0 || (wslay_event_want_write(c->ctx) && wslay_event_send(c->ctx) != 0)) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    /* each user's first connection reports every 10 s, the users spread
+     * over those 10 s as independent players would be */
+    for (int i = 0; i < count && i < room.users; i++) {
+        static const char status[] = "{\"command\":\"RoomMemberStatus\",\"command_id\":\"status\",\"room_id\":\"%s\","
+                                     "\"position_ms\":0,\"buffering\":false}";
+        char text[sizeof(status) + 64];
+        if (conns[i].fd == -1 || !conns[i].answered)
+            continue;
+        if (conns[i].next_report == 0)
+            conns[i].next_report = mono() + 10.0 * (i + 1) / room.users;
+        if (mono() < conns[i].next_report)
+            continue;
+        snprintf(text, sizeof(text), status, room.id);
+        ws_send_text(&conns[i], text);
+        conns[i].next_report += 10;
+        room.reports++;
+    }
+    for (int i = 0; i < count; i++)
+        if (conns[i].fd != -1 && wslay_event_want_write(conns[i].ctx) && wslay_event_send(conns[i].ctx) != 0) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
+            close(conns[i].fd);
+            conns[i].fd = -1;
+        }
+}
+
+static int run_room(int port, const char *prefix, int count, int users, const char *room_id, const char *invite,
+                    int rounds)
+{
+    struct conn *conns = calloc((size_t)count, sizeof(*conns));
+    struct epoll_event ev;
+    int ep = epoll_create1(0), finishing = 0;
+    size_t words = ((size_t)rounds + 63) / 64;
+    char user[128], *join;
+    double deadline;
+
+    if (conns == NULL || ep == -1 || count < 1 || users < 1 || rounds < 1)
+        die("setup");
+    room.on = 1;
+    room.id = room_id;
+    room.rounds = rounds;
+    room.users = users;
+    if ((room.ref_cpu = calloc((size_t)rounds, sizeof(double))) == NULL ||
+        (room.room_cpu = calloc((size_t)rounds, sizeof(double))) == NULL ||
+        (join = malloc(strlen(room_id) + strlen(invite) + 128)) == NULL)
+        die("calloc()");
+    sprintf(join, "{\"command\":\"JoinRoom\",\"command_id\":\"join\",\"room_id\":\"%s\",\"invite\":\"%s\"}", room_id,
+            invite);
+    st.expected = (uint64_t)count * (uint64_t)rounds;
+    st.expected_per_conn = (uint64_t)rounds;
+    for (int i = 0; i < count; i++) {
+        if ((conns[i].seen_t = calloc(words, sizeof(uint64_t))) == NULL ||
+            (conns[i].seen_burst = calloc(words, sizeof(uint64_t))) == NULL ||
+            (conns[i].seen_room = calloc(words, sizeof(uint64_t))) == NULL)
+            die("calloc()");
+        snprintf(user, sizeof(user), "%s_%d", prefix, i % users);
+        ws_open(&conns[i], port, user);
+        ev.events = EPOLLIN;
+        ev.data.ptr = &conns[i];
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0)
+            die("epoll_ctl()");
+    }
+    /* one JoinRoom after another: each member hears those after it */
+    room.join_s = mono();
+    deadline = room.join_s + 600;
+    for (int i = 0; i < count; i++) {
+        ws_send_text(&conns[i], join);
+        while (!conns[i].answered && conns[i].fd != -1 && mono() < deadline)
+            pump(ep, conns, count, 100, &finishing);
+    }
+    room.join_s = mono() - room.join_s;
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL; /* stdin */
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) != 0)
+        die("epoll_ctl(stdin)");
+    /* the join events still on their way are not the rounds' */
+    for (double quiet = mono() + 0.5; mono() < quiet;)
+        pump(ep, conns, count, 100, &finishing);
+    st.cpu_ready = cpu_seconds();
+    printf("ready\n");
+    fflush(stdout);
+    while (!finishing)
+        pump(ep, conns, count, -1, &finishing);
+    deadline = mono() + 60;
+    while ((st.got < st.expected || room.room_got < (uint64_t)count * (uint64_t)rounds) && mono() < deadline)
+        pump(ep, conns, count, 100, &finishing);
+    print_room_result(conns, count);
+    for (int i = 0; i < count; i++) {
+        free(conns[i].seen_t);
+        free(conns[i].seen_burst);
+        free(conns[i].seen_room);
+        wslay_event_context_free(conns[i].ctx);
+        if (conns[i].fd != -1)
+            close(conns[i].fd);
+    }
+    free(conns);
+    free(join);
+    free(st.lat);
+    free(room.arrivals);
+    free(room.ref_cpu);
+    free(room.room_cpu);
+    close(ep);
+    return 0;
+}
+
 /* ------------------------------------------------------ the reference */
 
 static int by_double(const void *a, const void *b)
@@ -453,7 +744,10 @@ int main(int argc, char **argv)
         return run_bare(atoi(argv[2]), atoi(argv[3]));
     if (argc == 5)
         return run_clients(atoi(argv[1]), argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 9 && strcmp(argv[1], "--room") == 0)
+        return run_room(atoi(argv[2]), argv[3], atoi(argv[4]), atoi(argv[5]), argv[6], argv[7], atoi(argv[8]));
     fprintf(stderr, "usage: talas-bench-ws-client PORT USER_PREFIX COUNT EXPECTED\n"
+                    "       talas-bench-ws-client --room PORT USER_PREFIX COUNT USERS ROOM_ID INVITE ROUNDS\n"
                     "       talas-bench-ws-client --bare COUNT ROUNDS\n");
     return 2;
 }
