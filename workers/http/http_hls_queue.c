@@ -635,7 +635,7 @@ static void artist_work(void *arg)
         return;
     a->rc = talas_catalog_foreach(a->st, txn, collect_artist, a, NULL);
     mdb_txn_abort(txn);
-    if (a->rc == 0 && !a->too_many)
+    if (a->rc == 0 && !a->too_many && a->count > 1)
         qsort(a->tracks, a->count, sizeof(*a->tracks), artist_order);
 }
 
