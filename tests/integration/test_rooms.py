@@ -34,6 +34,9 @@ SECRET = secrets.token_hex(32).encode()
 BACKEND_KEY = secrets.token_urlsafe(32)
 
 STATE_KEYS = {"id", "name", "mode", "host", "members", "queue", "playback", "server_ms"}
+# the "room" of the events: no members, queue or invite (a room of 1,000
+# members would send each of them the 1,000 at every seek)
+LEAN_KEYS = {"id", "name", "mode", "host", "member_count", "queue_length", "playback", "server_ms"}
 MEMBER_KEYS = {"user_id", "joined_at_ms", "position_ms", "reported_at_ms", "buffering", "behind_ms"}
 ENTRY_KEYS = {"entry_id", "track_id", "title", "artist", "duration_ms"}
 PLAYBACK_KEYS = {"track_id", "entry_id", "position_ms", "at_server_ms", "playing"}
@@ -267,6 +270,22 @@ def check_state(room, rid=None):
     return room
 
 
+def check_lean(room, rid=None, members=None, queue=None):
+    """ROOM, an event's "room": the lean state, with MEMBERS members and a
+    queue of QUEUE entries when given."""
+    assert set(room) == LEAN_KEYS, room
+    if rid is not None:
+        assert room["id"] == rid
+    assert room["mode"] in ("host", "open")
+    assert set(room["playback"]) == PLAYBACK_KEYS, room["playback"]
+    assert isinstance(room["server_ms"], int)
+    if members is not None:
+        assert room["member_count"] == members, room
+    if queue is not None:
+        assert room["queue_length"] == queue, room
+    return room
+
+
 def start_of_current(pb):
     """The server instant the current entry started (position 0): the same
     whether the server stores the instant of the last change or re-bases
@@ -356,7 +375,10 @@ def test_create_over_rest_then_join_with_the_invite_only(rsrv):
         assert data["invite_url"] == doc["invite_url"]  # bob is a member now
         ev = await a.event("RoomMemberJoined")
         assert ev["room_id"] == rid and ev["user_id"] == bob, ev
-        assert [m["user_id"] for m in ev["room"]["members"]] == [alice, bob]
+        # the member who joined, not everyone
+        assert set(ev["member"]) == MEMBER_KEYS and ev["member"]["user_id"] == bob, ev
+        assert t0 - 1 <= ev["member"]["joined_at_ms"] <= t1 + 1, ev
+        check_lean(ev["room"], rid, members=2, queue=0)
         # bob, a member now, reads the room without the invite
         st, got = rest(rsrv, "GET", f"/api/rooms/{rid}", bob)
         assert st == 200 and got["invite_url"] == doc["invite_url"]
@@ -467,8 +489,9 @@ def test_playback_commands_reach_members_on_both_workers(rsrv):
             t1 = now_ms()
             ea = await a.event("RoomState", lambda e: e["room_id"] == rid)
             eb = await b.event("RoomState", lambda e: e["room_id"] == rid)
-            check_state(ea["room"], rid)
+            check_lean(ea["room"], rid, members=2)
             assert ea["room"]["playback"] == eb["room"]["playback"], (ea, eb)
+            both.queue_length = ea["room"]["queue_length"]
             return ea["room"]["playback"], t0, t1
 
         pb, t0, t1 = await both(b, "RoomPlay", entry_id=e_long["entry_id"])
@@ -509,6 +532,7 @@ def test_playback_commands_reach_members_on_both_workers(rsrv):
         q = [e["track_id"] for e in got["queue"]]
         assert q == [long_id, s1, s2, beta], q
         assert got["queue"][2]["entry_id"] == pb["entry_id"]
+        assert both.queue_length == 4
 
         # skip to the last entry, then past it: stopped
         pb, t0, t1 = await both(a, "RoomSkip")
@@ -517,6 +541,57 @@ def test_playback_commands_reach_members_on_both_workers(rsrv):
         assert pb["playing"] is False, pb
         await a.close()
         await b.close()
+
+    run(go())
+
+
+def test_events_carry_what_changed_not_the_whole_room(rsrv):
+    """In a room of 31 members and a queue of 20 entries, a seek's RoomState
+    is the lean state (its size does not grow with the members or the
+    queue), a join's RoomMemberJoined carries the one member who joined,
+    RoomQueueUpdated carries the queue once; the full state stays one
+    JoinRoom or GET away."""
+    host = uname("host")
+    doc = create_room(rsrv, host, "Lean", "open")
+    rid = doc["id"]
+    long_id = rsrv.ids["Long Song"]
+
+    def size(ev):
+        return len(json.dumps(ev, separators=(",", ":"), ensure_ascii=False))
+
+    async def go():
+        h = await Client.open(rsrv, host)
+        await h.ok("JoinRoom", room_id=rid)
+        for _ in range(20):
+            await h.ok("RoomQueueAdd", room_id=rid, track_id=long_id)
+        h.kept.clear()
+        await h.ok("RoomQueueAdd", room_id=rid, track_id=long_id)
+        ev = await h.event("RoomQueueUpdated", lambda e: e["room_id"] == rid and len(e["queue"]) == 21)
+        assert json.dumps(ev).count('"duration_ms"') == 21, ev
+        check_lean(ev["room"], rid, members=1, queue=21)
+        members = []
+        for i in range(30):
+            m = await Client.open(rsrv, f"{host}-m{i}")
+            await m.ok("JoinRoom", room_id=rid, invite=doc["invite_token"])
+            members.append(m)
+            ev = await h.event("RoomMemberJoined", lambda e, u=m.user: e["user_id"] == u)
+            assert ev["member"]["user_id"] == m.user and check_lean(ev["room"], rid, members=i + 2), ev
+            assert size(ev) < 700, (size(ev), ev)
+        entry = rest(rsrv, "GET", f"/api/rooms/{rid}", host)[1]["queue"][0]["entry_id"]
+        await h.ok("RoomPlay", room_id=rid, entry_id=entry)
+        for m in members:
+            m.kept.clear()
+        await h.ok("RoomSeek", room_id=rid, position_ms=4242)
+        for m in (members[0], members[-1]):
+            ev = await m.event("RoomState", lambda e: e["room"]["playback"]["position_ms"] == 4242)
+            check_lean(ev["room"], rid, members=31, queue=21)
+            # the full state would list 31 members and 21 entries (5 KB)
+            assert size(ev) < 500, (size(ev), ev)
+        room = await members[-1].ok("JoinRoom", room_id=rid)
+        assert len(room["members"]) == 31 and len(room["queue"]) == 21
+        assert size(room) > 4000, size(room)
+        for m in members + [h]:
+            await m.close()
 
     run(go())
 
@@ -545,7 +620,8 @@ def test_queue_add_track_artist_playlist_remove_move(rsrv):
             await who.ok(command, room_id=rid, **fields)
             ea = await a.event("RoomQueueUpdated", lambda e: e["room_id"] == rid)
             eb = await b.event("RoomQueueUpdated", lambda e: e["room_id"] == rid)
-            assert ea["queue"] == eb["queue"] == ea["room"]["queue"], (ea, eb)
+            assert ea["queue"] == eb["queue"], (ea, eb)
+            check_lean(ea["room"], rid, members=2, queue=len(ea["queue"]))
             st, got = rest(rsrv, "GET", f"/api/rooms/{rid}", alice)
             assert st == 200 and got["queue"] == ea["queue"]
             for e in ea["queue"]:
@@ -762,9 +838,10 @@ def test_late_join_lands_at_the_rooms_position(rsrv):
         # buffering on: a RoomState reaches the other member
         a.kept.clear()
         await b.ok("RoomMemberStatus", room_id=rid, position_ms=reported + 500, buffering=True)
-        ev = await a.event("RoomState", lambda e: any(m["user_id"] == bob and m["buffering"]
-                                                      for m in e["room"]["members"]))
-        assert ev["room_id"] == rid
+        ev = await a.event("RoomState", lambda e: e.get("user_id") == bob and e["member"]["buffering"])
+        assert ev["room_id"] == rid and set(ev["member"]) == MEMBER_KEYS, ev
+        assert ev["member"]["position_ms"] == reported + 500, ev
+        check_lean(ev["room"], rid, members=2)
         await a.close()
         await b.close()
 
@@ -791,7 +868,7 @@ def test_lazy_next_entry_at_the_server_decided_instant(rsrv):
             await a.ok("RoomQueueAdd", room_id=rid, track_id=t)
         await play_first(a, rid, position_ms=2000)
         ev = await b.event("RoomState", lambda e: e["room_id"] == rid and e["room"]["playback"]["playing"])
-        q = ev["room"]["queue"]
+        q = rest(rsrv, "GET", f"/api/rooms/{rid}", bob)[1]["queue"]
         pb = ev["room"]["playback"]
         assert pb["entry_id"] == q[0]["entry_id"]
         start1 = start_of_current(pb)
@@ -857,7 +934,7 @@ def test_host_hands_over_to_the_longest_present_member(rsrv):
         for c in (z, y):
             ev = await c.event("RoomMemberLeft", lambda e: e["room_id"] == rid)
             assert ev["user_id"] == host and ev["host"] == zed, ev
-            assert ev["room"]["host"] == zed and [m["user_id"] for m in ev["room"]["members"]] == [zed, amy]
+            assert ev["room"]["host"] == zed and check_lean(ev["room"], rid, members=2), ev
         st, got = rest(rsrv, "GET", f"/api/rooms/{rid}", amy)
         assert got["host"] == zed and [m["user_id"] for m in got["members"]] == [zed, amy], got
         assert rest(rsrv, "GET", f"/api/rooms/{rid}", host)[0] == 403  # no longer a member
@@ -868,7 +945,7 @@ def test_host_hands_over_to_the_longest_present_member(rsrv):
         y.kept.clear()
         await z.close()
         ev = await y.event("RoomMemberLeft", lambda e: e["room_id"] == rid and e["user_id"] == zed)
-        assert ev["host"] == amy and [m["user_id"] for m in ev["room"]["members"]] == [amy], ev
+        assert ev["host"] == amy and check_lean(ev["room"], rid, members=1), ev
         await y.ok("RoomSeek", room_id=rid, position_ms=3000)
         await h.close()
         await y.close()
@@ -904,7 +981,7 @@ def test_a_user_leaves_with_the_last_of_its_connections(rsrv):
         await c2.close()
         ev = await a.event("RoomMemberLeft", lambda e: e["room_id"] == rid)
         assert ev["user_id"] == carol and ev["host"] == alice, ev
-        assert [m["user_id"] for m in ev["room"]["members"]] == [alice]
+        check_lean(ev["room"], rid, members=1)
         await a.close()
 
     run(go())
@@ -1185,7 +1262,9 @@ def test_kill_9_a_worker_keeps_the_room(talas_server, roomlib, tmp_path):
             left = next((m for m in b.kept if m.get("event") == "RoomMemberLeft" and m["user_id"] == dora), None)
             if left is None:
                 await asyncio.sleep(2)
-        assert [m["user_id"] for m in left["room"]["members"]] == [alice, bob, carol], left
+        check_lean(left["room"], rid, members=3)
+        st, got = rest(srv, "GET", f"/api/rooms/{rid}", bob)
+        assert [m["user_id"] for m in got["members"]] == [alice, bob, carol], got
         for x in (a2, b, c):
             await x.close()
 

@@ -9,9 +9,9 @@
  * and talas_ws_hub_count_stream, which worker.c installs as the counters
  * of its context (worker_ctx.h) for the media routes.
  *
- * Delivery. An event published here is delivered to this worker's
- * connections at once and sent to the master, which relays it to every
- * other worker; an event read from the master is delivered the same way.
+ * Delivery. An event published here is sent to the master, which relays
+ * it to every other worker, then delivered to this worker's connections;
+ * an event read from the master is delivered the same way.
  * In cluster mode it is also published once to the other nodes
  * (cluster/cluster_bus.h), whose events come back through
  * talas_ws_hub_deliver_local: to this worker's connections only, by the
@@ -456,10 +456,12 @@ static void publish(const struct talas_ipc_event *ev)
 
     hub.mine.events_broadcast++;
     hub.mine_dirty = 1;
-    deliver(ev);
+    /* to the master first: the other workers' members then wait for no
+     * local fan-out */
     if (talas_ipc_event_encode(&frame, ev) == 0)
         ipc_send_frame(&frame);
     talas_buf_free(&frame);
+    deliver(ev);
     /* the other nodes: once, from the worker where the event was made */
     if (hub.ctx->cluster != NULL)
         talas_cluster_bus_publish(hub.ctx->cluster, ev);

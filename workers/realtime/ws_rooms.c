@@ -95,12 +95,45 @@ static void queue_json(struct talas_json *json, const struct talas_room *r)
     talas_json_array_end(json);
 }
 
-void talas_ws_room_state_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
-                              const struct talas_room *r, uint64_t now, int with_invite)
+/* Member M of room R as the state lists it; behind_ms projected to NOW,
+ * ROOM_POS being the room's position then. */
+static void member_json(struct talas_json *json, const struct talas_room *r,
+                        const struct talas_room_member *m, uint64_t now, uint64_t room_pos)
 {
-    uint64_t room_pos = talas_room_clock_position(&r->playback, now);
-
     talas_json_object_begin(json);
+    talas_json_key(json, "user_id");
+    talas_json_string(json, m->user_id);
+    talas_json_key(json, "joined_at_ms");
+    talas_json_uint(json, m->joined_at_ms);
+    talas_json_key(json, "position_ms");
+    if (m->reported)
+        talas_json_uint(json, m->position_ms);
+    else
+        talas_json_null(json);
+    talas_json_key(json, "reported_at_ms");
+    if (m->reported)
+        talas_json_uint(json, m->reported_at_ms);
+    else
+        talas_json_null(json);
+    talas_json_key(json, "buffering");
+    talas_json_bool(json, m->buffering);
+    talas_json_key(json, "behind_ms");
+    if (m->reported) {
+        /* the member's report projected to now: it plays on unless
+         * it buffers or the room is paused */
+        uint64_t at = m->position_ms;
+        if (r->playback.playing && !m->buffering && now > m->reported_at_ms)
+            at += now - m->reported_at_ms;
+        talas_json_int(json, (int64_t)room_pos - (int64_t)at);
+    } else {
+        talas_json_null(json);
+    }
+    talas_json_object_end(json);
+}
+
+/* The fields every state of R starts with. */
+static void state_head_json(struct talas_json *json, const struct talas_room *r)
+{
     talas_json_key(json, "id");
     talas_json_string(json, r->id);
     talas_json_key(json, "name");
@@ -109,40 +142,19 @@ void talas_ws_room_state_json(const struct talas_worker_ctx *ctx, struct talas_j
     talas_json_string(json, r->mode == TALAS_ROOM_HOST ? "host" : "open");
     talas_json_key(json, "host");
     talas_json_string(json, r->host);
+}
+
+void talas_ws_room_state_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
+                              const struct talas_room *r, uint64_t now, int with_invite)
+{
+    uint64_t room_pos = talas_room_clock_position(&r->playback, now);
+
+    talas_json_object_begin(json);
+    state_head_json(json, r);
     talas_json_key(json, "members");
     talas_json_array_begin(json);
-    for (size_t i = 0; i < r->member_count; i++) {
-        const struct talas_room_member *m = &r->members[i];
-        talas_json_object_begin(json);
-        talas_json_key(json, "user_id");
-        talas_json_string(json, m->user_id);
-        talas_json_key(json, "joined_at_ms");
-        talas_json_uint(json, m->joined_at_ms);
-        talas_json_key(json, "position_ms");
-        if (m->reported)
-            talas_json_uint(json, m->position_ms);
-        else
-            talas_json_null(json);
-        talas_json_key(json, "reported_at_ms");
-        if (m->reported)
-            talas_json_uint(json, m->reported_at_ms);
-        else
-            talas_json_null(json);
-        talas_json_key(json, "buffering");
-        talas_json_bool(json, m->buffering);
-        talas_json_key(json, "behind_ms");
-        if (m->reported) {
-            /* the member's report projected to now: it plays on unless
-             * it buffers or the room is paused */
-            uint64_t at = m->position_ms;
-            if (r->playback.playing && !m->buffering && now > m->reported_at_ms)
-                at += now - m->reported_at_ms;
-            talas_json_int(json, (int64_t)room_pos - (int64_t)at);
-        } else {
-            talas_json_null(json);
-        }
-        talas_json_object_end(json);
-    }
+    for (size_t i = 0; i < r->member_count; i++)
+        member_json(json, r, &r->members[i], now, room_pos);
     talas_json_array_end(json);
     talas_json_key(json, "queue");
     queue_json(json, r);
@@ -164,18 +176,50 @@ void talas_ws_room_state_json(const struct talas_worker_ctx *ctx, struct talas_j
     talas_json_object_end(json);
 }
 
+void talas_ws_room_lean_json(struct talas_json *json, const struct talas_room *r, uint64_t now)
+{
+    talas_json_object_begin(json);
+    state_head_json(json, r);
+    talas_json_key(json, "member_count");
+    talas_json_uint(json, r->member_count);
+    talas_json_key(json, "queue_length");
+    talas_json_uint(json, r->queue_count);
+    talas_json_key(json, "playback");
+    playback_json(json, &r->playback);
+    talas_json_key(json, "server_ms");
+    talas_json_uint(json, now);
+    talas_json_object_end(json);
+}
+
+/*
+ * An event goes to every member at once, on every worker: it carries what
+ * changed, not the whole room (a room of 1,000 members would send each of
+ * them the 1,000 members at every seek), and no invite (a token minted per
+ * event). "room" is the lean state (talas_ws_room_lean_json); members
+ * fetch the full state with JoinRoom or GET /api/rooms/{id}.
+ */
 void talas_ws_room_publish(const struct talas_worker_ctx *ctx, const char *event, const struct talas_room *r,
                            const char *user, uint64_t now)
 {
     struct talas_buf b = {0};
     struct talas_json json;
 
+    (void)ctx;
     talas_ws_event_begin(&json, &b, event);
     talas_json_key(&json, "room_id");
     talas_json_string(&json, r->id);
     if (user != NULL) {
+        const struct talas_room_member *m = NULL;
+        for (size_t i = 0; i < r->member_count && m == NULL; i++)
+            if (strcmp(r->members[i].user_id, user) == 0)
+                m = &r->members[i];
         talas_json_key(&json, "user_id");
         talas_json_string(&json, user);
+        /* the member joined, or whose report changed (RoomState) */
+        if (m != NULL && strcmp(event, "RoomMemberLeft") != 0) {
+            talas_json_key(&json, "member");
+            member_json(&json, r, m, now, talas_room_clock_position(&r->playback, now));
+        }
     }
     if (strcmp(event, "RoomMemberLeft") == 0) {
         talas_json_key(&json, "host");
@@ -186,7 +230,7 @@ void talas_ws_room_publish(const struct talas_worker_ctx *ctx, const char *event
         queue_json(&json, r);
     }
     talas_json_key(&json, "room");
-    talas_ws_room_state_json(ctx, &json, r, now, 1);
+    talas_ws_room_lean_json(&json, r, now);
     talas_json_object_end(&json);
     talas_ws_hub_publish(TALAS_WS_TO_ROOM, r->id, b.data, b.len);
     talas_buf_free(&b);
@@ -797,7 +841,7 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         respond(c, cmd->command_id, &data, NULL);
         talas_buf_free(&data);
         if (ch.buffering_changed)
-            talas_ws_room_publish(c->ctx, "RoomState", &r, NULL, now);
+            talas_ws_room_publish(c->ctx, "RoomState", &r, c->user, now);
         break;
     }
     default: /* RoomPause, RoomSeek, RoomSkip */

@@ -29,12 +29,21 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c);
 void talas_ws_room_state_json(const struct talas_worker_ctx *ctx, struct talas_json *json,
                               const struct talas_room *r, uint64_t now, int with_invite);
 
+/*
+ * Writes room R's lean state at NOW into JSON, the "room" of the events:
+ * id, name, mode, host, member_count, queue_length, playback, server_ms;
+ * no members, queue or invite.
+ */
+void talas_ws_room_lean_json(struct talas_json *json, const struct talas_room *r, uint64_t now);
+
 /* A fresh invite token for room ID (malloc'd, free()), or NULL (logged). */
 char *talas_ws_room_invite(const struct talas_worker_ctx *ctx, const char *id);
 
 /* Publishes EVENT (RoomState, RoomMemberJoined with USER, RoomMemberLeft
  * with USER, RoomQueueUpdated) about R to every connection joined to it,
- * on every worker. */
+ * on every worker. The event carries R's lean state and what changed: the
+ * joined member ("member"), the host after a leave, the queue; RoomState
+ * with USER (a member's buffering changed) carries that "member" too. */
 void talas_ws_room_publish(const struct talas_worker_ctx *ctx, const char *event, const struct talas_room *r,
                            const char *user, uint64_t now);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clockOffset, driftAction, inviteLink, learnLead, inviteOf, isRoomState, mayControl, memberSync, positionAt, roomNow, syncStep,
-  type RoomEntry, type RoomPlayback,
+  applyRoomEvent, clockOffset, driftAction, inviteLink, learnLead, inviteOf, isRoomState, mayControl, memberSync, positionAt, roomNow, syncStep,
+  type RoomEntry, type RoomMember, type RoomPlayback, type RoomState,
 } from './sync';
 
 const q: RoomEntry[] = [
@@ -174,5 +174,56 @@ describe('isRoomState', () => {
     expect(isRoomState({ ...ok, mode: 'party' })).toBe(false);
     expect(isRoomState({ ...ok, playback: null })).toBe(false);
     expect(isRoomState({ ...ok, members: {} })).toBe(false);
+  });
+});
+
+describe('applyRoomEvent', () => {
+  const mem = (user_id: string, o: Partial<RoomMember> = {}): RoomMember =>
+    ({ user_id, joined_at_ms: 1, position_ms: null, reported_at_ms: null, buffering: false, behind_ms: null, ...o });
+  const cur: RoomState = {
+    id: 'r', name: 'n', mode: 'open', host: 'me', members: [mem('me'), mem('bo')], queue: q.slice(0, 2), server_ms: 100,
+    playback: pb({ playing: false }),
+  };
+  const lean = (o: Record<string, unknown> = {}) =>
+    ({ id: 'r', name: 'n', mode: 'open', host: 'me', member_count: 2, queue_length: 2, playback: pb({ position_ms: 5 }), server_ms: 200, ...o });
+  const state = (r: ReturnType<typeof applyRoomEvent>) => {
+    if (r.kind !== 'state') throw new Error(`not a state: ${r.kind}`);
+    return r;
+  };
+
+  it('takes the playback, host and mode of a RoomState and keeps the members and queue', () => {
+    const r = state(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', room: lean({ host: 'bo', mode: 'host' }) }, 'me'));
+    expect(r.room.playback.position_ms).toBe(5);
+    expect(r.room.host).toBe('bo');
+    expect(r.room.mode).toBe('host');
+    expect(r.room.members).toBe(cur.members);
+    expect(r.room.queue).toBe(cur.queue);
+    expect(r.room.server_ms).toBe(200);
+    expect(r.stale).toBe(false);
+  });
+  it('replaces the member whose report changed', () => {
+    const r = state(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', user_id: 'bo', member: mem('bo', { buffering: true }), room: lean() }, 'me'));
+    expect(r.room.members.map((m) => [m.user_id, m.buffering])).toEqual([['me', false], ['bo', true]]);
+  });
+  it('adds a joined member, removes a left one, replaces the queue', () => {
+    let r = state(applyRoomEvent(cur, { event: 'RoomMemberJoined', room_id: 'r', user_id: 'cy', member: mem('cy'), room: lean({ member_count: 3 }) }, 'me'));
+    expect(r.room.members.map((m) => m.user_id)).toEqual(['me', 'bo', 'cy']);
+    expect(r.stale).toBe(false);
+    r = state(applyRoomEvent(r.room, { event: 'RoomMemberLeft', room_id: 'r', user_id: 'bo', host: 'me', room: lean({ member_count: 2, server_ms: 300 }) }, 'me'));
+    expect(r.room.members.map((m) => m.user_id)).toEqual(['me', 'cy']);
+    r = state(applyRoomEvent(r.room, { event: 'RoomQueueUpdated', room_id: 'r', queue: q, room: lean({ queue_length: 3, server_ms: 400 }) }, 'me'));
+    expect(r.room.queue).toEqual(q);
+    expect(r.stale).toBe(false);
+  });
+  it('says when ME left, and when an event was missed', () => {
+    expect(applyRoomEvent(cur, { event: 'RoomMemberLeft', room_id: 'r', user_id: 'me', host: 'bo', room: lean({ member_count: 1 }) }, 'me').kind).toBe('left');
+    expect(state(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', room: lean({ member_count: 5 }) }, 'me')).stale).toBe(true);
+    expect(state(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', room: lean({ queue_length: 0 }) }, 'me')).stale).toBe(true);
+  });
+  it('ignores another room, an older state and a malformed event', () => {
+    expect(applyRoomEvent(cur, { event: 'RoomState', room_id: 'x', room: lean({ id: 'x' }) }, 'me').kind).toBe('ignore');
+    expect(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', room: lean({ server_ms: 50 }) }, 'me').kind).toBe('ignore');
+    expect(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r', room: { id: 'r' } }, 'me').kind).toBe('ignore');
+    expect(applyRoomEvent(cur, { event: 'RoomState', room_id: 'r' }, 'me').kind).toBe('ignore');
   });
 });

@@ -1,5 +1,5 @@
 // Listening rooms, the pure part: the room's state as the server sends it
-// (talas-master(8), LISTENING ROOMS), the page's offset to the server's
+// (talas-master(8), LISTENING ROOMS) and as its events change it, the page's offset to the server's
 // clock (TimeSync, NTP-style), where the room is at a server instant (the
 // server's own rule, lazy next entry included), and what to do with the
 // <audio> element to stay on it (nothing, nudge its rate, or seek).
@@ -257,4 +257,83 @@ export function isRoomState(doc: unknown): doc is RoomState {
     && typeof r.host === 'string' && Array.isArray(r.members) && Array.isArray(r.queue)
     && typeof r.server_ms === 'number' && !!p && typeof p === 'object'
     && typeof p.position_ms === 'number' && typeof p.at_server_ms === 'number' && typeof p.playing === 'boolean';
+}
+
+// ------------------------------------------------------------ the events
+
+/** An event's "room": the lean state (no members, no queue), with the
+ * room's counts. */
+export interface RoomLean {
+  id: string;
+  name: string;
+  mode: 'host' | 'open';
+  host: string;
+  member_count: number;
+  queue_length: number;
+  playback: RoomPlayback;
+  server_ms: number;
+}
+
+/** Checks that DOC is an event's lean room state. */
+export function isRoomLean(doc: unknown): doc is RoomLean {
+  if (!doc || typeof doc !== 'object') return false;
+  const r = doc as Partial<RoomLean>;
+  const p = r.playback as Partial<RoomPlayback> | undefined;
+  return typeof r.id === 'string' && typeof r.name === 'string' && (r.mode === 'host' || r.mode === 'open')
+    && typeof r.host === 'string' && typeof r.member_count === 'number' && typeof r.queue_length === 'number'
+    && typeof r.server_ms === 'number' && !!p && typeof p === 'object'
+    && typeof p.position_ms === 'number' && typeof p.at_server_ms === 'number' && typeof p.playing === 'boolean';
+}
+
+function isMember(doc: unknown): doc is RoomMember {
+  if (!doc || typeof doc !== 'object') return false;
+  const m = doc as Partial<RoomMember>;
+  return typeof m.user_id === 'string' && typeof m.joined_at_ms === 'number' && typeof m.buffering === 'boolean';
+}
+
+/** What a room event does to the page's state of the room. */
+export type RoomEventResult =
+  | { kind: 'ignore' } // not about this room, malformed, or older than what the page has
+  | { kind: 'left' } // ME is no longer a member
+  | { kind: 'state'; room: RoomState; stale: boolean }; // stale: the counts disagree, read the full state
+
+/**
+ * Applies room event EV (RoomState, RoomMemberJoined, RoomMemberLeft,
+ * RoomQueueUpdated) to CUR, the page's full state. The events carry what
+ * changed and the lean state: the playback, host and mode come from it,
+ * a joined member is added (or replaced), a left one removed, a member
+ * whose report changed replaced, the queue replaced. When the result's
+ * member or queue count differs from the lean state's (an event missed),
+ * `stale` asks for the full state (GET api/rooms/ID).
+ */
+export function applyRoomEvent(cur: RoomState, ev: { event: string; [k: string]: unknown }, me: string): RoomEventResult {
+  const lean = ev.room;
+  if (ev.room_id !== cur.id || !isRoomLean(lean) || lean.id !== cur.id) return { kind: 'ignore' };
+  if (ev.event === 'RoomMemberLeft' && ev.user_id === me) return { kind: 'left' };
+  if (lean.server_ms < cur.server_ms) return { kind: 'ignore' };
+  let members = cur.members;
+  let queue = cur.queue;
+  switch (ev.event) {
+    case 'RoomMemberJoined':
+    case 'RoomState':
+      if (isMember(ev.member)) {
+        const m = ev.member;
+        const i = members.findIndex((x) => x.user_id === m.user_id);
+        if (i >= 0) members = members.map((x, j) => (j === i ? m : x));
+        else if (ev.event === 'RoomMemberJoined') members = [...members, m];
+      }
+      break;
+    case 'RoomMemberLeft':
+      if (typeof ev.user_id === 'string') members = members.filter((x) => x.user_id !== ev.user_id);
+      break;
+    case 'RoomQueueUpdated':
+      if (Array.isArray(ev.queue)) queue = ev.queue as RoomEntry[];
+      break;
+    default:
+      return { kind: 'ignore' };
+  }
+  const room: RoomState = {
+    ...cur, name: lean.name, mode: lean.mode, host: lean.host, playback: lean.playback, server_ms: lean.server_ms, members, queue,
+  };
+  return { kind: 'state', room, stale: members.length !== lean.member_count || queue.length !== lean.queue_length };
 }

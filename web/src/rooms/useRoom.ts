@@ -7,12 +7,14 @@
 // is (syncStep: load, play, pause, nudge the rate or seek). The member's
 // position and buffering go to the server every 2 s (RoomMemberStatus),
 // and at once when buffering starts or ends; a stalled member catches up
-// when its data comes, while the others play on.
+// when its data comes, while the others play on. The events carry what
+// changed (sync.ts: applyRoomEvent); the members' positions are read
+// again every 5 s (GET api/rooms/ID).
 import { useCallback, useEffect, useEffectEvent, useRef, useState, type RefObject } from 'react';
 import { authHeaders, fetchTrack, type Track } from '../api';
 import type { LiveEvent, WsState } from '../realtime';
 import {
-  DRIFT_DEADBAND_MS, SETTLE_SEEK_MS, clockOffset, driftAction, inviteOf, isRoomState, learnLead, mayControl, roomNow, syncStep,
+  DRIFT_DEADBAND_MS, SETTLE_SEEK_MS, applyRoomEvent, clockOffset, driftAction, inviteOf, isRoomState, learnLead, mayControl, roomNow, syncStep,
   type ClockSample, type RoomState,
 } from './sync';
 
@@ -96,16 +98,25 @@ export function useRoom(rt: RoomChannel, audioRef: RefObject<HTMLAudioElement | 
     setRoomState(r);
   }, []);
 
-  // the room's events
+  // the room's events: what changed, applied to the full state; when an
+  // event was missed (the counts disagree), the full state is read again
+  const refetch = useEffectEvent((id: string) => {
+    fetchRoom(id, invite?.token ?? null).then((r) => {
+      if (r && roomRef.current?.id === r.id) setRoom(r);
+    }, () => {});
+  });
   useEffect(() => listen((ev) => {
     const cur = roomRef.current;
-    if (!cur || !ROOM_EVENTS.has(ev.event) || ev.room_id !== cur.id || !isRoomState(ev.room)) return;
-    if (!ev.room.members.some((m) => m.user_id === me)) {
+    if (!cur || !ROOM_EVENTS.has(ev.event)) return;
+    const got = applyRoomEvent(cur, ev, me);
+    if (got.kind === 'left') {
       setRoom(null);
       setNotice('You are no longer in the room');
       return;
     }
-    setRoom(ev.room);
+    if (got.kind === 'ignore') return;
+    setRoom(got.room);
+    if (got.stale) refetch(cur.id);
   }), [listen, me, setRoom]);
 
   // the clock: 8 round trips, the shortest kept; again every 30 s
