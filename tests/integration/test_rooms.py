@@ -26,6 +26,7 @@ import time
 import pytest
 
 import talas_fixtures as tf
+from test_ws import client_frame, raw_upgrade, read_frame
 
 websockets = pytest.importorskip("websockets", reason="install Debian package python3-websockets")
 jwt = pytest.importorskip("jwt", reason="install Debian package python3-jwt")
@@ -662,6 +663,79 @@ def test_queue_add_track_artist_playlist_remove_move(rsrv):
         await b.close()
 
     run(go())
+
+
+def raw_room_socket(srv, user):
+    """A raw socket upgraded to /api/ws as USER (to send several frames in
+    one write)."""
+    # the token rides after test_ws's ?user_id= (this server wants one)
+    s, rest = raw_upgrade(srv, f"{user}&token={token(user)}")
+    assert rest == b""
+    return s
+
+
+def raw_command(command, cid, **fields):
+    return client_frame(0x1, json.dumps({"command": command, "command_id": cid, **fields}).encode())
+
+
+def raw_responses(s, cids):
+    """The command_ids of the CommandResponses for CIDS, in the order they
+    came, with their messages."""
+    order, got, buf = [], {}, b""
+    while len(order) < len(cids):
+        op, payload, buf = read_frame(s, buf)
+        if op != 0x1:
+            continue
+        m = json.loads(payload)
+        if m.get("event") == "CommandResponse" and m.get("command_id") in cids:
+            order.append(m["command_id"])
+            got[m["command_id"]] = m
+    return order, got
+
+
+def test_queue_add_of_an_artist_walks_the_catalog_off_the_loop(rsrv):
+    """RoomQueueAdd {artist} reads the whole catalog on the worker's pool,
+    not on its loop: sent in one write with a TimeSync behind it, the
+    TimeSync is answered first (on the loop, the walk would answer first),
+    and the artist's tracks are then added in album order. A connection
+    that closes while its walk runs drops the add (its user left) and the
+    worker goes on."""
+    alice = uname("alice")
+    doc = create_room(rsrv, alice, "Walk", "open")
+    rid = doc["id"]
+    ids = rsrv.ids
+    artist_order = [ids["Alpha First"], ids["Alpha Second"], ids["Beta Only"]]
+    s = raw_room_socket(rsrv, alice)
+    try:
+        s.sendall(raw_command("JoinRoom", "join", room_id=rid))
+        raw_responses(s, ["join"])
+        s.sendall(raw_command("RoomQueueAdd", "add", room_id=rid, artist="Room Artist")
+                  + raw_command("TimeSync", "sync", client_ms=1))
+        order, got = raw_responses(s, ["add", "sync"])
+        assert order == ["sync", "add"], order
+        assert got["add"]["success"] is True, got["add"]
+        assert [e["track_id"] for e in got["add"]["data"]["queue"]] == artist_order
+        # an unknown artist: refused once the walk is over
+        s.sendall(raw_command("RoomQueueAdd", "none", room_id=rid, artist="Nobody At All"))
+        _, got = raw_responses(s, ["none"])
+        assert got["none"]["error"].startswith("invalid: artist"), got
+        # the add of a connection closed in the same write is dropped
+        s.sendall(raw_command("RoomQueueAdd", "gone", room_id=rid, artist="Room Artist")
+                  + client_frame(0x8, (1000).to_bytes(2, "big")))
+    finally:
+        s.close()
+    c = None
+
+    async def go():
+        nonlocal c
+        c = await Client.open(rsrv, alice)
+        # the worker still serves, and the room has only the first add
+        room = await c.ok("JoinRoom", room_id=rid)
+        assert [e["track_id"] for e in room["queue"]] == artist_order, room["queue"]
+        await c.close()
+
+    run(go())
+    assert rsrv.health()["status"] == "ok"
 
 
 def test_a_full_queue_reaches_the_other_worker(rsrv):

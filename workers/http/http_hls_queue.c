@@ -49,6 +49,7 @@
 
 #include "core/log.h"
 #include "core/token.h"
+#include "media/artist_scan.h"
 #include "media/hls.h"
 #include "media/queue_timeline.h"
 #include "media/transcode_jobs.h"
@@ -89,7 +90,7 @@ struct queue_request {
     struct talas_token_claims claims;
     const char *query; /* "?token=..." or "" */
     struct talas_state_op *op;
-    struct artist_scan *artist; /* while its catalog walk runs */
+    struct talas_artist_scan *artist; /* while its catalog walk runs */
     struct queue_entry *entries;
     size_t count, measured;
     int in_measure, measure_answered;
@@ -560,95 +561,14 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
     tracks_known(rq);
 }
 
-/* An artist's tracks, collected on a pool thread (the walk reads the whole
- * catalog: not on the loop). Owned by the job; the request only points to
- * it, and detaches itself (rq = NULL) when it goes away first. */
-struct artist_scan {
-    struct queue_request *rq; /* NULL once the request is gone */
-    struct talas_storage *st;
-    char *artist; /* owned copy */
-    struct artist_track {
-        char id[TALAS_TRACK_ID_LEN + 1];
-        char *album, *path;
-        uint32_t disc, number;
-    } * tracks;
-    size_t count, cap;
-    int too_many, rc;
-};
-
-static int collect_artist(const struct talas_track *t, void *arg)
+/* An artist's tracks, walked on the pool (media/artist_scan.h): the
+ * request goes on with them, unless it went away first (it detached). */
+static void artist_done(void *arg, const struct talas_artist_scan_result *a)
 {
-    struct artist_scan *a = arg;
-    struct artist_track *x;
+    struct queue_request *rq = arg;
 
-    if (t->error != NULL || strcmp(t->artist, a->artist) != 0)
-        return 0;
-    if (a->count == TALAS_HLS_QUEUE_MAX) {
-        a->too_many = 1;
-        return 1;
-    }
-    if (a->count == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 16;
-        a->tracks = xrealloc(a->tracks, a->cap * sizeof(*a->tracks));
-    }
-    x = &a->tracks[a->count++];
-    memcpy(x->id, t->id, sizeof(x->id));
-    x->album = xstrdup(t->album);
-    x->path = xstrdup(t->path);
-    x->disc = t->disc_number;
-    x->number = t->track_number;
-    return 0;
-}
-
-static int artist_order(const void *a, const void *b)
-{
-    const struct artist_track *x = a, *y = b;
-    int c = strcmp(x->album, y->album);
-
-    if (c != 0)
-        return c;
-    if (x->disc != y->disc)
-        return x->disc < y->disc ? -1 : 1;
-    if (x->number != y->number)
-        return x->number < y->number ? -1 : 1;
-    return strcmp(x->path, y->path);
-}
-
-static void artist_scan_free(struct artist_scan *a)
-{
-    for (size_t i = 0; i < a->count; i++) {
-        free(a->tracks[i].album);
-        free(a->tracks[i].path);
-    }
-    free(a->tracks);
-    free(a->artist);
-    free(a);
-}
-
-/* Pool thread: one read transaction over the catalog, then the order. */
-static void artist_work(void *arg)
-{
-    struct artist_scan *a = arg;
-    MDB_txn *txn;
-
-    if ((a->rc = talas_storage_read_begin(a->st, &txn)) != 0)
-        return;
-    a->rc = talas_catalog_foreach(a->st, txn, collect_artist, a, NULL);
-    mdb_txn_abort(txn);
-    if (a->rc == 0 && !a->too_many && a->count > 1)
-        qsort(a->tracks, a->count, sizeof(*a->tracks), artist_order);
-}
-
-/* Loop thread: the request goes on with the tracks, unless it is gone. */
-static void artist_done(void *arg, int cancelled)
-{
-    struct artist_scan *a = arg;
-    struct queue_request *rq = a->rq;
-
-    if (rq == NULL)
-        goto done;
     rq->artist = NULL;
-    if (cancelled) {
+    if (a->cancelled) {
         talas_http_send_error(rq->req, 503, "unavailable", "the worker is stopping; try again");
     } else if (a->rc != 0) {
         log_error("hls queue: reading the catalog failed: %s", a->rc > 0 ? mdb_strerror(a->rc) : "damaged");
@@ -666,19 +586,12 @@ static void artist_done(void *arg, int cancelled)
         rq->count = a->count;
         tracks_known(rq);
     }
-done:
-    artist_scan_free(a);
 }
 
 static void resolve_artist(struct queue_request *rq)
 {
-    struct artist_scan *a = xcalloc(1, sizeof(*a));
-
-    a->rq = rq;
-    a->st = rq->ctx->storage;
-    a->artist = xstrdup(rq->name);
-    rq->artist = a;
-    talas_pool_submit(rq->ctx->pool, artist_work, artist_done, a, 1);
+    rq->artist = talas_artist_scan_start(rq->ctx->pool, rq->ctx->storage, rq->name, 0, TALAS_HLS_QUEUE_MAX,
+                                         artist_done, rq);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -690,7 +603,7 @@ static void request_dispose(void *p)
     if (rq->op != NULL)
         talas_state_cancel(rq->op);
     if (rq->artist != NULL)
-        rq->artist->rq = NULL; /* its job frees it */
+        talas_artist_scan_detach(rq->artist); /* its job frees it */
     talas_transcode_measure_cancel(&rq->measure);
     talas_chunk_cancel(&rq->waiter);
     talas_queue_unref(rq->queue);

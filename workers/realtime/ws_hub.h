@@ -105,6 +105,7 @@ struct talas__ws_conn {
     /* the listening rooms it joined (ws_rooms.c): it receives their events */
     char rooms[TALAS__WS_MAX_ROOMS][TALAS__WS_ROOM_ID_LEN + 1];
     size_t room_count;
+    struct talas__ws_room_wait *room_waits; /* RoomQueueAdd {artist} walks (ws_rooms.c) */
 };
 
 /* Registers a new connection (ws set, user malloc'd or NULL); NULL when the

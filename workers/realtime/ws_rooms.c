@@ -14,7 +14,9 @@
  * lazy next-entry rule), checked (a member; in a "host" room only the host
  * controls the playback and reorders the queue), changed and written back.
  * The catalog and playlists a RoomQueueAdd or RoomPlay names are read
- * first, in a read transaction of their own. Events go to every
+ * first, in a read transaction of their own; an artist's tracks (a walk
+ * of the whole catalog) on the worker's pool (media/artist_scan.h), the
+ * command answered when the walk is over. Events go to every
  * connection joined to the room on every worker (TALAS_WS_TO_ROOM, relayed
  * by the master). A connection joins at most TALAS__WS_MAX_ROOMS rooms;
  * closing it counts as its user leaving unless the user has another
@@ -31,6 +33,8 @@
 
 #include "core/log.h"
 #include "core/token.h"
+#include "core/util.h"
+#include "media/artist_scan.h"
 #include "realtime/ws_rooms.h"
 #include "state/state_rooms.h"
 #include "store/catalog.h"
@@ -443,57 +447,6 @@ static void entry_push(struct change *ch, const struct talas_track *t)
     entry_from_track(&ch->add[ch->add_count++], t);
 }
 
-struct artist_track {
-    char *album, *title, *artist;
-    char id[TALAS_ROOM_TRACK_ID_LEN + 1];
-    uint32_t disc, number;
-    uint64_t duration_ms;
-};
-
-struct artist_walk {
-    const char *artist;
-    struct artist_track *v;
-    size_t count, max;
-    int over;
-};
-
-static int artist_each(const struct talas_track *t, void *arg)
-{
-    struct artist_walk *w = arg;
-    struct artist_track *a;
-
-    if (t->error != NULL || !((t->artist != NULL && strcmp(t->artist, w->artist) == 0) ||
-                              (t->album_artist != NULL && strcmp(t->album_artist, w->artist) == 0)))
-        return 0;
-    if (w->count == w->max) {
-        w->over = 1;
-        return 1;
-    }
-    a = &w->v[w->count++];
-    a->album = xstrdup(t->album != NULL ? t->album : "");
-    a->title = xstrdup(t->title != NULL ? t->title : "");
-    a->artist = xstrdup(t->artist != NULL ? t->artist : "");
-    snprintf(a->id, sizeof(a->id), "%s", t->id);
-    a->disc = t->disc_number;
-    a->number = t->track_number;
-    a->duration_ms = t->duration_ms;
-    return 0;
-}
-
-static int album_order(const void *pa, const void *pb)
-{
-    const struct artist_track *a = pa, *b = pb;
-    int c;
-
-    if ((c = strcmp(a->album, b->album)) != 0)
-        return c;
-    if (a->disc != b->disc)
-        return a->disc < b->disc ? -1 : 1;
-    if (a->number != b->number)
-        return a->number < b->number ? -1 : 1;
-    return strcmp(a->title, b->title);
-}
-
 struct playlist_walk {
     const char *user;
     int readable;
@@ -536,9 +489,9 @@ static void pl_track(const char *track, size_t index, void *arg)
 }
 
 /*
- * Reads what CMD adds (a track, an artist's tracks in album then track
- * order, a playlist's tracks) into CH->add. Returns NULL, or the error
- * to answer.
+ * Reads what CMD adds (a track, a playlist's tracks) into CH->add. Returns
+ * NULL, or the error to answer. (An artist's tracks are walked on the
+ * pool: artist_added.)
  */
 static const char *read_entries(const struct talas__ws_conn *c, const struct talas_ws_command *cmd,
                                 struct change *ch, char *buf, size_t size)
@@ -557,33 +510,6 @@ static const char *read_entries(const struct talas__ws_conn *c, const struct tal
             error = "invalid: track_id: no such track";
         else
             entry_push(ch, &t);
-    } else if (cmd->artist != NULL) {
-        struct artist_walk w = {.artist = cmd->artist, .max = max};
-        w.v = xcalloc(max + 1, sizeof(*w.v));
-        talas_catalog_foreach(st, txn, artist_each, &w, NULL);
-        if (w.over) {
-            snprintf(buf, size, "quota: rooms.max_queue (%zu)", max);
-            error = buf;
-        } else if (w.count == 0) {
-            error = "invalid: artist: no tracks of this artist";
-        } else {
-            qsort(w.v, w.count, sizeof(*w.v), album_order);
-            ch->add = xcalloc(w.count, sizeof(*ch->add));
-            for (size_t i = 0; i < w.count; i++) {
-                struct talas_room_entry *e = &ch->add[ch->add_count++];
-                memcpy(e->track_id, w.v[i].id, sizeof(e->track_id));
-                e->title = w.v[i].title;
-                e->artist = w.v[i].artist;
-                e->duration_ms = w.v[i].duration_ms;
-                w.v[i].title = w.v[i].artist = NULL;
-            }
-        }
-        for (size_t i = 0; i < w.count; i++) {
-            free(w.v[i].album);
-            free(w.v[i].title);
-            free(w.v[i].artist);
-        }
-        free(w.v);
     } else {
         struct playlist_walk w = {.user = c->user, .max = max};
         struct talas_playlist_reader rd = {pl_owner, pl_editor, pl_track, pl_meta};
@@ -736,14 +662,89 @@ static void do_time_sync(struct talas__ws_conn *c, const struct talas_ws_command
     talas_buf_free(&data);
 }
 
-void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_command *cmd)
+static void run_change(struct talas__ws_conn *c, const struct talas_ws_command *cmd, struct change *ch);
+
+/*
+ * A RoomQueueAdd {artist} whose walk of the catalog runs on the pool
+ * (media/artist_scan.h): it owns the parsed command and sits in its
+ * connection's list; a connection that closes first detaches it
+ * (talas__ws_rooms_closed) and the add is dropped (its user left).
+ */
+struct talas__ws_room_wait {
+    struct talas__ws_conn *c;
+    struct talas__ws_room_wait *next, **pprev;
+    struct talas_artist_scan *scan;
+    struct talas_ws_command cmd;
+};
+
+static void wait_free(struct talas__ws_room_wait *w)
+{
+    *w->pprev = w->next;
+    if (w->next != NULL)
+        w->next->pprev = w->pprev;
+    talas_ws_command_free(&w->cmd);
+    free(w);
+}
+
+static void artist_added(void *arg, const struct talas_artist_scan_result *a)
+{
+    struct talas__ws_room_wait *w = arg;
+    struct talas__ws_conn *c = w->c;
+    const struct talas_ws_command *cmd = &w->cmd;
+    struct change ch;
+    char msg[128];
+
+    memset(&ch, 0, sizeof(ch));
+    ch.cmd = cmd;
+    ch.c = c;
+    talas_state_rooms_limits(c->ctx, &ch.lim);
+    if (a->cancelled) {
+        respond(c, cmd->command_id, NULL, "unavailable: the worker is stopping; try again");
+    } else if (a->rc != 0) {
+        log_error("rooms: reading the catalog failed: %s", a->rc > 0 ? mdb_strerror(a->rc) : "damaged");
+        respond(c, cmd->command_id, NULL, "unavailable: the catalog could not be read");
+    } else if (a->too_many) {
+        snprintf(msg, sizeof(msg), "quota: rooms.max_queue (%zu)", (size_t)ch.lim.max_queue);
+        respond(c, cmd->command_id, NULL, msg);
+    } else if (a->count == 0) {
+        respond(c, cmd->command_id, NULL, "invalid: artist: no tracks of this artist");
+    } else {
+        ch.add = xcalloc(a->count, sizeof(*ch.add));
+        for (size_t i = 0; i < a->count; i++) {
+            struct talas_room_entry *e = &ch.add[ch.add_count++];
+            memcpy(e->track_id, a->tracks[i].id, sizeof(e->track_id));
+            e->title = xstrdup(a->tracks[i].title);
+            e->artist = xstrdup(a->tracks[i].artist);
+            e->duration_ms = a->tracks[i].duration_ms;
+        }
+        run_change(c, cmd, &ch);
+    }
+    wait_free(w);
+}
+
+/* RoomQueueAdd {artist}: the walk reads every record of the catalog, on
+ * the pool; the command (moved out of CMD) goes on in artist_added. */
+static void walk_artist(struct talas__ws_conn *c, struct talas_ws_command *cmd)
+{
+    struct talas__ws_room_wait *w = xcalloc(1, sizeof(*w));
+    struct talas_room_limits lim;
+
+    w->c = c;
+    w->cmd = *cmd;
+    memset(cmd, 0, sizeof(*cmd)); /* the wait owns its strings now */
+    if ((w->next = c->room_waits) != NULL)
+        w->next->pprev = &w->next;
+    w->pprev = &c->room_waits;
+    c->room_waits = w;
+    talas_state_rooms_limits(c->ctx, &lim);
+    w->scan = talas_artist_scan_start(c->ctx->pool, c->ctx->storage, w->cmd.artist,
+                                      TALAS_ARTIST_SCAN_ALBUM_ARTIST, lim.max_queue, artist_added, w);
+}
+
+void talas__ws_rooms_command(struct talas__ws_conn *c, struct talas_ws_command *cmd)
 {
     struct change ch;
-    struct talas_room r;
-    enum talas_state_outcome outcome;
     const char *error;
-    uint64_t now;
-    unsigned norm = 0;
     char msg[256];
 
     if (cmd->type == TALAS_WS_TIME_SYNC) {
@@ -772,6 +773,10 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         }
         ch.invited = invite_ok(c, cmd->invite, cmd->room_id);
     }
+    if (cmd->type == TALAS_WS_ROOM_QUEUE_ADD && cmd->artist != NULL) {
+        walk_artist(c, cmd);
+        return;
+    }
     if (cmd->type == TALAS_WS_ROOM_QUEUE_ADD || (cmd->type == TALAS_WS_ROOM_PLAY && cmd->track_id != NULL)) {
         if ((error = read_entries(c, cmd, &ch, msg, sizeof(msg))) != NULL) {
             respond(c, cmd->command_id, NULL, error);
@@ -779,10 +784,24 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
             return;
         }
     }
+    run_change(c, cmd, &ch);
+}
+
+/* Runs CH, the change of command CMD of C (what it adds read), in the
+ * room store; answers and publishes. Frees CH's entries. */
+static void run_change(struct talas__ws_conn *c, const struct talas_ws_command *cmd, struct change *ch)
+{
+    struct talas_room r;
+    enum talas_state_outcome outcome;
+    const char *error;
+    uint64_t now;
+    unsigned norm = 0;
+    char msg[256];
+
     now = talas_wall_ms();
-    outcome = talas_state_room_update(c->ctx, cmd->room_id, c->user, now, change_room, &ch, &r, &norm);
-    entries_free(&ch);
-    if ((error = error_text(outcome, &ch, msg, sizeof(msg))) != NULL) {
+    outcome = talas_state_room_update(c->ctx, cmd->room_id, c->user, now, change_room, ch, &r, &norm);
+    entries_free(ch);
+    if ((error = error_text(outcome, ch, msg, sizeof(msg))) != NULL) {
         respond(c, cmd->command_id, NULL, error);
         if (outcome == TALAS_STATE_NOT_FOUND)
             conn_drop_room(c, cmd->room_id);
@@ -796,7 +815,7 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
     case TALAS_WS_JOIN_ROOM:
         conn_add_room(c, r.id);
         respond_state(c, cmd->command_id, &r, now);
-        if (ch.joined)
+        if (ch->joined)
             talas_ws_room_publish(c->ctx, "RoomMemberJoined", &r, c->user, now);
         break;
     case TALAS_WS_LEAVE_ROOM: {
@@ -840,7 +859,7 @@ void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_com
         talas_json_object_end(&json);
         respond(c, cmd->command_id, &data, NULL);
         talas_buf_free(&data);
-        if (ch.buffering_changed)
+        if (ch->buffering_changed)
             talas_ws_room_publish(c->ctx, "RoomState", &r, c->user, now);
         break;
     }
@@ -873,6 +892,11 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c)
     char rooms[TALAS__WS_MAX_ROOMS][TALAS__WS_ROOM_ID_LEN + 1];
     size_t n = c->room_count;
 
+    /* its artist walks: their adds are dropped */
+    while (c->room_waits != NULL) {
+        talas_artist_scan_detach(c->room_waits->scan);
+        wait_free(c->room_waits);
+    }
     if (c->user == NULL || n == 0)
         return;
     /* out of its rooms first: the events below are not for it */

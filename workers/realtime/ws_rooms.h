@@ -14,10 +14,13 @@
 #include "worker/worker_ctx.h"
 
 /* Runs room command CMD (talas_ws_command_is_room) of connection C and
- * answers it with one CommandResponse; publishes the room's events. */
-void talas__ws_rooms_command(struct talas__ws_conn *c, const struct talas_ws_command *cmd);
-/* C closes: for each room it joined, one connection of its user leaves
- * (the member with its last one), and the room hears of it. */
+ * answers it with one CommandResponse, now or (RoomQueueAdd {artist},
+ * walked on the pool) later; publishes the room's events. It may take
+ * CMD's strings (CMD is then zeroed: free it anyway). */
+void talas__ws_rooms_command(struct talas__ws_conn *c, struct talas_ws_command *cmd);
+/* C closes: its artist walks are dropped; for each room it joined, one
+ * connection of its user leaves (the member with its last one), and the
+ * room hears of it. */
 void talas__ws_rooms_closed(struct talas__ws_conn *c);
 
 /*
