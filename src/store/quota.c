@@ -19,6 +19,7 @@ static const enum talas_dbi user_dbis[] = {
     TALAS_DBI_PLAYLISTS_BY_OWNER,
     TALAS_DBI_STARS,
     TALAS_DBI_PLAY_QUEUES,
+    TALAS_DBI_ROOMS,
 };
 
 int talas_quota_refuse(struct talas_quota_refusal *r, const char *limit, uint64_t max)

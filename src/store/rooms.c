@@ -487,12 +487,20 @@ static int get(struct talas_storage *st, MDB_txn *txn, const char *id, struct ta
     return talas_room_decode(id, k.mv_size, v.mv_data, v.mv_size, r);
 }
 
-static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_room *r)
+/* Stores R. When it GROWS (a new room, a member or queue entries added)
+ * it counts against the user-data budget (quota.h), as every user record
+ * does: refused with "storage.user_data_max" in *REFUSAL once the users'
+ * databases reach it. Other changes (the playback, a member leaving) are
+ * always stored, so a full budget never stops a room playing. */
+static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_room *r, int grows,
+               const struct talas_room_limits *lim, struct talas_quota_refusal *refusal)
 {
     struct talas_buf buf = {0};
     MDB_val k = {TALAS_ROOM_ID_LEN, (void *)r->id}, v;
     int rc;
 
+    if (grows && (rc = talas_quota_user_data_check(st, txn, lim->user_data_max, refusal)) != 0)
+        return rc;
     talas_room_encode(r, &buf);
     v.mv_data = buf.data;
     v.mv_size = buf.len;
@@ -541,7 +549,7 @@ int talas_room_create(struct talas_storage *st, const struct talas_room_limits *
         rc = talas_quota_refuse(refusal, "rooms.max_per_user", lim->max_per_user);
         goto fail;
     }
-    if ((rc = put(st, txn, r)) != 0)
+    if ((rc = put(st, txn, r, 1, lim, refusal)) != 0)
         goto fail;
     return mdb_txn_commit(txn);
 fail:
@@ -551,9 +559,10 @@ fail:
 
 int talas_room_update(struct talas_storage *st, const struct talas_room_limits *lim, const char *id,
                       const char *actor, uint64_t now, talas_room_change_fn *fn, void *arg,
-                      struct talas_room *room_r, unsigned *norm_r)
+                      struct talas_room *room_r, unsigned *norm_r, struct talas_quota_refusal *refusal_r)
 {
     MDB_txn *txn;
+    size_t members, entries;
     unsigned norm;
     int rc, frc = TALAS_ROOM_UNCHANGED, write = fn != NULL;
 
@@ -593,6 +602,8 @@ int talas_room_update(struct talas_storage *st, const struct talas_room_limits *
     }
     if (norm_r != NULL)
         *norm_r = norm;
+    members = room_r->member_count;
+    entries = room_r->queue_count;
     if (fn != NULL)
         frc = fn(room_r, now, arg);
     if (frc < 0 && norm == 0) {
@@ -604,7 +615,7 @@ int talas_room_update(struct talas_storage *st, const struct talas_room_limits *
          * read again, normalized again, without the refused change */
         mdb_txn_abort(txn);
         talas_room_free(room_r);
-        rc = talas_room_update(st, lim, id, actor, now, NULL, NULL, room_r, NULL);
+        rc = talas_room_update(st, lim, id, actor, now, NULL, NULL, room_r, NULL, NULL);
         return rc != 0 ? rc : frc;
     }
     if (!write) {
@@ -615,8 +626,17 @@ int talas_room_update(struct talas_storage *st, const struct talas_room_limits *
         mdb_txn_abort(txn);
         return 0;
     }
-    if ((rc = put(st, txn, room_r)) != 0)
+    if ((rc = put(st, txn, room_r, room_r->member_count > members || room_r->queue_count > entries, lim,
+                  refusal_r)) != 0) {
+        if (rc == TALAS_QUOTA_EXCEEDED && norm != 0) {
+            /* as a refused change: the room made current is stored */
+            mdb_txn_abort(txn);
+            talas_room_free(room_r);
+            frc = talas_room_update(st, lim, id, actor, now, NULL, NULL, room_r, NULL, NULL);
+            return frc != 0 ? frc : rc;
+        }
         goto fail;
+    }
     return mdb_txn_commit(txn);
 fail:
     mdb_txn_abort(txn);

@@ -82,6 +82,7 @@ struct talas_room {
 struct talas_room_limits {
     uint64_t idle_timeout_ms;
     uint32_t max_members, max_queue, max_per_user;
+    uint64_t user_data_max; /* storage.user_data_max; 0: no budget */
 };
 
 void talas_room_free(struct talas_room *r);
@@ -157,7 +158,8 @@ void talas_room_skip(struct talas_room *r, uint64_t now);
 
 /* Stores the new room R (its creator R->host is its first member): 0, or
  * TALAS_QUOTA_EXCEEDED when R->host already hosts LIM's max_per_user
- * live rooms (rooms.max_per_user, in *REFUSAL), or an LMDB error. */
+ * live rooms (rooms.max_per_user, in *REFUSAL) or the users' databases
+ * reached LIM's user_data_max (storage.user_data_max), or an LMDB error. */
 int talas_room_create(struct talas_storage *st, const struct talas_room_limits *lim,
                       const struct talas_room *r, uint64_t now, struct talas_quota_refusal *refusal);
 
@@ -174,13 +176,15 @@ typedef int talas_room_change_fn(struct talas_room *r, uint64_t now, void *arg);
  * anything changed, in one write transaction (a read transaction when FN
  * is NULL and nothing changed). *ROOM_R gets the room as it is now (free
  * it with talas_room_free, whatever the result), *NORM_R (may be NULL)
- * the normalize bits. Returns 0, FN's error, MDB_NOTFOUND for an unknown
- * or idle-expired room (deleted then), TALAS_ROOM_DAMAGED or an LMDB
- * error.
+ * the normalize bits. A change that adds members or queue entries
+ * counts against LIM's user_data_max (quota.h): past it,
+ * TALAS_QUOTA_EXCEEDED with the limit in *REFUSAL_R (may be NULL), and
+ * the room stored only made current. Returns 0, FN's error, MDB_NOTFOUND for an unknown or
+ * idle-expired room (deleted then), TALAS_ROOM_DAMAGED or an LMDB error.
  */
 int talas_room_update(struct talas_storage *st, const struct talas_room_limits *lim, const char *id,
                       const char *actor, uint64_t now, talas_room_change_fn *fn, void *arg,
-                      struct talas_room *room_r, unsigned *norm_r);
+                      struct talas_room *room_r, unsigned *norm_r, struct talas_quota_refusal *refusal_r);
 
 /* Deletes up to MAX rooms idle past LIM's timeout at NOW, in one short
  * write transaction: 0 (how many in *deleted_r) or an LMDB error. */

@@ -1405,6 +1405,54 @@ def test_idle_expiry_and_limits(talas_server, roomlib, tmp_path):
     run(go())
 
 
+def test_rooms_count_against_the_user_data_budget(talas_server, roomlib, tmp_path):
+    """A room is a user record: with storage.user_data_max at 64 KiB, queue
+    adds are refused once the users' databases reach it ("quota:
+    storage.user_data_max"), and so is a new room (REST 507, as for the
+    other user records), while the room plays on: seeking and skipping
+    store nothing new."""
+    srv = own_room_server(talas_server, roomlib, "budget")
+    text = open(srv.config_path).read()
+    assert "  map_size: 256MiB\n" in text
+    srv.write_config(text=text.replace("  map_size: 256MiB\n", "  map_size: 256MiB\n  user_data_max: 64KiB\n"))
+    start_room_server(srv)
+    users = [uname("fill") for _ in range(4)]
+    long_id = srv.ids["Long Song"]
+    refused = None
+
+    async def go():
+        nonlocal refused
+        for u in users:
+            c = await Client.open(srv, u)
+            data = await c.ok("CreateRoom", name="Budget", mode="host")
+            rid = data["id"]
+            for _ in range(166):
+                r = await c.cmd("RoomQueueAdd", room_id=rid, artist="Room Artist")
+                if not r["success"]:
+                    refused = (u, rid, r["error"])
+                    break
+            if refused:
+                # the full room still plays: nothing new is stored
+                await c.ok("RoomPlay", room_id=rid, entry_id=(await c.ok("JoinRoom", room_id=rid))["queue"][0]["entry_id"])
+                await c.ok("RoomSeek", room_id=rid, position_ms=5000)
+                await c.ok("RoomSkip", room_id=rid)
+                err = await c.refused("RoomQueueAdd", "quota:", room_id=rid, track_id=long_id)
+                assert "storage.user_data_max" in err, err
+                await c.close()
+                return
+            await c.close()
+
+    try:
+        run(go(), timeout=300)
+        assert refused is not None, "64 KiB of rooms were stored without a refusal"
+        assert refused[2] == "quota: storage.user_data_max (65536)", refused
+        st, doc = rest(srv, "POST", "/api/rooms", uname("late"), {"name": "One more"})
+        assert st == 507 and "storage.user_data_max" in json.dumps(doc), (st, doc)
+        assert srv.health()["status"] == "ok"
+    finally:
+        srv.kill()
+
+
 def test_config_keys_are_checked(talas_server, roomlib, tmp_path):
     """talas-master -t refuses an out-of-range rooms key with file:line:key."""
     srv = room_server(tmp_path / "badconf", roomlib, "rooms:\n  max_members: 0\n")

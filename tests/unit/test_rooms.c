@@ -153,7 +153,7 @@ static void join(struct store_fixture *f, const char *id, const char *user, uint
     struct join_arg a = {.user = user};
     struct talas_room r;
 
-    assert_int_equal(talas_room_update(f->st, &lim, id, user, now, do_join, &a, &r, NULL), want);
+    assert_int_equal(talas_room_update(f->st, &lim, id, user, now, do_join, &a, &r, NULL, NULL), want);
     talas_room_free(&r);
 }
 
@@ -172,27 +172,30 @@ static void test_join_leave(void **state)
     join(f, id, "carol", T0 + 2000, 0);
     join(f, id, "dave", T0 + 3000, TALAS_QUOTA_EXCEEDED);
     /* the host leaves: the longest-present member (bob) hosts */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 4000, do_leave, "alice", &r, &norm), 0);
+    assert_int_equal(
+        talas_room_update(f->st, &lim, id, "alice", T0 + 4000, do_leave, "alice", &r, &norm, NULL), 0);
     assert_string_equal(r.host, "bob");
     assert_int_equal(r.member_count, 2);
     assert_string_equal(r.members[0].user_id, "bob");
     talas_room_free(&r);
     /* leaving twice: not a member */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 4500, do_leave, "alice", &r, NULL),
-                     TALAS_ROOM_FORBIDDEN);
+    assert_int_equal(
+        talas_room_update(f->st, &lim, id, "alice", T0 + 4500, do_leave, "alice", &r, NULL, NULL),
+        TALAS_ROOM_FORBIDDEN);
     talas_room_free(&r);
     /* alice rejoins: last in join order, not host */
     join(f, id, "alice", T0 + 5000, 0);
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 5000, NULL, NULL, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 5000, NULL, NULL, &r, NULL, NULL), 0);
     assert_string_equal(r.members[2].user_id, "alice");
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
     /* unknown rooms */
     assert_int_equal(
-        talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL),
+        talas_room_update(f->st, &lim, "ffffffffffffffffffffffff", NULL, T0, NULL, NULL, &r, NULL, NULL),
         MDB_NOTFOUND);
     talas_room_free(&r);
-    assert_int_equal(talas_room_update(f->st, &lim, "../x", NULL, T0, NULL, NULL, &r, NULL), MDB_NOTFOUND);
+    assert_int_equal(talas_room_update(f->st, &lim, "../x", NULL, T0, NULL, NULL, &r, NULL, NULL),
+                     MDB_NOTFOUND);
     talas_room_free(&r);
 }
 
@@ -260,10 +263,10 @@ static void test_queue(void **state)
     strcpy(id, r.id);
     assert_int_equal(talas_room_create(f->st, &lim, &r, T0, NULL), 0);
     talas_room_free(&r);
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
     talas_room_free(&r);
     a.position = 1; /* A B then A A B B */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
     assert_int_equal(r.queue_count, 4);
     assert_string_equal(r.queue[1].track_id, "AAAAAAAAAAAAAAAA");
     assert_string_equal(r.queue[2].track_id, "BBBBBBBBBBBBBBBB");
@@ -272,7 +275,7 @@ static void test_queue(void **state)
     assert_string_not_equal(e[0], e[1]);
     talas_room_free(&r);
     /* a fifth and sixth: over rooms.max_queue (4), nothing added */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL),
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL),
                      TALAS_QUOTA_EXCEEDED);
     assert_string_equal(a.refusal.limit, "rooms.max_queue");
     assert_int_equal(r.queue_count, 4);
@@ -281,43 +284,89 @@ static void test_queue(void **state)
     a.op = 2;
     a.entry = e[3];
     a.position = 0;
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
     assert_string_equal(r.queue[0].entry_id, e[3]);
     assert_string_equal(r.queue[3].entry_id, e[2]);
     talas_room_free(&r);
     /* and back past the end */
     a.position = 99;
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
     assert_string_equal(r.queue[3].entry_id, e[3]);
     talas_room_free(&r);
     /* play e1 (A, 10 s), then remove it: the room moves to e2 */
     a.op = 3;
     a.entry = e[1];
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
     assert_string_equal(r.playback.entry_id, e[1]);
     assert_int_equal(r.playback.playing, 1);
     talas_room_free(&r);
     /* 12 s later a reader sees the room 2 s into e2, and stores it */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 12000, NULL, NULL, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 12000, NULL, NULL, &r, NULL, NULL), 0);
     assert_string_equal(r.playback.entry_id, e[2]);
     assert_int_equal(r.playback.at_server_ms, T0 + 10000);
     talas_room_free(&r);
     a.op = 1;
     a.entry = e[2];
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 13000, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 13000, do_queue, &a, &r, NULL, NULL),
+                     0);
     assert_string_equal(r.playback.entry_id, e[3]);
     assert_int_equal(r.playback.position_ms, 0);
     assert_int_equal(r.queue_count, 3);
     talas_room_free(&r);
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 13000, do_queue, &a, &r, NULL),
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 13000, do_queue, &a, &r, NULL, NULL),
                      TALAS_ROOM_INVALID);
     talas_room_free(&r);
     /* skip past the last: stopped at its end */
     a.op = 4;
-    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 14000, do_queue, &a, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0 + 14000, do_queue, &a, &r, NULL, NULL),
+                     0);
     assert_int_equal(r.playback.playing, 0);
     assert_string_equal(r.playback.entry_id, e[3]);
     assert_int_equal(r.playback.position_ms, 20000);
+    talas_room_free(&r);
+}
+
+/* A room is a user record: its growth counts against storage.user_data_max
+ * like a playlist's; what does not grow it (playback, leaving) is never
+ * refused, so a full budget does not stop a room. */
+static void test_user_data_budget(void **state)
+{
+    struct store_fixture *f = *state;
+    struct talas_room_limits full = lim;
+    struct talas_quota_refusal refusal = {0};
+    struct queue_arg a = {0};
+    struct talas_room r;
+    char id[TALAS_ROOM_ID_LEN + 1];
+
+    new_room(&r, "alice");
+    strcpy(id, r.id);
+    assert_int_equal(talas_room_create(f->st, &lim, &r, T0, NULL), 0);
+    talas_room_free(&r);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
+    talas_room_free(&r);
+    /* the rooms' database now holds pages: a budget of one byte is spent */
+    full.user_data_max = 1;
+    new_room(&r, "bob");
+    assert_int_equal(talas_room_create(f->st, &full, &r, T0, &refusal), TALAS_QUOTA_EXCEEDED);
+    assert_string_equal(refusal.limit, "storage.user_data_max");
+    assert_int_equal(refusal.max, 1);
+    talas_room_free(&r);
+    memset(&refusal, 0, sizeof(refusal));
+    assert_int_equal(talas_room_update(f->st, &full, id, "alice", T0, do_queue, &a, &r, NULL, &refusal),
+                     TALAS_QUOTA_EXCEEDED);
+    assert_string_equal(refusal.limit, "storage.user_data_max");
+    talas_room_free(&r);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0, NULL, NULL, &r, NULL, NULL), 0);
+    assert_int_equal(r.queue_count, 2);
+    talas_room_free(&r);
+    /* playing and skipping do not grow it */
+    a.op = 3;
+    assert_int_equal(talas_room_update(f->st, &full, id, "alice", T0, do_queue, &a, &r, NULL, NULL), 0);
+    talas_room_free(&r);
+    a.op = 4;
+    assert_int_equal(talas_room_update(f->st, &full, id, "alice", T0 + 1000, do_queue, &a, &r, NULL, NULL),
+                     0);
+    assert_true(strcmp(r.playback.entry_id, "") != 0);
     talas_room_free(&r);
 }
 
@@ -335,7 +384,7 @@ static void test_stale_and_idle(void **state)
     talas_room_free(&r);
     join(f, id, "bob", T0 + 20000, 0);
     /* at T0 + 35 s alice (silent since T0) is stale: dropped, bob hosts */
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm, NULL), 0);
     assert_true(norm & TALAS_ROOM_NORM_MEMBERS);
     assert_true(norm & TALAS_ROOM_NORM_HOST);
     assert_int_equal(r.dropped_count, 1);
@@ -344,21 +393,22 @@ static void test_stale_and_idle(void **state)
     assert_string_equal(r.host, "bob");
     talas_room_free(&r);
     /* the change was stored: read again, nothing more to do */
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 35000, NULL, NULL, &r, &norm, NULL), 0);
     assert_int_equal(norm, 0);
     talas_room_free(&r);
     /* bob's command keeps him present */
-    assert_int_equal(talas_room_update(f->st, &lim, id, "bob", T0 + 45000, NULL, NULL, &r, &norm), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, "bob", T0 + 45000, NULL, NULL, &r, &norm, NULL), 0);
     assert_int_equal(r.member_count, 1);
     talas_room_free(&r);
     /* bob goes silent at T0 + 45 s: the room is empty from T0 + 75 s, and
      * lives rooms.idle_timeout (600 s) more */
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000 - 1, NULL, NULL, &r, NULL), 0);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000 - 1, NULL, NULL, &r, NULL, NULL),
+                     0);
     assert_int_equal(r.member_count, 0);
     talas_room_free(&r);
     assert_int_equal(talas_room_sweep(f->st, &lim, T0 + 675000 - 1, 100, &deleted), 0);
     assert_int_equal(deleted, 0);
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL),
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0 + 675000, NULL, NULL, &r, NULL, NULL),
                      MDB_NOTFOUND);
     talas_room_free(&r);
     /* the sweep deletes the idle rooms nobody reads */
@@ -368,7 +418,7 @@ static void test_stale_and_idle(void **state)
     talas_room_free(&r);
     assert_int_equal(talas_room_sweep(f->st, &lim, T0 + 630000, 100, &deleted), 0);
     assert_int_equal(deleted, 1);
-    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0, NULL, NULL, &r, NULL), MDB_NOTFOUND);
+    assert_int_equal(talas_room_update(f->st, &lim, id, NULL, T0, NULL, NULL, &r, NULL, NULL), MDB_NOTFOUND);
     talas_room_free(&r);
 }
 
@@ -381,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_connections),
         cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_and_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_data_budget, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,7 +162,9 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         break;
     case TALAS_STATE_QUOTA:
         talas_room_free(&r);
-        talas_http_send_refusal(req, 429, &refusal);
+        /* the user-data budget is a full store (507), as for the other
+         * user records; rooms.max_per_user a user's limit (429) */
+        talas_http_send_refusal(req, strcmp(refusal.limit, "storage.user_data_max") == 0 ? 507 : 429, &refusal);
         return 0;
     case TALAS_STATE_UNAVAILABLE:
         talas_room_free(&r);
@@ -256,7 +258,7 @@ int talas_rooms_api_one(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
         talas_http_send_error(req, 404, "not_found", "no such room");
         return 0;
     }
-    switch (talas_state_room_update(ctx, room, NULL, now, NULL, NULL, &r, NULL)) {
+    switch (talas_state_room_update(ctx, room, NULL, now, NULL, NULL, &r, NULL, NULL)) {
     case TALAS_STATE_OK:
         break;
     case TALAS_STATE_NOT_FOUND:

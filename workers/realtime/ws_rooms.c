@@ -799,7 +799,8 @@ static void run_change(struct talas__ws_conn *c, const struct talas_ws_command *
     char msg[256];
 
     now = talas_wall_ms();
-    outcome = talas_state_room_update(c->ctx, cmd->room_id, c->user, now, change_room, ch, &r, &norm);
+    outcome =
+        talas_state_room_update(c->ctx, cmd->room_id, c->user, now, change_room, ch, &r, &norm, &ch->refusal);
     entries_free(ch);
     if ((error = error_text(outcome, ch, msg, sizeof(msg))) != NULL) {
         respond(c, cmd->command_id, NULL, error);
@@ -907,7 +908,7 @@ void talas__ws_rooms_closed(struct talas__ws_conn *c)
         struct talas_room r;
         uint64_t now = talas_wall_ms();
         unsigned norm = 0;
-        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm) ==
+        if (talas_state_room_update(c->ctx, rooms[i], NULL, now, close_change, &a, &r, &norm, NULL) ==
             TALAS_STATE_OK) {
             publish_normalized(c->ctx, &r, norm, now);
             if (a.left)

@@ -32,6 +32,7 @@ void talas_state_rooms_limits(const struct talas_worker_ctx *ctx, struct talas_r
     lim->max_members = (uint32_t)conf->rooms_max_members;
     lim->max_queue = (uint32_t)conf->rooms_max_queue;
     lim->max_per_user = (uint32_t)conf->rooms_max_per_user;
+    lim->user_data_max = conf->storage_user_data_max;
 }
 
 static enum talas_state_outcome outcome(int rc, const char *what)
@@ -70,7 +71,8 @@ enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *
 
 enum talas_state_outcome talas_state_room_update(const struct talas_worker_ctx *ctx, const char *id,
                                                  const char *actor, uint64_t now, talas_room_change_fn *fn,
-                                                 void *arg, struct talas_room *room_r, unsigned *norm_r)
+                                                 void *arg, struct talas_room *room_r, unsigned *norm_r,
+                                                 struct talas_quota_refusal *refusal_r)
 {
     struct talas_room_limits lim;
 
@@ -79,7 +81,7 @@ enum talas_state_outcome talas_state_room_update(const struct talas_worker_ctx *
         return TALAS_STATE_UNAVAILABLE;
     }
     talas_state_rooms_limits(ctx, &lim);
-    return outcome(talas_room_update(ctx->storage, &lim, id, actor, now, fn, arg, room_r, norm_r),
+    return outcome(talas_room_update(ctx->storage, &lim, id, actor, now, fn, arg, room_r, norm_r, refusal_r),
                    "rooms: changing a room");
 }
 

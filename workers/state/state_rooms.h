@@ -35,11 +35,14 @@ enum talas_state_outcome talas_state_room_create(const struct talas_worker_ctx *
  * FN (may be NULL: a read); talas_room_update. *ROOM_R gets the room as
  * it is now (free it with talas_room_free whatever the outcome), *NORM_R
  * (may be NULL) what normalize changed. FN's errors map to REFUSED
- * (TALAS_ROOM_INVALID), FORBIDDEN, QUOTA.
+ * (TALAS_ROOM_INVALID), FORBIDDEN, QUOTA; a change that grows the room
+ * past storage.user_data_max is QUOTA too, its limit in *REFUSAL_R (may
+ * be NULL).
  */
 enum talas_state_outcome talas_state_room_update(const struct talas_worker_ctx *ctx, const char *id,
                                                  const char *actor, uint64_t now, talas_room_change_fn *fn,
-                                                 void *arg, struct talas_room *room_r, unsigned *norm_r);
+                                                 void *arg, struct talas_room *room_r, unsigned *norm_r,
+                                                 struct talas_quota_refusal *refusal_r);
 
 /* Deletes rooms idle past rooms.idle_timeout (a few per call). */
 void talas_state_rooms_sweep(const struct talas_worker_ctx *ctx, uint64_t now);
