@@ -1,6 +1,7 @@
 /*
- * http_hls_queue.c - continuous HLS of a queue: a playlist's or an
- * artist's tracks played as one stream, with no gap and no overlap.
+ * http_hls_queue.c - continuous HLS of a queue: a playlist's, an artist's
+ * or a listening room's tracks played as one stream, with no gap and no
+ * overlap.
  *
  * Entry point: talas_hls_queue_serve, for every path under /hls/queue/:
  *
@@ -11,7 +12,9 @@
  *
  * KIND is "playlist" (ID a playlist id), "artist" (ID the artist's name,
  * percent-encoded: the tracks whose artist tag is exactly that, by album,
- * disc, track number, then path) or "room" (not served yet: 501).
+ * disc, track number, then path) or "room" (ID a room id: the room's
+ * queue in queue order, as it is when the object is asked for; rooms
+ * themselves play entry by entry on the server's clock, ws_rooms.c).
  *
  * The queue is a virtual source (media/queue_timeline.h): the tracks'
  * decoded audio, each resampled to the rung as its own transcode is, end to
@@ -26,8 +29,9 @@
  * prefixed with "q.": the same queue finds its chunks again, a changed one
  * (another order, a track added, a file changed) makes others.
  *
- * Resolution runs on the loop in short steps: the playlist through the
- * state interface (state_playlists.h), an artist's tracks in one catalog
+ * Resolution runs on the loop in short steps: the playlist or the room
+ * through the state interface (state_playlists.h, state_rooms.h: one
+ * short transaction), an artist's tracks in one catalog
  * read transaction on a pool thread (the walk reads every record), each
  * track's file checked as every media route does
  * (http_source.h), then each measured off the loop
@@ -39,9 +43,16 @@
  * object, and for a playlist that is not public its sub must be the owner
  * or an editor; the token rides on every URL the playlists list. A
  * ?normalize= target is refused (400): each track would need its own gain.
+ * A room's queue, whatever auth.required says, plays for its members (the
+ * sub of a valid token, of scope hls or none: a user's token does) and for
+ * the holders of its invite (?invite= or X-Room-Invite, as GET
+ * /api/rooms/{id}), never for anyone else (401 without either, 403); the
+ * invite rides on the URLs too. Unknown or expired room: 404; in cluster
+ * mode 501 rooms_unavailable, as the rooms' REST routes answer.
  *
  * Logs: chunks that are not what their layout says (error).
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +65,14 @@
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
 #include "state/state_playlists.h"
+#include "state/state_rooms.h"
 #include "worker/worker_pool.h"
 #include "store/catalog.h"
 #include "store/playlists.h"
 #include "http/http_authorize.h"
 #include "http/http_hls_queue.h"
 #include "http/http_response.h"
+#include "http/http_rooms.h"
 #include "http/http_source.h"
 #include "worker/worker_ctx.h"
 
@@ -86,8 +99,9 @@ struct queue_request {
     uint32_t segment;
     char *name; /* the playlist id or artist name, decoded */
     struct talas_profile profile;
-    struct talas_token_claims claims;
-    const char *query; /* "?token=..." or "" */
+    struct talas_token_claims claims; /* exp: the earliest of token's and invite's */
+    int invited;       /* a room's: a valid invite of that room came with it */
+    const char *query; /* "?token=...", "?token=...&invite=...", "?invite=..." or "" */
     struct talas_state_op *op;
     struct artist_scan *artist; /* while its catalog walk runs */
     struct queue_entry *entries;
@@ -560,6 +574,56 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
     tracks_known(rq);
 }
 
+/* A room's queue, in queue order: one short read of the room (the REST
+ * GET's), for a member or the holder of its invite. */
+static void resolve_room(struct queue_request *rq)
+{
+    struct talas_room r;
+    size_t n = 0;
+    int member;
+
+    switch (talas_state_room_update(rq->ctx, rq->name, NULL, talas_wall_ms(), NULL, NULL, &r, NULL)) {
+    case TALAS_STATE_OK:
+        break;
+    case TALAS_STATE_NOT_FOUND:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 404, "not_found", "no such room");
+        return;
+    case TALAS_STATE_UNAVAILABLE:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 501, "rooms_unavailable", "%s", talas_state_rooms_no_cluster);
+        return;
+    default:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 500, "store_failed", "the room could not be read");
+        return;
+    }
+    /* the host too, as GET /api/rooms/{id}: a creator not connected yet
+     * may have been dropped as a silent member */
+    member = rq->claims.sub[0] != '\0' &&
+             (talas_room_member_find(&r, rq->claims.sub) != NULL || strcmp(r.host, rq->claims.sub) == 0);
+    if (!member && !rq->invited) {
+        talas_room_free(&r);
+        talas_http_refuse(rq->req, 403, "forbidden",
+                          "only the room's members, or the holders of its invite, may play its queue");
+        return;
+    }
+    if (r.queue_count > TALAS_HLS_QUEUE_MAX) {
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
+                              TALAS_HLS_QUEUE_MAX);
+        return;
+    }
+    rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * (r.queue_count + 1));
+    memset(rq->entries, 0, sizeof(*rq->entries) * (r.queue_count + 1));
+    for (size_t i = 0; i < r.queue_count; i++)
+        if (talas_track_id_valid(r.queue[i].track_id, strlen(r.queue[i].track_id)))
+            memcpy(rq->entries[n++].id, r.queue[i].track_id, TALAS_TRACK_ID_LEN + 1);
+    talas_room_free(&r);
+    rq->count = n;
+    tracks_known(rq);
+}
+
 /* An artist's tracks, collected on a pool thread (the walk reads the whole
  * catalog: not on the loop). Owned by the job; the request only points to
  * it, and detaches itself (rq = NULL) when it goes away first. */
@@ -696,8 +760,63 @@ static void request_dispose(void *p)
     talas_queue_unref(rq->queue);
 }
 
-/* With auth.required: a valid token of scope hls, not a share's. Returns 0,
- * or -1 once it answered 401 / 403. */
+/* A room's invite (?invite= or X-Room-Invite), when the request holds
+ * one: it must be valid and this room's; it then rides on the URLs the
+ * playlists list. Without one, the token's sub must be there (a member's,
+ * checked once the room is read). Returns 0, or -1 once it answered. */
+static int authorize_invite(struct queue_request *rq)
+{
+    h2o_req_t *req = rq->req;
+    h2o_iovec_t invite = talas_rooms_invite_of(req);
+    struct talas_token_claims ic;
+    const char *reason = "no invite";
+    size_t len;
+    char *q;
+
+    if (invite.base == NULL || invite.len == 0) {
+        if (rq->claims.sub[0] == '\0') {
+            talas_http_refuse(req, 401, "unauthorized",
+                              "a room member's token, or the room's invite (?invite=), is required");
+            return -1;
+        }
+        return 0;
+    }
+    switch (talas_token_verify(rq->ctx->token, invite.base, invite.len, NULL, TALAS_TOKEN_ROOM, NULL, &ic,
+                               &reason)) {
+    case TALAS_TOKEN_OK:
+        break;
+    case TALAS_TOKEN_FORBIDDEN:
+        talas_http_refuse(req, 403, "forbidden", reason);
+        return -1;
+    default:
+        talas_http_refuse(req, 401, "invalid_token", reason);
+        return -1;
+    }
+    if (strcmp(ic.room, rq->name) != 0) {
+        talas_http_refuse(req, 403, "forbidden", "the invite is another room's");
+        return -1;
+    }
+    /* a verified JWT is base64url and dots: nothing to encode in a URL */
+    for (size_t i = 0; i < invite.len; i++)
+        if (!(isalnum((unsigned char)invite.base[i]) || strchr("-_.", invite.base[i]) != NULL)) {
+            talas_http_refuse(req, 401, "invalid_token", "malformed invite");
+            return -1;
+        }
+    rq->invited = 1;
+    if (rq->claims.exp == 0 || ic.exp < rq->claims.exp)
+        rq->claims.exp = ic.exp; /* the responses are private, for that long */
+    len = strlen(rq->query) + 8 + invite.len + 1;
+    q = h2o_mem_alloc_pool(&req->pool, len);
+    snprintf(q, len, "%s%cinvite=%.*s", rq->query, rq->query[0] != '\0' ? '&' : '?', (int)invite.len,
+             invite.base);
+    rq->query = q;
+    return 0;
+}
+
+/* With auth.required: a valid token of scope hls, not a share's. A room
+ * needs more (authorize_invite), and reads a token that is there even
+ * without auth.required: its sub may be a member. Returns 0, or -1 once
+ * it answered 401 / 403. */
 static int authorize(struct queue_request *rq)
 {
     const struct talas_worker_ctx *ctx = rq->ctx;
@@ -709,12 +828,14 @@ static int authorize(struct queue_request *rq)
 
     memset(&rq->claims, 0, sizeof(rq->claims));
     rq->query = "";
-    if (!ctx->conf->auth_required)
+    if (!ctx->conf->auth_required && rq->kind != KIND_ROOM)
         return 0;
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
         talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
+    if (found == 0 && !ctx->conf->auth_required)
+        return authorize_invite(rq);
     switch (talas_token_verify(ctx->token, token.base, found ? token.len : 0, NULL, TALAS_TOKEN_HLS,
                                talas_http_client_ip(req, ip), &rq->claims, &reason)) {
     case TALAS_TOKEN_OK:
@@ -737,7 +858,7 @@ static int authorize(struct queue_request *rq)
         snprintf(q, len, "?token=%.*s", (int)token.len, token.base);
         rq->query = q;
     }
-    return 0;
+    return rq->kind == KIND_ROOM ? authorize_invite(rq) : 0;
 }
 
 int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
@@ -759,6 +880,17 @@ int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_http_send_error(req, 404, "not_found", "no such HLS queue resource");
         return 0;
     }
+    if (rq->kind == KIND_ROOM) {
+        /* nothing to hide: a malformed id is no room, a cluster has none yet */
+        if (!talas_room_id_valid(rq->name)) {
+            talas_http_send_error(req, 404, "not_found", "no such room");
+            return 0;
+        }
+        if (ctx->records != NULL || ctx->conf->cluster_enabled) {
+            talas_http_send_error(req, 501, "rooms_unavailable", "%s", talas_state_rooms_no_cluster);
+            return 0;
+        }
+    }
     /* the token first: nothing is read or encoded for a refused request */
     if (authorize(rq) != 0)
         return 0;
@@ -779,7 +911,7 @@ int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     switch (rq->kind) {
     case KIND_ROOM:
-        talas_http_send_error(req, 501, "not_implemented", "rooms are not available on this server yet");
+        resolve_room(rq);
         return 0;
     case KIND_ARTIST:
         resolve_artist(rq);
