@@ -100,8 +100,8 @@ struct queue_request {
     char *name; /* the playlist id or artist name, decoded */
     struct talas_profile profile;
     struct talas_token_claims claims; /* exp: the earliest of token's and invite's */
-    int invited;       /* a room's: a valid invite of that room came with it */
-    const char *query; /* "?token=...", "?token=...&invite=...", "?invite=..." or "" */
+    int invited;                      /* a room's: a valid invite of that room came with it */
+    const char *query;                /* "?token=...", "?token=...&invite=...", "?invite=..." or "" */
     struct talas_state_op *op;
     struct artist_scan *artist; /* while its catalog walk runs */
     struct queue_entry *entries;
