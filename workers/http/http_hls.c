@@ -56,7 +56,7 @@ struct hls_request {
     h2o_req_t *req;
     enum talas_hls_object object;
     struct talas_hls_reply reply; /* the answers: segment, source, waiter */
-    struct talas_chunk_key key; /* the track and its file; no variant yet */
+    struct talas_chunk_key key;   /* the track and its file; no variant yet */
     char *path;
     struct talas_profile profile;
     struct talas_token_claims claims;

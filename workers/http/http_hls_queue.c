@@ -95,7 +95,7 @@ struct queue_request {
     enum talas_hls_object object;
     enum queue_kind kind;
     struct talas_hls_reply reply; /* the answers: segment, source, waiter */
-    char *name; /* the playlist id or artist name, decoded */
+    char *name;                   /* the playlist id or artist name, decoded */
     struct talas_profile profile;
     struct talas_token_claims claims; /* exp: the earliest of token's and invite's */
     int invited;                      /* a room's: a valid invite of that room came with it */

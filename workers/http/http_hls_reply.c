@@ -79,8 +79,8 @@ const struct talas_config_profile *talas_hls_find_rung(const struct talas_config
 
 /* ------------------------------------------------------------ responses */
 
-void talas_hls_reply_body(struct talas_hls_reply *r, const char *type, const char *cache_control, const char *what,
-                          const struct talas_buf *body)
+void talas_hls_reply_body(struct talas_hls_reply *r, const char *type, const char *cache_control,
+                          const char *what, const struct talas_buf *body)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_req_t *req = r->req;

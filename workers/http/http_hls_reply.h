@@ -60,8 +60,8 @@ struct talas_hls_reply {
 
 /* Answers BODY (copied) as TYPE, with the validators and caching above,
  * or a 304 / 412 the request's preconditions call for. */
-void talas_hls_reply_body(struct talas_hls_reply *r, const char *type, const char *cache_control, const char *what,
-                          const struct talas_buf *body);
+void talas_hls_reply_body(struct talas_hls_reply *r, const char *type, const char *cache_control,
+                          const char *what, const struct talas_buf *body);
 
 /* The master playlist of RUNGS (N of them, in the order players should try
  * them: talas_hls_ladder_order) whose URLs carry QUERY; a 404 when N is 0.
