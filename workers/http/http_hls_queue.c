@@ -72,6 +72,7 @@
 #include "http/http_authorize.h"
 #include "http/http_hls_queue.h"
 #include "http/http_hls_reply.h"
+#include "http/http_parse.h"
 #include "http/http_response.h"
 #include "http/http_rooms.h"
 #include "http/http_source.h"
@@ -112,18 +113,10 @@ struct queue_request {
 
 /* ---------------------------------------------------------------- paths */
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 32) >= 'a' && (c | 32) <= 'f')
-        return (c | 32) - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes [S, S + LEN) into the request pool (an encoded '/' is
- * a byte of the name, as in "AC%2FDC"). NULL when malformed, empty, with a
- * NUL byte once decoded, or not UTF-8. */
+ * a byte of the name, as in "AC%2FDC"; a path's '+' is a '+', not the
+ * space talas_http_percent_decode reads in a query). NULL when malformed,
+ * empty, with a NUL byte once decoded, or not UTF-8. */
 static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
 {
     char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
@@ -133,8 +126,8 @@ static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
         int c = (unsigned char)s[i];
 
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value((unsigned char)s[i + 1]) : -1,
-                lo = i + 2 < len ? hex_value((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < len ? talas_http_hex_value(s[i + 1]) : -1,
+                lo = i + 2 < len ? talas_http_hex_value(s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0)
                 return NULL;
