@@ -1,4 +1,4 @@
-"""Continuous (gapless) HLS of a queue: /hls/queue/{playlist|artist}/{id}/...
+"""Continuous (gapless) HLS of a queue: /hls/queue/{playlist|artist|room}/{id}/...
 
 A queue of four tracks of mixed sources, made at test time (no media is
 committed): MP3 44.1 kHz and Opus 48 kHz of real music (the Ogg
@@ -32,7 +32,9 @@ server's measure does), laid end to end. Asserted:
     that. The coding noise inside the tracks is printed;
   - both fetches give the same bytes (chunks are pure functions of the
     queue and the rung), and the artist's queue of the same tracks in the
-    same order (album, then track number) is the same stream.
+    same order (album, then track number) is the same stream, and so is a
+    listening room's queue of those tracks (for its members and its
+    invite's holders only).
 """
 
 import array
@@ -163,23 +165,24 @@ def references(library, rate):
     return _references[rate]
 
 
-def fetch_all(srv, base, order_seed=None):
-    """init + every segment of BASE (a rung's URL prefix), in order or
-    scrambled; returns (bytes, EXTINF durations, segment bodies)."""
-    st, _, pl = srv.get(f"{base}/playlist.m3u8", timeout=60)
+def fetch_all(srv, base, order_seed=None, query=""):
+    """init + every segment of BASE (a rung's URL prefix, QUERY after each
+    URL), in order or scrambled; returns (bytes, EXTINF durations, segment
+    bodies)."""
+    st, _, pl = srv.get(f"{base}/playlist.m3u8{query}", timeout=60)
     assert st == 200, (st, pl[:300])
     text = pl.decode()
     extinfs = [float(m) for m in re.findall(r"#EXTINF:([0-9.]+),", text)]
-    uris = [line for line in text.split("\n") if line.endswith(".m4s")]
+    uris = [line.removesuffix(query) for line in text.split("\n") if line.endswith(".m4s" + query)]
     assert len(uris) == len(extinfs) >= 4, text
-    st, _, init = srv.get(f"{base}/init.mp4", timeout=60)
+    st, _, init = srv.get(f"{base}/init.mp4{query}", timeout=60)
     assert st == 200, (st, init[:300])
     order = list(range(len(uris)))
     if order_seed is not None:
         random.Random(order_seed).shuffle(order)
     bodies = {}
     for k in order:
-        st, _, bodies[k] = srv.get(f"{base}/{uris[k]}", timeout=300)
+        st, _, bodies[k] = srv.get(f"{base}/{uris[k]}{query}", timeout=300)
         assert st == 200, (k, st, bodies[k][:300])
     segs = [bodies[k] for k in range(len(uris))]
     return init + b"".join(segs), extinfs, segs
@@ -319,7 +322,11 @@ def test_artist_queue_is_the_playlist_in_album_order(gsrv):
 
 
 @pytest.mark.parametrize("path,status,code", [
-    ("/hls/queue/room/0123456789abcdef01234567/master.m3u8", 501, "not_implemented"),
+    # a room's queue: its members' or its invite holders', never anybody's
+    ("/hls/queue/room/0123456789abcdef01234567/master.m3u8", 401, "unauthorized"),
+    ("/hls/queue/room/0123456789abcdef01234567/medium/0.m4s?invite=garbage", 401, "invalid_token"),
+    ("/hls/queue/room/not-a-room/master.m3u8", 404, "not_found"),
+    ("/hls/queue/room/0123456789ABCDEF01234567/master.m3u8", 404, "not_found"),
     ("/hls/queue/playlist/nope/master.m3u8", 404, "not_found"),
     ("/hls/queue/artist/Nobody%20Here/master.m3u8", 404, "not_found"),
     ("/hls/queue/artist/bad%zz/master.m3u8", 404, "not_found"),
@@ -399,3 +406,118 @@ def test_tokens_as_for_a_track_and_private_playlists(tmp_path_factory, library):
     finally:
         srv.kill()
 
+
+
+# ------------------------------------------------------------------ rooms
+
+def test_room_queue_is_the_playlist_stream_for_members_and_invites(tmp_path_factory, library, gsrv):
+    """/hls/queue/room/{id}: the room's queue (filled from a playlist of
+    the tracks) in queue order is the playlist's stream, byte for byte;
+    with auth.required it plays for a member's token, or a token with the
+    room's invite (?invite= or X-Room-Invite), which then rides on every
+    URL; not for another user, another room's invite, an invite alone.
+    Reordering the queue makes another stream (another cache key)."""
+    import asyncio
+    import time
+    import auth_keys as ak
+
+    keys = ak.Keys(tmp_path_factory.mktemp("rkeys"))
+    srv = tf.TalasServer(tmp_path_factory.mktemp("roomsrv"), [library], workers=2)
+    ak.configure(srv, keys)
+    srv.start(wait_scan=True)
+    try:
+        st, _, body = srv.get("/api/tracks", headers=srv.backend)
+        assert st == 200, body
+        srv.ids = {t["title"]: t["id"] for t in json.loads(body)["tracks"]}
+
+        def user(sub):
+            return ak.pyjwt_token(keys, "HS256", {"exp": int(time.time()) + 3600, "sub": sub, "iss": ak.ISSUER,
+                                                  "aud": ak.AUDIENCE}, kid="k2")
+
+        def rest(method, path, sub, body=None):
+            h = {"Authorization": "Bearer " + user(sub)}
+            if body is not None:
+                h["Content-Type"] = "application/json"
+                body = json.dumps(body).encode()
+            st, _, resp = srv.get(path, method=method, headers=h, body=body)
+            return st, json.loads(resp)
+
+        olivia, mallory = user("olivia"), user("mallory")
+        asyncio.run(make_playlist(srv, "room-mix", user="olivia", token=olivia))
+        st, doc = rest("POST", "/api/rooms", "olivia", {"name": "Gapless room", "mode": "host"})
+        assert st == 201, doc
+        rid, invite = doc["id"], doc["invite_token"]
+        st, other = rest("POST", "/api/rooms", "olivia", {"name": "Another room"})
+        assert st == 201, other
+
+        async def room_commands(*cmds):
+            url = f"ws://127.0.0.1:{srv.port}/api/ws?token={olivia}"
+            async with websockets.connect(url) as ws:
+                r = await cf.command(ws, {"command": "JoinRoom", "command_id": "j", "room_id": rid})
+                assert r["success"], r
+                for c in cmds:
+                    r = await cf.command(ws, {"command_id": secrets.token_hex(4), "room_id": rid, **c})
+                    assert r["success"], r
+                return r
+
+        asyncio.run(room_commands({"command": "RoomQueueAdd", "playlist_id": "room-mix"}))
+        st, room = rest("GET", f"/api/rooms/{rid}", "olivia")
+        assert st == 200 and [e["track_id"] for e in room["queue"]] == [srv.ids[t[0]] for t in TRACKS], room
+
+        base = f"/hls/queue/room/{rid}"
+        # a member: the stream, cold, is the playlist's stream of the same tracks
+        data, extinfs, segs = fetch_all(srv, f"{base}/{RUNG}", query=f"?token={olivia}")
+        st, _, rpl = srv.get(f"{base}/{RUNG}/playlist.m3u8?token={olivia}")
+        st2, _, ppl = srv.get(f"/hls/queue/playlist/room-mix/{RUNG}/playlist.m3u8?token={olivia}")
+        assert st == st2 == 200 and rpl == ppl, (rpl, ppl)
+        pdata, _, psegs = fetch_all(srv, f"/hls/queue/playlist/room-mix/{RUNG}", query=f"?token={olivia}")
+        assert segs == psegs and data == pdata
+        if hasattr(gsrv, "in_order"):
+            assert segs == gsrv.in_order, "the room's queue made its segments otherwise"
+
+        paths = [f"{base}/master.m3u8", f"{base}/{RUNG}/playlist.m3u8", f"{base}/{RUNG}/init.mp4",
+                 f"{base}/{RUNG}/0.m4s"]
+        for p in paths:
+            for q, headers, status, code in (
+                    ("", {}, 401, "unauthorized"),
+                    (f"?invite={invite}", {}, 401, "unauthorized"),        # an invite alone: no user
+                    (f"?token={mallory}", {}, 403, "forbidden"),          # not a member
+                    (f"?token={mallory}&invite={other['invite_token']}", {}, 403, "forbidden"),
+                    (f"?token={mallory}&invite=x{invite}", {}, 401, "invalid_token"),
+                    (f"?token={invite}", {}, 403, "forbidden")):            # an invite is no token
+                st, _, body = srv.get(p + q, headers=headers)
+                assert st == status and json.loads(body)["error"]["code"] == code, (p, q, st, body[:300])
+            for q, headers in ((f"?token={mallory}&invite={invite}", {}),
+                               (f"?token={mallory}", {"X-Room-Invite": invite}),
+                               (f"?token={olivia}", {})):
+                st, h, body = srv.get(p + q, headers=headers, timeout=120)
+                assert st == 200, (p, q, headers, st, body[:300])
+                assert "private" in h["cache-control"], h
+        # the invite rides on the URLs, wherever it came from
+        for q, headers in ((f"?token={mallory}&invite={invite}", {}), (f"?token={mallory}", {"X-Room-Invite": invite})):
+            st, _, pl = srv.get(f"{base}/{RUNG}/playlist.m3u8" + q, headers=headers)
+            uris = [line for line in pl.decode().split("\n") if line and not line.startswith("#")]
+            want = f"?token={mallory}&invite={invite}"
+            assert uris and all(u.endswith(want) for u in uris), uris
+            assert f'URI="init.mp4{want}"' in pl.decode()
+            st, _, seg = srv.get(f"{base}/{RUNG}/{uris[1]}", timeout=120)
+            assert st == 200 and seg == segs[1]
+        st, _, body = srv.get(f"/hls/queue/room/{'0' * 24}/master.m3u8?token={olivia}")
+        assert st == 404 and json.loads(body)["error"]["code"] == "not_found", body
+
+        # the queue reordered (the last track first): another stream, under
+        # another key (the playlist's text, which only counts the length,
+        # may stay the same: its ETag names the queue)
+        st, h1, _ = srv.get(f"{base}/{RUNG}/playlist.m3u8?token={olivia}")
+        asyncio.run(room_commands({"command": "RoomQueueMove", "entry_id": room["queue"][-1]["entry_id"],
+                                   "position": 0}))
+        st, h2, _ = srv.get(f"{base}/{RUNG}/playlist.m3u8?token={olivia}")
+        assert st == 200 and h1["etag"] != h2["etag"], (h1, h2)
+        st, _, seg0 = srv.get(f"{base}/{RUNG}/0.m4s?token={olivia}", timeout=120)
+        assert st == 200 and seg0 != segs[0]
+        # an emptied queue has nothing to play
+        asyncio.run(room_commands(*({"command": "RoomQueueRemove", "entry_id": e["entry_id"]} for e in room["queue"])))
+        st, _, body = srv.get(f"{base}/master.m3u8?token={olivia}")
+        assert st == 404 and json.loads(body)["error"]["code"] == "empty_queue", body
+    finally:
+        srv.kill()

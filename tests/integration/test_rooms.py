@@ -1467,8 +1467,8 @@ def test_config_keys_are_checked(talas_server, roomlib, tmp_path):
 
 
 def test_cluster_mode_answers_unavailable(talas_server, roomlib, redis_server, pg_database):
-    """In cluster mode rooms are not there yet, and say so: REST answers
-    501 with a JSON error, every room command "unavailable: rooms are not
+    """In cluster mode rooms are not there yet, and say so: REST (and a
+    room's queue over /hls/queue/room/) answers 501 with a JSON error, every room command "unavailable: rooms are not
     available in cluster mode yet"; TimeSync, which needs no room, works."""
     import cluster_fixtures as cf
     srv = own_room_server(talas_server, roomlib, "node-a")
@@ -1483,6 +1483,9 @@ def test_cluster_mode_answers_unavailable(talas_server, roomlib, redis_server, p
     assert st == 501 and json_error(err), (st, err)
     st, err = rest(srv, "GET", f"/api/rooms/{'0' * 24}", alice)
     assert st == 501 and json_error(err), (st, err)
+    # and a room's queue as one stream (/hls/queue/room/...) says the same
+    st, err = rest(srv, "GET", f"/hls/queue/room/{'0' * 24}/master.m3u8", alice)
+    assert st == 501 and err["error"]["code"] == "rooms_unavailable", (st, err)
     want = "unavailable: rooms are not available in cluster mode yet"
 
     async def go():

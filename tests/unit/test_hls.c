@@ -118,6 +118,33 @@ static void test_builtin_profiles(void **state)
     assert_null(talas_config_default_profile("original"));
 }
 
+/* The middle rung by bitrate first (where a player without an estimate
+ * starts), then the others from the highest down, whatever the order of
+ * the configuration. */
+static void test_ladder_order(void **state)
+{
+    struct talas_profile p[5];
+    struct talas_hls_rung r[5];
+    static const unsigned rates[5] = {64000, 256000, 32000, 128000, 192000};
+    static const unsigned want[5] = {128000, 256000, 192000, 64000, 32000};
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        memset(&p[i], 0, sizeof(p[i]));
+        p[i].bitrate = rates[i];
+        r[i].profile = &p[i];
+    }
+    talas_hls_ladder_order(r, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(r[i].profile->bitrate, want[i]);
+    talas_hls_ladder_order(r, 1);
+    assert_int_equal(r[0].profile->bitrate, 128000);
+    talas_hls_ladder_order(r, 2); /* of 256k and 128k, the second is the middle */
+    assert_int_equal(r[0].profile->bitrate, 128000);
+    assert_int_equal(r[1].profile->bitrate, 256000);
+    talas_hls_ladder_order(r, 0);
+}
+
 static void test_master_playlist(void **state)
 {
     const struct talas_profile *high = builtin("high"), *mobile = builtin("mobile");
@@ -645,6 +672,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_profiles),
+        cmocka_unit_test(test_ladder_order),
         cmocka_unit_test(test_master_playlist),
         cmocka_unit_test(test_media_playlist),
         cmocka_unit_test(test_init_segment),

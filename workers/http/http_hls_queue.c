@@ -1,6 +1,7 @@
 /*
- * http_hls_queue.c - continuous HLS of a queue: a playlist's or an
- * artist's tracks played as one stream, with no gap and no overlap.
+ * http_hls_queue.c - continuous HLS of a queue: a playlist's, an artist's
+ * or a listening room's tracks played as one stream, with no gap and no
+ * overlap.
  *
  * Entry point: talas_hls_queue_serve, for every path under /hls/queue/:
  *
@@ -11,7 +12,9 @@
  *
  * KIND is "playlist" (ID a playlist id), "artist" (ID the artist's name,
  * percent-encoded: the tracks whose artist tag is exactly that, by album,
- * disc, track number, then path) or "room" (not served yet: 501).
+ * disc, track number, then path) or "room" (ID a room id: the room's
+ * queue in queue order, as it is when the object is asked for; rooms
+ * themselves play entry by entry on the server's clock, ws_rooms.c).
  *
  * The queue is a virtual source (media/queue_timeline.h): the tracks'
  * decoded audio, each resampled to the rung as its own transcode is, end to
@@ -26,8 +29,9 @@
  * prefixed with "q.": the same queue finds its chunks again, a changed one
  * (another order, a track added, a file changed) makes others.
  *
- * Resolution runs on the loop in short steps: the playlist through the
- * state interface (state_playlists.h), an artist's tracks in one catalog
+ * Resolution runs on the loop in short steps: the playlist or the room
+ * through the state interface (state_playlists.h, state_rooms.h: one
+ * short transaction), an artist's tracks in one catalog
  * read transaction on a pool thread (the walk reads every record), each
  * track's file checked as every media route does
  * (http_source.h), then each measured off the loop
@@ -39,9 +43,16 @@
  * object, and for a playlist that is not public its sub must be the owner
  * or an editor; the token rides on every URL the playlists list. A
  * ?normalize= target is refused (400): each track would need its own gain.
+ * A room's queue, whatever auth.required says, plays for its members (the
+ * sub of a valid token, of scope hls or none: a user's token does) and for
+ * the holders of its invite (?invite= or X-Room-Invite, as GET
+ * /api/rooms/{id}), never for anyone else (401 without either, 403); the
+ * invite rides on the URLs too. Unknown or expired room: 404; in cluster
+ * mode 501 rooms_unavailable, as the rooms' REST routes answer.
  *
  * Logs: chunks that are not what their layout says (error).
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,20 +66,21 @@
 #include "media/transcode_jobs.h"
 #include "media/transcode_limit.h"
 #include "state/state_playlists.h"
+#include "state/state_rooms.h"
 #include "worker/worker_pool.h"
 #include "store/catalog.h"
 #include "store/playlists.h"
 #include "http/http_authorize.h"
 #include "http/http_hls_queue.h"
+#include "http/http_hls_reply.h"
+#include "http/http_parse.h"
 #include "http/http_response.h"
+#include "http/http_rooms.h"
 #include "http/http_source.h"
 #include "worker/worker_ctx.h"
 
 #define MAX_RUNGS 16
-#define SEGMENT_CACHE_CONTROL "public, max-age=31536000, immutable"
-#define PLAYLIST_CACHE_CONTROL "public, max-age=60"
 
-enum queue_object { Q_MASTER, Q_PLAYLIST, Q_INIT, Q_SEGMENT };
 enum queue_kind { KIND_PLAYLIST, KIND_ARTIST, KIND_ROOM };
 
 struct queue_entry {
@@ -82,13 +94,14 @@ struct queue_entry {
 struct queue_request {
     const struct talas_worker_ctx *ctx;
     h2o_req_t *req;
-    enum queue_object object;
+    enum talas_hls_object object;
     enum queue_kind kind;
-    uint32_t segment;
-    char *name; /* the playlist id or artist name, decoded */
+    struct talas_hls_reply reply; /* the answers: segment, source, waiter */
+    char *name;                   /* the playlist id or artist name, decoded */
     struct talas_profile profile;
-    struct talas_token_claims claims;
-    const char *query; /* "?token=..." or "" */
+    struct talas_token_claims claims; /* exp: the earliest of token's and invite's */
+    int invited;                      /* a room's: a valid invite of that room came with it */
+    const char *query;                /* "?token=...", "?token=...&invite=...", "?invite=..." or "" */
     struct talas_state_op *op;
     struct talas_artist_scan *artist; /* while its catalog walk runs */
     struct queue_entry *entries;
@@ -97,24 +110,14 @@ struct queue_request {
     struct talas_measure_waiter measure;
     struct talas_queue *queue;
     struct talas_transcode_source src;
-    struct talas_chunk_waiter waiter;
-    int encoding;
 };
 
 /* ---------------------------------------------------------------- paths */
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 32) >= 'a' && (c | 32) <= 'f')
-        return (c | 32) - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes [S, S + LEN) into the request pool (an encoded '/' is
- * a byte of the name, as in "AC%2FDC"). NULL when malformed, empty, with a
- * NUL byte once decoded, or not UTF-8. */
+ * a byte of the name, as in "AC%2FDC"; a path's '+' is a '+', not the
+ * space talas_http_percent_decode reads in a query). NULL when malformed,
+ * empty, with a NUL byte once decoded, or not UTF-8. */
 static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
 {
     char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
@@ -124,8 +127,8 @@ static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
         int c = (unsigned char)s[i];
 
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value((unsigned char)s[i + 1]) : -1,
-                lo = i + 2 < len ? hex_value((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < len ? talas_http_hex_value(s[i + 1]) : -1,
+                lo = i + 2 < len ? talas_http_hex_value(s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0)
                 return NULL;
@@ -146,8 +149,7 @@ static char *decode_segment(h2o_req_t *req, const char *s, size_t len)
  * any '?'). Returns 0, or -1 for a path that names nothing here. */
 static int parse_path(struct queue_request *rq, const char *p, size_t len, h2o_iovec_t *q_r)
 {
-    const char *end = p + len, *slash, *file;
-    size_t file_len;
+    const char *end = p + len, *slash;
 
     if ((slash = memchr(p, '/', len)) == NULL)
         return -1;
@@ -164,207 +166,33 @@ static int parse_path(struct queue_request *rq, const char *p, size_t len, h2o_i
         (rq->name = decode_segment(rq->req, p, (size_t)(slash - p))) == NULL)
         return -1;
     p = slash + 1;
-    if (end - p == 11 && memcmp(p, "master.m3u8", 11) == 0) {
-        rq->object = Q_MASTER;
-        return 0;
-    }
-    if ((slash = memchr(p, '/', (size_t)(end - p))) == NULL || slash == p || slash - p > 31)
-        return -1;
-    *q_r = h2o_iovec_init(p, (size_t)(slash - p));
-    file = slash + 1;
-    file_len = (size_t)(end - file);
-    if (file_len == 13 && memcmp(file, "playlist.m3u8", 13) == 0) {
-        rq->object = Q_PLAYLIST;
-        return 0;
-    }
-    if (file_len == 8 && memcmp(file, "init.mp4", 8) == 0) {
-        rq->object = Q_INIT;
-        return 0;
-    }
-    if (file_len > 4 && file_len <= 4 + 10 && memcmp(file + file_len - 4, ".m4s", 4) == 0) {
-        uint64_t n = 0;
-
-        for (size_t i = 0; i < file_len - 4; i++) {
-            if (file[i] < '0' || file[i] > '9' || (i == 0 && file[i] == '0' && file_len > 5))
-                return -1;
-            n = n * 10 + (uint64_t)(file[i] - '0');
-        }
-        if (n >= UINT32_MAX)
-            return -1;
-        rq->object = Q_SEGMENT;
-        rq->segment = (uint32_t)n;
-        return 0;
-    }
-    return -1;
-}
-
-static const struct talas_config_profile *find_rung(const struct talas_worker_ctx *ctx, h2o_iovec_t q)
-{
-    const struct talas_config *conf = ctx->conf;
-
-    for (size_t i = 0; i < conf->transcode_profile_count; i++) {
-        const struct talas_config_profile *cp = &conf->transcode_profiles[i];
-        if (cp->hls && strlen(cp->name) == q.len && memcmp(cp->name, q.base, q.len) == 0)
-            return cp;
-    }
-    return NULL;
+    return talas_hls_object_parse(p, (size_t)(end - p), &rq->object, q_r, &rq->reply.segment);
 }
 
 /* ------------------------------------------------------------ responses */
 
-/* Answers BODY (copied) with an ETag of the queue and WHAT. */
-static void send_body(struct queue_request *rq, const char *type, const char *cache_control, const char *what,
-                      const struct talas_buf *body)
-{
-    static h2o_generator_t generator = {NULL, NULL};
-    h2o_req_t *req = rq->req;
-    h2o_iovec_t vec, cc;
-    char etag[128];
-    int n, status;
-
-    n = snprintf(etag, sizeof(etag), "\"q-%s-%s\"", rq->src.key.track, what);
-    if (n < 0 || (size_t)n >= sizeof(etag))
-        n = 0;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
-                   h2o_strdup(&req->pool, etag, (size_t)n).base, (size_t)n);
-    if (rq->claims.exp == 0)
-        cc = h2o_iovec_init(cache_control, strlen(cache_control));
-    else
-        cc = talas_http_media_cache_control(req, &rq->claims);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc.base, cc.len);
-    if ((status = talas_http_preconditions(req, etag, (size_t)n, 0)) != 0) {
-        talas_http_send_precondition(req, status);
-        return;
-    }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    req->res.status = 200;
-    req->res.reason = "OK";
-    req->res.content_length = body->len;
-    vec = h2o_strdup(&req->pool, body->data != NULL ? body->data : "", body->len);
-    h2o_start_response(req, &generator);
-    h2o_send(req, &vec, talas_http_method_is(req, "HEAD") ? 0 : 1, H2O_SEND_STATE_FINAL);
-}
-
-/* The ladder in the order http_hls.c lists a track's: the middle rung
- * first, then from the highest down; bandwidths are the estimates. */
+/* The ladder in the order http_hls.c lists a track's; bandwidths are the
+ * estimates. */
 static void send_master(struct queue_request *rq)
 {
     const struct talas_config *conf = rq->ctx->conf;
     struct talas_profile profiles[MAX_RUNGS];
-    struct talas_hls_rung sorted[MAX_RUNGS], rungs[MAX_RUNGS];
-    struct talas_buf body = {0};
-    size_t n = 0, start;
-    uint32_t hash = 2166136261u;
-    char what[32];
+    struct talas_hls_rung rungs[MAX_RUNGS];
+    size_t n = 0;
 
     for (size_t i = 0; i < conf->transcode_profile_count && n < MAX_RUNGS; i++) {
         const struct talas_config_profile *cp = &conf->transcode_profiles[i];
         if (!cp->hls)
             continue;
         talas_transcode_profile(conf, cp, &profiles[n]);
-        sorted[n].name = cp->name;
-        sorted[n].profile = &profiles[n];
-        talas_hls_bandwidth(&profiles[n], &sorted[n].bandwidth, &sorted[n].avg_bandwidth);
+        rungs[n].name = cp->name;
+        rungs[n].profile = &profiles[n];
+        talas_hls_bandwidth(&profiles[n], &rungs[n].bandwidth, &rungs[n].avg_bandwidth);
         n++;
     }
-    if (n == 0) {
-        talas_http_send_error(rq->req, 404, "no_hls", "no profile is an HLS rung (transcode.profiles: hls)");
-        return;
-    }
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && sorted[j].profile->bitrate > sorted[j - 1].profile->bitrate; j--) {
-            struct talas_hls_rung t = sorted[j];
-            sorted[j] = sorted[j - 1];
-            sorted[j - 1] = t;
-        }
-    start = n / 2;
-    rungs[0] = sorted[start];
-    for (size_t i = 0, k = 1; i < n; i++)
-        if (i != start)
-            rungs[k++] = sorted[i];
-    talas_hls_master(&body, rungs, n, rq->query);
+    talas_hls_ladder_order(rungs, n);
     /* the token in the URLs makes it differ: the ETag names the body */
-    for (size_t i = 0; i < body.len; i++)
-        hash = (hash ^ (uint8_t)body.data[i]) * 16777619u;
-    snprintf(what, sizeof(what), "master-%08" PRIx32, hash);
-    send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, what, &body);
-    talas_buf_free(&body);
-}
-
-static void send_init(struct queue_request *rq)
-{
-    struct talas_buf body = {0};
-    char what[64];
-
-    if (talas_hls_init_segment(&body, &rq->profile) != 0) {
-        talas_http_send_error(rq->req, 500, "unsupported_profile", "profile %s cannot be packaged as fMP4",
-                              rq->profile.name);
-        talas_buf_free(&body);
-        return;
-    }
-    snprintf(what, sizeof(what), "init.%s.%u.%u", rq->profile.name, rq->profile.bitrate / 1000,
-             rq->profile.sample_rate);
-    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
-    talas_buf_free(&body);
-}
-
-static void send_segment(struct queue_request *rq, const uint8_t *adts, size_t len)
-{
-    struct talas_buf body = {0};
-    const char *error;
-    char what[64];
-
-    if (talas_hls_media_segment(&body, &rq->src.layout, rq->segment, adts, len, &error) != 0) {
-        log_error("hls queue %s/%s segment %" PRIu32 ": %s", rq->src.key.track, rq->src.key.variant,
-                  rq->segment, error);
-        talas_http_send_error(rq->req, 500, "bad_segment", "this segment could not be made");
-        talas_buf_free(&body);
-        return;
-    }
-    snprintf(what, sizeof(what), "%s-%" PRIu32, rq->src.key.variant, rq->segment);
-    send_body(rq, "audio/mp4", SEGMENT_CACHE_CONTROL, what, &body);
-    talas_buf_free(&body);
-}
-
-/* -------------------------------------------------------------- segments */
-
-static void prefetch_after(struct queue_request *rq)
-{
-    const struct talas_layout *l = &rq->src.layout;
-    uint32_t next = rq->segment + 1;
-
-    talas_chunk_prefetch(&rq->src, next, NULL);
-    if (next < l->chunks && talas_layout_chunk_frame_count(l, next) < l->chunk_frames)
-        talas_chunk_prefetch(&rq->src, next + 1, NULL);
-}
-
-static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status status, struct talas_chunk *chunk)
-{
-    struct queue_request *rq = w->data;
-
-    switch (status) {
-    case TALAS_CHUNK_OK:
-        talas_transcode_count_segment(!rq->encoding);
-        send_segment(rq, (const uint8_t *)chunk->data, chunk->len);
-        talas_chunk_release(chunk);
-        if (!rq->encoding)
-            prefetch_after(rq);
-        return;
-    case TALAS_CHUNK_MISSING:
-        if (talas_transcode_slot_take(rq->req) != 0)
-            return;
-        rq->encoding = 1;
-        talas_chunk_get(&rq->src, rq->segment, TALAS_CHUNK_URGENT | TALAS_CHUNK_COUNT, &rq->waiter);
-        prefetch_after(rq);
-        return;
-    case TALAS_CHUNK_RETRY:
-    case TALAS_CHUNK_ERROR:
-    default:
-        if (rq->encoding)
-            talas_transcode_count_segment(0);
-        talas_http_send_error(rq->req, 503, "encode_failed", "this segment could not be encoded; try again");
-        return;
-    }
+    talas_hls_reply_master(&rq->reply, rungs, n, rq->query);
 }
 
 /* ---------------------------------------------------------- the queue */
@@ -404,12 +232,19 @@ static void serve_measured(struct queue_request *rq)
     char *error = NULL;
 
     queue_hash(rq);
-    if (rq->object == Q_MASTER) {
+    /* the answers: ETags name the queue (its hash) and the object */
+    rq->reply.req = rq->req;
+    rq->reply.claims = &rq->claims;
+    rq->reply.etag_prefix = h2o_mem_alloc_pool(&rq->req->pool, sizeof(rq->src.key.track) + 2);
+    snprintf((char *)rq->reply.etag_prefix, sizeof(rq->src.key.track) + 2, "q-%s", rq->src.key.track);
+    rq->reply.profile = &rq->profile;
+    rq->reply.src = &rq->src;
+    if (rq->object == TALAS_HLS_MASTER) {
         send_master(rq);
         return;
     }
-    if (rq->object == Q_INIT) {
-        send_init(rq);
+    if (rq->object == TALAS_HLS_INIT) {
+        talas_hls_reply_init(&rq->reply);
         return;
     }
     q = rq->queue = talas_queue_new(rq->count);
@@ -438,22 +273,10 @@ static void serve_measured(struct queue_request *rq)
     rq->src.queue = q;
     snprintf(rq->src.path, sizeof(rq->src.path), "queue");
     queue_key(rq);
-    if (rq->object == Q_PLAYLIST) {
-        struct talas_buf body = {0};
-
-        talas_hls_media_playlist(&body, &rq->src.layout, rq->query);
-        send_body(rq, "application/vnd.apple.mpegurl", PLAYLIST_CACHE_CONTROL, rq->src.key.variant, &body);
-        talas_buf_free(&body);
-        return;
-    }
-    if (rq->segment >= rq->src.layout.chunks) {
-        talas_http_send_error(rq->req, 404, "not_found", "no segment %" PRIu32 " (the queue has %" PRIu32 ")",
-                              rq->segment, rq->src.layout.chunks);
-        return;
-    }
-    rq->waiter.cb = on_chunk;
-    rq->waiter.data = rq;
-    talas_chunk_get(&rq->src, rq->segment, TALAS_CHUNK_CACHED_ONLY | TALAS_CHUNK_COUNT, &rq->waiter);
+    if (rq->object == TALAS_HLS_PLAYLIST)
+        talas_hls_reply_playlist(&rq->reply, rq->query);
+    else
+        talas_hls_reply_segment(&rq->reply);
 }
 
 static void measure_next(struct queue_request *rq);
@@ -561,6 +384,56 @@ static void on_playlist(void *data, const struct talas_state_playlist_result *r)
     tracks_known(rq);
 }
 
+/* A room's queue, in queue order: one short read of the room (the REST
+ * GET's), for a member or the holder of its invite. */
+static void resolve_room(struct queue_request *rq)
+{
+    struct talas_room r;
+    size_t n = 0;
+    int member;
+
+    switch (talas_state_room_update(rq->ctx, rq->name, NULL, talas_wall_ms(), NULL, NULL, &r, NULL, NULL)) {
+    case TALAS_STATE_OK:
+        break;
+    case TALAS_STATE_NOT_FOUND:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 404, "not_found", "no such room");
+        return;
+    case TALAS_STATE_UNAVAILABLE:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 501, "rooms_unavailable", "%s", talas_state_rooms_no_cluster);
+        return;
+    default:
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 500, "store_failed", "the room could not be read");
+        return;
+    }
+    /* the host too, as GET /api/rooms/{id}: a creator not connected yet
+     * may have been dropped as a silent member */
+    member = rq->claims.sub[0] != '\0' &&
+             (talas_room_member_find(&r, rq->claims.sub) != NULL || strcmp(r.host, rq->claims.sub) == 0);
+    if (!member && !rq->invited) {
+        talas_room_free(&r);
+        talas_http_refuse(rq->req, 403, "forbidden",
+                          "only the room's members, or the holders of its invite, may play its queue");
+        return;
+    }
+    if (r.queue_count > TALAS_HLS_QUEUE_MAX) {
+        talas_room_free(&r);
+        talas_http_send_error(rq->req, 413, "queue_too_long", "a queue plays at most %d tracks",
+                              TALAS_HLS_QUEUE_MAX);
+        return;
+    }
+    rq->entries = h2o_mem_alloc_pool(&rq->req->pool, sizeof(*rq->entries) * (r.queue_count + 1));
+    memset(rq->entries, 0, sizeof(*rq->entries) * (r.queue_count + 1));
+    for (size_t i = 0; i < r.queue_count; i++)
+        if (talas_track_id_valid(r.queue[i].track_id, strlen(r.queue[i].track_id)))
+            memcpy(rq->entries[n++].id, r.queue[i].track_id, TALAS_TRACK_ID_LEN + 1);
+    talas_room_free(&r);
+    rq->count = n;
+    tracks_known(rq);
+}
+
 /* An artist's tracks, walked on the pool (media/artist_scan.h): the
  * request goes on with them, unless it went away first (it detached). */
 static void artist_done(void *arg, const struct talas_artist_scan_result *a)
@@ -605,12 +478,67 @@ static void request_dispose(void *p)
     if (rq->artist != NULL)
         talas_artist_scan_detach(rq->artist); /* its job frees it */
     talas_transcode_measure_cancel(&rq->measure);
-    talas_chunk_cancel(&rq->waiter);
+    talas_chunk_cancel(&rq->reply.waiter);
     talas_queue_unref(rq->queue);
 }
 
-/* With auth.required: a valid token of scope hls, not a share's. Returns 0,
- * or -1 once it answered 401 / 403. */
+/* A room's invite (?invite= or X-Room-Invite), when the request holds
+ * one: it must be valid and this room's; it then rides on the URLs the
+ * playlists list. Without one, the token's sub must be there (a member's,
+ * checked once the room is read). Returns 0, or -1 once it answered. */
+static int authorize_invite(struct queue_request *rq)
+{
+    h2o_req_t *req = rq->req;
+    h2o_iovec_t invite = talas_rooms_invite_of(req);
+    struct talas_token_claims ic;
+    const char *reason = "no invite";
+    size_t len;
+    char *q;
+
+    if (invite.base == NULL || invite.len == 0) {
+        if (rq->claims.sub[0] == '\0') {
+            talas_http_refuse(req, 401, "unauthorized",
+                              "a room member's token, or the room's invite (?invite=), is required");
+            return -1;
+        }
+        return 0;
+    }
+    switch (talas_token_verify(rq->ctx->token, invite.base, invite.len, NULL, TALAS_TOKEN_ROOM, NULL, &ic,
+                               &reason)) {
+    case TALAS_TOKEN_OK:
+        break;
+    case TALAS_TOKEN_FORBIDDEN:
+        talas_http_refuse(req, 403, "forbidden", reason);
+        return -1;
+    default:
+        talas_http_refuse(req, 401, "invalid_token", reason);
+        return -1;
+    }
+    if (strcmp(ic.room, rq->name) != 0) {
+        talas_http_refuse(req, 403, "forbidden", "the invite is another room's");
+        return -1;
+    }
+    /* a verified JWT is base64url and dots: nothing to encode in a URL */
+    for (size_t i = 0; i < invite.len; i++)
+        if (!(isalnum((unsigned char)invite.base[i]) || strchr("-_.", invite.base[i]) != NULL)) {
+            talas_http_refuse(req, 401, "invalid_token", "malformed invite");
+            return -1;
+        }
+    rq->invited = 1;
+    if (rq->claims.exp == 0 || ic.exp < rq->claims.exp)
+        rq->claims.exp = ic.exp; /* the responses are private, for that long */
+    len = strlen(rq->query) + 8 + invite.len + 1;
+    q = h2o_mem_alloc_pool(&req->pool, len);
+    snprintf(q, len, "%s%cinvite=%.*s", rq->query, rq->query[0] != '\0' ? '&' : '?', (int)invite.len,
+             invite.base);
+    rq->query = q;
+    return 0;
+}
+
+/* With auth.required: a valid token of scope hls, not a share's. A room
+ * needs more (authorize_invite), and reads a token that is there even
+ * without auth.required: its sub may be a member. Returns 0, or -1 once
+ * it answered 401 / 403. */
 static int authorize(struct queue_request *rq)
 {
     const struct talas_worker_ctx *ctx = rq->ctx;
@@ -622,12 +550,14 @@ static int authorize(struct queue_request *rq)
 
     memset(&rq->claims, 0, sizeof(rq->claims));
     rq->query = "";
-    if (!ctx->conf->auth_required)
+    if (!ctx->conf->auth_required && rq->kind != KIND_ROOM)
         return 0;
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
         talas_http_refuse(req, 401, "invalid_token", reason);
         return -1;
     }
+    if (found == 0 && !ctx->conf->auth_required)
+        return authorize_invite(rq);
     switch (talas_token_verify(ctx->token, token.base, found ? token.len : 0, NULL, TALAS_TOKEN_HLS,
                                talas_http_client_ip(req, ip), &rq->claims, &reason)) {
     case TALAS_TOKEN_OK:
@@ -650,7 +580,7 @@ static int authorize(struct queue_request *rq)
         snprintf(q, len, "?token=%.*s", (int)token.len, token.base);
         rq->query = q;
     }
-    return 0;
+    return rq->kind == KIND_ROOM ? authorize_invite(rq) : 0;
 }
 
 int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
@@ -672,11 +602,22 @@ int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         talas_http_send_error(req, 404, "not_found", "no such HLS queue resource");
         return 0;
     }
+    if (rq->kind == KIND_ROOM) {
+        /* nothing to hide: a malformed id is no room, a cluster has none yet */
+        if (!talas_room_id_valid(rq->name)) {
+            talas_http_send_error(req, 404, "not_found", "no such room");
+            return 0;
+        }
+        if (ctx->records != NULL || ctx->conf->cluster_enabled) {
+            talas_http_send_error(req, 501, "rooms_unavailable", "%s", talas_state_rooms_no_cluster);
+            return 0;
+        }
+    }
     /* the token first: nothing is read or encoded for a refused request */
     if (authorize(rq) != 0)
         return 0;
-    if (rq->object != Q_MASTER) {
-        const struct talas_config_profile *cp = find_rung(ctx, q);
+    if (rq->object != TALAS_HLS_MASTER) {
+        const struct talas_config_profile *cp = talas_hls_find_rung(ctx->conf, q);
 
         if (cp == NULL) {
             talas_http_send_error(req, 404, "unknown_quality", "no HLS rung named \"%.*s\"", (int)q.len,
@@ -692,7 +633,7 @@ int talas_hls_queue_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     }
     switch (rq->kind) {
     case KIND_ROOM:
-        talas_http_send_error(req, 501, "not_implemented", "rooms are not available on this server yet");
+        resolve_room(rq);
         return 0;
     case KIND_ARTIST:
         resolve_artist(rq);

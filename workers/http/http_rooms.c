@@ -3,7 +3,8 @@
  * GET /api/rooms/{id} reads its state (the protocol is ws_rooms.c's, and
  * README.md's "Listening rooms").
  *
- * Entry points: talas_rooms_api, talas_rooms_api_one (http_router.c).
+ * Entry points: talas_rooms_api, talas_rooms_api_one (http_router.c);
+ * talas_rooms_invite_of (http_hls_queue.c, a room's continuous stream).
  *
  * Both need a user's token (Authorization: Bearer, with a sub). POST takes
  * {"name": 1..100 characters, "mode": "host"|"open"} and answers 201
@@ -217,8 +218,7 @@ int talas_rooms_api(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     return create(ctx, req);
 }
 
-/* The invite the request holds (?invite= or X-Room-Invite), or {NULL, 0}. */
-static h2o_iovec_t invite_of(h2o_req_t *req)
+h2o_iovec_t talas_rooms_invite_of(h2o_req_t *req)
 {
     h2o_iovec_t v = {NULL, 0};
     ssize_t i;
@@ -276,7 +276,7 @@ int talas_rooms_api_one(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     /* the host too: a creator who has not connected yet may have been
      * dropped as a silent member */
     member = talas_room_member_find(&r, user) != NULL || strcmp(r.host, user) == 0;
-    invite = invite_of(req);
+    invite = talas_rooms_invite_of(req);
     invited = invite.base != NULL &&
               talas_token_verify(ctx->token, invite.base, invite.len, NULL, TALAS_TOKEN_ROOM, NULL, &claims,
                                  &reason) == TALAS_TOKEN_OK &&

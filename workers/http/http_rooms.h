@@ -16,4 +16,8 @@ int talas_rooms_api(const struct talas_worker_ctx *ctx, h2o_req_t *req);
 /* /api/rooms/{id}: GET, for a member or the holder of its invite. */
 int talas_rooms_api_one(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len);
 
+/* The room invite REQ holds (?invite=, else an X-Room-Invite header), in
+ * the request; {NULL, 0} when none. Not verified. */
+h2o_iovec_t talas_rooms_invite_of(h2o_req_t *req);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * hls.c - HLS playlists and fMP4 segments (see hls.h).
  *
- * Entry points: talas_hls_bandwidth, talas_hls_master,
+ * Entry points: talas_hls_bandwidth, talas_hls_ladder_order, talas_hls_master,
  * talas_hls_media_playlist, talas_hls_segment_span, talas_hls_init_segment,
  * talas_hls_media_segment.
  *
@@ -67,6 +67,24 @@ void talas_hls_measured_bandwidth(uint32_t n, const uint32_t *frames,
 }
 
 /* ------------------------------------------------------------ playlists */
+
+void talas_hls_ladder_order(struct talas_hls_rung *rungs, size_t n)
+{
+    struct talas_hls_rung middle;
+
+    if (n == 0)
+        return;
+    /* highest bitrate first */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && rungs[j].profile->bitrate > rungs[j - 1].profile->bitrate; j--) {
+            struct talas_hls_rung t = rungs[j];
+            rungs[j] = rungs[j - 1];
+            rungs[j - 1] = t;
+        }
+    middle = rungs[n / 2];
+    memmove(rungs + 1, rungs, n / 2 * sizeof(*rungs));
+    rungs[0] = middle;
+}
 
 void talas_hls_master(struct talas_buf *out, const struct talas_hls_rung *rungs, size_t n, const char *query)
 {

@@ -49,6 +49,12 @@ void talas_hls_measured_bandwidth(uint32_t n, const uint32_t *frames,
                                   unsigned rate, unsigned encoder_delay, unsigned *peak_r,
                                   unsigned *average_r);
 
+/* Puts RUNGS (N of them) in the order players should try them: the
+ * first listed is where a player without a bandwidth estimate starts
+ * (RFC 8216bis 4.3.4.2), so the middle rung by bitrate comes first, then
+ * the others from the highest down. */
+void talas_hls_ladder_order(struct talas_hls_rung *rungs, size_t n);
+
 /* Appends the master playlist: RUNGS in the order given, each listed as
  * "NAME/playlist.m3u8" followed by QUERY (e.g. "?token=...", or ""). */
 void talas_hls_master(struct talas_buf *out, const struct talas_hls_rung *rungs, size_t n, const char *query);
