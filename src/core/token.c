@@ -69,9 +69,9 @@ struct cache_entry {
     int ip_family; /* AF_UNSPEC: not bound */
     unsigned char ip[16];
     char sub[128];
-    char share[TALAS_TRACK_ID_LEN + 1];    /* a share token's share id; "" for others */
-    char listener[TALAS_TRACK_ID_LEN + 1]; /* a share token's listener id */
-    int owner;                            /* "owner": true, the sub owns the track */
+    char share[TALAS_TRACK_ID_LEN + 1];     /* a share token's share id; "" for others */
+    char listener[TALAS_TRACK_ID_LEN + 1];  /* a share token's listener id */
+    int owner;                              /* "owner": true, the sub owns the track */
     char room[TALAS_TOKEN_ROOM_ID_LEN + 1]; /* a room invite's room id; "" for others */
 };
 
@@ -119,8 +119,8 @@ void talas_token_format_time(time_t t, char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int talas_token_read_key_file(const char *path, const char *what, int strip, unsigned char **data_r, size_t *len_r,
-                         char **error_r)
+int talas_token_read_key_file(const char *path, const char *what, int strip, unsigned char **data_r,
+                              size_t *len_r, char **error_r)
 {
     struct stat st;
     unsigned char *data = NULL;
@@ -226,8 +226,8 @@ static int load_key(const struct talas_config_key *ck, int is_main, struct auth_
                 what = xasprintf("%s%s%s: secret_file", where, k->kid ? " kid " : "", k->kid ? k->kid : "");
                 if (ck->secret_file == NULL) {
                     *error_r = xasprintf("%s is required with %s", what, k->alg_name);
-                } else if (talas_token_read_key_file(ck->secret_file, what, 1, &k->verify, &k->verify_len, error_r) ==
-                           0) {
+                } else if (talas_token_read_key_file(ck->secret_file, what, 1, &k->verify, &k->verify_len,
+                                                     error_r) == 0) {
                     if (k->verify_len < algorithms[i].min_secret)
                         *error_r = xasprintf(
                             "%s: \"%s\" holds %zu bytes; %s needs at least %zu (RFC 7518 3.2)", what,
@@ -323,8 +323,8 @@ int talas_token_create(const struct talas_config *conf, struct talas_token **aut
     if (auth->key_count > 0)
         auth->signer = &auth->keys[0];
     if (conf->auth_backend_key_file != NULL) {
-        if (talas_token_read_key_file(conf->auth_backend_key_file, "auth.backend_key_file", 1, &auth->backend_key,
-                          &auth->backend_key_len, &error) != 0)
+        if (talas_token_read_key_file(conf->auth_backend_key_file, "auth.backend_key_file", 1,
+                                      &auth->backend_key, &auth->backend_key_len, &error) != 0)
             goto fail;
         if (auth->backend_key_len < BACKEND_KEY_MIN) {
             error =
@@ -563,7 +563,7 @@ static int str_claim(jwt_t *jwt, const char *name, const char **v_r)
 #define INVALID(why)                                                                                         \
     do {                                                                                                     \
         *reason_r = (why);                                                                                   \
-        result = TALAS_TOKEN_INVALID;                                                                         \
+        result = TALAS_TOKEN_INVALID;                                                                        \
         goto done;                                                                                           \
     } while (0)
 
@@ -580,7 +580,7 @@ static int room_id_valid(const char *s)
 
 /* Verifies the signature and the static claims; fills E (token not set). */
 static enum talas_token_result decode(struct talas_token *auth, const char *token, size_t len,
-                                     struct cache_entry *e, const char **reason_r)
+                                      struct cache_entry *e, const char **reason_r)
 {
     const struct talas_config *conf = auth->conf;
     enum talas_token_result result = TALAS_TOKEN_INVALID;
@@ -707,8 +707,9 @@ static size_t cache_slot(const char *token, size_t len)
 }
 
 enum talas_token_result talas_token_verify(struct talas_token *auth, const char *token, size_t len,
-                                         const char *track, enum talas_token_kind kind, const char *client_ip,
-                                         struct talas_token_claims *claims_r, const char **reason_r)
+                                           const char *track, enum talas_token_kind kind,
+                                           const char *client_ip, struct talas_token_claims *claims_r,
+                                           const char **reason_r)
 {
     struct cache_entry fresh, *e;
     enum talas_token_result result;
@@ -763,8 +764,8 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
         return TALAS_TOKEN_FORBIDDEN;
     }
     if ((e->room[0] != '\0') != ((kind & TALAS_TOKEN_ROOM) != 0)) {
-        *reason_r = e->room[0] != '\0' ? "a room invite is good only for joining its room"
-                                       : "not a room invite";
+        *reason_r =
+            e->room[0] != '\0' ? "a room invite is good only for joining its room" : "not a room invite";
         return TALAS_TOKEN_FORBIDDEN;
     }
     kind &= TALAS_TOKEN_ALL;
@@ -804,30 +805,66 @@ enum talas_token_result talas_token_verify(struct talas_token *auth, const char 
 
 /* -------------------------------------------------------------- minting */
 
-int talas_token_mint_url(struct talas_token *auth, const char *track, const char *sub,
-                        enum talas_token_kind kind, uint64_t ttl_s, char **url_r, time_t *exp_r,
-                        char **error_r)
+/* 0 when the server has a key that signs, else -1 with the reason. */
+static int signer_ready(const struct auth_key *k, char **error_r)
+{
+    if (k != NULL && k->sign != NULL)
+        return 0;
+    *error_r = k == NULL
+                   ? xasprintf("no key is configured (auth.secret_file or auth.keys)")
+                   : xasprintf("the signing key (%s%s) has no private_key_file: %s tokens cannot be minted",
+                               k->kid ? "kid " : "auth", k->kid ? k->kid : "", k->alg_name);
+    return -1;
+}
+
+/*
+ * A token of N string claims (NAMES[i]: VALUES[i]; a NULL or empty value
+ * is left out), valid from NOW to EXP, signed with the server's key (ready:
+ * signer_ready): exp, iat, iss and aud added, and the key's kid. Returns
+ * a malloc'd token, or NULL with the reason in *error_r.
+ */
+static char *sign_claims(struct talas_token *auth, const char *const *names, const char *const *values,
+                         size_t n, time_t now, time_t exp, char **error_r)
 {
     const struct talas_config *conf = auth->conf;
-    struct auth_key *k = auth->signer;
-    uint64_t max_s = conf->auth_max_ttl_ms / 1000;
-    time_t now = time(NULL), exp;
+    const struct auth_key *k = auth->signer;
     jwt_t *jwt = NULL;
     char *token = NULL;
-    int rc = -1;
+    int bad = 0;
+
+    if (jwt_new(&jwt) != 0) {
+        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+        return NULL;
+    }
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = values[i] != NULL && *values[i] != '\0' && jwt_add_grant(jwt, names[i], values[i]) != 0;
+    if (bad || jwt_add_grant_int(jwt, "exp", (long)exp) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
+        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
+        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
+        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
+        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (token = jwt_encode_str(jwt)) == NULL)
+        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
+    jwt_free(jwt);
+    return token;
+}
+
+int talas_token_mint_url(struct talas_token *auth, const char *track, const char *sub,
+                         enum talas_token_kind kind, uint64_t ttl_s, char **url_r, time_t *exp_r,
+                         char **error_r)
+{
+    const struct talas_config *conf = auth->conf;
+    uint64_t max_s = conf->auth_max_ttl_ms / 1000;
+    time_t now = time(NULL), exp;
+    const char *names[] = {"track", "scope", "sub"}, *values[3];
+    char *token;
 
     if (track == NULL || !talas_track_id_valid(track, strlen(track))) {
         *error_r = xasprintf("not a track id");
         return -1;
     }
-    if (k == NULL || k->sign == NULL) {
-        *error_r =
-            k == NULL
-                ? xasprintf("no key is configured (auth.secret_file or auth.keys)")
-                : xasprintf("the signing key (%s%s) has no private_key_file: %s tokens cannot be minted",
-                            k->kid ? "kid " : "auth", k->kid ? k->kid : "", k->alg_name);
+    if (signer_ready(auth->signer, error_r) != 0)
         return -1;
-    }
     if (ttl_s == 0)
         ttl_s = conf->auth_default_ttl_ms / 1000;
     if (ttl_s > max_s) {
@@ -842,21 +879,11 @@ int talas_token_mint_url(struct talas_token *auth, const char *track, const char
         return -1;
     }
     exp = now + (time_t)ttl_s;
-    if (jwt_new(&jwt) != 0) {
-        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+    values[0] = track;
+    values[1] = kind != TALAS_TOKEN_ALL ? talas_token_kind_name(kind) : NULL;
+    values[2] = sub;
+    if ((token = sign_claims(auth, names, values, 3, now, exp, error_r)) == NULL)
         return -1;
-    }
-    if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
-        jwt_add_grant(jwt, "track", track) != 0 ||
-        (kind != TALAS_TOKEN_ALL && jwt_add_grant(jwt, "scope", talas_token_kind_name(kind)) != 0) ||
-        (sub != NULL && *sub != '\0' && jwt_add_grant(jwt, "sub", sub) != 0) ||
-        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
-        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
-        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
-        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (token = jwt_encode_str(jwt)) == NULL) {
-        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
-        goto done;
-    }
     switch (kind) {
     case TALAS_TOKEN_PREVIEW:
         *url_r = xasprintf("%s/preview/%s?token=%s", conf->http_public_url, track, token);
@@ -869,84 +896,44 @@ int talas_token_mint_url(struct talas_token *auth, const char *track, const char
         break;
     }
     *exp_r = exp;
-    rc = 0;
-
-done:
     free(token);
-    jwt_free(jwt);
-    return rc;
+    return 0;
 }
 
 int talas_token_mint_share(struct talas_token *auth, const char *share, const char *listener, uint64_t ttl_s,
                            char **token_r, time_t *exp_r, char **error_r)
 {
-    const struct talas_config *conf = auth->conf;
-    struct auth_key *k = auth->signer;
     time_t now = time(NULL), exp = now + (time_t)ttl_s;
-    jwt_t *jwt = NULL;
-    int rc = -1;
+    const char *names[] = {"share", "lid"}, *values[] = {share, listener};
 
     *token_r = NULL;
-    if (k == NULL || k->sign == NULL) {
-        *error_r = xasprintf("no key that can sign is configured");
+    if (signer_ready(auth->signer, error_r) != 0)
         return -1;
-    }
-    if (jwt_new(&jwt) != 0) {
-        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+    if ((*token_r = sign_claims(auth, names, values, sizeof(names) / sizeof(*names), now, exp, error_r)) ==
+        NULL)
         return -1;
-    }
-    if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
-        jwt_add_grant(jwt, "share", share) != 0 || jwt_add_grant(jwt, "lid", listener) != 0 ||
-        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
-        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
-        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
-        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (*token_r = jwt_encode_str(jwt)) == NULL) {
-        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
-        goto done;
-    }
     *exp_r = exp;
-    rc = 0;
-done:
-    jwt_free(jwt);
-    return rc;
+    return 0;
 }
 
 int talas_token_mint_room(struct talas_token *auth, const char *room, uint64_t ttl_s, char **token_r,
                           time_t *exp_r, char **error_r)
 {
-    const struct talas_config *conf = auth->conf;
-    struct auth_key *k = auth->signer;
     time_t now = time(NULL), exp = now + (time_t)ttl_s;
-    jwt_t *jwt = NULL;
-    int rc = -1;
+    const char *names[] = {"room", "scope"}, *values[] = {room, "room"};
 
     *token_r = NULL;
-    if (k == NULL || k->sign == NULL) {
-        *error_r = xasprintf("no key that can sign is configured");
+    if (signer_ready(auth->signer, error_r) != 0)
         return -1;
-    }
     if (!room_id_valid(room)) {
         *error_r = xasprintf("not a room id");
         return -1;
     }
-    if (jwt_new(&jwt) != 0) {
-        *error_r = xasprintf("jwt_new() failed: %s", strerror(errno));
+    if ((*token_r = sign_claims(auth, names, values, sizeof(names) / sizeof(*names), now, exp, error_r)) ==
+        NULL)
         return -1;
-    }
-    if (jwt_add_grant_int(jwt, "exp", (long)exp) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
-        jwt_add_grant(jwt, "room", room) != 0 || jwt_add_grant(jwt, "scope", "room") != 0 ||
-        (conf->auth_issuer != NULL && jwt_add_grant(jwt, "iss", conf->auth_issuer) != 0) ||
-        (conf->auth_audience != NULL && jwt_add_grant(jwt, "aud", conf->auth_audience) != 0) ||
-        (k->kid != NULL && jwt_add_header(jwt, "kid", k->kid) != 0) ||
-        jwt_set_alg(jwt, k->alg, k->sign, (int)k->sign_len) != 0 || (*token_r = jwt_encode_str(jwt)) == NULL) {
-        *error_r = xasprintf("building the token failed: %s", strerror(errno ? errno : EINVAL));
-        goto done;
-    }
     *exp_r = exp;
-    rc = 0;
-done:
-    jwt_free(jwt);
-    return rc;
+    return 0;
 }
 
 int talas_token_backend_key_ok(struct talas_token *auth, const char *authorization, size_t len)
