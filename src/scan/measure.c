@@ -2,8 +2,14 @@
  * measure.c - one file's loudness and tempo: the audio decoded with
  * libavformat/libavcodec, converted to interleaved float by libswresample
  * (same rate, same channels), fed to libebur128 (integrated loudness,
- * loudness range, sample and true peak, ITU-R BS.1770-4) and, mixed down
- * to mono, to libaubio's beat tracker.
+ * loudness range and sample peak, ITU-R BS.1770-4) and, mixed down to
+ * mono, to libaubio's beat tracker.
+ *
+ * The true peak is BS.1770-4 Annex 2's: the largest magnitude of the
+ * signal oversampled 4 times (2 times at 96 kHz and above, not at all from
+ * 192 kHz). The oversampling is libswresample's, as in ffmpeg's own
+ * ebur128 filter: its SIMD polyphase filter costs a fraction of
+ * libebur128's scalar interpolator, which took 60 % of the analysis.
  *
  * Entry point: talas_measure_file(). Logs nothing: a file that cannot be
  * measured comes back with its reason, which the scanner logs and stores.
@@ -55,6 +61,7 @@ struct measure {
     AVFormatContext *fmt;
     AVCodecContext *dec;
     SwrContext *swr;
+    SwrContext *upsampler; /* the true peak's; NULL at 192 kHz and above */
     AVFrame *frame;
     AVPacket *pkt;
     int stream;
@@ -64,6 +71,9 @@ struct measure {
     AVChannelLayout layout;
     float *buf; /* interleaved float samples of one frame */
     size_t buf_samples;
+    float *up;        /* the same, oversampled */
+    size_t up_samples;
+    float true_peak;  /* the largest magnitude of the oversampled signal */
     ebur128_state *meter;
     aubio_tempo_t *tempo;
     fvec_t *hop_in, *hop_out;
@@ -167,10 +177,19 @@ static int setup(struct measure *m, const AVFrame *f)
     }
 
     if (m->what & TALAS_ANALYSIS_LOUDNESS) {
+        int factor = m->rate < 96000 ? 4 : m->rate < 192000 ? 2 : 1;
+
         m->meter = ebur128_init((unsigned)m->channels, (unsigned long)m->rate,
-                                EBUR128_MODE_I | EBUR128_MODE_LRA | EBUR128_MODE_TRUE_PEAK);
+                                EBUR128_MODE_I | EBUR128_MODE_LRA | EBUR128_MODE_SAMPLE_PEAK);
         if (m->meter == NULL) {
             set_error(m, "ebur128_init() failed (%d Hz, %d channels)", m->rate, m->channels);
+            return -1;
+        }
+        if (factor > 1 &&
+            ((rc = swr_alloc_set_opts2(&m->upsampler, &m->layout, AV_SAMPLE_FMT_FLT, m->rate * factor,
+                                       &m->layout, AV_SAMPLE_FMT_FLT, m->rate, 0, NULL)) < 0 ||
+             (rc = swr_init(m->upsampler)) < 0)) {
+            set_av_error(m, "swr_init", rc);
             return -1;
         }
         if (m->layout.order == AV_CHANNEL_ORDER_NATIVE)
@@ -244,6 +263,35 @@ static double beats_bpm(struct measure *m)
     return kept > 0 && sum > 0 ? 60.0 * (double)kept / sum : 0;
 }
 
+/*
+ * Oversamples N interleaved frames at IN (NULL: what the filter still
+ * holds, at the end) and keeps the largest magnitude.
+ */
+static int oversample(struct measure *m, const uint8_t *in, int n)
+{
+    size_t want = (size_t)swr_get_out_samples(m->upsampler, n);
+    uint8_t *out[1];
+    float peak = m->true_peak;
+    int got;
+
+    if (want > m->up_samples) {
+        m->up_samples = want;
+        m->up = xrealloc(m->up, m->up_samples * (size_t)m->channels * sizeof(float));
+    }
+    out[0] = (uint8_t *)m->up;
+    if ((got = swr_convert(m->upsampler, out, (int)m->up_samples, in != NULL ? &in : NULL, n)) < 0) {
+        set_av_error(m, "swr_convert", got);
+        return -1;
+    }
+    for (size_t i = 0, count = (size_t)got * (size_t)m->channels; i < count; i++) {
+        float v = fabsf(m->up[i]);
+        if (v > peak)
+            peak = v;
+    }
+    m->true_peak = peak;
+    return 0;
+}
+
 /* Measures the samples of frame F. */
 static int consume(struct measure *m, const AVFrame *f)
 {
@@ -275,6 +323,8 @@ static int consume(struct measure *m, const AVFrame *f)
         set_error(m, "ebur128_add_frames_float() failed");
         return -1;
     }
+    if (m->upsampler != NULL && oversample(m, (const uint8_t *)m->buf, n) == -1)
+        return -1;
     if (m->tempo != NULL) {
         for (int i = 0; i < n; i++) {
             const float *s = m->buf + (size_t)i * (size_t)m->channels;
@@ -393,7 +443,10 @@ static int decode(struct measure *m)
         set_av_error(m, "decoding", rc);
         return -1;
     }
-    return drain(m);
+    if (drain(m) == -1)
+        return -1;
+    /* the oversampling filter's last samples */
+    return m->upsampler != NULL ? oversample(m, NULL, 0) : 0;
 }
 
 /* 20 log10 of a linear peak: -inf for 0 (digital silence). */
@@ -417,7 +470,7 @@ static int results(struct measure *m, uint64_t duration_ms, struct talas_track_a
     }
     memset(a, 0, sizeof(*a));
     if (m->meter != NULL) {
-        double v, sample = 0, truep = 0;
+        double v, sample = 0, truep;
 
         if (ebur128_loudness_global(m->meter, &v) != EBUR128_SUCCESS)
             v = -INFINITY;
@@ -429,9 +482,9 @@ static int results(struct measure *m, uint64_t duration_ms, struct talas_track_a
         for (int c = 0; c < m->channels; c++) {
             if (ebur128_sample_peak(m->meter, (unsigned)c, &v) == EBUR128_SUCCESS && v > sample)
                 sample = v;
-            if (ebur128_true_peak(m->meter, (unsigned)c, &v) == EBUR128_SUCCESS && v > truep)
-                truep = v;
         }
+        /* the oversampled signal can pass below a sample it goes through */
+        truep = m->true_peak > sample ? m->true_peak : sample;
         a->sample_peak = sample;
         a->sample_peak_dbfs = to_db(sample);
         a->true_peak_dbtp = to_db(truep);
@@ -484,8 +537,10 @@ out:
     if (m.meter != NULL)
         ebur128_destroy(&m.meter);
     swr_free(&m.swr);
+    swr_free(&m.upsampler);
     av_channel_layout_uninit(&m.layout);
     free(m.buf);
+    free(m.up);
     free(m.beats);
     av_packet_free(&m.pkt);
     av_frame_free(&m.frame);

@@ -84,6 +84,11 @@ TONES = {
                                                                                       "libopus"], 12),
     "sine-44k-stereo.m4a": ("sine=frequency=3000:sample_rate=44100", ["-af", "volume=-6dB", "-ac", "2",
                                                                       "-c:a", "aac", "-b:a", "192k"], 12),
+    # a quarter of the rate, 45 degrees off the samples: they read 0.354
+    # (-9.03 dBFS), the wave between them peaks at 0.5 (-6.02 dBTP); faded
+    # in and out, for a sudden start rings above 0.5 when oversampled
+    "intersample-44k-mono.wav": ("aevalsrc=0.5*sin(2*PI*11025*t+PI/4):s=44100",
+                                 ["-af", "afade=t=in:d=0.5,afade=t=out:st=9.5:d=0.5"], 10),
 }
 LOOPS = {"drum-120.flac": (120, 30), "drum-95.mp3": (95, 30), "drum-140.wav": (140, 20)}
 
@@ -133,6 +138,10 @@ def test_loudness_and_tempo_match_references(talas_server, analysis_library):
     # the known levels themselves (lossless files)
     assert abs(tracks["sine-48k-stereo"]["loudness"]["sample_peak_dbfs"] + 20) <= 0.05
     assert abs(tracks["sine-96k-mono"]["loudness"]["sample_peak_dbfs"] + 10) <= 0.05
+    # the true peak lies between the samples
+    isp = tracks["intersample-44k-mono"]["loudness"]
+    assert abs(isp["sample_peak_dbfs"] + 9.03) <= 0.05, isp
+    assert abs(isp["true_peak_dbtp"] + 6.02) <= 0.1, isp
     for name, (bpm, _) in LOOPS.items():
         tempo = tracks[Path(name).stem]["tempo"]
         assert tempo is not None and abs(tempo["bpm"] - bpm) <= 1, f"{name}: built at {bpm} BPM, read {tempo}"
