@@ -151,6 +151,10 @@ static void sendfile_turn(struct stream_gen *gen)
             gen->remaining -= (uint64_t)n;
             gen->req->bytes_sent += (uint64_t)n;
             moved += (size_t)n;
+            /* less than asked: the socket buffer is full, and asking again
+             * would only return EAGAIN (nginx does not ask either) */
+            if ((size_t)n < want)
+                goto wait;
             continue;
         }
         if (n == -1 && errno == EINTR)
