@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "core/json_read.h"
+
+const char talas_json_error_utf8[] = "invalid UTF-8 in a string";
+const char talas_json_error_nul[] = "NUL character in a string";
 #include "core/util.h"
 
 /* More members than any document Talas reads; bounds the duplicate check. */
@@ -164,7 +167,7 @@ static int scan_string(struct scan *c, const char **error_r)
                 return -1;
             }
             if (cp == 0) {
-                *error_r = "NUL character in a string";
+                *error_r = talas_json_error_nul;
                 return -1;
             }
             put_utf8(c, cp);
@@ -176,7 +179,7 @@ static int scan_string(struct scan *c, const char **error_r)
         }
     }
     if (!talas_utf8_valid(start, (size_t)(c->out - start))) {
-        *error_r = "invalid UTF-8 in a string";
+        *error_r = talas_json_error_utf8;
         return -1;
     }
     *c->out++ = '\0';

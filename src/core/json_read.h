@@ -36,6 +36,12 @@ struct talas_json_value {
     double dbl;      /* INTEGER and NUMBER: the value as strtod reads it */
 };
 
+/* Two of the errors a reader gives in *error_r, for a caller to name apart
+ * (compare the pointers): a string that is not valid UTF-8, or that holds
+ * U+0000. */
+extern const char talas_json_error_utf8[];
+extern const char talas_json_error_nul[];
+
 /* Called once per member (object) or element (array, KEY NULL). Returns 0
  * to go on; any other value stops the parse and becomes its result. */
 typedef int talas_json_member_fn(const char *key, const struct talas_json_value *v, void *arg);

@@ -199,6 +199,27 @@ def test_create_unknown_track_and_not_json(ssrv):
     error_of(st, e, 400, "invalid_json")
 
 
+# Every JSON body is read by one function (talas_http_read_json_body): the
+# same refusals, with the same codes, on every route that takes one.
+BODY_ROUTES = [("POST", "/api/shares"), ("POST", "/api/stream-url"), ("PUT", "/api/users/alice/settings"),
+               ("POST", "/api/streaming/session")]
+BAD_BODIES = [
+    ("not JSON", b"{not json", 400, "invalid_json"),
+    ("an array", b"[1]", 400, "invalid_json"),
+    ("overlong UTF-8", b'{"track_id": "\xc0\xaf"}', 400, "invalid_utf8"),
+    ("lone continuation byte", b'{"track_id": "a\x80"}', 400, "invalid_utf8"),
+    ("escaped NUL", b'{"track_id": "a\\u0000b"}', 400, "nul_character"),
+    ("100 KiB", b'{"track_id": "' + b"a" * (100 << 10) + b'"}', 413, "body_too_large"),
+]
+
+
+@pytest.mark.parametrize("label,body,status,code", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_bodies_are_refused_alike_on_every_route(ssrv, label, body, status, code):
+    for method, path in BODY_ROUTES:
+        st, e = call(ssrv, method, path, ssrv.backend, body)
+        assert st == status and e["error"]["code"] == code, (method, path, label, st, e)
+
+
 # ------------------------------------------------------------- refusals
 
 

@@ -542,7 +542,6 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_buf body = {0};
     struct talas_json json;
     struct talas_track t;
-    const char *error;
     char *url, *mint_error, expires[32];
     time_t exp;
     MDB_txn *txn;
@@ -564,11 +563,8 @@ int talas_api_stream_url(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     }
     talas_mint_args_init(&r.args);
-    rc = talas_json_read_object(req->entity.base, req->entity.len, stream_url_member, &r, &error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", error);
+    if (talas_http_read_json_body(req, 64 * 1024, 0, stream_url_member, &r) != 0)
         return 0;
-    }
     if (r.bad_field != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter", "%.64s: %s", r.bad_field, r.bad_reason);
         return 0;

@@ -191,8 +191,6 @@ static int blank(const char *s, size_t len)
 static int read_body(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct body *b, int patch)
 {
     size_t max = (size_t)ctx->conf->comments_max_body;
-    const char *json_error = NULL;
-    int rc;
 
     memset(b, 0, sizeof(*b));
     b->pool = &req->pool;
@@ -202,16 +200,8 @@ static int read_body(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct 
         talas_http_send_error(req, 413, "comment_too_long", "body: at most %zu bytes (comments.max_body)", max);
         return -1;
     }
-    rc = talas_json_read_object(req->entity.base, req->entity.len, body_member, b, &json_error);
-    if (rc == -1) {
-        if (strcmp(json_error, "invalid UTF-8 in a string") == 0)
-            talas_http_send_error(req, 400, "invalid_utf8", "body: must be valid UTF-8");
-        else if (strcmp(json_error, "NUL character in a string") == 0)
-            talas_http_send_error(req, 400, "nul_character", "body: must not contain NUL (U+0000)");
-        else
-            talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, SIZE_MAX, 0, body_member, b) != 0)
         return -1;
-    }
     if (b->bad_field != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b->bad_field, b->bad_reason);
         return -1;

@@ -74,6 +74,30 @@ void talas_http_send_json_doc(h2o_req_t *req, int status, struct talas_buf *body
     talas_buf_free(body);
 }
 
+int talas_http_read_json_body(h2o_req_t *req, size_t max, int flags, talas_json_member_fn *fn, void *arg)
+{
+    const char *error = NULL;
+    int rc;
+
+    if (req->entity.len > max) {
+        talas_http_send_error(req, 413, "body_too_large", "the body exceeds %zu bytes", max);
+        return -1;
+    }
+    rc = (flags & TALAS_HTTP_BODY_NESTED)
+             ? talas_json_read_object_nested(req->entity.base, req->entity.len, fn, arg, &error)
+             : talas_json_read_object(req->entity.base, req->entity.len, fn, arg, &error);
+    if (rc != -1)
+        return 0;
+    if (error == talas_json_error_utf8)
+        talas_http_send_error(req, 400, "invalid_utf8", "the body's strings must be valid UTF-8");
+    else if (error == talas_json_error_nul)
+        talas_http_send_error(req, 400, "nul_character", "the body's strings must not contain NUL (U+0000)");
+    else
+        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s",
+                              error != NULL ? error : "a member could not be read");
+    return -1;
+}
+
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
 {
     struct talas_buf body = {0};

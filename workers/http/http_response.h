@@ -10,6 +10,7 @@
 
 #include <h2o.h>
 
+#include "core/json_read.h"
 #include "core/util.h"
 
 /* The standard reason phrase of STATUS ("Not Found"), or "Unknown". */
@@ -29,6 +30,18 @@ void talas_http_send_json_doc(h2o_req_t *req, int status, struct talas_buf *body
 /* Sends {"error":{"code":CODE,"message":MESSAGE}} with STATUS. */
 void talas_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Reads REQ's body, a JSON object of at most MAX bytes, giving each member
+ * to FN(ARG); with TALAS_HTTP_BODY_NESTED a member may be an object or an
+ * array one level down (talas_json_read_object_nested). Returns 0 when the
+ * body was read, and then FN's refusal of a member, if any, is the
+ * caller's to answer; -1 when the body was refused, the answer sent: 413
+ * body_too_large, 400 invalid_utf8 or nul_character (a string that is not
+ * valid UTF-8, or holds U+0000), 400 invalid_json (anything else).
+ */
+#define TALAS_HTTP_BODY_NESTED 0x1
+int talas_http_read_json_body(h2o_req_t *req, size_t max, int flags, talas_json_member_fn *fn, void *arg);
 
 /*
  * Answers a write that a user quota refused (store/quota.h): STATUS (429

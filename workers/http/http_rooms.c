@@ -123,25 +123,17 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_json json;
     struct talas_room r;
     struct body b;
-    const char *json_error = NULL;
     char user[TALAS_ROOM_USER_MAX + 1], *token;
     uint64_t now = talas_wall_ms();
-    int rc, joined;
+    int joined;
 
     if (user_of(ctx, req, user) != 0)
         return 0;
     if (ctx->records != NULL || ctx->conf->cluster_enabled)
         return unavailable(req);
     memset(&b, 0, sizeof(b));
-    if (req->entity.len > 64 * 1024) {
-        talas_http_send_error(req, 413, "body_too_large", "a room's body is at most 64 KiB");
+    if (talas_http_read_json_body(req, 64 * 1024, 0, body_member, &b) != 0)
         return 0;
-    }
-    rc = talas_json_read_object(req->entity.base, req->entity.len, body_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
-        return 0;
-    }
     if (b.bad_field != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
         return 0;

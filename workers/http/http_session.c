@@ -654,10 +654,9 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_session_limits limits;
     struct pending *g;
     char *master = NULL, *stream = NULL, *error;
-    const char *json_error;
     h2o_iovec_t token;
     uint64_t now;
-    int access, rc, reserved;
+    int access, reserved;
 
     if (!talas_http_method_is(req, "POST"))
         return reject_method(req, "POST");
@@ -672,11 +671,8 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     b.caps.connection_type = TALAS_CONNECTION_UNKNOWN;
     b.caps.device_type = TALAS_DEVICE_UNKNOWN;
     b.caps.adaptive_enabled = 1;
-    rc = talas_json_read_object_nested(req->entity.base, req->entity.len, create_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, TALAS_HTTP_BODY_NESTED, create_member, &b) != 0)
         return 0;
-    }
     if (b.p.bad_field != NULL) {
         send_field_error(req, b.p.bad_field, b.p.bad_reason);
         return 0;
@@ -827,19 +823,14 @@ static int put_quality(const struct talas_worker_ctx *ctx, h2o_req_t *req, const
     struct quality_body b;
     struct quality_change *q;
     struct pending *g;
-    const char *json_error;
-    int rc;
 
     if (!body_ok(req))
         return 0;
     memset(&b, 0, sizeof(b));
     b.p.conf = ctx->conf;
     b.p.req = req;
-    rc = talas_json_read_object(req->entity.base, req->entity.len, quality_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, 0, quality_member, &b) != 0)
         return 0;
-    }
     if (b.p.bad_field != NULL) {
         send_field_error(req, b.p.bad_field, b.p.bad_reason);
         return 0;
@@ -1012,8 +1003,6 @@ static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
 {
     struct metrics_body *mb;
     struct pending *g;
-    const char *json_error;
-    int rc;
 
     if (!body_ok(req))
         return 0;
@@ -1022,11 +1011,8 @@ static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     memset(mb, 0, sizeof(*mb));
     mb->p.conf = ctx->conf;
     mb->p.req = req;
-    rc = talas_json_read_object(req->entity.base, req->entity.len, metrics_member, mb, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, 0, metrics_member, mb) != 0)
         return 0;
-    }
     if (mb->p.bad_field != NULL) {
         send_field_error(req, mb->p.bad_field, mb->p.bad_reason);
         return 0;

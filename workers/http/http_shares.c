@@ -347,14 +347,15 @@ static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int s
 
 /* After a JSON body was read with RC: 1 when it answered 400 (RC -1: not
  * a JSON object, JSON_ERROR; another RC: FIELD was bad, REASON), else 0. */
-static int body_refused(h2o_req_t *req, int rc, const char *json_error, const char *field, const char *reason)
+/* Reads the body (talas_http_read_json_body) and answers a member that FN
+ * refused (FIELD: REASON). 0 when read and every member taken. */
+static int body_refused(h2o_req_t *req, int flags, talas_json_member_fn *fn, void *arg, const char *const *field,
+                        const char *const *reason)
 {
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, flags, fn, arg) != 0)
         return 1;
-    }
-    if (rc != 0) {
-        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", field, reason);
+    if (*field != NULL) {
+        talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", *field, *reason);
         return 1;
     }
     return 0;
@@ -504,7 +505,6 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     struct talas_token_claims claims;
     struct create_body b;
     struct talas_share s;
-    const char *json_error = NULL;
     uint64_t now = talas_wall_ms();
     int who, rc;
 
@@ -512,12 +512,7 @@ static int create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
         return 0;
     memset(&b, 0, sizeof(b));
     b.pool = &req->pool;
-    if (req->entity.len > MAX_BODY) {
-        talas_http_send_error(req, 413, "body_too_large", "the body must be at most %d bytes", MAX_BODY);
-        return 0;
-    }
-    rc = talas_json_read_object_nested(req->entity.base, req->entity.len, create_member, &b, &json_error);
-    if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
+    if (body_refused(req, TALAS_HTTP_BODY_NESTED, create_member, &b, &b.bad_field, &b.bad_reason))
         return 0;
     if ((b.track[0] != '\0') == (b.song[0] != '\0')) {
         talas_http_send_error(req, 400, "invalid_parameter", "track_id or song_id: exactly one is required");
@@ -834,22 +829,13 @@ static int unlock(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char
     struct unlock_body b;
     struct talas_share s;
     enum talas_state_outcome o;
-    const char *json_error = NULL;
     char ip[64], key[TALAS_SHARE_ID_LEN + 8];
     uint64_t now = talas_now_ms(), retry_ms = 0;
-    int rc;
 
     memset(&b, 0, sizeof(b));
     b.pool = &req->pool;
-    if (req->entity.len > MAX_BODY) {
-        talas_http_send_error(req, 413, "body_too_large", "the body must be at most %d bytes", MAX_BODY);
+    if (req->entity.len > 0 && body_refused(req, 0, unlock_member, &b, &b.bad_field, &b.bad_reason))
         return 0;
-    }
-    if (req->entity.len > 0) {
-        rc = talas_json_read_object(req->entity.base, req->entity.len, unlock_member, &b, &json_error);
-        if (body_refused(req, rc, json_error, b.bad_field, b.bad_reason))
-            return 0;
-    }
     o = talas_state_share_get(ctx, sid, &s);
     if (live(req, o, &s) != 0)
         return 0;

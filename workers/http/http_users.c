@@ -141,21 +141,13 @@ static int put_member(const char *key, const struct talas_json_value *v, void *a
 static int serve_put(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *user)
 {
     struct talas_quota_refusal refusal;
-    const char *json_error = NULL;
     struct put_body b;
     int rc;
 
-    if (req->entity.len > MAX_BODY) {
-        talas_http_send_error(req, 413, "body_too_large", "the body exceeds %d bytes", MAX_BODY);
-        return 0;
-    }
     memset(&b, 0, sizeof(b));
     talas_user_settings_default(&b.s);
-    rc = talas_json_read_object(req->entity.base, req->entity.len, put_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, 0, put_member, &b) != 0)
         return 0;
-    }
     if (b.bad_field != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter", "%s: %s", b.bad_field, b.bad_reason);
         return 0;

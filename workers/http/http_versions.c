@@ -226,10 +226,8 @@ int talas_versions_link_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req
     char track[TALAS_TRACK_ID_LEN + 1];
     struct link_body b;
     struct link_answer a;
-    const char *json_error = NULL;
     h2o_iovec_t token;
     const char *reason;
-    int rc;
 
     if (!talas_http_method_is(req, "PUT")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("PUT"));
@@ -249,16 +247,9 @@ int talas_versions_link_serve(const struct talas_worker_ctx *ctx, h2o_req_t *req
     }
     memcpy(track, id, len);
     track[len] = '\0';
-    if (req->entity.len > MAX_BODY) {
-        talas_http_send_error(req, 413, "body_too_large", "the body exceeds %d bytes", MAX_BODY);
-        return 0;
-    }
     memset(&b, 0, sizeof(b));
-    rc = talas_json_read_object(req->entity.base, req->entity.len, link_member, &b, &json_error);
-    if (rc == -1) {
-        talas_http_send_error(req, 400, "invalid_json", "the body must be a JSON object: %s", json_error);
+    if (talas_http_read_json_body(req, MAX_BODY, 0, link_member, &b) != 0)
         return 0;
-    }
     if (b.bad != NULL) {
         talas_http_send_error(req, 400, "invalid_parameter", "%s", b.bad);
         return 0;
