@@ -107,7 +107,9 @@ struct talas_source_info {
  * Measures the source at PATH from a demux-only pass: the sum of its packet
  * durations less what the container says the decoder trims (encoder delay
  * and padding: LAME/Info tags, Opus pre-skip, MP4 edit lists). PCM formats
- * are measured from their header. A few milliseconds for a 5-minute file.
+ * are measured from their header, FLAC from STREAMINFO when its last
+ * second ends exactly there (else the pass). A few milliseconds for a
+ * 5-minute file.
  * A file cut short is not an error: it measures what it holds, with
  * info_r->truncated set so the caller can say so (and not cache).
  * Returns 0, or -1 with *error_r a malloc'd message (not a file, no audio
