@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "core/json_read.h"
+#include "core/util.h"
 
 const char talas_json_error_utf8[] = "invalid UTF-8 in a string";
 const char talas_json_error_nul[] = "NUL character in a string";
-#include "core/util.h"
 
 /* More members than any document Talas reads; bounds the duplicate check. */
 #define MAX_MEMBERS 64

@@ -152,15 +152,6 @@ static int reject_method(h2o_req_t *req, const char *allow)
     return 0;
 }
 
-/* The body, unless it is too large (answered: 413). */
-static int body_ok(h2o_req_t *req)
-{
-    if (req->entity.len <= MAX_BODY)
-        return 1;
-    talas_http_send_error(req, 413, "body_too_large", "the body exceeds %d bytes", MAX_BODY);
-    return 0;
-}
-
 static void time_json(struct talas_json *json, const char *key, uint64_t ms)
 {
     char buf[32];
@@ -663,8 +654,6 @@ int talas_session_api_create(const struct talas_worker_ctx *ctx, h2o_req_t *req)
     /* credentials first: without them, nothing about the body or the catalog */
     if ((access = access_before(ctx, req, &token)) == -1)
         return 0;
-    if (!body_ok(req))
-        return 0;
     memset(&b, 0, sizeof(b));
     b.p.conf = ctx->conf;
     b.p.req = req;
@@ -824,8 +813,6 @@ static int put_quality(const struct talas_worker_ctx *ctx, h2o_req_t *req, const
     struct quality_change *q;
     struct pending *g;
 
-    if (!body_ok(req))
-        return 0;
     memset(&b, 0, sizeof(b));
     b.p.conf = ctx->conf;
     b.p.req = req;
@@ -1004,8 +991,6 @@ static int post_metrics(const struct talas_worker_ctx *ctx, h2o_req_t *req, cons
     struct metrics_body *mb;
     struct pending *g;
 
-    if (!body_ok(req))
-        return 0;
     /* the change may run after this frame is gone: the body in the pool */
     mb = h2o_mem_alloc_pool(&req->pool, sizeof(*mb));
     memset(mb, 0, sizeof(*mb));

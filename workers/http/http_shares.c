@@ -345,10 +345,9 @@ static void send_share(const struct talas_worker_ctx *ctx, h2o_req_t *req, int s
 
 /* ------------------------------------------------------------ creating */
 
-/* After a JSON body was read with RC: 1 when it answered 400 (RC -1: not
- * a JSON object, JSON_ERROR; another RC: FIELD was bad, REASON), else 0. */
 /* Reads the body (talas_http_read_json_body) and answers a member that FN
- * refused (FIELD: REASON). 0 when read and every member taken. */
+ * refused (*FIELD: *REASON): 1 when it answered, 0 when every member was
+ * taken. */
 static int body_refused(h2o_req_t *req, int flags, talas_json_member_fn *fn, void *arg, const char *const *field,
                         const char *const *reason)
 {
