@@ -21,7 +21,8 @@
  * (no copy), or the encoder's buffer when this response waited for the
  * encode. It asks for the next READ_AHEAD chunks to be made as it goes, so
  * a listener never waits on an encode that could have started earlier, and
- * cancels them when it goes away.
+ * cancels them when it goes away: at once when h2o sees it go, and within
+ * PEER_CHECK_MS when it leaves while the response waits on an encode.
  *
  * ?normalize=LUFS (http_normalize.c) gives the profile a gain from the
  * track's measured loudness, and the variant its target.
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "core/token.h"
@@ -53,6 +55,12 @@
 #include "worker/worker_ctx.h"
 
 #define READ_AHEAD 2
+/* While a response waits on an encode, how often it looks whether its
+ * listener is still there (h2o reads an HTTP/1.1 socket only between
+ * requests: a listener who left is otherwise seen at the next write,
+ * after the chunk, one to two seconds of a core, has been encoded for
+ * nobody). */
+#define PEER_CHECK_MS 100
 /* fades of a preview */
 #define PREVIEW_FADE_MS 1000
 
@@ -70,6 +78,7 @@ struct tx_gen {
     struct talas_chunk *held; /* the chunk h2o is writing from */
     struct talas_chunk_waiter waiter;
     struct talas_chunk_waiter ahead[READ_AHEAD];
+    h2o_timeout_entry_t peer_check; /* armed while waiting on an encode */
     int counted;
     int done;
     /* estimateContentLength on a stream of unknown length (AAC not yet
@@ -223,6 +232,8 @@ static void gen_dispose(void *p)
 {
     struct tx_gen *gen = p;
 
+    if (h2o_timeout_is_linked(&gen->peer_check))
+        h2o_timeout_unlink(&gen->peer_check);
     talas_chunk_cancel(&gen->waiter);
     for (int i = 0; i < READ_AHEAD; i++)
         talas_chunk_cancel(&gen->ahead[i]);
@@ -351,9 +362,62 @@ static void send_chunk(struct tx_gen *gen, uint32_t c, struct talas_chunk *chunk
     }
 }
 
+/* Whether the HTTP/1.1 listener of REQ has closed its connection (a FIN or
+ * a reset, as nginx tells a client that went away while its upstream
+ * works): what it may still send, a pipelined request, stays unread. An
+ * HTTP/2 stream's end is h2o's to see. */
+static int peer_gone(h2o_req_t *req)
+{
+    h2o_socket_t *sock;
+    char byte;
+    ssize_t n;
+
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+        (sock = req->conn->callbacks->get_socket(req->conn)) == NULL)
+        return 0;
+    do
+        n = recv(h2o_socket_get_fd(sock), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n == -1 && errno == EINTR);
+    return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static h2o_timeout_t *peer_timeout(h2o_loop_t *loop)
+{
+    static h2o_timeout_t t;
+    static h2o_loop_t *initialized;
+
+    if (initialized != loop) {
+        h2o_timeout_init(loop, &t, PEER_CHECK_MS);
+        initialized = loop;
+    }
+    return &t;
+}
+
+static void on_peer_check(h2o_timeout_entry_t *entry)
+{
+    struct tx_gen *gen = H2O_STRUCT_FROM_MEMBER(struct tx_gen, peer_check, entry);
+
+    if (gen->waiter.supply == NULL)
+        return;
+    if (!peer_gone(gen->req)) {
+        h2o_timeout_link(gen->req->conn->ctx->loop, peer_timeout(gen->req->conn->ctx->loop),
+                         &gen->peer_check);
+        return;
+    }
+    /* nobody to send to: stop the encodes for this response now */
+    talas_chunk_cancel(&gen->waiter);
+    for (int i = 0; i < READ_AHEAD; i++)
+        talas_chunk_cancel(&gen->ahead[i]);
+    gen->done = 1;
+    h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
+}
+
 static void on_chunk(struct talas_chunk_waiter *w, enum talas_chunk_status status, struct talas_chunk *chunk)
 {
     struct tx_gen *gen = w->data;
+
+    if (h2o_timeout_is_linked(&gen->peer_check))
+        h2o_timeout_unlink(&gen->peer_check);
 
     if (status != TALAS_CHUNK_OK) {
         fail(gen, status == TALAS_CHUNK_RETRY ? "the chunk is not available now"
@@ -390,6 +454,11 @@ static void send_next(struct tx_gen *gen)
     gen->waiter.cb = on_chunk;
     gen->waiter.data = gen;
     talas_chunk_get(&gen->src, gen->asked, flags, &gen->waiter); /* on_chunk goes on */
+    if (gen->waiter.supply != NULL && !h2o_timeout_is_linked(&gen->peer_check)) {
+        gen->peer_check.cb = on_peer_check;
+        h2o_timeout_link(gen->req->conn->ctx->loop, peer_timeout(gen->req->conn->ctx->loop),
+                         &gen->peer_check);
+    }
 }
 
 static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
