@@ -2,7 +2,7 @@
  * media_input.c - opens an audio file for libavformat through its already
  * opened descriptor, and reads oversized FLAC comment blocks itself.
  *
- * Entry points: talas_media_open(), talas_media_close(), and the comment
+ * Entry points: talas_media_open(), talas_media_fd(), talas_media_close(), and the comment
  * reader talas_media_tags_parse() with talas_media_tags_free() and
  * talas_media_tag_cut(). Logs nothing: errors go back as AVERROR codes.
  *
@@ -124,8 +124,9 @@ void talas_media_tags_parse(const uint8_t *block, size_t len, struct talas_media
         if (vlen == 0)
             continue;
         *slot = xstrndup((const char *)value, talas_media_tag_cut((const char *)value, vlen));
-        if (tags->title != NULL && tags->artist != NULL && tags->album_artist != NULL && tags->album != NULL &&
-            tags->genre != NULL && tags->date != NULL && tags->track != NULL && tags->disc != NULL)
+        if (tags->title != NULL && tags->artist != NULL && tags->album_artist != NULL &&
+            tags->album != NULL && tags->genre != NULL && tags->date != NULL && tags->track != NULL &&
+            tags->disc != NULL)
             return;
     }
 }
@@ -308,6 +309,15 @@ fail:
     input_free(pb, in);
     talas_media_tags_free(tags_r);
     return ret;
+}
+
+int talas_media_fd(const AVFormatContext *fmt)
+{
+    const AVIOContext *pb = fmt->pb;
+
+    if (pb == NULL || pb->read_packet != media_read)
+        return -1;
+    return ((const struct media_input *)pb->opaque)->fd;
 }
 
 void talas_media_close(AVFormatContext **fmt)

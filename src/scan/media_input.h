@@ -63,6 +63,11 @@ struct talas_media_tags {
 int talas_media_open(AVFormatContext **fmt_r, int fd, const char *name, AVDictionary **opts,
                      struct talas_media_tags *tags_r);
 
+/* The descriptor an input opened by talas_media_open reads (its own: a
+ * caller may pread it, never close it or move its offset); -1 for any
+ * other input. */
+int talas_media_fd(const AVFormatContext *fmt);
+
 /* Closes an input opened by talas_media_open (and its descriptor); sets
  * *FMT to NULL. Also closes any other input, like avformat_close_input. */
 void talas_media_close(AVFormatContext **fmt);

@@ -2,7 +2,7 @@
  * talas-transcode.c - a command line over the chunked transcoder
  * (workers/media/transcoder.[ch]), for the integration tests and the benchmark.
  *
- *   talas-transcode measure FILE
+ *   talas-transcode measure FILE [--pass]   (--pass: by the demux pass alone)
  *   talas-transcode layout FILE PROFILE [--window START_S LEN_S FADE_S] [--frames]
  *                          [--normalize LUFS]
  *   talas-transcode encode FILE PROFILE [--order seq|reverse|random] [--seed N]
@@ -31,7 +31,7 @@
 #include "core/util.h"
 
 static const char *usage_text =
-    "usage: talas-transcode measure FILE\n"
+    "usage: talas-transcode measure FILE [--pass]\n"
     "       talas-transcode layout FILE PROFILE [--window START_S LEN_S FADE_S] [--frames]\n"
     "                              [--normalize LUFS]\n"
     "       talas-transcode encode FILE PROFILE [--order seq|reverse|random] [--seed N]\n"
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     double w_start = 0, w_len = 0, w_fade = 0;
     unsigned long seed = 1;
     long chunk_arg = -1;
-    int want_frames = 0, verbose = 0, argi;
+    int pass_only = 0, want_frames = 0, verbose = 0, argi;
     char *error = NULL;
     static char resolved[PATH_MAX];
 
@@ -149,6 +149,8 @@ int main(int argc, char **argv)
             if (*end != '\0' || lufs >= 0 || lufs < -70)
                 usage();
             p->normalize_dlu = (int)(lufs * 10 - 0.5);
+        } else if (strcmp(argv[argi], "--pass") == 0 && strcmp(cmd, "measure") == 0) {
+            pass_only = 1;
         } else if (strcmp(argv[argi], "--frames") == 0) {
             want_frames = 1;
         } else if (strcmp(argv[argi], "-v") == 0) {
@@ -160,7 +162,8 @@ int main(int argc, char **argv)
     /* libav's own messages only with -v: the tool reports errors itself */
     av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_QUIET);
 
-    if (talas_source_measure(file, &info, &error) < 0) {
+    if ((pass_only ? talas_source_measure_pass(file, &info, &error)
+                   : talas_source_measure(file, &info, &error)) < 0) {
         fprintf(stderr, "talas-transcode: %s\n", error);
         free(error);
         return 1;
@@ -179,6 +182,8 @@ int main(int argc, char **argv)
         talas_json_uint(&j, info.channels);
         talas_json_key(&j, "truncated");
         talas_json_bool(&j, info.truncated);
+        talas_json_key(&j, "measured_by");
+        talas_json_string(&j, info.measured_by);
         talas_json_object_end(&j);
         print_json(&b);
         return 0;
@@ -225,7 +230,8 @@ int main(int argc, char **argv)
         talas_json_key(&j, "encoder_starts");
         talas_json_array_begin(&j);
         for (uint32_t c = 0; c < l.chunks; c++)
-            talas_json_int(&j, (int64_t)talas_layout_chunk_start(&l, c) - talas_layout_chunk_preroll(p, &l, c));
+            talas_json_int(&j,
+                           (int64_t)talas_layout_chunk_start(&l, c) - talas_layout_chunk_preroll(p, &l, c));
         talas_json_array_end(&j);
         talas_json_key(&j, "out_samples");
         talas_json_uint(&j, l.out_samples);

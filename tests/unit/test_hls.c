@@ -31,7 +31,7 @@
 
 static void layout_of(const struct talas_profile *p, uint64_t samples, unsigned rate, struct talas_layout *l)
 {
-    struct talas_source_info src = {samples, rate, 2, 0};
+    struct talas_source_info src = {.samples = samples, .sample_rate = rate, .channels = 2};
     char *error = NULL;
 
     if (talas_layout_compute(p, &src, NULL, l, &error) != 0)

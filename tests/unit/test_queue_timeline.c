@@ -24,7 +24,7 @@ static struct talas_profile medium;
 
 static void layout_of(uint64_t samples, unsigned rate, unsigned channels, struct talas_layout *l)
 {
-    struct talas_source_info src = {samples, rate, channels, 0};
+    struct talas_source_info src = {.samples = samples, .sample_rate = rate, .channels = channels};
     char *error = NULL;
 
     if (talas_layout_compute(&medium, &src, NULL, l, &error) != 0)

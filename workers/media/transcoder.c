@@ -21,9 +21,10 @@
  *   encoder   fresh libmp3lame / aac context, fed x from
  *             (first_frame - P) * frame_samples; its q-th packet is global
  *             frame first_frame - P + q, the first P are dropped (P: the
- *             layout's pre-roll; for AAC at most first_frame). x is zero before 0 and from out_samples on, so the
- *             encoder is never flushed: it runs until it has produced the
- *             chunk's frames, exactly as a continuous encode would.
+ *             layout's pre-roll; for AAC at most first_frame). x is
+ *             zero before 0 and from out_samples on, so the encoder is
+ *             never flushed: it runs until it has produced the chunk's
+ *             frames, exactly as a continuous encode would.
  *
  * A normalized profile (p->normalize_dlu) puts a fourth stage between the
  * resampler and the encoder: media/normalize.c's gain and true-peak
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -47,6 +49,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "media/mp3_length.h"
 #include "media/normalize.h"
 #include "media/queue_timeline.h"
 #include "media/track_file.h"
@@ -363,13 +366,142 @@ static int flac_tail_matches(AVFormatContext *fmt, AVStream *st, AVPacket *pkt, 
     return ret == AVERROR_EOF && end == total;
 }
 
-int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r)
+/* The MPEG audio decoder's own delay, which libavformat adds to the
+ * encoder delay an Info tag's LAME extension states. */
+#define MP3_DECODER_DELAY 529
+
+static long fd_pread(void *arg, void *buf, size_t n, uint64_t off)
+{
+    ssize_t got;
+
+    do
+        got = pread(*(const int *)arg, buf, n, (off_t)off);
+    while (got == -1 && errno == EINTR);
+    return (long)got;
+}
+
+/* The first packet of ST that is not discarded: the samples its side data
+ * says to skip (from its start, and from its end). -1 when there is none. */
+static int64_t first_packet_skip(AVFormatContext *fmt, AVStream *st, AVPacket *pkt)
+{
+    int64_t skip = -1;
+    int ret;
+
+    while ((ret = av_read_frame(fmt, pkt)) >= 0) {
+        if (pkt->stream_index == st->index && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+            size_t size;
+            const uint8_t *side = av_packet_get_side_data(pkt, AV_PKT_DATA_SKIP_SAMPLES, &size);
+
+            skip = side != NULL && size >= 8 ? (int64_t)AV_RL32(side) + AV_RL32(side + 4) : 0;
+            av_packet_unref(pkt);
+            break;
+        }
+        av_packet_unref(pkt);
+    }
+    return skip;
+}
+
+/*
+ * MP3: the Info tag's length, when a walk over the frame headers counts
+ * the frames it states (mp3_length.c) and libavformat read the same tag:
+ * its duration is those frames, and its first packet skips the encoder
+ * delay the tag states plus the decoder's. The last packets then discard
+ * the padding less the decoder's delay (none when the padding is
+ * shorter), as the pass's packets would say.
+ * Returns the samples, or -1 (the pass decides).
+ */
+static int64_t mp3_tag_samples(AVFormatContext *fmt, AVStream *st, AVPacket *pkt)
+{
+    int fd = talas_media_fd(fmt);
+    struct talas_mp3_input in = {0, fd_pread, &fd};
+    struct talas_mp3_length m;
+    struct stat sb;
+    int64_t total, skip;
+
+    if (fd == -1 || fstat(fd, &sb) != 0 || sb.st_size <= 0)
+        return -1;
+    in.size = (uint64_t)sb.st_size;
+    if (talas_mp3_length(&in, &m) != 0 || m.rate != (unsigned)st->codecpar->sample_rate)
+        return -1;
+    total = (int64_t)m.frames * m.spf;
+    skip = m.lame ? m.start_pad + MP3_DECODER_DELAY : 0;
+    if (st->duration != av_rescale_q(total, (AVRational){1, (int)m.rate}, st->time_base) ||
+        first_packet_skip(fmt, st, pkt) != skip)
+        return -1;
+    total -= skip;
+    if (m.lame && m.end_pad > MP3_DECODER_DELAY)
+        total -= m.end_pad - MP3_DECODER_DELAY;
+    return total > 0 ? total : 0;
+}
+
+/*
+ * MP4: the sample table's length, when libavformat indexed every sample
+ * the table counts (a fragmented file indexes as it reads), every sample
+ * lies inside the file (a cut one does not), and the samples an edit list
+ * discards come first. A packet lasts until the next one's timestamp, the
+ * last one until the stream's duration: the kept packets add up to the
+ * duration less the first kept timestamp, less what the first one skips.
+ * Returns the samples, or -1 (the pass decides).
+ */
+static int64_t mp4_table_samples(AVFormatContext *fmt, AVStream *st, AVPacket *pkt)
+{
+    int n = avformat_index_get_entries_count(st);
+    int64_t size = avio_size(fmt->pb), first = AV_NOPTS_VALUE, last = INT64_MIN, skip, total;
+
+    if (n <= 0 || st->nb_frames != n || size <= 0 || st->duration <= 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const AVIndexEntry *e = avformat_index_get_entry(st, i);
+
+        if (e == NULL || e->pos < 0 || e->size < 0 || e->pos + e->size > size || e->timestamp <= last)
+            return -1;
+        last = e->timestamp;
+        if (!(e->flags & AVINDEX_DISCARD_FRAME)) {
+            if (first == AV_NOPTS_VALUE)
+                first = e->timestamp;
+        } else if (first != AV_NOPTS_VALUE) {
+            return -1;
+        }
+    }
+    if (first == AV_NOPTS_VALUE || st->duration <= last || (skip = first_packet_skip(fmt, st, pkt)) < 0)
+        return -1;
+    total =
+        av_rescale_q(st->duration - first, st->time_base, (AVRational){1, st->codecpar->sample_rate}) - skip;
+    return total > 0 ? total : 0;
+}
+
+/* The length the container states, when the file confirms it (see
+ * talas_source_measure): the samples, with *HOW_R saying whence; -1 when
+ * the pass must decide. FMT may have read packets. */
+static int64_t stated_samples(AVFormatContext *fmt, AVStream *st, AVPacket *pkt, const char **how_r)
+{
+    const char *name = fmt->iformat->name;
+
+    if (strcmp(name, "flac") == 0 && st->duration > 0 && st->start_time <= 0) {
+        *how_r = "streaminfo";
+        return flac_tail_matches(fmt, st, pkt, st->duration)
+                   ? av_rescale_q(st->duration, st->time_base, (AVRational){1, st->codecpar->sample_rate})
+                   : -1;
+    }
+    if (strcmp(name, "mp3") == 0 && st->duration > 0) {
+        *how_r = "info tag";
+        return mp3_tag_samples(fmt, st, pkt);
+    }
+    if (strncmp(name, "mov,", 4) == 0) {
+        *how_r = "sample table";
+        return mp4_table_samples(fmt, st, pkt);
+    }
+    return -1;
+}
+
+static int source_measure(const char *path, int pass_only, struct talas_source_info *info_r, char **error_r)
 {
     struct io_guard guard = {talas_now_ms() + CHUNK_DEADLINE_MS, NULL};
     AVFormatContext *fmt = NULL;
     AVStream *st;
     AVPacket *pkt = NULL;
-    int64_t duration = 0, trimmed = 0;
+    int64_t duration = 0, trimmed = 0, stated;
+    const char *how = NULL;
     unsigned rate;
     int ret;
 
@@ -384,6 +516,7 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
      * a pass over hundreds of megabytes */
     if (codec_is_pcm(st->codecpar->codec_id) && st->duration > 0) {
         info_r->samples = av_rescale_q(st->duration, st->time_base, (AVRational){1, rate});
+        info_r->measured_by = "header";
         talas_media_close(&fmt);
         return 0;
     }
@@ -391,22 +524,24 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
     pkt = av_packet_alloc();
     if (pkt == NULL)
         fatal("%s: av_packet_alloc() failed", __func__);
-    /* FLAC: STREAMINFO's length when the end of the file confirms it;
-     * otherwise (a cut file, no length declared) the pass below, from a
+    /* the length the container states, when the file confirms it;
+     * otherwise (a cut file, no length stated) the pass below, from a
      * fresh open */
-    if (strcmp(fmt->iformat->name, "flac") == 0 && st->duration > 0 && st->start_time <= 0) {
-        if (flac_tail_matches(fmt, st, pkt, st->duration)) {
-            info_r->samples = (uint64_t)av_rescale_q(st->duration, st->time_base, (AVRational){1, rate});
-            av_packet_free(&pkt);
-            talas_media_close(&fmt);
-            return 0;
-        }
+    if (!pass_only && (stated = stated_samples(fmt, st, pkt, &how)) >= 0) {
+        info_r->samples = (uint64_t)stated;
+        info_r->measured_by = how;
+        av_packet_free(&pkt);
+        talas_media_close(&fmt);
+        return 0;
+    }
+    if (how != NULL) {
         talas_media_close(&fmt);
         if (input_open(path, &guard, &fmt, &st, error_r) < 0) {
             av_packet_free(&pkt);
             return -1;
         }
     }
+    info_r->measured_by = "pass";
     /* Ogg: the demuxer reads the length from the last page's granule
      * (already end-trimmed), while packet durations count packets that
      * decode to nothing (Vorbis's first): length less the pre-skip */
@@ -421,6 +556,7 @@ int talas_source_measure(const char *path, struct talas_source_info *info_r, cha
             if (skip != NULL && size >= 4)
                 duration -= AV_RL32(skip);
             info_r->samples = duration > 0 ? (uint64_t)duration : 0;
+            info_r->measured_by = "ogg granule";
             av_packet_free(&pkt);
             talas_media_close(&fmt);
             return 0;
@@ -462,14 +598,17 @@ fail:
     return -1;
 }
 
-/* ------------------------------------------------------------ layout */
+int talas_source_measure(const char *path, struct talas_source_info *info_r, char **error_r)
+{
+    return source_measure(path, 0, info_r, error_r);
+}
 
-static const unsigned mp3_bitrates[2][15] = {
-    /* MPEG-2 and 2.5 (LSF) */
-    {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},
-    /* MPEG-1 */
-    {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320},
-};
+int talas_source_measure_pass(const char *path, struct talas_source_info *info_r, char **error_r)
+{
+    return source_measure(path, 1, info_r, error_r);
+}
+
+/* ------------------------------------------------------------ layout */
 
 struct mp3_format {
     int version;        /* 1 MPEG-1, 0 MPEG-2, -1 MPEG-2.5 */
@@ -497,7 +636,7 @@ static int mp3_format(unsigned rate, unsigned channels, struct mp3_format *f)
 static int mp3_bitrate_index(const struct mp3_format *f, unsigned kbps)
 {
     for (int i = 1; i < 15; i++)
-        if (mp3_bitrates[f->version == 1][i] == kbps)
+        if (talas_mp3_kbps[f->version == 1][i] == kbps)
             return i;
     return -1;
 }
@@ -682,10 +821,10 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
         /* The Info frame: the profile's bitrate unless its frames are too
          * small for the tag (very low bitrates) */
         info_idx = mp3_bitrate_index(&f, kbps);
-        while (info_idx < 14 && mp3_frame_bytes(&f, mp3_bitrates[f.version == 1][info_idx], p->sample_rate) <
-                                    4 + f.side_info + INFO_TAG_BYTES)
+        while (info_idx < 14 && mp3_frame_bytes(&f, talas_mp3_kbps[f.version == 1][info_idx],
+                                                p->sample_rate) < 4 + f.side_info + INFO_TAG_BYTES)
             info_idx++;
-        l.header_size = mp3_frame_bytes(&f, mp3_bitrates[f.version == 1][info_idx], p->sample_rate);
+        l.header_size = mp3_frame_bytes(&f, talas_mp3_kbps[f.version == 1][info_idx], p->sample_rate);
         l.exact_size = 1;
         chunk_frames = (CHUNK_SECONDS * (uint64_t)p->sample_rate + f.spf / 2) / f.spf;
         if (chunk_frames < 1 || chunk_frames > TALAS_LAYOUT_MAX_CHUNK_FRAMES) {
@@ -780,7 +919,7 @@ int talas_transcode_header(const struct talas_profile *p, const struct talas_lay
         l->encoder_delay < 529)
         return -1;
     for (int i = 1; i < 15; i++)
-        if (mp3_frame_bytes(&f, mp3_bitrates[f.version == 1][i], p->sample_rate) == l->header_size)
+        if (mp3_frame_bytes(&f, talas_mp3_kbps[f.version == 1][i], p->sample_rate) == l->header_size)
             bitrate_idx = i;
     if (bitrate_idx < 0)
         return -1;
