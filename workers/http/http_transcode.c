@@ -228,15 +228,22 @@ static int parse_params(const struct talas_worker_ctx *ctx, h2o_req_t *req, stru
 
 /* ----------------------------------------------------------- generator */
 
+/* Leaves the chunk this response waits for and those it reads ahead:
+ * an encode nobody else waits for stops (transcode_jobs.h). */
+static void cancel_encodes(struct tx_gen *gen)
+{
+    talas_chunk_cancel(&gen->waiter);
+    for (int i = 0; i < READ_AHEAD; i++)
+        talas_chunk_cancel(&gen->ahead[i]);
+}
+
 static void gen_dispose(void *p)
 {
     struct tx_gen *gen = p;
 
     if (h2o_timeout_is_linked(&gen->peer_check))
         h2o_timeout_unlink(&gen->peer_check);
-    talas_chunk_cancel(&gen->waiter);
-    for (int i = 0; i < READ_AHEAD; i++)
-        talas_chunk_cancel(&gen->ahead[i]);
+    cancel_encodes(gen);
     talas_chunk_release(gen->held);
     gen->held = NULL;
 }
@@ -405,9 +412,7 @@ static void on_peer_check(h2o_timeout_entry_t *entry)
         return;
     }
     /* nobody to send to: stop the encodes for this response now */
-    talas_chunk_cancel(&gen->waiter);
-    for (int i = 0; i < READ_AHEAD; i++)
-        talas_chunk_cancel(&gen->ahead[i]);
+    cancel_encodes(gen);
     gen->done = 1;
     h2o_send(gen->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }

@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -413,14 +412,12 @@ static int64_t first_packet_skip(AVFormatContext *fmt, AVStream *st, AVPacket *p
 static int64_t mp3_tag_samples(AVFormatContext *fmt, AVStream *st, AVPacket *pkt)
 {
     int fd = talas_media_fd(fmt);
-    struct talas_mp3_input in = {0, fd_pread, &fd};
+    int64_t size = avio_size(fmt->pb), total, skip;
+    struct talas_mp3_input in = {(uint64_t)size, fd_pread, &fd};
     struct talas_mp3_length m;
-    struct stat sb;
-    int64_t total, skip;
 
-    if (fd == -1 || fstat(fd, &sb) != 0 || sb.st_size <= 0)
+    if (fd == -1 || size <= 0)
         return -1;
-    in.size = (uint64_t)sb.st_size;
     if (talas_mp3_length(&in, &m) != 0 || m.rate != (unsigned)st->codecpar->sample_rate)
         return -1;
     total = (int64_t)m.frames * m.spf;
