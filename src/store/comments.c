@@ -123,37 +123,51 @@ static int put(struct talas_storage *st, MDB_txn *txn, const struct talas_commen
     return rc;
 }
 
-/* How many comments TRACK has, counting no further than MAX. */
-static int count_upto(struct talas_storage *st, MDB_txn *txn, const char *track, size_t max, size_t *n_r)
+/* How many comments TRACK has, counting no further than MAX, and the
+ * latest creation time among those counted (0: none). */
+static int count_upto(struct talas_storage *st, MDB_txn *txn, const char *track, size_t max, size_t *n_r,
+                      uint64_t *latest_r)
 {
     size_t len = strlen(track) + 1, n = 0;
     MDB_val k = {len, (void *)track}, v;
     MDB_cursor *cur;
+    uint64_t latest = 0;
     int rc;
 
     if ((rc = mdb_cursor_open(txn, talas_storage_dbi(st, TALAS_DBI_TRACK_COMMENTS), &cur)) != 0)
         return rc;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && n < max && k.mv_size > len && memcmp(k.mv_data, track, len) == 0) {
+        struct talas_comment c;
+        char id[TALAS_COMMENT_ID_LEN + 1];
+        if (k.mv_size == INDEX_KEY_LEN(len - 1)) {
+            memcpy(id, (const char *)k.mv_data + len + 8, TALAS_COMMENT_ID_LEN);
+            id[TALAS_COMMENT_ID_LEN] = '\0';
+            if (get(st, txn, id, &c) == 0 && c.created_ms > latest)
+                latest = c.created_ms;
+        }
         n++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     *n_r = n;
+    *latest_r = latest;
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r)
+int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r,
+                      uint64_t *created_r)
 {
     size_t n;
     struct talas_comment p, stored = *c;
+    uint64_t latest;
     char root[TALAS_COMMENT_ID_LEN + 1] = "";
     MDB_txn *txn;
     int rc;
 
     if ((rc = talas_storage_write_begin(st, &txn)) != 0)
         return rc;
-    if ((rc = count_upto(st, txn, c->track, max, &n)) != 0)
+    if ((rc = count_upto(st, txn, c->track, max, &n, &latest)) != 0)
         goto fail;
     if (n >= max) {
         rc = TALAS_COMMENT_TRACK_FULL;
@@ -175,12 +189,16 @@ int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, s
         root[TALAS_COMMENT_ID_LEN] = '\0';
     }
     stored.parent = root;
+    if (stored.created_ms <= latest)
+        stored.created_ms = latest + 1;
     if ((rc = put(st, txn, &stored, 0)) != 0)
         goto fail;
     if ((rc = mdb_txn_commit(txn)) != 0)
         return rc;
     if (parent_r != NULL)
         memcpy(parent_r, root, sizeof(root));
+    if (created_r != NULL)
+        *created_r = stored.created_ms;
     return 0;
 fail:
     mdb_txn_abort(txn);

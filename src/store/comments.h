@@ -55,10 +55,15 @@ void talas_comment_id_make(char id_r[TALAS_COMMENT_ID_LEN + 1]);
 /* Adds C (its parent replaced by the thread's first comment when it is a
  * reply) unless its track already holds MAX comments (replies count);
  * PARENT_R (TALAS_COMMENT_ID_LEN + 1, may be NULL) gets the parent stored.
+ * Its creation time is C's, or just after the latest of the track's other
+ * comments when that is not earlier (comments stamped in one millisecond
+ * by two workers keep the order they were stored in); *CREATED_R (may be
+ * NULL) gets the time stored.
  * 0, TALAS_COMMENT_NO_PARENT, _PARENT_ELSEWHERE, _TRACK_FULL or an LMDB
  * error; one short write transaction, in which the count is taken (LMDB
  * has one writer: the cap holds exactly, across workers). */
-int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r);
+int talas_comment_add(struct talas_storage *st, const struct talas_comment *c, size_t max, char *parent_r,
+                      uint64_t *created_r);
 
 /* Changes the body of comment ID, as USER (NULL: the backend, anyone's).
  * On 0, *OUT (strings in a malloc'd block *mem_r, the caller frees) is the

@@ -83,6 +83,12 @@
  * was saved. talas_play_queue_save replaces the row, or deletes it for an
  * empty JSON array of tracks, in one statement: repeated, it changes
  * nothing more.
+ *
+ * Version 8, comments in the order they were stored: under the track's
+ * lock, talas_comment_add_capped stamps a comment with p_now or, when that
+ * is not later, just after the track's latest one (two nodes or workers
+ * posting in one millisecond), and answers the time stored as a third
+ * column, created_ms.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -546,8 +552,26 @@ static const char v7[] =
     "    RETURN 0;\n"
     "END $$;\n";
 
+static const char v8[] =
+    "DROP FUNCTION talas_comment_add_capped(text, text, text, text, bigint, bigint, text, bigint);\n"
+    "CREATE FUNCTION talas_comment_add_capped(p_id text, p_track text, p_user text, p_parent text,\n"
+    "    p_at bigint, p_now bigint, p_body text, p_max bigint, OUT outcome text, OUT parent text,\n"
+    "    OUT created_ms bigint)\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    latest bigint;\n"
+    "BEGIN\n"
+    "    PERFORM pg_advisory_xact_lock(hashtextextended('talas_comments:' || p_track, 0));\n"
+    "    IF (SELECT count(*) FROM talas_comments WHERE track = p_track) >= p_max THEN\n"
+    "        outcome := 'full'; parent := NULL; created_ms := NULL; RETURN;\n"
+    "    END IF;\n"
+    "    SELECT max(c.created_ms) INTO latest FROM talas_comments c WHERE c.track = p_track;\n"
+    "    created_ms := greatest(p_now, coalesce(latest + 1, p_now));\n"
+    "    SELECT a.outcome, a.parent INTO outcome, parent\n"
+    "        FROM talas_comment_add(p_id, p_track, p_user, p_parent, p_at, created_ms, p_body) AS a;\n"
+    "END $$;\n";
 
-const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5, v6, v7};
+const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION] = {v1, v2, v3, v4, v5, v6, v7, v8};
 
 const char talas_pg_schema_check_sql[] = "SELECT version FROM talas_schema";
 

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 /* The version this build reads and writes. */
-#define TALAS_PG_SCHEMA_VERSION 7
+#define TALAS_PG_SCHEMA_VERSION 8
 
 /* talas_pg_migrations[V]: the SQL from version V to V + 1 (V from 0). */
 extern const char *const talas_pg_migrations[TALAS_PG_SCHEMA_VERSION];

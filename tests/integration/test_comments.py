@@ -21,9 +21,13 @@ library generated with ffmpeg, with real clients (HTTP, python3-websockets):
   quota_exceeded naming the key, replies count, a deletion makes room, and
   concurrent posts from many clients store exactly the cap (LMDB: one
   writer);
+- replies posted one after the other on fresh connections (to either
+  worker) list in the order they were posted, each stamped after the
+  track's latest comment by the store;
 - cluster mode: a comment posted on node A is listed on node B (the
-  PostgreSQL store), and posts racing on both nodes store exactly the cap
-  (an advisory lock per track in the schema's function).
+  PostgreSQL store), replies posted alternately on A and B list in the
+  order they were posted, and posts racing on both nodes store exactly
+  the cap (an advisory lock per track in the schema's function).
 """
 
 import asyncio
@@ -174,6 +178,34 @@ def test_threads_by_time_and_versions(csrv):
     assert late["comment_id"] not in ids and r1["comment_id"] not in ids and r2["comment_id"] not in ids
     for c in (early, other):
         call(csrv, "DELETE", f"/api/comments/{c['comment_id']}", "backend")
+
+
+def test_replies_list_in_the_order_they_were_posted(csrv):
+    # Each reply is posted once the previous one was answered, on a fresh
+    # connection, so to either of the two workers: many land in the same
+    # millisecond as the previous one, stamped by the other worker. The
+    # store stamps each after the track's latest, and the listing keeps
+    # the order they were posted in.
+    tid = csrv.ids["Elsewhere"]["id"]
+    st, root = post(csrv, tid, "ann", {"at_ms": 100, "body": "root"})
+    assert st == 201, root
+    h = {**auth(csrv, "ben"), "Content-Type": "application/json"}
+    posted, stamps = [], []
+    for i in range(40):
+        body = json.dumps({"at_ms": 200, "body": f"reply {i}", "parent_id": root["comment_id"]}).encode()
+        st, _, raw = csrv.get(f"/api/tracks/{tid}/comments", method="POST", headers=h, body=body)
+        assert st == 201, raw
+        c = json.loads(raw)
+        posted.append(c["comment_id"])
+        stamps.append(c["created_ms"])
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps
+    doc = listing(csrv, tid)
+    assert [t["comment_id"] for t in doc["threads"]] == [root["comment_id"]]
+    got = doc["threads"][0]["replies"]
+    assert [r["comment_id"] for r in got] == posted
+    assert [r["created_ms"] for r in got] == stamps  # the response gave the time stored
+    st, _ = call(csrv, "DELETE", f"/api/comments/{root['comment_id']}", "backend")
+    assert st == 200
 
 
 REFUSALS = [
@@ -473,12 +505,14 @@ def test_track_commented_song_filter_follows_the_versions(csrv):
 
 # ------------------------------------------------------------ cluster
 
+CLUSTER_CAP = 64  # a thread of 61 below, and a race of 80 posts past it
+
 def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_server, pg_database):
     nodes = []
     for name in ("node-a", "node-b"):
         srv = talas_server([clib], start=False, name=name, workers=2)
         ak.configure(srv, keys, cf.cluster_yaml(name, redis_server.address, pg_database[1]).rstrip("\n") +
-                  f"\ncomments:\n  max_per_track: {CAP}\n")
+                  f"\ncomments:\n  max_per_track: {CLUSTER_CAP}\n")
         r = srv.talasctl("db", "migrate")
         assert r.returncode == 0, (r.stdout, r.stderr)
         srv.start()
@@ -492,6 +526,17 @@ def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_ser
     assert st == 201, c
     got = [x for x in all_comments(listing(b, tid)) if x["comment_id"] == c["comment_id"]]
     assert got and got[0]["body"] == "\u202e<script>x</script>" and got[0]["at_ms"] == 1234
+    # replies posted one after the other, alternately on A and B, list in
+    # the order they were posted (the schema's function stamps each after
+    # the track's latest)
+    posted = []
+    for i in range(60):
+        st, r = post((a, b)[i % 2], tid, "ben", {"at_ms": 1300, "body": f"r{i}", "parent_id": c["comment_id"]})
+        assert st == 201, r
+        posted.append((r["comment_id"], r["created_ms"]))
+    thread = [t for t in listing(a, tid)["threads"] if t["comment_id"] == c["comment_id"]][0]
+    assert [(r["comment_id"], r["created_ms"]) for r in thread["replies"]] == posted
+    assert len({ms for _, ms in posted}) == len(posted)
     # the author check holds on B as well
     st, e = call(b, "PATCH", f"/api/comments/{c['comment_id']}", "bob", {"body": "x"})
     assert st == 403 and e["error"]["code"] == "forbidden"
@@ -502,6 +547,6 @@ def test_cluster_comment_on_a_is_listed_on_b(talas_server, clib, keys, redis_ser
     # store exactly the cap, and the rest are refused with 429
     other = a.ids["Elsewhere"]["id"]
     statuses = race([(n, other, f"racer{i}", {"at_ms": i, "body": f"race {i}"})
-                     for i in range(12) for n in (a, b)])
-    assert sorted(statuses) == [201] * CAP + [429] * (24 - CAP), statuses
-    assert len(all_comments(listing(b, other))) == CAP
+                     for i in range(40) for n in (a, b)])
+    assert sorted(statuses) == [201] * CLUSTER_CAP + [429] * (80 - CLUSTER_CAP), statuses
+    assert len(all_comments(listing(b, other))) == CLUSTER_CAP

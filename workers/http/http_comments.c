@@ -380,9 +380,9 @@ static void on_changed(void *data, const struct talas_state_comment_result *r)
 }
 
 /* The creation time of a new comment: the wall clock, but after the last
- * one this worker stamped, so that two comments posted in one
- * millisecond (a reply and the next) still list in the order they were
- * made. */
+ * one this worker stamped. The store moves it after the track's latest
+ * comment when another worker or node stamped that one in the same
+ * millisecond, and the response gives the time stored. */
 static uint64_t creation_stamp(void)
 {
     static uint64_t last;

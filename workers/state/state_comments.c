@@ -66,8 +66,9 @@ struct talas_state_comment_op *talas_state_comment_add(const struct talas_worker
 
     if (ctx->records != NULL)
         return talas__state_comment_pg_add(ctx, c, cb, data);
-    rc = talas_comment_add(ctx->storage, c, (size_t)ctx->conf->comments_max_per_track, parent);
     stored = *c;
+    rc = talas_comment_add(ctx->storage, c, (size_t)ctx->conf->comments_max_per_track, parent,
+                           &stored.created_ms);
     stored.parent = parent;
     local_done(rc, &stored, "comments: adding", cb, data);
     return NULL;

@@ -6,7 +6,7 @@
  * talas__state_comment_pg_add, _change, _list, _cancel.
  *
  * Each change is one call of the schema's SQL function (store/pg_schema.c
- * versions 3 and 5), one round trip, the parent or the author checked in
+ * versions 3, 5 and 8), one round trip, the parent or the author checked in
  * its transaction, and an add counted against comments.max_per_track
  * under a lock on the track (exact across nodes); the refusals carry store/comments.h's reasons, so both
  * stores refuse in the same words. A listing is one statement. Nothing is
@@ -38,7 +38,7 @@ struct talas_state_comment_op {
 };
 
 
-static const char sql_add[] = "SELECT outcome, parent FROM talas_comment_add_capped($1, $2, $3, $4, "
+static const char sql_add[] = "SELECT outcome, parent, created_ms FROM talas_comment_add_capped($1, $2, $3, $4, "
                               "$5::bigint, $6::bigint, $7, $8::bigint)";
 static const char sql_change[] = "SELECT outcome, track, user_id, parent, at_ms, created_ms, edited_ms, body "
                                  "FROM talas_comment_change($1, $2, $3, $4::bigint)";
@@ -86,15 +86,20 @@ static void on_result(void *data, const PGresult *res, const char *error)
         const char *outcome = PQgetvalue(res, 0, 0);
         if (strcmp(outcome, "ok") == 0) {
             r.outcome = TALAS_STATE_OK;
-            if (op->kind == ADD) {
+            if (op->kind == ADD && PQnfields(res) != 3) {
+                log_error("records: a comment add answered %d columns, not 3", PQnfields(res));
+                r.outcome = TALAS_STATE_FAILED;
+            } else if (op->kind == ADD) {
                 one = op->c;
                 one.parent = PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1);
+                one.created_ms = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+                r.comment = &one;
             } else {
                 row_comment(res, 0, 1, op->c.id, &one);
                 if (PQgetisnull(res, 0, 3))
                     one.parent = "";
+                r.comment = &one;
             }
-            r.comment = &one;
         } else if (strcmp(outcome, "full") == 0) {
             r.outcome = TALAS_STATE_QUOTA;
         } else if (strcmp(outcome, "no_parent") == 0) {
