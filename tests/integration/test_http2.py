@@ -3,10 +3,15 @@
 Real clients (curl, nghttp) against a Talas with a cleartext listener and a
 TLS listener whose certificate is made here for 127.0.0.1.  Each transport
 is checked with a full download (hash) and a Range request (206, bytes).
+A file cut under a slow HTTP/2 download ends its stream short (reset), and
+the worker serves the shorter file next.
 """
 
 import hashlib
+import os
 import re
+import subprocess
+import time
 
 import pytest
 
@@ -163,3 +168,42 @@ def test_nghttp_many_streams_one_connection(h2):
     assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr
     st = statuses(cp.stdout)
     assert sorted(st) == sorted(["200"] * 3 * 4 + ["404"] * 3), st
+
+
+def test_file_truncated_under_an_http2_download(talas_server, tmp_path):
+    # HTTP/2 pulls the body straight into the connection's write buffer.
+    # A file cut under a slow download must end the stream (RST_STREAM,
+    # fewer bytes than its length), never pad it or spin, and the worker
+    # goes on serving: the next download is the new, shorter file.
+    tf.require_tool("curl", "curl")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = tf.make_big_wav(lib / "big.wav", seconds=120)  # ~21 MB
+    size0 = big.stat().st_size
+    srv = talas_server([lib], workers=2)
+    t = srv.track_by_title("Big WAV")
+    pids = srv.worker_pids()
+    out = tmp_path / "body"
+    url = f"{srv.base_url}/stream/{t['id']}"
+    proc = subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge", "--limit-rate", "400k",
+                             "--max-time", "120", "-w", "%{http_version} %{http_code} %{size_download}",
+                             "-o", str(out), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        tf.wait_for(lambda: out.exists() and out.stat().st_size > 1_000_000, 30, what="the download to start")
+        os.truncate(big, 2_000_000)
+        stdout, stderr = proc.communicate(timeout=100)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    version, code, got = stdout.split()
+    assert (version, code) == ("2", "200")
+    # cut short, and said so: curl reports the stream's reset
+    assert proc.returncode != 0 and int(got) < size0, (proc.returncode, got, size0, stderr)
+    with open(out, "rb") as f, open(lib / "big.wav", "rb") as g:
+        assert f.read(100_000) == g.read(100_000)
+    assert srv.worker_pids() == pids
+    assert "file truncated" in srv.error_log.read_text()
+    time.sleep(1.1)  # the file cache keeps an open file one second
+    version, code, size, _ = curl(["--http2-prior-knowledge", url], tmp_path / "again")
+    assert (version, code, size) == ("2", 200, 2_000_000)
+    assert (tmp_path / "again").read_bytes() == big.read_bytes()

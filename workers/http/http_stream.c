@@ -14,8 +14,13 @@
  *     headers, then the bytes go from the page cache to the socket with
  *     sendfile(2), never through user space (as nginx's "sendfile on").
  *     Copying into the socket was 40% of a worker's time before this;
- *   - HTTP/2, TLS and multipart: pread() into one buffer per response,
- *     handed to h2o, which frames (or encrypts) and writes it.
+ *   - HTTP/2, one range or the whole file: h2o pulls the body (its "pull"
+ *     output stream, as its own file handler does), and each pread() lands
+ *     in the connection's write buffer, right after the DATA frame's
+ *     header: one copy, where a buffer of the response's own, then copied
+ *     into frames, took two (0.62x h2o's whole-file rate before);
+ *   - HTTP/1.x over TLS, and multipart: pread() into one buffer per
+ *     response, handed to h2o, which frames (or encrypts) and writes it.
  * Either way the client's pace drives it (backpressure), and one call
  * moves at most SENDFILE_SLICE or one buffer, so a fast client on a big
  * file cannot keep the loop from the other connections.
@@ -229,6 +234,31 @@ static void do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
         }
     }
     h2o_send(req, vecs, nvecs, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* h2o's pull callback (HTTP/2, one range or the whole file): fills BUF
+ * (the room of one DATA frame in the connection's write buffer) from the
+ * file, and shortens it to what was read. h2o counts the bytes sent. */
+static h2o_send_state_t do_pull(h2o_generator_t *_gen, h2o_req_t *req, h2o_iovec_t *buf)
+{
+    struct stream_gen *gen = (void *)_gen;
+    ssize_t rret;
+
+    if (gen->remaining < buf->len)
+        buf->len = (size_t)gen->remaining;
+    do {
+        rret = pread(gen->ref->fd, buf->base, buf->len, (off_t)gen->off);
+    } while (rret == -1 && errno == EINTR);
+    if (rret <= 0) {
+        log_warn("%s: pread(\"%s\") at %" PRIu64 " failed: %s", __func__, gen->ref->_path, gen->off,
+                 rret == 0 ? "file truncated" : strerror(errno));
+        buf->len = 0;
+        return H2O_SEND_STATE_ERROR;
+    }
+    buf->len = (size_t)rret;
+    gen->off += (uint64_t)rret;
+    gen->remaining -= (uint64_t)rret;
+    return gen->remaining == 0 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
 }
 
 static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
@@ -491,6 +521,12 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
         /* h2o writes the headers, then calls proceed for the body */
         set_cork(gen->sendfile_sock, 1);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+        return 0;
+    }
+    if (req->_ostr_top->start_pull != NULL && (gen->ranges == NULL || gen->range_count == 1)) {
+        /* h2o sends the headers, then pulls the body as the stream's
+         * window and the socket allow */
+        req->_ostr_top->start_pull(req->_ostr_top, do_pull);
         return 0;
     }
     gen->buf = h2o_mem_alloc_pool(&req->pool, gen->buf_size);
