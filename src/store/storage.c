@@ -278,6 +278,15 @@ int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r)
     return txn_begin(st, MDB_RDONLY, txn_r);
 }
 
+size_t talas_storage_last_txnid(struct talas_storage *st)
+{
+    MDB_envinfo info;
+
+    if (mdb_env_info(st->env, &info) != 0)
+        return 0;
+    return info.me_last_txnid;
+}
+
 int talas_storage_write_begin(struct talas_storage *st, MDB_txn **txn_r)
 {
     check_writable(__func__, st->path);

@@ -75,6 +75,12 @@ MDB_dbi talas_storage_dbi(struct talas_storage *st, enum talas_dbi which);
  * the scanner keeps its lock file there. */
 const char *talas_storage_path(struct talas_storage *st);
 
+/* The id of the environment's last committed transaction, read from its
+ * meta pages without a transaction: what a read transaction begun now
+ * would see (mdb_txn_id). A memo of what a read found stays true while
+ * this has not moved. */
+size_t talas_storage_last_txnid(struct talas_storage *st);
+
 /* Begins a read-only transaction; returns 0 or an LMDB error code. */
 int talas_storage_read_begin(struct talas_storage *st, MDB_txn **txn_r);
 /* Begins a write transaction (blocks while another process writes).

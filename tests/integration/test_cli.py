@@ -338,6 +338,27 @@ def test_rescan_picks_up_added_and_removed(talas_server, own_lib):
     assert srv.get_json("/api/tracks")["total"] == n
 
 
+
+def test_a_streamed_track_gone_in_a_rescan_is_unknown_at_once(talas_server, own_lib):
+    """Each worker remembers the catalog's answer for a track it streams
+    (path and type) until the store's next commit. The rescan that drops
+    the track commits, so the next request is a 404 not_found (no such
+    track), not the open of a path the catalog no longer has (file_missing):
+    what a stale memory of the track would give."""
+    srv = talas_server([own_lib])
+    tid = srv.track_by_title("Sine FLAC")["id"]
+    # over fresh connections, so that every worker streams it (ranges)
+    for i in range(16):
+        st, _, body = srv.get(f"/stream/{tid}", headers={"Range": f"bytes={i}-{i + 99}",
+                                                         "Connection": "close"})
+        assert st == 206 and len(body) == 100, (st, body[:200])
+    (own_lib / tf.LIBRARY_TRACKS["flac"][0]).unlink()
+    cp = srv.talasctl("scan", timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    for i in range(16):
+        st, _, body = srv.get(f"/stream/{tid}", headers={"Range": "bytes=0-99", "Connection": "close"})
+        assert st == 404 and json.loads(body)["error"]["code"] == "not_found", (st, body[:200])
+
 def test_daemonize(cfg):
     tf.require_talas()
     cp = tf.run([tf.TALAS_MASTER, "-d", "-c", cfg.config_path], timeout=20, check=False)

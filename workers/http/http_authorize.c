@@ -134,19 +134,20 @@ int talas_http_authorize(const struct talas_worker_ctx *ctx, h2o_req_t *req, con
         kind & TALAS_TOKEN_ORIGINAL ? TALAS_SHARE_USE_DOWNLOAD : TALAS_SHARE_USE_STREAM;
 
     memset(claims_r, 0, sizeof(*claims_r));
-    talas_http_client_ip(req, ip);
     kind |= TALAS_TOKEN_SHARE;
     if (!ctx->conf->auth_required) {
         /* media are open to all; a share token is still its link's: a
-         * revoked link fails, and its plays count */
+         * revoked link fails, and its plays count (the peer's address is
+         * formatted only then: an open stream's range costs no printf) */
         if (talas_http_token(req, &token, &reason) == 1 &&
-            talas_token_verify(ctx->token, token.base, token.len, track, kind, ip, claims_r, &reason) ==
-                TALAS_TOKEN_OK &&
+            talas_token_verify(ctx->token, token.base, token.len, track, kind, talas_http_client_ip(req, ip),
+                               claims_r, &reason) == TALAS_TOKEN_OK &&
             claims_r->share[0] != '\0')
             return talas_shares_check(ctx, req, claims_r, track, use);
         memset(claims_r, 0, sizeof(*claims_r));
         return 0;
     }
+    talas_http_client_ip(req, ip);
     if ((found = talas_http_token(req, &token, &reason)) == -1) {
         refuse(req, 401, reason, ip);
         return -1;

@@ -200,9 +200,19 @@ char *talas_http_client_ip(h2o_req_t *req, char buf[64])
     if (req->conn->callbacks->get_peername == NULL ||
         (len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss)) == 0)
         return buf;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, 64);
-    else if (ss.ss_family == AF_INET6)
+    if (ss.ss_family == AF_INET) {
+        /* inet_ntop's form, without its sprintf: once per request */
+        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *p = buf;
+        for (int i = 0; i < 4; i++) {
+            if (a[i] >= 100)
+                *p++ = (char)('0' + a[i] / 100);
+            if (a[i] >= 10)
+                *p++ = (char)('0' + a[i] / 10 % 10);
+            *p++ = (char)('0' + a[i] % 10);
+            *p++ = i < 3 ? '.' : '\0';
+        }
+    } else if (ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, 64);
     return buf;
 }

@@ -5,8 +5,9 @@
  *
  * Entry points are declared in http_source.h; their users are
  * http_stream.c (the original file), http_transcode.c, http_hls.c and
- * http_peaks.c. Each look-up holds one LMDB read transaction for the time
- * of the look-up only.
+ * http_peaks.c. A look-up holds one LMDB read transaction for the time
+ * of the look-up only, and its answer is remembered until the next commit
+ * (talas_stream_lookup).
  *
  * Every media route opens a track's file the same way and answers the
  * same when it cannot: through media/track_file.c's check (the file
@@ -20,6 +21,8 @@
  * or leads outside the library (warning).
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,23 +81,77 @@ void talas_http_send_precondition(h2o_req_t *req, int status)
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
+/*
+ * The catalog's last answers, while the environment has had no commit
+ * since (talas_storage_last_txnid): a rescan, a moved or removed track
+ * commits, and the next look-up of any id reads LMDB again. A busy
+ * track's byte ranges then cost no read transaction and no decode of its
+ * whole record each. Per worker process, like h2o's file cache.
+ */
+#define LOOKUP_SLOTS 64
+
+struct lookup_memo {
+    const struct talas_storage *storage;
+    size_t txnid;                       /* the read's snapshot; 0: empty */
+    char asked[TALAS_TRACK_ID_LEN + 1]; /* the id asked (maybe an alias) */
+    char id[TALAS_TRACK_ID_LEN + 1];    /* the track's current id */
+    char *path, *mime;                  /* malloc'd */
+};
+
+static struct lookup_memo lookups[LOOKUP_SLOTS];
+
+static struct lookup_memo *lookup_slot(const char *id)
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = id; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return &lookups[h % LOOKUP_SLOTS];
+}
+
+static void lookup_remember(struct lookup_memo *m, const struct talas_storage *st, size_t txnid,
+                            const char *asked, const struct talas_track *t)
+{
+    char *path = strdup(t->path), *mime = strdup(t->mime);
+
+    free(m->path);
+    free(m->mime);
+    m->txnid = 0;
+    m->path = path;
+    m->mime = mime;
+    if (path == NULL || mime == NULL)
+        return; /* not remembered: the next look-up reads again */
+    m->storage = st;
+    m->txnid = txnid;
+    memcpy(m->asked, asked, TALAS_TRACK_ID_LEN + 1);
+    memcpy(m->id, t->id, TALAS_TRACK_ID_LEN + 1);
+}
+
 int talas_stream_lookup(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         h2o_iovec_t *mime_r)
 {
     struct talas_storage *st = ctx->storage;
+    struct lookup_memo *m = lookup_slot(id);
     struct talas_track t;
     MDB_txn *txn;
     int rc;
 
+    if (m->txnid != 0 && m->storage == st && strcmp(m->asked, id) == 0 &&
+        m->txnid == talas_storage_last_txnid(st)) {
+        memcpy(id, m->id, TALAS_TRACK_ID_LEN + 1);
+        *path_r = h2o_strdup(&req->pool, m->path, SIZE_MAX).base;
+        *mime_r = h2o_strdup(&req->pool, m->mime, SIZE_MAX);
+        return 0;
+    }
     if ((rc = talas_storage_read_begin(st, &txn)) != 0) {
         log_error("%s: mdb_txn_begin() failed: %s", __func__, mdb_strerror(rc));
         return -1;
     }
     rc = talas_catalog_resolve(st, txn, id, &t);
     if (rc == 0 && t.error == NULL) {
+        lookup_remember(m, st, mdb_txn_id(txn), id, &t);
         memcpy(id, t.id, TALAS_TRACK_ID_LEN + 1);
-        *path_r = h2o_mem_alloc_pool(&req->pool, strlen(t.path) + 1);
-        memcpy(*path_r, t.path, strlen(t.path) + 1);
+        *path_r = h2o_strdup(&req->pool, t.path, SIZE_MAX).base;
         *mime_r = h2o_strdup(&req->pool, t.mime, SIZE_MAX);
     } else if (rc == 0) {
         rc = MDB_NOTFOUND; /* a file that failed to probe is not a track */
