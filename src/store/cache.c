@@ -414,9 +414,13 @@ int talas__cache_chunk_check(const MDB_val *val, uint32_t index, const struct ta
     if (talas_record_reader_ok(&r) != 0 || memcmp(magic, chunk_magic, 4) != 0 || version != CHUNK_VERSION ||
         at != index || (uint64_t)r.left != 4 * frames + plen)
         return -1;
-    table = talas_record_get_bytes(&r, 0);
-    for (uint64_t i = 0; i < frames; i++)
-        sum += talas_record_get_u32(&r);
+    /* the frame sizes (little-endian u32) must add up to the payload: the
+     * length was checked above, so the table is read in place */
+    table = talas_record_get_bytes(&r, (size_t)(4 * frames));
+    for (uint64_t i = 0; i < frames; i++) {
+        const unsigned char *f = table + 4 * i;
+        sum += (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+    }
     payload = talas_record_get_bytes(&r, (size_t)plen);
     if (talas_record_reader_end(&r) != 0 || (frames > 0 && sum != plen))
         return -1;

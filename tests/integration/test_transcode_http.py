@@ -449,6 +449,33 @@ def test_range_near_the_end_of_a_cold_transcode_starts_encoding_there(talas_serv
         f"a Range at 95% took {took:.2f} s on first play; the whole transcode took {whole:.2f} s"
 
 
+
+def test_a_cold_range_reads_two_chunks_ahead_and_a_cached_one_none(talas_server, media, tmp_path):
+    """A range of a transcode not yet made encodes its chunk and has the two
+    after it started (read ahead), so that the player's next ranges find
+    them; once the whole transcode is cached, a range at any chunk starts no
+    encode: the look-up that tells whether a range must encode also finds
+    the chunks ahead cached, and claims none of them."""
+    lib = link_dir(tmp_path / "lib", [media["sf"]])
+    srv = talas_server([lib], workers=1, extra_yaml=cache_yaml("64MiB"))
+    path = f"/stream/{tid_of(srv, 'Single flight')}?profile=mp3"
+    lay = layout(media["sf"], "mp3")
+    offs = lay["chunk_offsets"]
+    assert lay["chunks"] >= 5, lay["chunks"]
+    base = ctl_stats_settled(srv)["started"]
+    a = offs[2] + 1000
+    st, h, cold = get(srv, path, headers={"Range": f"bytes={a}-{a + 9999}"})
+    assert st == 206 and len(cold) == 10000 and content_range(h) == (a, a + 9999, lay["total_size"])
+    assert ctl_stats_settled(srv)["started"] - base == 3, "chunk 2, then 3 and 4 ahead"
+    st, _, full = get(srv, path)
+    assert st == 200 and len(full) == lay["total_size"] and full[a:a + 10000] == cold
+    made = ctl_stats_settled(srv)["started"]
+    for c in range(lay["chunks"]):
+        a = offs[c] + 1000
+        st, h, body = get(srv, path, headers={"Range": f"bytes={a}-{a + 9999}"})
+        assert st == 206 and body == full[a:a + 10000], (c, st)
+    assert ctl_stats_settled(srv)["started"] == made, "a range of a cached transcode encoded"
+
 # ------------------------------------------------ 3. single flight
 
 def test_hundred_concurrent_first_plays_cost_one_encode_per_chunk(talas_server, media, tmp_path):

@@ -191,6 +191,18 @@ const h2o_iovec_t *talas_http_header(h2o_req_t *req, const h2o_token_t *token)
     return i == -1 ? NULL : &req->headers.entries[i].value;
 }
 
+char *talas_http_put_u64(char *p, uint64_t v, unsigned base)
+{
+    char tmp[20], *t = tmp + sizeof(tmp);
+
+    do {
+        *--t = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0);
+    memcpy(p, t, (size_t)(tmp + sizeof(tmp) - t));
+    return p + (tmp + sizeof(tmp) - t);
+}
+
 char *talas_http_client_ip(h2o_req_t *req, char buf[64])
 {
     struct sockaddr_storage ss;

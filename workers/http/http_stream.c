@@ -351,21 +351,6 @@ static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
 static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id_buf,
                           const struct talas_token_claims *claims);
 
-/* V in decimal (BASE 10) or lower-case hex (16) at P, without a NUL;
- * returns the end. The headers of every range are written so, not by
- * snprintf: its format parsing was a visible share of a 64 KiB range. */
-static char *put_u64(char *p, uint64_t v, unsigned base)
-{
-    char tmp[20], *t = tmp + sizeof(tmp);
-
-    do {
-        *--t = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v != 0);
-    memcpy(p, t, (size_t)(tmp + sizeof(tmp) - t));
-    return p + (tmp + sizeof(tmp) - t);
-}
-
 int talas_stream_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, const char *id, size_t len)
 {
     char id_buf[TALAS_TRACK_ID_LEN + 1];
@@ -443,9 +428,9 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
     {
         char *p = etag;
         *p++ = '"';
-        p = put_u64(p, (uint64_t)mtime, 16);
+        p = talas_http_put_u64(p, (uint64_t)mtime, 16);
         *p++ = '-';
-        p = put_u64(p, size, 16);
+        p = talas_http_put_u64(p, size, 16);
         *p++ = '"';
         *p = '\0';
         etag_len = (size_t)(p - etag);
@@ -496,11 +481,11 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
         if (range_count == 1) {
             char *cr = h2o_mem_alloc_pool(&req->pool, 80), *p = cr;
             memcpy(p, "bytes ", 6);
-            p = put_u64(p + 6, ranges[0].start, 10);
+            p = talas_http_put_u64(p + 6, ranges[0].start, 10);
             *p++ = '-';
-            p = put_u64(p, ranges[0].end - 1, 10);
+            p = talas_http_put_u64(p, ranges[0].end - 1, 10);
             *p++ = '/';
-            p = put_u64(p, size, 10);
+            p = talas_http_put_u64(p, size, 10);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)(p - cr));
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime.base, mime.len);
             content_length = gen->remaining;

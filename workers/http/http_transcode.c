@@ -86,6 +86,7 @@ struct tx_gen {
      * go out while they fit, the rest is silent frames (adts_silence.h) */
     uint64_t estimate, sent;
     int trimmed;
+    uint32_t cached_to; /* chunks below it were in the cache at the start: no read-ahead claim */
 };
 
 /* A request waiting for its source to be measured. */
@@ -252,7 +253,8 @@ static void read_ahead(struct tx_gen *gen, uint32_t c)
 {
     /* only makes sure the chunks get encoded (and cached) */
     for (int i = 0; i < READ_AHEAD; i++)
-        talas_chunk_prefetch(&gen->src, c + 1 + (uint32_t)i, &gen->ahead[i]);
+        if (c + 1 + (uint32_t)i >= gen->cached_to)
+            talas_chunk_prefetch(&gen->src, c + 1 + (uint32_t)i, &gen->ahead[i]);
 }
 
 static uint32_t chunk_of(struct tx_gen *gen, uint64_t pos)
@@ -369,6 +371,21 @@ static void send_chunk(struct tx_gen *gen, uint32_t c, struct talas_chunk *chunk
     }
 }
 
+/* The stream's first bytes (the MP3 Info frame), from its layout alone:
+ * made only for a response that starts there, not for every range. */
+static int make_header(struct tx_gen *gen)
+{
+    struct talas_buf header = {0};
+    int rc = talas_transcode_header(&gen->src.profile, &gen->src.layout, &header);
+
+    if (rc == 0 && header.len == gen->header.len)
+        gen->header = h2o_strdup(&gen->req->pool, header.data, header.len);
+    else
+        rc = -1;
+    talas_buf_free(&header);
+    return rc;
+}
+
 /* Whether the HTTP/1.1 listener of REQ has closed its connection (a FIN or
  * a reset, as nginx tells a client that went away while its upstream
  * works): what it may still send, a pipelined request, stays unread. An
@@ -444,6 +461,10 @@ static void send_next(struct tx_gen *gen)
         return;
     }
     if (gen->exact && gen->pos < gen->header.len) {
+        if (gen->header.base == NULL && make_header(gen) != 0) {
+            fail(gen, "no stream header for this layout");
+            return;
+        }
         uint64_t to = gen->header.len < gen->end ? gen->header.len : gen->end;
         h2o_iovec_t vec = h2o_iovec_init(gen->header.base + gen->pos, (size_t)(to - gen->pos));
         gen->pos = to;
@@ -482,10 +503,13 @@ static void do_stop(h2o_generator_t *_gen, h2o_req_t *req)
 /* ------------------------------------------------------------- response */
 
 /* Whether some chunk the response covers is missing from the cache: then it
- * encodes, and needs a transcode slot (transcode_limit.h). */
+ * encodes, and needs a transcode slot (transcode_limit.h). The same look-up
+ * takes the chunks it would read ahead: found too, they are not claimed
+ * (a cached transcode's range then costs one read of the cache before its
+ * chunk's, not three). */
 static int needs_encode(struct tx_gen *gen)
 {
-    uint32_t first, last;
+    uint32_t first, last, ahead;
 
     if (gen->exact) {
         uint64_t from = gen->pos < gen->header.len ? gen->header.len : gen->pos;
@@ -497,7 +521,12 @@ static int needs_encode(struct tx_gen *gen)
         first = gen->chunk;
         last = gen->src.layout.chunks - 1;
     }
-    return !talas_chunk_cached(&gen->src.key, first, last);
+    ahead = last + READ_AHEAD < gen->src.layout.chunks ? last + READ_AHEAD : gen->src.layout.chunks - 1;
+    if (talas_chunk_cached(&gen->src.key, first, ahead)) {
+        gen->cached_to = ahead + 1;
+        return 0;
+    }
+    return ahead != last ? !talas_chunk_cached(&gen->src.key, first, last) : 1;
 }
 
 struct offsets_scan {
@@ -599,15 +628,12 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         talas_transcode_variant(&rq->profile, &layout, gen->src.key.variant);
 
     if (layout.exact_size) {
-        struct talas_buf header = {0};
         gen->exact = 1;
         gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (layout.chunks + 1));
         for (uint32_t c = 0; c <= layout.chunks; c++)
             gen->chunk_offsets[c] = talas_layout_frame_offset(&layout, talas_layout_chunk_start(&layout, c));
         gen->chunk_offsets[layout.chunks] = layout.total_size;
-        talas_transcode_header(&rq->profile, &layout, &header);
-        gen->header = h2o_strdup(&req->pool, header.data, header.len);
-        talas_buf_free(&header);
+        gen->header = h2o_iovec_init(NULL, layout.header_size); /* made when a range reaches it */
         total = layout.total_size;
     } else if (cached_offsets(req, gen) == 0) {
         gen->exact = 1;
@@ -655,8 +681,22 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
             gen->estimate = min;
     }
 
-    etag_len = (size_t)snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%s-%" PRIx64 "\"",
-                                (uint64_t)mtime, rq->key.identity.size, gen->src.key.variant, rep_start);
+    {
+        char *p = etag;
+        size_t vlen = strnlen(gen->src.key.variant, sizeof(gen->src.key.variant));
+        *p++ = '"';
+        p = talas_http_put_u64(p, (uint64_t)mtime, 16);
+        *p++ = '-';
+        p = talas_http_put_u64(p, rq->key.identity.size, 16);
+        *p++ = '-';
+        memcpy(p, gen->src.key.variant, vlen);
+        p += vlen;
+        *p++ = '-';
+        p = talas_http_put_u64(p, rep_start, 16);
+        *p++ = '"';
+        *p = '\0';
+        etag_len = (size_t)(p - etag);
+    }
     lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
     gmtime_r(&mtime, &tm);
     h2o_time2str_rfc1123(lm, &tm);
@@ -694,10 +734,14 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         }
         /* one range; several get the whole representation */
         if (verdict == TALAS_RANGE_PARTIAL && range_count == 1) {
-            char *cr = h2o_mem_alloc_pool(&req->pool, 80);
-            int n = snprintf(cr, 80, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, ranges[0].start,
-                             ranges[0].end - 1, total - rep_start);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+            char *cr = h2o_mem_alloc_pool(&req->pool, 80), *p = cr;
+            memcpy(p, "bytes ", 6);
+            p = talas_http_put_u64(p + 6, ranges[0].start, 10);
+            *p++ = '-';
+            p = talas_http_put_u64(p, ranges[0].end - 1, 10);
+            *p++ = '/';
+            p = talas_http_put_u64(p, total - rep_start, 10);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)(p - cr));
             gen->pos = rep_start + ranges[0].start;
             gen->end = rep_start + ranges[0].end;
             req->res.status = 206;

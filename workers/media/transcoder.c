@@ -647,14 +647,13 @@ static unsigned mp3_frame_bytes(const struct mp3_format *f, unsigned kbps, unsig
  * quality, then the 36-byte LAME extension. */
 #define INFO_TAG_BYTES (4 + 4 + 4 + 4 + 100 + 4 + 36)
 
-static unsigned popcount_prefix(const uint8_t *bits, unsigned m)
+/* The padded frames among the first M frames of a chunk. */
+static unsigned popcount_prefix(const struct talas_layout *l, unsigned m)
 {
-    unsigned n = 0;
+    unsigned n = l->padding_before[m / 8];
 
-    for (unsigned i = 0; i < m / 8; i++)
-        n += __builtin_popcount(bits[i]);
     if (m % 8 != 0)
-        n += __builtin_popcount(bits[m / 8] & ((1u << (m % 8)) - 1));
+        n += (unsigned)__builtin_popcount(l->padding[m / 8] & ((1u << (m % 8)) - 1));
     return n;
 }
 
@@ -729,7 +728,7 @@ uint64_t talas_layout_chunk_size(const struct talas_layout *l, uint32_t c)
     if (!l->exact_size || c >= l->chunks)
         return 0;
     n = chunk_frames_of(l, c);
-    return (uint64_t)n * l->frame_bytes + popcount_prefix(l->padding, n);
+    return (uint64_t)n * l->frame_bytes + popcount_prefix(l, n);
 }
 
 uint64_t talas_layout_frame_offset(const struct talas_layout *l, uint64_t j)
@@ -740,7 +739,7 @@ uint64_t talas_layout_frame_offset(const struct talas_layout *l, uint64_t j)
         return UINT64_MAX;
     c = j / l->chunk_frames;
     m = j % l->chunk_frames;
-    return l->header_size + c * l->chunk_bytes + m * l->frame_bytes + popcount_prefix(l->padding, m);
+    return l->header_size + c * l->chunk_bytes + m * l->frame_bytes + popcount_prefix(l, m);
 }
 
 uint32_t talas_layout_chunk_at(const struct talas_layout *l, uint64_t off)
@@ -849,6 +848,8 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
             if (pad && q >= l.preroll_frames)
                 l.padding[(q - l.preroll_frames) / 8] |= 1u << ((q - l.preroll_frames) % 8);
         }
+        for (unsigned i = 0; i < TALAS_LAYOUT_MAX_CHUNK_FRAMES / 8; i++)
+            l.padding_before[i + 1] = (uint16_t)(l.padding_before[i] + __builtin_popcount(l.padding[i]));
     } else {
         l.frame_samples = 1024;
         l.encoder_delay = 1024; /* the aac encoder's initial_padding */
@@ -881,7 +882,7 @@ int talas_layout_compute(const struct talas_profile *p, const struct talas_sourc
         }
     }
     if (l.exact_size) {
-        l.chunk_bytes = (uint64_t)l.chunk_frames * l.frame_bytes + popcount_prefix(l.padding, l.chunk_frames);
+        l.chunk_bytes = (uint64_t)l.chunk_frames * l.frame_bytes + popcount_prefix(&l, l.chunk_frames);
         l.total_size = talas_layout_frame_offset(&l, l.frames);
     }
     *l_r = l;

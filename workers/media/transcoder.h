@@ -198,6 +198,9 @@ struct talas_layout {
     /* MP3: bit m set when the m-th frame of every chunk carries the padding
      * slot (libmp3lame's sequence from a fresh encoder, after the pre-roll) */
     uint8_t padding[TALAS_LAYOUT_MAX_CHUNK_FRAMES / 8];
+    /* MP3: the bits set in padding[0 .. i), so that a frame's offset costs
+     * one look-up (every range of a cached transcode asks for dozens) */
+    uint16_t padding_before[TALAS_LAYOUT_MAX_CHUNK_FRAMES / 8 + 1];
 };
 
 /*
