@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -475,6 +476,70 @@ def test_a_cold_range_reads_two_chunks_ahead_and_a_cached_one_none(talas_server,
         st, h, body = get(srv, path, headers={"Range": f"bytes={a}-{a + 9999}"})
         assert st == 206 and body == full[a:a + 10000], (c, st)
     assert ctl_stats_settled(srv)["started"] == made, "a range of a cached transcode encoded"
+
+
+def crossings_hz(samples, rate):
+    """The frequency of a pure tone from its zero crossings."""
+    n = sum(1 for i in range(1, len(samples)) if (samples[i - 1] < 0) != (samples[i] < 0))
+    return n / 2 / (len(samples) / rate)
+
+
+def test_a_file_replaced_under_a_request_is_not_cached_as_the_old_one(talas_server, tmp_path):
+    """A worker takes a track file's identity (size, modification time)
+    from a descriptor it keeps for up to a second. A file replaced inside
+    that second is asked for as the old one, but its encode reads the new
+    one: its measure and chunks are served and not kept, since under the
+    old identity they would later be the old file's. When the old file
+    comes back (same bytes, same time), its transcode is the old file's
+    sound and length."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    a, b = tmp_path / "a.flac", tmp_path / "b.flac"
+    make_source(a, 8, FLAC44, "Swapped", freq=440, noise=0)
+    make_source(b, 6, FLAC44, "Swapped", freq=1320, noise=0)
+    assert a.stat().st_size != b.stat().st_size
+    t_a = 1700000000
+    track = lib / "swapped.flac"
+
+    def put(src, mtime=None):
+        tmp = lib / ".swap.tmp"
+        shutil.copyfile(src, tmp)
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.rename(tmp, track)
+
+    put(a, t_a)
+    rates = (96, 112, 128, 160, 192, 224, 256, 320, 80, 64)
+    profiles = "".join(f"    - {{name: s{k}, codec: mp3, bitrate: {k}, sample_rate: 44100}}\n" for k in rates)
+    srv = talas_server([lib], workers=1,
+                       extra_yaml=f"transcode:\n  threads: 1\n  profiles:\n{profiles}cache:\n  max_size: 64MiB\n")
+    tid = tid_of(srv, "Swapped")
+    size_a = f"-{a.stat().st_size:x}-"
+    hit = False
+    for attempt, kbps in enumerate(rates):
+        put(a, t_a)
+        time.sleep(1.2)  # the worker's descriptor of the file before is gone
+        st, _, _ = get(srv, f"/stream/{tid}", headers={"Range": "bytes=0-0"})
+        assert st == 206
+        put(b)
+        # a bitrate never asked before: this encodes, from what the path is now
+        st, h, body = get(srv, f"/stream/{tid}?profile=s{kbps}")
+        assert st == 200, st
+        if size_a in h["ETag"]:
+            hit = True  # asked as A, encoded from B
+            heard = decode(body, tmp_path, f"b{attempt}")
+            assert crossings_hz(heard, 44100) > 1000 and abs(len(heard) / 44100 - 6) < 0.1
+            put(a, t_a)
+            time.sleep(1.2)
+            st, h2, again = get(srv, f"/stream/{tid}?profile=s{kbps}")
+            assert st == 200 and h2["ETag"] == h["ETag"]
+            heard = decode(again, tmp_path, f"a{attempt}")
+            hz, seconds = crossings_hz(heard, 44100), len(heard) / 44100
+            assert 400 < hz < 480, f"the old file's transcode sounds at {hz:.0f} Hz: the new file's, cached"
+            assert abs(seconds - 8) < 0.1, f"the old file's transcode lasts {seconds:.2f} s: the new file's measure"
+            break
+    assert hit, "no request fell in the second a replaced file is still seen as the old one"
+
 
 # ------------------------------------------------ 3. single flight
 

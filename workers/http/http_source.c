@@ -14,13 +14,17 @@
  * opened must be the catalog's resolved path, no symbolic link on the way
  * since the scan), and talas_stream_refuse's 403 or 404, decided before
  * any header. /stream/{id} holds its descriptor in h2o's file cache (the
- * check made on it there); the routes that decode open, check and close
- * here, and the transcoder opens the same way again off the loop.
+ * check made once per descriptor: talas_stream_open_cached), and so does
+ * a transcode, whose measure and chunks are remembered only when the file
+ * is still the one asked for (transcode_jobs.c); the other routes that
+ * decode open, check and close here; the transcoder opens the same way
+ * again off the loop.
  *
  * Logs: an unreadable catalog record (error), a source file that is gone
  * or leads outside the library (warning).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,9 +179,88 @@ void talas_stream_refuse(h2o_req_t *req, const char *id, const char *path, int e
     talas_http_send_error(req, 404, "file_missing", "the file of this track is gone; rescan the library");
 }
 
-int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
-                        struct talas_cache_source *identity_r)
+/* The files h2o's file cache holds open whose path was checked (no
+ * symbolic link on the way, talas_track_fd_check): the check is one
+ * readlink(2) in /proc per request otherwise, for a descriptor the cache
+ * keeps for up to a second. A slot matches only the same cache entry, on
+ * the same descriptor, of the same file, opened by the same path. */
+#define CHECKED_SLOTS 64
+static struct checked_fd {
+    const h2o_filecache_ref_t *ref;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uint64_t path_hash;
+} checked[CHECKED_SLOTS];
+
+static uint64_t path_hash(const char *path)
 {
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* 1 when REF was checked for PATH already; else remembers it, to be
+ * checked now (a failed check is never remembered: see the caller). */
+static int fd_checked(const h2o_filecache_ref_t *ref, const char *path)
+{
+    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
+    uint64_t h = path_hash(path);
+
+    if (c->ref == ref && c->fd == ref->fd && c->dev == ref->st.st_dev && c->ino == ref->st.st_ino &&
+        c->path_hash == h)
+        return 1;
+    c->ref = NULL; /* set once the check passed */
+    return 0;
+}
+
+static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
+{
+    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
+
+    c->ref = ref;
+    c->fd = ref->fd;
+    c->dev = ref->st.st_dev;
+    c->ino = ref->st.st_ino;
+    c->path_hash = path_hash(path);
+}
+
+h2o_filecache_ref_t *talas_stream_open_cached(h2o_req_t *req, const char *id, const char *path)
+{
+    h2o_filecache_ref_t *ref;
+
+    /* opened as talas_track_open opens (never waiting: a FIFO in the
+     * library must not hold the loop) and checked the same way, in the
+     * file cache that shares descriptors between requests */
+    ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (ref == NULL || ref->fd == -1) {
+        talas_stream_refuse(req, id, path, ref == NULL ? ENOENT : ref->open_err);
+        if (ref != NULL)
+            h2o_filecache_close_file(ref);
+        return NULL;
+    }
+    if (!fd_checked(ref, path) && talas_track_fd_check(ref->fd, path) != 0) {
+        h2o_filecache_close_file(ref);
+        talas_stream_refuse(req, id, path, ELOOP);
+        return NULL;
+    }
+    if (!S_ISREG(ref->st.st_mode)) {
+        h2o_filecache_close_file(ref);
+        talas_stream_refuse(req, id, path, EINVAL);
+        return NULL;
+    }
+    fd_check_passed(ref, path);
+    return ref;
+}
+
+/* The common part of talas_stream_source and talas_stream_source_cached:
+ * the identity from a fresh open (CACHED 0) or from the file cache. */
+static int stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
+                         struct talas_cache_source *identity_r, int cached)
+{
+    h2o_filecache_ref_t *ref;
     h2o_iovec_t mime;
     struct stat sb;
     int rc, fd;
@@ -189,13 +272,32 @@ int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char
             talas_http_send_error(req, 500, "storage_error", "the catalog could not be read");
         return -1;
     }
-    /* the identity of the file opened, not of what the path leads to now */
-    if ((fd = talas_track_open(*path_r, &sb)) == -1) {
-        talas_stream_refuse(req, id, *path_r, errno);
-        return -1;
+    if (cached) {
+        if ((ref = talas_stream_open_cached(req, id, *path_r)) == NULL)
+            return -1;
+        sb = ref->st;
+        h2o_filecache_close_file(ref);
+    } else {
+        /* the identity of the file opened, not of what the path leads to now */
+        if ((fd = talas_track_open(*path_r, &sb)) == -1) {
+            talas_stream_refuse(req, id, *path_r, errno);
+            return -1;
+        }
+        close(fd);
     }
-    close(fd);
     identity_r->size = (uint64_t)sb.st_size;
     identity_r->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     return 0;
+}
+
+int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
+                        struct talas_cache_source *identity_r)
+{
+    return stream_source(ctx, req, id, path_r, identity_r, 0);
+}
+
+int talas_stream_source_cached(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
+                               struct talas_cache_source *identity_r)
+{
+    return stream_source(ctx, req, id, path_r, identity_r, 1);
 }

@@ -31,15 +31,29 @@ int talas_http_preconditions(h2o_req_t *req, const char *etag, size_t etag_len, 
 void talas_http_send_precondition(h2o_req_t *req, int status);
 
 /* The file of playable track ID as it is now, for the routes that decode
- * it (transcodes, previews, HLS, peaks; ID as for talas_stream_lookup): opened and checked as the
- * transcoder will open it (talas_track_open: no symbolic link on its path
- * since the scan, a regular file), then closed; its path (request pool)
- * and identity (size and modification time: a changed file is another
- * transcode). Answers the error itself and returns -1 when it cannot be
+ * it (HLS, peaks; ID as for talas_stream_lookup): opened and checked as
+ * the transcoder will open it (talas_track_open: no symbolic link on its
+ * path since the scan, a regular file), then closed; its path (request
+ * pool) and identity (size and modification time: a changed file is
+ * another transcode). Answers the error itself and returns -1 when it cannot be
  * served (404 unknown track, 500 unreadable catalog, or as
  * talas_stream_refuse); else 0. */
 int talas_stream_source(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
                         struct talas_cache_source *identity_r);
+/* The same from the file cache (talas_stream_open_cached): an identity up
+ * to a second old, for a route that remembers nothing made from the file
+ * unless the file still has that identity once made (transcodes and
+ * previews: transcode_jobs.c). */
+int talas_stream_source_cached(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id, char **path_r,
+                               struct talas_cache_source *identity_r);
+
+/* Track ID's file at PATH (its catalog path) from h2o's file cache, where a
+ * descriptor serves the requests of up to a second: opened without waiting
+ * and checked as talas_track_open checks (no symbolic link on its path
+ * since the scan, a regular file), the check remembered for that
+ * descriptor. NULL once talas_stream_refuse has answered; else the
+ * caller's reference (h2o_filecache_close_file). */
+h2o_filecache_ref_t *talas_stream_open_cached(h2o_req_t *req, const char *id, const char *path);
 
 /* The one answer of every media route, /stream/{id} included, for a
  * track whose file at PATH failed to open or its check with errno ERR:

@@ -300,54 +300,6 @@ static void add_validators(h2o_req_t *req, const char *etag, size_t etag_len, co
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
 }
 
-/* The files h2o's file cache holds open whose path was checked (no
- * symbolic link on the way, talas_track_fd_check): the check is one
- * readlink(2) in /proc per request otherwise, for a descriptor the cache
- * keeps for up to a second. A slot matches only the same cache entry, on
- * the same descriptor, of the same file, opened by the same path. */
-#define CHECKED_SLOTS 64
-static struct checked_fd {
-    const h2o_filecache_ref_t *ref;
-    int fd;
-    dev_t dev;
-    ino_t ino;
-    uint64_t path_hash;
-} checked[CHECKED_SLOTS];
-
-static uint64_t path_hash(const char *path)
-{
-    uint64_t h = 14695981039346656037ull;
-
-    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h;
-}
-
-/* 1 when REF was checked for PATH already; else remembers it, to be
- * checked now (a failed check is never remembered: see the caller). */
-static int fd_checked(const h2o_filecache_ref_t *ref, const char *path)
-{
-    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
-    uint64_t h = path_hash(path);
-
-    if (c->ref == ref && c->fd == ref->fd && c->dev == ref->st.st_dev && c->ino == ref->st.st_ino &&
-        c->path_hash == h)
-        return 1;
-    c->ref = NULL; /* set once the check passed */
-    return 0;
-}
-
-static void fd_check_passed(const h2o_filecache_ref_t *ref, const char *path)
-{
-    struct checked_fd *c = &checked[((uintptr_t)ref / sizeof(void *)) % CHECKED_SLOTS];
-
-    c->ref = ref;
-    c->fd = ref->fd;
-    c->dev = ref->st.st_dev;
-    c->ino = ref->st.st_ino;
-    c->path_hash = path_hash(path);
-}
-
 static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, char *id_buf,
                           const struct talas_token_claims *claims);
 
@@ -399,27 +351,8 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
         return 0;
     }
 
-    /* opened as talas_track_open opens (never waiting: a FIFO in the
-     * library must not hold the loop) and checked the same way, in the
-     * file cache that shares descriptors between requests */
-    ref = h2o_filecache_open_file(req->conn->ctx->filecache, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (ref == NULL || ref->fd == -1) {
-        talas_stream_refuse(req, id_buf, path, ref == NULL ? ENOENT : ref->open_err);
-        if (ref != NULL)
-            h2o_filecache_close_file(ref);
+    if ((ref = talas_stream_open_cached(req, id_buf, path)) == NULL)
         return 0;
-    }
-    if (!fd_checked(ref, path) && talas_track_fd_check(ref->fd, path) != 0) {
-        h2o_filecache_close_file(ref);
-        talas_stream_refuse(req, id_buf, path, ELOOP);
-        return 0;
-    }
-    if (!S_ISREG(ref->st.st_mode)) {
-        h2o_filecache_close_file(ref);
-        talas_stream_refuse(req, id_buf, path, EINVAL);
-        return 0;
-    }
-    fd_check_passed(ref, path);
 
     size = (uint64_t)ref->st.st_size;
     mtime = (int64_t)ref->st.st_mtime;

@@ -834,7 +834,7 @@ static int start(const struct talas_worker_ctx *ctx, h2o_req_t *req, struct tx_r
 {
     char *path;
 
-    if (talas_stream_source(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
+    if (talas_stream_source_cached(ctx, req, rq->key.track, &path, &rq->key.identity) != 0)
         return 0;
     if (talas_http_normalize_apply(ctx, req, rq->key.track, &rq->key.identity, rq->normalize_dlu,
                                    &rq->profile) != 0)

@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ struct measure_slot {
     struct talas_source_info info;
     int state;  /* 0 empty, 1 measuring, 2 known, 3 failed: the loop's */
     int result; /* the measuring thread's: 2 or 3, applied by the loop */
+    int changed; /* the thread's: the file is no longer IDENTITY (not kept) */
     uint64_t used;
     /* while measuring */
     char *path;
@@ -126,6 +128,20 @@ static uint64_t thread_cpu_us(void)
 }
 
 /* Runs on a pool thread. */
+/* Whether the file at PATH is no longer IDENTITY (size and modification
+ * time), which a transcode may take from a descriptor up to a second old
+ * (http_source.c): what was made may come from the new file, and is then
+ * served but not remembered under the old one's identity. */
+static int source_changed(const char *path, const struct talas_cache_source *identity)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) != 0)
+        return 1;
+    return (uint64_t)sb.st_size != identity->size ||
+           (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != identity->mtime_ns;
+}
+
 static void job_work(void *arg)
 {
     struct talas_supply *sup = arg;
@@ -162,7 +178,10 @@ static void job_work(void *arg)
     }
     /* an incomplete chunk (the source did not decode there) is served, never
      * cached: a later request tries the source again */
-    if (rc == 0 && sup->cache) {
+    if (rc == 0 && sup->cache && sup->src.queue == NULL && source_changed(sup->src.path, &sup->src.key.identity)) {
+        log_info("chunk %" PRIu32 " of %s/%s: its file changed while it was asked: served, not cached",
+                 sup->index, sup->src.key.track, sup->src.key.variant);
+    } else if (rc == 0 && sup->cache) {
         struct talas_cache_put put = {
             .track = sup->src.key.track,
             .variant = sup->src.key.variant,
@@ -459,6 +478,7 @@ static void measure_work(void *arg)
 
     /* the verdict of every route that decodes, before any of them answers */
     m->result = talas_source_check(m->path, &m->info, &m->error) == 0 ? 2 : 3;
+    m->changed = source_changed(m->path, &m->identity);
 }
 
 /* Answers W: the measure of M, or a failure (a transcode refused before it
@@ -475,12 +495,19 @@ static void measure_answer(struct talas_measure_waiter *w, const struct measure_
 
 static void measure_done(void *arg, int cancelled)
 {
-    struct measure_slot *m = arg;
+    struct measure_slot *m = arg, once, *answered = m;
     h2o_linklist_t waits;
 
     m->state = cancelled ? 3 : m->result;
     if (m->state == 3)
         log_warn("measuring \"%s\" failed: %s", m->path, m->error != NULL ? m->error : "cancelled");
+    if (m->changed && !cancelled) {
+        /* its waiters have this measure; the next request measures again */
+        log_info("\"%s\" changed while it was measured: measure used once, not kept", m->path);
+        once = *m;
+        m->state = 0;
+        answered = &once;
+    }
     free(m->path);
     free(m->error);
     m->path = NULL;
@@ -492,7 +519,7 @@ static void measure_done(void *arg, int cancelled)
         struct talas_measure_waiter *w =
             H2O_STRUCT_FROM_MEMBER(struct talas_measure_waiter, link, waits.next);
         h2o_linklist_unlink(&w->link);
-        measure_answer(w, m);
+        measure_answer(w, answered);
     }
 }
 
