@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -265,6 +266,7 @@ static void encoded_source(struct talas_transcode_source *src)
 {
     struct talas_source_info info;
     char *path = write_wav(20), *error = NULL;
+    struct stat sb;
 
     memset(src, 0, sizeof(*src));
     if (talas_source_measure(path, &info, &error) != 0)
@@ -275,7 +277,12 @@ static void encoded_source(struct talas_transcode_source *src)
     assert_true(src->layout.chunks >= 3);
     snprintf(src->key.track, sizeof(src->key.track), "%s", TRACK);
     talas_transcode_variant(&src->profile, &src->layout, src->key.variant);
-    src->key.identity = (struct talas_cache_source){99, 42};
+    /* the file's own identity, as a request takes it: an encode of a file
+     * that is not (any more) the one asked for is not cached */
+    if (stat(path, &sb) != 0)
+        fail_msg("stat %s failed", path);
+    src->key.identity.size = (uint64_t)sb.st_size;
+    src->key.identity.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     snprintf(src->path, sizeof(src->path), "%s", path);
     free(path);
 }
