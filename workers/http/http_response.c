@@ -203,6 +203,32 @@ char *talas_http_put_u64(char *p, uint64_t v, unsigned base)
     return p + (tmp + sizeof(tmp) - t);
 }
 
+char *talas_http_put_etag_start(char *p, int64_t mtime, uint64_t size)
+{
+    *p++ = '"';
+    p = talas_http_put_u64(p, (uint64_t)mtime, 16);
+    *p++ = '-';
+    return talas_http_put_u64(p, size, 16);
+}
+
+void talas_http_content_range(h2o_req_t *req, uint64_t start, uint64_t end, uint64_t total)
+{
+    char *cr = h2o_mem_alloc_pool(&req->pool, sizeof("bytes -/") + 3 * 20), *p = cr;
+
+    memcpy(p, "bytes ", 6);
+    p += 6;
+    if (end == 0) {
+        *p++ = '*';
+    } else {
+        p = talas_http_put_u64(p, start, 10);
+        *p++ = '-';
+        p = talas_http_put_u64(p, end - 1, 10);
+    }
+    *p++ = '/';
+    p = talas_http_put_u64(p, total, 10);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)(p - cr));
+}
+
 char *talas_http_client_ip(h2o_req_t *req, char buf[64])
 {
     struct sockaddr_storage ss;

@@ -79,4 +79,13 @@ char *talas_http_client_ip(h2o_req_t *req, char buf[64]);
  * visible share of a 64 KiB range's CPU. */
 char *talas_http_put_u64(char *p, uint64_t v, unsigned base);
 
+/* Adds Content-Range for bytes [START, END) of a TOTAL-byte representation
+ * ("bytes START-END-1/TOTAL"), or the unsatisfied form a 416 carries (an
+ * asterisk for the range) when END is 0. */
+/* Writes the opening of a media entity tag at P: a quote, then MTIME and
+ * SIZE in hex ("mtime-size", nginx's form); returns the end. */
+char *talas_http_put_etag_start(char *p, int64_t mtime, uint64_t size);
+
+void talas_http_content_range(h2o_req_t *req, uint64_t start, uint64_t end, uint64_t total);
+
 #endif

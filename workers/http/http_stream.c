@@ -359,11 +359,7 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
     /* nginx's entity-tag form, "mtime-size" in hex: a file served by both
      * has the same validator */
     {
-        char *p = etag;
-        *p++ = '"';
-        p = talas_http_put_u64(p, (uint64_t)mtime, 16);
-        *p++ = '-';
-        p = talas_http_put_u64(p, size, 16);
+        char *p = talas_http_put_etag_start(etag, mtime, size);
         *p++ = '"';
         *p = '\0';
         etag_len = (size_t)(p - etag);
@@ -385,10 +381,8 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
             verdict = talas_range_parse(range_hdr->base, range_hdr->len, size, ranges, &range_count);
     }
     if (verdict == TALAS_RANGE_UNSATISFIABLE) {
-        char *cr = h2o_mem_alloc_pool(&req->pool, 32);
-        int n = snprintf(cr, 32, "bytes */%" PRIu64, size);
         h2o_filecache_close_file(ref);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+        talas_http_content_range(req, 0, 0, size);
         talas_http_send_error(req, 416, "range_not_satisfiable", "the requested range is not satisfiable");
         return 0;
     }
@@ -412,14 +406,7 @@ static int serve_original(const struct talas_worker_ctx *ctx, h2o_req_t *req, ch
         req->res.status = 206;
         req->res.reason = "Partial Content";
         if (range_count == 1) {
-            char *cr = h2o_mem_alloc_pool(&req->pool, 80), *p = cr;
-            memcpy(p, "bytes ", 6);
-            p = talas_http_put_u64(p + 6, ranges[0].start, 10);
-            *p++ = '-';
-            p = talas_http_put_u64(p, ranges[0].end - 1, 10);
-            *p++ = '/';
-            p = talas_http_put_u64(p, size, 10);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)(p - cr));
+            talas_http_content_range(req, ranges[0].start, ranges[0].end, size);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime.base, mime.len);
             content_length = gen->remaining;
         } else {

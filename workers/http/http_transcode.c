@@ -682,12 +682,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     }
 
     {
-        char *p = etag;
         size_t vlen = strnlen(gen->src.key.variant, sizeof(gen->src.key.variant));
-        *p++ = '"';
-        p = talas_http_put_u64(p, (uint64_t)mtime, 16);
-        *p++ = '-';
-        p = talas_http_put_u64(p, rq->key.identity.size, 16);
+        char *p = talas_http_put_etag_start(etag, mtime, rq->key.identity.size);
         *p++ = '-';
         memcpy(p, gen->src.key.variant, vlen);
         p += vlen;
@@ -725,23 +721,14 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
             verdict =
                 talas_range_parse(range_hdr->base, range_hdr->len, total - rep_start, ranges, &range_count);
         if (verdict == TALAS_RANGE_UNSATISFIABLE) {
-            char *cr = h2o_mem_alloc_pool(&req->pool, 32);
-            int n = snprintf(cr, 32, "bytes */%" PRIu64, total - rep_start);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+            talas_http_content_range(req, 0, 0, total - rep_start);
             talas_http_send_error(req, 416, "range_not_satisfiable",
                                   "the requested range is not satisfiable");
             return;
         }
         /* one range; several get the whole representation */
         if (verdict == TALAS_RANGE_PARTIAL && range_count == 1) {
-            char *cr = h2o_mem_alloc_pool(&req->pool, 80), *p = cr;
-            memcpy(p, "bytes ", 6);
-            p = talas_http_put_u64(p + 6, ranges[0].start, 10);
-            *p++ = '-';
-            p = talas_http_put_u64(p, ranges[0].end - 1, 10);
-            *p++ = '/';
-            p = talas_http_put_u64(p, total - rep_start, 10);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)(p - cr));
+            talas_http_content_range(req, ranges[0].start, ranges[0].end, total - rep_start);
             gen->pos = rep_start + ranges[0].start;
             gen->end = rep_start + ranges[0].end;
             req->res.status = 206;
