@@ -49,6 +49,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -390,7 +391,8 @@ int talas__cache_entry_read(struct talas_storage *st, MDB_txn *txn, const unsign
 /* ------------------------------------------------------------ chunks */
 
 /* Checks a chunk record against its key and source: 0 good, -1 damaged,
- * MDB_NOTFOUND made from another source. With CRC, the payload too. */
+ * MDB_NOTFOUND made from another source. With C (the view to fill) or
+ * CRC, the frame table too; with CRC, the payload too. */
 int talas__cache_chunk_check(const MDB_val *val, uint32_t index, const struct talas_cache_source *src,
                              int crc, struct talas_cache_chunk *c)
 {
@@ -417,12 +419,13 @@ int talas__cache_chunk_check(const MDB_val *val, uint32_t index, const struct ta
     /* the frame sizes (little-endian u32) must add up to the payload: the
      * length was checked above, so the table is read in place */
     table = talas_record_get_bytes(&r, (size_t)(4 * frames));
-    for (uint64_t i = 0; i < frames; i++) {
-        const unsigned char *f = table + 4 * i;
-        sum += (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+    for (uint64_t i = 0; (c != NULL || crc) && i < frames; i++) {
+        uint32_t f;
+        memcpy(&f, table + 4 * i, 4); /* one unaligned load, not four byte loads */
+        sum += le32toh(f);
     }
     payload = talas_record_get_bytes(&r, (size_t)plen);
-    if (talas_record_reader_end(&r) != 0 || (frames > 0 && sum != plen))
+    if (talas_record_reader_end(&r) != 0 || ((c != NULL || crc) && frames > 0 && sum != plen))
         return -1;
     if (crc && crc32_of(payload, (size_t)plen) != sum_crc)
         return -1;
@@ -455,6 +458,23 @@ int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *tr
     if (rc == -1)
         log_warn("cache: chunk %" PRIu32 " of %s/%s is damaged: re-encoding it", index, track, variant);
     return rc;
+}
+
+int talas_cache_chunk_present(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
+                              uint32_t index, const struct talas_cache_source *src)
+{
+    unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX];
+    size_t eklen = talas__cache_entry_key(track, variant, ekey);
+    MDB_val key, val;
+    int rc;
+
+    if (eklen == 0 || src == NULL)
+        return MDB_NOTFOUND;
+    key.mv_data = ck;
+    key.mv_size = talas__cache_chunk_key(ekey, eklen, index, ck);
+    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_CHUNKS), &key, &val)) != 0)
+        return rc;
+    return talas__cache_chunk_check(&val, index, src, 0, NULL);
 }
 
 int talas_cache_entry_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,

@@ -127,6 +127,13 @@ static inline uint32_t talas_cache_frame_size(const struct talas_cache_chunk *c,
 int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
                           uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c);
 
+/* Whether chunk INDEX of (TRACK, VARIANT) from SRC is stored, as
+ * talas_cache_chunk_get would answer but for the frame table, which is
+ * only added up when the chunk is read: 0, MDB_NOTFOUND, -1 (damaged) or
+ * an LMDB error. For look-ups that only decide whether to encode. */
+int talas_cache_chunk_present(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
+                              uint32_t index, const struct talas_cache_source *src);
+
 /* Looks up the entry of (TRACK, VARIANT). SRC NULL matches any source.
  * Returns 0, MDB_NOTFOUND (absent, or another source), -1 (damaged) or an
  * LMDB error; e->header points into the map. */

@@ -94,13 +94,14 @@ static enum talas_claim claim_state(struct talas_storage *st, MDB_txn *txn, cons
                                     const struct talas_cache_source *src, uint64_t timeout_ms, int *had_r,
                                     int *rc_r)
 {
+    struct talas_cache_chunk view; /* asked for so that the frame table is checked too */
     struct claim c;
     MDB_val val;
     int rc;
 
     *had_r = 0;
     rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_CHUNKS), (MDB_val *)ck, &val);
-    if (rc == 0 && talas__cache_chunk_check(&val, index, src, 0, NULL) == 0)
+    if (rc == 0 && talas__cache_chunk_check(&val, index, src, 0, &view) == 0)
         return TALAS_CLAIM_DONE;
     if (rc != 0 && rc != MDB_NOTFOUND) {
         *rc_r = rc;

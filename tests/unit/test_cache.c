@@ -424,7 +424,18 @@ static void test_damage(void **state)
     assert_int_equal(talas_cache_chunk_get(fx.st, txn, id, "mp3", 2, &src, &c), -1);
     assert_int_equal(talas_cache_chunk_get(fx.st, txn, id, "mp3", 3, &src, &c), -1);
     assert_int_equal(talas_cache_chunk_get(fx.st, txn, id, "mp3", 4, &src, &c), 0); /* CRC not checked */
+    /* presence: the header and lengths, not the frame table */
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 0, &src), 0);
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 1, &src), -1);
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 2, &src), -1);
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 3, &src), 0);
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 0, &(struct talas_cache_source){77, 89}),
+                     MDB_NOTFOUND);
+    assert_int_equal(talas_cache_chunk_present(fx.st, txn, id, "mp3", 5, &src), MDB_NOTFOUND);
     mdb_txn_abort(txn);
+    /* but a claim reads the frame table: chunk 3 is to be encoded again */
+    assert_int_equal(talas_cache_claim(fx.st, NULL, id, "mp3", 3, &src), TALAS_CLAIM_OWNED);
+    assert_int_equal(talas_cache_release(fx.st, id, "mp3", 3), 0);
 
     /* a put replaces a damaged record, with exact counters */
     assert_int_equal(put_chunk(fx.st, NULL, id, "mp3", &src, 1, 5, 20000, 500), 0);

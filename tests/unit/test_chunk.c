@@ -210,16 +210,27 @@ static void count_scanned(void *arg, uint32_t index, uint32_t count, const struc
 static void test_scan_and_cached(void **state)
 {
     struct talas_transcode_source src;
+    struct talas_chunk *first;
     uint64_t bytes = 0;
 
     cached_source(&src, "t.cached");
-    assert_int_equal(talas_chunk_cached(&src.key, 1, 1), 1);
-    assert_int_equal(talas_chunk_cached(&src.key, 0, 1), 0);
+    assert_int_equal(talas_chunk_cached(&src.key, 1, 1, NULL), 1);
+    assert_int_equal(talas_chunk_cached(&src.key, 0, 1, NULL), 0);
     /* a transcode with chunks missing is not scanned */
     assert_int_equal(talas_chunk_scan(&src.key, 100, count_scanned, &bytes), -1);
     put_chunk("t.cached", 0, "xy", NULL, 0);
     put_chunk("t.cached", 2, "z", NULL, 0);
-    assert_int_equal(talas_chunk_cached(&src.key, 0, 2), 1);
+    assert_int_equal(talas_chunk_cached(&src.key, 0, 2, NULL), 1);
+    /* the first chunk, handed over from the same look-up */
+    assert_int_equal(talas_chunk_cached(&src.key, 0, 2, &first), 1);
+    assert_non_null(first);
+    assert_int_equal(first->len, 2);
+    assert_memory_equal(first->data, "xy", 2);
+    assert_int_equal(live_readers(), 1);
+    talas_chunk_release(first);
+    assert_int_equal(talas_chunk_cached(&src.key, 0, 3, &first), 0);
+    assert_null(first);
+    assert_int_equal(live_readers(), 0);
     bytes = 0;
     assert_int_equal(talas_chunk_scan(&src.key, 100, count_scanned, &bytes), 3);
     assert_int_equal(bytes, 2 + 10 + 1);

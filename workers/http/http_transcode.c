@@ -86,7 +86,9 @@ struct tx_gen {
      * go out while they fit, the rest is silent frames (adts_silence.h) */
     uint64_t estimate, sent;
     int trimmed;
-    uint32_t cached_to; /* chunks below it were in the cache at the start: no read-ahead claim */
+    uint32_t cached_to;        /* chunks below it were in the cache at the start: no read-ahead claim */
+    struct talas_chunk *found; /* the first chunk, as needs_encode found it; NULL once sent */
+    uint32_t found_index;
 };
 
 /* A request waiting for its source to be measured. */
@@ -247,6 +249,8 @@ static void gen_dispose(void *p)
     cancel_encodes(gen);
     talas_chunk_release(gen->held);
     gen->held = NULL;
+    talas_chunk_release(gen->found);
+    gen->found = NULL;
 }
 
 static void read_ahead(struct tx_gen *gen, uint32_t c)
@@ -477,6 +481,17 @@ static void send_next(struct tx_gen *gen)
     flags = TALAS_CHUNK_URGENT | (gen->counted ? 0 : TALAS_CHUNK_COUNT);
     gen->counted = 1;
     gen->asked = gen->exact ? chunk_of(gen, gen->pos) : gen->chunk;
+    if (gen->found != NULL) {
+        struct talas_chunk *found = gen->found;
+        gen->found = NULL;
+        if (gen->found_index == gen->asked) {
+            if (flags & TALAS_CHUNK_COUNT)
+                talas_chunk_count_hit(&gen->src);
+            send_chunk(gen, gen->asked, found);
+            return;
+        }
+        talas_chunk_release(found);
+    }
     gen->waiter.cb = on_chunk;
     gen->waiter.data = gen;
     talas_chunk_get(&gen->src, gen->asked, flags, &gen->waiter); /* on_chunk goes on */
@@ -522,11 +537,13 @@ static int needs_encode(struct tx_gen *gen)
         last = gen->src.layout.chunks - 1;
     }
     ahead = last + READ_AHEAD < gen->src.layout.chunks ? last + READ_AHEAD : gen->src.layout.chunks - 1;
-    if (talas_chunk_cached(&gen->src.key, first, ahead)) {
+    if (talas_chunk_cached(&gen->src.key, first, ahead, &gen->found)) {
         gen->cached_to = ahead + 1;
-        return 0;
+    } else if (ahead == last || !talas_chunk_cached(&gen->src.key, first, last, &gen->found)) {
+        return 1;
     }
-    return ahead != last ? !talas_chunk_cached(&gen->src.key, first, last) : 1;
+    gen->found_index = first;
+    return 0;
 }
 
 struct offsets_scan {
@@ -558,6 +575,92 @@ static int cached_offsets(h2o_req_t *req, struct tx_gen *gen)
     return 0;
 }
 
+/*
+ * The grids this worker laid out last: for each (profile, source, window),
+ * the layout, the cache variant and, when the sizes are exact, every
+ * chunk's offset. A busy transcode's ranges then compute none of them
+ * again (the layout walks a chunk's padding pattern, the offsets every
+ * chunk, the variant is formatted). Keyed by every input of the three; the
+ * track is not one, two files alike having one grid. Loop thread only.
+ */
+#define GRIDS 8
+
+struct grid {
+    uint64_t used; /* 0: empty */
+    struct talas_profile profile;
+    struct talas_source_info info;
+    struct talas_window window;
+    int windowed, preview;
+    struct talas_layout layout;
+    char variant[TALAS_CACHE_VARIANT_MAX + 1];
+    uint64_t *offsets; /* exact sizes: layout.chunks + 1, else NULL */
+};
+
+static struct grid grids[GRIDS];
+static uint64_t grids_clock;
+
+static int same_grid(const struct grid *g, const struct talas_profile *p,
+                     const struct talas_source_info *info, const struct talas_window *win, int preview)
+{
+    const struct talas_profile *q = &g->profile;
+
+    return g->used != 0 && q->codec == p->codec && q->bitrate == p->bitrate &&
+           q->sample_rate == p->sample_rate && q->channels == p->channels && q->chunk_ms == p->chunk_ms &&
+           q->normalize_dlu == p->normalize_dlu && strcmp(q->name, p->name) == 0 &&
+           g->info.samples == info->samples && g->info.sample_rate == info->sample_rate &&
+           g->info.channels == info->channels && g->info.truncated == info->truncated &&
+           g->info.measured_by == info->measured_by && g->preview == preview &&
+           g->windowed == (win != NULL) &&
+           (win == NULL || (g->window.start == win->start && g->window.length == win->length &&
+                            g->window.fade == win->fade));
+}
+
+/* The grid of (P, INFO, WIN) for a preview or not: remembered or laid out
+ * now. NULL with *ERROR_R (malloc'd) when the source cannot have one. */
+static const struct grid *grid_of(const struct talas_profile *p, const struct talas_source_info *info,
+                                  const struct talas_window *win, int preview, char **error_r)
+{
+    struct grid *g = &grids[0];
+    struct talas_layout *l;
+
+    for (int i = 0; i < GRIDS; i++) {
+        if (same_grid(&grids[i], p, info, win, preview)) {
+            grids[i].used = ++grids_clock;
+            return &grids[i];
+        }
+        if (grids[i].used < g->used)
+            g = &grids[i];
+    }
+    free(g->offsets);
+    memset(g, 0, sizeof(*g));
+    l = &g->layout;
+    if (talas_layout_compute(p, info, win, l, error_r) != 0)
+        return NULL;
+    g->profile = *p;
+    g->info = *info;
+    if (win != NULL)
+        g->window = *win;
+    g->windowed = win != NULL;
+    g->preview = preview;
+    /* the settings are in the name: a profile changed in the configuration
+     * is another variant, never a stale one */
+    if (preview) {
+        snprintf(g->variant, sizeof(g->variant), "pv.%" PRIu64 ".%" PRIu64 ".%u", l->window.start,
+                 l->window.length, p->bitrate / 1000);
+        talas_transcode_variant_normalized(p, g->variant);
+    } else {
+        talas_transcode_variant(p, l, g->variant);
+    }
+    if (l->exact_size) {
+        g->offsets = xmalloc(sizeof(uint64_t) * (l->chunks + 1));
+        for (uint32_t c = 0; c < l->chunks; c++)
+            g->offsets[c] = talas_layout_frame_offset(l, talas_layout_chunk_start(l, c));
+        g->offsets[l->chunks] = l->total_size;
+    }
+    g->used = ++grids_clock;
+    return g;
+}
+
 static void start_response(struct tx_request *rq, const struct talas_source_info *info)
 {
     const struct talas_worker_ctx *ctx = rq->ctx;
@@ -565,7 +668,8 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     h2o_req_t *req = rq->req;
     struct talas_range ranges[TALAS_RANGE_MAX];
     struct talas_window window, *win = NULL;
-    struct talas_layout layout;
+    const struct grid *grid;
+    const struct talas_layout *layout;
     struct tx_gen *gen;
     const h2o_iovec_t *range_hdr, *if_range;
     enum talas_range_verdict verdict = TALAS_RANGE_IGNORE;
@@ -601,12 +705,13 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
         window.fade = PREVIEW_FADE_MS * rate / 1000;
         win = &window;
     }
-    if (talas_layout_compute(&rq->profile, info, win, &layout, &error) != 0) {
+    if ((grid = grid_of(&rq->profile, info, win, rq->preview, &error)) == NULL) {
         log_warn("transcode of %s (%s): %s", rq->key.track, rq->path, error);
         free(error);
         talas_http_send_error(req, 422, "undecodable", "this track cannot be transcoded");
         return;
     }
+    layout = &grid->layout;
 
     gen = h2o_mem_alloc_shared(&req->pool, sizeof(*gen), gen_dispose);
     memset(gen, 0, sizeof(*gen));
@@ -616,53 +721,44 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     gen->src.key = rq->key;
     snprintf(gen->src.path, sizeof(gen->src.path), "%s", rq->path);
     gen->src.profile = rq->profile;
-    gen->src.layout = layout;
-    /* the settings are in the name: a profile changed in the configuration
-     * is another variant, never a stale one */
-    if (rq->preview)
-        snprintf(gen->src.key.variant, sizeof(gen->src.key.variant), "pv.%" PRIu64 ".%" PRIu64 ".%u",
-                 layout.window.start, layout.window.length, rq->profile.bitrate / 1000);
-    if (rq->preview)
-        talas_transcode_variant_normalized(&rq->profile, gen->src.key.variant);
-    else
-        talas_transcode_variant(&rq->profile, &layout, gen->src.key.variant);
+    gen->src.layout = *layout;
+    layout = &gen->src.layout; /* the grid's slot may go to another before the response ends */
+    memcpy(gen->src.key.variant, grid->variant, sizeof(grid->variant));
 
-    if (layout.exact_size) {
+    if (layout->exact_size) {
         gen->exact = 1;
-        gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (layout.chunks + 1));
-        for (uint32_t c = 0; c <= layout.chunks; c++)
-            gen->chunk_offsets[c] = talas_layout_frame_offset(&layout, talas_layout_chunk_start(&layout, c));
-        gen->chunk_offsets[layout.chunks] = layout.total_size;
-        gen->header = h2o_iovec_init(NULL, layout.header_size); /* made when a range reaches it */
-        total = layout.total_size;
+        gen->chunk_offsets = h2o_mem_alloc_pool(&req->pool, sizeof(uint64_t) * (layout->chunks + 1));
+        memcpy(gen->chunk_offsets, grid->offsets, sizeof(uint64_t) * (layout->chunks + 1));
+        gen->header = h2o_iovec_init(NULL, layout->header_size); /* made when a range reaches it */
+        total = layout->total_size;
     } else if (cached_offsets(req, gen) == 0) {
         gen->exact = 1;
-        total = gen->chunk_offsets[layout.chunks];
+        total = gen->chunk_offsets[layout->chunks];
     }
 
     /* t (before the end, checked above): from the frame where that time is
      * heard */
     if (rq->t > 0) {
-        uint64_t sample = (uint64_t)(rq->t * layout.out_rate) + layout.encoder_delay;
-        uint64_t frame = sample / layout.frame_samples;
-        if (frame >= layout.frames)
-            frame = layout.frames - 1;
-        if (gen->exact && layout.exact_size) {
-            rep_start = talas_layout_frame_offset(&layout, frame);
+        uint64_t sample = (uint64_t)(rq->t * layout->out_rate) + layout->encoder_delay;
+        uint64_t frame = sample / layout->frame_samples;
+        if (frame >= layout->frames)
+            frame = layout->frames - 1;
+        if (gen->exact && layout->exact_size) {
+            rep_start = talas_layout_frame_offset(layout, frame);
         } else if (gen->exact) {
             /* fully cached AAC: the frame's offset from the records */
             struct talas_chunk *chunk;
-            uint32_t c = talas_layout_chunk_of_frame(&layout, frame);
+            uint32_t c = talas_layout_chunk_of_frame(layout, frame);
             rep_start = gen->chunk_offsets[c];
             if (talas_chunk_lookup(&gen->src.key, c, &chunk) == 0) {
-                for (size_t i = 0; i < frame - talas_layout_chunk_start(&layout, c) && i < chunk->frame_count;
+                for (size_t i = 0; i < frame - talas_layout_chunk_start(layout, c) && i < chunk->frame_count;
                      i++)
                     rep_start += talas_chunk_frame_size(chunk, i);
                 talas_chunk_release(chunk);
             }
         } else {
-            gen->chunk = talas_layout_chunk_of_frame(&layout, frame);
-            gen->skip_frames = (size_t)(frame - talas_layout_chunk_start(&layout, gen->chunk));
+            gen->chunk = talas_layout_chunk_of_frame(layout, frame);
+            gen->skip_frames = (size_t)(frame - talas_layout_chunk_start(layout, gen->chunk));
         }
     }
 
@@ -672,9 +768,9 @@ static void start_response(struct tx_request *rq, const struct talas_source_info
     if (!gen->exact && rq->estimate && rq->profile.codec == TALAS_CODEC_AAC &&
         (rq->profile.channels == 1 || rq->profile.channels == 2)) {
         uint64_t first =
-            (uint64_t)gen->chunk < layout.chunks ? talas_layout_chunk_start(&layout, gen->chunk) : 0;
-        uint64_t frames = layout.frames - first - gen->skip_frames;
-        double per_frame = (double)rq->profile.bitrate * layout.frame_samples / 8.0 / layout.out_rate + 7.0;
+            (uint64_t)gen->chunk < layout->chunks ? talas_layout_chunk_start(layout, gen->chunk) : 0;
+        uint64_t frames = layout->frames - first - gen->skip_frames;
+        double per_frame = (double)rq->profile.bitrate * layout->frame_samples / 8.0 / layout->out_rate + 7.0;
         size_t min = talas_adts_silence_min(rq->profile.channels);
         gen->estimate = (uint64_t)(frames * per_frame + 0.5);
         if (gen->estimate < min)

@@ -114,19 +114,38 @@ int talas_chunk_lookup(const struct talas_chunk_key *key, uint32_t index, struct
     return 0;
 }
 
-int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32_t last)
+int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32_t last,
+                       struct talas_chunk **first_r)
 {
-    struct talas_cache_chunk rec;
+    struct talas_cache_chunk rec, first_rec = {0};
+    struct talas_chunk *c;
     MDB_txn *txn;
-    int all = 1;
 
+    if (first_r != NULL)
+        *first_r = NULL;
     if (read_begin(&txn) != 0)
         return 0;
-    for (uint32_t c = first; c <= last && all; c++)
-        if (talas_cache_chunk_get(chunk_st, txn, key->track, key->variant, c, &key->identity, &rec) != 0)
-            all = 0;
-    mdb_txn_abort(txn);
-    return all;
+    for (uint32_t i = first; i <= last; i++) {
+        int rc = i == first && first_r != NULL
+                     ? talas_cache_chunk_get(chunk_st, txn, key->track, key->variant, i, &key->identity, &rec)
+                     : talas_cache_chunk_present(chunk_st, txn, key->track, key->variant, i, &key->identity);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return 0;
+        }
+        if (i == first && first_r != NULL)
+            first_rec = rec;
+    }
+    if (first_r == NULL || first > last) {
+        mdb_txn_abort(txn);
+        return 1;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->refs = 1;
+    c->txn = txn; /* the view stays valid until the last release */
+    view_of(c, &first_rec);
+    *first_r = c;
+    return 1;
 }
 
 int64_t talas_chunk_scan(const struct talas_chunk_key *key, uint32_t max, talas_chunk_scan_fn fn, void *arg)

@@ -68,8 +68,12 @@ void talas_chunk_release(struct talas_chunk *c);
 int talas_chunk_lookup(const struct talas_chunk_key *key, uint32_t index, struct talas_chunk **chunk_r);
 
 /* 1 when chunks FIRST..LAST of KEY are all in the cache (one read
- * transaction), else 0. */
-int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32_t last);
+ * transaction), else 0. With FIRST_R, a 1 also hands over a reference to
+ * chunk FIRST from that transaction (*FIRST_R is NULL on a 0): a response
+ * that asked whether it must encode serves its first chunk without
+ * looking it up again. */
+int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32_t last,
+                       struct talas_chunk **first_r);
 
 /*
  * When the whole transcode of KEY is cached (every chunk its entry

@@ -335,6 +335,13 @@ static void on_watch_tick(h2o_timeout_entry_t *entry)
 
 /* The cache's look-up of a chunk for W: 0 when W got it, -1 when it is
  * not (usefully) there. */
+void talas_chunk_count_hit(const struct talas_transcode_source *src)
+{
+    s.delta.hits++;
+    talas_metrics_add(&s.metrics->count.cache_hits, 1);
+    talas_chunk_touch(&src->key);
+}
+
 static int from_cache(const struct talas_transcode_source *src, uint32_t index, unsigned flags,
                       struct talas_chunk_waiter *w)
 {
@@ -342,11 +349,8 @@ static int from_cache(const struct talas_transcode_source *src, uint32_t index, 
 
     if (talas_chunk_lookup(&src->key, index, &chunk) != 0)
         return -1;
-    if (flags & TALAS_CHUNK_COUNT) {
-        s.delta.hits++;
-        talas_metrics_add(&s.metrics->count.cache_hits, 1);
-        talas_chunk_touch(&src->key);
-    }
+    if (flags & TALAS_CHUNK_COUNT)
+        talas_chunk_count_hit(src);
     w->cb(w, TALAS_CHUNK_OK, chunk);
     return 0;
 }

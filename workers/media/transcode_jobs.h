@@ -88,6 +88,11 @@ void talas_transcode_jobs_init(const struct talas_worker_ctx *ctx);
 void talas_chunk_get(const struct talas_transcode_source *src, uint32_t index, unsigned flags,
                      struct talas_chunk_waiter *w);
 
+/* Counts a chunk of SRC that the caller found in the cache itself
+ * (talas_chunk_cached) as its response's cache hit, as TALAS_CHUNK_COUNT
+ * does, and marks the entry as used. */
+void talas_chunk_count_hit(const struct talas_transcode_source *src);
+
 /* Detaches W (the response went away): its callback will not be called,
  * and an encode nobody waits for any more is cancelled (the encoder stops
  * within a frame). Harmless when W is not waiting. */
