@@ -440,8 +440,10 @@ int talas__cache_chunk_check(const MDB_val *val, uint32_t index, const struct ta
     return 0;
 }
 
-int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
-                          uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
+/* Reads and checks chunk INDEX of (TRACK, VARIANT) from SRC: C as for
+ * talas__cache_chunk_check (NULL: the frame table is not added up). */
+static int chunk_read(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
+                      uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
 {
     unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX];
     size_t eklen = talas__cache_entry_key(track, variant, ekey);
@@ -460,21 +462,16 @@ int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *tr
     return rc;
 }
 
+int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
+                          uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
+{
+    return chunk_read(st, txn, track, variant, index, src, c);
+}
+
 int talas_cache_chunk_present(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
                               uint32_t index, const struct talas_cache_source *src)
 {
-    unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX];
-    size_t eklen = talas__cache_entry_key(track, variant, ekey);
-    MDB_val key, val;
-    int rc;
-
-    if (eklen == 0 || src == NULL)
-        return MDB_NOTFOUND;
-    key.mv_data = ck;
-    key.mv_size = talas__cache_chunk_key(ekey, eklen, index, ck);
-    if ((rc = mdb_get(txn, talas_storage_dbi(st, TALAS_DBI_CACHE_CHUNKS), &key, &val)) != 0)
-        return rc;
-    return talas__cache_chunk_check(&val, index, src, 0, NULL);
+    return chunk_read(st, txn, track, variant, index, src, NULL);
 }
 
 int talas_cache_entry_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,

@@ -92,10 +92,20 @@ static void view_of(struct talas_chunk *view, const struct talas_cache_chunk *re
     view->frame_count = rec->frame_count;
 }
 
+/* A chunk with one reference, viewing REC in TXN, which it now holds. */
+static struct talas_chunk *held_view(MDB_txn *txn, const struct talas_cache_chunk *rec)
+{
+    struct talas_chunk *c = xcalloc(1, sizeof(*c));
+
+    c->refs = 1;
+    c->txn = txn; /* the view stays valid until the last release */
+    view_of(c, rec);
+    return c;
+}
+
 int talas_chunk_lookup(const struct talas_chunk_key *key, uint32_t index, struct talas_chunk **chunk_r)
 {
     struct talas_cache_chunk rec;
-    struct talas_chunk *c;
     MDB_txn *txn;
     int rc;
 
@@ -106,11 +116,7 @@ int talas_chunk_lookup(const struct talas_chunk_key *key, uint32_t index, struct
         mdb_txn_abort(txn);
         return rc;
     }
-    c = xcalloc(1, sizeof(*c));
-    c->refs = 1;
-    c->txn = txn; /* the view stays valid until the last release */
-    view_of(c, &rec);
-    *chunk_r = c;
+    *chunk_r = held_view(txn, &rec);
     return 0;
 }
 
@@ -118,7 +124,6 @@ int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32
                        struct talas_chunk **first_r)
 {
     struct talas_cache_chunk rec, first_rec = {0};
-    struct talas_chunk *c;
     MDB_txn *txn;
 
     if (first_r != NULL)
@@ -140,11 +145,7 @@ int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32
         mdb_txn_abort(txn);
         return 1;
     }
-    c = xcalloc(1, sizeof(*c));
-    c->refs = 1;
-    c->txn = txn; /* the view stays valid until the last release */
-    view_of(c, &first_rec);
-    *first_r = c;
+    *first_r = held_view(txn, &first_rec);
     return 1;
 }
 
