@@ -440,10 +440,8 @@ int talas__cache_chunk_check(const MDB_val *val, uint32_t index, const struct ta
     return 0;
 }
 
-/* Reads and checks chunk INDEX of (TRACK, VARIANT) from SRC: C as for
- * talas__cache_chunk_check (NULL: the frame table is not added up). */
-static int chunk_read(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
-                      uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
+int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
+                          uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
 {
     unsigned char ekey[ENTRY_KEY_MAX], ck[CHUNK_KEY_MAX];
     size_t eklen = talas__cache_entry_key(track, variant, ekey);
@@ -462,16 +460,11 @@ static int chunk_read(struct talas_storage *st, MDB_txn *txn, const char *track,
     return rc;
 }
 
-int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
-                          uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c)
-{
-    return chunk_read(st, txn, track, variant, index, src, c);
-}
-
 int talas_cache_chunk_present(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
                               uint32_t index, const struct talas_cache_source *src)
 {
-    return chunk_read(st, txn, track, variant, index, src, NULL);
+    /* no view to fill: the frame table is not added up */
+    return talas_cache_chunk_get(st, txn, track, variant, index, src, NULL);
 }
 
 int talas_cache_entry_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,

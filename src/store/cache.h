@@ -122,7 +122,8 @@ static inline uint32_t talas_cache_frame_size(const struct talas_cache_chunk *c,
  * Returns 0 and fills *C, MDB_NOTFOUND when absent or made from another
  * source (treat as absent), -1 when the record is damaged (logged; the
  * caller re-encodes and its put replaces the record), or another LMDB error.
- * An invalid TRACK or VARIANT reads as MDB_NOTFOUND.
+ * An invalid TRACK or VARIANT reads as MDB_NOTFOUND. C NULL: presence only,
+ * without adding up the frame table (talas_cache_chunk_present).
  */
 int talas_cache_chunk_get(struct talas_storage *st, MDB_txn *txn, const char *track, const char *variant,
                           uint32_t index, const struct talas_cache_source *src, struct talas_cache_chunk *c);

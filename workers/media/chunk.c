@@ -123,29 +123,25 @@ int talas_chunk_lookup(const struct talas_chunk_key *key, uint32_t index, struct
 int talas_chunk_cached(const struct talas_chunk_key *key, uint32_t first, uint32_t last,
                        struct talas_chunk **first_r)
 {
-    struct talas_cache_chunk rec, first_rec = {0};
+    struct talas_cache_chunk rec = {0}; /* chunk FIRST's, when FIRST_R wants it */
     MDB_txn *txn;
+    int all = 1;
 
     if (first_r != NULL)
         *first_r = NULL;
     if (read_begin(&txn) != 0)
         return 0;
-    for (uint32_t i = first; i <= last; i++) {
+    for (uint32_t i = first; i <= last && all; i++) {
         int rc = i == first && first_r != NULL
                      ? talas_cache_chunk_get(chunk_st, txn, key->track, key->variant, i, &key->identity, &rec)
                      : talas_cache_chunk_present(chunk_st, txn, key->track, key->variant, i, &key->identity);
-        if (rc != 0) {
-            mdb_txn_abort(txn);
-            return 0;
-        }
-        if (i == first && first_r != NULL)
-            first_rec = rec;
+        all = rc == 0;
     }
-    if (first_r == NULL || first > last) {
+    if (!all || first_r == NULL || first > last) {
         mdb_txn_abort(txn);
-        return 1;
+        return all;
     }
-    *first_r = held_view(txn, &first_rec);
+    *first_r = held_view(txn, &rec);
     return 1;
 }
 
